@@ -1,0 +1,2 @@
+"""CLI command modules, one per area. Each exposes ``register(app)``; only :mod:`peerlens.cli`
+imports them. Core sub-packages never import from here."""

@@ -1,0 +1,3 @@
+"""peerlens.analysis."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""peerlens.hrv."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""peerlens.instruments."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""peerlens.narrative."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""peerlens.study."""
+
+__all__: list[str] = []
