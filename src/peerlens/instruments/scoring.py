@@ -117,7 +117,7 @@ def _item_score(
     return value
 
 
-def _bands(s: BandScore, source: np.ndarray) -> pd.Categorical:
+def _bands(s: BandScore, source: np.ndarray) -> pd.Categorical[str]:
     labels = [b.label for b in s.bands]
     lows = np.array([b.low for b in s.bands])
     highs = np.array([b.high for b in s.bands])
