@@ -1,0 +1,250 @@
+"""What an instrument's items are and which values they accept.
+
+An instrument scheduled at a timepoint is either a bundled :mod:`peerlens.instruments` spec
+(``phq9``, ``scs_sf``, ...; integer items ``<id>_<n>`` in the spec's response range) or a form
+defined by the study's REDCap data dictionary (one item per field; checkbox fields expand to
+``<field>___<code>`` items holding 0 or 1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from peerlens.study.models import Field
+
+_NUMERIC_VALIDATIONS = {"integer", "number", "number_1dp", "number_2dp", "number_comma_decimal"}
+_DATE_VALIDATIONS = {"date_ymd", "date_dmy", "date_mdy"}
+_DATETIME_VALIDATIONS = {
+    "datetime_ymd",
+    "datetime_dmy",
+    "datetime_mdy",
+    "datetime_seconds_ymd",
+    "datetime_seconds_dmy",
+    "datetime_seconds_mdy",
+}
+#: Field types that carry no data in REDCap records.
+NON_DATA_TYPES = {"descriptive"}
+
+
+@dataclass(frozen=True)
+class ItemRule:
+    """The values one item accepts.
+
+    ``kind`` is ``"int"`` (integer in ``[low, high]`` or one of ``choices``), ``"number"``,
+    ``"text"`` (free text), ``"notes"`` (free text), ``"date"``, ``"datetime"`` or ``"flag"``
+    (0/1, checkbox options).
+    """
+
+    name: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    choices: frozenset[str] | None = None
+    identifier: bool = False
+
+    @property
+    def free_text(self) -> bool:
+        """True for items whose answers are free text (dropped by the de-identified tier)."""
+        return self.kind in ("text", "notes")
+
+    @property
+    def is_date(self) -> bool:
+        """True for date and datetime items (shifted by the de-identified tier)."""
+        return self.kind in ("date", "datetime")
+
+    def check(self, raw: str) -> tuple[float | None, str | None, str | None]:
+        """Parse ``raw`` (non-empty, stripped) to ``(value, text, problem)``."""
+        if self.kind in ("text", "notes"):
+            return None, raw, None
+        if self.kind in ("date", "datetime"):
+            try:
+                parsed = dt.datetime.fromisoformat(raw)
+            except ValueError:
+                return None, None, f"{raw!r} is not an ISO date (YYYY-MM-DD)"
+            canon = parsed.date().isoformat() if self.kind == "date" else raw
+            return None, canon, None
+        try:
+            value = float(raw)
+        except ValueError:
+            return None, None, f"{raw!r} is not a number"
+        if value != value:  # NaN
+            return None, None, f"{raw!r} is not a number"
+        if self.choices is not None:
+            if _code(value) not in self.choices:
+                allowed = ", ".join(sorted(self.choices, key=_sort_key))
+                return None, None, f"{raw!r} is not one of the allowed codes ({allowed})"
+            return value, None, None
+        if self.kind in ("int", "flag") and value != int(value):
+            return None, None, f"{raw!r} is not a whole number"
+        if (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        ):
+            return (
+                None,
+                None,
+                f"{raw} is outside the allowed range {_fmt(self.low)}..{_fmt(self.high)}",
+            )
+        return value, None, None
+
+
+def _sort_key(code: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(code))
+    except ValueError:
+        return (1, code)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if value == int(value) else str(value)
+
+
+def _code(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """An instrument's items in order, whether it is bundled, and its spec version."""
+
+    name: str
+    items: tuple[ItemRule, ...]
+    builtin: bool
+    version: str | None = None
+
+    def item(self, name: str) -> ItemRule | None:
+        """The rule of item ``name`` (``None`` if this form has no such item)."""
+        for rule in self.items:
+            if rule.name == name:
+                return rule
+        return None
+
+
+def builtin_form(instrument: str) -> FormSpec | None:
+    """The bundled instrument ``instrument`` as a :class:`FormSpec`, or ``None`` if unknown."""
+    try:
+        from peerlens.instruments import load_spec
+    except ImportError:  # pragma: no cover - instruments package always ships with peerlens
+        return None
+    try:
+        spec = load_spec(instrument)
+    except Exception:  # UnknownInstrumentError (a PeerlensError) or KeyError
+        return None
+    lo, hi = float(spec.response_min), float(spec.response_max)
+    items = tuple(ItemRule(col, "int", lo, hi) for col in spec.item_columns)
+    return FormSpec(spec.id, items, True, str(getattr(spec, "version", "")) or None)
+
+
+def parse_choices(choices: str | None) -> dict[str, str]:
+    """REDCap ``"1, Yes | 0, No"`` choices to ``{"1": "Yes", "0": "No"}``.
+
+    Examples
+    --------
+    >>> parse_choices("1, Often | 2, Never, really | 99, Unknown")
+    {'1': 'Often', '2': 'Never, really', '99': 'Unknown'}
+    """
+    out: dict[str, str] = {}
+    if not choices:
+        return out
+    for part in choices.split("|"):
+        part = part.strip()
+        if not part:
+            continue
+        code, _, label = part.partition(",")
+        out[code.strip()] = label.strip()
+    return out
+
+
+def _num(text: str | None) -> float | None:
+    if text is None or text.strip() == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def field_rules(f: Field) -> list[ItemRule]:
+    """The item rule(s) of one data-dictionary field (checkboxes give one per option)."""
+    ftype = f.field_type
+    ident = bool(f.identifier)
+    if ftype in NON_DATA_TYPES:
+        return []
+    if ftype == "checkbox":
+        return [
+            ItemRule(f"{f.field_name}___{_checkbox_suffix(code)}", "flag", 0, 1, None, ident)
+            for code in parse_choices(f.choices)
+        ]
+    if ftype in ("radio", "dropdown"):
+        codes = frozenset(parse_choices(f.choices))
+        return [ItemRule(f.field_name, "int", None, None, codes, ident)]
+    if ftype == "yesno":
+        return [ItemRule(f.field_name, "int", None, None, frozenset({"0", "1"}), ident)]
+    if ftype == "truefalse":
+        return [ItemRule(f.field_name, "int", None, None, frozenset({"0", "1"}), ident)]
+    if ftype == "slider":
+        return [ItemRule(f.field_name, "int", 0, 100, None, ident)]
+    if ftype == "calc":
+        return [ItemRule(f.field_name, "number", None, None, None, ident)]
+    if ftype == "notes":
+        return [ItemRule(f.field_name, "notes", identifier=ident)]
+    if ftype == "text":
+        val = (f.validation or "").strip()
+        if val in _NUMERIC_VALIDATIONS:
+            kind = "int" if val == "integer" else "number"
+            return [
+                ItemRule(
+                    f.field_name, kind, _num(f.validation_min), _num(f.validation_max), None, ident
+                )
+            ]
+        if val in _DATE_VALIDATIONS:
+            return [ItemRule(f.field_name, "date", identifier=ident)]
+        if val in _DATETIME_VALIDATIONS:
+            return [ItemRule(f.field_name, "datetime", identifier=ident)]
+        return [ItemRule(f.field_name, "text", identifier=ident)]
+    # file, sql and other types: keep the raw text
+    return [ItemRule(f.field_name, "text", identifier=ident)]
+
+
+def _checkbox_suffix(code: str) -> str:
+    # REDCap exports checkbox option codes lower-cased, with '-' and '.' as '_'.
+    return re.sub(r"[^0-9a-z_]", "_", code.lower())
+
+
+def dictionary_forms(session: Session, study_id: int) -> dict[str, FormSpec]:
+    """Every form defined by the study's data dictionary, fields in dictionary order.
+
+    The dictionary's first field is the record id (REDCap's rule): it names the participant and is
+    not an item of its form; a form holding only that field still exists, with no items.
+    """
+    fields = session.scalars(
+        select(Field).where(Field.study_id == study_id).order_by(Field.position)
+    ).all()
+    grouped: dict[str, list[ItemRule]] = {f.form_name: [] for f in fields[:1]}
+    for f in fields[1:]:  # the first field is the record id, not an item
+        grouped.setdefault(f.form_name, []).extend(field_rules(f))
+    return {name: FormSpec(name, tuple(rules), False) for name, rules in grouped.items()}
+
+
+def resolve_forms(session: Session, study_id: int, names: Iterable[str]) -> dict[str, FormSpec]:
+    """Form specs for ``names``: the study's dictionary first, then bundled instruments.
+
+    Unknown names are left out (callers report them).
+    """
+    dictionary = dictionary_forms(session, study_id)
+    out: dict[str, FormSpec] = {}
+    for name in names:
+        if name in dictionary:
+            out[name] = dictionary[name]
+        else:
+            spec = builtin_form(name)
+            if spec is not None:
+                out[name] = spec
+    return out

@@ -1,0 +1,68 @@
+"""Finding studies, participants, timepoints and sessions by name, with clear errors."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from peerlens.study.errors import StudyError
+from peerlens.study.models import Participant, PSRelationship, Study, Timepoint
+from peerlens.study.models import Session as PSSession
+
+
+def get_study(session: Session, name: str) -> Study:
+    """The study called ``name``."""
+    study = session.scalars(select(Study).where(Study.name == name)).first()
+    if study is None:
+        known = ", ".join(session.scalars(select(Study.name).order_by(Study.name))) or "none yet"
+        raise StudyError(f"no study called {name!r} (studies: {known})")
+    return study
+
+
+def get_timepoint(session: Session, study: Study, name: str) -> Timepoint:
+    """The study's timepoint with name (or REDCap event name) ``name``."""
+    for tp in study.timepoints:
+        if name in (tp.name, tp.redcap_event):
+            return tp
+    known = ", ".join(tp.name for tp in study.timepoints)
+    raise StudyError(f"study {study.name!r} has no timepoint {name!r} (timepoints: {known})")
+
+
+def participant_map(session: Session, study: Study) -> dict[str, Participant]:
+    """Every participant of the study by study code."""
+    rows = session.scalars(select(Participant).where(Participant.study_id == study.id))
+    return {p.study_code: p for p in rows}
+
+
+def get_participant(session: Session, study: Study, code: str) -> Participant:
+    """The study's participant with study code ``code``."""
+    p = session.scalars(
+        select(Participant).where(Participant.study_id == study.id, Participant.study_code == code)
+    ).first()
+    if p is None:
+        raise StudyError(f"study {study.name!r} has no participant {code!r}")
+    return p
+
+
+def get_session(session: Session, study: Study, participant: Participant, label: str) -> PSSession:
+    """The PS session labelled ``label`` in a relationship ``participant`` belongs to."""
+    stmt = (
+        select(PSSession)
+        .join(PSRelationship, PSSession.relationship_id == PSRelationship.id)
+        .where(
+            PSRelationship.study_id == study.id,
+            (PSRelationship.ps_worker_id == participant.id)
+            | (PSRelationship.service_user_id == participant.id),
+            PSSession.label == label,
+        )
+    )
+    found = session.scalars(stmt).all()
+    if not found:
+        raise StudyError(
+            f"participant {participant.study_code!r} has no session {label!r} in {study.name!r}"
+        )
+    if len(found) > 1:
+        raise StudyError(
+            f"participant {participant.study_code!r} has {len(found)} sessions labelled {label!r}"
+        )
+    return found[0]

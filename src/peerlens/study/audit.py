@@ -1,0 +1,237 @@
+"""Append-only, hash-chained audit log.
+
+Every data change, import, export and erasure appends one :class:`~peerlens.study.models.AuditLog`
+row recording who, when (UTC, ISO 8601), what (action, entity, entity id, study), the old and new
+values (canonical JSON) and why. Row ``n`` stores the hash of row ``n - 1`` (``prev_hash``) and its
+own ``hash = sha256(canonical JSON of [seq, at_utc, actor, action, entity, entity_id, study, old,
+new, reason, prev_hash])``; the first row's ``prev_hash`` is 64 zeros. Editing any row breaks its
+own hash; removing a row leaves a gap in ``seq`` and breaks the next row's ``prev_hash``. Removing
+rows from the *end* of the chain is only detectable against a head recorded elsewhere, so every
+export writes the head (``seq`` and ``hash``) into its manifest and :func:`verify_audit` accepts an
+expected head. This is the hash-chain construction of Haber & Stornetta (1991), "How to time-stamp
+a digital document", J. Cryptology 3(2):99-111.
+
+Values written here must never be identifying: identity-vault changes record field names only and
+free text is recorded as ``{"redacted": "text", "chars": n}`` (see :func:`redacted`), so that
+erasure never needs to touch the log and the chain stays verifiable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert, select, text
+from sqlalchemy.orm import Session
+
+from peerlens.study.models import AuditLog
+
+#: ``prev_hash`` of the first row.
+GENESIS = "0" * 64
+_HEAD_KEY = "peerlens_audit_head"
+_HASHED = (
+    "seq",
+    "at_utc",
+    "actor",
+    "action",
+    "entity",
+    "entity_id",
+    "study",
+    "old",
+    "new",
+    "reason",
+    "prev_hash",
+)
+
+
+def canonical_json(value: Any) -> str | None:
+    """Deterministic JSON (sorted keys, no spaces, UTF-8); ``None`` stays ``None``.
+
+    Examples
+    --------
+    >>> canonical_json({"b": 1, "a": [1.5, None]})
+    '{"a":[1.5,null],"b":1}'
+    """
+    if value is None:
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def row_hash(row: Mapping[str, Any]) -> str:
+    """sha256 (hex) of the canonical JSON of a row's hashed columns."""
+    payload = json.dumps([row[k] for k in _HASHED], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def redacted(value: str | None) -> dict[str, Any] | None:
+    """What the audit log records instead of a free-text value: its length only.
+
+    Examples
+    --------
+    >>> redacted("I felt alone")
+    {'redacted': 'text', 'chars': 12}
+    """
+    if value is None:
+        return None
+    return {"redacted": "text", "chars": len(value)}
+
+
+def _now_utc() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _head(session: Session) -> tuple[int, str]:
+    cached = session.info.get(_HEAD_KEY)
+    if cached is not None:
+        return (int(cached[0]), str(cached[1]))
+    if session.get_bind().dialect.name == "postgresql":
+        # One appender at a time across connections; released at commit/rollback.
+        session.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+    last = session.execute(
+        select(AuditLog.seq, AuditLog.hash).order_by(AuditLog.seq.desc()).limit(1)
+    ).first()
+    head = (0, GENESIS) if last is None else (int(last[0]), str(last[1]))
+    session.info[_HEAD_KEY] = head
+    return head
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One audit entry to append (see :func:`record`)."""
+
+    action: str
+    entity: str
+    entity_id: str | None = None
+    study: str | None = None
+    old: Any = None
+    new: Any = None
+    reason: str | None = None
+
+
+def record_many(session: Session, actor: str, events: Iterable[AuditEvent]) -> int:
+    """Append ``events`` to the chain inside ``session``'s transaction; return how many."""
+    seq, prev = _head(session)
+    at = _now_utc()
+    rows: list[dict[str, Any]] = []
+    for ev in events:
+        seq += 1
+        row: dict[str, Any] = {
+            "seq": seq,
+            "at_utc": at,
+            "actor": actor,
+            "action": ev.action,
+            "entity": ev.entity,
+            "entity_id": ev.entity_id,
+            "study": ev.study,
+            "old": canonical_json(ev.old),
+            "new": canonical_json(ev.new),
+            "reason": ev.reason,
+            "prev_hash": prev,
+        }
+        row["hash"] = prev = row_hash(row)
+        rows.append(row)
+    if rows:
+        session.execute(insert(AuditLog), rows)
+        session.info[_HEAD_KEY] = (seq, prev)
+    return len(rows)
+
+
+def record(
+    session: Session,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str | None = None,
+    *,
+    study: str | None = None,
+    old: Any = None,
+    new: Any = None,
+    reason: str | None = None,
+) -> None:
+    """Append one audit entry inside ``session``'s transaction.
+
+    Parameters
+    ----------
+    actor
+        Who: a peerlens user name, or ``os:<login>`` for an unauthenticated local user.
+    action
+        What happened, e.g. ``participant.add``, ``responses.import``, ``export``.
+    entity, entity_id
+        What it happened to (table-like name and a pseudonymous key).
+    old, new
+        JSON-able values before and after (never identifying, see module docstring).
+    reason
+        Why, as given by the user.
+    """
+    record_many(
+        session,
+        actor,
+        [AuditEvent(action, entity, entity_id, study, old, new, reason)],
+    )
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Result of :func:`verify_audit`: ``ok`` is True only when ``problems`` is empty."""
+
+    rows: int
+    head_seq: int
+    head_hash: str
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        """True when every row's hash and link checked out."""
+        return not self.problems
+
+
+def verify_audit(session: Session, *, expect_head: tuple[int, str] | None = None) -> AuditReport:
+    """Walk the whole chain and report every edited, removed or re-ordered row.
+
+    Parameters
+    ----------
+    expect_head
+        ``(seq, hash)`` of a head recorded earlier (e.g. in an export manifest): the chain must
+        still contain that row unchanged, which catches removal of rows from the end.
+    """
+    problems: list[str] = []
+    prev_seq, prev_hash, n = 0, GENESIS, 0
+    seen_expected = expect_head is None
+    stmt = select(*[getattr(AuditLog, c) for c in (*_HASHED, "hash")]).order_by(AuditLog.seq)
+    for r in session.execute(stmt.execution_options(yield_per=5000)).mappings():
+        n += 1
+        seq = int(r["seq"])
+        if seq != prev_seq + 1:
+            gap = f"{prev_seq + 1}" if seq == prev_seq + 2 else f"{prev_seq + 1}..{seq - 1}"
+            problems.append(f"row(s) seq {gap} removed (chain jumps from {prev_seq} to {seq})")
+        if r["prev_hash"] != prev_hash:
+            problems.append(f"row seq {seq}: prev_hash does not match the hash of the row before")
+        if row_hash(dict(r)) != r["hash"]:
+            problems.append(f"row seq {seq} ({r['action']}): content edited, hash does not match")
+        if expect_head is not None and seq == expect_head[0]:
+            seen_expected = True
+            if r["hash"] != expect_head[1]:
+                problems.append(f"row seq {seq}: differs from the expected head hash")
+        prev_seq, prev_hash = seq, str(r["hash"])
+    if not seen_expected and expect_head is not None:
+        problems.append(
+            f"expected head row seq {expect_head[0]} is missing: rows removed from the end "
+            f"(chain now ends at seq {prev_seq})"
+        )
+    return AuditReport(n, prev_seq, prev_hash, tuple(problems))
+
+
+def audit_frame(session: Session, *, study: str | None = None) -> Any:
+    """The audit log as a :class:`pandas.DataFrame` (optionally one study's rows)."""
+    import pandas as pd
+
+    stmt = select(AuditLog).order_by(AuditLog.seq)
+    if study is not None:
+        stmt = stmt.where(AuditLog.study == study)
+    cols = [*_HASHED, "hash"]
+    rows = [{c: getattr(a, c) for c in cols} for a in session.scalars(stmt)]
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,109 @@
+"""The ``study.yaml`` file that defines a study (see ``docs/study.md`` for the format).
+
+Example::
+
+    title: Peer connection trial
+    arms: [intervention, control]
+    sites: [leeds, glasgow]
+    missing_codes: [-99, -98]
+    data_dictionary: dictionary.csv      # optional REDCap data dictionary, relative to this file
+    timepoints:
+      - name: baseline
+        offset_days: 0
+        instruments: [phq9, gad7, scs_sf]
+      - name: week12
+        redcap_event: week_12_arm_1
+        offset_days: 84
+        window_before_days: 7
+        window_after_days: 14
+        instruments: [phq9, gad7]
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from peerlens.study.errors import StudyError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimepointConfig(_Strict):
+    """One timepoint (REDCap event)."""
+
+    name: str
+    redcap_event: str | None = None
+    offset_days: int = 0
+    window_before_days: int = Field(0, ge=0)
+    window_after_days: int = Field(0, ge=0)
+    instruments: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use letters, digits, '_', '-' or '.' (at most 100)")
+        return v
+
+    @property
+    def event(self) -> str:
+        """The REDCap unique event name (default ``<name>_arm_1``, REDCap's own default)."""
+        return self.redcap_event or f"{self.name.lower()}_arm_1"
+
+
+class StudyConfig(_Strict):
+    """A whole study definition."""
+
+    title: str | None = None
+    arms: list[str] = Field(default_factory=list)
+    sites: list[str] = Field(default_factory=list)
+    missing_codes: list[str | int] = Field(default_factory=list)
+    data_dictionary: str | None = None
+    timepoints: list[TimepointConfig] = Field(min_length=1)
+
+    @field_validator("timepoints")
+    @classmethod
+    def _unique(cls, v: list[TimepointConfig]) -> list[TimepointConfig]:
+        names = [t.name for t in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"timepoint names repeated: {', '.join(dupes)}")
+        events = [t.event for t in v]
+        dupes = sorted({n for n in events if events.count(n) > 1})
+        if dupes:
+            raise ValueError(f"redcap_event names repeated: {', '.join(dupes)}")
+        return v
+
+
+def load_config(path: str | Path) -> tuple[StudyConfig, Path]:
+    """Read and validate a study config; returns it and the folder it was in.
+
+    Raises
+    ------
+    StudyError
+        The file is missing, is not YAML, or breaks the format (message names the key).
+    """
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise StudyError(f"{p}: cannot read study config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise StudyError(f"{p}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise StudyError(f"{p}: a study config is a YAML mapping (title, arms, timepoints, ...)")
+    try:
+        return StudyConfig.model_validate(data), p.parent
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(x) for x in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise StudyError(f"{p}: invalid study config:\n" + "\n".join(lines)) from None

@@ -1,0 +1,350 @@
+"""SQLAlchemy 2.x data model of a peer-support study.
+
+Identifying fields live in exactly one table, :class:`IdentityVault`; every other table refers to a
+participant by its pseudonymous ``study_code``. Scores, HRV metrics and story labels are derived
+data: they are recomputed from the stored items, recordings and text (with the scoring or pipeline
+version recorded in the output), never stored as hand-editable values.
+
+The schema is created and upgraded only by the Alembic migrations in
+``peerlens/study/migrations``; ``Base.metadata`` mirrors the head revision and a test checks that
+the two agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Participant roles.
+ROLES = ("service_user", "ps_worker")
+#: Participant statuses.
+STATUSES = ("enrolled", "withdrawn", "completed", "erased")
+#: Session modes.
+SESSION_MODES = ("in_person", "phone", "video", "text_chat")
+#: Response completion status, coded as REDCap's ``<form>_complete`` (0, 1, 2).
+COMPLETION = {0: "incomplete", 1: "unverified", 2: "complete"}
+#: User roles.
+USER_ROLES = ("admin", "researcher", "ps_worker")
+
+
+def utcnow() -> dt.datetime:
+    """The current time in UTC (timezone-aware)."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every study table."""
+
+
+class Study(Base):
+    """A study: arms, sites, timepoints (REDCap events) and instruments per timepoint."""
+
+    __tablename__ = "study"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    #: Codes meaning "not answered" in imports (JSON list of strings).
+    missing_codes_json: Mapped[str] = mapped_column(Text, default="[]")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    arms: Mapped[list[Arm]] = relationship(back_populates="study", order_by="Arm.id")
+    sites: Mapped[list[Site]] = relationship(back_populates="study", order_by="Site.id")
+    timepoints: Mapped[list[Timepoint]] = relationship(
+        back_populates="study", order_by="Timepoint.position"
+    )
+
+
+class Arm(Base):
+    """A study arm (e.g. ``intervention``, ``control``)."""
+
+    __tablename__ = "arm"
+    __table_args__ = (UniqueConstraint("study_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+    study: Mapped[Study] = relationship(back_populates="arms")
+
+
+class Site(Base):
+    """A recruiting site (service, hospital, community organisation)."""
+
+    __tablename__ = "site"
+    __table_args__ = (UniqueConstraint("study_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    study: Mapped[Study] = relationship(back_populates="sites")
+
+
+class Timepoint(Base):
+    """A REDCap-style event: name, unique event name and schedule offset from enrolment."""
+
+    __tablename__ = "timepoint"
+    __table_args__ = (
+        UniqueConstraint("study_id", "name"),
+        UniqueConstraint("study_id", "redcap_event"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    redcap_event: Mapped[str] = mapped_column(String(100))
+    offset_days: Mapped[int] = mapped_column(Integer, default=0)
+    window_before_days: Mapped[int] = mapped_column(Integer, default=0)
+    window_after_days: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    study: Mapped[Study] = relationship(back_populates="timepoints")
+    instruments: Mapped[list[TimepointInstrument]] = relationship(
+        back_populates="timepoint", order_by="TimepointInstrument.position"
+    )
+
+
+class TimepointInstrument(Base):
+    """An instrument (questionnaire or REDCap form) scheduled at a timepoint."""
+
+    __tablename__ = "timepoint_instrument"
+    __table_args__ = (UniqueConstraint("timepoint_id", "instrument"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    timepoint_id: Mapped[int] = mapped_column(ForeignKey("timepoint.id"), index=True)
+    instrument: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    timepoint: Mapped[Timepoint] = relationship(back_populates="instruments")
+
+
+class Field(Base):
+    """One row of a REDCap data dictionary (all 18 standard columns kept for round trips)."""
+
+    __tablename__ = "field"
+    __table_args__ = (UniqueConstraint("study_id", "field_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    field_name: Mapped[str] = mapped_column(String(100))
+    form_name: Mapped[str] = mapped_column(String(100))
+    section_header: Mapped[str | None] = mapped_column(Text)
+    field_type: Mapped[str] = mapped_column(String(20))
+    field_label: Mapped[str | None] = mapped_column(Text)
+    choices: Mapped[str | None] = mapped_column(Text)
+    field_note: Mapped[str | None] = mapped_column(Text)
+    validation: Mapped[str | None] = mapped_column(String(50))
+    validation_min: Mapped[str | None] = mapped_column(String(50))
+    validation_max: Mapped[str | None] = mapped_column(String(50))
+    identifier: Mapped[bool] = mapped_column(Boolean, default=False)
+    branching_logic: Mapped[str | None] = mapped_column(Text)
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    custom_alignment: Mapped[str | None] = mapped_column(String(10))
+    question_number: Mapped[str | None] = mapped_column(String(50))
+    matrix_group: Mapped[str | None] = mapped_column(String(100))
+    matrix_ranking: Mapped[str | None] = mapped_column(String(5))
+    field_annotation: Mapped[str | None] = mapped_column(Text)
+
+
+class Participant(Base):
+    """A participant known only by a pseudonymous study code.
+
+    ``date_shift_days`` is drawn at random when the participant is added and used only by the
+    de-identified export tier (every date of this participant moves back by that many days).
+    """
+
+    __tablename__ = "participant"
+    __table_args__ = (UniqueConstraint("study_id", "study_code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    study_code: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(20), default="service_user")
+    arm_id: Mapped[int | None] = mapped_column(ForeignKey("arm.id"))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id"))
+    status: Mapped[str] = mapped_column(String(20), default="enrolled")
+    enrolled_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    erased_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    date_shift_days: Mapped[int] = mapped_column(Integer, default=0)
+
+    arm: Mapped[Arm | None] = relationship()
+    site: Mapped[Site | None] = relationship()
+
+
+class IdentityVault(Base):
+    """The only place identifying fields (name, contact, date of birth, ...) may live.
+
+    ``fields_json`` is a JSON object of field name to value. Erasure deletes the row.
+    """
+
+    __tablename__ = "identity_vault"
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), primary_key=True)
+    fields_json: Mapped[str] = mapped_column(Text, default="{}")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Consent(Base):
+    """A consent given by a participant: version of the form, when, and what it covers."""
+
+    __tablename__ = "consent"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    version: Mapped[str] = mapped_column(String(50))
+    consented_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    scope: Mapped[str] = mapped_column(Text, default="")
+
+
+class PSRelationship(Base):
+    """A PS worker supporting a service user, from ``started_at`` until ``ended_at``."""
+
+    __tablename__ = "ps_relationship"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    ps_worker_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    service_user_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Session(Base):
+    """One PS session within a relationship. ``notes`` is free text (erased on erasure)."""
+
+    __tablename__ = "ps_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    relationship_id: Mapped[int] = mapped_column(ForeignKey("ps_relationship.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    duration_min: Mapped[float | None] = mapped_column(Float)
+    mode: Mapped[str] = mapped_column(String(20))
+    notes: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (UniqueConstraint("relationship_id", "label"),)
+
+
+class Response(Base):
+    """One completed (or partly completed) instrument by one participant at one timepoint or
+    session. Item values live in :class:`ResponseItem`."""
+
+    __tablename__ = "response"
+    __table_args__ = (
+        UniqueConstraint(
+            "participant_id", "timepoint_id", "session_id", "instrument", "repeat_instance"
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    timepoint_id: Mapped[int | None] = mapped_column(ForeignKey("timepoint.id"), index=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("ps_session.id"), index=True)
+    instrument: Mapped[str] = mapped_column(String(100))
+    repeat_instance: Mapped[int] = mapped_column(Integer, default=0)
+    completion: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ResponseItem(Base):
+    """One item value: numeric ``value``, free ``text``, or a ``missing_code`` (never two)."""
+
+    __tablename__ = "response_item"
+    __table_args__ = (UniqueConstraint("response_id", "item"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("response.id"), index=True)
+    item: Mapped[str] = mapped_column(String(120))
+    value: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(Text)
+    missing_code: Mapped[str | None] = mapped_column(String(20))
+
+
+class Recording(Base):
+    """An ECG or RR file, stored once in a content-addressed folder under its sha256."""
+
+    __tablename__ = "recording"
+    __table_args__ = (UniqueConstraint("participant_id", "sha256"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("ps_session.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    suffix: Mapped[str] = mapped_column(String(20))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10), default="ecg")
+    device: Mapped[str | None] = mapped_column(String(100))
+    sampling_rate_hz: Mapped[float | None] = mapped_column(Float)
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RecordingWindow(Base):
+    """A labelled window event within a recording (e.g. ``baseline``, ``session``), seconds."""
+
+    __tablename__ = "recording_window"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recording.id"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+
+
+class Transcript(Base):
+    """A session transcript or a PS worker's story: versioned free text (erased on erasure)."""
+
+    __tablename__ = "transcript"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), default="transcript")
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participant.id"), index=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("ps_session.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    author: Mapped[str | None] = mapped_column(String(100))
+    text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    """A person who uses peerlens (not a participant). Passwords are argon2id hashes."""
+
+    __tablename__ = "app_user"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RoleAssignment(Base):
+    """A role for a user, global (``study_id`` NULL), per study, or per study site.
+
+    ``export_tier`` overrides the role's default export right (see :mod:`peerlens.study.users`).
+    """
+
+    __tablename__ = "role_assignment"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("study.id"))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id"))
+    export_tier: Mapped[str | None] = mapped_column(String(30))
+
+
+class AuditLog(Base):
+    """Append-only, hash-chained log of every data change, import, export and erasure.
+
+    ``seq`` runs 1, 2, 3, ... without gaps; ``hash`` is the sha256 of ``prev_hash`` and the
+    canonical JSON of the other columns (see :mod:`peerlens.study.audit`). Database triggers make
+    UPDATE and DELETE fail. Values written here are never identifying (see ``docs/study.md``).
+    """
+
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at_utc: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    entity: Mapped[str] = mapped_column(String(50))
+    entity_id: Mapped[str | None] = mapped_column(String(200))
+    study: Mapped[str | None] = mapped_column(String(100))
+    old: Mapped[str | None] = mapped_column(Text)
+    new: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

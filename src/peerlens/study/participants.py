@@ -1,0 +1,340 @@
+"""Enrolling, listing and withdrawing participants; consent and the identity vault."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import insert, select
+
+from peerlens.study import audit
+from peerlens.study._lookup import get_participant, get_study, participant_map
+from peerlens.study.errors import ImportRejected, Problem, StudyError
+from peerlens.study.models import (
+    ROLES,
+    Arm,
+    Consent,
+    IdentityVault,
+    Participant,
+    Site,
+    utcnow,
+)
+from peerlens.study.storage import Store
+
+_CODE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+@dataclass(frozen=True)
+class NewParticipant:
+    """A participant to add: pseudonymous ``code``, role, arm, site, and optional identity."""
+
+    code: str
+    role: str = "service_user"
+    arm: str | None = None
+    site: str | None = None
+    identity: Mapping[str, str] = field(default_factory=dict)
+
+
+def check_code(code: str) -> str | None:
+    """Why ``code`` is not a usable pseudonymous study code (``None`` if it is).
+
+    Examples
+    --------
+    >>> check_code("P-001") is None
+    True
+    >>> check_code("Jane Doe")
+    "'Jane Doe' has characters other than letters, digits, '_', '-', '.'"
+    """
+    if not code:
+        return "empty study code"
+    if len(code) > 64:
+        return f"study code {code[:20]!r}... is longer than 64 characters"
+    if not set(code) <= _CODE_CHARS:
+        return f"{code!r} has characters other than letters, digits, '_', '-', '.'"
+    return None
+
+
+def add_participants(
+    store: Store,
+    study_name: str,
+    participants: Iterable[NewParticipant],
+    *,
+    actor: str,
+    reason: str | None = None,
+    source: str = "participants",
+) -> int:
+    """Add many participants in one transaction; return how many were new.
+
+    Codes already enrolled with the same role, arm and site are skipped (idempotent); any
+    conflict, unknown arm/site or bad code rejects the whole batch with every problem listed.
+    """
+    items = list(participants)
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        arms = {a.name: a.id for a in s.scalars(select(Arm).where(Arm.study_id == study.id))}
+        sites = {x.name: x.id for x in s.scalars(select(Site).where(Site.study_id == study.id))}
+        existing = participant_map(s, study)
+        problems: list[Problem] = []
+        seen: dict[str, int] = {}
+        rows: list[dict[str, Any]] = []
+        vault: list[tuple[int, dict[str, str]]] = []
+        for n, p in enumerate(items, start=1):
+            why = check_code(p.code)
+            if why:
+                problems.append(Problem(n, "participant", why))
+                continue
+            if p.code in seen:
+                problems.append(Problem(n, "participant", f"{p.code!r} also on row {seen[p.code]}"))
+                continue
+            seen[p.code] = n
+            if p.role not in ROLES:
+                problems.append(Problem(n, "role", f"{p.role!r} is not one of {', '.join(ROLES)}"))
+            if p.arm is not None and p.arm not in arms:
+                problems.append(Problem(n, "arm", f"no arm {p.arm!r} (arms: {', '.join(arms)})"))
+            if p.site is not None and p.site not in sites:
+                problems.append(
+                    Problem(n, "site", f"no site {p.site!r} (sites: {', '.join(sites)})")
+                )
+            old = existing.get(p.code)
+            if old is not None:
+                same = (
+                    old.role == p.role
+                    and old.arm_id == arms.get(p.arm or "")
+                    and old.site_id == sites.get(p.site or "")
+                )
+                if not same:
+                    problems.append(
+                        Problem(n, "participant", f"{p.code!r} is already enrolled differently")
+                    )
+                continue
+            rows.append(
+                {
+                    "study_id": study.id,
+                    "study_code": p.code,
+                    "role": p.role,
+                    "arm_id": arms.get(p.arm) if p.arm else None,
+                    "site_id": sites.get(p.site) if p.site else None,
+                    "status": "enrolled",
+                    "enrolled_at": utcnow(),
+                    # REDCap-style date shift: 0..364 days, secret, per participant.
+                    "date_shift_days": secrets.randbelow(365),
+                }
+            )
+            if p.identity:
+                vault.append((len(rows) - 1, dict(p.identity)))
+        if problems:
+            raise ImportRejected(source, problems)
+        if rows:
+            s.execute(insert(Participant), rows)
+            if vault:
+                ids = {
+                    code: pid
+                    for pid, code in s.execute(
+                        select(Participant.id, Participant.study_code).where(
+                            Participant.study_id == study.id
+                        )
+                    )
+                }
+                s.execute(
+                    insert(IdentityVault),
+                    [
+                        {
+                            "participant_id": ids[rows[i]["study_code"]],
+                            "fields_json": json.dumps(ident, ensure_ascii=False),
+                            "updated_at": utcnow(),
+                        }
+                        for i, ident in vault
+                    ],
+                )
+        events = [
+            audit.AuditEvent(
+                "participant.add",
+                "participant",
+                r["study_code"],
+                study_name,
+                None,
+                {
+                    "role": r["role"],
+                    "arm": next((k for k, v in arms.items() if v == r["arm_id"]), None),
+                    "site": next((k for k, v in sites.items() if v == r["site_id"]), None),
+                    "identity_fields": sorted(items[seen[r["study_code"]] - 1].identity),
+                },
+                reason,
+            )
+            for r in rows
+        ]
+        audit.record_many(s, actor, events)
+        return len(rows)
+
+
+def add_participant(
+    store: Store,
+    study_name: str,
+    code: str,
+    *,
+    role: str = "service_user",
+    arm: str | None = None,
+    site: str | None = None,
+    identity: Mapping[str, str] | None = None,
+    actor: str,
+    reason: str | None = None,
+) -> bool:
+    """Enrol one participant; True if new, False if already enrolled the same way.
+
+    ``identity`` (name, contact, date of birth, ...) goes only to the identity vault; the audit
+    log records its field names, never the values.
+    """
+    new = NewParticipant(code, role, arm, site, dict(identity or {}))
+    try:
+        return add_participants(store, study_name, [new], actor=actor, reason=reason) == 1
+    except ImportRejected as exc:
+        raise StudyError("; ".join(p.reason for p in exc.problems)) from None
+
+
+def list_participants(store: Store, study_name: str) -> pd.DataFrame:
+    """Participants of a study (no identifying fields): code, role, arm, site, status, dates."""
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        arms = {a.id: a.name for a in study.arms}
+        sites = {x.id: x.name for x in study.sites}
+        rows = [
+            {
+                "participant": p.study_code,
+                "role": p.role,
+                "arm": arms.get(p.arm_id) if p.arm_id else None,
+                "site": sites.get(p.site_id) if p.site_id else None,
+                "status": p.status,
+                "enrolled_at": p.enrolled_at,
+                "withdrawn_at": p.withdrawn_at,
+            }
+            for p in s.scalars(
+                select(Participant)
+                .where(Participant.study_id == study.id)
+                .order_by(Participant.study_code)
+            )
+        ]
+    cols = ["participant", "role", "arm", "site", "status", "enrolled_at", "withdrawn_at"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def set_status(
+    store: Store,
+    study_name: str,
+    code: str,
+    status: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> None:
+    """Set a participant's status to ``withdrawn`` or ``completed`` (data are kept)."""
+    if status not in ("withdrawn", "completed", "enrolled"):
+        raise StudyError(f"status {status!r}: use enrolled, withdrawn or completed")
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        p = get_participant(s, study, code)
+        if p.status == "erased":
+            raise StudyError(f"participant {code!r} was erased")
+        if p.status == status:
+            return
+        old = p.status
+        p.status = status
+        p.withdrawn_at = utcnow() if status == "withdrawn" else p.withdrawn_at
+        audit.record(
+            s,
+            actor,
+            f"participant.{'withdraw' if status == 'withdrawn' else 'status'}",
+            "participant",
+            code,
+            study=study_name,
+            old={"status": old},
+            new={"status": status},
+            reason=reason,
+        )
+
+
+def withdraw_participant(
+    store: Store, study_name: str, code: str, *, actor: str, reason: str | None = None
+) -> None:
+    """Mark a participant withdrawn (their data so far are kept; see erasure to remove them)."""
+    set_status(store, study_name, code, "withdrawn", actor=actor, reason=reason)
+
+
+def set_identity(
+    store: Store,
+    study_name: str,
+    code: str,
+    fields: Mapping[str, str],
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> None:
+    """Merge ``fields`` into the participant's identity-vault row (creating it if needed)."""
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        p = get_participant(s, study, code)
+        if p.status == "erased":
+            raise StudyError(f"participant {code!r} was erased")
+        row = s.get(IdentityVault, p.id)
+        old: dict[str, str] = json.loads(row.fields_json) if row else {}
+        merged = {**old, **fields}
+        if row is None:
+            s.add(IdentityVault(participant_id=p.id, fields_json=json.dumps(merged)))
+        else:
+            row.fields_json = json.dumps(merged, ensure_ascii=False)
+            row.updated_at = utcnow()
+        changed = sorted(k for k in fields if old.get(k) != fields[k])
+        audit.record(
+            s,
+            actor,
+            "identity.update",
+            "identity_vault",
+            code,
+            study=study_name,
+            old={"fields": sorted(old)},
+            new={"fields": sorted(merged), "changed": changed},
+            reason=reason,
+        )
+
+
+def get_identity(store: Store, study_name: str, code: str) -> dict[str, str]:
+    """The participant's identifying fields (empty after erasure)."""
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        p = get_participant(s, study, code)
+        row = s.get(IdentityVault, p.id)
+        return dict(json.loads(row.fields_json)) if row else {}
+
+
+def add_consent(
+    store: Store,
+    study_name: str,
+    code: str,
+    *,
+    version: str,
+    consented_at: dt.datetime,
+    scope: str = "",
+    actor: str,
+    reason: str | None = None,
+) -> None:
+    """Record a consent (form version, when, what it covers)."""
+    if consented_at.tzinfo is None:
+        raise StudyError("consent time must carry a time zone (e.g. 2026-03-01T10:00:00+00:00)")
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        p = get_participant(s, study, code)
+        s.add(Consent(participant_id=p.id, version=version, consented_at=consented_at, scope=scope))
+        audit.record(
+            s,
+            actor,
+            "consent.add",
+            "consent",
+            code,
+            study=study_name,
+            new={"version": version, "at": consented_at.isoformat(), "scope": scope},
+            reason=reason,
+        )

@@ -1,0 +1,480 @@
+"""Importing questionnaire responses: all or nothing, idempotent, every problem reported.
+
+A response file is a wide table (CSV or Excel): one row per participant, a participant column
+(``participant``, ``record_id``, ``study_id`` or ``participant_id``), the item columns of the
+instruments scheduled at the timepoint (``phq9_1`` ... for bundled instruments, field names for
+data-dictionary forms) and optionally ``<instrument>_complete`` (0 incomplete, 1 unverified,
+2 complete, as in REDCap). Empty cells are unanswered; cells equal to one of the study's missing
+codes are stored as that code. Without a ``_complete`` column a response is ``complete`` (2) when
+every item has a value or a missing code, else ``incomplete`` (0).
+
+The whole file is checked before anything is written and written in one transaction: any problem
+(unknown participant, out-of-range value, duplicate row, unknown column) rejects the file with a
+report of every problem, and an interrupted import leaves the database as it was. Importing the
+same file again changes nothing; a file with changed values updates those responses and logs
+every changed item (old -> new) in the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from peerlens.study import audit
+from peerlens.study._catalog import FormSpec, ItemRule, resolve_forms
+from peerlens.study._lookup import get_study, get_timepoint, participant_map
+from peerlens.study.errors import ImportRejected, Problem, StudyError
+from peerlens.study.models import Response, ResponseItem, utcnow
+from peerlens.study.storage import Store
+
+#: Column names accepted for the participant's study code, in order of preference.
+PARTICIPANT_COLUMNS = ("participant", "record_id", "study_id", "participant_id")
+_META_COLUMNS = {"redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance"}
+
+#: ``(value, text, missing_code)`` of one stored item.
+ItemValue = tuple[float | None, str | None, str | None]
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import did: rows read and responses new / updated / unchanged."""
+
+    source: str
+    sha256: str
+    rows: int
+    new: int
+    updated: int
+    unchanged: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.source}: {self.rows} row(s); responses {self.new} new, "
+            f"{self.updated} updated, {self.unchanged} unchanged"
+        )
+
+
+@dataclass
+class ResponseRecord:
+    """One response ready to store (built by the file parsers)."""
+
+    participant_id: int
+    participant: str
+    timepoint_id: int | None
+    instrument: str
+    repeat_instance: int
+    completion: int | None
+    items: dict[str, ItemValue]
+
+
+def read_table(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """Read a CSV or Excel file as text cells (no type guessing); return it and its sha256."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ImportRejected(
+            str(p), [Problem(None, None, f"cannot read ({exc.strerror})")]
+        ) from None
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        if p.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
+            frame = pd.read_excel(p, dtype=str, keep_default_na=False)
+        else:
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                text = raw.decode("cp1252", errors="replace")
+            import io
+
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except Exception as exc:  # parser errors of every kind: report them as a bad file
+        raise ImportRejected(
+            str(p), [Problem(None, None, f"not a readable table: {exc}")]
+        ) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame, digest
+
+
+def _as_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+class MissingCodes:
+    """Membership test for missing codes that treats ``-99`` and ``-99.0`` as the same code."""
+
+    def __init__(self, codes: Iterable[str | int | float]) -> None:
+        self.text = {str(c).strip() for c in codes if str(c).strip() != ""}
+        self.numbers = {v: c for c in self.text if (v := _as_float(c)) is not None}
+
+    def match(self, raw: str) -> str | None:
+        """The code ``raw`` stands for, or ``None``."""
+        if raw in self.text:
+            return raw
+        v = _as_float(raw)
+        if v is not None and v in self.numbers:
+            return self.numbers[v]
+        return None
+
+
+def parse_item(
+    rule: ItemRule, raw: str, codes: MissingCodes
+) -> tuple[ItemValue | None, str | None]:
+    """``raw`` (stripped, non-empty) as a stored item value, or a problem."""
+    code = codes.match(raw)
+    if code is not None:
+        return (None, None, code), None
+    value, text, problem = rule.check(raw)
+    if problem:
+        return None, problem
+    return (value, text, None), None
+
+
+def _derive_completion(form: FormSpec, items: dict[str, ItemValue]) -> int:
+    answered = sum(1 for r in form.items if r.name in items)
+    return 2 if answered == len(form.items) else 0
+
+
+def parse_completion(raw: str) -> tuple[int | None, str | None]:
+    """A ``<form>_complete`` cell: ``(status, problem)``; empty means not given."""
+    if raw == "":
+        return None, None
+    v = _as_float(raw)
+    if v is None or v not in (0.0, 1.0, 2.0):
+        return None, f"{raw!r} is not a completion status (0, 1 or 2)"
+    return int(v), None
+
+
+def import_responses(
+    store: Store,
+    study_name: str,
+    path: str | Path,
+    *,
+    timepoint: str,
+    instrument: str | None = None,
+    missing_codes: Sequence[str | int] | None = None,
+    actor: str,
+    reason: str | None = None,
+) -> ImportSummary:
+    """Import a wide response file for one timepoint (see module docstring).
+
+    Parameters
+    ----------
+    timepoint
+        Timepoint name or REDCap event name.
+    instrument
+        Read only this instrument's columns (other scheduled instruments' columns are ignored).
+    missing_codes
+        Codes meaning "not answered" in addition to the study's own.
+
+    Raises
+    ------
+    ImportRejected
+        Lists every problem found (row, column, reason); nothing was stored.
+    """
+    frame, digest = read_table(path)
+    source = str(path)
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        tp = get_timepoint(s, study, timepoint)
+        scheduled = [ti.instrument for ti in tp.instruments]
+        if instrument is not None and instrument not in scheduled:
+            raise StudyError(
+                f"instrument {instrument!r} is not scheduled at {tp.name!r} "
+                f"(scheduled: {', '.join(scheduled) or 'none'})"
+            )
+        forms = resolve_forms(s, study.id, scheduled)
+        codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
+        records, problems = _parse_wide(frame, forms, instrument, codes, s, study, tp.id)
+        if problems:
+            raise ImportRejected(source, problems)
+        new, updated, unchanged = write_responses(
+            s,
+            records,
+            source=f"file:{Path(path).name}@{digest[:12]}",
+            actor=actor,
+            study_name=study_name,
+            reason=reason,
+            codes=codes,
+        )
+        summary = ImportSummary(source, digest, len(frame), new, updated, unchanged)
+        audit.record(
+            s,
+            actor,
+            "responses.import",
+            "response",
+            tp.name,
+            study=study_name,
+            new={
+                "file": Path(path).name,
+                "sha256": digest,
+                "timepoint": tp.name,
+                "instrument": instrument,
+                "rows": len(frame),
+                "new": new,
+                "updated": updated,
+                "unchanged": unchanged,
+            },
+            reason=reason,
+        )
+    return summary
+
+
+def _parse_wide(
+    frame: pd.DataFrame,
+    forms: dict[str, FormSpec],
+    only: str | None,
+    codes: MissingCodes,
+    s: Session,
+    study: Any,
+    timepoint_id: int,
+) -> tuple[list[ResponseRecord], list[Problem]]:
+    problems: list[Problem] = []
+    pcol = next((c for c in PARTICIPANT_COLUMNS if c in frame.columns), None)
+    if pcol is None:
+        return [], [
+            Problem(0, None, f"no participant column (one of {', '.join(PARTICIPANT_COLUMNS)})")
+        ]
+    cols = list(frame.columns)
+    dupes = sorted({c for c in cols if cols.count(c) > 1})
+    for c in dupes:
+        problems.append(Problem(0, c, "column appears more than once"))
+    owner: dict[str, str] = {}
+    for name, form in forms.items():
+        for rule in form.items:
+            owner[rule.name] = name
+        owner[f"{name}_complete"] = name
+    wanted = [only] if only else list(forms)
+    present: dict[str, FormSpec] = {}
+    for name in wanted:
+        maybe = forms.get(name)
+        if maybe is None:
+            problems.append(Problem(None, None, f"instrument {name!r} has no definition"))
+            continue
+        have = [r.name for r in maybe.items if r.name in frame.columns]
+        if not have and f"{name}_complete" not in frame.columns:
+            continue
+        lacking = [r.name for r in maybe.items if r.name not in frame.columns]
+        if lacking:
+            problems.append(
+                Problem(0, None, f"{name}: item column(s) missing: {', '.join(lacking)}")
+            )
+        present[name] = maybe
+    for c in cols:
+        if c == pcol or c in _META_COLUMNS or c.endswith("_timestamp"):
+            continue
+        if c in owner:  # an item of a scheduled instrument (ignored unless selected)
+            continue
+        problems.append(Problem(0, c, "unknown column (not an item of the instruments scheduled)"))
+    if not present and not problems:
+        problems.append(Problem(None, None, "no item columns of any scheduled instrument"))
+    # Carry on through the rows even after header problems so that every problem is reported.
+    people = participant_map(s, study)
+    records: list[ResponseRecord] = []
+    seen: dict[str, int] = {}
+    values = {c: frame[c].tolist() for c in frame.columns}
+    for i in range(len(frame)):
+        n = i + 1
+        code = str(values[pcol][i]).strip()
+        if not code:
+            problems.append(Problem(n, pcol, "empty participant code"))
+            continue
+        if code in seen:
+            problems.append(Problem(n, pcol, f"participant {code!r} also on row {seen[code]}"))
+            continue
+        seen[code] = n
+        person = people.get(code)
+        if person is None:
+            problems.append(Problem(n, pcol, f"unknown participant {code!r}"))
+            continue
+        if person.status == "erased":
+            problems.append(Problem(n, pcol, f"participant {code!r} was erased"))
+            continue
+        for name, form in present.items():
+            items: dict[str, ItemValue] = {}
+            for rule in form.items:
+                column = values.get(rule.name)
+                if column is None:
+                    continue
+                raw = str(column[i]).strip()
+                if raw == "":
+                    continue
+                parsed, why = parse_item(rule, raw, codes)
+                if why:
+                    problems.append(Problem(n, rule.name, why))
+                elif parsed is not None:
+                    items[rule.name] = parsed
+            comp_col = f"{name}_complete"
+            completion = None
+            if comp_col in values:
+                completion, why = parse_completion(str(values[comp_col][i]).strip())
+                if why:
+                    problems.append(Problem(n, comp_col, why))
+            if not items and completion is None:
+                continue
+            if completion is None:
+                completion = _derive_completion(form, items)
+            records.append(
+                ResponseRecord(person.id, code, timepoint_id, name, 0, completion, items)
+            )
+    return records, problems
+
+
+def _audit_items(items: dict[str, ItemValue], keys: Iterable[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in keys:
+        v = items.get(k)
+        if v is None:
+            out[k] = None
+        elif v[2] is not None:
+            out[k] = {"missing": v[2]}
+        elif v[1] is not None:
+            out[k] = audit.redacted(v[1])
+        else:
+            out[k] = v[0]
+    return out
+
+
+def write_responses(
+    s: Session,
+    records: Sequence[ResponseRecord],
+    *,
+    source: str,
+    actor: str,
+    study_name: str,
+    reason: str | None,
+    codes: MissingCodes | None = None,
+) -> tuple[int, int, int]:
+    """Store ``records`` idempotently in ``s``'s transaction; return (new, updated, unchanged)."""
+    del codes
+    if not records:
+        return 0, 0, 0
+    keyset = {(r.participant_id, r.timepoint_id, r.instrument, r.repeat_instance) for r in records}
+    existing: dict[tuple[int, int | None, str, int], tuple[int, int | None]] = {}
+    pids = sorted({k[0] for k in keyset})
+    tps = sorted({k[1] for k in keyset if k[1] is not None})
+    insts = sorted({k[2] for k in keyset})
+    for chunk in _chunks(pids, 5000):
+        stmt = select(
+            Response.id,
+            Response.participant_id,
+            Response.timepoint_id,
+            Response.instrument,
+            Response.repeat_instance,
+            Response.completion,
+        ).where(
+            Response.participant_id.in_(chunk),
+            Response.instrument.in_(insts),
+            Response.session_id.is_(None),
+        )
+        if tps:
+            stmt = stmt.where(Response.timepoint_id.in_(tps))
+        for rid, pid, tid, inst, rep, comp in s.execute(stmt):
+            key = (pid, tid, inst, rep)
+            if key in keyset:
+                existing[key] = (rid, comp)
+    old_items: dict[int, dict[str, ItemValue]] = {}
+    ids = sorted(v[0] for v in existing.values())
+    for chunk in _chunks(ids, 5000):
+        for rid, item, value, text, miss in s.execute(
+            select(
+                ResponseItem.response_id,
+                ResponseItem.item,
+                ResponseItem.value,
+                ResponseItem.text,
+                ResponseItem.missing_code,
+            ).where(ResponseItem.response_id.in_(chunk))
+        ):
+            old_items.setdefault(rid, {})[item] = (value, text, miss)
+    now = utcnow()
+    new_rows: list[ResponseRecord] = []
+    changed: list[tuple[int, ResponseRecord, int | None]] = []
+    unchanged = 0
+    for r in records:
+        key = (r.participant_id, r.timepoint_id, r.instrument, r.repeat_instance)
+        if key not in existing:
+            new_rows.append(r)
+            continue
+        rid, comp = existing[key]
+        if old_items.get(rid, {}) == r.items and comp == r.completion:
+            unchanged += 1
+        else:
+            changed.append((rid, r, comp))
+    if new_rows:
+        result = s.execute(
+            insert(Response).returning(Response.id, sort_by_parameter_order=True),
+            [
+                {
+                    "participant_id": r.participant_id,
+                    "timepoint_id": r.timepoint_id,
+                    "session_id": None,
+                    "instrument": r.instrument,
+                    "repeat_instance": r.repeat_instance,
+                    "completion": r.completion,
+                    "source": source,
+                    "updated_at": now,
+                }
+                for r in new_rows
+            ],
+        )
+        new_ids = [row[0] for row in result]
+        _insert_items(s, zip(new_ids, new_rows, strict=True))
+    events: list[audit.AuditEvent] = []
+    for rid, r, comp in changed:
+        old = old_items.get(rid, {})
+        keys = sorted(k for k in set(old) | set(r.items) if old.get(k) != r.items.get(k))
+        s.execute(delete(ResponseItem).where(ResponseItem.response_id == rid))
+        s.execute(
+            update(Response)
+            .where(Response.id == rid)
+            .values(completion=r.completion, source=source, updated_at=now)
+        )
+        events.append(
+            audit.AuditEvent(
+                "response.update",
+                "response",
+                f"{r.participant}/{r.timepoint_id}/{r.instrument}/{r.repeat_instance}",
+                study_name,
+                {"completion": comp, "items": _audit_items(old, keys)},
+                {"completion": r.completion, "items": _audit_items(r.items, keys)},
+                reason,
+            )
+        )
+    _insert_items(s, ((rid, r) for rid, r, _ in changed))
+    audit.record_many(s, actor, events)
+    return len(new_rows), len(changed), unchanged
+
+
+def _insert_items(s: Session, pairs: Iterable[tuple[int, ResponseRecord]]) -> None:
+    batch: list[dict[str, Any]] = []
+    for rid, r in pairs:
+        for item, (value, text, miss) in r.items.items():
+            batch.append(
+                {
+                    "response_id": rid,
+                    "item": item,
+                    "value": value,
+                    "text": text,
+                    "missing_code": miss,
+                }
+            )
+            if len(batch) >= 20000:
+                s.execute(insert(ResponseItem), batch)
+                batch = []
+    if batch:
+        s.execute(insert(ResponseItem), batch)
+
+
+def _chunks(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from peerlens.study.errors import StudyError
+from peerlens.study.models import Base
+from peerlens.study.storage import (
+    Store,
+    create_study_engine,
+    current_revision,
+    head_revision,
+    resolve_url,
+    upgrade,
+)
+
+
+def test_resolve_url_env_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PEERLENS_DB", raising=False)
+    assert resolve_url(None) == "sqlite:///peerlens.db"
+    monkeypatch.setenv("PEERLENS_DB", "postgres://a:b@h:5432/d")
+    assert resolve_url(None) == "postgresql+psycopg://a:b@h:5432/d"
+    assert resolve_url("sqlite:///x.db") == "sqlite:///x.db"
+    with pytest.raises(StudyError, match="only sqlite and postgresql"):
+        resolve_url("mysql://h/d")
+
+
+def test_open_empty_database_runs_every_migration(db_url: str) -> None:
+    engine = create_study_engine(db_url)
+    assert current_revision(engine) is None
+    store = Store.open(db_url)
+    assert current_revision(store.engine) == head_revision() == "0002"
+    names = set(inspect(store.engine).get_table_names())
+    assert set(Base.metadata.tables) <= names
+    # The migrated schema is exactly what the models declare (no drift between the two).
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    store.close()
+    engine.dispose()
+
+
+def test_upgrade_from_previous_revision_keeps_data(db_url: str) -> None:
+    engine = create_study_engine(db_url)
+    upgrade(engine, "0001")
+    assert current_revision(engine) == "0001"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO study (id, name, title, missing_codes_json, created_at) "
+                "VALUES (1, 'old', 'made at 0001', '[]', CURRENT_TIMESTAMP)"
+            )
+        )
+        # At 0001 the audit log was not yet protected.
+        conn.execute(
+            text(
+                "INSERT INTO audit_log (seq, at_utc, actor, action, entity, prev_hash, hash) "
+                "VALUES (1, 'x', 'a', 'b', 'c', 'p', 'h')"
+            )
+        )
+        conn.execute(text("UPDATE audit_log SET actor = 'z' WHERE seq = 1"))
+    store = Store.open(db_url)
+    assert current_revision(store.engine) == "0002"
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT title FROM study WHERE name='old'")).scalar_one() == (
+            "made at 0001"
+        )
+    # After the upgrade the audit log is append-only.
+    with pytest.raises(Exception, match="append-only"), store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET actor = 'y' WHERE seq = 1"))
+    store.close()
+    engine.dispose()
+
+
+def test_open_without_migrate_refuses_old_schema(db_url: str) -> None:
+    engine = create_study_engine(db_url)
+    upgrade(engine, "0001")
+    with pytest.raises(StudyError, match="revision 0001"):
+        Store.open(db_url, migrate=False)
+    engine.dispose()
+
+
+def test_sqlite_wal_and_foreign_keys(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'x.db'}")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    with pytest.raises(Exception, match="FOREIGN KEY"), store.engine.begin() as conn:
+        conn.execute(text("INSERT INTO arm (study_id, name) VALUES (999, 'x')"))
+    assert store.blob_dir == tmp_path / "x_recordings"
+    store.close()
