@@ -84,20 +84,47 @@ def _round_half_up(values: np.ndarray) -> np.ndarray:
     return np.floor(values + 0.5)
 
 
+class _Items:
+    """Column-major item data prepared once per matrix: sums over any item subset are then a
+    few contiguous vector additions (the matrix is tall and narrow)."""
+
+    def __init__(self, raw: np.ndarray, spec: InstrumentSpec) -> None:
+        self.raw = np.asfortranarray(raw, dtype=np.float64)
+        self.missing = np.isnan(self.raw)
+        self.complete = not self.missing.any()
+        self.raw0 = self.raw if self.complete else np.where(self.missing, 0.0, self.raw)
+        # Reversed columns only (min + max - x, missing as 0): no copy of the whole matrix.
+        self.reversed0: dict[int, np.ndarray] = {}
+        mirror = spec.response_min + spec.response_max
+        for j in np.asarray(spec.reverse_items, dtype=np.int64) - 1:
+            col = mirror - self.raw[:, j]
+            self.reversed0[int(j)] = col if self.complete else np.where(self.missing[:, j], 0, col)
+
+    def block_sum(self, idx: np.ndarray, keyed: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Sum of the answered items in ``idx`` and how many of them are answered, per row."""
+        n = self.raw0.shape[0]
+        total = np.zeros(n)
+        for j in idx:
+            j = int(j)
+            total += self.reversed0[j] if keyed and j in self.reversed0 else self.raw0[:, j]
+        if self.complete:
+            return total, np.full(n, len(idx), dtype=np.int64)
+        n_answered = np.zeros(n, dtype=np.int64)
+        for j in idx:
+            n_answered += ~self.missing[:, j]
+        return total, n_answered
+
+
 def _item_score(
     s: ItemScore,
-    raw: np.ndarray,
-    keyed: np.ndarray,
+    data: _Items,
     done: dict[str, np.ndarray],
     used_fewer: np.ndarray,
 ) -> np.ndarray:
-    n_items = raw.shape[1]
+    n_items = data.raw.shape[1]
     idx = np.arange(n_items) if s.items == "all" else np.asarray(s.items) - 1
-    block = (keyed if s.keyed else raw)[:, idx]
-    answered = ~np.isnan(block)
-    n_answered = answered.sum(axis=1)
+    total, n_answered = data.block_sum(idx, s.keyed)
     n_missing = len(idx) - n_answered
-    total = np.where(answered, block, 0.0).sum(axis=1)
     ok = n_answered > 0
     if s.missing.max_missing is not None:
         ok &= n_missing <= s.missing.max_missing
@@ -106,14 +133,19 @@ def _item_score(
     with np.errstate(invalid="ignore", divide="ignore"):
         if s.aggregate == "mean":
             value = total / n_answered
+        elif data.complete:
+            value = total
         else:
             # Prorated sum = mean of answered items x number of items, computed as
             # total * k / n so that exact halves stay exact for half-up rounding.
             value = np.where(n_missing == 0, total, total * len(idx) / n_answered)
             if s.missing.rounding == "half_up":
                 value = np.where(n_missing == 0, value, _round_half_up(value))
-    value = np.where(ok, value, np.nan)
-    used_fewer |= ok & (n_missing > 0)
+    if not data.complete:
+        value = np.where(ok, value, np.nan)
+        used_fewer |= ok & (n_missing > 0)
+    elif s.requires:
+        value = np.where(ok, value, np.nan)
     return value
 
 
@@ -160,16 +192,13 @@ def score_matrix(values: np.ndarray, spec: InstrumentSpec) -> dict[str, object]:
     raw = np.asarray(values, dtype=np.float64)
     if raw.ndim != 2 or raw.shape[1] != spec.n_items:
         raise ValueError(f"{spec.id}: expected an (n, {spec.n_items}) matrix, got {raw.shape}")
-    keyed = raw.copy()
-    if spec.reverse_items:
-        rev = np.asarray(spec.reverse_items) - 1
-        keyed[:, rev] = spec.response_min + spec.response_max - raw[:, rev]
+    data = _Items(raw, spec)
     done: dict[str, np.ndarray] = {}
     out: dict[str, object] = {}
     used_fewer = np.zeros(raw.shape[0], dtype=bool)
     for s in spec.scores:
         if isinstance(s, ItemScore):
-            done[s.name] = _item_score(s, raw, keyed, done, used_fewer)
+            done[s.name] = _item_score(s, data, done, used_fewer)
             out[s.name] = done[s.name]
         elif isinstance(s, CompositeScore):
             parts = np.column_stack(
@@ -196,7 +225,11 @@ def score_matrix(values: np.ndarray, spec: InstrumentSpec) -> dict[str, object]:
             converted[finite] = lookup[src[finite].astype(np.int64)]
             done[s.name] = converted
             out[s.name] = converted
-    out[f"{spec.id}_n_answered"] = (~np.isnan(raw)).sum(axis=1)
+    out[f"{spec.id}_n_answered"] = (
+        np.full(raw.shape[0], spec.n_items, dtype=np.int64)
+        if data.complete
+        else spec.n_items - data.missing.sum(axis=1)
+    )
     out[f"{spec.id}_prorated"] = used_fewer
     return out
 

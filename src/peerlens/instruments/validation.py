@@ -213,7 +213,7 @@ def item_matrix(
     text_codes = frozenset(codes) | MISSING_TOKENS
     columns = find_item_columns(frame.columns, spec, source)
     n_rows = len(frame)
-    out = np.empty((n_rows, spec.n_items), dtype=np.float64)
+    out = np.empty((n_rows, spec.n_items), dtype=np.float64, order="F")
     problems: list[ItemProblem] = []
     lo, hi = spec.response_min, spec.response_max
     for item in range(1, spec.n_items + 1):
@@ -223,6 +223,15 @@ def item_matrix(
             values = np.full(n_rows, np.nan)
             unparsed = series.notna().to_numpy()
             raw: pd.Series | None = series
+        elif pd.api.types.is_integer_dtype(series.dtype) and not numeric_codes and n_rows:
+            ints = series.to_numpy()
+            if series.hasnans or ints.min() < lo or ints.max() > hi:
+                values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:  # fast path: a plain integer column already inside the range
+                out[:, item - 1] = ints
+                continue
+            unparsed = np.zeros(n_rows, dtype=bool)
+            raw = None
         elif pd.api.types.is_numeric_dtype(series.dtype):
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             unparsed = np.zeros(n_rows, dtype=bool)
