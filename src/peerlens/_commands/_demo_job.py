@@ -47,14 +47,16 @@ def run_demo(out_dir: Path = Path("demo-out")) -> None:
         caption="↑ higher is better, ↓ lower is better",
     )
     table.add_column("score", no_wrap=True)
-    groups = sorted(scored.groupby(["arm", "timepoint"]).groups)
+    groups: list[tuple[str, str]] = sorted(
+        {(str(a), str(t)) for a, t in zip(scored["arm"], scored["timepoint"], strict=True)}
+    )
     for arm, timepoint in groups:
         table.add_column(f"{arm}\n{timepoint}", justify="right", no_wrap=True)
     for inst, col in HEADLINE.items():
         spec = load_spec(inst)
         s = spec.score(col)
         better = getattr(s, "higher_is_better", None)
-        higher = {True: "↑", False: "↓"}.get(better, "")
+        higher = "↑" if better is True else "↓" if better is False else ""
         cells = [
             _cell(scored.loc[(scored.arm == arm) & (scored.timepoint == tp), col])
             for arm, tp in groups
