@@ -1,3 +1,55 @@
-"""peerlens.hrv."""
+"""peerlens.hrv: HRV from portable ECG, fast and exact.
 
-__all__: list[str] = []
+Readers for WFDB, EDF/EDF+/BDF, CSV/TSV, Polar H10 exports and RR files; R-peak detection
+refined to the R apex; Lipponen & Tarvainen (2019) artifact detection and correction; Task Force
+(1996) time- and frequency-domain metrics plus nonlinear indices; per-window analysis.
+See ``docs/hrv.md``.
+"""
+
+from peerlens.hrv._errors import (
+    ChannelNotFoundError,
+    EmptyRecordingError,
+    EventsFileError,
+    FlatSignalError,
+    HrvInputError,
+    RecordingTooShortError,
+    UnreadableRecordingError,
+)
+from peerlens.hrv.analysis import HrvProvenance, HrvResult, analyze
+from peerlens.hrv.artifacts import (
+    ARTIFACT_TYPES,
+    ArtifactCorrection,
+    correct_artifacts,
+    detect_artifacts,
+)
+from peerlens.hrv.metrics import METRIC_COLUMNS, hrv_metrics, nn_spectrum
+from peerlens.hrv.peaks import DetectorSettings, detect_rpeaks
+from peerlens.hrv.readers import Recording, read_ecg, read_rr
+from peerlens.hrv.windows import consecutive_windows, read_events
+
+__all__ = [
+    "ARTIFACT_TYPES",
+    "METRIC_COLUMNS",
+    "ArtifactCorrection",
+    "ChannelNotFoundError",
+    "DetectorSettings",
+    "EmptyRecordingError",
+    "EventsFileError",
+    "FlatSignalError",
+    "HrvInputError",
+    "HrvProvenance",
+    "HrvResult",
+    "Recording",
+    "RecordingTooShortError",
+    "UnreadableRecordingError",
+    "analyze",
+    "consecutive_windows",
+    "correct_artifacts",
+    "detect_artifacts",
+    "detect_rpeaks",
+    "hrv_metrics",
+    "nn_spectrum",
+    "read_ecg",
+    "read_events",
+    "read_rr",
+]

@@ -1,0 +1,266 @@
+"""R-peak detection: vectorised two-moving-average QRS detector with R-apex refinement.
+
+The detector is Elgendi's two-event-related-moving-averages method (Elgendi 2013), chosen because
+it scored best among simple detectors in a benchmark on MIT-BIH and noisy data (Elgendi 2013,
+Se 99.78 %, +P 99.87 % on the whole MIT-BIH Arrhythmia Database) and because every step is a
+linear-time array operation, so a 24-hour Holter runs in seconds with numpy/scipy alone. Each
+detected QRS is then refined to the R apex on a band-limited copy of the ECG (see
+:func:`detect_rpeaks`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.ndimage import uniform_filter1d
+from scipy.signal import butter, sosfiltfilt
+
+from peerlens.hrv._errors import FlatSignalError, HrvInputError, RecordingTooShortError
+
+__all__ = ["DetectorSettings", "detect_rpeaks"]
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Parameters of :func:`detect_rpeaks` (recorded in every result's provenance).
+
+    Attributes
+    ----------
+    band_hz
+        Pass band of the detection filter (3rd-order Butterworth, zero phase); 8-20 Hz holds most
+        QRS energy (Elgendi 2013, after Elgendi et al. 2010).
+    qrs_window_s, beat_window_s
+        Widths of the QRS and beat moving averages: 97 ms and 611 ms (Elgendi 2013, table 3).
+    beta
+        Offset of the beat average as a fraction of the mean squared filtered signal: 0.08
+        (Elgendi 2013). Here the mean is taken over a moving ``offset_window_s`` rather than the
+        whole record, so that one noisy hour cannot mute the rest of a Holter.
+    offset_window_s
+        Width of that moving mean (30 s).
+    refractory_s
+        Minimum distance between two R peaks: 200 ms, the QRS refractory period used by Pan &
+        Tompkins (1985). Of two candidates closer than this the one with more QRS energy is kept.
+    refine_band_hz
+        Band of the signal on which each peak is moved to the R apex: 0.5 Hz removes baseline
+        wander; the 40 Hz upper edge is the conventional monitoring-ECG band limit (AHA, Kligfield
+        et al. 2007), which removes quantisation steps and muscle noise that make the raw maximum
+        jump between neighbouring samples, while keeping the R wave's shape.
+    refine_window_s
+        Half-width of the search window around each detected QRS (75 ms, half a QRS duration
+        upper limit of 150 ms).
+    """
+
+    band_hz: tuple[float, float] = (8.0, 20.0)
+    qrs_window_s: float = 0.097
+    beat_window_s: float = 0.611
+    beta: float = 0.08
+    offset_window_s: float = 30.0
+    refractory_s: float = 0.2
+    refine_band_hz: tuple[float, float] = (0.5, 40.0)
+    refine_window_s: float = 0.075
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain dict of the settings (for JSON provenance)."""
+        return {
+            "method": "elgendi2013-two-moving-averages+apex-refinement",
+            "band_hz": list(self.band_hz),
+            "qrs_window_s": self.qrs_window_s,
+            "beat_window_s": self.beat_window_s,
+            "beta": self.beta,
+            "offset_window_s": self.offset_window_s,
+            "refractory_s": self.refractory_s,
+            "refine_band_hz": list(self.refine_band_hz),
+            "refine_window_s": self.refine_window_s,
+        }
+
+
+#: Shortest signal accepted by :func:`detect_rpeaks`, in seconds (two beat windows at 30 bpm).
+MIN_DURATION_S = 4.0
+
+
+def _validate(ecg: ArrayLike, fs: float) -> NDArray[np.float64]:
+    x = np.asarray(ecg, dtype=np.float64)
+    if x.ndim != 1:
+        raise HrvInputError(f"ECG must be one channel (1-D array); got shape {x.shape}")
+    if not np.isfinite(fs) or fs <= 0:
+        raise HrvInputError(f"sampling rate must be a positive number of Hz; got {fs!r}")
+    if fs < 100:
+        raise HrvInputError(
+            f"sampling rate {fs:g} Hz is too low for R-peak detection (need >= 100 Hz)"
+        )
+    if x.size < MIN_DURATION_S * fs:
+        raise RecordingTooShortError(
+            f"ECG is {x.size / fs:.2f} s long; R-peak detection needs at least {MIN_DURATION_S:g} s"
+        )
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise HrvInputError(
+            f"ECG holds {int(bad.sum())} missing or non-finite samples (first at sample {first}); "
+            "fill or cut the gap before detection"
+        )
+    if np.ptp(x) == 0:
+        raise FlatSignalError("ECG channel is flat (all samples equal): is the electrode on?")
+    return x
+
+
+def _blocks(mask: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Start (inclusive) and end (exclusive) indices of runs of True in ``mask``."""
+    d = np.diff(mask.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1)
+    return starts, ends
+
+
+def _argmax_per_block(
+    values: NDArray[np.float64], starts: NDArray[np.intp], ends: NDArray[np.intp]
+) -> NDArray[np.intp]:
+    """Index of the (first) maximum of ``values`` inside each block, vectorised."""
+    widths = ends - starts
+    block_id = np.repeat(np.arange(starts.size), widths)
+    offsets = np.arange(widths.sum()) - np.repeat(np.cumsum(widths) - widths, widths)
+    idx = np.repeat(starts, widths) + offsets
+    maxima = np.full(starts.size, -np.inf)
+    np.maximum.at(maxima, block_id, values[idx])
+    hit = values[idx] == maxima[block_id]
+    first = np.unique(block_id[hit], return_index=True)[1]
+    return idx[hit][first]
+
+
+def _enforce_refractory(
+    peaks: NDArray[np.intp], energy: NDArray[np.float64], min_gap: int
+) -> NDArray[np.intp]:
+    """Drop the weaker of any two peaks closer than ``min_gap`` samples until none remain.
+
+    ``energy`` is aligned with ``peaks`` (one value per peak).
+    """
+    while peaks.size > 1:
+        close = np.flatnonzero(np.diff(peaks) < min_gap)
+        if close.size == 0:
+            break
+        # resolve non-overlapping pairs first; chains are handled on the next pass
+        close = close[np.concatenate(([True], np.diff(close) > 1))]
+        drop = np.where(energy[close] >= energy[close + 1], close + 1, close)
+        peaks = np.delete(peaks, drop)
+        energy = np.delete(energy, drop)
+    return peaks
+
+
+def _refine(
+    ecg: NDArray[np.float64], peaks: NDArray[np.intp], fs: float, settings: DetectorSettings
+) -> NDArray[np.intp]:
+    """Move each peak to the R apex of the band-limited ECG within +/- the refine window."""
+    if peaks.size == 0:
+        return peaks
+    lo, hi = settings.refine_band_hz
+    hi = min(hi, 0.45 * fs)
+    sos = butter(2, [lo, hi], btype="bandpass", fs=fs, output="sos")
+    half = max(1, round(settings.refine_window_s * fs))
+    # filter only the neighbourhood of the beats would save time but the full pass keeps the
+    # result independent of where beats fall; cost is one more O(N) pass
+    r = sosfiltfilt(sos, ecg)
+    n = r.size
+    offs = np.arange(-half, half + 1)
+    idx = np.clip(peaks[:, None] + offs[None, :], 0, n - 1)
+    seg = r[idx]
+    # R polarity: the lead's dominant deflection; decided once per record from the median of
+    # (max - |min|) over beats, so ventricular beats cannot flip single beats to the S wave
+    up = np.max(seg, axis=1)
+    down = -np.min(seg, axis=1)
+    sign = 1.0 if np.median(up - down) >= 0 else -1.0
+    best = np.argmax(sign * seg, axis=1)
+    rows = np.arange(peaks.size)
+    refined = idx[rows, best]
+    height = sign * seg[rows, best]
+    order = np.argsort(refined, kind="stable")
+    refined, height = refined[order], height[order]
+    keep = np.concatenate(([True], np.diff(refined) > 0))
+    refined, height = refined[keep], height[keep]
+    min_gap = max(1, round(settings.refractory_s * fs))
+    return _enforce_refractory(refined.astype(np.intp), height, min_gap)
+
+
+def detect_rpeaks(
+    ecg: ArrayLike, fs: float, *, settings: DetectorSettings | None = None
+) -> NDArray[np.intp]:
+    """Detect R peaks in a single-lead ECG and return their sample indices.
+
+    Parameters
+    ----------
+    ecg
+        One ECG channel (any unit; the detector is scale-free).
+    fs
+        Sampling rate in Hz (>= 100).
+    settings
+        Detector parameters; defaults to :class:`DetectorSettings`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted, unique sample indices (``intp``) of the R apexes.
+
+    Raises
+    ------
+    HrvInputError
+        Non-1-D input, non-finite samples, or a sampling rate below 100 Hz.
+    RecordingTooShortError
+        Fewer than 4 s of signal.
+    FlatSignalError
+        A constant channel.
+
+    Notes
+    -----
+    Detection follows Elgendi (2013): zero-phase Butterworth band-pass 8-20 Hz, squaring,
+    a QRS moving average (97 ms) and a beat moving average (611 ms); samples where the QRS
+    average exceeds the beat average plus an offset ``beta * mean(y^2)`` form blocks of interest,
+    and blocks at least one QRS window wide are QRS complexes. Departures from the paper: the
+    offset mean is local (30 s moving mean), and a 200 ms refractory period (Pan & Tompkins 1985)
+    removes double detections. Each QRS is then refined to the extremum, in the lead's dominant
+    polarity, of the 0.5-40 Hz band-limited ECG within +/- 75 ms: the R apex of the waveform
+    without baseline wander and quantisation noise. Every step is O(N).
+
+    References
+    ----------
+    Elgendi M (2013). Fast QRS detection with an optimized knowledge-based method: evaluation on
+    11 standard ECG databases. PLoS ONE 8(9): e73557.
+    Pan J, Tompkins WJ (1985). A real-time QRS detection algorithm. IEEE Trans Biomed Eng 32(3).
+    Kligfield P et al. (2007). Recommendations for the standardization and interpretation of the
+    electrocardiogram, part I. Circulation 115(10): 1306-1324.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fs = 250
+    >>> t = np.arange(0, 10, 1 / fs)
+    >>> beats = np.arange(0.5, 9.6, 0.8)
+    >>> ecg = sum(np.exp(-((t - b) ** 2) / (2 * 0.01**2)) for b in beats)
+    >>> peaks = detect_rpeaks(ecg, fs)
+    >>> np.array_equal(peaks, np.round(beats * fs).astype(int))
+    True
+    """
+    s = settings or DetectorSettings()
+    x = _validate(ecg, fs)
+    lo, hi = s.band_hz
+    sos = butter(3, [lo, min(hi, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
+    y = sosfiltfilt(sos, x)
+    np.square(y, out=y)  # y is now the squared filtered signal (QRS energy)
+    w1 = max(1, round(s.qrs_window_s * fs))
+    w2 = max(w1 + 1, round(s.beat_window_s * fs))
+    ma_qrs = uniform_filter1d(y, w1, mode="nearest")
+    ma_beat = uniform_filter1d(y, w2, mode="nearest")
+    offset = uniform_filter1d(y, max(w2, round(s.offset_window_s * fs)), mode="nearest")
+    ma_beat += s.beta * offset
+    del offset
+    mask = ma_qrs > ma_beat
+    del ma_qrs, ma_beat
+    starts, ends = _blocks(mask)
+    wide = (ends - starts) >= w1
+    starts, ends = starts[wide], ends[wide]
+    if starts.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    peaks = _argmax_per_block(y, starts, ends)
+    peaks = _enforce_refractory(peaks, y[peaks], max(1, round(s.refractory_s * fs)))
+    del y
+    return _refine(x, peaks, fs, s)

@@ -1,0 +1,570 @@
+"""Readers for portable-ECG recordings and RR-interval files.
+
+Every reader returns a :class:`Recording` holding either an ECG channel (``signal`` and ``fs``)
+or an RR series (``rr_ms``), plus where it came from. Bad files raise a subclass of
+:class:`peerlens.hrv.HrvInputError` naming the file and the problem.
+
+Supported inputs
+----------------
+- WFDB records (``.hea`` + signal files), read with ``wfdb``.
+- EDF, EDF+ and BDF, read with ``pyedflib``.
+- CSV/TSV ECG with a time column (seconds, or milliseconds / nanoseconds when the header says
+  so) or a sampling rate given by the caller.
+- Polar H10 exports (Polar Sensor Logger style): ECG at 130 Hz in microvolts
+  (``...;ecg [uV]``) and RR files with an ``RR-interval [ms]`` column, or RR in 1/1024 s units
+  (the Bluetooth Heart Rate Measurement unit) when the header names ``1/1024``.
+- Plain RR/NN files: one interval per line, in ms or s; the unit is detected from the median and
+  reported in :attr:`Recording.rr_unit`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from peerlens.hrv._errors import (
+    ChannelNotFoundError,
+    EmptyRecordingError,
+    FlatSignalError,
+    HrvInputError,
+    RecordingTooShortError,
+    UnreadableRecordingError,
+)
+
+__all__ = ["Recording", "read_ecg", "read_rr"]
+
+#: Shortest ECG accepted by the readers, in seconds.
+MIN_ECG_S = 4.0
+#: Longest run of missing ECG samples bridged by linear interpolation, in seconds.
+MAX_GAP_S = 0.05
+#: Fewest RR intervals accepted by the readers.
+MIN_RR = 3
+#: Polar H10 ECG sampling rate (Polar H10 technical specification; Polar Sensor Logger exports).
+POLAR_H10_ECG_HZ = 130.0
+#: Names tried, in order, when no ECG channel is requested (case-insensitive).
+_PREFERRED_CHANNELS = ("ecg", "mlii", "ii", "i", "v5", "v2", "v1", "v", "lead ii", "ecg1")
+
+_TIME_NAMES = re.compile(r"^(time|t|timestamp|seconds|sec|time_s|t_s|elapsed)(\b|_|\s|\[|\(|$)")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One recording: an ECG channel or an RR-interval series, with its origin.
+
+    Attributes
+    ----------
+    source
+        The file name it was read from (name only, so results carry no directory paths).
+    format
+        ``"wfdb"``, ``"edf"``, ``"bdf"``, ``"csv"``, ``"polar-ecg"``, ``"polar-rr"`` or ``"rr"``.
+    fs
+        ECG sampling rate in Hz, or ``None`` for RR-only recordings.
+    signal
+        The ECG channel (float64), or ``None`` for RR-only recordings.
+    channel
+        Name of the channel read (or ``"#<index>"`` when unnamed).
+    rr_ms
+        RR intervals in ms for RR-only recordings, else ``None``.
+    rr_unit
+        Unit the RR file was written in (``"ms"``, ``"s"``, ``"1/1024 s"``), detected or declared.
+    start_time
+        Recording start when the file states it, else ``None``.
+    filled_samples
+        Missing ECG samples bridged by linear interpolation (inner gaps up to 50 ms).
+    """
+
+    source: str
+    format: str
+    fs: float | None = None
+    signal: NDArray[np.float64] | None = field(default=None, repr=False)
+    channel: str | None = None
+    rr_ms: NDArray[np.float64] | None = field(default=None, repr=False)
+    rr_unit: str | None = None
+    start_time: datetime | None = None
+    filled_samples: int = 0
+
+    @property
+    def is_rr(self) -> bool:
+        """True when the recording holds RR intervals rather than an ECG."""
+        return self.signal is None
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the recording in seconds."""
+        if self.signal is not None and self.fs:
+            return float(self.signal.size / self.fs)
+        assert self.rr_ms is not None
+        return float(np.sum(self.rr_ms) / 1000.0)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _pick_channel(names: list[str], channel: str | int | None, where: str) -> int:
+    """Index of the requested channel (name, index, or a preferred ECG name)."""
+    if channel is None:
+        lowered = [n.strip().lower() for n in names]
+        for pref in _PREFERRED_CHANNELS:
+            if pref in lowered:
+                return lowered.index(pref)
+        for i, n in enumerate(lowered):
+            if "ecg" in n or "ekg" in n:
+                return i
+        return 0
+    if isinstance(channel, int) or (isinstance(channel, str) and channel.strip().isdigit()):
+        i = int(channel)
+        if not 0 <= i < len(names):
+            raise ChannelNotFoundError(
+                f"{where}: channel index {i} out of range (the file has {len(names)} channels: "
+                f"{', '.join(names)})"
+            )
+        return i
+    lowered = [n.strip().lower() for n in names]
+    key = channel.strip().lower()
+    if key not in lowered:
+        raise ChannelNotFoundError(
+            f"{where}: no channel named {channel!r} (channels: {', '.join(names)})"
+        )
+    return lowered.index(key)
+
+
+def _fill_gaps(signal: NDArray[np.float64], fs: float, where: str) -> int:
+    """Linearly interpolate short runs of missing samples in place; return how many were filled.
+
+    Runs up to :data:`MAX_GAP_S` (shorter than a QRS complex, so no beat can hide in them) are
+    bridged; a longer gap, or missing samples at either end, is an error naming its position.
+    """
+    bad = ~np.isfinite(signal)
+    if not bad.any():
+        return 0
+    d = np.diff(bad.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    longest = int(np.argmax(ends - starts))
+    if (ends - starts)[longest] > MAX_GAP_S * fs or starts[0] == 0 or ends[-1] == signal.size:
+        first = int(starts[longest])
+        raise HrvInputError(
+            f"{where}: {int(bad.sum())} missing or non-finite ECG samples; the gap at sample "
+            f"{first} ({first / fs:.3f} s) is {int((ends - starts)[longest])} samples long or at "
+            f"the edge (only inner gaps up to {1000 * MAX_GAP_S:g} ms are bridged)"
+        )
+    good = np.flatnonzero(~bad)
+    signal[bad] = np.interp(np.flatnonzero(bad), good, signal[good])
+    return int(bad.sum())
+
+
+def _check_ecg(signal: NDArray[np.float64], fs: float, where: str) -> int:
+    """Validate an ECG channel (filling short gaps in place); return the samples filled."""
+    if signal.size == 0:
+        raise EmptyRecordingError(f"{where}: the ECG channel holds no samples")
+    if np.isnan(signal).all():
+        raise EmptyRecordingError(f"{where}: every ECG sample is missing")
+    filled = _fill_gaps(signal, fs, where)
+    if np.ptp(signal) == 0:
+        raise FlatSignalError(f"{where}: the ECG channel is flat (all {signal.size} samples equal)")
+    if signal.size < MIN_ECG_S * fs:
+        raise RecordingTooShortError(
+            f"{where}: the ECG is {signal.size / fs:.2f} s long; at least {MIN_ECG_S:g} s needed"
+        )
+    return filled
+
+
+def _check_rr(rr_ms: NDArray[np.float64], where: str) -> None:
+    if rr_ms.size == 0:
+        raise EmptyRecordingError(f"{where}: no RR intervals found")
+    bad = ~np.isfinite(rr_ms) | (rr_ms <= 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise HrvInputError(
+            f"{where}: RR interval {first + 1} is {float(rr_ms[first]):g}; "
+            "intervals must be positive"
+        )
+    if rr_ms.size < MIN_RR:
+        raise RecordingTooShortError(
+            f"{where}: {rr_ms.size} RR intervals; at least {MIN_RR} needed"
+        )
+    if np.ptp(rr_ms) == 0 and rr_ms.size > 10:
+        raise FlatSignalError(
+            f"{where}: all {rr_ms.size} RR intervals are equal ({rr_ms[0]:g} ms): not a heart "
+            "rhythm (a paced or synthetic series?)"
+        )
+
+
+def _rr_unit_from_values(values: NDArray[np.float64], where: str) -> tuple[str, float]:
+    """Detect ms or s from the median interval (human RR spans 0.25-3 s)."""
+    med = float(np.median(values))
+    if 0.2 <= med <= 3.0:
+        return "s", 1000.0
+    if 200.0 <= med <= 3000.0:
+        return "ms", 1.0
+    raise HrvInputError(
+        f"{where}: median interval {med:g} fits neither seconds (0.2-3) nor milliseconds "
+        "(200-3000); is this an RR file?"
+    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UnreadableRecordingError(f"{path.name}: cannot open ({exc.strerror})") from exc
+    if b"\x00" in raw[:4096]:
+        raise UnreadableRecordingError(f"{path.name}: binary content, not a text ECG/RR file")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+# --------------------------------------------------------------------------- binary formats
+
+
+def _read_wfdb(path: Path, channel: str | int | None) -> Recording:
+    import wfdb
+
+    base = path.with_suffix("") if path.suffix in {".hea", ".dat", ".atr"} else path
+    where = base.name
+    if not Path(str(base) + ".hea").exists():
+        raise UnreadableRecordingError(f"{where}: WFDB header {base.name}.hea not found")
+    try:
+        header = wfdb.rdheader(str(base))
+        names = list(header.sig_name or [])
+        if not names:
+            raise EmptyRecordingError(f"{where}: the WFDB header lists no signals")
+        idx = _pick_channel(names, channel, where)
+        rec = wfdb.rdrecord(str(base), channels=[idx])
+    except (ValueError, OSError, IndexError, TypeError, AttributeError) as exc:
+        raise UnreadableRecordingError(f"{where}: not a readable WFDB record ({exc})") from exc
+    if rec.p_signal is None or rec.sig_len == 0:
+        raise EmptyRecordingError(f"{where}: the WFDB record holds no samples")
+    signal = np.ascontiguousarray(rec.p_signal[:, 0], dtype=np.float64)
+    fs = float(rec.fs)
+    filled = _check_ecg(signal, fs, f"{where} channel {names[idx]}")
+    return Recording(
+        filled_samples=filled,
+        source=where,
+        format="wfdb",
+        fs=fs,
+        signal=signal,
+        channel=names[idx],
+        start_time=rec.base_datetime,
+    )
+
+
+def _read_edf(path: Path, channel: str | int | None) -> Recording:
+    import pyedflib
+
+    where = path.name
+    try:
+        reader = pyedflib.EdfReader(str(path))
+    except OSError as exc:
+        raise UnreadableRecordingError(
+            f"{where}: not a readable EDF/EDF+/BDF file ({exc})"
+        ) from exc
+    try:
+        names = list(reader.getSignalLabels())
+        if not names:
+            raise EmptyRecordingError(f"{where}: the EDF header lists no signals")
+        idx = _pick_channel(names, channel, where)
+        fs = float(reader.getSampleFrequency(idx))
+        signal = np.asarray(reader.readSignal(idx), dtype=np.float64)
+        start = reader.getStartdatetime()
+    finally:
+        reader.close()
+    filled = _check_ecg(signal, fs, f"{where} channel {names[idx]}")
+    fmt = "bdf" if path.suffix.lower() == ".bdf" else "edf"
+    return Recording(
+        source=where,
+        format=fmt,
+        fs=fs,
+        signal=signal,
+        channel=names[idx],
+        start_time=start,
+        filled_samples=filled,
+    )
+
+
+# --------------------------------------------------------------------------- text formats
+
+
+@dataclass
+class _Table:
+    header: list[str] | None
+    columns: list[NDArray[np.float64]]
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_table(text: str, where: str) -> _Table:
+    """Parse a delimited numeric table; text-only columns (e.g. phone timestamps) are dropped."""
+    import pandas as pd
+
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise EmptyRecordingError(f"{where}: the file is empty")
+    sample = "\n".join(lines[:20])
+    try:
+        delim = csv.Sniffer().sniff(sample, delimiters=",;\t ").delimiter
+    except csv.Error:
+        delim = ","
+    first = next(csv.reader([lines[0]], delimiter=delim, skipinitialspace=True))
+    first = [c for c in first if c.strip()] if delim == " " else first
+    has_header = not all(_is_number(c) for c in first)
+    body = "\n".join(lines[1:] if has_header else lines)
+    if not body.strip():
+        raise EmptyRecordingError(f"{where}: a header but no data rows")
+    try:
+        frame = pd.read_csv(
+            io.StringIO(body),
+            sep=r"\s+" if delim == " " else delim,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            engine="c" if delim != " " else "python",
+        )
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise UnreadableRecordingError(f"{where}: cannot parse as a table ({exc})") from exc
+    header = [c.strip() for c in first] if has_header else None
+    width = len(header) if header else frame.shape[1]
+    if frame.shape[1] < width:
+        raise UnreadableRecordingError(
+            f"{where}: the header names {width} columns but rows have {frame.shape[1]}"
+        )
+    first_row = 2 if has_header else 1
+    names: list[str] = []
+    columns: list[NDArray[np.float64]] = []
+    for j in range(width):
+        raw = frame.iloc[:, j].astype(str).str.strip()
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.isnan(values) & (raw.to_numpy() != "")
+        if bad.all():
+            continue  # a text column (timestamps as dates, notes): not signal
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            col = header[j] if header else str(j)
+            raise UnreadableRecordingError(
+                f"{where}: row {i + first_row}, column {col!r}: {raw.iloc[i]!r} is not a number"
+            )
+        names.append(header[j] if header else f"#{j}")
+        columns.append(values)
+    if not columns:
+        raise UnreadableRecordingError(f"{where}: no numeric column")
+    return _Table(header=names if header else None, columns=columns)
+
+
+def _time_scale(name: str) -> float | None:
+    """Seconds per unit of a time column from its header, or None if it is not a time column."""
+    low = name.strip().lower()
+    if "[ns]" in low or "(ns)" in low or low.endswith("_ns"):
+        return 1e-9
+    if "[ms]" in low or "(ms)" in low or low.endswith("_ms"):
+        return 1e-3
+    if _TIME_NAMES.match(low):
+        return 1.0
+    return None
+
+
+def _fs_from_time(t: NDArray[np.float64], where: str) -> float:
+    dt = np.diff(t)
+    if dt.size == 0 or not np.all(np.isfinite(dt)) or np.any(dt <= 0):
+        raise UnreadableRecordingError(f"{where}: the time column is not strictly increasing")
+    step = float(np.median(dt))
+    if np.max(np.abs(dt - step)) > 0.5 * step and np.mean(np.abs(dt - step) > 0.1 * step) > 0.01:
+        raise UnreadableRecordingError(
+            f"{where}: the time column is irregular (median step {step:g} s); resample first or "
+            "give --fs"
+        )
+    return 1.0 / step
+
+
+def _read_polar_rr(table: _Table, where: str, col: int, unit: str) -> Recording:
+    values = table.columns[col]
+    values = values[np.isfinite(values)]
+    scale = 1000.0 / 1024.0 if unit == "1/1024 s" else (1000.0 if unit == "s" else 1.0)
+    rr = values * scale
+    _check_rr(rr, where)
+    return Recording(source=where, format="polar-rr", rr_ms=rr, rr_unit=unit)
+
+
+def _read_text_file(
+    path: Path,
+    fs: float | None,
+    channel: str | int | None,
+    rr_unit: str | None,
+    kind: str | None,
+) -> Recording:
+    where = path.name
+    table = _parse_table(_read_text(path), where)
+    header = table.header
+    if header is not None:
+        low = [h.lower() for h in header]
+        rr_cols = [i for i, h in enumerate(low) if re.search(r"\brr\b|rr[-_ ]?interval|\bnn\b", h)]
+        if rr_cols and kind != "ecg":
+            col = rr_cols[0]
+            h = low[col]
+            unit = rr_unit or (
+                "1/1024 s"
+                if "1024" in h
+                else "ms"
+                if "ms" in h
+                else "s"
+                if re.search(r"\[s\]|\(s\)|_s\b", h)
+                else None
+            )
+            if unit is None:
+                unit, _ = _rr_unit_from_values(
+                    table.columns[col][np.isfinite(table.columns[col])], where
+                )
+            return _read_polar_rr(table, where, col, unit)
+        time_cols = [i for i, h in enumerate(header) if _time_scale(h) is not None]
+        polar = any("ecg" in h and ("uv" in h or "µv" in h) for h in low)
+        signal_names = [h for i, h in enumerate(header) if i not in time_cols]
+        signal_idx = [i for i in range(len(header)) if i not in time_cols]
+        if not signal_idx:
+            raise UnreadableRecordingError(f"{where}: only time columns, no ECG column")
+        pick = signal_idx[_pick_channel(signal_names, channel, where)]
+        signal = table.columns[pick]
+        if fs is None:
+            if polar:
+                fs = POLAR_H10_ECG_HZ
+            elif time_cols:
+                tcol = time_cols[-1] if polar else time_cols[0]
+                scale = _time_scale(header[tcol]) or 1.0
+                fs = _fs_from_time(table.columns[tcol] * scale, where)
+            else:
+                raise HrvInputError(
+                    f"{where}: no time column (time, timestamp, seconds...) and no sampling rate; "
+                    "give fs (CLI: --fs HZ)"
+                )
+        signal = np.array(signal, dtype=np.float64)
+        filled = _check_ecg(signal, fs, f"{where} column {header[pick]!r}")
+        return Recording(
+            filled_samples=filled,
+            source=where,
+            format="polar-ecg" if polar else "csv",
+            fs=float(fs),
+            signal=np.ascontiguousarray(signal),
+            channel=header[pick],
+        )
+    # headerless
+    cols = table.columns
+    if len(cols) == 1 and (kind == "rr" or (kind is None and fs is None)):
+        values = cols[0]
+        if not np.all(np.isfinite(values)):
+            first = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise HrvInputError(f"{where}: line {first + 1} is empty or not a number")
+        if rr_unit is None:
+            unit, scale = _rr_unit_from_values(values, where)
+        else:
+            unit = rr_unit
+            scale = {"ms": 1.0, "s": 1000.0, "1/1024 s": 1000.0 / 1024.0}[rr_unit]
+        rr = values * scale
+        _check_rr(rr, where)
+        return Recording(source=where, format="rr", rr_ms=rr, rr_unit=unit)
+    if fs is None:
+        raise HrvInputError(
+            f"{where}: {len(cols)} unnamed columns and no sampling rate; give fs (CLI: --fs HZ) "
+            "or add a header with a time column"
+        )
+    names = [f"#{i}" for i in range(len(cols))]
+    pick = _pick_channel(names, channel, where)
+    signal = cols[pick]
+    signal = np.array(signal, dtype=np.float64)
+    filled = _check_ecg(signal, fs, f"{where} column {pick}")
+    return Recording(
+        filled_samples=filled,
+        source=where,
+        format="csv",
+        fs=float(fs),
+        signal=np.ascontiguousarray(signal),
+        channel=names[pick],
+    )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def read_ecg(
+    path: str | Path,
+    *,
+    fs: float | None = None,
+    channel: str | int | None = None,
+    rr_unit: str | None = None,
+    kind: str | None = None,
+) -> Recording:
+    """Read an ECG recording or an RR-interval file.
+
+    Parameters
+    ----------
+    path
+        A WFDB record (``.hea`` or the record name without extension), an EDF/EDF+/BDF file, a
+        CSV/TSV/TXT ECG or RR file, or a Polar H10 export.
+    fs
+        Sampling rate in Hz for text ECG files without a time column (ignored for formats that
+        store it).
+    channel
+        Channel name (case-insensitive) or 0-based index; by default the first channel named like
+        an ECG lead (ECG, MLII, II, ...) or else the first.
+    rr_unit
+        Force the unit of an RR file: ``"ms"``, ``"s"`` or ``"1/1024 s"``; detected otherwise
+        (1/1024 s units cannot be told from ms by magnitude and must be declared in the header or
+        here).
+    kind
+        ``"ecg"`` or ``"rr"`` to override detection for text files.
+
+    Returns
+    -------
+    Recording
+
+    Raises
+    ------
+    UnreadableRecordingError, EmptyRecordingError, FlatSignalError, RecordingTooShortError,
+    ChannelNotFoundError, HrvInputError
+        With the file name and the problem.
+
+    Examples
+    --------
+    >>> rec = read_ecg("../shared/data/ecg/mitdb/100.hea")  # doctest: +SKIP
+    >>> rec.fs, rec.channel  # doctest: +SKIP
+    (360.0, 'MLII')
+    """
+    p = Path(path)
+    if rr_unit is not None and rr_unit not in {"ms", "s", "1/1024 s"}:
+        raise HrvInputError(f"{p.name}: rr_unit must be 'ms', 's' or '1/1024 s', not {rr_unit!r}")
+    if kind is not None and kind not in {"ecg", "rr"}:
+        raise HrvInputError(f"{p.name}: kind must be 'ecg' or 'rr', not {kind!r}")
+    suffix = p.suffix.lower()
+    if suffix in {".hea", ".dat", ".atr"} or (suffix == "" and Path(str(p) + ".hea").exists()):
+        return _read_wfdb(p, channel)
+    if not p.exists():
+        raise UnreadableRecordingError(f"{p.name}: file not found")
+    if p.is_dir():
+        raise UnreadableRecordingError(f"{p.name}: is a directory, not a recording")
+    if suffix in {".edf", ".bdf", ".rec"}:
+        return _read_edf(p, channel)
+    if p.stat().st_size == 0:
+        raise EmptyRecordingError(f"{p.name}: the file is empty (0 bytes)")
+    return _read_text_file(p, fs, channel, rr_unit, kind)
+
+
+def read_rr(path: str | Path, *, rr_unit: str | None = None) -> Recording:
+    """Read an RR/NN interval file (plain one-per-line, or a Polar RR export).
+
+    See :func:`read_ecg` for ``rr_unit``. The detected unit is in :attr:`Recording.rr_unit`.
+    """
+    rec = read_ecg(path, rr_unit=rr_unit, kind="rr")
+    if not rec.is_rr:
+        raise HrvInputError(f"{Path(path).name}: holds an ECG, not RR intervals")
+    return rec

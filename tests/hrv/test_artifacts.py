@@ -1,0 +1,97 @@
+"""Artifact detection against NeuroKit2's Lipponen & Tarvainen implementation; correction."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from peerlens.hrv import HrvInputError, correct_artifacts, detect_artifacts
+
+
+def _sinus(n: int = 300, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    k = np.arange(n)
+    return (
+        850
+        + 40 * np.sin(2 * np.pi * k / 4.5)
+        + 25 * np.sin(2 * np.pi * k / 30)
+        + rng.normal(0, 8, n)
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["subject_00_jogging", "subject_01_walking", "subject_02_jogging", "subject_13_sitting"]
+)
+def test_labels_agree_with_neurokit2(data_dir: Path, name: str) -> None:
+    nk = pytest.importorskip("neurokit2")
+    peaks = np.loadtxt(data_dir / "gudb_chest_strap_annotations" / f"{name}.tsv").astype(int)
+    ours = detect_artifacts(np.diff(peaks) * 4.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info, _ = nk.signal_fixpeaks(peaks, sampling_rate=250, method="kubios", iterative=False)
+    # NeuroKit2 indexes peaks (interval j ends at peak j + 1) and flags its padded first
+    # interval; its sequential flow can also label a beat long/short that our per-interval test
+    # calls ectopic. The set of artifact intervals must be the same.
+    nk_any = {int(i) - 1 for k in ("ectopic", "missed", "extra", "longshort") for i in info[k]}
+    our_any = set(ours.index[ours["artifact"]])
+    assert our_any == nk_any - {0}
+    nk_ectopic = {int(i) - 1 for i in info["ectopic"]}
+    assert nk_ectopic <= set(ours.index[ours["type"] == "ectopic"])
+
+
+def test_extra_beat_removed_and_true_beats_untouched() -> None:
+    rr = _sinus()
+    split = np.concatenate((rr[:100], [rr[100] * 0.4, rr[100] * 0.6], rr[101:]))
+    fixed = correct_artifacts(split)
+    assert fixed.counts["extra"] >= 1
+    assert list(fixed.removed_beats) == [101]
+    np.testing.assert_allclose(fixed.nn_ms, rr, rtol=0, atol=1e-9)
+    assert set(fixed.beat_source) == {"original"}
+
+
+def test_missed_beat_inserted_midway() -> None:
+    rr = _sinus(seed=1)
+    merged = np.concatenate((rr[:150], [rr[150] + rr[151]], rr[152:]))
+    fixed = correct_artifacts(merged)
+    assert fixed.counts["missed"] == 1
+    original_times = np.concatenate(([0.0], np.cumsum(merged)))
+    kept = fixed.original_index >= 0
+    # every detected beat keeps its exact time
+    np.testing.assert_array_equal(
+        fixed.beat_times_ms[kept], original_times[fixed.original_index[kept]]
+    )
+    inserted = fixed.beat_times_ms[fixed.beat_source == "inserted"]
+    assert inserted == pytest.approx([original_times[150] + merged[150] / 2], abs=1e-9)
+
+
+def test_ectopic_beat_moved_only() -> None:
+    rr = _sinus(seed=2)
+    ect = rr.copy()
+    ect[200] -= 250  # premature beat...
+    ect[201] += 250  # ...followed by a compensatory pause
+    det = detect_artifacts(ect)
+    assert set(det.index[det["type"] == "ectopic"]) & {200, 201}
+    fixed = correct_artifacts(ect)
+    moved = np.flatnonzero(fixed.beat_source == "moved")
+    assert fixed.original_index[moved].tolist() == [201]
+    times = np.concatenate(([0.0], np.cumsum(ect)))
+    others = fixed.beat_source == "original"
+    np.testing.assert_array_equal(fixed.beat_times_ms[others], times[fixed.original_index[others]])
+    assert fixed.beat_times_ms[moved][0] == pytest.approx((times[200] + times[202]) / 2)
+
+
+def test_clean_series_untouched() -> None:
+    rr = _sinus(seed=3)
+    fixed = correct_artifacts(rr)
+    assert fixed.artifact_rate == 0.0
+    np.testing.assert_array_equal(fixed.nn_ms, np.diff(np.concatenate(([0.0], np.cumsum(rr)))))
+
+
+def test_bad_input() -> None:
+    with pytest.raises(HrvInputError, match="at least 4"):
+        correct_artifacts([800, 810])
+    with pytest.raises(HrvInputError, match="RR interval 3 is nan"):
+        correct_artifacts([800, 810, np.nan, 790, 800])
