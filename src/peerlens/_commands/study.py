@@ -1,10 +1,505 @@
 """Study data commands: ``study``, ``participant``, ``responses``, ``recordings``, ``export``,
-``audit``."""
+``audit``.
+
+Every command takes ``--db`` (default ``$PEERLENS_DB`` or ``sqlite:///peerlens.db``) and ``--user``
+(``$PEERLENS_USER``); when the database has user accounts the password comes from
+``$PEERLENS_PASSWORD`` or a hidden prompt. Heavy imports happen inside the commands.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from peerlens._commands._common import user_errors
+
+if TYPE_CHECKING:
+    from peerlens.study.storage import Store
+    from peerlens.study.users import Rights
+
+study_app = typer.Typer(help="Create and inspect studies; users and roles.", no_args_is_help=True)
+participant_app = typer.Typer(
+    help="Enrol, list, withdraw and erase participants.", no_args_is_help=True
+)
+responses_app = typer.Typer(help="Import questionnaire responses.", no_args_is_help=True)
+recordings_app = typer.Typer(help="Store ECG/RR recordings.", no_args_is_help=True)
+audit_app = typer.Typer(help="Check and read the audit log.", no_args_is_help=True)
+
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db", envvar="PEERLENS_DB", help="Database URL (sqlite:///... or postgresql://...)."
+    ),
+]
+UserOpt = Annotated[
+    str | None, typer.Option("--user", envvar="PEERLENS_USER", help="peerlens user name.")
+]
+StudyOpt = Annotated[str, typer.Option("--study", envvar="PEERLENS_STUDY", help="Study name.")]
+Reason = Annotated[str | None, typer.Option("--reason", help="Why (kept in the audit log).")]
 
 
 def register(root: typer.Typer) -> None:
     """Attach the study-data command groups to the root CLI."""
+    root.add_typer(study_app, name="study")
+    root.add_typer(participant_app, name="participant")
+    root.add_typer(responses_app, name="responses")
+    root.add_typer(recordings_app, name="recordings")
+    root.command("export")(export)
+    root.add_typer(audit_app, name="audit")
+
+
+def _open(db: str | None) -> Store:
+    from peerlens.study.storage import Store
+
+    return Store.open(db)
+
+
+def _rights(store: Store, user: str | None, study: str | None) -> Rights:
+    from peerlens.study.users import has_users, resolve_rights
+
+    password = None
+    if user is not None:
+        with store.transaction() as s:
+            needs = has_users(s)
+        if needs:
+            password = os.environ.get("PEERLENS_PASSWORD") or typer.prompt(
+                f"password for {user}", hide_input=True
+            )
+    return resolve_rights(store, user, password, study)
+
+
+def _writer(store: Store, user: str | None, study: str | None, what: str) -> str:
+    from peerlens.study.users import require_write
+
+    rights = _rights(store, user, study)
+    require_write(rights, what)
+    return rights.actor
+
+
+# ------------------------------------------------------------------------------------ study
+
+
+@study_app.command("create")
+def study_create(
+    name: Annotated[str, typer.Argument(help="Short study name (letters, digits, _ -).")],
+    config: Annotated[Path, typer.Option("--config", help="study.yaml (see docs/study.md).")],
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Create a study from a config: arms, sites, timepoints and instruments per timepoint."""
+    with user_errors():
+        from peerlens.study.studies import create_study, study_design
+        from peerlens.study.users import require_manage
+
+        store = _open(db)
+        rights = _rights(store, user, None)
+        require_manage(rights, "create studies")
+        create_study(store, name, config, actor=rights.actor, reason=reason)
+        design = study_design(store, name)
+        tps = ", ".join(
+            f"{t['name']} ({len(t['instruments'])} instr.)" for t in design["timepoints"]
+        )
+        typer.echo(f"created study {name}: arms {design['arms']}, timepoints {tps}")
+
+
+@study_app.command("list")
+def study_list(db: Db = None) -> None:
+    """List the studies in the database."""
+    with user_errors():
+        from sqlalchemy import select
+
+        from peerlens.study.models import Study
+
+        store = _open(db)
+        with store.transaction() as s:
+            for name, title in s.execute(select(Study.name, Study.title).order_by(Study.name)):
+                typer.echo(f"{name}\t{title or ''}")
+
+
+@study_app.command("show")
+def study_show(name: str, db: Db = None) -> None:
+    """Show a study's design (arms, sites, timepoints, instruments) as YAML."""
+    with user_errors():
+        import yaml
+
+        from peerlens.study.studies import study_design
+
+        typer.echo(yaml.safe_dump(study_design(_open(db), name), sort_keys=False).rstrip())
+
+
+@study_app.command("dictionary")
+def study_dictionary(
+    file: Annotated[Path, typer.Argument(help="REDCap data dictionary CSV (18 columns).")],
+    study: StudyOpt,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Import (replace) the study's REDCap data dictionary."""
+    with user_errors():
+        from peerlens.study.studies import import_data_dictionary
+
+        store = _open(db)
+        actor = _writer(store, user, study, "change the data dictionary")
+        n = import_data_dictionary(store, study, file, actor=actor, reason=reason)
+        typer.echo(f"{file}: {n} field(s) defined")
+
+
+@study_app.command("user-add")
+def study_user_add(
+    username: str,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Create a user account (password from $PEERLENS_NEW_PASSWORD or a prompt)."""
+    with user_errors():
+        from peerlens.study.users import create_user, require_manage
+
+        store = _open(db)
+        rights = _rights(store, user, None)
+        require_manage(rights, "create users")
+        password = os.environ.get("PEERLENS_NEW_PASSWORD") or typer.prompt(
+            f"new password for {username}", hide_input=True, confirmation_prompt=True
+        )
+        create_user(store, username, password, actor=rights.actor, reason=reason)
+        typer.echo(f"created user {username}")
+
+
+@study_app.command("grant")
+def study_grant(
+    username: str,
+    role: Annotated[str, typer.Option("--role", help="admin, researcher or ps_worker.")],
+    study: Annotated[str | None, typer.Option("--study", help="Limit to one study.")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="Limit to one site.")] = None,
+    tier: Annotated[
+        str | None, typer.Option("--export-tier", help="Override the export tier.")
+    ] = None,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Give a user a role (global, per study or per site)."""
+    with user_errors():
+        from peerlens.study.users import grant_role, require_manage
+
+        store = _open(db)
+        rights = _rights(store, user, study)
+        require_manage(rights, "grant roles")
+        grant_role(
+            store,
+            username,
+            role,
+            study=study,
+            site=site,
+            export_tier=tier,
+            actor=rights.actor,
+            reason=reason,
+        )
+        typer.echo(f"granted {role} to {username}")
+
+
+# ------------------------------------------------------------------------------ participant
+
+
+@participant_app.command("add")
+def participant_add(
+    code: Annotated[str, typer.Argument(help="Pseudonymous study code, e.g. P-001.")],
+    study: StudyOpt,
+    role: Annotated[
+        str, typer.Option("--role", help="service_user or ps_worker.")
+    ] = "service_user",
+    arm: Annotated[str | None, typer.Option("--arm")] = None,
+    site: Annotated[str | None, typer.Option("--site")] = None,
+    identity: Annotated[
+        list[str] | None,
+        typer.Option("--identity", help="Identifying field FIELD=VALUE (vault only); repeatable."),
+    ] = None,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Enrol a participant."""
+    with user_errors():
+        from peerlens.study.errors import StudyError
+        from peerlens.study.participants import add_participant
+
+        fields: dict[str, str] = {}
+        for item in identity or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise StudyError(f"--identity {item!r}: use FIELD=VALUE")
+            fields[key.strip()] = value
+        store = _open(db)
+        actor = _writer(store, user, study, "enrol participants")
+        new = add_participant(
+            store,
+            study,
+            code,
+            role=role,
+            arm=arm,
+            site=site,
+            identity=fields,
+            actor=actor,
+            reason=reason,
+        )
+        typer.echo(f"{'enrolled' if new else 'already enrolled'}: {code}")
+
+
+@participant_app.command("import")
+def participant_import(
+    file: Path, study: StudyOpt, db: Db = None, user: UserOpt = None, reason: Reason = None
+) -> None:
+    """Enrol participants from a CSV (participant, role, arm, site); all or nothing."""
+    with user_errors():
+        from peerlens.study.participants import import_participants
+
+        store = _open(db)
+        actor = _writer(store, user, study, "enrol participants")
+        n = import_participants(store, study, str(file), actor=actor, reason=reason)
+        typer.echo(f"{file}: {n} participant(s) enrolled")
+
+
+@participant_app.command("list")
+def participant_list(study: StudyOpt, db: Db = None, user: UserOpt = None) -> None:
+    """List participants (pseudonymous codes only)."""
+    with user_errors():
+        from peerlens.study.participants import list_participants
+
+        store = _open(db)
+        _rights(store, user, study)
+        frame = list_participants(store, study)
+        typer.echo(frame.to_csv(index=False, sep="\t").rstrip())
+
+
+@participant_app.command("withdraw")
+def participant_withdraw(
+    code: str, study: StudyOpt, db: Db = None, user: UserOpt = None, reason: Reason = None
+) -> None:
+    """Mark a participant withdrawn (data so far are kept)."""
+    with user_errors():
+        from peerlens.study.participants import withdraw_participant
+
+        store = _open(db)
+        actor = _writer(store, user, study, "withdraw participants")
+        withdraw_participant(store, study, code, actor=actor, reason=reason)
+        typer.echo(f"withdrawn: {code}")
+
+
+@participant_app.command("erase")
+def participant_erase(
+    code: str,
+    study: StudyOpt,
+    reason: Annotated[str, typer.Option("--reason", help="Why (required, audited).")],
+    purge_responses: Annotated[
+        bool, typer.Option("--purge-responses", help="Also delete coded responses.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    db: Db = None,
+    user: UserOpt = None,
+) -> None:
+    """Erase a participant's identifying content (see docs/study.md for the policy)."""
+    with user_errors():
+        from peerlens.study.erasure import erase_participant
+        from peerlens.study.users import require_manage
+
+        store = _open(db)
+        rights = _rights(store, user, study)
+        require_manage(rights, "erase participants")
+        if not yes:
+            typer.confirm(f"erase {code} from {study}? This cannot be undone", abort=True)
+        rep = erase_participant(
+            store, study, code, actor=rights.actor, reason=reason, purge_responses=purge_responses
+        )
+        typer.echo(
+            f"erased {code}: {rep.identity_fields} identity field(s), {rep.transcripts} "
+            f"transcript(s), {rep.session_notes} session note(s), {rep.text_items} text item(s), "
+            f"{rep.recordings} recording(s), {rep.responses_deleted} response(s) deleted"
+        )
+
+
+# -------------------------------------------------------------------------------- responses
+
+
+@responses_app.command("import")
+def responses_import(
+    file: Path,
+    study: StudyOpt,
+    timepoint: Annotated[str, typer.Option("--timepoint", help="Timepoint or REDCap event.")],
+    instrument: Annotated[str | None, typer.Option("--instrument", help="Only this one.")] = None,
+    missing_codes: Annotated[
+        str | None, typer.Option("--missing-codes", help="Extra missing codes, comma-separated.")
+    ] = None,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Import a wide response file for one timepoint; all or nothing, idempotent."""
+    with user_errors():
+        from peerlens.study.responses import import_responses
+
+        store = _open(db)
+        actor = _writer(store, user, study, "import responses")
+        codes = [c.strip() for c in missing_codes.split(",")] if missing_codes else None
+        summary = import_responses(
+            store,
+            study,
+            file,
+            timepoint=timepoint,
+            instrument=instrument,
+            missing_codes=codes,
+            actor=actor,
+            reason=reason,
+        )
+        typer.echo(str(summary))
+
+
+@responses_app.command("import-redcap")
+def responses_import_redcap(
+    file: Path,
+    study: StudyOpt,
+    create_participants: Annotated[
+        bool, typer.Option("--create-participants", help="Enrol unknown record ids.")
+    ] = False,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Import a REDCap flat record CSV (raw values); all or nothing, idempotent."""
+    with user_errors():
+        from peerlens.study.redcap import import_records
+
+        store = _open(db)
+        actor = _writer(store, user, study, "import responses")
+        summary = import_records(
+            store,
+            study,
+            file,
+            create_participants=create_participants,
+            actor=actor,
+            reason=reason,
+        )
+        typer.echo(str(summary))
+
+
+# ------------------------------------------------------------------------------- recordings
+
+
+@recordings_app.command("add")
+def recordings_add(
+    file: Path,
+    study: StudyOpt,
+    participant: Annotated[str, typer.Option("--participant")],
+    session: Annotated[str | None, typer.Option("--session", help="Session label.")] = None,
+    kind: Annotated[str, typer.Option("--kind", help="ecg or rr.")] = "ecg",
+    device: Annotated[str | None, typer.Option("--device")] = None,
+    sampling_rate: Annotated[float | None, typer.Option("--sampling-rate", help="Hz.")] = None,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Store an ECG/RR file (content-addressed by sha256) and link it."""
+    with user_errors():
+        from peerlens.study.sessions import add_recording
+
+        store = _open(db)
+        actor = _writer(store, user, study, "add recordings")
+        rid, sha = add_recording(
+            store,
+            study,
+            file,
+            participant=participant,
+            session=session,
+            kind=kind,
+            device=device,
+            sampling_rate_hz=sampling_rate,
+            actor=actor,
+            reason=reason,
+        )
+        typer.echo(f"recording {rid}: sha256 {sha}")
+
+
+# ----------------------------------------------------------------------------------- export
+
+
+def export(
+    study: StudyOpt,
+    out: Annotated[Path, typer.Option("--out", help="Output file (.csv or .parquet).")],
+    format: Annotated[str, typer.Option("--format", help="tidy or redcap.")] = "tidy",
+    tier: Annotated[
+        str,
+        typer.Option("--tier", help="full, remove_identifiers, deidentified (default) or none."),
+    ] = "deidentified",
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Export a study (tidy long CSV/Parquet or REDCap records) at an export tier."""
+    with user_errors():
+        from peerlens.study.export import export_study
+
+        store = _open(db)
+        rights = _rights(store, user, study)
+        res = export_study(
+            store, study, out, format=format, tier=tier, rights=rights, reason=reason
+        )
+        typer.echo(
+            f"{res.path}: {res.rows} row(s), sha256 {res.sha256}; manifest {res.manifest} "
+            f"(audit head seq {res.audit_head[0]})"
+        )
+
+
+# ------------------------------------------------------------------------------------ audit
+
+
+@audit_app.command("verify")
+def audit_verify(
+    db: Db = None,
+    expect_head: Annotated[
+        str | None,
+        typer.Option("--expect-head", help="SEQ:HASH recorded earlier (e.g. from a manifest)."),
+    ] = None,
+) -> None:
+    """Check the whole hash chain; exit 1 naming every edited or removed row."""
+    with user_errors():
+        from peerlens.study.audit import verify_audit
+        from peerlens.study.errors import StudyError
+
+        head = None
+        if expect_head:
+            seq, sep, digest = expect_head.partition(":")
+            if not sep or not seq.isdigit() or len(digest) != 64:
+                raise StudyError(f"--expect-head {expect_head!r}: use SEQ:HASH")
+            head = (int(seq), digest)
+        store = _open(db)
+        with store.transaction() as s:
+            rep = verify_audit(s, expect_head=head)
+        if rep.ok:
+            typer.echo(
+                f"audit chain OK: {rep.rows} row(s), head seq {rep.head_seq} {rep.head_hash}"
+            )
+            return
+        for problem in rep.problems:
+            typer.echo(f"TAMPERED: {problem}", err=True)
+        raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(
+    study: Annotated[str | None, typer.Option("--study")] = None,
+    last: Annotated[int, typer.Option("--last", help="Show the last N rows.")] = 20,
+    db: Db = None,
+) -> None:
+    """Print the newest audit rows (tab-separated)."""
+    with user_errors():
+        from peerlens.study.audit import audit_frame
+
+        store = _open(db)
+        with store.transaction() as s:
+            frame = audit_frame(s, study=study)
+        cols = ["seq", "at_utc", "actor", "action", "entity", "entity_id", "reason"]
+        typer.echo(frame[cols].tail(last).to_csv(index=False, sep="\t").rstrip())

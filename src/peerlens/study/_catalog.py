@@ -75,11 +75,9 @@ class ItemRule:
             return None, None, f"{raw!r} is not a number"
         if value != value:  # NaN
             return None, None, f"{raw!r} is not a number"
-        if self.choices is not None:
-            if _code(value) not in self.choices:
-                allowed = ", ".join(sorted(self.choices, key=_sort_key))
-                return None, None, f"{raw!r} is not one of the allowed codes ({allowed})"
-            return value, None, None
+        if self.choices is not None and _code(value) not in self.choices:
+            allowed = ", ".join(sorted(self.choices, key=_sort_key))
+            return None, None, f"{raw!r} is not one of the allowed codes ({allowed})"
         if self.kind in ("int", "flag") and value != int(value):
             return None, None, f"{raw!r} is not a whole number"
         if (self.low is not None and value < self.low) or (
@@ -230,7 +228,20 @@ def dictionary_forms(session: Session, study_id: int) -> dict[str, FormSpec]:
     grouped: dict[str, list[ItemRule]] = {f.form_name: [] for f in fields[:1]}
     for f in fields[1:]:  # the first field is the record id, not an item
         grouped.setdefault(f.form_name, []).extend(field_rules(f))
-    return {name: FormSpec(name, tuple(rules), False) for name, rules in grouped.items()}
+    out: dict[str, FormSpec] = {}
+    for name, rules in grouped.items():
+        bundled = builtin_form(name)
+        if bundled is not None and [r.name for r in rules] == [r.name for r in bundled.items]:
+            # A REDCap form holding a bundled instrument's items: check values against both
+            # the dictionary and the instrument's range, and score it.
+            merged = tuple(
+                ItemRule(r.name, "int", b.low, b.high, r.choices, r.identifier)
+                for r, b in zip(rules, bundled.items, strict=True)
+            )
+            out[name] = FormSpec(name, merged, True, bundled.version)
+        else:
+            out[name] = FormSpec(name, tuple(rules), False)
+    return out
 
 
 def resolve_forms(session: Session, study_id: int, names: Iterable[str]) -> dict[str, FormSpec]:

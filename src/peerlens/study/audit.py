@@ -235,3 +235,8 @@ def audit_frame(session: Session, *, study: str | None = None) -> Any:
     cols = [*_HASHED, "hash"]
     rows = [{c: getattr(a, c) for c in cols} for a in session.scalars(stmt)]
     return pd.DataFrame(rows, columns=cols)
+
+
+def current_head(session: Session) -> tuple[int, str]:
+    """``(seq, hash)`` of the newest row as seen by ``session`` (``(0, GENESIS)`` if empty)."""
+    return _head(session)

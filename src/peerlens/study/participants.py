@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study._lookup import get_participant, get_study, participant_map
@@ -264,6 +265,47 @@ def withdraw_participant(
     set_status(store, study_name, code, "withdrawn", actor=actor, reason=reason)
 
 
+def merge_identity(
+    s: Session,
+    participant: Participant,
+    fields: Mapping[str, str],
+    *,
+    actor: str,
+    study_name: str,
+    reason: str | None = None,
+) -> None:
+    """Merge ``fields`` into the participant's vault row in ``s``'s transaction (audited by
+    field name only)."""
+    row = s.get(IdentityVault, participant.id)
+    old: dict[str, str] = json.loads(row.fields_json) if row else {}
+    merged = {**old, **fields}
+    changed = sorted(k for k in fields if old.get(k) != fields[k])
+    if not changed:
+        return
+    if row is None:
+        s.add(
+            IdentityVault(
+                participant_id=participant.id,
+                fields_json=json.dumps(merged, ensure_ascii=False),
+                updated_at=utcnow(),
+            )
+        )
+    else:
+        row.fields_json = json.dumps(merged, ensure_ascii=False)
+        row.updated_at = utcnow()
+    audit.record(
+        s,
+        actor,
+        "identity.update",
+        "identity_vault",
+        participant.study_code,
+        study=study_name,
+        old={"fields": sorted(old)},
+        new={"fields": sorted(merged), "changed": changed},
+        reason=reason,
+    )
+
+
 def set_identity(
     store: Store,
     study_name: str,
@@ -273,32 +315,16 @@ def set_identity(
     actor: str,
     reason: str | None = None,
 ) -> None:
-    """Merge ``fields`` into the participant's identity-vault row (creating it if needed)."""
+    """Merge ``fields`` into the participant's identity-vault row (creating it if needed).
+
+    The audit log records which fields changed, never their values.
+    """
     with store.transaction() as s:
         study = get_study(s, study_name)
         p = get_participant(s, study, code)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was erased")
-        row = s.get(IdentityVault, p.id)
-        old: dict[str, str] = json.loads(row.fields_json) if row else {}
-        merged = {**old, **fields}
-        if row is None:
-            s.add(IdentityVault(participant_id=p.id, fields_json=json.dumps(merged)))
-        else:
-            row.fields_json = json.dumps(merged, ensure_ascii=False)
-            row.updated_at = utcnow()
-        changed = sorted(k for k in fields if old.get(k) != fields[k])
-        audit.record(
-            s,
-            actor,
-            "identity.update",
-            "identity_vault",
-            code,
-            study=study_name,
-            old={"fields": sorted(old)},
-            new={"fields": sorted(merged), "changed": changed},
-            reason=reason,
-        )
+        merge_identity(s, p, fields, actor=actor, study_name=study_name, reason=reason)
 
 
 def get_identity(store: Store, study_name: str, code: str) -> dict[str, str]:
@@ -338,3 +364,40 @@ def add_consent(
             new={"version": version, "at": consented_at.isoformat(), "scope": scope},
             reason=reason,
         )
+
+
+def import_participants(
+    store: Store, study_name: str, path: str, *, actor: str, reason: str | None = None
+) -> int:
+    """Enrol the participants listed in a CSV/Excel file (columns ``participant`` and optional
+    ``role``, ``arm``, ``site``); all or nothing; returns how many were new."""
+    from peerlens.study.responses import read_table
+
+    frame, _ = read_table(path)
+    allowed = {"participant", "role", "arm", "site"}
+    bad = [
+        Problem(0, c, "unknown column (use participant, role, arm, site)")
+        for c in frame.columns
+        if c not in allowed
+    ]
+    if "participant" not in frame.columns:
+        bad.append(Problem(0, None, "no participant column"))
+    if bad:
+        raise ImportRejected(path, bad)
+
+    def cell(col: str, i: int) -> str | None:
+        if col not in frame.columns:
+            return None
+        v = str(frame[col].iloc[i]).strip()
+        return v or None
+
+    people = [
+        NewParticipant(
+            str(cell("participant", i) or ""),
+            cell("role", i) or "service_user",
+            cell("arm", i),
+            cell("site", i),
+        )
+        for i in range(len(frame))
+    ]
+    return add_participants(store, study_name, people, actor=actor, reason=reason, source=path)

@@ -15,15 +15,44 @@ Values of fields flagged ``Identifier? = y`` are stored only in the identity vau
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import json
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import delete
+import pandas as pd
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from peerlens.study import audit
+from peerlens.study._catalog import FormSpec, ItemRule, dictionary_forms, resolve_forms
+from peerlens.study._lookup import get_study, participant_map
 from peerlens.study.errors import ImportRejected, Problem
-from peerlens.study.models import Field, Study
+from peerlens.study.models import (
+    Field,
+    IdentityVault,
+    Participant,
+    Response,
+    ResponseItem,
+    Site,
+    Study,
+    utcnow,
+)
+from peerlens.study.participants import check_code, merge_identity
+from peerlens.study.responses import (
+    _META_COLUMNS,
+    ImportSummary,
+    ItemValue,
+    MissingCodes,
+    ResponseRecord,
+    parse_completion,
+    parse_item,
+    read_table,
+    write_responses,
+)
+from peerlens.study.storage import Store
 
 #: The 18 data-dictionary columns as REDCap's CSV download names them, in order.
 DICTIONARY_COLUMNS: tuple[str, ...] = (
@@ -231,3 +260,414 @@ def dictionary_csv(fields: Sequence[Field]) -> str:
                 row.append("" if v is None else str(v))
         w.writerow(row)
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- flat record files
+
+
+def _record_id_field(session: Session, study: Study) -> str:
+    first = session.scalars(
+        select(Field.field_name).where(Field.study_id == study.id).order_by(Field.position)
+    ).first()
+    return first or "record_id"
+
+
+def _study_forms(session: Session, study: Study) -> dict[str, FormSpec]:
+    """Every form of the study: dictionary forms in dictionary order, then bundled instruments."""
+    scheduled = [ti.instrument for tp in study.timepoints for ti in tp.instruments]
+    forms = dictionary_forms(session, study.id)
+    for name, spec in resolve_forms(session, study.id, scheduled).items():
+        forms.setdefault(name, spec)
+    return forms
+
+
+def import_records(
+    store: Store,
+    study_name: str,
+    path: str | Path,
+    *,
+    create_participants: bool = False,
+    missing_codes: Sequence[str | int] | None = None,
+    actor: str,
+    reason: str | None = None,
+) -> ImportSummary:
+    """Import a REDCap flat record CSV (raw values); all or nothing, idempotent.
+
+    Rows are matched to timepoints by ``redcap_event_name`` (a study with one timepoint may omit
+    it). Values of identifier fields go to the identity vault. With ``create_participants``,
+    unknown record ids are enrolled as service users (no arm or site).
+
+    Raises
+    ------
+    ImportRejected
+        Every problem found (row, column, reason); nothing was stored.
+    """
+    frame, digest = read_table(path)
+    source = str(path)
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        forms = _study_forms(s, study)
+        rid_field = _record_id_field(s, study)
+        codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
+        problems: list[Problem] = []
+        cols = list(frame.columns)
+        if not cols or cols[0] != rid_field:
+            problems.append(
+                Problem(0, cols[0] if cols else None, f"first column must be {rid_field!r}")
+            )
+            raise ImportRejected(source, problems)
+        owner: dict[str, tuple[str, ItemRule | None]] = {}
+        for name, form in forms.items():
+            for rule in form.items:
+                owner[rule.name] = (name, rule)
+            owner[f"{name}_complete"] = (name, None)
+        for c in cols[1:]:
+            if c not in owner and c not in _META_COLUMNS:
+                problems.append(Problem(0, c, "not a field of this study's forms"))
+        events = {tp.redcap_event: tp for tp in study.timepoints}
+        scheduled = {tp.id: {ti.instrument for ti in tp.instruments} for tp in study.timepoints}
+        if "redcap_event_name" not in cols and len(events) != 1:
+            problems.append(
+                Problem(0, None, "no redcap_event_name column but the study has several events")
+            )
+        people = participant_map(s, study)
+        values = {c: [str(v).strip() for v in frame[c].tolist()] for c in cols}
+        present = {
+            name: [r for r in form.items if r.name in values]
+            for name, form in forms.items()
+            if any(r.name in values for r in form.items) or f"{name}_complete" in values
+        }
+        records: list[ResponseRecord] = []
+        identities: dict[str, dict[str, str]] = {}
+        new_codes: list[str] = []
+        seen: dict[tuple[str, int, str, int], int] = {}
+        pending: dict[str, int] = {}
+        for i in range(len(frame)):
+            n = i + 1
+            code = values[rid_field][i]
+            why = check_code(code)
+            if why:
+                problems.append(Problem(n, rid_field, why))
+                continue
+            person = people.get(code)
+            if person is None and not create_participants:
+                problems.append(Problem(n, rid_field, f"unknown participant {code!r}"))
+                continue
+            if person is not None and person.status == "erased":
+                problems.append(Problem(n, rid_field, f"participant {code!r} was erased"))
+                continue
+            if person is None and code not in pending:
+                pending[code] = -(len(pending) + 1)
+                new_codes.append(code)
+            pid = person.id if person is not None else pending[code]
+            ev = values["redcap_event_name"][i] if "redcap_event_name" in values else ""
+            tp = (
+                events.get(ev)
+                if ev
+                else (next(iter(events.values())) if len(events) == 1 else None)
+            )
+            if tp is None:
+                problems.append(Problem(n, "redcap_event_name", f"unknown event {ev!r}"))
+                continue
+            rep_form = (
+                values["redcap_repeat_instrument"][i]
+                if "redcap_repeat_instrument" in values
+                else ""
+            )
+            rep_raw = (
+                values["redcap_repeat_instance"][i] if "redcap_repeat_instance" in values else ""
+            )
+            repeat = 0
+            if rep_form or rep_raw:
+                if not rep_raw.isdigit() or int(rep_raw) < 1:
+                    problems.append(
+                        Problem(
+                            n, "redcap_repeat_instance", f"{rep_raw!r} is not an instance 1, 2, ..."
+                        )
+                    )
+                    continue
+                repeat = int(rep_raw)
+                if rep_form and rep_form not in forms:
+                    problems.append(
+                        Problem(n, "redcap_repeat_instrument", f"unknown form {rep_form!r}")
+                    )
+                    continue
+            for name, rules in present.items():
+                kinds = {r.name: r.kind for r in rules}
+                if rep_form and name != rep_form:
+                    for r in rules:
+                        if values[r.name][i] and not (
+                            r.kind == "flag" and values[r.name][i] == "0"
+                        ):
+                            problems.append(
+                                Problem(n, r.name, f"value in a row of repeating form {rep_form!r}")
+                            )
+                    continue
+                items: dict[str, ItemValue] = {}
+                for rule in rules:
+                    raw = values[rule.name][i]
+                    if raw == "":
+                        continue
+                    if rule.kind == "flag" and raw == "0":
+                        # REDCap writes 0 for every unticked checkbox option: no data.
+                        items[rule.name] = (0.0, None, None)
+                        continue
+                    parsed, why = parse_item(rule, raw, codes)
+                    if why:
+                        problems.append(Problem(n, rule.name, why))
+                        continue
+                    if parsed is None:
+                        continue
+                    if rule.identifier:
+                        ident = identities.setdefault(code, {})
+                        if ident.get(rule.name, raw) != raw:
+                            problems.append(
+                                Problem(n, rule.name, f"differs from an earlier row of {code!r}")
+                            )
+                        ident[rule.name] = raw
+                    else:
+                        items[rule.name] = parsed
+                comp_col = f"{name}_complete"
+                completion = None
+                if comp_col in values:
+                    completion, why = parse_completion(values[comp_col][i])
+                    if why:
+                        problems.append(Problem(n, comp_col, why))
+                has_data = any(
+                    not (v == (0.0, None, None) and kinds[k] == "flag") for k, v in items.items()
+                )
+                if not has_data and completion is None:
+                    continue
+                if name not in scheduled[tp.id]:
+                    problems.append(
+                        Problem(
+                            n,
+                            comp_col if comp_col in values else None,
+                            f"form {name!r} is not scheduled at event {tp.redcap_event!r}",
+                        )
+                    )
+                    continue
+                key = (code, tp.id, name, repeat)
+                if key in seen:
+                    problems.append(
+                        Problem(
+                            n,
+                            rid_field,
+                            f"{code!r} {tp.redcap_event} {name} also on row {seen[key]}",
+                        )
+                    )
+                    continue
+                seen[key] = n
+                if completion is None:
+                    completion = 0
+                records.append(ResponseRecord(pid, code, tp.id, name, repeat, completion, items))
+        if problems:
+            raise ImportRejected(source, problems)
+        if new_codes:
+            add_rows = [
+                {
+                    "study_id": study.id,
+                    "study_code": c,
+                    "role": "service_user",
+                    "status": "enrolled",
+                    "enrolled_at": utcnow(),
+                    "date_shift_days": secrets.randbelow(365),
+                }
+                for c in new_codes
+            ]
+            s.execute(insert(Participant), add_rows)
+            people = participant_map(s, study)
+            for rec in records:
+                if rec.participant_id < 0:
+                    rec.participant_id = people[rec.participant].id
+            audit.record_many(
+                s,
+                actor,
+                [
+                    audit.AuditEvent(
+                        "participant.add",
+                        "participant",
+                        c,
+                        study_name,
+                        None,
+                        {"role": "service_user", "source": Path(path).name},
+                        reason,
+                    )
+                    for c in new_codes
+                ],
+            )
+        for code, fields in identities.items():
+            merge_identity(
+                s, people[code], fields, actor=actor, study_name=study_name, reason=reason
+            )
+        new, updated, unchanged = write_responses(
+            s,
+            records,
+            source=f"redcap:{Path(path).name}@{digest[:12]}",
+            actor=actor,
+            study_name=study_name,
+            reason=reason,
+        )
+        audit.record(
+            s,
+            actor,
+            "redcap.import",
+            "response",
+            None,
+            study=study_name,
+            new={
+                "file": Path(path).name,
+                "sha256": digest,
+                "rows": len(frame),
+                "new": new,
+                "updated": updated,
+                "unchanged": unchanged,
+                "participants_created": len(new_codes),
+            },
+            reason=reason,
+        )
+        return ImportSummary(source, digest, len(frame), new, updated, unchanged)
+
+
+def _fmt_value(value: float | None, text: str | None, missing: str | None) -> str:
+    if missing is not None:
+        return missing
+    if text is not None:
+        return text
+    if value is None:
+        return ""
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def records_frame(
+    session: Session,
+    study: Study,
+    *,
+    identity: bool,
+    drop_free_text: bool,
+    shift_dates: bool,
+    sites: frozenset[str] | None = None,
+) -> pd.DataFrame:
+    """The study's data as a REDCap flat record table (all cells text).
+
+    ``identity`` puts identity-vault values back into identifier fields (else those columns are
+    left out); ``drop_free_text`` leaves out text fields without validation and notes fields;
+    ``shift_dates`` moves date fields back by the participant's date shift.
+    """
+    forms = _study_forms(session, study)
+    rid_field = _record_id_field(session, study)
+    tps = {tp.id: tp for tp in study.timepoints}
+    q = (
+        select(
+            Participant.id,
+            Participant.study_code,
+            Participant.date_shift_days,
+            Response.id,
+            Response.timepoint_id,
+            Response.instrument,
+            Response.repeat_instance,
+            Response.completion,
+        )
+        .join(Response, Response.participant_id == Participant.id)
+        .where(Participant.study_id == study.id, Response.timepoint_id.is_not(None))
+    )
+    if sites is not None:
+        q = q.join(Site, Site.id == Participant.site_id).where(Site.name.in_(sorted(sites)))
+    responses = session.execute(q).all()
+    by_resp: dict[int, dict[str, tuple[float | None, str | None, str | None]]] = {}
+    rids = [r[3] for r in responses]
+    for i in range(0, len(rids), 5000):
+        chunk = rids[i : i + 5000]
+        for rid, item, value, text_, miss in session.execute(
+            select(
+                ResponseItem.response_id,
+                ResponseItem.item,
+                ResponseItem.value,
+                ResponseItem.text,
+                ResponseItem.missing_code,
+            ).where(ResponseItem.response_id.in_(chunk))
+        ):
+            by_resp.setdefault(rid, {})[item] = (value, text_, miss)
+    keep: dict[str, list[ItemRule]] = {}
+    for name, form in forms.items():
+        rules = []
+        for r in form.items:
+            if r.identifier and not identity:
+                continue
+            if r.free_text and drop_free_text:
+                continue
+            rules.append(r)
+        keep[name] = rules
+    repeating = any(r[6] > 0 for r in responses)
+    vault: dict[int, dict[str, str]] = {}
+    if identity:
+        pids = sorted({r[0] for r in responses})
+        for vrow in session.scalars(
+            select(IdentityVault).where(IdentityVault.participant_id.in_(pids))
+        ):
+            vault[vrow.participant_id] = json.loads(vrow.fields_json)
+    # Identifier values go where their form was first filled in (REDCap keeps them there).
+    ident_by_form = {name: [r.name for r in rules if r.identifier] for name, rules in keep.items()}
+    form_rows: dict[tuple[int, str], tuple[int, tuple[str, int, str, int]]] = {}
+    rows: dict[tuple[str, int, str, int], dict[str, str]] = {}
+    order: dict[str, int] = {}  # participant code -> database id (enrolment order)
+    for pid, code, shift, rid, tid, inst, rep, comp in responses:
+        tp = tps[tid or 0]
+        rep_form = inst if rep > 0 else ""
+        key = (code, tp.position, rep_form, rep)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = {
+                rid_field: code,
+                "redcap_event_name": tp.redcap_event,
+                "redcap_repeat_instrument": rep_form,
+                "redcap_repeat_instance": str(rep) if rep > 0 else "",
+            }
+        if rep == 0:
+            first = form_rows.get((pid, inst))
+            if first is None or tp.position < first[0]:
+                form_rows[(pid, inst)] = (tp.position, key)
+        order[code] = pid
+        items = by_resp.get(rid, {})
+        for rule in keep.get(inst, []):
+            if rule.name in items:
+                v, t, m = items[rule.name]
+                if shift_dates and rule.is_date and t is not None and m is None:
+                    t = _shift(t, shift)
+                row[rule.name] = _fmt_value(v, t, m)
+        row[f"{inst}_complete"] = "" if comp is None else str(comp)
+    for (pid, inst), (_, key) in form_rows.items():
+        for fname in ident_by_form.get(inst, []):
+            if fname in vault.get(pid, {}):
+                rows[key][fname] = vault[pid][fname]
+    columns = [rid_field, "redcap_event_name"]
+    if repeating:
+        columns += ["redcap_repeat_instrument", "redcap_repeat_instance"]
+    for name, rules in keep.items():
+        columns += [r.name for r in rules]
+        columns.append(f"{name}_complete")
+    # Identifier fields may sit on the record-id form even when no response of it exists.
+    ordered = sorted(rows.items(), key=lambda kv: (order[kv[0][0]], kv[0][1], kv[0][2], kv[0][3]))
+    flags = {r.name for rules in keep.values() for r in rules if r.kind == "flag"}
+    # REDCap writes 0 for every unticked checkbox option, in every row.
+    data = [[row.get(c, "0" if c in flags else "") for c in columns] for _, row in ordered]
+    return pd.DataFrame(data, columns=columns, dtype="string").fillna("")
+
+
+def _shift(text: str, days: int) -> str:
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    shifted = parsed - dt.timedelta(days=days)
+    return shifted.date().isoformat() if len(text) <= 10 else shifted.isoformat(sep=" ")
+
+
+def export_dictionary(store: Store, study_name: str) -> str:
+    """The study's data dictionary as REDCap's 18-column CSV."""
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        fields = s.scalars(
+            select(Field).where(Field.study_id == study.id).order_by(Field.position)
+        ).all()
+        return dictionary_csv(fields)

@@ -1,0 +1,165 @@
+"""Erasing a participant's identifying content, keeping the audit chain verifiable.
+
+Policy (also in ``docs/study.md``):
+
+1. The identity-vault row is deleted (names, contact details, dates of birth, ... are gone).
+2. Free text about or by the participant is deleted: their transcripts and stories, the notes of
+   every session of a relationship they are part of, and every text-valued response item (free
+   text answers and dates).
+3. Their ECG/RR recordings are deleted: the database rows, their window events, and the stored
+   files unless another participant's recording has the same content.
+4. Coded item responses (numbers and missing codes) are kept, linked to the pseudonymous study
+   code, as research data (GDPR Art. 17(3)(d) and Art. 89 allow keeping pseudonymised research
+   data when erasing it would seriously impair the research); ``purge_responses=True`` deletes
+   them too, for a participant who withdraws consent to their use.
+5. The participant row stays with status ``erased`` so that imports naming the code are refused
+   and the audit history still refers to something; nothing can be added for it afterwards.
+6. The audit log is not touched: it never holds identifying values (identity changes are logged
+   by field name only, free text by its length only), so the hash chain still verifies. The
+   erasure itself is logged with counts of what was removed and the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, or_, select, update
+
+from peerlens.study import audit
+from peerlens.study._lookup import get_participant, get_study
+from peerlens.study.errors import StudyError
+from peerlens.study.models import (
+    IdentityVault,
+    PSRelationship,
+    Recording,
+    RecordingWindow,
+    Response,
+    ResponseItem,
+    Session,
+    Transcript,
+    utcnow,
+)
+from peerlens.study.sessions import blob_path
+from peerlens.study.storage import Store
+
+
+def _count(result: object) -> int:
+    """Rows a DELETE/UPDATE touched."""
+    return int(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    """What an erasure removed."""
+
+    participant: str
+    identity_fields: int
+    transcripts: int
+    session_notes: int
+    text_items: int
+    recordings: int
+    files_deleted: int
+    responses_deleted: int
+
+
+def erase_participant(
+    store: Store,
+    study_name: str,
+    code: str,
+    *,
+    actor: str,
+    reason: str,
+    purge_responses: bool = False,
+) -> ErasureReport:
+    """Erase a participant's identifying content per the module's policy.
+
+    Raises
+    ------
+    StudyError
+        Unknown participant, already erased, or no reason given.
+    """
+    if not reason or not reason.strip():
+        raise StudyError("an erasure needs a reason (it is kept in the audit log)")
+    files: list[tuple[str, str]] = []
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        p = get_participant(s, study, code)
+        if p.status == "erased":
+            raise StudyError(f"participant {code!r} was already erased")
+        vault = s.get(IdentityVault, p.id)
+        n_ident = 0
+        if vault is not None:
+            import json
+
+            n_ident = len(json.loads(vault.fields_json))
+            s.delete(vault)
+        n_tr = _count(s.execute(delete(Transcript).where(Transcript.participant_id == p.id)))
+        rels = select(PSRelationship.id).where(
+            or_(PSRelationship.ps_worker_id == p.id, PSRelationship.service_user_id == p.id)
+        )
+        sess_ids = select(Session.id).where(Session.relationship_id.in_(rels))
+        n_tr += _count(s.execute(delete(Transcript).where(Transcript.session_id.in_(sess_ids))))
+        n_notes = _count(
+            s.execute(
+                update(Session)
+                .where(Session.relationship_id.in_(rels), Session.notes.is_not(None))
+                .values(notes=None)
+            )
+        )
+        resp_ids = select(Response.id).where(Response.participant_id == p.id)
+        n_text = _count(
+            s.execute(
+                delete(ResponseItem).where(
+                    ResponseItem.response_id.in_(resp_ids), ResponseItem.text.is_not(None)
+                )
+            )
+        )
+        recs = s.execute(
+            select(Recording.id, Recording.sha256, Recording.suffix).where(
+                Recording.participant_id == p.id
+            )
+        ).all()
+        rec_ids = [r[0] for r in recs]
+        if rec_ids:
+            s.execute(delete(RecordingWindow).where(RecordingWindow.recording_id.in_(rec_ids)))
+            s.execute(delete(Recording).where(Recording.id.in_(rec_ids)))
+        for _, sha, suffix in recs:
+            others = s.scalar(
+                select(func.count()).select_from(Recording).where(Recording.sha256 == sha)
+            )
+            if not others:
+                files.append((sha, suffix))
+        n_resp = 0
+        if purge_responses:
+            s.execute(delete(ResponseItem).where(ResponseItem.response_id.in_(resp_ids)))
+            n_resp = _count(s.execute(delete(Response).where(Response.participant_id == p.id)))
+        old_status = p.status
+        p.status = "erased"
+        p.erased_at = utcnow()
+        report = ErasureReport(
+            code, n_ident, n_tr, n_notes, n_text, len(rec_ids), len(files), n_resp
+        )
+        audit.record(
+            s,
+            actor,
+            "participant.erase",
+            "participant",
+            code,
+            study=study_name,
+            old={"status": old_status},
+            new={
+                "status": "erased",
+                "identity_fields": n_ident,
+                "transcripts": n_tr,
+                "session_notes": n_notes,
+                "text_items": n_text,
+                "recordings": len(rec_ids),
+                "responses_deleted": n_resp,
+                "purge_responses": purge_responses,
+            },
+            reason=reason,
+        )
+    # Files go only after the database no longer refers to them.
+    for sha, suffix in files:
+        blob_path(store.blob_dir, sha, suffix).unlink(missing_ok=True)
+    return report

@@ -1,0 +1,364 @@
+"""Exporting a study: tidy long tables (CSV/Parquet) and REDCap flat records, in four tiers.
+
+Tiers (like REDCap's export rights, see :mod:`peerlens.study.users`):
+
+``full``
+    Everything, including identity-vault fields (tidy: rows with ``kind == "identity"``;
+    REDCap: the identifier fields' columns).
+``remove_identifiers``
+    No identity-vault fields and no dictionary field flagged as an identifier.
+``deidentified``
+    Also no free text (text fields without validation, notes fields) and every date moved back
+    by the participant's secret date shift (0-364 days, drawn at enrolment), so that intervals
+    within a participant are kept.
+``none``
+    No export.
+
+Scores are derived at export time from the stored items by :mod:`peerlens.instruments`, never
+stored; each score row carries ``scoring_version`` (spec version, engine version and the spec
+file's sha256 prefix). Every export is audited and writes a manifest beside the file
+(``<file>.manifest.json``) with the file's sha256 and the audit-chain head after the export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from peerlens import __version__
+from peerlens.study import audit
+from peerlens.study._catalog import FormSpec
+from peerlens.study._lookup import get_study
+from peerlens.study.errors import StudyError
+from peerlens.study.models import (
+    IdentityVault,
+    Participant,
+    Response,
+    ResponseItem,
+    Site,
+    Study,
+    Timepoint,
+)
+from peerlens.study.redcap import _study_forms, records_frame
+from peerlens.study.storage import Store
+from peerlens.study.users import TIERS, Rights, require_tier
+
+#: Columns of the tidy export, in order.
+TIDY_COLUMNS = (
+    "participant",
+    "role",
+    "arm",
+    "site",
+    "status",
+    "timepoint",
+    "redcap_event",
+    "instrument",
+    "repeat_instance",
+    "completion",
+    "kind",
+    "name",
+    "value",
+    "text",
+    "missing_code",
+    "scoring_version",
+)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What was written: file, manifest, row count, sha256 and audit head."""
+
+    path: Path
+    manifest: Path
+    rows: int
+    sha256: str
+    audit_head: tuple[int, str]
+
+
+def _tier_flags(tier: str) -> tuple[bool, bool, bool]:
+    """(identity, drop_free_text, shift_dates) for ``tier``."""
+    if tier not in TIERS:
+        raise StudyError(f"export tier {tier!r}: use one of {', '.join(TIERS)}")
+    return tier == "full", tier == "deidentified", tier == "deidentified"
+
+
+def tidy_frame(
+    session: Session, study: Study, *, tier: str = "full", sites: frozenset[str] | None = None
+) -> pd.DataFrame:
+    """The study's item values and derived scores as a tidy long table (see module docstring).
+
+    One row per stored item (``kind == "item"``), per derived score (``kind == "score"``) and, in
+    the full tier, per identity field (``kind == "identity"``). Numeric values are in ``value``;
+    text answers, dates and score bands in ``text``.
+    """
+    identity, drop_text, shift = _tier_flags(tier)
+    forms = _study_forms(session, study)
+    arms = {a.id: a.name for a in study.arms}
+    site_names = {x.id: x.name for x in study.sites}
+    q = (
+        select(
+            Participant.id,
+            Participant.study_code,
+            Participant.role,
+            Participant.arm_id,
+            Participant.site_id,
+            Participant.status,
+            Participant.date_shift_days,
+            Timepoint.name,
+            Timepoint.redcap_event,
+            Timepoint.position,
+            Response.instrument,
+            Response.repeat_instance,
+            Response.completion,
+            ResponseItem.item,
+            ResponseItem.value,
+            ResponseItem.text,
+            ResponseItem.missing_code,
+        )
+        .join(Response, Response.participant_id == Participant.id)
+        .join(Timepoint, Timepoint.id == Response.timepoint_id)
+        .join(ResponseItem, ResponseItem.response_id == Response.id)
+        .where(Participant.study_id == study.id)
+    )
+    if sites is not None:
+        q = q.join(Site, Site.id == Participant.site_id).where(Site.name.in_(sorted(sites)))
+    cols = [
+        "pid",
+        "participant",
+        "role",
+        "arm_id",
+        "site_id",
+        "status",
+        "shift",
+        "timepoint",
+        "redcap_event",
+        "tp_pos",
+        "instrument",
+        "repeat_instance",
+        "completion",
+        "name",
+        "value",
+        "text",
+        "missing_code",
+    ]
+    raw = pd.DataFrame(session.execute(q).all(), columns=cols)
+    raw["value"] = raw["value"].astype("float64")
+    raw["kind"] = "item"
+    if len(raw):
+        rules = {(f, r.name): r for f, form in forms.items() for r in form.items}
+        meta = [rules.get((f, n)) for f, n in zip(raw["instrument"], raw["name"], strict=True)]
+        free = np.array([m is not None and m.free_text for m in meta], dtype=bool)
+        ident = np.array([m is not None and m.identifier for m in meta], dtype=bool)
+        dates = np.array([m is not None and m.is_date for m in meta], dtype=bool)
+        drop = ident & ~np.bool_(identity)
+        if drop_text:
+            drop |= free
+        raw = raw.loc[~drop].reset_index(drop=True)
+        dates = dates[~drop]
+        if shift and dates.any():
+            idx = np.flatnonzero(dates & raw["missing_code"].isna().to_numpy())
+            shifted = [
+                _shift_date(str(t), int(d))
+                for t, d in zip(
+                    raw["text"].to_numpy()[idx], raw["shift"].to_numpy()[idx], strict=True
+                )
+            ]
+            raw.loc[idx, "text"] = shifted
+    scores = _scores(raw, forms)
+    parts = [raw, scores]
+    if identity:
+        parts.append(_identity_rows(session, study, raw))
+    out = pd.concat([p for p in parts if len(p)], ignore_index=True) if len(raw) else raw
+    out["arm"] = out["arm_id"].map(lambda v: arms.get(int(v)) if pd.notna(v) else None)
+    out["site"] = out["site_id"].map(lambda v: site_names.get(int(v)) if pd.notna(v) else None)
+    if "scoring_version" not in out:
+        out["scoring_version"] = None
+    kind_order = out["kind"].map({"identity": 0, "item": 1, "score": 2})
+    out = (
+        out.assign(_k=kind_order, _tp=out["tp_pos"].fillna(-1))
+        .sort_values(["participant", "_tp", "instrument", "repeat_instance", "_k"], kind="stable")
+        .reset_index(drop=True)
+    )
+    result = out.reindex(columns=list(TIDY_COLUMNS))
+    result["repeat_instance"] = result["repeat_instance"].astype("Int64")
+    result["completion"] = result["completion"].astype("Int64")
+    result["value"] = result["value"].astype("float64")
+    return result
+
+
+def _shift_date(text: str, days: int) -> str:
+    import datetime as dt
+
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    shifted = parsed - dt.timedelta(days=days)
+    return shifted.date().isoformat() if len(text) <= 10 else shifted.isoformat(sep=" ")
+
+
+def _scores(raw: pd.DataFrame, forms: dict[str, FormSpec]) -> pd.DataFrame:
+    """Score rows for every bundled instrument in ``raw`` (recomputed, never stored)."""
+    from peerlens.instruments import score_with_provenance
+
+    out: list[pd.DataFrame] = []
+    keys = ["pid", "timepoint", "instrument", "repeat_instance"]
+    for inst, block in raw.groupby("instrument", sort=True):
+        form = forms.get(str(inst))
+        if form is None or not form.builtin or not len(block):
+            continue
+        wide = block.set_index([*keys, "name"])["value"].unstack("name")
+        wide = wide.reindex(columns=[r.name for r in form.items])
+        wide.columns = [str(c) for c in wide.columns]
+        with warnings.catch_warnings():
+            # Caveats are documented with each instrument; an export does not repeat them.
+            warnings.simplefilter("ignore")
+            result = score_with_provenance(wide.reset_index(drop=True), str(inst))
+        prov = result.provenance[0]
+        version = f"{prov.instrument} spec {prov.spec_version} engine {prov.engine_version} "
+        version += f"sha256:{prov.spec_sha256[:12]}"
+        new_cols = [c for c in result.data.columns if c not in wide.columns]
+        scored = result.data[new_cols]
+        scored.index = wide.index
+        long = scored.reset_index().melt(id_vars=keys, var_name="name", value_name="raw")
+        numeric = pd.to_numeric(long["raw"], errors="coerce")
+        is_num = long["raw"].map(lambda v: isinstance(v, (int, float, np.number, bool)))
+        long["value"] = numeric.where(is_num)
+        long["text"] = long["raw"].where(~is_num & long["raw"].notna()).astype("object")
+        long["text"] = long["text"].map(lambda v: None if pd.isna(v) else str(v))
+        long = long.drop(columns="raw")
+        long["kind"] = "score"
+        long["scoring_version"] = version
+        context = ["participant", "role", "arm_id", "site_id", "status", "redcap_event"]
+        ctx = block.drop_duplicates(keys)[[*keys, *context, "tp_pos", "completion"]]
+        out.append(long.merge(ctx, on=keys, how="left"))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def _identity_rows(session: Session, study: Study, raw: pd.DataFrame) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+    q = (
+        select(Participant, IdentityVault)
+        .join(IdentityVault, IdentityVault.participant_id == Participant.id)
+        .where(Participant.study_id == study.id)
+    )
+    for p, vault in session.execute(q):
+        for name, value in sorted(json.loads(vault.fields_json).items()):
+            rows.append(
+                {
+                    "pid": p.id,
+                    "participant": p.study_code,
+                    "role": p.role,
+                    "arm_id": p.arm_id,
+                    "site_id": p.site_id,
+                    "status": p.status,
+                    "kind": "identity",
+                    "name": name,
+                    "text": str(value),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def export_study(
+    store: Store,
+    study_name: str,
+    out: str | Path,
+    *,
+    format: str = "tidy",
+    tier: str = "deidentified",
+    rights: Rights,
+    reason: str | None = None,
+) -> ExportResult:
+    """Write the study to ``out`` in ``format`` (``tidy``: CSV or ``.parquet``; ``redcap``:
+    flat record CSV) at ``tier``, checked against ``rights``.
+
+    Raises
+    ------
+    PermissionDenied
+        ``tier`` is beyond the user's export right.
+    StudyError
+        Unknown format or tier, or ``tier == "none"``.
+    """
+    require_tier(rights, tier)
+    if format not in ("tidy", "redcap"):
+        raise StudyError(f"export format {format!r}: use tidy or redcap")
+    path = Path(out)
+    identity, drop_text, shift = _tier_flags(tier)
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        if format == "tidy":
+            frame = tidy_frame(s, study, tier=tier, sites=rights.sites)
+        else:
+            if path.suffix.lower() == ".parquet":
+                raise StudyError("REDCap records are CSV: give an --out path ending in .csv")
+            frame = records_frame(
+                s,
+                study,
+                identity=identity,
+                drop_free_text=drop_text,
+                shift_dates=shift,
+                sites=rights.sites,
+            )
+        data = _encode(frame, path)
+        digest = hashlib.sha256(data).hexdigest()
+        audit.record(
+            s,
+            rights.actor,
+            "export",
+            "study",
+            study_name,
+            study=study_name,
+            new={
+                "format": format,
+                "tier": tier,
+                "file": path.name,
+                "rows": len(frame),
+                "sha256": digest,
+                "sites": None if rights.sites is None else sorted(rights.sites),
+            },
+            reason=reason,
+        )
+        head = audit.current_head(s)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    manifest = path.with_name(path.name + ".manifest.json")
+    manifest.write_text(
+        json.dumps(
+            {
+                "study": study_name,
+                "format": format,
+                "tier": tier,
+                "rows": len(frame),
+                "sha256": digest,
+                "exported_by": rights.actor,
+                "peerlens_version": __version__,
+                "audit_head": {"seq": head[0], "hash": head[1]},
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    return ExportResult(path, manifest, len(frame), digest, head)
+
+
+def _encode(frame: pd.DataFrame, path: Path) -> bytes:
+    import io
+
+    if path.suffix.lower() == ".parquet":
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        return buf.getvalue()
+    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")

@@ -1,0 +1,276 @@
+"""PS relationships, sessions, transcripts/stories and ECG/RR recordings.
+
+Recording files are stored once, content-addressed: ``<blob_dir>/<sha[:2]>/<sha>`` (plus the
+original suffix), written to a temporary name first and renamed, so a crash leaves either no file
+or a whole one. A file whose database transaction did not commit is an orphan that the next add
+of the same content reuses; it holds no link to any participant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import select
+
+from peerlens.study import audit
+from peerlens.study._lookup import get_participant, get_session, get_study
+from peerlens.study.errors import StudyError
+from peerlens.study.models import (
+    SESSION_MODES,
+    PSRelationship,
+    Recording,
+    RecordingWindow,
+    Session,
+    Transcript,
+)
+from peerlens.study.storage import Store
+
+_CHUNK = 1 << 20
+
+
+def _aware(when: dt.datetime, what: str) -> dt.datetime:
+    if when.tzinfo is None:
+        raise StudyError(f"{what} must carry a time zone (e.g. 2026-03-01T10:00:00+00:00)")
+    return when.astimezone(dt.UTC)
+
+
+def add_relationship(
+    store: Store,
+    study_name: str,
+    ps_worker: str,
+    service_user: str,
+    *,
+    started_at: dt.datetime,
+    ended_at: dt.datetime | None = None,
+    actor: str,
+    reason: str | None = None,
+) -> int:
+    """Record that PS worker ``ps_worker`` supports ``service_user``; return the relationship id."""
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        worker = get_participant(s, study, ps_worker)
+        user = get_participant(s, study, service_user)
+        if worker.role != "ps_worker":
+            raise StudyError(f"{ps_worker!r} is enrolled as {worker.role}, not ps_worker")
+        if user.role != "service_user":
+            raise StudyError(f"{service_user!r} is enrolled as {user.role}, not service_user")
+        rel = PSRelationship(
+            study_id=study.id,
+            ps_worker_id=worker.id,
+            service_user_id=user.id,
+            started_at=_aware(started_at, "start"),
+            ended_at=_aware(ended_at, "end") if ended_at else None,
+        )
+        s.add(rel)
+        s.flush()
+        audit.record(
+            s,
+            actor,
+            "relationship.add",
+            "ps_relationship",
+            f"{ps_worker}->{service_user}",
+            study=study_name,
+            new={"started_at": started_at.isoformat()},
+            reason=reason,
+        )
+        return rel.id
+
+
+def add_session(
+    store: Store,
+    study_name: str,
+    relationship_id: int,
+    label: str,
+    *,
+    started_at: dt.datetime,
+    mode: str,
+    duration_min: float | None = None,
+    notes: str | None = None,
+    actor: str,
+    reason: str | None = None,
+) -> int:
+    """Add a session (``mode`` one of in_person, phone, video, text_chat); return its id."""
+    if mode not in SESSION_MODES:
+        raise StudyError(f"session mode {mode!r}: use one of {', '.join(SESSION_MODES)}")
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        rel = s.get(PSRelationship, relationship_id)
+        if rel is None or rel.study_id != study.id:
+            raise StudyError(f"study {study_name!r} has no relationship {relationship_id}")
+        sess = Session(
+            relationship_id=rel.id,
+            label=label,
+            started_at=_aware(started_at, "session start"),
+            duration_min=duration_min,
+            mode=mode,
+            notes=notes,
+        )
+        s.add(sess)
+        s.flush()
+        audit.record(
+            s,
+            actor,
+            "session.add",
+            "ps_session",
+            f"{relationship_id}/{label}",
+            study=study_name,
+            new={"mode": mode, "duration_min": duration_min, "notes": audit.redacted(notes)},
+            reason=reason,
+        )
+        return sess.id
+
+
+def add_transcript(
+    store: Store,
+    study_name: str,
+    text: str,
+    *,
+    kind: str = "transcript",
+    participant: str | None = None,
+    session_id: int | None = None,
+    author: str | None = None,
+    actor: str,
+    reason: str | None = None,
+) -> int:
+    """Store a transcript or story; a new version if one exists for the same owner and kind."""
+    if kind not in ("transcript", "story"):
+        raise StudyError(f"kind {kind!r}: use transcript or story")
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        pid = get_participant(s, study, participant).id if participant else None
+        prior = s.scalars(
+            select(Transcript.version)
+            .where(
+                Transcript.study_id == study.id,
+                Transcript.kind == kind,
+                Transcript.participant_id.is_(None)
+                if pid is None
+                else Transcript.participant_id == pid,
+                Transcript.session_id.is_(None)
+                if session_id is None
+                else Transcript.session_id == session_id,
+            )
+            .order_by(Transcript.version.desc())
+        ).first()
+        t = Transcript(
+            study_id=study.id,
+            kind=kind,
+            participant_id=pid,
+            session_id=session_id,
+            version=(prior or 0) + 1,
+            author=author,
+            text=text,
+        )
+        s.add(t)
+        s.flush()
+        audit.record(
+            s,
+            actor,
+            f"{kind}.add",
+            "transcript",
+            str(t.id),
+            study=study_name,
+            new={"version": t.version, "participant": participant, "text": audit.redacted(text)},
+            reason=reason,
+        )
+        return t.id
+
+
+def blob_path(blob_dir: Path, sha256: str, suffix: str) -> Path:
+    """Where the file with digest ``sha256`` lives under ``blob_dir``."""
+    return blob_dir / sha256[:2] / f"{sha256}{suffix}"
+
+
+def add_recording(
+    store: Store,
+    study_name: str,
+    path: str | Path,
+    *,
+    participant: str,
+    session: str | None = None,
+    kind: str = "ecg",
+    device: str | None = None,
+    sampling_rate_hz: float | None = None,
+    windows: list[tuple[str, float, float]] | None = None,
+    actor: str,
+    reason: str | None = None,
+) -> tuple[int, str]:
+    """Store an ECG/RR file content-addressed and link it; return (recording id, sha256).
+
+    Adding the same file for the same participant again returns the existing recording.
+    ``windows`` are labelled ``(label, start_s, end_s)`` events within the recording.
+    """
+    if kind not in ("ecg", "rr"):
+        raise StudyError(f"recording kind {kind!r}: use ecg or rr")
+    src = Path(path)
+    if not src.is_file():
+        raise StudyError(f"{src}: no such file")
+    if sampling_rate_hz is not None and not sampling_rate_hz > 0:
+        raise StudyError(f"sampling rate {sampling_rate_hz}: must be positive")
+    for label, start, end in windows or []:
+        if not 0 <= start < end:
+            raise StudyError(f"window {label!r}: need 0 <= start ({start}) < end ({end})")
+    digest = hashlib.sha256()
+    size = 0
+    with src.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    sha = digest.hexdigest()
+    suffix = "".join(src.suffixes)[-20:]
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        p = get_participant(s, study, participant)
+        if p.status == "erased":
+            raise StudyError(f"participant {participant!r} was erased")
+        sess_id = get_session(s, study, p, session).id if session else None
+        existing = s.scalars(
+            select(Recording).where(Recording.participant_id == p.id, Recording.sha256 == sha)
+        ).first()
+        if existing is not None:
+            return existing.id, sha
+        target = blob_path(store.blob_dir, sha, suffix)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+            os.close(fd)
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, target)
+        rec = Recording(
+            participant_id=p.id,
+            session_id=sess_id,
+            sha256=sha,
+            suffix=suffix,
+            size_bytes=size,
+            kind=kind,
+            device=device,
+            sampling_rate_hz=sampling_rate_hz,
+        )
+        s.add(rec)
+        s.flush()
+        for label, start, end in windows or []:
+            s.add(RecordingWindow(recording_id=rec.id, label=label, start_s=start, end_s=end))
+        audit.record(
+            s,
+            actor,
+            "recording.add",
+            "recording",
+            sha,
+            study=study_name,
+            new={
+                "participant": participant,
+                "session": session,
+                "kind": kind,
+                "device": device,
+                "sampling_rate_hz": sampling_rate_hz,
+                "bytes": size,
+                "windows": [list(w) for w in windows or []],
+            },
+            reason=reason,
+        )
+        return rec.id, sha

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from peerlens.study import ImportRejected, Store, create_study, get_identity
+from peerlens.study.export import export_study, tidy_frame
+from peerlens.study.redcap import (
+    DICTIONARY_COLUMNS,
+    export_dictionary,
+    import_records,
+    parse_data_dictionary,
+)
+from peerlens.study.users import Rights
+
+from .conftest import ACTOR, DATA
+
+OWNER = Rights(ACTOR, True, True, "full", None)
+
+
+@pytest.fixture
+def rc_store(store: Store, tmp_path: Path) -> Store:
+    for name in ("redcap_study.yaml", "redcap_dictionary.csv"):
+        shutil.copy(DATA / name, tmp_path / name)
+    create_study(store, "rc", tmp_path / "redcap_study.yaml", actor=ACTOR)
+    return store
+
+
+def _read(path: Path | str) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def test_dictionary_has_the_18_standard_columns_and_round_trips(rc_store: Store) -> None:
+    assert len(DICTIONARY_COLUMNS) == 18
+    text = export_dictionary(rc_store, "rc")
+    original = _read(DATA / "redcap_dictionary.csv")
+    again = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(again, original)
+
+
+def test_dictionary_problems_are_all_reported() -> None:
+    header = ",".join(f'"{c}"' for c in DICTIONARY_COLUMNS)
+    empty = "," * 13
+    bad = "\n".join(
+        [
+            header,
+            "record_id,enrol,,text,ID,,,,,,,,,,,,,",
+            'Mood,enrol,,radio,Mood,"1, Low | 2, High",,,,,,,,,,,,',
+            "mood2,enrol,,slidr,Mood,,,,,,,,,,,,,",
+            "mood3,enrol,,radio,Mood,Low or high,,,,,,,,,,,,",
+            f"record_id,,,text,again{empty}",
+        ]
+    )
+    with pytest.raises(ImportRejected) as info:
+        parse_data_dictionary(bad, "dict.csv")
+    got = {(p.row, p.column) for p in info.value.problems}
+    assert got == {
+        (2, "Variable / Field Name"),
+        (3, "Field Type"),
+        (4, "Choices, Calculations, OR Slider Labels"),
+        (5, "Variable / Field Name"),
+        (5, "Form Name"),
+    }
+
+
+def test_records_round_trip_exactly(rc_store: Store, tmp_path: Path) -> None:
+    summary = import_records(
+        rc_store, "rc", DATA / "redcap_records.csv", create_participants=True, actor=ACTOR
+    )
+    # enrolment x3, phq9 x3 at baseline + x1 at week 12, session_log instances 1 and 2.
+    assert (summary.rows, summary.new) == (6, 9)
+    out = tmp_path / "rc_out.csv"
+    export_study(rc_store, "rc", out, format="redcap", tier="full", rights=OWNER)
+    pd.testing.assert_frame_equal(_read(out), _read(DATA / "redcap_records.csv"))
+    # Identifier fields were held only in the vault.
+    assert get_identity(rc_store, "rc", "1") == {"name": "Ana Ruiz", "dob": "1990-04-12"}
+    with rc_store.engine.connect() as conn:
+        items = {r[0] for r in conn.exec_driver_sql("SELECT item FROM response_item")}
+    assert not {"name", "dob"} & items
+    # Importing the export again changes nothing.
+    again = import_records(rc_store, "rc", out, actor=ACTOR)
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 9)
+
+
+def test_tiers_in_redcap_export(rc_store: Store, tmp_path: Path) -> None:
+    import_records(
+        rc_store, "rc", DATA / "redcap_records.csv", create_participants=True, actor=ACTOR
+    )
+    original = _read(DATA / "redcap_records.csv")
+    ri = tmp_path / "ri.csv"
+    export_study(rc_store, "rc", ri, format="redcap", tier="remove_identifiers", rights=OWNER)
+    ri_frame = _read(ri)
+    assert "name" not in ri_frame and "dob" not in ri_frame
+    assert "comments" in ri_frame and "sess_notes" in ri_frame
+    de = tmp_path / "de.csv"
+    export_study(rc_store, "rc", de, format="redcap", tier="deidentified", rights=OWNER)
+    de_frame = _read(de)
+    assert not {"name", "dob", "comments", "sess_notes"} & set(de_frame.columns)
+    assert list(de_frame["record_id"]) == list(original["record_id"])
+    for frame in (de_frame, original):
+        frame["enrol"] = pd.to_datetime(frame["enrol_date"].replace("", None))
+        frame["sess"] = pd.to_datetime(frame["sess_date"].replace("", None))
+    # Every date moved back by one per-participant offset (0..364 days): intervals are kept.
+    for rec in ("1", "2", "3"):
+        o = original[original.record_id == rec]
+        d = de_frame[de_frame.record_id == rec]
+        shift = (o["enrol"] - d["enrol"]).dropna().unique()
+        assert len(shift) == 1 and pd.Timedelta(0) <= shift[0] <= pd.Timedelta(days=364)
+        if o["sess"].notna().any():
+            assert ((o["sess"] - d["sess"]).dropna() == shift[0]).all()
+
+
+def test_tidy_scores_computed_from_items(rc_store: Store) -> None:
+    import_records(
+        rc_store, "rc", DATA / "redcap_records.csv", create_participants=True, actor=ACTOR
+    )
+    with rc_store.transaction() as s:
+        from peerlens.study._lookup import get_study
+
+        tidy = tidy_frame(s, get_study(s, "rc"), tier="full")
+    totals = tidy[(tidy.kind == "score") & (tidy.name == "phq9_total")]
+    got = {(r.participant, r.timepoint): r.value for r in totals.itertuples()}
+    # Hand sums of the file: 1+2+1+0+3+2+1+0+0 = 10; 0+1+1+0+1+1+0+0+0 = 4; record 2 has
+    # 8 items summing to 17 with item 5 blank -> prorated 17 / 8 * 9 = 19.125 -> 19; record 3: 0.
+    assert got == {
+        ("1", "baseline"): 10.0,
+        ("1", "week12"): 4.0,
+        ("2", "baseline"): 19.0,
+        ("3", "baseline"): 0.0,
+    }
+    assert totals["scoring_version"].str.startswith("phq9 spec ").all()
+    names = tidy[tidy.kind == "identity"].set_index(["participant", "name"])["text"]
+    assert names[("2", "name")] == "Sam O'Neill"
+
+
+def test_record_problems_all_reported(rc_store: Store, tmp_path: Path) -> None:
+    bad = _read(DATA / "redcap_records.csv")
+    bad.loc[0, "gender"] = "7"
+    bad.loc[0, "age"] = "12"
+    bad.loc[4, "enrol_date"] = "09/01/2026"
+    bad.loc[2, "redcap_event_name"] = "week_99_arm_1"
+    bad.loc[5, "phq9_3"] = "4"
+    path = tmp_path / "bad.csv"
+    bad.to_csv(path, index=False)
+    with pytest.raises(ImportRejected) as info:
+        import_records(rc_store, "rc", path, create_participants=True, actor=ACTOR)
+    got = {(p.row, p.column) for p in info.value.problems}
+    assert got == {
+        (1, "gender"),
+        (1, "age"),
+        (3, "redcap_event_name"),
+        (5, "enrol_date"),
+        (6, "phq9_3"),
+    }
+    assert "'7' is not one of the allowed codes (1, 2, 3, 4)" in str(info.value)
+    assert "12 is outside the allowed range 16..99" in str(info.value)
+    with rc_store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM participant").scalar() == 0
+
+
+def test_unknown_record_without_create_is_a_problem(rc_store: Store) -> None:
+    with pytest.raises(ImportRejected, match="unknown participant '1'"):
+        import_records(rc_store, "rc", DATA / "redcap_records.csv", actor=ACTOR)

@@ -1,0 +1,228 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from peerlens.study import (
+    ImportRejected,
+    NewParticipant,
+    Store,
+    StudyError,
+    add_participants,
+    create_study,
+    import_responses,
+    verify_audit,
+)
+
+from .conftest import ACTOR
+
+GAD7 = [f"gad7_{i}" for i in range(1, 8)]
+
+
+def _setup(store: Store, config_path: Path, n: int = 3) -> None:
+    create_study(store, "pilot", config_path, actor=ACTOR)
+    people = [
+        NewParticipant(f"P{i:03d}", arm="intervention", site="leeds") for i in range(1, n + 1)
+    ]
+    add_participants(store, "pilot", people, actor=ACTOR)
+
+
+def _write(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    lines = [",".join(header)] + [",".join("" if v is None else str(v) for v in r) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _items(store: Store) -> list[tuple[object, ...]]:
+    with store.engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT p.study_code, t.name, r.instrument, r.completion, i.item, i.value, "
+                    "i.missing_code FROM response_item i JOIN response r ON r.id = i.response_id "
+                    "JOIN participant p ON p.id = r.participant_id "
+                    "JOIN timepoint t ON t.id = r.timepoint_id ORDER BY 1, 2, 3, 5"
+                )
+            )
+        ]
+
+
+def _counts(store: Store) -> tuple[int, int, int]:
+    with store.engine.connect() as conn:
+        return tuple(  # type: ignore[return-value]
+            conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+            for t in ("response", "response_item", "audit_log")
+        )
+
+
+def test_import_stores_values_missing_codes_and_completion(
+    store: Store, config_path: Path, tmp_path: Path
+) -> None:
+    _setup(store, config_path)
+    f = _write(
+        tmp_path / "gad.csv",
+        ["participant", *GAD7],
+        [["P001", 0, 1, 2, 3, 0, 1, 2], ["P002", 3, 3, -99, 3, 3, None, 1]],
+    )
+    summary = import_responses(store, "pilot", f, timepoint="baseline", actor=ACTOR)
+    assert (summary.rows, summary.new, summary.updated, summary.unchanged) == (2, 2, 0, 0)
+    got = _items(store)
+    # P001: all 7 answered -> complete (2); P002: gad7_6 empty (not stored), gad7_3 coded -99.
+    assert len(got) == 7 + 6
+    assert got[0] == ("P001", "baseline", "gad7", 2, "gad7_1", 0.0, None)
+    p2 = {row[4]: row for row in got if row[0] == "P002"}
+    assert p2["gad7_3"][5:] == (None, "-99")
+    assert "gad7_6" not in p2
+    assert p2["gad7_1"][3] == 0  # incomplete: one item neither answered nor coded
+
+
+def test_every_problem_reported_and_nothing_stored(
+    store: Store, config_path: Path, tmp_path: Path
+) -> None:
+    _setup(store, config_path)
+    before = _counts(store)
+    f = _write(
+        tmp_path / "bad.csv",
+        ["participant", *GAD7, "gad7_complete", "mood"],
+        [
+            ["P001", 0, 1, 2, 3, 0, 1, 2, 2, "ok"],
+            ["P404", 0, 0, 0, 0, 0, 0, 0, 2, ""],
+            ["P002", 4, 0, 0, 0, 0, 0, 0, 2, ""],
+            ["P001", 0, 0, 0, 0, 0, 0, 0, 2, ""],
+            ["P003", "two", 0, 0, 0, 0, 0, 1.5, 7, ""],
+        ],
+    )
+    with pytest.raises(ImportRejected) as info:
+        import_responses(store, "pilot", f, timepoint="baseline", actor=ACTOR)
+    found = {(p.row, p.column) for p in info.value.problems}
+    assert found == {
+        (0, "mood"),
+        (2, "participant"),
+        (3, "gad7_1"),
+        (4, "participant"),
+        (5, "gad7_1"),
+        (5, "gad7_7"),
+        (5, "gad7_complete"),
+    }
+    msg = str(info.value)
+    assert "unknown participant 'P404'" in msg
+    assert "4 is outside the allowed range 0..3" in msg
+    assert "'P001' also on row 1" in msg
+    assert "7 problem(s), nothing was imported" in msg
+    assert _counts(store) == before
+
+
+def test_reimport_is_idempotent_and_changes_are_audited(
+    store: Store, config_path: Path, tmp_path: Path
+) -> None:
+    _setup(store, config_path)
+    rows = [["P001", 1, 1, 1, 1, 1, 1, 1], ["P002", 2, 2, 2, 2, 2, 2, 2]]
+    f = _write(tmp_path / "gad.csv", ["participant", *GAD7], rows)
+    import_responses(store, "pilot", f, timepoint="baseline", actor=ACTOR)
+    first = _items(store)
+    again = import_responses(store, "pilot", f, timepoint="baseline", actor=ACTOR)
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 2)
+    assert _items(store) == first
+    rows[1][3] = 0  # P002 gad7_3: 2 -> 0
+    f2 = _write(tmp_path / "gad_fixed.csv", ["participant", *GAD7], rows)
+    fixed = import_responses(
+        store, "pilot", f2, timepoint="baseline", actor="bob", reason="data entry error"
+    )
+    assert (fixed.new, fixed.updated, fixed.unchanged) == (0, 1, 1)
+    with store.engine.connect() as conn:
+        ev = conn.execute(
+            text(
+                "SELECT actor, entity_id, old, new, reason FROM audit_log "
+                "WHERE action = 'response.update'"
+            )
+        ).one()
+    assert ev.actor == "bob" and ev.entity_id.startswith("P002/")
+    assert ev.old == '{"completion":2,"items":{"gad7_3":2.0}}'
+    assert ev.new == '{"completion":2,"items":{"gad7_3":0.0}}'
+    assert ev.reason == "data entry error"
+    with store.transaction() as s:
+        assert verify_audit(s).ok
+
+
+def test_instrument_option_and_unscheduled_instrument(
+    store: Store, config_path: Path, tmp_path: Path
+) -> None:
+    _setup(store, config_path)
+    phq = [f"phq9_{i}" for i in range(1, 10)]
+    f = _write(
+        tmp_path / "both.csv",
+        ["participant", *GAD7, *phq],
+        [["P001", *[1] * 7, *[0] * 9]],
+    )
+    s = import_responses(store, "pilot", f, timepoint="baseline", instrument="phq9", actor=ACTOR)
+    assert s.new == 1
+    assert {r[2] for r in _items(store)} == {"phq9"}
+    with pytest.raises(StudyError, match="'gad7' is not scheduled at 'week24'"):
+        import_responses(store, "pilot", f, timepoint="week24", instrument="gad7", actor=ACTOR)
+    with pytest.raises(StudyError, match="no timepoint 'week6'"):
+        import_responses(store, "pilot", f, timepoint="week6", actor=ACTOR)
+
+
+_KILL_SCRIPT = """
+import sys, time
+from pathlib import Path
+from peerlens.study import Store, import_responses
+from peerlens.study import audit
+
+def stall(*a, **k):
+    # Every row is inserted but not committed when the import reaches the audit log.
+    Path(sys.argv[3]).write_text("inserted")
+    time.sleep(600)
+
+audit.record = stall
+store = Store.open(sys.argv[1])
+import_responses(store, "pilot", sys.argv[2], timepoint="baseline", actor="killed")
+"""
+
+
+def test_killed_import_leaves_database_as_before(
+    store: Store, config_path: Path, tmp_path: Path
+) -> None:
+    _setup(store, config_path, n=300)
+    f = _write(
+        tmp_path / "gad.csv",
+        ["participant", *GAD7],
+        [[f"P{i:03d}", *[i % 4] * 7] for i in range(1, 301)],
+    )
+    before, items_before = _counts(store), _items(store)
+    marker = tmp_path / "marker"
+    script = tmp_path / "kill_me.py"
+    script.write_text(_KILL_SCRIPT, encoding="utf-8")
+    url = str(store.engine.url.render_as_string(hide_password=False))
+    proc = subprocess.Popen([sys.executable, str(script), url, str(f), str(marker)])
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, "import process ended before it was killed"
+            assert time.monotonic() < deadline, "import never reached the audit step"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    store.engine.dispose()
+    if store.dialect == "postgresql":
+        time.sleep(0.5)  # let the server notice the dead connection and roll back
+    assert _counts(store) == before
+    assert _items(store) == items_before
+    with store.transaction() as s:
+        assert verify_audit(s).ok
+    if store.dialect == "sqlite":
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    # The same file then imports in full.
+    done = import_responses(store, "pilot", f, timepoint="baseline", actor=ACTOR)
+    assert done.new == 300 and _counts(store)[0] == 300
