@@ -14,9 +14,10 @@ calling; either way the estimators expect every item to be keyed in the same dir
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -458,7 +459,9 @@ def cronbach_alpha(
 _PSI_LOWER = 0.005  # uniqueness lower bound, as in common ML factor-analysis practice
 
 
-def _one_factor_ml(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _one_factor_ml(
+    corr: np.ndarray, start: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Maximum-likelihood one-factor solution of a correlation matrix.
 
     Minimises the ML discrepancy over the uniquenesses psi with the loadings concentrated
@@ -484,13 +487,14 @@ def _one_factor_ml(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         grad = (implied_diag - np.diag(corr)) / psi**2
         return value, grad
 
-    try:
-        start = np.clip(0.5 / np.diag(np.linalg.inv(corr)), _PSI_LOWER, 1.0)
-    except np.linalg.LinAlgError:
-        start = np.full(p, 0.5)
+    if start is None:
+        try:
+            start = np.clip(0.5 / np.diag(np.linalg.inv(corr)), _PSI_LOWER, 1.0)
+        except np.linalg.LinAlgError:
+            start = np.full(p, 0.5)
     result = optimize.minimize(
         objective,
-        start,
+        np.clip(start, _PSI_LOWER, 1.0),
         jac=True,
         method="L-BFGS-B",
         bounds=[(_PSI_LOWER, 1.0)] * p,
@@ -504,14 +508,54 @@ def _one_factor_ml(corr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return loading, psi
 
 
-def _omega_from_cov(cov: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """Run small dense linear algebra on one BLAS thread.
+
+    Eigen-decompositions of item correlation matrices (p <= ~50) are far faster on one
+    thread; multi-threaded OpenBLAS on a busy 2-core machine made each one ~100x slower.
+    threadpoolctl ships with scikit-learn, a peerlens dependency; without it, do nothing.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn always brings it
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _omega_from_cov(
+    cov: np.ndarray, start: np.ndarray | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
     sd = np.sqrt(np.diag(cov))
     corr = cov / np.outer(sd, sd)
-    loading, psi = _one_factor_ml(corr)
+    loading, psi = _one_factor_ml(corr, start)
     raw_loading = loading * sd
     raw_unique = psi * sd**2
     common = raw_loading.sum() ** 2
     return float(common / (common + raw_unique.sum())), loading, psi
+
+
+def _bootstrap_omega(
+    x: np.ndarray, n_boot: int, rng: np.random.Generator, start: np.ndarray
+) -> list[float]:
+    """Omega of ``n_boot`` resamples of the respondents (rows), skipping degenerate ones.
+
+    Each fit starts from the full-sample uniquenesses ``start`` (a warm start).
+    """
+    n = x.shape[0]
+    draws: list[float] = []
+    for _ in range(n_boot):
+        sample = x[rng.integers(0, n, size=n)]
+        boot_cov = np.cov(sample, rowvar=False, ddof=1)
+        if not np.all(np.diag(boot_cov) > 0):
+            continue
+        try:
+            draws.append(_omega_from_cov(boot_cov, start)[0])
+        except (np.linalg.LinAlgError, ValueError):
+            continue
+    return draws
 
 
 def omega_total(
@@ -623,7 +667,8 @@ def omega_total(
         raise InsufficientDataError(
             f"{k} items but only {n} respondents: the covariance matrix is singular"
         )
-    value, loading, psi = _omega_from_cov(cov)
+    with _single_threaded_blas():
+        value, loading, psi = _omega_from_cov(cov)
     at_bound = [
         str(c) for c, u in zip(complete.columns, psi, strict=True) if u <= _PSI_LOWER * 1.01
     ]
@@ -638,16 +683,8 @@ def omega_total(
     used = 0
     if n_boot > 0:
         rng = np.random.default_rng(random_state)
-        draws: list[float] = []
-        for _ in range(n_boot):
-            sample = x[rng.integers(0, n, size=n)]
-            boot_cov = np.cov(sample, rowvar=False, ddof=1)
-            if not np.all(np.diag(boot_cov) > 0):
-                continue
-            try:
-                draws.append(_omega_from_cov(boot_cov)[0])
-            except (np.linalg.LinAlgError, ValueError):
-                continue
+        with _single_threaded_blas():
+            draws = _bootstrap_omega(x, n_boot, rng, psi)
         used = len(draws)
         if used >= max(10, n_boot // 2):
             tail = (1.0 - ci) / 2.0
