@@ -22,6 +22,7 @@ from peerlens.hrv.artifacts import (
     correct_artifacts,
     detect_artifacts,
 )
+from peerlens.hrv.batch import BatchOptions, run_batch
 from peerlens.hrv.metrics import METRIC_COLUMNS, hrv_metrics, nn_spectrum
 from peerlens.hrv.peaks import DetectorSettings, detect_rpeaks
 from peerlens.hrv.readers import Recording, read_ecg, read_rr
@@ -31,6 +32,7 @@ __all__ = [
     "ARTIFACT_TYPES",
     "METRIC_COLUMNS",
     "ArtifactCorrection",
+    "BatchOptions",
     "ChannelNotFoundError",
     "DetectorSettings",
     "EmptyRecordingError",
@@ -52,4 +54,5 @@ __all__ = [
     "read_ecg",
     "read_events",
     "read_rr",
+    "run_batch",
 ]

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.ndimage import uniform_filter1d
 from scipy.signal import butter, sosfiltfilt
 
 from peerlens.hrv._errors import FlatSignalError, HrvInputError, RecordingTooShortError
@@ -104,6 +103,27 @@ def _validate(ecg: ArrayLike, fs: float) -> NDArray[np.float64]:
     if np.ptp(x) == 0:
         raise FlatSignalError("ECG channel is flat (all samples equal): is the electrode on?")
     return x
+
+
+def _moving_mean(csum: NDArray[np.float64], width: int) -> NDArray[np.float64]:
+    """Centred moving mean of width ``width`` from the cumulative sum ``csum`` (with leading 0).
+
+    Edges use the samples available (shrinking window). O(N), one pass.
+    """
+    n = csum.size - 1
+    half = width // 2
+    if width >= n:
+        return np.full(n, csum[-1] / n)
+    out = np.empty(n)
+    # interior: sample i averages [i - half, i - half + width)
+    np.subtract(csum[width:], csum[:-width], out=out[half : half + n - width + 1])
+    out[half : half + n - width + 1] /= width
+    # edges: shrinking windows (few samples, fancy indexing is fine here)
+    for idx in (np.arange(0, half), np.arange(half + n - width + 1, n)):
+        lo = np.maximum(idx - half, 0)
+        hi = np.minimum(idx - half + width, n)
+        out[idx] = (csum[hi] - csum[lo]) / (hi - lo)
+    return out
 
 
 def _blocks(mask: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -248,11 +268,13 @@ def detect_rpeaks(
     np.square(y, out=y)  # y is now the squared filtered signal (QRS energy)
     w1 = max(1, round(s.qrs_window_s * fs))
     w2 = max(w1 + 1, round(s.beat_window_s * fs))
-    ma_qrs = uniform_filter1d(y, w1, mode="nearest")
-    ma_beat = uniform_filter1d(y, w2, mode="nearest")
-    offset = uniform_filter1d(y, max(w2, round(s.offset_window_s * fs)), mode="nearest")
-    ma_beat += s.beta * offset
-    del offset
+    csum = np.empty(y.size + 1)
+    csum[0] = 0.0
+    np.cumsum(y, out=csum[1:])
+    ma_qrs = _moving_mean(csum, w1)
+    ma_beat = _moving_mean(csum, w2)
+    ma_beat += s.beta * _moving_mean(csum, max(w2, round(s.offset_window_s * fs)))
+    del csum
     mask = ma_qrs > ma_beat
     del ma_qrs, ma_beat
     starts, ends = _blocks(mask)

@@ -1,0 +1,55 @@
+"""Batch: Dask LocalCluster equals sequential exactly; failures become error rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from peerlens.hrv.batch import BatchOptions, run_batch
+
+
+def _rr_file(path: Path, seed: int, n: int = 400) -> Path:
+    rng = np.random.default_rng(seed)
+    k = np.arange(n)
+    rr = 820 + 35 * np.sin(2 * np.pi * k / 4.2) + rng.normal(0, 9, n)
+    path.write_text("\n".join(f"{v:.0f}" for v in rr) + "\n")
+    return path
+
+
+@pytest.fixture
+def inputs(tmp_path: Path, data_dir: Path) -> list[Path]:
+    files = [_rr_file(tmp_path / f"p{i}.txt", seed=i) for i in range(3)]
+    broken = tmp_path / "broken.txt"
+    broken.write_text("812\nabc\n")
+    return [*files, broken, data_dir / "other" / "v102s.hea"]
+
+
+def test_dask_equals_sequential(inputs: list[Path]) -> None:
+    opts = BatchOptions(window=120.0)
+    seq = run_batch(inputs, opts, executor="sequential")
+    progress: list[int] = []
+    par = run_batch(
+        inputs,
+        opts,
+        executor="dask",
+        n_workers=2,
+        processes=False,
+        progress=lambda done, total: progress.append(done),
+    )
+    pd.testing.assert_frame_equal(seq, par)
+    assert sorted(progress) == [1, 2, 3, 4, 5]
+    assert seq["file"].unique().tolist() == [
+        "p0.txt",
+        "p1.txt",
+        "p2.txt",
+        "broken.txt",
+        "v102s.hea",
+    ]
+    err = seq[seq["status"] == "error"]
+    assert err["file"].tolist() == ["broken.txt"]
+    assert "broken.txt: row 2" in err["error"].iloc[0]
+    whole = seq[(seq["label"] == "whole") & (seq["status"] == "ok")]
+    assert len(whole) == 4 and whole["rmssd_ms"].notna().all()

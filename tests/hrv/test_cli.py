@@ -1,0 +1,88 @@
+"""``peerlens hrv`` CLI: analyze (ECG and RR-only), JSON layout, CSV, plot, errors, batch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from peerlens.cli import app
+
+runner = CliRunner()
+
+
+def test_analyze_rr_file_json_csv_plot(tmp_path: Path, gudb_rr: np.ndarray) -> None:
+    rr = tmp_path / "rr.txt"
+    rr.write_text("\n".join(f"{v / 1000:.3f}" for v in gudb_rr))
+    out_json, out_csv, out_png = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.png"
+    res = runner.invoke(
+        app,
+        [
+            "hrv",
+            "analyze",
+            str(rr),
+            "--window",
+            "60",
+            "--json",
+            str(out_json),
+            "--csv",
+            str(out_csv),
+            "--plot",
+            str(out_png),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "RR unit s" in res.output
+    payload = json.loads(out_json.read_text())
+    assert payload["fs"] is None and payload["rpeaks"] == []
+    np.testing.assert_allclose(payload["rr_ms"], np.round(gudb_rr / 1000, 3) * 1000)
+    assert [w["label"] for w in payload["windows"]] == ["w001", "w002"]
+    assert {"label", "start_s", "end_s", "metrics", "valid"} <= set(payload["windows"][0])
+    table = pd.read_csv(out_csv)
+    assert table["label"].tolist() == ["whole", "w001", "w002"]
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_analyze_ecg_with_channel(data_dir: Path, tmp_path: Path) -> None:
+    out_json = tmp_path / "v.json"
+    res = runner.invoke(
+        app,
+        [
+            "hrv",
+            "analyze",
+            str(data_dir / "other" / "v102s.hea"),
+            "--channel",
+            "V",
+            "--json",
+            str(out_json),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    payload = json.loads(out_json.read_text())
+    assert payload["fs"] == 250.0 and payload["provenance"]["channel"] == "V"
+    assert len(payload["rr_ms"]) == len(payload["rpeaks"]) - 1
+
+
+def test_analyze_bad_input_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("800\n")
+    res = runner.invoke(app, ["hrv", "analyze", str(bad)])
+    assert res.exit_code == 2
+    assert "bad.txt" in res.output
+
+
+def test_batch_sequential(tmp_path: Path, gudb_rr: np.ndarray) -> None:
+    a = tmp_path / "a.txt"
+    a.write_text("\n".join(f"{v:.0f}" for v in gudb_rr))
+    missing = tmp_path / "missing.txt"
+    out = tmp_path / "results.csv"
+    res = runner.invoke(
+        app, ["hrv", "batch", str(a), str(missing), "--out", str(out), "--sequential"]
+    )
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out)
+    assert table["status"].tolist() == ["ok", "error"]
+    assert "missing.txt: file not found" in table["error"].iloc[1]
