@@ -19,7 +19,8 @@ Passwords are stored as argon2id hashes (RFC 9106) via argon2-cffi.
 
 A database with no users at all is a single-user embedded database: the local operating-system
 user acts as admin with the ``full`` tier (they can read the SQLite file anyway). Once a user
-exists, every operation needs a user name and password.
+exists, every operation needs a user name and password; the first user created is a global
+admin.
 """
 
 from __future__ import annotations
@@ -75,15 +76,27 @@ def has_users(session: Session) -> bool:
 def create_user(
     store: Store, username: str, password: str, *, actor: str, reason: str | None = None
 ) -> None:
-    """Create a user account (no roles yet; see :func:`grant_role`)."""
+    """Create a user account (no roles yet; see :func:`grant_role`).
+
+    The first account of a database becomes a global admin: from then on the database needs
+    a user for every operation.
+    """
     if not username or len(username) > 100 or any(c.isspace() for c in username):
         raise StudyError(f"user name {username!r}: 1-100 characters, no spaces")
     hashed = hash_password(password)
     with store.transaction() as s:
         if s.scalar(select(User.id).where(User.username == username)) is not None:
             raise StudyError(f"user {username!r} already exists")
-        s.add(User(username=username, password_hash=hashed))
-        audit.record(s, actor, "user.create", "user", username, reason=reason)
+        first = not has_users(s)
+        user = User(username=username, password_hash=hashed)
+        s.add(user)
+        s.flush()
+        if first:
+            # The first account takes over from the embedded-mode owner, so it is a global admin.
+            s.add(RoleAssignment(user_id=user.id, role="admin"))
+        audit.record(
+            s, actor, "user.create", "user", username, new={"global_admin": first}, reason=reason
+        )
 
 
 def grant_role(

@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+from typer.testing import CliRunner
+
+from peerlens.cli import app
+
+
+@pytest.fixture
+def run(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    monkeypatch.setenv("PEERLENS_DB", db_url)
+    monkeypatch.setenv("PEERLENS_RECORDINGS", str(tmp_path / "blobs"))
+    monkeypatch.delenv("PEERLENS_USER", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    return invoke
+
+
+def test_cli_end_to_end(
+    run: Callable[..., str], config_path: Path, tmp_path: Path, db_url: str
+) -> None:
+    assert "created study pilot" in run("study", "create", "pilot", "--config", str(config_path))
+    people = tmp_path / "people.csv"
+    people.write_text("participant,arm,site\nP1,intervention,leeds\nP2,control,glasgow\n")
+    assert "2 participant(s) enrolled" in run(
+        "participant", "import", str(people), "--study", "pilot"
+    )
+    run(
+        "participant",
+        "add",
+        "W1",
+        "--study",
+        "pilot",
+        "--role",
+        "ps_worker",
+        "--identity",
+        "name=Wendy Worker",
+    )
+    listing = run("participant", "list", "--study", "pilot")
+    assert "P1\tservice_user\tintervention\tleeds\tenrolled" in listing
+    assert "Wendy" not in listing
+    cols = ",".join(f"phq9_{i}" for i in range(1, 10))
+    good = tmp_path / "phq.csv"
+    good.write_text(f"participant,{cols}\nP1,0,1,2,3,0,1,2,3,0\nP2,1,1,1,1,1,1,1,1,-98\n")
+    out = run("responses", "import", str(good), "--study", "pilot", "--timepoint", "week12")
+    assert "2 new" in out
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"participant,{cols}\nP1,0,1,2,3,0,1,2,3,9\nP7,1,1,1,1,1,1,1,1,1\n")
+    out = run("responses", "import", str(bad), "--study", "pilot", "--timepoint", "week12", code=2)
+    assert "2 problem(s), nothing was imported" in out
+    assert "row 1, column 'phq9_9': 9 is outside the allowed range 0..3" in out
+    assert "row 2, column 'participant': unknown participant 'P7'" in out
+    ecg = tmp_path / "p1.rr"
+    ecg.write_bytes(b"800\n810\n790\n")
+    out = run(
+        "recordings",
+        "add",
+        str(ecg),
+        "--study",
+        "pilot",
+        "--participant",
+        "P1",
+        "--kind",
+        "rr",
+        "--device",
+        "Polar H10",
+    )
+    assert hashlib.sha256(b"800\n810\n790\n").hexdigest() in out
+    tidy = tmp_path / "tidy.parquet"
+    run(
+        "export",
+        "--study",
+        "pilot",
+        "--format",
+        "tidy",
+        "--tier",
+        "deidentified",
+        "--out",
+        str(tidy),
+    )
+    frame = pd.read_parquet(tidy)
+    p1 = frame[(frame.participant == "P1") & (frame.name == "phq9_total")]
+    assert p1["value"].tolist() == [12.0]  # 0+1+2+3+0+1+2+3+0, by hand
+    manifest = json.loads((tmp_path / "tidy.parquet.manifest.json").read_text())
+    assert manifest["sha256"] == hashlib.sha256(tidy.read_bytes()).hexdigest()
+    run("participant", "withdraw", "P2", "--study", "pilot", "--reason", "moved away")
+    run("participant", "erase", "W1", "--study", "pilot", "--reason", "request", "--yes")
+    head = manifest["audit_head"]
+    ok = run("audit", "verify", "--expect-head", f"{head['seq']}:{head['hash']}")
+    assert "audit chain OK" in ok
+    shown = run("audit", "show", "--last", "3")
+    assert "participant.withdraw" in shown and "participant.erase" in shown
+    # An attacker with database rights drops the trigger and edits an old row.
+    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER audit_log_no_update"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_log_no_change ON audit_log"))
+        conn.execute(text("UPDATE audit_log SET reason = 'nothing to see' WHERE seq = 2"))
+    engine.dispose()
+    out = run("audit", "verify", code=1)
+    assert "TAMPERED: row seq 2" in out
+
+
+def test_cli_users_and_tiers(
+    run: Callable[..., str],
+    config_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run("study", "create", "pilot", "--config", str(config_path))
+    monkeypatch.setenv("PEERLENS_NEW_PASSWORD", "admin-pass-123")
+    assert "created user ada" in run("study", "user-add", "ada")  # first user: global admin
+    monkeypatch.setenv("PEERLENS_NEW_PASSWORD", "research-pass-1")
+    monkeypatch.setenv("PEERLENS_PASSWORD", "admin-pass-123")
+    # From now on the database has users: commands need one.
+    out = run("participant", "add", "P1", "--study", "pilot", code=2)
+    assert "give --user" in out
+    run("study", "user-add", "rex", "--user", "ada")
+    run("study", "grant", "rex", "--role", "researcher", "--study", "pilot", "--user", "ada")
+    monkeypatch.setenv("PEERLENS_PASSWORD", "research-pass-1")
+    run("participant", "add", "P1", "--study", "pilot", "--user", "rex")
+    out = run(
+        "export",
+        "--study",
+        "pilot",
+        "--tier",
+        "full",
+        "--out",
+        str(tmp_path / "f.csv"),
+        "--user",
+        "rex",
+        code=2,
+    )
+    assert "may export at most tier 'remove_identifiers'" in out
+    run(
+        "export",
+        "--study",
+        "pilot",
+        "--tier",
+        "remove_identifiers",
+        "--out",
+        str(tmp_path / "r.csv"),
+        "--user",
+        "rex",
+    )
+    out = run(
+        "participant",
+        "erase",
+        "P1",
+        "--study",
+        "pilot",
+        "--reason",
+        "x",
+        "--yes",
+        "--user",
+        "rex",
+        code=2,
+    )
+    assert "needs admin" in out
