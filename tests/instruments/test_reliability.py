@@ -376,3 +376,69 @@ def test_omega_refuses_bad_input() -> None:
         omega_total(SMALL.assign(q1=2), n_boot=0)
     with pytest.raises(PsychometricsError, match="n_boot"):
         omega_total(SMALL, n_boot=-1)
+
+
+def test_omega_matches_sklearn_factor_analysis_on_attitude() -> None:
+    # scikit-learn's FactorAnalysis is a different ML algorithm (SVD-based EM) fitted here to
+    # the standardised items; omega is then computed from its loadings by the formula.
+    from sklearn.decomposition import FactorAnalysis
+
+    x = ATTITUDE.to_numpy(dtype=float)
+    sd = x.std(axis=0, ddof=1)
+    peer = FactorAnalysis(n_components=1, tol=1e-12, max_iter=100_000, svd_method="lapack")
+    peer.fit((x - x.mean(axis=0)) / sd)
+    lam = np.abs(peer.components_.ravel())
+    implied = lam**2 + peer.noise_variance_  # rescale to unit implied variances
+    lam_std, unique_std = lam / np.sqrt(implied), peer.noise_variance_ / implied
+    common = (lam_std * sd).sum() ** 2
+    expected = common / (common + (unique_std * sd**2).sum())
+    est = omega_total(ATTITUDE, n_boot=0)
+    assert est.value == pytest.approx(expected, abs=1e-6)
+    assert np.allclose(est.loadings, lam_std, atol=1e-5)
+
+
+# --- Items of a scored scale from an instrument spec ---------------------------------------
+
+
+def test_scale_items_follow_the_spec_keys() -> None:
+    from peerlens.instruments.registry import load_spec
+    from peerlens.instruments.reliability import scale_items
+
+    spec = load_spec("scs")
+    total = scale_items(spec, "scs_total")
+    assert total.items == tuple(f"scs_{i}" for i in range(1, 27))
+    assert set(total.reverse_keyed) == {f"scs_{i}" for i in spec.reverse_items}
+    assert total.response_range == (1, 5)
+    judgment = scale_items(spec, "scs_self_judgment")
+    assert judgment.items == ("scs_1", "scs_8", "scs_11", "scs_16", "scs_21")
+    assert judgment.reverse_keyed == ()
+    with pytest.raises(PsychometricsError, match="not a sum or mean of items"):
+        scale_items(spec, "scs_total_subscale_mean")
+    with pytest.raises(PsychometricsError, match="no score"):
+        scale_items(spec, "scs_kindness")
+
+
+def test_spec_keys_recover_keyed_alpha_on_simulated_scs() -> None:
+    from peerlens.instruments.registry import load_spec
+    from peerlens.instruments.reliability import scale_items
+
+    spec = load_spec("scs")
+    rng = np.random.default_rng(21)
+    trait = rng.normal(size=(300, 1))
+    keyed = np.clip(np.round(3 + 0.9 * trait + rng.normal(size=(300, 26))), 1, 5)
+    raw = keyed.copy()
+    for i in spec.reverse_items:  # negatively worded items are answered the other way
+        raw[:, i - 1] = 6 - keyed[:, i - 1]
+    columns = [f"scs_{i}" for i in range(1, 27)]
+    s = scale_items(spec, "scs_total")
+    from_spec = cronbach_alpha(
+        pd.DataFrame(raw, columns=columns),
+        s.items,
+        reverse_keyed=s.reverse_keyed,
+        response_range=s.response_range,
+    )
+    assert from_spec.value == pytest.approx(
+        cronbach_alpha(pd.DataFrame(keyed, columns=columns)).value, abs=1e-12
+    )
+    with pytest.warns(NegativeItemTotalWarning):
+        item_total_correlations(pd.DataFrame(raw, columns=columns))

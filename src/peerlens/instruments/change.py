@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -31,10 +31,14 @@ from peerlens.instruments.reliability import (
     _require_columns,
 )
 
+if TYPE_CHECKING:
+    from peerlens.instruments._spec import InstrumentSpec
+
 __all__ = [
     "ClinicalCutoffs",
     "ReliableChange",
     "clinical_cutoffs",
+    "higher_is_better",
     "reliable_change",
 ]
 
@@ -513,3 +517,45 @@ def reliable_change(
         ),
         citation=_JT_CITATION,
     )
+
+
+def higher_is_better(spec: InstrumentSpec, score: str) -> bool:
+    """Direction of improvement of a score, as declared in its instrument spec.
+
+    Parameters
+    ----------
+    spec : InstrumentSpec
+        A loaded instrument spec.
+    score : str
+        Score name, e.g. ``"phq9_total"``.
+
+    Returns
+    -------
+    bool
+        The spec's ``higher_is_better`` for that score, for :func:`reliable_change` and
+        :func:`clinical_cutoffs`.
+
+    Raises
+    ------
+    PsychometricsError
+        Unknown score, or a score whose spec declares no direction (bands, flags).
+
+    Examples
+    --------
+    >>> from peerlens.instruments.registry import load_spec
+    >>> higher_is_better(load_spec("phq9"), "phq9_total")
+    False
+    """
+    try:
+        definition = spec.score(score)
+    except KeyError:
+        raise PsychometricsError(
+            f"{spec.id} has no score {score!r}; scores: {', '.join(s.name for s in spec.scores)}"
+        ) from None
+    direction = getattr(definition, "higher_is_better", None)
+    if not isinstance(direction, bool):
+        raise PsychometricsError(
+            f"the {spec.id} spec declares no direction of improvement for {score!r}; pass "
+            "higher_is_better= explicitly"
+        )
+    return direction

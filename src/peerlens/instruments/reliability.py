@@ -19,13 +19,16 @@ import math
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
 from peerlens import PeerlensError, PeerlensWarning
+
+if TYPE_CHECKING:
+    from peerlens.instruments._spec import InstrumentSpec
 
 __all__ = [
     "HeywoodCaseWarning",
@@ -35,10 +38,12 @@ __all__ = [
     "OmegaEstimate",
     "PsychometricsError",
     "ReliabilityEstimate",
+    "ScaleItems",
     "ZeroVarianceError",
     "cronbach_alpha",
     "item_total_correlations",
     "omega_total",
+    "scale_items",
 ]
 
 Layout = Literal["wide", "long"]
@@ -828,3 +833,82 @@ def item_total_correlations(
     table.attrs["n_excluded"] = n_excluded
     table.attrs["citation"] = _ITEM_TOTAL_CITATION
     return table
+
+
+# ----------------------------------------------------------------------------------------
+# Items of a scored scale, from an instrument spec
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScaleItems:
+    """The item columns of one scored scale and how to key them.
+
+    Pass the fields to :func:`cronbach_alpha`, :func:`omega_total` or
+    :func:`item_total_correlations` (``items``, ``reverse_keyed``, ``response_range``).
+    """
+
+    instrument: str
+    score: str
+    items: tuple[str, ...]
+    reverse_keyed: tuple[str, ...]
+    response_range: tuple[int, int]
+
+
+def scale_items(spec: InstrumentSpec, score: str) -> ScaleItems:
+    """Item columns, reverse keys and response range of an item-based score in a spec.
+
+    Parameters
+    ----------
+    spec : InstrumentSpec
+        A loaded instrument spec (``peerlens.instruments.load_spec("scs")``).
+    score : str
+        Name of a sum or mean score over items, e.g. ``"scs_total"`` or
+        ``"scs_self_kindness"``.
+
+    Returns
+    -------
+    ScaleItems
+        The reverse keys are those of the spec's ``reverse_items`` inside the score, and
+        only when the score is ``keyed`` (a subscale scored on raw items, such as the SCS
+        self-judgment mean, is analysed unreversed, like its score).
+
+    Raises
+    ------
+    PsychometricsError
+        Unknown score, or a score that is not a sum or mean of items (bands, flags,
+        composites of other scores, conversions).
+
+    Examples
+    --------
+    >>> from peerlens.instruments.registry import load_spec
+    >>> s = scale_items(load_spec("scs"), "scs_self_judgment")
+    >>> s.items, s.reverse_keyed, s.response_range
+    (('scs_1', 'scs_8', 'scs_11', 'scs_16', 'scs_21'), (), (1, 5))
+    >>> len(scale_items(load_spec("scs"), "scs_total").reverse_keyed)
+    13
+    """
+    try:
+        definition = spec.score(score)
+    except KeyError:
+        raise PsychometricsError(
+            f"{spec.id} has no score {score!r}; scores: {', '.join(s.name for s in spec.scores)}"
+        ) from None
+    from peerlens.instruments._spec import ItemScore
+
+    if not isinstance(definition, ItemScore):
+        raise PsychometricsError(
+            f"{score!r} is a {getattr(definition, 'kind', 'derived')} score, not a sum or mean "
+            "of items; internal consistency applies to item-based scores only"
+        )
+    numbers = (
+        list(range(1, spec.n_items + 1)) if definition.items == "all" else list(definition.items)
+    )
+    reversed_numbers = set(spec.reverse_items) if definition.keyed else set()
+    return ScaleItems(
+        instrument=spec.id,
+        score=score,
+        items=tuple(f"{spec.id}_{n}" for n in numbers),
+        reverse_keyed=tuple(f"{spec.id}_{n}" for n in numbers if n in reversed_numbers),
+        response_range=(spec.response_min, spec.response_max),
+    )
