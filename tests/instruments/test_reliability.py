@@ -442,3 +442,63 @@ def test_spec_keys_recover_keyed_alpha_on_simulated_scs() -> None:
     )
     with pytest.warns(NegativeItemTotalWarning):
         item_total_correlations(pd.DataFrame(raw, columns=columns))
+
+
+def test_omega_refuses_two_items() -> None:
+    with pytest.raises(InsufficientDataError, match="at least 3 items"):
+        omega_total(ATTITUDE[["rating", "complaints"]], n_boot=0)
+
+
+def test_nullable_integer_columns_with_missing_answers() -> None:
+    data = ATTITUDE.astype("Int64")
+    data.loc[4, "critical"] = pd.NA
+    est = cronbach_alpha(data)
+    assert est.n_excluded == 1
+    assert est.value == pytest.approx(cronbach_alpha(ATTITUDE.drop(index=4)).value, abs=1e-12)
+
+
+def test_reliability_table_agrees_with_the_single_estimators() -> None:
+    from peerlens.instruments.reliability import reliability_table
+
+    scales = {"all": list(ATTITUDE.columns), "pair": ["rating", "complaints"]}
+    table = reliability_table(ATTITUDE, scales, n_boot=50, random_state=2).set_index("scale")
+    assert round(table.loc["all", "alpha"], 3) == PSYCH_ALPHA
+    assert table.loc["all", "omega_total"] == pytest.approx(
+        omega_total(ATTITUDE, n_boot=0).value, abs=1e-12
+    )
+    assert table.loc["all", "min_corrected_item_total_r"] == pytest.approx(
+        item_total_correlations(ATTITUDE)["corrected_item_total_r"].min()
+    )
+    pair = table.loc["pair"]
+    assert pair["n_items"] == 2 and np.isnan(pair["omega_total"])
+    assert pair["alpha"] == pytest.approx(cronbach_alpha(ATTITUDE[["rating", "complaints"]]).value)
+
+
+def test_reliability_table_from_a_spec() -> None:
+    from peerlens.instruments.registry import load_spec
+    from peerlens.instruments.reliability import reliability_table, spec_scales
+
+    spec = load_spec("scs")
+    scales = spec_scales(spec)
+    assert list(scales) == [
+        "scs_self_kindness",
+        "scs_self_judgment",
+        "scs_common_humanity",
+        "scs_isolation",
+        "scs_mindfulness",
+        "scs_over_identification",
+        "scs_total",
+    ]
+    rng = np.random.default_rng(9)
+    trait = rng.normal(size=(200, 1))
+    keyed = np.clip(np.round(3 + 0.8 * trait + rng.normal(size=(200, 26))), 1, 5)
+    raw = keyed.copy()
+    for i in spec.reverse_items:
+        raw[:, i - 1] = 6 - keyed[:, i - 1]
+    columns = [f"scs_{i}" for i in range(1, 27)]
+    table = reliability_table(pd.DataFrame(raw, columns=columns), scales, n_boot=0)
+    total = table.set_index("scale").loc["scs_total"]
+    assert total["alpha"] == pytest.approx(
+        cronbach_alpha(pd.DataFrame(keyed, columns=columns)).value, abs=1e-12
+    )
+    assert (table["min_corrected_item_total_r"] > 0).all()

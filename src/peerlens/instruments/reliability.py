@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -43,7 +43,9 @@ __all__ = [
     "cronbach_alpha",
     "item_total_correlations",
     "omega_total",
+    "reliability_table",
     "scale_items",
+    "spec_scales",
 ]
 
 Layout = Literal["wide", "long"]
@@ -602,7 +604,10 @@ def omega_total(
 
     Raises
     ------
-    InsufficientDataError, NonNumericDataError, ZeroVarianceError
+    InsufficientDataError
+        Fewer than 3 items (a one-factor model on 2 items is not identified) or fewer
+        than 3 complete respondents.
+    NonNumericDataError, ZeroVarianceError
         As in :func:`cronbach_alpha`.
 
     Warns
@@ -667,6 +672,11 @@ def omega_total(
     )
     x = complete.to_numpy()
     n, k = x.shape
+    if k < 3:
+        raise InsufficientDataError(
+            f"omega needs at least 3 items for an identified one-factor model, got {k}: "
+            f"{list(complete.columns)}; report alpha (or the Spearman-Brown coefficient) instead"
+        )
     cov = np.cov(x, rowvar=False, ddof=1)
     if np.linalg.matrix_rank(cov) < k and k > n:
         raise InsufficientDataError(
@@ -912,3 +922,151 @@ def scale_items(spec: InstrumentSpec, score: str) -> ScaleItems:
         reverse_keyed=tuple(f"{spec.id}_{n}" for n in numbers if n in reversed_numbers),
         response_range=(spec.response_min, spec.response_max),
     )
+
+
+def spec_scales(spec: InstrumentSpec, *, min_items: int = 2) -> dict[str, ScaleItems]:
+    """Every item-based score of a spec with at least ``min_items`` items, as ScaleItems.
+
+    Parameters
+    ----------
+    spec : InstrumentSpec
+        A loaded instrument spec.
+    min_items : int
+        Skip scores with fewer items (a single item has no internal consistency).
+
+    Returns
+    -------
+    dict of str to ScaleItems
+        In the spec's score order, keyed by score name; for :func:`reliability_table`.
+
+    Examples
+    --------
+    >>> from peerlens.instruments.registry import load_spec
+    >>> list(spec_scales(load_spec("incom")))
+    ['incom_ability', 'incom_opinion', 'incom_total']
+    """
+    from peerlens.instruments._spec import ItemScore
+
+    scales: dict[str, ScaleItems] = {}
+    for definition in spec.scores:
+        if isinstance(definition, ItemScore):
+            found = scale_items(spec, definition.name)
+            if len(found.items) >= min_items:
+                scales[definition.name] = found
+    return scales
+
+
+def reliability_table(
+    data: pd.DataFrame,
+    scales: Mapping[str, ScaleItems | Sequence[str]],
+    *,
+    ci: float = 0.95,
+    n_boot: int = 1000,
+    random_state: int | None = 0,
+    missing: MissingRule = "listwise",
+) -> pd.DataFrame:
+    """Alpha, omega total and the weakest item-total r for several scales, as one table.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Wide item responses (one row per respondent, one column per item).
+    scales : mapping of str to ScaleItems or sequence of str
+        Scale name to its items: :class:`ScaleItems` (from :func:`spec_scales` or
+        :func:`scale_items`, which also carry reverse keys) or plain item column lists
+        (items already keyed).
+    ci, n_boot, random_state, missing
+        As in :func:`cronbach_alpha` and :func:`omega_total`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per scale: ``scale``, ``n_items``, ``n``, ``n_excluded``, ``alpha``,
+        ``alpha_ci_low``, ``alpha_ci_high``, ``omega_total``, ``omega_ci_low``,
+        ``omega_ci_high`` (NaN for 2-item scales, where omega is not identified) and
+        ``min_corrected_item_total_r``. Listwise deletion is per scale.
+
+    Warns
+    -----
+    NegativeItemTotalWarning
+        As in :func:`item_total_correlations`, for every scale with a mis-keyed item.
+
+    Notes
+    -----
+    Each column is computed by :func:`cronbach_alpha` (Cronbach, 1951; Feldt, 1965
+    interval), :func:`omega_total` (McDonald, 1999; one-factor ML; bootstrap interval)
+    and :func:`item_total_correlations`; see those functions for formulas.
+
+    References
+    ----------
+    Cronbach, L. J. (1951). Psychometrika, 16, 297-334.
+    McDonald, R. P. (1999). Test theory: A unified treatment. Erlbaum.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(6)
+    >>> trait = rng.normal(size=(120, 1))
+    >>> answers = pd.DataFrame(trait + rng.normal(size=(120, 6)),
+    ...                        columns=[f"q{i}" for i in range(1, 7)])
+    >>> table = reliability_table(answers, {"a": ["q1", "q2", "q3"], "b": ["q4", "q5"]},
+    ...                           n_boot=0)
+    >>> table["scale"].tolist(), table["n_items"].tolist()
+    (['a', 'b'], [3, 2])
+    >>> bool(np.isnan(table.loc[1, "omega_total"]))
+    True
+    """
+    rows = []
+    for name, spec_items in scales.items():
+        reverse_keyed: Sequence[str] = ()
+        response_range: tuple[float, float] | None = None
+        if isinstance(spec_items, ScaleItems):
+            columns: Sequence[str] = spec_items.items
+            reverse_keyed = spec_items.reverse_keyed
+            response_range = spec_items.response_range
+        else:
+            columns = list(spec_items)
+        alpha = cronbach_alpha(
+            data,
+            columns,
+            ci=ci,
+            missing=missing,
+            reverse_keyed=reverse_keyed,
+            response_range=response_range,
+        )
+        omega_values = (float("nan"),) * 3
+        if alpha.n_items >= 3:
+            omega = omega_total(
+                data,
+                columns,
+                ci=ci,
+                n_boot=n_boot,
+                random_state=random_state,
+                missing=missing,
+                reverse_keyed=reverse_keyed,
+                response_range=response_range,
+            )
+            omega_values = (omega.value, omega.ci_low, omega.ci_high)
+        items_table = item_total_correlations(
+            data,
+            columns,
+            missing=missing,
+            reverse_keyed=reverse_keyed,
+            response_range=response_range,
+        )
+        rows.append(
+            {
+                "scale": name,
+                "n_items": alpha.n_items,
+                "n": alpha.n,
+                "n_excluded": alpha.n_excluded,
+                "alpha": alpha.value,
+                "alpha_ci_low": alpha.ci_low,
+                "alpha_ci_high": alpha.ci_high,
+                "omega_total": omega_values[0],
+                "omega_ci_low": omega_values[1],
+                "omega_ci_high": omega_values[2],
+                "min_corrected_item_total_r": float(items_table["corrected_item_total_r"].min()),
+            }
+        )
+    return pd.DataFrame(rows)
