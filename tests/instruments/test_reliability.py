@@ -149,7 +149,7 @@ def test_feldt_interval_coverage_by_simulation() -> None:
     assert 0.92 <= covered / reps <= 0.98
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(
     k=st.integers(min_value=2, max_value=8),
     values=st.lists(st.integers(min_value=1, max_value=5), min_size=3, max_size=30).filter(
@@ -320,7 +320,7 @@ def test_omega_loadings_match_statsmodels_ml_factor_analysis() -> None:
     assert np.allclose(est.loadings, peer_loadings, atol=2e-3)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None, derandomize=True)
 @given(
     k=st.integers(min_value=3, max_value=7),
     loading=st.floats(min_value=0.4, max_value=1.5),

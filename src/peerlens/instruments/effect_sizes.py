@@ -175,7 +175,8 @@ def _estimates(pre: np.ndarray, post: np.ndarray) -> np.ndarray:
         (pre - pre.mean(axis=-1, keepdims=True)) * (post - post.mean(axis=-1, keepdims=True))
     ).sum(axis=-1) / (n - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = cov / (sd1 * sd2)
+        # Rounding can put a perfect correlation a hair above 1; clip before the root.
+        r = np.clip(cov / (sd1 * sd2), -1.0, 1.0)
         d_z = mean_diff / sd_diff
         d_rm = d_z * np.sqrt(2.0 * (1.0 - r))
         d_av = mean_diff / ((sd1 + sd2) / 2.0)
@@ -292,7 +293,7 @@ def prepost_effect_sizes(
                 "standardised effect sizes are undefined"
             )
     d_z, d_rm, d_av, g_av = (float(v) for v in _estimates(x1, x2))
-    r = float(np.corrcoef(x1, x2)[0, 1])
+    r = float(np.clip(np.corrcoef(x1, x2)[0, 1], -1.0, 1.0))
 
     boot_low = np.full(4, np.nan)
     boot_high = np.full(4, np.nan)
