@@ -150,7 +150,8 @@ def tidy_frame(
         "text",
         "missing_code",
     ]
-    raw = pd.DataFrame(session.execute(q).all(), columns=cols)
+    fetched = session.connection().execute(q).fetchall()
+    raw = pd.DataFrame.from_records([tuple(r) for r in fetched], columns=cols)
     raw["value"] = raw["value"].astype("float64")
     raw["kind"] = "item"
     if len(raw):
@@ -178,8 +179,8 @@ def tidy_frame(
     if identity:
         parts.append(_identity_rows(session, study, raw))
     out = pd.concat([p for p in parts if len(p)], ignore_index=True) if len(raw) else raw
-    out["arm"] = out["arm_id"].map(lambda v: arms.get(int(v)) if pd.notna(v) else None)
-    out["site"] = out["site_id"].map(lambda v: site_names.get(int(v)) if pd.notna(v) else None)
+    out["arm"] = out["arm_id"].astype("Int64").map(arms).astype("object")
+    out["site"] = out["site_id"].astype("Int64").map(site_names).astype("object")
     if "scoring_version" not in out:
         out["scoring_version"] = None
     kind_order = out["kind"].map({"identity": 0, "item": 1, "score": 2})

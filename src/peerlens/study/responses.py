@@ -22,10 +22,10 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
@@ -411,23 +411,24 @@ def write_responses(
         else:
             changed.append((rid, r, comp))
     if new_rows:
-        result = s.execute(
-            insert(Response).returning(Response.id, sort_by_parameter_order=True),
+        new_ids = _allocate_response_ids(s, len(new_rows))
+        _insert_responses(
+            s,
             [
-                {
-                    "participant_id": r.participant_id,
-                    "timepoint_id": r.timepoint_id,
-                    "session_id": None,
-                    "instrument": r.instrument,
-                    "repeat_instance": r.repeat_instance,
-                    "completion": r.completion,
-                    "source": source,
-                    "updated_at": now,
-                }
-                for r in new_rows
+                (
+                    rid,
+                    r.participant_id,
+                    r.timepoint_id,
+                    None,
+                    r.instrument,
+                    r.repeat_instance,
+                    r.completion,
+                    source,
+                    now,
+                )
+                for rid, r in zip(new_ids, new_rows, strict=True)
             ],
         )
-        new_ids = [row[0] for row in result]
         _insert_items(s, zip(new_ids, new_rows, strict=True))
     events: list[audit.AuditEvent] = []
     for rid, r, comp in changed:
@@ -455,8 +456,65 @@ def write_responses(
     return len(new_rows), len(changed), unchanged
 
 
+_RESPONSE_COLUMNS = (
+    "id",
+    "participant_id",
+    "timepoint_id",
+    "session_id",
+    "instrument",
+    "repeat_instance",
+    "completion",
+    "source",
+    "updated_at",
+)
+
+
+def _allocate_response_ids(s: Session, n: int) -> list[int]:
+    """``n`` fresh response ids (the transaction holds the write lock on SQLite)."""
+    conn = s.connection()
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence('response', 'id')) "
+            "FROM generate_series(1, %(n)s)",
+            {"n": n},
+        )
+        return [int(r[0]) for r in rows]
+    start = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM response").scalar_one())
+    return list(range(start + 1, start + n + 1))
+
+
+def _insert_responses(s: Session, rows: list[tuple[Any, ...]]) -> None:
+    conn = s.connection()
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cols = ", ".join(_RESPONSE_COLUMNS)
+        with raw.cursor() as cur, cur.copy(f"COPY response ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    table = cast(Table, Response.__table__)
+    conn.execute(insert(table), [dict(zip(_RESPONSE_COLUMNS, r, strict=True)) for r in rows])
+
+
 def _insert_items(s: Session, pairs: Iterable[tuple[int, ResponseRecord]]) -> None:
+    """Bulk-insert item rows: COPY on PostgreSQL, executemany on SQLite (same transaction)."""
+    conn = s.connection()
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cur,
+            cur.copy(
+                "COPY response_item (response_id, item, value, text, missing_code) FROM STDIN"
+            ) as copy,
+        ):
+            for rid, r in pairs:
+                for item, (value, text, miss) in r.items.items():
+                    copy.write_row((rid, item, value, text, miss))
+        return
     batch: list[dict[str, Any]] = []
+    table = cast(Table, ResponseItem.__table__)
     for rid, r in pairs:
         for item, (value, text, miss) in r.items.items():
             batch.append(
@@ -468,11 +526,11 @@ def _insert_items(s: Session, pairs: Iterable[tuple[int, ResponseRecord]]) -> No
                     "missing_code": miss,
                 }
             )
-            if len(batch) >= 20000:
-                s.execute(insert(ResponseItem), batch)
+            if len(batch) >= 50000:
+                conn.execute(insert(table), batch)
                 batch = []
     if batch:
-        s.execute(insert(ResponseItem), batch)
+        conn.execute(insert(table), batch)
 
 
 def _chunks(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
