@@ -330,12 +330,12 @@ def test_bad_data_is_refused() -> None:
 
 
 def test_direction_comes_from_the_spec() -> None:
-    from peerlens.instruments.change import higher_is_better
+    from peerlens.instruments.change import score_higher_is_better
     from peerlens.instruments.registry import load_spec
 
-    assert higher_is_better(load_spec("phq9"), "phq9_total") is False
-    assert higher_is_better(load_spec("swemwbs"), "swemwbs_metric") is True
+    assert score_higher_is_better(load_spec("phq9"), "phq9_total") is False
+    assert score_higher_is_better(load_spec("swemwbs"), "swemwbs_metric") is True
     with pytest.raises(PsychometricsError, match="no direction"):
-        higher_is_better(load_spec("phq9"), "phq9_severity")
+        score_higher_is_better(load_spec("phq9"), "phq9_severity")
     with pytest.raises(PsychometricsError, match="no score"):
-        higher_is_better(load_spec("phq9"), "phq9_sum")
+        score_higher_is_better(load_spec("phq9"), "phq9_sum")

@@ -38,8 +38,8 @@ __all__ = [
     "ClinicalCutoffs",
     "ReliableChange",
     "clinical_cutoffs",
-    "higher_is_better",
     "reliable_change",
+    "score_higher_is_better",
 ]
 
 _JT_CITATION = (
@@ -519,7 +519,7 @@ def reliable_change(
     )
 
 
-def higher_is_better(spec: InstrumentSpec, score: str) -> bool:
+def score_higher_is_better(spec: InstrumentSpec, score: str) -> bool:
     """Direction of improvement of a score, as declared in its instrument spec.
 
     Parameters
@@ -543,7 +543,7 @@ def higher_is_better(spec: InstrumentSpec, score: str) -> bool:
     Examples
     --------
     >>> from peerlens.instruments.registry import load_spec
-    >>> higher_is_better(load_spec("phq9"), "phq9_total")
+    >>> score_higher_is_better(load_spec("phq9"), "phq9_total")
     False
     """
     try:
