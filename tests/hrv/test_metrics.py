@@ -133,3 +133,14 @@ def test_bad_input() -> None:
         hrv_metrics([800, -1, 810, 790])
     with pytest.raises(HrvInputError, match="spectral method"):
         hrv_metrics([800, 810, 790, 805], method="fft")
+
+
+def test_sample_entropy_grid_and_kdtree_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    from peerlens.hrv import _nonlinear
+
+    x = np.round(np.random.default_rng(9).normal(800, 45, 2500) / 4) * 4  # 250 Hz quantisation
+    assert _nonlinear._grid(x) is not None
+    fast = sample_entropy(x)
+    monkeypatch.setattr(_nonlinear, "MAX_GRID_LEVELS", 0)  # force the KD-tree path
+    assert _nonlinear._grid(x) is None
+    assert sample_entropy(x) == fast

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.signal import butter, sosfiltfilt
+from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from peerlens.hrv._errors import FlatSignalError, HrvInputError, RecordingTooShortError
 
@@ -75,6 +75,13 @@ class DetectorSettings:
         }
 
 
+#: Long recordings are processed in chunks of this many seconds (keeps the working set in cache
+#: and peak memory at a few chunk-sized arrays beside the input)...
+CHUNK_S = 600.0
+#: ...each extended by this margin on both sides, longer than the 30 s offset window's half
+#: width and the filters' settling time, so results inside a chunk do not depend on its edges.
+CHUNK_MARGIN_S = 20.0
+
 #: Shortest signal accepted by :func:`detect_rpeaks`, in seconds (two beat windows at 30 bpm).
 MIN_DURATION_S = 4.0
 
@@ -103,6 +110,20 @@ def _validate(ecg: ArrayLike, fs: float) -> NDArray[np.float64]:
     if np.ptp(x) == 0:
         raise FlatSignalError("ECG channel is flat (all samples equal): is the electrode on?")
     return x
+
+
+def _zero_phase(sos: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Forward-backward filtering (zero phase), both passes started in steady state.
+
+    Like ``scipy.signal.sosfiltfilt`` without its odd-extension padding copies (about 1.6x
+    faster); the edges differ only within the filter's settling time, which the chunk margins
+    of :func:`detect_rpeaks` cover.
+    """
+    zi = sosfilt_zi(sos)
+    y, _ = sosfilt(sos, x, zi=zi * x[0])
+    y = y[::-1]
+    y, _ = sosfilt(sos, y, zi=zi * y[0])
+    return np.ascontiguousarray(y[::-1])
 
 
 def _moving_mean(csum: NDArray[np.float64], width: int) -> NDArray[np.float64]:
@@ -168,19 +189,27 @@ def _enforce_refractory(
     return peaks
 
 
+def _enforce_refractory_with(
+    peaks: NDArray[np.intp], height: NDArray[np.float64], min_gap: int
+) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """:func:`_enforce_refractory` that also returns the heights of the kept peaks."""
+    kept = _enforce_refractory(peaks, height, min_gap)
+    return kept, height[np.searchsorted(peaks, kept)]
+
+
 def _refine(
     ecg: NDArray[np.float64], peaks: NDArray[np.intp], fs: float, settings: DetectorSettings
-) -> NDArray[np.intp]:
+) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
     """Move each peak to the R apex of the band-limited ECG within +/- the refine window."""
     if peaks.size == 0:
-        return peaks
+        return peaks, np.zeros(0)
     lo, hi = settings.refine_band_hz
     hi = min(hi, 0.45 * fs)
     sos = butter(2, [lo, hi], btype="bandpass", fs=fs, output="sos")
     half = max(1, round(settings.refine_window_s * fs))
     # filter only the neighbourhood of the beats would save time but the full pass keeps the
     # result independent of where beats fall; cost is one more O(N) pass
-    r = sosfiltfilt(sos, ecg)
+    r = _zero_phase(sos, ecg)
     n = r.size
     offs = np.arange(-half, half + 1)
     idx = np.clip(peaks[:, None] + offs[None, :], 0, n - 1)
@@ -199,7 +228,7 @@ def _refine(
     keep = np.concatenate(([True], np.diff(refined) > 0))
     refined, height = refined[keep], height[keep]
     min_gap = max(1, round(settings.refractory_s * fs))
-    return _enforce_refractory(refined.astype(np.intp), height, min_gap)
+    return _enforce_refractory_with(refined.astype(np.intp), height, min_gap)
 
 
 def detect_rpeaks(
@@ -239,7 +268,9 @@ def detect_rpeaks(
     offset mean is local (30 s moving mean), and a 200 ms refractory period (Pan & Tompkins 1985)
     removes double detections. Each QRS is then refined to the extremum, in the lead's dominant
     polarity, of the 0.5-40 Hz band-limited ECG within +/- 75 ms: the R apex of the waveform
-    without baseline wander and quantisation noise. Every step is O(N).
+    without baseline wander and quantisation noise. Every step is O(N). Recordings longer than
+    ten minutes are processed in 10-minute chunks with 20 s margins (the lead polarity is
+    decided per chunk, so a change of electrode position during a Holter is followed).
 
     References
     ----------
@@ -262,9 +293,32 @@ def detect_rpeaks(
     """
     s = settings or DetectorSettings()
     x = _validate(ecg, fs)
+    n = x.size
+    chunk = max(1, round(CHUNK_S * fs))
+    margin = round(CHUNK_MARGIN_S * fs)
+    if n <= chunk + 2 * margin:
+        return _detect_segment(x, fs, s)[0]
+    all_peaks, all_heights = [], []
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        a, b = max(0, start - margin), min(n, stop + margin)
+        peaks, heights = _detect_segment(x[a:b], fs, s)
+        peaks = peaks + a
+        keep = (peaks >= start) & (peaks < stop)
+        all_peaks.append(peaks[keep])
+        all_heights.append(heights[keep])
+    merged = np.concatenate(all_peaks).astype(np.intp)
+    heights = np.concatenate(all_heights)
+    return _enforce_refractory(merged, heights, max(1, round(s.refractory_s * fs)))
+
+
+def _detect_segment(
+    x: NDArray[np.float64], fs: float, s: DetectorSettings
+) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    """Detection and refinement on one contiguous segment: (peaks, apex heights)."""
     lo, hi = s.band_hz
     sos = butter(3, [lo, min(hi, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
-    y = sosfiltfilt(sos, x)
+    y = _zero_phase(sos, x)
     np.square(y, out=y)  # y is now the squared filtered signal (QRS energy)
     w1 = max(1, round(s.qrs_window_s * fs))
     w2 = max(w1 + 1, round(s.beat_window_s * fs))
@@ -281,7 +335,7 @@ def detect_rpeaks(
     wide = (ends - starts) >= w1
     starts, ends = starts[wide], ends[wide]
     if starts.size == 0:
-        return np.zeros(0, dtype=np.intp)
+        return np.zeros(0, dtype=np.intp), np.zeros(0)
     peaks = _argmax_per_block(y, starts, ends)
     peaks = _enforce_refractory(peaks, y[peaks], max(1, round(s.refractory_s * fs)))
     del y
