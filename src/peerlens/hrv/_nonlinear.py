@@ -44,7 +44,7 @@ def _grid(x: NDArray[np.float64]) -> tuple[NDArray[np.intp], float, int] | None:
     steps = (u - u[0]) / q
     if np.max(np.abs(steps - np.round(steps))) > 1e-6:
         return None
-    levels = int(round(steps[-1])) + 1
+    levels = int(np.round(steps[-1])) + 1
     if levels > MAX_GRID_LEVELS:
         return None
     return np.round((x - u[0]) / q).astype(np.intp), q, levels
@@ -96,9 +96,7 @@ def _grid_pairs(levels: NDArray[np.intp], k: int, half: int, dim: int, count: in
         bb, cc = b_s[sl], c_s[sl]
         b_lo, b_hi = np.maximum(bb - half, 0), np.minimum(bb + half, k - 1) + 1
         c_lo, c_hi = np.maximum(cc - half, 0), np.minimum(cc + half, k - 1) + 1
-        total += int(
-            (sat[b_hi, c_hi] - sat[b_lo, c_hi] - sat[b_hi, c_lo] + sat[b_lo, c_lo]).sum()
-        )
+        total += int((sat[b_hi, c_hi] - sat[b_lo, c_hi] - sat[b_hi, c_lo] + sat[b_lo, c_lo]).sum())
     return (total - count) // 2
 
 
