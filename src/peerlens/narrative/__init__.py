@@ -1,3 +1,70 @@
-"""peerlens.narrative."""
+"""peerlens.narrative: does a PS worker's sharing connect or compare?
 
-__all__: list[str] = []
+Sentence-level labels (``connection``, ``upward``, ``downward``, ``neutral``) for a peer support
+worker's words, with the cue phrases behind each label, a connection-based reframing hint for
+comparisons, and per-session shares with a connection index.  The model is trained on a corpus
+written by the project (``data/corpus.csv``; rules in ``docs/annotation_guidelines.md``) and ships
+as plain arrays: nothing is downloaded, no GPU, no pickle.
+
+>>> from peerlens.narrative import classify
+>>> classify(["me too, i had the exact same thing"])[0].label
+'connection'
+"""
+
+from peerlens.narrative._errors import (
+    BinaryInputError,
+    EmptyInputError,
+    InputEncodingError,
+    ModelArtifactError,
+    NarrativeError,
+    SpeakerNotFoundError,
+    TranscriptFormatError,
+    UnsupportedLanguageError,
+)
+from peerlens.narrative._io import read_text
+from peerlens.narrative.analysis import (
+    COMPARISON_THRESHOLD,
+    SentenceLabel,
+    SessionSummary,
+    StoryAnalysis,
+    analyze,
+    classify,
+    summarize,
+)
+from peerlens.narrative.corpus import LABELS, load_corpus
+from peerlens.narrative.language import LanguageGuess, detect_language
+from peerlens.narrative.model import ModelConfig, TextModel, load_model, train_model
+from peerlens.narrative.report import render_html
+from peerlens.narrative.splitting import split_sentences
+from peerlens.narrative.transcripts import Turn, parse_transcript
+
+__all__ = [
+    "COMPARISON_THRESHOLD",
+    "LABELS",
+    "BinaryInputError",
+    "EmptyInputError",
+    "InputEncodingError",
+    "LanguageGuess",
+    "ModelArtifactError",
+    "ModelConfig",
+    "NarrativeError",
+    "SentenceLabel",
+    "SessionSummary",
+    "SpeakerNotFoundError",
+    "StoryAnalysis",
+    "TextModel",
+    "TranscriptFormatError",
+    "Turn",
+    "UnsupportedLanguageError",
+    "analyze",
+    "classify",
+    "detect_language",
+    "load_corpus",
+    "load_model",
+    "parse_transcript",
+    "read_text",
+    "render_html",
+    "split_sentences",
+    "summarize",
+    "train_model",
+]

@@ -1,0 +1,409 @@
+"""The connection/comparison sentence model: TF-IDF n-grams + cue features + logistic regression.
+
+Training (:func:`train_model`) uses scikit-learn.  The trained model is stored as plain arrays
+(``data/model.npz``: vocabularies, idf weights, coefficients) plus readable metadata
+(``data/model.json``), never as a pickle, and inference re-implements the TF-IDF transform and the
+linear scoring with numpy/scipy, so loading is fast and does not depend on the scikit-learn
+version.  A test checks that this re-implementation reproduces scikit-learn's transform and
+probabilities, and that retraining from the corpus reproduces the packaged artifact.
+
+Notes
+-----
+Features, per sentence ``s`` after :func:`peerlens.narrative._text.normalize`:
+
+* word 1-2-grams (tokens ``\\b\\w+\\b``) and character 2-5-grams within word boundaries
+  (scikit-learn's ``char_wb``), each with sublinear tf ``1 + ln(tf)``, smoothed idf
+  ``ln((1 + n) / (1 + df)) + 1`` and l2 normalisation per block (Salton & Buckley 1988;
+  scikit-learn's ``TfidfVectorizer``);
+* one 0/1 indicator per cue family of ``data/cues.json``, times ``cue_weight``.
+
+Class probabilities are the multinomial logistic (softmax) of ``X @ coef.T + intercept``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from peerlens.narrative._errors import ModelArtifactError
+from peerlens.narrative._text import normalize
+from peerlens.narrative.corpus import LABELS, corpus_sha256, load_corpus
+from peerlens.narrative.cues import CueBook, load_cuebook
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "ModelConfig",
+    "TextModel",
+    "fit_sklearn",
+    "from_sklearn",
+    "load_model",
+    "model_dir",
+    "train_model",
+]
+
+_TOKEN = re.compile(r"(?u)\b\w+\b")
+_WHITE = re.compile(r"\s\s+")
+ARTIFACT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of the sentence model (chosen by 5-fold CV on the train split only)."""
+
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    word_min_df: int = 2
+    char_min_df: int = 2
+    cue_weight: float = 1.0
+    C: float = 30.0
+    max_iter: int = 5000
+    seed: int = 20261126
+
+
+def _word_ngrams(text: str, lo: int, hi: int) -> list[str]:
+    tokens = _TOKEN.findall(text)
+    grams: list[str] = []
+    for n in range(lo, hi + 1):
+        grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return grams
+
+
+def _char_wb_ngrams(text: str, lo: int, hi: int) -> list[str]:
+    # Mirrors scikit-learn's ``_char_wb_ngrams`` exactly, including the single padded word
+    # emitted (and the larger n skipped) when a padded word is not longer than n.
+    grams: list[str] = []
+    for word in _WHITE.sub(" ", text).split():
+        grams.extend(_word_char_grams(word, lo, hi))
+    return grams
+
+
+def _word_char_grams(word: str, lo: int, hi: int) -> list[str]:
+    padded = f" {word} "
+    size = len(padded)
+    grams: list[str] = []
+    for n in range(lo, hi + 1):
+        if size <= n:
+            grams.append(padded)
+            break
+        grams.extend([padded[i : i + n] for i in range(size - n + 1)])
+    return grams
+
+
+def _tfidf_rows(doc_ids: list[np.ndarray], n_terms: int, idf: np.ndarray) -> sp.csr_matrix:
+    """Sublinear tf-idf with l2 row normalisation from each document's term ids (vectorised)."""
+    lengths = np.fromiter((len(d) for d in doc_ids), dtype=np.int64, count=len(doc_ids))
+    n_docs = len(doc_ids)
+    if lengths.sum() == 0:
+        return sp.csr_matrix((n_docs, n_terms), dtype=np.float64)
+    rows = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+    cols = np.concatenate([d for d in doc_ids if len(d)]).astype(np.int64)
+    keys, counts = np.unique(rows * n_terms + cols, return_counts=True)
+    r, c = keys // n_terms, keys % n_terms
+    vals = (1.0 + np.log(counts)) * idf[c]
+    norms = np.sqrt(np.bincount(r, weights=vals * vals, minlength=n_docs))
+    vals = vals / norms[r]
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n_docs))])
+    return sp.csr_matrix((vals, c, indptr), shape=(n_docs, n_terms))
+
+
+@dataclass(frozen=True)
+class _Block:
+    vocab: dict[str, int]
+    terms: np.ndarray
+    idf: np.ndarray
+    # word -> ids of its char n-grams in the vocabulary (filled lazily; words repeat a lot)
+    word_cache: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def ids(self, grams: list[str]) -> np.ndarray:
+        get = self.vocab.get
+        found = [i for i in map(get, grams) if i is not None]
+        return np.asarray(found, dtype=np.int64)
+
+    def char_ids(self, text: str, lo: int, hi: int) -> np.ndarray:
+        parts = []
+        cache = self.word_cache
+        for word in _WHITE.sub(" ", text).split():
+            got = cache.get(word)
+            if got is None:
+                got = self.ids(_word_char_grams(word, lo, hi))
+                if len(cache) < 200_000:
+                    cache[word] = got
+            parts.append(got)
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class TextModel:
+    """A trained sentence model held as plain arrays.
+
+    Use :func:`load_model` for the packaged model or :func:`train_model` to build one.
+    """
+
+    config: ModelConfig
+    classes: tuple[str, ...]
+    word: _Block
+    char: _Block
+    coef: np.ndarray
+    intercept: np.ndarray
+    cuebook: CueBook
+    meta: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def n_features(self) -> int:
+        """Total number of features (word + char + cue families)."""
+        return len(self.word.terms) + len(self.char.terms) + len(self.cuebook.families)
+
+    def transform(self, normalized: list[str]) -> sp.csr_matrix:
+        """Return the feature matrix of already-normalised sentences."""
+        lo, hi = self.config.word_ngrams
+        words = _tfidf_rows(
+            [self.word.ids(_word_ngrams(t, lo, hi)) for t in normalized],
+            len(self.word.terms),
+            self.word.idf,
+        )
+        lo, hi = self.config.char_ngrams
+        chars = _tfidf_rows(
+            [self.char.char_ids(t, lo, hi) for t in normalized],
+            len(self.char.terms),
+            self.char.idf,
+        )
+        cues = sp.csr_matrix(self.cuebook.features(normalized) * self.config.cue_weight)
+        return sp.hstack([words, chars, cues], format="csr")
+
+    def decision(self, normalized: list[str]) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Return the feature matrix and the linear scores ``X @ coef.T + intercept``."""
+        matrix = self.transform(normalized)
+        scores = np.asarray(matrix @ self.coef.T) + self.intercept
+        return matrix, scores
+
+    def predict_proba(self, sentences: list[str]) -> np.ndarray:
+        """Return class probabilities, shape ``(len(sentences), 4)``, columns :attr:`classes`."""
+        _, scores = self.decision([normalize(s) for s in sentences])
+        return _softmax(scores)
+
+    def predict(self, sentences: list[str]) -> list[str]:
+        """Return the most probable label of each sentence."""
+        proba = self.predict_proba(sentences)
+        return [self.classes[i] for i in proba.argmax(axis=1)]
+
+    def top_ngrams(self, row: sp.csr_matrix, label: str, k: int = 3) -> list[str]:
+        """Return up to ``k`` word n-grams of one sentence that push most towards ``label``."""
+        cls = self.classes.index(label)
+        n_word = len(self.word.terms)
+        rel = self.coef[cls] - self.coef.mean(axis=0)
+        idx = row.indices[row.indices < n_word]
+        if len(idx) == 0:
+            return []
+        vals = row.toarray().ravel()[idx] * rel[idx]
+        order = np.argsort(-vals, kind="stable")
+        return [str(self.word.terms[idx[i]]) for i in order[:k] if vals[i] > 0]
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """Write ``model.npz`` (arrays) and ``model.json`` (metadata) into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            "word_terms": self.word.terms,
+            "word_idf": self.word.idf,
+            "char_terms": self.char.terms,
+            "char_idf": self.char.idf,
+            "coef": self.coef,
+            "intercept": self.intercept,
+        }
+        with open(directory / "model.npz", "wb") as fh:
+            np.savez_compressed(fh, allow_pickle=False, **arrays)
+        digest = hashlib.sha256((directory / "model.npz").read_bytes()).hexdigest()
+        meta = dict(self.meta)
+        meta.update(
+            {
+                "format": ARTIFACT_FORMAT,
+                "classes": list(self.classes),
+                "config": asdict(self.config),
+                "cue_families": list(self.cuebook.families),
+                "n_word_features": len(self.word.terms),
+                "n_char_features": len(self.char.terms),
+                "npz_sha256": digest,
+            }
+        )
+        (directory / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path, cuebook: CueBook | None = None) -> TextModel:
+        """Load a model written by :meth:`save` (no pickle; ``allow_pickle=False``)."""
+        meta_path, npz_path = directory / "model.json", directory / "model.npz"
+        try:
+            meta = json.loads(meta_path.read_text("utf-8"))
+            blob = npz_path.read_bytes()
+        except (OSError, ValueError) as exc:
+            raise ModelArtifactError(f"{directory}: cannot read model artifact ({exc})") from exc
+        if meta.get("format") != ARTIFACT_FORMAT:
+            raise ModelArtifactError(f"{meta_path}: unsupported format {meta.get('format')!r}")
+        if hashlib.sha256(blob).hexdigest() != meta.get("npz_sha256"):
+            raise ModelArtifactError(f"{npz_path}: checksum does not match {meta_path}")
+        cuebook = cuebook or load_cuebook()
+        if list(cuebook.families) != meta["cue_families"]:
+            raise ModelArtifactError(f"{meta_path}: cue families differ from cues.json")
+        with np.load(npz_path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        cfg = dict(meta["config"])
+        cfg["word_ngrams"] = tuple(cfg["word_ngrams"])
+        cfg["char_ngrams"] = tuple(cfg["char_ngrams"])
+        config = ModelConfig(**cfg)
+        return cls(
+            config=config,
+            classes=tuple(meta["classes"]),
+            word=_block(arrays["word_terms"], arrays["word_idf"]),
+            char=_block(arrays["char_terms"], arrays["char_idf"]),
+            coef=arrays["coef"],
+            intercept=arrays["intercept"],
+            cuebook=cuebook,
+            meta=meta,
+        )
+
+
+def _block(terms: np.ndarray, idf: np.ndarray) -> _Block:
+    terms = np.asarray(terms, dtype=str)
+    return _Block({str(t): i for i, t in enumerate(terms.tolist())}, terms, np.asarray(idf))
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+
+def model_dir() -> Path:
+    """Return the packaged model directory (``peerlens/narrative/data``)."""
+    return Path(str(resources.files("peerlens.narrative").joinpath("data")))
+
+
+@cache
+def load_model() -> TextModel:
+    """Load the packaged model (cached after the first call).
+
+    Raises
+    ------
+    ModelArtifactError
+        If the artifact is missing, corrupt or was built against different cue families.
+    """
+    return TextModel.load(model_dir())
+
+
+def fit_sklearn(
+    texts: list[str], labels: list[str], config: ModelConfig, cuebook: CueBook | None = None
+) -> tuple[Any, Any, Any]:
+    """Fit the scikit-learn vectorisers and classifier (used by training and the tests).
+
+    Returns ``(word_vectorizer, char_vectorizer, logistic_regression)``.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    cuebook = cuebook or load_cuebook()
+    normalized = [normalize(t) for t in texts]
+    word = TfidfVectorizer(
+        analyzer="word",
+        token_pattern=_TOKEN.pattern,
+        lowercase=False,
+        ngram_range=config.word_ngrams,
+        min_df=config.word_min_df,
+        sublinear_tf=True,
+        dtype=np.float64,
+    )
+    char = TfidfVectorizer(
+        analyzer="char_wb",
+        lowercase=False,
+        ngram_range=config.char_ngrams,
+        min_df=config.char_min_df,
+        sublinear_tf=True,
+        dtype=np.float64,
+    )
+    matrix = sp.hstack(
+        [
+            word.fit_transform(normalized),
+            char.fit_transform(normalized),
+            sp.csr_matrix(cuebook.features(normalized) * config.cue_weight),
+        ],
+        format="csr",
+    )
+    clf = LogisticRegression(C=config.C, max_iter=config.max_iter, random_state=config.seed)
+    clf.fit(matrix, labels)
+    return word, char, clf
+
+
+def train_model(
+    corpus: pd.DataFrame | None = None,
+    config: ModelConfig | None = None,
+    cuebook: CueBook | None = None,
+) -> TextModel:
+    """Train the sentence model on the corpus's train split (seeded, reproducible).
+
+    Parameters
+    ----------
+    corpus : pandas.DataFrame, optional
+        Rows with ``text`` and ``label`` (and ``split``: only ``train`` rows are used).
+        The packaged corpus by default.
+    config : ModelConfig, optional
+        Hyper-parameters; the defaults are the shipped model's.
+    cuebook : CueBook, optional
+        Cue patterns; the packaged ``cues.json`` by default.
+
+    Returns
+    -------
+    TextModel
+        The trained model as plain arrays, ready for :meth:`TextModel.save`.
+    """
+    config = config or ModelConfig()
+    cuebook = cuebook or load_cuebook()
+    packaged = corpus is None
+    corpus = load_corpus() if corpus is None else corpus
+    if "split" in corpus.columns:
+        corpus = corpus[corpus["split"] == "train"]
+    texts = corpus["text"].astype(str).tolist()
+    labels = corpus["label"].astype(str).tolist()
+    word, char, clf = fit_sklearn(texts, labels, config, cuebook)
+    import sklearn
+
+    meta: dict[str, object] = {
+        "trained_on": "train split of peerlens/narrative/data/corpus.csv",
+        "n_train": len(texts),
+        "sklearn_version": sklearn.__version__,
+    }
+    if packaged:
+        meta["corpus_sha256"] = corpus_sha256()
+    return from_sklearn(word, char, clf, config, cuebook, meta)
+
+
+def from_sklearn(
+    word: Any,
+    char: Any,
+    clf: Any,
+    config: ModelConfig,
+    cuebook: CueBook | None = None,
+    meta: dict[str, object] | None = None,
+) -> TextModel:
+    """Copy fitted scikit-learn vectorisers and classifier into a plain-array :class:`TextModel`."""
+    classes = tuple(str(c) for c in clf.classes_)
+    if classes != LABELS:
+        raise ModelArtifactError(f"training labels {classes} differ from {LABELS}")
+    return TextModel(
+        config=config,
+        classes=classes,
+        word=_block(word.get_feature_names_out(), word.idf_),
+        char=_block(char.get_feature_names_out(), char.idf_),
+        coef=np.asarray(clf.coef_, dtype=np.float64),
+        intercept=np.asarray(clf.intercept_, dtype=np.float64),
+        cuebook=cuebook or load_cuebook(),
+        meta=dict(meta or {}),
+    )

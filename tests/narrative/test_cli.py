@@ -1,0 +1,101 @@
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from peerlens.cli import app
+
+runner = CliRunner()
+
+
+def test_classify_stdin_json_lines() -> None:
+    result = runner.invoke(
+        app, ["story", "classify", "-"], input="me too\n\nat least u have a job\n"
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [x["label"] for x in lines] == ["connection", "downward"]
+    assert set(lines[0]) >= {"text", "label", "confidence", "probabilities", "cues"}
+    assert lines[1]["cues"] == ["at least you"]
+
+
+def test_classify_file(tmp_path: Path) -> None:
+    f = tmp_path / "s.txt"
+    f.write_text("look at me now, i beat it\n", encoding="utf-8")
+    result = runner.invoke(app, ["story", "classify", str(f)])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["label"] == "upward"
+
+
+def test_analyze_transcript_writes_json_and_html(tmp_path: Path) -> None:
+    f = tmp_path / "session.vtt"
+    f.write_text(
+        "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\n<v Sam>I had that too, honestly.\n\n"
+        "00:00:03.000 --> 00:00:05.000\n<v Alex>did you?\n\n"
+        "00:00:05.000 --> 00:00:08.000\n<v Sam>At least you have your family though.\n",
+        encoding="utf-8",
+    )
+    out_json, out_html = tmp_path / "o.json", tmp_path / "o.html"
+    result = runner.invoke(
+        app,
+        [
+            "story",
+            "analyze",
+            str(f),
+            "--transcript",
+            "--speaker",
+            "sam",
+            "--json",
+            str(out_json),
+            "--html",
+            str(out_html),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "connection index 0.50" in result.stdout
+    assert "hint:" in result.stdout
+    data = json.loads(out_json.read_text())
+    assert data["speaker"] == "Sam"
+    assert [s["label"] for s in data["sentences"]] == ["connection", "downward"]
+    assert "Session summary" in out_html.read_text()
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (b"", [], "empty"),
+        (b"PK\x03\x04xx", [], "ZIP container"),
+        ("caf\u00e9".encode("latin-1"), [], "not valid UTF-8"),
+        (b"Sam: hi\nAlex: hello", ["--transcript", "--speaker", "Jo"], "'Jo' not found"),
+        (b"Sam: hi\nAlex: hello", ["--transcript"], "name the PS worker"),
+        ("Yo también me sentí así cuando estaba en el hospital.".encode(), [], "Spanish"),
+        (b"no label here\nSam: hi", ["--transcript", "--speaker", "Sam"], "line 1"),
+    ],
+)
+def test_analyze_bad_input_exits_2(
+    tmp_path: Path, content: bytes, args: list[str], message: str
+) -> None:
+    f = tmp_path / "in.txt"
+    f.write_bytes(content)
+    result = runner.invoke(app, ["story", "analyze", str(f), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_classify_empty_stdin_exits_2() -> None:
+    result = runner.invoke(app, ["story", "classify"], input="")
+    assert result.exit_code == 2
+
+
+@pytest.mark.slow
+def test_train_writes_an_artifact_equal_to_the_shipped_one(tmp_path: Path) -> None:
+    import numpy as np
+
+    from peerlens.narrative.model import TextModel, load_model
+
+    result = runner.invoke(app, ["story", "train", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    fresh, shipped = TextModel.load(tmp_path), load_model()
+    np.testing.assert_allclose(fresh.coef, shipped.coef, atol=1e-6)
+    assert fresh.meta["corpus_sha256"] == shipped.meta["corpus_sha256"]

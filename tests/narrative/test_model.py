@@ -1,0 +1,112 @@
+"""The shipped model: reproducible from the corpus, and inference equal to scikit-learn's."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from peerlens.narrative import ModelArtifactError, load_corpus, load_model
+from peerlens.narrative._text import normalize
+from peerlens.narrative.corpus import corpus_sha256
+from peerlens.narrative.model import (
+    ModelConfig,
+    TextModel,
+    fit_sklearn,
+    from_sklearn,
+    model_dir,
+    train_model,
+)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[object, object, object, TextModel]:
+    train = load_corpus(split="train")
+    config = ModelConfig()
+    word, char, clf = fit_sklearn(train["text"].tolist(), train["label"].tolist(), config)
+    return word, char, clf, from_sklearn(word, char, clf, config)
+
+
+@pytest.mark.slow
+def test_packaged_artifact_matches_a_fresh_training(fitted: tuple) -> None:
+    *_, fresh = fitted
+    shipped = load_model()
+    assert shipped.meta["corpus_sha256"] == corpus_sha256(), "retrain: peerlens story train"
+    assert shipped.classes == fresh.classes
+    assert shipped.config == fresh.config
+    np.testing.assert_array_equal(shipped.word.terms, fresh.word.terms)
+    np.testing.assert_array_equal(shipped.char.terms, fresh.char.terms)
+    np.testing.assert_allclose(shipped.word.idf, fresh.word.idf, rtol=1e-12)
+    np.testing.assert_allclose(shipped.char.idf, fresh.char.idf, rtol=1e-12)
+    np.testing.assert_allclose(shipped.coef, fresh.coef, atol=1e-6)
+    np.testing.assert_allclose(shipped.intercept, fresh.intercept, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_reimplemented_inference_equals_scikit_learn(fitted: tuple) -> None:
+    word, char, clf, model = fitted
+    texts = [*load_corpus(split="test")["text"].tolist(), "", "   ", "!!!", "a", "ok ok ok ok"]
+    normalized = [normalize(t) for t in texts]
+    reference = sp.hstack(
+        [
+            word.transform(normalized),  # type: ignore[attr-defined]
+            char.transform(normalized),  # type: ignore[attr-defined]
+            sp.csr_matrix(model.cuebook.features(normalized)),
+        ],
+        format="csr",
+    )
+    ours = model.transform(normalized)
+    np.testing.assert_allclose(ours.toarray(), reference.toarray(), atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict_proba(texts),
+        clf.predict_proba(reference),  # type: ignore[attr-defined]
+        atol=1e-9,
+    )
+
+
+def test_training_is_deterministic_on_a_subset() -> None:
+    corpus = load_corpus(split="train")
+    subset = corpus.groupby("label").head(40)
+    config = ModelConfig(max_iter=2000)
+    a = train_model(subset, config)
+    b = train_model(subset, config)
+    np.testing.assert_array_equal(a.coef, b.coef)
+    np.testing.assert_array_equal(a.char.terms, b.char.terms)
+
+
+def test_save_load_round_trip_without_pickle(tmp_path: Path) -> None:
+    model = load_model()
+    model.save(tmp_path)
+    again = TextModel.load(tmp_path)
+    np.testing.assert_array_equal(again.coef, model.coef)
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as npz:
+        assert all(npz[k].dtype != object for k in npz.files)
+    texts = ["me too", "at least you have a job", "look at me now", "what time is it?"]
+    np.testing.assert_allclose(again.predict_proba(texts), model.predict_proba(texts))
+
+
+def test_tampered_artifact_is_refused(tmp_path: Path) -> None:
+    for name in ("model.npz", "model.json"):
+        shutil.copy(model_dir() / name, tmp_path / name)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    meta["npz_sha256"] = "0" * 64
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelArtifactError, match="checksum"):
+        TextModel.load(tmp_path)
+    with pytest.raises(ModelArtifactError, match="cannot read"):
+        TextModel.load(tmp_path / "missing")
+
+
+def test_held_out_sanity() -> None:
+    # a handful of clear cases written for this test, not from the corpus
+    model = load_model()
+    assert model.predict(
+        [
+            "honestly i went through the exact same thing after my diagnosis",
+            "i got clean by myself so there's really no excuse for you",
+            "at least you didn't lose your flat like i did",
+            "shall we meet at the library on tuesday?",
+        ]
+    ) == ["connection", "upward", "downward", "neutral"]

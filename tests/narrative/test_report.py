@@ -1,0 +1,67 @@
+import re
+from html.parser import HTMLParser
+
+from peerlens.narrative import analyze, render_html
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+STORY = (
+    'I felt that too. <script>alert("x")</script> at least you have a job & a flat. '
+    "Shall we meet on Tuesday?"
+)
+
+
+def _page() -> tuple[str, _Collect]:
+    page = render_html(analyze(STORY, source="<story>.txt"))
+    parser = _Collect()
+    parser.feed(page)
+    return page, parser
+
+
+def test_user_text_is_escaped() -> None:
+    page, parser = _page()
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+    assert "&amp; a flat" in page
+    assert "&lt;story&gt;.txt" in page
+    assert not any(tag == "script" for tag, _ in parser.tags)
+
+
+def test_self_contained() -> None:
+    page, parser = _page()
+    for tag, attrs in parser.tags:
+        assert tag not in ("link", "img", "iframe")
+        for name in ("src", "href"):
+            assert attrs.get(name) is None, (tag, attrs)
+    assert "@import" not in page and "url(" not in page
+
+
+def test_summary_leads_and_labels_are_text_not_colour_only() -> None:
+    page, parser = _page()
+    assert page.index("Session summary") < page.index("Sentence by sentence")
+    items = [attrs for tag, attrs in parser.tags if tag == "li" and "tabindex" in attrs]
+    assert len(items) == 3
+    labels = [a["aria-label"] for a in items]
+    assert labels[0] == "Sentence 1: Connection"
+    assert any(label and "Downward comparison" in label for label in labels)
+    # the visible tag text carries the label, so print and screen readers get it without colour
+    assert re.search(r'class="tag t-downward"><span aria-hidden="true">.</span> Downward', page)
+
+
+def test_hint_is_tied_to_its_sentence_and_printed() -> None:
+    page, parser = _page()
+    described = [a for tag, a in parser.tags if tag == "li" and a.get("aria-describedby")]
+    assert len(described) == 1
+    hint_id = described[0]["aria-describedby"]
+    assert any(a.get("id") == hint_id and a.get("role") == "note" for _, a in parser.tags)
+    assert described[0]["title"] and "At least" in described[0]["title"]
+    assert "@media print" in page and ".hint { display: block" in page
+    assert '<html lang="en">' in page

@@ -1,0 +1,120 @@
+import pytest
+
+from peerlens.narrative import SpeakerNotFoundError, TranscriptFormatError
+from peerlens.narrative.transcripts import (
+    detect_format,
+    parse_transcript,
+    select_speaker,
+    speakers,
+)
+
+VTT = """WEBVTT - session 3
+
+NOTE recorded with consent
+
+1
+00:00:01.000 --> 00:00:04.000 align:start
+<v Sam Jones>I heard voices too</v>
+
+2
+00:00:04.500 --> 00:00:06.000
+<v Sam Jones>when I was on the ward.
+
+00:07.000 --> 00:09.500
+<v.loud Alex>Really? <i>What</i> helped?
+"""
+
+SRT = """1
+00:00:01,000 --> 00:00:03,000
+Sam: at least you have your family
+
+2
+00:00:03,500 --> 00:00:05,000
+Alex: yeah
+I suppose
+
+3
+00:00:05,100 --> 00:00:07,000
+- Sam: sorry, that came out wrong.
+"""
+
+
+def test_detect_format() -> None:
+    assert detect_format(VTT) == "vtt"
+    assert detect_format("\ufeff" + SRT) == "srt"
+    assert detect_format("Sam: hi\nAlex: hello") == "lines"
+
+
+def test_webvtt_voices_tags_notes_and_merging() -> None:
+    turns = parse_transcript(VTT)
+    assert [(t.speaker, t.text) for t in turns] == [
+        ("Sam Jones", "I heard voices too when I was on the ward."),
+        ("Alex", "Really? What helped?"),
+    ]
+    assert turns[0].start_s == 1.0 and turns[0].end_s == 6.0
+    assert turns[1].start_s == 7.0
+
+
+def test_srt_names_continuation_lines_and_dashes() -> None:
+    turns = parse_transcript(SRT)
+    assert [(t.speaker, t.text) for t in turns] == [
+        ("Sam", "at least you have your family"),
+        ("Alex", "yeah I suppose"),
+        ("Sam", "sorry, that came out wrong."),
+    ]
+    assert turns[2].start_s == pytest.approx(5.1)
+
+
+def test_name_lines_with_timestamps_and_continuations() -> None:
+    text = "[00:01:02] Sam: hi there\nhow are you\n\nAlex (00:02): fine\r\nSam: good"
+    turns = parse_transcript(text)
+    assert [(t.speaker, t.text, t.line) for t in turns] == [
+        ("Sam", "hi there how are you", 1),
+        ("Alex", "fine", 4),
+        ("Sam", "good", 5),
+    ]
+    assert speakers(turns) == ["Sam", "Alex"]
+
+
+def test_select_speaker_is_case_and_space_insensitive() -> None:
+    turns = parse_transcript(VTT)
+    assert [t.speaker for t in select_speaker(turns, "  sam   JONES ")] == ["Sam Jones"]
+
+
+def test_missing_speaker_lists_who_speaks() -> None:
+    turns = parse_transcript(SRT)
+    with pytest.raises(SpeakerNotFoundError, match=r"'Jo' not found.*Sam, Alex"):
+        select_speaker(turns, "Jo", "s.srt")
+    with pytest.raises(SpeakerNotFoundError, match=r"name the PS worker.*Sam, Alex"):
+        select_speaker(turns, None, "s.srt")
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "message"),
+    [
+        ("just a story with no labels\nSam: hi", "lines", r"line 1: expected 'Name: text'"),
+        ("WEBVTT\n\n00:00:01.000 -> 00:00:02.000\n<v A>hi", "vtt", r"line 3: caption block"),
+        ("WEBVTT\n\n00:00:01.000 --> 00:00:0x.000\n<v A>hi", "vtt", r"line 3: malformed cue"),
+        ("WEBVTT\n\n00:00:05.000 --> 00:00:02.000\n<v A>hi", "vtt", r"ends before it starts"),
+        (
+            "1\n00:00:01,000 --> 00:00:02,000\nA: hi\n\nx\n00:00:03,000 --> 00:00:04,000\nB: yo",
+            "srt",
+            r"line 5: SRT cue number",
+        ),
+        ("1\n00:00:01,000 --> 00:00:02,000\nA: hi\n\n2\nB: yo", "srt", r"line 5: caption block"),
+        (
+            "Subtitles\n\n1\n00:00:01,000 --> 00:00:02,000\nA: hi",
+            "vtt",
+            r"must start with 'WEBVTT'",
+        ),
+        ("WEBVTT\n", "vtt", r"no speaker turns"),
+    ],
+)
+def test_malformed_transcripts_name_the_line(text: str, fmt: str, message: str) -> None:
+    with pytest.raises(TranscriptFormatError, match=message):
+        parse_transcript(text, "t", fmt)
+
+
+def test_ordinary_colon_prefixes_are_not_speakers() -> None:
+    turns = parse_transcript("Sam: see the list\nNote: bring your letter")
+    assert [(t.speaker, t.text) for t in turns] == [("Sam", "see the list Note: bring your letter")]
