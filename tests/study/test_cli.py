@@ -62,6 +62,38 @@ def test_cli_end_to_end(
     assert "2 problem(s), nothing was imported" in out
     assert "row 1, column 'phq9_9': 9 is outside the allowed range 0..3" in out
     assert "row 2, column 'participant': unknown participant 'P7'" in out
+    start = "2026-01-05T09:00+00:00"
+    out = run("participant", "relate", "W1", "P1", "--study", "pilot", "--start", start)
+    assert out.startswith("relationship ")
+    rel = out.split()[1].rstrip(":")
+    run(
+        "participant",
+        "session",
+        rel,
+        "s1",
+        "--study",
+        "pilot",
+        "--mode",
+        "video",
+        "--start",
+        "2026-01-12T09:00+00:00",
+        "--duration",
+        "45",
+    )
+    out = run(
+        "participant",
+        "session",
+        rel,
+        "s2",
+        "--study",
+        "pilot",
+        "--mode",
+        "video",
+        "--start",
+        "2026-01-12T09:00",
+        code=2,
+    )
+    assert "add the time zone" in out
     ecg = tmp_path / "p1.rr"
     ecg.write_bytes(b"800\n810\n790\n")
     out = run(
@@ -72,6 +104,8 @@ def test_cli_end_to_end(
         "pilot",
         "--participant",
         "P1",
+        "--session",
+        "s1",
         "--kind",
         "rr",
         "--device",

@@ -8,6 +8,7 @@ Every command takes ``--db`` (default ``$PEERLENS_DB`` or ``sqlite:///peerlens.d
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -320,6 +321,78 @@ def participant_erase(
             f"transcript(s), {rep.session_notes} session note(s), {rep.text_items} text item(s), "
             f"{rep.recordings} recording(s), {rep.responses_deleted} response(s) deleted"
         )
+
+
+def _when(text: str, what: str) -> dt.datetime:
+    from peerlens.study.errors import StudyError
+
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise StudyError(f"{what} {text!r}: use ISO 8601, e.g. 2026-03-01T10:00+00:00") from None
+    if when.tzinfo is None:
+        raise StudyError(f"{what} {text!r}: add the time zone, e.g. 2026-03-01T10:00+00:00")
+    return when
+
+
+@participant_app.command("relate")
+def participant_relate(
+    ps_worker: Annotated[str, typer.Argument(help="PS worker's study code.")],
+    service_user: Annotated[str, typer.Argument(help="Service user's study code.")],
+    study: StudyOpt,
+    start: Annotated[str, typer.Option("--start", help="ISO 8601 with time zone.")],
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Record that a PS worker supports a service user; prints the relationship id."""
+    with user_errors():
+        from peerlens.study.sessions import add_relationship
+
+        store = _open(db)
+        actor = _writer(store, user, study, "add relationships")
+        rid = add_relationship(
+            store,
+            study,
+            ps_worker,
+            service_user,
+            started_at=_when(start, "--start"),
+            actor=actor,
+            reason=reason,
+        )
+        typer.echo(f"relationship {rid}: {ps_worker} -> {service_user}")
+
+
+@participant_app.command("session")
+def participant_session(
+    relationship: Annotated[int, typer.Argument(help="Relationship id (from relate).")],
+    label: Annotated[str, typer.Argument(help="Session label, e.g. s1.")],
+    study: StudyOpt,
+    start: Annotated[str, typer.Option("--start", help="ISO 8601 with time zone.")],
+    mode: Annotated[str, typer.Option("--mode", help="in_person, phone, video, text_chat.")],
+    duration: Annotated[float | None, typer.Option("--duration", help="Minutes.")] = None,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Add a PS session to a relationship."""
+    with user_errors():
+        from peerlens.study.sessions import add_session
+
+        store = _open(db)
+        actor = _writer(store, user, study, "add sessions")
+        sid = add_session(
+            store,
+            study,
+            relationship,
+            label,
+            started_at=_when(start, "--start"),
+            mode=mode,
+            duration_min=duration,
+            actor=actor,
+            reason=reason,
+        )
+        typer.echo(f"session {sid}: {label}")
 
 
 # -------------------------------------------------------------------------------- responses
