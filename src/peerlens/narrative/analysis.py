@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from peerlens.narrative._errors import EmptyInputError
 from peerlens.narrative._text import normalize
@@ -17,6 +16,9 @@ from peerlens.narrative.language import LanguageGuess, ensure_english
 from peerlens.narrative.model import TextModel, load_model
 from peerlens.narrative.splitting import split_sentences
 from peerlens.narrative.transcripts import parse_transcript, select_speaker, speakers
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "COMPARISON_THRESHOLD",
@@ -107,6 +109,8 @@ class SessionSummary:
 
     def to_frame(self) -> pd.DataFrame:
         """Return one tidy row per label: ``label``, ``n_sentences``, ``share``."""
+        import pandas as pd
+
         return pd.DataFrame(
             {
                 "label": list(LABELS),
@@ -131,6 +135,8 @@ class StoryAnalysis:
 
     def to_frame(self) -> pd.DataFrame:
         """Return one tidy row per sentence (label, confidence, ``p_<label>``, cues, hint)."""
+        import pandas as pd
+
         rows = []
         for i, s in enumerate(self.sentences):
             row: dict[str, Any] = {
@@ -200,7 +206,7 @@ def classify(
         ensure_english(" ".join(texts))
     model = model or load_model()
     normalized = [normalize(t) for t in texts]
-    matrix, scores = model.decision(normalized)
+    feats, scores = model.decision(normalized)
     shifted = scores - scores.max(axis=1, keepdims=True)
     proba = np.exp(shifted)
     proba /= proba.sum(axis=1, keepdims=True)
@@ -216,7 +222,7 @@ def classify(
             best = fallback[int(np.argmax(p[fallback]))]
         label = classes[best]
         found = book.find(normalized[i], label)
-        cues = tuple(c.phrase for c in found) or tuple(model.top_ngrams(matrix[i], label))
+        cues = tuple(c.phrase for c in found) or tuple(model.top_ngrams(feats, i, label))
         mixed = label in ("upward", "downward") and any(book.find(normalized[i], "connection"))
         out.append(
             SentenceLabel(

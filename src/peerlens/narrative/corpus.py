@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from peerlens.narrative._errors import NarrativeError
 
@@ -79,6 +81,8 @@ def load_corpus(path: Path | None = None, split: str | None = None) -> pd.DataFr
     >>> sorted(corpus["label"].unique()) == sorted(LABELS)
     True
     """
+    import pandas as pd  # lazy: inference never needs pandas
+
     path = path or corpus_path()
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in _COLUMNS if c not in frame.columns]

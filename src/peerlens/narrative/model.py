@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from peerlens.narrative._errors import ModelArtifactError
 from peerlens.narrative._text import normalize
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "Features",
     "ModelConfig",
     "TextModel",
     "fit_sklearn",
@@ -100,21 +100,53 @@ def _word_char_grams(word: str, lo: int, hi: int) -> list[str]:
     return grams
 
 
-def _tfidf_rows(doc_ids: list[np.ndarray], n_terms: int, idf: np.ndarray) -> sp.csr_matrix:
-    """Sublinear tf-idf with l2 row normalisation from each document's term ids (vectorised)."""
+@dataclass(frozen=True)
+class Features:
+    """Sparse feature values of a batch of sentences as (row, column, value) triplets.
+
+    Rows are sorted, so one sentence's features are a contiguous slice.  Kept free of scipy so
+    that loading and scoring need numpy only; :meth:`to_csr` builds a scipy matrix when wanted.
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+    n_docs: int
+    n_features: int
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(columns, values)`` of sentence ``i``."""
+        lo, hi = np.searchsorted(self.rows, [i, i + 1])
+        return self.cols[lo:hi], self.vals[lo:hi]
+
+    def to_csr(self) -> Any:
+        """Return a ``scipy.sparse.csr_matrix`` (imports scipy)."""
+        import scipy.sparse as sp
+
+        return sp.csr_matrix(
+            (self.vals, (self.rows, self.cols)), shape=(self.n_docs, self.n_features)
+        )
+
+
+def _tfidf_rows(
+    doc_ids: list[np.ndarray], n_terms: int, idf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sublinear tf-idf with l2 row normalisation from each document's term ids (vectorised).
+
+    Returns sorted ``(rows, cols, vals)`` triplets.
+    """
     lengths = np.fromiter((len(d) for d in doc_ids), dtype=np.int64, count=len(doc_ids))
     n_docs = len(doc_ids)
     if lengths.sum() == 0:
-        return sp.csr_matrix((n_docs, n_terms), dtype=np.float64)
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float64)
     rows = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
     cols = np.concatenate([d for d in doc_ids if len(d)]).astype(np.int64)
     keys, counts = np.unique(rows * n_terms + cols, return_counts=True)
     r, c = keys // n_terms, keys % n_terms
     vals = (1.0 + np.log(counts)) * idf[c]
     norms = np.sqrt(np.bincount(r, weights=vals * vals, minlength=n_docs))
-    vals = vals / norms[r]
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n_docs))])
-    return sp.csr_matrix((vals, c, indptr), shape=(n_docs, n_terms))
+    return r, c, vals / norms[r]
 
 
 @dataclass(frozen=True)
@@ -164,28 +196,37 @@ class TextModel:
         """Total number of features (word + char + cue families)."""
         return len(self.word.terms) + len(self.char.terms) + len(self.cuebook.families)
 
-    def transform(self, normalized: list[str]) -> sp.csr_matrix:
-        """Return the feature matrix of already-normalised sentences."""
+    def features(self, normalized: list[str]) -> Features:
+        """Return the features of already-normalised sentences (numpy only)."""
         lo, hi = self.config.word_ngrams
-        words = _tfidf_rows(
-            [self.word.ids(_word_ngrams(t, lo, hi)) for t in normalized],
-            len(self.word.terms),
-            self.word.idf,
+        n_word, n_char = len(self.word.terms), len(self.char.terms)
+        w_r, w_c, w_v = _tfidf_rows(
+            [self.word.ids(_word_ngrams(t, lo, hi)) for t in normalized], n_word, self.word.idf
         )
         lo, hi = self.config.char_ngrams
-        chars = _tfidf_rows(
-            [self.char.char_ids(t, lo, hi) for t in normalized],
-            len(self.char.terms),
-            self.char.idf,
+        c_r, c_c, c_v = _tfidf_rows(
+            [self.char.char_ids(t, lo, hi) for t in normalized], n_char, self.char.idf
         )
-        cues = sp.csr_matrix(self.cuebook.features(normalized) * self.config.cue_weight)
-        return sp.hstack([words, chars, cues], format="csr")
+        cue = self.cuebook.features(normalized) * self.config.cue_weight
+        q_r, q_c = np.nonzero(cue)
+        rows = np.concatenate([w_r, c_r, q_r])
+        cols = np.concatenate([w_c, c_c + n_word, q_c + n_word + n_char])
+        vals = np.concatenate([w_v, c_v, cue[q_r, q_c]])
+        order = np.lexsort((cols, rows))
+        return Features(rows[order], cols[order], vals[order], len(normalized), self.n_features)
 
-    def decision(self, normalized: list[str]) -> tuple[sp.csr_matrix, np.ndarray]:
-        """Return the feature matrix and the linear scores ``X @ coef.T + intercept``."""
-        matrix = self.transform(normalized)
-        scores = np.asarray(matrix @ self.coef.T) + self.intercept
-        return matrix, scores
+    def transform(self, normalized: list[str]) -> Any:
+        """Return the feature matrix of already-normalised sentences as scipy CSR."""
+        return self.features(normalized).to_csr()
+
+    def decision(self, normalized: list[str]) -> tuple[Features, np.ndarray]:
+        """Return the features and the linear scores ``X @ coef.T + intercept``."""
+        feats = self.features(normalized)
+        scores = np.empty((feats.n_docs, len(self.classes)), dtype=np.float64)
+        for k in range(len(self.classes)):
+            weights = feats.vals * self.coef[k, feats.cols]
+            scores[:, k] = np.bincount(feats.rows, weights=weights, minlength=feats.n_docs)
+        return feats, scores + self.intercept
 
     def predict_proba(self, sentences: list[str]) -> np.ndarray:
         """Return class probabilities, shape ``(len(sentences), 4)``, columns :attr:`classes`."""
@@ -197,17 +238,17 @@ class TextModel:
         proba = self.predict_proba(sentences)
         return [self.classes[i] for i in proba.argmax(axis=1)]
 
-    def top_ngrams(self, row: sp.csr_matrix, label: str, k: int = 3) -> list[str]:
-        """Return up to ``k`` word n-grams of one sentence that push most towards ``label``."""
+    def top_ngrams(self, feats: Features, i: int, label: str, k: int = 3) -> list[str]:
+        """Return up to ``k`` word n-grams of sentence ``i`` that push most towards ``label``."""
         cls = self.classes.index(label)
-        n_word = len(self.word.terms)
-        rel = self.coef[cls] - self.coef.mean(axis=0)
-        idx = row.indices[row.indices < n_word]
-        if len(idx) == 0:
+        cols, vals = feats.row(i)
+        keep = cols < len(self.word.terms)
+        cols, vals = cols[keep], vals[keep]
+        if len(cols) == 0:
             return []
-        vals = row.toarray().ravel()[idx] * rel[idx]
-        order = np.argsort(-vals, kind="stable")
-        return [str(self.word.terms[idx[i]]) for i in order[:k] if vals[i] > 0]
+        push = vals * (self.coef[cls, cols] - self.coef[:, cols].mean(axis=0))
+        order = np.argsort(-push, kind="stable")
+        return [str(self.word.terms[cols[j]]) for j in order[:k] if push[j] > 0]
 
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: Path) -> None:
@@ -329,6 +370,8 @@ def fit_sklearn(
         sublinear_tf=True,
         dtype=np.float64,
     )
+    import scipy.sparse as sp
+
     matrix = sp.hstack(
         [
             word.fit_transform(normalized),
