@@ -91,7 +91,7 @@ def test_poincare_and_sampen_match_neurokit2(data_dir: Path) -> None:
 
 def test_sample_entropy_large_series_matches_neurokit2() -> None:
     nk = pytest.importorskip("neurokit2")
-    x = np.round(np.random.default_rng(5).normal(800, 50, 3000))
+    x = np.round(np.random.default_rng(5).normal(800, 50, 3000))  # > GRID_MIN_N: grid path
     ref = nk.entropy_sample(x, dimension=2, tolerance=0.2 * np.std(x, ddof=1))[0]
     assert sample_entropy(x) == pytest.approx(ref, rel=1e-12)
 
@@ -138,7 +138,7 @@ def test_bad_input() -> None:
 def test_sample_entropy_grid_and_kdtree_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     from peerlens.hrv import _nonlinear
 
-    x = np.round(np.random.default_rng(9).normal(800, 45, 2500) / 4) * 4  # 250 Hz quantisation
+    x = np.round(np.random.default_rng(9).normal(800, 45, 3000) / 4) * 4  # 250 Hz quantisation
     assert _nonlinear._grid(x) is not None
     fast = sample_entropy(x)
     monkeypatch.setattr(_nonlinear, "MAX_GRID_LEVELS", 0)  # force the KD-tree path

@@ -26,6 +26,8 @@ def poincare(nn_ms: NDArray[np.float64]) -> dict[str, float]:
     return {"sd1_ms": sd1, "sd2_ms": sd2, "sd1_sd2": sd1 / sd2 if sd2 > 0 else np.nan}
 
 
+#: Series at most this long use the KD-tree path of :func:`sample_entropy`.
+GRID_MIN_N = 2000
 #: Largest number of grid levels for the exact counting path of :func:`sample_entropy`.
 MAX_GRID_LEVELS = 1024
 
@@ -117,7 +119,8 @@ def sample_entropy(x: NDArray[np.float64], m: int = 2, r: float | None = None) -
         return float("nan")
     tol = 0.2 * float(np.std(x, ddof=1)) if r is None else r
     count = n - m
-    grid = _grid(x) if m == 2 else None
+    # short series: the KD-tree is already instant and the grid sweep has a K^2 setup cost
+    grid = _grid(x) if m == 2 and n > GRID_MIN_N else None
     if grid is not None:
         levels, q, k = grid
         half = int(np.floor(tol / q * (1 + 1e-12)))
