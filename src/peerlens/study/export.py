@@ -155,11 +155,14 @@ def tidy_frame(
     raw["value"] = raw["value"].astype("float64")
     raw["kind"] = "item"
     if len(raw):
-        rules = {(f, r.name): r for f, form in forms.items() for r in form.items}
-        meta = [rules.get((f, n)) for f, n in zip(raw["instrument"], raw["name"], strict=True)]
-        free = np.array([m is not None and m.free_text for m in meta], dtype=bool)
-        ident = np.array([m is not None and m.identifier for m in meta], dtype=bool)
-        dates = np.array([m is not None and m.is_date for m in meta], dtype=bool)
+        rules = {f"{f}\x00{r.name}": r for f, form in forms.items() for r in form.items}
+        key = raw["instrument"].astype(str) + "\x00" + raw["name"].astype(str)
+
+        def flag(attr: str) -> np.ndarray:
+            table = {k: bool(getattr(r, attr)) for k, r in rules.items()}
+            return key.map(table).fillna(False).to_numpy(dtype=bool)
+
+        free, ident, dates = flag("free_text"), flag("identifier"), flag("is_date")
         drop = ident & ~np.bool_(identity)
         if drop_text:
             drop |= free
@@ -230,13 +233,26 @@ def _scores(raw: pd.DataFrame, forms: dict[str, FormSpec]) -> pd.DataFrame:
         new_cols = [c for c in result.data.columns if c not in wide.columns]
         scored = result.data[new_cols]
         scored.index = wide.index
-        long = scored.reset_index().melt(id_vars=keys, var_name="name", value_name="raw")
-        numeric = pd.to_numeric(long["raw"], errors="coerce")
-        is_num = long["raw"].map(lambda v: isinstance(v, (int, float, np.number, bool)))
-        long["value"] = numeric.where(is_num)
-        long["text"] = long["raw"].where(~is_num & long["raw"].notna()).astype("object")
-        long["text"] = long["text"].map(lambda v: None if pd.isna(v) else str(v))
-        long = long.drop(columns="raw")
+        numeric_cols = [
+            c
+            for c in new_cols
+            if pd.api.types.is_numeric_dtype(scored[c]) or pd.api.types.is_bool_dtype(scored[c])
+        ]
+        text_cols = [c for c in new_cols if c not in numeric_cols]
+        parts = []
+        if numeric_cols:
+            num = scored[numeric_cols].astype("float64").reset_index()
+            num = num.melt(id_vars=keys, var_name="name", value_name="value")
+            num["text"] = None
+            parts.append(num)
+        if text_cols:
+            # Bands and other labels: text, not numbers.
+            txt = scored[text_cols].astype("object").reset_index()
+            txt = txt.melt(id_vars=keys, var_name="name", value_name="text")
+            txt["text"] = txt["text"].where(txt["text"].notna(), None).astype("object")
+            txt["value"] = np.nan
+            parts.append(txt)
+        long = pd.concat(parts, ignore_index=True)
         long["kind"] = "score"
         long["scoring_version"] = version
         context = ["participant", "role", "arm_id", "site_id", "status", "redcap_event"]

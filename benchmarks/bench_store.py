@@ -1,0 +1,201 @@
+"""Study store benchmark: a 10,000-participant x 6-timepoint x 3-instrument study, imported and
+exported on SQLite and PostgreSQL side by side.
+
+For each backend it times, through the public API (all-or-nothing validated imports, audit log,
+derived scores at export):
+
+- enrolling the participants (``add_participants``),
+- importing one wide response file per timepoint (``import_responses``; PHQ-9, GAD-7, SWEMWBS =
+  23 items per participant and timepoint, about 1.4 million item rows),
+- re-importing one file (idempotent: nothing changes),
+- exporting the tidy long table with derived scores to Parquet (``export_study``),
+
+and, as the peer, the same item rows written and read back by pandas (``DataFrame.to_sql`` with
+executemany INSERTs, then ``pandas.read_sql``): an unvalidated, unaudited bulk load, i.e. the
+floor a careful store is paying for.
+
+PostgreSQL runs when ``PEERLENS_BENCH_PG_URL`` or ``PEERLENS_TEST_PG_URL`` is set (a fresh
+schema is created and dropped). Run: ``python benchmarks/bench_store.py [--participants N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import create_engine, text
+
+from peerlens.study import NewParticipant, Store, add_participants, create_study, import_responses
+from peerlens.study.export import export_study
+from peerlens.study.users import Rights
+
+INSTRUMENTS = {"phq9": (9, 0, 3), "gad7": (7, 0, 3), "swemwbs": (7, 1, 5)}
+TIMEPOINTS = ["baseline", "week6", "week12", "week24", "week36", "week52"]
+ARMS = ["intervention", "control"]
+SITES = ["leeds", "glasgow", "cardiff"]
+
+
+def _config(folder: Path) -> Path:
+    lines = ["title: benchmark", f"arms: [{', '.join(ARMS)}]", f"sites: [{', '.join(SITES)}]"]
+    lines += ["missing_codes: [-99]", "timepoints:"]
+    for i, tp in enumerate(TIMEPOINTS):
+        lines += [
+            f"  - name: {tp}",
+            f"    offset_days: {i * 60}",
+            f"    instruments: [{', '.join(INSTRUMENTS)}]",
+        ]
+    path = folder / "study.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _files(folder: Path, n: int, rng: np.random.Generator) -> list[Path]:
+    codes = [f"P{i:05d}" for i in range(n)]
+    paths = []
+    for tp in TIMEPOINTS:
+        cols: dict[str, object] = {"participant": codes}
+        for inst, (k, lo, hi) in INSTRUMENTS.items():
+            vals = rng.integers(lo, hi + 1, size=(n, k)).astype(object)
+            vals[rng.random((n, k)) < 0.01] = ""  # 1% unanswered
+            vals[rng.random((n, k)) < 0.005] = -99  # 0.5% coded missing
+            for j in range(k):
+                cols[f"{inst}_{j + 1}"] = vals[:, j]
+        path = folder / f"{tp}.csv"
+        pd.DataFrame(cols).to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def _long(paths: list[Path]) -> pd.DataFrame:
+    frames = []
+    for tp, path in zip(TIMEPOINTS, paths, strict=True):
+        wide = pd.read_csv(path, dtype=str, keep_default_na=False)
+        long = wide.melt(id_vars="participant", var_name="item", value_name="raw")
+        long = long[long["raw"] != ""]
+        long["timepoint"] = tp
+        long["value"] = pd.to_numeric(long["raw"]).where(long["raw"] != "-99")
+        frames.append(long.drop(columns="raw"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _backend_url(name: str, folder: Path) -> tuple[str, object]:
+    if name == "sqlite":
+        return f"sqlite:///{folder / 'bench.db'}", None
+    base = os.environ.get("PEERLENS_BENCH_PG_URL") or os.environ["PEERLENS_TEST_PG_URL"]
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}", (admin, schema)
+
+
+def _drop(cleanup: object) -> None:
+    if cleanup is None:
+        return
+    admin, schema = cleanup  # type: ignore[misc]
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def run_backend(name: str, n: int, paths: list[Path], long: pd.DataFrame, folder: Path) -> dict:
+    url, cleanup = _backend_url(name, folder)
+    out: dict[str, float] = {}
+    try:
+        store = Store.open(url, blob_dir=folder / "blobs")
+        create_study(store, "bench", _config(folder), actor="bench")
+        people = [NewParticipant(f"P{i:05d}", arm=ARMS[i % 2], site=SITES[i % 3]) for i in range(n)]
+        t = time.perf_counter()
+        add_participants(store, "bench", people, actor="bench")
+        out["enrol_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        for tp, path in zip(TIMEPOINTS, paths, strict=True):
+            import_responses(store, "bench", path, timepoint=tp, actor="bench")
+        out["import_s"] = time.perf_counter() - t
+        with store.engine.connect() as conn:
+            out["items"] = conn.execute(text("SELECT count(*) FROM response_item")).scalar_one()
+        t = time.perf_counter()
+        again = import_responses(store, "bench", paths[0], timepoint=TIMEPOINTS[0], actor="b")
+        out["reimport_s"] = time.perf_counter() - t
+        assert again.new == again.updated == 0
+        owner = Rights("bench", True, True, "full", None)
+        t = time.perf_counter()
+        res = export_study(
+            store, "bench", folder / f"{name}.parquet", tier="deidentified", rights=owner
+        )
+        out["export_s"] = time.perf_counter() - t
+        out["export_rows"] = res.rows
+        store.close()
+        # Peer: pandas bulk write and read of the same item rows, no validation or audit.
+        peer = create_engine(url)
+        t = time.perf_counter()
+        long.to_sql("peer_items", peer, index=False, chunksize=50_000)
+        out["peer_write_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        back = pd.read_sql("SELECT * FROM peer_items", peer)
+        out["peer_read_s"] = time.perf_counter() - t
+        assert len(back) == len(long)
+        peer.dispose()
+    finally:
+        _drop(cleanup)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--participants", type=int, default=10_000)
+    args = parser.parse_args()
+    n = args.participants
+    rng = np.random.default_rng(20261126)
+    backends = ["sqlite"]
+    if os.environ.get("PEERLENS_BENCH_PG_URL") or os.environ.get("PEERLENS_TEST_PG_URL"):
+        backends.append("postgresql")
+    else:
+        print("PostgreSQL skipped: set PEERLENS_BENCH_PG_URL or PEERLENS_TEST_PG_URL")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = _files(folder, n, rng)
+        long = _long(paths)
+        print(
+            f"study: {n} participants x {len(TIMEPOINTS)} timepoints x {len(INSTRUMENTS)} "
+            f"instruments = {n * len(TIMEPOINTS) * len(INSTRUMENTS)} responses, "
+            f"{len(long)} item rows"
+        )
+        results = {}
+        for b in backends:
+            sub = folder / b
+            sub.mkdir()
+            results[b] = run_backend(b, n, paths, long, sub)
+        header = f"{'backend':<11}{'step':<34}{'seconds':>9}{'rows/s':>12}{'peer rows/s':>13}"
+        print(header + f"{'ratio':>8}")
+        for b, r in results.items():
+            items = r["items"]
+            rows = [
+                ("enrol participants", r["enrol_s"], n, None),
+                ("import 6 files (validated, audited)", r["import_s"], items, r["peer_write_s"]),
+                ("re-import 1 file (no change)", r["reimport_s"], items / 6, None),
+                ("export tidy+scores (Parquet)", r["export_s"], r["export_rows"], r["peer_read_s"]),
+            ]
+            for step, secs, count, peer in rows:
+                rate = count / secs
+                peer_rate = len(long) / peer if peer else float("nan")
+                ratio = rate / peer_rate if peer else float("nan")
+                peer_txt = f"{peer_rate:>13,.0f}" if peer else f"{'-':>13}"
+                ratio_txt = f"{ratio:>8.2f}" if peer else f"{'-':>8}"
+                print(f"{b:<11}{step:<34}{secs:>9.2f}{rate:>12,.0f}{peer_txt}{ratio_txt}")
+        print(
+            "peer = pandas to_sql (executemany) / read_sql of the same item rows "
+            "(no validation, no audit, no scores); ratio = our rows/s / peer rows/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
