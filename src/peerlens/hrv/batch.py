@@ -33,6 +33,7 @@ ID_COLUMNS = (
     "n_beats",
     "artifact_rate",
     "valid",
+    "reason",
 )
 
 
@@ -91,6 +92,12 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
             "n_beats": int(whole["n_beats"]),
             "artifact_rate": float(whole["artifact_rate"]),
             "valid": bool(whole["artifact_rate"] <= opts.max_artifact_rate),
+            "reason": (
+                ""
+                if whole["artifact_rate"] <= opts.max_artifact_rate
+                else f"artifact rate {100 * whole['artifact_rate']:.1f} % > "
+                f"{100 * opts.max_artifact_rate:g} %"
+            ),
             **{c: float(whole[c]) for c in METRIC_COLUMNS},
         }
     ]
@@ -100,12 +107,13 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
                 "file": name,
                 "label": str(w["label"]),
                 "status": "ok",
-                "error": str(w["reason"]),
+                "error": "",
                 "start_s": float(w["start_s"]),
                 "end_s": float(w["end_s"]),
                 "n_beats": int(w["n_beats"]),
                 "artifact_rate": float(w["artifact_rate"]),
                 "valid": bool(w["valid"]),
+                "reason": str(w["reason"]),
                 **{c: float(w[c]) for c in METRIC_COLUMNS},
             }
         )
@@ -115,7 +123,7 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
 def _frame(per_file: Sequence[list[dict[str, Any]]]) -> pd.DataFrame:
     rows = [row for rows in per_file for row in rows]
     frame = pd.DataFrame(rows, columns=[*ID_COLUMNS, *METRIC_COLUMNS])
-    for col in ("file", "label", "status", "error"):
+    for col in ("file", "label", "status", "error", "reason"):
         frame[col] = frame[col].astype("string")
     return frame
 
@@ -152,8 +160,8 @@ def run_batch(
     -------
     pandas.DataFrame
         Columns ``file``, ``label`` (``whole`` or the window label), ``status`` (ok/error),
-        ``error``, ``start_s``, ``end_s``, ``n_beats``, ``artifact_rate``, ``valid`` and the
-        metric columns.
+        ``error`` (why a recording failed), ``start_s``, ``end_s``, ``n_beats``,
+        ``artifact_rate``, ``valid``, ``reason`` (why a row is not valid) and the metric columns.
     """
     opts = asdict(options or BatchOptions())
     items = [str(p) for p in paths]
