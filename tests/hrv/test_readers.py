@@ -8,6 +8,8 @@ import numpy as np
 import pyedflib
 import pytest
 import wfdb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from peerlens import PeerlensError
 from peerlens.hrv import (
@@ -256,3 +258,41 @@ def test_plain_rr_malformed(tmp_path: Path) -> None:
     flat.write_text("\n".join(["800"] * 30))
     with pytest.raises(FlatSignalError, match=r"flat.txt"):
         read_rr(flat)
+
+
+# ----------------------------------------------------------------------------- R-peak indices
+
+
+def test_peak_index_file_gudb(data_dir: Path, gudb_rr: np.ndarray) -> None:
+    path = data_dir / "gudb_chest_strap_annotations" / "subject_00_sitting.tsv"
+    rec = read_ecg(path, kind="peaks", fs=250)
+    assert rec.format == "peaks" and rec.rr_unit == "samples at 250 Hz"
+    assert rec.rr_ms is not None
+    np.testing.assert_allclose(rec.rr_ms, gudb_rr)
+
+
+def test_peak_index_file_malformed(tmp_path: Path) -> None:
+    path = tmp_path / "peaks.txt"
+    path.write_text("100\n350\n340\n600\n")
+    with pytest.raises(HrvInputError, match=r"peaks.txt: R-peak indices must increase; line 3"):
+        read_ecg(path, kind="peaks", fs=250)
+    with pytest.raises(HrvInputError, match="need the sampling rate"):
+        read_ecg(path, kind="peaks")
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rr=st.lists(st.integers(min_value=300, max_value=1800), min_size=3, max_size=60),
+    seconds=st.booleans(),
+)
+def test_rr_file_round_trip_property(tmp_path: Path, rr: list[int], seconds: bool) -> None:
+    if len(set(rr)) == 1:
+        rr = [*rr[:-1], rr[-1] + 1]
+    path = tmp_path / "rr_prop.txt"
+    path.write_text("\n".join(f"{v / 1000:.3f}" if seconds else str(v) for v in rr))
+    rec = read_rr(path)
+    assert rec.rr_unit == ("s" if seconds else "ms")
+    assert rec.rr_ms is not None
+    np.testing.assert_allclose(rec.rr_ms, rr, atol=1e-9)

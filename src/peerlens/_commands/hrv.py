@@ -49,6 +49,14 @@ def analyze_cmd(
     window: Annotated[
         float | None, typer.Option("--window", help="Consecutive windows of this many seconds.")
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind",
+            help="Force how a text file is read: ecg, rr, or peaks (R-peak sample indices, "
+            "needs --fs).",
+        ),
+    ] = None,
     method: Annotated[
         str, typer.Option("--method", help="Spectral method: welch or lomb.")
     ] = "welch",
@@ -83,7 +91,7 @@ def analyze_cmd(
     if window is not None and window <= 0:
         fail(f"--window must be a positive number of seconds, not {window:g}")
     with user_errors():
-        rec = read_ecg(input_path, fs=fs, channel=_channel(channel))
+        rec = read_ecg(input_path, fs=fs, channel=_channel(channel), kind=kind)
         res = analyze(
             rec, events=events, window=window, method=method, max_artifact_rate=max_artifact_rate
         )
@@ -143,6 +151,9 @@ def batch_cmd(
     ] = False,
     fs: Annotated[float | None, typer.Option("--fs", help="Sampling rate for text ECG.")] = None,
     channel: Annotated[str | None, typer.Option("--channel", help="Channel name or index.")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Force text files as ecg, rr or peaks.")
+    ] = None,
     window: Annotated[
         float | None, typer.Option("--window", help="Consecutive windows of this many seconds.")
     ] = None,
@@ -158,7 +169,7 @@ def batch_cmd(
     if workers < 1:
         fail(f"--workers must be at least 1, not {workers}")
     with user_errors():
-        opts = BatchOptions(fs=fs, channel=channel, window=window, method=method)
+        opts = BatchOptions(fs=fs, channel=channel, kind=kind, window=window, method=method)
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),

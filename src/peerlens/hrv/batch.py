@@ -43,6 +43,7 @@ class BatchOptions:
 
     fs: float | None = None
     channel: str | None = None
+    kind: str | None = None
     window: float | None = None
     method: str = "welch"
     nonlinear: bool = True
@@ -75,6 +76,7 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
             max_artifact_rate=opts.max_artifact_rate,
             fs=opts.fs,
             channel=opts.channel,
+            kind=opts.kind,
         )
     except PeerlensError as exc:
         return [_error_row(name, str(exc))]

@@ -63,7 +63,8 @@ class Recording:
     source
         The file name it was read from (name only, so results carry no directory paths).
     format
-        ``"wfdb"``, ``"edf"``, ``"bdf"``, ``"csv"``, ``"polar-ecg"``, ``"polar-rr"`` or ``"rr"``.
+        ``"wfdb"``, ``"edf"``, ``"bdf"``, ``"csv"``, ``"polar-ecg"``, ``"polar-rr"``, ``"rr"`` or
+        ``"peaks"`` (R-peak sample indices, turned into RR intervals).
     fs
         ECG sampling rate in Hz, or ``None`` for RR-only recordings.
     signal
@@ -398,6 +399,27 @@ def _read_polar_rr(table: _Table, where: str, col: int, unit: str) -> Recording:
     return Recording(source=where, format="polar-rr", rr_ms=rr, rr_unit=unit)
 
 
+def _peaks_to_rr(values: NDArray[np.float64], fs: float | None, where: str) -> Recording:
+    """RR intervals from a file of R-peak sample indices (one per line, e.g. GUDB annotations)."""
+    if fs is None:
+        raise HrvInputError(f"{where}: R-peak sample indices need the sampling rate (fs / --fs)")
+    if values.size and not np.all(np.isfinite(values)):
+        first = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise HrvInputError(f"{where}: line {first + 1} is empty or not a number")
+    steps = np.diff(values)
+    if steps.size and np.any(steps <= 0):
+        i = int(np.flatnonzero(steps <= 0)[0])
+        raise HrvInputError(
+            f"{where}: R-peak indices must increase; line {i + 2} ({values[i + 1]:g}) is not "
+            f"after line {i + 1} ({values[i]:g})"
+        )
+    rr = steps * (1000.0 / fs)
+    _check_rr(rr, where)
+    return Recording(
+        source=where, format="peaks", fs=None, rr_ms=rr, rr_unit=f"samples at {fs:g} Hz"
+    )
+
+
 def _read_text_file(
     path: Path,
     fs: float | None,
@@ -460,6 +482,8 @@ def _read_text_file(
         )
     # headerless
     cols = table.columns
+    if kind == "peaks":
+        return _peaks_to_rr(cols[0], fs, where)
     if len(cols) == 1 and (kind == "rr" or (kind is None and fs is None)):
         values = cols[0]
         if not np.all(np.isfinite(values)):
@@ -522,7 +546,8 @@ def read_ecg(
         (1/1024 s units cannot be told from ms by magnitude and must be declared in the header or
         here).
     kind
-        ``"ecg"`` or ``"rr"`` to override detection for text files.
+        ``"ecg"`` or ``"rr"`` to override detection for text files, or ``"peaks"`` for a file
+        of R-peak sample indices (one per line, e.g. reference annotations) read with ``fs``.
 
     Returns
     -------
@@ -543,8 +568,8 @@ def read_ecg(
     p = Path(path)
     if rr_unit is not None and rr_unit not in {"ms", "s", "1/1024 s"}:
         raise HrvInputError(f"{p.name}: rr_unit must be 'ms', 's' or '1/1024 s', not {rr_unit!r}")
-    if kind is not None and kind not in {"ecg", "rr"}:
-        raise HrvInputError(f"{p.name}: kind must be 'ecg' or 'rr', not {kind!r}")
+    if kind is not None and kind not in {"ecg", "rr", "peaks"}:
+        raise HrvInputError(f"{p.name}: kind must be 'ecg', 'rr' or 'peaks', not {kind!r}")
     suffix = p.suffix.lower()
     if suffix in {".hea", ".dat", ".atr"} or (suffix == "" and Path(str(p) + ".hea").exists()):
         return _read_wfdb(p, channel)
