@@ -226,3 +226,45 @@ def test_killed_import_leaves_database_as_before(
     # The same file then imports in full.
     done = import_responses(store, "pilot", f, timepoint="baseline", actor=ACTOR)
     assert done.new == 300 and _counts(store)[0] == 300
+
+
+def test_session_linked_responses(store: Store, config_path: Path, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from peerlens.study.sessions import add_relationship, add_session
+
+    _setup(store, config_path)
+    add_participants(store, "pilot", [NewParticipant("W1", role="ps_worker")], actor=ACTOR)
+    t0 = dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)
+    rel = add_relationship(store, "pilot", "W1", "P001", started_at=t0, actor=ACTOR)
+    add_session(store, "pilot", rel, "s1", started_at=t0, mode="phone", actor=ACTOR)
+    f = _write(
+        tmp_path / "after_s1.csv",
+        ["participant", *GAD7],
+        [["P001", 1, 1, 1, 1, 1, 1, 1], ["P002", 0, 0, 0, 0, 0, 0, 0]],
+    )
+    with pytest.raises(ImportRejected) as info:
+        import_responses(store, "pilot", f, session="s1", instrument="gad7", actor=ACTOR)
+    assert [(p.row, p.column) for p in info.value.problems] == [(2, "participant")]
+    assert "no session 's1'" in info.value.problems[0].reason
+    ok = _write(tmp_path / "ok.csv", ["participant", *GAD7], [["P001", 1, 1, 1, 1, 1, 1, 1]])
+    assert import_responses(store, "pilot", ok, session="s1", instrument="gad7", actor=ACTOR).new
+    again = import_responses(store, "pilot", ok, session="s1", instrument="gad7", actor=ACTOR)
+    assert again.unchanged == 1
+    # The same instrument at a timepoint is a different response.
+    assert import_responses(store, "pilot", ok, timepoint="baseline", actor=ACTOR).new == 1
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT timepoint_id IS NULL, session_id IS NULL FROM response ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in rows] == [(True, False), (False, True)]
+    with pytest.raises(StudyError, match="either a timepoint or a session"):
+        import_responses(store, "pilot", ok, actor=ACTOR)
+    from peerlens.study import tidy_frame
+    from peerlens.study._lookup import get_study
+
+    with store.transaction() as s:
+        tidy = tidy_frame(s, get_study(s, "pilot"), tier="deidentified")
+    totals = tidy[tidy.name == "gad7_total"][["timepoint", "session", "value"]]
+    rows = {tuple(r) for r in totals.astype("object").where(totals.notna(), None).values}
+    assert rows == {(None, "s1", 7.0), ("baseline", None, 7.0)}

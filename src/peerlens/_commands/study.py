@@ -402,7 +402,12 @@ def participant_session(
 def responses_import(
     file: Path,
     study: StudyOpt,
-    timepoint: Annotated[str, typer.Option("--timepoint", help="Timepoint or REDCap event.")],
+    timepoint: Annotated[
+        str | None, typer.Option("--timepoint", help="Timepoint or REDCap event.")
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", help="Instead: a PS session label.")
+    ] = None,
     instrument: Annotated[str | None, typer.Option("--instrument", help="Only this one.")] = None,
     missing_codes: Annotated[
         str | None, typer.Option("--missing-codes", help="Extra missing codes, comma-separated.")
@@ -423,6 +428,7 @@ def responses_import(
             study,
             file,
             timepoint=timepoint,
+            session=session,
             instrument=instrument,
             missing_codes=codes,
             actor=actor,

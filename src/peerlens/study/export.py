@@ -48,6 +48,7 @@ from peerlens.study.models import (
     Study,
     Timepoint,
 )
+from peerlens.study.models import Session as PSSession
 from peerlens.study.redcap import _study_forms, records_frame
 from peerlens.study.storage import Store
 from peerlens.study.users import TIERS, Rights, require_tier
@@ -61,6 +62,7 @@ TIDY_COLUMNS = (
     "status",
     "timepoint",
     "redcap_event",
+    "session",
     "instrument",
     "repeat_instance",
     "completion",
@@ -116,6 +118,7 @@ def tidy_frame(
             Timepoint.name,
             Timepoint.redcap_event,
             Timepoint.position,
+            PSSession.label,
             Response.instrument,
             Response.repeat_instance,
             Response.completion,
@@ -125,7 +128,8 @@ def tidy_frame(
             ResponseItem.missing_code,
         )
         .join(Response, Response.participant_id == Participant.id)
-        .join(Timepoint, Timepoint.id == Response.timepoint_id)
+        .outerjoin(Timepoint, Timepoint.id == Response.timepoint_id)
+        .outerjoin(PSSession, PSSession.id == Response.session_id)
         .join(ResponseItem, ResponseItem.response_id == Response.id)
         .where(Participant.study_id == study.id)
     )
@@ -142,6 +146,7 @@ def tidy_frame(
         "timepoint",
         "redcap_event",
         "tp_pos",
+        "session",
         "instrument",
         "repeat_instance",
         "completion",
@@ -154,6 +159,12 @@ def tidy_frame(
     raw = pd.DataFrame.from_records([tuple(r) for r in fetched], columns=cols)
     raw["value"] = raw["value"].astype("float64")
     raw["kind"] = "item"
+    # Which occasion a response belongs to: its timepoint, or the PS session it followed.
+    raw["slot"] = (
+        raw["timepoint"]
+        .astype("object")
+        .where(raw["timepoint"].notna(), "session:" + raw["session"].astype("object").fillna(""))
+    )
     if len(raw):
         rules = {f"{f}\x00{r.name}": r for f, form in forms.items() for r in form.items}
         key = raw["instrument"].astype(str) + "\x00" + raw["name"].astype(str)
@@ -189,7 +200,11 @@ def tidy_frame(
     kind_order = out["kind"].map({"identity": 0, "item": 1, "score": 2})
     out = (
         out.assign(_k=kind_order, _tp=out["tp_pos"].fillna(-1))
-        .sort_values(["participant", "_tp", "instrument", "repeat_instance", "_k"], kind="stable")
+        .sort_values(
+            ["participant", "_tp", "session", "instrument", "repeat_instance", "_k"],
+            kind="stable",
+            na_position="first",
+        )
         .reset_index(drop=True)
     )
     result = out.reindex(columns=list(TIDY_COLUMNS))
@@ -215,7 +230,7 @@ def _scores(raw: pd.DataFrame, forms: dict[str, FormSpec]) -> pd.DataFrame:
     from peerlens.instruments import score_with_provenance
 
     out: list[pd.DataFrame] = []
-    keys = ["pid", "timepoint", "instrument", "repeat_instance"]
+    keys = ["pid", "slot", "instrument", "repeat_instance"]
     for inst, block in raw.groupby("instrument", sort=True):
         form = forms.get(str(inst))
         if form is None or not form.builtin or not len(block):
@@ -256,7 +271,8 @@ def _scores(raw: pd.DataFrame, forms: dict[str, FormSpec]) -> pd.DataFrame:
         long["kind"] = "score"
         long["scoring_version"] = version
         context = ["participant", "role", "arm_id", "site_id", "status", "redcap_event"]
-        ctx = block.drop_duplicates(keys)[[*keys, *context, "tp_pos", "completion"]]
+        context += ["timepoint", "session", "tp_pos", "completion"]
+        ctx = block.drop_duplicates(keys)[[*keys, *context]]
         out.append(long.merge(ctx, on=keys, how="left"))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, ItemRule, resolve_forms
-from peerlens.study._lookup import get_study, get_timepoint, participant_map
+from peerlens.study._lookup import get_session, get_study, get_timepoint, participant_map
 from peerlens.study.errors import ImportRejected, Problem, StudyError
 from peerlens.study.models import Response, ResponseItem, utcnow
 from peerlens.study.storage import Store
@@ -72,6 +72,7 @@ class ResponseRecord:
     repeat_instance: int
     completion: int | None
     items: dict[str, ItemValue]
+    session_id: int | None = None
 
 
 def read_table(path: str | Path) -> tuple[pd.DataFrame, str]:
@@ -160,18 +161,22 @@ def import_responses(
     study_name: str,
     path: str | Path,
     *,
-    timepoint: str,
+    timepoint: str | None = None,
+    session: str | None = None,
     instrument: str | None = None,
     missing_codes: Sequence[str | int] | None = None,
     actor: str,
     reason: str | None = None,
 ) -> ImportSummary:
-    """Import a wide response file for one timepoint (see module docstring).
+    """Import a wide response file for one timepoint or one PS session (see module docstring).
 
     Parameters
     ----------
     timepoint
         Timepoint name or REDCap event name.
+    session
+        Instead of a timepoint: the label of a PS session (e.g. ``s3``); each row's response is
+        linked to that participant's session with this label. Needs ``instrument``.
     instrument
         Read only this instrument's columns (other scheduled instruments' columns are ignored).
     missing_codes
@@ -186,16 +191,26 @@ def import_responses(
     source = str(path)
     with store.transaction() as s:
         study = get_study(s, study_name)
-        tp = get_timepoint(s, study, timepoint)
-        scheduled = [ti.instrument for ti in tp.instruments]
-        if instrument is not None and instrument not in scheduled:
-            raise StudyError(
-                f"instrument {instrument!r} is not scheduled at {tp.name!r} "
-                f"(scheduled: {', '.join(scheduled) or 'none'})"
-            )
+        if (timepoint is None) == (session is None):
+            raise StudyError("give either a timepoint or a session label")
+        if timepoint is not None:
+            tp = get_timepoint(s, study, timepoint)
+            tp_id, where = tp.id, tp.name
+            scheduled = [ti.instrument for ti in tp.instruments]
+            if instrument is not None and instrument not in scheduled:
+                raise StudyError(
+                    f"instrument {instrument!r} is not scheduled at {tp.name!r} "
+                    f"(scheduled: {', '.join(scheduled) or 'none'})"
+                )
+        else:
+            if instrument is None:
+                raise StudyError("a session import needs --instrument")
+            tp_id, where, scheduled = None, f"session {session}", [instrument]
         forms = resolve_forms(s, study.id, scheduled)
+        if session is not None and instrument not in forms:
+            raise StudyError(f"unknown instrument {instrument!r}")
         codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
-        records, problems = _parse_wide(frame, forms, instrument, codes, s, study, tp.id)
+        records, problems = _parse_wide(frame, forms, instrument, codes, s, study, tp_id, session)
         if problems:
             raise ImportRejected(source, problems)
         new, updated, unchanged = write_responses(
@@ -213,12 +228,13 @@ def import_responses(
             actor,
             "responses.import",
             "response",
-            tp.name,
+            where,
             study=study_name,
             new={
                 "file": Path(path).name,
                 "sha256": digest,
-                "timepoint": tp.name,
+                "timepoint": timepoint,
+                "session": session,
                 "instrument": instrument,
                 "rows": len(frame),
                 "new": new,
@@ -237,7 +253,8 @@ def _parse_wide(
     codes: MissingCodes,
     s: Session,
     study: Any,
-    timepoint_id: int,
+    timepoint_id: int | None,
+    session_label: str | None = None,
 ) -> tuple[list[ResponseRecord], list[Problem]]:
     problems: list[Problem] = []
     pcol = next((c for c in PARTICIPANT_COLUMNS if c in frame.columns), None)
@@ -300,6 +317,13 @@ def _parse_wide(
         if person.status == "erased":
             problems.append(Problem(n, pcol, f"participant {code!r} was erased"))
             continue
+        session_id = None
+        if session_label is not None:
+            try:
+                session_id = get_session(s, study, person, session_label).id
+            except StudyError as exc:
+                problems.append(Problem(n, pcol, str(exc)))
+                continue
         for name, form in present.items():
             items: dict[str, ItemValue] = {}
             for rule in form.items:
@@ -325,7 +349,9 @@ def _parse_wide(
             if completion is None:
                 completion = _derive_completion(form, items)
             records.append(
-                ResponseRecord(person.id, code, timepoint_id, name, 0, completion, items)
+                ResponseRecord(
+                    person.id, code, timepoint_id, name, 0, completion, items, session_id
+                )
             )
     return records, problems
 
@@ -359,28 +385,25 @@ def write_responses(
     del codes
     if not records:
         return 0, 0, 0
-    keyset = {(r.participant_id, r.timepoint_id, r.instrument, r.repeat_instance) for r in records}
-    existing: dict[tuple[int, int | None, str, int], tuple[int, int | None]] = {}
+    keyset = {
+        (r.participant_id, r.timepoint_id, r.session_id, r.instrument, r.repeat_instance)
+        for r in records
+    }
+    existing: dict[tuple[int, int | None, int | None, str, int], tuple[int, int | None]] = {}
     pids = sorted({k[0] for k in keyset})
-    tps = sorted({k[1] for k in keyset if k[1] is not None})
-    insts = sorted({k[2] for k in keyset})
+    insts = sorted({k[3] for k in keyset})
     for chunk in _chunks(pids, 5000):
         stmt = select(
             Response.id,
             Response.participant_id,
             Response.timepoint_id,
+            Response.session_id,
             Response.instrument,
             Response.repeat_instance,
             Response.completion,
-        ).where(
-            Response.participant_id.in_(chunk),
-            Response.instrument.in_(insts),
-            Response.session_id.is_(None),
-        )
-        if tps:
-            stmt = stmt.where(Response.timepoint_id.in_(tps))
-        for rid, pid, tid, inst, rep, comp in s.execute(stmt):
-            key = (pid, tid, inst, rep)
+        ).where(Response.participant_id.in_(chunk), Response.instrument.in_(insts))
+        for rid, pid, tid, sid, inst, rep, comp in s.execute(stmt):
+            key = (pid, tid, sid, inst, rep)
             if key in keyset:
                 existing[key] = (rid, comp)
     old_items: dict[int, dict[str, ItemValue]] = {}
@@ -401,7 +424,7 @@ def write_responses(
     changed: list[tuple[int, ResponseRecord, int | None]] = []
     unchanged = 0
     for r in records:
-        key = (r.participant_id, r.timepoint_id, r.instrument, r.repeat_instance)
+        key = (r.participant_id, r.timepoint_id, r.session_id, r.instrument, r.repeat_instance)
         if key not in existing:
             new_rows.append(r)
             continue
@@ -419,7 +442,7 @@ def write_responses(
                     rid,
                     r.participant_id,
                     r.timepoint_id,
-                    None,
+                    r.session_id,
                     r.instrument,
                     r.repeat_instance,
                     r.completion,
