@@ -117,3 +117,17 @@ def test_bad_inputs() -> None:
     with pytest.raises(UnsupportedLanguageError):
         classify(["Yo también me sentí así cuando estaba en el hospital."])
     assert classify([]) == ()
+
+
+def test_bundled_example_session() -> None:
+    from peerlens.narrative._io import read_text
+    from peerlens.narrative.model import model_dir
+
+    path = model_dir() / "example_session.vtt"
+    result = analyze(read_text(path), transcript=True, speaker="Sam", source=path.name)
+    assert result.speakers == ("Sam", "Alex")
+    assert all(s.speaker == "Sam" for s in result.sentences)
+    assert "i can barely get to the shop" not in [s.text.lower() for s in result.sentences]
+    labels = [s.label for s in result.sentences]
+    # written with one upward (l. 6) and one downward (l. 8) sentence
+    assert labels.count("upward") == 1 and labels.count("downward") == 1

@@ -1,4 +1,8 @@
+import itertools
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from peerlens.narrative import SpeakerNotFoundError, TranscriptFormatError
 from peerlens.narrative.transcripts import (
@@ -118,3 +122,35 @@ def test_malformed_transcripts_name_the_line(text: str, fmt: str, message: str) 
 def test_ordinary_colon_prefixes_are_not_speakers() -> None:
     turns = parse_transcript("Sam: see the list\nNote: bring your letter")
     assert [(t.speaker, t.text) for t in turns] == [("Sam", "see the list Note: bring your letter")]
+
+
+_pieces = st.sampled_from(
+    [
+        "WEBVTT",
+        "1",
+        "00:00:01.000 --> 00:00:02.000",
+        "00:00:01,000 --> 00:00:02,000",
+        "00:00:0x --> oops",
+        "<v Sam>me too</v>",
+        "Sam: at least you tried",
+        "- Alex: ok",
+        "NOTE x",
+        "",
+        "plain words",
+        "[Jo]: hi",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_pieces, max_size=12), st.sampled_from(["lines", "vtt", "srt", None]))
+def test_parser_returns_turns_or_a_clear_error(lines: list[str], fmt: str | None) -> None:
+    text = "\n".join(lines)
+    try:
+        turns = parse_transcript(text, "fuzz", fmt)
+    except TranscriptFormatError as exc:
+        assert str(exc).startswith("fuzz: ")
+    else:
+        assert turns and all(t.text for t in turns)
+        # merged: no two neighbouring turns share a speaker
+        assert all(a.speaker != b.speaker for a, b in itertools.pairwise(turns))

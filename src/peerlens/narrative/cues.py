@@ -104,18 +104,24 @@ class CueBook:
         return np.asarray(rows, dtype=np.float64).reshape(len(normalized), len(self.families))
 
     def find(self, normalized: str, label: str) -> tuple[Cue, ...]:
-        """Return the cue phrases in ``normalized`` whose family belongs to ``label``."""
-        found: list[Cue] = []
-        seen: set[str] = set()
+        """Return the cue phrases in ``normalized`` whose family belongs to ``label``.
+
+        Overlapping matches are resolved in favour of the shorter phrase (the more specific
+        cue); the result is in text order.
+        """
+        matches: list[tuple[int, int, _Pattern]] = []
         for pat in self._patterns:
-            if pat.label != label:
-                continue
-            for match in pat.regex.finditer(normalized):
-                # a question is reported as such, not as the whole sentence it spans
-                phrase = "(question)" if pat.family == "question" else match.group(0).strip()
-                if phrase and phrase not in seen:
-                    seen.add(phrase)
-                    found.append(Cue(phrase, pat.family, pat.cue_id))
+            if pat.label == label:
+                matches.extend((m.start(), m.end(), pat) for m in pat.regex.finditer(normalized))
+        chosen: list[tuple[int, int, _Pattern]] = []
+        for start, end, pat in sorted(matches, key=lambda m: (m[1] - m[0], m[0])):
+            if end > start and all(end <= s or start >= e for s, e, _ in chosen):
+                chosen.append((start, end, pat))
+        found: list[Cue] = []
+        for start, end, pat in sorted(chosen, key=lambda m: m[0]):
+            # a question is reported as such, not as the whole sentence it spans
+            phrase = "(question)" if pat.family == "question" else normalized[start:end].strip()
+            found.append(Cue(phrase, pat.family, pat.cue_id))
         return tuple(found)
 
     def hint(self, label: str, cues: tuple[Cue, ...]) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 
@@ -37,6 +38,7 @@ _ABBREVIATIONS = frozenset(
 )
 _END = re.compile(r"([.!?\u2026]+[\"')\]]*)(\s+)")
 _WORD = re.compile(r"\S+")
+_CLOSED = re.compile(r"[.!?\u2026][\"')\]]*$")
 #: Fillers and discourse markers that open a new spoken utterance.
 _FILLER = re.compile(
     r"\b(?:um+|uh+|erm+|er|anyway|anyways|okay so|ok so|right so|yeah so|so yeah)\b",
@@ -57,7 +59,8 @@ def split_sentences(text: str, max_words: int = MAX_WORDS) -> list[str]:
         Free text.  Line breaks separate messages (chat) unless a line is clearly a hard-wrapped
         part of a paragraph (long, no end punctuation, next line starts in lower case).
     max_words : int
-        Longest punctuation-free stretch kept whole.  Longer stretches (transcribed speech) are
+        Longest punctuation-free stretch kept whole (a sentence closed by ``.``, ``!``, ``?`` is
+        kept up to 2.5 times this).  Longer stretches (transcribed speech) are
         cut at a filler ("um", "anyway", "you know what") or, failing that, at the conjunction
         ("and", "but", "so", "because") nearest the middle, recursively, never leaving a piece
         shorter than four words.
@@ -120,6 +123,9 @@ def _split_run_on(piece: str, max_words: int) -> list[str]:
     words = list(_WORD.finditer(piece))
     if len(words) <= max_words:
         return [piece]
+    # a punctuated sentence is kept whole unless it is implausibly long for one sentence
+    if _CLOSED.search(piece) and len(words) <= 2.5 * max_words:
+        return [piece]
     starts = [w.start() for w in words]
     fillers = _all_cuts(piece, starts, _FILLER)
     if fillers:
@@ -140,7 +146,7 @@ def _all_cuts(piece: str, starts: list[int], pattern: re.Pattern[str]) -> list[i
     last_index = 0
     n = len(starts)
     for match in pattern.finditer(piece):
-        index = next((i for i, s in enumerate(starts) if s >= match.start()), n)
+        index = bisect.bisect_left(starts, match.start())
         if index - last_index >= _MIN_WORDS and n - index >= _MIN_WORDS:
             cuts.append(match.start())
             last_index = index
@@ -151,7 +157,7 @@ def _best_cut(piece: str, starts: list[int], pattern: re.Pattern[str]) -> int | 
     n = len(starts)
     best: tuple[int, int] | None = None
     for match in pattern.finditer(piece):
-        index = next((i for i, s in enumerate(starts) if s >= match.start()), n)
+        index = bisect.bisect_left(starts, match.start())
         if index < _MIN_WORDS or n - index < _MIN_WORDS:
             continue
         distance = abs(index - n // 2)
