@@ -91,7 +91,7 @@ def main() -> None:
     mixed_pred = _labels(mixed["text"].tolist())
     mixed_ok = np.mean([a == b for a, b in zip(mixed["label"], mixed_pred, strict=True)])
     print(f"mixed sentences in test: {len(mixed)}, comparison label recovered: {mixed_ok:.3f}")
-    for col in ("register", "setting"):
+    for col in ("register", "setting", "diagnosis"):
         acc = (
             test.assign(pred=_labels(test["text"].tolist()))
             .assign(ok=lambda d: d["pred"] == d["label"])
