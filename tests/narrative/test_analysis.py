@@ -123,7 +123,7 @@ def test_bundled_example_session() -> None:
     from peerlens.narrative._io import read_text
     from peerlens.narrative.model import model_dir
 
-    path = model_dir() / "example_session.vtt"
+    path = model_dir() / "example_session_vtt.txt"
     result = analyze(read_text(path), transcript=True, speaker="Sam", source=path.name)
     assert result.speakers == ("Sam", "Alex")
     assert all(s.speaker == "Sam" for s in result.sentences)
