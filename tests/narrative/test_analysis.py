@@ -119,6 +119,11 @@ def test_bad_inputs() -> None:
     assert classify([]) == ()
 
 
+def test_a_single_string_is_one_sentence() -> None:
+    (only,) = classify("me too, honestly")
+    assert only.text == "me too, honestly"
+
+
 def test_bundled_example_session() -> None:
     from peerlens.narrative._io import read_text
     from peerlens.narrative.model import model_dir

@@ -181,7 +181,8 @@ def classify(
     Parameters
     ----------
     sentences : iterable of str
-        One sentence per item (use :func:`analyze` for running text).
+        One sentence per item (a single string is taken as one sentence; use :func:`analyze`
+        for running text).
     model : TextModel, optional
         The packaged model by default.
     check_language : bool
@@ -199,6 +200,8 @@ def classify(
     >>> [s.label for s in classify(["I felt that too.", "At least you still have your job."])]
     ['connection', 'downward']
     """
+    if isinstance(sentences, str):  # one sentence, not an iterable of characters
+        sentences = [sentences]
     texts = [str(s) for s in sentences]
     if not texts:
         return ()
