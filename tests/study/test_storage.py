@@ -33,7 +33,7 @@ def test_open_empty_database_runs_every_migration(db_url: str) -> None:
     engine = create_study_engine(db_url)
     assert current_revision(engine) is None
     store = Store.open(db_url)
-    assert current_revision(store.engine) == head_revision() == "0002"
+    assert current_revision(store.engine) == head_revision() == "0003"
     names = set(inspect(store.engine).get_table_names())
     assert set(Base.metadata.tables) <= names
     # The migrated schema is exactly what the models declare (no drift between the two).
@@ -44,10 +44,11 @@ def test_open_empty_database_runs_every_migration(db_url: str) -> None:
     engine.dispose()
 
 
-def test_upgrade_from_previous_revision_keeps_data(db_url: str) -> None:
+@pytest.mark.parametrize("previous", ["0001", "0002"])
+def test_upgrade_from_previous_revision_keeps_data(db_url: str, previous: str) -> None:
     engine = create_study_engine(db_url)
-    upgrade(engine, "0001")
-    assert current_revision(engine) == "0001"
+    upgrade(engine, previous)
+    assert current_revision(engine) == previous
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -55,16 +56,19 @@ def test_upgrade_from_previous_revision_keeps_data(db_url: str) -> None:
                 "VALUES (1, 'old', 'made at 0001', '[]', CURRENT_TIMESTAMP)"
             )
         )
-        # At 0001 the audit log was not yet protected.
         conn.execute(
             text(
                 "INSERT INTO audit_log (seq, at_utc, actor, action, entity, prev_hash, hash) "
                 "VALUES (1, 'x', 'a', 'b', 'c', 'p', 'h')"
             )
         )
-        conn.execute(text("UPDATE audit_log SET actor = 'z' WHERE seq = 1"))
+        if previous == "0001":  # at 0001 the audit log was not yet protected
+            conn.execute(text("UPDATE audit_log SET actor = 'z' WHERE seq = 1"))
     store = Store.open(db_url)
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT title FROM study WHERE name='old'")).scalar_one() == (
             "made at 0001"

@@ -235,7 +235,8 @@ class Response(Base):
         ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    # Looked up through the unique index, whose leading column is participant_id.
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"))
     timepoint_id: Mapped[int | None] = mapped_column(ForeignKey("timepoint.id"), index=True)
     session_id: Mapped[int | None] = mapped_column(ForeignKey("ps_session.id"), index=True)
     instrument: Mapped[str] = mapped_column(String(100))
@@ -251,7 +252,8 @@ class ResponseItem(Base):
     __tablename__ = "response_item"
     __table_args__ = (UniqueConstraint("response_id", "item"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    response_id: Mapped[int] = mapped_column(ForeignKey("response.id"), index=True)
+    # Looked up through the (response_id, item) unique index.
+    response_id: Mapped[int] = mapped_column(ForeignKey("response.id"))
     item: Mapped[str] = mapped_column(String(120))
     value: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str | None] = mapped_column(Text)
