@@ -92,11 +92,14 @@ def _grid_pairs(levels: NDArray[np.intp], k: int, half: int, dim: int, count: in
         if lo > removed:
             np.subtract.at(window, b_s[removed:lo] * k + c_s[removed:lo], 1)
             removed = lo
-        sat = np.zeros((k + 1, k + 1), dtype=np.int64)
-        np.cumsum(np.cumsum(window.reshape(k, k), axis=0), axis=1, out=sat[1:, 1:])
         sl = slice(starts[lev], starts[lev + 1])
         bb, cc = b_s[sl], c_s[sl]
-        b_lo, b_hi = np.maximum(bb - half, 0), np.minimum(bb + half, k - 1) + 1
+        # only the rows (second coordinate) these points' boxes reach are summed
+        r0 = max(int(bb.min()) - half, 0)
+        r1 = min(int(bb.max()) + half, k - 1) + 1
+        sat = np.zeros((r1 - r0 + 1, k + 1), dtype=np.int64)
+        np.cumsum(np.cumsum(window.reshape(k, k)[r0:r1], axis=0), axis=1, out=sat[1:, 1:])
+        b_lo, b_hi = np.maximum(bb - half, r0) - r0, np.minimum(bb + half, k - 1) + 1 - r0
         c_lo, c_hi = np.maximum(cc - half, 0), np.minimum(cc + half, k - 1) + 1
         total += int((sat[b_hi, c_hi] - sat[b_lo, c_hi] - sat[b_hi, c_lo] + sat[b_lo, c_lo]).sum())
     return (total - count) // 2
