@@ -561,9 +561,12 @@ def read_ecg(
 
     Examples
     --------
-    >>> rec = read_ecg("../shared/data/ecg/mitdb/100.hea")  # doctest: +SKIP
-    >>> rec.fs, rec.channel  # doctest: +SKIP
-    (360.0, 'MLII')
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "rr.txt"
+    >>> _ = path.write_text("0.812 0.790 0.805 0.798".replace(" ", chr(10)))  # one per line
+    >>> rec = read_ecg(path)
+    >>> rec.format, rec.rr_unit, rec.rr_ms.round(1).tolist()
+    ('rr', 's', [812.0, 790.0, 805.0, 798.0])
     """
     p = Path(path)
     if rr_unit is not None and rr_unit not in {"ms", "s", "1/1024 s"}:
