@@ -43,6 +43,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """``value`` as an aware UTC time (SQLite hands back naive times, stored in UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
 class Base(DeclarativeBase):
     """Declarative base of every study table."""
 

@@ -23,6 +23,7 @@ from peerlens.study.models import (
     IdentityVault,
     Participant,
     Site,
+    as_utc,
     utcnow,
 )
 from peerlens.study.storage import Store
@@ -210,8 +211,8 @@ def list_participants(store: Store, study_name: str) -> pd.DataFrame:
                 "arm": arms.get(p.arm_id) if p.arm_id else None,
                 "site": sites.get(p.site_id) if p.site_id else None,
                 "status": p.status,
-                "enrolled_at": p.enrolled_at,
-                "withdrawn_at": p.withdrawn_at,
+                "enrolled_at": as_utc(p.enrolled_at),
+                "withdrawn_at": as_utc(p.withdrawn_at),
             }
             for p in s.scalars(
                 select(Participant)

@@ -1,0 +1,110 @@
+"""Property tests: any valid response matrix survives import -> tidy export unchanged, and any
+out-of-range cell is reported at its row and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.pool import StaticPool
+
+from peerlens.study import (
+    ImportRejected,
+    NewParticipant,
+    Store,
+    add_participants,
+    create_study,
+    import_responses,
+    tidy_frame,
+)
+from peerlens.study._catalog import parse_choices
+from peerlens.study._lookup import get_study
+
+GAD7 = [f"gad7_{i}" for i in range(1, 8)]
+# A cell: an answer 0..3, unanswered (""), or the missing code -99.
+CELL = st.one_of(st.integers(0, 3).map(str), st.just(""), st.just("-99"))
+
+
+def _store(tmp: Path) -> Store:
+    store = Store.open("sqlite://", blob_dir=tmp, poolclass=StaticPool)
+    cfg = tmp / "study.yaml"
+    cfg.write_text(
+        "missing_codes: [-99]\ntimepoints:\n  - name: t0\n    instruments: [gad7]\n", "utf-8"
+    )
+    create_study(store, "s", cfg, actor="t")
+    add_participants(store, "s", [NewParticipant(f"P{i}") for i in range(6)], actor="t")
+    return store
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cells=st.lists(st.lists(CELL, min_size=7, max_size=7), min_size=1, max_size=6))
+def test_import_then_export_gives_back_every_cell(tmp_path: Path, cells: list[list[str]]) -> None:
+    store = _store(tmp_path)
+    frame = pd.DataFrame(cells, columns=GAD7)
+    frame.insert(0, "participant", [f"P{i}" for i in range(len(cells))])
+    path = tmp_path / "in.csv"
+    frame.to_csv(path, index=False)
+    import_responses(store, "s", path, timepoint="t0", actor="t")
+    with store.transaction() as s:
+        tidy = tidy_frame(s, get_study(s, "s"))
+    items = tidy[tidy.kind == "item"]
+    got = {
+        (r.participant, r.name): (r.missing_code if isinstance(r.missing_code, str) else r.value)
+        for r in items.itertuples()
+    }
+    want = {}
+    for i, row in enumerate(cells):
+        for item, cell in zip(GAD7, row, strict=True):
+            if cell == "-99":
+                want[(f"P{i}", item)] = "-99"
+            elif cell != "":
+                want[(f"P{i}", item)] = float(cell)
+    assert got == want
+    store.close()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    row=st.integers(0, 2),
+    col=st.integers(0, 6),
+    bad=st.one_of(st.integers(4, 50), st.integers(-50, -1).filter(lambda v: v != -99)),
+)
+def test_out_of_range_cell_is_reported_where_it_is(
+    tmp_path: Path, row: int, col: int, bad: int
+) -> None:
+    store = _store(tmp_path)
+    cells = np.ones((3, 7), dtype=int).astype(str)
+    cells[row, col] = str(bad)
+    frame = pd.DataFrame(cells, columns=GAD7)
+    frame.insert(0, "participant", ["P0", "P1", "P2"])
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    try:
+        import_responses(store, "s", path, timepoint="t0", actor="t")
+    except ImportRejected as exc:
+        assert [(p.row, p.column) for p in exc.problems] == [(row + 1, GAD7[col])]
+    else:
+        raise AssertionError("out-of-range value accepted")
+    store.close()
+
+
+@given(
+    st.dictionaries(
+        st.integers(-5, 200).map(str),
+        st.text(st.characters(blacklist_characters="|\n\r"), min_size=1)
+        .map(str.strip)
+        .filter(bool),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_parse_choices_inverts_the_redcap_format(choices: dict[str, str]) -> None:
+    text = " | ".join(f"{code}, {label}" for code, label in choices.items())
+    assert parse_choices(text) == choices
