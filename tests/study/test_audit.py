@@ -130,3 +130,27 @@ def test_removal_at_the_end_needs_the_recorded_head(store: Store) -> None:
 def test_redacted_free_text() -> None:
     assert audit.redacted("my story") == {"redacted": "text", "chars": 8}
     assert audit.redacted(None) is None
+
+
+def test_concurrent_writers_keep_one_linear_chain(store: Store) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            for i in range(15):
+                with store.transaction() as s:
+                    audit.record(s, name, "test.concurrent", "thing", str(i))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(f"w{k}",)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with store.transaction() as s:
+        rep = verify_audit(s)
+    assert rep.ok and rep.rows == 45 and rep.head_seq == 45

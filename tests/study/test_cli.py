@@ -106,12 +106,35 @@ def test_cli_end_to_end(
         "P1",
         "--session",
         "s1",
+        "--window",
+        "baseline:0:1.5",
         "--kind",
         "rr",
         "--device",
         "Polar H10",
     )
     assert hashlib.sha256(b"800\n810\n790\n").hexdigest() in out
+    run(
+        "participant",
+        "consent",
+        "P1",
+        "--study",
+        "pilot",
+        "--version",
+        "v1.2",
+        "--at",
+        "2026-01-02T10:00+00:00",
+        "--scope",
+        "questionnaires, ECG",
+    )
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version FROM consent")).scalar_one() == "v1.2"
+        assert conn.execute(text("SELECT label, end_s FROM recording_window")).one() == (
+            "baseline",
+            1.5,
+        )
+    engine.dispose()
     tidy = tmp_path / "tidy.parquet"
     run(
         "export",

@@ -165,3 +165,23 @@ def test_record_problems_all_reported(rc_store: Store, tmp_path: Path) -> None:
 def test_unknown_record_without_create_is_a_problem(rc_store: Store) -> None:
     with pytest.raises(ImportRejected, match="unknown participant '1'"):
         import_records(rc_store, "rc", DATA / "redcap_records.csv", actor=ACTOR)
+
+
+def test_cli_dictionary_export_and_redcap_import(
+    rc_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from peerlens.cli import app
+
+    monkeypatch.setenv("PEERLENS_DB", rc_store.engine.url.render_as_string(hide_password=False))
+    runner = CliRunner()
+    out = tmp_path / "dict.csv"
+    res = runner.invoke(app, ["study", "dictionary-export", "--study", "rc", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    pd.testing.assert_frame_equal(_read(out), _read(DATA / "redcap_dictionary.csv"))
+    args = ["responses", "import-redcap", str(DATA / "redcap_records.csv"), "--study", "rc"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "unknown participant '1'" in res.output
+    res = runner.invoke(app, [*args, "--create-participants"])
+    assert res.exit_code == 0 and "9 new" in res.output, res.output

@@ -150,6 +150,20 @@ def study_dictionary(
         typer.echo(f"{file}: {n} field(s) defined")
 
 
+@study_app.command("dictionary-export")
+def study_dictionary_export(
+    study: StudyOpt,
+    out: Annotated[Path, typer.Option("--out", help="CSV to write.")],
+    db: Db = None,
+) -> None:
+    """Write the study's REDCap data dictionary (18 columns) to a CSV file."""
+    with user_errors():
+        from peerlens.study.redcap import export_dictionary
+
+        out.write_text(export_dictionary(_open(db), study), encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
 @study_app.command("user-add")
 def study_user_add(
     username: str,
@@ -335,6 +349,36 @@ def _when(text: str, what: str) -> dt.datetime:
     return when
 
 
+@participant_app.command("consent")
+def participant_consent(
+    code: str,
+    study: StudyOpt,
+    version: Annotated[str, typer.Option("--version", help="Consent form version.")],
+    at: Annotated[str, typer.Option("--at", help="When, ISO 8601 with time zone.")],
+    scope: Annotated[str, typer.Option("--scope", help="What the consent covers.")] = "",
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Record a participant's consent (form version, time, scope)."""
+    with user_errors():
+        from peerlens.study.participants import add_consent
+
+        store = _open(db)
+        actor = _writer(store, user, study, "record consent")
+        add_consent(
+            store,
+            study,
+            code,
+            version=version,
+            consented_at=_when(at, "--at"),
+            scope=scope,
+            actor=actor,
+            reason=reason,
+        )
+        typer.echo(f"consent {version} recorded for {code}")
+
+
 @participant_app.command("relate")
 def participant_relate(
     ps_worker: Annotated[str, typer.Argument(help="PS worker's study code.")],
@@ -477,14 +521,26 @@ def recordings_add(
     kind: Annotated[str, typer.Option("--kind", help="ecg or rr.")] = "ecg",
     device: Annotated[str | None, typer.Option("--device")] = None,
     sampling_rate: Annotated[float | None, typer.Option("--sampling-rate", help="Hz.")] = None,
+    window: Annotated[
+        list[str] | None,
+        typer.Option("--window", help="Window event LABEL:START_S:END_S; repeatable."),
+    ] = None,
     db: Db = None,
     user: UserOpt = None,
     reason: Reason = None,
 ) -> None:
     """Store an ECG/RR file (content-addressed by sha256) and link it."""
     with user_errors():
+        from peerlens.study.errors import StudyError
         from peerlens.study.sessions import add_recording
 
+        windows: list[tuple[str, float, float]] = []
+        for w in window or []:
+            parts = w.rsplit(":", 2)
+            try:
+                windows.append((parts[0], float(parts[1]), float(parts[2])))
+            except (IndexError, ValueError):
+                raise StudyError(f"--window {w!r}: use LABEL:START_S:END_S") from None
         store = _open(db)
         actor = _writer(store, user, study, "add recordings")
         rid, sha = add_recording(
@@ -496,6 +552,7 @@ def recordings_add(
             kind=kind,
             device=device,
             sampling_rate_hz=sampling_rate,
+            windows=windows,
             actor=actor,
             reason=reason,
         )
