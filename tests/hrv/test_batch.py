@@ -53,3 +53,18 @@ def test_dask_equals_sequential(inputs: list[Path]) -> None:
     assert "broken.txt: row 2" in err["error"].iloc[0]
     whole = seq[(seq["label"] == "whole") & (seq["status"] == "ok")]
     assert len(whole) == 4 and whole["rmssd_ms"].notna().all()
+
+
+def test_scheduler_address_from_environment(
+    inputs: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed import LocalCluster
+
+    opts = BatchOptions()
+    seq = run_batch(inputs[:2], opts, executor="sequential")
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
+        par = run_batch(inputs[:2], opts)  # no address given: taken from the environment
+        # the external cluster is left running (only clusters run_batch creates are closed)
+        assert cluster.status.name == "running"
+    pd.testing.assert_frame_equal(seq, par)
