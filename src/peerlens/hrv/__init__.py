@@ -25,6 +25,7 @@ from peerlens.hrv.artifacts import (
 from peerlens.hrv.batch import BatchOptions, run_batch
 from peerlens.hrv.metrics import METRIC_COLUMNS, hrv_metrics, nn_spectrum
 from peerlens.hrv.peaks import DetectorSettings, detect_rpeaks
+from peerlens.hrv.plot import plot_result
 from peerlens.hrv.readers import Recording, read_ecg, read_rr
 from peerlens.hrv.windows import consecutive_windows, read_events
 
@@ -51,6 +52,7 @@ __all__ = [
     "detect_rpeaks",
     "hrv_metrics",
     "nn_spectrum",
+    "plot_result",
     "read_ecg",
     "read_events",
     "read_rr",
