@@ -33,10 +33,20 @@ def test_cli_end_to_end(
 ) -> None:
     assert "created study pilot" in run("study", "create", "pilot", "--config", str(config_path))
     people = tmp_path / "people.csv"
-    people.write_text("participant,arm,site\nP1,intervention,leeds\nP2,control,glasgow\n")
-    assert "2 participant(s) enrolled" in run(
-        "participant", "import", str(people), "--study", "pilot"
+    people.write_text(
+        "participant,arm,site,name\nP1,intervention,leeds,Pia One\nP2,control,glasgow,\n"
     )
+    out = run("participant", "import", str(people), "--study", "pilot", code=2)
+    assert "row 0, column 'name': unknown column" in out
+    assert "2 participant(s) enrolled" in run(
+        "participant", "import", str(people), "--study", "pilot", "--identity-column", "name"
+    )
+    from peerlens.study import Store, get_identity
+
+    st = Store.open(db_url)
+    assert get_identity(st, "pilot", "P1") == {"name": "Pia One"}
+    assert get_identity(st, "pilot", "P2") == {}
+    st.close()
     run(
         "participant",
         "add",

@@ -267,15 +267,30 @@ def participant_add(
 
 @participant_app.command("import")
 def participant_import(
-    file: Path, study: StudyOpt, db: Db = None, user: UserOpt = None, reason: Reason = None
+    file: Path,
+    study: StudyOpt,
+    identity_column: Annotated[
+        list[str] | None,
+        typer.Option("--identity-column", help="Column holding identifying data; repeatable."),
+    ] = None,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
 ) -> None:
-    """Enrol participants from a CSV (participant, role, arm, site); all or nothing."""
+    """Enrol participants from a CSV (participant, role, arm, site, identity columns)."""
     with user_errors():
         from peerlens.study.participants import import_participants
 
         store = _open(db)
         actor = _writer(store, user, study, "enrol participants")
-        n = import_participants(store, study, str(file), actor=actor, reason=reason)
+        n = import_participants(
+            store,
+            study,
+            str(file),
+            identity_columns=identity_column or (),
+            actor=actor,
+            reason=reason,
+        )
         typer.echo(f"{file}: {n} participant(s) enrolled")
 
 

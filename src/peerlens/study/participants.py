@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -368,18 +368,34 @@ def add_consent(
 
 
 def import_participants(
-    store: Store, study_name: str, path: str, *, actor: str, reason: str | None = None
+    store: Store,
+    study_name: str,
+    path: str,
+    *,
+    identity_columns: Sequence[str] = (),
+    actor: str,
+    reason: str | None = None,
 ) -> int:
-    """Enrol the participants listed in a CSV/Excel file (columns ``participant`` and optional
-    ``role``, ``arm``, ``site``); all or nothing; returns how many were new."""
+    """Enrol the participants listed in a CSV/Excel file; all or nothing; returns how many were
+    new.
+
+    Columns: ``participant`` and optional ``role``, ``arm``, ``site``; the columns named in
+    ``identity_columns`` (e.g. ``name``, ``phone``) go only to the identity vault, which keeps
+    identifying values out of command lines and shell histories.
+    """
     from peerlens.study.responses import read_table
 
     frame, _ = read_table(path)
-    allowed = {"participant", "role", "arm", "site"}
+    allowed = {"participant", "role", "arm", "site", *identity_columns}
     bad = [
-        Problem(0, c, "unknown column (use participant, role, arm, site)")
+        Problem(0, c, f"unknown column (use {', '.join(sorted(allowed))})")
         for c in frame.columns
         if c not in allowed
+    ]
+    bad += [
+        Problem(0, c, "identity column not in the file")
+        for c in identity_columns
+        if c not in frame.columns
     ]
     if "participant" not in frame.columns:
         bad.append(Problem(0, None, "no participant column"))
@@ -398,6 +414,7 @@ def import_participants(
             cell("role", i) or "service_user",
             cell("arm", i),
             cell("site", i),
+            {c: v for c in identity_columns if (v := cell(c, i)) is not None},
         )
         for i in range(len(frame))
     ]

@@ -220,7 +220,6 @@ def import_responses(
             actor=actor,
             study_name=study_name,
             reason=reason,
-            codes=codes,
         )
         summary = ImportSummary(source, digest, len(frame), new, updated, unchanged)
         audit.record(
@@ -379,10 +378,8 @@ def write_responses(
     actor: str,
     study_name: str,
     reason: str | None,
-    codes: MissingCodes | None = None,
 ) -> tuple[int, int, int]:
     """Store ``records`` idempotently in ``s``'s transaction; return (new, updated, unchanged)."""
-    del codes
     if not records:
         return 0, 0, 0
     keyset = {

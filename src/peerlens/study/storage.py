@@ -84,6 +84,9 @@ def _alembic_config(connection: Connection) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema of ``engine``'s database to ``revision``, in one transaction."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two processes opening a fresh database at once must not both migrate it.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727273)")
         command.upgrade(_alembic_config(conn), revision)
 
 
