@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.neighbors import KDTree
 
 #: DFA scale ranges in beats: short-term 4-16, long-term 16-64 (Peng et al. 1995;
 #: Tarvainen et al. 2014).
@@ -132,6 +131,8 @@ def sample_entropy(x: NDArray[np.float64], m: int = 2, r: float | None = None) -
         if a_grid == 0 or b_grid == 0:
             return float("nan")
         return float(-np.log(a_grid / b_grid))
+    from sklearn.neighbors import KDTree  # heavy import, only needed off the grid path
+
     emb = np.lib.stride_tricks.sliding_window_view(x, m + 1)[:count]
 
     def pairs(dim: int) -> int:
