@@ -79,3 +79,20 @@ def test_site_scoped_export_holds_only_that_site(staffed: Store, tmp_path: Path)
     assert set(frame["participant"]) == {"L1"} and set(frame["site"]) == {"leeds"}
     manifest = json.loads(res.manifest.read_text())
     assert manifest["exported_by"] == "sid" and manifest["tier"] == "deidentified"
+
+
+def test_site_scoped_researcher_writes_only_for_their_site(staffed: Store, tmp_path: Path) -> None:
+    from peerlens.study import ImportRejected
+    from peerlens.study.participants import add_participant
+
+    sid = resolve_rights(staffed, "sid", PW, "pilot")
+    f = tmp_path / "wk12.csv"
+    cols = ",".join(f"gad7_{i}" for i in range(1, 8))
+    f.write_text(f"participant,{cols}\nL1,0,0,0,0,0,0,0\nG1,3,3,3,3,3,3,3\n", encoding="utf-8")
+    with pytest.raises(ImportRejected) as info:
+        import_responses(staffed, "pilot", f, timepoint="week12", sites=sid.sites, actor=sid.actor)
+    assert [(p.row, p.column) for p in info.value.problems] == [(2, "participant")]
+    assert "'G1' is at site 'glasgow', outside your site(s) leeds" in str(info.value)
+    with pytest.raises(Exception, match="glasgow is outside your site"):
+        add_participant(staffed, "pilot", "G2", site="glasgow", sites=sid.sites, actor="sid")
+    assert add_participant(staffed, "pilot", "L2", site="leeds", sites=sid.sites, actor="sid")

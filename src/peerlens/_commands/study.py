@@ -73,11 +73,15 @@ def _rights(store: Store, user: str | None, study: str | None) -> Rights:
 
 
 def _writer(store: Store, user: str | None, study: str | None, what: str) -> str:
+    return _writer_rights(store, user, study, what).actor
+
+
+def _writer_rights(store: Store, user: str | None, study: str | None, what: str) -> Rights:
     from peerlens.study.users import require_write
 
     rights = _rights(store, user, study)
     require_write(rights, what)
-    return rights.actor
+    return rights
 
 
 # ------------------------------------------------------------------------------------ study
@@ -250,7 +254,7 @@ def participant_add(
                 raise StudyError(f"--identity {item!r}: use FIELD=VALUE")
             fields[key.strip()] = value
         store = _open(db)
-        actor = _writer(store, user, study, "enrol participants")
+        rights = _writer_rights(store, user, study, "enrol participants")
         new = add_participant(
             store,
             study,
@@ -259,7 +263,8 @@ def participant_add(
             arm=arm,
             site=site,
             identity=fields,
-            actor=actor,
+            sites=rights.sites,
+            actor=rights.actor,
             reason=reason,
         )
         typer.echo(f"{'enrolled' if new else 'already enrolled'}: {code}")
@@ -282,13 +287,14 @@ def participant_import(
         from peerlens.study.participants import import_participants
 
         store = _open(db)
-        actor = _writer(store, user, study, "enrol participants")
+        rights = _writer_rights(store, user, study, "enrol participants")
         n = import_participants(
             store,
             study,
             str(file),
             identity_columns=identity_column or (),
-            actor=actor,
+            sites=rights.sites,
+            actor=rights.actor,
             reason=reason,
         )
         typer.echo(f"{file}: {n} participant(s) enrolled")
@@ -480,7 +486,7 @@ def responses_import(
         from peerlens.study.responses import import_responses
 
         store = _open(db)
-        actor = _writer(store, user, study, "import responses")
+        rights = _writer_rights(store, user, study, "import responses")
         codes = [c.strip() for c in missing_codes.split(",")] if missing_codes else None
         summary = import_responses(
             store,
@@ -490,7 +496,8 @@ def responses_import(
             session=session,
             instrument=instrument,
             missing_codes=codes,
-            actor=actor,
+            sites=rights.sites,
+            actor=rights.actor,
             reason=reason,
         )
         typer.echo(str(summary))
@@ -512,13 +519,14 @@ def responses_import_redcap(
         from peerlens.study.redcap import import_records
 
         store = _open(db)
-        actor = _writer(store, user, study, "import responses")
+        rights = _writer_rights(store, user, study, "import responses")
         summary = import_records(
             store,
             study,
             file,
             create_participants=create_participants,
-            actor=actor,
+            sites=rights.sites,
+            actor=rights.actor,
             reason=reason,
         )
         typer.echo(str(summary))

@@ -28,6 +28,22 @@ def get_timepoint(session: Session, study: Study, name: str) -> Timepoint:
     raise StudyError(f"study {study.name!r} has no timepoint {name!r} (timepoints: {known})")
 
 
+def outside_sites(
+    study: Study, participant: Participant, sites: frozenset[str] | None
+) -> str | None:
+    """Why a user limited to ``sites`` may not write for ``participant`` (``None`` if they may)."""
+    if sites is None:
+        return None
+    site = next((x.name for x in study.sites if x.id == participant.site_id), None)
+    if site in sites:
+        return None
+    where = f"site {site!r}" if site else "no site"
+    return (
+        f"participant {participant.study_code!r} is at {where}, outside your site(s) "
+        f"{', '.join(sorted(sites))}"
+    )
+
+
 def participant_map(session: Session, study: Study) -> dict[str, Participant]:
     """Every participant of the study by study code."""
     rows = session.scalars(select(Participant).where(Participant.study_id == study.id))

@@ -69,17 +69,20 @@ def add_participants(
     actor: str,
     reason: str | None = None,
     source: str = "participants",
+    sites: frozenset[str] | None = None,
 ) -> int:
     """Add many participants in one transaction; return how many were new.
 
     Codes already enrolled with the same role, arm and site are skipped (idempotent); any
     conflict, unknown arm/site or bad code rejects the whole batch with every problem listed.
+    ``sites`` limits a site-scoped user to enrolling at their own sites.
     """
     items = list(participants)
+    site_scope = sites
     with store.transaction() as s:
         study = get_study(s, study_name)
         arms = {a.name: a.id for a in s.scalars(select(Arm).where(Arm.study_id == study.id))}
-        sites = {x.name: x.id for x in s.scalars(select(Site).where(Site.study_id == study.id))}
+        site_ids = {x.name: x.id for x in s.scalars(select(Site).where(Site.study_id == study.id))}
         existing = participant_map(s, study)
         problems: list[Problem] = []
         seen: dict[str, int] = {}
@@ -98,16 +101,25 @@ def add_participants(
                 problems.append(Problem(n, "role", f"{p.role!r} is not one of {', '.join(ROLES)}"))
             if p.arm is not None and p.arm not in arms:
                 problems.append(Problem(n, "arm", f"no arm {p.arm!r} (arms: {', '.join(arms)})"))
-            if p.site is not None and p.site not in sites:
+            if site_scope is not None and p.site not in site_scope:
                 problems.append(
-                    Problem(n, "site", f"no site {p.site!r} (sites: {', '.join(sites)})")
+                    Problem(
+                        n,
+                        "site",
+                        f"{p.site or 'no site'} is outside your site(s) "
+                        f"{', '.join(sorted(site_scope))}",
+                    )
+                )
+            if p.site is not None and p.site not in site_ids:
+                problems.append(
+                    Problem(n, "site", f"no site {p.site!r} (sites: {', '.join(site_ids)})")
                 )
             old = existing.get(p.code)
             if old is not None:
                 same = (
                     old.role == p.role
                     and old.arm_id == arms.get(p.arm or "")
-                    and old.site_id == sites.get(p.site or "")
+                    and old.site_id == site_ids.get(p.site or "")
                 )
                 if not same:
                     problems.append(
@@ -120,7 +132,7 @@ def add_participants(
                     "study_code": p.code,
                     "role": p.role,
                     "arm_id": arms.get(p.arm) if p.arm else None,
-                    "site_id": sites.get(p.site) if p.site else None,
+                    "site_id": site_ids.get(p.site) if p.site else None,
                     "status": "enrolled",
                     "enrolled_at": utcnow(),
                     # REDCap-style date shift: 0..364 days, secret, per participant.
@@ -163,7 +175,7 @@ def add_participants(
                 {
                     "role": r["role"],
                     "arm": next((k for k, v in arms.items() if v == r["arm_id"]), None),
-                    "site": next((k for k, v in sites.items() if v == r["site_id"]), None),
+                    "site": next((k for k, v in site_ids.items() if v == r["site_id"]), None),
                     "identity_fields": sorted(items[seen[r["study_code"]] - 1].identity),
                 },
                 reason,
@@ -183,6 +195,7 @@ def add_participant(
     arm: str | None = None,
     site: str | None = None,
     identity: Mapping[str, str] | None = None,
+    sites: frozenset[str] | None = None,
     actor: str,
     reason: str | None = None,
 ) -> bool:
@@ -193,7 +206,8 @@ def add_participant(
     """
     new = NewParticipant(code, role, arm, site, dict(identity or {}))
     try:
-        return add_participants(store, study_name, [new], actor=actor, reason=reason) == 1
+        added = add_participants(store, study_name, [new], actor=actor, reason=reason, sites=sites)
+        return added == 1
     except ImportRejected as exc:
         raise StudyError("; ".join(p.reason for p in exc.problems)) from None
 
@@ -373,6 +387,7 @@ def import_participants(
     path: str,
     *,
     identity_columns: Sequence[str] = (),
+    sites: frozenset[str] | None = None,
     actor: str,
     reason: str | None = None,
 ) -> int:
@@ -418,4 +433,6 @@ def import_participants(
         )
         for i in range(len(frame))
     ]
-    return add_participants(store, study_name, people, actor=actor, reason=reason, source=path)
+    return add_participants(
+        store, study_name, people, actor=actor, reason=reason, source=path, sites=sites
+    )

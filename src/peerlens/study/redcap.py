@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, ItemRule, dictionary_forms, resolve_forms
-from peerlens.study._lookup import get_study, participant_map
+from peerlens.study._lookup import get_study, outside_sites, participant_map
 from peerlens.study.errors import ImportRejected, Problem
 from peerlens.study.models import (
     Field,
@@ -288,6 +288,7 @@ def import_records(
     *,
     create_participants: bool = False,
     missing_codes: Sequence[str | int] | None = None,
+    sites: frozenset[str] | None = None,
     actor: str,
     reason: str | None = None,
 ) -> ImportSummary:
@@ -295,7 +296,8 @@ def import_records(
 
     Rows are matched to timepoints by ``redcap_event_name`` (a study with one timepoint may omit
     it). Values of identifier fields go to the identity vault. With ``create_participants``,
-    unknown record ids are enrolled as service users (no arm or site).
+    unknown record ids are enrolled as service users (no arm or site). ``sites`` limits a
+    site-scoped user to their sites' participants (and forbids creating participants).
 
     Raises
     ------
@@ -355,6 +357,13 @@ def import_records(
                 continue
             if person is not None and person.status == "erased":
                 problems.append(Problem(n, rid_field, f"participant {code!r} was erased"))
+                continue
+            if person is not None and (why := outside_sites(study, person, sites)):
+                problems.append(Problem(n, rid_field, why))
+                continue
+            if person is None and sites is not None:
+                why = f"unknown participant {code!r} (site-scoped users cannot create them)"
+                problems.append(Problem(n, rid_field, why))
                 continue
             if person is None and code not in pending:
                 pending[code] = -(len(pending) + 1)

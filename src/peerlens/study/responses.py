@@ -30,7 +30,13 @@ from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, ItemRule, resolve_forms
-from peerlens.study._lookup import get_session, get_study, get_timepoint, participant_map
+from peerlens.study._lookup import (
+    get_session,
+    get_study,
+    get_timepoint,
+    outside_sites,
+    participant_map,
+)
 from peerlens.study.errors import ImportRejected, Problem, StudyError
 from peerlens.study.models import Response, ResponseItem, utcnow
 from peerlens.study.storage import Store
@@ -165,6 +171,7 @@ def import_responses(
     session: str | None = None,
     instrument: str | None = None,
     missing_codes: Sequence[str | int] | None = None,
+    sites: frozenset[str] | None = None,
     actor: str,
     reason: str | None = None,
 ) -> ImportSummary:
@@ -181,6 +188,8 @@ def import_responses(
         Read only this instrument's columns (other scheduled instruments' columns are ignored).
     missing_codes
         Codes meaning "not answered" in addition to the study's own.
+    sites
+        For a site-scoped user: rows of participants of other sites are problems.
 
     Raises
     ------
@@ -210,7 +219,9 @@ def import_responses(
         if session is not None and instrument not in forms:
             raise StudyError(f"unknown instrument {instrument!r}")
         codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
-        records, problems = _parse_wide(frame, forms, instrument, codes, s, study, tp_id, session)
+        records, problems = _parse_wide(
+            frame, forms, instrument, codes, s, study, tp_id, session, sites
+        )
         if problems:
             raise ImportRejected(source, problems)
         new, updated, unchanged = write_responses(
@@ -254,6 +265,7 @@ def _parse_wide(
     study: Any,
     timepoint_id: int | None,
     session_label: str | None = None,
+    sites: frozenset[str] | None = None,
 ) -> tuple[list[ResponseRecord], list[Problem]]:
     problems: list[Problem] = []
     pcol = next((c for c in PARTICIPANT_COLUMNS if c in frame.columns), None)
@@ -315,6 +327,9 @@ def _parse_wide(
             continue
         if person.status == "erased":
             problems.append(Problem(n, pcol, f"participant {code!r} was erased"))
+            continue
+        if (why := outside_sites(study, person, sites)) is not None:
+            problems.append(Problem(n, pcol, why))
             continue
         session_id = None
         if session_label is not None:
