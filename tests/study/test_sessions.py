@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from peerlens.study import NewParticipant, Store, StudyError, add_participants, create_study
+from peerlens.study.sessions import (
+    add_recording,
+    add_relationship,
+    add_session,
+    add_transcript,
+    blob_path,
+)
+
+from .conftest import ACTOR
+
+T0 = dt.datetime(2026, 4, 1, 14, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+
+
+@pytest.fixture
+def pair(store: Store, config_path: Path) -> int:
+    create_study(store, "pilot", config_path, actor=ACTOR)
+    add_participants(
+        store,
+        "pilot",
+        [NewParticipant("SU1"), NewParticipant("PW1", role="ps_worker")],
+        actor=ACTOR,
+    )
+    return add_relationship(store, "pilot", "PW1", "SU1", started_at=T0, actor=ACTOR)
+
+
+def test_relationship_roles_and_session_modes(store: Store, pair: int) -> None:
+    with pytest.raises(StudyError, match="enrolled as service_user, not ps_worker"):
+        add_relationship(store, "pilot", "SU1", "PW1", started_at=T0, actor=ACTOR)
+    with pytest.raises(StudyError, match="session mode 'zoom'"):
+        add_session(store, "pilot", pair, "s1", started_at=T0, mode="zoom", actor=ACTOR)
+    add_session(store, "pilot", pair, "s1", started_at=T0, mode="text_chat", actor=ACTOR)
+    from sqlalchemy import select
+
+    from peerlens.study.models import Session, as_utc
+
+    with store.transaction() as s:
+        started = as_utc(s.scalars(select(Session.started_at)).one())
+    # Stored in UTC: 14:30 at +01:00 is 13:30 UTC.
+    assert started == dt.datetime(2026, 4, 1, 13, 30, tzinfo=dt.UTC)
+
+
+def test_recording_is_content_addressed(store: Store, pair: int, tmp_path: Path) -> None:
+    add_session(store, "pilot", pair, "s1", started_at=T0, mode="video", actor=ACTOR)
+    data = b"# Polar H10 RR\n812\n798\n805\n"
+    src = tmp_path / "rr.txt"
+    src.write_bytes(data)
+    _, sha = add_recording(
+        store,
+        "pilot",
+        src,
+        participant="SU1",
+        session="s1",
+        kind="rr",
+        sampling_rate_hz=1000.0,
+        actor=ACTOR,
+    )
+    assert sha == hashlib.sha256(data).hexdigest()
+    stored = blob_path(store.blob_dir, sha, ".txt")
+    assert stored == store.blob_dir / sha[:2] / f"{sha}.txt"
+    assert stored.read_bytes() == data
+    with pytest.raises(StudyError, match="no session 's9'"):
+        add_recording(store, "pilot", src, participant="SU1", session="s9", actor=ACTOR)
+    with pytest.raises(StudyError, match="window 'bad'"):
+        add_recording(
+            store, "pilot", src, participant="SU1", windows=[("bad", 5.0, 1.0)], actor=ACTOR
+        )
+    with pytest.raises(StudyError, match="no such file"):
+        add_recording(store, "pilot", tmp_path / "none.edf", participant="SU1", actor=ACTOR)
+
+
+def test_transcripts_are_versioned(store: Store, pair: int) -> None:
+    sid = add_session(store, "pilot", pair, "s1", started_at=T0, mode="phone", actor=ACTOR)
+    add_transcript(store, "pilot", "first draft", session_id=sid, author="PW1", actor=ACTOR)
+    add_transcript(store, "pilot", "corrected", session_id=sid, author="PW1", actor=ACTOR)
+    add_transcript(store, "pilot", "my story", kind="story", participant="PW1", actor=ACTOR)
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT kind, version, text FROM transcript ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [
+        ("transcript", 1, "first draft"),
+        ("transcript", 2, "corrected"),
+        ("story", 1, "my story"),
+    ]
