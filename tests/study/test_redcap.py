@@ -162,6 +162,21 @@ def test_record_problems_all_reported(rc_store: Store, tmp_path: Path) -> None:
         assert conn.exec_driver_sql("SELECT count(*) FROM participant").scalar() == 0
 
 
+def test_redcap_bookkeeping_columns_are_ignored(rc_store: Store, tmp_path: Path) -> None:
+    frame = _read(DATA / "redcap_records.csv")
+    frame.insert(4, "redcap_data_access_group", "leeds")
+    frame.insert(5, "redcap_survey_identifier", "")
+    frame["phq9_timestamp"] = "2026-01-05 10:00:00"
+    path = tmp_path / "with_extras.csv"
+    frame.to_csv(path, index=False)
+    summary = import_records(rc_store, "rc", path, create_participants=True, actor=ACTOR)
+    assert summary.new == 9
+    frame.insert(6, "favourite_colour", "")
+    frame.to_csv(path, index=False)
+    with pytest.raises(ImportRejected, match="'favourite_colour': not a field"):
+        import_records(rc_store, "rc", path, actor=ACTOR)
+
+
 def test_unknown_record_without_create_is_a_problem(rc_store: Store) -> None:
     with pytest.raises(ImportRejected, match="unknown participant '1'"):
         import_records(rc_store, "rc", DATA / "redcap_records.csv", actor=ACTOR)

@@ -324,7 +324,7 @@ def import_records(
                 owner[rule.name] = (name, rule)
             owner[f"{name}_complete"] = (name, None)
         for c in cols[1:]:
-            if c not in owner and c not in _META_COLUMNS:
+            if c not in owner and c not in _META_COLUMNS and not c.endswith("_timestamp"):
                 problems.append(Problem(0, c, "not a field of this study's forms"))
         events = {tp.redcap_event: tp for tp in study.timepoints}
         scheduled = {tp.id: {ti.instrument for ti in tp.instruments} for tp in study.timepoints}

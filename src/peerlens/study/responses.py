@@ -43,7 +43,15 @@ from peerlens.study.storage import Store
 
 #: Column names accepted for the participant's study code, in order of preference.
 PARTICIPANT_COLUMNS = ("participant", "record_id", "study_id", "participant_id")
-_META_COLUMNS = {"redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance"}
+#: REDCap bookkeeping columns that carry no item data (read where needed, otherwise ignored;
+#: ``<form>_timestamp`` survey columns are ignored too).
+_META_COLUMNS = {
+    "redcap_event_name",
+    "redcap_repeat_instrument",
+    "redcap_repeat_instance",
+    "redcap_data_access_group",
+    "redcap_survey_identifier",
+}
 
 #: ``(value, text, missing_code)`` of one stored item.
 ItemValue = tuple[float | None, str | None, str | None]
