@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from peerlens.cli import app
-from peerlens.examples import example_path
 from peerlens.instruments.docs import instruments_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,20 +159,3 @@ def test_load_text_refuses_incomplete_or_unknown_items(tmp_path: Path) -> None:
     assert "row 2: ucla3 has items 1-3, not 4" in err
     assert "row 3: unknown instrument 'foo'" in err
     assert "ucla3: items [2, 3] have no wording" in err
-
-
-def test_example_data_is_what_the_generator_writes() -> None:
-    check = subprocess.run(
-        [sys.executable, str(ROOT / "tools/make_example_data.py"), "--check"], check=False
-    )
-    assert check.returncode == 0
-    assert example_path("responses.csv").exists()
-
-
-def test_demo_runs_and_writes_scores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["demo"])
-    assert result.exit_code == 0, result.output
-    assert "scs_total" in result.stdout
-    scored = pd.read_csv(tmp_path / "demo-out/scored.csv")
-    assert len(scored) == 80 and scored["phq9_total"].notna().all()

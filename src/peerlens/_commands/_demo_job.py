@@ -1,17 +1,37 @@
-"""The demo job: the main job on bundled, simulated example data (grows with each capability)."""
+"""The demo job: the main job on bundled, simulated example data (grows with each capability).
+
+Four steps, each printing a table and writing its results to the output folder:
+
+1. score the example two-arm study's questionnaires (missing-data rules at work);
+2. psychometrics: reliability of every SCS scale at baseline, pre-post effect sizes and
+   reliable change of ``scs_total`` by arm;
+3. HRV around one peer-support session from a simulated portable ECG (baseline / session /
+   recovery windows);
+4. connection vs comparison in the PS worker's words of an example session transcript.
+"""
 
 from __future__ import annotations
 
 import warnings
+from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from peerlens._tables import read_table, write_table
 from peerlens.examples import example_path
-from peerlens.instruments import load_spec, score_with_provenance
+from peerlens.instruments import (
+    load_spec,
+    prepost_effect_sizes,
+    reliability_table,
+    reliable_change,
+    score_higher_is_better,
+    score_with_provenance,
+    spec_scales,
+)
 
 #: The headline score of each instrument in the example study.
 HEADLINE = {
@@ -22,6 +42,10 @@ HEADLINE = {
     "swemwbs": "swemwbs_metric",
     "qpr15": "qpr15_total",
 }
+MISSING_CODES = ["-9"]
+PRE, POST = "baseline", "week12"
+#: Speaker label of the PS worker in the bundled example transcript.
+EXAMPLE_WORKER = "Sam"
 
 
 def _cell(values: pd.Series) -> str:
@@ -29,21 +53,21 @@ def _cell(values: pd.Series) -> str:
     return f"{v.mean():.2f} ± {v.std(ddof=1):.2f} ({len(v)})" if len(v) else "-"
 
 
-def run_demo(out_dir: Path = Path("demo-out")) -> None:
-    """Score the bundled example study and print a summary table by arm and timepoint."""
-    console = Console(width=max(Console().width, 120))
+def _ci(low: float, high: float) -> str:
+    return f"[{low:.2f}, {high:.2f}]"
+
+
+def _score_study(console: Console, out_dir: Path) -> pd.DataFrame:
     source = example_path("responses.csv")
-    console.rule("[bold]peerlens demo[/bold]: a simulated two-arm peer-support study")
     frame = read_table(source)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = score_with_provenance(frame, None, missing_codes=["-9"], source=source.name)
+        result = score_with_provenance(frame, None, missing_codes=MISSING_CODES, source=source.name)
     scored = result.data
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_table(scored, out_dir / "scored.csv")
 
     table = Table(
-        title="Mean ± SD (n) by arm and timepoint",
+        title="1. Questionnaire scores: mean ± SD (n) by arm and timepoint",
         caption="↑ higher is better, ↓ lower is better",
     )
     table.add_column("score", no_wrap=True)
@@ -53,10 +77,7 @@ def run_demo(out_dir: Path = Path("demo-out")) -> None:
     for arm, timepoint in groups:
         table.add_column(f"{arm}\n{timepoint}", justify="right", no_wrap=True)
     for inst, col in HEADLINE.items():
-        spec = load_spec(inst)
-        s = spec.score(col)
-        better = getattr(s, "higher_is_better", None)
-        higher = "↑" if better is True else "↓" if better is False else ""
+        higher = "↑" if score_higher_is_better(load_spec(inst), col) else "↓"
         cells = [
             _cell(scored.loc[(scored.arm == arm) & (scored.timepoint == tp), col])
             for arm, tp in groups
@@ -75,4 +96,149 @@ def run_demo(out_dir: Path = Path("demo-out")) -> None:
     console.print(f"PHQ-9 item 9 endorsed (safety follow-up needed): {flags} responses")
     for w in caught:
         console.print(f"[yellow]note:[/yellow] {w.message}")
-    console.print(f"Scored table: {out_dir / 'scored.csv'}")
+    return scored
+
+
+def _psychometrics(console: Console, scored: pd.DataFrame, out_dir: Path) -> None:
+    spec = load_spec("scs")
+    baseline = scored[scored.timepoint == PRE].replace(MISSING_CODES, pd.NA)
+    scales = spec_scales(spec)
+    items = sorted({c for s in scales.values() for c in s.items})
+    numeric = baseline[items].apply(pd.to_numeric)
+    rel = reliability_table(numeric, scales, n_boot=200, random_state=0)
+    write_table(rel, out_dir / "reliability.csv")
+    table = Table(title=f"2a. Reliability of the SCS scales at {PRE} (listwise complete)")
+    for col in (
+        "scale",
+        "items",
+        "n",
+        "alpha [95% CI]",
+        "omega total [95% CI]",
+        "min item-total r",
+    ):
+        table.add_column(col, justify="left" if col == "scale" else "right")
+    for row in rel.to_dict(orient="records"):
+        omega = float(row["omega_total"])
+        table.add_row(
+            str(row["scale"]),
+            str(row["n_items"]),
+            str(row["n"]),
+            f"{row['alpha']:.2f} {_ci(row['alpha_ci_low'], row['alpha_ci_high'])}",
+            "-"
+            if np.isnan(omega)
+            else f"{omega:.2f} {_ci(row['omega_ci_low'], row['omega_ci_high'])}",
+            f"{row['min_corrected_item_total_r']:.2f}",
+        )
+    console.print(table)
+
+    total = rel.loc[rel.scale == "scs_total", "alpha"].iloc[0]
+    better = score_higher_is_better(spec, "scs_total")
+    change = Table(
+        title=f"2b. scs_total from {PRE} to {POST} by arm",
+        caption=(
+            f"Reliable change (Jacobson & Truax 1991) with r_xx = {PRE} alpha {total:.2f}; "
+            "effect sizes per Lakens (2013), 95% CIs"
+        ),
+    )
+    for col in ("arm", "n", "mean change", "d_z", "g_av", "improved", "no change", "worse"):
+        change.add_column(col, justify="left" if col == "arm" else "right")
+    rows = []
+    for arm, group in scored.groupby("arm", sort=True):
+        long = group[["participant", "timepoint", "scs_total"]]
+        es = prepost_effect_sizes(
+            long, PRE, POST, participant="participant", timepoint="timepoint", score="scs_total"
+        )
+        rc = reliable_change(
+            long,
+            PRE,
+            POST,
+            participant="participant",
+            timepoint="timepoint",
+            score="scs_total",
+            reliability=float(total),
+            higher_is_better=better,
+        )
+        counts = rc.table["reliable_change"].value_counts()
+        change.add_row(
+            str(arm),
+            str(es.n),
+            f"{es.mean_change:+.2f}",
+            f"{es.d_z.value:.2f} {_ci(es.d_z.ci_low, es.d_z.ci_high)}",
+            f"{es.g_av.value:.2f} {_ci(es.g_av.ci_low, es.g_av.ci_high)}",
+            str(counts.get("improved", 0)),
+            str(counts.get("no_reliable_change", 0)),
+            str(counts.get("deteriorated", 0)),
+        )
+        rows.append(es.to_frame().assign(arm=arm, score="scs_total"))
+    write_table(pd.concat(rows, ignore_index=True), out_dir / "effect_sizes.csv")
+    console.print(change)
+
+
+def _hrv(console: Console, out_dir: Path) -> None:
+    from peerlens.hrv import analyze
+
+    result = analyze(example_path("session_ecg.edf"), events=example_path("session_events.csv"))
+    windows = result.windows
+    write_table(windows, out_dir / "hrv_windows.csv")
+    table = Table(
+        title="3. HRV around one peer-support session (simulated 250 Hz portable ECG)",
+        caption=(
+            f"{len(result.rpeaks)} R peaks; artifacts corrected: "
+            + ", ".join(f"{k} {v}" for k, v in result.artifacts.counts.items() if v)
+            + " (Lipponen & Tarvainen 2019)"
+        ),
+    )
+    for col in ("window", "beats", "artifacts", "valid", "HR bpm", "RMSSD ms", "ln HF", "LF/HF"):
+        table.add_column(col, justify="left" if col == "window" else "right")
+    for row in windows.to_dict(orient="records"):
+        table.add_row(
+            str(row["label"]),
+            str(row["n_beats"]),
+            f"{100 * float(row['artifact_rate']):.1f}%",
+            "yes" if row["valid"] else f"no: {row['reason']}",
+            f"{row['mean_hr_bpm']:.1f}",
+            f"{row['rmssd_ms']:.1f}",
+            f"{row['ln_hf']:.2f}",
+            f"{row['lf_hf']:.2f}",
+        )
+    console.print(table)
+
+
+def _story(console: Console, out_dir: Path) -> None:
+    from peerlens.narrative import analyze, render_html
+
+    path = resources.files("peerlens.narrative").joinpath("data/example_session_vtt.txt")
+    story = analyze(
+        path.read_text(encoding="utf-8"),
+        transcript=True,
+        speaker=EXAMPLE_WORKER,
+        source="example_session_vtt.txt",
+    )
+    frame = story.to_frame()
+    write_table(frame, out_dir / "story_sentences.csv")
+    (out_dir / "story.html").write_text(render_html(story), encoding="utf-8")
+    s = story.summary
+    console.rule("4. Connection vs comparison in the PS worker's words (example session)")
+    console.print(
+        f"{s.n_sentences} sentences by {EXAMPLE_WORKER}: "
+        + ", ".join(f"{k} {s.counts[k]}" for k in s.counts)
+        + f". Connection index {s.connection_index:.2f} "
+        f"{_ci(s.ci_low, s.ci_high)} (bootstrap {100 * s.ci_level:.0f}% CI)"
+    )
+    for sentence in story.sentences:
+        if sentence.hint:
+            console.print(f'  [bold]{sentence.label}[/bold]: "{sentence.text}"')
+            console.print(f"    cues: {', '.join(sentence.cues)}; hint: {sentence.hint}")
+
+
+def run_demo(out_dir: Path = Path("demo-out")) -> None:
+    """Run the demo steps on the bundled example data and write their results to ``out_dir``."""
+    console = Console(width=max(Console().width, 120))
+    console.rule("[bold]peerlens demo[/bold]: a simulated two-arm peer-support study")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scored = _score_study(console, out_dir)
+    _psychometrics(console, scored, out_dir)
+    _hrv(console, out_dir)
+    _story(console, out_dir)
+    written = sorted(p.name for p in out_dir.iterdir())
+    console.print(f"Results in {out_dir}/: {', '.join(written)}")

@@ -1,0 +1,94 @@
+"""`peerlens demo`: the main job on the bundled example data, and that data's provenance."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from peerlens.cli import app
+from peerlens.examples import example_path
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATOR = ROOT / "tools/make_example_data.py"
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_example_data", GENERATOR)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_example_data_is_what_the_generator_writes() -> None:
+    check = subprocess.run([sys.executable, str(GENERATOR), "--check"], check=False)
+    assert check.returncode == 0
+    for name in ("responses.csv", "session_ecg.edf", "session_events.csv"):
+        assert example_path(name).exists()
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    where = tmp_path_factory.mktemp("demo")
+    old = Path.cwd()
+    try:
+        os.chdir(where)
+        result = CliRunner().invoke(app, ["demo"])
+    finally:
+        os.chdir(old)
+    assert result.exit_code == 0, result.output
+    return where / "demo-out", result.stdout
+
+
+def test_demo_scores_every_response(demo_out: tuple[Path, str]) -> None:
+    out, stdout = demo_out
+    assert "scs_total" in stdout
+    scored = pd.read_csv(out / "scored.csv")
+    assert len(scored) == 80 and scored["phq9_total"].notna().all()
+
+
+def test_demo_effect_sizes_follow_the_simulated_arms(demo_out: tuple[Path, str]) -> None:
+    # The generator gives the peer-support arm a larger latent gain (0.7 vs 0.2 SD units).
+    es = pd.read_csv(demo_out[0] / "effect_sizes.csv")
+    g = es[es.effect_size == "g_av"].set_index("arm")["value"]
+    assert g["peer_support"] > 0.5 > g["usual_care"]
+    rel = pd.read_csv(demo_out[0] / "reliability.csv").set_index("scale")
+    assert rel.loc["scs_total", "n_items"] == 26
+    assert 0.0 < rel.loc["scs_total", "alpha"] < 1.0
+
+
+def test_demo_hrv_recovers_the_simulated_session(demo_out: tuple[Path, str]) -> None:
+    windows = pd.read_csv(demo_out[0] / "hrv_windows.csv").set_index("label")
+    assert list(windows.index) == ["baseline", "session", "recovery"]
+    assert windows["valid"].all()
+    # Simulated truth: heart rate highest in the session, RSA (HF) largest in recovery and
+    # smallest in the session (tools/make_example_data.py PHASES).
+    hr, rmssd = windows["mean_hr_bpm"], windows["rmssd_ms"]
+    assert hr["session"] > hr["baseline"] > hr["recovery"]
+    assert rmssd["recovery"] > rmssd["baseline"] > rmssd["session"]
+    for label, _start, _end, mean_rr, _rsa in _generator().PHASES:
+        # Mean HR of each phase is what the generator set, within 3 bpm (40 s ramps between).
+        assert abs(hr[label] - 60000.0 / mean_rr) < 3.0, label
+    beats = _generator().beat_times()
+    assert windows["n_beats"].sum() == pytest.approx(len(beats), abs=3)
+    assert np.isfinite(windows["ln_hf"]).all()
+
+
+def test_demo_story_flags_the_comparisons(demo_out: tuple[Path, str]) -> None:
+    out, stdout = demo_out
+    sentences = pd.read_csv(out / "story_sentences.csv")
+    assert set(sentences["speaker"]) == {"Sam"}
+    compared = sentences[sentences["label"].isin(["upward", "downward"])]
+    assert compared["hint"].notna().all()
+    assert "at least you" in " ".join(compared["text"]).lower()
+    assert "Connection index" in stdout
+    assert "<html" in (out / "story.html").read_text(encoding="utf-8").lower()
