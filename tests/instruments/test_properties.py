@@ -30,18 +30,25 @@ def _score(values: np.ndarray, spec_id: str) -> dict[str, object]:
         return score_matrix(values, load_spec(spec_id))
 
 
+def _item_scores_of_drawn(
+    spec_id: str, data: st.DataObject
+) -> tuple[np.ndarray, list[tuple[ItemScore, np.ndarray]]]:
+    """Draw responses (with missing answers) and pair each item-based score with its values."""
+    spec = load_spec(spec_id)
+    values = data.draw(responses(spec_id, allow_missing=True))
+    out = _score(values, spec_id)
+    pairs = [(s, np.asarray(out[s.name])) for s in spec.scores if isinstance(s, ItemScore)]
+    return values, pairs
+
+
 @pytest.mark.parametrize("spec_id", [s.id for s in SPECS])
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_item_scores_stay_within_their_bounds(spec_id: str, data: st.DataObject) -> None:
     spec = load_spec(spec_id)
-    values = data.draw(responses(spec_id, allow_missing=True))
-    out = _score(values, spec_id)
-    for s in spec.scores:
-        if not isinstance(s, ItemScore):
-            continue
+    _, pairs = _item_scores_of_drawn(spec_id, data)
+    for s, got in pairs:
         k = spec.n_items if s.items == "all" else len(s.items)
-        got = np.asarray(out[s.name])
         finite = got[~np.isnan(got)]
         lo, hi = spec.response_min, spec.response_max
         if s.aggregate == "mean":
@@ -55,14 +62,10 @@ def test_item_scores_stay_within_their_bounds(spec_id: str, data: st.DataObject)
 @given(data=st.data())
 def test_missing_beyond_the_rule_is_nan_never_zero(spec_id: str, data: st.DataObject) -> None:
     spec = load_spec(spec_id)
-    values = data.draw(responses(spec_id, allow_missing=True))
-    out = _score(values, spec_id)
-    for s in spec.scores:
-        if not isinstance(s, ItemScore):
-            continue
+    values, pairs = _item_scores_of_drawn(spec_id, data)
+    for s, got in pairs:
         idx = np.arange(spec.n_items) if s.items == "all" else np.asarray(s.items) - 1
         n_missing = np.isnan(values[:, idx]).sum(axis=1)
-        got = np.asarray(out[s.name])
         too_many = n_missing == len(idx)
         if s.missing.max_missing is not None:
             too_many |= n_missing > s.missing.max_missing
