@@ -159,3 +159,51 @@ def test_load_text_refuses_incomplete_or_unknown_items(tmp_path: Path) -> None:
     assert "row 2: ucla3 has items 1-3, not 4" in err
     assert "row 3: unknown instrument 'foo'" in err
     assert "ucla3: items [2, 3] have no wording" in err
+
+
+def test_score_a_qualtrics_export_with_item_patterns(tmp_path: Path) -> None:
+    rows = [
+        "ResponseId,Finished," + ",".join(f"Q7_{n}" for n in range(1, 8)),
+        '"Response ID","Finished",' + ",".join(f'"Worry - {n}"' for n in range(1, 8)),
+        '"{""ImportId"":""_recordId""}","{""ImportId"":""finished""}",'
+        + ",".join(f'"{{""ImportId"":""QID7_{n}""}}"' for n in range(1, 8)),
+        "R_a,1,3,3,3,3,3,3,3",
+        "R_b,1,0,1,0,1,0,1,",
+    ]
+    path = write(tmp_path, "\n".join(rows) + "\n", "qualtrics.csv")
+    result = runner.invoke(app, ["score", str(path), "--items", "gad7=Q7_{n}", "--scores-only"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 2 Qualtrics header row(s)" in result.stderr
+    out = pd.read_csv(io.StringIO(result.stdout))
+    assert list(out["ResponseId"]) == ["R_a", "R_b"]
+    # R_b: six answers summing to 3, one missing -> prorated 3/6*7 = 3.5, rounded half up to 4.
+    assert list(out["gad7_total"]) == [21, 4]
+    assert list(out["gad7_prorated"]) == [False, True]
+
+
+def test_score_with_a_map_file_reports_bad_cells_at_file_rows(tmp_path: Path) -> None:
+    mapping = write(
+        tmp_path,
+        "column,instrument,item\n" + "".join(f"lonely{n},ucla3,{n}\n" for n in (1, 2, 3)),
+        "map.csv",
+    )
+    data = write(tmp_path, "id,lonely1,lonely2,lonely3\na,1,2,3\nb,1,4,2\n", "d.csv")
+    out = tmp_path / "out.csv"
+    result = runner.invoke(
+        app, ["score", str(data), "--map", str(mapping), "-i", "ucla3", "-o", str(out)]
+    )
+    assert result.exit_code == 2
+    assert "row 2, column ucla3_2: '4' is outside the response range 1-3" in " ".join(
+        result.stderr.split()
+    )
+    assert not out.exists()
+
+
+def test_map_and_items_may_not_map_one_column_twice(tmp_path: Path) -> None:
+    mapping = write(tmp_path, "column,instrument,item\nQ1,ucla3,1\n", "map.csv")
+    data = write(tmp_path, "Q1,Q2,Q3\n1,2,3\n", "d.csv")
+    result = runner.invoke(
+        app, ["score", str(data), "--map", str(mapping), "--items", "ucla3=Q{n}", "-i", "ucla3"]
+    )
+    assert result.exit_code == 2
+    assert "mapped by both --map and --items" in result.stderr

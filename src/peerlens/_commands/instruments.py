@@ -55,23 +55,61 @@ def score(
         bool,
         typer.Option("--replace-existing", help="Overwrite score columns the input already has."),
     ] = False,
+    column_map: Annotated[
+        Path | None,
+        typer.Option(
+            "--map",
+            help="Column map file (CSV: column,instrument,item) naming which column holds "
+            "which item, for exports whose columns are not <id>_<n>.",
+        ),
+    ] = None,
+    items: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--items",
+            help="Item columns by pattern, ID=TEMPLATE with {n} for the item number, e.g. "
+            "scs=Q12_{n} or fscrs=fs{n:02d}; repeat for several instruments.",
+        ),
+    ] = None,
 ) -> None:
     """Score questionnaire items: keeps every other column and appends the score columns.
 
-    Item columns are named <instrument>_<n> (scs_1 ... scs_26). Any invalid value stops scoring
-    with its row, column and value, exit code 2, and no output written.
+    Item columns are named <instrument>_<n> (scs_1 ... scs_26), or mapped with --map / --items
+    (which also say what to score unless --instrument or --all is given).
+    The wording and ImportId rows under a Qualtrics export's header are skipped. Any invalid
+    value stops scoring with its row, column and value, exit code 2, and no output written.
     """
     from peerlens._tables import read_table, write_table
     from peerlens.instruments import load_spec, score_with_provenance
+    from peerlens.instruments.columns import (
+        apply_column_map,
+        drop_qualtrics_rows,
+        pattern_column_map,
+        read_column_map,
+    )
 
-    if not instrument and not all_instruments:
+    if not instrument and not all_instruments and column_map is None and not items:
         fail("say which instruments to score: --instrument ID (repeatable) or --all")
     if instrument and all_instruments:
         fail("use either --instrument or --all, not both")
     codes = [c for c in missing_codes.split(",") if c.strip()]
     with user_errors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        frame = read_table(input_path)
+        mapping = read_column_map(column_map) if column_map is not None else {}
+        for column, target in pattern_column_map(items or []).items():
+            if column in mapping:
+                fail(f"column {column!r} is mapped by both --map and --items")
+            mapping[column] = target
+        frame, skipped = drop_qualtrics_rows(read_table(input_path))
+        if skipped:
+            err_console.print(
+                f"note: skipped {skipped} Qualtrics header row(s) under the column names; "
+                f"responses start on data row {skipped + 1}"
+            )
+        if mapping:
+            frame = apply_column_map(frame, mapping, str(input_path))
+            if not instrument and not all_instruments:  # score what the map names
+                instrument = sorted({t.rsplit("_", 1)[0] for t in mapping.values()})
         result = score_with_provenance(
             frame,
             None if all_instruments else instrument,

@@ -169,6 +169,14 @@ def _check_codes(codes: tuple[str, ...], spec: InstrumentSpec) -> frozenset[floa
     return frozenset(numeric)
 
 
+def _row_numbers(index: pd.Index) -> np.ndarray:
+    """1-based data row of each frame row: index label + 1 for an integer index (rows dropped
+    or filtered out keep their file numbers), else the position + 1."""
+    if pd.api.types.is_integer_dtype(index.dtype) and (index >= 0).all():
+        return np.asarray(index, dtype=np.int64) + 1
+    return np.arange(1, len(index) + 1)
+
+
 def item_matrix(
     frame: pd.DataFrame,
     spec: InstrumentSpec,
@@ -215,6 +223,7 @@ def item_matrix(
     n_rows = len(frame)
     out = np.empty((n_rows, spec.n_items), dtype=np.float64, order="F")
     problems: list[ItemProblem] = []
+    rows = _row_numbers(frame.index)
     lo, hi = spec.response_min, spec.response_max
     for item in range(1, spec.n_items + 1):
         col = columns[item]
@@ -262,7 +271,7 @@ def item_matrix(
                     reason = f"is not a whole number (allowed: {lo}-{hi})"
                 else:
                     reason = f"is outside the response range {lo}-{hi}"
-                problems.append(ItemProblem(int(idx) + 1, col, str(shown.iloc[idx]), reason))
+                problems.append(ItemProblem(int(rows[idx]), col, str(shown.iloc[idx]), reason))
         out[:, item - 1] = values
     if problems:
         order = {col: i for i, col in enumerate(frame.columns)}
