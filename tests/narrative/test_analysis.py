@@ -136,3 +136,164 @@ def test_bundled_example_session() -> None:
     labels = [s.label for s in result.sentences]
     # written with one upward (l. 6) and one downward (l. 8) sentence
     assert labels.count("upward") == 1 and labels.count("downward") == 1
+
+
+# --- connection-index interval with few sentences -------------------------------------------
+
+
+@pytest.mark.parametrize(("c", "n"), [(3, 3), (0, 4), (5, 9), (30, 30), (1, 1)])
+def test_wilson_interval_matches_statsmodels(c: int, n: int) -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    from peerlens.narrative.analysis import wilson_interval
+
+    ref = proportion_confint(c, n, alpha=0.05, method="wilson")
+    assert wilson_interval(c, n) == pytest.approx(ref, abs=1e-12)
+
+
+def test_few_or_one_sided_sentences_get_a_wilson_interval_not_a_point() -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    three = summarize(["connection"] * 3 + ["neutral"])
+    assert three.ci_method == "wilson" and three.connection_index == 1.0
+    # a percentile bootstrap would give [1, 1] here; Wilson gives [0.44, 1]
+    assert three.ci_low == pytest.approx(proportion_confint(3, 3, method="wilson")[0])
+    assert three.ci_low < 0.5 and three.ci_high == 1.0
+    one_sided = summarize(["upward"] * 25 + ["neutral"] * 5)
+    assert one_sided.ci_method == "wilson" and one_sided.connection_index == 0.0
+    assert one_sided.ci_low == 0.0 and 0.0 < one_sided.ci_high < 0.2
+    many = summarize(["connection"] * 8 + ["downward"] * 4)
+    assert many.ci_method == "bootstrap" and many.ci_low < many.ci_high
+    assert summarize(["neutral"]).ci_method == "none"
+
+
+def test_bootstrap_is_seeded() -> None:
+    labels = ["connection"] * 9 + ["upward"] * 3 + ["neutral"] * 4
+    a, b = summarize(labels, seed=5), summarize(labels, seed=5)
+    assert (a.ci_low, a.ci_high) == (b.ci_low, b.ci_high)
+    assert a.ci_method == "bootstrap"
+
+
+# --- non-English sentences and turns ---------------------------------------------------------
+
+ENGLISH_MESSY = [
+    "ngl tbh same lol",
+    "omg that was me last yr",
+    "Siobhan and Aoife came to group with Giuseppe and Oluwaseun",
+    "my abuela used to say todo pasa, and honestly it helped me too",
+    "je ne sais quoi, I felt that too",
+    "I said to her, como estas, and she just laughed",
+    "the de la cruz family came to the ward on sunday",
+    "Ich weiß nicht, I just felt lost for months",
+    "idk hun u r not alone 💜",
+    "mdr same, i used to do that too",
+    "c u at the cafe, dont b l8",
+    "Dr. Nguyen said the dose was fine tho",
+]
+FOREIGN = {
+    "French": "Moi aussi, j'ai eu des moments très difficiles quand j'étais à l'hôpital.",
+    "Spanish": "Yo también me sentí así cuando estaba en el hospital.",
+    "German": "Ich hatte auch eine sehr schwere Zeit, als ich krank war.",
+    "Italian": "Anche io ho avuto momenti molto difficili quando ero in ospedale.",
+    "Portuguese": "Eu também me senti assim quando estava no hospital.",
+    "Dutch": "Ik heb ook een hele moeilijke tijd gehad toen ik ziek was.",
+}
+
+
+def test_english_with_chat_speak_names_and_fragments_is_not_flagged() -> None:
+    result = analyze("\n".join(ENGLISH_MESSY))
+    assert result.unsupported == ()
+    assert len(result.sentences) == len(ENGLISH_MESSY)
+
+
+@pytest.mark.parametrize("language", sorted(FOREIGN))
+def test_a_foreign_sentence_in_an_english_story_is_reported_not_labelled(language: str) -> None:
+    story = (
+        "I felt that too when I was first diagnosed. "
+        f"{FOREIGN[language]} "
+        "At least you still have your job. What time is group?"
+    )
+    result = analyze(story)
+    assert [u.language for u in result.unsupported] == [language]
+    assert [u.position for u in result.unsupported] == [1]
+    assert [s.position for s in result.sentences] == [0, 2, 3]
+    assert FOREIGN[language] not in [s.text for s in result.sentences]
+    assert result.summary.n_sentences == 3
+    assert result.summary_record()["n_unsupported"] == 1
+
+
+def test_a_worker_turn_in_another_language_is_reported_with_its_turn() -> None:
+    text = (
+        "Sam: I felt that too.\n"
+        "Alex: Je me sens très mal, je ne sais pas quoi faire.\n"
+        "Sam: Oui, merci. Je comprends, moi aussi j'ai eu des moments très difficiles.\n"
+        "Alex: ok\n"
+        "Sam: Ok. At least you still have your job though, honestly.\n"
+    )
+    result = analyze(text, transcript=True, speaker="Sam")
+    # "Oui, merci." is too short to judge alone: it takes its (French) turn's language, while
+    # "Ok." in an English turn stays English
+    assert [(u.speaker, u.turn, u.code, u.text) for u in result.unsupported] == [
+        ("Sam", 1, "fr", "Oui, merci."),
+        ("Sam", 1, "fr", "Je comprends, moi aussi j'ai eu des moments très difficiles."),
+    ]
+    assert [(s.turn, s.text) for s in result.sentences][:2] == [(0, "I felt that too."), (2, "Ok.")]
+    assert result.sentences[-1].label == "downward"
+
+
+def test_a_text_mostly_in_another_language_is_refused() -> None:
+    with pytest.raises(UnsupportedLanguageError, match="Spanish"):
+        analyze(FOREIGN["Spanish"] + " " + FOREIGN["Spanish"].replace("Yo", "Tú") + " I see.")
+
+
+# --- the public entry point for a web page or a study database ------------------------------
+
+
+def test_analyze_result_carries_model_version_and_checksums() -> None:
+    import hashlib
+    import json
+
+    from peerlens.narrative.model import model_dir
+
+    npz = hashlib.sha256((model_dir() / "model.npz").read_bytes()).hexdigest()
+    corpus = hashlib.sha256((model_dir() / "corpus.csv").read_bytes()).hexdigest()
+    result = analyze("me too, honestly. at least u have a job. what time is group?")
+    assert result.model_version == f"story-lr-1-{npz[:12]}"
+    assert result.model["npz_sha256"] == npz and result.model["corpus_sha256"] == corpus
+    frame = result.to_frame()
+    assert list(frame.columns) == [
+        "sentence",
+        "position",
+        "speaker",
+        "turn",
+        "text",
+        "label",
+        "confidence",
+        "p_connection",
+        "p_downward",
+        "p_neutral",
+        "p_upward",
+        "mixed",
+        "cues",
+        "hint",
+        "model_version",
+    ]
+    assert frame["model_version"].unique().tolist() == [result.model_version]
+    assert frame["label"].tolist() == ["connection", "downward", "neutral"]
+    record = result.summary_record()
+    assert record["model_version"] == result.model_version and record["model_sha256"] == npz
+    assert record["n_connection"] + record["n_downward"] + record["n_neutral"] == 3
+    assert record["connection_index"] == pytest.approx(0.5)
+    json.dumps(record, allow_nan=False)
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_undefined_index_is_null_in_json() -> None:
+    import json
+
+    result = analyze("What time is group? Shall we meet at the library?")
+    assert math.isnan(result.summary.connection_index)
+    d = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert d["summary"]["connection_index"] is None and d["summary"]["ci_method"] == "none"
+    assert result.summary_record()["ci_low"] is None
+    assert analyze("me too").to_frame().shape[0] == 1

@@ -99,3 +99,20 @@ def test_train_writes_an_artifact_equal_to_the_shipped_one(tmp_path: Path) -> No
     fresh, shipped = TextModel.load(tmp_path), load_model()
     np.testing.assert_allclose(fresh.coef, shipped.coef, atol=1e-6)
     assert fresh.meta["corpus_sha256"] == shipped.meta["corpus_sha256"]
+
+
+def test_analyze_reports_non_english_sentences_and_strict_json(tmp_path: Path) -> None:
+    f = tmp_path / "story.txt"
+    f.write_text(
+        "What time is group on Tuesday? Is it in the same room as last week?\n"
+        "Moi aussi, j'ai eu des moments très difficiles.\n",
+        encoding="utf-8",
+    )
+    out_json = tmp_path / "o.json"
+    result = runner.invoke(app, ["story", "analyze", str(f), "--json", str(out_json)])
+    assert result.exit_code == 0, result.output
+    assert "1 sentence(s) not analysed: not English (French)" in result.stdout
+    data = json.loads(out_json.read_text(encoding="utf-8"), parse_constant=pytest.fail)
+    assert data["summary"]["connection_index"] is None  # strict JSON, no NaN
+    assert [u["language"] for u in data["unsupported"]] == ["French"]
+    assert data["model"]["model_version"].startswith("story-lr-1-")

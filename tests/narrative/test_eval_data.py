@@ -8,6 +8,7 @@ from peerlens.narrative import load_corpus
 from peerlens.narrative._text import normalize
 
 DATA = Path(__file__).parent / "data"
+MESSY = Path(__file__).parents[2] / "benchmarks" / "story_data" / "messy_messages.tsv"
 
 
 def _read(name: str) -> pd.DataFrame:
@@ -31,3 +32,18 @@ def test_paraphrase_set_is_balanced() -> None:
     counts = _read("paraphrases.tsv")["label"].value_counts()
     assert set(counts.index) == {"connection", "upward", "downward", "neutral"}
     assert counts.min() == counts.max()
+
+
+def test_messy_held_out_set_is_disjoint_labelled_and_covers_hard_negatives() -> None:
+    frame = pd.read_csv(MESSY, sep="\t", comment="#", dtype=str, keep_default_na=False)
+    assert list(frame.columns) == ["label", "kind", "text"]
+    assert 150 <= len(frame) <= 250
+    assert set(frame["label"]) == {"connection", "upward", "downward", "neutral"}
+    assert not frame["text"].map(normalize).duplicated().any()
+    corpus = set(load_corpus()["text"].map(normalize))
+    assert not set(frame["text"].map(normalize)) & corpus
+    others = pd.concat(_read(n) for n in ("false_alarm_messages.tsv", "paraphrases.tsv"))
+    assert not set(frame["text"].map(normalize)) & set(others["text"].map(normalize))
+    # hard negatives: advice from experience and recovery without comparison are not comparisons
+    assert set(frame.loc[frame["kind"].isin(["advice", "recovery"]), "label"]) == {"neutral"}
+    assert (frame["label"].isin(["connection", "neutral"])).sum() >= 120

@@ -61,6 +61,34 @@ def test_hint_is_tied_to_its_sentence_and_printed() -> None:
     assert len(described) == 1
     hint_id = described[0]["aria-describedby"]
     assert any(a.get("id") == hint_id and a.get("role") == "note" for _, a in parser.tags)
-    assert described[0]["title"] and "At least" in described[0]["title"]
-    assert "@media print" in page and ".hint { display: block" in page
+    # the hint is text in the page (not a hover-only title tooltip), labelled as a hint
+    assert "title" not in described[0]
+    hint = re.search(rf'id="{hint_id}" role="note">(.*?)</span>\s*</li>', page, re.S)
+    assert hint is not None and "Hint:" in hint.group(1) and "At least" in hint.group(1)
+    # shown by default; folding is opt-in via a labelled checkbox (keyboard-operable, no script)
+    assert ".hint { display: block" in page
+    fold = [a for tag, a in parser.tags if tag == "input" and a.get("id") == "fold-hints"]
+    assert fold and fold[0].get("type") == "checkbox" and "checked" not in fold[0]
+    assert '<label for="fold-hints"' in page
+    # printed in full even when folded on screen; the fold control is not printed
+    print_css = page[page.index("@media print") :]
+    assert "display: block !important" in print_css and ".fold { display: none; }" in print_css
     assert '<html lang="en">' in page
+
+
+def test_unsupported_sentences_listed_apart_with_their_language() -> None:
+    story = (
+        "I felt that too when I was first diagnosed. "
+        "Moi aussi, j'ai eu des moments très difficiles quand j'étais à l'hôpital."
+    )
+    result = analyze(story)
+    page = render_html(result)
+    assert "Not analysed (not English)" in page
+    assert '<span lang="fr">Moi aussi' in page
+    assert "looks like French" in page
+    assert result.model_version in page
+
+
+def test_ci_method_is_named() -> None:
+    page = render_html(analyze("I felt that too. At least you have a job."))
+    assert "Wilson CI, few sentences" in page

@@ -154,3 +154,80 @@ def test_parser_returns_turns_or_a_clear_error(lines: list[str], fmt: str | None
         assert turns and all(t.text for t in turns)
         # merged: no two neighbouring turns share a speaker
         assert all(a.speaker != b.speaker for a, b in itertools.pairwise(turns))
+
+
+def test_teams_transcript_text_with_speaker_headers() -> None:
+    # Microsoft Teams transcript download (.docx saved as text): name and time, then the words
+    text = (
+        "Sam Smith   0:04\n"
+        "I felt that too when I started.\n\n"
+        "Alex Jones (they/them)   0:09\n"
+        "Did you?\n"
+        "see you at 10:30 then\n\n"
+        "Sam Smith   1:02:12\n"
+        "At least you have a job though.\n"
+    )
+    turns = parse_transcript(text)
+    assert [(t.speaker, t.text) for t in turns] == [
+        ("Sam Smith", "I felt that too when I started."),
+        ("Alex Jones", "Did you? see you at 10:30 then"),
+        ("Sam Smith", "At least you have a job though."),
+    ]
+
+
+def test_zoom_transcript_and_chat_exports() -> None:
+    transcript = "[Sam Smith] 10:02:11\nI felt that too.\n[Alex] 10:02:15\nreally?\n"
+    assert [(t.speaker, t.text) for t in parse_transcript(transcript)] == [
+        ("Sam Smith", "I felt that too."),
+        ("Alex", "really?"),
+    ]
+    chat = (
+        "10:02:11 From Sam Smith to Everyone: me too tbh\n"
+        "10:02:40 From  Alex : thanks\n"
+        "10:03:02 From Sam Smith to Alex(Direct Message): at least u have ur mum\n"
+    )
+    assert [(t.speaker, t.text) for t in parse_transcript(chat)] == [
+        ("Sam Smith", "me too tbh"),
+        ("Alex", "thanks"),
+        ("Sam Smith", "at least u have ur mum"),
+    ]
+
+
+def test_non_speech_annotations_are_dropped() -> None:
+    text = "Sam: I felt that too [laughs]\n[inaudible]\nAlex: (sighs) yeah\n[crosstalk]\n"
+    turns = parse_transcript(text)
+    assert [(t.speaker, t.text) for t in turns] == [("Sam", "I felt that too"), ("Alex", "yeah")]
+    assert speakers(turns) == ["Sam", "Alex"]
+
+
+def test_webvtt_loose_hour_timings_and_cue_settings() -> None:
+    text = (
+        "WEBVTT\n\n"
+        "a1b2-0\n0:0:0.0 --> 0:0:4.120 align:start position:10%\n"
+        "<v Sam Smith>I felt that too.</v>\n\n"
+        "a1b2-1\n0:0:4.120 --> 0:0:6.0\n<v Alex>[laughs] Did you?</v>\n"
+    )
+    turns = parse_transcript(text)
+    assert [(t.speaker, t.text, t.start_s, t.end_s) for t in turns] == [
+        ("Sam Smith", "I felt that too.", 0.0, 4.12),
+        ("Alex", "Did you?", 4.12, 6.0),
+    ]
+
+
+def test_captions_without_any_speaker_label_say_so() -> None:
+    text = "WEBVTT\n\n00:01.000 --> 00:02.000\nI felt that too\n"
+    turns = parse_transcript(text)
+    with pytest.raises(SpeakerNotFoundError, match="no speaker labels found"):
+        select_speaker(turns, "Sam")
+
+
+def test_timestamped_name_lines() -> None:
+    text = (
+        "[00:01:02] Sam: I felt that too.\n[00:01:05] Alex: really\n"
+        "(00:01:07) Sam: at least u have a job"
+    )
+    assert [(t.speaker, t.text) for t in parse_transcript(text)] == [
+        ("Sam", "I felt that too."),
+        ("Alex", "really"),
+        ("Sam", "at least u have a job"),
+    ]

@@ -58,15 +58,27 @@ def analyze_cmd(
             html_out.write_text(render_html(result), encoding="utf-8")
     console = Console(highlight=False, soft_wrap=True)
     s = result.summary
-    ci = "" if s.ci_low != s.ci_low else f" (95% CI {s.ci_low:.2f} to {s.ci_high:.2f})"
+    method = {"bootstrap": "bootstrap", "wilson": "Wilson, few sentences"}.get(s.ci_method, "")
+    ci = (
+        ""
+        if s.ci_low != s.ci_low
+        else f" ({s.ci_level:.0%} CI {s.ci_low:.2f} to {s.ci_high:.2f}, {method})"
+    )
     index = "n/a" if s.connection_index != s.connection_index else f"{s.connection_index:.2f}"
     who = f", speaker {result.speaker}" if result.speaker else ""
-    console.print(f"{file.name}: {s.n_sentences} sentences{who}")
+    console.print(f"{file.name}: {s.n_sentences} sentences{who}; model {result.model_version}")
     console.print(f"connection index {index}{ci}")
     table = Table("label", "sentences", "share")
     for label in ("connection", "upward", "downward", "neutral"):
         table.add_row(label, str(s.counts[label]), f"{s.shares[label]:.0%}")
     console.print(table)
+    if result.unsupported:
+        langs = sorted({u.language for u in result.unsupported})
+        console.print(
+            f"{len(result.unsupported)} sentence(s) not analysed: not English "
+            f"({', '.join(langs)}); story analysis supports English only",
+            markup=False,
+        )
     for sent in result.sentences:
         if sent.label in ("upward", "downward"):
             console.print(f"[{sent.label}] {sent.text}", markup=False)

@@ -192,6 +192,17 @@ class TextModel:
     meta: dict[str, object] = field(default_factory=dict)
 
     @property
+    def version(self) -> str:
+        """Content-addressed model version, ``story-lr-<format>-<first 12 hex of npz sha256>``.
+
+        Two artifacts share a version only if their arrays are byte-identical, so labels stored
+        with it can always be traced to the model that produced them.  A model that was never
+        saved has no checksum and reports ``story-lr-<format>-unsaved``.
+        """
+        digest = str(self.meta.get("npz_sha256") or "unsaved")
+        return f"story-lr-{ARTIFACT_FORMAT}-{digest[:12]}"
+
+    @property
     def n_features(self) -> int:
         """Total number of features (word + char + cue families)."""
         return len(self.word.terms) + len(self.char.terms) + len(self.cuebook.families)

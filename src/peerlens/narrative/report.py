@@ -1,8 +1,10 @@
 """Self-contained, accessible HTML report of a :class:`~peerlens.narrative.StoryAnalysis`.
 
-Labels are shown by text and icon as well as colour and border style, every sentence is
-keyboard-focusable with its hint tied to it by ``aria-describedby``, hints print in full, and all
-user text is HTML-escaped (Jinja2 autoescaping).  No external assets: styles are inline.
+Labels are shown by text and icon as well as colour and border style; every comparison sentence's
+hint is in the page as text (read by screen readers, tied to its sentence by
+``aria-describedby``, printed in full) and can be folded away on screen, then shown on hover or
+keyboard focus; sentences that are not English are listed apart, unlabelled; all user text is
+HTML-escaped (Jinja2 autoescaping).  No external assets and no script: styles are inline.
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ def render_html(result: StoryAnalysis, title: str | None = None) -> str:
     ci = ""
     if not math.isnan(summary.ci_low):
         ci = f"{summary.ci_low:.2f} to {summary.ci_high:.2f}"
+    level = f"{summary.ci_level:.0%}"
+    ci_label = {
+        "bootstrap": f"{level} bootstrap CI",
+        "wilson": f"{level} Wilson CI, few sentences",
+    }.get(summary.ci_method, f"{level} CI")
     index = "n/a (no connection or comparison sentences)"
     if not math.isnan(summary.connection_index):
         index = f"{summary.connection_index:.2f}"
@@ -102,4 +109,15 @@ def render_html(result: StoryAnalysis, title: str | None = None) -> str:
         n=summary.n_sentences,
         rows=rows,
         sentences=sentences,
+        ci_label=ci_label,
+        model_version=result.model_version,
+        unsupported=[
+            {
+                "text": u.text,
+                "speaker": u.speaker,
+                "language": u.language,
+                "lang": u.code if u.code != "non-latin" else "",
+            }
+            for u in result.unsupported
+        ],
     )

@@ -6,7 +6,7 @@ import bisect
 import itertools
 import re
 
-__all__ = ["split_sentences"]
+__all__ = ["logical_lines", "split_sentences"]
 
 #: Abbreviations whose full stop does not end a sentence (lower case, without the stop).
 _ABBREVIATIONS = frozenset(
@@ -78,13 +78,20 @@ def split_sentences(text: str, max_words: int = MAX_WORDS) -> list[str]:
     ['same', 'me too lol']
     """
     sentences: list[str] = []
-    for block in _logical_lines(text):
+    for block in logical_lines(text):
         for piece in _split_punctuated(block):
             sentences.extend(_split_run_on(piece, max_words))
     return [s for s in (x.strip() for x in sentences) if s]
 
 
-def _logical_lines(text: str) -> list[str]:
+def logical_lines(text: str) -> list[str]:
+    """Return the messages/paragraph lines of ``text`` (hard-wrapped lines joined back).
+
+    Examples
+    --------
+    >>> logical_lines("me too\n\nsame lol")
+    ['me too', 'same lol']
+    """
     lines = [ln.strip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     out: list[str] = []
     joinable = False

@@ -15,7 +15,30 @@ _LINE = re.compile(
     rf"^\s*{_STAMP}?(?P<name>{_NAME})\s*(?:\(\d{{1,2}}:\d{{2}}(?::\d{{2}})?\))?:\s*(?P<text>.*)$"
 )
 _BRACKET = re.compile(rf"^\s*\[(?P<name>{_NAME})\]\s*:?\s*(?P<text>.*)$")
-_VTT_TIME = r"(?:\d{1,2}:)?\d{2}:\d{2}\.\d{3}"
+_CLOCK = r"\d{1,2}:\d{2}(?::\d{2})?"
+_CAP_NAME = r"[A-Z\u00c0-\u00de][\w'\u2019.\-]*(?: [A-Z\u00c0-\u00de][\w'\u2019.\-]*){0,3}"
+_PRONOUNS = r"(?:\s*\([^()\n]{1,30}\))?"
+#: A speaker header on a line of its own, the turn's text on the following lines:
+#: Microsoft Teams transcript text ("Sam Smith   0:04") and Zoom's transcript text
+#: ("[Sam Smith] 10:02:11").  Teams names are taken only when every word is capitalised, so a
+#: line of speech such as "see you at 10:30" is not mistaken for a header.
+_HEADERS = (
+    re.compile(rf"^\s*(?P<name>{_CAP_NAME}){_PRONOUNS}\s+{_CLOCK}\s*$"),
+    re.compile(rf"^\s*\[(?P<name>{_NAME}){_PRONOUNS}\]\s+{_CLOCK}\s*$"),
+)
+#: Zoom chat export: "10:02:11 From Sam Smith to Everyone: text" (also without "to ...").
+_ZOOM_CHAT = re.compile(
+    rf"^\s*{_CLOCK}\s+From\s+(?P<name>.+?)(?:\s+to\s+[^:]+?)?\s*:\s*(?P<text>.*)$"
+)
+#: Non-speech annotations of transcribers and caption tools, removed before scoring.
+_NON_SPEECH = re.compile(
+    r"[\[(](?:laughs?|laughing|laughter|chuckles?|inaudible|unintelligible|indistinct|unclear|"
+    r"crosstalk|cross-talk|overlapping|overtalk|music|silence|(?:long )?pause|sighs?|coughs?|"
+    r"cries|crying|sniffs?|background noise|noise|applause|phone rings|door|\.\.\.)"
+    r"[\])]",
+    re.IGNORECASE,
+)
+_VTT_TIME = r"(?:\d{1,2}:)?\d{1,2}:\d{1,2}\.\d{1,3}"
 _SRT_TIME = r"\d{1,2}:\d{2}:\d{2}[,.]\d{1,3}"
 _VTT_TIMING = re.compile(rf"^\s*(?P<a>{_VTT_TIME})\s+-->\s+(?P<b>{_VTT_TIME})(?:\s+.*)?$")
 _SRT_TIMING = re.compile(rf"^\s*(?P<a>{_SRT_TIME})\s*-->\s*(?P<b>{_SRT_TIME})(?:\s+.*)?$")
@@ -146,6 +169,12 @@ def select_speaker(turns: list[Turn], speaker: str | None, source: str = "<text>
     """
     names = speakers(turns)
     listing = ", ".join(names) if names else "none"
+    if not names:
+        raise SpeakerNotFoundError(
+            f"{source}: no speaker labels found in the transcript ('Name: text' lines, WebVTT "
+            "<v Name> tags, Teams or Zoom speaker headers); analyse it as a story (without "
+            "--transcript / transcript=False) or add the speaker labels"
+        )
     if speaker is None:
         raise SpeakerNotFoundError(
             f"{source}: name the PS worker whose turns to score (speakers found: {listing})"
@@ -164,6 +193,11 @@ def _key(name: str) -> str:
 
 
 def _split_name(line: str) -> tuple[str | None, str]:
+    for pattern in (*_HEADERS, _ZOOM_CHAT):
+        match = pattern.match(line)
+        if match:
+            said = match.groupdict().get("text") or ""
+            return match.group("name").strip(), said.strip()
     for pattern in (_LINE, _BRACKET):
         match = pattern.match(line)
         if match and match.group("name").strip().casefold() not in _NOT_NAMES:
@@ -174,6 +208,7 @@ def _split_name(line: str) -> tuple[str | None, str]:
 def _parse_lines(lines: list[str], source: str) -> list[Turn]:
     turns: list[Turn] = []
     for number, raw in enumerate(lines, 1):
+        raw = _NON_SPEECH.sub("", raw)
         if not raw.strip():
             continue
         name, said = _split_name(raw)
@@ -247,7 +282,7 @@ def _parse_captions(lines: list[str], source: str, fmt: str) -> list[Turn]:
         for offset, payload in enumerate(block[t_index + 1 :], t_index + 1):
             voice = _VOICE.search(payload)
             name: str | None = voice.group("name").strip() if voice else None
-            said = _TAG.sub("", payload).strip().lstrip("-\u2013 ").strip()
+            said = _NON_SPEECH.sub("", _TAG.sub("", payload)).strip().lstrip("-\u2013 ").strip()
             if name is None:
                 name, said = _split_name(said)
                 if name is None:
@@ -264,8 +299,13 @@ def _merge(turns: list[Turn]) -> list[Turn]:
         if merged and merged[-1].speaker == turn.speaker:
             last = merged[-1]
             merged[-1] = Turn(
-                last.speaker, f"{last.text} {turn.text}", last.line, last.start_s, turn.end_s
+                last.speaker,
+                f"{last.text} {turn.text}".strip(),
+                last.line,
+                last.start_s,
+                turn.end_s,
             )
         else:
             merged.append(turn)
-    return merged
+    # a header with no words under it (or only non-speech) is not a turn
+    return [t for t in merged if t.text.strip()]
