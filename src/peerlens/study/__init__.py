@@ -8,6 +8,14 @@ See ``docs/study.md``.
 
 from peerlens.study.audit import AuditReport, verify_audit
 from peerlens.study.config import StudyConfig, TimepointConfig, load_config
+from peerlens.study.derived import (
+    DerivationSummary,
+    DerivedCheck,
+    derivation_status,
+    derive,
+    derived_frame,
+    verify_derived,
+)
 from peerlens.study.erasure import ErasureReport, erase_participant
 from peerlens.study.errors import ImportRejected, PermissionDenied, Problem, StudyError
 from peerlens.study.export import TIDY_COLUMNS, ExportResult, export_study, tidy_frame
@@ -47,6 +55,8 @@ __all__ = [
     "TIDY_COLUMNS",
     "TIERS",
     "AuditReport",
+    "DerivationSummary",
+    "DerivedCheck",
     "ErasureReport",
     "ExportResult",
     "ImportRejected",
@@ -68,6 +78,9 @@ __all__ = [
     "add_transcript",
     "create_study",
     "create_user",
+    "derivation_status",
+    "derive",
+    "derived_frame",
     "erase_participant",
     "export_dictionary",
     "export_study",
@@ -87,5 +100,6 @@ __all__ = [
     "study_design",
     "tidy_frame",
     "verify_audit",
+    "verify_derived",
     "withdraw_participant",
 ]

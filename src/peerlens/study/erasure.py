@@ -7,7 +7,8 @@ Policy (also in ``docs/study.md``):
    every session of a relationship they are part of, and every text-valued response item (free
    text answers and dates).
 3. Their ECG/RR recordings are deleted: the database rows, their window events, and the stored
-   files unless another participant's recording has the same content.
+   files unless another participant's recording has the same content. Results derived from
+   deleted transcripts, recordings and responses (story labels, HRV, scores) go with them.
 4. Coded item responses (numbers and missing codes) are kept, linked to the pseudonymous study
    code, as research data (GDPR Art. 17(3)(d) and Art. 89 allow keeping pseudonymised research
    data when erasing it would seriously impair the research); ``purge_responses=True`` deletes
@@ -29,6 +30,10 @@ from peerlens.study import audit
 from peerlens.study._lookup import get_participant, get_study
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
+    DerivedHrv,
+    DerivedScore,
+    DerivedSentence,
+    DerivedStory,
     IdentityVault,
     PSRelationship,
     Recording,
@@ -93,12 +98,22 @@ def erase_participant(
 
             n_ident = len(json.loads(vault.fields_json))
             s.delete(vault)
-        n_tr = _count(s.execute(delete(Transcript).where(Transcript.participant_id == p.id)))
         rels = select(PSRelationship.id).where(
             or_(PSRelationship.ps_worker_id == p.id, PSRelationship.service_user_id == p.id)
         )
         sess_ids = select(Session.id).where(Session.relationship_id.in_(rels))
-        n_tr += _count(s.execute(delete(Transcript).where(Transcript.session_id.in_(sess_ids))))
+        gone = or_(Transcript.participant_id == p.id, Transcript.session_id.in_(sess_ids))
+        # Derived story results go with their transcripts (they hold no text, but they are of it).
+        stories = select(DerivedStory.id).where(
+            DerivedStory.transcript_id.in_(select(Transcript.id).where(gone))
+        )
+        s.execute(delete(DerivedSentence).where(DerivedSentence.story_id.in_(stories)))
+        s.execute(
+            delete(DerivedStory).where(
+                DerivedStory.transcript_id.in_(select(Transcript.id).where(gone))
+            )
+        )
+        n_tr = _count(s.execute(delete(Transcript).where(gone)))
         n_notes = _count(
             s.execute(
                 update(Session)
@@ -121,6 +136,7 @@ def erase_participant(
         ).all()
         rec_ids = [r[0] for r in recs]
         if rec_ids:
+            s.execute(delete(DerivedHrv).where(DerivedHrv.recording_id.in_(rec_ids)))
             s.execute(delete(RecordingWindow).where(RecordingWindow.recording_id.in_(rec_ids)))
             s.execute(delete(Recording).where(Recording.id.in_(rec_ids)))
         for _, sha, suffix in recs:
@@ -131,6 +147,7 @@ def erase_participant(
                 files.append((sha, suffix))
         n_resp = 0
         if purge_responses:
+            s.execute(delete(DerivedScore).where(DerivedScore.response_id.in_(resp_ids)))
             s.execute(delete(ResponseItem).where(ResponseItem.response_id.in_(resp_ids)))
             n_resp = _count(s.execute(delete(Response).where(Response.participant_id == p.id)))
         old_status = p.status

@@ -22,9 +22,9 @@ file's sha256 prefix). Every export is audited and writes a manifest beside the 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,10 @@ from peerlens import __version__
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec
 from peerlens.study._lookup import get_study
+from peerlens.study._scoring import score_long, version_label
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
+    DerivedScore,
     IdentityVault,
     Participant,
     Response,
@@ -47,6 +49,7 @@ from peerlens.study.models import (
     Site,
     Study,
     Timepoint,
+    as_utc,
 )
 from peerlens.study.models import Session as PSSession
 from peerlens.study.redcap import _study_forms, records_frame
@@ -72,6 +75,9 @@ TIDY_COLUMNS = (
     "text",
     "missing_code",
     "scoring_version",
+    "source",
+    "window",
+    "derivation",
 )
 
 
@@ -122,6 +128,7 @@ def tidy_frame(
             Response.instrument,
             Response.repeat_instance,
             Response.completion,
+            Response.id,
             ResponseItem.item,
             ResponseItem.value,
             ResponseItem.text,
@@ -150,6 +157,7 @@ def tidy_frame(
         "instrument",
         "repeat_instance",
         "completion",
+        "rid",
         "name",
         "value",
         "text",
@@ -188,20 +196,22 @@ def tidy_frame(
                 )
             ]
             raw.loc[idx, "text"] = shifted
-    scores = _scores(raw, forms)
-    parts = [raw, scores]
+    scores = _mark_scores(session, study, _scores(raw, forms))
+    parts = [raw, scores, _derived_rows(session, study, sites, full=identity)]
     if identity:
         parts.append(_identity_rows(session, study, raw))
-    out = pd.concat([p for p in parts if len(p)], ignore_index=True) if len(raw) else raw
+    nonempty = [p for p in parts if len(p)]
+    out = pd.concat(nonempty, ignore_index=True) if nonempty else raw
     out["arm"] = out["arm_id"].astype("Int64").map(arms).astype("object")
     out["site"] = out["site_id"].astype("Int64").map(site_names).astype("object")
-    if "scoring_version" not in out:
-        out["scoring_version"] = None
-    kind_order = out["kind"].map({"identity": 0, "item": 1, "score": 2})
+    for col in ("scoring_version", "source", "window", "derivation"):
+        if col not in out:
+            out[col] = None
+    kind_order = out["kind"].map({"identity": 0, "item": 1, "score": 2, "hrv": 3, "story": 4})
     out = (
         out.assign(_k=kind_order, _tp=out["tp_pos"].fillna(-1))
         .sort_values(
-            ["participant", "_tp", "session", "instrument", "repeat_instance", "_k"],
+            ["participant", "_tp", "session", "_k", "instrument", "repeat_instance", "source"],
             kind="stable",
             na_position="first",
         )
@@ -215,8 +225,6 @@ def tidy_frame(
 
 
 def _shift_date(text: str, days: int) -> str:
-    import datetime as dt
-
     try:
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -226,55 +234,147 @@ def _shift_date(text: str, days: int) -> str:
 
 
 def _scores(raw: pd.DataFrame, forms: dict[str, FormSpec]) -> pd.DataFrame:
-    """Score rows for every bundled instrument in ``raw`` (recomputed, never stored)."""
-    from peerlens.instruments import score_with_provenance
-
+    """Score rows for every bundled instrument in ``raw`` (recomputed from the items)."""
     out: list[pd.DataFrame] = []
-    keys = ["pid", "slot", "instrument", "repeat_instance"]
+    keys = ["rid", "pid", "slot", "instrument", "repeat_instance"]
     for inst, block in raw.groupby("instrument", sort=True):
         form = forms.get(str(inst))
         if form is None or not form.builtin or not len(block):
             continue
-        wide = block.set_index([*keys, "name"])["value"].unstack("name")
-        wide = wide.reindex(columns=[r.name for r in form.items])
-        wide.columns = [str(c) for c in wide.columns]
-        with warnings.catch_warnings():
-            # Caveats are documented with each instrument; an export does not repeat them.
-            warnings.simplefilter("ignore")
-            result = score_with_provenance(wide.reset_index(drop=True), str(inst))
-        prov = result.provenance[0]
-        version = f"{prov.instrument} spec {prov.spec_version} engine {prov.engine_version} "
-        version += f"sha256:{prov.spec_sha256[:12]}"
-        new_cols = [c for c in result.data.columns if c not in wide.columns]
-        scored = result.data[new_cols]
-        scored.index = wide.index
-        numeric_cols = [
-            c
-            for c in new_cols
-            if pd.api.types.is_numeric_dtype(scored[c]) or pd.api.types.is_bool_dtype(scored[c])
-        ]
-        text_cols = [c for c in new_cols if c not in numeric_cols]
-        parts = []
-        if numeric_cols:
-            num = scored[numeric_cols].astype("float64").reset_index()
-            num = num.melt(id_vars=keys, var_name="name", value_name="value")
-            num["text"] = None
-            parts.append(num)
-        if text_cols:
-            # Bands and other labels: text, not numbers.
-            txt = scored[text_cols].astype("object").reset_index()
-            txt = txt.melt(id_vars=keys, var_name="name", value_name="text")
-            txt["text"] = txt["text"].where(txt["text"].notna(), None).astype("object")
-            txt["value"] = np.nan
-            parts.append(txt)
-        long = pd.concat(parts, ignore_index=True)
+        long, prov = score_long(block, form, keys)
         long["kind"] = "score"
-        long["scoring_version"] = version
+        long["scoring_version"] = version_label(prov)
+        long["_spec_sha256"] = str(prov.spec_sha256)
+        long["_engine"] = str(prov.engine_version)
         context = ["participant", "role", "arm_id", "site_id", "status", "redcap_event"]
         context += ["timepoint", "session", "tp_pos", "completion"]
         ctx = block.drop_duplicates(keys)[[*keys, *context]]
         out.append(long.merge(ctx, on=keys, how="left"))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def _mark_scores(session: Session, study: Study, scores: pd.DataFrame) -> pd.DataFrame:
+    """Add ``derivation`` to export-time score rows: ``current`` when the stored derived score
+    was made from the same items with the same scoring versions, ``stale`` when it was not,
+    ``not derived`` when there is none (see :mod:`peerlens.study.derived`)."""
+    if not len(scores):
+        return scores
+    q = (
+        select(
+            DerivedScore.response_id,
+            DerivedScore.name,
+            DerivedScore.spec_sha256,
+            DerivedScore.engine_version,
+            DerivedScore.source_updated_at,
+            Response.updated_at,
+        )
+        .join(Response, Response.id == DerivedScore.response_id)
+        .join(Participant, Participant.id == Response.participant_id)
+        .where(Participant.study_id == study.id)
+    )
+    stored = pd.DataFrame.from_records(
+        [tuple(r) for r in session.connection().execute(q).fetchall()],
+        columns=["rid", "name", "_s_sha", "_s_engine", "_s_at", "_r_at"],
+    )
+    merged = scores.merge(stored, on=["rid", "name"], how="left")
+    have = merged["_s_sha"].notna().to_numpy()
+    same = (
+        (merged["_s_sha"] == merged["_spec_sha256"])
+        & (merged["_s_engine"] == merged["_engine"])
+        & pd.Series(
+            [
+                isinstance(a, dt.datetime) and as_utc(a) == as_utc(b)
+                for a, b in zip(merged["_s_at"], merged["_r_at"], strict=True)
+            ],
+            index=merged.index,
+        )
+    ).to_numpy(dtype=bool)
+    merged["derivation"] = np.where(have & same, "current", np.where(have, "stale", "not derived"))
+    return merged.drop(columns=["_s_sha", "_s_engine", "_s_at", "_r_at"])
+
+
+def _derived_rows(
+    session: Session, study: Study, sites: frozenset[str] | None, *, full: bool
+) -> pd.DataFrame:
+    """Stored HRV and story results as tidy rows (numbers in ``value``), marked current/stale.
+
+    Story error messages may quote speaker names, so outside the ``full`` tier they read
+    ``error`` only.
+    """
+    from peerlens.hrv import METRIC_COLUMNS
+    from peerlens.narrative import LABELS
+    from peerlens.study.derived import _hrv_frame, _story_frame
+
+    people = {
+        p.study_code: p
+        for p in session.scalars(select(Participant).where(Participant.study_id == study.id))
+    }
+    site_names = {x.id: x.name for x in study.sites}
+    rows: list[dict[str, Any]] = []
+
+    def context(code: Any) -> dict[str, Any] | None:
+        p = people.get(code) if isinstance(code, str) else None
+        if sites is not None and (p is None or site_names.get(p.site_id or -1) not in sites):
+            return None
+        if p is None:
+            return {"participant": None}
+        return {
+            "pid": p.id,
+            "participant": p.study_code,
+            "role": p.role,
+            "arm_id": p.arm_id,
+            "site_id": p.site_id,
+            "status": p.status,
+        }
+
+    hrv = _hrv_frame(session, study)
+    numeric = ["n_beats", "artifact_rate", "start_s", "end_s", *METRIC_COLUMNS]
+    for r in hrv.to_dict(orient="records"):
+        ctx = context(r["participant"])
+        if ctx is None:
+            continue
+        base = {
+            **ctx,
+            "session": r["session"],
+            "kind": "hrv",
+            "instrument": "hrv",
+            "source": r["recording"],
+            "window": r["label"],
+            "scoring_version": f"peerlens {r['pipeline_version']}",
+            "derivation": r["derivation"],
+        }
+        if r["status"] != "ok":
+            rows.append({**base, "name": "error", "text": r["error"]})
+            continue
+        rows.append({**base, "name": "valid", "value": float(bool(r["valid"]))})
+        for c in numeric:
+            v = r[c]
+            rows.append({**base, "name": c, "value": None if pd.isna(v) else float(v)})
+    story = _story_frame(session, study, sentences=False)
+    for r in story.to_dict(orient="records"):
+        ctx = context(r["participant"])
+        if ctx is None:
+            continue
+        base = {
+            **ctx,
+            "session": r["session"],
+            "kind": "story",
+            "instrument": "story",
+            "source": f"{r['kind']} {r['transcript']} v{r['version']}",
+            "scoring_version": f"model sha256:{str(r['model_sha256'])[:12]}",
+            "derivation": r["derivation"],
+        }
+        if r["status"] != "ok":
+            rows.append({**base, "name": "error", "text": r["error"] if full else "error"})
+            continue
+        names = ["n_sentences", *(f"n_{k}" for k in LABELS), "connection_index", "ci_low"]
+        for c in [*names, "ci_high"]:
+            v = r[c]
+            rows.append({**base, "name": c, "value": None if pd.isna(v) else float(v)})
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["value"] = frame["value"].astype("float64") if "value" in frame else np.nan
+    return frame
 
 
 def _identity_rows(session: Session, study: Study, raw: pd.DataFrame) -> pd.DataFrame:

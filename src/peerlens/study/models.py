@@ -310,6 +310,110 @@ class Transcript(Base):
     author: Mapped[str | None] = mapped_column(String(100))
     text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: For a transcript: the PS worker's speaker name in it (whose turns story analysis scores).
+    speaker: Mapped[str | None] = mapped_column(String(100))
+
+
+class Derivation(Base):
+    """One run of :mod:`peerlens.study.derived`: what was derived, by whom, with which versions.
+
+    ``digest`` is the sha256 of the canonical rows the run wrote (also kept in the audit log), so
+    that :func:`peerlens.study.derived.verify_derived` finds rows changed by hand later.
+    """
+
+    __tablename__ = "derivation"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    what: Mapped[str] = mapped_column(String(10))
+    actor: Mapped[str] = mapped_column(String(100))
+    derived_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    versions_json: Mapped[str] = mapped_column(Text, default="{}")
+    n_inputs: Mapped[int] = mapped_column(Integer, default=0)
+    n_rows: Mapped[int] = mapped_column(Integer, default=0)
+    n_errors: Mapped[int] = mapped_column(Integer, default=0)
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class DerivedScore(Base):
+    """A score derived from one response's stored items by :mod:`peerlens.instruments`.
+
+    ``source_updated_at`` is the response's ``updated_at`` when it was scored: a response
+    changed since then makes the score stale.
+    """
+
+    __tablename__ = "derived_score"
+    __table_args__ = (UniqueConstraint("response_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    derivation_id: Mapped[int] = mapped_column(ForeignKey("derivation.id"), index=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("response.id"))
+    instrument: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(120))
+    value: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(String(100))
+    spec_version: Mapped[str] = mapped_column(String(50))
+    spec_sha256: Mapped[str] = mapped_column(String(64))
+    engine_version: Mapped[str] = mapped_column(String(50))
+    source_updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DerivedHrv(Base):
+    """HRV of one recording (``label == "whole"``) or one of its window events.
+
+    ``status`` is ``ok`` or ``error`` (then ``error`` says why and the metrics are empty);
+    ``metrics_json`` maps each :data:`peerlens.hrv.METRIC_COLUMNS` name to its value.
+    """
+
+    __tablename__ = "derived_hrv"
+    __table_args__ = (UniqueConstraint("recording_id", "label"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    derivation_id: Mapped[int] = mapped_column(ForeignKey("derivation.id"), index=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recording.id"))
+    label: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(10))
+    error: Mapped[str | None] = mapped_column(Text)
+    start_s: Mapped[float | None] = mapped_column(Float)
+    end_s: Mapped[float | None] = mapped_column(Float)
+    n_beats: Mapped[int | None] = mapped_column(Integer)
+    artifact_rate: Mapped[float | None] = mapped_column(Float)
+    valid: Mapped[bool | None] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    metrics_json: Mapped[str] = mapped_column(Text, default="{}")
+    pipeline_version: Mapped[str] = mapped_column(String(50))
+    provenance_json: Mapped[str] = mapped_column(Text, default="{}")
+    windows_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class DerivedStory(Base):
+    """Story analysis of one transcript version: counts and the session connection index."""
+
+    __tablename__ = "derived_story"
+    __table_args__ = (UniqueConstraint("transcript_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    derivation_id: Mapped[int] = mapped_column(ForeignKey("derivation.id"), index=True)
+    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcript.id"))
+    status: Mapped[str] = mapped_column(String(10))
+    error: Mapped[str | None] = mapped_column(Text)
+    n_sentences: Mapped[int | None] = mapped_column(Integer)
+    connection_index: Mapped[float | None] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    counts_json: Mapped[str] = mapped_column(Text, default="{}")
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    model_json: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class DerivedSentence(Base):
+    """The label of one sentence of a derived story (no text: it stays in the transcript)."""
+
+    __tablename__ = "derived_sentence"
+    __table_args__ = (UniqueConstraint("story_id", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("derived_story.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(20))
+    confidence: Mapped[float] = mapped_column(Float)
+    speaker_turn: Mapped[int | None] = mapped_column(Integer)
+    n_chars: Mapped[int] = mapped_column(Integer)
 
 
 class User(Base):

@@ -16,16 +16,19 @@ import tempfile
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
 
 from peerlens.study import audit
-from peerlens.study._lookup import get_participant, get_session, get_study
-from peerlens.study.errors import StudyError
+from peerlens.study._lookup import get_participant, get_session, get_study, outside_sites
+from peerlens.study.errors import PermissionDenied, StudyError
 from peerlens.study.models import (
     SESSION_MODES,
+    Participant,
     PSRelationship,
     Recording,
     RecordingWindow,
     Session,
+    Study,
     Transcript,
 )
 from peerlens.study.storage import Store
@@ -39,6 +42,14 @@ def _aware(when: dt.datetime, what: str) -> dt.datetime:
     return when.astimezone(dt.UTC)
 
 
+def _check_sites(study: Study, sites: frozenset[str] | None, *people: Participant) -> None:
+    """Refuse a site-scoped user's write that touches a participant outside their sites."""
+    for person in people:
+        why = outside_sites(study, person, sites)
+        if why is not None:
+            raise PermissionDenied(why)
+
+
 def add_relationship(
     store: Store,
     study_name: str,
@@ -47,14 +58,19 @@ def add_relationship(
     *,
     started_at: dt.datetime,
     ended_at: dt.datetime | None = None,
+    sites: frozenset[str] | None = None,
     actor: str,
     reason: str | None = None,
 ) -> int:
-    """Record that PS worker ``ps_worker`` supports ``service_user``; return the relationship id."""
+    """Record that PS worker ``ps_worker`` supports ``service_user``; return the relationship id.
+
+    ``sites`` limits a site-scoped user: both participants must be at their sites.
+    """
     with store.transaction() as s:
         study = get_study(s, study_name)
         worker = get_participant(s, study, ps_worker)
         user = get_participant(s, study, service_user)
+        _check_sites(study, sites, worker, user)
         if worker.role != "ps_worker":
             raise StudyError(f"{ps_worker!r} is enrolled as {worker.role}, not ps_worker")
         if user.role != "service_user":
@@ -91,10 +107,14 @@ def add_session(
     mode: str,
     duration_min: float | None = None,
     notes: str | None = None,
+    sites: frozenset[str] | None = None,
     actor: str,
     reason: str | None = None,
 ) -> int:
-    """Add a session (``mode`` one of in_person, phone, video, text_chat); return its id."""
+    """Add a session (``mode`` one of in_person, phone, video, text_chat); return its id.
+
+    ``sites`` limits a site-scoped user: both people of the relationship must be at their sites.
+    """
     if mode not in SESSION_MODES:
         raise StudyError(f"session mode {mode!r}: use one of {', '.join(SESSION_MODES)}")
     with store.transaction() as s:
@@ -102,6 +122,7 @@ def add_session(
         rel = s.get(PSRelationship, relationship_id)
         if rel is None or rel.study_id != study.id:
             raise StudyError(f"study {study_name!r} has no relationship {relationship_id}")
+        _check_sites(study, sites, *_relationship_people(s, rel))
         sess = Session(
             relationship_id=rel.id,
             label=label,
@@ -133,16 +154,54 @@ def add_transcript(
     kind: str = "transcript",
     participant: str | None = None,
     session_id: int | None = None,
+    session: str | None = None,
     author: str | None = None,
+    speaker: str | None = None,
+    sites: frozenset[str] | None = None,
     actor: str,
     reason: str | None = None,
 ) -> int:
-    """Store a transcript or story; a new version if one exists for the same owner and kind."""
+    """Store a transcript or story; a new version if one exists for the same owner and kind.
+
+    Parameters
+    ----------
+    participant
+        Study code of whose transcript or story it is (optional for a session transcript).
+    session_id, session
+        The PS session it belongs to, by id, or by label (with ``participant``).
+    speaker
+        For a transcript: the PS worker's speaker name in it, whose turns story analysis
+        scores (not needed when the transcript has one speaker).
+    sites
+        Limits a site-scoped user to their sites' participants and sessions.
+    """
     if kind not in ("transcript", "story"):
         raise StudyError(f"kind {kind!r}: use transcript or story")
+    if not text.strip():
+        raise StudyError(f"the {kind} is empty")
     with store.transaction() as s:
         study = get_study(s, study_name)
-        pid = get_participant(s, study, participant).id if participant else None
+        owner = get_participant(s, study, participant) if participant else None
+        pid = owner.id if owner is not None else None
+        if owner is not None and owner.status == "erased":
+            raise StudyError(f"participant {participant!r} was erased")
+        if session is not None:
+            if owner is None:
+                raise StudyError("a session label needs the participant it belongs to")
+            session_id = get_session(s, study, owner, session).id
+        people: list[Participant] = [owner] if owner is not None else []
+        if session_id is not None:
+            sess = s.get(Session, session_id)
+            rel = s.get(PSRelationship, sess.relationship_id) if sess is not None else None
+            if rel is None or rel.study_id != study.id:
+                raise StudyError(f"study {study_name!r} has no session {session_id}")
+            people.extend(_relationship_people(s, rel))
+        if sites is not None and not people:
+            raise PermissionDenied(
+                "a site-scoped user may add transcripts only for a participant or session "
+                "of their sites"
+            )
+        _check_sites(study, sites, *people)
         prior = s.scalars(
             select(Transcript.version)
             .where(
@@ -165,6 +224,7 @@ def add_transcript(
             version=(prior or 0) + 1,
             author=author,
             text=text,
+            speaker=speaker,
         )
         s.add(t)
         s.flush()
@@ -179,6 +239,11 @@ def add_transcript(
             reason=reason,
         )
         return t.id
+
+
+def _relationship_people(s: DbSession, rel: PSRelationship) -> list[Participant]:
+    people = [s.get(Participant, rel.ps_worker_id), s.get(Participant, rel.service_user_id)]
+    return [p for p in people if p is not None]
 
 
 def blob_path(blob_dir: Path, sha256: str, suffix: str) -> Path:
@@ -197,13 +262,15 @@ def add_recording(
     device: str | None = None,
     sampling_rate_hz: float | None = None,
     windows: list[tuple[str, float, float]] | None = None,
+    sites: frozenset[str] | None = None,
     actor: str,
     reason: str | None = None,
 ) -> tuple[int, str]:
     """Store an ECG/RR file content-addressed and link it; return (recording id, sha256).
 
     Adding the same file for the same participant again returns the existing recording.
-    ``windows`` are labelled ``(label, start_s, end_s)`` events within the recording.
+    ``windows`` are labelled ``(label, start_s, end_s)`` events within the recording. ``sites``
+    limits a site-scoped user to their sites' participants.
     """
     if kind not in ("ecg", "rr"):
         raise StudyError(f"recording kind {kind!r}: use ecg or rr")
@@ -228,6 +295,7 @@ def add_recording(
         p = get_participant(s, study, participant)
         if p.status == "erased":
             raise StudyError(f"participant {participant!r} was erased")
+        _check_sites(study, sites, p)
         sess_id = get_session(s, study, p, session).id if session else None
         existing = s.scalars(
             select(Recording).where(Recording.participant_id == p.id, Recording.sha256 == sha)

@@ -1,0 +1,84 @@
+"""Scoring stored items with :mod:`peerlens.instruments` (shared by export and derivation).
+
+Both the tidy export and :func:`peerlens.study.derived.derive` score through
+:func:`score_long`, so a stored derived score and an export-time score are the same computation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from peerlens.study._catalog import FormSpec
+
+if TYPE_CHECKING:
+    from peerlens.instruments.scoring import ScoringProvenance
+
+
+def version_label(prov: ScoringProvenance) -> str:
+    """The ``scoring_version`` text of a :class:`peerlens.instruments.ScoringProvenance`."""
+    return (
+        f"{prov.instrument} spec {prov.spec_version} "
+        f"engine {prov.engine_version} sha256:{str(prov.spec_sha256)[:12]}"
+    )
+
+
+def score_long(
+    block: pd.DataFrame, form: FormSpec, keys: Sequence[str]
+) -> tuple[pd.DataFrame, ScoringProvenance]:
+    """Score one bundled instrument's items and return tidy score rows and the provenance.
+
+    Parameters
+    ----------
+    block
+        Long item rows of instrument ``form.name``: the ``keys`` columns (one response per key),
+        ``name`` (item) and ``value`` (numeric; NaN when unanswered or a missing code).
+    form
+        The bundled instrument (``form.builtin``).
+    keys
+        Columns identifying one response.
+
+    Returns
+    -------
+    (pandas.DataFrame, ScoringProvenance)
+        Rows ``keys + [name, value, text]``: numeric scores in ``value``, bands and other labels
+        in ``text``; and how they were scored.
+    """
+    from peerlens.instruments import score_with_provenance
+
+    keys = list(keys)
+    wide = block.set_index([*keys, "name"])["value"].unstack("name")
+    wide = wide.reindex(columns=[r.name for r in form.items])
+    wide.columns = [str(c) for c in wide.columns]
+    with warnings.catch_warnings():
+        # Caveats are documented with each instrument; a stored result does not repeat them.
+        warnings.simplefilter("ignore")
+        result = score_with_provenance(wide.reset_index(drop=True), form.name)
+    prov = result.provenance[0]
+    new_cols = [c for c in result.data.columns if c not in wide.columns]
+    scored = result.data[new_cols]
+    scored.index = wide.index
+    numeric_cols = [
+        c
+        for c in new_cols
+        if pd.api.types.is_numeric_dtype(scored[c]) or pd.api.types.is_bool_dtype(scored[c])
+    ]
+    text_cols = [c for c in new_cols if c not in numeric_cols]
+    parts = []
+    if numeric_cols:
+        num = scored[numeric_cols].astype("float64").reset_index()
+        num = num.melt(id_vars=keys, var_name="name", value_name="value")
+        num["text"] = None
+        parts.append(num)
+    if text_cols:
+        txt = scored[text_cols].astype("object").reset_index()
+        txt = txt.melt(id_vars=keys, var_name="name", value_name="text")
+        txt["text"] = txt["text"].where(txt["text"].notna(), None).astype("object")
+        txt["value"] = np.nan
+        parts.append(txt)
+    long = pd.concat(parts, ignore_index=True)
+    return long[[*keys, "name", "value", "text"]], prov

@@ -1,0 +1,281 @@
+"""Derived results: scores, HRV and story labels recomputed, stored with versions, never edited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from peerlens.study import (
+    NewParticipant,
+    PermissionDenied,
+    Rights,
+    Store,
+    add_participants,
+    add_recording,
+    add_relationship,
+    add_session,
+    add_transcript,
+    create_study,
+    derivation_status,
+    derive,
+    derived_frame,
+    erase_participant,
+    import_responses,
+    tidy_frame,
+    verify_audit,
+    verify_derived,
+)
+from peerlens.study._lookup import get_study
+
+from .conftest import ACTOR
+
+MITDB = Path(__file__).parents[2] / ".." / "shared" / "data" / "ecg" / "mitdb" / "100"
+OWNER = Rights(ACTOR, True, True, "full", None)
+PHQ9 = [f"phq9_{i}" for i in range(1, 10)]
+GAD7 = [f"gad7_{i}" for i in range(1, 8)]
+T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
+
+
+def _csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    lines = [",".join(header)] + [",".join("" if v is None else str(v) for v in r) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def study(store: Store, config_path: Path, tmp_path: Path) -> Store:
+    create_study(store, "pilot", config_path, actor=ACTOR)
+    people = [NewParticipant(f"P{i}", arm="control", site="leeds") for i in (1, 2, 3)]
+    people.append(NewParticipant("W1", role="ps_worker", site="leeds"))
+    add_participants(store, "pilot", people, actor=ACTOR)
+    rng = np.random.default_rng(7)
+    rows = [[f"P{i}", *rng.integers(0, 4, 9).tolist()] for i in (1, 2, 3)]
+    rows[1][3] = ""  # one unanswered item: PHQ-9 prorates
+    rows[2][5] = -99  # a missing code
+    _csv(tmp_path / "phq.csv", ["participant", *PHQ9], rows)
+    import_responses(store, "pilot", tmp_path / "phq.csv", timepoint="baseline", actor=ACTOR)
+    g = [[f"P{i}", *rng.integers(0, 4, 7).tolist()] for i in (1, 2)]
+    _csv(tmp_path / "gad.csv", ["participant", *GAD7], g)
+    import_responses(store, "pilot", tmp_path / "gad.csv", timepoint="week12", actor=ACTOR)
+    return store
+
+
+def _stored_items(store: Store, instrument: str) -> pd.DataFrame:
+    """The stored items of ``instrument`` as the wide table a user would hand to ``score``."""
+    with store.engine.connect() as conn:
+        long = pd.DataFrame(
+            conn.execute(
+                text(
+                    "SELECT r.id AS rid, i.item, i.value FROM response r "
+                    "JOIN response_item i ON i.response_id = r.id WHERE r.instrument = :i"
+                ),
+                {"i": instrument},
+            ).fetchall(),
+            columns=["rid", "item", "value"],
+        )
+    return long.pivot(index="rid", columns="item", values="value").astype("float64")
+
+
+def test_derived_scores_equal_instruments_score(study: Store) -> None:
+    from peerlens.instruments import score
+
+    (summary,) = derive(study, "pilot", ["scores"], rights=OWNER)
+    assert summary.inputs == 5 and summary.errors == 0
+    stored = derived_frame(study, "pilot", "scores")
+    assert set(stored["derivation"]) == {"current"}
+    for inst in ("phq9", "gad7"):
+        wide = _stored_items(study, inst)
+        expected = score(wide.reset_index(drop=True), inst)
+        expected.index = wide.index
+        got = stored[stored.instrument == inst]
+        total = f"{inst}_total"
+        by_participant = got[got.name == total].set_index("participant")["value"]
+        assert len(by_participant) == len(wide)
+        assert sorted(by_participant.round(9)) == sorted(expected[total].round(9))
+        assert set(got["spec_sha256"].str.len()) == {64}
+        assert (got["engine_version"] != "").all()
+    # The unanswered item was prorated (PHQ manual): the total is not a plain sum.
+    p2 = stored[(stored.participant == "P2") & (stored.name == "phq9_prorated")]
+    assert p2["value"].tolist() == [1.0]
+
+
+def test_rederivation_is_idempotent_and_audited(study: Store) -> None:
+    first = derive(study, "pilot", ["scores", "story"], rights=OWNER)
+    frame1 = derived_frame(study, "pilot", "scores").drop(columns="derived_at")
+    again = derive(study, "pilot", ["scores", "story"], rights=OWNER)
+    frame2 = derived_frame(study, "pilot", "scores").drop(columns="derived_at")
+    pd.testing.assert_frame_equal(frame1, frame2)
+    assert [a.digest for a in again] == [f.digest for f in first]
+    assert all(a.unchanged for a in again) and not any(f.unchanged for f in first)
+    with study.engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM derived_score")).scalar_one()
+        log = conn.execute(
+            text("SELECT actor, new FROM audit_log WHERE action = 'derive.scores' ORDER BY seq")
+        ).fetchall()
+    assert n == len(frame1)  # replaced, not appended
+    assert [r[0] for r in log] == [ACTOR, ACTOR]
+    entry = json.loads(log[-1][1])
+    assert entry["rows"] == n and entry["unchanged"] is True
+    assert entry["versions"]["phq9"]["spec_sha256"] == frame1["spec_sha256"].iloc[0]
+    with study.transaction() as s:
+        assert verify_audit(s).ok
+        assert verify_derived(s, "pilot").ok
+
+
+def test_changed_items_make_scores_stale_until_rederived(study: Store, tmp_path: Path) -> None:
+    derive(study, "pilot", ["scores"], rights=OWNER)
+    rows = [["P1", 3, 3, 3, 3, 3, 3, 3]]
+    _csv(tmp_path / "gad2.csv", ["participant", *GAD7], rows)
+    import_responses(study, "pilot", tmp_path / "gad2.csv", timepoint="week12", actor=ACTOR)
+    status = derivation_status(study, "pilot").set_index("what")
+    assert status.loc["scores", "stale"] == 1 and status.loc["scores", "current"] == 4
+    with study.transaction() as s:
+        tidy = tidy_frame(s, get_study(s, "pilot"))
+    p1 = tidy[(tidy.participant == "P1") & (tidy.name == "gad7_total")]
+    # The export recomputes from the items and says the stored result is out of date.
+    assert p1["value"].tolist() == [21.0] and p1["derivation"].tolist() == ["stale"]
+    derive(study, "pilot", ["scores"], rights=OWNER)
+    with study.transaction() as s:
+        tidy = tidy_frame(s, get_study(s, "pilot"))
+    assert set(tidy.loc[tidy.kind == "score", "derivation"]) == {"current"}
+
+
+def test_derived_rows_cannot_be_edited(study: Store) -> None:
+    derive(study, "pilot", ["scores"], rights=OWNER)
+    with pytest.raises(Exception, match="never edited"), study.engine.begin() as conn:
+        conn.execute(text("UPDATE derived_score SET value = 0"))
+    # Inserted or deleted behind peerlens's back: the digest check finds it.
+    with study.engine.begin() as conn:
+        conn.execute(text("DELETE FROM derived_score WHERE name = 'phq9_total'"))
+    with study.transaction() as s:
+        check = verify_derived(s, "pilot")
+    assert not check.ok and "scores" in check.problems[0]
+    import peerlens.study as api
+
+    assert not [n for n in api.__all__ if n.startswith(("set_derived", "update_derived"))]
+
+
+def test_site_scoped_or_read_only_users_cannot_derive(study: Store) -> None:
+    with pytest.raises(PermissionDenied, match="study-wide"):
+        derive(study, "pilot", rights=Rights("sid", True, False, "full", frozenset({"leeds"})))
+    with pytest.raises(PermissionDenied, match="may not derive"):
+        derive(study, "pilot", rights=Rights("pat", False, False, "none", None))
+
+
+@pytest.fixture
+def mitdb_csv(tmp_path: Path) -> Path:
+    """The first 10 min of MIT-BIH record 100, lead MLII, as a CSV a device folder might hold."""
+    wfdb = pytest.importorskip("wfdb")
+    rec = wfdb.rdrecord(str(MITDB), channels=[0], sampto=360 * 600)
+    path = tmp_path / "mitdb100.csv"
+    pd.DataFrame({"MLII": rec.p_signal[:, 0]}).to_csv(path, index=False)
+    return path
+
+
+def test_hrv_derivation_matches_analyze_and_failures_become_error_rows(
+    study: Store, mitdb_csv: Path, tmp_path: Path
+) -> None:
+    from peerlens.hrv import METRIC_COLUMNS, analyze
+
+    windows = [("baseline", 0.0, 300.0), ("talk", 300.0, 600.0)]
+    _, sha = add_recording(
+        study,
+        "pilot",
+        mitdb_csv,
+        participant="P1",
+        kind="ecg",
+        sampling_rate_hz=360,
+        windows=windows,
+        actor=ACTOR,
+    )
+    broken = _csv(tmp_path / "broken.csv", ["MLII"], [["x"], ["y"], ["z"]])
+    add_recording(study, "pilot", broken, participant="P2", sampling_rate_hz=250, actor=ACTOR)
+    (summary,) = derive(study, "pilot", ["hrv"], rights=OWNER, executor="sequential")
+    assert summary.inputs == 2 and summary.errors == 1
+    frame = derived_frame(study, "pilot", "hrv")
+    ok = frame[frame.recording == sha].set_index("label")
+    events = pd.DataFrame(windows, columns=["label", "start_s", "end_s"])
+    direct = analyze(mitdb_csv, events=events, fs=360, kind="ecg")
+    whole = direct.metrics.iloc[0]
+    for c in METRIC_COLUMNS:
+        assert ok.loc["whole", c] == pytest.approx(whole[c], rel=1e-12, nan_ok=True), c
+    assert ok.loc["whole", "n_beats"] == whole["n_beats"]
+    for w in direct.windows.to_dict(orient="records"):
+        for c in ("rmssd_ms", "sdnn_ms", "hf_ms2", "artifact_rate"):
+            assert ok.loc[w["label"], c] == pytest.approx(w[c], rel=1e-12), (w["label"], c)
+        assert bool(ok.loc[w["label"], "valid"]) == w["valid"]
+    assert set(ok["pipeline_version"]) == {direct.provenance.peerlens_version}
+    bad = frame[frame.participant == "P2"]
+    assert bad["status"].tolist() == ["error"] and bad["error"].iloc[0]
+    with study.transaction() as s:
+        tidy = tidy_frame(s, get_study(s, "pilot"), tier="deidentified")
+        assert verify_derived(s, "pilot").ok
+    rmssd = tidy[(tidy.kind == "hrv") & (tidy.name == "rmssd_ms")].set_index("window")
+    assert rmssd.loc["talk", "value"] == pytest.approx(ok.loc["talk", "rmssd_ms"])
+    assert set(rmssd["derivation"]) == {"current"} and set(rmssd["source"]) == {sha}
+    # Erasing the participant takes the derived rows with the recording.
+    erase_participant(study, "pilot", "P1", actor=ACTOR, reason="request")
+    assert (derived_frame(study, "pilot", "hrv").recording != sha).all()
+
+
+def test_hrv_on_dask_equals_sequential(study: Store, tmp_path: Path) -> None:
+    rr = tmp_path / "rr.txt"
+    beats = 800 + 40 * np.sin(np.arange(600) / 3.0)
+    rr.write_text("\n".join(f"{v:.3f}" for v in beats) + "\n", encoding="utf-8")
+    add_recording(
+        study, "pilot", rr, participant="P3", kind="rr", windows=[("a", 0, 240)], actor=ACTOR
+    )
+    (seq,) = derive(study, "pilot", ["hrv"], rights=OWNER, executor="sequential")
+    (par,) = derive(study, "pilot", ["hrv"], rights=OWNER, executor="dask", processes=False)
+    assert par.digest == seq.digest and par.unchanged and par.rows == 2
+
+
+STORY = (
+    "I remember feeling exactly like that when I was first unwell. "
+    "At least you have your family around you. "
+    "We went to the shop afterwards."
+)
+TRANSCRIPT = "Sam: I heard voices too.\nAlex: Did you?\nSam: You are doing better than I did."
+
+
+def test_story_derivation_matches_narrative_analyze(study: Store) -> None:
+    from peerlens.narrative import analyze
+
+    rel = add_relationship(study, "pilot", "W1", "P1", started_at=T0, actor=ACTOR)
+    add_session(study, "pilot", rel, "s1", started_at=T0, mode="video", actor=ACTOR)
+    add_transcript(study, "pilot", STORY, kind="story", participant="W1", actor=ACTOR)
+    add_transcript(
+        study, "pilot", TRANSCRIPT, participant="W1", session="s1", speaker="Sam", actor=ACTOR
+    )
+    add_transcript(study, "pilot", TRANSCRIPT, participant="P1", speaker="Kim", actor=ACTOR)
+    (summary,) = derive(study, "pilot", ["story"], rights=OWNER)
+    assert summary.inputs == 3 and summary.errors == 1
+    stories = derived_frame(study, "pilot", "story").set_index("transcript")
+    sentences = derived_frame(study, "pilot", "sentences")
+    for tid, (txt, kw) in enumerate(
+        [(STORY, {}), (TRANSCRIPT, {"transcript": True, "speaker": "Sam"})], start=1
+    ):
+        direct = analyze(txt, **kw)  # type: ignore[arg-type]
+        row = stories.loc[tid]
+        assert row["n_sentences"] == direct.summary.n_sentences
+        assert row["connection_index"] == pytest.approx(direct.summary.connection_index)
+        assert row["ci_low"] == pytest.approx(direct.summary.ci_low, nan_ok=True)
+        got = sentences[sentences.transcript == tid]
+        assert got["label"].tolist() == [s.label for s in direct.sentences]
+        assert got["confidence"].to_numpy() == pytest.approx(
+            [s.confidence for s in direct.sentences]
+        )
+        assert row["model_sha256"] == direct.model["npz_sha256"]
+    assert stories.loc[3, "status"] == "error" and "Kim" in stories.loc[3, "error"]
+    with study.transaction() as s:
+        tidy = tidy_frame(s, get_study(s, "pilot"), tier="deidentified")
+    err = tidy[(tidy.kind == "story") & (tidy.name == "error")]
+    assert err["text"].tolist() == ["error"]  # speaker names stay out of de-identified exports
+    ci = tidy[(tidy.kind == "story") & (tidy.name == "connection_index")]
+    assert len(ci) == 2 and set(ci["derivation"]) == {"current"}
