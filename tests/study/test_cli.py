@@ -238,3 +238,79 @@ def test_cli_users_and_tiers(
         code=2,
     )
     assert "needs admin" in out
+
+
+def test_cli_transcripts_derive_passwords_and_site_scope(
+    run: Callable[..., str],
+    config_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    db_url: str,
+) -> None:
+    run("study", "create", "pilot", "--config", str(config_path))
+    run("participant", "add", "W1", "--study", "pilot", "--role", "ps_worker", "--site", "leeds")
+    run("participant", "add", "G1", "--study", "pilot", "--site", "glasgow")
+    story = tmp_path / "story.txt"
+    story.write_text("I felt exactly the same when I started.\nAt least you have a job.\n")
+    assert "story 1 stored for W1" in run(
+        "participant", "transcript", "W1", str(story), "--study", "pilot", "--kind", "story"
+    )
+    out = run("study", "derive", "--study", "pilot", "--what", "story", "--what", "scores")
+    assert "story: 1 input(s)" in out and "scores: 0 input(s)" in out
+    status = run("study", "derived", "--study", "pilot")
+    assert status.splitlines()[0].startswith("what\tinputs\tcurrent\tstale\tmissing")
+    assert any(line.startswith("story\t1\t1\t0\t0") for line in status.splitlines())
+    out_csv = tmp_path / "story.csv"
+    run("study", "derived", "--study", "pilot", "--what", "sentences", "--out", str(out_csv))
+    sentences = pd.read_csv(out_csv)
+    assert sentences["label"].tolist() == ["connection", "downward"]
+    assert "text" not in sentences  # the words stay in the transcript
+
+    secrets = ["admin-pass-123", "leeds-pass-456", "leeds-pass-789"]
+    monkeypatch.setenv("PEERLENS_NEW_PASSWORD", secrets[0])
+    run("study", "user-add", "ada")
+    monkeypatch.setenv("PEERLENS_PASSWORD", secrets[0])
+    monkeypatch.setenv("PEERLENS_NEW_PASSWORD", secrets[1])
+    run("study", "user-add", "sid", "--user", "ada")
+    run("study", "grant", "sid", "--role", "researcher", "--study", "pilot", "--site", "leeds",
+        "--user", "ada")  # fmt: skip
+    monkeypatch.setenv("PEERLENS_USER", "sid")
+    monkeypatch.setenv("PEERLENS_PASSWORD", secrets[1])
+    rr = tmp_path / "rr.txt"
+    rr.write_text("800\n810\n790\n805\n")
+    out = run("recordings", "add", str(rr), "--study", "pilot", "--participant", "G1",
+              "--kind", "rr", code=2)  # fmt: skip
+    assert "'G1' is at site 'glasgow', outside your site(s) leeds" in out
+    out = run("participant", "relate", "W1", "G1", "--study", "pilot",
+              "--start", "2026-01-05T09:00+00:00", code=2)  # fmt: skip
+    assert "outside your site" in out
+    out = run("participant", "transcript", "G1", str(story), "--study", "pilot", code=2)
+    assert "outside your site" in out
+    assert "study-wide" in run("study", "derive", "--study", "pilot", code=2)
+    # Changing passwords: your own, never someone else's unless admin.
+    assert "only their own password" in run("study", "passwd", "ada", code=2)
+    monkeypatch.setenv("PEERLENS_NEW_PASSWORD", secrets[2])
+    out = run("study", "passwd", "sid")
+    assert "password changed for sid" in out and not any(p in out for p in secrets)
+    assert "wrong password" in run("participant", "list", "--study", "pilot", code=2)
+    monkeypatch.setenv("PEERLENS_PASSWORD", secrets[2])
+    run("participant", "list", "--study", "pilot")
+    # Deactivation: the account stops working; the last global admin cannot be deactivated.
+    monkeypatch.setenv("PEERLENS_USER", "ada")
+    monkeypatch.setenv("PEERLENS_PASSWORD", secrets[0])
+    assert "last active global admin" in run("study", "user-deactivate", "ada", code=2)
+    run("study", "user-deactivate", "sid", "--reason", "left the project")
+    monkeypatch.setenv("PEERLENS_USER", "sid")
+    monkeypatch.setenv("PEERLENS_PASSWORD", secrets[2])
+    assert "unknown user or wrong password" in run(
+        "participant", "list", "--study", "pilot", code=2
+    )
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT * FROM audit_log")).fetchall()
+        actions = [r.action for r in rows]
+    engine.dispose()
+    assert {"user.password", "user.deactivate", "derive.story", "story.add"} <= set(actions)
+    dump = repr(rows)
+    assert not any(p in dump for p in secrets)
+    assert "exactly the same" not in dump  # transcript text never reaches the log

@@ -90,3 +90,58 @@ def test_transcripts_are_versioned(store: Store, pair: int) -> None:
         ("transcript", 2, "corrected"),
         ("story", 1, "my story"),
     ]
+
+
+def test_site_scoped_user_writes_only_for_their_sites(store: Store, tmp_path: Path) -> None:
+    from peerlens.study import PermissionDenied
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(
+        "arms: [a]\nsites: [leeds, glasgow]\ntimepoints:\n  - name: t0\n    instruments: [gad7]\n",
+        encoding="utf-8",
+    )
+    create_study(store, "multi", cfg, actor=ACTOR)
+    add_participants(
+        store,
+        "multi",
+        [
+            NewParticipant("L-SU", site="leeds"),
+            NewParticipant("L-PW", role="ps_worker", site="leeds"),
+            NewParticipant("G-SU", site="glasgow"),
+            NewParticipant("N-SU"),  # no site
+        ],
+        actor=ACTOR,
+    )
+    leeds = frozenset({"leeds"})
+    rec = tmp_path / "rr.txt"
+    rec.write_text("800\n810\n790\n805\n", encoding="utf-8")
+    for code in ("G-SU", "N-SU"):
+        with pytest.raises(PermissionDenied, match="outside your site"):
+            add_relationship(store, "multi", "L-PW", code, started_at=T0, sites=leeds, actor="sid")
+        with pytest.raises(PermissionDenied, match="outside your site"):
+            add_recording(store, "multi", rec, participant=code, kind="rr", sites=leeds, actor="x")
+        with pytest.raises(PermissionDenied, match="outside your site"):
+            add_transcript(store, "multi", "hi there", participant=code, sites=leeds, actor="x")
+    with pytest.raises(PermissionDenied, match="only for a participant or session"):
+        add_transcript(store, "multi", "a study-level note", sites=leeds, actor="x")
+    # A cross-site relationship made by a study-wide user stays out of a Leeds user's reach.
+    cross = add_relationship(store, "multi", "L-PW", "G-SU", started_at=T0, actor=ACTOR)
+    with pytest.raises(PermissionDenied, match="'G-SU' is at site 'glasgow'"):
+        add_session(
+            store, "multi", cross, "s1", started_at=T0, mode="phone", sites=leeds, actor="x"
+        )
+    add_session(store, "multi", cross, "s1", started_at=T0, mode="phone", actor=ACTOR)
+    with pytest.raises(PermissionDenied, match="outside your site"):
+        add_transcript(
+            store, "multi", "hello", participant="L-PW", session="s1", sites=leeds, actor="x"
+        )
+    # Within their site everything works.
+    own = add_relationship(store, "multi", "L-PW", "L-SU", started_at=T0, sites=leeds, actor="s")
+    add_session(store, "multi", own, "s2", started_at=T0, mode="video", sites=leeds, actor="s")
+    add_recording(store, "multi", rec, participant="L-SU", kind="rr", sites=leeds, actor="s")
+    add_transcript(
+        store, "multi", "Me too.", participant="L-PW", session="s2", sites=leeds, actor="s"
+    )
+    with store.engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM audit_log WHERE actor = 'x'")).scalar_one()
+    assert n == 0  # nothing refused left a trace of a change

@@ -222,6 +222,130 @@ def study_grant(
         typer.echo(f"granted {role} to {username}")
 
 
+def _new_password(username: str) -> str:
+    # Never an argument (it would sit in the shell history and the process list).
+    return os.environ.get("PEERLENS_NEW_PASSWORD") or typer.prompt(
+        f"new password for {username}", hide_input=True, confirmation_prompt=True
+    )
+
+
+@study_app.command("passwd")
+def study_passwd(
+    username: Annotated[str, typer.Argument(help="Whose password to change.")],
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Change a password: your own (after your current one), or anyone's as an admin.
+
+    The new password comes from $PEERLENS_NEW_PASSWORD or a hidden, confirmed prompt.
+    """
+    with user_errors():
+        from peerlens.study.errors import PermissionDenied
+        from peerlens.study.users import set_password
+
+        store = _open(db)
+        rights = _rights(store, user, None)
+        if rights.actor != username and not rights.can_manage:
+            raise PermissionDenied(f"{rights.actor} may change only their own password")
+        set_password(store, username, _new_password(username), actor=rights.actor, reason=reason)
+        typer.echo(f"password changed for {username}")
+
+
+@study_app.command("user-deactivate")
+def study_user_deactivate(
+    username: str,
+    reactivate: Annotated[
+        bool, typer.Option("--reactivate", help="Allow the user to sign in again.")
+    ] = False,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Deactivate a user account (it can no longer sign in; its audit history stays)."""
+    with user_errors():
+        from peerlens.study.users import require_manage, set_active
+
+        store = _open(db)
+        rights = _rights(store, user, None)
+        require_manage(rights, "deactivate users")
+        set_active(store, username, reactivate, actor=rights.actor, reason=reason)
+        typer.echo(f"{'reactivated' if reactivate else 'deactivated'} user {username}")
+
+
+@study_app.command("derive")
+def study_derive(
+    study: StudyOpt,
+    what: Annotated[
+        list[str] | None,
+        typer.Option("--what", help="scores, hrv or story; repeatable (default all three)."),
+    ] = None,
+    executor: Annotated[
+        str, typer.Option("--executor", help="Where HRV runs: dask or sequential.")
+    ] = "dask",
+    workers: Annotated[int, typer.Option("--workers", help="Dask LocalCluster workers.")] = 2,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Recompute and store scores, HRV metrics and story labels (replacing older results)."""
+    with user_errors():
+        from peerlens.study.derived import WHAT, derive
+
+        store = _open(db)
+        rights = _rights(store, user, study)
+        done = derive(
+            store,
+            study,
+            what or WHAT,
+            rights=rights,
+            executor=executor,
+            n_workers=workers,
+            reason=reason,
+        )
+        for summary in done:
+            typer.echo(str(summary))
+
+
+@study_app.command("derived")
+def study_derived(
+    study: StudyOpt,
+    what: Annotated[
+        str | None,
+        typer.Option("--what", help="scores, hrv, story or sentences (default: status)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="CSV to write.")] = None,
+    db: Db = None,
+    user: UserOpt = None,
+) -> None:
+    """Show whether derived results are current, stale or missing, or write them out."""
+    with user_errors():
+        from peerlens.study.derived import derivation_status, derived_frame
+        from peerlens.study.users import require_tier
+
+        store = _open(db)
+        rights = _rights(store, user, study)
+        if what is None:
+            frame = derivation_status(store, study)
+        else:
+            # Results are per participant: reading them is an export at the de-identified tier.
+            require_tier(rights, "deidentified")
+            frame = derived_frame(store, study, what)
+            if rights.sites is not None:
+                from peerlens.study.participants import list_participants
+
+                people = list_participants(store, study)
+                mine = set(people.loc[people["site"].isin(sorted(rights.sites)), "participant"])
+                frame = frame[frame["participant"].isin(mine)]
+            if not rights.allows_tier("full") and "error" in frame:
+                frame = frame.assign(error=frame["error"].where(frame["error"].isna(), "error"))
+        if out is not None:
+            frame.to_csv(out, index=False)
+            typer.echo(f"wrote {out}: {len(frame)} row(s)")
+        else:
+            typer.echo(frame.to_csv(index=False, sep="\t").rstrip())
+
+
 # ------------------------------------------------------------------------------ participant
 
 
@@ -415,14 +539,15 @@ def participant_relate(
         from peerlens.study.sessions import add_relationship
 
         store = _open(db)
-        actor = _writer(store, user, study, "add relationships")
+        rights = _writer_rights(store, user, study, "add relationships")
         rid = add_relationship(
             store,
             study,
             ps_worker,
             service_user,
             started_at=_when(start, "--start"),
-            actor=actor,
+            sites=rights.sites,
+            actor=rights.actor,
             reason=reason,
         )
         typer.echo(f"relationship {rid}: {ps_worker} -> {service_user}")
@@ -445,7 +570,7 @@ def participant_session(
         from peerlens.study.sessions import add_session
 
         store = _open(db)
-        actor = _writer(store, user, study, "add sessions")
+        rights = _writer_rights(store, user, study, "add sessions")
         sid = add_session(
             store,
             study,
@@ -454,10 +579,51 @@ def participant_session(
             started_at=_when(start, "--start"),
             mode=mode,
             duration_min=duration,
-            actor=actor,
+            sites=rights.sites,
+            actor=rights.actor,
             reason=reason,
         )
         typer.echo(f"session {sid}: {label}")
+
+
+@participant_app.command("transcript")
+def participant_transcript(
+    code: Annotated[str, typer.Argument(help="Whose transcript or story (study code).")],
+    file: Annotated[Path, typer.Argument(help="UTF-8 text, WebVTT or SRT file.")],
+    study: StudyOpt,
+    kind: Annotated[str, typer.Option("--kind", help="transcript or story.")] = "transcript",
+    session: Annotated[str | None, typer.Option("--session", help="Session label.")] = None,
+    speaker: Annotated[
+        str | None,
+        typer.Option("--speaker", help="The PS worker's name in the transcript."),
+    ] = None,
+    author: Annotated[str | None, typer.Option("--author")] = None,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Store a transcript or story (a new version if one exists); text never reaches the log."""
+    with user_errors():
+        from peerlens.narrative import read_text
+        from peerlens.study.sessions import add_transcript
+
+        text = read_text(file)
+        store = _open(db)
+        rights = _writer_rights(store, user, study, "add transcripts")
+        tid = add_transcript(
+            store,
+            study,
+            text,
+            kind=kind,
+            participant=code,
+            session=session,
+            author=author,
+            speaker=speaker,
+            sites=rights.sites,
+            actor=rights.actor,
+            reason=reason,
+        )
+        typer.echo(f"{kind} {tid} stored for {code}")
 
 
 # -------------------------------------------------------------------------------- responses
@@ -565,7 +731,7 @@ def recordings_add(
             except (IndexError, ValueError):
                 raise StudyError(f"--window {w!r}: use LABEL:START_S:END_S") from None
         store = _open(db)
-        actor = _writer(store, user, study, "add recordings")
+        rights = _writer_rights(store, user, study, "add recordings")
         rid, sha = add_recording(
             store,
             study,
@@ -576,7 +742,8 @@ def recordings_add(
             device=device,
             sampling_rate_hz=sampling_rate,
             windows=windows,
-            actor=actor,
+            sites=rights.sites,
+            actor=rights.actor,
             reason=reason,
         )
         typer.echo(f"recording {rid}: sha256 {sha}")

@@ -47,6 +47,8 @@ from peerlens.study.users import (
     create_user,
     grant_role,
     resolve_rights,
+    set_active,
+    set_password,
 )
 
 __all__ = [
@@ -95,7 +97,9 @@ __all__ = [
     "records_frame",
     "resolve_rights",
     "resolve_url",
+    "set_active",
     "set_identity",
+    "set_password",
     "set_status",
     "study_design",
     "tidy_frame",

@@ -236,3 +236,57 @@ def resolve_rights(
         user = authenticate(s, username, password)
         study = get_study(s, study_name) if study_name else None
         return rights_for(s, user, study, username)
+
+
+def set_password(
+    store: Store, username: str, new_password: str, *, actor: str, reason: str | None = None
+) -> None:
+    """Replace ``username``'s password (argon2id); the audit log records that, never the value.
+
+    Who may do it (the user themselves, or an admin) is checked by the caller.
+    """
+    hashed = hash_password(new_password)
+    with store.transaction() as s:
+        user = s.scalars(select(User).where(User.username == username)).first()
+        if user is None:
+            raise StudyError(f"no user {username!r}")
+        user.password_hash = hashed
+        audit.record(s, actor, "user.password", "user", username, reason=reason)
+
+
+def set_active(
+    store: Store, username: str, active: bool, *, actor: str, reason: str | None = None
+) -> None:
+    """Deactivate (or reactivate) a user account; a deactivated user cannot sign in.
+
+    The last active global admin cannot be deactivated (nobody could manage users after).
+    """
+    with store.transaction() as s:
+        user = s.scalars(select(User).where(User.username == username)).first()
+        if user is None:
+            raise StudyError(f"no user {username!r}")
+        if user.is_active == active:
+            return
+        if not active:
+            admins = s.scalars(
+                select(User.id)
+                .join(RoleAssignment, RoleAssignment.user_id == User.id)
+                .where(
+                    User.is_active.is_(True),
+                    RoleAssignment.role == "admin",
+                    RoleAssignment.study_id.is_(None),
+                )
+            ).all()
+            if set(admins) == {user.id}:
+                raise StudyError(f"{username!r} is the last active global admin")
+        user.is_active = active
+        audit.record(
+            s,
+            actor,
+            "user.activate" if active else "user.deactivate",
+            "user",
+            username,
+            old={"active": not active},
+            new={"active": active},
+            reason=reason,
+        )
