@@ -91,3 +91,16 @@ def test_no_identifying_data() -> None:
     # written by the project: no e-mail addresses, phone numbers other than helplines, or URLs
     text = " ".join(CORPUS["text"])
     assert not re.search(r"[\w.]+@[\w.]+|https?://|\b0\d{9,10}\b", text)
+
+
+def test_rows_added_in_review_follow_the_hash_split_rule() -> None:
+    # docs/annotation_guidelines.md: test exactly when sha256(text) mod 5 == 0
+    import hashlib
+
+    added = CORPUS[CORPUS["id"].str[1:].astype(int) > 1000]
+    assert len(added) >= 100
+    for text, split in zip(added["text"], added["split"], strict=True):
+        expected = (
+            "test" if int(hashlib.sha256(text.encode()).hexdigest(), 16) % 5 == 0 else "train"
+        )
+        assert split == expected, text

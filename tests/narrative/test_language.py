@@ -33,3 +33,24 @@ def test_a_few_foreign_words_in_english_stay_english() -> None:
 def test_ensure_english_raises_with_the_language_named() -> None:
     with pytest.raises(UnsupportedLanguageError, match=r"story.txt: .*Spanish.*English only"):
         ensure_english("Yo también me sentí así cuando estaba en el hospital.", "story.txt")
+
+
+def test_no_english_sentence_of_the_corpus_or_evaluation_sets_is_flagged() -> None:
+    # chat-speak, typos, names and code-switching fragments across ~2,800 written sentences
+    from pathlib import Path
+
+    import pandas as pd
+
+    from peerlens.narrative import load_corpus
+
+    root = Path(__file__).parents[2]
+    texts = load_corpus()["text"].tolist()
+    for path in [
+        *sorted((root / "tests" / "narrative" / "data").glob("*.tsv")),
+        *sorted((root / "benchmarks" / "story_data").glob("*.tsv")),
+    ]:
+        frame = pd.read_csv(path, sep="\t", comment="#", dtype=str, keep_default_na=False)
+        texts += frame["text"].tolist()
+    assert len(texts) > 2700
+    flagged = [t for t in texts if not detect_language(t).supported]
+    assert flagged == []
