@@ -72,7 +72,7 @@ def lomb_psd(beat_times_s: NDArray[np.float64], nn_ms: NDArray[np.float64]) -> S
     duration = float(t[-1])
     step = 1.0 / (2.0 * duration)
     f = np.arange(step, 0.5 + step / 2, step)
-    p = lombscargle(t, y, 2.0 * np.pi * f, precenter=True)
+    p = lombscargle(t, y - y.mean(), 2.0 * np.pi * f)
     return Spectrum(f, p * 2.0 * duration / t.size, "lomb")
 
 
