@@ -297,3 +297,10 @@ def test_undefined_index_is_null_in_json() -> None:
     assert d["summary"]["connection_index"] is None and d["summary"]["ci_method"] == "none"
     assert result.summary_record()["ci_low"] is None
     assert analyze("me too").to_frame().shape[0] == 1
+
+
+def test_classify_refuses_a_batch_holding_a_foreign_sentence_and_names_it() -> None:
+    batch = ["I felt that too when I was ill.", FOREIGN["French"], "what time is group today?"]
+    with pytest.raises(UnsupportedLanguageError, match=r"item 2 \(French\)"):
+        classify(batch)
+    assert len(classify(batch, check_language=False)) == 3

@@ -116,3 +116,17 @@ def test_analyze_reports_non_english_sentences_and_strict_json(tmp_path: Path) -
     assert data["summary"]["connection_index"] is None  # strict JSON, no NaN
     assert [u["language"] for u in data["unsupported"]] == ["French"]
     assert data["model"]["model_version"].startswith("story-lr-1-")
+
+
+def test_classify_reports_a_foreign_line_in_place() -> None:
+    lines = (
+        "me too honestly\n"
+        "Yo también me sentí así cuando estaba en el hospital.\n"
+        "at least u have a job\n"
+    )
+    result = runner.invoke(app, ["story", "classify"], input=lines)
+    assert result.exit_code == 0, result.output
+    out = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [x["label"] for x in out] == ["connection", None, "downward"]
+    assert out[1]["unsupported"] == "Spanish" and out[1]["probabilities"] is None
+    assert "unsupported" not in out[0]

@@ -56,3 +56,14 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         read_text(tmp_path / "nope.txt")
     with pytest.raises(NarrativeError, match="is a directory"):
         read_text(tmp_path)
+
+
+def test_utf16_without_byte_order_mark_is_read() -> None:
+    from peerlens.narrative._io import decode_bytes
+
+    text = "Sam: me too, honestly\nAlex: ok\n"
+    assert decode_bytes(text.encode("utf-16-le")) == text
+    assert decode_bytes(text.encode("utf-16-be")) == text
+    # NUL bytes scattered over both offsets are still binary
+    with pytest.raises(BinaryInputError):
+        decode_bytes(b"ab\x00\x00cd\x00e\x00\x00\x00f")

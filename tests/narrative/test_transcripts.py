@@ -231,3 +231,23 @@ def test_timestamped_name_lines() -> None:
         ("Alex", "really"),
         ("Sam", "at least u have a job"),
     ]
+
+
+def test_whatsapp_exports_android_and_ios() -> None:
+    android = (
+        "26/11/2026, 21:02 - Messages and calls are end-to-end encrypted. No one outside of "
+        "this chat can read them.\n"
+        "26/11/2026, 21:03 - Sam: me too\n"
+        "honestly\n"
+        "26/11/2026, 21:03 - Alex: <Media omitted>\n"
+        "11/26/26, 9:04\u202fPM - Alex: really?\n"
+    )
+    assert [(t.speaker, t.text, t.line) for t in parse_transcript(android)] == [
+        ("Sam", "me too honestly", 2),
+        ("Alex", "really?", 4),
+    ]
+    ios = "[26/11/2026, 21:03:11] Sam Smith: me too\n[26/11/2026, 21:04:02] Alex: ok\n"
+    assert [(t.speaker, t.text) for t in parse_transcript(ios)] == [
+        ("Sam Smith", "me too"),
+        ("Alex", "ok"),
+    ]

@@ -91,19 +91,40 @@ def classify_cmd(
         str, typer.Argument(help="One sentence per line; '-' (default) reads standard input.")
     ] = "-",
 ) -> None:
-    """Label sentences, one per input line; print one JSON object per line."""
-    from peerlens.narrative import classify
+    """Label sentences, one per input line; print one JSON object per line.
+
+    A line in another language gets ``"label": null`` and ``"unsupported": "<language>"``.
+    """
+    from peerlens.narrative import classify, detect_language
     from peerlens.narrative._errors import EmptyInputError
     from peerlens.narrative._io import decode_bytes, read_text
+    from peerlens.narrative.language import ensure_english
 
     with user_errors():
         text = decode_bytes(sys.stdin.buffer.read(), "<stdin>") if file == "-" else read_text(file)
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if not lines:
             raise EmptyInputError(f"{file}: no sentences")
-        results = classify(lines)
-    for r in results:
-        d = r.to_dict()
+        ensure_english(" ".join(lines), file)
+        # a line in another language is reported on its own line, not labelled
+        languages = [detect_language(line) for line in lines]
+        english = [line for line, g in zip(lines, languages, strict=True) if g.supported]
+        labelled = iter(classify(english, check_language=False))
+    for line, guess in zip(lines, languages, strict=True):
+        if not guess.supported:
+            record = {
+                "text": line,
+                "label": None,
+                "confidence": None,
+                "probabilities": None,
+                "cues": [],
+                "hint": None,
+                "mixed": False,
+                "unsupported": guess.name,
+            }
+            typer.echo(json.dumps(record, ensure_ascii=False))
+            continue
+        d = next(labelled).to_dict()
         record = {k: d[k] for k in ("text", "label", "confidence", "probabilities", "cues")}
         record["hint"] = d["hint"]
         record["mixed"] = d["mixed"]

@@ -27,9 +27,11 @@ from peerlens.narrative.analysis import (
     SentenceLabel,
     SessionSummary,
     StoryAnalysis,
+    UnsupportedSentence,
     analyze,
     classify,
     summarize,
+    wilson_interval,
 )
 from peerlens.narrative.corpus import LABELS, load_corpus
 from peerlens.narrative.language import LanguageGuess, detect_language
@@ -56,6 +58,7 @@ __all__ = [
     "TranscriptFormatError",
     "Turn",
     "UnsupportedLanguageError",
+    "UnsupportedSentence",
     "analyze",
     "classify",
     "detect_language",
@@ -67,4 +70,5 @@ __all__ = [
     "split_sentences",
     "summarize",
     "train_model",
+    "wilson_interval",
 ]

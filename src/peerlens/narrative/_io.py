@@ -29,7 +29,8 @@ _MAGIC = {
 def decode_bytes(data: bytes, source: str = "<input>") -> str:
     """Decode a user file to text.
 
-    UTF-8 (with or without a byte-order mark) and UTF-16 with a byte-order mark are accepted.
+    UTF-8 (with or without a byte-order mark) and UTF-16 (with a byte-order mark, or without one
+    when every other byte is zero, as in Windows "Unicode" text of Latin letters) are accepted.
 
     Raises
     ------
@@ -50,6 +51,11 @@ def decode_bytes(data: bytes, source: str = "<input>") -> str:
             text = data.decode("utf-16")
         except UnicodeDecodeError as exc:
             raise InputEncodingError(f"{source}: invalid UTF-16 at byte {exc.start}") from exc
+    elif (guess := _bomless_utf16(data)) is not None:
+        try:
+            text = data.decode(guess)
+        except UnicodeDecodeError as exc:
+            raise InputEncodingError(f"{source}: invalid {guess} at byte {exc.start}") from exc
     else:
         if b"\x00" in data[:8192]:
             raise BinaryInputError(f"{source}: contains NUL bytes; this is a binary file, not text")
@@ -64,6 +70,25 @@ def decode_bytes(data: bytes, source: str = "<input>") -> str:
     if not text.strip():
         raise EmptyInputError(f"{source}: the file is empty (no text to analyse)")
     return text
+
+
+def _bomless_utf16(data: bytes) -> str | None:
+    """Name the UTF-16 byte order of text saved without a byte-order mark, else ``None``.
+
+    In UTF-16 text of Latin-script letters every other byte is zero (the high byte), so zeros
+    at nearly all odd (little-endian) or all even (big-endian) offsets and none at the others
+    mark it; binary files have zeros scattered over both.
+    """
+    head = data[:8192]
+    if len(head) < 4 or len(head) % 2 or b"\x00" not in head:
+        return None
+    even, odd = head[0::2], head[1::2]
+    zero_even, zero_odd = even.count(0) / len(even), odd.count(0) / len(odd)
+    if zero_odd > 0.6 and zero_even == 0:
+        return "utf-16-le"
+    if zero_even > 0.6 and zero_odd == 0:
+        return "utf-16-be"
+    return None
 
 
 def read_text(path: Path | str) -> str:

@@ -360,7 +360,8 @@ def classify(
         The packaged model by default.
     check_language : bool
         Raise :class:`~peerlens.narrative.UnsupportedLanguageError` when the sentences, taken
-        together, are not English.
+        together, are not English, or when any single sentence is in another language (the
+        message names the items); nothing is then labelled.
     comparison_threshold : float
         Minimum probability for an upward/downward label (see :data:`COMPARISON_THRESHOLD`).
 
@@ -380,6 +381,14 @@ def classify(
         return ()
     if check_language:
         ensure_english(" ".join(texts))
+        foreign = [(i, g) for i, t in enumerate(texts) if not (g := detect_language(t)).supported]
+        if foreign:
+            listing = ", ".join(f"item {i + 1} ({g.name})" for i, g in foreign[:5])
+            more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+            raise UnsupportedLanguageError(
+                f"not English: {listing}{more}; story analysis supports English only, so "
+                "nothing was labelled (use analyze() to skip such sentences and list them)"
+            )
     model = model or load_model()
     normalized = [normalize(t) for t in texts]
     feats, scores = model.decision(normalized)

@@ -10,7 +10,17 @@ from peerlens.narrative._errors import SpeakerNotFoundError, TranscriptFormatErr
 __all__ = ["Turn", "detect_format", "parse_transcript", "select_speaker", "speakers"]
 
 _NAME = r"[A-Za-z\u00c0-\u024f][\w'\u2019.\-]*(?: [A-Za-z\u00c0-\u024f][\w'\u2019.\-]*){0,3}"
-_STAMP = r"(?:\[?\(?\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?\)?\]?\s*[-\u2013]?\s*)"
+#: An optional chat-export date ("26/11/2026, ", "11/26/26, ", "2026-11-26 ") before the time.
+_DATE = r"(?:\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4},?\s+)"
+_STAMP = (
+    r"(?:[\[(]?" + _DATE + r"?\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?"
+    r"(?:\s?[AaPp]\.?[Mm]\.?)?[\])]?\s*[-\u2013]?\s*)"
+)
+#: A chat-export line with a date and time but no "Name:" is a system message (WhatsApp's
+#: "Messages and calls are end-to-end encrypted", "Sam added Alex", ...): skipped.
+_DATED_STAMP = re.compile(r"^\s*" + _STAMP.replace(_DATE + "?", _DATE))
+#: Attachments in chat exports carry no words.
+_ATTACHMENT = re.compile(r"<(?:media omitted|attached:[^>]*)>|\u200e", re.IGNORECASE)
 _LINE = re.compile(
     rf"^\s*{_STAMP}?(?P<name>{_NAME})\s*(?:\(\d{{1,2}}:\d{{2}}(?::\d{{2}})?\))?:\s*(?P<text>.*)$"
 )
@@ -205,11 +215,16 @@ def _split_name(line: str) -> tuple[str | None, str]:
     return None, line.strip()
 
 
+def _is_system(line: str) -> bool:
+    stamp = _DATED_STAMP.match(line)
+    return stamp is not None and _split_name(line[stamp.end() :])[0] is None
+
+
 def _parse_lines(lines: list[str], source: str) -> list[Turn]:
     turns: list[Turn] = []
     for number, raw in enumerate(lines, 1):
-        raw = _NON_SPEECH.sub("", raw)
-        if not raw.strip():
+        raw = _ATTACHMENT.sub("", _NON_SPEECH.sub("", raw))
+        if not raw.strip() or _is_system(raw):
             continue
         name, said = _split_name(raw)
         if name is not None:
