@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -111,6 +111,7 @@ def classify_cmd(
         english = [line for line, g in zip(lines, languages, strict=True) if g.supported]
         labelled = iter(classify(english, check_language=False))
     for line, guess in zip(lines, languages, strict=True):
+        record: dict[str, Any]
         if not guess.supported:
             record = {
                 "text": line,
