@@ -177,6 +177,61 @@ def test_redcap_bookkeeping_columns_are_ignored(rc_store: Store, tmp_path: Path)
         import_records(rc_store, "rc", path, actor=ACTOR)
 
 
+def test_data_access_groups_map_to_sites(
+    rc_store: Store, tmp_path: Path, config_path: Path
+) -> None:
+    from peerlens.study import add_participant, list_participants
+
+    frame = _read(DATA / "redcap_records.csv")
+    records = frame["record_id"].unique().tolist()
+    frame.insert(1, "redcap_data_access_group", "")
+    first = frame["record_id"] == records[0]
+    frame.loc[first, "redcap_data_access_group"] = "york"
+    path = tmp_path / "dag.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(ImportRejected) as info:
+        import_records(rc_store, "rc", path, create_participants=True, actor=ACTOR)
+    msg = str(info.value)
+    assert "column 'redcap_data_access_group': data access group 'york' matches no site" in msg
+    assert "(sites: leeds)" in msg
+    # One row of a record disagreeing with the others is reported where it is.
+    frame.loc[first, "redcap_data_access_group"] = "leeds"
+    frame.loc[frame.index[first][-1], "redcap_data_access_group"] = "Leeds "
+    frame.loc[frame.index[first][0], "redcap_data_access_group"] = "LEEDS"
+    frame.to_csv(path, index=False)
+    summary = import_records(rc_store, "rc", path, create_participants=True, actor=ACTOR)
+    people = list_participants(rc_store, "rc").set_index("participant")["site"]
+    assert people[records[0]] == "leeds"  # REDCap group names compare case-insensitively
+    assert people.drop(records[0]).isna().all()  # no group, no site
+    assert summary.new > 0
+    add_participant(rc_store, "rc", "X9", actor=ACTOR)
+    clash = tmp_path / "clash.csv"
+    clash.write_text(
+        "record_id,redcap_data_access_group,redcap_event_name,phq9_1,phq9_complete\n"
+        f"{records[1]},leeds,baseline_arm_1,1,0\nX9,leeds,baseline_arm_1,1,0\n",
+        encoding="utf-8",
+    )
+    import_records(rc_store, "rc", clash, actor=ACTOR)
+    people = list_participants(rc_store, "rc").set_index("participant")["site"]
+    assert people["X9"] == "leeds" and people[records[1]] == "leeds"  # placed, audited
+    with rc_store.engine.connect() as conn:
+        moved = conn.exec_driver_sql(
+            "SELECT count(*) FROM audit_log WHERE action = 'participant.site'"
+        ).scalar()
+    assert moved == 2
+    # A participant enrolled at another site is not moved by a group: the file is refused.
+    create_study(rc_store, "pilot", config_path, actor=ACTOR)
+    add_participant(rc_store, "pilot", "L1", site="leeds", actor=ACTOR)
+    moved_file = tmp_path / "moved.csv"
+    moved_file.write_text(
+        "record_id,redcap_data_access_group,redcap_event_name,phq9_1,phq9_complete\n"
+        "L1,glasgow,baseline_arm_1,1,0\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRejected, match="'L1' is at site 'leeds', not 'glasgow'"):
+        import_records(rc_store, "pilot", moved_file, actor=ACTOR)
+
+
 def test_unknown_record_without_create_is_a_problem(rc_store: Store) -> None:
     with pytest.raises(ImportRejected, match="unknown participant '1'"):
         import_records(rc_store, "rc", DATA / "redcap_records.csv", actor=ACTOR)

@@ -281,6 +281,22 @@ def _study_forms(session: Session, study: Study) -> dict[str, FormSpec]:
     return forms
 
 
+_DAG = "redcap_data_access_group"
+
+
+def _dag_key(name: str) -> str:
+    """A site or data access group name compared the way REDCap makes unique group names
+    (lower case, runs of other characters as one underscore).
+
+    Examples
+    --------
+    >>> _dag_key("Leeds North"), _dag_key("leeds_north")
+    ('leeds_north', 'leeds_north')
+    """
+    out = "".join(c if c.isalnum() else "_" for c in name.strip().lower())
+    return "_".join(p for p in out.split("_") if p)
+
+
 def import_records(
     store: Store,
     study_name: str,
@@ -296,8 +312,14 @@ def import_records(
 
     Rows are matched to timepoints by ``redcap_event_name`` (a study with one timepoint may omit
     it). Values of identifier fields go to the identity vault. With ``create_participants``,
-    unknown record ids are enrolled as service users (no arm or site). ``sites`` limits a
-    site-scoped user to their sites' participants (and forbids creating participants).
+    unknown record ids are enrolled as service users (no arm). ``sites`` limits a site-scoped
+    user to their sites' participants (and forbids creating participants).
+
+    A ``redcap_data_access_group`` column maps each record to the study site of the same name
+    (compared as REDCap's unique group names: ``Leeds North`` matches ``leeds_north``): new
+    participants are enrolled at that site, participants without a site are placed there
+    (audited), and a group that matches no site, or contradicts the participant's site or
+    another row of the record, is a problem that rejects the file. Empty cells say nothing.
 
     Raises
     ------
@@ -334,6 +356,9 @@ def import_records(
             )
         people = participant_map(s, study)
         values = {c: [str(v).strip() for v in frame[c].tolist()] for c in cols}
+        dag_sites = {_dag_key(x.name): x for x in study.sites}
+        site_of = {x.id: x.name for x in study.sites}
+        dag_site: dict[str, int] = {}
         present = {
             name: [r for r in form.items if r.name in values]
             for name, form in forms.items()
@@ -365,6 +390,30 @@ def import_records(
                 why = f"unknown participant {code!r} (site-scoped users cannot create them)"
                 problems.append(Problem(n, rid_field, why))
                 continue
+            if _DAG in values and values[_DAG][i]:
+                dag = values[_DAG][i]
+                site = dag_sites.get(_dag_key(dag))
+                if site is None:
+                    known = ", ".join(sorted(site_of.values())) or "none"
+                    problems.append(
+                        Problem(
+                            n,
+                            _DAG,
+                            f"data access group {dag!r} matches no site of study "
+                            f"{study_name!r} (sites: {known}); add the site or drop the column",
+                        )
+                    )
+                elif dag_site.setdefault(code, site.id) != site.id:
+                    problems.append(Problem(n, _DAG, f"differs from an earlier row of {code!r}"))
+                elif person is not None and person.site_id not in (None, site.id):
+                    problems.append(
+                        Problem(
+                            n,
+                            _DAG,
+                            f"participant {code!r} is at site {site_of[person.site_id]!r}, "
+                            f"not {site.name!r} (data access group {dag!r})",
+                        )
+                    )
             if person is None and code not in pending:
                 pending[code] = -(len(pending) + 1)
                 new_codes.append(code)
@@ -481,6 +530,7 @@ def import_records(
                     "status": "enrolled",
                     "enrolled_at": utcnow(),
                     "date_shift_days": secrets.randbelow(365),
+                    "site_id": dag_site.get(c),
                 }
                 for c in new_codes
             ]
@@ -499,11 +549,30 @@ def import_records(
                         c,
                         study_name,
                         None,
-                        {"role": "service_user", "source": Path(path).name},
+                        {
+                            "role": "service_user",
+                            "site": site_of.get(dag_site.get(c, -1)),
+                            "source": Path(path).name,
+                        },
                         reason,
                     )
                     for c in new_codes
                 ],
+            )
+        placed = [people[c] for c in dag_site if c not in pending and people[c].site_id is None]
+        for person in placed:
+            # A participant enrolled without a site takes the site of their REDCap group.
+            person.site_id = dag_site[person.study_code]
+            audit.record(
+                s,
+                actor,
+                "participant.site",
+                "participant",
+                person.study_code,
+                study=study_name,
+                old={"site": None},
+                new={"site": site_of[person.site_id], "from": "redcap_data_access_group"},
+                reason=reason,
             )
         for code, fields in identities.items():
             merge_identity(
