@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold
 
-from peerlens.narrative import classify, load_corpus, load_model
+from peerlens.narrative import analyze, classify, load_corpus, load_model
 from peerlens.narrative._text import normalize
 from peerlens.narrative.model import ModelConfig, fit_sklearn, train_model
 
@@ -203,9 +203,17 @@ def main() -> None:
     )
     clf.predict_proba(matrix)
     peer = len(sentences) / (time.perf_counter() - t0)
+    story = "\n".join(corpus["text"].tolist() * 4)
+    t0 = time.perf_counter()
+    whole = analyze(story)
+    story_rate = len(whole.sentences) / (time.perf_counter() - t0)
     print(f"\n== speed on {len(sentences)} sentences, one process")
     print(f"peerlens classify (labels, cues, hints): {full:,.0f} sentences/s (target >= 2,000)")
     print(f"peerlens scoring only (predict_proba):   {ours:,.0f} sentences/s")
+    print(
+        f"peerlens analyze, one {len(whole.sentences):,}-sentence story (splitting, language per "
+        f"sentence, labels, CI): {story_rate:,.0f} sentences/s"
+    )
     print(f"scikit-learn same model (predict_proba): {peer:,.0f} sentences/s")
     print(f"ratio ours/scikit-learn (scoring): {ours / peer:.2f}")
 

@@ -110,12 +110,19 @@ class LanguageGuess:
         return self.code == "en"
 
 
+_LETTER = re.compile(r"[^\W\d_]")
+_NON_ASCII_LETTER = re.compile(r"[^\W\d_\x00-\x7f]")
+
+
 def _script_share(text: str) -> tuple[float, str]:
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
+    # ASCII letters are Latin: only non-ASCII letters need a Unicode name lookup
+    if text.isascii():
+        return 0.0, ""
+    n_letters = len(_LETTER.findall(text))
+    if not n_letters:
         return 0.0, ""
     other: dict[str, int] = {}
-    for ch in letters:
+    for ch in _NON_ASCII_LETTER.findall(text):
         name = unicodedata.name(ch, "")
         if not name.startswith("LATIN"):
             script = name.split(" ", 1)[0] if name else "Unknown"
@@ -124,7 +131,7 @@ def _script_share(text: str) -> tuple[float, str]:
     if not other:
         return 0.0, ""
     script = max(other, key=lambda k: other[k])
-    return sum(other.values()) / len(letters), script
+    return sum(other.values()) / n_letters, script
 
 
 def detect_language(text: str) -> LanguageGuess:
