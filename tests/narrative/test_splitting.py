@@ -67,3 +67,33 @@ def test_blank_gives_no_sentences(blank: str) -> None:
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300))
 def test_no_words_lost_or_invented(text: str) -> None:
     assert " ".join(split_sentences(text)).split() == text.split()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "omg i was like that too 😭 honestly the mornings are the worst 😭 what helps u",
+            [
+                "omg i was like that too 😭",
+                "honestly the mornings are the worst 😭",
+                "what helps u",
+            ],
+        ),
+        (
+            "ugh i felt that too!!what helped u in the end",
+            ["ugh i felt that too!!", "what helped u in the end"],
+        ),
+        # fewer than three words on a side: kept whole (the mixed rule then applies)
+        (
+            "same 😅 i was exactly like that before group",
+            ["same 😅 i was exactly like that before group"],
+        ),
+        ("me too 😭😭 at least u have a job tho", ["me too 😭😭 at least u have a job tho"]),
+        ("i felt that too 💜", ["i felt that too 💜"]),
+        ("what?!really?", ["what?!really?"]),
+        ("the page is gp.nhs.uk/help ok", ["the page is gp.nhs.uk/help ok"]),
+    ],
+)
+def test_chat_emoji_and_glued_punctuation_end_sentences(text: str, expected: list[str]) -> None:
+    assert split_sentences(text) == expected

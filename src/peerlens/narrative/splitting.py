@@ -123,7 +123,45 @@ def _split_punctuated(block: str) -> list[str]:
         pieces.append(block[start:end])
         start = match.end()
     pieces.append(block[start:])
-    return [p.strip() for p in pieces if p.strip()]
+    return [q for p in pieces if p.strip() for q in _split_chat(p.strip())]
+
+
+#: Chat punctuation: a run of emoji (pictographs, dingbats, skin-tone and joiner marks) followed
+#: by a space, or "!"/"?" run straight into the next word ("same!!!i was").
+_EMOJI_END = re.compile(
+    "([\U0001f300-\U0001faff\u2600-\u27bf\U0001f1e6-\U0001f1ff\u200d\ufe0f]+)(\\s+)"
+)
+_GLUED_END = re.compile(r"([!?]+)(?=[^\W\d_])")
+_CHAT_MIN_WORDS = 3
+
+
+def _split_chat(piece: str) -> list[str]:
+    """Cut a message at emoji or glued "!"/"?" used as sentence ends.
+
+    Only where at least three words stand on each side, so "same 😅" or "omg!! me too" stay
+    whole and a trailing emoji stays with its sentence.
+    """
+    cuts: list[tuple[int, int]] = []
+    for pattern in (_EMOJI_END, _GLUED_END):
+        cuts.extend((m.end(1), m.end()) for m in pattern.finditer(piece))
+    if not cuts:
+        return [piece]
+    out: list[str] = []
+    start = 0
+    for end, resume in sorted(cuts):
+        left, right = piece[start:end], piece[resume:]
+        if len(_WORD.findall(left)) >= _CHAT_MIN_WORDS + _emoji_tokens(left) and len(
+            _WORD.findall(right)
+        ) >= _CHAT_MIN_WORDS + _emoji_tokens(right):
+            out.append(left.strip())
+            start = resume
+    out.append(piece[start:].strip())
+    return [x for x in out if x]
+
+
+def _emoji_tokens(text: str) -> int:
+    # whitespace-separated emoji count as "words" for _WORD; do not let them make up the three
+    return sum(1 for w in _WORD.findall(text) if not re.search(r"[^\W_]", w))
 
 
 def _split_run_on(piece: str, max_words: int) -> list[str]:
