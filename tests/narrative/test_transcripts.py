@@ -251,3 +251,13 @@ def test_whatsapp_exports_android_and_ios() -> None:
         ("Sam Smith", "me too"),
         ("Alex", "ok"),
     ]
+
+
+def test_first_name_selects_a_unique_full_name() -> None:
+    turns = parse_transcript("Sam Smith: me too\nAlex Jones: ok\nSam Smith: same here")
+    assert [t.text for t in select_speaker(turns, "sam")] == ["me too", "same here"]
+    both = parse_transcript("Sam Smith: me too\nSam Jones: ok")
+    with pytest.raises(SpeakerNotFoundError, match="ambiguous: Sam Smith, Sam Jones"):
+        select_speaker(both, "Sam")
+    with pytest.raises(SpeakerNotFoundError, match="'Jo' not found"):
+        select_speaker(both, "Jo")

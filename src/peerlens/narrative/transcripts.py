@@ -172,6 +172,8 @@ def speakers(turns: list[Turn]) -> list[str]:
 def select_speaker(turns: list[Turn], speaker: str | None, source: str = "<text>") -> list[Turn]:
     """Return the turns of ``speaker`` (matched case- and space-insensitively).
 
+    A first name alone ("Sam") selects a full name ("Sam Smith") when exactly one speaker has it.
+
     Raises
     ------
     SpeakerNotFoundError
@@ -191,6 +193,16 @@ def select_speaker(turns: list[Turn], speaker: str | None, source: str = "<text>
         )
     key = _key(speaker)
     chosen = [t for t in turns if t.speaker is not None and _key(t.speaker) == key]
+    if not chosen:
+        # "Sam" for "Sam Smith" (Teams and Zoom export full names), only when unambiguous
+        firsts = [n for n in names if _key(n).split(" ", 1)[0] == key]
+        if len(firsts) == 1:
+            chosen = [t for t in turns if t.speaker == firsts[0]]
+        elif len(firsts) > 1:
+            raise SpeakerNotFoundError(
+                f"{source}: speaker {speaker!r} is ambiguous: {', '.join(firsts)} "
+                f"(speakers found: {listing})"
+            )
     if not chosen:
         raise SpeakerNotFoundError(
             f"{source}: speaker {speaker!r} not found in the transcript (speakers found: {listing})"
