@@ -7,11 +7,15 @@ Four steps, each printing a table and writing its results to the output folder:
    reliable change of ``scs_total`` by arm;
 3. HRV around one peer-support session from a simulated portable ECG (baseline / session /
    recovery windows);
-4. connection vs comparison in the PS worker's words of an example session transcript.
+4. connection vs comparison in the PS worker's words of an example session transcript;
+5. all of it stored in a study database (SQLite): participants enrolled by arm, responses
+   imported per timepoint, the ECG and transcript linked to the session, a de-identified tidy
+   export with scores recomputed from the stored items, and the audit chain verified.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -46,6 +50,9 @@ MISSING_CODES = ["-9"]
 PRE, POST = "baseline", "week12"
 #: Speaker label of the PS worker in the bundled example transcript.
 EXAMPLE_WORKER = "Sam"
+EXAMPLE_TRANSCRIPT = "data/example_session_vtt.txt"
+#: Who the demo acts as in the audit log.
+ACTOR = "demo"
 
 
 def _cell(values: pd.Series) -> str:
@@ -207,7 +214,7 @@ def _hrv(console: Console, out_dir: Path) -> None:
 def _story(console: Console, out_dir: Path) -> None:
     from peerlens.narrative import analyze, render_html
 
-    path = resources.files("peerlens.narrative").joinpath("data/example_session_vtt.txt")
+    path = resources.files("peerlens.narrative").joinpath(EXAMPLE_TRANSCRIPT)
     story = analyze(
         path.read_text(encoding="utf-8"),
         transcript=True,
@@ -231,6 +238,102 @@ def _story(console: Console, out_dir: Path) -> None:
             console.print(f"    cues: {', '.join(sentence.cues)}; hint: {sentence.hint}")
 
 
+def _study_database(console: Console, out_dir: Path) -> None:
+    from peerlens.hrv import read_events
+    from peerlens.study import (
+        NewParticipant,
+        Store,
+        add_participants,
+        add_recording,
+        add_relationship,
+        add_session,
+        add_transcript,
+        create_study,
+        export_study,
+        import_responses,
+        resolve_rights,
+        verify_audit,
+    )
+
+    db = out_dir / "study.db"
+    for old in out_dir.glob("study.db*"):  # a fresh database each run
+        old.unlink()
+    store = Store.open(f"sqlite:///{db}", blob_dir=out_dir / "study_recordings")
+    try:
+        create_study(store, "example", example_path("study.yaml"), actor=ACTOR)
+        responses = read_table(example_path("responses.csv"))
+        people = responses[["participant", "arm"]].drop_duplicates()
+        site = "example_site"
+        enrolled = [NewParticipant(str(p), arm=str(a), site=site) for p, a in people.to_numpy()]
+        enrolled.append(NewParticipant("W01", role="ps_worker", site=site))
+        add_participants(store, "example", enrolled, actor=ACTOR)
+        imports = []
+        for timepoint, group in responses.groupby("timepoint", sort=True):
+            path = out_dir / f"responses_{timepoint}.csv"
+            write_table(group.drop(columns=["arm", "timepoint"]), path)
+            imports.append(
+                import_responses(store, "example", path, timepoint=str(timepoint), actor=ACTOR)
+            )
+        start = dt.datetime(2026, 1, 15, 10, 0, tzinfo=dt.UTC)
+        relationship = add_relationship(
+            store, "example", "W01", "P001", started_at=start - dt.timedelta(days=10), actor=ACTOR
+        )
+        session = add_session(
+            store,
+            "example",
+            relationship,
+            "s1",
+            started_at=start,
+            mode="in_person",
+            duration_min=10,
+            actor=ACTOR,
+        )
+        events = read_events(example_path("session_events.csv"))
+        windows = [(str(r[0]), float(r[1]), float(r[2])) for r in events.to_numpy()]
+        add_recording(
+            store,
+            "example",
+            example_path("session_ecg.edf"),
+            participant="P001",
+            session="s1",
+            device="simulated portable ECG",
+            windows=windows,
+            actor=ACTOR,
+        )
+        transcript = resources.files("peerlens.narrative").joinpath(EXAMPLE_TRANSCRIPT)
+        add_transcript(
+            store,
+            "example",
+            transcript.read_text(encoding="utf-8"),
+            session_id=session,
+            author="W01",
+            actor=ACTOR,
+        )
+        rights = resolve_rights(store, None, None, "example")
+        export = export_study(
+            store, "example", out_dir / "study_tidy.csv", tier="deidentified", rights=rights
+        )
+        with store.transaction() as s:
+            audit = verify_audit(s)
+    finally:
+        store.close()
+    tidy = read_table(export.path)
+    kinds = tidy["kind"].value_counts()
+    console.rule("5. The study database (SQLite)")
+    console.print(
+        f"{db}: {len(enrolled) - 1} service users in 2 arms and 1 PS worker; "
+        + "; ".join(f"{i.source.rsplit('/', 1)[-1]}: {i.new} new responses" for i in imports)
+        + "; session s1 with its ECG recording (3 windows) and transcript."
+    )
+    console.print(
+        f"De-identified tidy export {export.path.name}: {export.rows} rows "
+        f"({kinds.get('item', 0)} items, {kinds.get('score', 0)} scores recomputed from the "
+        f"stored items), sha256 {export.sha256[:12]}..."
+    )
+    state = "verified" if audit.ok else f"BROKEN: {audit.problems}"
+    console.print(f"Audit log: {audit.rows} hash-chained entries, {state}.")
+
+
 def run_demo(out_dir: Path = Path("demo-out")) -> None:
     """Run the demo steps on the bundled example data and write their results to ``out_dir``."""
     console = Console(width=max(Console().width, 120))
@@ -240,5 +343,6 @@ def run_demo(out_dir: Path = Path("demo-out")) -> None:
     _psychometrics(console, scored, out_dir)
     _hrv(console, out_dir)
     _story(console, out_dir)
+    _study_database(console, out_dir)
     written = sorted(p.name for p in out_dir.iterdir())
     console.print(f"Results in {out_dir}/: {', '.join(written)}")
