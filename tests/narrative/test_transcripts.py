@@ -261,3 +261,16 @@ def test_first_name_selects_a_unique_full_name() -> None:
         select_speaker(both, "Sam")
     with pytest.raises(SpeakerNotFoundError, match="'Jo' not found"):
         select_speaker(both, "Jo")
+
+
+def test_a_time_inside_a_name_text_transcript_is_speech_not_a_header() -> None:
+    text = "Sam: can we meet on\nTuesday 10:30\nAlex: ok"
+    assert [(t.speaker, t.text) for t in parse_transcript(text)] == [
+        ("Sam", "can we meet on Tuesday 10:30"),
+        ("Alex", "ok"),
+    ]
+
+
+def test_a_story_passed_as_a_transcript_gets_a_pointer() -> None:
+    with pytest.raises(TranscriptFormatError, match="without --transcript"):
+        parse_transcript("I felt that too when I was first unwell.\nIt gets easier.")

@@ -214,8 +214,8 @@ def _key(name: str) -> str:
     return " ".join(name.casefold().split())
 
 
-def _split_name(line: str) -> tuple[str | None, str]:
-    for pattern in (*_HEADERS, _ZOOM_CHAT):
+def _split_name(line: str, headers: bool = True) -> tuple[str | None, str]:
+    for pattern in (*(_HEADERS if headers else ()), _ZOOM_CHAT):
         match = pattern.match(line)
         if match:
             said = match.groupdict().get("text") or ""
@@ -227,18 +227,27 @@ def _split_name(line: str) -> tuple[str | None, str]:
     return None, line.strip()
 
 
+def _is_header(line: str) -> bool:
+    return any(pattern.match(line) for pattern in _HEADERS)
+
+
 def _is_system(line: str) -> bool:
     stamp = _DATED_STAMP.match(line)
-    return stamp is not None and _split_name(line[stamp.end() :])[0] is None
+    return stamp is not None and _split_name(line[stamp.end() :], headers=False)[0] is None
 
 
 def _parse_lines(lines: list[str], source: str) -> list[Turn]:
     turns: list[Turn] = []
+    # Teams/Zoom header lines ("Sam Smith   0:04") are recognised only in a transcript that
+    # starts with one, so "Tuesday 10:30" inside a 'Name: text' transcript stays speech
+    headers: bool | None = None
     for number, raw in enumerate(lines, 1):
         raw = _ATTACHMENT.sub("", _NON_SPEECH.sub("", raw))
         if not raw.strip() or _is_system(raw):
             continue
-        name, said = _split_name(raw)
+        if headers is None:
+            headers = _is_header(raw)
+        name, said = _split_name(raw, headers)
         if name is not None:
             turns.append(Turn(name, said, number))
         elif turns:
@@ -247,7 +256,8 @@ def _parse_lines(lines: list[str], source: str) -> list[Turn]:
         else:
             raise TranscriptFormatError(
                 f"{source}: line {number}: expected 'Name: text' (a speaker label before the "
-                f"first turn), found {raw.strip()[:40]!r}"
+                f"first turn), found {raw.strip()[:40]!r}; if this is a story rather than a "
+                "transcript, analyse it without --transcript (transcript=False)"
             )
     return turns
 
@@ -311,7 +321,7 @@ def _parse_captions(lines: list[str], source: str, fmt: str) -> list[Turn]:
             name: str | None = voice.group("name").strip() if voice else None
             said = _NON_SPEECH.sub("", _TAG.sub("", payload)).strip().lstrip("-\u2013 ").strip()
             if name is None:
-                name, said = _split_name(said)
+                name, said = _split_name(said, headers=False)
                 if name is None:
                     name = last_speaker  # a caption line continues the current speaker
             if said:
