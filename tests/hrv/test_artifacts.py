@@ -95,3 +95,14 @@ def test_bad_input() -> None:
         correct_artifacts([800, 810])
     with pytest.raises(HrvInputError, match="RR interval 3 is nan"):
         correct_artifacts([800, 810, np.nan, 790, 800])
+
+
+@pytest.mark.parametrize(("window", "q"), [(91, 0.25), (91, 0.75), (11, None)])
+def test_fast_rolling_statistics_equal_pandas(window: int, q: float | None) -> None:
+    from peerlens.hrv.artifacts import _rolling, _rolling_pandas
+
+    rng = np.random.default_rng(window)
+    for values in (rng.normal(800, 50, 3000), np.round(rng.normal(800, 50, 3000)), rng.random(200)):
+        np.testing.assert_array_equal(
+            _rolling(values, window, q), _rolling_pandas(values, window, q)
+        )

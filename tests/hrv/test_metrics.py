@@ -144,3 +144,19 @@ def test_sample_entropy_grid_and_kdtree_paths_agree(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(_nonlinear, "MAX_GRID_LEVELS", 0)  # force the KD-tree path
     assert _nonlinear._grid(x) is None
     assert sample_entropy(x) == fast
+
+
+@pytest.mark.parametrize(("n", "nper"), [(20_000, 1024), (1500, 1024), (777, 777), (64, 63)])
+def test_vectorised_welch_equals_scipy(n: int, nper: int) -> None:
+    from scipy.signal import detrend, welch
+
+    from peerlens.hrv._frequency import _detrend_linear, _welch
+
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=n) + np.linspace(0.0, 5.0, n)
+    d = _detrend_linear(x)
+    np.testing.assert_allclose(d, detrend(x, type="linear"), rtol=0, atol=1e-12)
+    f, p = _welch(d, 4.0, nper)
+    f_ref, p_ref = welch(d, fs=4.0, window="hann", nperseg=nper, noverlap=nper // 2, detrend=False)
+    np.testing.assert_array_equal(f, f_ref)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-12, atol=1e-14 * p_ref.max())

@@ -159,16 +159,17 @@ def _dfa_fluctuation(profile: NDArray[np.float64], scales: NDArray[np.intp]) -> 
     n_total = profile.size
     for k, n in enumerate(scales):
         w = n_total // n
-        segs = np.concatenate(
-            (profile[: w * n].reshape(w, n), profile[n_total - w * n :].reshape(w, n))
-        )
-        t = np.arange(n, dtype=np.float64)
-        t_c = t - t.mean()
-        y_mean = segs.mean(axis=1, keepdims=True)
-        y_c = segs - y_mean
-        slope = (y_c @ t_c) / (t_c @ t_c)
-        resid_var = np.mean(y_c**2, axis=1) - slope**2 * np.mean(t_c**2)
-        out[k] = np.sqrt(np.mean(np.maximum(resid_var, 0.0)))
+        t_c = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+        var_t = float(np.dot(t_c, t_c)) / n
+        total = 0.0
+        # the two tilings are reshaped views (no copy); per window: mean, centred values, slope
+        # against centred time, residual variance = var(y) - slope^2 var(t)
+        for segs in (profile[: w * n].reshape(w, n), profile[n_total - w * n :].reshape(w, n)):
+            y_c = segs - segs.mean(axis=1, keepdims=True)
+            slope = (y_c @ t_c) / (n * var_t)
+            resid_var = np.einsum("ij,ij->i", y_c, y_c) / n - slope**2 * var_t
+            total += float(np.sum(np.maximum(resid_var, 0.0)))
+        out[k] = np.sqrt(total / (2 * w))
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from peerlens.hrv._blas import single_blas_thread
 from peerlens.hrv._errors import HrvInputError, RecordingTooShortError
 from peerlens.hrv._frequency import BANDS_HZ, METHODS, Spectrum, frequency_metrics
 from peerlens.hrv._nonlinear import dfa, poincare, sample_entropy
@@ -152,6 +153,7 @@ def nn_spectrum(
     return frequency_metrics(t, nn, method)[1]
 
 
+@single_blas_thread
 def hrv_metrics(
     nn_ms: ArrayLike,
     *,
