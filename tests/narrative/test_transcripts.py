@@ -274,3 +274,33 @@ def test_a_time_inside_a_name_text_transcript_is_speech_not_a_header() -> None:
 def test_a_story_passed_as_a_transcript_gets_a_pointer() -> None:
     with pytest.raises(TranscriptFormatError, match="without --transcript"):
         parse_transcript("I felt that too when I was first unwell.\nIt gets easier.")
+
+
+_SPEAKER = st.sampled_from(["Sam", "Alex Jones", "Jo", "Priya K", "Oluwaseun"])
+_WORDS = st.lists(
+    st.sampled_from(["me", "too", "honestly", "at", "least", "u", "ok", "10:30", "lol", "😭"]),
+    min_size=1,
+    max_size=8,
+).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(_SPEAKER, _WORDS), min_size=1, max_size=10),
+    st.sampled_from(["android", "ios", "lines", "zoom_chat"]),
+)
+def test_chat_exports_round_trip(messages: list[tuple[str, str]], style: str) -> None:
+    layout = {
+        "android": "26/11/2026, 21:{m:02d} - {who}: {text}",
+        "ios": "[26/11/2026, 21:{m:02d}:05] {who}: {text}",
+        "lines": "[00:{m:02d}:05] {who}: {text}",
+        "zoom_chat": "21:{m:02d}:05 From {who} to Everyone: {text}",
+    }[style]
+    lines = [layout.format(m=i, who=who, text=text) for i, (who, text) in enumerate(messages)]
+    expected: list[tuple[str, str]] = []
+    for who, text in messages:  # consecutive messages of one speaker form one turn
+        if expected and expected[-1][0] == who:
+            expected[-1] = (who, f"{expected[-1][1]} {text}")
+        else:
+            expected.append((who, text))
+    assert [(t.speaker, t.text) for t in parse_transcript("\n".join(lines))] == expected
