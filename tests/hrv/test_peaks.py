@@ -123,10 +123,17 @@ def test_long_record_runs_in_chunks_with_the_same_peaks(make_ecg: Callable) -> N
 
 
 @pytest.mark.parametrize("k", [2, 3, 5])
-def test_decimation_is_the_triangular_average(k: int) -> None:
+def test_decimation_is_the_boxcar_power_average(k: int) -> None:
     from peerlens.hrv.peaks import _decimate
 
-    x = np.random.default_rng(k).normal(size=1003)
-    w = np.concatenate((np.arange(1, k + 1), np.arange(k - 1, 0, -1))) / k**2
-    expected = np.convolve(np.pad(x, k - 1, mode="edge"), w, mode="valid")[::k]
-    np.testing.assert_allclose(_decimate(x, k), expected, rtol=0, atol=1e-12)
+    w = np.ones(k)
+    for _ in range(3):  # four boxcars of k samples
+        w = np.convolve(w, np.ones(k))
+    w /= w.sum()
+    if k == 2:
+        np.testing.assert_allclose(w, np.array([1, 4, 6, 4, 1]) / 16)
+    for n in (1003, 1004, 1005):
+        x = np.random.default_rng(k + n).normal(size=n)
+        padded = np.pad(x, w.size // 2, mode="edge")
+        expected = np.convolve(padded, w, mode="valid")[::k]
+        np.testing.assert_allclose(_decimate(x, k), expected, rtol=0, atol=1e-12)

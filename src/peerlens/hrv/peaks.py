@@ -57,8 +57,9 @@ class DetectorSettings:
     detection_min_hz
         Detection (not refinement) runs on the ECG decimated by k = floor(fs / 100), i.e. at
         100-200 Hz, well above twice the 20 Hz upper edge of the detection band; the
-        anti-aliasing filter is a triangular (twice-boxcar) average whose zeros sit on the
-        alias frequencies of the band. Peaks are located at full rate by the refinement.
+        anti-aliasing filter is a k-sample boxcar applied four times, whose zeros sit on the
+        alias frequencies of the band. Halves the cost of the detection stage at 250 Hz; peaks
+        are located at full rate by the refinement.
     """
 
     band_hz: tuple[float, float] = (8.0, 20.0)
@@ -93,6 +94,9 @@ CHUNK_S = 600.0
 #: ...each extended by this margin on both sides, longer than the 30 s offset window's half
 #: width and the filters' settling time, so results inside a chunk do not depend on its edges.
 CHUNK_MARGIN_S = 20.0
+
+#: Boxcars in the decimation (anti-alias) kernel of the detection stage.
+DECIMATION_BOXCARS = 4
 
 #: The refinement's baseline (below 0.5 Hz) is estimated on block means at about this rate.
 BASELINE_GRID_HZ = 10.0
@@ -444,32 +448,40 @@ def detect_rpeaks(
     return _refine(x, candidates, fs, s, polarity_block, baseline)
 
 
-def _decimate(x: NDArray[np.float64], k: int) -> NDArray[np.float64]:
-    """Every k-th sample of the triangular (twice-boxcar, 2k - 1 taps) moving average of x.
+@lru_cache(maxsize=16)
+def _antialias(k: int) -> NDArray[np.float64]:
+    """The decimation kernel: a k-sample boxcar convolved with itself four times, normalised."""
+    w = np.ones(k)
+    for _ in range(DECIMATION_BOXCARS - 1):
+        w = np.convolve(w, np.ones(k))
+    return w / w.sum()
 
-    Output j is centred on input sample j * k. The boxcar's zeros at multiples of fs / k are
-    where the detection band's alias images fold back to, so they arrive attenuated (more than
-    30 dB at the 14 Hz band centre for k = 2). Edges repeat the first/last sample.
+
+def _decimate(x: NDArray[np.float64], k: int) -> NDArray[np.float64]:
+    """Every k-th sample of ``x`` smoothed by :func:`_antialias` (output j centred on x[j k]).
+
+    The kernel's zeros sit at multiples of fs / k, exactly where the detection band's alias
+    images fold back from, and its fourth power keeps muscle noise near them (e.g. 95-105 Hz
+    folding onto 20-30 Hz at k = 2) more than 40 dB down; at k = 2 it is the binomial
+    [1, 4, 6, 4, 1] / 16. With a single triangular (twice-boxcar) kernel, heavy simulated muscle
+    noise gave about 1 % more false detections than no decimation; with this one, none more
+    (benchmarks/hrv_accuracy.py). Samples beyond an edge repeat the edge sample.
     """
     if k == 1:
         return x
-    n = x.size
-    m = (n - 1) // k + 1
-    out = x[0::k] * float(k)  # centre tap, weight k
-    for i in range(1, k):  # taps +/- i, weight k - i; samples beyond an edge repeat the edge
-        w = float(k - i)
-        right = x[i::k]  # x[j k + i] for j = 0 .. right.size - 1
-        left = x[k - i :: k][: m - 1]  # x[j k - i] for j = 1 .. left.size
-        if w == 1.0:
-            out[: right.size] += right
-            out[1 : 1 + left.size] += left
-        else:
-            out[: right.size] += w * right
-            out[1 : 1 + left.size] += w * left
-        out[right.size :] += w * x[-1]
-        out[0] += w * x[0]
-        out[1 + left.size :] += w * x[-1]
-    out *= 1.0 / (k * k)
+    w = _antialias(k)
+    c = w.size // 2
+    m = (x.size - 1) // k + 1
+    out = x[0::k] * w[c]
+    for i in range(1, c + 1):
+        wi = float(w[c + i])
+        right = x[i::k][:m]  # x[j k + i] for j = 0 .. right.size - 1
+        j0 = -(-i // k)  # first j with j k - i >= 0
+        left = x[j0 * k - i :: k][: m - j0]  # x[j k - i] for j = j0 .. m - 1
+        out[: right.size] += wi * right
+        out[right.size :] += wi * x[-1]
+        out[j0 : j0 + left.size] += wi * left
+        out[:j0] += wi * x[0]
     return out
 
 
