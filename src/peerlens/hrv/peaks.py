@@ -336,10 +336,12 @@ def _refine(
         first = np.interp(p - half, grid, base)[:, None]
         last = np.interp(p + half, grid, base)[:, None]
         r -= first + (last - first) * ramp
-        arg_up[i : i + p.size] = np.argmax(r, axis=1)
-        arg_down[i : i + p.size] = np.argmin(r, axis=1)
-        up[i : i + p.size] = np.max(r, axis=1)
-        down[i : i + p.size] = -np.min(r, axis=1)
+        hi_at, lo_at = np.argmax(r, axis=1), np.argmin(r, axis=1)
+        rows_b = np.arange(p.size)
+        arg_up[i : i + p.size] = hi_at
+        arg_down[i : i + p.size] = lo_at
+        up[i : i + p.size] = r[rows_b, hi_at]
+        down[i : i + p.size] = -r[rows_b, lo_at]
     block = peaks // polarity_block
     cuts = np.flatnonzero(np.diff(block)) + 1
     positive = np.concatenate(
@@ -473,15 +475,17 @@ def _decimate(x: NDArray[np.float64], k: int) -> NDArray[np.float64]:
     c = w.size // 2
     m = (x.size - 1) // k + 1
     out = x[0::k] * w[c]
+    pair = np.empty(m)
     for i in range(1, c + 1):
-        wi = float(w[c + i])
         right = x[i::k][:m]  # x[j k + i] for j = 0 .. right.size - 1
         j0 = -(-i // k)  # first j with j k - i >= 0
         left = x[j0 * k - i :: k][: m - j0]  # x[j k - i] for j = j0 .. m - 1
-        out[: right.size] += wi * right
-        out[right.size :] += wi * x[-1]
-        out[j0 : j0 + left.size] += wi * left
-        out[:j0] += wi * x[0]
+        pair[: right.size] = right
+        pair[right.size :] = x[-1]
+        pair[j0 : j0 + left.size] += left
+        pair[:j0] += x[0]
+        pair *= w[c + i]
+        out += pair
     return out
 
 
