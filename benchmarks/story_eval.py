@@ -12,8 +12,9 @@ Prints, for the shipped model and decision rule (:func:`peerlens.narrative.class
 * accuracy, per-class F1, macro-F1 and the false-alarm rate on two sets of supporters' messages
   in the messy chat register (all four labels) in ``benchmarks/story_data/``, written by the
   reviewing engineer before any model was run on them: ``messy_messages.tsv`` (210, written
-  after the original training; its errors then guided corpus and cue additions, so it is no
-  longer clean) and ``messy_messages_2.tsv`` (108, written after that retraining, untouched);
+  after the original training) and ``messy_messages_2.tsv`` (108, written after the first
+  retraining) each then guided corpus and cue additions, so they are tuned-on;
+  ``messy_messages_3.tsv`` (101, written after the last retraining) is untouched;
 * sentences/s for the full pipeline and for scoring alone, next to the peer: the same fitted
   scikit-learn vectorisers + LogisticRegression (``predict_proba``) measured in the same run;
 * model load time in a fresh interpreter, next to unpickling the scikit-learn objects.
@@ -48,7 +49,8 @@ EVAL_DATA = ROOT / "tests" / "narrative" / "data"
 STORY_DATA = ROOT / "benchmarks" / "story_data"
 MESSY_SETS = {
     "messy_messages.tsv": "messy messages, set 1 (guided the review's corpus additions)",
-    "messy_messages_2.tsv": "messy messages, set 2 (written after the review's retraining)",
+    "messy_messages_2.tsv": "messy messages, set 2 (guided the review's second round)",
+    "messy_messages_3.tsv": "messy messages, set 3 (untouched: written after the last retraining)",
 }
 ORDER = ("connection", "upward", "downward", "neutral")
 

@@ -36,7 +36,12 @@ def test_paraphrase_set_is_balanced() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "size"), [("messy_messages.tsv", (150, 250)), ("messy_messages_2.tsv", (100, 250))]
+    ("name", "size"),
+    [
+        ("messy_messages.tsv", (150, 250)),
+        ("messy_messages_2.tsv", (100, 250)),
+        ("messy_messages_3.tsv", (100, 250)),
+    ],
 )
 def test_messy_held_out_sets_are_disjoint_labelled_and_cover_hard_negatives(
     name: str, size: tuple[int, int]
@@ -49,12 +54,11 @@ def test_messy_held_out_sets_are_disjoint_labelled_and_cover_hard_negatives(
     corpus = set(load_corpus()["text"].map(normalize))
     assert not set(frame["text"].map(normalize)) & corpus
     others = pd.concat(_read(n) for n in ("false_alarm_messages.tsv", "paraphrases.tsv"))
-    if name == "messy_messages_2.tsv":
-        first = STORY_DATA / "messy_messages.tsv"
-        others = pd.concat(
-            [others, pd.read_csv(first, sep="\t", comment="#", dtype=str, keep_default_na=False)]
-        )
+    for other in sorted(STORY_DATA.glob("messy_messages*.tsv")):
+        if other.name != name:
+            more = pd.read_csv(other, sep="\t", comment="#", dtype=str, keep_default_na=False)
+            others = pd.concat([others, more])
     assert not set(frame["text"].map(normalize)) & set(others["text"].map(normalize))
     # hard negatives: advice from experience and recovery without comparison are not comparisons
     assert set(frame.loc[frame["kind"].isin(["advice", "recovery"]), "label"]) == {"neutral"}
-    assert (frame["label"].isin(["connection", "neutral"])).sum() >= 80
+    assert (frame["label"].isin(["connection", "neutral"])).sum() >= 75
