@@ -68,3 +68,13 @@ def test_scheduler_address_from_environment(
         # the external cluster is left running (only clusters run_batch creates are closed)
         assert cluster.status.name == "running"
     pd.testing.assert_frame_equal(seq, par)
+
+
+@pytest.mark.slow
+def test_process_cluster_equals_sequential(inputs: list[Path]) -> None:
+    # the default LocalCluster runs worker processes (one thread each): results cross a process
+    # boundary (pickling) and must still equal the sequential run exactly
+    opts = BatchOptions(window=120.0)
+    seq = run_batch(inputs, opts, executor="sequential")
+    par = run_batch(inputs, opts, executor="dask", n_workers=2, processes=True)
+    pd.testing.assert_frame_equal(seq, par)

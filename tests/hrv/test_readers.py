@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +82,17 @@ def _ecg_like(fs: float, seconds: float) -> np.ndarray:
     return 0.2 * np.sin(2 * np.pi * 1.1 * t) + np.exp(-(((t % 0.8) - 0.4) ** 2) / 2e-4)
 
 
-@pytest.mark.parametrize("suffix", [".edf", ".bdf"])
-def test_edf_bdf_round_trip(tmp_path: Path, suffix: str) -> None:
+@pytest.mark.parametrize(
+    ("suffix", "file_type", "bits"),
+    [
+        (".edf", pyedflib.FILETYPE_EDF, 16),
+        (".edf", pyedflib.FILETYPE_EDFPLUS, 16),
+        (".bdf", pyedflib.FILETYPE_BDF, 24),
+        (".bdf", pyedflib.FILETYPE_BDFPLUS, 24),
+    ],
+    ids=["edf", "edf+", "bdf", "bdf+"],
+)
+def test_edf_bdf_round_trip(tmp_path: Path, suffix: str, file_type: int, bits: int) -> None:
     fs = 256
     ecg = _ecg_like(fs, 20)
     resp = np.sin(np.arange(ecg.size) / 50)
@@ -95,15 +105,21 @@ def test_edf_bdf_round_trip(tmp_path: Path, suffix: str) -> None:
             "ECG", sample_frequency=fs, physical_min=-2, physical_max=2
         ),
     ]
-    pyedflib.highlevel.write_edf(
-        str(path), [resp, ecg], headers, file_type=0 if suffix == ".edf" else 1
-    )
+    for h in headers:  # the digital range of the format (16-bit EDF, 24-bit BDF)
+        h["digital_min"], h["digital_max"] = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    start = datetime(2024, 3, 5, 9, 30, 15)
+    header = pyedflib.highlevel.make_header(startdate=start)
+    pyedflib.highlevel.write_edf(str(path), [resp, ecg], headers, header, file_type=file_type)
+    with pyedflib.EdfReader(str(path)) as check:  # the file really is of the intended type
+        assert check.filetype == file_type
     rec = read_ecg(path)
     assert rec.format == suffix[1:] and rec.channel == "ECG" and rec.fs == fs
+    assert rec.start_time == start
     assert rec.signal is not None
-    step = 4.0 / (2**16 - 1)  # physical range / 16-bit digital range written by pyedflib
+    step = 4.0 / (2**bits - 1)  # physical range / digital range
     np.testing.assert_allclose(rec.signal, ecg, atol=step)
     assert read_ecg(path, channel=0).channel == "Resp"
+    assert read_ecg(path, channel="resp").channel == "Resp"
 
 
 def test_edf_malformed(tmp_path: Path) -> None:
@@ -197,6 +213,28 @@ def test_polar_h10_ecg_export(tmp_path: Path) -> None:
     assert rec.format == "polar-ecg" and rec.fs == 130.0 and rec.channel == "ecg [uV]"
     assert rec.signal is not None
     np.testing.assert_array_equal(rec.signal, ecg)
+
+
+def test_polar_h10_ecg_malformed(tmp_path: Path) -> None:
+    header = "Phone timestamp;sensor timestamp [ns];timestamp [ms];ecg [uV]"
+    rows = [
+        f"2024-01-01T10:10:10.000;{i * 7692307};{i * 7.692307:.3f};{i % 50}" for i in range(800)
+    ]
+    rows[99] = "2024-01-01T10:10:10.000;761538393;761.538;--"  # a dropped sample written as --
+    bad = tmp_path / "Polar_H10_bad_ECG.txt"
+    bad.write_text("\n".join([header, *rows]) + "\n")
+    with pytest.raises(
+        UnreadableRecordingError, match=r"Polar_H10_bad_ECG.txt: row 101.*ecg \[uV\]"
+    ):
+        read_ecg(bad)
+    short = tmp_path / "Polar_H10_short_ECG.txt"
+    short.write_text("\n".join([header, *[r for r in rows[:260] if "--" not in r]]) + "\n")
+    with pytest.raises(RecordingTooShortError, match=r"Polar_H10_short_ECG.txt"):
+        read_ecg(short)
+    flat = tmp_path / "Polar_H10_flat_ECG.txt"
+    flat.write_text("\n".join([header, *[r.rsplit(";", 1)[0] + ";0" for r in rows[:700]]]) + "\n")
+    with pytest.raises(FlatSignalError, match=r"Polar_H10_flat_ECG.txt"):
+        read_ecg(flat)
 
 
 def test_polar_rr_ms_and_1024_units(tmp_path: Path, gudb_rr: np.ndarray) -> None:
