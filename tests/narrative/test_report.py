@@ -91,4 +91,4 @@ def test_unsupported_sentences_listed_apart_with_their_language() -> None:
 
 def test_ci_method_is_named() -> None:
     page = render_html(analyze("I felt that too. At least you have a job."))
-    assert "Wilson CI, few sentences" in page
+    assert "95% CI 0.09 to 0.91; Wilson interval: too few sentences for a bootstrap" in page

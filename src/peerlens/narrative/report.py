@@ -77,11 +77,11 @@ def render_html(result: StoryAnalysis, title: str | None = None) -> str:
     ci = ""
     if not math.isnan(summary.ci_low):
         ci = f"{summary.ci_low:.2f} to {summary.ci_high:.2f}"
-    level = f"{summary.ci_level:.0%}"
-    ci_label = {
-        "bootstrap": f"{level} bootstrap CI",
-        "wilson": f"{level} Wilson CI, few sentences",
-    }.get(summary.ci_method, f"{level} CI")
+    level = f"{summary.ci_level:.0%} CI"
+    ci_method = {
+        "bootstrap": "bootstrap over sentences",
+        "wilson": "Wilson interval: too few sentences for a bootstrap",
+    }.get(summary.ci_method, "")
     index = "n/a (no connection or comparison sentences)"
     if not math.isnan(summary.connection_index):
         index = f"{summary.connection_index:.2f}"
@@ -109,7 +109,8 @@ def render_html(result: StoryAnalysis, title: str | None = None) -> str:
         n=summary.n_sentences,
         rows=rows,
         sentences=sentences,
-        ci_label=ci_label,
+        ci_level=level,
+        ci_method=ci_method,
         model_version=result.model_version,
         unsupported=[
             {
