@@ -81,6 +81,7 @@ def _messy(path: Path, title: str) -> tuple[float, float, float, float]:
     alarms = calm[calm["pred"].isin(["upward", "downward"])]
     rate = len(alarms) / len(calm)
     print(f"accuracy {acc:.3f}")
+    _calibration(path.name, messy["text"].tolist(), messy["label"].tolist())
     print(
         f"false-alarm rate {rate:.3%} ({len(alarms)} of {len(calm)} connection/"
         "neutral messages called upward/downward); target <= 5 %"
@@ -94,6 +95,31 @@ def _messy(path: Path, title: str) -> tuple[float, float, float, float]:
     for row in messy[~messy["ok"]].itertuples():
         print(f"  {row.label} -> {row.pred}: {row.text}")
     return acc, macro, low, rate
+
+
+def _calibration(title: str, texts: list[str], gold: list[str]) -> float:
+    """Print and return the expected calibration error of the shown confidence.
+
+    ECE = sum over 10 equal-width confidence bins of (n_bin / n) |accuracy_bin - confidence_bin|
+    (Naeini, Cooper & Hauskrecht 2015; Guo et al. 2017, "On calibration of modern neural
+    networks", ICML).
+    """
+    labels = classify(texts, check_language=False)
+    conf = np.array([s.confidence for s in labels])
+    ok = np.array([s.label == g for s, g in zip(labels, gold, strict=True)])
+    bins = np.minimum((conf * 10).astype(int), 9)
+    ece = sum(
+        abs(conf[bins == b].mean() - ok[bins == b].mean()) * (bins == b).sum()
+        for b in range(10)
+        if (bins == b).any()
+    ) / len(conf)
+    wrong = np.sort(conf[~ok])
+    print(
+        f"calibration ({title}): ECE {ece:.3f}; mean confidence {conf.mean():.3f} vs accuracy "
+        f"{ok.mean():.3f}; median confidence of the errors "
+        f"{(np.median(wrong) if len(wrong) else float('nan')):.2f}"
+    )
+    return float(ece)
 
 
 def _labels(texts: list[str]) -> list[str]:
@@ -132,6 +158,7 @@ def main() -> None:
         test["label"][original].tolist(),
         [p for p, keep in zip(test_pred, original, strict=True) if keep],
     )
+    test_ece = _calibration("frozen test split", test["text"].tolist(), test["label"].tolist())
     mixed = test[test["mixed"] == 1]
     mixed_pred = _labels(mixed["text"].tolist())
     mixed_ok = np.mean([a == b for a, b in zip(mixed["label"], mixed_pred, strict=True)])
@@ -248,6 +275,7 @@ def main() -> None:
         f"frozen test macro-F1 {test_macro:.3f}, min class F1 {test_min:.3f} "
         "(targets >= 0.93, >= 0.88)"
     )
+    print(f"frozen test calibration: ECE {test_ece:.3f}")
     print(f"original frozen test rows macro-F1 {orig_macro:.3f}, min class F1 {orig_min:.3f}")
     print(f"false-alarm rate {rate:.1%} (target <= 5 %)")
     print(f"paraphrase accuracy {para_acc:.3f}, macro-F1 {para_macro:.3f}")
