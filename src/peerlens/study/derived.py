@@ -40,11 +40,11 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
@@ -108,12 +108,15 @@ def _num(value: Any) -> float | None:
 
 
 def _digest(rows: Iterable[Sequence[Any]]) -> str:
-    """sha256 of the canonical JSON of ``rows`` (already in a deterministic order)."""
-    h = hashlib.sha256()
-    for row in rows:
-        h.update(json.dumps(list(row), separators=(",", ":"), default=repr).encode("utf-8"))
-        h.update(b"\n")
-    return h.hexdigest()
+    """sha256 of ``rows`` (plain ints, floats, strings, bools and None, in a fixed order), one
+    ``repr`` of each row's tuple per line (``repr`` of a float round-trips exactly)."""
+    text = "\n".join(repr(tuple(row)) for row in rows)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _table(model: type[Any]) -> Table:
+    """The Core table of ``model``: Core executemany, without the ORM fetching every new id."""
+    return cast(Table, model.__table__)
 
 
 def _current_runs(session: Session, study: Study) -> dict[str, Derivation]:
@@ -199,22 +202,25 @@ def _score_rows(session: Session, study: Study) -> tuple[list[dict[str, Any]], d
 
     forms = _study_forms(session, study)
     q = (
-        select(
-            Response.id,
-            Response.instrument,
-            Response.updated_at,
-            ResponseItem.item,
-            ResponseItem.value,
-        )
+        select(Response.id, Response.instrument, ResponseItem.item, ResponseItem.value)
         .join(Participant, Participant.id == Response.participant_id)
         .join(ResponseItem, ResponseItem.response_id == Response.id)
         .where(Participant.study_id == study.id)
     )
     raw = pd.DataFrame.from_records(
         [tuple(r) for r in session.connection().execute(q).fetchall()],
-        columns=["rid", "instrument", "updated_at", "name", "value"],
+        columns=["rid", "instrument", "name", "value"],
     )
     raw["value"] = raw["value"].astype("float64")
+    # One time per response (not per item): when it last changed, for stale detection.
+    updated: dict[int, Any] = {
+        int(rid): at
+        for rid, at in session.connection().execute(
+            select(Response.id, Response.updated_at)
+            .join(Participant, Participant.id == Response.participant_id)
+            .where(Participant.study_id == study.id)
+        )
+    }
     rows: list[dict[str, Any]] = []
     versions: dict[str, Any] = {}
     n_inputs = 0
@@ -222,9 +228,8 @@ def _score_rows(session: Session, study: Study) -> tuple[list[dict[str, Any]], d
         form = forms.get(str(inst))
         if form is None or not form.builtin:
             continue
-        updated = dict(zip(block["rid"], block["updated_at"], strict=False))
         long, prov = score_long(block, form, ["rid"])
-        n_inputs += len(updated)
+        n_inputs += int(block["rid"].nunique())
         versions[str(inst)] = {
             "spec_version": str(prov.spec_version),
             "spec_sha256": str(prov.spec_sha256),
@@ -232,22 +237,67 @@ def _score_rows(session: Session, study: Study) -> tuple[list[dict[str, Any]], d
         }
         v = versions[str(inst)]
         long = long.sort_values(["rid", "name"], kind="stable")
-        for rid, name, value, text in long.itertuples(index=False):
-            rows.append(
-                {
-                    "response_id": int(rid),
-                    "instrument": str(inst),
-                    "name": str(name),
-                    "value": _num(value),
-                    "text": None if text is None else str(text),
-                    "spec_version": v["spec_version"],
-                    "spec_sha256": v["spec_sha256"],
-                    "engine_version": v["engine_version"],
-                    "source_updated_at": updated[rid],
-                }
+        values = long["value"].astype("float64").to_numpy()
+        finite = np.isfinite(values)
+        texts = long["text"].to_numpy(dtype=object)
+        rids = long["rid"].to_numpy()
+        rows.extend(
+            {
+                "response_id": int(rid),
+                "instrument": str(inst),
+                "name": str(name),
+                "value": float(val) if ok else None,
+                "text": None if txt is None else str(txt),
+                "spec_version": v["spec_version"],
+                "spec_sha256": v["spec_sha256"],
+                "engine_version": v["engine_version"],
+                "source_updated_at": updated[rid],
+            }
+            for rid, name, val, ok, txt in zip(
+                rids, long["name"].to_numpy(dtype=object), values, finite, texts, strict=True
             )
+        )
     rows.sort(key=lambda r: (r["response_id"], r["name"]))
     return rows, versions, n_inputs
+
+
+_SCORE_COLUMNS = (
+    "derivation_id",
+    "response_id",
+    "instrument",
+    "name",
+    "value",
+    "text",
+    "spec_version",
+    "spec_sha256",
+    "engine_version",
+    "source_updated_at",
+)
+
+
+def _bulk_scores(session: Session, run_id: int, rows: list[dict[str, Any]]) -> None:
+    """Insert score rows in the caller's transaction: COPY on PostgreSQL, the driver's
+    executemany on SQLite (hundreds of thousands of rows; the ORM's per-row work dominates)."""
+    if not rows:
+        return
+    conn = session.connection()
+    tuples = ((run_id, *(r[c] for c in _SCORE_COLUMNS[1:])) for r in rows)
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cols = ", ".join(_SCORE_COLUMNS)
+        with raw.cursor() as cur, cur.copy(f"COPY derived_score ({cols}) FROM STDIN") as copy:
+            for t in tuples:
+                copy.write_row(t)
+        return
+    processor = _table(DerivedScore).c.source_updated_at.type.bind_processor(conn.dialect)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    marks = ", ".join("?" for _ in _SCORE_COLUMNS)
+    driver.executemany(
+        f"INSERT INTO derived_score ({', '.join(_SCORE_COLUMNS)}) VALUES ({marks})",
+        ((*t[:-1], processor(t[-1]) if processor else t[-1]) for t in tuples),
+    )
 
 
 def _derive_scores(
@@ -263,10 +313,7 @@ def _derive_scores(
         delete(DerivedScore).where(DerivedScore.derivation_id.in_(_study_run_ids(study, "scores")))
     )
     run = _new_run(session, study, "scores", actor, versions, n_inputs, len(rows), 0, digest)
-    if rows:
-        for r in rows:
-            r["derivation_id"] = run.id
-        session.execute(insert(DerivedScore), rows)
+    _bulk_scores(session, run.id, rows)
     return _finish(session, study, "scores", actor, run, previous, reason)
 
 
@@ -541,7 +588,7 @@ def _write_hrv(
     if rows:
         for r in rows:
             r["derivation_id"] = run.id
-        session.execute(insert(DerivedHrv), rows)
+        session.execute(insert(_table(DerivedHrv)), rows)
     return _finish(session, study, "hrv", actor, run, previous, reason)
 
 
@@ -661,7 +708,9 @@ def _derive_story(
         session.add(row)
         session.flush()
         if sents:
-            session.execute(insert(DerivedSentence), [{"story_id": row.id, **x} for x in sents])
+            session.execute(
+                insert(_table(DerivedSentence)), [{"story_id": row.id, **x} for x in sents]
+            )
     return _finish(session, study, "story", actor, run, previous, reason)
 
 
@@ -747,14 +796,13 @@ def _score_status(session: Session, study: Study) -> pd.DataFrame:
             PSSession.label,
             Response.instrument,
             Response.repeat_instance,
-            Response.updated_at,
+            DerivedScore.source_updated_at == Response.updated_at,
             DerivedScore.name,
             DerivedScore.value,
             DerivedScore.text,
             DerivedScore.spec_version,
             DerivedScore.spec_sha256,
             DerivedScore.engine_version,
-            DerivedScore.source_updated_at,
             Derivation.derived_at,
             Response.id,
         )
@@ -772,24 +820,22 @@ def _score_status(session: Session, study: Study) -> pd.DataFrame:
         "session",
         "instrument",
         "repeat_instance",
-        "_updated",
+        "_same",
         "name",
         "value",
         "text",
         "spec_version",
         "spec_sha256",
         "engine_version",
-        "_source",
         "derived_at",
         "_rid",
     ]
     frame = pd.DataFrame.from_records([tuple(r) for r in session.execute(q)], columns=cols)
     current = _current_score_versions(frame["instrument"].unique())
     fresh = [
-        as_utc(u) == as_utc(src) and current.get(str(inst)) == (sha, eng)
-        for u, src, inst, sha, eng in zip(
-            frame["_updated"],
-            frame["_source"],
+        bool(same) and current.get(str(inst)) == (sha, eng)
+        for same, inst, sha, eng in zip(
+            frame["_same"],
             frame["instrument"],
             frame["spec_sha256"],
             frame["engine_version"],
@@ -1002,7 +1048,7 @@ def derived_frame(store: Store, study_name: str, what: str) -> pd.DataFrame:
         study = get_study(s, study_name)
         if what == "scores":
             frame = _score_status(s, study)
-            return frame.drop(columns=["_updated", "_source", "_rid"]).reset_index(drop=True)
+            return frame.drop(columns=["_same", "_rid"]).reset_index(drop=True)
         if what == "hrv":
             return _hrv_frame(s, study)
         if what in ("story", "sentences"):

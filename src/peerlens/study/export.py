@@ -49,7 +49,6 @@ from peerlens.study.models import (
     Site,
     Study,
     Timepoint,
-    as_utc,
 )
 from peerlens.study.models import Session as PSSession
 from peerlens.study.redcap import _study_forms, records_frame
@@ -259,14 +258,15 @@ def _mark_scores(session: Session, study: Study, scores: pd.DataFrame) -> pd.Dat
     ``not derived`` when there is none (see :mod:`peerlens.study.derived`)."""
     if not len(scores):
         return scores
+    # Compared in SQL: the same column type on both sides, no per-row time parsing.
+    same_input = DerivedScore.source_updated_at == Response.updated_at
     q = (
         select(
             DerivedScore.response_id,
             DerivedScore.name,
             DerivedScore.spec_sha256,
             DerivedScore.engine_version,
-            DerivedScore.source_updated_at,
-            Response.updated_at,
+            same_input,
         )
         .join(Response, Response.id == DerivedScore.response_id)
         .join(Participant, Participant.id == Response.participant_id)
@@ -274,23 +274,17 @@ def _mark_scores(session: Session, study: Study, scores: pd.DataFrame) -> pd.Dat
     )
     stored = pd.DataFrame.from_records(
         [tuple(r) for r in session.connection().execute(q).fetchall()],
-        columns=["rid", "name", "_s_sha", "_s_engine", "_s_at", "_r_at"],
+        columns=["rid", "name", "_s_sha", "_s_engine", "_s_same"],
     )
     merged = scores.merge(stored, on=["rid", "name"], how="left")
     have = merged["_s_sha"].notna().to_numpy()
     same = (
         (merged["_s_sha"] == merged["_spec_sha256"])
         & (merged["_s_engine"] == merged["_engine"])
-        & pd.Series(
-            [
-                isinstance(a, dt.datetime) and as_utc(a) == as_utc(b)
-                for a, b in zip(merged["_s_at"], merged["_r_at"], strict=True)
-            ],
-            index=merged.index,
-        )
+        & merged["_s_same"].fillna(False).astype(bool)
     ).to_numpy(dtype=bool)
     merged["derivation"] = np.where(have & same, "current", np.where(have, "stale", "not derived"))
-    return merged.drop(columns=["_s_sha", "_s_engine", "_s_at", "_r_at"])
+    return merged.drop(columns=["_s_sha", "_s_engine", "_s_same"])
 
 
 def _derived_rows(
