@@ -89,7 +89,7 @@ def logical_lines(text: str) -> list[str]:
 
     Examples
     --------
-    >>> logical_lines("me too\n\nsame lol")
+    >>> logical_lines("me too\\n\\nsame lol")
     ['me too', 'same lol']
     """
     lines = [ln.strip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
