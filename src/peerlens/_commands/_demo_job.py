@@ -230,7 +230,7 @@ def _story(console: Console, out_dir: Path) -> None:
         f"{s.n_sentences} sentences by {EXAMPLE_WORKER}: "
         + ", ".join(f"{k} {s.counts[k]}" for k in s.counts)
         + f". Connection index {s.connection_index:.2f} "
-        f"{_ci(s.ci_low, s.ci_high)} (bootstrap {100 * s.ci_level:.0f}% CI)"
+        f"{_ci(s.ci_low, s.ci_high)} ({100 * s.ci_level:.0f}% CI, {s.ci_method})"
     )
     for sentence in story.sentences:
         if sentence.hint:
