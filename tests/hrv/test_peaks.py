@@ -47,7 +47,7 @@ def test_mitdb_100_against_reference_annotations(data_dir: Path) -> None:
     assert f1 >= 0.999
 
 
-@pytest.mark.parametrize("fs", [130.0, 250.0, 500.0])
+@pytest.mark.parametrize("fs", [130.0, 250.0, 360.0, 500.0, 1000.0])
 def test_synthetic_ecg_exact_positions(make_ecg: Callable, fs: float) -> None:
     rng = np.random.default_rng(1)
     rr = 0.8 + 0.05 * np.sin(np.arange(80) / 3) + rng.normal(0, 0.02, 80)
