@@ -265,6 +265,15 @@ def test_cli_transcripts_derive_passwords_and_site_scope(
     sentences = pd.read_csv(out_csv)
     assert sentences["label"].tolist() == ["connection", "downward"]
     assert "text" not in sentences  # the words stay in the transcript
+    assert "derived results OK: story, scores" in run(
+        "study", "derived", "--study", "pilot", "--verify"
+    )
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM derived_sentence WHERE position = 1"))
+    engine.dispose()
+    out = run("study", "derived", "--study", "pilot", "--verify", code=1)
+    assert "CHANGED: story: stored rows of run" in out
 
     secrets = ["admin-pass-123", "leeds-pass-456", "leeds-pass-789"]
     monkeypatch.setenv("PEERLENS_NEW_PASSWORD", secrets[0])

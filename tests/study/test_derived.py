@@ -279,3 +279,7 @@ def test_story_derivation_matches_narrative_analyze(study: Store) -> None:
     assert err["text"].tolist() == ["error"]  # speaker names stay out of de-identified exports
     ci = tidy[(tidy.kind == "story") & (tidy.name == "connection_index")]
     assert len(ci) == 2 and set(ci["derivation"]) == {"current"}
+    # Erasing the PS worker removes their transcripts and what was derived from them.
+    erase_participant(study, "pilot", "W1", actor=ACTOR, reason="request")
+    assert derived_frame(study, "pilot", "story")["transcript"].tolist() == [3]
+    assert set(derived_frame(study, "pilot", "sentences")["transcript"]) <= {3}

@@ -315,16 +315,29 @@ def study_derived(
         typer.Option("--what", help="scores, hrv, story or sentences (default: status)."),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="CSV to write.")] = None,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Check stored rows against each run's audited digest."),
+    ] = False,
     db: Db = None,
     user: UserOpt = None,
 ) -> None:
     """Show whether derived results are current, stale or missing, or write them out."""
     with user_errors():
-        from peerlens.study.derived import derivation_status, derived_frame
+        from peerlens.study.derived import derivation_status, derived_frame, verify_derived
         from peerlens.study.users import require_tier
 
         store = _open(db)
         rights = _rights(store, user, study)
+        if verify:
+            with store.transaction() as s:
+                check = verify_derived(s, study)
+            for problem in check.problems:
+                typer.echo(f"CHANGED: {problem}", err=True)
+            if not check.ok:
+                raise typer.Exit(1)
+            typer.echo(f"derived results OK: {', '.join(check.checked) or 'none stored'}")
+            return
         if what is None:
             frame = derivation_status(store, study)
         else:

@@ -1027,7 +1027,13 @@ def _story_frame(session: Session, study: Study, *, sentences: bool) -> pd.DataF
                 "derivation": state,
             }
         )
-    frame = pd.DataFrame(rows)
+    ctx_cols = ["participant", "session", "transcript", "kind", "version"]
+    if sentences:
+        cols = [*ctx_cols, "sentence", "turn", "n_chars", "label", "confidence"]
+    else:
+        cols = [*ctx_cols, "status", "error", "n_sentences", *(f"n_{k}" for k in LABELS)]
+        cols += ["connection_index", "ci_low", "ci_high", "derived_at"]
+    frame = pd.DataFrame(rows, columns=[*cols, "model_sha256", "derivation"])
     for c in ("connection_index", "ci_low", "ci_high", "confidence"):
         if c in frame:
             frame[c] = frame[c].astype("float64")
