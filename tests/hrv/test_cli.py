@@ -86,3 +86,23 @@ def test_batch_sequential(tmp_path: Path, gudb_rr: np.ndarray) -> None:
     table = pd.read_csv(out)
     assert table["status"].tolist() == ["ok", "error"]
     assert "missing.txt: file not found" in table["error"].iloc[1]
+
+
+def test_analyze_rr_unit_declared(tmp_path: Path, gudb_rr: np.ndarray) -> None:
+    # 1/1024 s counts look like ms, so the unit must be declared; without it they are read as ms
+    units = np.round(gudb_rr * 1.024).astype(int)
+    path = tmp_path / "rr_1024.txt"
+    path.write_text("\n".join(map(str, units)) + "\n")
+    out = tmp_path / "r.json"
+    res = runner.invoke(
+        app, ["hrv", "analyze", str(path), "--rr-unit", "1/1024 s", "--json", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "RR unit 1/1024 s" in res.output
+    np.testing.assert_allclose(json.loads(out.read_text())["rr_ms"], units * 1000 / 1024)
+    res = runner.invoke(app, ["hrv", "analyze", str(path), "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_allclose(json.loads(out.read_text())["rr_ms"], units)
+    res = runner.invoke(app, ["hrv", "analyze", str(path), "--rr-unit", "furlongs"])
+    assert res.exit_code == 2
+    assert "furlongs" in res.output

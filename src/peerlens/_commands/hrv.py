@@ -57,6 +57,14 @@ def analyze_cmd(
             "needs --fs).",
         ),
     ] = None,
+    rr_unit: Annotated[
+        str | None,
+        typer.Option(
+            "--rr-unit",
+            help="Unit of an RR file without one in its header: ms, s or '1/1024 s' "
+            "(1/1024 s values look like ms, so declare them).",
+        ),
+    ] = None,
     method: Annotated[
         str, typer.Option("--method", help="Spectral method: welch or lomb.")
     ] = "welch",
@@ -91,7 +99,7 @@ def analyze_cmd(
     if window is not None and window <= 0:
         fail(f"--window must be a positive number of seconds, not {window:g}")
     with user_errors():
-        rec = read_ecg(input_path, fs=fs, channel=_channel(channel), kind=kind)
+        rec = read_ecg(input_path, fs=fs, channel=_channel(channel), kind=kind, rr_unit=rr_unit)
         res = analyze(
             rec, events=events, window=window, method=method, max_artifact_rate=max_artifact_rate
         )
@@ -154,6 +162,9 @@ def batch_cmd(
     kind: Annotated[
         str | None, typer.Option("--kind", help="Force text files as ecg, rr or peaks.")
     ] = None,
+    rr_unit: Annotated[
+        str | None, typer.Option("--rr-unit", help="Unit of RR files: ms, s or '1/1024 s'.")
+    ] = None,
     window: Annotated[
         float | None, typer.Option("--window", help="Consecutive windows of this many seconds.")
     ] = None,
@@ -169,7 +180,9 @@ def batch_cmd(
     if workers < 1:
         fail(f"--workers must be at least 1, not {workers}")
     with user_errors():
-        opts = BatchOptions(fs=fs, channel=channel, kind=kind, window=window, method=method)
+        opts = BatchOptions(
+            fs=fs, channel=channel, kind=kind, rr_unit=rr_unit, window=window, method=method
+        )
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),

@@ -198,6 +198,7 @@ def analyze(
     fs: float | None = None,
     channel: str | int | None = None,
     kind: str | None = None,
+    rr_unit: str | None = None,
     start_time: datetime | None = None,
 ) -> HrvResult:
     """Analyse one recording: R peaks, artifact correction, metrics, optional windows.
@@ -219,7 +220,7 @@ def analyze(
         Windows with a larger share of artifact intervals are not ``valid`` (default 0.05).
     detector
         R-peak detector settings (default :class:`DetectorSettings`).
-    fs, channel, kind
+    fs, channel, kind, rr_unit
         Passed to :func:`read_ecg` when ``recording`` is a path.
     start_time
         Recording start, to place ISO-timestamped events (default: as stated by the file).
@@ -242,7 +243,7 @@ def analyze(
     rec = (
         recording
         if isinstance(recording, Recording)
-        else read_ecg(recording, fs=fs, channel=channel, kind=kind)
+        else read_ecg(recording, fs=fs, channel=channel, kind=kind, rr_unit=rr_unit)
     )
     if not 0 <= max_artifact_rate <= 1:
         raise HrvInputError(f"max_artifact_rate must be in [0, 1], not {max_artifact_rate!r}")

@@ -44,6 +44,7 @@ class BatchOptions:
     fs: float | None = None
     channel: str | None = None
     kind: str | None = None
+    rr_unit: str | None = None
     window: float | None = None
     method: str = "welch"
     nonlinear: bool = True
@@ -77,6 +78,7 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
             fs=opts.fs,
             channel=opts.channel,
             kind=opts.kind,
+            rr_unit=opts.rr_unit,
         )
     except PeerlensError as exc:
         return [_error_row(name, str(exc))]
