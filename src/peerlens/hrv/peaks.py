@@ -234,10 +234,9 @@ def _refine_matrix(hi: float, fs: float, half: int) -> tuple[NDArray[np.float64]
 
     The kernel is the autocorrelation of the impulse response of a 2nd-order Butterworth
     low-pass at ``hi`` Hz, i.e. exactly what forward-backward filtering applies away from the
-    record's edges, truncated where it falls below 1e-6 of its peak (the truncated tails sum to
-    less than 1e-5 of the gain). Row i of ``window @ M`` is the filtered sample ``half`` + ...:
-    for a window of ``2 * (half + t) + 1`` samples centred on a beat, ``window @ M`` is the
-    filtered signal on the central ``2 * half + 1`` samples.
+    record's edges, truncated where it falls below 1e-6 of its peak. For a window of
+    ``2 * (half + t) + 1`` samples centred on a beat (``t`` the kernel half-length),
+    ``window @ M`` is the filtered signal on the central ``2 * half + 1`` samples.
     """
     sos = butter(2, min(hi, 0.45 * fs), btype="lowpass", fs=fs, output="sos")
     impulse = np.zeros(max(64, int(4 * fs)))
@@ -392,12 +391,15 @@ def detect_rpeaks(
     a QRS moving average (97 ms) and a beat moving average (611 ms); samples where the QRS
     average exceeds the beat average plus an offset ``beta * mean(y^2)`` form blocks of interest,
     and blocks at least one QRS window wide are QRS complexes. Departures from the paper: the
-    offset mean is local (30 s moving mean), and a 200 ms refractory period (Pan & Tompkins 1985)
-    removes double detections. Each QRS is then refined to the extremum, in the lead's dominant
-    polarity, of the 0.5-40 Hz band-limited ECG within +/- 75 ms: the R apex of the waveform
-    without baseline wander and quantisation noise. Every step is O(N). Recordings longer than
-    ten minutes are processed in 10-minute chunks with 20 s margins (the lead polarity is
-    decided per chunk, so a change of electrode position during a Holter is followed).
+    offset mean is local (30 s moving mean), a 200 ms refractory period (Pan & Tompkins 1985)
+    removes double detections, and detection runs on the ECG decimated to 100-200 Hz
+    (``DetectorSettings.detection_min_hz``). Each QRS is then refined, at the input's rate, to
+    the extremum in the lead's dominant polarity of the 0.5-20 Hz band-limited ECG within
+    +/- 75 ms: the R apex of the waveform without baseline wander, quantisation steps and muscle
+    noise (computed around the beats only, see :func:`_refine`). Every step is O(N) or
+    O(beats). Recordings longer than ten minutes are processed in 10-minute chunks with 20 s
+    margins; the lead polarity is decided per 10-minute block, so a change of electrode position
+    during a Holter is followed. BLAS runs single-threaded inside (see ``peerlens.hrv._blas``).
 
     References
     ----------
