@@ -258,8 +258,8 @@ def test_cli_transcripts_derive_passwords_and_site_scope(
     out = run("study", "derive", "--study", "pilot", "--what", "story", "--what", "scores")
     assert "story: 1 input(s)" in out and "scores: 0 input(s)" in out
     status = run("study", "derived", "--study", "pilot")
-    assert status.splitlines()[0].startswith("what\tinputs\tcurrent\tstale\tmissing")
-    assert any(line.startswith("story\t1\t1\t0\t0") for line in status.splitlines())
+    assert status.splitlines()[0].startswith("what\tinputs\tcurrent\tstale\tmissing\terrors")
+    assert any(line.startswith("story\t1\t1\t0\t0\t0\t") for line in status.splitlines())
     out_csv = tmp_path / "story.csv"
     run("study", "derived", "--study", "pilot", "--what", "sentences", "--out", str(out_csv))
     sentences = pd.read_csv(out_csv)

@@ -213,6 +213,8 @@ def test_hrv_derivation_matches_analyze_and_failures_become_error_rows(
     assert set(ok["pipeline_version"]) == {direct.provenance.peerlens_version}
     bad = frame[frame.participant == "P2"]
     assert bad["status"].tolist() == ["error"] and bad["error"].iloc[0]
+    status = derivation_status(study, "pilot").set_index("what")
+    assert status.loc["hrv", ["inputs", "current", "errors"]].tolist() == [2, 2, 1]
     with study.transaction() as s:
         tidy = tidy_frame(s, get_study(s, "pilot"), tier="deidentified")
         assert verify_derived(s, "pilot").ok
@@ -283,3 +285,39 @@ def test_story_derivation_matches_narrative_analyze(study: Store) -> None:
     erase_participant(study, "pilot", "W1", actor=ACTOR, reason="request")
     assert derived_frame(study, "pilot", "story")["transcript"].tolist() == [3]
     assert set(derived_frame(study, "pilot", "sentences")["transcript"]) <= {3}
+
+
+def test_failed_derivation_leaves_previous_results(
+    study: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import peerlens.study.derived as derived_mod
+
+    derive(study, "pilot", ["scores"], rights=OWNER)
+    before = derived_frame(study, "pilot", "scores")
+    _csv(tmp_path / "gad3.csv", ["participant", *GAD7], [["P2", 0, 0, 0, 0, 0, 0, 0]])
+    import_responses(study, "pilot", tmp_path / "gad3.csv", timepoint="week12", actor=ACTOR)
+    real = derived_mod._bulk_scores
+
+    def half_then_crash(session: object, run_id: int, rows: list[dict[str, object]]) -> None:
+        real(session, run_id, rows[: len(rows) // 2])  # type: ignore[arg-type]
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(derived_mod, "_bulk_scores", half_then_crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        derive(study, "pilot", ["scores"], rights=OWNER)
+    after = derived_frame(study, "pilot", "scores")
+    pd.testing.assert_frame_equal(
+        before.drop(columns="derivation"), after.drop(columns="derivation")
+    )
+    with study.engine.connect() as conn:
+        runs = conn.execute(text("SELECT count(*) FROM derivation")).scalar_one()
+        logged = conn.execute(
+            text("SELECT count(*) FROM audit_log WHERE action = 'derive.scores'")
+        ).scalar_one()
+    assert runs == logged == 1
+    with study.transaction() as s:
+        assert verify_derived(s, "pilot").ok
+    # The one response that changed is reported stale, the rest still current.
+    assert (after["derivation"] == "stale").sum() == after[
+        (after.participant == "P2") & (after.instrument == "gad7")
+    ].shape[0]

@@ -1066,7 +1066,7 @@ def derivation_status(store: Store, study_name: str) -> pd.DataFrame:
     """Per kind: inputs now stored, results current, stale and missing, and the last run.
 
     Missing counts inputs (responses of bundled instruments, recordings, transcripts) with no
-    stored result.
+    stored result; errors counts inputs the last run could not analyse (stored as error rows).
     """
     from peerlens.study._catalog import builtin_form
 
@@ -1116,12 +1116,15 @@ def derivation_status(store: Store, study_name: str) -> pd.DataFrame:
                 "current": current,
                 "stale": stale,
                 "missing": max(n_inputs - current - stale, 0),
+                "errors": 0 if run is None else run.n_errors,
                 "last_run": None if run is None else run.id,
                 "derived_at": None if run is None else as_utc(run.derived_at),
                 "derived_by": None if run is None else run.actor,
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame["last_run"] = frame["last_run"].astype("Int64")
+    return frame
 
 
 @dataclass(frozen=True)
