@@ -168,62 +168,62 @@ def test_site_scoped_or_read_only_users_cannot_derive(study: Store) -> None:
         derive(study, "pilot", rights=Rights("pat", False, False, "none", None))
 
 
-@pytest.fixture
-def mitdb_csv(tmp_path: Path) -> Path:
-    """The first 10 min of MIT-BIH record 100, lead MLII, as a CSV a device folder might hold."""
-    wfdb = pytest.importorskip("wfdb")
-    rec = wfdb.rdrecord(str(MITDB), channels=[0], sampto=360 * 600)
-    path = tmp_path / "mitdb100.csv"
-    pd.DataFrame({"MLII": rec.p_signal[:, 0]}).to_csv(path, index=False)
-    return path
-
-
 def test_hrv_derivation_matches_analyze_and_failures_become_error_rows(
-    study: Store, mitdb_csv: Path, tmp_path: Path
+    study: Store, tmp_path: Path
 ) -> None:
     from peerlens.hrv import METRIC_COLUMNS, analyze
 
-    windows = [("baseline", 0.0, 300.0), ("talk", 300.0, 600.0)]
+    hea = MITDB.with_suffix(".hea")
+    windows = [("baseline", 0.0, 300.0), ("talk", 600.0, 1500.0)]
     _, sha = add_recording(
-        study,
-        "pilot",
-        mitdb_csv,
-        participant="P1",
-        kind="ecg",
-        sampling_rate_hz=360,
-        windows=windows,
-        actor=ACTOR,
+        study, "pilot", hea, participant="P1", kind="ecg", windows=windows, actor=ACTOR
     )
+    # The record is stored whole (header + signal file) under one address; naming its .dat
+    # finds the same record.
+    folder = study.blob_dir / sha[:2] / f"{sha}.wfdb"
+    assert sorted(f.name for f in folder.iterdir()) == ["100.dat", "100.hea"]
+    _, same = add_recording(
+        study, "pilot", MITDB.with_suffix(".dat"), participant="P3", actor=ACTOR
+    )
+    assert same == sha
     broken = _csv(tmp_path / "broken.csv", ["MLII"], [["x"], ["y"], ["z"]])
     add_recording(study, "pilot", broken, participant="P2", sampling_rate_hz=250, actor=ACTOR)
     (summary,) = derive(study, "pilot", ["hrv"], rights=OWNER, executor="sequential")
-    assert summary.inputs == 2 and summary.errors == 1
+    assert summary.inputs == 3 and summary.errors == 1
     frame = derived_frame(study, "pilot", "hrv")
-    ok = frame[frame.recording == sha].set_index("label")
+    ok = frame[frame.participant == "P1"].set_index("label")
     events = pd.DataFrame(windows, columns=["label", "start_s", "end_s"])
-    direct = analyze(mitdb_csv, events=events, fs=360, kind="ecg")
+    # The reference: peerlens.hrv.analyze run directly on the shared-data record.
+    direct = analyze(hea, events=events)
     whole = direct.metrics.iloc[0]
+    assert ok.loc["whole", "n_beats"] == whole["n_beats"]
     for c in METRIC_COLUMNS:
         assert ok.loc["whole", c] == pytest.approx(whole[c], rel=1e-12, nan_ok=True), c
-    assert ok.loc["whole", "n_beats"] == whole["n_beats"]
     for w in direct.windows.to_dict(orient="records"):
         for c in ("rmssd_ms", "sdnn_ms", "hf_ms2", "artifact_rate"):
             assert ok.loc[w["label"], c] == pytest.approx(w[c], rel=1e-12), (w["label"], c)
         assert bool(ok.loc[w["label"], "valid"]) == w["valid"]
+    # Independent sanity check: MIT-BIH 100 holds 2,273 annotated beats in 30 min 5 s.
+    assert abs(int(ok.loc["whole", "n_beats"]) - 2273) <= 5
     assert set(ok["pipeline_version"]) == {direct.provenance.peerlens_version}
     bad = frame[frame.participant == "P2"]
     assert bad["status"].tolist() == ["error"] and bad["error"].iloc[0]
     status = derivation_status(study, "pilot").set_index("what")
-    assert status.loc["hrv", ["inputs", "current", "errors"]].tolist() == [2, 2, 1]
+    assert status.loc["hrv", ["inputs", "current", "errors"]].tolist() == [3, 3, 1]
     with study.transaction() as s:
         tidy = tidy_frame(s, get_study(s, "pilot"), tier="deidentified")
         assert verify_derived(s, "pilot").ok
-    rmssd = tidy[(tidy.kind == "hrv") & (tidy.name == "rmssd_ms")].set_index("window")
+    p1 = tidy[tidy.participant == "P1"]
+    rmssd = p1[(p1.kind == "hrv") & (p1.name == "rmssd_ms")].set_index("window")
     assert rmssd.loc["talk", "value"] == pytest.approx(ok.loc["talk", "rmssd_ms"])
     assert set(rmssd["derivation"]) == {"current"} and set(rmssd["source"]) == {sha}
-    # Erasing the participant takes the derived rows with the recording.
+    # Erasing a participant takes their derived rows with the recording; the stored record
+    # stays while another participant's recording has the same content.
     erase_participant(study, "pilot", "P1", actor=ACTOR, reason="request")
-    assert (derived_frame(study, "pilot", "hrv").recording != sha).all()
+    assert "P1" not in set(derived_frame(study, "pilot", "hrv").participant)
+    assert folder.is_dir()
+    erase_participant(study, "pilot", "P3", actor=ACTOR, reason="request")
+    assert not folder.exists()
 
 
 def test_hrv_on_dask_equals_sequential(study: Store, tmp_path: Path) -> None:

@@ -145,3 +145,18 @@ def test_site_scoped_user_writes_only_for_their_sites(store: Store, tmp_path: Pa
     with store.engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM audit_log WHERE actor = 'x'")).scalar_one()
     assert n == 0  # nothing refused left a trace of a change
+
+
+def test_wfdb_header_without_its_signal_file_is_refused(
+    store: Store, pair: int, tmp_path: Path
+) -> None:
+    import shutil
+
+    mitdb = Path(__file__).parents[2] / ".." / "shared" / "data" / "ecg" / "mitdb" / "100.hea"
+    lone = tmp_path / "100.hea"
+    shutil.copy(mitdb, lone)
+    with pytest.raises(StudyError, match=r"100.hea: signal file 100.dat not found beside it"):
+        add_recording(store, "pilot", lone, participant="SU1", actor=ACTOR)
+    lone.write_text("x/y 2 360\n", encoding="utf-8")
+    with pytest.raises(StudyError, match="multi-segment"):
+        add_recording(store, "pilot", lone, participant="SU1", actor=ACTOR)

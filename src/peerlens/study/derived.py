@@ -419,7 +419,7 @@ class _HrvInput:
 
 
 def _hrv_inputs(session: Session, study: Study, blob_dir: Path) -> list[_HrvInput]:
-    from peerlens.study.sessions import blob_path
+    from peerlens.study.sessions import recording_file
 
     recs = session.execute(
         select(
@@ -451,7 +451,7 @@ def _hrv_inputs(session: Session, study: Study, blob_dir: Path) -> list[_HrvInpu
     return [
         _HrvInput(
             int(rid),
-            str(blob_path(blob_dir, sha, suffix)),
+            str(recording_file(blob_dir, sha, suffix)),
             None if fs is None else float(fs),
             str(kind),
             tuple(windows.get(rid, [])),
@@ -1091,7 +1091,8 @@ def derivation_status(store: Store, study_name: str) -> pd.DataFrame:
             .join(Participant, Participant.id == Recording.participant_id)
             .where(Participant.study_id == study.id)
         )
-        hrv_rec = hrv.groupby("recording")["derivation"].agg(
+        # A recording is one participant's copy of a content address.
+        hrv_rec = hrv.groupby(["participant", "recording"])["derivation"].agg(
             lambda x: "stale" if (x == "stale").any() else "current"
         )
         story = _story_frame(s, study, sentences=False)

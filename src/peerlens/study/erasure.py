@@ -44,7 +44,7 @@ from peerlens.study.models import (
     Transcript,
     utcnow,
 )
-from peerlens.study.sessions import blob_path
+from peerlens.study.sessions import blob_path, remove_blob
 from peerlens.study.storage import Store
 
 
@@ -178,5 +178,5 @@ def erase_participant(
         )
     # Files go only after the database no longer refers to them.
     for sha, suffix in files:
-        blob_path(store.blob_dir, sha, suffix).unlink(missing_ok=True)
+        remove_blob(blob_path(store.blob_dir, sha, suffix))
     return report

@@ -247,8 +247,108 @@ def _relationship_people(s: DbSession, rel: PSRelationship) -> list[Participant]
 
 
 def blob_path(blob_dir: Path, sha256: str, suffix: str) -> Path:
-    """Where the file with digest ``sha256`` lives under ``blob_dir``."""
+    """Where the file (or, for suffix ``.wfdb``, the folder) with digest ``sha256`` lives."""
     return blob_dir / sha256[:2] / f"{sha256}{suffix}"
+
+
+#: Suffix of a stored WFDB record: a folder holding the header and its signal files.
+WFDB_SUFFIX = ".wfdb"
+
+
+def recording_file(blob_dir: Path, sha256: str, suffix: str) -> Path:
+    """The path a reader opens for a stored recording (a WFDB record: its ``.hea``)."""
+    path = blob_path(blob_dir, sha256, suffix)
+    if suffix == WFDB_SUFFIX:
+        headers = sorted(path.glob("*.hea"))
+        return headers[0] if headers else path / "missing.hea"
+    return path
+
+
+def remove_blob(path: Path) -> None:
+    """Delete a stored recording file or WFDB folder (no error if already gone)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def wfdb_files(src: Path) -> list[Path] | None:
+    """The files of the WFDB record ``src`` names (its ``.hea``, or a ``.dat`` with a ``.hea``
+    beside it): the header then each signal file once; ``None`` when ``src`` is not WFDB.
+
+    The header format (record line, then one line per signal starting with its file name) is
+    PhysioNet's WFDB header specification (Moody, "WFDB Applications Guide", ``header(5)``).
+
+    Raises
+    ------
+    StudyError
+        Unreadable header, multi-segment record, or a signal file missing beside the header.
+    """
+    suffix = src.suffix.lower()
+    if suffix not in (".hea", ".dat"):
+        return None
+    hea = src if suffix == ".hea" else src.with_suffix(".hea")
+    if not hea.is_file():
+        return None
+    lines = [
+        line.strip()
+        for line in hea.read_text(encoding="latin-1").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    head = lines[0].split() if lines else []
+    if len(head) < 2 or not head[1].isdigit():
+        raise StudyError(f"{hea.name}: not a WFDB header (record line 'NAME N_SIGNALS ...')")
+    if "/" in head[0]:
+        raise StudyError(f"{hea.name}: multi-segment WFDB records are not supported")
+    names: list[str] = []
+    for line in lines[1 : 1 + int(head[1])]:
+        name = line.split()[0]
+        if name == "~" or "/" in name or "\\" in name:
+            raise StudyError(f"{hea.name}: signal file {name!r} is not a file beside the header")
+        if name not in names:
+            names.append(name)
+    files = [hea]
+    for name in names:
+        f = hea.parent / name
+        if not f.is_file():
+            raise StudyError(f"{hea.name}: signal file {name} not found beside it")
+        files.append(f)
+    return files
+
+
+def _digest_files(files: list[Path]) -> tuple[str, int]:
+    """sha256 and total size of a file, or of a WFDB bundle (each file's name, size, bytes)."""
+    digest = hashlib.sha256()
+    size = 0
+    bundle = len(files) > 1 or files[0].suffix.lower() == ".hea"
+    for f in files:
+        if bundle:
+            digest.update(f"{f.name}\0{f.stat().st_size}\0".encode())
+        with f.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _store_files(target: Path, files: list[Path], bundle: bool) -> None:
+    """Copy into the content-addressed place, under a temporary name first, then rename."""
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not bundle:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+        os.close(fd)
+        shutil.copyfile(files[0], tmp)
+        os.replace(tmp, target)
+        return
+    tmp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=".part-"))
+    for f in files:
+        shutil.copyfile(f, tmp_dir / f.name)
+    try:
+        os.replace(tmp_dir, target)
+    except OSError:  # another writer stored the same record first
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def add_recording(
@@ -268,7 +368,10 @@ def add_recording(
 ) -> tuple[int, str]:
     """Store an ECG/RR file content-addressed and link it; return (recording id, sha256).
 
-    Adding the same file for the same participant again returns the existing recording.
+    A WFDB record (its ``.hea``, or its ``.dat`` with the ``.hea`` beside it) is stored whole:
+    header and signal files in one folder, addressed by the sha256 of the bundle (each file's
+    name, size and bytes). Adding the same file for the same participant again returns the
+    existing recording.
     ``windows`` are labelled ``(label, start_s, end_s)`` events within the recording. ``sites``
     limits a site-scoped user to their sites' participants.
     """
@@ -282,14 +385,10 @@ def add_recording(
     for label, start, end in windows or []:
         if not 0 <= start < end:
             raise StudyError(f"window {label!r}: need 0 <= start ({start}) < end ({end})")
-    digest = hashlib.sha256()
-    size = 0
-    with src.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    sha = digest.hexdigest()
-    suffix = "".join(src.suffixes)[-20:]
+    wfdb = wfdb_files(src)
+    files = wfdb or [src]
+    sha, size = _digest_files(files)
+    suffix = WFDB_SUFFIX if wfdb else "".join(src.suffixes)[-20:]
     with store.transaction() as s:
         study = get_study(s, study_name)
         p = get_participant(s, study, participant)
@@ -302,13 +401,7 @@ def add_recording(
         ).first()
         if existing is not None:
             return existing.id, sha
-        target = blob_path(store.blob_dir, sha, suffix)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
-            os.close(fd)
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, target)
+        _store_files(blob_path(store.blob_dir, sha, suffix), files, bundle=wfdb is not None)
         rec = Recording(
             participant_id=p.id,
             session_id=sess_id,
