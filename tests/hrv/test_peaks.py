@@ -154,3 +154,17 @@ def test_refinement_lowpass_equals_forward_backward_filtering(fs: float) -> None
     c = 10_000
     ours = x[c - half - t : c + half + t + 1] @ matrix
     np.testing.assert_allclose(ours, y[c - half : c + half + 1], rtol=0, atol=1e-5 * np.std(y))
+
+
+def test_blas_limited_to_one_thread_inside_and_restored_after() -> None:
+    from threadpoolctl import threadpool_info
+
+    from peerlens.hrv._blas import single_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
+    inside = single_blas_thread(blas_threads)()
+    assert inside and all(n == 1 for n in inside)
+    assert blas_threads() == before

@@ -10,6 +10,7 @@ busy-wait and take a core away from the single-threaded numpy/scipy work that fo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -20,12 +21,20 @@ _controller: Any = None
 
 
 def _limiter() -> Any:
-    """A context manager limiting BLAS to one thread (threadpoolctl; scanned once)."""
+    """A context manager limiting BLAS to one thread (threadpoolctl; scanned once).
+
+    Only a speed measure: if the thread pools cannot be inspected, nothing is limited.
+    """
     global _controller
     if _controller is None:
-        from threadpoolctl import ThreadpoolController
+        try:
+            from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController()
+            _controller = ThreadpoolController()
+        except Exception:  # pragma: no cover - unusual platforms
+            _controller = False
+    if _controller is False:
+        return contextlib.nullcontext()
     return _controller.limit(limits=1, user_api="blas")
 
 
