@@ -168,3 +168,17 @@ def test_blas_limited_to_one_thread_inside_and_restored_after() -> None:
     inside = single_blas_thread(blas_threads)()
     assert inside and all(n == 1 for n in inside)
     assert blas_threads() == before
+
+
+def test_bad_values_in_a_long_record_are_reported_like_in_a_short_one() -> None:
+    # long records are checked chunk by chunk: the error still names the first bad sample of
+    # the whole record and counts all of them
+    fs, n = 250.0, 25 * 60 * 250
+    x = np.sin(np.arange(n) / 20.0)
+    x[[300_000, 300_001, 370_000]] = [np.nan, np.inf, np.nan]
+    with pytest.raises(
+        HrvInputError, match=r"3 missing or non-finite samples \(first at sample 300000\)"
+    ):
+        detect_rpeaks(x, fs)
+    with pytest.raises(FlatSignalError):
+        detect_rpeaks(np.full(n, 2.5), fs)

@@ -119,17 +119,29 @@ def _validate(ecg: ArrayLike, fs: float) -> NDArray[np.float64]:
         raise RecordingTooShortError(
             f"ECG is {x.size / fs:.2f} s long; R-peak detection needs at least {MIN_DURATION_S:g} s"
         )
+    return x
+
+
+def _value_range(x: NDArray[np.float64], whole: NDArray[np.float64]) -> tuple[float, float]:
+    """Min and max of ``x`` (a part of ``whole``); an error if ``whole`` has non-finite samples.
+
+    Checked part by part inside the chunk loop, while each part is in cache, rather than in two
+    extra passes over the whole record.
+    """
     lo, hi = float(np.min(x)), float(np.max(x))  # NaN propagates; +/-inf shows at an end
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        bad = ~np.isfinite(x)
+        bad = ~np.isfinite(whole)
         first = int(np.flatnonzero(bad)[0])
         raise HrvInputError(
             f"ECG holds {int(bad.sum())} missing or non-finite samples (first at sample {first}); "
             "fill or cut the gap before detection"
         )
+    return lo, hi
+
+
+def _check_not_flat(lo: float, hi: float) -> None:
     if lo == hi:
         raise FlatSignalError("ECG channel is flat (all samples equal): is the electrode on?")
-    return x
 
 
 @lru_cache(maxsize=32)
@@ -448,21 +460,26 @@ def detect_rpeaks(
     chunk = max(1, round(CHUNK_S * fs / kb)) * kb  # whole baseline blocks per chunk
     margin = round(CHUNK_MARGIN_S * fs)
     if n <= chunk + 2 * margin:
+        _check_not_flat(*_value_range(x, x))
         candidates, energy = _candidates(x, fs, k, s)
         means = _block_means(x, kb)
         polarity_block = n
     else:
         _keep_freed_memory()
         found, energies, blocks = [], [], []
+        lo, hi = np.inf, -np.inf
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             a, b = max(0, start - margin), min(n, stop + margin)
+            part_lo, part_hi = _value_range(x[a:b], x)
+            lo, hi = min(lo, part_lo), max(hi, part_hi)
             peaks, energy = _candidates(x[a:b], fs, k, s)
             peaks += a
             keep = (peaks >= start) & (peaks < stop)
             found.append(peaks[keep])
             energies.append(energy[keep])
             blocks.append(_block_means(x[start:stop], kb))  # while the chunk is in cache
+        _check_not_flat(lo, hi)
         candidates = np.concatenate(found)
         energy = np.concatenate(energies)
         means = np.concatenate(blocks)
