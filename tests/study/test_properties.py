@@ -108,3 +108,38 @@ def test_out_of_range_cell_is_reported_where_it_is(
 def test_parse_choices_inverts_the_redcap_format(choices: dict[str, str]) -> None:
     text = " | ".join(f"{code}, {label}" for code, label in choices.items())
     assert parse_choices(text) == choices
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cells=st.lists(st.lists(CELL, min_size=7, max_size=7), min_size=1, max_size=6))
+def test_derived_scores_equal_scoring_the_file_directly(
+    tmp_path: Path, cells: list[list[str]]
+) -> None:
+    from peerlens.instruments import score
+    from peerlens.study import derive, derived_frame
+    from peerlens.study.users import Rights
+
+    store = _store(tmp_path)
+    frame = pd.DataFrame(cells, columns=GAD7)
+    frame.insert(0, "participant", [f"P{i}" for i in range(len(cells))])
+    path = tmp_path / "in.csv"
+    frame.to_csv(path, index=False)
+    import_responses(store, "s", path, timepoint="t0", actor="t")
+    derive(store, "s", ["scores"], rights=Rights("t", True, True, "full", None))
+    stored = derived_frame(store, "s", "scores").set_index(["participant", "name"])
+    # The reference: the file as a user holds it, scored by peerlens.instruments directly.
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    expected = score(raw, "gad7", missing_codes=(-99,)).set_index("participant")
+    for code, row in expected.iterrows():
+        if (raw.loc[raw.participant == code, GAD7] == "").all(axis=None):
+            assert code not in stored.index.get_level_values(0)  # nothing stored, nothing scored
+            continue
+        for name in ("gad7_total", "gad7_prorated"):
+            got, want = stored.loc[(code, name), "value"], row[name]
+            assert (pd.isna(got) and pd.isna(want)) or float(got) == float(want), (code, name)
+        want_band = row["gad7_severity"]
+        got_band = stored.loc[(code, "gad7_severity"), "text"]
+        assert (pd.isna(want_band) and got_band is None) or got_band == want_band
+    store.close()
