@@ -321,3 +321,18 @@ def test_failed_derivation_leaves_previous_results(
     assert (after["derivation"] == "stale").sum() == after[
         (after.participant == "P2") & (after.instrument == "gad7")
     ].shape[0]
+
+
+def test_concurrent_derivations_do_not_collide(study: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(
+            pool.map(lambda _: derive(study, "pilot", ["scores"], rights=OWNER)[0], range(2))
+        )
+    assert runs[0].digest == runs[1].digest
+    with study.engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM derived_score")).scalar_one()
+    assert n == runs[0].rows
+    with study.transaction() as s:
+        assert verify_derived(s, "pilot").ok and verify_audit(s).ok

@@ -128,6 +128,15 @@ def _current_runs(session: Session, study: Study) -> dict[str, Derivation]:
     return runs
 
 
+def _lock(session: Session, study: Study) -> None:
+    """Serialise derivations of one study on PostgreSQL (SQLite's BEGIN IMMEDIATE already does):
+    two concurrent runs would otherwise both delete and insert the same results."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(func.pg_advisory_xact_lock(727275, study.id))  # released at commit/rollback
+        )
+
+
 def _new_run(
     session: Session,
     study: Study,
@@ -308,6 +317,7 @@ def _derive_scores(
         (r["response_id"], r["name"], r["value"], r["text"], r["spec_sha256"], r["engine_version"])
         for r in rows
     )
+    _lock(session, study)
     previous = _current_runs(session, study).get("scores")
     session.execute(
         delete(DerivedScore).where(DerivedScore.derivation_id.in_(_study_run_ids(study, "scores")))
@@ -580,6 +590,7 @@ def _write_hrv(
             )
     digest = _digest(_hrv_digest_rows(rows))
     versions = {"peerlens": __version__, "max_artifact_rate": max_artifact_rate}
+    _lock(session, study)
     previous = _current_runs(session, study).get("hrv")
     session.execute(
         delete(DerivedHrv).where(DerivedHrv.derivation_id.in_(_study_run_ids(study, "hrv")))
@@ -693,6 +704,7 @@ def _derive_story(
     digest = _digest(digest_rows())
     errors = sum(s["status"] == "error" for s in stories)
     versions = {"peerlens": __version__, "model": meta}
+    _lock(session, study)
     previous = _current_runs(session, study).get("story")
     old_ids = select(DerivedStory.id).where(
         DerivedStory.derivation_id.in_(_study_run_ids(study, "story"))
