@@ -77,7 +77,10 @@ def score_long(
     if text_cols:
         txt = scored[text_cols].astype("object").reset_index()
         txt = txt.melt(id_vars=keys, var_name="name", value_name="text")
-        txt["text"] = txt["text"].where(txt["text"].notna(), None).astype("object")
+        # No band (too many items missing) is None, never NaN or the string "nan".
+        txt["text"] = pd.Series(
+            [None if pd.isna(v) else str(v) for v in txt["text"]], index=txt.index, dtype=object
+        )
         txt["value"] = np.nan
         parts.append(txt)
     long = pd.concat(parts, ignore_index=True)

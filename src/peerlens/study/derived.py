@@ -256,7 +256,7 @@ def _score_rows(session: Session, study: Study) -> tuple[list[dict[str, Any]], d
                 "instrument": str(inst),
                 "name": str(name),
                 "value": float(val) if ok else None,
-                "text": None if txt is None else str(txt),
+                "text": None if txt is None or pd.isna(txt) else str(txt),
                 "spec_version": v["spec_version"],
                 "spec_sha256": v["spec_sha256"],
                 "engine_version": v["engine_version"],
