@@ -336,3 +336,17 @@ def test_concurrent_derivations_do_not_collide(study: Store) -> None:
     assert n == runs[0].rows
     with study.transaction() as s:
         assert verify_derived(s, "pilot").ok and verify_audit(s).ok
+
+
+def test_an_instrument_that_cannot_be_scored_is_reported_not_fatal(study: Store) -> None:
+    # Items the scoring spec rejects (written behind the import's checks) fail that instrument
+    # only; the others are scored and the run records why.
+    with study.engine.begin() as conn:
+        conn.execute(text("UPDATE response_item SET value = 9 WHERE item = 'phq9_1'"))
+    (summary,) = derive(study, "pilot", ["scores"], rights=OWNER)
+    assert summary.errors == 3 and summary.inputs == 5
+    assert "phq9_1" in summary.versions["errors"]["phq9"]["error"]
+    stored = derived_frame(study, "pilot", "scores")
+    assert set(stored["instrument"]) == {"gad7"}
+    status = derivation_status(study, "pilot").set_index("what")
+    assert status.loc["scores", ["current", "missing", "errors"]].tolist() == [2, 3, 3]

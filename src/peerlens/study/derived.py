@@ -231,14 +231,22 @@ def _score_rows(session: Session, study: Study) -> tuple[list[dict[str, Any]], d
         )
     }
     rows: list[dict[str, Any]] = []
+    from peerlens import PeerlensError
+
     versions: dict[str, Any] = {}
+    errors: dict[str, Any] = {}
     n_inputs = 0
     for inst, block in raw.groupby("instrument", sort=True):
         form = forms.get(str(inst))
         if form is None or not form.builtin:
             continue
-        long, prov = score_long(block, form, ["rid"])
         n_inputs += int(block["rid"].nunique())
+        try:
+            long, prov = score_long(block, form, ["rid"])
+        except PeerlensError as exc:
+            # Items the installed spec no longer accepts: say so and score the other instruments.
+            errors[str(inst)] = {"responses": int(block["rid"].nunique()), "error": str(exc)}
+            continue
         versions[str(inst)] = {
             "spec_version": str(prov.spec_version),
             "spec_sha256": str(prov.spec_sha256),
@@ -267,6 +275,8 @@ def _score_rows(session: Session, study: Study) -> tuple[list[dict[str, Any]], d
             )
         )
     rows.sort(key=lambda r: (r["response_id"], r["name"]))
+    if errors:
+        versions["errors"] = errors
     return rows, versions, n_inputs
 
 
@@ -322,7 +332,8 @@ def _derive_scores(
     session.execute(
         delete(DerivedScore).where(DerivedScore.derivation_id.in_(_study_run_ids(study, "scores")))
     )
-    run = _new_run(session, study, "scores", actor, versions, n_inputs, len(rows), 0, digest)
+    n_errors = sum(e["responses"] for e in versions.get("errors", {}).values())
+    run = _new_run(session, study, "scores", actor, versions, n_inputs, len(rows), n_errors, digest)
     _bulk_scores(session, run.id, rows)
     return _finish(session, study, "scores", actor, run, previous, reason)
 
@@ -642,12 +653,13 @@ def _story_rows(
                 source=source,
                 model=model,
             )
-        except PeerlensError as exc:
+        except Exception as exc:  # one bad text must not sink the derivation
+            message = str(exc) if isinstance(exc, PeerlensError) else f"{type(exc).__name__}: {exc}"
             stories.append(
                 {
                     **base,
                     "status": "error",
-                    "error": str(exc),
+                    "error": message,
                     "n_sentences": None,
                     "connection_index": None,
                     "ci_low": None,
