@@ -118,3 +118,22 @@ def test_demo_study_database_holds_everything_and_scores_agree(
             joined[f"{column}_step1"].astype(float),
             check_names=False,
         )
+
+
+def test_demo_derived_hrv_and_story_equal_the_direct_analyses(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    tidy = pd.read_csv(out / "study_tidy.csv")
+    assert (tidy.loc[tidy["kind"].isin(["hrv", "story"]), "derivation"] == "current").all()
+    hrv = tidy[tidy["kind"] == "hrv"].pivot_table(
+        index="window", columns="name", values="value", aggfunc="first"
+    )
+    direct = pd.read_csv(out / "hrv_windows.csv").set_index("label")
+    for label in ("baseline", "session", "recovery"):
+        for metric in ("n_beats", "rmssd_ms", "hf_ms2", "sdnn_ms"):
+            assert hrv.loc[label, metric] == pytest.approx(direct.loc[label, metric], rel=1e-9)
+    story = tidy[tidy["kind"] == "story"].set_index("name")["value"]
+    labels = pd.read_csv(out / "story_sentences.csv")["label"].value_counts()
+    assert story["n_sentences"] == labels.sum()
+    assert story["connection_index"] == pytest.approx(
+        labels["connection"] / (labels["connection"] + labels["upward"] + labels["downward"])
+    )

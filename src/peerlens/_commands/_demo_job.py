@@ -9,8 +9,9 @@ Four steps, each printing a table and writing its results to the output folder:
    recovery windows);
 4. connection vs comparison in the PS worker's words of an example session transcript;
 5. all of it stored in a study database (SQLite): participants enrolled by arm, responses
-   imported per timepoint, the ECG and transcript linked to the session, a de-identified tidy
-   export with scores recomputed from the stored items, and the audit chain verified.
+   imported per timepoint, the ECG and transcript linked to the session, derived results (scores,
+   HRV per window, story labels) stored with their versions, a de-identified tidy export, and the
+   audit chain verified.
 """
 
 from __future__ import annotations
@@ -249,6 +250,8 @@ def _study_database(console: Console, out_dir: Path) -> None:
         add_session,
         add_transcript,
         create_study,
+        derive,
+        derived_frame,
         export_study,
         import_responses,
         resolve_rights,
@@ -307,9 +310,14 @@ def _study_database(console: Console, out_dir: Path) -> None:
             transcript.read_text(encoding="utf-8"),
             session_id=session,
             author="W01",
+            speaker=EXAMPLE_WORKER,
             actor=ACTOR,
         )
         rights = resolve_rights(store, None, None, "example")
+        # One recording: HRV runs in-process; a study's many recordings would use Dask.
+        derived = derive(store, "example", rights=rights, executor="sequential")
+        hrv = derived_frame(store, "example", "hrv")
+        story = derived_frame(store, "example", "story")
         export = export_study(
             store, "example", out_dir / "study_tidy.csv", tier="deidentified", rights=rights
         )
@@ -326,9 +334,19 @@ def _study_database(console: Console, out_dir: Path) -> None:
         + "; session s1 with its ECG recording (3 windows) and transcript."
     )
     console.print(
-        f"De-identified tidy export {export.path.name}: {export.rows} rows "
-        f"({kinds.get('item', 0)} items, {kinds.get('score', 0)} scores recomputed from the "
-        f"stored items), sha256 {export.sha256[:12]}..."
+        f"De-identified tidy export {export.path.name}: {export.rows} rows ("
+        + ", ".join(f"{n} {k}" for k, n in kinds.items())
+        + f"), sha256 {export.sha256[:12]}..."
+    )
+    console.print(
+        "Derived results stored with their versions (recomputed, never edited): "
+        + "; ".join(str(d) for d in derived)
+    )
+    by_window = hrv.set_index("label")["rmssd_ms"] if len(hrv) else pd.Series(dtype=float)
+    console.print(
+        "  HRV RMSSD by window: "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in by_window.items())
+        + f"; story connection index {float(story['connection_index'].iloc[0]):.2f}"
     )
     state = "verified" if audit.ok else f"BROKEN: {audit.problems}"
     console.print(f"Audit log: {audit.rows} hash-chained entries, {state}.")
