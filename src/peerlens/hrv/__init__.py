@@ -22,7 +22,7 @@ from peerlens.hrv.artifacts import (
     correct_artifacts,
     detect_artifacts,
 )
-from peerlens.hrv.batch import BatchOptions, run_batch
+from peerlens.hrv.batch import BatchOptions, map_tasks, run_batch
 from peerlens.hrv.metrics import METRIC_COLUMNS, hrv_metrics, nn_spectrum
 from peerlens.hrv.peaks import DetectorSettings, detect_rpeaks
 from peerlens.hrv.plot import plot_result
@@ -51,6 +51,7 @@ __all__ = [
     "detect_artifacts",
     "detect_rpeaks",
     "hrv_metrics",
+    "map_tasks",
     "nn_spectrum",
     "plot_result",
     "read_ecg",

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,9 @@ import pandas as pd
 from peerlens import PeerlensError
 from peerlens.hrv.metrics import METRIC_COLUMNS
 
-__all__ = ["BatchOptions", "analyze_file", "run_batch"]
+__all__ = ["BatchOptions", "analyze_file", "map_tasks", "run_batch"]
+
+T = TypeVar("T")
 
 #: Columns of every batch row, before the metric columns.
 ID_COLUMNS = (
@@ -169,14 +171,68 @@ def run_batch(
     """
     opts = asdict(options or BatchOptions())
     items = [str(p) for p in paths]
-    total = len(items)
-    if executor == "sequential":
+    results = map_tasks(
+        analyze_file,
+        [(p, opts) for p in items],
+        names=[Path(p).name for p in items],
+        executor=executor,
+        scheduler=scheduler,
+        n_workers=n_workers,
+        processes=processes,
+        progress=progress,
+        key_prefix="hrv",
+    )
+    return _frame(results)
+
+
+def map_tasks(
+    func: Callable[..., T],
+    args: Sequence[tuple[Any, ...]],
+    *,
+    names: Sequence[str] | None = None,
+    executor: str = "dask",
+    scheduler: str | None = None,
+    n_workers: int = 2,
+    processes: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    key_prefix: str = "task",
+) -> list[T]:
+    """Run ``func(*a)`` for every ``a`` in ``args``, sequentially or on Dask; results in order.
+
+    The one place peerlens runs batch work: :func:`run_batch` and the study database's HRV
+    derivation both call it. ``func`` must be importable by workers and take plain values
+    (paths and options, not arrays) so a remote cluster only needs the files on a shared file
+    system; it should turn its own failures into result values, since an exception here stops
+    the batch.
+
+    Parameters
+    ----------
+    func, args
+        The task function and one argument tuple per task.
+    names
+        Readable part of each task's key (e.g. the file name); default the task number.
+    executor
+        ``"dask"`` or ``"sequential"``.
+    scheduler
+        Address of a running Dask scheduler; default the environment variable
+        ``DASK_SCHEDULER_ADDRESS``, else a new LocalCluster of ``n_workers`` single-threaded
+        workers (processes unless ``processes=False``), closed afterwards.
+    progress
+        Called as ``progress(done, total)`` after each task.
+
+    Raises
+    ------
+    ValueError
+        ``executor`` is neither ``"dask"`` nor ``"sequential"``.
+    """
+    total = len(args)
+    if executor == "sequential" or (executor == "dask" and total == 0):
         out = []
-        for i, p in enumerate(items, start=1):
-            out.append(analyze_file(p, opts))
+        for i, a in enumerate(args, start=1):
+            out.append(func(*a))
             if progress:
                 progress(i, total)
-        return _frame(out)
+        return out
     if executor != "dask":
         raise ValueError(f"executor must be 'dask' or 'sequential', not {executor!r}")
     from distributed import Client, LocalCluster, as_completed
@@ -193,13 +249,14 @@ def run_batch(
             dashboard_address=None,
         )
         client = Client(cluster)
+    labels = names if names is not None else [str(i) for i in range(total)]
     try:
         futures = [
-            client.submit(analyze_file, p, opts, key=f"hrv-{i}-{Path(p).name}", pure=False)
-            for i, p in enumerate(items)
+            client.submit(func, *a, key=f"{key_prefix}-{i}-{labels[i]}", pure=False)
+            for i, a in enumerate(args)
         ]
         index = {f.key: i for i, f in enumerate(futures)}
-        results: list[list[dict[str, Any]]] = [[] for _ in items]
+        results: list[Any] = [None] * total
         for done, fut in enumerate(as_completed(futures), start=1):
             results[index[fut.key]] = fut.result()
             if progress:
@@ -208,4 +265,4 @@ def run_batch(
         client.close()
         if cluster is not None:
             cluster.close()
-    return _frame(results)
+    return results

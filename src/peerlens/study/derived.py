@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -489,52 +488,22 @@ def _run_hrv(
     processes: bool,
     progress: Callable[[int, int], None] | None,
 ) -> list[list[dict[str, Any]]]:
-    """Run :func:`hrv_job` for every input, in input order, sequentially or on Dask.
+    """Run :func:`hrv_job` for every input, in input order, sequentially or on Dask (through
+    :func:`peerlens.hrv.batch.map_tasks`, the same runner as ``peerlens hrv batch``)."""
+    from peerlens.hrv.batch import map_tasks
 
-    The Dask path follows :func:`peerlens.hrv.run_batch` (a scheduler from
-    ``DASK_SCHEDULER_ADDRESS`` or a LocalCluster, one task per recording, paths not arrays);
-    ``run_batch`` itself cannot take per-recording window events yet.
-    """
-    args = [(j.path, j.fs, j.kind, j.windows, max_artifact_rate) for j in jobs]
-    total = len(args)
-    if executor == "sequential" or total == 0:
-        out = []
-        for i, a in enumerate(args, start=1):
-            out.append(hrv_job(*a))
-            if progress:
-                progress(i, total)
-        return out
-    if executor != "dask":
+    if executor not in ("dask", "sequential"):
         raise StudyError(f"executor {executor!r}: use dask or sequential")
-    from distributed import Client, LocalCluster, as_completed
-
-    address = os.environ.get("DASK_SCHEDULER_ADDRESS")
-    cluster = None
-    if address:
-        client = Client(address)
-    else:
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=processes,
-            dashboard_address=None,
-        )
-        client = Client(cluster)
-    try:
-        futures = [
-            client.submit(hrv_job, *a, key=f"study-hrv-{i}", pure=False) for i, a in enumerate(args)
-        ]
-        index = {f.key: i for i, f in enumerate(futures)}
-        results: list[list[dict[str, Any]]] = [[] for _ in args]
-        for done, fut in enumerate(as_completed(futures), start=1):
-            results[index[fut.key]] = fut.result()
-            if progress:
-                progress(done, total)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-    return results
+    return map_tasks(
+        hrv_job,
+        [(j.path, j.fs, j.kind, j.windows, max_artifact_rate) for j in jobs],
+        names=[f"recording{j.recording_id}" for j in jobs],
+        executor=executor,
+        n_workers=n_workers,
+        processes=processes,
+        progress=progress,
+        key_prefix="study-hrv",
+    )
 
 
 def _hrv_digest_rows(rows: Iterable[dict[str, Any]]) -> Iterable[tuple[Any, ...]]:
