@@ -1,5 +1,6 @@
-"""The README's commands exist: every `peerlens ...` line in a shell block names a real command
-and only options that command has (so the README cannot drift from the CLI)."""
+"""The documented commands exist: every `peerlens ...` line in a shell block of the README or
+docs/*.md names a real command and only options that command has (docs cannot drift from the
+CLI)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,21 @@ import typer
 
 from peerlens.cli import app
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def _readme_commands() -> list[str]:
     lines = []
+    for doc in DOCS:
+        lines += _shell_commands(doc)
+    return lines
+
+
+def _shell_commands(doc: Path) -> list[str]:
+    lines = []
     in_shell = False
-    for line in README.read_text(encoding="utf-8").splitlines():
+    for line in doc.read_text(encoding="utf-8").splitlines():
         if line.startswith("```"):
             in_shell = line.strip() in ("```sh", "```console", "```bash")
             continue
@@ -45,7 +54,7 @@ COMMANDS = _readme_commands()
 
 
 def test_the_readme_shows_commands() -> None:
-    assert len(COMMANDS) >= 15
+    assert len(_shell_commands(ROOT / "README.md")) >= 15
 
 
 @pytest.mark.parametrize("line", COMMANDS)
