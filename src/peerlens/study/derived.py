@@ -859,6 +859,7 @@ def _current_score_versions(instruments: Iterable[Any]) -> dict[str, tuple[str, 
 def _hrv_frame(session: Session, study: Study) -> pd.DataFrame:
     from peerlens import __version__
     from peerlens.hrv import METRIC_COLUMNS
+    from peerlens.hrv.batch import ID_COLUMNS
 
     q = (
         select(
@@ -912,15 +913,7 @@ def _hrv_frame(session: Session, study: Study) -> pd.DataFrame:
         "participant",
         "session",
         "recording",
-        "label",
-        "status",
-        "error",
-        "start_s",
-        "end_s",
-        "n_beats",
-        "artifact_rate",
-        "valid",
-        "reason",
+        *ID_COLUMNS[1:],  # the batch columns after "file": label, status, error, ... reason
         *METRIC_COLUMNS,
         "pipeline_version",
         "derived_at",
