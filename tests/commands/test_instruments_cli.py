@@ -206,4 +206,4 @@ def test_map_and_items_may_not_map_one_column_twice(tmp_path: Path) -> None:
         app, ["score", str(data), "--map", str(mapping), "--items", "ucla3=Q{n}", "-i", "ucla3"]
     )
     assert result.exit_code == 2
-    assert "mapped by both --map and --items" in result.stderr
+    assert "--map and --items: column 'Q1' is mapped twice" in " ".join(result.stderr.split())

@@ -268,3 +268,62 @@ def test_session_linked_responses(store: Store, config_path: Path, tmp_path: Pat
     totals = tidy[tidy.name == "gad7_total"][["timepoint", "session", "value"]]
     rows = {tuple(r) for r in totals.astype("object").where(totals.notna(), None).values}
     assert rows == {(None, "s1", 7.0), ("baseline", None, 7.0)}
+
+
+def test_qualtrics_export_with_mapped_columns_imports_and_reports_file_rows(
+    store: Store, config_path: Path, tmp_path: Path
+) -> None:
+    from peerlens.instruments.columns import pattern_column_map
+
+    _setup(store, config_path)
+    header = ["participant", *(f"Q7_{n}" for n in range(1, 8))]
+    wording = ["Participant", *(f"Worry item {n}" for n in range(1, 8))]
+    import_ids = [
+        '{"ImportId":"participant"}',
+        *(f'{{"ImportId":"QID7_{n}"}}' for n in range(1, 8)),
+    ]
+    path = tmp_path / "qualtrics.csv"
+    rows = [wording, import_ids, ["P001", 1, 2, 3, 0, 1, 2, 3], ["P002", 0, 0, 0, 0, 0, 0, 5]]
+    # Qualtrics quotes every cell; the JSON cells hold commas-free quotes doubled.
+    path.write_text(
+        "\n".join(
+            ",".join('"' + str(c).replace('"', '""') + '"' for c in r) for r in [header, *rows]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    mapping = pattern_column_map(["gad7=Q7_{n}"])
+    with pytest.raises(ImportRejected) as info:
+        import_responses(
+            store,
+            "pilot",
+            path,
+            timepoint="baseline",
+            instrument="gad7",
+            columns=mapping,
+            actor=ACTOR,
+        )
+    # The out-of-range 5 is on the 4th data row of the file (after the two Qualtrics rows).
+    assert [(p.row, p.column) for p in info.value.problems] == [(4, "gad7_7")]
+    assert _counts(store)[0] == 0
+    path.write_text(path.read_text(encoding="utf-8").replace('"5"', '"3"'), encoding="utf-8")
+    summary = import_responses(
+        store, "pilot", path, timepoint="baseline", instrument="gad7", columns=mapping, actor=ACTOR
+    )
+    assert summary.new == 2
+    stored = [r for r in _items(store) if r[0] == "P001"]
+    assert [v for *_, v, _code in stored] == [1, 2, 3, 0, 1, 2, 3]
+
+
+def test_semicolon_delimited_export_is_read(
+    store: Store, config_path: Path, tmp_path: Path
+) -> None:
+    _setup(store, config_path)
+    path = tmp_path / "excel_eu.csv"
+    path.write_text(
+        "participant;" + ";".join(GAD7) + "\nP001;1;1;1;1;1;1;1\n", encoding="utf-8-sig"
+    )
+    summary = import_responses(
+        store, "pilot", path, timepoint="baseline", instrument="gad7", actor=ACTOR
+    )
+    assert summary.new == 1

@@ -83,9 +83,8 @@ def score(
     from peerlens.instruments import load_spec, score_with_provenance
     from peerlens.instruments.columns import (
         apply_column_map,
+        column_map_from,
         drop_qualtrics_rows,
-        pattern_column_map,
-        read_column_map,
     )
 
     if not instrument and not all_instruments and column_map is None and not items:
@@ -95,11 +94,7 @@ def score(
     codes = [c for c in missing_codes.split(",") if c.strip()]
     with user_errors(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        mapping = read_column_map(column_map) if column_map is not None else {}
-        for column, target in pattern_column_map(items or []).items():
-            if column in mapping:
-                fail(f"column {column!r} is mapped by both --map and --items")
-            mapping[column] = target
+        mapping = column_map_from(column_map, items or [])
         frame, skipped = drop_qualtrics_rows(read_table(input_path))
         if skipped:
             err_console.print(

@@ -656,14 +656,28 @@ def responses_import(
     missing_codes: Annotated[
         str | None, typer.Option("--missing-codes", help="Extra missing codes, comma-separated.")
     ] = None,
+    column_map: Annotated[
+        Path | None,
+        typer.Option("--map", help="Column map file (CSV: column,instrument,item)."),
+    ] = None,
+    items: Annotated[
+        list[str] | None,
+        typer.Option("--items", help="Item columns by pattern, e.g. phq9=Q3_{n}; repeatable."),
+    ] = None,
     db: Db = None,
     user: UserOpt = None,
     reason: Reason = None,
 ) -> None:
-    """Import a wide response file for one timepoint; all or nothing, idempotent."""
+    """Import a wide response file for one timepoint; all or nothing, idempotent.
+
+    Columns named after a survey tool's question ids are mapped with --map or --items (as in
+    `peerlens score`); Qualtrics' two extra header rows are skipped.
+    """
     with user_errors():
+        from peerlens.instruments.columns import column_map_from
         from peerlens.study.responses import import_responses
 
+        mapping = column_map_from(column_map, items or [])
         store = _open(db)
         rights = _writer_rights(store, user, study, "import responses")
         codes = [c.strip() for c in missing_codes.split(",")] if missing_codes else None
@@ -676,6 +690,7 @@ def responses_import(
             instrument=instrument,
             missing_codes=codes,
             sites=rights.sites,
+            columns=mapping or None,
             actor=rights.actor,
             reason=reason,
         )

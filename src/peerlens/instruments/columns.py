@@ -32,6 +32,7 @@ from peerlens.instruments.validation import ItemColumnError
 __all__ = [
     "ColumnMapError",
     "apply_column_map",
+    "column_map_from",
     "drop_qualtrics_rows",
     "pattern_column_map",
     "read_column_map",
@@ -154,6 +155,22 @@ def pattern_column_map(patterns: Iterable[str]) -> dict[str, str]:
             except (KeyError, IndexError, ValueError) as exc:
                 raise ColumnMapError(f"{where}: cannot fill in the template ({exc})") from None
             _add(mapping, column, f"{spec.id}_{n}", where)
+    return mapping
+
+
+def column_map_from(path: str | Path | None, patterns: Iterable[str] = ()) -> dict[str, str]:
+    """One column map from a map file (optional) and patterns (the CLI's ``--map`` and
+    ``--items``).
+
+    Raises
+    ------
+    ColumnMapError
+        As :func:`read_column_map` and :func:`pattern_column_map`, or a column or item that
+        both the file and a pattern map.
+    """
+    mapping = read_column_map(path) if path is not None else {}
+    for column, target in pattern_column_map(patterns).items():
+        _add(mapping, column, target, "--map and --items")
     return mapping
 
 

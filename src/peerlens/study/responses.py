@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -90,7 +90,15 @@ class ResponseRecord:
 
 
 def read_table(path: str | Path) -> tuple[pd.DataFrame, str]:
-    """Read a CSV or Excel file as text cells (no type guessing); return it and its sha256."""
+    """Read a response table as text cells (no type guessing); return it and the file's sha256.
+
+    Reading is :func:`peerlens._tables.read_table` (CSV/TSV with the delimiter detected, UTF-8
+    with or without BOM or Windows-1252 with a warning, Excel, Parquet); Excel and Parquet cells
+    are turned into text, empty cells into ``""``. Any read failure is an :class:`ImportRejected`.
+    """
+    from peerlens._tables import TableReadError
+    from peerlens._tables import read_table as read_any_table
+
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -100,20 +108,12 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, str]:
         ) from None
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        if p.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-            frame = pd.read_excel(p, dtype=str, keep_default_na=False)
-        else:
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                text = raw.decode("cp1252", errors="replace")
-            import io
-
-            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except Exception as exc:  # parser errors of every kind: report them as a bad file
-        raise ImportRejected(
-            str(p), [Problem(None, None, f"not a readable table: {exc}")]
-        ) from None
+        frame = read_any_table(p)
+    except TableReadError as exc:
+        reason = str(exc).removeprefix(f"{p}: ")
+        raise ImportRejected(str(p), [Problem(None, None, reason)]) from None
+    text = frame.astype("string").fillna("")
+    frame = pd.DataFrame({c: text[c].astype(object) for c in text.columns}, index=frame.index)
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame, digest
 
@@ -180,6 +180,7 @@ def import_responses(
     instrument: str | None = None,
     missing_codes: Sequence[str | int] | None = None,
     sites: frozenset[str] | None = None,
+    columns: Mapping[str, str] | None = None,
     actor: str,
     reason: str | None = None,
 ) -> ImportSummary:
@@ -198,14 +199,24 @@ def import_responses(
         Codes meaning "not answered" in addition to the study's own.
     sites
         For a site-scoped user: rows of participants of other sites are problems.
+    columns
+        Column map (source column -> item column ``<id>_<n>``), e.g. from
+        :func:`peerlens.instruments.columns.read_column_map` or ``pattern_column_map``, for
+        exports named after a survey tool's question ids. The two rows Qualtrics writes under its
+        header are skipped in any case; reported row numbers stay those of the file.
 
     Raises
     ------
     ImportRejected
         Lists every problem found (row, column, reason); nothing was stored.
     """
+    from peerlens.instruments.columns import apply_column_map, drop_qualtrics_rows
+
     frame, digest = read_table(path)
     source = str(path)
+    frame, _ = drop_qualtrics_rows(frame)
+    if columns:
+        frame = apply_column_map(frame, columns, source)
     with store.transaction() as s:
         study = get_study(s, study_name)
         if (timepoint is None) == (session is None):
@@ -319,8 +330,9 @@ def _parse_wide(
     records: list[ResponseRecord] = []
     seen: dict[str, int] = {}
     values = {c: frame[c].tolist() for c in frame.columns}
+    rows = [int(label) + 1 for label in frame.index]  # file rows, also after dropped rows
     for i in range(len(frame)):
-        n = i + 1
+        n = rows[i]
         code = str(values[pcol][i]).strip()
         if not code:
             problems.append(Problem(n, pcol, "empty participant code"))
