@@ -2,13 +2,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from peerlens.study import audit
-from peerlens.study.audit import GENESIS, verify_audit
+from peerlens.study.audit import GENESIS, check_chain
 from peerlens.study.storage import Store
+
+
+@pytest.fixture
+def store(db_url: str, tmp_path: Path) -> Iterator[Store]:
+    """A new store with an empty audit log (no account bootstrapped)."""
+    st = Store.open(db_url, create=True, blob_dir=tmp_path / "blobs")
+    try:
+        yield st
+    finally:
+        st.close()
 
 
 def _append(store: Store, n: int) -> None:
@@ -52,7 +64,7 @@ def test_chain_matches_independent_sha256(store: Store) -> None:
         prev = r["hash"]
     assert json.loads(rows[1]["old"]) == {"v": 1}
     with store.transaction() as s:
-        rep = verify_audit(s)
+        rep = check_chain(s)
     assert rep.ok and rep.rows == 3 and rep.head_seq == 3 and rep.head_hash == prev
 
 
@@ -62,7 +74,7 @@ def test_update_and_delete_are_refused(store: Store, statement: str) -> None:
     with pytest.raises(Exception, match="append-only"), store.engine.begin() as conn:
         conn.execute(text(statement + " WHERE seq = 1"))
     with store.transaction() as s:
-        assert verify_audit(s).ok
+        assert check_chain(s).ok
 
 
 def test_truncate_refused_on_postgresql(store: Store) -> None:
@@ -80,7 +92,7 @@ def test_tamper_edit_is_detected_and_named(store: Store) -> None:
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE audit_log SET new = :v WHERE seq = 3"), {"v": '{"v":999}'})
     with store.transaction() as s:
-        rep = verify_audit(s)
+        rep = check_chain(s)
     assert not rep.ok
     assert any("seq 3" in p and "edited" in p for p in rep.problems)
     assert all("seq 3" in p for p in rep.problems)
@@ -98,7 +110,7 @@ def test_tamper_edit_with_rehash_still_breaks_the_next_link(store: Store) -> Non
             text("UPDATE audit_log SET actor = 'mallory', hash = :h WHERE seq = 2"), {"h": forged}
         )
     with store.transaction() as s:
-        rep = verify_audit(s)
+        rep = check_chain(s)
     assert rep.problems == ("row seq 3: prev_hash does not match the hash of the row before",)
 
 
@@ -108,7 +120,7 @@ def test_tamper_delete_is_detected_and_named(store: Store) -> None:
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE seq = 4"))
     with store.transaction() as s:
-        rep = verify_audit(s)
+        rep = check_chain(s)
     assert not rep.ok
     assert any("seq 4 removed" in p for p in rep.problems)
 
@@ -116,13 +128,13 @@ def test_tamper_delete_is_detected_and_named(store: Store) -> None:
 def test_removal_at_the_end_needs_the_recorded_head(store: Store) -> None:
     _append(store, 4)
     with store.transaction() as s:
-        head = verify_audit(s)
+        head = check_chain(s)
     _drop_triggers(store)
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE seq = 4"))
     with store.transaction() as s:
-        assert verify_audit(s).ok  # a chain cut at the end is self-consistent ...
-        rep = verify_audit(s, expect_head=(head.head_seq, head.head_hash))
+        assert check_chain(s).ok  # a chain cut at the end is self-consistent ...
+        rep = check_chain(s, expect_head=(head.head_seq, head.head_hash))
     assert not rep.ok  # ... but not against the head recorded before the cut
     assert "seq 4 is missing" in rep.problems[0]
 
@@ -152,5 +164,5 @@ def test_concurrent_writers_keep_one_linear_chain(store: Store) -> None:
         t.join()
     assert errors == []
     with store.transaction() as s:
-        rep = verify_audit(s)
+        rep = check_chain(s)
     assert rep.ok and rep.rows == 45 and rep.head_seq == 45

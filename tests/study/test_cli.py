@@ -12,12 +12,16 @@ from typer.testing import CliRunner
 
 from peerlens.cli import app
 
+from .conftest import ACTOR, ADMIN, PASSWORD
+
 
 @pytest.fixture
 def run(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """``peerlens ARGS`` on a new database whose first admin is :data:`ACTOR` (signed in)."""
     monkeypatch.setenv("PEERLENS_DB", db_url)
-    monkeypatch.setenv("PEERLENS_RECORDINGS", str(tmp_path / "blobs"))
+    monkeypatch.delenv("PEERLENS_RECORDINGS", raising=False)
     monkeypatch.delenv("PEERLENS_USER", raising=False)
+    monkeypatch.delenv("PEERLENS_PASSWORD", raising=False)
     runner = CliRunner()
 
     def invoke(*args: str, code: int = 0) -> str:
@@ -25,7 +29,33 @@ def run(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callabl
         assert result.exit_code == code, result.output
         return result.output
 
+    monkeypatch.setenv("PEERLENS_NEW_PASSWORD", PASSWORD)
+    invoke("init", "--admin", ACTOR, "--recordings", str(tmp_path / "blobs"))
+    monkeypatch.setenv("PEERLENS_USER", ACTOR)
+    monkeypatch.setenv("PEERLENS_PASSWORD", PASSWORD)
     return invoke
+
+
+def test_cli_refuses_a_database_that_does_not_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PEERLENS_USER", ACTOR)
+    monkeypatch.setenv("PEERLENS_PASSWORD", PASSWORD)
+    typo = tmp_path / "studdy.db"
+    result = CliRunner().invoke(
+        app, ["participant", "list", "--study", "pilot", "--db", f"sqlite:///{typo}"]
+    )
+    assert result.exit_code == 2 and "no peerlens database at" in result.output
+    assert not typo.exists()  # nothing was created
+
+
+def test_cli_init_once_and_no_implicit_user(
+    run: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = run("init", "--admin", "mallory", code=2)
+    assert "already has user accounts" in out
+    monkeypatch.delenv("PEERLENS_USER")
+    assert "give your peerlens user name" in run("study", "list", code=2)
 
 
 def test_cli_end_to_end(
@@ -44,8 +74,8 @@ def test_cli_end_to_end(
     from peerlens.study import Store, get_identity
 
     st = Store.open(db_url)
-    assert get_identity(st, "pilot", "P1") == {"name": "Pia One"}
-    assert get_identity(st, "pilot", "P2") == {}
+    assert get_identity(st, "pilot", "P1", caller=ADMIN) == {"name": "Pia One"}
+    assert get_identity(st, "pilot", "P2", caller=ADMIN) == {}
     st.close()
     run(
         "participant",
@@ -189,15 +219,9 @@ def test_cli_users_and_tiers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run("study", "create", "pilot", "--config", str(config_path))
-    monkeypatch.setenv("PEERLENS_NEW_PASSWORD", "admin-pass-123")
-    assert "created user ada" in run("study", "user-add", "ada")  # first user: global admin
     monkeypatch.setenv("PEERLENS_NEW_PASSWORD", "research-pass-1")
-    monkeypatch.setenv("PEERLENS_PASSWORD", "admin-pass-123")
-    # From now on the database has users: commands need one.
-    out = run("participant", "add", "P1", "--study", "pilot", code=2)
-    assert "give --user" in out
-    run("study", "user-add", "rex", "--user", "ada")
-    run("study", "grant", "rex", "--role", "researcher", "--study", "pilot", "--user", "ada")
+    run("study", "user-add", "rex")
+    run("study", "grant", "rex", "--role", "researcher", "--study", "pilot")
     monkeypatch.setenv("PEERLENS_PASSWORD", "research-pass-1")
     run("participant", "add", "P1", "--study", "pilot", "--user", "rex")
     out = run(
@@ -212,7 +236,7 @@ def test_cli_users_and_tiers(
         "rex",
         code=2,
     )
-    assert "may export at most tier 'remove_identifiers'" in out
+    assert "rex may export at most at tier 'remove_identifiers', not 'full'" in out
     run(
         "export",
         "--study",
@@ -237,7 +261,7 @@ def test_cli_users_and_tiers(
         "rex",
         code=2,
     )
-    assert "needs admin" in out
+    assert "needs a admin role" in out
 
 
 def test_cli_transcripts_derive_passwords_and_site_scope(
@@ -275,14 +299,10 @@ def test_cli_transcripts_derive_passwords_and_site_scope(
     out = run("study", "derived", "--study", "pilot", "--verify", code=1)
     assert "CHANGED: story: stored rows of run" in out
 
-    secrets = ["admin-pass-123", "leeds-pass-456", "leeds-pass-789"]
-    monkeypatch.setenv("PEERLENS_NEW_PASSWORD", secrets[0])
-    run("study", "user-add", "ada")
-    monkeypatch.setenv("PEERLENS_PASSWORD", secrets[0])
+    secrets = [PASSWORD, "leeds-pass-456", "leeds-pass-789"]
     monkeypatch.setenv("PEERLENS_NEW_PASSWORD", secrets[1])
-    run("study", "user-add", "sid", "--user", "ada")
-    run("study", "grant", "sid", "--role", "researcher", "--study", "pilot", "--site", "leeds",
-        "--user", "ada")  # fmt: skip
+    run("study", "user-add", "sid")
+    run("study", "grant", "sid", "--role", "researcher", "--study", "pilot", "--site", "leeds")
     monkeypatch.setenv("PEERLENS_USER", "sid")
     monkeypatch.setenv("PEERLENS_PASSWORD", secrets[1])
     rr = tmp_path / "rr.txt"
@@ -297,7 +317,7 @@ def test_cli_transcripts_derive_passwords_and_site_scope(
     assert "outside your site" in out
     assert "study-wide" in run("study", "derive", "--study", "pilot", code=2)
     # Changing passwords: your own, never someone else's unless admin.
-    assert "only their own password" in run("study", "passwd", "ada", code=2)
+    assert "may not set another user's password" in run("study", "passwd", ACTOR, code=2)
     monkeypatch.setenv("PEERLENS_NEW_PASSWORD", secrets[2])
     out = run("study", "passwd", "sid")
     assert "password changed for sid" in out and not any(p in out for p in secrets)
@@ -305,9 +325,9 @@ def test_cli_transcripts_derive_passwords_and_site_scope(
     monkeypatch.setenv("PEERLENS_PASSWORD", secrets[2])
     run("participant", "list", "--study", "pilot")
     # Deactivation: the account stops working; the last global admin cannot be deactivated.
-    monkeypatch.setenv("PEERLENS_USER", "ada")
+    monkeypatch.setenv("PEERLENS_USER", ACTOR)
     monkeypatch.setenv("PEERLENS_PASSWORD", secrets[0])
-    assert "last active global admin" in run("study", "user-deactivate", "ada", code=2)
+    assert "last active global admin" in run("study", "user-deactivate", ACTOR, code=2)
     run("study", "user-deactivate", "sid", "--reason", "left the project")
     monkeypatch.setenv("PEERLENS_USER", "sid")
     monkeypatch.setenv("PEERLENS_PASSWORD", secrets[2])

@@ -14,7 +14,6 @@ from sqlalchemy import text
 from peerlens.study import (
     NewParticipant,
     PermissionDenied,
-    Rights,
     Store,
     add_participants,
     add_recording,
@@ -27,16 +26,15 @@ from peerlens.study import (
     derived_frame,
     erase_participant,
     import_responses,
-    tidy_frame,
-    verify_audit,
-    verify_derived,
 )
 from peerlens.study._lookup import get_study
+from peerlens.study.audit import check_chain
+from peerlens.study.derived import check_derived
+from peerlens.study.export import tidy_frame
 
-from .conftest import ACTOR
+from .conftest import ACTOR, ADMIN, make_user
 
 MITDB = Path(__file__).parents[2] / ".." / "shared" / "data" / "ecg" / "mitdb" / "100"
-OWNER = Rights(ACTOR, True, True, "full", None)
 PHQ9 = [f"phq9_{i}" for i in range(1, 10)]
 GAD7 = [f"gad7_{i}" for i in range(1, 8)]
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
@@ -50,19 +48,19 @@ def _csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
 
 @pytest.fixture
 def study(store: Store, config_path: Path, tmp_path: Path) -> Store:
-    create_study(store, "pilot", config_path, actor=ACTOR)
+    create_study(store, "pilot", config_path, caller=ADMIN)
     people = [NewParticipant(f"P{i}", arm="control", site="leeds") for i in (1, 2, 3)]
     people.append(NewParticipant("W1", role="ps_worker", site="leeds"))
-    add_participants(store, "pilot", people, actor=ACTOR)
+    add_participants(store, "pilot", people, caller=ADMIN)
     rng = np.random.default_rng(7)
     rows = [[f"P{i}", *rng.integers(0, 4, 9).tolist()] for i in (1, 2, 3)]
     rows[1][3] = ""  # one unanswered item: PHQ-9 prorates
     rows[2][5] = -99  # a missing code
     _csv(tmp_path / "phq.csv", ["participant", *PHQ9], rows)
-    import_responses(store, "pilot", tmp_path / "phq.csv", timepoint="baseline", actor=ACTOR)
+    import_responses(store, "pilot", tmp_path / "phq.csv", timepoint="baseline", caller=ADMIN)
     g = [[f"P{i}", *rng.integers(0, 4, 7).tolist()] for i in (1, 2)]
     _csv(tmp_path / "gad.csv", ["participant", *GAD7], g)
-    import_responses(store, "pilot", tmp_path / "gad.csv", timepoint="week12", actor=ACTOR)
+    import_responses(store, "pilot", tmp_path / "gad.csv", timepoint="week12", caller=ADMIN)
     return store
 
 
@@ -85,9 +83,9 @@ def _stored_items(store: Store, instrument: str) -> pd.DataFrame:
 def test_derived_scores_equal_instruments_score(study: Store) -> None:
     from peerlens.instruments import score
 
-    (summary,) = derive(study, "pilot", ["scores"], rights=OWNER)
+    (summary,) = derive(study, "pilot", ["scores"], caller=ADMIN)
     assert summary.inputs == 5 and summary.errors == 0
-    stored = derived_frame(study, "pilot", "scores")
+    stored = derived_frame(study, "pilot", "scores", caller=ADMIN)
     assert set(stored["derivation"]) == {"current"}
     for inst in ("phq9", "gad7"):
         wide = _stored_items(study, inst)
@@ -106,10 +104,10 @@ def test_derived_scores_equal_instruments_score(study: Store) -> None:
 
 
 def test_rederivation_is_idempotent_and_audited(study: Store) -> None:
-    first = derive(study, "pilot", ["scores", "story"], rights=OWNER)
-    frame1 = derived_frame(study, "pilot", "scores").drop(columns="derived_at")
-    again = derive(study, "pilot", ["scores", "story"], rights=OWNER)
-    frame2 = derived_frame(study, "pilot", "scores").drop(columns="derived_at")
+    first = derive(study, "pilot", ["scores", "story"], caller=ADMIN)
+    frame1 = derived_frame(study, "pilot", "scores", caller=ADMIN).drop(columns="derived_at")
+    again = derive(study, "pilot", ["scores", "story"], caller=ADMIN)
+    frame2 = derived_frame(study, "pilot", "scores", caller=ADMIN).drop(columns="derived_at")
     pd.testing.assert_frame_equal(frame1, frame2)
     assert [a.digest for a in again] == [f.digest for f in first]
     assert all(a.unchanged for a in again) and not any(f.unchanged for f in first)
@@ -124,37 +122,37 @@ def test_rederivation_is_idempotent_and_audited(study: Store) -> None:
     assert entry["rows"] == n and entry["unchanged"] is True
     assert entry["versions"]["phq9"]["spec_sha256"] == frame1["spec_sha256"].iloc[0]
     with study.transaction() as s:
-        assert verify_audit(s).ok
-        assert verify_derived(s, "pilot").ok
+        assert check_chain(s).ok
+        assert check_derived(s, get_study(s, "pilot")).ok
 
 
 def test_changed_items_make_scores_stale_until_rederived(study: Store, tmp_path: Path) -> None:
-    derive(study, "pilot", ["scores"], rights=OWNER)
+    derive(study, "pilot", ["scores"], caller=ADMIN)
     rows = [["P1", 3, 3, 3, 3, 3, 3, 3]]
     _csv(tmp_path / "gad2.csv", ["participant", *GAD7], rows)
-    import_responses(study, "pilot", tmp_path / "gad2.csv", timepoint="week12", actor=ACTOR)
-    status = derivation_status(study, "pilot").set_index("what")
+    import_responses(study, "pilot", tmp_path / "gad2.csv", timepoint="week12", caller=ADMIN)
+    status = derivation_status(study, "pilot", caller=ADMIN).set_index("what")
     assert status.loc["scores", "stale"] == 1 and status.loc["scores", "current"] == 4
     with study.transaction() as s:
         tidy = tidy_frame(s, get_study(s, "pilot"))
     p1 = tidy[(tidy.participant == "P1") & (tidy.name == "gad7_total")]
     # The export recomputes from the items and says the stored result is out of date.
     assert p1["value"].tolist() == [21.0] and p1["derivation"].tolist() == ["stale"]
-    derive(study, "pilot", ["scores"], rights=OWNER)
+    derive(study, "pilot", ["scores"], caller=ADMIN)
     with study.transaction() as s:
         tidy = tidy_frame(s, get_study(s, "pilot"))
     assert set(tidy.loc[tidy.kind == "score", "derivation"]) == {"current"}
 
 
 def test_derived_rows_cannot_be_edited(study: Store) -> None:
-    derive(study, "pilot", ["scores"], rights=OWNER)
+    derive(study, "pilot", ["scores"], caller=ADMIN)
     with pytest.raises(Exception, match="never edited"), study.engine.begin() as conn:
         conn.execute(text("UPDATE derived_score SET value = 0"))
     # Inserted or deleted behind peerlens's back: the digest check finds it.
     with study.engine.begin() as conn:
         conn.execute(text("DELETE FROM derived_score WHERE name = 'phq9_total'"))
     with study.transaction() as s:
-        check = verify_derived(s, "pilot")
+        check = check_derived(s, get_study(s, "pilot"))
     assert not check.ok and "scores" in check.problems[0]
     import peerlens.study as api
 
@@ -162,10 +160,12 @@ def test_derived_rows_cannot_be_edited(study: Store) -> None:
 
 
 def test_site_scoped_or_read_only_users_cannot_derive(study: Store) -> None:
+    sid = make_user(study, "sid", "researcher", study="pilot", site="leeds", tier="full")
+    pat = make_user(study, "pat", "ps_worker", study="pilot")
     with pytest.raises(PermissionDenied, match="study-wide"):
-        derive(study, "pilot", rights=Rights("sid", True, False, "full", frozenset({"leeds"})))
-    with pytest.raises(PermissionDenied, match="may not derive"):
-        derive(study, "pilot", rights=Rights("pat", False, False, "none", None))
+        derive(study, "pilot", caller=sid)
+    with pytest.raises(PermissionDenied, match="may not recompute"):
+        derive(study, "pilot", caller=pat)
 
 
 def test_hrv_derivation_matches_analyze_and_failures_become_error_rows(
@@ -176,21 +176,21 @@ def test_hrv_derivation_matches_analyze_and_failures_become_error_rows(
     hea = MITDB.with_suffix(".hea")
     windows = [("baseline", 0.0, 300.0), ("talk", 600.0, 1500.0)]
     _, sha = add_recording(
-        study, "pilot", hea, participant="P1", kind="ecg", windows=windows, actor=ACTOR
+        study, "pilot", hea, participant="P1", kind="ecg", windows=windows, caller=ADMIN
     )
     # The record is stored whole (header + signal file) under one address; naming its .dat
     # finds the same record.
     folder = study.blob_dir / sha[:2] / f"{sha}.wfdb"
     assert sorted(f.name for f in folder.iterdir()) == ["100.dat", "100.hea"]
     _, same = add_recording(
-        study, "pilot", MITDB.with_suffix(".dat"), participant="P3", actor=ACTOR
+        study, "pilot", MITDB.with_suffix(".dat"), participant="P3", caller=ADMIN
     )
     assert same == sha
     broken = _csv(tmp_path / "broken.csv", ["MLII"], [["x"], ["y"], ["z"]])
-    add_recording(study, "pilot", broken, participant="P2", sampling_rate_hz=250, actor=ACTOR)
-    (summary,) = derive(study, "pilot", ["hrv"], rights=OWNER, executor="sequential")
+    add_recording(study, "pilot", broken, participant="P2", sampling_rate_hz=250, caller=ADMIN)
+    (summary,) = derive(study, "pilot", ["hrv"], caller=ADMIN, executor="sequential")
     assert summary.inputs == 3 and summary.errors == 1
-    frame = derived_frame(study, "pilot", "hrv")
+    frame = derived_frame(study, "pilot", "hrv", caller=ADMIN)
     ok = frame[frame.participant == "P1"].set_index("label")
     events = pd.DataFrame(windows, columns=["label", "start_s", "end_s"])
     # The reference: peerlens.hrv.analyze run directly on the shared-data record.
@@ -208,21 +208,21 @@ def test_hrv_derivation_matches_analyze_and_failures_become_error_rows(
     assert set(ok["pipeline_version"]) == {direct.provenance.peerlens_version}
     bad = frame[frame.participant == "P2"]
     assert bad["status"].tolist() == ["error"] and bad["error"].iloc[0]
-    status = derivation_status(study, "pilot").set_index("what")
+    status = derivation_status(study, "pilot", caller=ADMIN).set_index("what")
     assert status.loc["hrv", ["inputs", "current", "errors"]].tolist() == [3, 3, 1]
     with study.transaction() as s:
         tidy = tidy_frame(s, get_study(s, "pilot"), tier="deidentified")
-        assert verify_derived(s, "pilot").ok
+        assert check_derived(s, get_study(s, "pilot")).ok
     p1 = tidy[tidy.participant == "P1"]
     rmssd = p1[(p1.kind == "hrv") & (p1.name == "rmssd_ms")].set_index("window")
     assert rmssd.loc["talk", "value"] == pytest.approx(ok.loc["talk", "rmssd_ms"])
     assert set(rmssd["derivation"]) == {"current"} and set(rmssd["source"]) == {sha}
     # Erasing a participant takes their derived rows with the recording; the stored record
     # stays while another participant's recording has the same content.
-    erase_participant(study, "pilot", "P1", actor=ACTOR, reason="request")
-    assert "P1" not in set(derived_frame(study, "pilot", "hrv").participant)
+    erase_participant(study, "pilot", "P1", caller=ADMIN, reason="request")
+    assert "P1" not in set(derived_frame(study, "pilot", "hrv", caller=ADMIN).participant)
     assert folder.is_dir()
-    erase_participant(study, "pilot", "P3", actor=ACTOR, reason="request")
+    erase_participant(study, "pilot", "P3", caller=ADMIN, reason="request")
     assert not folder.exists()
 
 
@@ -231,10 +231,10 @@ def test_hrv_on_dask_equals_sequential(study: Store, tmp_path: Path) -> None:
     beats = 800 + 40 * np.sin(np.arange(600) / 3.0)
     rr.write_text("\n".join(f"{v:.3f}" for v in beats) + "\n", encoding="utf-8")
     add_recording(
-        study, "pilot", rr, participant="P3", kind="rr", windows=[("a", 0, 240)], actor=ACTOR
+        study, "pilot", rr, participant="P3", kind="rr", windows=[("a", 0, 240)], caller=ADMIN
     )
-    (seq,) = derive(study, "pilot", ["hrv"], rights=OWNER, executor="sequential")
-    (par,) = derive(study, "pilot", ["hrv"], rights=OWNER, executor="dask", processes=False)
+    (seq,) = derive(study, "pilot", ["hrv"], caller=ADMIN, executor="sequential")
+    (par,) = derive(study, "pilot", ["hrv"], caller=ADMIN, executor="dask", processes=False)
     assert par.digest == seq.digest and par.unchanged and par.rows == 2
 
 
@@ -249,17 +249,17 @@ TRANSCRIPT = "Sam: I heard voices too.\nAlex: Did you?\nSam: You are doing bette
 def test_story_derivation_matches_narrative_analyze(study: Store) -> None:
     from peerlens.narrative import analyze
 
-    rel = add_relationship(study, "pilot", "W1", "P1", started_at=T0, actor=ACTOR)
-    add_session(study, "pilot", rel, "s1", started_at=T0, mode="video", actor=ACTOR)
-    add_transcript(study, "pilot", STORY, kind="story", participant="W1", actor=ACTOR)
+    rel = add_relationship(study, "pilot", "W1", "P1", started_at=T0, caller=ADMIN)
+    add_session(study, "pilot", rel, "s1", started_at=T0, mode="video", caller=ADMIN)
+    add_transcript(study, "pilot", STORY, kind="story", participant="W1", caller=ADMIN)
     add_transcript(
-        study, "pilot", TRANSCRIPT, participant="W1", session="s1", speaker="Sam", actor=ACTOR
+        study, "pilot", TRANSCRIPT, participant="W1", session="s1", speaker="Sam", caller=ADMIN
     )
-    add_transcript(study, "pilot", TRANSCRIPT, participant="P1", speaker="Kim", actor=ACTOR)
-    (summary,) = derive(study, "pilot", ["story"], rights=OWNER)
+    add_transcript(study, "pilot", TRANSCRIPT, participant="P1", speaker="Kim", caller=ADMIN)
+    (summary,) = derive(study, "pilot", ["story"], caller=ADMIN)
     assert summary.inputs == 3 and summary.errors == 1
-    stories = derived_frame(study, "pilot", "story").set_index("transcript")
-    sentences = derived_frame(study, "pilot", "sentences")
+    stories = derived_frame(study, "pilot", "story", caller=ADMIN).set_index("transcript")
+    sentences = derived_frame(study, "pilot", "sentences", caller=ADMIN)
     for tid, (txt, kw) in enumerate(
         [(STORY, {}), (TRANSCRIPT, {"transcript": True, "speaker": "Sam"})], start=1
     ):
@@ -282,9 +282,9 @@ def test_story_derivation_matches_narrative_analyze(study: Store) -> None:
     ci = tidy[(tidy.kind == "story") & (tidy.name == "connection_index")]
     assert len(ci) == 2 and set(ci["derivation"]) == {"current"}
     # Erasing the PS worker removes their transcripts and what was derived from them.
-    erase_participant(study, "pilot", "W1", actor=ACTOR, reason="request")
-    assert derived_frame(study, "pilot", "story")["transcript"].tolist() == [3]
-    assert set(derived_frame(study, "pilot", "sentences")["transcript"]) <= {3}
+    erase_participant(study, "pilot", "W1", caller=ADMIN, reason="request")
+    assert derived_frame(study, "pilot", "story", caller=ADMIN)["transcript"].tolist() == [3]
+    assert set(derived_frame(study, "pilot", "sentences", caller=ADMIN)["transcript"]) <= {3}
 
 
 def test_failed_derivation_leaves_previous_results(
@@ -292,10 +292,10 @@ def test_failed_derivation_leaves_previous_results(
 ) -> None:
     import peerlens.study.derived as derived_mod
 
-    derive(study, "pilot", ["scores"], rights=OWNER)
-    before = derived_frame(study, "pilot", "scores")
+    derive(study, "pilot", ["scores"], caller=ADMIN)
+    before = derived_frame(study, "pilot", "scores", caller=ADMIN)
     _csv(tmp_path / "gad3.csv", ["participant", *GAD7], [["P2", 0, 0, 0, 0, 0, 0, 0]])
-    import_responses(study, "pilot", tmp_path / "gad3.csv", timepoint="week12", actor=ACTOR)
+    import_responses(study, "pilot", tmp_path / "gad3.csv", timepoint="week12", caller=ADMIN)
     real = derived_mod._bulk_scores
 
     def half_then_crash(session: object, run_id: int, rows: list[dict[str, object]]) -> None:
@@ -304,8 +304,8 @@ def test_failed_derivation_leaves_previous_results(
 
     monkeypatch.setattr(derived_mod, "_bulk_scores", half_then_crash)
     with pytest.raises(RuntimeError, match="power cut"):
-        derive(study, "pilot", ["scores"], rights=OWNER)
-    after = derived_frame(study, "pilot", "scores")
+        derive(study, "pilot", ["scores"], caller=ADMIN)
+    after = derived_frame(study, "pilot", "scores", caller=ADMIN)
     pd.testing.assert_frame_equal(
         before.drop(columns="derivation"), after.drop(columns="derivation")
     )
@@ -316,7 +316,7 @@ def test_failed_derivation_leaves_previous_results(
         ).scalar_one()
     assert runs == logged == 1
     with study.transaction() as s:
-        assert verify_derived(s, "pilot").ok
+        assert check_derived(s, get_study(s, "pilot")).ok
     # The one response that changed is reported stale, the rest still current.
     assert (after["derivation"] == "stale").sum() == after[
         (after.participant == "P2") & (after.instrument == "gad7")
@@ -328,14 +328,14 @@ def test_concurrent_derivations_do_not_collide(study: Store) -> None:
 
     with ThreadPoolExecutor(2) as pool:
         runs = list(
-            pool.map(lambda _: derive(study, "pilot", ["scores"], rights=OWNER)[0], range(2))
+            pool.map(lambda _: derive(study, "pilot", ["scores"], caller=ADMIN)[0], range(2))
         )
     assert runs[0].digest == runs[1].digest
     with study.engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM derived_score")).scalar_one()
     assert n == runs[0].rows
     with study.transaction() as s:
-        assert verify_derived(s, "pilot").ok and verify_audit(s).ok
+        assert check_derived(s, get_study(s, "pilot")).ok and check_chain(s).ok
 
 
 def test_an_instrument_that_cannot_be_scored_is_reported_not_fatal(study: Store) -> None:
@@ -343,10 +343,10 @@ def test_an_instrument_that_cannot_be_scored_is_reported_not_fatal(study: Store)
     # only; the others are scored and the run records why.
     with study.engine.begin() as conn:
         conn.execute(text("UPDATE response_item SET value = 9 WHERE item = 'phq9_1'"))
-    (summary,) = derive(study, "pilot", ["scores"], rights=OWNER)
+    (summary,) = derive(study, "pilot", ["scores"], caller=ADMIN)
     assert summary.errors == 3 and summary.inputs == 5
     assert "phq9_1" in summary.versions["errors"]["phq9"]["error"]
-    stored = derived_frame(study, "pilot", "scores")
+    stored = derived_frame(study, "pilot", "scores", caller=ADMIN)
     assert set(stored["instrument"]) == {"gad7"}
-    status = derivation_status(study, "pilot").set_index("what")
+    status = derivation_status(study, "pilot", caller=ADMIN).set_index("what")
     assert status.loc["scores", ["current", "missing", "errors"]].tolist() == [2, 3, 3]

@@ -17,8 +17,8 @@ from peerlens.study import (
     get_identity,
     import_responses,
     set_identity,
-    verify_audit,
 )
+from peerlens.study.audit import check_chain
 from peerlens.study.erasure import erase_participant
 from peerlens.study.sessions import (
     add_recording,
@@ -28,7 +28,7 @@ from peerlens.study.sessions import (
     blob_path,
 )
 
-from .conftest import ACTOR
+from .conftest import ADMIN
 
 T0 = dt.datetime(2026, 2, 1, 10, 0, tzinfo=dt.UTC)
 SECRET = "Zebulon Quartermaine"
@@ -36,7 +36,7 @@ SECRET = "Zebulon Quartermaine"
 
 @pytest.fixture
 def populated(store: Store, config_path: Path, tmp_path: Path) -> Store:
-    create_study(store, "pilot", config_path, actor=ACTOR)
+    create_study(store, "pilot", config_path, caller=ADMIN)
     add_participants(
         store,
         "pilot",
@@ -45,10 +45,10 @@ def populated(store: Store, config_path: Path, tmp_path: Path) -> Store:
             NewParticipant("SU2"),
             NewParticipant("PW1", role="ps_worker"),
         ],
-        actor=ACTOR,
+        caller=ADMIN,
     )
-    set_identity(store, "pilot", "SU1", {"email": "zq@example.org"}, actor=ACTOR)
-    rel = add_relationship(store, "pilot", "PW1", "SU1", started_at=T0, actor=ACTOR)
+    set_identity(store, "pilot", "SU1", {"email": "zq@example.org"}, caller=ADMIN)
+    rel = add_relationship(store, "pilot", "PW1", "SU1", started_at=T0, caller=ADMIN)
     add_session(
         store,
         "pilot",
@@ -58,7 +58,7 @@ def populated(store: Store, config_path: Path, tmp_path: Path) -> Store:
         mode="video",
         duration_min=45,
         notes=f"{SECRET} talked about her brother",
-        actor=ACTOR,
+        caller=ADMIN,
     )
     add_transcript(
         store,
@@ -66,7 +66,7 @@ def populated(store: Store, config_path: Path, tmp_path: Path) -> Store:
         f"I'm {SECRET} and I felt alone",
         participant="SU1",
         kind="story",
-        actor=ACTOR,
+        caller=ADMIN,
     )
     ecg = tmp_path / "su1.rr.csv"
     ecg.write_text("rr_ms\n812\n798\n805\n", encoding="utf-8")
@@ -78,13 +78,13 @@ def populated(store: Store, config_path: Path, tmp_path: Path) -> Store:
         session="s1",
         kind="rr",
         device="Polar H10",
-        actor=ACTOR,
+        caller=ADMIN,
         windows=[("baseline", 0.0, 1.5)],
     )
     f = tmp_path / "gad.csv"
     cols = ",".join(f"gad7_{i}" for i in range(1, 8))
     f.write_text(f"participant,{cols}\nSU1,1,2,1,2,1,2,1\nSU2,0,0,0,0,0,0,0\n", "utf-8")
-    import_responses(store, "pilot", f, timepoint="baseline", actor=ACTOR)
+    import_responses(store, "pilot", f, timepoint="baseline", caller=ADMIN)
     return store
 
 
@@ -107,10 +107,10 @@ def test_erasure_removes_identifying_content_and_keeps_chain(
         sha = conn.execute(text("SELECT sha256, suffix FROM recording")).one()
     blob = blob_path(populated.blob_dir, sha[0], sha[1])
     assert blob.exists() and blob.read_text().startswith("rr_ms")
-    rep = erase_participant(populated, "pilot", "SU1", actor="dpo", reason="participant request")
+    rep = erase_participant(populated, "pilot", "SU1", caller=ADMIN, reason="participant request")
     assert (rep.identity_fields, rep.transcripts, rep.session_notes, rep.recordings) == (3, 1, 1, 1)
     assert rep.files_deleted == 1 and not blob.exists()
-    assert get_identity(populated, "pilot", "SU1") == {}
+    assert get_identity(populated, "pilot", "SU1", caller=ADMIN) == {}
     with populated.engine.connect() as conn:
         q = lambda sql: conn.execute(text(sql)).scalar_one()  # noqa: E731
         assert q("SELECT count(*) FROM identity_vault") == 0
@@ -130,13 +130,13 @@ def test_erasure_removes_identifying_content_and_keeps_chain(
         )
     assert SECRET not in everything
     with populated.transaction() as s:
-        assert verify_audit(s).ok
+        assert check_chain(s).ok
     assert "participant.erase" in _dump_audit(populated)
 
 
 def test_erased_participant_refuses_new_data(populated: Store, tmp_path: Path) -> None:
     erase_participant(
-        populated, "pilot", "SU1", actor="dpo", reason="request", purge_responses=True
+        populated, "pilot", "SU1", caller=ADMIN, reason="request", purge_responses=True
     )
     with populated.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM response_item")).scalar_one() == 7
@@ -144,20 +144,20 @@ def test_erased_participant_refuses_new_data(populated: Store, tmp_path: Path) -
     cols = ",".join(f"gad7_{i}" for i in range(1, 8))
     f.write_text(f"participant,{cols}\nSU1,1,2,1,2,1,2,1\n", "utf-8")
     with pytest.raises(ImportRejected, match="'SU1' was erased"):
-        import_responses(populated, "pilot", f, timepoint="week12", actor=ACTOR)
+        import_responses(populated, "pilot", f, timepoint="week12", caller=ADMIN)
     with pytest.raises(StudyError, match="already erased"):
-        erase_participant(populated, "pilot", "SU1", actor="dpo", reason="again")
+        erase_participant(populated, "pilot", "SU1", caller=ADMIN, reason="again")
     with pytest.raises(StudyError, match="needs a reason"):
-        erase_participant(populated, "pilot", "SU2", actor="dpo", reason=" ")
+        erase_participant(populated, "pilot", "SU2", caller=ADMIN, reason=" ")
 
 
 def test_shared_recording_file_survives_other_participants_erasure(
     populated: Store, tmp_path: Path
 ) -> None:
     ecg = tmp_path / "su1.rr.csv"
-    rid, sha = add_recording(populated, "pilot", ecg, participant="SU2", actor=ACTOR)
-    again, _ = add_recording(populated, "pilot", ecg, participant="SU2", actor=ACTOR)
+    rid, sha = add_recording(populated, "pilot", ecg, participant="SU2", caller=ADMIN)
+    again, _ = add_recording(populated, "pilot", ecg, participant="SU2", caller=ADMIN)
     assert again == rid  # idempotent
-    rep = erase_participant(populated, "pilot", "SU1", actor="dpo", reason="request")
+    rep = erase_participant(populated, "pilot", "SU1", caller=ADMIN, reason="request")
     assert rep.recordings == 1 and rep.files_deleted == 0
     assert blob_path(populated.blob_dir, sha, ".rr.csv").exists()

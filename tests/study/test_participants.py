@@ -20,12 +20,12 @@ from peerlens.study import (
     withdraw_participant,
 )
 
-from .conftest import ACTOR
+from .conftest import ADMIN
 
 
 def test_design_is_stored(store: Store, config_path: Path) -> None:
-    create_study(store, "pilot", config_path, actor=ACTOR)
-    d = study_design(store, "pilot")
+    create_study(store, "pilot", config_path, caller=ADMIN)
+    d = study_design(store, "pilot", caller=ADMIN)
     assert d["arms"] == ["intervention", "control"] and d["sites"] == ["leeds", "glasgow"]
     assert [(t["name"], t["redcap_event"], t["offset_days"]) for t in d["timepoints"]] == [
         ("baseline", "baseline_arm_1", 0),
@@ -34,30 +34,30 @@ def test_design_is_stored(store: Store, config_path: Path) -> None:
     ]
     assert d["timepoints"][0]["instruments"] == ["phq9", "gad7"]
     with pytest.raises(StudyError, match="already exists"):
-        create_study(store, "pilot", config_path, actor=ACTOR)
+        create_study(store, "pilot", config_path, caller=ADMIN)
 
 
 def test_config_errors_name_the_key(store: Store, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("arms: [a]\ntimepoint:\n  - name: baseline\n", encoding="utf-8")
     with pytest.raises(StudyError) as info:
-        create_study(store, "x", bad, actor=ACTOR)
+        create_study(store, "x", bad, caller=ADMIN)
     assert "timepoints: Field required" in str(info.value)
     assert "timepoint: Extra inputs are not permitted" in str(info.value)
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("timepoints:\n  - name: t0\n    instruments: [phq9, phq99]\n", "utf-8")
     with pytest.raises(StudyError, match=r"unknown instrument\(s\) phq99"):
-        create_study(store, "x", unknown, actor=ACTOR)
+        create_study(store, "x", unknown, caller=ADMIN)
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM study")).scalar_one() == 0
 
 
 def test_add_list_withdraw_and_consent(store: Store, config_path: Path) -> None:
-    create_study(store, "pilot", config_path, actor=ACTOR)
-    assert add_participant(store, "pilot", "P1", arm="control", site="leeds", actor=ACTOR)
-    assert not add_participant(store, "pilot", "P1", arm="control", site="leeds", actor=ACTOR)
+    create_study(store, "pilot", config_path, caller=ADMIN)
+    assert add_participant(store, "pilot", "P1", arm="control", site="leeds", caller=ADMIN)
+    assert not add_participant(store, "pilot", "P1", arm="control", site="leeds", caller=ADMIN)
     with pytest.raises(StudyError, match="already enrolled differently"):
-        add_participant(store, "pilot", "P1", arm="intervention", actor=ACTOR)
+        add_participant(store, "pilot", "P1", arm="intervention", caller=ADMIN)
     with pytest.raises(ImportRejected) as info:
         add_participants(
             store,
@@ -69,7 +69,7 @@ def test_add_list_withdraw_and_consent(store: Store, config_path: Path) -> None:
                 NewParticipant("P4"),
                 NewParticipant("P4"),
             ],
-            actor=ACTOR,
+            caller=ADMIN,
         )
     assert [(p.row, p.column) for p in info.value.problems] == [
         (1, "arm"),
@@ -77,12 +77,12 @@ def test_add_list_withdraw_and_consent(store: Store, config_path: Path) -> None:
         (3, "role"),
         (5, "participant"),
     ]
-    withdraw_participant(store, "pilot", "P1", actor=ACTOR, reason="moved")
-    frame = list_participants(store, "pilot")
+    withdraw_participant(store, "pilot", "P1", caller=ADMIN, reason="moved")
+    frame = list_participants(store, "pilot", caller=ADMIN)
     assert frame.loc[0, "status"] == "withdrawn" and frame.loc[0, "arm"] == "control"
     with pytest.raises(StudyError, match="time zone"):
         add_consent(
-            store, "pilot", "P1", version="v2", consented_at=dt.datetime(2026, 1, 1), actor=ACTOR
+            store, "pilot", "P1", version="v2", consented_at=dt.datetime(2026, 1, 1), caller=ADMIN
         )
     add_consent(
         store,
@@ -91,7 +91,7 @@ def test_add_list_withdraw_and_consent(store: Store, config_path: Path) -> None:
         version="v2.1",
         consented_at=dt.datetime(2026, 1, 1, 9, tzinfo=dt.UTC),
         scope="questionnaires, ECG",
-        actor=ACTOR,
+        caller=ADMIN,
     )
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT version, scope FROM consent")).one() == (
@@ -99,4 +99,10 @@ def test_add_list_withdraw_and_consent(store: Store, config_path: Path) -> None:
             "questionnaires, ECG",
         )
         actions = [r[0] for r in conn.execute(text("SELECT action FROM audit_log ORDER BY seq"))]
-    assert actions == ["study.create", "participant.add", "participant.withdraw", "consent.add"]
+    assert actions == [
+        "user.bootstrap",
+        "study.create",
+        "participant.add",
+        "participant.withdraw",
+        "consent.add",
+    ]

@@ -18,10 +18,13 @@ from peerlens.study import (
     add_participants,
     create_study,
     import_responses,
-    tidy_frame,
 )
 from peerlens.study._catalog import parse_choices
 from peerlens.study._lookup import get_study
+from peerlens.study.export import tidy_frame
+from peerlens.study.users import bootstrap_admin
+
+from .conftest import ACTOR, ADMIN, PASSWORD
 
 GAD7 = [f"gad7_{i}" for i in range(1, 8)]
 # A cell: an answer 0..3, unanswered (""), or the missing code -99.
@@ -29,13 +32,14 @@ CELL = st.one_of(st.integers(0, 3).map(str), st.just(""), st.just("-99"))
 
 
 def _store(tmp: Path) -> Store:
-    store = Store.open("sqlite://", blob_dir=tmp, poolclass=StaticPool)
+    store = Store.open("sqlite://", create=True, blob_dir=tmp, poolclass=StaticPool)
+    bootstrap_admin(store, ACTOR, PASSWORD)
     cfg = tmp / "study.yaml"
     cfg.write_text(
         "missing_codes: [-99]\ntimepoints:\n  - name: t0\n    instruments: [gad7]\n", "utf-8"
     )
-    create_study(store, "s", cfg, actor="t")
-    add_participants(store, "s", [NewParticipant(f"P{i}") for i in range(6)], actor="t")
+    create_study(store, "s", cfg, caller=ADMIN)
+    add_participants(store, "s", [NewParticipant(f"P{i}") for i in range(6)], caller=ADMIN)
     return store
 
 
@@ -52,7 +56,7 @@ def test_import_then_export_gives_back_every_cell(tmp_path: Path, cells: list[li
     frame.insert(0, "participant", [f"P{i}" for i in range(len(cells))])
     path = tmp_path / "in.csv"
     frame.to_csv(path, index=False)
-    import_responses(store, "s", path, timepoint="t0", actor="t")
+    import_responses(store, "s", path, timepoint="t0", caller=ADMIN)
     with store.transaction() as s:
         tidy = tidy_frame(s, get_study(s, "s"))
     items = tidy[tidy.kind == "item"]
@@ -93,7 +97,7 @@ def test_out_of_range_cell_is_reported_where_it_is(
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
     try:
-        import_responses(store, "s", path, timepoint="t0", actor="t")
+        import_responses(store, "s", path, timepoint="t0", caller=ADMIN)
     except ImportRejected as exc:
         assert [(p.row, p.column) for p in exc.problems] == [(row + 1, GAD7[col])]
     else:
@@ -130,16 +134,15 @@ def test_derived_scores_equal_scoring_the_file_directly(
 ) -> None:
     from peerlens.instruments import score
     from peerlens.study import derive, derived_frame
-    from peerlens.study.users import Rights
 
     store = _store(tmp_path)
     frame = pd.DataFrame(cells, columns=GAD7)
     frame.insert(0, "participant", [f"P{i}" for i in range(len(cells))])
     path = tmp_path / "in.csv"
     frame.to_csv(path, index=False)
-    import_responses(store, "s", path, timepoint="t0", actor="t")
-    derive(store, "s", ["scores"], rights=Rights("t", True, True, "full", None))
-    stored = derived_frame(store, "s", "scores").set_index(["participant", "name"])
+    import_responses(store, "s", path, timepoint="t0", caller=ADMIN)
+    derive(store, "s", ["scores"], caller=ADMIN)
+    stored = derived_frame(store, "s", "scores", caller=ADMIN).set_index(["participant", "name"])
     # The reference: the file as a user holds it, scored by peerlens.instruments directly.
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     expected = score(raw, "gad7", missing_codes=(-99,)).set_index("participant")

@@ -15,18 +15,15 @@ from peerlens.study.redcap import (
     import_records,
     parse_data_dictionary,
 )
-from peerlens.study.users import Rights
 
-from .conftest import ACTOR, DATA
-
-OWNER = Rights(ACTOR, True, True, "full", None)
+from .conftest import ACTOR, ADMIN, DATA, PASSWORD
 
 
 @pytest.fixture
 def rc_store(store: Store, tmp_path: Path) -> Store:
     for name in ("redcap_study.yaml", "redcap_dictionary.csv"):
         shutil.copy(DATA / name, tmp_path / name)
-    create_study(store, "rc", tmp_path / "redcap_study.yaml", actor=ACTOR)
+    create_study(store, "rc", tmp_path / "redcap_study.yaml", caller=ADMIN)
     return store
 
 
@@ -36,7 +33,7 @@ def _read(path: Path | str) -> pd.DataFrame:
 
 def test_dictionary_has_the_18_standard_columns_and_round_trips(rc_store: Store) -> None:
     assert len(DICTIONARY_COLUMNS) == 18
-    text = export_dictionary(rc_store, "rc")
+    text = export_dictionary(rc_store, "rc", caller=ADMIN)
     original = _read(DATA / "redcap_dictionary.csv")
     again = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     pd.testing.assert_frame_equal(again, original)
@@ -69,35 +66,38 @@ def test_dictionary_problems_are_all_reported() -> None:
 
 def test_records_round_trip_exactly(rc_store: Store, tmp_path: Path) -> None:
     summary = import_records(
-        rc_store, "rc", DATA / "redcap_records.csv", create_participants=True, actor=ACTOR
+        rc_store, "rc", DATA / "redcap_records.csv", create_participants=True, caller=ADMIN
     )
     # enrolment x3, phq9 x3 at baseline + x1 at week 12, session_log instances 1 and 2.
     assert (summary.rows, summary.new) == (6, 9)
     out = tmp_path / "rc_out.csv"
-    export_study(rc_store, "rc", out, format="redcap", tier="full", rights=OWNER)
+    export_study(rc_store, "rc", out, format="redcap", tier="full", caller=ADMIN)
     pd.testing.assert_frame_equal(_read(out), _read(DATA / "redcap_records.csv"))
     # Identifier fields were held only in the vault.
-    assert get_identity(rc_store, "rc", "1") == {"name": "Ana Ruiz", "dob": "1990-04-12"}
+    assert get_identity(rc_store, "rc", "1", caller=ADMIN) == {
+        "name": "Ana Ruiz",
+        "dob": "1990-04-12",
+    }
     with rc_store.engine.connect() as conn:
         items = {r[0] for r in conn.exec_driver_sql("SELECT item FROM response_item")}
     assert not {"name", "dob"} & items
     # Importing the export again changes nothing.
-    again = import_records(rc_store, "rc", out, actor=ACTOR)
+    again = import_records(rc_store, "rc", out, caller=ADMIN)
     assert (again.new, again.updated, again.unchanged) == (0, 0, 9)
 
 
 def test_tiers_in_redcap_export(rc_store: Store, tmp_path: Path) -> None:
     import_records(
-        rc_store, "rc", DATA / "redcap_records.csv", create_participants=True, actor=ACTOR
+        rc_store, "rc", DATA / "redcap_records.csv", create_participants=True, caller=ADMIN
     )
     original = _read(DATA / "redcap_records.csv")
     ri = tmp_path / "ri.csv"
-    export_study(rc_store, "rc", ri, format="redcap", tier="remove_identifiers", rights=OWNER)
+    export_study(rc_store, "rc", ri, format="redcap", tier="remove_identifiers", caller=ADMIN)
     ri_frame = _read(ri)
     assert "name" not in ri_frame and "dob" not in ri_frame
     assert "comments" in ri_frame and "sess_notes" in ri_frame
     de = tmp_path / "de.csv"
-    export_study(rc_store, "rc", de, format="redcap", tier="deidentified", rights=OWNER)
+    export_study(rc_store, "rc", de, format="redcap", tier="deidentified", caller=ADMIN)
     de_frame = _read(de)
     assert not {"name", "dob", "comments", "sess_notes"} & set(de_frame.columns)
     assert list(de_frame["record_id"]) == list(original["record_id"])
@@ -116,7 +116,7 @@ def test_tiers_in_redcap_export(rc_store: Store, tmp_path: Path) -> None:
 
 def test_tidy_scores_computed_from_items(rc_store: Store) -> None:
     import_records(
-        rc_store, "rc", DATA / "redcap_records.csv", create_participants=True, actor=ACTOR
+        rc_store, "rc", DATA / "redcap_records.csv", create_participants=True, caller=ADMIN
     )
     with rc_store.transaction() as s:
         from peerlens.study._lookup import get_study
@@ -147,7 +147,7 @@ def test_record_problems_all_reported(rc_store: Store, tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     bad.to_csv(path, index=False)
     with pytest.raises(ImportRejected) as info:
-        import_records(rc_store, "rc", path, create_participants=True, actor=ACTOR)
+        import_records(rc_store, "rc", path, create_participants=True, caller=ADMIN)
     got = {(p.row, p.column) for p in info.value.problems}
     assert got == {
         (1, "gender"),
@@ -169,12 +169,12 @@ def test_redcap_bookkeeping_columns_are_ignored(rc_store: Store, tmp_path: Path)
     frame["phq9_timestamp"] = "2026-01-05 10:00:00"
     path = tmp_path / "with_extras.csv"
     frame.to_csv(path, index=False)
-    summary = import_records(rc_store, "rc", path, create_participants=True, actor=ACTOR)
+    summary = import_records(rc_store, "rc", path, create_participants=True, caller=ADMIN)
     assert summary.new == 9
     frame.insert(6, "favourite_colour", "")
     frame.to_csv(path, index=False)
     with pytest.raises(ImportRejected, match="'favourite_colour': not a field"):
-        import_records(rc_store, "rc", path, actor=ACTOR)
+        import_records(rc_store, "rc", path, caller=ADMIN)
 
 
 def test_data_access_groups_map_to_sites(
@@ -190,7 +190,7 @@ def test_data_access_groups_map_to_sites(
     path = tmp_path / "dag.csv"
     frame.to_csv(path, index=False)
     with pytest.raises(ImportRejected) as info:
-        import_records(rc_store, "rc", path, create_participants=True, actor=ACTOR)
+        import_records(rc_store, "rc", path, create_participants=True, caller=ADMIN)
     msg = str(info.value)
     assert "column 'redcap_data_access_group': data access group 'york' matches no site" in msg
     assert "(sites: leeds)" in msg
@@ -199,20 +199,20 @@ def test_data_access_groups_map_to_sites(
     frame.loc[frame.index[first][-1], "redcap_data_access_group"] = "Leeds "
     frame.loc[frame.index[first][0], "redcap_data_access_group"] = "LEEDS"
     frame.to_csv(path, index=False)
-    summary = import_records(rc_store, "rc", path, create_participants=True, actor=ACTOR)
-    people = list_participants(rc_store, "rc").set_index("participant")["site"]
+    summary = import_records(rc_store, "rc", path, create_participants=True, caller=ADMIN)
+    people = list_participants(rc_store, "rc", caller=ADMIN).set_index("participant")["site"]
     assert people[records[0]] == "leeds"  # REDCap group names compare case-insensitively
     assert people.drop(records[0]).isna().all()  # no group, no site
     assert summary.new > 0
-    add_participant(rc_store, "rc", "X9", actor=ACTOR)
+    add_participant(rc_store, "rc", "X9", caller=ADMIN)
     clash = tmp_path / "clash.csv"
     clash.write_text(
         "record_id,redcap_data_access_group,redcap_event_name,phq9_1,phq9_complete\n"
         f"{records[1]},leeds,baseline_arm_1,1,0\nX9,leeds,baseline_arm_1,1,0\n",
         encoding="utf-8",
     )
-    import_records(rc_store, "rc", clash, actor=ACTOR)
-    people = list_participants(rc_store, "rc").set_index("participant")["site"]
+    import_records(rc_store, "rc", clash, caller=ADMIN)
+    people = list_participants(rc_store, "rc", caller=ADMIN).set_index("participant")["site"]
     assert people["X9"] == "leeds" and people[records[1]] == "leeds"  # placed, audited
     with rc_store.engine.connect() as conn:
         moved = conn.exec_driver_sql(
@@ -220,8 +220,8 @@ def test_data_access_groups_map_to_sites(
         ).scalar()
     assert moved == 2
     # A participant enrolled at another site is not moved by a group: the file is refused.
-    create_study(rc_store, "pilot", config_path, actor=ACTOR)
-    add_participant(rc_store, "pilot", "L1", site="leeds", actor=ACTOR)
+    create_study(rc_store, "pilot", config_path, caller=ADMIN)
+    add_participant(rc_store, "pilot", "L1", site="leeds", caller=ADMIN)
     moved_file = tmp_path / "moved.csv"
     moved_file.write_text(
         "record_id,redcap_data_access_group,redcap_event_name,phq9_1,phq9_complete\n"
@@ -229,12 +229,12 @@ def test_data_access_groups_map_to_sites(
         encoding="utf-8",
     )
     with pytest.raises(ImportRejected, match="'L1' is at site 'leeds', not 'glasgow'"):
-        import_records(rc_store, "pilot", moved_file, actor=ACTOR)
+        import_records(rc_store, "pilot", moved_file, caller=ADMIN)
 
 
 def test_unknown_record_without_create_is_a_problem(rc_store: Store) -> None:
     with pytest.raises(ImportRejected, match="unknown participant '1'"):
-        import_records(rc_store, "rc", DATA / "redcap_records.csv", actor=ACTOR)
+        import_records(rc_store, "rc", DATA / "redcap_records.csv", caller=ADMIN)
 
 
 def test_cli_dictionary_export_and_redcap_import(
@@ -245,6 +245,8 @@ def test_cli_dictionary_export_and_redcap_import(
     from peerlens.cli import app
 
     monkeypatch.setenv("PEERLENS_DB", rc_store.engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("PEERLENS_USER", ACTOR)
+    monkeypatch.setenv("PEERLENS_PASSWORD", PASSWORD)
     runner = CliRunner()
     out = tmp_path / "dict.csv"
     res = runner.invoke(app, ["study", "dictionary-export", "--study", "rc", "--out", str(out)])

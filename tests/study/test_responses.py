@@ -18,20 +18,20 @@ from peerlens.study import (
     add_participants,
     create_study,
     import_responses,
-    verify_audit,
 )
+from peerlens.study.audit import check_chain
 
-from .conftest import ACTOR
+from .conftest import ACTOR, ADMIN
 
 GAD7 = [f"gad7_{i}" for i in range(1, 8)]
 
 
 def _setup(store: Store, config_path: Path, n: int = 3) -> None:
-    create_study(store, "pilot", config_path, actor=ACTOR)
+    create_study(store, "pilot", config_path, caller=ADMIN)
     people = [
         NewParticipant(f"P{i:03d}", arm="intervention", site="leeds") for i in range(1, n + 1)
     ]
-    add_participants(store, "pilot", people, actor=ACTOR)
+    add_participants(store, "pilot", people, caller=ADMIN)
 
 
 def _write(path: Path, header: list[str], rows: list[list[object]]) -> Path:
@@ -72,7 +72,7 @@ def test_import_stores_values_missing_codes_and_completion(
         ["participant", *GAD7],
         [["P001", 0, 1, 2, 3, 0, 1, 2], ["P002", 3, 3, -99, 3, 3, None, 1]],
     )
-    summary = import_responses(store, "pilot", f, timepoint="baseline", actor=ACTOR)
+    summary = import_responses(store, "pilot", f, timepoint="baseline", caller=ADMIN)
     assert (summary.rows, summary.new, summary.updated, summary.unchanged) == (2, 2, 0, 0)
     got = _items(store)
     # P001: all 7 answered -> complete (2); P002: gad7_6 empty (not stored), gad7_3 coded -99.
@@ -101,7 +101,7 @@ def test_every_problem_reported_and_nothing_stored(
         ],
     )
     with pytest.raises(ImportRejected) as info:
-        import_responses(store, "pilot", f, timepoint="baseline", actor=ACTOR)
+        import_responses(store, "pilot", f, timepoint="baseline", caller=ADMIN)
     found = {(p.row, p.column) for p in info.value.problems}
     assert found == {
         (0, "mood"),
@@ -126,15 +126,15 @@ def test_reimport_is_idempotent_and_changes_are_audited(
     _setup(store, config_path)
     rows = [["P001", 1, 1, 1, 1, 1, 1, 1], ["P002", 2, 2, 2, 2, 2, 2, 2]]
     f = _write(tmp_path / "gad.csv", ["participant", *GAD7], rows)
-    import_responses(store, "pilot", f, timepoint="baseline", actor=ACTOR)
+    import_responses(store, "pilot", f, timepoint="baseline", caller=ADMIN)
     first = _items(store)
-    again = import_responses(store, "pilot", f, timepoint="baseline", actor=ACTOR)
+    again = import_responses(store, "pilot", f, timepoint="baseline", caller=ADMIN)
     assert (again.new, again.updated, again.unchanged) == (0, 0, 2)
     assert _items(store) == first
     rows[1][3] = 0  # P002 gad7_3: 2 -> 0
     f2 = _write(tmp_path / "gad_fixed.csv", ["participant", *GAD7], rows)
     fixed = import_responses(
-        store, "pilot", f2, timepoint="baseline", actor="bob", reason="data entry error"
+        store, "pilot", f2, timepoint="baseline", caller=ADMIN, reason="data entry error"
     )
     assert (fixed.new, fixed.updated, fixed.unchanged) == (0, 1, 1)
     with store.engine.connect() as conn:
@@ -144,12 +144,12 @@ def test_reimport_is_idempotent_and_changes_are_audited(
                 "WHERE action = 'response.update'"
             )
         ).one()
-    assert ev.actor == "bob" and ev.entity_id.startswith("P002/")
+    assert ev.actor == ACTOR and ev.entity_id.startswith("P002/")
     assert ev.old == '{"completion":2,"items":{"gad7_3":2.0}}'
     assert ev.new == '{"completion":2,"items":{"gad7_3":0.0}}'
     assert ev.reason == "data entry error"
     with store.transaction() as s:
-        assert verify_audit(s).ok
+        assert check_chain(s).ok
 
 
 def test_instrument_option_and_unscheduled_instrument(
@@ -162,19 +162,19 @@ def test_instrument_option_and_unscheduled_instrument(
         ["participant", *GAD7, *phq],
         [["P001", *[1] * 7, *[0] * 9]],
     )
-    s = import_responses(store, "pilot", f, timepoint="baseline", instrument="phq9", actor=ACTOR)
+    s = import_responses(store, "pilot", f, timepoint="baseline", instrument="phq9", caller=ADMIN)
     assert s.new == 1
     assert {r[2] for r in _items(store)} == {"phq9"}
     with pytest.raises(StudyError, match="'gad7' is not scheduled at 'week24'"):
-        import_responses(store, "pilot", f, timepoint="week24", instrument="gad7", actor=ACTOR)
+        import_responses(store, "pilot", f, timepoint="week24", instrument="gad7", caller=ADMIN)
     with pytest.raises(StudyError, match="no timepoint 'week6'"):
-        import_responses(store, "pilot", f, timepoint="week6", actor=ACTOR)
+        import_responses(store, "pilot", f, timepoint="week6", caller=ADMIN)
 
 
 _KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
-from peerlens.study import Store, import_responses
+from peerlens.study import Caller, Store, import_responses
 from peerlens.study import audit
 
 def stall(*a, **k):
@@ -184,7 +184,7 @@ def stall(*a, **k):
 
 audit.record = stall
 store = Store.open(sys.argv[1])
-import_responses(store, "pilot", sys.argv[2], timepoint="baseline", actor="killed")
+import_responses(store, "pilot", sys.argv[2], timepoint="baseline", caller=Caller("tester"))
 """
 
 
@@ -219,12 +219,12 @@ def test_killed_import_leaves_database_as_before(
     assert _counts(store) == before
     assert _items(store) == items_before
     with store.transaction() as s:
-        assert verify_audit(s).ok
+        assert check_chain(s).ok
     if store.dialect == "sqlite":
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
     # The same file then imports in full.
-    done = import_responses(store, "pilot", f, timepoint="baseline", actor=ACTOR)
+    done = import_responses(store, "pilot", f, timepoint="baseline", caller=ADMIN)
     assert done.new == 300 and _counts(store)[0] == 300
 
 
@@ -234,34 +234,34 @@ def test_session_linked_responses(store: Store, config_path: Path, tmp_path: Pat
     from peerlens.study.sessions import add_relationship, add_session
 
     _setup(store, config_path)
-    add_participants(store, "pilot", [NewParticipant("W1", role="ps_worker")], actor=ACTOR)
+    add_participants(store, "pilot", [NewParticipant("W1", role="ps_worker")], caller=ADMIN)
     t0 = dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)
-    rel = add_relationship(store, "pilot", "W1", "P001", started_at=t0, actor=ACTOR)
-    add_session(store, "pilot", rel, "s1", started_at=t0, mode="phone", actor=ACTOR)
+    rel = add_relationship(store, "pilot", "W1", "P001", started_at=t0, caller=ADMIN)
+    add_session(store, "pilot", rel, "s1", started_at=t0, mode="phone", caller=ADMIN)
     f = _write(
         tmp_path / "after_s1.csv",
         ["participant", *GAD7],
         [["P001", 1, 1, 1, 1, 1, 1, 1], ["P002", 0, 0, 0, 0, 0, 0, 0]],
     )
     with pytest.raises(ImportRejected) as info:
-        import_responses(store, "pilot", f, session="s1", instrument="gad7", actor=ACTOR)
+        import_responses(store, "pilot", f, session="s1", instrument="gad7", caller=ADMIN)
     assert [(p.row, p.column) for p in info.value.problems] == [(2, "participant")]
     assert "no session 's1'" in info.value.problems[0].reason
     ok = _write(tmp_path / "ok.csv", ["participant", *GAD7], [["P001", 1, 1, 1, 1, 1, 1, 1]])
-    assert import_responses(store, "pilot", ok, session="s1", instrument="gad7", actor=ACTOR).new
-    again = import_responses(store, "pilot", ok, session="s1", instrument="gad7", actor=ACTOR)
+    assert import_responses(store, "pilot", ok, session="s1", instrument="gad7", caller=ADMIN).new
+    again = import_responses(store, "pilot", ok, session="s1", instrument="gad7", caller=ADMIN)
     assert again.unchanged == 1
     # The same instrument at a timepoint is a different response.
-    assert import_responses(store, "pilot", ok, timepoint="baseline", actor=ACTOR).new == 1
+    assert import_responses(store, "pilot", ok, timepoint="baseline", caller=ADMIN).new == 1
     with store.engine.connect() as conn:
         rows = conn.execute(
             text("SELECT timepoint_id IS NULL, session_id IS NULL FROM response ORDER BY id")
         ).all()
     assert [tuple(r) for r in rows] == [(True, False), (False, True)]
     with pytest.raises(StudyError, match="either a timepoint or a session"):
-        import_responses(store, "pilot", ok, actor=ACTOR)
-    from peerlens.study import tidy_frame
+        import_responses(store, "pilot", ok, caller=ADMIN)
     from peerlens.study._lookup import get_study
+    from peerlens.study.export import tidy_frame
 
     with store.transaction() as s:
         tidy = tidy_frame(s, get_study(s, "pilot"), tier="deidentified")
@@ -301,14 +301,14 @@ def test_qualtrics_export_with_mapped_columns_imports_and_reports_file_rows(
             timepoint="baseline",
             instrument="gad7",
             columns=mapping,
-            actor=ACTOR,
+            caller=ADMIN,
         )
     # The out-of-range 5 is on the 4th data row of the file (after the two Qualtrics rows).
     assert [(p.row, p.column) for p in info.value.problems] == [(4, "gad7_7")]
     assert _counts(store)[0] == 0
     path.write_text(path.read_text(encoding="utf-8").replace('"5"', '"3"'), encoding="utf-8")
     summary = import_responses(
-        store, "pilot", path, timepoint="baseline", instrument="gad7", columns=mapping, actor=ACTOR
+        store, "pilot", path, timepoint="baseline", instrument="gad7", columns=mapping, caller=ADMIN
     )
     assert summary.new == 2
     stored = [r for r in _items(store) if r[0] == "P001"]
@@ -324,6 +324,6 @@ def test_semicolon_delimited_export_is_read(
         "participant;" + ";".join(GAD7) + "\nP001;1;1;1;1;1;1;1\n", encoding="utf-8-sig"
     )
     summary = import_responses(
-        store, "pilot", path, timepoint="baseline", instrument="gad7", actor=ACTOR
+        store, "pilot", path, timepoint="baseline", instrument="gad7", caller=ADMIN
     )
     assert summary.new == 1

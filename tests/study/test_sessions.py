@@ -16,29 +16,29 @@ from peerlens.study.sessions import (
     blob_path,
 )
 
-from .conftest import ACTOR
+from .conftest import ADMIN, make_user
 
 T0 = dt.datetime(2026, 4, 1, 14, 30, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 
 
 @pytest.fixture
 def pair(store: Store, config_path: Path) -> int:
-    create_study(store, "pilot", config_path, actor=ACTOR)
+    create_study(store, "pilot", config_path, caller=ADMIN)
     add_participants(
         store,
         "pilot",
         [NewParticipant("SU1"), NewParticipant("PW1", role="ps_worker")],
-        actor=ACTOR,
+        caller=ADMIN,
     )
-    return add_relationship(store, "pilot", "PW1", "SU1", started_at=T0, actor=ACTOR)
+    return add_relationship(store, "pilot", "PW1", "SU1", started_at=T0, caller=ADMIN)
 
 
 def test_relationship_roles_and_session_modes(store: Store, pair: int) -> None:
     with pytest.raises(StudyError, match="enrolled as service_user, not ps_worker"):
-        add_relationship(store, "pilot", "SU1", "PW1", started_at=T0, actor=ACTOR)
+        add_relationship(store, "pilot", "SU1", "PW1", started_at=T0, caller=ADMIN)
     with pytest.raises(StudyError, match="session mode 'zoom'"):
-        add_session(store, "pilot", pair, "s1", started_at=T0, mode="zoom", actor=ACTOR)
-    add_session(store, "pilot", pair, "s1", started_at=T0, mode="text_chat", actor=ACTOR)
+        add_session(store, "pilot", pair, "s1", started_at=T0, mode="zoom", caller=ADMIN)
+    add_session(store, "pilot", pair, "s1", started_at=T0, mode="text_chat", caller=ADMIN)
     from sqlalchemy import select
 
     from peerlens.study.models import Session, as_utc
@@ -50,7 +50,7 @@ def test_relationship_roles_and_session_modes(store: Store, pair: int) -> None:
 
 
 def test_recording_is_content_addressed(store: Store, pair: int, tmp_path: Path) -> None:
-    add_session(store, "pilot", pair, "s1", started_at=T0, mode="video", actor=ACTOR)
+    add_session(store, "pilot", pair, "s1", started_at=T0, mode="video", caller=ADMIN)
     data = b"# Polar H10 RR\n812\n798\n805\n"
     src = tmp_path / "rr.txt"
     src.write_bytes(data)
@@ -62,27 +62,27 @@ def test_recording_is_content_addressed(store: Store, pair: int, tmp_path: Path)
         session="s1",
         kind="rr",
         sampling_rate_hz=1000.0,
-        actor=ACTOR,
+        caller=ADMIN,
     )
     assert sha == hashlib.sha256(data).hexdigest()
     stored = blob_path(store.blob_dir, sha, ".txt")
     assert stored == store.blob_dir / sha[:2] / f"{sha}.txt"
     assert stored.read_bytes() == data
     with pytest.raises(StudyError, match="no session 's9'"):
-        add_recording(store, "pilot", src, participant="SU1", session="s9", actor=ACTOR)
+        add_recording(store, "pilot", src, participant="SU1", session="s9", caller=ADMIN)
     with pytest.raises(StudyError, match="window 'bad'"):
         add_recording(
-            store, "pilot", src, participant="SU1", windows=[("bad", 5.0, 1.0)], actor=ACTOR
+            store, "pilot", src, participant="SU1", windows=[("bad", 5.0, 1.0)], caller=ADMIN
         )
     with pytest.raises(StudyError, match="no such file"):
-        add_recording(store, "pilot", tmp_path / "none.edf", participant="SU1", actor=ACTOR)
+        add_recording(store, "pilot", tmp_path / "none.edf", participant="SU1", caller=ADMIN)
 
 
 def test_transcripts_are_versioned(store: Store, pair: int) -> None:
-    sid = add_session(store, "pilot", pair, "s1", started_at=T0, mode="phone", actor=ACTOR)
-    add_transcript(store, "pilot", "first draft", session_id=sid, author="PW1", actor=ACTOR)
-    add_transcript(store, "pilot", "corrected", session_id=sid, author="PW1", actor=ACTOR)
-    add_transcript(store, "pilot", "my story", kind="story", participant="PW1", actor=ACTOR)
+    sid = add_session(store, "pilot", pair, "s1", started_at=T0, mode="phone", caller=ADMIN)
+    add_transcript(store, "pilot", "first draft", session_id=sid, author="PW1", caller=ADMIN)
+    add_transcript(store, "pilot", "corrected", session_id=sid, author="PW1", caller=ADMIN)
+    add_transcript(store, "pilot", "my story", kind="story", participant="PW1", caller=ADMIN)
     with store.engine.connect() as conn:
         rows = conn.execute(text("SELECT kind, version, text FROM transcript ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [
@@ -100,7 +100,7 @@ def test_site_scoped_user_writes_only_for_their_sites(store: Store, tmp_path: Pa
         "arms: [a]\nsites: [leeds, glasgow]\ntimepoints:\n  - name: t0\n    instruments: [gad7]\n",
         encoding="utf-8",
     )
-    create_study(store, "multi", cfg, actor=ACTOR)
+    create_study(store, "multi", cfg, caller=ADMIN)
     add_participants(
         store,
         "multi",
@@ -110,41 +110,35 @@ def test_site_scoped_user_writes_only_for_their_sites(store: Store, tmp_path: Pa
             NewParticipant("G-SU", site="glasgow"),
             NewParticipant("N-SU"),  # no site
         ],
-        actor=ACTOR,
+        caller=ADMIN,
     )
-    leeds = frozenset({"leeds"})
+    leeds = make_user(store, "sid", "researcher", study="multi", site="leeds")
     rec = tmp_path / "rr.txt"
     rec.write_text("800\n810\n790\n805\n", encoding="utf-8")
     for code in ("G-SU", "N-SU"):
         with pytest.raises(PermissionDenied, match="outside your site"):
-            add_relationship(store, "multi", "L-PW", code, started_at=T0, sites=leeds, actor="sid")
+            add_relationship(store, "multi", "L-PW", code, started_at=T0, caller=leeds)
         with pytest.raises(PermissionDenied, match="outside your site"):
-            add_recording(store, "multi", rec, participant=code, kind="rr", sites=leeds, actor="x")
+            add_recording(store, "multi", rec, participant=code, kind="rr", caller=leeds)
         with pytest.raises(PermissionDenied, match="outside your site"):
-            add_transcript(store, "multi", "hi there", participant=code, sites=leeds, actor="x")
+            add_transcript(store, "multi", "hi there", participant=code, caller=leeds)
     with pytest.raises(PermissionDenied, match="only for a participant or session"):
-        add_transcript(store, "multi", "a study-level note", sites=leeds, actor="x")
+        add_transcript(store, "multi", "a study-level note", caller=leeds)
     # A cross-site relationship made by a study-wide user stays out of a Leeds user's reach.
-    cross = add_relationship(store, "multi", "L-PW", "G-SU", started_at=T0, actor=ACTOR)
+    cross = add_relationship(store, "multi", "L-PW", "G-SU", started_at=T0, caller=ADMIN)
     with pytest.raises(PermissionDenied, match="'G-SU' is at site 'glasgow'"):
-        add_session(
-            store, "multi", cross, "s1", started_at=T0, mode="phone", sites=leeds, actor="x"
-        )
-    add_session(store, "multi", cross, "s1", started_at=T0, mode="phone", actor=ACTOR)
+        add_session(store, "multi", cross, "s1", started_at=T0, mode="phone", caller=leeds)
+    add_session(store, "multi", cross, "s1", started_at=T0, mode="phone", caller=ADMIN)
     with pytest.raises(PermissionDenied, match="outside your site"):
-        add_transcript(
-            store, "multi", "hello", participant="L-PW", session="s1", sites=leeds, actor="x"
-        )
+        add_transcript(store, "multi", "hello", participant="L-PW", session="s1", caller=leeds)
     # Within their site everything works.
-    own = add_relationship(store, "multi", "L-PW", "L-SU", started_at=T0, sites=leeds, actor="s")
-    add_session(store, "multi", own, "s2", started_at=T0, mode="video", sites=leeds, actor="s")
-    add_recording(store, "multi", rec, participant="L-SU", kind="rr", sites=leeds, actor="s")
-    add_transcript(
-        store, "multi", "Me too.", participant="L-PW", session="s2", sites=leeds, actor="s"
-    )
+    own = add_relationship(store, "multi", "L-PW", "L-SU", started_at=T0, caller=leeds)
+    add_session(store, "multi", own, "s2", started_at=T0, mode="video", caller=leeds)
+    add_recording(store, "multi", rec, participant="L-SU", kind="rr", caller=leeds)
+    add_transcript(store, "multi", "Me too.", participant="L-PW", session="s2", caller=leeds)
     with store.engine.connect() as conn:
-        n = conn.execute(text("SELECT count(*) FROM audit_log WHERE actor = 'x'")).scalar_one()
-    assert n == 0  # nothing refused left a trace of a change
+        n = conn.execute(text("SELECT count(*) FROM audit_log WHERE actor = 'sid'")).scalar_one()
+    assert n == 4  # the four allowed writes; nothing refused left a trace
 
 
 def test_wfdb_header_without_its_signal_file_is_refused(
@@ -156,7 +150,7 @@ def test_wfdb_header_without_its_signal_file_is_refused(
     lone = tmp_path / "100.hea"
     shutil.copy(mitdb, lone)
     with pytest.raises(StudyError, match=r"100.hea: signal file 100.dat not found beside it"):
-        add_recording(store, "pilot", lone, participant="SU1", actor=ACTOR)
+        add_recording(store, "pilot", lone, participant="SU1", caller=ADMIN)
     lone.write_text("x/y 2 360\n", encoding="utf-8")
     with pytest.raises(StudyError, match="multi-segment"):
-        add_recording(store, "pilot", lone, participant="SU1", actor=ACTOR)
+        add_recording(store, "pilot", lone, participant="SU1", caller=ADMIN)

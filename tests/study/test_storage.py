@@ -32,8 +32,10 @@ def test_resolve_url_env_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_open_empty_database_runs_every_migration(db_url: str) -> None:
     engine = create_study_engine(db_url)
     assert current_revision(engine) is None
-    store = Store.open(db_url)
-    assert current_revision(store.engine) == head_revision() == "0004"
+    with pytest.raises(StudyError, match="not a peerlens database"):
+        Store.open(db_url)  # an empty database is never turned into a study by accident
+    store = Store.open(db_url, create=True)
+    assert current_revision(store.engine) == head_revision() == "0006"
     names = set(inspect(store.engine).get_table_names())
     assert set(Base.metadata.tables) <= names
     # The migrated schema is exactly what the models declare (no drift between the two).
@@ -44,7 +46,7 @@ def test_open_empty_database_runs_every_migration(db_url: str) -> None:
     engine.dispose()
 
 
-@pytest.mark.parametrize("previous", ["0001", "0002", "0003"])
+@pytest.mark.parametrize("previous", ["0001", "0002", "0003", "0004", "0005"])
 def test_upgrade_from_previous_revision_keeps_data(db_url: str, previous: str) -> None:
     engine = create_study_engine(db_url)
     upgrade(engine, previous)
@@ -65,7 +67,7 @@ def test_upgrade_from_previous_revision_keeps_data(db_url: str, previous: str) -
         if previous == "0001":  # at 0001 the audit log was not yet protected
             conn.execute(text("UPDATE audit_log SET actor = 'z' WHERE seq = 1"))
     store = Store.open(db_url)
-    assert current_revision(store.engine) == "0004"
+    assert current_revision(store.engine) == "0006"
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
@@ -89,11 +91,38 @@ def test_open_without_migrate_refuses_old_schema(db_url: str) -> None:
 
 
 def test_sqlite_wal_and_foreign_keys(tmp_path: Path) -> None:
-    store = Store.open(f"sqlite:///{tmp_path / 'x.db'}")
+    store = Store.open(f"sqlite:///{tmp_path / 'x.db'}", create=True)
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     with pytest.raises(Exception, match="FOREIGN KEY"), store.engine.begin() as conn:
         conn.execute(text("INSERT INTO arm (study_id, name) VALUES (999, 'x')"))
     assert store.blob_dir == tmp_path / "x_recordings"
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 1
     store.close()
+
+
+def test_a_mistyped_sqlite_path_is_refused_and_not_created(tmp_path: Path) -> None:
+    typo = tmp_path / "pilto.db"
+    with pytest.raises(StudyError, match="no peerlens database at"):
+        Store.open(f"sqlite:///{typo}")
+    assert not typo.exists()
+
+
+def test_recordings_folder_is_stored_absolute_and_found_from_anywhere(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Finding: with PostgreSQL the folder was resolved against the current directory, so
+    # derive or erase run from elsewhere lost (or left behind) the ECG files.
+    monkeypatch.chdir(tmp_path)
+    Store.open(db_url, create=True, blob_dir="rel/blobs").close()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("PEERLENS_RECORDINGS", str(elsewhere / "other"))  # new databases only
+    store = Store.open(db_url)
+    assert store.blob_dir == tmp_path / "rel" / "blobs" and store.blob_dir.is_absolute()
+    store.close()
+    with pytest.raises(StudyError, match="keeps its recordings in"):
+        Store.open(db_url, blob_dir=elsewhere / "other")

@@ -17,6 +17,7 @@ Four steps, each printing a table and writing its results to the output folder:
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -249,37 +250,48 @@ def _study_database(console: Console, out_dir: Path) -> None:
         add_relationship,
         add_session,
         add_transcript,
+        bootstrap_admin,
         create_study,
         derive,
         derived_frame,
         export_study,
         import_responses,
-        resolve_rights,
         verify_audit,
     )
+    from peerlens.study.vault import generate_key, write_key_file
 
     db = out_dir / "study.db"
     for old in out_dir.glob("study.db*"):  # a fresh database each run
         old.unlink()
-    store = Store.open(f"sqlite:///{db}", blob_dir=out_dir / "study_recordings")
+    key_file = out_dir / "study_vault.key"  # the demo's own key, beside its throwaway database
+    key_file.unlink(missing_ok=True)
+    write_key_file(key_file, generate_key())
+    store = Store.open(
+        f"sqlite:///{db}", create=True, blob_dir=out_dir / "study_recordings", key_file=key_file
+    )
+    # The first account is created explicitly (there is no implicit admin); its password is
+    # random and written beside the demo database so the CLI can be tried on it.
+    password = secrets.token_urlsafe(12)
+    (out_dir / "study_admin_password.txt").write_text(password + "\n", encoding="utf-8")
     try:
-        create_study(store, "example", example_path("study.yaml"), actor=ACTOR)
+        me = bootstrap_admin(store, ACTOR, password, reason="demo database")
+        create_study(store, "example", example_path("study.yaml"), caller=me)
         responses = read_table(example_path("responses.csv"))
         people = responses[["participant", "arm"]].drop_duplicates()
         site = "example_site"
         enrolled = [NewParticipant(str(p), arm=str(a), site=site) for p, a in people.to_numpy()]
         enrolled.append(NewParticipant("W01", role="ps_worker", site=site))
-        add_participants(store, "example", enrolled, actor=ACTOR)
+        add_participants(store, "example", enrolled, caller=me)
         imports = []
         for timepoint, group in responses.groupby("timepoint", sort=True):
             path = out_dir / f"responses_{timepoint}.csv"
             write_table(group.drop(columns=["arm", "timepoint"]), path)
             imports.append(
-                import_responses(store, "example", path, timepoint=str(timepoint), actor=ACTOR)
+                import_responses(store, "example", path, timepoint=str(timepoint), caller=me)
             )
         start = dt.datetime(2026, 1, 15, 10, 0, tzinfo=dt.UTC)
         relationship = add_relationship(
-            store, "example", "W01", "P001", started_at=start - dt.timedelta(days=10), actor=ACTOR
+            store, "example", "W01", "P001", started_at=start - dt.timedelta(days=10), caller=me
         )
         session = add_session(
             store,
@@ -289,7 +301,7 @@ def _study_database(console: Console, out_dir: Path) -> None:
             started_at=start,
             mode="in_person",
             duration_min=10,
-            actor=ACTOR,
+            caller=me,
         )
         events = read_events(example_path("session_events.csv"))
         windows = [(str(r[0]), float(r[1]), float(r[2])) for r in events.to_numpy()]
@@ -301,7 +313,7 @@ def _study_database(console: Console, out_dir: Path) -> None:
             session="s1",
             device="simulated portable ECG",
             windows=windows,
-            actor=ACTOR,
+            caller=me,
         )
         transcript = resources.files("peerlens.narrative").joinpath(EXAMPLE_TRANSCRIPT)
         add_transcript(
@@ -311,18 +323,16 @@ def _study_database(console: Console, out_dir: Path) -> None:
             session_id=session,
             author="W01",
             speaker=EXAMPLE_WORKER,
-            actor=ACTOR,
+            caller=me,
         )
-        rights = resolve_rights(store, None, None, "example")
         # One recording: HRV runs in-process; a study's many recordings would use Dask.
-        derived = derive(store, "example", rights=rights, executor="sequential")
-        hrv = derived_frame(store, "example", "hrv")
-        story = derived_frame(store, "example", "story")
+        derived = derive(store, "example", caller=me, executor="sequential")
+        hrv = derived_frame(store, "example", "hrv", caller=me)
+        story = derived_frame(store, "example", "story", caller=me)
         export = export_study(
-            store, "example", out_dir / "study_tidy.csv", tier="deidentified", rights=rights
+            store, "example", out_dir / "study_tidy.csv", tier="deidentified", caller=me
         )
-        with store.transaction() as s:
-            audit = verify_audit(s)
+        audit = verify_audit(store, caller=me)
     finally:
         store.close()
     tidy = read_table(export.path)
@@ -350,6 +360,11 @@ def _study_database(console: Console, out_dir: Path) -> None:
     )
     state = "verified" if audit.ok else f"BROKEN: {audit.problems}"
     console.print(f"Audit log: {audit.rows} hash-chained entries, {state}.")
+    console.print(
+        f"Study admin {ACTOR!r} (password in {out_dir / 'study_admin_password.txt'}): e.g. "
+        f"PEERLENS_USER={ACTOR} PEERLENS_VAULT_KEY_FILE={out_dir / 'study_vault.key'} "
+        f"peerlens participant list --study example --db sqlite:///{db}"
+    )
 
 
 def run_demo(out_dir: Path = Path("demo-out")) -> None:

@@ -18,8 +18,8 @@ import typer
 from peerlens._commands._common import user_errors
 
 if TYPE_CHECKING:
+    from peerlens.study.policy import Caller
     from peerlens.study.storage import Store
-    from peerlens.study.users import Rights
 
 study_app = typer.Typer(help="Create and inspect studies; users and roles.", no_args_is_help=True)
 participant_app = typer.Typer(
@@ -44,6 +44,7 @@ Reason = Annotated[str | None, typer.Option("--reason", help="Why (kept in the a
 
 def register(root: typer.Typer) -> None:
     """Attach the study-data command groups to the root CLI."""
+    root.command("init")(init)
     root.add_typer(study_app, name="study")
     root.add_typer(participant_app, name="participant")
     root.add_typer(responses_app, name="responses")
@@ -58,30 +59,76 @@ def _open(db: str | None) -> Store:
     return Store.open(db)
 
 
-def _rights(store: Store, user: str | None, study: str | None) -> Rights:
-    from peerlens.study.users import has_users, resolve_rights
+def _caller(store: Store, user: str | None) -> Caller:
+    """Authenticate ``--user`` (password from $PEERLENS_PASSWORD or a hidden prompt)."""
+    from peerlens.study.errors import PermissionDenied
+    from peerlens.study.users import authenticate
 
-    password = None
-    if user is not None:
+    if not user:
+        raise PermissionDenied(
+            "give your peerlens user name with --user (or PEERLENS_USER); a new database gets "
+            "its first admin from peerlens init"
+        )
+    password = os.environ.get("PEERLENS_PASSWORD") or typer.prompt(
+        f"password for {user}", hide_input=True
+    )
+    return authenticate(store, user, password)
+
+
+def _session(db: str | None, user: str | None) -> tuple[Store, Caller]:
+    store = _open(db)
+    return store, _caller(store, user)
+
+
+def _new_password(username: str) -> str:
+    # Never an argument (it would sit in the shell history and the process list).
+    return os.environ.get("PEERLENS_NEW_PASSWORD") or typer.prompt(
+        f"new password for {username}", hide_input=True, confirmation_prompt=True
+    )
+
+
+def init(
+    admin: Annotated[str, typer.Option("--admin", help="User name of the first admin.")],
+    recordings: Annotated[
+        Path | None,
+        typer.Option("--recordings", help="Folder for recording files (stored, absolute)."),
+    ] = None,
+    db: Db = None,
+    reason: Reason = None,
+) -> None:
+    """Create a study database, its identity-vault key and its first admin (password from
+    $PEERLENS_NEW_PASSWORD or a hidden, confirmed prompt). There is no other way in: a database
+    has no implicit user.
+
+    The vault key is $PEERLENS_VAULT_KEY or the file $PEERLENS_VAULT_KEY_FILE when set; otherwise
+    a new key is written to $PEERLENS_HOME/keys/<database id>.key (owner-only). Back it up apart
+    from the database: without it, identity data cannot be read.
+    """
+    with user_errors():
+        from peerlens.study.storage import Store
+        from peerlens.study.users import bootstrap_admin
+        from peerlens.study.vault import default_key_file, generate_key, write_key_file
+
+        password = _new_password(admin)
+        store = Store.open(db, create=True, blob_dir=recordings)
+        made = None
+        if not os.environ.get("PEERLENS_VAULT_KEY") and not os.environ.get(
+            "PEERLENS_VAULT_KEY_FILE"
+        ):
+            made = default_key_file(store.database_id)
+            if not made.exists():
+                write_key_file(made, generate_key())
+        bootstrap_admin(store, admin, password, reason=reason)
         with store.transaction() as s:
-            needs = has_users(s)
-        if needs:
-            password = os.environ.get("PEERLENS_PASSWORD") or typer.prompt(
-                f"password for {user}", hide_input=True
+            key = store.vault_key(s)
+        typer.echo(f"created admin {admin}; recordings are kept in {store.blob_dir}")
+        if made is not None:
+            typer.echo(
+                f"identity-vault key written to {made}: back it up apart from the database "
+                "(without it identity data cannot be read)"
             )
-    return resolve_rights(store, user, password, study)
-
-
-def _writer(store: Store, user: str | None, study: str | None, what: str) -> str:
-    return _writer_rights(store, user, study, what).actor
-
-
-def _writer_rights(store: Store, user: str | None, study: str | None, what: str) -> Rights:
-    from peerlens.study.users import require_write
-
-    rights = _rights(store, user, study)
-    require_write(rights, what)
-    return rights
+        else:
+            typer.echo(f"identity-vault key from {key.source}")
 
 
 # ------------------------------------------------------------------------------------ study
@@ -98,13 +145,10 @@ def study_create(
     """Create a study from a config: arms, sites, timepoints and instruments per timepoint."""
     with user_errors():
         from peerlens.study.studies import create_study, study_design
-        from peerlens.study.users import require_manage
 
-        store = _open(db)
-        rights = _rights(store, user, None)
-        require_manage(rights, "create studies")
-        create_study(store, name, config, actor=rights.actor, reason=reason)
-        design = study_design(store, name)
+        store, me = _session(db, user)
+        create_study(store, name, config, caller=me, reason=reason)
+        design = study_design(store, name, caller=me)
         tps = ", ".join(
             f"{t['name']} ({len(t['instruments'])} instr.)" for t in design["timepoints"]
         )
@@ -112,28 +156,27 @@ def study_create(
 
 
 @study_app.command("list")
-def study_list(db: Db = None) -> None:
-    """List the studies in the database."""
+def study_list(db: Db = None, user: UserOpt = None) -> None:
+    """List the studies you hold a role in."""
     with user_errors():
-        from sqlalchemy import select
+        from peerlens.study.studies import list_studies
 
-        from peerlens.study.models import Study
-
-        store = _open(db)
-        with store.transaction() as s:
-            for name, title in s.execute(select(Study.name, Study.title).order_by(Study.name)):
-                typer.echo(f"{name}\t{title or ''}")
+        store, me = _session(db, user)
+        for row in list_studies(store, caller=me):
+            typer.echo(f"{row['name']}\t{row['title'] or ''}")
 
 
 @study_app.command("show")
-def study_show(name: str, db: Db = None) -> None:
+def study_show(name: str, db: Db = None, user: UserOpt = None) -> None:
     """Show a study's design (arms, sites, timepoints, instruments) as YAML."""
     with user_errors():
         import yaml
 
         from peerlens.study.studies import study_design
 
-        typer.echo(yaml.safe_dump(study_design(_open(db), name), sort_keys=False).rstrip())
+        store, me = _session(db, user)
+        design = study_design(store, name, caller=me)
+        typer.echo(yaml.safe_dump(design, sort_keys=False).rstrip())
 
 
 @study_app.command("dictionary")
@@ -148,9 +191,8 @@ def study_dictionary(
     with user_errors():
         from peerlens.study.studies import import_data_dictionary
 
-        store = _open(db)
-        actor = _writer(store, user, study, "change the data dictionary")
-        n = import_data_dictionary(store, study, file, actor=actor, reason=reason)
+        store, me = _session(db, user)
+        n = import_data_dictionary(store, study, file, caller=me, reason=reason)
         typer.echo(f"{file}: {n} field(s) defined")
 
 
@@ -159,12 +201,17 @@ def study_dictionary_export(
     study: StudyOpt,
     out: Annotated[Path, typer.Option("--out", help="CSV to write.")],
     db: Db = None,
+    user: UserOpt = None,
 ) -> None:
     """Write the study's REDCap data dictionary (18 columns) to a CSV file."""
     with user_errors():
         from peerlens.study.redcap import export_dictionary
 
-        out.write_text(export_dictionary(_open(db), study), encoding="utf-8")
+        store, me = _session(db, user)
+        text = export_dictionary(store, study, caller=me)
+        tmp = out.with_name(f".{out.name}.partial")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
         typer.echo(f"wrote {out}")
 
 
@@ -177,15 +224,13 @@ def study_user_add(
 ) -> None:
     """Create a user account (password from $PEERLENS_NEW_PASSWORD or a prompt)."""
     with user_errors():
-        from peerlens.study.users import create_user, require_manage
+        from peerlens.study.users import create_user
 
-        store = _open(db)
-        rights = _rights(store, user, None)
-        require_manage(rights, "create users")
+        store, me = _session(db, user)
         password = os.environ.get("PEERLENS_NEW_PASSWORD") or typer.prompt(
             f"new password for {username}", hide_input=True, confirmation_prompt=True
         )
-        create_user(store, username, password, actor=rights.actor, reason=reason)
+        create_user(store, username, password, caller=me, reason=reason)
         typer.echo(f"created user {username}")
 
 
@@ -204,11 +249,9 @@ def study_grant(
 ) -> None:
     """Give a user a role (global, per study or per site)."""
     with user_errors():
-        from peerlens.study.users import grant_role, require_manage
+        from peerlens.study.users import grant_role
 
-        store = _open(db)
-        rights = _rights(store, user, study)
-        require_manage(rights, "grant roles")
+        store, me = _session(db, user)
         grant_role(
             store,
             username,
@@ -216,17 +259,10 @@ def study_grant(
             study=study,
             site=site,
             export_tier=tier,
-            actor=rights.actor,
+            caller=me,
             reason=reason,
         )
         typer.echo(f"granted {role} to {username}")
-
-
-def _new_password(username: str) -> str:
-    # Never an argument (it would sit in the shell history and the process list).
-    return os.environ.get("PEERLENS_NEW_PASSWORD") or typer.prompt(
-        f"new password for {username}", hide_input=True, confirmation_prompt=True
-    )
 
 
 @study_app.command("passwd")
@@ -241,14 +277,18 @@ def study_passwd(
     The new password comes from $PEERLENS_NEW_PASSWORD or a hidden, confirmed prompt.
     """
     with user_errors():
-        from peerlens.study.errors import PermissionDenied
         from peerlens.study.users import set_password
 
-        store = _open(db)
-        rights = _rights(store, user, None)
-        if rights.actor != username and not rights.can_manage:
-            raise PermissionDenied(f"{rights.actor} may change only their own password")
-        set_password(store, username, _new_password(username), actor=rights.actor, reason=reason)
+        store, me = _session(db, user)
+        current = os.environ.get("PEERLENS_PASSWORD") if me.username == username else None
+        set_password(
+            store,
+            username,
+            _new_password(username),
+            caller=me,
+            current_password=current,
+            reason=reason,
+        )
         typer.echo(f"password changed for {username}")
 
 
@@ -264,12 +304,10 @@ def study_user_deactivate(
 ) -> None:
     """Deactivate a user account (it can no longer sign in; its audit history stays)."""
     with user_errors():
-        from peerlens.study.users import require_manage, set_active
+        from peerlens.study.users import set_active
 
-        store = _open(db)
-        rights = _rights(store, user, None)
-        require_manage(rights, "deactivate users")
-        set_active(store, username, reactivate, actor=rights.actor, reason=reason)
+        store, me = _session(db, user)
+        set_active(store, username, reactivate, caller=me, reason=reason)
         typer.echo(f"{'reactivated' if reactivate else 'deactivated'} user {username}")
 
 
@@ -292,13 +330,12 @@ def study_derive(
     with user_errors():
         from peerlens.study.derived import WHAT, derive
 
-        store = _open(db)
-        rights = _rights(store, user, study)
+        store, me = _session(db, user)
         done = derive(
             store,
             study,
             what or WHAT,
-            rights=rights,
+            caller=me,
             executor=executor,
             n_workers=workers,
             reason=reason,
@@ -324,14 +361,12 @@ def study_derived(
 ) -> None:
     """Show whether derived results are current, stale or missing, or write them out."""
     with user_errors():
+        from peerlens._tables import write_table
         from peerlens.study.derived import derivation_status, derived_frame, verify_derived
-        from peerlens.study.users import require_tier
 
-        store = _open(db)
-        rights = _rights(store, user, study)
+        store, me = _session(db, user)
         if verify:
-            with store.transaction() as s:
-                check = verify_derived(s, study)
+            check = verify_derived(store, study, caller=me)
             for problem in check.problems:
                 typer.echo(f"CHANGED: {problem}", err=True)
             if not check.ok:
@@ -339,21 +374,11 @@ def study_derived(
             typer.echo(f"derived results OK: {', '.join(check.checked) or 'none stored'}")
             return
         if what is None:
-            frame = derivation_status(store, study)
+            frame = derivation_status(store, study, caller=me)
         else:
-            # Results are per participant: reading them is an export at the de-identified tier.
-            require_tier(rights, "deidentified")
-            frame = derived_frame(store, study, what)
-            if rights.sites is not None:
-                from peerlens.study.participants import list_participants
-
-                people = list_participants(store, study)
-                mine = set(people.loc[people["site"].isin(sorted(rights.sites)), "participant"])
-                frame = frame[frame["participant"].isin(mine)]
-            if not rights.allows_tier("full") and "error" in frame:
-                frame = frame.assign(error=frame["error"].where(frame["error"].isna(), "error"))
+            frame = derived_frame(store, study, what, caller=me)
         if out is not None:
-            frame.to_csv(out, index=False)
+            write_table(frame, out)
             typer.echo(f"wrote {out}: {len(frame)} row(s)")
         else:
             typer.echo(frame.to_csv(index=False, sep="\t").rstrip())
@@ -390,8 +415,7 @@ def participant_add(
             if not sep or not key.strip():
                 raise StudyError(f"--identity {item!r}: use FIELD=VALUE")
             fields[key.strip()] = value
-        store = _open(db)
-        rights = _writer_rights(store, user, study, "enrol participants")
+        store, me = _session(db, user)
         new = add_participant(
             store,
             study,
@@ -400,8 +424,7 @@ def participant_add(
             arm=arm,
             site=site,
             identity=fields,
-            sites=rights.sites,
-            actor=rights.actor,
+            caller=me,
             reason=reason,
         )
         typer.echo(f"{'enrolled' if new else 'already enrolled'}: {code}")
@@ -423,15 +446,13 @@ def participant_import(
     with user_errors():
         from peerlens.study.participants import import_participants
 
-        store = _open(db)
-        rights = _writer_rights(store, user, study, "enrol participants")
+        store, me = _session(db, user)
         n = import_participants(
             store,
             study,
             str(file),
             identity_columns=identity_column or (),
-            sites=rights.sites,
-            actor=rights.actor,
+            caller=me,
             reason=reason,
         )
         typer.echo(f"{file}: {n} participant(s) enrolled")
@@ -443,9 +464,8 @@ def participant_list(study: StudyOpt, db: Db = None, user: UserOpt = None) -> No
     with user_errors():
         from peerlens.study.participants import list_participants
 
-        store = _open(db)
-        _rights(store, user, study)
-        frame = list_participants(store, study)
+        store, me = _session(db, user)
+        frame = list_participants(store, study, caller=me)
         typer.echo(frame.to_csv(index=False, sep="\t").rstrip())
 
 
@@ -457,9 +477,8 @@ def participant_withdraw(
     with user_errors():
         from peerlens.study.participants import withdraw_participant
 
-        store = _open(db)
-        actor = _writer(store, user, study, "withdraw participants")
-        withdraw_participant(store, study, code, actor=actor, reason=reason)
+        store, me = _session(db, user)
+        withdraw_participant(store, study, code, caller=me, reason=reason)
         typer.echo(f"withdrawn: {code}")
 
 
@@ -478,15 +497,12 @@ def participant_erase(
     """Erase a participant's identifying content (see docs/study.md for the policy)."""
     with user_errors():
         from peerlens.study.erasure import erase_participant
-        from peerlens.study.users import require_manage
 
-        store = _open(db)
-        rights = _rights(store, user, study)
-        require_manage(rights, "erase participants")
+        store, me = _session(db, user)
         if not yes:
             typer.confirm(f"erase {code} from {study}? This cannot be undone", abort=True)
         rep = erase_participant(
-            store, study, code, actor=rights.actor, reason=reason, purge_responses=purge_responses
+            store, study, code, caller=me, reason=reason, purge_responses=purge_responses
         )
         typer.echo(
             f"erased {code}: {rep.identity_fields} identity field(s), {rep.transcripts} "
@@ -522,8 +538,7 @@ def participant_consent(
     with user_errors():
         from peerlens.study.participants import add_consent
 
-        store = _open(db)
-        actor = _writer(store, user, study, "record consent")
+        store, me = _session(db, user)
         add_consent(
             store,
             study,
@@ -531,7 +546,7 @@ def participant_consent(
             version=version,
             consented_at=_when(at, "--at"),
             scope=scope,
-            actor=actor,
+            caller=me,
             reason=reason,
         )
         typer.echo(f"consent {version} recorded for {code}")
@@ -551,16 +566,14 @@ def participant_relate(
     with user_errors():
         from peerlens.study.sessions import add_relationship
 
-        store = _open(db)
-        rights = _writer_rights(store, user, study, "add relationships")
+        store, me = _session(db, user)
         rid = add_relationship(
             store,
             study,
             ps_worker,
             service_user,
             started_at=_when(start, "--start"),
-            sites=rights.sites,
-            actor=rights.actor,
+            caller=me,
             reason=reason,
         )
         typer.echo(f"relationship {rid}: {ps_worker} -> {service_user}")
@@ -582,8 +595,7 @@ def participant_session(
     with user_errors():
         from peerlens.study.sessions import add_session
 
-        store = _open(db)
-        rights = _writer_rights(store, user, study, "add sessions")
+        store, me = _session(db, user)
         sid = add_session(
             store,
             study,
@@ -592,8 +604,7 @@ def participant_session(
             started_at=_when(start, "--start"),
             mode=mode,
             duration_min=duration,
-            sites=rights.sites,
-            actor=rights.actor,
+            caller=me,
             reason=reason,
         )
         typer.echo(f"session {sid}: {label}")
@@ -621,8 +632,7 @@ def participant_transcript(
         from peerlens.study.sessions import add_transcript
 
         text = read_text(file)
-        store = _open(db)
-        rights = _writer_rights(store, user, study, "add transcripts")
+        store, me = _session(db, user)
         tid = add_transcript(
             store,
             study,
@@ -632,8 +642,7 @@ def participant_transcript(
             session=session,
             author=author,
             speaker=speaker,
-            sites=rights.sites,
-            actor=rights.actor,
+            caller=me,
             reason=reason,
         )
         typer.echo(f"{kind} {tid} stored for {code}")
@@ -678,8 +687,7 @@ def responses_import(
         from peerlens.study.responses import import_responses
 
         mapping = column_map_from(column_map, items or [])
-        store = _open(db)
-        rights = _writer_rights(store, user, study, "import responses")
+        store, me = _session(db, user)
         codes = [c.strip() for c in missing_codes.split(",")] if missing_codes else None
         summary = import_responses(
             store,
@@ -689,9 +697,8 @@ def responses_import(
             session=session,
             instrument=instrument,
             missing_codes=codes,
-            sites=rights.sites,
             columns=mapping or None,
-            actor=rights.actor,
+            caller=me,
             reason=reason,
         )
         typer.echo(str(summary))
@@ -712,15 +719,13 @@ def responses_import_redcap(
     with user_errors():
         from peerlens.study.redcap import import_records
 
-        store = _open(db)
-        rights = _writer_rights(store, user, study, "import responses")
+        store, me = _session(db, user)
         summary = import_records(
             store,
             study,
             file,
             create_participants=create_participants,
-            sites=rights.sites,
-            actor=rights.actor,
+            caller=me,
             reason=reason,
         )
         typer.echo(str(summary))
@@ -758,8 +763,7 @@ def recordings_add(
                 windows.append((parts[0], float(parts[1]), float(parts[2])))
             except (IndexError, ValueError):
                 raise StudyError(f"--window {w!r}: use LABEL:START_S:END_S") from None
-        store = _open(db)
-        rights = _writer_rights(store, user, study, "add recordings")
+        store, me = _session(db, user)
         rid, sha = add_recording(
             store,
             study,
@@ -770,8 +774,7 @@ def recordings_add(
             device=device,
             sampling_rate_hz=sampling_rate,
             windows=windows,
-            sites=rights.sites,
-            actor=rights.actor,
+            caller=me,
             reason=reason,
         )
         typer.echo(f"recording {rid}: sha256 {sha}")
@@ -788,6 +791,12 @@ def export(
         str,
         typer.Option("--tier", help="full, remove_identifiers, deidentified (default) or none."),
     ] = "deidentified",
+    raw_values: Annotated[
+        bool,
+        typer.Option(
+            "--raw-values", help="Do not prefix formula-like text cells (=, +, -, @) with '."
+        ),
+    ] = False,
     db: Db = None,
     user: UserOpt = None,
     reason: Reason = None,
@@ -796,10 +805,16 @@ def export(
     with user_errors():
         from peerlens.study.export import export_study
 
-        store = _open(db)
-        rights = _rights(store, user, study)
+        store, me = _session(db, user)
         res = export_study(
-            store, study, out, format=format, tier=tier, rights=rights, reason=reason
+            store,
+            study,
+            out,
+            format=format,
+            tier=tier,
+            raw_values=raw_values,
+            caller=me,
+            reason=reason,
         )
         typer.echo(
             f"{res.path}: {res.rows} row(s), sha256 {res.sha256}; manifest {res.manifest} "
@@ -813,6 +828,7 @@ def export(
 @audit_app.command("verify")
 def audit_verify(
     db: Db = None,
+    user: UserOpt = None,
     expect_head: Annotated[
         str | None,
         typer.Option("--expect-head", help="SEQ:HASH recorded earlier (e.g. from a manifest)."),
@@ -829,9 +845,8 @@ def audit_verify(
             if not sep or not seq.isdigit() or len(digest) != 64:
                 raise StudyError(f"--expect-head {expect_head!r}: use SEQ:HASH")
             head = (int(seq), digest)
-        store = _open(db)
-        with store.transaction() as s:
-            rep = verify_audit(s, expect_head=head)
+        store, me = _session(db, user)
+        rep = verify_audit(store, caller=me, expect_head=head)
         if rep.ok:
             typer.echo(
                 f"audit chain OK: {rep.rows} row(s), head seq {rep.head_seq} {rep.head_hash}"
@@ -847,13 +862,13 @@ def audit_show(
     study: Annotated[str | None, typer.Option("--study")] = None,
     last: Annotated[int, typer.Option("--last", help="Show the last N rows.")] = 20,
     db: Db = None,
+    user: UserOpt = None,
 ) -> None:
     """Print the newest audit rows (tab-separated)."""
     with user_errors():
         from peerlens.study.audit import audit_frame
 
-        store = _open(db)
-        with store.transaction() as s:
-            frame = audit_frame(s, study=study)
+        store, me = _session(db, user)
+        frame = audit_frame(store, caller=me, study=study)
         cols = ["seq", "at_utc", "actor", "action", "entity", "entity_id", "reason"]
         typer.echo(frame[cols].tail(last).to_csv(index=False, sep="\t").rstrip())

@@ -1,12 +1,15 @@
 """Study data: the data model, storage, import/export and audit of a peer-support study.
 
 A study lives in one database (SQLite by default, PostgreSQL for multi-site use) opened with
-:meth:`Store.open`; every change goes through the functions here, which write in one transaction
-and append to the hash-chained audit log. Identifying fields live only in the identity vault.
-See ``docs/study.md``.
+:meth:`Store.open` (created once with ``create=True``). Every public function here takes the
+caller (a :class:`Caller`, from :func:`authenticate` or :func:`bootstrap_admin`) and checks it
+against the one permission policy (:mod:`peerlens.study.policy`) inside its own transaction;
+every change is written in one transaction and appended to the hash-chained audit log.
+Identifying fields live only in the identity vault. See ``docs/study.md`` and
+``docs/security.md``.
 """
 
-from peerlens.study.audit import AuditReport, verify_audit
+from peerlens.study.audit import AuditReport, audit_frame, verify_audit
 from peerlens.study.config import StudyConfig, TimepointConfig, load_config
 from peerlens.study.derived import (
     DerivationSummary,
@@ -18,7 +21,7 @@ from peerlens.study.derived import (
 )
 from peerlens.study.erasure import ErasureReport, erase_participant
 from peerlens.study.errors import ImportRejected, PermissionDenied, Problem, StudyError
-from peerlens.study.export import TIDY_COLUMNS, ExportResult, export_study, tidy_frame
+from peerlens.study.export import TIDY_COLUMNS, ExportResult, export_frame, export_study
 from peerlens.study.participants import (
     NewParticipant,
     add_consent,
@@ -31,22 +34,25 @@ from peerlens.study.participants import (
     set_status,
     withdraw_participant,
 )
-from peerlens.study.redcap import (
-    DICTIONARY_COLUMNS,
-    export_dictionary,
-    import_records,
-    records_frame,
-)
+from peerlens.study.policy import POLICY, ROLES, TIERS, Caller, Grant, Rule
+from peerlens.study.redcap import DICTIONARY_COLUMNS, export_dictionary, import_records
 from peerlens.study.responses import ImportSummary, import_responses
 from peerlens.study.sessions import add_recording, add_relationship, add_session, add_transcript
 from peerlens.study.storage import DEFAULT_URL, Store, resolve_url
-from peerlens.study.studies import create_study, import_data_dictionary, study_design
+from peerlens.study.studies import (
+    create_study,
+    import_data_dictionary,
+    list_studies,
+    set_field_identifier,
+    study_design,
+)
 from peerlens.study.users import (
-    TIERS,
-    Rights,
+    authenticate,
+    bootstrap_admin,
     create_user,
     grant_role,
-    resolve_rights,
+    list_users,
+    revoke_role,
     set_active,
     set_password,
 )
@@ -54,19 +60,23 @@ from peerlens.study.users import (
 __all__ = [
     "DEFAULT_URL",
     "DICTIONARY_COLUMNS",
+    "POLICY",
+    "ROLES",
     "TIDY_COLUMNS",
     "TIERS",
     "AuditReport",
+    "Caller",
     "DerivationSummary",
     "DerivedCheck",
     "ErasureReport",
     "ExportResult",
+    "Grant",
     "ImportRejected",
     "ImportSummary",
     "NewParticipant",
     "PermissionDenied",
     "Problem",
-    "Rights",
+    "Rule",
     "Store",
     "StudyConfig",
     "StudyError",
@@ -78,6 +88,9 @@ __all__ = [
     "add_relationship",
     "add_session",
     "add_transcript",
+    "audit_frame",
+    "authenticate",
+    "bootstrap_admin",
     "create_study",
     "create_user",
     "derivation_status",
@@ -85,6 +98,7 @@ __all__ = [
     "derived_frame",
     "erase_participant",
     "export_dictionary",
+    "export_frame",
     "export_study",
     "get_identity",
     "grant_role",
@@ -93,16 +107,17 @@ __all__ = [
     "import_records",
     "import_responses",
     "list_participants",
+    "list_studies",
+    "list_users",
     "load_config",
-    "records_frame",
-    "resolve_rights",
     "resolve_url",
+    "revoke_role",
     "set_active",
+    "set_field_identifier",
     "set_identity",
     "set_password",
     "set_status",
     "study_design",
-    "tidy_frame",
     "verify_audit",
     "verify_derived",
     "withdraw_participant",

@@ -14,8 +14,8 @@ def get_study(session: Session, name: str) -> Study:
     """The study called ``name``."""
     study = session.scalars(select(Study).where(Study.name == name)).first()
     if study is None:
-        known = ", ".join(session.scalars(select(Study.name).order_by(Study.name))) or "none yet"
-        raise StudyError(f"no study called {name!r} (studies: {known})")
+        # Other studies' names are not listed: the caller may have no right to know them.
+        raise StudyError(f"no study called {name!r} (peerlens study list shows yours)")
     return study
 
 
@@ -26,22 +26,6 @@ def get_timepoint(session: Session, study: Study, name: str) -> Timepoint:
             return tp
     known = ", ".join(tp.name for tp in study.timepoints)
     raise StudyError(f"study {study.name!r} has no timepoint {name!r} (timepoints: {known})")
-
-
-def outside_sites(
-    study: Study, participant: Participant, sites: frozenset[str] | None
-) -> str | None:
-    """Why a user limited to ``sites`` may not write for ``participant`` (``None`` if they may)."""
-    if sites is None:
-        return None
-    site = next((x.name for x in study.sites if x.id == participant.site_id), None)
-    if site in sites:
-        return None
-    where = f"site {site!r}" if site else "no site"
-    return (
-        f"participant {participant.study_code!r} is at {where}, outside your site(s) "
-        f"{', '.join(sorted(sites))}"
-    )
 
 
 def participant_map(session: Session, study: Study) -> dict[str, Participant]:

@@ -29,6 +29,8 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from peerlens.study.models import AuditLog
+from peerlens.study.policy import Caller, authorize, guarded
+from peerlens.study.storage import Store
 
 #: ``prev_hash`` of the first row.
 GENESIS = "0" * 64
@@ -189,7 +191,7 @@ class AuditReport:
         return not self.problems
 
 
-def verify_audit(session: Session, *, expect_head: tuple[int, str] | None = None) -> AuditReport:
+def check_chain(session: Session, *, expect_head: tuple[int, str] | None = None) -> AuditReport:
     """Walk the whole chain and report every edited, removed or re-ordered row.
 
     Parameters
@@ -225,7 +227,7 @@ def verify_audit(session: Session, *, expect_head: tuple[int, str] | None = None
     return AuditReport(n, prev_seq, prev_hash, tuple(problems))
 
 
-def audit_frame(session: Session, *, study: str | None = None) -> Any:
+def log_frame(session: Session, *, study: str | None = None) -> Any:
     """The audit log as a :class:`pandas.DataFrame` (optionally one study's rows)."""
     import pandas as pd
 
@@ -240,3 +242,27 @@ def audit_frame(session: Session, *, study: str | None = None) -> Any:
 def current_head(session: Session) -> tuple[int, str]:
     """``(seq, hash)`` of the newest row as seen by ``session`` (``(0, GENESIS)`` if empty)."""
     return _head(session)
+
+
+@guarded("audit.verify")
+def verify_audit(
+    store: Store, *, caller: Caller, expect_head: tuple[int, str] | None = None
+) -> AuditReport:
+    """Check the whole audit hash chain (see :func:`check_chain`) as ``caller``.
+
+    Parameters
+    ----------
+    expect_head
+        ``(seq, hash)`` recorded earlier, e.g. in an export manifest.
+    """
+    with store.transaction() as s:
+        authorize(s, caller, "audit.verify")
+        return check_chain(s, expect_head=expect_head)
+
+
+@guarded("audit.read")
+def audit_frame(store: Store, *, caller: Caller, study: str | None = None) -> Any:
+    """The audit log as a frame (optionally one study's rows). It holds no identifying values."""
+    with store.transaction() as s:
+        authorize(s, caller, "audit.read")
+        return log_frame(s, study=study)

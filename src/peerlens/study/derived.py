@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study._lookup import get_study
-from peerlens.study.errors import PermissionDenied, StudyError
+from peerlens.study.errors import StudyError
 from peerlens.study.models import (
     Derivation,
     DerivedHrv,
@@ -66,8 +66,8 @@ from peerlens.study.models import (
     as_utc,
 )
 from peerlens.study.models import Session as PSSession
+from peerlens.study.policy import Caller, Grant, authorize, guarded
 from peerlens.study.storage import Store
-from peerlens.study.users import Rights, require_write
 
 #: What can be derived.
 WHAT = ("scores", "hrv", "story")
@@ -710,12 +710,13 @@ def _derive_story(
 # --------------------------------------------------------------------------------- API
 
 
+@guarded("derive")
 def derive(
     store: Store,
     study_name: str,
     what: Sequence[str] = WHAT,
     *,
-    rights: Rights,
+    caller: Caller,
     executor: str = "dask",
     n_workers: int = 2,
     processes: bool = True,
@@ -730,9 +731,9 @@ def derive(
     what
         Any of ``"scores"``, ``"hrv"``, ``"story"`` (default all three, in that order). Each kind
         is its own transaction: it replaces that kind's stored results whole or not at all.
-    rights
-        The user's rights; deriving changes stored data, so it needs admin or researcher rights
-        for the whole study (a site-scoped user would replace other sites' results).
+    caller
+        Who derives; deriving replaces stored results of every site, so it needs a study-wide
+        admin or researcher role (checked in each kind's transaction).
     executor, n_workers, processes
         Where HRV runs: ``"dask"`` (a scheduler at ``DASK_SCHEDULER_ADDRESS`` or a LocalCluster
         of ``n_workers``) or ``"sequential"``.
@@ -744,12 +745,8 @@ def derive(
     list of DerivationSummary
         One per kind, in the order asked.
     """
-    require_write(rights, "derive results")
-    if rights.sites is not None:
-        raise PermissionDenied(
-            f"{rights.actor} is limited to site(s) {', '.join(sorted(rights.sites))}; deriving "
-            "replaces the results of every site and needs study-wide rights"
-        )
+    with store.transaction() as s:
+        authorize(s, caller, "derive", get_study(s, study_name))
     unknown = [w for w in what if w not in WHAT]
     if unknown:
         raise StudyError(f"cannot derive {', '.join(unknown)}: use {', '.join(WHAT)}")
@@ -759,21 +756,26 @@ def derive(
     for kind in dict.fromkeys(what):
         if kind == "scores":
             with store.transaction() as s:
-                out.append(_derive_scores(s, get_study(s, study_name), rights.actor, reason))
+                study = get_study(s, study_name)
+                actor = authorize(s, caller, "derive", study).actor
+                out.append(_derive_scores(s, study, actor, reason))
         elif kind == "story":
             with store.transaction() as s:
-                out.append(_derive_story(s, get_study(s, study_name), rights.actor, reason))
+                study = get_study(s, study_name)
+                actor = authorize(s, caller, "derive", study).actor
+                out.append(_derive_story(s, study, actor, reason))
         else:
             # The analysis runs outside any transaction (it may take minutes); the results are
-            # then written in one.
+            # then written in one, with the caller's rights checked again there.
             with store.transaction() as s:
-                jobs = _hrv_inputs(s, get_study(s, study_name), store.blob_dir)
+                study = get_study(s, study_name)
+                authorize(s, caller, "derive", study)
+                jobs = _hrv_inputs(s, study, store.blob_dir)
             results = _run_hrv(jobs, max_artifact_rate, executor, n_workers, processes, progress)
             with store.transaction() as s:
                 study = get_study(s, study_name)
-                out.append(
-                    _write_hrv(s, study, jobs, results, rights.actor, max_artifact_rate, reason)
-                )
+                actor = authorize(s, caller, "derive", study).actor
+                out.append(_write_hrv(s, study, jobs, results, actor, max_artifact_rate, reason))
     return out
 
 
@@ -1026,7 +1028,8 @@ def _story_frame(session: Session, study: Study, *, sentences: bool) -> pd.DataF
     return frame
 
 
-def derived_frame(store: Store, study_name: str, what: str) -> pd.DataFrame:
+@guarded("derived.read")
+def derived_frame(store: Store, study_name: str, what: str, *, caller: Caller) -> pd.DataFrame:
     """Stored derived results as a tidy frame, each row marked ``current`` or ``stale``.
 
     Parameters
@@ -1035,20 +1038,40 @@ def derived_frame(store: Store, study_name: str, what: str) -> pd.DataFrame:
         ``"scores"`` (one row per score), ``"hrv"`` (one row per recording window, metric
         columns wide), ``"story"`` (one row per transcript version) or ``"sentences"`` (one row
         per labelled sentence, without its text).
+    caller
+        Who reads; results are per participant, so this needs the de-identified export tier;
+        a site-scoped caller gets their sites' participants only, and error texts (which may
+        quote a file or speaker) are shown only at the ``full`` tier.
     """
+    if what not in ("scores", "hrv", "story", "sentences"):
+        raise StudyError(f"derived results {what!r}: use scores, hrv, story or sentences")
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "derived.read", study)
         if what == "scores":
-            frame = _score_status(s, study)
-            return frame.drop(columns=["_same", "_rid"]).reset_index(drop=True)
-        if what == "hrv":
-            return _hrv_frame(s, study)
-        if what in ("story", "sentences"):
-            return _story_frame(s, study, sentences=what == "sentences")
-    raise StudyError(f"derived results {what!r}: use scores, hrv, story or sentences")
+            frame = _score_status(s, study).drop(columns=["_same", "_rid"])
+        elif what == "hrv":
+            frame = _hrv_frame(s, study)
+        else:
+            frame = _story_frame(s, study, sentences=what == "sentences")
+        mine = _participants_within(s, study, grant)
+    if mine is not None:
+        frame = frame[frame["participant"].isin(mine)]
+    if not grant.allows_tier("full") and "error" in frame:
+        frame = frame.assign(error=frame["error"].where(frame["error"].isna(), "error"))
+    return frame.reset_index(drop=True)
 
 
-def derivation_status(store: Store, study_name: str) -> pd.DataFrame:
+def _participants_within(session: Session, study: Study, grant: Grant) -> set[str] | None:
+    """Study codes inside ``grant``'s sites (``None``: every participant)."""
+    if grant.sites is None:
+        return None
+    people = session.scalars(select(Participant).where(Participant.study_id == study.id))
+    return {p.study_code for p in people if grant.outside(study, p) is None}
+
+
+@guarded("derived.status")
+def derivation_status(store: Store, study_name: str, *, caller: Caller) -> pd.DataFrame:
     """Per kind: inputs now stored, results current, stale and missing, and the last run.
 
     Missing counts inputs (responses of bundled instruments, recordings, transcripts) with no
@@ -1058,6 +1081,7 @@ def derivation_status(store: Store, study_name: str) -> pd.DataFrame:
 
     with store.transaction() as s:
         study = get_study(s, study_name)
+        authorize(s, caller, "derived.status", study)
         runs = _current_runs(s, study)
         scores = _score_status(s, study)
         per_resp = scores.groupby("_rid")["derivation"].agg(
@@ -1127,12 +1151,20 @@ class DerivedCheck:
         return not self.problems
 
 
-def verify_derived(session: Session, study_name: str) -> DerivedCheck:
+@guarded("derived.verify")
+def verify_derived(store: Store, study_name: str, *, caller: Caller) -> DerivedCheck:
     """Recompute the digest of each kind's current stored rows and compare it with the run's
     digest and the one in the audit log (catches rows inserted, deleted or edited by hand)."""
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        authorize(s, caller, "derived.verify", study)
+        return check_derived(s, study)
+
+
+def check_derived(session: Session, study: Study) -> DerivedCheck:
+    """:func:`verify_derived` inside an open transaction."""
     from peerlens.study.models import AuditLog
 
-    study = get_study(session, study_name)
     problems: list[str] = []
     checked: list[str] = []
     for what, run in _current_runs(session, study).items():

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, or_, select, update
 
 from peerlens.study import audit
+from peerlens.study._identity import field_count
 from peerlens.study._lookup import get_participant, get_study
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
@@ -44,6 +45,7 @@ from peerlens.study.models import (
     Transcript,
     utcnow,
 )
+from peerlens.study.policy import Caller, authorize, guarded
 from peerlens.study.sessions import blob_path, remove_blob
 from peerlens.study.storage import Store
 
@@ -67,12 +69,13 @@ class ErasureReport:
     responses_deleted: int
 
 
+@guarded("participant.erase")
 def erase_participant(
     store: Store,
     study_name: str,
     code: str,
     *,
-    actor: str,
+    caller: Caller,
     reason: str,
     purge_responses: bool = False,
 ) -> ErasureReport:
@@ -88,16 +91,14 @@ def erase_participant(
     files: list[tuple[str, str]] = []
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "participant.erase", study)
+        actor = grant.actor
         p = get_participant(s, study, code)
+        grant.check(study, p)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was already erased")
-        vault = s.get(IdentityVault, p.id)
-        n_ident = 0
-        if vault is not None:
-            import json
-
-            n_ident = len(json.loads(vault.fields_json))
-            s.delete(vault)
+        n_ident = field_count(s, p)
+        s.execute(delete(IdentityVault).where(IdentityVault.participant_id == p.id))
         rels = select(PSRelationship.id).where(
             or_(PSRelationship.ps_worker_id == p.id, PSRelationship.service_user_id == p.id)
         )

@@ -37,12 +37,12 @@ from sqlalchemy.orm import Session
 from peerlens import __version__
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec
+from peerlens.study._identity import read_many
 from peerlens.study._lookup import get_study
 from peerlens.study._scoring import score_long, version_label
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
     DerivedScore,
-    IdentityVault,
     Participant,
     Response,
     ResponseItem,
@@ -51,9 +51,9 @@ from peerlens.study.models import (
     Timepoint,
 )
 from peerlens.study.models import Session as PSSession
+from peerlens.study.policy import TIERS, Caller, authorize, guarded
 from peerlens.study.redcap import _study_forms, records_frame
 from peerlens.study.storage import Store
-from peerlens.study.users import TIERS, Rights, require_tier
 
 #: Columns of the tidy export, in order.
 TIDY_COLUMNS = (
@@ -198,9 +198,11 @@ def tidy_frame(
     scores = _mark_scores(session, study, _scores(raw, forms))
     parts = [raw, scores, _derived_rows(session, study, sites, full=identity)]
     if identity:
-        parts.append(_identity_rows(session, study, raw))
+        parts.append(_identity_rows(session, study, sites))
     nonempty = [p for p in parts if len(p)]
     out = pd.concat(nonempty, ignore_index=True) if nonempty else raw
+    # A study with identity rows but no answers yet still has every column of the item rows.
+    out = out.reindex(columns=list(dict.fromkeys([*raw.columns, *out.columns])))
     out["arm"] = out["arm_id"].astype("Int64").map(arms).astype("object")
     out["site"] = out["site_id"].astype("Int64").map(site_names).astype("object")
     for col in ("scoring_version", "source", "window", "derivation"):
@@ -371,15 +373,18 @@ def _derived_rows(
     return frame
 
 
-def _identity_rows(session: Session, study: Study, raw: pd.DataFrame) -> pd.DataFrame:
+def _identity_rows(session: Session, study: Study, sites: frozenset[str] | None) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
-    q = (
-        select(Participant, IdentityVault)
-        .join(IdentityVault, IdentityVault.participant_id == Participant.id)
-        .where(Participant.study_id == study.id)
-    )
-    for p, vault in session.execute(q):
-        for name, value in sorted(json.loads(vault.fields_json).items()):
+    site_names = {x.id: x.name for x in study.sites}
+    people = {
+        p.id: p
+        for p in session.scalars(select(Participant).where(Participant.study_id == study.id))
+        if sites is None or site_names.get(p.site_id or -1) in sites
+    }
+    vault = read_many(session, people)
+    for pid, fields in sorted(vault.items(), key=lambda kv: people[kv[0]].study_code):
+        p = people[pid]
+        for name, value in sorted(fields.items()):
             rows.append(
                 {
                     "pid": p.id,
@@ -396,6 +401,17 @@ def _identity_rows(session: Session, study: Study, raw: pd.DataFrame) -> pd.Data
     return pd.DataFrame(rows)
 
 
+@guarded("export")
+def export_frame(store: Store, study_name: str, *, tier: str, caller: Caller) -> pd.DataFrame:
+    """The study as the tidy long table of :func:`export_study`, in memory (not audited as a
+    file export; the same tier and site checks apply)."""
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        grant = authorize(s, caller, "export", study, tier=tier)
+        return tidy_frame(s, study, tier=tier, sites=grant.sites)
+
+
+@guarded("export")
 def export_study(
     store: Store,
     study_name: str,
@@ -403,26 +419,32 @@ def export_study(
     *,
     format: str = "tidy",
     tier: str = "deidentified",
-    rights: Rights,
+    raw_values: bool = False,
+    caller: Caller,
     reason: str | None = None,
 ) -> ExportResult:
     """Write the study to ``out`` in ``format`` (``tidy``: CSV or ``.parquet``; ``redcap``:
-    flat record CSV) at ``tier``, checked against ``rights``.
+    flat record CSV) at ``tier``, checked against the caller's export right.
+
+    Text cells of a CSV export that a spreadsheet would run as a formula (starting with ``=``,
+    ``+``, ``-``, ``@``, tab or carriage return) are prefixed with ``'`` (OWASP's advice on CSV
+    injection) unless ``raw_values`` is true; Parquet keeps values as they are.
 
     Raises
     ------
     PermissionDenied
-        ``tier`` is beyond the user's export right.
+        ``tier`` is beyond the caller's export right.
     StudyError
         Unknown format or tier, or ``tier == "none"``.
     """
-    require_tier(rights, tier)
     if format not in ("tidy", "redcap"):
         raise StudyError(f"export format {format!r}: use tidy or redcap")
     path = Path(out)
     identity, drop_text, shift = _tier_flags(tier)
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "export", study, tier=tier)
+        rights = grant
         if format == "tidy":
             frame = tidy_frame(s, study, tier=tier, sites=rights.sites)
         else:
@@ -436,7 +458,7 @@ def export_study(
                 shift_dates=shift,
                 sites=rights.sites,
             )
-        data = _encode(frame, path)
+        data = _encode(frame, path, raw_values=raw_values)
         digest = hashlib.sha256(data).hexdigest()
         audit.record(
             s,
@@ -448,7 +470,6 @@ def export_study(
             new={
                 "format": format,
                 "tier": tier,
-                "file": path.name,
                 "rows": len(frame),
                 "sha256": digest,
                 "sites": None if rights.sites is None else sorted(rights.sites),
@@ -481,11 +502,42 @@ def export_study(
     return ExportResult(path, manifest, len(frame), digest, head)
 
 
-def _encode(frame: pd.DataFrame, path: Path) -> bytes:
+def _encode(frame: pd.DataFrame, path: Path, *, raw_values: bool) -> bytes:
     import io
 
     if path.suffix.lower() == ".parquet":
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
         return buf.getvalue()
+    if not raw_values:
+        frame = neutralise_formulas(frame)
     return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell that starts like a spreadsheet formula prefixed by ``'``.
+
+    OWASP's "CSV Injection" advice: a cell beginning with ``=``, ``+``, ``-``, ``@``, tab or
+    carriage return is run as a formula by Excel and LibreOffice; a leading single quote makes it
+    text. Only text cells change: numbers (``-3.5`` in a float column) stay numbers.
+
+    Examples
+    --------
+    >>> out = neutralise_formulas(pd.DataFrame({"t": ["=1+1", "ok", "-2"], "v": [-1.0, 2.0, 3.0]}))
+    >>> out["t"].tolist(), out["v"].tolist()
+    (["'=1+1", 'ok', "'-2"], [-1.0, 2.0, 3.0])
+    """
+    out = frame.copy()
+    for col in out.columns:
+        series = out[col]
+        if series.dtype != object and not pd.api.types.is_string_dtype(series.dtype):
+            continue
+        values = series.to_numpy(dtype=object)
+        flagged = [isinstance(v, str) and v.startswith(_FORMULA_START) for v in values]
+        if any(flagged):
+            fixed = [f"'{v}" if f else v for v, f in zip(values, flagged, strict=True)]
+            out[col] = pd.Series(fixed, index=series.index, dtype=series.dtype)
+    return out

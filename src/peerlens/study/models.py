@@ -20,6 +20,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -34,8 +35,8 @@ STATUSES = ("enrolled", "withdrawn", "completed", "erased")
 SESSION_MODES = ("in_person", "phone", "video", "text_chat")
 #: Response completion status, coded as REDCap's ``<form>_complete`` (0, 1, 2).
 COMPLETION = {0: "incomplete", 1: "unverified", 2: "complete"}
-#: User roles.
-USER_ROLES = ("admin", "researcher", "ps_worker")
+#: User roles (see :mod:`peerlens.study.policy` for what each may do).
+USER_ROLES = ("admin", "researcher", "ps_worker", "auditor")
 
 
 def utcnow() -> dt.datetime:
@@ -187,12 +188,20 @@ class Participant(Base):
 class IdentityVault(Base):
     """The only place identifying fields (name, contact, date of birth, ...) may live.
 
-    ``fields_json`` is a JSON object of field name to value. Erasure deletes the row.
+    ``ciphertext`` is the AES-256-GCM encryption of the participant's fields (a JSON object of
+    field name to value) under the vault key, which is never stored in the database (see
+    :mod:`peerlens.study.vault`); ``field_names`` lists the field names in clear (they say what
+    is held, not who). ``salt`` salts the keyed hashes the audit log records for this
+    participant. ``fields_json`` held the fields in clear before revision 0006 and is emptied
+    when such a row is first opened with the key. Erasure deletes the row.
     """
 
     __tablename__ = "identity_vault"
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), primary_key=True)
-    fields_json: Mapped[str] = mapped_column(Text, default="{}")
+    fields_json: Mapped[str | None] = mapped_column(Text)
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    field_names: Mapped[str] = mapped_column(Text, default="[]")
+    salt: Mapped[bytes | None] = mapped_column(LargeBinary(16))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -440,6 +449,14 @@ class RoleAssignment(Base):
     study_id: Mapped[int | None] = mapped_column(ForeignKey("study.id"))
     site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id"))
     export_tier: Mapped[str | None] = mapped_column(String(30))
+
+
+class Setting(Base):
+    """A database-wide setting: the database's id, where its recordings are stored, ..."""
+
+    __tablename__ = "setting"
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class AuditLog(Base):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,21 +10,21 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
 
 from peerlens.study import audit
+from peerlens.study._identity import merge_fields, read_fields
 from peerlens.study._lookup import get_participant, get_study, participant_map
 from peerlens.study.errors import ImportRejected, Problem, StudyError
 from peerlens.study.models import (
     ROLES,
     Arm,
     Consent,
-    IdentityVault,
     Participant,
     Site,
     as_utc,
     utcnow,
 )
+from peerlens.study.policy import Caller, authorize, guarded
 from peerlens.study.storage import Store
 
 _CODE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -61,26 +60,31 @@ def check_code(code: str) -> str | None:
     return None
 
 
+@guarded("participant.add")
 def add_participants(
     store: Store,
     study_name: str,
     participants: Iterable[NewParticipant],
     *,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
     source: str = "participants",
-    sites: frozenset[str] | None = None,
 ) -> int:
     """Add many participants in one transaction; return how many were new.
 
     Codes already enrolled with the same role, arm and site are skipped (idempotent); any
     conflict, unknown arm/site or bad code rejects the whole batch with every problem listed.
-    ``sites`` limits a site-scoped user to enrolling at their own sites.
+    A site-scoped caller enrols only at their own sites; identity fields also need the right
+    to write the identity vault.
     """
     items = list(participants)
-    site_scope = sites
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "participant.add", study)
+        if any(p.identity for p in items):
+            authorize(s, caller, "identity.write", study)
+        site_scope = grant.sites
+        actor = grant.actor
         arms = {a.name: a.id for a in s.scalars(select(Arm).where(Arm.study_id == study.id))}
         site_ids = {x.name: x.id for x in s.scalars(select(Site).where(Site.study_id == study.id))}
         existing = participant_map(s, study)
@@ -146,25 +150,12 @@ def add_participants(
         if rows:
             s.execute(insert(Participant), rows)
             if vault:
-                ids = {
-                    code: pid
-                    for pid, code in s.execute(
-                        select(Participant.id, Participant.study_code).where(
-                            Participant.study_id == study.id
-                        )
+                added = participant_map(s, study)
+                for i, ident in vault:
+                    code = rows[i]["study_code"]
+                    merge_fields(
+                        s, added[code], ident, actor=actor, study_name=study_name, reason=reason
                     )
-                }
-                s.execute(
-                    insert(IdentityVault),
-                    [
-                        {
-                            "participant_id": ids[rows[i]["study_code"]],
-                            "fields_json": json.dumps(ident, ensure_ascii=False),
-                            "updated_at": utcnow(),
-                        }
-                        for i, ident in vault
-                    ],
-                )
         events = [
             audit.AuditEvent(
                 "participant.add",
@@ -186,6 +177,7 @@ def add_participants(
         return len(rows)
 
 
+@guarded("participant.add")
 def add_participant(
     store: Store,
     study_name: str,
@@ -195,8 +187,7 @@ def add_participant(
     arm: str | None = None,
     site: str | None = None,
     identity: Mapping[str, str] | None = None,
-    sites: frozenset[str] | None = None,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> bool:
     """Enrol one participant; True if new, False if already enrolled the same way.
@@ -206,16 +197,21 @@ def add_participant(
     """
     new = NewParticipant(code, role, arm, site, dict(identity or {}))
     try:
-        added = add_participants(store, study_name, [new], actor=actor, reason=reason, sites=sites)
+        added = add_participants(store, study_name, [new], caller=caller, reason=reason)
         return added == 1
     except ImportRejected as exc:
         raise StudyError("; ".join(p.reason for p in exc.problems)) from None
 
 
-def list_participants(store: Store, study_name: str) -> pd.DataFrame:
-    """Participants of a study (no identifying fields): code, role, arm, site, status, dates."""
+@guarded("participant.list")
+def list_participants(store: Store, study_name: str, *, caller: Caller) -> pd.DataFrame:
+    """Participants of a study (no identifying fields): code, role, arm, site, status, dates.
+
+    A site-scoped caller sees their sites' participants only.
+    """
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "participant.list", study)
         arms = {a.id: a.name for a in study.arms}
         sites = {x.id: x.name for x in study.sites}
         rows = [
@@ -233,18 +229,20 @@ def list_participants(store: Store, study_name: str) -> pd.DataFrame:
                 .where(Participant.study_id == study.id)
                 .order_by(Participant.study_code)
             )
+            if grant.outside(study, p) is None
         ]
     cols = ["participant", "role", "arm", "site", "status", "enrolled_at", "withdrawn_at"]
     return pd.DataFrame(rows, columns=cols)
 
 
+@guarded("participant.status")
 def set_status(
     store: Store,
     study_name: str,
     code: str,
     status: str,
     *,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> None:
     """Set a participant's status to ``withdrawn`` or ``completed`` (data are kept)."""
@@ -252,7 +250,9 @@ def set_status(
         raise StudyError(f"status {status!r}: use enrolled, withdrawn or completed")
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "participant.status", study)
         p = get_participant(s, study, code)
+        grant.check(study, p)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was erased")
         if p.status == status:
@@ -262,7 +262,7 @@ def set_status(
         p.withdrawn_at = utcnow() if status == "withdrawn" else p.withdrawn_at
         audit.record(
             s,
-            actor,
+            grant.actor,
             f"participant.{'withdraw' if status == 'withdrawn' else 'status'}",
             "participant",
             code,
@@ -273,61 +273,22 @@ def set_status(
         )
 
 
+@guarded("participant.status")
 def withdraw_participant(
-    store: Store, study_name: str, code: str, *, actor: str, reason: str | None = None
+    store: Store, study_name: str, code: str, *, caller: Caller, reason: str | None = None
 ) -> None:
     """Mark a participant withdrawn (their data so far are kept; see erasure to remove them)."""
-    set_status(store, study_name, code, "withdrawn", actor=actor, reason=reason)
+    set_status(store, study_name, code, "withdrawn", caller=caller, reason=reason)
 
 
-def merge_identity(
-    s: Session,
-    participant: Participant,
-    fields: Mapping[str, str],
-    *,
-    actor: str,
-    study_name: str,
-    reason: str | None = None,
-) -> None:
-    """Merge ``fields`` into the participant's vault row in ``s``'s transaction (audited by
-    field name only)."""
-    row = s.get(IdentityVault, participant.id)
-    old: dict[str, str] = json.loads(row.fields_json) if row else {}
-    merged = {**old, **fields}
-    changed = sorted(k for k in fields if old.get(k) != fields[k])
-    if not changed:
-        return
-    if row is None:
-        s.add(
-            IdentityVault(
-                participant_id=participant.id,
-                fields_json=json.dumps(merged, ensure_ascii=False),
-                updated_at=utcnow(),
-            )
-        )
-    else:
-        row.fields_json = json.dumps(merged, ensure_ascii=False)
-        row.updated_at = utcnow()
-    audit.record(
-        s,
-        actor,
-        "identity.update",
-        "identity_vault",
-        participant.study_code,
-        study=study_name,
-        old={"fields": sorted(old)},
-        new={"fields": sorted(merged), "changed": changed},
-        reason=reason,
-    )
-
-
+@guarded("identity.write")
 def set_identity(
     store: Store,
     study_name: str,
     code: str,
     fields: Mapping[str, str],
     *,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> None:
     """Merge ``fields`` into the participant's identity-vault row (creating it if needed).
@@ -336,21 +297,26 @@ def set_identity(
     """
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "identity.write", study)
         p = get_participant(s, study, code)
+        grant.check(study, p)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was erased")
-        merge_identity(s, p, fields, actor=actor, study_name=study_name, reason=reason)
+        merge_fields(s, p, fields, actor=grant.actor, study_name=study_name, reason=reason)
 
 
-def get_identity(store: Store, study_name: str, code: str) -> dict[str, str]:
+@guarded("identity.read")
+def get_identity(store: Store, study_name: str, code: str, *, caller: Caller) -> dict[str, str]:
     """The participant's identifying fields (empty after erasure)."""
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "identity.read", study)
         p = get_participant(s, study, code)
-        row = s.get(IdentityVault, p.id)
-        return dict(json.loads(row.fields_json)) if row else {}
+        grant.check(study, p)
+        return read_fields(s, p)
 
 
+@guarded("consent.add")
 def add_consent(
     store: Store,
     study_name: str,
@@ -359,7 +325,7 @@ def add_consent(
     version: str,
     consented_at: dt.datetime,
     scope: str = "",
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> None:
     """Record a consent (form version, when, what it covers)."""
@@ -367,11 +333,15 @@ def add_consent(
         raise StudyError("consent time must carry a time zone (e.g. 2026-03-01T10:00:00+00:00)")
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "consent.add", study)
         p = get_participant(s, study, code)
+        grant.check(study, p)
+        if p.status == "erased":
+            raise StudyError(f"participant {code!r} was erased")
         s.add(Consent(participant_id=p.id, version=version, consented_at=consented_at, scope=scope))
         audit.record(
             s,
-            actor,
+            grant.actor,
             "consent.add",
             "consent",
             code,
@@ -381,14 +351,14 @@ def add_consent(
         )
 
 
+@guarded("participant.add")
 def import_participants(
     store: Store,
     study_name: str,
     path: str,
     *,
     identity_columns: Sequence[str] = (),
-    sites: frozenset[str] | None = None,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> int:
     """Enrol the participants listed in a CSV/Excel file; all or nothing; returns how many were
@@ -433,6 +403,4 @@ def import_participants(
         )
         for i in range(len(frame))
     ]
-    return add_participants(
-        store, study_name, people, actor=actor, reason=reason, source=path, sites=sites
-    )
+    return add_participants(store, study_name, people, caller=caller, reason=reason, source=path)

@@ -28,11 +28,11 @@ from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, ItemRule, dictionary_forms, resolve_forms
-from peerlens.study._lookup import get_study, outside_sites, participant_map
+from peerlens.study._identity import merge_fields, read_many
+from peerlens.study._lookup import get_study, participant_map
 from peerlens.study.errors import ImportRejected, Problem
 from peerlens.study.models import (
     Field,
-    IdentityVault,
     Participant,
     Response,
     ResponseItem,
@@ -40,13 +40,15 @@ from peerlens.study.models import (
     Study,
     utcnow,
 )
-from peerlens.study.participants import check_code, merge_identity
+from peerlens.study.participants import check_code
+from peerlens.study.policy import Caller, authorize, guarded
 from peerlens.study.responses import (
     _META_COLUMNS,
     ImportSummary,
     ItemValue,
     MissingCodes,
     ResponseRecord,
+    file_source,
     parse_completion,
     parse_item,
     read_table,
@@ -297,6 +299,7 @@ def _dag_key(name: str) -> str:
     return "_".join(p for p in out.split("_") if p)
 
 
+@guarded("redcap.import")
 def import_records(
     store: Store,
     study_name: str,
@@ -304,16 +307,15 @@ def import_records(
     *,
     create_participants: bool = False,
     missing_codes: Sequence[str | int] | None = None,
-    sites: frozenset[str] | None = None,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> ImportSummary:
     """Import a REDCap flat record CSV (raw values); all or nothing, idempotent.
 
     Rows are matched to timepoints by ``redcap_event_name`` (a study with one timepoint may omit
     it). Values of identifier fields go to the identity vault. With ``create_participants``,
-    unknown record ids are enrolled as service users (no arm). ``sites`` limits a site-scoped
-    user to their sites' participants (and forbids creating participants).
+    unknown record ids are enrolled as service users (no arm). A site-scoped caller imports
+    records of their sites' participants only (and cannot create participants).
 
     A ``redcap_data_access_group`` column maps each record to the study site of the same name
     (compared as REDCap's unique group names: ``Leeds North`` matches ``leeds_north``): new
@@ -330,6 +332,8 @@ def import_records(
     source = str(path)
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "redcap.import", study)
+        actor, sites = grant.actor, grant.sites
         forms = _study_forms(s, study)
         rid_field = _record_id_field(s, study)
         codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
@@ -383,7 +387,7 @@ def import_records(
             if person is not None and person.status == "erased":
                 problems.append(Problem(n, rid_field, f"participant {code!r} was erased"))
                 continue
-            if person is not None and (why := outside_sites(study, person, sites)):
+            if person is not None and (why := grant.outside(study, person)):
                 problems.append(Problem(n, rid_field, why))
                 continue
             if person is None and sites is not None:
@@ -522,6 +526,7 @@ def import_records(
         if problems:
             raise ImportRejected(source, problems)
         if new_codes:
+            authorize(s, caller, "participant.add", study)
             add_rows = [
                 {
                     "study_id": study.id,
@@ -552,7 +557,7 @@ def import_records(
                         {
                             "role": "service_user",
                             "site": site_of.get(dag_site.get(c, -1)),
-                            "source": Path(path).name,
+                            "source": f"sha256:{digest[:12]}",
                         },
                         reason,
                     )
@@ -574,14 +579,14 @@ def import_records(
                 new={"site": site_of[person.site_id], "from": "redcap_data_access_group"},
                 reason=reason,
             )
+        if identities:
+            authorize(s, caller, "identity.write", study)
         for code, fields in identities.items():
-            merge_identity(
-                s, people[code], fields, actor=actor, study_name=study_name, reason=reason
-            )
+            merge_fields(s, people[code], fields, actor=actor, study_name=study_name, reason=reason)
         new, updated, unchanged = write_responses(
             s,
             records,
-            source=f"redcap:{Path(path).name}@{digest[:12]}",
+            source=file_source("redcap", digest),
             actor=actor,
             study_name=study_name,
             reason=reason,
@@ -594,7 +599,6 @@ def import_records(
             None,
             study=study_name,
             new={
-                "file": Path(path).name,
                 "sha256": digest,
                 "rows": len(frame),
                 "new": new,
@@ -677,13 +681,7 @@ def records_frame(
             rules.append(r)
         keep[name] = rules
     repeating = any(r[6] > 0 for r in responses)
-    vault: dict[int, dict[str, str]] = {}
-    if identity:
-        pids = sorted({r[0] for r in responses})
-        for vrow in session.scalars(
-            select(IdentityVault).where(IdentityVault.participant_id.in_(pids))
-        ):
-            vault[vrow.participant_id] = json.loads(vrow.fields_json)
+    vault = read_many(session, (r[0] for r in responses)) if identity else {}
     # Identifier values go where their form was first filled in (REDCap keeps them there).
     ident_by_form = {name: [r.name for r in rules if r.identifier] for name, rules in keep.items()}
     form_rows: dict[tuple[int, str], tuple[int, tuple[str, int, str, int]]] = {}
@@ -741,10 +739,12 @@ def _shift(text: str, days: int) -> str:
     return shifted.date().isoformat() if len(text) <= 10 else shifted.isoformat(sep=" ")
 
 
-def export_dictionary(store: Store, study_name: str) -> str:
+@guarded("dictionary.export")
+def export_dictionary(store: Store, study_name: str, *, caller: Caller) -> str:
     """The study's data dictionary as REDCap's 18-column CSV."""
     with store.transaction() as s:
         study = get_study(s, study_name)
+        authorize(s, caller, "dictionary.export", study)
         fields = s.scalars(
             select(Field).where(Field.study_id == study.id).order_by(Field.position)
         ).all()

@@ -30,15 +30,11 @@ from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, ItemRule, resolve_forms
-from peerlens.study._lookup import (
-    get_session,
-    get_study,
-    get_timepoint,
-    outside_sites,
-    participant_map,
-)
+from peerlens.study._identity import merge_fields
+from peerlens.study._lookup import get_session, get_study, get_timepoint, participant_map
 from peerlens.study.errors import ImportRejected, Problem, StudyError
 from peerlens.study.models import Response, ResponseItem, utcnow
+from peerlens.study.policy import Caller, Grant, authorize, guarded
 from peerlens.study.storage import Store
 
 #: Column names accepted for the participant's study code, in order of preference.
@@ -155,9 +151,11 @@ def parse_item(
     return (value, text, None), None
 
 
-def _derive_completion(form: FormSpec, items: dict[str, ItemValue]) -> int:
-    answered = sum(1 for r in form.items if r.name in items)
-    return 2 if answered == len(form.items) else 0
+def _derive_completion(form: FormSpec, answered: Iterable[str]) -> int:
+    """2 (complete) when every item of ``form`` was answered (identifying items count, though
+    their values went to the vault), else 0 (incomplete)."""
+    names = set(answered)
+    return 2 if all(r.name in names for r in form.items) else 0
 
 
 def parse_completion(raw: str) -> tuple[int | None, str | None]:
@@ -170,6 +168,7 @@ def parse_completion(raw: str) -> tuple[int | None, str | None]:
     return int(v), None
 
 
+@guarded("responses.import")
 def import_responses(
     store: Store,
     study_name: str,
@@ -179,9 +178,8 @@ def import_responses(
     session: str | None = None,
     instrument: str | None = None,
     missing_codes: Sequence[str | int] | None = None,
-    sites: frozenset[str] | None = None,
     columns: Mapping[str, str] | None = None,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> ImportSummary:
     """Import a wide response file for one timepoint or one PS session (see module docstring).
@@ -197,8 +195,10 @@ def import_responses(
         Read only this instrument's columns (other scheduled instruments' columns are ignored).
     missing_codes
         Codes meaning "not answered" in addition to the study's own.
-    sites
-        For a site-scoped user: rows of participants of other sites are problems.
+    caller
+        Who imports; for a site-scoped caller, rows of participants of other sites are problems.
+        Values of identifier fields (``Identifier? = y`` in the data dictionary) go to the
+        identity vault only, which also needs the right to write it.
     columns
         Column map (source column -> item column ``<id>_<n>``), e.g. from
         :func:`peerlens.instruments.columns.read_column_map` or ``pattern_column_map``, for
@@ -219,6 +219,7 @@ def import_responses(
         frame = apply_column_map(frame, columns, source)
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "responses.import", study)
         if (timepoint is None) == (session is None):
             raise StudyError("give either a timepoint or a session label")
         if timepoint is not None:
@@ -238,29 +239,33 @@ def import_responses(
         if session is not None and instrument not in forms:
             raise StudyError(f"unknown instrument {instrument!r}")
         codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
-        records, problems = _parse_wide(
-            frame, forms, instrument, codes, s, study, tp_id, session, sites
-        )
-        if problems:
-            raise ImportRejected(source, problems)
+        parsed = _parse_wide(frame, forms, instrument, codes, s, study, tp_id, session, grant)
+        if parsed.problems:
+            raise ImportRejected(source, parsed.problems)
+        if parsed.identities:
+            authorize(s, caller, "identity.write", study)
+            people = participant_map(s, study)
+            for code, fields in parsed.identities.items():
+                merge_fields(
+                    s, people[code], fields, actor=grant.actor, study_name=study_name, reason=reason
+                )
         new, updated, unchanged = write_responses(
             s,
-            records,
-            source=f"file:{Path(path).name}@{digest[:12]}",
-            actor=actor,
+            parsed.records,
+            source=file_source("file", digest),
+            actor=grant.actor,
             study_name=study_name,
             reason=reason,
         )
         summary = ImportSummary(source, digest, len(frame), new, updated, unchanged)
         audit.record(
             s,
-            actor,
+            grant.actor,
             "responses.import",
             "response",
             where,
             study=study_name,
             new={
-                "file": Path(path).name,
                 "sha256": digest,
                 "timepoint": timepoint,
                 "session": session,
@@ -275,6 +280,27 @@ def import_responses(
     return summary
 
 
+def file_source(kind: str, digest: str) -> str:
+    """What a response records as its source: the kind of import and the file's sha256 prefix,
+    never the file's name (names of files often carry participants' names).
+
+    Examples
+    --------
+    >>> file_source("file", "ab" * 32)
+    'file:sha256:abababababab'
+    """
+    return f"{kind}:sha256:{digest[:12]}"
+
+
+@dataclass
+class ParsedRows:
+    """Responses, identifying values (study code -> field -> value) and problems of a file."""
+
+    records: list[ResponseRecord]
+    identities: dict[str, dict[str, str]]
+    problems: list[Problem]
+
+
 def _parse_wide(
     frame: pd.DataFrame,
     forms: dict[str, FormSpec],
@@ -283,15 +309,15 @@ def _parse_wide(
     s: Session,
     study: Any,
     timepoint_id: int | None,
-    session_label: str | None = None,
-    sites: frozenset[str] | None = None,
-) -> tuple[list[ResponseRecord], list[Problem]]:
+    session_label: str | None,
+    grant: Grant,
+) -> ParsedRows:
     problems: list[Problem] = []
+    identities: dict[str, dict[str, str]] = {}
     pcol = next((c for c in PARTICIPANT_COLUMNS if c in frame.columns), None)
     if pcol is None:
-        return [], [
-            Problem(0, None, f"no participant column (one of {', '.join(PARTICIPANT_COLUMNS)})")
-        ]
+        need = f"no participant column (one of {', '.join(PARTICIPANT_COLUMNS)})"
+        return ParsedRows([], {}, [Problem(0, None, need)])
     cols = list(frame.columns)
     dupes = sorted({c for c in cols if cols.count(c) > 1})
     for c in dupes:
@@ -348,8 +374,9 @@ def _parse_wide(
         if person.status == "erased":
             problems.append(Problem(n, pcol, f"participant {code!r} was erased"))
             continue
-        if (why := outside_sites(study, person, sites)) is not None:
-            problems.append(Problem(n, pcol, why))
+        outside = grant.outside(study, person)
+        if outside is not None:
+            problems.append(Problem(n, pcol, outside))
             continue
         session_id = None
         if session_label is not None:
@@ -360,6 +387,7 @@ def _parse_wide(
                 continue
         for name, form in present.items():
             items: dict[str, ItemValue] = {}
+            vaulted: list[str] = []
             for rule in form.items:
                 column = values.get(rule.name)
                 if column is None:
@@ -370,6 +398,10 @@ def _parse_wide(
                 parsed, why = parse_item(rule, raw, codes)
                 if why:
                     problems.append(Problem(n, rule.name, why))
+                elif rule.identifier:
+                    # Identifying values go to the vault only, never into the response items.
+                    identities.setdefault(code, {})[rule.name] = raw
+                    vaulted.append(rule.name)
                 elif parsed is not None:
                     items[rule.name] = parsed
             comp_col = f"{name}_complete"
@@ -381,13 +413,13 @@ def _parse_wide(
             if not items and completion is None:
                 continue
             if completion is None:
-                completion = _derive_completion(form, items)
+                completion = _derive_completion(form, [*items, *vaulted])
             records.append(
                 ResponseRecord(
                     person.id, code, timepoint_id, name, 0, completion, items, session_id
                 )
             )
-    return records, problems
+    return ParsedRows(records, identities, problems)
 
 
 def _audit_items(items: dict[str, ItemValue], keys: Iterable[str]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from peerlens.study import audit
-from peerlens.study._lookup import get_participant, get_session, get_study, outside_sites
+from peerlens.study._lookup import get_participant, get_session, get_study
 from peerlens.study.errors import PermissionDenied, StudyError
 from peerlens.study.models import (
     SESSION_MODES,
@@ -28,9 +28,9 @@ from peerlens.study.models import (
     Recording,
     RecordingWindow,
     Session,
-    Study,
     Transcript,
 )
+from peerlens.study.policy import Caller, authorize, guarded
 from peerlens.study.storage import Store
 
 _CHUNK = 1 << 20
@@ -42,14 +42,7 @@ def _aware(when: dt.datetime, what: str) -> dt.datetime:
     return when.astimezone(dt.UTC)
 
 
-def _check_sites(study: Study, sites: frozenset[str] | None, *people: Participant) -> None:
-    """Refuse a site-scoped user's write that touches a participant outside their sites."""
-    for person in people:
-        why = outside_sites(study, person, sites)
-        if why is not None:
-            raise PermissionDenied(why)
-
-
+@guarded("relationship.add")
 def add_relationship(
     store: Store,
     study_name: str,
@@ -58,19 +51,22 @@ def add_relationship(
     *,
     started_at: dt.datetime,
     ended_at: dt.datetime | None = None,
-    sites: frozenset[str] | None = None,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> int:
     """Record that PS worker ``ps_worker`` supports ``service_user``; return the relationship id.
 
-    ``sites`` limits a site-scoped user: both participants must be at their sites.
+    A site-scoped caller needs both participants at their sites.
     """
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "relationship.add", study)
         worker = get_participant(s, study, ps_worker)
         user = get_participant(s, study, service_user)
-        _check_sites(study, sites, worker, user)
+        grant.check(study, worker, user)
+        for person in (worker, user):
+            if person.status == "erased":
+                raise StudyError(f"participant {person.study_code!r} was erased")
         if worker.role != "ps_worker":
             raise StudyError(f"{ps_worker!r} is enrolled as {worker.role}, not ps_worker")
         if user.role != "service_user":
@@ -86,7 +82,7 @@ def add_relationship(
         s.flush()
         audit.record(
             s,
-            actor,
+            grant.actor,
             "relationship.add",
             "ps_relationship",
             f"{ps_worker}->{service_user}",
@@ -97,6 +93,7 @@ def add_relationship(
         return rel.id
 
 
+@guarded("session.add")
 def add_session(
     store: Store,
     study_name: str,
@@ -107,22 +104,22 @@ def add_session(
     mode: str,
     duration_min: float | None = None,
     notes: str | None = None,
-    sites: frozenset[str] | None = None,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> int:
     """Add a session (``mode`` one of in_person, phone, video, text_chat); return its id.
 
-    ``sites`` limits a site-scoped user: both people of the relationship must be at their sites.
+    A site-scoped caller needs both people of the relationship at their sites.
     """
     if mode not in SESSION_MODES:
         raise StudyError(f"session mode {mode!r}: use one of {', '.join(SESSION_MODES)}")
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "session.add", study)
         rel = s.get(PSRelationship, relationship_id)
         if rel is None or rel.study_id != study.id:
             raise StudyError(f"study {study_name!r} has no relationship {relationship_id}")
-        _check_sites(study, sites, *_relationship_people(s, rel))
+        grant.check(study, *_relationship_people(s, rel))
         sess = Session(
             relationship_id=rel.id,
             label=label,
@@ -135,7 +132,7 @@ def add_session(
         s.flush()
         audit.record(
             s,
-            actor,
+            grant.actor,
             "session.add",
             "ps_session",
             f"{relationship_id}/{label}",
@@ -146,6 +143,7 @@ def add_session(
         return sess.id
 
 
+@guarded("transcript.add")
 def add_transcript(
     store: Store,
     study_name: str,
@@ -157,8 +155,7 @@ def add_transcript(
     session: str | None = None,
     author: str | None = None,
     speaker: str | None = None,
-    sites: frozenset[str] | None = None,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> int:
     """Store a transcript or story; a new version if one exists for the same owner and kind.
@@ -172,8 +169,8 @@ def add_transcript(
     speaker
         For a transcript: the PS worker's speaker name in it, whose turns story analysis
         scores (not needed when the transcript has one speaker).
-    sites
-        Limits a site-scoped user to their sites' participants and sessions.
+    caller
+        Who stores it; a site-scoped caller only for their sites' participants and sessions.
     """
     if kind not in ("transcript", "story"):
         raise StudyError(f"kind {kind!r}: use transcript or story")
@@ -181,6 +178,7 @@ def add_transcript(
         raise StudyError(f"the {kind} is empty")
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "transcript.add", study)
         owner = get_participant(s, study, participant) if participant else None
         pid = owner.id if owner is not None else None
         if owner is not None and owner.status == "erased":
@@ -196,12 +194,12 @@ def add_transcript(
             if rel is None or rel.study_id != study.id:
                 raise StudyError(f"study {study_name!r} has no session {session_id}")
             people.extend(_relationship_people(s, rel))
-        if sites is not None and not people:
+        if grant.sites is not None and not people:
             raise PermissionDenied(
                 "a site-scoped user may add transcripts only for a participant or session "
                 "of their sites"
             )
-        _check_sites(study, sites, *people)
+        grant.check(study, *people)
         prior = s.scalars(
             select(Transcript.version)
             .where(
@@ -230,7 +228,7 @@ def add_transcript(
         s.flush()
         audit.record(
             s,
-            actor,
+            grant.actor,
             f"{kind}.add",
             "transcript",
             str(t.id),
@@ -351,6 +349,7 @@ def _store_files(target: Path, files: list[Path], bundle: bool) -> None:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
+@guarded("recording.add")
 def add_recording(
     store: Store,
     study_name: str,
@@ -362,8 +361,7 @@ def add_recording(
     device: str | None = None,
     sampling_rate_hz: float | None = None,
     windows: list[tuple[str, float, float]] | None = None,
-    sites: frozenset[str] | None = None,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> tuple[int, str]:
     """Store an ECG/RR file content-addressed and link it; return (recording id, sha256).
@@ -372,8 +370,8 @@ def add_recording(
     header and signal files in one folder, addressed by the sha256 of the bundle (each file's
     name, size and bytes). Adding the same file for the same participant again returns the
     existing recording.
-    ``windows`` are labelled ``(label, start_s, end_s)`` events within the recording. ``sites``
-    limits a site-scoped user to their sites' participants.
+    ``windows`` are labelled ``(label, start_s, end_s)`` events within the recording. A
+    site-scoped caller adds recordings for their sites' participants only.
     """
     if kind not in ("ecg", "rr"):
         raise StudyError(f"recording kind {kind!r}: use ecg or rr")
@@ -391,10 +389,11 @@ def add_recording(
     suffix = WFDB_SUFFIX if wfdb else "".join(src.suffixes)[-20:]
     with store.transaction() as s:
         study = get_study(s, study_name)
+        grant = authorize(s, caller, "recording.add", study)
         p = get_participant(s, study, participant)
+        grant.check(study, p)
         if p.status == "erased":
             raise StudyError(f"participant {participant!r} was erased")
-        _check_sites(study, sites, p)
         sess_id = get_session(s, study, p, session).id if session else None
         existing = s.scalars(
             select(Recording).where(Recording.participant_id == p.id, Recording.sha256 == sha)
@@ -418,7 +417,7 @@ def add_recording(
             s.add(RecordingWindow(recording_id=rec.id, label=label, start_s=start, end_s=end))
         audit.record(
             s,
-            actor,
+            grant.actor,
             "recording.add",
             "recording",
             sha,

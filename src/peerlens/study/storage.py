@@ -8,7 +8,9 @@ Alembic revision, in one transaction.
 
 from __future__ import annotations
 
+import hmac
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,11 +19,13 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session
 
 from peerlens.study.errors import StudyError
+from peerlens.study.models import Setting
+from peerlens.study.vault import VaultKey, VaultKeyError, load_key
 
 #: The database used when neither ``--db`` nor ``PEERLENS_DB`` says otherwise.
 DEFAULT_URL = "sqlite:///peerlens.db"
@@ -61,6 +65,8 @@ def create_study_engine(url: str, **kwargs: Any) -> Engine:
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
+            # Deleted content is overwritten, not left in free pages (erasure must remove it).
+            cur.execute("PRAGMA secure_delete=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             if engine.url.database not in (None, "", ":memory:"):
                 cur.execute("PRAGMA journal_mode=WAL")
@@ -108,14 +114,65 @@ def head_revision() -> str:
 
 
 def _default_blob_dir(url: str) -> Path:
+    """Where a new database keeps its recordings unless told: ``$PEERLENS_RECORDINGS``, else
+    ``<db name>_recordings`` beside a SQLite file, else ``./peerlens_recordings`` (absolute)."""
     env = os.environ.get("PEERLENS_RECORDINGS")
     if env:
-        return Path(env)
+        return Path(env).expanduser().resolve()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        db_path = Path(str(parsed.database))
+        db_path = Path(str(parsed.database)).expanduser().resolve()
         return db_path.with_name(db_path.stem + "_recordings")
-    return Path("peerlens_recordings")
+    return Path("peerlens_recordings").resolve()
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a file-backed SQLite URL (``None`` for other URLs and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(str(parsed.database))
+
+
+def _is_peerlens_database(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return "alembic_version" in inspect(conn).get_table_names()
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its password, for messages.
+
+    Examples
+    --------
+    >>> shown_url("postgresql+psycopg://u:secret@host/db")
+    'postgresql+psycopg://u:***@host/db'
+    """
+    return make_url(url).render_as_string(hide_password=True)
+
+
+_RECORDINGS_KEY = "recordings_dir"
+#: ``session.info`` key under which a transaction's :class:`Store` is kept.
+STORE_KEY = "peerlens_store"
+
+
+def _recordings_folder(engine: Engine, url: str, blob_dir: str | os.PathLike[str] | None) -> Path:
+    """The database's stored recordings folder; stored now if the database has none yet."""
+    wanted = None if blob_dir is None else Path(blob_dir).expanduser().resolve()
+    with Session(engine) as session, session.begin():
+        if session.get(Setting, "database_id") is None:
+            session.add(Setting(key="database_id", value=uuid.uuid4().hex))
+        row = session.get(Setting, _RECORDINGS_KEY)
+        if row is None:
+            folder = wanted or _default_blob_dir(url)
+            session.add(Setting(key=_RECORDINGS_KEY, value=str(folder)))
+            return folder
+        stored = Path(row.value)
+        if wanted is not None and wanted != stored:
+            raise StudyError(
+                f"this database keeps its recordings in {stored}, not {wanted}; open it without "
+                "naming a recordings folder"
+            )
+        return stored
 
 
 class Store:
@@ -125,43 +182,119 @@ class Store:
     whole or not at all.
     """
 
-    def __init__(self, engine: Engine, blob_dir: Path) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        blob_dir: Path,
+        database_id: str = "",
+        key_file: Path | None = None,
+    ) -> None:
         self.engine = engine
         self.blob_dir = blob_dir
+        #: Random id of this database, stored in it (names its default vault key file).
+        self.database_id = database_id
+        self._key_file = key_file
+        self._key: VaultKey | None = None
 
     @classmethod
     def open(
         cls,
         db: str | None = None,
         *,
+        create: bool = False,
         blob_dir: str | os.PathLike[str] | None = None,
+        key_file: str | os.PathLike[str] | None = None,
         migrate: bool = True,
         **engine_kwargs: Any,
     ) -> Store:
-        """Open (creating and upgrading if needed) the study database at ``db``.
+        """Open the study database at ``db`` (upgrading its schema), or create a new one.
 
         Parameters
         ----------
         db
             SQLAlchemy or plain ``postgresql://`` URL; default ``$PEERLENS_DB`` or
             ``sqlite:///peerlens.db``.
+        create
+            Create the database (a new SQLite file, or the peerlens schema in an empty PostgreSQL
+            database). Without it a database that does not exist, or is not a peerlens
+            database, is refused: a mistyped path never becomes a new, empty study.
         blob_dir
-            Folder for recording files; default ``$PEERLENS_RECORDINGS``, else
-            ``<db name>_recordings`` beside a SQLite file, else ``./peerlens_recordings``.
+            For a new database: the folder for recording files, stored (absolute) in the
+            database; default ``$PEERLENS_RECORDINGS``, else ``<db name>_recordings`` beside a
+            SQLite file, else ``./peerlens_recordings``. For an existing database it must be
+            the stored folder (recordings are never looked for anywhere else).
+        key_file
+            The identity-vault key file; default ``$PEERLENS_VAULT_KEY`` /
+            ``$PEERLENS_VAULT_KEY_FILE`` or the file ``peerlens init`` wrote (see
+            :mod:`peerlens.study.vault`). The key is read only when the vault is used.
         migrate
             Upgrade the schema to the newest revision (default). Without it, a database that is
             not at the newest revision is refused.
+
+        Raises
+        ------
+        StudyError
+            The database does not exist (and ``create`` is false), is not a peerlens database, or
+            keeps its recordings elsewhere than ``blob_dir``.
         """
         url = resolve_url(db)
+        file = _sqlite_file(url)
+        if file is not None and not create and not file.is_file():
+            raise StudyError(
+                f"no peerlens database at {file} (check --db or PEERLENS_DB); create one with "
+                "peerlens init"
+            )
         engine = create_study_engine(url, **engine_kwargs)
-        if migrate:
-            upgrade(engine)
-        else:
-            have, want = current_revision(engine), head_revision()
-            if have != want:
-                raise StudyError(f"database is at schema revision {have}, peerlens needs {want}")
-        blobs = Path(blob_dir) if blob_dir is not None else _default_blob_dir(url)
-        return cls(engine, blobs)
+        try:
+            if not create and not _is_peerlens_database(engine):
+                raise StudyError(
+                    f"{shown_url(url)} is not a peerlens database (no schema); create one with "
+                    "peerlens init"
+                )
+            if migrate:
+                upgrade(engine)
+            else:
+                have, want = current_revision(engine), head_revision()
+                if have != want:
+                    raise StudyError(
+                        f"database is at schema revision {have}, peerlens needs {want}"
+                    )
+            folder = _recordings_folder(engine, url, blob_dir)
+            with Session(engine) as session:
+                database_id = str(session.get(Setting, "database_id").value)  # type: ignore[union-attr]
+            store = cls(engine, folder, database_id, None if key_file is None else Path(key_file))
+            store._encrypt_clear_vault_rows()
+        except Exception:
+            engine.dispose()
+            raise
+        return store
+
+    def vault_key(self, session: Session) -> VaultKey:
+        """The identity-vault key, loaded once and checked against the database (in ``session``,
+        the caller's transaction: the first use of a key records its check value).
+
+        Raises
+        ------
+        VaultKeyError
+            No key, a malformed key, or another database's key.
+        """
+        if self._key is None:
+            key = load_key(self.database_id, self._key_file)
+            stored = session.get(Setting, "vault_key_check")
+            if stored is None:
+                session.add(Setting(key="vault_key_check", value=key.check))
+                session.flush()
+            elif not hmac.compare_digest(stored.value, key.check):
+                raise VaultKeyError(f"the vault key from {key.source} is not this database's key")
+            self._key = key
+        return self._key
+
+    def _encrypt_clear_vault_rows(self) -> None:
+        """Encrypt identity-vault rows written in clear before schema revision 0006."""
+        from peerlens.study._identity import encrypt_clear_rows
+
+        with self.transaction() as s:
+            encrypt_clear_rows(s)
 
     @property
     def dialect(self) -> str:
@@ -172,6 +305,7 @@ class Store:
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits on normal exit and rolls back on any exception."""
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            session.info[STORE_KEY] = self
             yield session
 
     def close(self) -> None:

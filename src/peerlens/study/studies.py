@@ -6,24 +6,38 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study._catalog import resolve_forms
+from peerlens.study._identity import merge_fields
 from peerlens.study._lookup import get_study
 from peerlens.study.config import StudyConfig, load_config
-from peerlens.study.errors import StudyError
-from peerlens.study.models import Arm, Field, Site, Study, Timepoint, TimepointInstrument
+from peerlens.study.errors import PermissionDenied, StudyError
+from peerlens.study.models import (
+    Arm,
+    Field,
+    Participant,
+    Response,
+    ResponseItem,
+    Site,
+    Study,
+    Timepoint,
+    TimepointInstrument,
+)
+from peerlens.study.policy import Caller, authorize, guarded
 from peerlens.study.redcap import parse_data_dictionary, read_csv_text, store_data_dictionary
 from peerlens.study.storage import Store
 
 
+@guarded("study.create")
 def create_study(
     store: Store,
     name: str,
     config: StudyConfig | str | Path,
     *,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> int:
     """Create study ``name`` from a config (object or ``study.yaml`` path); return its id.
@@ -43,6 +57,7 @@ def create_study(
     if not name or len(name) > 100 or not name.replace("_", "a").replace("-", "a").isalnum():
         raise StudyError(f"study name {name!r}: use letters, digits, '_' or '-' (at most 100)")
     with store.transaction() as s:
+        actor = authorize(s, caller, "study.create").actor
         if s.scalars(select(Study.id).where(Study.name == name)).first() is not None:
             raise StudyError(f"a study called {name!r} already exists")
         study = Study(
@@ -96,18 +111,42 @@ def create_study(
         return study.id
 
 
+@guarded("dictionary.import")
 def import_data_dictionary(
-    store: Store, study_name: str, path: str | Path, *, actor: str, reason: str | None = None
+    store: Store,
+    study_name: str,
+    path: str | Path,
+    *,
+    allow_identifier_downgrade: bool = False,
+    caller: Caller,
+    reason: str | None = None,
 ) -> int:
     """Replace a study's REDCap data dictionary with the file at ``path``; return #fields.
 
-    Forms already scheduled at a timepoint must still be defined afterwards.
+    Forms already scheduled at a timepoint must still be defined afterwards. What is identifying
+    is worked out again: values already stored for a field the new dictionary flags
+    ``Identifier? = y`` move into the identity vault; a field that loses the flag is refused
+    unless ``allow_identifier_downgrade`` is set by an admin (audited), since its values would
+    then reach lower export tiers.
     """
     text = read_csv_text(path)
     rows = parse_data_dictionary(text, str(path))
     with store.transaction() as s:
         study = get_study(s, study_name)
-        old = [f.field_name for f in s.scalars(select(Field).where(Field.study_id == study.id))]
+        actor = authorize(s, caller, "dictionary.import", study).actor
+        before = s.scalars(select(Field).where(Field.study_id == study.id)).all()
+        old = [f.field_name for f in before]
+        was_ident = {f.field_name for f in before if f.identifier}
+        now_ident = {str(r["field_name"]) for r in rows if r["identifier"]}
+        downgraded = sorted(was_ident & {str(r["field_name"]) for r in rows} - now_ident)
+        if downgraded:
+            if not allow_identifier_downgrade:
+                raise PermissionDenied(
+                    f"{path}: field(s) {', '.join(downgraded)} are identifiers now but not in "
+                    "this dictionary; their values would reach lower export tiers. An admin may "
+                    "allow it (--allow-identifier-downgrade)"
+                )
+            authorize(s, caller, "dictionary.identifier", study)
         store_data_dictionary(s, study, rows)
         wanted = [ti.instrument for tp in study.timepoints for ti in tp.instruments]
         missing = sorted(set(wanted) - set(resolve_forms(s, study.id, wanted)))
@@ -124,10 +163,102 @@ def import_data_dictionary(
             None,
             study=study_name,
             old={"fields": len(old)},
-            new={"fields": len(rows), "sha256": _sha256(text)},
+            new={
+                "fields": len(rows),
+                "sha256": _sha256(text),
+                "identifiers_added": sorted(now_ident - was_ident),
+                "identifiers_removed": downgraded,
+            },
             reason=reason,
         )
+        moved = _vault_field_values(s, study, sorted(now_ident - was_ident), actor, reason)
+        if moved:
+            audit.record(
+                s,
+                actor,
+                "identity.from_items",
+                "field",
+                None,
+                study=study_name,
+                new={"fields": sorted(now_ident - was_ident), "values_moved": moved},
+                reason=reason,
+            )
     return len(rows)
+
+
+def _vault_field_values(
+    s: Session, study: Study, fields: list[str], actor: str, reason: str | None
+) -> int:
+    """Move stored item values of ``fields`` (now identifying) into the identity vault; return
+    how many values moved. The first value found per participant and field wins (identifier
+    fields hold one value per record)."""
+    if not fields:
+        return 0
+    q = (
+        select(
+            Participant, ResponseItem.id, ResponseItem.item, ResponseItem.value, ResponseItem.text
+        )
+        .join(Response, Response.participant_id == Participant.id)
+        .join(ResponseItem, ResponseItem.response_id == Response.id)
+        .where(Participant.study_id == study.id, ResponseItem.item.in_(fields))
+        .order_by(Participant.id, Response.id)
+    )
+    found: dict[int, tuple[Participant, dict[str, str]]] = {}
+    ids: list[int] = []
+    for person, item_id, item, value, text in s.execute(q):
+        ids.append(item_id)
+        raw = text if text is not None else ("" if value is None else _number_text(value))
+        found.setdefault(person.id, (person, {}))[1].setdefault(str(item), raw)
+    for person, values in found.values():
+        if person.status != "erased":
+            merge_fields(s, person, values, actor=actor, study_name=study.name, reason=reason)
+    for i in range(0, len(ids), 5000):
+        s.execute(delete(ResponseItem).where(ResponseItem.id.in_(ids[i : i + 5000])))
+    return len(ids)
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+@guarded("dictionary.identifier")
+def set_field_identifier(
+    store: Store,
+    study_name: str,
+    field: str,
+    identifying: bool,
+    *,
+    caller: Caller,
+    reason: str,
+) -> None:
+    """Mark a data-dictionary field as identifying (its stored values move to the identity
+    vault) or, an admin-only audited step, as not identifying."""
+    if not reason or not reason.strip():
+        raise StudyError("changing whether a field is identifying needs a reason (audited)")
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        actor = authorize(s, caller, "dictionary.identifier", study).actor
+        f = s.scalars(
+            select(Field).where(Field.study_id == study.id, Field.field_name == field)
+        ).first()
+        if f is None:
+            raise StudyError(f"study {study_name!r} has no field {field!r}")
+        if bool(f.identifier) == identifying:
+            return
+        f.identifier = identifying
+        audit.record(
+            s,
+            actor,
+            "field.identifier",
+            "field",
+            field,
+            study=study_name,
+            old={"identifier": not identifying},
+            new={"identifier": identifying},
+            reason=reason,
+        )
+        if identifying:
+            _vault_field_values(s, study, [field], actor, reason)
 
 
 def _sha256(text: str) -> str:
@@ -136,10 +267,28 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def study_design(store: Store, study_name: str) -> dict[str, Any]:
+@guarded("study.list")
+def list_studies(store: Store, *, caller: Caller) -> list[dict[str, Any]]:
+    """The studies the caller holds any role in: ``name`` and ``title`` of each."""
+    out = []
+    with store.transaction() as s:
+        for study in s.scalars(select(Study).order_by(Study.name)):
+            try:
+                authorize(s, caller, "study.list", study)
+            except PermissionDenied:
+                continue
+            out.append({"name": study.name, "title": study.title})
+        if not out:
+            authorize(s, caller, "study.list")  # says why when the caller sees none
+    return out
+
+
+@guarded("study.read")
+def study_design(store: Store, study_name: str, *, caller: Caller) -> dict[str, Any]:
     """The study's arms, sites and timepoints (with instruments) as plain data."""
     with store.transaction() as s:
         study = get_study(s, study_name)
+        authorize(s, caller, "study.read", study)
         return {
             "name": study.name,
             "title": study.title,

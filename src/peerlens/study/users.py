@@ -1,64 +1,45 @@
-"""Users, roles and rights: who may change a study's data and how much of it they may export.
+"""User accounts: the explicit first admin, passwords, roles and deactivation.
 
-Roles (per study, optionally per site, or global when no study is given):
+Who may do what is :mod:`peerlens.study.policy`; this module manages the accounts and role
+assignments the policy reads. Passwords are stored as argon2id hashes (RFC 9106) via argon2-cffi
+and never reach the audit log.
 
-========== ============================ ==================== ======================
-role       may change data              may manage users     default export tier
-========== ============================ ==================== ======================
-admin      yes                          yes                  ``full``
-researcher yes                          no                   ``remove_identifiers``
-ps_worker  no (read own study only)     no                   ``none``
-========== ============================ ==================== ======================
-
-Export tiers follow REDCap's user-rights levels, most to least: ``full`` (everything, identity
-vault included), ``remove_identifiers`` (no identifying fields), ``deidentified`` (also no free
-text, dates shifted per participant), ``none`` (no export). A role assignment may set its own
-tier. A site-scoped assignment limits exports to that site's participants.
-
-Passwords are stored as argon2id hashes (RFC 9106) via argon2-cffi.
-
-A database with no users at all is a single-user embedded database: the local operating-system
-user acts as admin with the ``full`` tier (they can read the SQLite file anyway). Once a user
-exists, every operation needs a user name and password; the first user created is a global
-admin.
+There is no implicit user. A new database has no accounts and refuses every operation until
+:func:`bootstrap_admin` creates the first (global) admin, once, with a password; that step is
+audited. An empty user table in a database whose audit log records accounts is taken as tampering
+and bootstrapping is refused.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import pandas as pd
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study._lookup import get_study
 from peerlens.study.errors import PermissionDenied, StudyError
-from peerlens.study.models import USER_ROLES, RoleAssignment, Site, Study, User
+from peerlens.study.models import AuditLog, RoleAssignment, Site, Study, User
+from peerlens.study.policy import DEFAULT_TIER, ROLES, TIERS, Caller, authorize, guarded
 from peerlens.study.storage import Store
 
-#: Export tiers, most to least access.
-TIERS = ("full", "remove_identifiers", "deidentified", "none")
-_RANK = {t: len(TIERS) - 1 - i for i, t in enumerate(TIERS)}
-_DEFAULT_TIER = {"admin": "full", "researcher": "remove_identifiers", "ps_worker": "none"}
+__all__ = [
+    "TIERS",
+    "authenticate",
+    "bootstrap_admin",
+    "create_user",
+    "grant_role",
+    "list_users",
+    "revoke_role",
+    "set_active",
+    "set_password",
+]
+
 _hasher = PasswordHasher()
-
-
-@dataclass(frozen=True)
-class Rights:
-    """What one user may do in one study."""
-
-    actor: str
-    can_write: bool
-    can_manage: bool
-    export_tier: str
-    #: Site names the user is limited to (``None``: every site).
-    sites: frozenset[str] | None
-
-    def allows_tier(self, tier: str) -> bool:
-        """True when ``tier`` is at most the user's export tier."""
-        return _RANK[tier] <= _RANK[self.export_tier]
+#: Audit actions that create accounts (their presence means the user table was not empty).
+_ACCOUNT_ACTIONS = ("user.create", "user.bootstrap")
 
 
 def hash_password(password: str) -> str:
@@ -73,32 +54,118 @@ def has_users(session: Session) -> bool:
     return bool(session.scalar(select(func.count()).select_from(User)))
 
 
-def create_user(
-    store: Store, username: str, password: str, *, actor: str, reason: str | None = None
-) -> None:
-    """Create a user account (no roles yet; see :func:`grant_role`).
-
-    The first account of a database becomes a global admin: from then on the database needs
-    a user for every operation.
-    """
+def _check_username(username: str) -> None:
     if not username or len(username) > 100 or any(c.isspace() for c in username):
         raise StudyError(f"user name {username!r}: 1-100 characters, no spaces")
+    if username.startswith("os:"):
+        raise StudyError(f"user name {username!r}: 'os:' names are reserved")
+
+
+def bootstrap_admin(
+    store: Store, username: str, password: str, *, reason: str | None = None
+) -> Caller:
+    """Create the first account of a database, a global admin; return it as a :class:`Caller`.
+
+    Allowed once: refused when any account exists, and refused when the audit log records
+    accounts although the user table is empty (someone emptied it to take over).
+    """
+    _check_username(username)
     hashed = hash_password(password)
     with store.transaction() as s:
-        if s.scalar(select(User.id).where(User.username == username)) is not None:
-            raise StudyError(f"user {username!r} already exists")
-        first = not has_users(s)
+        if has_users(s):
+            raise PermissionDenied(
+                "this database already has user accounts; ask an admin to create yours"
+            )
+        created = s.scalar(
+            select(func.count()).select_from(AuditLog).where(AuditLog.action.in_(_ACCOUNT_ACTIONS))
+        )
+        if created:
+            raise PermissionDenied(
+                f"the user table is empty but the audit log records {created} account(s) being "
+                "created: the table was emptied outside peerlens; restore it from a backup "
+                "(peerlens audit verify shows what changed)"
+            )
         user = User(username=username, password_hash=hashed)
         s.add(user)
         s.flush()
-        if first:
-            # The first account takes over from the embedded-mode owner, so it is a global admin.
-            s.add(RoleAssignment(user_id=user.id, role="admin"))
+        s.add(RoleAssignment(user_id=user.id, role="admin"))
         audit.record(
-            s, actor, "user.create", "user", username, new={"global_admin": first}, reason=reason
+            s, username, "user.bootstrap", "user", username, new={"role": "admin"}, reason=reason
         )
+    return Caller(username)
 
 
+def _verify(user: User | None, password: str) -> bool:
+    if user is None or not user.is_active:
+        # Spend the same time as a real check so that user names cannot be probed by timing.
+        _hasher.hash(password)
+        return False
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return True
+
+
+def authenticate(store: Store, username: str, password: str) -> Caller:
+    """The :class:`Caller` for ``username`` when ``password`` is right and the account active.
+
+    Raises
+    ------
+    PermissionDenied
+        Unknown user, deactivated account or wrong password (one message for all three).
+    """
+    with store.transaction() as s:
+        user = s.scalars(select(User).where(User.username == username)).first()
+        if not _verify(user, password):
+            if not has_users(s):
+                raise PermissionDenied(
+                    "this database has no user accounts yet: create the first admin with "
+                    "peerlens init (or peerlens.study.bootstrap_admin)"
+                )
+            raise PermissionDenied(f"user {username!r}: unknown user or wrong password")
+    return Caller(username)
+
+
+@guarded("user.create")
+def create_user(
+    store: Store, username: str, password: str, *, caller: Caller, reason: str | None = None
+) -> None:
+    """Create a user account (no roles yet; see :func:`grant_role`). Global admins only."""
+    _check_username(username)
+    hashed = hash_password(password)
+    with store.transaction() as s:
+        authorize(s, caller, "user.create")
+        if s.scalar(select(User.id).where(User.username == username)) is not None:
+            raise StudyError(f"user {username!r} already exists")
+        s.add(User(username=username, password_hash=hashed))
+        audit.record(s, caller.username, "user.create", "user", username, reason=reason)
+
+
+def _user(s: Session, username: str) -> User:
+    user = s.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        raise StudyError(f"no user {username!r}")
+    return user
+
+
+def _scope(s: Session, study: str | None, site: str | None) -> tuple[Study | None, Site | None]:
+    if site is not None and study is None:
+        raise StudyError("a site-scoped role needs a study")
+    if study is None:
+        return None, None
+    st = get_study(s, study)
+    if site is None:
+        return st, None
+    found = next((x for x in st.sites if x.name == site), None)
+    if found is None:
+        raise StudyError(f"study {study!r} has no site {site!r}")
+    return st, found
+
+
+@guarded("user.grant")
 def grant_role(
     store: Store,
     username: str,
@@ -107,41 +174,34 @@ def grant_role(
     study: str | None = None,
     site: str | None = None,
     export_tier: str | None = None,
-    actor: str,
+    caller: Caller,
     reason: str | None = None,
 ) -> None:
-    """Give ``username`` a role, globally, in ``study``, or in one ``site`` of it."""
-    if role not in USER_ROLES:
-        raise StudyError(f"role {role!r}: use one of {', '.join(USER_ROLES)}")
+    """Give ``username`` a role, globally, in ``study``, or in one ``site`` of it.
+
+    Global admins only: a site- or study-scoped user can never widen anyone's rights,
+    their own included.
+    """
+    if role not in ROLES:
+        raise StudyError(f"role {role!r}: use one of {', '.join(ROLES)}")
     if export_tier is not None and export_tier not in TIERS:
         raise StudyError(f"export tier {export_tier!r}: use one of {', '.join(TIERS)}")
-    if site is not None and study is None:
-        raise StudyError("a site-scoped role needs a study")
     with store.transaction() as s:
-        user = s.scalars(select(User).where(User.username == username)).first()
-        if user is None:
-            raise StudyError(f"no user {username!r}")
-        study_id = site_id = None
-        if study is not None:
-            st = get_study(s, study)
-            study_id = st.id
-            if site is not None:
-                found = next((x for x in st.sites if x.name == site), None)
-                if found is None:
-                    raise StudyError(f"study {study!r} has no site {site!r}")
-                site_id = found.id
+        authorize(s, caller, "user.grant")
+        user = _user(s, username)
+        st, si = _scope(s, study, site)
         s.add(
             RoleAssignment(
                 user_id=user.id,
                 role=role,
-                study_id=study_id,
-                site_id=site_id,
+                study_id=None if st is None else st.id,
+                site_id=None if si is None else si.id,
                 export_tier=export_tier,
             )
         )
         audit.record(
             s,
-            actor,
+            caller.username,
             "user.grant",
             "role_assignment",
             username,
@@ -151,138 +211,81 @@ def grant_role(
         )
 
 
-def authenticate(session: Session, username: str, password: str) -> User:
-    """The active user ``username`` if ``password`` is right (rehashing outdated hashes)."""
-    user = session.scalars(select(User).where(User.username == username)).first()
-    refused = PermissionDenied(f"user {username!r}: unknown user or wrong password")
-    if user is None or not user.is_active:
-        # Spend the same time as a real check so that user names cannot be probed by timing.
-        _hasher.hash(password)
-        raise refused
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        raise refused from None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
-    return user
+@guarded("user.revoke")
+def revoke_role(
+    store: Store,
+    username: str,
+    role: str,
+    *,
+    study: str | None = None,
+    site: str | None = None,
+    caller: Caller,
+    reason: str | None = None,
+) -> int:
+    """Take ``role`` (at exactly that scope) from ``username``; return how many were removed.
 
-
-def rights_for(session: Session, user: User | None, study: Study | None, actor: str) -> Rights:
-    """The rights of ``user`` in ``study`` (``user=None`` is the embedded-mode local owner)."""
-    if user is None:
-        if has_users(session):
-            raise PermissionDenied("this database has user accounts: give --user and password")
-        return Rights(actor, True, True, "full", None)
-    stmt = select(RoleAssignment).where(RoleAssignment.user_id == user.id)
-    can_write = can_manage = False
-    tier = "none"
-    sites: set[str] | None = set()
-    for ra in session.scalars(stmt):
-        if ra.study_id is not None and (study is None or ra.study_id != study.id):
-            continue
-        can_write |= ra.role in ("admin", "researcher")
-        can_manage |= ra.role == "admin"
-        t = ra.export_tier or _DEFAULT_TIER[ra.role]
-        if _RANK[t] > _RANK[tier]:
-            tier = t
-        if ra.site_id is None:
-            sites = None
-        elif sites is not None:
-            site = session.get(Site, ra.site_id)
-            assert site is not None
-            sites.add(site.name)
-    return Rights(actor, can_write, can_manage, tier, None if sites is None else frozenset(sites))
-
-
-def require_write(rights: Rights, what: str) -> None:
-    """Refuse unless the user may change data."""
-    if not rights.can_write:
-        raise PermissionDenied(f"{rights.actor} may not {what} (needs admin or researcher)")
-
-
-def require_manage(rights: Rights, what: str) -> None:
-    """Refuse unless the user is an admin."""
-    if not rights.can_manage:
-        raise PermissionDenied(f"{rights.actor} may not {what} (needs admin)")
-
-
-def require_tier(rights: Rights, tier: str) -> None:
-    """Refuse an export at ``tier`` beyond the user's export right."""
-    if tier not in TIERS:
-        raise StudyError(f"export tier {tier!r}: use one of {', '.join(TIERS)}")
-    if tier == "none":
-        raise StudyError("export tier 'none' exports nothing; choose another tier")
-    if not rights.allows_tier(tier):
-        raise PermissionDenied(
-            f"{rights.actor} may export at most tier {rights.export_tier!r}, not {tier!r}"
-        )
-
-
-def resolve_rights(
-    store: Store, username: str | None, password: str | None, study_name: str | None
-) -> Rights:
-    """Authenticate ``username`` (if the database has users) and return their rights in
-    ``study_name``; with no users in the database, the local OS user is the owner."""
-    import getpass
-
-    with store.transaction() as s:
-        if username is None and not has_users(s):
-            return Rights(f"os:{getpass.getuser()}", True, True, "full", None)
-        if username is None or password is None:
-            raise PermissionDenied(
-                "this database has user accounts: give --user (or PEERLENS_USER) and a password"
-            )
-        user = authenticate(s, username, password)
-        study = get_study(s, study_name) if study_name else None
-        return rights_for(s, user, study, username)
-
-
-def set_password(
-    store: Store, username: str, new_password: str, *, actor: str, reason: str | None = None
-) -> None:
-    """Replace ``username``'s password (argon2id); the audit log records that, never the value.
-
-    Who may do it (the user themselves, or an admin) is checked by the caller.
+    The last active global admin keeps their admin role.
     """
-    hashed = hash_password(new_password)
     with store.transaction() as s:
-        user = s.scalars(select(User).where(User.username == username)).first()
-        if user is None:
-            raise StudyError(f"no user {username!r}")
-        user.password_hash = hashed
-        audit.record(s, actor, "user.password", "user", username, reason=reason)
+        authorize(s, caller, "user.revoke")
+        user = _user(s, username)
+        st, si = _scope(s, study, site)
+        where = [
+            RoleAssignment.user_id == user.id,
+            RoleAssignment.role == role,
+            RoleAssignment.study_id.is_(None) if st is None else RoleAssignment.study_id == st.id,
+            RoleAssignment.site_id.is_(None) if si is None else RoleAssignment.site_id == si.id,
+        ]
+        if role == "admin" and st is None and _global_admins(s) == {user.id}:
+            raise StudyError(f"{username!r} is the last active global admin")
+        n = int(getattr(s.execute(delete(RoleAssignment).where(*where)), "rowcount", 0))
+        if n:
+            audit.record(
+                s,
+                caller.username,
+                "user.revoke",
+                "role_assignment",
+                username,
+                study=study,
+                old={"role": role, "site": site},
+                reason=reason,
+            )
+        return n
 
 
+def _global_admins(s: Session) -> set[int]:
+    return set(
+        s.scalars(
+            select(User.id)
+            .join(RoleAssignment, RoleAssignment.user_id == User.id)
+            .where(
+                User.is_active.is_(True),
+                RoleAssignment.role == "admin",
+                RoleAssignment.study_id.is_(None),
+            )
+        )
+    )
+
+
+@guarded("user.activate")
 def set_active(
-    store: Store, username: str, active: bool, *, actor: str, reason: str | None = None
+    store: Store, username: str, active: bool, *, caller: Caller, reason: str | None = None
 ) -> None:
     """Deactivate (or reactivate) a user account; a deactivated user cannot sign in.
 
     The last active global admin cannot be deactivated (nobody could manage users after).
     """
     with store.transaction() as s:
-        user = s.scalars(select(User).where(User.username == username)).first()
-        if user is None:
-            raise StudyError(f"no user {username!r}")
+        authorize(s, caller, "user.activate")
+        user = _user(s, username)
         if user.is_active == active:
             return
-        if not active:
-            admins = s.scalars(
-                select(User.id)
-                .join(RoleAssignment, RoleAssignment.user_id == User.id)
-                .where(
-                    User.is_active.is_(True),
-                    RoleAssignment.role == "admin",
-                    RoleAssignment.study_id.is_(None),
-                )
-            ).all()
-            if set(admins) == {user.id}:
-                raise StudyError(f"{username!r} is the last active global admin")
+        if not active and _global_admins(s) == {user.id}:
+            raise StudyError(f"{username!r} is the last active global admin")
         user.is_active = active
         audit.record(
             s,
-            actor,
+            caller.username,
             "user.activate" if active else "user.deactivate",
             "user",
             username,
@@ -290,3 +293,63 @@ def set_active(
             new={"active": active},
             reason=reason,
         )
+
+
+@guarded("account.password")
+def set_password(
+    store: Store,
+    username: str,
+    new_password: str,
+    *,
+    caller: Caller,
+    current_password: str | None = None,
+    reason: str | None = None,
+) -> None:
+    """Replace ``username``'s password (argon2id); the audit log records that, never the value.
+
+    Your own password needs ``current_password``; another user's needs a global admin.
+    """
+    hashed = hash_password(new_password)
+    with store.transaction() as s:
+        authorize(s, caller, "account.password")
+        if caller.username == username:
+            if current_password is None or not _verify(_user(s, username), current_password):
+                raise PermissionDenied("changing your password needs your current password")
+        else:
+            authorize(s, caller, "user.password")
+        user = _user(s, username)
+        user.password_hash = hashed
+        audit.record(s, caller.username, "user.password", "user", username, reason=reason)
+
+
+@guarded("user.list")
+def list_users(store: Store, *, caller: Caller) -> pd.DataFrame:
+    """Every account with its roles: ``user``, ``active``, ``role``, ``study``, ``site``,
+    ``export_tier`` (one row per role assignment; accounts without roles have empty roles)."""
+    with store.transaction() as s:
+        authorize(s, caller, "user.list")
+        studies = {st.id: st.name for st in s.scalars(select(Study))}
+        sites = {x.id: x.name for x in s.scalars(select(Site))}
+        rows = []
+        for user in s.scalars(select(User).order_by(User.username)):
+            roles: list[RoleAssignment | None] = list(
+                s.scalars(
+                    select(RoleAssignment)
+                    .where(RoleAssignment.user_id == user.id)
+                    .order_by(RoleAssignment.id)
+                )
+            )
+            for ra in roles or [None]:
+                rows.append(
+                    {
+                        "user": user.username,
+                        "active": user.is_active,
+                        "role": None if ra is None else ra.role,
+                        "study": None if ra is None else studies.get(ra.study_id or -1),
+                        "site": None if ra is None else sites.get(ra.site_id or -1),
+                        "export_tier": None
+                        if ra is None
+                        else ra.export_tier or DEFAULT_TIER[ra.role],
+                    }
+                )
+    return pd.DataFrame(rows, columns=["user", "active", "role", "study", "site", "export_tier"])

@@ -1,0 +1,353 @@
+"""Who may do what: the one permission policy of :mod:`peerlens.study`, kept as data.
+
+Every public function of :mod:`peerlens.study` takes the caller (:class:`Caller`) and, inside its
+own transaction, asks :func:`authorize` for the operation it performs. The answer is a
+:class:`Grant` (the sites and the export tier the caller holds *for that operation*) or a
+:class:`~peerlens.study.errors.PermissionDenied`. The CLI and the web app pass the caller on and
+never check rights themselves.
+
+A user holds role assignments (:class:`~peerlens.study.models.RoleAssignment`): a role, either
+global (every study), per study, or per study site, and optionally an export tier. For one
+operation only the assignments whose role the operation's :class:`Rule` names count:
+
+``scope = "global"``
+    needs a global assignment (user management, creating studies, the whole audit log);
+``scope = "study"``
+    needs an assignment covering the whole study (global or per study, no site): operations
+    whose effect reaches every site, such as deriving results or replacing the data dictionary;
+``scope = "site"``
+    any assignment in the study will do; a site-scoped one limits the grant to its sites, and
+    the function refuses (or leaves out) participants of other sites.
+
+The export tier of a grant is the highest tier among the counted assignments (a role's default,
+see :data:`DEFAULT_TIER`, unless the assignment sets its own). Tiers follow REDCap's user-rights
+export levels, most to least: ``full``, ``remove_identifiers``, ``deidentified``, ``none``.
+
+There is no implicit user: an empty user table grants nothing, and the first admin is created by
+:func:`peerlens.study.users.bootstrap_admin`, an explicit, audited step.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from peerlens.study.errors import PermissionDenied, StudyError
+from peerlens.study.models import USER_ROLES, Participant, RoleAssignment, Site, Study, User
+
+__all__ = [
+    "DEFAULT_TIER",
+    "POLICY",
+    "ROLES",
+    "TIERS",
+    "Caller",
+    "Grant",
+    "Rule",
+    "authorize",
+    "guarded",
+]
+
+#: User roles. ``auditor`` verifies and reads the audit log but sees no study data.
+ROLES = USER_ROLES
+#: Export tiers, most to least access.
+TIERS = ("full", "remove_identifiers", "deidentified", "none")
+#: The export tier a role has unless its assignment sets another.
+DEFAULT_TIER: Mapping[str, str] = MappingProxyType(
+    {"admin": "full", "researcher": "remove_identifiers", "ps_worker": "none", "auditor": "none"}
+)
+_RANK = {t: len(TIERS) - 1 - i for i, t in enumerate(TIERS)}
+
+
+def tier_rank(tier: str) -> int:
+    """Higher for more access (``full`` highest); raises on an unknown tier."""
+    if tier not in _RANK:
+        raise StudyError(f"export tier {tier!r}: use one of {', '.join(TIERS)}")
+    return _RANK[tier]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who may perform one operation.
+
+    Attributes
+    ----------
+    roles
+        The roles whose assignments count.
+    scope
+        ``"global"``, ``"study"`` or ``"site"`` (see the module docstring).
+    min_tier
+        The export tier the counted assignments must reach (``None``: no export involved).
+    summary
+        What the operation does, for the generated policy table in ``docs/security.md``.
+    """
+
+    roles: frozenset[str]
+    scope: str
+    summary: str
+    min_tier: str | None = None
+    #: Any active user may, whatever their roles (their own account only).
+    any_user: bool = False
+
+
+_ADMIN = frozenset({"admin"})
+_WRITERS = frozenset({"admin", "researcher"})
+_STAFF = frozenset({"admin", "researcher", "ps_worker"})
+_AUDIT = frozenset({"admin", "auditor"})
+_EVERYONE = frozenset(ROLES)
+
+#: The policy: operation name -> :class:`Rule`. Every public study function names one of these.
+POLICY: Mapping[str, Rule] = MappingProxyType(
+    {
+        # -- users and the database
+        "user.create": Rule(_ADMIN, "global", "create a user account"),
+        "user.grant": Rule(_ADMIN, "global", "give a user a role"),
+        "user.revoke": Rule(_ADMIN, "global", "take a role from a user"),
+        "user.activate": Rule(_ADMIN, "global", "deactivate or reactivate a user account"),
+        "user.password": Rule(_ADMIN, "global", "set another user's password"),
+        "user.list": Rule(_ADMIN, "global", "list users and their roles"),
+        "account.password": Rule(frozenset(), "global", "change their own password", any_user=True),
+        "vault.rotate": Rule(_ADMIN, "global", "re-encrypt the identity vault under a new key"),
+        # -- studies
+        "study.create": Rule(_ADMIN, "global", "create a study"),
+        "study.list": Rule(_EVERYONE, "site", "see that a study exists (name and title)"),
+        "study.read": Rule(_STAFF, "site", "read a study's design (arms, sites, timepoints)"),
+        "dictionary.import": Rule(_WRITERS, "study", "replace the REDCap data dictionary"),
+        "dictionary.export": Rule(_WRITERS, "site", "download the REDCap data dictionary"),
+        "dictionary.identifier": Rule(
+            _ADMIN, "study", "mark a field as identifying or not identifying"
+        ),
+        # -- participants and their data
+        "participant.add": Rule(_WRITERS, "site", "enrol participants"),
+        "participant.list": Rule(_WRITERS, "site", "list participants (pseudonyms)"),
+        "participant.status": Rule(_WRITERS, "site", "withdraw or complete a participant"),
+        "participant.erase": Rule(_ADMIN, "site", "erase a participant's identifying content"),
+        "identity.read": Rule(_ADMIN, "site", "read identity-vault fields", min_tier="full"),
+        "identity.write": Rule(_WRITERS, "site", "add or change identity-vault fields"),
+        "consent.add": Rule(_WRITERS, "site", "record a consent"),
+        "relationship.add": Rule(_WRITERS, "site", "record a PS relationship"),
+        "session.add": Rule(_WRITERS, "site", "record a PS session"),
+        "transcript.add": Rule(_WRITERS, "site", "store a transcript or story"),
+        "recording.add": Rule(_WRITERS, "site", "store an ECG/RR recording"),
+        "responses.import": Rule(_WRITERS, "site", "import questionnaire responses"),
+        "redcap.import": Rule(_WRITERS, "site", "import REDCap records"),
+        # -- derived results and exports
+        "derive": Rule(_WRITERS, "study", "recompute scores, HRV and story labels"),
+        "derived.status": Rule(_WRITERS, "site", "count current, stale and missing results"),
+        "derived.read": Rule(
+            _WRITERS, "site", "read derived results per participant", min_tier="deidentified"
+        ),
+        "derived.verify": Rule(_AUDIT, "study", "check derived results against their digests"),
+        "export": Rule(_WRITERS, "site", "export study data at a tier", min_tier="deidentified"),
+        # -- audit
+        "audit.verify": Rule(_AUDIT, "global", "verify the audit chain and the data seals"),
+        "audit.read": Rule(_AUDIT, "global", "read the audit log"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: a peerlens user name, authenticated by the caller's front end (the CLI
+    checks a password, the web app a session or token).
+
+    Rights are not carried here: every study function looks up the user's current role
+    assignments in its own transaction, so a role taken away takes effect at once.
+    """
+
+    username: str
+
+    def __str__(self) -> str:
+        return self.username
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What :func:`authorize` allowed: one operation, for one caller, in one study.
+
+    ``sites`` is ``None`` when every site of the study is covered, else the site names the
+    caller is limited to; ``tier`` is the highest export tier among the counted assignments.
+    """
+
+    actor: str
+    operation: str
+    sites: frozenset[str] | None
+    tier: str
+
+    def allows_tier(self, tier: str) -> bool:
+        """True when ``tier`` is at most this grant's export tier."""
+        return tier_rank(tier) <= tier_rank(self.tier)
+
+    def require_tier(self, tier: str) -> None:
+        """Refuse an export at ``tier`` beyond this grant (or at ``none``)."""
+        tier_rank(tier)
+        if tier == "none":
+            raise StudyError("export tier 'none' exports nothing; choose another tier")
+        if not self.allows_tier(tier):
+            raise PermissionDenied(
+                f"{self.actor} may {self.operation} at most at tier {self.tier!r}, not {tier!r}"
+            )
+
+    def covers_site(self, site: str | None) -> bool:
+        """True when a participant at ``site`` (``None``: no site) is within this grant."""
+        return self.sites is None or (site is not None and site in self.sites)
+
+    def outside(self, study: Study, participant: Participant) -> str | None:
+        """Why ``participant`` is outside this grant's sites (``None`` when inside)."""
+        if self.sites is None:
+            return None
+        site = next((x.name for x in study.sites if x.id == participant.site_id), None)
+        if site is not None and site in self.sites:
+            return None
+        where = f"site {site!r}" if site else "no site"
+        return (
+            f"participant {participant.study_code!r} is at {where}, outside your site(s) "
+            f"{', '.join(sorted(self.sites))}"
+        )
+
+    def check(self, study: Study, *participants: Participant) -> None:
+        """Refuse when any of ``participants`` is outside this grant's sites."""
+        for p in participants:
+            why = self.outside(study, p)
+            if why is not None:
+                raise PermissionDenied(why)
+
+
+# Operations authorized during the current guarded call (see :func:`guarded`).
+_authorized: ContextVar[set[str] | None] = ContextVar("peerlens_authorized", default=None)
+
+
+def active_user(session: Session, caller: Caller) -> User:
+    """The active user account behind ``caller`` (refused when unknown or deactivated)."""
+    if not isinstance(caller, Caller):
+        raise PermissionDenied(
+            f"{caller!r} is not a peerlens caller; authenticate first (peerlens.study.authenticate)"
+        )
+    user = session.scalars(select(User).where(User.username == caller.username)).first()
+    if user is None or not user.is_active:
+        raise PermissionDenied(f"{caller.username!r} is not an active peerlens user")
+    return user
+
+
+def authorize(
+    session: Session,
+    caller: Caller,
+    operation: str,
+    study: Study | None = None,
+    *,
+    tier: str | None = None,
+) -> Grant:
+    """Check ``operation`` for ``caller`` (in ``study``) against :data:`POLICY`.
+
+    Parameters
+    ----------
+    session
+        The transaction the operation runs in (rights are read there).
+    caller
+        Who asks.
+    operation
+        A key of :data:`POLICY`.
+    study
+        The study the operation touches (``None`` for database-wide operations).
+    tier
+        For exports: the tier asked for; refused when beyond the grant.
+
+    Returns
+    -------
+    Grant
+        The sites and export tier the caller holds for this operation.
+
+    Raises
+    ------
+    PermissionDenied
+        The caller is unknown or inactive, or no assignment allows the operation.
+    """
+    rule = POLICY.get(operation)
+    if rule is None:  # a programming error: every operation is declared
+        raise KeyError(f"operation {operation!r} has no policy entry")
+    user = active_user(session, caller)
+    if rule.any_user:
+        return _granted(Grant(caller.username, operation, None, "none"))
+    sites: set[str] | None = set()
+    best: str | None = None
+    for ra in session.scalars(select(RoleAssignment).where(RoleAssignment.user_id == user.id)):
+        if ra.role not in rule.roles:
+            continue
+        if rule.scope == "global" and ra.study_id is not None:
+            continue
+        if ra.study_id is not None and (study is None or ra.study_id != study.id):
+            continue
+        if rule.scope == "study" and ra.site_id is not None:
+            continue
+        t = ra.export_tier or DEFAULT_TIER[ra.role]
+        if rule.min_tier is not None and tier_rank(t) < tier_rank(rule.min_tier):
+            continue
+        best = t if best is None or tier_rank(t) > tier_rank(best) else best
+        if ra.site_id is None:
+            sites = None
+        elif sites is not None:
+            site = session.get(Site, ra.site_id)
+            if site is not None:
+                sites.add(site.name)
+    if best is None:
+        where = f" in study {study.name!r}" if study is not None else ""
+        roles = " or ".join(sorted(rule.roles))
+        need = {"global": "a global", "study": "a study-wide", "site": "a"}[rule.scope]
+        extra = f" with export tier {rule.min_tier} or higher" if rule.min_tier else ""
+        raise PermissionDenied(
+            f"{caller.username} may not {rule.summary}{where} (needs {need} {roles} role{extra})"
+        )
+    grant = Grant(caller.username, operation, None if sites is None else frozenset(sites), best)
+    if tier is not None:
+        grant.require_tier(tier)
+    return _granted(grant)
+
+
+def _granted(grant: Grant) -> Grant:
+    done = _authorized.get()
+    if done is not None:
+        done.add(grant.operation)
+    return grant
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(operation: str) -> Callable[[F], F]:
+    """Declare the policy operation a public study function performs, and make sure it asked.
+
+    The wrapped function must call :func:`authorize` for ``operation`` before it returns; one
+    that returns without doing so raises ``RuntimeError`` (a bug, caught by the tests, never a
+    silent pass). ``fn.__policy__`` names the operation for the policy tests and docs.
+    """
+    if operation not in POLICY:
+        raise KeyError(f"operation {operation!r} has no policy entry")
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = _authorized.set(set())
+            try:
+                result = fn(*args, **kwargs)
+                done = _authorized.get() or set()
+            finally:
+                _authorized.reset(token)
+            outer = _authorized.get()
+            if outer is not None:  # a guarded function called by another: both asked
+                outer |= done
+            if operation not in done:
+                raise RuntimeError(
+                    f"{fn.__qualname__} returned without authorizing {operation!r} (a peerlens bug)"
+                )
+            return result
+
+        wrapper.__policy__ = operation  # type: ignore[attr-defined]
+        return cast(F, wrapper)
+
+    return decorate

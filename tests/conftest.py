@@ -1,0 +1,131 @@
+"""Fixtures for the tests that need a study database (``tests/study``, ``tests/security``):
+every storage test runs on SQLite and on PostgreSQL.
+
+PostgreSQL runs when ``PEERLENS_TEST_PG_URL`` is set; each test gets a fresh schema (dropped
+afterwards). With ``CI`` set and no URL the PostgreSQL tests fail instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from peerlens.study.policy import Caller
+from peerlens.study.storage import Store
+from peerlens.study.users import bootstrap_admin
+
+DATA = Path(__file__).parent / "study" / "data"
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
+def _pg_base_url() -> str:
+    url = os.environ.get("PEERLENS_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but PEERLENS_TEST_PG_URL is not: PostgreSQL tests must run")
+        pytest.skip("PostgreSQL tests need PEERLENS_TEST_PG_URL")
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'study.db'}"
+        return
+    base = _pg_base_url()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(db_url: str, tmp_path: Path) -> Iterator[Store]:
+    """A new, migrated store with recordings under ``tmp_path/blobs`` and one global admin,
+    :data:`ADMIN` (password :data:`PASSWORD`)."""
+    st = Store.open(db_url, create=True, blob_dir=tmp_path / "blobs")
+    bootstrap_admin(st, ACTOR, PASSWORD)
+    try:
+        yield st
+    finally:
+        st.close()
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    """A study config with two arms, two sites, three timepoints and bundled instruments."""
+    p = tmp_path / "study.yaml"
+    p.write_text(
+        """
+title: Peer connection pilot
+arms: [intervention, control]
+sites: [leeds, glasgow]
+missing_codes: [-99, -98]
+timepoints:
+  - name: baseline
+    offset_days: 0
+    instruments: [phq9, gad7]
+  - name: week12
+    redcap_event: week_12_arm_1
+    offset_days: 84
+    window_before_days: 7
+    window_after_days: 14
+    instruments: [phq9, gad7]
+  - name: week24
+    offset_days: 168
+    instruments: [phq9]
+""",
+        encoding="utf-8",
+    )
+    return p
+
+
+#: The identity-vault key of every test database (made for the tests, protects nothing).
+VAULT_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+
+@pytest.fixture(autouse=True)
+def _vault_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEERLENS_VAULT_KEY", VAULT_KEY)
+    monkeypatch.delenv("PEERLENS_VAULT_KEY_FILE", raising=False)
+
+
+ACTOR = "tester"
+#: The password of every test account.
+PASSWORD = "correct horse battery"
+#: The global admin every test store starts with.
+ADMIN = Caller(ACTOR)
+
+
+def make_user(
+    store: Store,
+    name: str,
+    role: str,
+    *,
+    study: str | None = None,
+    site: str | None = None,
+    tier: str | None = None,
+) -> Caller:
+    """Create user ``name`` (password :data:`PASSWORD`) with one role; return it as a caller."""
+    from peerlens.study.users import create_user, grant_role
+
+    create_user(store, name, PASSWORD, caller=ADMIN)
+    grant_role(store, name, role, study=study, site=site, export_tier=tier, caller=ADMIN)
+    return Caller(name)
