@@ -178,10 +178,17 @@ def test_hrv_derivation_matches_analyze_and_failures_become_error_rows(
     _, sha = add_recording(
         study, "pilot", hea, participant="P1", kind="ecg", windows=windows, caller=ADMIN
     )
-    # The record is stored whole (header + signal file) under one address; naming its .dat
-    # finds the same record.
+    # The record is stored whole (header + signal file) under one address and pseudonymous
+    # names (an original record name may hold a person's name); naming its .dat finds the
+    # same record.
     folder = study.blob_dir / sha[:2] / f"{sha}.wfdb"
-    assert sorted(f.name for f in folder.iterdir()) == ["100.dat", "100.hea"]
+    assert sorted(f.name for f in folder.iterdir()) == ["rec.hea", "rec_1.dat"]
+    header = [
+        line
+        for line in (folder / "rec.hea").read_text(encoding="latin-1").splitlines()
+        if not line.startswith("#")
+    ]
+    assert header[0].startswith("rec 2 360 ") and header[1].startswith("rec_1.dat 212 ")
     _, same = add_recording(
         study, "pilot", MITDB.with_suffix(".dat"), participant="P3", caller=ADMIN
     )

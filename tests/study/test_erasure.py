@@ -160,4 +160,4 @@ def test_shared_recording_file_survives_other_participants_erasure(
     assert again == rid  # idempotent
     rep = erase_participant(populated, "pilot", "SU1", caller=ADMIN, reason="request")
     assert rep.recordings == 1 and rep.files_deleted == 0
-    assert blob_path(populated.blob_dir, sha, ".rr.csv").exists()
+    assert blob_path(populated.blob_dir, sha, ".csv").exists()

@@ -849,7 +849,8 @@ def audit_verify(
         rep = verify_audit(store, caller=me, expect_head=head)
         if rep.ok:
             typer.echo(
-                f"audit chain OK: {rep.rows} row(s), head seq {rep.head_seq} {rep.head_hash}"
+                f"audit chain OK: {rep.rows} row(s), {rep.erasures} erasure(s), "
+                f"head seq {rep.head_seq} {rep.head_hash}"
             )
             return
         for problem in rep.problems:

@@ -184,6 +184,8 @@ class AuditReport:
     head_seq: int
     head_hash: str
     problems: tuple[str, ...] = field(default_factory=tuple)
+    #: Participant erasures recorded in the chain (they removed data, never log rows).
+    erasures: int = 0
 
     @property
     def ok(self) -> bool:
@@ -201,7 +203,7 @@ def check_chain(session: Session, *, expect_head: tuple[int, str] | None = None)
         still contain that row unchanged, which catches removal of rows from the end.
     """
     problems: list[str] = []
-    prev_seq, prev_hash, n = 0, GENESIS, 0
+    prev_seq, prev_hash, n, erasures = 0, GENESIS, 0, 0
     seen_expected = expect_head is None
     stmt = select(*[getattr(AuditLog, c) for c in (*_HASHED, "hash")]).order_by(AuditLog.seq)
     for r in session.execute(stmt.execution_options(yield_per=5000)).mappings():
@@ -214,6 +216,7 @@ def check_chain(session: Session, *, expect_head: tuple[int, str] | None = None)
             problems.append(f"row seq {seq}: prev_hash does not match the hash of the row before")
         if row_hash(dict(r)) != r["hash"]:
             problems.append(f"row seq {seq} ({r['action']}): content edited, hash does not match")
+        erasures += r["action"] == "participant.erase"
         if expect_head is not None and seq == expect_head[0]:
             seen_expected = True
             if r["hash"] != expect_head[1]:
@@ -224,7 +227,7 @@ def check_chain(session: Session, *, expect_head: tuple[int, str] | None = None)
             f"expected head row seq {expect_head[0]} is missing: rows removed from the end "
             f"(chain now ends at seq {prev_seq})"
         )
-    return AuditReport(n, prev_seq, prev_hash, tuple(problems))
+    return AuditReport(n, prev_seq, prev_hash, tuple(problems), erasures)
 
 
 def log_frame(session: Session, *, study: str | None = None) -> Any:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,7 +361,8 @@ def hrv_job(
     from peerlens import PeerlensError, __version__
     from peerlens.hrv import METRIC_COLUMNS, analyze
 
-    name = Path(path).name
+    found = re.search(r"[0-9a-f]{64}", path)
+    label = f"recording {found.group(0)[:12]}" if found else "recording"
     text_kind = kind if Path(path).suffix.lower() in {".csv", ".tsv", ".txt"} else None
     events = pd.DataFrame(list(windows), columns=["label", "start_s", "end_s"]) if windows else None
     try:
@@ -368,9 +370,9 @@ def hrv_job(
             path, events=events, fs=fs, kind=text_kind, max_artifact_rate=max_artifact_rate
         )
     except PeerlensError as exc:
-        message = str(exc)
+        message = _without_path(str(exc), path, label)
     except Exception as exc:  # a broken file must not sink the derivation
-        message = f"{name}: {type(exc).__name__}: {exc}"
+        message = f"{label}: {type(exc).__name__}: {_without_path(str(exc), path, label)}"
     else:
         prov = res.provenance.as_dict()
         whole = res.metrics.iloc[0]
@@ -427,6 +429,15 @@ def hrv_job(
             "provenance": {},
         }
     ]
+
+
+def _without_path(message: str, path: str, label: str) -> str:
+    """``message`` with the stored file's path (and the folder it sits in) replaced by
+    ``label``: error texts are exported, paths are not."""
+    where = Path(path)
+    for text in (str(where), str(where.parent), where.name):
+        message = message.replace(text, label)
+    return message
 
 
 @dataclass(frozen=True)

@@ -180,4 +180,21 @@ def erase_participant(
     # Files go only after the database no longer refers to them.
     for sha, suffix in files:
         remove_blob(blob_path(store.blob_dir, sha, suffix))
+    _purge_old_pages(store)
     return report
+
+
+def _purge_old_pages(store: Store) -> None:
+    """SQLite: fold the write-ahead log into the database and truncate it, so that no earlier
+    page image holding erased content stays in the ``-wal`` file (secure_delete has already
+    zeroed the deleted content in the pages themselves). PostgreSQL keeps dead row versions
+    until VACUUM; see docs/security.md."""
+    if store.dialect != "sqlite":
+        return
+    raw = store.engine.raw_connection()  # outside any transaction (a checkpoint needs that)
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        raw.close()

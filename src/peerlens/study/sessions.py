@@ -329,8 +329,36 @@ def _digest_files(files: list[Path]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+#: The record name every stored WFDB record gets (original names often hold people's names).
+_RECORD = "rec"
+
+
+def _renamed_header(header: str, names: dict[str, str]) -> str:
+    """A WFDB header with its record called :data:`_RECORD` and each signal file renamed as in
+    ``names`` (header(5): the first non-comment line is the record line, then one line per
+    signal starting with its file name); comments are kept."""
+    out: list[str] = []
+    record_done, n_signals, seen = False, 0, 0
+    for line in header.splitlines():
+        fields = line.split()
+        if not fields or line.lstrip().startswith("#"):
+            out.append(line)
+        elif not record_done:
+            record_done = True
+            n_signals = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+            out.append(" ".join([_RECORD, *fields[1:]]))
+        elif seen < n_signals:
+            seen += 1
+            out.append(" ".join([names.get(fields[0], fields[0]), *fields[1:]]))
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def _store_files(target: Path, files: list[Path], bundle: bool) -> None:
-    """Copy into the content-addressed place, under a temporary name first, then rename."""
+    """Copy into the content-addressed place, under a temporary name first, then rename.
+
+    A WFDB record is stored as ``rec.hea`` with ``rec_1.dat``, ...: pseudonymous names."""
     if target.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -341,12 +369,29 @@ def _store_files(target: Path, files: list[Path], bundle: bool) -> None:
         os.replace(tmp, target)
         return
     tmp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=".part-"))
-    for f in files:
-        shutil.copyfile(f, tmp_dir / f.name)
+    names = {f.name: f"{_RECORD}_{i}{f.suffix.lower()}" for i, f in enumerate(files[1:], start=1)}
+    (tmp_dir / f"{_RECORD}.hea").write_text(
+        _renamed_header(files[0].read_text(encoding="latin-1"), names), encoding="latin-1"
+    )
+    for f in files[1:]:
+        shutil.copyfile(f, tmp_dir / names[f.name])
     try:
         os.replace(tmp_dir, target)
     except OSError:  # another writer stored the same record first
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _safe_suffix(path: Path) -> str:
+    """The file's last suffix, lower case, as stored (``.edf``); never earlier parts of the name,
+    which may hold a person's name (``ana.ruiz.edf``).
+
+    Examples
+    --------
+    >>> _safe_suffix(Path("zebedee.quuxley.rr.TXT")), _safe_suffix(Path("noext"))
+    ('.txt', '')
+    """
+    suffix = path.suffix.lower()
+    return suffix if suffix[1:].isalnum() and len(suffix) <= 10 else ""
 
 
 @guarded("recording.add")
@@ -386,7 +431,7 @@ def add_recording(
     wfdb = wfdb_files(src)
     files = wfdb or [src]
     sha, size = _digest_files(files)
-    suffix = WFDB_SUFFIX if wfdb else "".join(src.suffixes)[-20:]
+    suffix = WFDB_SUFFIX if wfdb else _safe_suffix(src)
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "recording.add", study)
