@@ -18,7 +18,8 @@ Encodings
     (:class:`TableEncodingWarning` from :func:`read_table`). Anything else, binary files and
     known non-text formats are refused (:mod:`peerlens._tables._decode`).
 Writing
-    :func:`write_table` writes atomically.
+    :func:`write_table` writes atomically and neutralises spreadsheet formulas in text cells
+    unless ``raw=True`` (:mod:`peerlens._tables._write`).
 """
 
 from peerlens._tables._errors import (
@@ -32,9 +33,10 @@ from peerlens._tables._errors import (
 from peerlens._tables._header import name_key
 from peerlens._tables._read import read_table
 from peerlens._tables._text import TextTable, parse_text_table, read_text_table
-from peerlens._tables._write import write_table
+from peerlens._tables._write import FORMULA_TRIGGERS, neutralise_formulas, write_table
 
 __all__ = [
+    "FORMULA_TRIGGERS",
     "TableEncodingWarning",
     "TableNote",
     "TableNoteWarning",
@@ -43,6 +45,7 @@ __all__ = [
     "TableWriteError",
     "TextTable",
     "name_key",
+    "neutralise_formulas",
     "parse_text_table",
     "read_table",
     "read_text_table",
