@@ -84,10 +84,10 @@ def test_parquet_is_never_changed(tmp_path: Path) -> None:
     assert pd.read_parquet(path)["note"].tolist() == ["=1+2", "@x"]
 
 
-def test_a_stream_receives_csv_with_a_quoted_header() -> None:
-    buffer = io.StringIO()
-    assert write_table(pd.DataFrame({"a;b": ["@x"], "c": [1]}), buffer) == 1
-    assert buffer.getvalue().splitlines() == ['"a;b","c"', "'@x,1"]
+def test_a_stream_receives_utf8_csv_with_a_quoted_header_and_crlf() -> None:
+    buffer = io.BytesIO()
+    assert write_table(pd.DataFrame({"a;b": ["@x"], "c": ["é\r"]}), buffer) == 1
+    assert buffer.getvalue() == '"a;b","c"\r\n\'@x,"é\r"\r\n'.encode()
 
 
 @pytest.mark.parametrize(

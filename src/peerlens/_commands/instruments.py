@@ -134,9 +134,11 @@ def score(
                     lowered = {c.lower() for c in items}
                     data = data[[c for c in data.columns if str(c).lower() not in lowered]]
                 if out is None:  # rendered whole first: a failure leaves no partial output
-                    buffer = io.StringIO()
+                    buffer = io.BytesIO()
                     neutralised = write_table(data, buffer, raw=raw_values)
-                    sys.stdout.write(buffer.getvalue())
+                    sys.stdout.flush()
+                    sys.stdout.buffer.write(buffer.getvalue())  # UTF-8 CSV whatever the console
+                    sys.stdout.buffer.flush()
                 else:
                     neutralised = write_table(data, out, raw=raw_values)
         finally:  # notes about the input help read an error too

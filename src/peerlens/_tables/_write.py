@@ -29,7 +29,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,11 @@ from peerlens._tables._errors import TableWriteError
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+
+#: Records end with CRLF, as RFC 4180 has it. Not only convention: Python's csv writer (before
+#: 3.12) quotes a cell holding a carriage return only when the line terminator contains one,
+#: and an unquoted CR ends the row early for every reader.
+LINE_ENDING = "\r\n"
 
 #: Excel's limit on the characters of one cell.
 EXCEL_CELL_LIMIT = 32_767
@@ -115,15 +120,15 @@ def _csv_text(frame: pd.DataFrame, delimiter: str) -> str:
         buffer,
         delimiter=delimiter,
         quoting=csv.QUOTE_ALL if delimiter == "," else csv.QUOTE_MINIMAL,
-        lineterminator=os.linesep,
+        lineterminator=LINE_ENDING,
     )
     header.writerow([str(c) for c in frame.columns])
-    frame.to_csv(buffer, sep=delimiter, index=False, header=False, lineterminator=os.linesep)
+    frame.to_csv(buffer, sep=delimiter, index=False, header=False, lineterminator=LINE_ENDING)
     return buffer.getvalue()
 
 
 def write_table(
-    frame: pd.DataFrame, destination: str | os.PathLike[str] | TextIO, *, raw: bool = False
+    frame: pd.DataFrame, destination: str | os.PathLike[str] | BinaryIO, *, raw: bool = False
 ) -> int:
     """Write ``frame`` as CSV/TSV, Excel or Parquet (by suffix), atomically, formulas
     neutralised.
@@ -133,8 +138,9 @@ def write_table(
     frame
         The table; its index is not written.
     destination
-        A path (``.csv``/``.txt``, ``.tsv``, ``.xlsx``/``.xlsm``, ``.parquet``) or a text
-        stream such as ``sys.stdout`` (which receives CSV).
+        A path (``.csv``/``.txt``, ``.tsv``, ``.xlsx``/``.xlsm``, ``.parquet``) or a binary
+        stream such as ``sys.stdout.buffer`` (which receives CSV). CSV and TSV are UTF-8
+        without a BOM, lines ending with CRLF, header names quoted in CSV.
     raw
         Write text cells as they are; by default formula-like text cells of CSV, TSV and
         workbooks get a leading ``'`` (see the module docstring). Parquet is never changed.
@@ -154,7 +160,7 @@ def write_table(
     """
     if not isinstance(destination, str | os.PathLike):
         data, count = (frame, 0) if raw else _neutralised(frame)
-        destination.write(_csv_text(data, ","))
+        destination.write(_csv_text(data, ",").encode("utf-8"))
         return count
     path = Path(destination)
     suffix = path.suffix.lower()
