@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 from peerlens._tables import (
     TableNoteWarning,
     TableReadError,
+    TableWriteError,
     TextTable,
     name_key,
     parse_text_table,
@@ -203,6 +204,24 @@ def check_valid(table: TextTable) -> None:
     text, _ = serialise(table.header, table.rows, layout)
     again = parse_text_table(text.encode("utf-8"), "again.csv", delimiter=table.delimiter)
     assert (again.header, again.rows) == (table.header, table.rows)
+    try:
+        written = table.to_bytes()
+    except TableWriteError:  # a Windows-1252 table holding U+FFFD from a mutation
+        assert table.encoding == "cp1252"
+        return
+    if table.encoding == "cp1252" and _is_utf8(written):
+        return  # requoting made the bytes valid UTF-8: they then are UTF-8, nothing tells
+    own = parse_text_table(written, "own.csv")
+    same = ("header", "rows", "delimiter", "encoding", "bom", "trailing_delimiter", "line_ending")
+    assert [getattr(own, a) for a in same] == [getattr(table, a) for a in same]
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def read_or_refuse(data: bytes) -> None:

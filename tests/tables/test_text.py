@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from peerlens._tables import (
     TableNoteWarning,
     TableReadError,
+    TableWriteError,
     parse_text_table,
     read_table,
     read_text_table,
@@ -222,3 +224,28 @@ def test_read_table_is_the_text_table_as_str_columns(tmp_path: Path) -> None:
     assert frame.to_dict("list") == {"id": ["p1", "p2"], "a": [" 1", "NA"], "b": ["", "nan"]}
     assert all(str(t) in ("str", "object") for t in frame.dtypes)
     assert list(frame.index) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'id;note;\r\np1;"a;b\nc";\r\np2;;\r\n',
+        '\ufeffid,note\rp1,"x""y"\r'.encode(),
+        "id\tname\r\np1\tZoë\r\n".encode("utf-16"),
+        "id;name\np1;Zoë\n".encode("cp1252"),
+        b'"a;b"\n"x,y"\n""\n',
+    ],
+)
+def test_a_text_table_writes_itself_back_in_its_own_layout(data: bytes) -> None:
+    table = parse_text_table(data, "t.csv")
+    written = table.to_bytes()
+    again = parse_text_table(written, "t.csv")
+    assert again == dataclasses.replace(table, notes=again.notes)
+    assert [n.kind for n in again.notes] == [n.kind for n in table.notes]
+
+
+def test_a_text_table_refuses_to_write_what_its_encoding_cannot_hold() -> None:
+    table = parse_text_table("id;name\np1;Zoë\n".encode("cp1252"), "t.csv")
+    edited = dataclasses.replace(table, rows=[["p1", "中"]])
+    with pytest.raises(TableWriteError, match="'中' cannot be written in cp1252"):
+        edited.to_bytes()

@@ -10,8 +10,9 @@ Reading
     :func:`read_table` returns a DataFrame for any supported file; :func:`read_text_table`
     (and :func:`parse_text_table` for bytes) returns a :class:`TextTable` with the cells, the
     line each record starts on, the encoding, delimiter and line ending, for callers that need
-    to write a file back exactly as it was. Both apply the same rules, kept in
-    :mod:`peerlens._tables._text` (text) and :mod:`peerlens._tables._excel` (workbooks).
+    to write a file back in its own layout (:meth:`TextTable.to_bytes`). Both apply the same
+    rules, kept in :mod:`peerlens._tables._text` (text) and :mod:`peerlens._tables._excel`
+    (workbooks).
 Encodings
     UTF-8 with or without BOM; UTF-16 and UTF-32 with a BOM; UTF-16 and UTF-32 without a BOM
     when their NUL-byte pattern shows it; Windows-1252 only with a note

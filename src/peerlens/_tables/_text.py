@@ -20,6 +20,7 @@ The rules, kept here once for every caller:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -31,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from peerlens._tables._decode import decode_table_bytes
-from peerlens._tables._errors import TableNote, TableProblem, TableReadError
+from peerlens._tables._errors import TableNote, TableProblem, TableReadError, TableWriteError
 from peerlens._tables._header import header_problems
 
 #: Delimiters looked for in a header, in order of preference when several fit.
@@ -101,6 +102,58 @@ class TextTable:
         """The rows as a DataFrame of text columns (``str`` dtype), index ``0 .. n - 1``."""
         return pd.DataFrame(self.rows, columns=self.header, dtype=str)
 
+    def to_bytes(self) -> bytes:
+        """The table written back in its own layout: encoding and BOM, delimiter, line ending,
+        trailing delimiter; cells exactly as they are (no formula neutralising).
+
+        Cells are quoted only where needed (a delimiter, quote or line break in the cell; a
+        candidate delimiter where the reader looks for one), so the bytes may differ from the
+        original file's where it quoted more, but reading them gives this table again (header
+        names as stripped). Change ``rows``
+        in a copy (``dataclasses.replace``) to write an edited table.
+
+        Raises
+        ------
+        TableWriteError
+            A cell cannot be encoded in the table's encoding (Windows-1252 holds few
+            characters).
+        """
+        records = [_record(self.header, self, header=True)]
+        records += [_record(row, self, header=False) for row in self.rows]
+        text = "".join(record + self.line_ending for record in records)
+        bom = _BOM_OF[self.encoding] if self.bom else b""
+        try:
+            return bom + text.encode(self.encoding)
+        except UnicodeEncodeError as exc:
+            raise TableWriteError(
+                f"{self.source}: {text[exc.start : exc.end]!r} cannot be written in {self.encoding}"
+            ) from None
+
+
+_BOM_OF = {
+    "utf-8": codecs.BOM_UTF8,
+    "utf-16-le": codecs.BOM_UTF16_LE,
+    "utf-16-be": codecs.BOM_UTF16_BE,
+    "utf-32-le": codecs.BOM_UTF32_LE,
+    "utf-32-be": codecs.BOM_UTF32_BE,
+}
+
+
+def _record(cells: list[str], table: TextTable, header: bool) -> str:
+    # Quoting by hand: the csv writer (Python < 3.12) leaves a lone CR unquoted when the line
+    # ending is LF, and would end the row there. Candidate delimiters are quoted where the
+    # reader looks for the delimiter: in the header, and in every cell of a one-column table.
+    special = {table.delimiter, '"', "\r", "\n"}
+    if header or (len(table.header) == 1 and not table.trailing_delimiter):
+        special |= set(CANDIDATE_DELIMITERS)
+    fields = [
+        f'"{cell.replace(chr(34), chr(34) * 2)}"' if any(ch in cell for ch in special) else cell
+        for cell in cells
+    ]
+    if table.trailing_delimiter:
+        fields.append("")
+    return '""' if fields == [""] else table.delimiter.join(fields)
+
 
 class _Malformed(Exception):
     def __init__(self, line: int, message: str) -> None:
@@ -168,7 +221,7 @@ def _choose_delimiter(text: str, source: str) -> tuple[str, TableNote | None]:
     note = TableNote(
         "delimiter",
         f"{source}: the header holds {shown} outside quotes; read as {chosen[0]!r}-delimited, "
-        f"the only one that gives every row the header's {best} cells",
+        f"which splits every row like the header, into the most cells ({best})",
     )
     return chosen[0], note
 
