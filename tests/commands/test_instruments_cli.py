@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from peerlens._tables import read_table
 from peerlens.cli import app
 from peerlens.instruments.docs import instruments_markdown
 
@@ -207,3 +208,94 @@ def test_map_and_items_may_not_map_one_column_twice(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--map and --items: column 'Q1' is mapped twice" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            GAD_HEADER + "\np1,b,3,3,2,2,1,1,0,\np2,b,1,0,1,0,0,1,0,\n",
+            "data row 1 (line 2): has 10",
+        ),
+        (GAD_HEADER + ",\np1,b,3,3,2,2,1,1,0\n", "the header ends with a delimiter the rows lack"),
+        (GAD_HEADER + "\np1,b,3,3,2,2,1,1,0\np2,b,1,0,1,0,0,1\n", "data row 2 (line 3): has 8"),
+        ("id,ID,gad7_1\n", "column 2 'ID' repeats column 1 'id'"),
+    ],
+)
+def test_ragged_rows_and_bad_headers_exit_2_and_write_nothing(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    src = write(tmp_path, text)
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["score", str(src), "-i", "gad7", "-o", str(out)])
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_trailing_delimiter_on_every_line_is_dropped_with_a_warning(tmp_path: Path) -> None:
+    src = write(tmp_path, GAD_HEADER + ",\r\np1,b,3,3,2,2,1,1,0,\r\n")
+    result = runner.invoke(app, ["score", str(src), "-i", "gad7"])
+    assert result.exit_code == 0, result.output
+    assert "every line ends with a delimiter" in " ".join(result.stderr.split())
+    out = pd.read_csv(io.StringIO(result.stdout))
+    assert list(out["id"]) == ["p1"] and list(out["gad7_total"]) == [12]
+
+
+@pytest.mark.parametrize("cell", ["1e999", "inf", "-inf", "Infinity", "9" * 400])
+def test_overflowing_numbers_exit_2_with_the_cell(tmp_path: Path, cell: str) -> None:
+    src = write(tmp_path, f"id,ucla3_1,ucla3_2,ucla3_3\np1,1,2,3\np2,1,{cell},3\n")
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["score", str(src), "--all", "-o", str(out)])
+    assert result.exit_code == 2
+    assert f"row 2, column ucla3_2: {cell!r} is not a finite number" in " ".join(
+        result.stderr.split()
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", ["", ".csv", ".xlsx"])
+def test_formula_like_text_is_neutralised_unless_raw_values(tmp_path: Path, suffix: str) -> None:
+    src = write(tmp_path, 'id,note,ucla3_1,ucla3_2,ucla3_3\np1,"=HYPERLINK(""x"")",1,2,3\n')
+    out = tmp_path / f"out{suffix}"
+    target = ["-o", str(out)] if suffix else []
+    safe = runner.invoke(app, ["score", str(src), "--all", *target])
+    assert safe.exit_code == 0, safe.output
+    assert "1 text cell(s) beginning with =, +, -, @" in " ".join(safe.stderr.split())
+    raw = runner.invoke(app, ["score", str(src), "--all", "--raw-values", *target])
+    assert raw.exit_code == 0, raw.output
+    assert "beginning with" not in raw.stderr
+
+    def note(result_stdout: str) -> str:
+        if not suffix:
+            return str(pd.read_csv(io.StringIO(result_stdout))["note"].iloc[0])
+        return str(read_table(out)["note"].iloc[0])
+
+    assert note(raw.stdout) == '=HYPERLINK("x")'
+    runner.invoke(app, ["score", str(src), "--all", *target])
+    assert note(safe.stdout) == '\'=HYPERLINK("x")'
+
+
+def test_an_encoding_warning_is_shown_even_when_scoring_fails(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_bytes("id;ucla3_1;ucla3_2;ucla3_3\nJosé;1;9;3\n".encode("cp1252"))
+    result = runner.invoke(app, ["score", str(src), "--all"])
+    assert result.exit_code == 2
+    err = " ".join(result.stderr.split())
+    assert "row 1, column ucla3_2: '9'" in err and "decoded as Windows-1252" in err
+
+
+def test_utf16_excel_unicode_text_exports_are_scored(tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_bytes("id\tucla3_1\tucla3_2\tucla3_3\r\nZoë\t1\t2\t3\r\n".encode("utf-16"))
+    result = runner.invoke(app, ["score", str(src), "--all", "--scores-only"])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(io.StringIO(result.stdout))["ucla3_total"].tolist() == [6]
+
+
+def test_load_text_refuses_item_numbers_int_would_bend(tmp_path: Path) -> None:
+    bad = write(tmp_path, "instrument,item,text\nucla3,1,one\nucla3,\u0662,two\n", "w.csv")
+    result = runner.invoke(app, ["instruments", "load-text", str(bad)])
+    assert result.exit_code == 2
+    assert "row 2: item '\u0662' is not a whole number" in " ".join(result.stderr.split())

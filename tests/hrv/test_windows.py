@@ -43,6 +43,31 @@ def test_events_malformed(tmp_path: Path) -> None:
         read_events(tmp_path / "missing.csv")
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("label,start,end\na,0,10,\n", r"ev.csv: 1 of 1 data row\(s\) do not have the header's 3"),
+        ("label,start,Start\na,0,10\n", r"column 3 'Start' repeats column 2 'start'"),
+        ("label,start,end\na,0,inf\n", r"row 2, column 'end': 'inf' is neither seconds nor"),
+        ("label,start,end\na,0,1e999\n", r"'1e999' is not a finite number of seconds"),
+        ("label,start,end\na,nan,10\n", r"'nan' is neither seconds nor an ISO timestamp"),
+        ("label,start,end\na,0,1_0\n", r"'1_0' is neither seconds nor an ISO timestamp"),
+    ],
+)
+def test_events_read_exactly_or_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "ev.csv"
+    path.write_text(text)
+    with pytest.raises(EventsFileError, match=message):
+        read_events(path)
+
+
+def test_events_rows_are_named_by_the_line_their_record_starts_on(tmp_path: Path) -> None:
+    path = tmp_path / "ev.csv"
+    path.write_bytes(b'label;start;end\r"two\nline";0;10\rb;20;15\r')
+    with pytest.raises(EventsFileError, match=r"ev.csv, row 4: end \(15 s\) is not after"):
+        read_events(path)
+
+
 def test_consecutive_windows() -> None:
     w = consecutive_windows(900, 300)
     assert w["label"].tolist() == ["w001", "w002", "w003"]

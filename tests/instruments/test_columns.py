@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from peerlens._tables import TableReadError
 from peerlens.instruments import ItemColumnError, ItemValueError, score
 from peerlens.instruments.columns import (
     ColumnMapError,
@@ -45,6 +46,9 @@ def test_map_file_renames_and_scores_like_named_columns(tmp_path: Path) -> None:
         ("column,instrument,item\nQ1,gad7,8\n", "gad7 has items 1-7, not 8"),
         ("column,instrument,item\nQ1,gad7,1.5\n", "not a whole number"),
         ("column,instrument,item\nQ1,gad7,one\n", "'one' is not a number"),
+        ("column,instrument,item\nQ1,gad7,1e999\n", "'1e999' is not a whole number"),
+        ("column,instrument,item\nQ1,gad7,inf\n", "'inf' is not a whole number"),
+        ("column,instrument,item\nQ1,gad7,1_0\n", "'1_0' is not a whole number"),
         ("column,instrument,item\nQ1,nosuch,1\n", "row 1"),
         ("column,instrument,item\nQ1,gad7,1\nQ2,gad7,1\n", "gad7_1 is mapped from both"),
         ("column,instrument,item\nQ1,gad7,1\nQ1,gad7,2\n", "row 2: column 'Q1' is mapped twice"),
@@ -57,6 +61,12 @@ def test_bad_map_files_say_what_and_where(tmp_path: Path, body: str, message: st
     with pytest.raises(ColumnMapError, match=message) as info:
         read_column_map(path)
     assert str(path) in str(info.value)
+
+
+def test_a_ragged_map_file_is_refused_by_the_table_reader(tmp_path: Path) -> None:
+    path = write(tmp_path, "column,instrument,item\nQ1,gad7,1\nQ2,gad7,2,\n")
+    with pytest.raises(TableReadError, match=r"data row 2 \(line 3\): has 4 cells"):
+        read_column_map(path)
 
 
 def test_patterns_cover_every_item_with_padding() -> None:

@@ -37,6 +37,14 @@ def test_text_cells_are_parsed_strictly() -> None:
         ("2.5", "not a whole number"),
         ("often", "not a number"),
         ("-9", "outside the response range"),  # -9 is missing only when declared
+        ("1e999", "not a finite number"),  # overflows to inf when parsed
+        ("inf", "not a finite number"),
+        ("-Infinity", "not a finite number"),
+        ("9" * 400, "not a finite number"),
+        ("1e-999", "outside the response range"),  # underflows to 0
+        ("1_0", "not a number"),  # Python's float() would read 10
+        ("0x2", "not a number"),
+        ("\u0662", "not a number"),  # Arabic-Indic two: int() would read 2
     ],
 )
 def test_invalid_cells_are_reported_with_row_column_and_value(cell: str, reason: str) -> None:
@@ -48,6 +56,16 @@ def test_invalid_cells_are_reported_with_row_column_and_value(cell: str, reason:
     assert f"row 2, column ucla3_2: {cell!r}" in message
     assert reason in message
     assert [(p.row, p.column, p.value) for p in info.value.problems] == [(2, "ucla3_2", cell)]
+
+
+def test_infinite_numbers_from_a_numeric_column_are_refused_not_scored() -> None:
+    data = ucla([[1.0, 2.0, 3.0], [1.0, np.inf, -np.inf]])
+    with pytest.raises(ItemValueError) as info:
+        score(data, "ucla3")
+    assert [(p.row, p.column, p.value, p.reason) for p in info.value.problems] == [
+        (2, "ucla3_2", "inf", "is not a finite number (allowed: 1-3)"),
+        (2, "ucla3_3", "-inf", "is not a finite number (allowed: 1-3)"),
+    ]
 
 
 def test_every_problem_is_listed_in_row_then_item_order() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import warnings
@@ -71,13 +72,24 @@ def score(
             "scs=Q12_{n} or fscrs=fs{n:02d}; repeat for several instruments.",
         ),
     ] = None,
+    raw_values: Annotated[
+        bool,
+        typer.Option(
+            "--raw-values",
+            help="Write text cells as they are. By default a text cell beginning with =, +, -, "
+            "@, tab or CR (not a plain number) gets a leading ' so spreadsheets do not run it "
+            "as a formula.",
+        ),
+    ] = False,
 ) -> None:
     """Score questionnaire items: keeps every other column and appends the score columns.
 
     Item columns are named <instrument>_<n> (scs_1 ... scs_26), or mapped with --map / --items
     (which also say what to score unless --instrument or --all is given).
-    The wording and ImportId rows under a Qualtrics export's header are skipped. Any invalid
-    value stops scoring with its row, column and value, exit code 2, and no output written.
+    The wording and ImportId rows under a Qualtrics export's header are skipped. The input is
+    read exactly or refused: a row with more or fewer cells than the header, an empty or
+    repeated column name, or an undecodable file stops with its line. Any invalid value stops
+    scoring with its row, column and value. Refusals exit with code 2 and write no output.
     """
     from peerlens._tables import read_table, write_table
     from peerlens.instruments import load_spec, score_with_provenance
@@ -92,37 +104,52 @@ def score(
     if instrument and all_instruments:
         fail("use either --instrument or --all, not both")
     codes = [c for c in missing_codes.split(",") if c.strip()]
-    with user_errors(), warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        mapping = column_map_from(column_map, items or [])
-        frame, skipped = drop_qualtrics_rows(read_table(input_path))
-        if skipped:
-            err_console.print(
-                f"note: skipped {skipped} Qualtrics header row(s) under the column names; "
-                f"responses start on data row {skipped + 1}"
-            )
-        if mapping:
-            frame = apply_column_map(frame, mapping, str(input_path))
-            if not instrument and not all_instruments:  # score what the map names
-                instrument = sorted({t.rsplit("_", 1)[0] for t in mapping.values()})
-        result = score_with_provenance(
-            frame,
-            None if all_instruments else instrument,
-            missing_codes=codes,
-            source=str(input_path),
-            replace_existing=replace_existing,
+        try:
+            with user_errors():
+                mapping = column_map_from(column_map, items or [])
+                frame, skipped = drop_qualtrics_rows(read_table(input_path))
+                if skipped:
+                    err_console.print(
+                        f"note: skipped {skipped} Qualtrics header row(s) under the column "
+                        f"names; responses start on data row {skipped + 1}"
+                    )
+                if mapping:
+                    frame = apply_column_map(frame, mapping, str(input_path))
+                    if not instrument and not all_instruments:  # score what the map names
+                        instrument = sorted({t.rsplit("_", 1)[0] for t in mapping.values()})
+                result = score_with_provenance(
+                    frame,
+                    None if all_instruments else instrument,
+                    missing_codes=codes,
+                    source=str(input_path),
+                    replace_existing=replace_existing,
+                )
+                data = result.data
+                if scores_only:
+                    items = [
+                        c for p in result.provenance for c in load_spec(p.instrument).item_columns
+                    ]
+                    lowered = {c.lower() for c in items}
+                    data = data[[c for c in data.columns if str(c).lower() not in lowered]]
+                if out is None:  # rendered whole first: a failure leaves no partial output
+                    buffer = io.BytesIO()
+                    neutralised = write_table(data, buffer, raw=raw_values)
+                    sys.stdout.flush()
+                    sys.stdout.buffer.write(buffer.getvalue())  # UTF-8 CSV whatever the console
+                    sys.stdout.buffer.flush()
+                else:
+                    neutralised = write_table(data, out, raw=raw_values)
+        finally:  # notes about the input help read an error too
+            for w in caught:
+                err_console.print(f"[yellow]warning:[/yellow] {w.message}")
+    if neutralised:
+        err_console.print(
+            f"note: {neutralised} text cell(s) beginning with =, +, -, @, tab or CR were "
+            "written with a leading ' so spreadsheets show them as text, not formulas; "
+            "--raw-values writes them as they are"
         )
-        data = result.data
-        if scores_only:
-            items = [c for p in result.provenance for c in load_spec(p.instrument).item_columns]
-            lowered = {c.lower() for c in items}
-            data = data[[c for c in data.columns if str(c).lower() not in lowered]]
-        if out is None:
-            data.to_csv(sys.stdout, index=False)
-        else:
-            write_table(data, out)
-    for w in caught:
-        err_console.print(f"[yellow]warning:[/yellow] {w.message}")
     if out is not None:
         scored = ", ".join(p.instrument for p in result.provenance)
         err_console.print(f"scored {len(data)} rows ({scored}) -> {out}")

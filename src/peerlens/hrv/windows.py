@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -23,12 +26,17 @@ __all__ = [
 MIN_DURATION_S: dict[str, float] = {"hf": 60.0, "lf": 120.0, "vlf": 300.0}
 
 
+#: Seconds as plain decimal text; float() alone would also take "inf", "nan" and "1_0".
+_SECONDS = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _parse_time(value: str, start_time: datetime | None, where: str) -> float:
     text = value.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
+    if _SECONDS.fullmatch(text):
+        seconds = float(text)
+        if not math.isfinite(seconds):
+            raise EventsFileError(f"{where}: {value!r} is not a finite number of seconds")
+        return seconds
     try:
         stamp = datetime.fromisoformat(text)
     except ValueError:
@@ -50,43 +58,54 @@ def read_events(path: str | Path, *, start_time: datetime | None = None) -> pd.D
     """Read an events file: CSV with columns ``label``, ``start``, ``end``.
 
     Times are seconds from the recording start, or ISO 8601 timestamps (converted with
-    ``start_time``, the recording start).
+    ``start_time``, the recording start). The file is read by the shared table reader
+    (:func:`peerlens._tables.read_text_table`): delimiter ``,``, ``;`` or tab, UTF-8/UTF-16 or
+    Windows-1252 with a warning, and a row with more or fewer cells than the header refused.
 
     Returns
     -------
     pandas.DataFrame
         Columns ``label`` (string), ``start_s``, ``end_s`` (float seconds).
 
+    Warns
+    -----
+    peerlens._tables.TableNoteWarning
+        What the reader noted (a Windows-1252 file, a dropped trailing delimiter column).
+
     Raises
     ------
     EventsFileError
-        Missing file or columns, unparseable times, or end <= start, naming the row.
+        Missing or unreadable file, ragged rows, missing columns, unparseable or non-finite
+        times, or end <= start, naming the row (the file line the record starts on).
     """
+    from peerlens._tables import TableReadError, read_text_table
+
     p = Path(path)
+    if not p.exists():
+        raise EventsFileError(f"{p.name}: events file not found")
     try:
-        frame = pd.read_csv(p, dtype=str, keep_default_na=False, sep=None, engine="python")
-    except FileNotFoundError:
-        raise EventsFileError(f"{p.name}: events file not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise EventsFileError(f"{p.name}: cannot read as CSV ({exc})") from exc
-    cols = {c.strip().lower(): c for c in frame.columns}
+        table = read_text_table(p)
+    except TableReadError as exc:
+        raise EventsFileError(str(exc).replace(f"{exc.source}: ", f"{p.name}: ", 1)) from None
+    for note in table.notes:
+        warnings.warn(note.message, note.category, stacklevel=2)
+    cols = {c.lower(): i for i, c in enumerate(table.header)}
     missing = [c for c in ("label", "start", "end") if c not in cols]
     if missing:
         raise EventsFileError(
             f"{p.name}: missing column(s) {', '.join(missing)} (need label,start,end; found "
-            f"{', '.join(map(str, frame.columns))})"
+            f"{', '.join(table.header)})"
         )
-    if frame.empty:
+    if not table.rows:
         raise EventsFileError(f"{p.name}: no events")
     labels, starts, ends = [], [], []
-    for i, row in enumerate(frame.itertuples(index=False), start=2):
-        rec = dict(zip(frame.columns, row, strict=True))
-        where = f"{p.name}, row {i}"
-        s = _parse_time(str(rec[cols["start"]]), start_time, f"{where}, column 'start'")
-        e = _parse_time(str(rec[cols["end"]]), start_time, f"{where}, column 'end'")
+    for cells, line in zip(table.rows, table.row_numbers, strict=True):
+        where = f"{p.name}, row {line}"
+        s = _parse_time(cells[cols["start"]], start_time, f"{where}, column 'start'")
+        e = _parse_time(cells[cols["end"]], start_time, f"{where}, column 'end'")
         if not e > s:
             raise EventsFileError(f"{where}: end ({e:g} s) is not after start ({s:g} s)")
-        label = str(rec[cols["label"]]).strip()
+        label = cells[cols["label"]].strip()
         if not label:
             raise EventsFileError(f"{where}: empty label")
         labels.append(label)

@@ -20,6 +20,7 @@ for error messages.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 _MAP_COLUMNS = ("column", "instrument", "item")
+
+_ITEM_NUMBER = re.compile(r"[0-9]+(?:\.0*)?")
 
 
 class ColumnMapError(PeerlensError):
@@ -102,12 +105,14 @@ def read_column_map(path: str | Path) -> dict[str, str]:
         column, instrument, item = (str(row[lowered[c]]).strip() for c in _MAP_COLUMNS)
         if not column or not instrument or not item or "nan" in (column, instrument, item):
             raise ColumnMapError(f"{where}: column, instrument and item must all be filled in")
-        try:
-            number = int(float(item))
-        except ValueError:
-            raise ColumnMapError(f"{where}: item {item!r} is not a number") from None
-        if number != float(item):
+        # Digits only (a workbook's 3.0 too): float() would also take "1e999", "inf", "1_0".
+        if not _ITEM_NUMBER.fullmatch(item):
+            try:
+                float(item)
+            except ValueError:
+                raise ColumnMapError(f"{where}: item {item!r} is not a number") from None
             raise ColumnMapError(f"{where}: item {item!r} is not a whole number")
+        number = int(item.split(".")[0])
         try:
             _add(mapping, column, _target(instrument.lower(), number, where), where)
         except UnknownInstrumentError as exc:

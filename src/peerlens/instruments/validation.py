@@ -257,16 +257,20 @@ def item_matrix(
             raw = series
         if numeric_codes:
             values = np.where(np.isin(values, list(numeric_codes)), np.nan, values)
-        finite = ~np.isnan(values)
+        # Text such as "1e999", "inf" or "-Infinity" parses to an infinite float: not an answer.
+        infinite = np.isinf(values)
+        finite = np.isfinite(values)
         with np.errstate(invalid="ignore"):
             fractional = finite & (values != np.floor(values))
             outside = finite & ~fractional & ((values < lo) | (values > hi))
-        bad = unparsed | fractional | outside
+        bad = unparsed | infinite | fractional | outside
         if bad.any():
             shown = raw if raw is not None else series
             for idx in np.flatnonzero(bad):
                 if unparsed[idx]:
                     reason = f"is not a number (allowed: {lo}-{hi}, empty, or a missing code)"
+                elif infinite[idx]:
+                    reason = f"is not a finite number (allowed: {lo}-{hi})"
                 elif fractional[idx]:
                     reason = f"is not a whole number (allowed: {lo}-{hi})"
                 else:

@@ -98,11 +98,10 @@ def parse_wording(path: str | Path) -> dict[str, dict[int, str]]:
         except UnknownInstrumentError:
             problems.append(f"row {row}: unknown instrument {instrument!r}")
             continue
-        try:
-            item = int(item_text)
-        except ValueError:
+        if not item_text.isascii() or not item_text.isdigit():  # int() takes "٣" and "1_0"
             problems.append(f"row {row}: item {item_text!r} is not a whole number")
             continue
+        item = int(item_text)
         if not 1 <= item <= spec.n_items:
             problems.append(f"row {row}: {instrument} has items 1-{spec.n_items}, not {item}")
             continue
