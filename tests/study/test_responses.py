@@ -327,3 +327,20 @@ def test_semicolon_delimited_export_is_read(
         store, "pilot", path, timepoint="baseline", instrument="gad7", caller=ADMIN
     )
     assert summary.new == 1
+
+
+def test_rows_with_a_trailing_delimiter_are_refused_not_shifted(
+    store: Store, config_path: Path, tmp_path: Path
+) -> None:
+    # Finding: each row ending with an extra delimiter made pandas use the first column as the
+    # index, so every value moved one column left: wrong participants, wrong scores, no error.
+    _setup(store, config_path, n=2)
+    f = tmp_path / "shifted.csv"
+    f.write_text(
+        "participant," + ",".join(GAD7) + "\nP001,1,1,1,1,1,1,1,\nP002,2,2,2,2,2,2,2,\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRejected) as info:
+        import_responses(store, "pilot", f, timepoint="baseline", caller=ADMIN)
+    assert "has 9 cells, the header has 8" in str(info.value)
+    assert _items(store) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
@@ -9,7 +10,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from peerlens import PeerlensError
+from peerlens import PeerlensError, PeerlensWarning
 
 #: Exit code for bad input (file, row, column or value the user can fix).
 EXIT_BAD_INPUT = 2
@@ -25,8 +26,23 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Report any :class:`PeerlensError` raised inside the block as a clean CLI error (exit 2)."""
-    try:
-        yield
-    except PeerlensError as exc:
-        fail(str(exc))
+    """Report any :class:`PeerlensError` raised inside the block as a clean CLI error (exit 2),
+    and peerlens's warnings (a file decoded as Windows-1252, a dropped empty column, ...) as
+    ``warning:`` lines on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PeerlensWarning)
+        try:
+            yield
+        except PeerlensError as exc:
+            _show(caught)
+            fail(str(exc))
+    _show(caught)
+
+
+def _show(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        if issubclass(w.category, PeerlensWarning):
+            err_console.print(f"[yellow]warning:[/yellow] {w.message}", markup=True)
+        else:  # not ours: pass it on unchanged
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    caught.clear()

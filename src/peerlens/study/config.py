@@ -93,11 +93,23 @@ def load_config(path: str | Path) -> tuple[StudyConfig, Path]:
     """
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = p.read_bytes()
     except OSError as exc:
         raise StudyError(f"{p}: cannot read study config ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise StudyError(
+            f"{p}: the study config is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    if "\x00" in text:
+        raise StudyError(f"{p}: the study config holds NUL bytes: not a UTF-8 text file")
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise StudyError(f"{p}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise StudyError(f"{p}: not valid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise StudyError(f"{p}: a study config is a YAML mapping (title, arms, timepoints, ...)")
     try:

@@ -35,6 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from peerlens import __version__
+from peerlens._tables import neutralise_formulas
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec
 from peerlens.study._identity import read_many
@@ -512,32 +513,3 @@ def _encode(frame: pd.DataFrame, path: Path, *, raw_values: bool) -> bytes:
     if not raw_values:
         frame = neutralise_formulas(frame)
     return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every text cell that starts like a spreadsheet formula prefixed by ``'``.
-
-    OWASP's "CSV Injection" advice: a cell beginning with ``=``, ``+``, ``-``, ``@``, tab or
-    carriage return is run as a formula by Excel and LibreOffice; a leading single quote makes it
-    text. Only text cells change: numbers (``-3.5`` in a float column) stay numbers.
-
-    Examples
-    --------
-    >>> out = neutralise_formulas(pd.DataFrame({"t": ["=1+1", "ok", "-2"], "v": [-1.0, 2.0, 3.0]}))
-    >>> out["t"].tolist(), out["v"].tolist()
-    (["'=1+1", 'ok', "'-2"], [-1.0, 2.0, 3.0])
-    """
-    out = frame.copy()
-    for col in out.columns:
-        series = out[col]
-        if series.dtype != object and not pd.api.types.is_string_dtype(series.dtype):
-            continue
-        values = series.to_numpy(dtype=object)
-        flagged = [isinstance(v, str) and v.startswith(_FORMULA_START) for v in values]
-        if any(flagged):
-            fixed = [f"'{v}" if f else v for v, f in zip(values, flagged, strict=True)]
-            out[col] = pd.Series(fixed, index=series.index, dtype=series.dtype)
-    return out

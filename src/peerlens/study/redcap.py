@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import secrets
@@ -26,6 +27,7 @@ import pandas as pd
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from peerlens._tables import TableReadError, TextTable, parse_text_table, read_text_table
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, ItemRule, dictionary_forms, resolve_forms
 from peerlens.study._identity import merge_fields, read_many
@@ -137,49 +139,58 @@ _ATTRS = (
 )
 
 
-def read_csv_text(path: str | Path) -> str:
-    """A CSV file's text (UTF-8, with or without byte-order mark)."""
-    p = Path(path)
+def _rejected(exc: TableReadError, source: str) -> ImportRejected:
+    """A table reader's refusal as an import refusal (row = data row, column by name)."""
+    problems = [
+        Problem(p.data_row if p.data_row is not None else p.line, None, p.reason)
+        for p in exc.problems
+    ] or [Problem(None, None, str(exc).removeprefix(f"{source}: "))]
+    return ImportRejected(source, problems)
+
+
+def read_dictionary(path: str | Path) -> tuple[list[dict[str, str | bool | None]], str]:
+    """Read and check the data dictionary at ``path`` (see :func:`parse_data_dictionary`);
+    return its rows and the file's sha256. Read by :func:`peerlens._tables.read_text_table`:
+    every row must have the header's cells, encodings are detected or refused."""
     try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ImportRejected(
-            str(p), [Problem(None, None, f"cannot read ({exc.strerror})")]
-        ) from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # REDCap's older exports are Windows-1252.
-        return raw.decode("cp1252", errors="replace")
+        table = read_text_table(path, delimiter=",")
+    except TableReadError as exc:
+        raise _rejected(exc, str(path)) from None
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return dictionary_rows(table), digest
 
 
 def parse_data_dictionary(text: str, source: str) -> list[dict[str, str | bool | None]]:
-    """Parse and check a data dictionary; every problem is reported together.
+    """Parse and check a data dictionary given as text; every problem is reported together.
 
     Raises
     ------
     ImportRejected
         Wrong header, unknown field type, repeated or badly named field, malformed choices.
     """
-    reader = csv.reader(io.StringIO(text))
     try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise ImportRejected(source, [Problem(None, None, "empty file")]) from None
+        table = parse_text_table(text.encode("utf-8"), source, delimiter=",")
+    except TableReadError as exc:
+        raise _rejected(exc, source) from None
+    return dictionary_rows(table)
+
+
+def dictionary_rows(table: TextTable) -> list[dict[str, str | bool | None]]:
+    """The checked rows of a data dictionary read as a :class:`~peerlens._tables.TextTable`."""
+    source = table.source
+    header = [h.strip() for h in table.header]
     if tuple(header) not in (DICTIONARY_COLUMNS, DICTIONARY_API_COLUMNS):
         expected = ", ".join(DICTIONARY_COLUMNS)
         raise ImportRejected(
             source,
             [Problem(0, None, f"not a REDCap data dictionary: expected the 18 columns {expected}")],
         )
+    reader = enumerate(table.rows, start=1)
     problems: list[Problem] = []
     rows: list[dict[str, str | bool | None]] = []
     seen: set[str] = set()
-    for n, cells in enumerate(reader, start=1):
+    for n, cells in reader:
         if not any(c.strip() for c in cells):
-            continue
-        if len(cells) != 18:
-            problems.append(Problem(n, None, f"has {len(cells)} cells, expected 18"))
             continue
         vals: dict[str, str | bool | None] = {}
         for attr, cell in zip(_ATTRS, cells, strict=True):

@@ -27,7 +27,7 @@ from peerlens.study.models import (
     TimepointInstrument,
 )
 from peerlens.study.policy import Caller, authorize, guarded
-from peerlens.study.redcap import parse_data_dictionary, read_csv_text, store_data_dictionary
+from peerlens.study.redcap import read_dictionary, store_data_dictionary
 from peerlens.study.storage import Store
 
 
@@ -73,7 +73,7 @@ def create_study(
             s.add(Site(study_id=study.id, name=site))
         if config.data_dictionary:
             path = base / config.data_dictionary
-            rows = parse_data_dictionary(read_csv_text(path), str(path))
+            rows, _ = read_dictionary(path)
             store_data_dictionary(s, study, rows)
         wanted: list[str] = []
         for pos, tpc in enumerate(config.timepoints):
@@ -129,8 +129,7 @@ def import_data_dictionary(
     unless ``allow_identifier_downgrade`` is set by an admin (audited), since its values would
     then reach lower export tiers.
     """
-    text = read_csv_text(path)
-    rows = parse_data_dictionary(text, str(path))
+    rows, digest = read_dictionary(path)
     with store.transaction() as s:
         study = get_study(s, study_name)
         actor = authorize(s, caller, "dictionary.import", study).actor
@@ -165,7 +164,7 @@ def import_data_dictionary(
             old={"fields": len(old)},
             new={
                 "fields": len(rows),
-                "sha256": _sha256(text),
+                "sha256": digest,
                 "identifiers_added": sorted(now_ident - was_ident),
                 "identifiers_removed": downgraded,
             },
@@ -259,12 +258,6 @@ def set_field_identifier(
         )
         if identifying:
             _vault_field_values(s, study, [field], actor, reason)
-
-
-def _sha256(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @guarded("study.list")
