@@ -26,6 +26,7 @@ from peerlens.study import (
     derived_frame,
     erase_participant,
     import_responses,
+    verify_derived,
 )
 from peerlens.study._lookup import get_study
 from peerlens.study.audit import check_chain
@@ -292,6 +293,13 @@ def test_story_derivation_matches_narrative_analyze(study: Store) -> None:
     erase_participant(study, "pilot", "W1", caller=ADMIN, reason="request")
     assert derived_frame(study, "pilot", "story", caller=ADMIN)["transcript"].tolist() == [3]
     assert set(derived_frame(study, "pilot", "sentences", caller=ADMIN)["transcript"]) <= {3}
+    # Finding: after a lawful erasure the check called the derived results "changed by hand".
+    check = verify_derived(study, "pilot", caller=ADMIN)
+    assert check.ok, check.problems
+    # ... while a row removed behind peerlens's back after that is still caught.
+    with study.engine.begin() as conn:
+        conn.execute(text("DELETE FROM derived_story"))
+    assert not verify_derived(study, "pilot", caller=ADMIN).ok
 
 
 def test_failed_derivation_leaves_previous_results(

@@ -1189,13 +1189,45 @@ def check_derived(session: Session, study: Study) -> DerivedCheck:
         ).first()
         if logged is None or json.loads(logged).get("digest") != run.digest:
             problems.append(f"{what}: run {run.id} does not match its audit-log entry")
+        # An erasure that removed rows of this run recorded the digest of what was left.
+        amended = session.scalars(
+            select(AuditLog.new)
+            .where(
+                AuditLog.action == "derive.amend",
+                AuditLog.entity == "derivation",
+                AuditLog.entity_id == str(run.id),
+            )
+            .order_by(AuditLog.seq.desc())
+        ).first()
+        expected = run.digest if amended is None else json.loads(amended)["digest"]
         digest = _stored_digest(session, what, run.id)
-        if digest != run.digest:
+        if digest != expected:
             problems.append(
                 f"{what}: stored rows of run {run.id} differ from what the run wrote "
                 "(changed by hand?); run peerlens study derive again"
             )
     return DerivedCheck(tuple(checked), tuple(problems))
+
+
+def amend_after_erasure(session: Session, study: Study, actor: str, reason: str) -> None:
+    """Record, for each current run that lost rows to an erasure, the digest of the rows left
+    (derived rows are never edited, so the run keeps its original digest; this audit entry says
+    what a lawful erasure removed, and :func:`check_derived` then expects the new digest)."""
+    for what, run in _current_runs(session, study).items():
+        digest = _stored_digest(session, what, run.id)
+        if digest == run.digest:
+            continue
+        audit.record(
+            session,
+            actor,
+            "derive.amend",
+            "derivation",
+            str(run.id),
+            study=study.name,
+            old={"digest": run.digest},
+            new={"digest": digest, "what": what, "cause": "participant.erase"},
+            reason=reason,
+        )
 
 
 def _stored_digest(session: Session, what: str, run_id: int) -> str:

@@ -28,6 +28,7 @@ from sqlalchemy import delete, func, or_, select, update
 
 from peerlens.study import audit
 from peerlens.study._identity import field_count
+from peerlens.study.derived import amend_after_erasure
 from peerlens.study._lookup import get_participant, get_study
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
@@ -151,6 +152,7 @@ def erase_participant(
             s.execute(delete(DerivedScore).where(DerivedScore.response_id.in_(resp_ids)))
             s.execute(delete(ResponseItem).where(ResponseItem.response_id.in_(resp_ids)))
             n_resp = _count(s.execute(delete(Response).where(Response.participant_id == p.id)))
+        amend_after_erasure(s, study, actor, reason)
         old_status = p.status
         p.status = "erased"
         p.erased_at = utcnow()
