@@ -28,8 +28,8 @@ from sqlalchemy import delete, func, or_, select, update
 
 from peerlens.study import audit
 from peerlens.study._identity import field_count
-from peerlens.study.derived import amend_after_erasure
 from peerlens.study._lookup import get_participant, get_study
+from peerlens.study.derived import amend_after_erasure
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
     DerivedHrv,
