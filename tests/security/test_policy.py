@@ -36,7 +36,7 @@ from peerlens.study import (
 )
 from peerlens.study.models import AuditLog
 
-from ..conftest import ADMIN, PASSWORD, make_user
+from ..conftest import ADMIN, PASSWORD, VAULT_KEY, make_user
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 ROLES = ("admin", "researcher", "ps_worker", "auditor")
@@ -269,6 +269,7 @@ CASES: dict[str, Invoke] = {
     "set_active": _activate,
     "set_password": _password,
     "list_users": lambda w, c, s: api.list_users(w.store, caller=c),
+    "rotate_vault_key": lambda w, c, s: api.rotate_vault_key(w.store, VAULT_KEY, caller=c),
     "verify_audit": lambda w, c, s: api.verify_audit(w.store, caller=c),
     "audit_frame": lambda w, c, s: api.audit_frame(w.store, caller=c),
 }
@@ -320,6 +321,7 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "set_active": (GLOBAL_ADMIN, False),
     "set_password": (GLOBAL_ADMIN, False),
     "list_users": (GLOBAL_ADMIN, False),
+    "rotate_vault_key": (GLOBAL_ADMIN, False),
     "verify_audit": (_who("admin auditor", "global"), False),
     "audit_frame": (_who("admin auditor", "global"), False),
 }

@@ -227,3 +227,21 @@ def test_erasure_removes_every_copy_and_the_chain_still_verifies(rc: Store, tmp_
             assert secret.encode() not in raw, secret
     audit = verify_audit(rc, caller=ADMIN)
     assert audit.ok and audit.erasures == 1
+
+
+def test_rotating_the_key_re_encrypts_and_retires_the_old_key(
+    rc: Store, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from peerlens.study import rotate_vault_key
+
+    add_participant(rc, "rc", "P1", identity={"name": NAME}, caller=ADMIN)
+    with rc.engine.connect() as conn:
+        before = conn.execute(text("SELECT ciphertext FROM identity_vault")).scalar_one()
+    new = generate_key()
+    assert rotate_vault_key(rc, new, caller=ADMIN, reason="yearly rotation") == 1
+    with rc.engine.connect() as conn:
+        assert conn.execute(text("SELECT ciphertext FROM identity_vault")).scalar_one() != before
+    with pytest.raises(VaultKeyError, match="not this database's key"):
+        get_identity(rc, "rc", "P1", caller=ADMIN)  # the old key (still in the environment)
+    monkeypatch.setenv("PEERLENS_VAULT_KEY", new)
+    assert get_identity(rc, "rc", "P1", caller=ADMIN) == {"name": NAME}

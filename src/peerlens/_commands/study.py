@@ -28,6 +28,7 @@ participant_app = typer.Typer(
 responses_app = typer.Typer(help="Import questionnaire responses.", no_args_is_help=True)
 recordings_app = typer.Typer(help="Store ECG/RR recordings.", no_args_is_help=True)
 audit_app = typer.Typer(help="Check and read the audit log.", no_args_is_help=True)
+vault_app = typer.Typer(help="The identity-vault key.", no_args_is_help=True)
 
 Db = Annotated[
     str | None,
@@ -51,6 +52,7 @@ def register(root: typer.Typer) -> None:
     root.add_typer(recordings_app, name="recordings")
     root.command("export")(export)
     root.add_typer(audit_app, name="audit")
+    root.add_typer(vault_app, name="vault")
 
 
 def _open(db: str | None) -> Store:
@@ -873,3 +875,47 @@ def audit_show(
         frame = audit_frame(store, caller=me, study=study)
         cols = ["seq", "at_utc", "actor", "action", "entity", "entity_id", "reason"]
         typer.echo(frame[cols].tail(last).to_csv(index=False, sep="\t").rstrip())
+
+
+# ------------------------------------------------------------------------------------ vault
+
+
+@vault_app.command("new-key")
+def vault_new_key(
+    out: Annotated[Path, typer.Option("--out", help="Key file to create (owner-only).")],
+) -> None:
+    """Write a new random vault key to a file (for peerlens vault rotate, or a new database)."""
+    with user_errors():
+        from peerlens.study.errors import StudyError
+        from peerlens.study.vault import generate_key, write_key_file
+
+        try:
+            write_key_file(out, generate_key())
+        except FileExistsError:
+            raise StudyError(f"{out}: already exists; a key file is never overwritten") from None
+        typer.echo(f"wrote a new vault key to {out} (readable by you only); back it up")
+
+
+@vault_app.command("rotate")
+def vault_rotate(
+    new_key_file: Annotated[Path, typer.Option("--new-key-file", help="From vault new-key.")],
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Re-encrypt the identity vault under a new key (global admins). Then point
+    PEERLENS_VAULT_KEY_FILE (or the default key file) at the new key."""
+    with user_errors():
+        from peerlens.study.errors import StudyError
+        from peerlens.study.keys import rotate_vault_key
+
+        try:
+            key = new_key_file.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StudyError(f"{new_key_file}: cannot read the new key ({exc})") from None
+        store, me = _session(db, user)
+        n = rotate_vault_key(store, key, caller=me, reason=reason)
+        typer.echo(
+            f"re-encrypted {n} vault entr{'y' if n == 1 else 'ies'}; from now on use "
+            f"{new_key_file} as the key (keep the old key while old backups are kept)"
+        )

@@ -22,6 +22,7 @@ from peerlens.study.derived import (
 from peerlens.study.erasure import ErasureReport, erase_participant
 from peerlens.study.errors import ImportRejected, PermissionDenied, Problem, StudyError
 from peerlens.study.export import TIDY_COLUMNS, ExportResult, export_frame, export_study
+from peerlens.study.keys import rotate_vault_key
 from peerlens.study.participants import (
     NewParticipant,
     add_consent,
@@ -112,6 +113,7 @@ __all__ = [
     "load_config",
     "resolve_url",
     "revoke_role",
+    "rotate_vault_key",
     "set_active",
     "set_field_identifier",
     "set_identity",

@@ -146,7 +146,7 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
         "derived.verify": Rule(_AUDIT, "study", "check derived results against their digests"),
         "export": Rule(_WRITERS, "site", "export study data at a tier", min_tier="deidentified"),
         # -- audit
-        "audit.verify": Rule(_AUDIT, "global", "verify the audit chain and the data seals"),
+        "audit.verify": Rule(_AUDIT, "global", "verify the audit chain"),
         "audit.read": Rule(_AUDIT, "global", "read the audit log"),
     }
 )
@@ -351,3 +351,24 @@ def guarded(operation: str) -> Callable[[F], F]:
         return cast(F, wrapper)
 
     return decorate
+
+
+def policy_table() -> str:
+    """The policy as a Markdown table (one row per operation), as printed in docs/security.md.
+
+    Examples
+    --------
+    >>> policy_table().splitlines()[0]
+    '| operation | what | roles | scope | export tier |'
+    """
+    lines = ["| operation | what | roles | scope | export tier |", "|---|---|---|---|---|"]
+    for name, rule in POLICY.items():
+        roles = (
+            "any active user (own account)"
+            if rule.any_user
+            else ", ".join(r for r in ROLES if r in rule.roles)
+        )
+        lines.append(
+            f"| `{name}` | {rule.summary} | {roles} | {rule.scope} | {rule.min_tier or ''} |"
+        )
+    return "\n".join(lines)

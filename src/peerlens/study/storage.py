@@ -289,6 +289,10 @@ class Store:
             self._key = key
         return self._key
 
+    def forget_key(self) -> None:
+        """Drop the cached vault key (after a rotation the new key is read on next use)."""
+        self._key = None
+
     def _encrypt_clear_vault_rows(self) -> None:
         """Encrypt identity-vault rows written in clear before schema revision 0006."""
         from peerlens.study._identity import encrypt_clear_rows

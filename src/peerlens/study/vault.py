@@ -39,7 +39,14 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from peerlens.study.errors import StudyError
 
-__all__ = ["VaultKey", "VaultKeyError", "default_key_file", "generate_key", "load_key"]
+__all__ = [
+    "VaultKey",
+    "VaultKeyError",
+    "decode_key",
+    "default_key_file",
+    "generate_key",
+    "load_key",
+]
 
 _KEY_ENV = "PEERLENS_VAULT_KEY"
 _KEY_FILE_ENV = "PEERLENS_VAULT_KEY_FILE"
@@ -55,7 +62,7 @@ def generate_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
-def _decode(text: str, where: str) -> bytes:
+def decode_key(text: str, where: str) -> bytes:
     try:
         raw = base64.urlsafe_b64decode(text.strip().encode("ascii"))
     except (ValueError, UnicodeEncodeError):
@@ -142,7 +149,7 @@ def load_key(database_id: str, key_file: Path | None = None) -> VaultKey:
     """
     env = os.environ.get(_KEY_ENV)
     if env and key_file is None:
-        return VaultKey.from_master(_decode(env, _KEY_ENV), _KEY_ENV)
+        return VaultKey.from_master(decode_key(env, _KEY_ENV), _KEY_ENV)
     file_env = os.environ.get(_KEY_FILE_ENV)
     if key_file is not None:
         path = key_file
@@ -157,4 +164,4 @@ def load_key(database_id: str, key_file: Path | None = None) -> VaultKey:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise VaultKeyError(f"{path}: cannot read the vault key ({exc})") from None
-    return VaultKey.from_master(_decode(text, str(path)), str(path))
+    return VaultKey.from_master(decode_key(text, str(path)), str(path))
