@@ -405,3 +405,12 @@ def test_own_password_needs_the_current_one(world: World) -> None:
         world.store, "nobody", "a new password", caller=nobody, current_password=PASSWORD
     )
     assert api.authenticate(world.store, "nobody", "a new password") == nobody
+
+
+def test_docs_security_shows_the_policy_as_it_is() -> None:
+    from peerlens.study.policy import policy_table
+
+    doc = (Path(__file__).parents[2] / "docs" / "security.md").read_text(encoding="utf-8")
+    start = doc.index("<!-- policy:begin")
+    body = doc[doc.index("\n", start) + 1 : doc.index("<!-- policy:end -->")].strip()
+    assert body == policy_table()

@@ -185,6 +185,13 @@ def study_show(name: str, db: Db = None, user: UserOpt = None) -> None:
 def study_dictionary(
     file: Annotated[Path, typer.Argument(help="REDCap data dictionary CSV (18 columns).")],
     study: StudyOpt,
+    allow_identifier_downgrade: Annotated[
+        bool,
+        typer.Option(
+            "--allow-identifier-downgrade",
+            help="Accept a dictionary that drops an identifier flag (admins; audited).",
+        ),
+    ] = False,
     db: Db = None,
     user: UserOpt = None,
     reason: Reason = None,
@@ -194,7 +201,14 @@ def study_dictionary(
         from peerlens.study.studies import import_data_dictionary
 
         store, me = _session(db, user)
-        n = import_data_dictionary(store, study, file, caller=me, reason=reason)
+        n = import_data_dictionary(
+            store,
+            study,
+            file,
+            allow_identifier_downgrade=allow_identifier_downgrade,
+            caller=me,
+            reason=reason,
+        )
         typer.echo(f"{file}: {n} field(s) defined")
 
 
@@ -265,6 +279,56 @@ def study_grant(
             reason=reason,
         )
         typer.echo(f"granted {role} to {username}")
+
+
+@study_app.command("revoke")
+def study_revoke(
+    username: str,
+    role: Annotated[str, typer.Option("--role", help="The role to take away.")],
+    study: Annotated[str | None, typer.Option("--study", help="The role's study.")] = None,
+    site: Annotated[str | None, typer.Option("--site", help="The role's site.")] = None,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Take a role (at exactly that scope) from a user."""
+    with user_errors():
+        from peerlens.study.users import revoke_role
+
+        store, me = _session(db, user)
+        n = revoke_role(store, username, role, study=study, site=site, caller=me, reason=reason)
+        typer.echo(f"revoked {n} {role} role(s) from {username}")
+
+
+@study_app.command("users")
+def study_users(db: Db = None, user: UserOpt = None) -> None:
+    """List user accounts and their roles (tab-separated)."""
+    with user_errors():
+        from peerlens.study.users import list_users
+
+        store, me = _session(db, user)
+        typer.echo(list_users(store, caller=me).to_csv(index=False, sep="\t").rstrip())
+
+
+@study_app.command("identifier")
+def study_identifier(
+    field: Annotated[str, typer.Argument(help="Data-dictionary field name.")],
+    study: StudyOpt,
+    reason: Annotated[str, typer.Option("--reason", help="Why (required, audited).")],
+    not_identifying: Annotated[
+        bool, typer.Option("--not-identifying", help="Clear the flag instead (admins).")
+    ] = False,
+    db: Db = None,
+    user: UserOpt = None,
+) -> None:
+    """Flag a field as identifying: its stored values move into the identity vault."""
+    with user_errors():
+        from peerlens.study.studies import set_field_identifier
+
+        store, me = _session(db, user)
+        set_field_identifier(store, study, field, not not_identifying, caller=me, reason=reason)
+        state = "not identifying" if not_identifying else "identifying"
+        typer.echo(f"{field}: {state}")
 
 
 @study_app.command("passwd")
