@@ -1,0 +1,272 @@
+"""tools/build_real_corpus.py: rebuilding the real-supporter corpus from keys and snapshots.
+
+The real snapshots are not needed: a small git repository made in the test stands in for a
+source, so hash verification and the commit check are tested on every run.  The committed keys
+(``benchmarks/story_data/real/items.csv``) are checked for shape and consistency here too.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = ROOT / "tools/build_real_corpus.py"
+REAL = ROOT / "benchmarks/story_data/real"
+
+
+def _tool() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("build_real_corpus", TOOL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_real_corpus"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+brc = _tool()
+
+REPLIES = [
+    {
+        "id": "r1",
+        "who": "supporter",
+        "text": "Me too. I had the same thing last year! Hang in there.",
+    },
+    {"id": "r2", "who": "seeker", "text": "I feel like nobody gets it. SEEKER WORDS."},
+    {"id": "r3", "who": "supporter", "text": "At least you still have your job. That counts."},
+    {
+        "id": "r4",
+        "who": "supporter",
+        "text": "What helped me was writing. Maybe try it? Good luck.",
+    },
+    {"id": "r5", "who": "supporter", "text": "At least text me when you get home.\nTake care x"},
+]
+
+
+def _git(repo: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def _commit_csv(repo: Path, rows: list[dict[str, str]], message: str) -> tuple[str, str]:
+    with (repo / "replies.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["id", "who", "text"])
+        writer.writeheader()
+        writer.writerows(rows)
+    _git(repo, "add", "replies.csv")
+    _git(repo, "commit", "-q", "-m", message)
+    return _git(repo, "rev-parse", "HEAD"), _git(repo, "rev-parse", "HEAD:replies.csv")
+
+
+def _write_specs(data: Path, commit: str, blob: str) -> None:
+    source = {
+        "id": "fixture",
+        "repo": "example/replies",
+        "commit": commit,
+        "files": {"replies.csv": blob},
+        "format": "csv",
+        "record_id": ["id"],
+        "text": "text",
+        "clean": "plain",
+        "keep": {"who": ["supporter"]},
+        "drop": {},
+        "n_random": 3,
+        "n_targeted": 2,
+    }
+    (data / "sources.json").write_text(json.dumps({"seed": 7, "sources": [source]}))
+    patterns = {"patterns": {"at_least": r"\bat least\b", "me_too": r"\bme too\b"}}
+    (data / "patterns.json").write_text(json.dumps(patterns))
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A source repository, its keys (sampled from it) and the pinned commit."""
+    repo = tmp_path / "replies"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    commit, blob = _commit_csv(repo, REPLIES, "replies")
+    data = tmp_path / "keys"
+    data.mkdir()
+    _write_specs(data, commit, blob)
+    assert brc.main(["sample", "--snapshot", f"fixture={repo}", "--data", str(data)]) == 0
+    return repo, data, commit
+
+
+def _load(data: Path) -> tuple[list[Any], list[dict[str, str]]]:
+    _, specs = brc.load_sources(data / "sources.json")
+    return specs, brc.read_items(data / "items.csv")
+
+
+def test_rebuild_verifies_and_marks_the_target(corpus: tuple[Path, Path, str]) -> None:
+    repo, data, _ = corpus
+    specs, items = _load(data)
+    rows = brc.rebuild(items, specs, {"fixture": brc.Snapshot(repo)})
+    assert len(rows) == len(items) == 5
+    arms = sorted(r["arm"] for r in rows)
+    assert arms.count("random") == 3
+    assert all(a == "random" or a in {"targeted:at_least", "targeted:me_too"} for a in arms)
+    for row in rows:
+        assert f"[[{row['sentence']}]]" in row["context"]
+        assert "SEEKER" not in row["context"]  # the help-seeker's row is not a supporter's
+    by_id = {it["item_id"]: it for it in items}
+    for row in rows:
+        assert brc.sha256_text(row["sentence"]) == by_id[row["item_id"]]["sentence_sha256"]
+
+
+def test_changed_sentence_fails_hash_verification(
+    corpus: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, data, _ = corpus
+    specs, items = _load(data)
+    real_split = brc.split_sentences
+    # a splitter that changes one sentence, as a changed splitter or cleaning rule would
+    monkeypatch.setattr(
+        brc,
+        "split_sentences",
+        lambda text: [s.upper() for s in real_split(text)],
+    )
+    with pytest.raises(brc.RealCorpusError, match=r"sentence \d+ changed \(SHA-256 differs\)"):
+        brc.rebuild(items, specs, {"fixture": brc.Snapshot(repo)})
+
+
+def test_changed_key_hash_is_reported_with_the_item(corpus: tuple[Path, Path, str]) -> None:
+    repo, data, _ = corpus
+    specs, items = _load(data)
+    items[0]["sentence_sha256"] = "0" * 64
+    expected = rf"1 of 5 items failed:\n  item {items[0]['item_id']} "
+    with pytest.raises(brc.RealCorpusError, match=expected):
+        brc.rebuild(items, specs, {"fixture": brc.Snapshot(repo)})
+
+
+def test_changed_record_at_a_new_commit_fails(corpus: tuple[Path, Path, str]) -> None:
+    repo, data, _ = corpus
+    edited = [dict(r, text=r["text"] + " Edited.") for r in REPLIES]
+    commit, blob = _commit_csv(repo, edited, "edit a reply")
+    _write_specs(data, commit, blob)  # the keys re-pinned to the new commit, items unchanged
+    specs, items = _load(data)
+    with pytest.raises(brc.RealCorpusError, match="record text changed"):
+        brc.rebuild(items, specs, {"fixture": brc.Snapshot(repo)})
+
+
+def test_snapshot_without_the_pinned_commit_is_refused(
+    corpus: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    _, data, commit = corpus
+    other = tmp_path / "other"
+    other.mkdir()
+    _git(other, "init", "-q")
+    head, _ = _commit_csv(other, REPLIES, "same file, different history")
+    assert head != commit
+    specs, items = _load(data)
+    with pytest.raises(brc.RealCorpusError, match=f"is at {head} and does not contain the pinned"):
+        brc.rebuild(items, specs, {"fixture": brc.Snapshot(other)})
+    # the command line reports it and exits 2
+    out = tmp_path / "out"
+    argv = ["build", "--snapshot", f"fixture={other}", "--data", str(data), "--out", str(out)]
+    assert brc.main(argv) == 2
+    assert not (out / "to_annotate.tsv").exists()
+
+
+def test_pinned_file_must_have_the_pinned_blob(corpus: tuple[Path, Path, str]) -> None:
+    repo, data, commit = corpus
+    _write_specs(data, commit, "f" * 40)
+    specs, items = _load(data)
+    with pytest.raises(brc.RealCorpusError, match=r"the corpus pins f{40}"):
+        brc.rebuild(items, specs, {"fixture": brc.Snapshot(repo)})
+
+
+def test_not_a_git_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(brc.RealCorpusError, match="not a git directory"):
+        brc.Snapshot(tmp_path)
+
+
+def test_build_writes_a_blind_annotation_batch(
+    corpus: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    repo, data, _ = corpus
+    out = tmp_path / "out"
+    argv = ["build", "--snapshot", f"fixture={repo}", "--data", str(data), "--out", str(out)]
+    assert brc.main(argv) == 0
+    with (out / "to_annotate.tsv").open(encoding="utf-8", newline="") as handle:
+        batch = list(csv.DictReader(handle, delimiter="\t"))
+    assert list(batch[0]) == ["item_id", "context", "sentence"]
+    assert [r["item_id"] for r in batch] == sorted(r["item_id"] for r in batch)
+    with (out / "real_corpus.tsv").open(encoding="utf-8", newline="") as handle:
+        full = {r["item_id"]: r for r in csv.DictReader(handle, delimiter="\t")}
+    for row in batch:
+        assert row["sentence"] == full[row["item_id"]]["sentence"]
+
+
+def test_sampling_is_deterministic(corpus: tuple[Path, Path, str]) -> None:
+    repo, data, _ = corpus
+    first = (data / "items.csv").read_bytes()
+    assert brc.main(["sample", "--snapshot", f"fixture={repo}", "--data", str(data)]) == 0
+    assert (data / "items.csv").read_bytes() == first
+
+
+def test_context_window_for_long_records() -> None:
+    sentences = [f"S{i}." for i in range(30)]
+    context = brc.context_with_target(sentences, 10)
+    assert context == "[…] S5. S6. S7. S8. S9. [[S10.]] S11. S12. S13. S14. S15. […]"
+    assert brc.context_with_target(sentences[:3], 0) == "[[S0.]] S1. S2."
+
+
+def test_cleaners_keep_only_the_supporters_own_text() -> None:
+    reddit = "&gt; i feel so alone\n\nYou are not alone &amp; it gets easier.&#x200B;"
+    assert brc._clean_reddit(reddit) == "You are not alone & it gets easier."
+    answer = (
+        "<p><!--[if gte mso 9]><xml><o:x>junk</o:x></xml><![endif]-->Hi.\r\nIt is\r\ncommon."
+        '</p><ul><li>Breathe.</li></ul><img src="data:image/png;base64,AAAA">'
+        "<p>Best&nbsp;wishes</p>"
+    )
+    assert brc._clean_html(answer) == "Hi. It is common.\nBreathe.\nBest wishes"
+
+
+# --- the committed keys ---------------------------------------------------------------------------
+
+
+def test_committed_keys_are_consistent() -> None:
+    seed, specs = brc.load_sources(REAL / "sources.json")
+    patterns = brc.load_patterns(REAL / "patterns.json")
+    items = brc.read_items(REAL / "items.csv")
+    assert isinstance(seed, int)
+    assert len(items) >= 3000
+    assert len({it["item_id"] for it in items}) == len(items)
+    by_id = {s.id: s for s in specs}
+    arms = {"random", *(f"targeted:{name}" for name in patterns)}
+    for it in items:
+        assert it["source"] in by_id
+        assert it["arm"] in arms
+        assert it["path"] in by_id[it["source"]].files
+        assert re.fullmatch(r"[0-9a-f]{64}", it["sentence_sha256"])
+        assert re.fullmatch(r"[0-9a-f]{64}", it["record_sha256"])
+    counts = brc.arm_counts(items)
+    assert len(counts) >= 3
+    for source, per in counts.items():
+        assert per["random"] == by_id[source].n_random
+        assert per.get("targeted", 0) <= by_id[source].n_targeted
+    # one sentence is never drawn twice within a source
+    keys = {(it["source"], it["sentence_sha256"]) for it in items}
+    assert len(keys) == len(items)
+
+
+def test_sources_md_counts_match_the_keys() -> None:
+    text = (REAL / "SOURCES.md").read_text(encoding="utf-8")
+    counts = brc.arm_counts(brc.read_items(REAL / "items.csv"))
+    for source, per in counts.items():
+        row = f"| `{source}` | {per['random']} | {per.get('targeted', 0)} |"
+        assert row in text, row

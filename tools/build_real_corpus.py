@@ -1,0 +1,651 @@
+"""Rebuild (or re-sample) the real-supporter development corpus from public-repository snapshots.
+
+The corpus in ``benchmarks/story_data/real/`` holds sentences written or spoken by people
+supporting someone (Reddit peer-support replies, counsellors' written answers, counsellors' turns
+in motivational-interviewing transcripts).  None of the sources lets us redistribute its text, so
+the repository holds only *keys*: for every item the source, file, record, sentence index and the
+SHA-256 of the record and of the sentence (``items.csv``).  This script rebuilds the text from
+local snapshots of the source repositories and checks every hash, so the rebuilt sentences are
+exactly the ones that were sampled.
+
+Sentences are the units ``peerlens.narrative.split_sentences`` makes of a record's cleaned text,
+so they match what the model sees.  If the splitter or a cleaning rule changes, the sentence
+hashes stop matching and the build fails rather than handing annotators different sentences.
+
+Commands
+--------
+``build`` (the one users need)::
+
+    PYTHONPATH=src python tools/build_real_corpus.py build \\
+        --snapshot reddit_mh7=/path/to/SocialMediaMining.git --snapshot ... [--out DIR]
+
+or, with snapshots laid out as ``ROOT/<owner>+<name>/repo`` (how this workplace's fetch stores
+them), ``--mirror-root ROOT``.  A snapshot is a git directory (bare, or a clone's ``.git``) that
+contains the pinned commit; one that does not is refused.  Writes to ``DIR`` (default
+``benchmarks/out/real_corpus/``, git-ignored):
+
+- ``real_corpus.tsv``: item_id, source, arm, path, record_id, sentence_index, sentence, context;
+- ``to_annotate.tsv``: item_id, context, sentence only (the blind annotation batch: nothing about
+  the source or the sampling arm), in item_id order, which is a random order.
+
+``sample`` (maintainers): draws the items anew from the snapshots and rewrites ``items.csv``;
+deterministic for a given ``seed`` in ``sources.json``.
+
+Exit status 2 on any problem (missing snapshot, wrong commit, changed file, hash mismatch), with
+every failing item listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import html
+import io
+import json
+import random
+import re
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from peerlens import PeerlensError
+from peerlens.narrative.splitting import split_sentences
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / "benchmarks/story_data/real"
+DEFAULT_OUT = ROOT / "benchmarks/out/real_corpus"
+
+#: Columns of ``items.csv`` (the committed keys; also the item -> source/arm map).
+ITEM_COLUMNS = (
+    "item_id",
+    "source",
+    "arm",
+    "path",
+    "record_id",
+    "sentence_index",
+    "record_sha256",
+    "sentence_sha256",
+)
+#: A record's turn is shown whole up to this many sentences, else this window around the target.
+CONTEXT_MAX_SENTENCES = 15
+CONTEXT_WINDOW = 5
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+_FORMATS = frozenset({"csv", "xlsx"})
+
+
+class RealCorpusError(PeerlensError):
+    """A snapshot, source file or item does not match what the committed keys pin down."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One source as described in ``sources.json``."""
+
+    id: str
+    repo: str
+    commit: str
+    files: Mapping[str, str]  # path -> git blob id at ``commit``
+    format: str
+    record_id: tuple[str, ...]
+    text: str
+    clean: str
+    keep: Mapping[str, tuple[str, ...]]
+    drop: Mapping[str, tuple[str, ...]]
+    drop_match: Mapping[str, re.Pattern[str]]
+    drop_repeated: int | None
+    n_random: int
+    n_targeted: int
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One sentence of one record: the smallest thing the corpus points to."""
+
+    source: str
+    path: str
+    record_id: str
+    sentence_index: int
+    sentence: str
+    record_sha256: str
+
+
+def sha256_text(text: str) -> str:
+    """SHA-256 (hex) of ``text`` as UTF-8."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --- specs -------------------------------------------------------------------------------------
+
+
+def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
+    """Read ``sources.json``: the sampling seed and the source specs, validated."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    specs: list[SourceSpec] = []
+    for n, raw in enumerate(data["sources"]):
+        where = f"{path}: sources[{n}]"
+        try:
+            spec = SourceSpec(
+                id=str(raw["id"]),
+                repo=str(raw["repo"]),
+                commit=str(raw["commit"]),
+                files={str(k): str(v) for k, v in raw["files"].items()},
+                format=str(raw["format"]),
+                record_id=tuple(str(c) for c in raw["record_id"]),
+                text=str(raw["text"]),
+                clean=str(raw["clean"]),
+                keep={str(k): tuple(map(str, v)) for k, v in raw.get("keep", {}).items()},
+                drop={str(k): tuple(map(str, v)) for k, v in raw.get("drop", {}).items()},
+                drop_match={str(k): re.compile(v) for k, v in raw.get("drop_match", {}).items()},
+                drop_repeated=None
+                if raw.get("drop_repeated") is None
+                else int(raw["drop_repeated"]),
+                n_random=int(raw["n_random"]),
+                n_targeted=int(raw["n_targeted"]),
+            )
+        except KeyError as exc:
+            raise RealCorpusError(f"{where}: missing key {exc}") from exc
+        if not re.fullmatch(r"[0-9a-f]{40}", spec.commit):
+            raise RealCorpusError(f"{where}: commit {spec.commit!r} is not a 40-hex git commit id")
+        if spec.format not in _FORMATS:
+            raise RealCorpusError(f"{where}: format {spec.format!r} not in {sorted(_FORMATS)}")
+        if spec.clean not in _CLEANERS:
+            raise RealCorpusError(f"{where}: clean {spec.clean!r} not in {sorted(_CLEANERS)}")
+        specs.append(spec)
+    ids = [s.id for s in specs]
+    if len(set(ids)) != len(ids):
+        raise RealCorpusError(f"{path}: source ids are not unique: {ids}")
+    return int(data["seed"]), specs
+
+
+def load_patterns(path: Path) -> dict[str, re.Pattern[str]]:
+    """Read ``patterns.json``: name -> compiled case-insensitive pattern, in file order."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {name: re.compile(rx, re.IGNORECASE) for name, rx in data["patterns"].items()}
+
+
+# --- snapshots ---------------------------------------------------------------------------------
+
+
+class Snapshot:
+    """A local git directory holding a source repository's history (read with ``git``).
+
+    Parameters
+    ----------
+    git_dir : Path
+        A bare repository or a clone (its ``.git`` is used).
+
+    Raises
+    ------
+    RealCorpusError
+        If ``git_dir`` is not a git directory.
+    """
+
+    def __init__(self, git_dir: Path) -> None:
+        git_dir = Path(git_dir)
+        if (git_dir / ".git").exists():
+            git_dir = git_dir / ".git"
+        self.git_dir = git_dir
+        if self._git("rev-parse", "--git-dir", check=False) is None:
+            raise RealCorpusError(f"{git_dir}: not a git directory")
+
+    def _git(self, *args: str, check: bool = True) -> bytes | None:
+        proc = subprocess.run(
+            ["git", "--git-dir", str(self.git_dir), *args],
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            if check:
+                raise RealCorpusError(
+                    f"{self.git_dir}: git {' '.join(args)} failed: "
+                    f"{proc.stderr.decode(errors='replace').strip()}"
+                )
+            return None
+        return proc.stdout
+
+    def head(self) -> str:
+        """The commit the snapshot's HEAD points to (or ``"?"`` when it has none)."""
+        out = self._git("rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
+        return out.decode().strip() if out else "?"
+
+    def require_commit(self, commit: str, source: str) -> None:
+        """Refuse a snapshot that does not contain ``commit``."""
+        if self._git("cat-file", "-e", f"{commit}^{{commit}}", check=False) is None:
+            raise RealCorpusError(
+                f"source {source}: snapshot {self.git_dir} is at {self.head()} and does not "
+                f"contain the pinned commit {commit}; fetch the repository at that commit"
+            )
+
+    def read(self, commit: str, path: str, blob: str, source: str) -> bytes:
+        """Bytes of ``path`` at ``commit``, after checking its blob id is ``blob``."""
+        out = self._git("rev-parse", "--verify", "--quiet", f"{commit}:{path}", check=False)
+        found = out.decode().strip() if out else None
+        if found is None:
+            raise RealCorpusError(f"source {source}: {path} does not exist at commit {commit}")
+        if found != blob:
+            raise RealCorpusError(
+                f"source {source}: {path} at {commit} is blob {found}, the corpus pins {blob}"
+            )
+        data = self._git("cat-file", "blob", blob, check=False)
+        if data is None:
+            raise RealCorpusError(
+                f"source {source}: the content of {path} (blob {blob}) is missing from "
+                f"snapshot {self.git_dir} (some snapshots leave out large or LFS files)"
+            )
+        return data
+
+
+def snapshots_from_args(
+    specs: Sequence[SourceSpec], pairs: Sequence[str], mirror_root: Path | None
+) -> dict[str, Snapshot]:
+    """Map source id -> Snapshot from ``ID=PATH`` pairs and/or a mirror root."""
+    given: dict[str, Path] = {}
+    for pair in pairs:
+        source, sep, location = pair.partition("=")
+        if not sep:
+            raise RealCorpusError(f"--snapshot {pair!r}: expected SOURCE_ID=GIT_DIR")
+        given[source] = Path(location)
+    known = {s.id for s in specs}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise RealCorpusError(f"--snapshot names unknown sources {unknown}; known: {sorted(known)}")
+    out: dict[str, Snapshot] = {}
+    for spec in specs:
+        git_dir = given.get(spec.id)
+        if git_dir is None and mirror_root is not None:
+            git_dir = mirror_root / spec.repo.replace("/", "+") / "repo"
+        if git_dir is None:
+            raise RealCorpusError(
+                f"no snapshot for source {spec.id} ({spec.repo}): give --snapshot "
+                f"{spec.id}=GIT_DIR or --mirror-root"
+            )
+        out[spec.id] = Snapshot(git_dir)
+    return out
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+def _clean_plain(raw: str) -> str:
+    return raw.strip()
+
+
+def _clean_reddit(raw: str) -> str:
+    # Reddit's API returns HTML-escaped markdown; lines starting with ">" quote someone else
+    # (usually the help-seeker), so they are not the supporter's own words.
+    text = html.unescape(raw).replace("\u200b", "").replace("\xa0", " ")
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith(">")]
+    return "\n".join(lines).strip()
+
+
+_HTML_HIDDEN = re.compile(r"<!--.*?-->|<(style|script|xml)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_HTML_BREAK = re.compile(r"<br\s*/?>|</p>|</li>|</div>|</h\d>|<li\b[^>]*>", re.IGNORECASE)
+_HTML_TAG = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+def _clean_html(raw: str) -> str:
+    # In HTML a line break in the source is only a space; paragraphs, breaks and list items are
+    # the real line breaks, so the splitter sees them as separate messages.  Comments (Word's
+    # pasted <!--[if gte mso 9]> blocks), style and script are not text.
+    text = _SPACE.sub(" ", _HTML_HIDDEN.sub("", raw))
+    text = html.unescape(_HTML_TAG.sub("", _HTML_BREAK.sub("\n", text))).replace("\xa0", " ")
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+_CLEANERS = {"plain": _clean_plain, "reddit": _clean_reddit, "html": _clean_html}
+
+
+def _rows(data: bytes, fmt: str, where: str) -> Iterable[dict[str, str]]:
+    if fmt == "csv":
+        # some answers embed images as data URIs: far past the csv module's default field limit
+        csv.field_size_limit(1 << 30)
+        yield from csv.DictReader(io.StringIO(data.decode("utf-8"), newline=""))
+        return
+    import openpyxl  # a peerlens dependency; imported here as only xlsx sources need it
+
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        rows = book.worksheets[0].iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None:
+            raise RealCorpusError(f"{where}: empty worksheet")
+        # name empty header cells as pandas does ("Unnamed: 0"), as sources.json uses them
+        names = [f"Unnamed: {i}" if h in (None, "") else str(h) for i, h in enumerate(header)]
+        for row in rows:
+            yield {n: "" if v is None else str(v) for n, v in zip(names, row, strict=False)}
+    finally:
+        book.close()
+
+
+def read_records(spec: SourceSpec, snapshot: Snapshot) -> dict[tuple[str, str], str]:
+    """The cleaned text of every eligible record: ``(path, record_id) -> text``, in file order.
+
+    A record is eligible when every ``keep`` column holds one of its values, no ``drop`` column
+    holds one of its values, no ``drop_match`` column matches its regular expression (whole
+    value), its cleaned text is not empty and, with ``drop_repeated`` = n, that text does not
+    occur n or more times in the source (bot messages, moderators' templates, spam).
+    """
+    snapshot.require_commit(spec.commit, spec.id)
+    clean = _CLEANERS[spec.clean]
+    records: dict[tuple[str, str], str] = {}
+    for path, blob in spec.files.items():
+        where = f"source {spec.id}: {path}"
+        data = snapshot.read(spec.commit, path, blob, spec.id)
+        for n, row in enumerate(_rows(data, spec.format, where)):
+            missing = [c for c in (*spec.record_id, spec.text) if c not in row]
+            if missing:
+                raise RealCorpusError(f"{where}: no column(s) {missing}")
+            if any(row.get(c) not in v for c, v in spec.keep.items()):
+                continue
+            if any(row.get(c) in v for c, v in spec.drop.items()):
+                continue
+            if any(rx.fullmatch(row.get(c, "")) for c, rx in spec.drop_match.items()):
+                continue
+            text = clean(row[spec.text])
+            if not text:
+                continue
+            key = (path, ":".join(row[c] for c in spec.record_id))
+            if key in records:
+                raise RealCorpusError(f"{where}: data row {n + 1}: record id {key[1]} repeats")
+            records[key] = text
+    if spec.drop_repeated is not None:
+        counts = Counter(records.values())
+        records = {k: t for k, t in records.items() if counts[t] < spec.drop_repeated}
+    return records
+
+
+def units_of(source: str, records: Mapping[tuple[str, str], str]) -> list[Unit]:
+    """Every sentence of every record, as the project's splitter cuts it."""
+    units: list[Unit] = []
+    for (path, record_id), text in records.items():
+        record_sha = sha256_text(text)
+        for i, sentence in enumerate(split_sentences(text)):
+            units.append(Unit(source, path, record_id, i, sentence, record_sha))
+    return units
+
+
+# --- sampling ----------------------------------------------------------------------------------
+
+
+def _normalise(sentence: str) -> str:
+    return sentence.lower().replace("\u2019", "'").replace("\u2018", "'")
+
+
+def sample_source(
+    spec: SourceSpec,
+    units: Sequence[Unit],
+    patterns: Mapping[str, re.Pattern[str]],
+    seed: int,
+) -> list[tuple[Unit, str]]:
+    """Draw the random and the targeted arm of one source.
+
+    The random arm is a uniform sample (without replacement) of the source's distinct sentences
+    that contain a letter, so its label shares estimate the source's base rates.  The targeted
+    arm is drawn from the remaining distinct sentences: patterns take turns (in file order), each
+    adding one sentence drawn at random from those it matches, until ``n_targeted`` are drawn or
+    no pattern has matches left.  A sentence matched by several patterns counts for the pattern
+    that drew it.
+    """
+    rng = random.Random(f"{seed}:{spec.id}")
+    pool: list[Unit] = []
+    seen: set[str] = set()
+    for unit in units:
+        digest = sha256_text(unit.sentence)
+        if digest in seen or not _HAS_LETTER.search(unit.sentence):
+            continue
+        seen.add(digest)
+        pool.append(unit)
+    picked = rng.sample(range(len(pool)), min(spec.n_random, len(pool)))
+    chosen = set(picked)
+    drawn: list[tuple[Unit, str]] = [(pool[i], "random") for i in picked]
+    normalised = [_normalise(u.sentence) for u in pool]
+    queues: dict[str, list[int]] = {}
+    for name, pattern in patterns.items():
+        matches = [i for i, s in enumerate(normalised) if i not in chosen and pattern.search(s)]
+        rng.shuffle(matches)
+        queues[name] = matches
+    n_targeted = 0
+    while n_targeted < spec.n_targeted and any(queues.values()):
+        for name, queue in queues.items():
+            while queue and queue[-1] in chosen:
+                queue.pop()
+            if not queue or n_targeted >= spec.n_targeted:
+                continue
+            i = queue.pop()
+            chosen.add(i)
+            drawn.append((pool[i], f"targeted:{name}"))
+            n_targeted += 1
+    return drawn
+
+
+def sample_items(
+    specs: Sequence[SourceSpec],
+    snapshots: Mapping[str, Snapshot],
+    patterns: Mapping[str, re.Pattern[str]],
+    seed: int,
+) -> list[dict[str, str]]:
+    """Draw every source's items and give them item ids in one random order."""
+    drawn: list[tuple[Unit, str]] = []
+    for spec in specs:
+        units = units_of(spec.id, read_records(spec, snapshots[spec.id]))
+        drawn.extend(sample_source(spec, units, patterns, seed))
+    random.Random(f"{seed}:order").shuffle(drawn)
+    width = max(5, len(str(len(drawn))))
+    return [
+        {
+            "item_id": f"item{n:0{width}d}",
+            "source": unit.source,
+            "arm": arm,
+            "path": unit.path,
+            "record_id": unit.record_id,
+            "sentence_index": str(unit.sentence_index),
+            "record_sha256": unit.record_sha256,
+            "sentence_sha256": sha256_text(unit.sentence),
+        }
+        for n, (unit, arm) in enumerate(drawn, start=1)
+    ]
+
+
+# --- rebuilding --------------------------------------------------------------------------------
+
+
+def read_items(path: Path) -> list[dict[str, str]]:
+    """Read ``items.csv`` and check its columns."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != ITEM_COLUMNS:
+            raise RealCorpusError(f"{path}: columns {reader.fieldnames}, expected {ITEM_COLUMNS}")
+        return list(reader)
+
+
+def write_items(items: Sequence[Mapping[str, str]], path: Path) -> None:
+    """Write ``items.csv`` (keys only: no text)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=ITEM_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(items)
+
+
+def context_with_target(sentences: Sequence[str], index: int) -> str:
+    """The record's sentences joined by spaces, the target wrapped in ``[[ ]]``.
+
+    Records longer than ``CONTEXT_MAX_SENTENCES`` sentences are shown as a window of
+    ``CONTEXT_WINDOW`` sentences either side of the target, with ``[…]`` for what is left out.
+
+    Examples
+    --------
+    >>> context_with_target(["Me too.", "At least you tried.", "Hugs."], 1)
+    'Me too. [[At least you tried.]] Hugs.'
+    """
+    lo, hi = 0, len(sentences)
+    if hi > CONTEXT_MAX_SENTENCES:
+        lo, hi = max(0, index - CONTEXT_WINDOW), min(hi, index + CONTEXT_WINDOW + 1)
+    shown = [f"[[{s}]]" if i == index else s for i, s in enumerate(sentences[lo:hi], start=lo)]
+    return " ".join(["[…]"] * (lo > 0) + shown + ["[…]"] * (hi < len(sentences)))
+
+
+def rebuild(
+    items: Sequence[Mapping[str, str]],
+    specs: Sequence[SourceSpec],
+    snapshots: Mapping[str, Snapshot],
+) -> list[dict[str, str]]:
+    """Rebuild every item's sentence and context, verifying both hashes.
+
+    Raises
+    ------
+    RealCorpusError
+        Listing every item whose record is missing or whose record or sentence hash differs
+        (a changed source, cleaning rule or sentence splitter), or a snapshot problem.
+    """
+    by_id = {s.id: s for s in specs}
+    unknown = sorted({it["source"] for it in items} - set(by_id))
+    if unknown:
+        raise RealCorpusError(f"items name unknown sources {unknown}")
+    errors: list[str] = []
+    out: list[dict[str, str]] = []
+    for spec in specs:
+        mine = [it for it in items if it["source"] == spec.id]
+        if not mine:
+            continue
+        records = read_records(spec, snapshots[spec.id])
+        split_cache: dict[tuple[str, str], list[str]] = {}
+        for it in mine:
+            key = (it["path"], it["record_id"])
+            where = f"item {it['item_id']} ({spec.id} {it['path']} record {it['record_id']})"
+            text = records.get(key)
+            if text is None:
+                errors.append(f"{where}: record not found among the eligible records")
+                continue
+            if sha256_text(text) != it["record_sha256"]:
+                errors.append(f"{where}: record text changed (SHA-256 differs)")
+                continue
+            sentences = split_cache.setdefault(key, split_sentences(text))
+            index = int(it["sentence_index"])
+            if not 0 <= index < len(sentences):
+                errors.append(
+                    f"{where}: sentence {index} out of range ({len(sentences)} sentences): "
+                    "has the sentence splitter changed?"
+                )
+                continue
+            if sha256_text(sentences[index]) != it["sentence_sha256"]:
+                errors.append(
+                    f"{where}: sentence {index} changed (SHA-256 differs): has the sentence "
+                    "splitter or a cleaning rule changed?"
+                )
+                continue
+            out.append(
+                {
+                    "item_id": it["item_id"],
+                    "source": spec.id,
+                    "arm": it["arm"],
+                    "path": it["path"],
+                    "record_id": it["record_id"],
+                    "sentence_index": it["sentence_index"],
+                    "sentence": sentences[index],
+                    "context": context_with_target(sentences, index),
+                }
+            )
+    if errors:
+        shown = "\n  ".join(errors[:20])
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise RealCorpusError(f"{len(errors)} of {len(items)} items failed:\n  {shown}{more}")
+    return sorted(out, key=lambda row: row["item_id"])
+
+
+def write_tsv(rows: Sequence[Mapping[str, str]], columns: Sequence[str], path: Path) -> None:
+    """Tab-separated, quoted only where a field needs it (read back with csv or pandas)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([row[c] for c in columns] for row in rows)
+
+
+def arm_counts(items: Iterable[Mapping[str, str]]) -> dict[str, dict[str, int]]:
+    """source -> {"random": n, "targeted": n, "targeted:<pattern>": n, ...}."""
+    counts: dict[str, dict[str, int]] = {}
+    for it in items:
+        per = counts.setdefault(it["source"], {})
+        arm = it["arm"]
+        per[arm] = per.get(arm, 0) + 1
+        if arm.startswith("targeted:"):
+            per["targeted"] = per.get("targeted", 0) + 1
+    return counts
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("build", "rebuild texts from snapshots and verify every hash"),
+        ("sample", "draw the items anew and rewrite items.csv (maintainers)"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument(
+            "--snapshot",
+            action="append",
+            default=[],
+            metavar="SOURCE_ID=GIT_DIR",
+            help="local git directory of a source's repository (repeat per source)",
+        )
+        cmd.add_argument(
+            "--mirror-root",
+            type=Path,
+            help="directory holding snapshots as <owner>+<name>/repo",
+        )
+        cmd.add_argument("--data", type=Path, default=DATA_DIR, help="corpus key directory")
+    sub.choices["build"].add_argument("--out", type=Path, default=DEFAULT_OUT)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        seed, specs = load_sources(args.data / "sources.json")
+        snapshots = snapshots_from_args(specs, args.snapshot, args.mirror_root)
+        if args.command == "sample":
+            patterns = load_patterns(args.data / "patterns.json")
+            items = sample_items(specs, snapshots, patterns, seed)
+            write_items(items, args.data / "items.csv")
+            print(f"wrote {len(items)} items to {args.data / 'items.csv'}")
+        else:
+            items = read_items(args.data / "items.csv")
+            rows = rebuild(items, specs, snapshots)
+            write_tsv(
+                rows,
+                (
+                    "item_id",
+                    "source",
+                    "arm",
+                    "path",
+                    "record_id",
+                    "sentence_index",
+                    "sentence",
+                    "context",
+                ),
+                args.out / "real_corpus.tsv",
+            )
+            write_tsv(rows, ("item_id", "context", "sentence"), args.out / "to_annotate.tsv")
+            print(
+                f"verified {len(rows)} items; wrote {args.out}/real_corpus.tsv and to_annotate.tsv"
+            )
+    except RealCorpusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for source, per in arm_counts(items).items():
+        print(f"  {source}: random {per.get('random', 0)}, targeted {per.get('targeted', 0)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
