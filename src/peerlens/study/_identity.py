@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
@@ -107,6 +107,36 @@ def merge_fields(
         },
         reason=reason,
     )
+
+
+def add_new(
+    s: Session, entries: Sequence[tuple[Participant, Mapping[str, str]]]
+) -> dict[int, dict[str, str]]:
+    """Vault entries for participants who have none yet (just enrolled), written in bulk.
+
+    Returns each participant's keyed hashes (field -> hash) for the caller's audit entry, which
+    records field names and these hashes, never values (as :func:`merge_fields` does).
+    """
+    if not entries:
+        return {}
+    key, now = _key(s), utcnow()
+    rows: list[dict[str, object]] = []
+    hashes: dict[int, dict[str, str]] = {}
+    for person, fields in entries:
+        salt = secrets.token_bytes(16)
+        rows.append(
+            {
+                "participant_id": person.id,
+                "ciphertext": key.seal(dict(fields), _aad(s, person.id)),
+                "fields_json": None,
+                "field_names": json.dumps(sorted(fields)),
+                "salt": salt,
+                "updated_at": now,
+            }
+        )
+        hashes[person.id] = {k: key.keyed_hash(salt, k, str(v)) for k, v in fields.items()}
+    s.execute(insert(IdentityVault), rows)
+    return hashes
 
 
 def field_count(s: Session, participant: Participant) -> int:

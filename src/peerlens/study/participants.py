@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import insert, select
 
 from peerlens.study import audit
-from peerlens.study._identity import merge_fields, read_fields
+from peerlens.study._identity import add_new, merge_fields, read_fields
 from peerlens.study._lookup import get_participant, get_study, participant_map
 from peerlens.study.errors import ImportRejected, Problem, StudyError
 from peerlens.study.models import (
@@ -147,15 +147,14 @@ def add_participants(
                 vault.append((len(rows) - 1, dict(p.identity)))
         if problems:
             raise ImportRejected(source, problems)
+        keyed: dict[str, dict[str, str]] = {}
         if rows:
             s.execute(insert(Participant), rows)
             if vault:
                 added = participant_map(s, study)
-                for i, ident in vault:
-                    code = rows[i]["study_code"]
-                    merge_fields(
-                        s, added[code], ident, actor=actor, study_name=study_name, reason=reason
-                    )
+                entries = [(added[rows[i]["study_code"]], ident) for i, ident in vault]
+                hashes = add_new(s, entries)
+                keyed = {p.study_code: hashes[p.id] for p, _ in entries}
         events = [
             audit.AuditEvent(
                 "participant.add",
@@ -168,6 +167,11 @@ def add_participants(
                     "arm": next((k for k, v in arms.items() if v == r["arm_id"]), None),
                     "site": next((k for k, v in site_ids.items() if v == r["site_id"]), None),
                     "identity_fields": sorted(items[seen[r["study_code"]] - 1].identity),
+                    **(
+                        {"identity_keyed_hash": keyed[r["study_code"]]}
+                        if r["study_code"] in keyed
+                        else {}
+                    ),
                 },
                 reason,
             )
