@@ -9,6 +9,7 @@ defined by the study's REDCap data dictionary (one item per field; checkbox fiel
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -73,8 +74,8 @@ class ItemRule:
             value = float(raw)
         except ValueError:
             return None, None, f"{raw!r} is not a number"
-        if value != value:  # NaN
-            return None, None, f"{raw!r} is not a number"
+        if not math.isfinite(value):  # nan, inf, and numbers too large for a float (1e999)
+            return None, None, f"{raw!r} is not a finite number"
         if self.choices is not None and _code(value) not in self.choices:
             allowed = ", ".join(sorted(self.choices, key=_sort_key))
             return None, None, f"{raw!r} is not one of the allowed codes ({allowed})"

@@ -1,0 +1,115 @@
+"""The medium findings of the hostile review of the study store, each rebuilt as a test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from peerlens.study import (
+    ImportRejected,
+    NewParticipant,
+    PermissionDenied,
+    Store,
+    add_participants,
+    add_recording,
+    authenticate,
+    bootstrap_admin,
+    create_study,
+    derive,
+    export_study,
+    import_responses,
+    list_participants,
+)
+
+from ..conftest import ADMIN, PASSWORD
+
+GAD7 = [f"gad7_{i}" for i in range(1, 8)]
+
+
+@pytest.fixture
+def pilot(store: Store, config_path: Path) -> Store:
+    create_study(store, "pilot", config_path, caller=ADMIN)
+    people = [NewParticipant("P1", site="leeds"), NewParticipant("P2", site="leeds")]
+    add_participants(store, "pilot", people, caller=ADMIN)
+    return store
+
+
+def test_an_emptied_user_table_grants_nothing_and_cannot_be_re_bootstrapped(pilot: Store) -> None:
+    # Finding: emptying the users table made every caller a passwordless admin.
+    with pilot.engine.begin() as conn:
+        conn.execute(text("DELETE FROM role_assignment"))
+        conn.execute(text("DELETE FROM app_user"))
+    with pytest.raises(PermissionDenied, match="not an active peerlens user"):
+        list_participants(pilot, "pilot", caller=ADMIN)
+    with pytest.raises(PermissionDenied, match="no user accounts yet"):
+        authenticate(pilot, "anyone", PASSWORD)
+    with pytest.raises(PermissionDenied, match="emptied outside peerlens"):
+        bootstrap_admin(pilot, "mallory", "a password of hers")
+
+
+def test_full_tier_export_of_a_study_without_answers(pilot: Store, tmp_path: Path) -> None:
+    # Finding: a full-tier tidy export of a study with no answers yet raised KeyError.
+    res = export_study(pilot, "pilot", tmp_path / "full.csv", tier="full", caller=ADMIN)
+    assert res.rows == 0
+
+
+def test_exported_text_that_a_spreadsheet_would_run_is_neutralised(
+    pilot: Store, tmp_path: Path
+) -> None:
+    # Finding: exported cells starting with =, +, -, @ were not neutralised.
+    f = tmp_path / "gad.csv"
+    pd.DataFrame([["P1", *[1] * 7]], columns=["participant", *GAD7]).to_csv(f, index=False)
+    import_responses(pilot, "pilot", f, timepoint="baseline", caller=ADMIN)
+    with pilot.engine.begin() as conn:  # a free-text answer as a spreadsheet formula
+        rid = conn.execute(text("SELECT id FROM response")).scalar_one()
+        conn.execute(
+            text("INSERT INTO response_item (response_id, item, text) VALUES (:r, 'note', :t)"),
+            {"r": rid, "t": '=HYPERLINK("http://x.invalid","click")'},
+        )
+    out = tmp_path / "full.csv"
+    export_study(pilot, "pilot", out, tier="full", caller=ADMIN)
+    cells = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert '\'=HYPERLINK("http://x.invalid","click")' in set(cells["text"])
+    raw = tmp_path / "raw.csv"
+    export_study(pilot, "pilot", raw, tier="full", raw_values=True, caller=ADMIN)
+    assert '=HYPERLINK("http://x.invalid","click")' in set(
+        pd.read_csv(raw, dtype=str, keep_default_na=False)["text"]
+    )
+
+
+def test_file_names_never_reach_exports_or_the_audit_log(pilot: Store, tmp_path: Path) -> None:
+    # Finding: original file names (which hold names) reached de-identified exports, also
+    # through HRV error texts.
+    f = tmp_path / "ana_ruiz_baseline.csv"
+    pd.DataFrame([["P1", *[2] * 7]], columns=["participant", *GAD7]).to_csv(f, index=False)
+    import_responses(pilot, "pilot", f, timepoint="baseline", caller=ADMIN)
+    broken = tmp_path / "ana_ruiz_ecg.csv"
+    broken.write_text("MLII\nx\ny\n", encoding="utf-8")
+    add_recording(pilot, "pilot", broken, participant="P2", sampling_rate_hz=250, caller=ADMIN)
+    derive(pilot, "pilot", ["hrv"], caller=ADMIN, executor="sequential")
+    out = tmp_path / "deid.csv"
+    export_study(pilot, "pilot", out, tier="deidentified", caller=ADMIN)
+    exported = out.read_text(encoding="utf-8")
+    manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+    with pilot.engine.connect() as conn:
+        logged = " ".join(str(r) for r in conn.execute(text("SELECT * FROM audit_log")))
+        stored = " ".join(str(r) for r in conn.execute(text("SELECT source FROM response")))
+        errors = [r[0] for r in conn.execute(text("SELECT error FROM derived_hrv"))]
+    for where in (exported, json.dumps(manifest), logged, stored):
+        assert "ana_ruiz" not in where
+    assert errors and all(e.startswith("recording ") and "ana" not in e for e in errors)
+    assert str(pilot.blob_dir) not in " ".join(errors)
+
+
+@pytest.mark.parametrize("cell", ["1e999", "inf", "-inf", "nan"])
+def test_non_finite_numbers_are_refused_with_their_cell(
+    pilot: Store, tmp_path: Path, cell: str
+) -> None:
+    f = tmp_path / "gad.csv"
+    f.write_text(f"participant,{','.join(GAD7)}\nP1,1,1,{cell},1,1,1,1\n", encoding="utf-8")
+    with pytest.raises(ImportRejected, match=r"row 1, column 'gad7_3'"):
+        import_responses(pilot, "pilot", f, timepoint="baseline", caller=ADMIN)
