@@ -113,3 +113,62 @@ def test_non_finite_numbers_are_refused_with_their_cell(
     f.write_text(f"participant,{','.join(GAD7)}\nP1,1,1,{cell},1,1,1,1\n", encoding="utf-8")
     with pytest.raises(ImportRejected, match=r"row 1, column 'gad7_3'"):
         import_responses(pilot, "pilot", f, timepoint="baseline", caller=ADMIN)
+
+
+def test_opening_something_that_is_not_a_peerlens_database(tmp_path: Path) -> None:
+    # Review L4/L5: a file that is not a database gave a traceback; init on another
+    # application's SQLite file added peerlens tables to it.
+    from peerlens.study import StudyError
+
+    junk = tmp_path / "notes.db"
+    junk.write_text("these are my notes\n" * 200, encoding="utf-8")
+    with pytest.raises(StudyError, match="cannot open it as a database"):
+        Store.open(f"sqlite:///{junk}")
+    import sqlite3
+
+    other = tmp_path / "other_app.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(StudyError, match="already holds other tables"):
+        Store.open(f"sqlite:///{other}", create=True)
+
+
+def test_messages_never_quote_identifying_values(pilot: Store, tmp_path: Path) -> None:
+    # Review M8: a bad value of an identifier field was quoted in the error, as was a name
+    # that landed in the participant column.
+    from peerlens.study._catalog import ItemRule
+
+    _, _, why = ItemRule("dob", "date", identifier=True).check("12/03/1985")
+    assert why is not None and "12/03/1985" not in why and "value not shown" in why
+    f = tmp_path / "names.csv"
+    f.write_text(f"participant,{','.join(GAD7)}\nAna Ruiz,1,1,1,1,1,1,1\n", encoding="utf-8")
+    with pytest.raises(ImportRejected) as info:
+        import_responses(pilot, "pilot", f, timepoint="baseline", caller=ADMIN)
+    assert "Ana Ruiz" not in str(info.value)
+
+
+def test_nothing_new_is_stored_about_an_erased_participant(pilot: Store) -> None:
+    # Review M7: sessions with notes could be added to an erased participant's relationship.
+    import datetime as dt
+
+    from peerlens.study import (
+        StudyError,
+        add_relationship,
+        add_session,
+        add_transcript,
+        erase_participant,
+    )
+
+    add_participants(
+        pilot, "pilot", [NewParticipant("W1", role="ps_worker", site="leeds")], caller=ADMIN
+    )
+    t0 = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+    rel = add_relationship(pilot, "pilot", "W1", "P1", started_at=t0, caller=ADMIN)
+    add_session(pilot, "pilot", rel, "s1", started_at=t0, mode="phone", caller=ADMIN)
+    erase_participant(pilot, "pilot", "P1", caller=ADMIN, reason="request")
+    with pytest.raises(StudyError, match="was erased"):
+        add_session(pilot, "pilot", rel, "s2", started_at=t0, mode="phone", notes="x", caller=ADMIN)
+    with pytest.raises(StudyError, match="was erased"):
+        add_transcript(
+            pilot, "pilot", "P1 said hello", participant="W1", session="s1", caller=ADMIN
+        )

@@ -323,7 +323,7 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "list_users": (GLOBAL_ADMIN, False),
     "rotate_vault_key": (GLOBAL_ADMIN, False),
     "verify_audit": (_who("admin auditor", "global"), False),
-    "audit_frame": (_who("admin auditor", "global"), False),
+    "audit_frame": (_who("admin", "global"), False),
 }
 
 
@@ -385,6 +385,27 @@ def test_a_site_scoped_admin_cannot_read_or_erase_another_sites_identity(world: 
     api.export_study(world.store, "pilot", out, tier="full", caller=leeds_admin)
     assert "Gail Example" not in out.read_text(encoding="utf-8")
     assert api.get_identity(world.store, "pilot", code, caller=ADMIN) == {"name": "Gail Example"}
+
+
+def test_a_full_tier_at_one_site_never_widens_to_other_sites(world: World) -> None:
+    # Review H1: a study-wide researcher (remove_identifiers) who is also admin at Leeds (full)
+    # exported every site's identity data at the full tier.
+    code = world.fresh("glasgow")
+    api.set_identity(world.store, "pilot", code, {"name": "Gail Example"}, caller=ADMIN)
+    answers = world.file("g.csv", f"participant,{GAD7}\n{code},1,1,1,1,1,1,1\n")
+    api.import_responses(world.store, "pilot", answers, timepoint="baseline", caller=ADMIN)
+    grant_role(world.store, "researcher-study", "admin", study="pilot", site="leeds", caller=ADMIN)
+    both = world.callers["researcher-study"]
+    out = world.tmp / "full.csv"
+    api.export_study(world.store, "pilot", out, tier="full", caller=both)
+    exported = out.read_text(encoding="utf-8")
+    assert "Gail Example" not in exported and code not in exported  # Leeds only at full tier
+    api.export_study(
+        world.store, "pilot", world.tmp / "ri.csv", tier="remove_identifiers", caller=both
+    )
+    assert code in (world.tmp / "ri.csv").read_text(encoding="utf-8")  # every site at its tier
+    with pytest.raises(PermissionDenied, match="outside your site"):
+        api.get_identity(world.store, "pilot", code, caller=both)
 
 
 def test_nobody_widens_their_own_rights(world: World) -> None:

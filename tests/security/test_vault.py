@@ -245,3 +245,33 @@ def test_rotating_the_key_re_encrypts_and_retires_the_old_key(
         get_identity(rc, "rc", "P1", caller=ADMIN)  # the old key (still in the environment)
     monkeypatch.setenv("PEERLENS_VAULT_KEY", new)
     assert get_identity(rc, "rc", "P1", caller=ADMIN) == {"name": NAME}
+
+
+def test_two_dictionary_imports_cannot_launder_an_identifier_flag(
+    rc: Store, tmp_path: Path
+) -> None:
+    # Review H2: drop the field in one dictionary, re-add it unflagged in the next.
+    frame = pd.read_csv(DATA / "redcap_dictionary.csv", dtype=str, keep_default_na=False)
+    without = tmp_path / "without_name.csv"
+    frame[frame["Variable / Field Name"] != "name"].to_csv(without, index=False)
+    unflagged = tmp_path / "name_unflagged.csv"
+    frame.assign(
+        **{"Identifier?": frame["Identifier?"].where(frame["Variable / Field Name"] != "name", "")}
+    ).to_csv(unflagged, index=False)
+    researcher = make_user(rc, "rex", "researcher", study="rc")
+    import_data_dictionary(rc, "rc", without, caller=researcher)
+    with pytest.raises(PermissionDenied, match="name"):
+        import_data_dictionary(rc, "rc", unflagged, caller=researcher)
+
+
+def test_flagging_a_checkbox_field_moves_every_option_into_the_vault(
+    rc: Store, tmp_path: Path
+) -> None:
+    add_participant(rc, "rc", "P1", site="leeds", caller=ADMIN)
+    f = _wide_enrolment(tmp_path, "P1", "fine")
+    import_responses(rc, "rc", f, timepoint="baseline", instrument="enrolment", caller=ADMIN)
+    set_field_identifier(rc, "rc", "supports", True, caller=ADMIN, reason="small site")
+    with rc.engine.connect() as conn:
+        items = {r[0] for r in conn.execute(text("SELECT item FROM response_item"))}
+    assert not any(i.startswith("supports___") for i in items)
+    assert get_identity(rc, "rc", "P1", caller=ADMIN)["supports___99"] == "0"

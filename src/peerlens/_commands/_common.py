@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from peerlens import PeerlensError, PeerlensWarning
 
@@ -20,7 +21,7 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print ``message`` to stderr as an error and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/bold red] {message}", markup=True)
+    err_console.print(f"[bold red]error:[/bold red] {escape(message)}", markup=True)
     raise typer.Exit(code)
 
 
@@ -42,7 +43,7 @@ def user_errors() -> Iterator[None]:
 def _show(caught: list[warnings.WarningMessage]) -> None:
     for w in caught:
         if issubclass(w.category, PeerlensWarning):
-            err_console.print(f"[yellow]warning:[/yellow] {w.message}", markup=True)
+            err_console.print(f"[yellow]warning:[/yellow] {escape(str(w.message))}", markup=True)
         else:  # not ours: pass it on unchanged
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     caught.clear()

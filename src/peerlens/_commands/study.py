@@ -107,12 +107,18 @@ def init(
     from the database: without it, identity data cannot be read.
     """
     with user_errors():
+        from peerlens.study.errors import PermissionDenied
         from peerlens.study.storage import Store
-        from peerlens.study.users import bootstrap_admin
+        from peerlens.study.users import bootstrap_admin, has_users
         from peerlens.study.vault import default_key_file, generate_key, write_key_file
 
         password = _new_password(admin)
         store = Store.open(db, create=True, blob_dir=recordings)
+        with store.transaction() as s:
+            if has_users(s):  # refused before any key file is written
+                raise PermissionDenied(
+                    "this database already has user accounts; ask an admin to create yours"
+                )
         made = None
         if not os.environ.get("PEERLENS_VAULT_KEY") and not os.environ.get(
             "PEERLENS_VAULT_KEY_FILE"

@@ -60,7 +60,17 @@ class ItemRule:
         return self.kind in ("date", "datetime")
 
     def check(self, raw: str) -> tuple[float | None, str | None, str | None]:
-        """Parse ``raw`` (non-empty, stripped) to ``(value, text, problem)``."""
+        """Parse ``raw`` (non-empty, stripped) to ``(value, text, problem)``.
+
+        The problem of an identifying item never quotes the value (messages reach terminals,
+        logs and screenshots; identifying values belong in the vault only)."""
+        value, text, problem = self._check(raw)
+        if problem is not None and self.identifier:
+            problem = problem.replace(repr(raw), "the value").replace(raw, "the value")
+            problem += " (identifying field: value not shown)"
+        return value, text, problem
+
+    def _check(self, raw: str) -> tuple[float | None, str | None, str | None]:
         if self.kind in ("text", "notes"):
             return None, raw, None
         if self.kind in ("date", "datetime"):

@@ -172,4 +172,7 @@ def rekey(s: Session, new: VaultKey) -> int:
     for row, fields in plain:
         row.ciphertext = new.seal(fields, _aad(s, row.participant_id))
         row.fields_json = None
+        # A new salt: keyed hashes already in the audit log can no longer be checked against
+        # guessed values, not even with the old key (the old salt is overwritten).
+        row.salt = secrets.token_bytes(16)
     return len(plain)

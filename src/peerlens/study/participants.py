@@ -49,14 +49,15 @@ def check_code(code: str) -> str | None:
     >>> check_code("P-001") is None
     True
     >>> check_code("Jane Doe")
-    "'Jane Doe' has characters other than letters, digits, '_', '-', '.'"
+    "a study code may hold only letters, digits, '_', '-', '.'"
     """
     if not code:
         return "empty study code"
     if len(code) > 64:
-        return f"study code {code[:20]!r}... is longer than 64 characters"
+        return "a study code has at most 64 characters"
     if not set(code) <= _CODE_CHARS:
-        return f"{code!r} has characters other than letters, digits, '_', '-', '.'"
+        # Not quoted: what lands in a code column by mistake is often a name.
+        return "a study code may hold only letters, digits, '_', '-', '.'"
     return None
 
 
@@ -317,6 +318,7 @@ def get_identity(store: Store, study_name: str, code: str, *, caller: Caller) ->
         grant = authorize(s, caller, "identity.read", study)
         p = get_participant(s, study, code)
         grant.check(study, p)
+        audit.record(s, grant.actor, "identity.read", "identity_vault", code, study=study_name)
         return read_fields(s, p)
 
 

@@ -147,7 +147,8 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
         "export": Rule(_WRITERS, "site", "export study data at a tier", min_tier="deidentified"),
         # -- audit
         "audit.verify": Rule(_AUDIT, "global", "verify the audit chain"),
-        "audit.read": Rule(_AUDIT, "global", "read the audit log"),
+        # Audit rows hold changed answers (old -> new values): reading them is admins' only.
+        "audit.read": Rule(_ADMIN, "global", "read the audit log"),
     }
 )
 
@@ -288,6 +289,10 @@ def authorize(
         t = ra.export_tier or DEFAULT_TIER[ra.role]
         if rule.min_tier is not None and tier_rank(t) < tier_rank(rule.min_tier):
             continue
+        # For an export at ``tier`` only the assignments reaching it count, so their sites are
+        # the sites exported (a full tier at one site never widens to another site).
+        if tier is not None and tier != "none" and tier_rank(t) < tier_rank(tier):
+            continue
         best = t if best is None or tier_rank(t) > tier_rank(best) else best
         if ra.site_id is None:
             sites = None
@@ -295,6 +300,9 @@ def authorize(
             site = session.get(Site, ra.site_id)
             if site is not None:
                 sites.add(site.name)
+    if best is None and tier is not None:
+        # Say which tier is missing rather than that the operation is.
+        authorize(session, caller, operation, study).require_tier(tier)
     if best is None:
         where = f" in study {study.name!r}" if study is not None else ""
         roles = " or ".join(sorted(rule.roles))

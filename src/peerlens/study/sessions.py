@@ -119,7 +119,9 @@ def add_session(
         rel = s.get(PSRelationship, relationship_id)
         if rel is None or rel.study_id != study.id:
             raise StudyError(f"study {study_name!r} has no relationship {relationship_id}")
-        grant.check(study, *_relationship_people(s, rel))
+        people = _relationship_people(s, rel)
+        grant.check(study, *people)
+        _refuse_erased(*people)
         sess = Session(
             relationship_id=rel.id,
             label=label,
@@ -194,6 +196,7 @@ def add_transcript(
             if rel is None or rel.study_id != study.id:
                 raise StudyError(f"study {study_name!r} has no session {session_id}")
             people.extend(_relationship_people(s, rel))
+        _refuse_erased(*people)
         if grant.sites is not None and not people:
             raise PermissionDenied(
                 "a site-scoped user may add transcripts only for a participant or session "
@@ -237,6 +240,13 @@ def add_transcript(
             reason=reason,
         )
         return t.id
+
+
+def _refuse_erased(*people: Participant) -> None:
+    """Nothing new is stored about an erased participant (it could never be erased again)."""
+    for person in people:
+        if person.status == "erased":
+            raise StudyError(f"participant {person.study_code!r} was erased")
 
 
 def _relationship_people(s: DbSession, rel: PSRelationship) -> list[Participant]:
@@ -336,13 +346,14 @@ _RECORD = "rec"
 def _renamed_header(header: str, names: dict[str, str]) -> str:
     """A WFDB header with its record called :data:`_RECORD` and each signal file renamed as in
     ``names`` (header(5): the first non-comment line is the record line, then one line per
-    signal starting with its file name); comments are kept."""
+    signal starting with its file name). Comment lines are dropped: recorders write patient
+    names and dates of birth there."""
     out: list[str] = []
     record_done, n_signals, seen = False, 0, 0
     for line in header.splitlines():
         fields = line.split()
         if not fields or line.lstrip().startswith("#"):
-            out.append(line)
+            continue
         elif not record_done:
             record_done = True
             n_signals = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
@@ -369,7 +380,9 @@ def _store_files(target: Path, files: list[Path], bundle: bool) -> None:
         os.replace(tmp, target)
         return
     tmp_dir = Path(tempfile.mkdtemp(dir=target.parent, prefix=".part-"))
-    names = {f.name: f"{_RECORD}_{i}{f.suffix.lower()}" for i, f in enumerate(files[1:], start=1)}
+    names = {
+        f.name: f"{_RECORD}_{i}{_safe_suffix(f) or '.dat'}" for i, f in enumerate(files[1:], 1)
+    }
     (tmp_dir / f"{_RECORD}.hea").write_text(
         _renamed_header(files[0].read_text(encoding="latin-1"), names), encoding="latin-1"
     )

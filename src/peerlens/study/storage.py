@@ -21,6 +21,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from peerlens.study.errors import StudyError
@@ -134,9 +135,11 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(str(parsed.database))
 
 
-def _is_peerlens_database(engine: Engine) -> bool:
+def _schema_of(engine: Engine) -> tuple[bool, list[str]]:
+    """Whether the database is a peerlens one (has Alembic's version table), and its tables."""
     with engine.connect() as conn:
-        return "alembic_version" in inspect(conn).get_table_names()
+        tables = inspect(conn).get_table_names()
+    return "alembic_version" in tables, tables
 
 
 def shown_url(url: str) -> str:
@@ -246,10 +249,22 @@ class Store:
             )
         engine = create_study_engine(url, **engine_kwargs)
         try:
-            if not create and not _is_peerlens_database(engine):
+            try:
+                peerlens_db, tables = _schema_of(engine)
+            except DBAPIError as exc:
+                first = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+                raise StudyError(
+                    f"{shown_url(url)}: cannot open it as a database ({first})"
+                ) from None
+            if not create and not peerlens_db:
                 raise StudyError(
                     f"{shown_url(url)} is not a peerlens database (no schema); create one with "
                     "peerlens init"
+                )
+            if create and not peerlens_db and tables:
+                raise StudyError(
+                    f"{shown_url(url)} already holds other tables ({', '.join(sorted(tables)[:5])}"
+                    "): not a peerlens database; give peerlens a database of its own"
                 )
             if migrate:
                 upgrade(engine)

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
-from peerlens.study._catalog import resolve_forms
+from peerlens.study._catalog import field_rules, resolve_forms
 from peerlens.study._identity import merge_fields
 from peerlens.study._lookup import get_study
 from peerlens.study.config import StudyConfig, load_config
@@ -21,6 +21,7 @@ from peerlens.study.models import (
     Participant,
     Response,
     ResponseItem,
+    Setting,
     Site,
     Study,
     Timepoint,
@@ -75,6 +76,7 @@ def create_study(
             path = base / config.data_dictionary
             rows, _ = read_dictionary(path)
             store_data_dictionary(s, study, rows)
+            _set_identifying(s, study, {str(r["field_name"]) for r in rows if r["identifier"]})
         wanted: list[str] = []
         for pos, tpc in enumerate(config.timepoints):
             tp = Timepoint(
@@ -135,7 +137,9 @@ def import_data_dictionary(
         actor = authorize(s, caller, "dictionary.import", study).actor
         before = s.scalars(select(Field).where(Field.study_id == study.id)).all()
         old = [f.field_name for f in before]
-        was_ident = {f.field_name for f in before if f.identifier}
+        # A field once identifying stays so (even while a dictionary leaves it out) until an
+        # admin says otherwise: two imports cannot launder the flag away.
+        was_ident = {f.field_name for f in before if f.identifier} | _identifying(s, study)
         now_ident = {str(r["field_name"]) for r in rows if r["identifier"]}
         downgraded = sorted(was_ident & {str(r["field_name"]) for r in rows} - now_ident)
         if downgraded:
@@ -147,6 +151,7 @@ def import_data_dictionary(
                 )
             authorize(s, caller, "dictionary.identifier", study)
         store_data_dictionary(s, study, rows)
+        _set_identifying(s, study, (was_ident - set(downgraded)) | now_ident)
         wanted = [ti.instrument for tp in study.timepoints for ti in tp.instruments]
         missing = sorted(set(wanted) - set(resolve_forms(s, study.id, wanted)))
         if missing:
@@ -185,6 +190,25 @@ def import_data_dictionary(
     return len(rows)
 
 
+def _identifying_key(study: Study) -> str:
+    return f"identifying_fields/{study.id}"
+
+
+def _identifying(s: Session, study: Study) -> set[str]:
+    """Every field of the study ever identifying and not cleared by an admin."""
+    row = s.get(Setting, _identifying_key(study))
+    return set(json.loads(row.value)) if row is not None else set()
+
+
+def _set_identifying(s: Session, study: Study, fields: set[str]) -> None:
+    row = s.get(Setting, _identifying_key(study))
+    value = json.dumps(sorted(fields))
+    if row is None:
+        s.add(Setting(key=_identifying_key(study), value=value))
+    else:
+        row.value = value
+
+
 def _vault_field_values(
     s: Session, study: Study, fields: list[str], actor: str, reason: str | None
 ) -> int:
@@ -193,13 +217,18 @@ def _vault_field_values(
     fields hold one value per record)."""
     if not fields:
         return 0
+    # A checkbox field's values are stored as one item per option (``field___code``).
+    defined = s.scalars(
+        select(Field).where(Field.study_id == study.id, Field.field_name.in_(fields))
+    ).all()
+    items = set(fields) | {rule.name for f in defined for rule in field_rules(f)}
     q = (
         select(
             Participant, ResponseItem.id, ResponseItem.item, ResponseItem.value, ResponseItem.text
         )
         .join(Response, Response.participant_id == Participant.id)
         .join(ResponseItem, ResponseItem.response_id == Response.id)
-        .where(Participant.study_id == study.id, ResponseItem.item.in_(fields))
+        .where(Participant.study_id == study.id, ResponseItem.item.in_(sorted(items)))
         .order_by(Participant.id, Response.id)
     )
     found: dict[int, tuple[Participant, dict[str, str]]] = {}
@@ -245,6 +274,8 @@ def set_field_identifier(
         if bool(f.identifier) == identifying:
             return
         f.identifier = identifying
+        marked = _identifying(s, study)
+        _set_identifying(s, study, marked | {field} if identifying else marked - {field})
         audit.record(
             s,
             actor,

@@ -156,6 +156,12 @@ def load_key(database_id: str, key_file: Path | None = None) -> VaultKey:
     else:
         path = Path(file_env).expanduser() if file_env else default_key_file(database_id)
     try:
+        mode = path.stat().st_mode
+        if os.name == "posix" and mode & 0o077:
+            raise VaultKeyError(
+                f"{path}: the vault key file is readable by others (mode {mode & 0o777:o}); "
+                f"make it private: chmod 600 {path}"
+            )
         text = path.read_text(encoding="ascii")
     except FileNotFoundError:
         raise VaultKeyError(
