@@ -292,6 +292,11 @@ def _baseline(
     return grid.astype(np.float64), base
 
 
+def baseline_block(fs: float) -> int:
+    """Samples per block of the baseline grid (about 100 ms)."""
+    return max(1, round(fs / BASELINE_GRID_HZ))
+
+
 #: Beats refined per batch (bounds the refinement's working memory to a few MB).
 REFINE_BATCH = 8192
 
@@ -456,23 +461,30 @@ def detect_rpeaks(
 
 
 def _detect(
-    x: NDArray[np.float64], fs: float, s: DetectorSettings, *, checked: bool
+    x: NDArray[np.float64],
+    fs: float,
+    s: DetectorSettings,
+    *,
+    checked: bool,
+    block_means: NDArray[np.float64] | None = None,
 ) -> NDArray[np.intp]:
     """:func:`detect_rpeaks` on a validated signal.
 
     ``checked=True`` skips the finiteness and flatness checks, for callers that have already
-    made them in their own pass over the signal (:func:`peerlens.hrv.quality.assess_quality`).
+    made them in their own pass over the signal (:func:`peerlens.hrv.quality.assess_quality`);
+    such a caller can also pass the means of consecutive blocks of :func:`baseline_block`
+    samples (the trailing partial block dropped), which the baseline is computed from.
     """
     n = x.size
     k = max(1, int(fs // s.detection_min_hz))
-    kb = max(1, round(fs / BASELINE_GRID_HZ))
+    kb = baseline_block(fs)
     chunk = max(1, round(CHUNK_S * fs / kb)) * kb  # whole baseline blocks per chunk
     margin = round(CHUNK_MARGIN_S * fs)
     if n <= chunk + 2 * margin:
         if not checked:
             _check_not_flat(*_value_range(x, x))
         candidates, energy = _candidates(x, fs, k, s)
-        means = _block_means(x, kb)
+        means = _block_means(x, kb) if block_means is None else block_means
         polarity_block = n
     else:
         _keep_freed_memory()
@@ -489,12 +501,13 @@ def _detect(
             keep = (peaks >= start) & (peaks < stop)
             found.append(peaks[keep])
             energies.append(energy[keep])
-            blocks.append(_block_means(x[start:stop], kb))  # while the chunk is in cache
+            if block_means is None:
+                blocks.append(_block_means(x[start:stop], kb))  # while the chunk is in cache
         if not checked:
             _check_not_flat(lo, hi)
         candidates = np.concatenate(found)
         energy = np.concatenate(energies)
-        means = np.concatenate(blocks)
+        means = np.concatenate(blocks) if block_means is None else block_means
         polarity_block = chunk
     candidates = _enforce_refractory(candidates, energy, max(1, round(s.refractory_s * fs)))
     lo = s.refine_band_hz[0]
