@@ -149,18 +149,30 @@ def test_labels_away_from_gaps_do_not_change() -> None:
     assert set(plain[40:42]) != {"normal"}
 
 
-def test_artifact_next_to_a_gap_is_not_corrected_across_it() -> None:
+def test_artifact_next_to_a_gap_is_removed_with_it() -> None:
     rr = _sinus(seed=4)
-    rr[101] *= 0.6  # premature beat right after a gap
-    rr[102] *= 1.4
+    rr[101] *= 0.6  # premature beat right after a gap ...
+    rr[102] *= 1.4  # ... and its compensatory pause
     gaps = np.zeros(rr.size, dtype=bool)
     gaps[100] = True
     rr[100] = 9_000.0
     fixed = correct_artifacts(rr, gaps=gaps)
-    beats = np.concatenate(([0.0], np.cumsum(rr)))
-    # beat 101 (first after the gap) must keep its time: moving it would use beat 100, which
-    # lies on the other side of 9 s of unusable signal
-    assert np.isclose(fixed.beat_times_ms, beats[101]).any()
+    # without gaps the pair would be corrected by moving the premature beat; next to a gap it
+    # cannot be judged (had the pause fallen in the gap, the short interval would look
+    # isolated) nor corrected (that needs the beat across 9 s of unusable signal): removed
+    assert fixed.detection["type"].iloc[101] != "normal"
+    assert not np.isclose(fixed.nn_ms, rr[101]).any()
+    assert set(fixed.beat_source) == {"original"}
+    assert fixed.artifact_rate > 0 and fixed.n_gaps == 1
+    # had the pause fallen in the gap: the short interval alone must not stay either
+    alone = rr.copy()
+    alone[102] = 9_000.0
+    gaps2 = np.zeros(rr.size, dtype=bool)
+    gaps2[102] = True
+    fixed2 = correct_artifacts(alone, gaps=gaps2)
+    assert fixed2.detection["type"].iloc[101] != "normal"
+    assert not np.isclose(fixed2.nn_ms, rr[101]).any()
+    assert fixed2.nn_ms.min() > 0.8 * np.median(rr)
 
 
 def test_beats_between_two_gaps_are_excluded() -> None:

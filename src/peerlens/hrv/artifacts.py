@@ -299,6 +299,25 @@ class ArtifactCorrection:
     n_gaps: int = 0
 
 
+def _absorb(gap: NDArray[np.bool_], flagged: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """``gap`` widened over the artifact intervals that touch it (repeatedly).
+
+    An artifact next to a gap cannot be told apart (a premature beat whose compensatory pause
+    lies in the gap looks like an isolated short interval) nor corrected (that needs the
+    neighbour across the gap), so it is removed with the gap.
+    """
+    if not gap.any():
+        return gap
+    out = gap.copy()
+    left = flagged.copy()
+    while True:
+        touching = left & (np.concatenate(([False], out[:-1])) | np.concatenate((out[1:], [False])))
+        if not touching.any():
+            return out
+        out |= touching
+        left &= ~touching
+
+
 @single_blas_thread
 def correct_artifacts(rr_ms: ArrayLike, *, gaps: ArrayLike | None = None) -> ArtifactCorrection:
     """Detect artifacts (:func:`detect_artifacts`) and correct the beat series.
@@ -311,7 +330,10 @@ def correct_artifacts(rr_ms: ArrayLike, *, gaps: ArrayLike | None = None) -> Art
         Optional boolean per interval: True where the interval spans unusable signal. A gap is
         neither an RR interval nor corrected (no beat is inserted across it), no correction
         moves or removes a beat using a gap as its neighbour, and no NN interval spans it;
-        beats whose every interval is a gap are left out (``excluded_beats``).
+        beats whose every interval is a gap are left out (``excluded_beats``). An artifact
+        interval next to a gap is removed with it (a premature beat whose compensatory pause
+        lies in the gap would otherwise stay as an isolated short interval); it still counts
+        in the artifact rate.
 
     Returns
     -------
@@ -332,8 +354,7 @@ def correct_artifacts(rr_ms: ArrayLike, *, gaps: ArrayLike | None = None) -> Art
       is moved to the midpoint of its neighbours (a mislocated R peak).
 
     An isolated long or short interval is a real interval (a pause, a sudden acceleration) and
-    keeps its beats; it is still counted in the artifact rate. No other beat is touched. An
-    artifact whose correction would need a gap as a neighbour stays uncorrected (and counted).
+    keeps its beats; it is still counted in the artifact rate. No other beat is touched.
 
     Examples
     --------
@@ -345,7 +366,8 @@ def correct_artifacts(rr_ms: ArrayLike, *, gaps: ArrayLike | None = None) -> Art
     (1, 60)
     """
     c = _classify(rr_ms, gaps)
-    rr, med, kind, gap = c.rr, c.median, c.code, c.gap
+    rr, med, kind = c.rr, c.median, c.code
+    gap = _absorb(c.gap, (kind != 0) & ~c.gap)
     ectopic, missed, extra = _CODE["ectopic"], _CODE["missed"], _CODE["extra"]
     long_short = (_CODE["long"], _CODE["short"])
     n = rr.size
@@ -401,10 +423,10 @@ def correct_artifacts(rr_ms: ArrayLike, *, gaps: ArrayLike | None = None) -> Art
     beat_times = all_times[order]
     beat_segment = all_segment[order]
     within = beat_segment[1:] == beat_segment[:-1]
-    n_gaps = int(gap.sum())
+    n_gaps = int(c.gap.sum())
     tally = np.bincount(kind, minlength=len(_LABELS))
     counts = {t: int(tally[_CODE[t]]) for t in ARTIFACT_TYPES if t != "normal"}
-    flagged = (kind != 0) & ~gap
+    flagged = (kind != 0) & ~c.gap
     return ArtifactCorrection(
         detection=_table(c),
         beat_times_ms=beat_times,
