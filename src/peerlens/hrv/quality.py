@@ -835,9 +835,10 @@ def _clip_min_samples(s: QualitySettings, fs: float, step: float, scale: float) 
 # --------------------------------------------------------------------------- beat SQI
 
 #: Beats whose windows are correlated at a time (a few MB of rows).
-SQI_BATCH = 8192
-#: Beats per template block used for its median beat (evenly spaced), and for the fallback
-#: template of the whole recording.
+SQI_BATCH = 16384
+#: Beats per template block used for its median beat (evenly spaced, odd so the median is one
+#: of them; some repeat when a block has fewer usable beats), and for the fallback template
+#: of the whole recording.
 TEMPLATE_BEATS = 63
 RECORDING_TEMPLATE_BEATS = 255
 #: Fewest usable beats for a block's own template (else the recording's is used).
@@ -980,23 +981,27 @@ def _sqi(
     nb = _sqi_half_width(fs, kq, peaks)
     block = peaks // max(1, round(s.template_s * fs))
     cuts = np.concatenate(([0], np.flatnonzero(np.diff(block)) + 1, [peaks.size]))
-    templates = np.zeros((cuts.size - 1, 2 * nb + 1))
-    own = np.zeros(cuts.size - 1, dtype=bool)
-    samples: list[NDArray[np.intp]] = []
-    for k, (a, b) in enumerate(itertools.pairwise(cuts.tolist())):  # one template block
-        good = a + np.flatnonzero(ok[a:b])
-        samples.append(good[_spread(good.size, TEMPLATE_BEATS // 4)])
-        if good.size >= MIN_TEMPLATE_BEATS:
-            pick = good[_spread(good.size, TEMPLATE_BEATS)]
-            templates[k] = _template(_windows(*_rows(means, kq, peaks[pick], nb)))
-            own[k] = True
+    n_blocks = cuts.size - 1
+    which = np.repeat(np.arange(n_blocks), np.diff(cuts))
+    # per block, TEMPLATE_BEATS evenly spaced usable beats (repeating some when fewer)
+    good = np.flatnonzero(ok)
+    count = np.bincount(which[good], minlength=n_blocks)
+    first = np.concatenate(([0], np.cumsum(count)[:-1]))
+    own = count >= MIN_TEMPLATE_BEATS
+    step = np.arange(TEMPLATE_BEATS)
+    templates = np.zeros((n_blocks, 2 * nb + 1))
+    if own.any():
+        rank = first[own, None] + (step * (count[own, None] - 1)) // (TEMPLATE_BEATS - 1)
+        windows = _windows(*_rows(means, kq, peaks[good[rank.ravel()]], nb))
+        _detrend_rows(windows)
+        stack = windows.reshape(int(own.sum()), TEMPLATE_BEATS, -1)
+        mid = TEMPLATE_BEATS // 2
+        templates[own] = np.partition(stack, mid, axis=1)[:, mid, :]
+        _detrend_rows(templates)
     if not own.all():  # blocks with too few clean beats use the recording's median beat
-        pool = np.concatenate(samples)
-        if pool.size == 0:
-            pool = np.arange(peaks.size)
+        pool = good if good.size else np.arange(peaks.size)
         pool = pool[_spread(pool.size, RECORDING_TEMPLATE_BEATS)]
         templates[~own] = _template(_windows(*_rows(means, kq, peaks[pool], nb)))
-    which = np.repeat(np.arange(cuts.size - 1), np.diff(cuts))
     for a in range(0, peaks.size, SQI_BATCH):
         sel = slice(a, a + SQI_BATCH)
         rows, frac = _rows(means, kq, peaks[sel], nb)
