@@ -102,6 +102,27 @@ class HrvResult:
     provenance: HrvProvenance
     quality: SignalQuality | None = field(default=None, repr=False)
 
+    def whole_validity(self) -> tuple[bool, str]:
+        """Whether the whole recording passes the limits the windows use, and why not.
+
+        The artifact rate must be at most ``provenance.max_artifact_rate`` and the unusable
+        share of the ECG at most ``provenance.max_unusable`` (the duration minimums of the
+        windows are not applied: a whole recording is whatever length it is).
+        """
+        whole = self.metrics.iloc[0]
+        reasons = []
+        rate, limit = float(whole["artifact_rate"]), self.provenance.max_artifact_rate
+        if not rate <= limit:
+            reasons.append(f"artifact rate {100 * rate:.1f} % > {100 * limit:g} %")
+        quality = _quality_reason(
+            {c: float(whole[c]) for c in QUALITY_COLUMNS},
+            float(whole["duration_s"]),
+            self.provenance.max_unusable,
+        ).replace("of the window", "of the recording")
+        if quality:
+            reasons.append(quality)
+        return not reasons, "; ".join(reasons)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: fs, rpeaks, rr_ms, artifacts, metrics, windows, provenance."""
         det = self.artifacts.detection
