@@ -9,8 +9,12 @@ contenders). Each measurement is repeated ``--repeat`` times (default 3), ours a
 alternating so that load from other jobs on a shared machine hits both alike; the medians are
 compared, and the range of the per-pair ratios is printed beside them.
 
-- peerlens: detect_rpeaks + correct_artifacts + hrv_metrics (time, Welch frequency, nonlinear:
-  SD1/SD2, sample entropy, DFA), i.e. the full pipeline.
+- peerlens: assess_quality (signal problems, R peaks on the repaired signal, beat SQI, gaps) +
+  correct_artifacts with the gaps + hrv_metrics (time, Welch frequency, nonlinear: SD1/SD2,
+  sample entropy, DFA), i.e. the full pipeline.
+- peerlens without quality checks: detect_rpeaks + correct_artifacts + hrv_metrics, the full
+  pipeline before signal-quality checks existed, measured in the same run so the cost of the
+  quality step is visible (``--no-baseline`` skips it).
 - NeuroKit2 lean: ecg_clean + ecg_peaks + hrv_time + hrv_frequency (no artifact correction, no
   nonlinear indices).
 
@@ -64,6 +68,17 @@ def _simulate(hours: float, path: str) -> None:
 def _worker(kind: str, path: str) -> None:
     ecg = np.load(path)
     if kind == "ours":
+        from peerlens.hrv import assess_quality, correct_artifacts, hrv_metrics
+
+        t, c = time.perf_counter(), time.process_time()
+        quality = assess_quality(ecg, FS)
+        peaks = quality.rpeaks
+        gaps = quality.gaps if quality.gaps.any() else None
+        fixed = correct_artifacts(np.diff(peaks) * (1000.0 / FS), gaps=gaps)
+        metrics = hrv_metrics(fixed.nn_ms, beat_times_ms=fixed.nn_end_ms, segments=fixed.nn_segment)
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        out = {"beats": int(peaks.size), "rmssd_ms": metrics["rmssd_ms"]}
+    elif kind == "ours-noq":
         from peerlens.hrv import correct_artifacts, detect_rpeaks, hrv_metrics
 
         t, c = time.perf_counter(), time.process_time()
@@ -119,15 +134,21 @@ def _summary(runs: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def _paired(
-    path: Path, repeat: int, *, with_nk: bool
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """``repeat`` runs of ours and of NeuroKit2's, alternating; their summaries."""
-    ours, nk = [], []
+    path: Path, repeat: int, *, with_nk: bool, with_noq: bool
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
+    """``repeat`` runs of ours (and without quality checks) and of NeuroKit2's, alternating."""
+    ours, nk, noq = [], [], []
     for _ in range(repeat):
         ours.append(_measure("ours", path))
+        if with_noq:
+            noq.append(_measure("ours-noq", path))
         if with_nk:
             nk.append(_measure("nk", path))
-    return _summary(ours), (_summary(nk) if with_nk else None)
+    return (
+        _summary(ours),
+        (_summary(nk) if with_nk else None),
+        (_summary(noq) if with_noq else None),
+    )
 
 
 def main() -> None:
@@ -141,6 +162,11 @@ def main() -> None:
         "print a labelled extrapolation from --nk-hours instead",
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="do not measure the pipeline without signal-quality checks",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "PATH"))
     parser.add_argument("--simulate", nargs=2, metavar=("HOURS", "PATH"))
     args = parser.parse_args()
@@ -168,8 +194,13 @@ def main() -> None:
                 f"simulated {hours:g} h at {FS:g} Hz: {info['samples']:,} samples, "
                 f"{info['beats']:,} beats"
             )
-        ours_short, nk_short = _paired(files[args.nk_hours], args.repeat, with_nk=True)
-        ours_long, nk_long = _paired(files[args.hours], args.repeat, with_nk=not args.skip_nk_long)
+        with_noq = not args.no_baseline
+        ours_short, nk_short, noq_short = _paired(
+            files[args.nk_hours], args.repeat, with_nk=True, with_noq=with_noq
+        )
+        ours_long, nk_long, noq_long = _paired(
+            files[args.hours], args.repeat, with_nk=not args.skip_nk_long, with_noq=with_noq
+        )
 
     def line(name: str, r: dict[str, Any]) -> str:
         return (
@@ -187,14 +218,25 @@ def main() -> None:
             "neurokit2's"
         )
 
+    def quality_cost(ours: dict[str, Any], noq: dict[str, Any] | None) -> None:
+        if noq is None:
+            return
+        print(line("peerlens without quality", noq))
+        print(
+            f"  signal-quality step: {100 * (ours['wall_s'] / noq['wall_s'] - 1):+.1f} % wall, "
+            f"{100 * (ours['cpu_s'] / noq['cpu_s'] - 1):+.1f} % CPU (medians)"
+        )
+
     n = args.repeat
     print(f"\nmeasured on {args.nk_hours:g} h (same input, fresh subprocess each, median of {n}):")
     print(line("peerlens full pipeline", ours_short))
+    quality_cost(ours_short, noq_short)
     assert nk_short is not None
     print(line("neurokit2 lean pipeline", nk_short))
     print(ratio(ours_short, nk_short))
     print(f"\nmeasured on {args.hours:g} h (median of {n}):")
     print(line("peerlens full pipeline", ours_long))
+    quality_cost(ours_long, noq_long)
     target = "MET" if ours_long["wall_s"] < 5 and ours_long["peak_rss_mb"] < 1024 else "NOT MET"
     print(f"  target 24 h < 5 s and < 1 GB: {target}")
     if nk_long is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ def gudb_rr() -> np.ndarray:
     return np.diff(peaks) / 250.0 * 1000.0
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_ecg():  # type: ignore[no-untyped-def]
     """The synthetic ECG generator (see ``_synthetic_ecg``)."""
     return _synthetic_ecg
@@ -52,4 +53,15 @@ def make_ecg():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def data_dir() -> Path:
     """``../shared/data/ecg`` (real recordings; never copied into the repository)."""
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data/ecg``, or skip when it is absent locally (a failure when ``CI`` is set:
+    the evidence must run there)."""
+    if not DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared ECG data missing at {DATA} (required in CI)")
+        pytest.skip(f"shared ECG data not found at {DATA}")
     return DATA

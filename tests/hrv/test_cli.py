@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +107,50 @@ def test_analyze_rr_unit_declared(tmp_path: Path, gudb_rr: np.ndarray) -> None:
     res = runner.invoke(app, ["hrv", "analyze", str(path), "--rr-unit", "furlongs"])
     assert res.exit_code == 2
     assert "furlongs" in res.output
+
+
+def _ecg_csv(path: Path, signal: np.ndarray, fs: float = 250.0) -> Path:
+    cells = ["" if not np.isfinite(v) else f"{v:.5f}" for v in signal]
+    path.write_text("time,ecg\n" + "\n".join(f"{i / fs:.4f},{c}" for i, c in enumerate(cells)))
+    return path
+
+
+def test_analyze_reports_signal_quality(tmp_path: Path, make_ecg) -> None:  # type: ignore[no-untyped-def]
+    rr = 0.82 + 0.04 * np.sin(np.arange(400) / 2.0)
+    ecg, _ = make_ecg(250.0, rr, noise=0.01, seed=2)
+    ecg[100 * 250 : 160 * 250] = np.nan  # 60 s lead-off: 50 s in the first window
+    path = _ecg_csv(tmp_path / "ecg.csv", ecg)
+    out_csv = tmp_path / "r.csv"
+    res = runner.invoke(
+        app, ["hrv", "analyze", str(path), "--window", "150", "--csv", str(out_csv)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "unusable_s" in res.output
+    assert re.search(
+        r"window w001: not valid \(signal quality: 3\d % of the window is unusable "
+        r"\(lead-off 5\d\.\d s; limit 20 %\)\)",
+        res.output,
+    ), res.output
+    assert "window w002: not valid" not in res.output
+    table = pd.read_csv(out_csv)
+    assert {"sqi", "unusable_s", "lead_off_s", "low_sqi_beats"} <= set(table.columns)
+    whole = table.iloc[0]
+    assert whole["label"] == "whole" and 60 < whole["lead_off_s"] < 62
+    assert bool(whole["valid"])  # 61 s of 330 s: under the 20 % limit
+    res = runner.invoke(
+        app,
+        ["hrv", "analyze", str(path), "--csv", str(out_csv), "--max-unusable", "0.1"],
+    )
+    assert res.exit_code == 0, res.output
+    whole = pd.read_csv(out_csv).iloc[0]
+    assert not whole["valid"] and "signal quality" in whole["reason"]
+    assert "of the recording is unusable" in whole["reason"]
+
+
+def test_analyze_noise_exits_2_with_the_reason(tmp_path: Path) -> None:
+    noise = np.random.default_rng(0).standard_normal(250 * 120)
+    path = _ecg_csv(tmp_path / "noise.csv", noise)
+    res = runner.invoke(app, ["hrv", "analyze", str(path)])
+    assert res.exit_code == 2
+    assert "noise.csv: signal quality" in res.output
+    assert "Traceback" not in res.output

@@ -160,3 +160,39 @@ def test_vectorised_welch_equals_scipy(n: int, nper: int) -> None:
     f_ref, p_ref = welch(d, fs=4.0, window="hann", nperseg=nper, noverlap=nper // 2, detrend=False)
     np.testing.assert_array_equal(f, f_ref)
     np.testing.assert_allclose(p, p_ref, rtol=1e-12, atol=1e-14 * p_ref.max())
+
+
+def test_successive_differences_stop_at_gaps_like_neurokit2(data_dir: Path) -> None:
+    # A real NN series cut into three runs: successive differences across a cut must not
+    # count. NeuroKit2's hrv_time drops them too when RRI_Time shows the gap.
+    nk = pytest.importorskip("neurokit2")
+    peaks = np.loadtxt(data_dir / "gudb_chest_strap_annotations" / "subject_00_sitting.tsv")
+    rr = np.diff(peaks) * 4.0
+    times = np.cumsum(rr)
+    keep = np.ones(rr.size, dtype=bool)
+    keep[[40, 41, 42, 90]] = False  # two gaps
+    nn, t = rr[keep], times[keep]
+    segments = np.cumsum(~keep)[keep]
+    ours = hrv_metrics(nn, beat_times_ms=t, segments=segments)
+    d = np.diff(nn)[segments[1:] == segments[:-1]]
+    assert d.size == nn.size - 3
+    assert ours["rmssd_ms"] == pytest.approx(np.sqrt(np.mean(d**2)), rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = nk.hrv_time({"RRI": nn, "RRI_Time": t / 1000.0})
+    assert ours["rmssd_ms"] == pytest.approx(float(ref["HRV_RMSSD"].iloc[0]), rel=1e-9)
+    assert ours["sdsd_ms"] == pytest.approx(float(ref["HRV_SDSD"].iloc[0]), rel=1e-9)
+    # SD1^2 = SDSD^2 / 2 (Brennan et al. 2001) holds on the same within-run pairs
+    assert ours["sd1_ms"] == pytest.approx(ours["sdsd_ms"] / np.sqrt(2), rel=1e-12)
+    # without the segments the differences across the gaps change RMSSD
+    joined = hrv_metrics(nn, beat_times_ms=t)
+    assert joined["rmssd_ms"] != pytest.approx(ours["rmssd_ms"], rel=1e-6)
+    assert ours["mean_nn_ms"] == joined["mean_nn_ms"] and ours["sdnn_ms"] == joined["sdnn_ms"]
+
+
+def test_segments_without_any_successive_pair() -> None:
+    out = hrv_metrics([800.0, 820.0, 790.0, 810.0], segments=[0, 1, 2, 3], nonlinear=True)
+    assert np.isnan(out["rmssd_ms"]) and np.isnan(out["sd1_ms"])
+    assert out["mean_nn_ms"] == pytest.approx(805.0)
+    with pytest.raises(HrvInputError, match="segments has 2 values for 4"):
+        hrv_metrics([800.0, 820.0, 790.0, 810.0], segments=[0, 1])

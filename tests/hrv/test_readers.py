@@ -334,3 +334,28 @@ def test_rr_file_round_trip_property(tmp_path: Path, rr: list[int], seconds: boo
     assert rec.rr_unit == ("s" if seconds else "ms")
     assert rec.rr_ms is not None
     np.testing.assert_allclose(rec.rr_ms, rr, atol=1e-9)
+
+
+def test_long_gaps_stay_missing_and_are_analysed_as_lead_off(tmp_path: Path, make_ecg) -> None:  # type: ignore[no-untyped-def]
+    # A CSV export with empty cells: 2 samples (8 ms) are bridged, 2 s (a lead-off) and the
+    # last 0.4 s stay missing; the analysis treats them as unusable, not as an error.
+    rr = np.full(150, 0.8) + 0.03 * np.sin(np.arange(150) / 2.0)
+    ecg, _ = make_ecg(250.0, rr, noise=0.01, seed=1)
+    cells = [f"{v:.5f}" for v in ecg]
+    for i in (*range(5000, 5002), *range(10_000, 10_500), *range(ecg.size - 100, ecg.size)):
+        cells[i] = ""
+    path = tmp_path / "ecg.csv"
+    path.write_text("time,ecg\n" + "\n".join(f"{i / 250:.4f},{c}" for i, c in enumerate(cells)))
+    rec = read_ecg(path)
+    assert rec.filled_samples == 2 and rec.missing_samples == 600
+    assert rec.signal is not None and np.isnan(rec.signal).sum() == 600
+    from peerlens.hrv import analyze
+
+    res = analyze(rec, window=60)
+    assert res.quality is not None
+    st = res.quality.stretches
+    assert st[["kind", "start", "end"]].values.tolist() == [
+        ["lead_off", 10_000, 10_500],
+        ["lead_off", ecg.size - 100, ecg.size],
+    ]
+    assert res.windows["lead_off_s"].iloc[0] >= 2.0

@@ -72,6 +72,14 @@ def analyze_cmd(
         float,
         typer.Option("--max-artifact-rate", help="Windows above this artifact share are invalid."),
     ] = 0.05,
+    max_unusable: Annotated[
+        float,
+        typer.Option(
+            "--max-unusable",
+            help="Windows with a larger share of unusable ECG (spikes, clipping, flat line, "
+            "lead-off, low-SQI beats) are invalid.",
+        ),
+    ] = 0.2,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the full result as JSON here.")
     ] = None,
@@ -91,7 +99,7 @@ def analyze_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from peerlens.hrv import analyze, read_ecg
+    from peerlens.hrv import QUALITY_COLUMNS, analyze, read_ecg
     from peerlens.hrv.metrics import METRIC_COLUMNS
 
     if method not in ("welch", "lomb"):
@@ -101,7 +109,12 @@ def analyze_cmd(
     with user_errors():
         rec = read_ecg(input_path, fs=fs, channel=_channel(channel), kind=kind, rr_unit=rr_unit)
         res = analyze(
-            rec, events=events, window=window, method=method, max_artifact_rate=max_artifact_rate
+            rec,
+            events=events,
+            window=window,
+            method=method,
+            max_artifact_rate=max_artifact_rate,
+            max_unusable=max_unusable,
         )
         if json_out is not None:
             json_out.write_text(json.dumps(res.to_dict(), indent=1) + "\n")
@@ -109,11 +122,11 @@ def analyze_cmd(
             import pandas as pd
 
             whole = res.metrics.assign(label="whole", start_s=0.0, end_s=res.metrics["duration_s"])
-            whole["valid"] = whole["artifact_rate"] <= max_artifact_rate
-            cols = ["label", "start_s", "end_s", "n_beats", "artifact_rate", "valid"]
-            frames = [whole[cols + list(METRIC_COLUMNS)]]
+            whole["valid"], whole["reason"] = res.whole_validity()
+            cols = ["label", "start_s", "end_s", "n_beats", "artifact_rate", "valid", "reason"]
+            frames = [whole[[*cols, *METRIC_COLUMNS, *QUALITY_COLUMNS]]]
             if not res.windows.empty:
-                frames.append(res.windows[[*cols, "reason", *METRIC_COLUMNS]])
+                frames.append(res.windows[[*cols, *METRIC_COLUMNS, *QUALITY_COLUMNS]])
             pd.concat(frames, ignore_index=True).to_csv(csv_out, index=False)
         if plot_out is not None:
             from peerlens.hrv.plot import plot_result
@@ -128,6 +141,9 @@ def analyze_cmd(
     )
     table = Table("metric", "whole", *[str(x) for x in res.windows.get("label", [])])
     for col in METRIC_COLUMNS:
+        vals = [res.metrics[col].iloc[0], *(res.windows[col] if not res.windows.empty else [])]
+        table.add_row(col, *[f"{v:.4g}" for v in vals])
+    for col in ("sqi", "unusable_s"):
         vals = [res.metrics[col].iloc[0], *(res.windows[col] if not res.windows.empty else [])]
         table.add_row(col, *[f"{v:.4g}" for v in vals])
     if not res.windows.empty:

@@ -1,6 +1,7 @@
 """peerlens.hrv: HRV from portable ECG, fast and exact.
 
-Readers for WFDB, EDF/EDF+/BDF, CSV/TSV, Polar H10 exports and RR files; R-peak detection
+Readers for WFDB, EDF/EDF+/BDF, CSV/TSV, Polar H10 exports and RR files; ECG signal quality
+(spikes, clipping, flat lines, lead-off, a per-beat template-matching index); R-peak detection
 refined to the R apex; Lipponen & Tarvainen (2019) artifact detection and correction; Task Force
 (1996) time- and frequency-domain metrics plus nonlinear indices; per-window analysis.
 See ``docs/hrv.md``.
@@ -13,6 +14,7 @@ from peerlens.hrv._errors import (
     FlatSignalError,
     HrvInputError,
     RecordingTooShortError,
+    SignalQualityError,
     UnreadableRecordingError,
 )
 from peerlens.hrv.analysis import HrvProvenance, HrvResult, analyze
@@ -26,12 +28,22 @@ from peerlens.hrv.batch import BatchOptions, map_tasks, run_batch
 from peerlens.hrv.metrics import METRIC_COLUMNS, hrv_metrics, nn_spectrum
 from peerlens.hrv.peaks import DetectorSettings, detect_rpeaks
 from peerlens.hrv.plot import plot_result
+from peerlens.hrv.quality import (
+    QUALITY_COLUMNS,
+    QualitySettings,
+    SignalProblems,
+    SignalQuality,
+    assess_quality,
+    beat_sqi,
+    detect_signal_problems,
+)
 from peerlens.hrv.readers import Recording, read_ecg, read_rr
 from peerlens.hrv.windows import consecutive_windows, read_events
 
 __all__ = [
     "ARTIFACT_TYPES",
     "METRIC_COLUMNS",
+    "QUALITY_COLUMNS",
     "ArtifactCorrection",
     "BatchOptions",
     "ChannelNotFoundError",
@@ -42,14 +54,21 @@ __all__ = [
     "HrvInputError",
     "HrvProvenance",
     "HrvResult",
+    "QualitySettings",
     "Recording",
     "RecordingTooShortError",
+    "SignalProblems",
+    "SignalQuality",
+    "SignalQualityError",
     "UnreadableRecordingError",
     "analyze",
+    "assess_quality",
+    "beat_sqi",
     "consecutive_windows",
     "correct_artifacts",
     "detect_artifacts",
     "detect_rpeaks",
+    "detect_signal_problems",
     "hrv_metrics",
     "map_tasks",
     "nn_spectrum",

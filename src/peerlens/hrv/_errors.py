@@ -31,3 +31,7 @@ class ChannelNotFoundError(HrvInputError):
 
 class EventsFileError(HrvInputError):
     """The events file (label, start, end) is malformed."""
+
+
+class SignalQualityError(HrvInputError):
+    """Too little of the ECG is usable (spikes, clipping, flat line, lead-off, noise)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 #: DFA scale ranges in beats: short-term 4-16, long-term 16-64 (Peng et al. 1995;
 #: Tarvainen et al. 2014).
@@ -11,17 +11,25 @@ DFA_SHORT = (4, 16)
 DFA_LONG = (16, 64)
 
 
-def poincare(nn_ms: NDArray[np.float64]) -> dict[str, float]:
+def poincare(nn_ms: NDArray[np.float64], segments: ArrayLike | None = None) -> dict[str, float]:
     """SD1, SD2 and their ratio from the Poincare plot of NN(n+1) against NN(n).
 
     SD1 and SD2 are the sample SDs of the points projected on the axes perpendicular to and
     along the line of identity, (NN(n+1) - NN(n)) / sqrt(2) and (NN(n+1) + NN(n)) / sqrt(2)
     (Tulppo et al. 1996; Brennan et al. 2001, who show SD1^2 = SDSD^2 / 2 and, for long series,
-    SD2^2 ~ 2 SDNN^2 - SDSD^2 / 2).
+    SD2^2 ~ 2 SDNN^2 - SDSD^2 / 2). With ``segments`` (a label per interval), only pairs of
+    intervals in the same continuous run are points of the plot.
     """
     x = np.asarray(nn_ms, dtype=np.float64)
-    sd1 = float(np.std((x[1:] - x[:-1]) / np.sqrt(2.0), ddof=1))
-    sd2 = float(np.std((x[1:] + x[:-1]) / np.sqrt(2.0), ddof=1))
+    a, b = x[:-1], x[1:]
+    if segments is not None:
+        seg = np.asarray(segments).ravel()
+        same = seg[1:] == seg[:-1]
+        a, b = a[same], b[same]
+    if a.size < 2:
+        return {"sd1_ms": np.nan, "sd2_ms": np.nan, "sd1_sd2": np.nan}
+    sd1 = float(np.std((b - a) / np.sqrt(2.0), ddof=1))
+    sd2 = float(np.std((b + a) / np.sqrt(2.0), ddof=1))
     return {"sd1_ms": sd1, "sd2_ms": sd2, "sd1_sd2": sd1 / sd2 if sd2 > 0 else np.nan}
 
 

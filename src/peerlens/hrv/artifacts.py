@@ -4,7 +4,8 @@ Detection (:func:`detect_artifacts`) labels every RR interval ``normal``, ``ecto
 ``missed``, ``extra``, ``long`` or ``short``; correction (:func:`correct_artifacts`) turns the
 labels into a corrected beat series and NN intervals. The two are separate steps with separate
 outputs, and correction only touches beats named by a label: every other beat keeps its exact
-time.
+time. Intervals that span unusable ECG (see :mod:`peerlens.hrv.quality`) can be declared as
+``gaps``: they are labelled ``gap``, never corrected, and no NN interval spans them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ __all__ = ["ARTIFACT_TYPES", "ArtifactCorrection", "correct_artifacts", "detect_
 
 #: Labels used in the ``type`` column of :func:`detect_artifacts`.
 ARTIFACT_TYPES = ("normal", "ectopic", "missed", "extra", "long", "short")
-_CODE = {name: code for code, name in enumerate(ARTIFACT_TYPES)}
+#: Label of an interval declared a gap (it spans unusable signal; not an RR interval).
+GAP = "gap"
+_LABELS = (*ARTIFACT_TYPES, GAP)
+_CODE = {name: code for code, name in enumerate(_LABELS)}
 #: Values of :attr:`ArtifactCorrection.beat_source`.
 _SOURCES = np.array(["original", "moved", "inserted"])
 
@@ -44,6 +48,7 @@ class _Classified:
     mrr: NDArray[np.float64]
     median: NDArray[np.float64]
     code: NDArray[np.int8]
+    gap: NDArray[np.bool_]
 
 
 def _rolling_pandas(
@@ -94,20 +99,56 @@ def _as_rr(rr_ms: ArrayLike) -> NDArray[np.float64]:
     return rr
 
 
-def detect_artifacts(rr_ms: ArrayLike) -> pd.DataFrame:
+def _as_gaps(gaps: ArrayLike | None, n: int) -> NDArray[np.bool_]:
+    if gaps is None:
+        return np.zeros(n, dtype=bool)
+    gap = np.asarray(gaps, dtype=bool).ravel()
+    if gap.size != n:
+        raise HrvInputError(f"gaps has {gap.size} values for {n} RR intervals (need one each)")
+    if n - int(gap.sum()) < 4:
+        raise RecordingTooShortError(
+            f"{n - int(gap.sum())} RR intervals outside gaps; artifact detection needs at least 4"
+        )
+    return gap
+
+
+def _fill_gaps(rr: NDArray[np.float64], gap: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """``rr`` with each gap replaced by the 11-interval median of the measured intervals.
+
+    The placeholders keep the rolling windows of the classification aligned without letting a
+    gap (a stretch of unusable signal, often many seconds long) look like an outlier to its
+    neighbours; they are never used as intervals.
+    """
+    if not gap.any():
+        return rr
+    kept = np.flatnonzero(~gap)
+    med = _rolling(rr[kept], MEDIAN_WINDOW, None)
+    out = rr.copy()
+    out[gap] = np.interp(np.flatnonzero(gap), kept, med)
+    return out
+
+
+def detect_artifacts(rr_ms: ArrayLike, *, gaps: ArrayLike | None = None) -> pd.DataFrame:
     """Classify each RR interval following Lipponen & Tarvainen (2019).
 
     Parameters
     ----------
     rr_ms
         RR intervals in ms, in order.
+    gaps
+        Optional boolean per interval: True where the "interval" spans unusable signal (from
+        :func:`peerlens.hrv.assess_quality`) and is not an RR interval at all. Gaps are labelled
+        ``gap``; for the classification of the others each gap is replaced by the local median
+        of the measured intervals, so it neither looks like an outlier nor shifts the rolling
+        windows.
 
     Returns
     -------
     pandas.DataFrame
         One row per interval: ``interval`` (0-based), ``rr_ms``, ``drr`` (normalised successive
         difference), ``mrr`` (normalised deviation from the 11-beat median), ``median_rr_ms``,
-        ``type`` (one of :data:`ARTIFACT_TYPES`) and ``artifact`` (bool).
+        ``type`` (one of :data:`ARTIFACT_TYPES`, or ``gap``) and ``artifact`` (bool; False for
+        gaps).
 
     Notes
     -----
@@ -140,12 +181,14 @@ def detect_artifacts(rr_ms: ArrayLike) -> pd.DataFrame:
     >>> types[types != "normal"].to_dict()
     {30: 'extra', 31: 'extra'}
     """
-    return _table(_classify(rr_ms))
+    return _table(_classify(rr_ms, gaps))
 
 
-def _classify(rr_ms: ArrayLike) -> _Classified:
+def _classify(rr_ms: ArrayLike, gaps: ArrayLike | None = None) -> _Classified:
     """The classification behind :func:`detect_artifacts` (type codes, no DataFrame)."""
-    rr = _as_rr(rr_ms)
+    measured = _as_rr(rr_ms)
+    gap = _as_gaps(gaps, measured.size)
+    rr = _fill_gaps(measured, gap)
     n = rr.size
     drr = np.empty(n)
     drr[1:] = np.diff(rr)
@@ -184,7 +227,11 @@ def _classify(rr_ms: ArrayLike) -> _Classified:
     code[missed] = _CODE["missed"]
     code[extra] = _CODE["extra"]
     code[ectopic] = _CODE["ectopic"]
-    return _Classified(rr, d, m, med, code)
+    if gap.any():
+        code[gap] = _CODE[GAP]
+        d = np.where(gap, np.nan, d)
+        m = np.where(gap, np.nan, m)
+    return _Classified(measured, d, m, med, code, gap)
 
 
 def _table(c: _Classified) -> pd.DataFrame:
@@ -195,10 +242,10 @@ def _table(c: _Classified) -> pd.DataFrame:
             "drr": c.drr,
             "mrr": c.mrr,
             "median_rr_ms": c.median,
-            "type": pd.Series(np.asarray(ARTIFACT_TYPES, dtype=object)[c.code], dtype="string"),
+            "type": pd.Series(np.asarray(_LABELS, dtype=object)[c.code], dtype="string"),
         }
     )
-    out["artifact"] = c.code != 0
+    out["artifact"] = (c.code != 0) & ~c.gap
     return out
 
 
@@ -221,9 +268,21 @@ class ArtifactCorrection:
     removed_beats
         Indices of input beats removed as extra.
     nn_ms
-        Corrected NN intervals in ms (``numpy.diff(beat_times_ms)``).
+        Corrected NN intervals in ms: the differences of consecutive corrected beats, except
+        those across a gap (without gaps, ``numpy.diff(beat_times_ms)``).
     artifact_rate
-        Share of input intervals labelled as artifacts (0-1).
+        Share of the input intervals outside gaps labelled as artifacts (0-1).
+    counts
+        Number of intervals of each artifact type (gaps not included).
+    nn_end_ms
+        Time of the beat that closes each NN interval (ms from the first input beat).
+    nn_segment
+        Per NN interval, the number of gaps before it: intervals with equal values form one
+        continuous run of beats, so successive differences are only taken within a value.
+    excluded_beats
+        Indices of input beats left out because every interval touching them is a gap.
+    n_gaps
+        Number of input intervals declared gaps.
     """
 
     detection: pd.DataFrame = field(repr=False)
@@ -234,16 +293,47 @@ class ArtifactCorrection:
     nn_ms: NDArray[np.float64] = field(repr=False)
     artifact_rate: float
     counts: dict[str, int]
+    nn_end_ms: NDArray[np.float64] = field(repr=False)
+    nn_segment: NDArray[np.intp] = field(repr=False)
+    excluded_beats: NDArray[np.intp] = field(repr=False)
+    n_gaps: int = 0
+
+
+def _absorb(gap: NDArray[np.bool_], flagged: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """``gap`` widened over the artifact intervals that touch it (repeatedly).
+
+    An artifact next to a gap cannot be told apart (a premature beat whose compensatory pause
+    lies in the gap looks like an isolated short interval) nor corrected (that needs the
+    neighbour across the gap), so it is removed with the gap.
+    """
+    if not gap.any():
+        return gap
+    out = gap.copy()
+    left = flagged.copy()
+    while True:
+        touching = left & (np.concatenate(([False], out[:-1])) | np.concatenate((out[1:], [False])))
+        if not touching.any():
+            return out
+        out |= touching
+        left &= ~touching
 
 
 @single_blas_thread
-def correct_artifacts(rr_ms: ArrayLike) -> ArtifactCorrection:
+def correct_artifacts(rr_ms: ArrayLike, *, gaps: ArrayLike | None = None) -> ArtifactCorrection:
     """Detect artifacts (:func:`detect_artifacts`) and correct the beat series.
 
     Parameters
     ----------
     rr_ms
         RR intervals in ms, in order.
+    gaps
+        Optional boolean per interval: True where the interval spans unusable signal. A gap is
+        neither an RR interval nor corrected (no beat is inserted across it), no correction
+        moves or removes a beat using a gap as its neighbour, and no NN interval spans it;
+        beats whose every interval is a gap are left out (``excluded_beats``). An artifact
+        interval next to a gap is removed with it (a premature beat whose compensatory pause
+        lies in the gap would otherwise stay as an isolated short interval); it still counts
+        in the artifact rate.
 
     Returns
     -------
@@ -275,18 +365,22 @@ def correct_artifacts(rr_ms: ArrayLike) -> ArtifactCorrection:
     >>> fixed.counts["missed"], len(fixed.nn_ms)
     (1, 60)
     """
-    c = _classify(rr_ms)
+    c = _classify(rr_ms, gaps)
     rr, med, kind = c.rr, c.median, c.code
+    gap = _absorb(c.gap, (kind != 0) & ~c.gap)
     ectopic, missed, extra = _CODE["ectopic"], _CODE["missed"], _CODE["extra"]
     long_short = (_CODE["long"], _CODE["short"])
     n = rr.size
     times = np.concatenate(([0.0], np.cumsum(rr)))
     source = np.zeros(n + 1, dtype=np.int8)  # index into _SOURCES
+    # gap_left[b] / gap_right[b]: the interval before / after beat b is a gap (or missing)
+    gap_left = np.concatenate(([True], gap))
+    gap_right = np.concatenate((gap, [True]))
 
     moved = np.zeros(n + 1, dtype=bool)
     for j in np.flatnonzero(kind == ectopic):
         b = j  # beat shared by intervals j-1 and j
-        if 0 < b < n and not moved[b]:
+        if 0 < b < n and not moved[b] and not gap_left[b]:
             moved[b] = True
     for j in np.flatnonzero(np.isin(kind, long_short)):
         if j + 1 < n and kind[j + 1] in long_short and kind[j + 1] != kind[j]:
@@ -301,34 +395,49 @@ def correct_artifacts(rr_ms: ArrayLike) -> ArtifactCorrection:
     remove = np.zeros(n + 1, dtype=bool)
     for j in np.flatnonzero(kind == extra):
         # interval j+1 of a pair is the second half of the same split: one beat to remove
-        if j + 1 < n + 1 and not moved[j + 1] and not remove[j]:
+        if j + 1 < n + 1 and not moved[j + 1] and not remove[j] and not gap_right[j + 1]:
             remove[j + 1] = True
+    # beats that only touch gaps belong to no NN interval
+    excluded = gap_left & gap_right if gap.any() else np.zeros(n + 1, dtype=bool)
+    # number of gaps before each beat: beats with equal values are one continuous run
+    segment = np.concatenate(([0], np.cumsum(gap))).astype(np.intp)
 
     inserted_times: list[float] = []
+    inserted_segment: list[int] = []
     for j in np.flatnonzero(kind == missed):
         k = round(rr[j] / med[j]) - 1 if med[j] > 0 else 1
         k = max(1, int(k))
         start, stop = new_times[j], new_times[j + 1]
         for q in range(1, k + 1):
             inserted_times.append(start + (stop - start) * q / (k + 1))
+            inserted_segment.append(int(segment[j]))
 
-    keep = ~remove
+    keep = ~remove & ~excluded
     base_idx = np.flatnonzero(keep)
     n_ins = len(inserted_times)
     all_times = np.concatenate((new_times[keep], np.asarray(inserted_times, dtype=np.float64)))
     all_source = np.concatenate((source[keep], np.full(n_ins, 2, dtype=np.int8)))
     all_orig = np.concatenate((base_idx, np.full(n_ins, -1, dtype=np.intp)))
+    all_segment = np.concatenate((segment[keep], np.asarray(inserted_segment, dtype=np.intp)))
     order = np.argsort(all_times, kind="stable")
     beat_times = all_times[order]
-    tally = np.bincount(kind, minlength=len(ARTIFACT_TYPES))
+    beat_segment = all_segment[order]
+    within = beat_segment[1:] == beat_segment[:-1]
+    n_gaps = int(c.gap.sum())
+    tally = np.bincount(kind, minlength=len(_LABELS))
     counts = {t: int(tally[_CODE[t]]) for t in ARTIFACT_TYPES if t != "normal"}
+    flagged = (kind != 0) & ~c.gap
     return ArtifactCorrection(
         detection=_table(c),
         beat_times_ms=beat_times,
         beat_source=_SOURCES[all_source[order]],
         original_index=all_orig[order].astype(np.intp),
         removed_beats=np.flatnonzero(remove).astype(np.intp),
-        nn_ms=np.diff(beat_times),
-        artifact_rate=float(np.mean(kind != 0)),
+        nn_ms=np.diff(beat_times)[within],
+        artifact_rate=float(flagged.sum() / (n - n_gaps)),
         counts=counts,
+        nn_end_ms=beat_times[1:][within],
+        nn_segment=beat_segment[1:][within],
+        excluded_beats=np.flatnonzero(excluded).astype(np.intp),
+        n_gaps=n_gaps,
     )

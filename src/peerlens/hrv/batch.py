@@ -19,6 +19,7 @@ import pandas as pd
 
 from peerlens import PeerlensError
 from peerlens.hrv.metrics import METRIC_COLUMNS
+from peerlens.hrv.quality import QUALITY_COLUMNS
 
 __all__ = ["BatchOptions", "analyze_file", "map_tasks", "run_batch"]
 
@@ -51,12 +52,14 @@ class BatchOptions:
     method: str = "welch"
     nonlinear: bool = True
     max_artifact_rate: float = 0.05
+    max_unusable: float = 0.2
 
 
 def _error_row(name: str, message: str) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(ID_COLUMNS, None)
     row.update(file=name, label="whole", status="error", error=message)
     row.update(dict.fromkeys(METRIC_COLUMNS, np.nan))
+    row.update(dict.fromkeys(QUALITY_COLUMNS, np.nan))
     return row
 
 
@@ -77,6 +80,7 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
             method=opts.method,
             nonlinear=opts.nonlinear,
             max_artifact_rate=opts.max_artifact_rate,
+            max_unusable=opts.max_unusable,
             fs=opts.fs,
             channel=opts.channel,
             kind=opts.kind,
@@ -87,6 +91,7 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
     except Exception as exc:  # a broken file must not sink the batch
         return [_error_row(name, f"{name}: {type(exc).__name__}: {exc}")]
     whole = res.metrics.iloc[0]
+    whole_valid, whole_reason = res.whole_validity()
     rows = [
         {
             "file": name,
@@ -97,14 +102,10 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
             "end_s": float(whole["duration_s"]),
             "n_beats": int(whole["n_beats"]),
             "artifact_rate": float(whole["artifact_rate"]),
-            "valid": bool(whole["artifact_rate"] <= opts.max_artifact_rate),
-            "reason": (
-                ""
-                if whole["artifact_rate"] <= opts.max_artifact_rate
-                else f"artifact rate {100 * whole['artifact_rate']:.1f} % > "
-                f"{100 * opts.max_artifact_rate:g} %"
-            ),
+            "valid": whole_valid,
+            "reason": whole_reason,
             **{c: float(whole[c]) for c in METRIC_COLUMNS},
+            **{c: float(whole[c]) for c in QUALITY_COLUMNS},
         }
     ]
     for w in res.windows.to_dict(orient="records"):
@@ -121,6 +122,7 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
                 "valid": bool(w["valid"]),
                 "reason": str(w["reason"]),
                 **{c: float(w[c]) for c in METRIC_COLUMNS},
+                **{c: float(w[c]) for c in QUALITY_COLUMNS},
             }
         )
     return rows
@@ -128,7 +130,7 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _frame(per_file: Sequence[list[dict[str, Any]]]) -> pd.DataFrame:
     rows = [row for rows in per_file for row in rows]
-    frame = pd.DataFrame(rows, columns=[*ID_COLUMNS, *METRIC_COLUMNS])
+    frame = pd.DataFrame(rows, columns=[*ID_COLUMNS, *METRIC_COLUMNS, *QUALITY_COLUMNS])
     for col in ("file", "label", "status", "error", "reason"):
         frame[col] = frame[col].astype("string")
     return frame
@@ -167,7 +169,8 @@ def run_batch(
     pandas.DataFrame
         Columns ``file``, ``label`` (``whole`` or the window label), ``status`` (ok/error),
         ``error`` (why a recording failed), ``start_s``, ``end_s``, ``n_beats``,
-        ``artifact_rate``, ``valid``, ``reason`` (why a row is not valid) and the metric columns.
+        ``artifact_rate``, ``valid``, ``reason`` (why a row is not valid), the metric columns
+        and the signal-quality columns (:data:`peerlens.hrv.QUALITY_COLUMNS`; NaN for RR files).
     """
     opts = asdict(options or BatchOptions())
     items = [str(p) for p in paths]

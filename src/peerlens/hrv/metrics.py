@@ -84,8 +84,23 @@ def _tinn(counts: NDArray[np.float64], x: NDArray[np.float64], lo_bin: int, hi_b
     return float(m_best - n_best)
 
 
-def time_domain(nn_ms: ArrayLike) -> dict[str, float]:
+def _successive(nn: NDArray[np.float64], segments: ArrayLike | None) -> NDArray[np.float64]:
+    """Successive differences of ``nn``, only between intervals of the same segment."""
+    d = np.diff(nn)
+    if segments is None:
+        return d
+    seg = np.asarray(segments).ravel()
+    if seg.size != nn.size:
+        raise HrvInputError(f"segments has {seg.size} values for {nn.size} NN intervals")
+    return d[seg[1:] == seg[:-1]]
+
+
+def time_domain(nn_ms: ArrayLike, *, segments: ArrayLike | None = None) -> dict[str, float]:
     """Task Force (1996) time-domain and geometric measures of an NN series.
+
+    ``segments`` (one label per interval, equal labels = one continuous run of beats) keeps
+    successive differences (RMSSD, SDSD, pNNx) from being taken across a gap in the series;
+    they are NaN when fewer than one (RMSSD, pNNx) or two (SDSD) differences remain.
 
     Notes
     -----
@@ -100,7 +115,7 @@ def time_domain(nn_ms: ArrayLike) -> dict[str, float]:
     - ``tinn_ms``: see :func:`_tinn` (same histogram).
     """
     nn = np.asarray(nn_ms, dtype=np.float64)
-    d = np.diff(nn)
+    d = _successive(nn, segments)
     mean_nn = float(nn.mean())
     edges = np.arange(0.0, nn.max() + HIST_BIN_MS, HIST_BIN_MS)
     counts, _ = np.histogram(nn, bins=edges)
@@ -113,10 +128,10 @@ def time_domain(nn_ms: ArrayLike) -> dict[str, float]:
         "mean_nn_ms": mean_nn,
         "mean_hr_bpm": 60000.0 / mean_nn,
         "sdnn_ms": float(np.std(nn, ddof=1)),
-        "rmssd_ms": float(np.sqrt(np.mean(d**2))),
-        "sdsd_ms": float(np.std(d, ddof=1)),
-        "pnn50_pct": float(np.sum(np.abs(d) > 50) / nn.size * 100.0),
-        "pnn20_pct": float(np.sum(np.abs(d) > 20) / nn.size * 100.0),
+        "rmssd_ms": float(np.sqrt(np.mean(d**2))) if d.size else np.nan,
+        "sdsd_ms": float(np.std(d, ddof=1)) if d.size > 1 else np.nan,
+        "pnn50_pct": float(np.sum(np.abs(d) > 50) / nn.size * 100.0) if d.size else np.nan,
+        "pnn20_pct": float(np.sum(np.abs(d) > 20) / nn.size * 100.0) if d.size else np.nan,
         "hrv_triangular_index": float(nn.size / counts.max()),
         "tinn_ms": _tinn(counts.astype(np.float64), x, lo_bin, hi_bin),
     }
@@ -160,6 +175,7 @@ def hrv_metrics(
     beat_times_ms: ArrayLike | None = None,
     method: str = "welch",
     nonlinear: bool = True,
+    segments: ArrayLike | None = None,
 ) -> dict[str, float]:
     """All HRV metrics of an NN series, keyed by unit-suffixed column names.
 
@@ -174,6 +190,12 @@ def hrv_metrics(
         ``"welch"`` (default) or ``"lomb"`` for the spectrum; recorded by callers in provenance.
     nonlinear
         Compute SD1/SD2, sample entropy and DFA (default True).
+    segments
+        Optional label per NN interval; equal labels form one continuous run of beats (e.g.
+        :attr:`ArtifactCorrection.nn_segment`). Successive differences (RMSSD, SDSD, pNNx, SD1,
+        SD2) are then taken only within a run, never across a gap; give ``beat_times_ms`` as
+        the n closing-beat times (:attr:`ArtifactCorrection.nn_end_ms`) so the spectrum sees
+        the gaps in time.
 
     Returns
     -------
@@ -191,10 +213,13 @@ def hrv_metrics(
     PSD over the Task Force bands VLF 0.0033-0.04, LF 0.04-0.15, HF 0.15-0.4 Hz; ``lf_nu`` and
     ``hf_nu`` are 100 * LF / (LF + HF) and 100 * HF / (LF + HF) (Task Force: total power minus
     VLF); ``ln_hf`` is ln(HF / 1 ms^2); ``peak_hf_hz`` the frequency of the PSD maximum in HF.
-    Linear (not smoothness-priors) detrending is used so that VLF is not removed. Nonlinear:
+    Linear (not smoothness-priors) detrending is used so that VLF is not removed. Across a gap
+    in the beat series the Welch resampling interpolates the tachogram (as for any missing
+    beats); Lomb-Scargle uses only the measured intervals. Nonlinear:
     :func:`peerlens.hrv._nonlinear.poincare` (Brennan et al. 2001), ``sampen`` with m = 2,
     r = 0.2 SD (Richman & Moorman 2000), DFA alpha1 (4-16 beats) and alpha2 (16-64 beats)
-    (Peng et al. 1995).
+    (Peng et al. 1995); sample entropy and DFA treat the runs of a gapped series as one series
+    (a gap joins two runs like one more successive difference).
 
     References
     ----------
@@ -212,14 +237,14 @@ def hrv_metrics(
     if method not in METHODS:
         raise HrvInputError(f"spectral method must be one of {METHODS}, not {method!r}")
     nn, t = _prepare(nn_ms, beat_times_ms)
-    out = time_domain(nn)
+    out = time_domain(nn, segments=segments)
     if t[-1] - t[0] >= 2.0 and nn.size >= 4:
         freq, _ = frequency_metrics(t, nn, method)
     else:
         freq = dict.fromkeys(FREQUENCY_COLUMNS, float("nan"))
     out.update(freq)
     if nonlinear:
-        out.update(poincare(nn))
+        out.update(poincare(nn, segments=segments))
         out["sampen"] = sample_entropy(nn)
         out.update(dfa(nn))
     return out

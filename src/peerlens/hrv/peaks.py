@@ -292,6 +292,11 @@ def _baseline(
     return grid.astype(np.float64), base
 
 
+def baseline_block(fs: float) -> int:
+    """Samples per block of the baseline grid (about 100 ms)."""
+    return max(1, round(fs / BASELINE_GRID_HZ))
+
+
 #: Beats refined per batch (bounds the refinement's working memory to a few MB).
 REFINE_BATCH = 8192
 
@@ -452,17 +457,34 @@ def detect_rpeaks(
     >>> np.array_equal(peaks, np.round(beats * fs).astype(int))
     True
     """
-    s = settings or DetectorSettings()
-    x = _validate(ecg, fs)
+    return _detect(_validate(ecg, fs), fs, settings or DetectorSettings(), checked=False)
+
+
+def _detect(
+    x: NDArray[np.float64],
+    fs: float,
+    s: DetectorSettings,
+    *,
+    checked: bool,
+    block_means: NDArray[np.float64] | None = None,
+) -> NDArray[np.intp]:
+    """:func:`detect_rpeaks` on a validated signal.
+
+    ``checked=True`` skips the finiteness and flatness checks, for callers that have already
+    made them in their own pass over the signal (:func:`peerlens.hrv.quality.assess_quality`);
+    such a caller can also pass the means of consecutive blocks of :func:`baseline_block`
+    samples (the trailing partial block dropped), which the baseline is computed from.
+    """
     n = x.size
     k = max(1, int(fs // s.detection_min_hz))
-    kb = max(1, round(fs / BASELINE_GRID_HZ))
+    kb = baseline_block(fs)
     chunk = max(1, round(CHUNK_S * fs / kb)) * kb  # whole baseline blocks per chunk
     margin = round(CHUNK_MARGIN_S * fs)
     if n <= chunk + 2 * margin:
-        _check_not_flat(*_value_range(x, x))
+        if not checked:
+            _check_not_flat(*_value_range(x, x))
         candidates, energy = _candidates(x, fs, k, s)
-        means = _block_means(x, kb)
+        means = _block_means(x, kb) if block_means is None else block_means
         polarity_block = n
     else:
         _keep_freed_memory()
@@ -471,22 +493,28 @@ def detect_rpeaks(
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             a, b = max(0, start - margin), min(n, stop + margin)
-            part_lo, part_hi = _value_range(x[a:b], x)
-            lo, hi = min(lo, part_lo), max(hi, part_hi)
+            if not checked:
+                part_lo, part_hi = _value_range(x[a:b], x)
+                lo, hi = min(lo, part_lo), max(hi, part_hi)
             peaks, energy = _candidates(x[a:b], fs, k, s)
             peaks += a
             keep = (peaks >= start) & (peaks < stop)
             found.append(peaks[keep])
             energies.append(energy[keep])
-            blocks.append(_block_means(x[start:stop], kb))  # while the chunk is in cache
-        _check_not_flat(lo, hi)
+            if block_means is None:
+                blocks.append(_block_means(x[start:stop], kb))  # while the chunk is in cache
+        if not checked:
+            _check_not_flat(lo, hi)
         candidates = np.concatenate(found)
         energy = np.concatenate(energies)
-        means = np.concatenate(blocks)
+        means = np.concatenate(blocks) if block_means is None else block_means
         polarity_block = chunk
     candidates = _enforce_refractory(candidates, energy, max(1, round(s.refractory_s * fs)))
     lo = s.refine_band_hz[0]
-    baseline = _baseline(means, kb, lo, float(fs), fallback=float(np.mean(x)))
+    # the fallback (a flat baseline) only serves records under 0.8 s; the mean of the block
+    # means spares a pass over the whole signal
+    fallback = float(np.mean(means)) if means.size else float(np.mean(x))
+    baseline = _baseline(means, kb, lo, float(fs), fallback=fallback)
     return _refine(x, candidates, fs, s, polarity_block, baseline)
 
 

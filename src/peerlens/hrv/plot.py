@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,8 +23,9 @@ def plot_result(result: HrvResult, recording: Recording | None, path: str | Path
 
     The ECG panel (omitted for RR-only input) shows 20 s around the first artifact (or the start)
     with detected R peaks (x) and corrected beats (o); the tachogram shows detected RR and
-    corrected NN over the whole recording with artifact intervals marked; the PSD panel shows the
-    spectrum used for the metrics with the Task Force bands shaded.
+    corrected NN over the whole recording with artifact intervals marked and unusable ECG
+    shaded; the PSD panel shows the spectrum used for the metrics with the Task Force bands
+    shaded.
     """
     import matplotlib
 
@@ -72,8 +74,15 @@ def plot_result(result: HrvResult, recording: Recording | None, path: str | Path
         )
     ax = next(ax_iter)
     ax.plot(t0 + rr_t, result.rr_ms, lw=0.6, color="0.6", label="RR (detected)")
-    nn_t = result.artifacts.beat_times_ms[1:] / 1000.0 + t0
-    ax.plot(nn_t, result.artifacts.nn_ms, lw=0.8, color="tab:blue", label="NN (corrected)")
+    nn_t = result.artifacts.nn_end_ms / 1000.0 + t0
+    nn = result.artifacts.nn_ms.copy()
+    seg = result.artifacts.nn_segment
+    nn[1:][seg[1:] != seg[:-1]] = np.nan  # break the line at gaps
+    ax.plot(nn_t, nn, lw=0.8, color="tab:blue", label="NN (corrected)")
+    if result.quality is not None and not result.quality.unusable.empty:
+        spans = _merged(result.quality.unusable["start_s"], result.quality.unusable["end_s"])
+        for k, (a_s, b_s) in enumerate(spans):
+            ax.axvspan(a_s, b_s, color="tab:red", alpha=0.12, label=None if k else "unusable ECG")
     art = det["artifact"].to_numpy()
     ax.plot(t0 + rr_t[art], result.rr_ms[art], ".", color="tab:red", label="artifact")
     ax.set_xlabel("time (s)")
@@ -82,7 +91,7 @@ def plot_result(result: HrvResult, recording: Recording | None, path: str | Path
     ax = next(ax_iter)
     spec = nn_spectrum(
         result.artifacts.nn_ms,
-        beat_times_ms=result.artifacts.beat_times_ms,
+        beat_times_ms=result.artifacts.nn_end_ms,
         method=result.provenance.spectral_method,
     )
     sel = spec.freq_hz <= 0.5
@@ -98,4 +107,15 @@ def plot_result(result: HrvResult, recording: Recording | None, path: str | Path
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
+    return out
+
+
+def _merged(starts: Any, ends: Any) -> list[tuple[float, float]]:
+    """Union of intervals, sorted (for shading)."""
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(zip(map(float, starts), map(float, ends), strict=True)):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
     return out

@@ -79,6 +79,9 @@ class Recording:
         Recording start when the file states it, else ``None``.
     filled_samples
         Missing ECG samples bridged by linear interpolation (inner gaps up to 50 ms).
+    missing_samples
+        Missing ECG samples left as NaN (longer gaps, or gaps at an edge): lead-off, which
+        :func:`peerlens.hrv.analyze` treats as unusable signal.
     """
 
     source: str
@@ -90,6 +93,7 @@ class Recording:
     rr_unit: str | None = None
     start_time: datetime | None = None
     filled_samples: int = 0
+    missing_samples: int = 0
 
     @property
     def is_rr(self) -> bool:
@@ -136,44 +140,45 @@ def _pick_channel(names: list[str], channel: str | int | None, where: str) -> in
     return lowered.index(key)
 
 
-def _fill_gaps(signal: NDArray[np.float64], fs: float, where: str) -> int:
-    """Linearly interpolate short runs of missing samples in place; return how many were filled.
+def _fill_gaps(signal: NDArray[np.float64], fs: float) -> tuple[int, int]:
+    """Linearly interpolate short inner runs of missing samples in place.
 
     Runs up to :data:`MAX_GAP_S` (shorter than a QRS complex, so no beat can hide in them) are
-    bridged; a longer gap, or missing samples at either end, is an error naming its position.
+    bridged; longer runs, and runs at either end, stay missing (NaN): a lead-off that the
+    analysis reports as unusable signal. Returns (samples filled, samples left missing).
     """
     bad = ~np.isfinite(signal)
     if not bad.any():
-        return 0
+        return 0, 0
+    signal[bad] = np.nan  # +/-inf are missing values too
     d = np.diff(bad.view(np.int8), prepend=np.int8(0), append=np.int8(0))
     starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-    longest = int(np.argmax(ends - starts))
-    if (ends - starts)[longest] > MAX_GAP_S * fs or starts[0] == 0 or ends[-1] == signal.size:
-        first = int(starts[longest])
-        raise HrvInputError(
-            f"{where}: {int(bad.sum())} missing or non-finite ECG samples; the gap at sample "
-            f"{first} ({first / fs:.3f} s) is {int((ends - starts)[longest])} samples long or at "
-            f"the edge (only inner gaps up to {1000 * MAX_GAP_S:g} ms are bridged)"
-        )
-    good = np.flatnonzero(~bad)
-    signal[bad] = np.interp(np.flatnonzero(bad), good, signal[good])
-    return int(bad.sum())
+    short = ((ends - starts) <= MAX_GAP_S * fs) & (starts > 0) & (ends < signal.size)
+    fill = np.zeros(signal.size, dtype=bool)
+    for a, b in zip(starts[short], ends[short], strict=True):
+        fill[a:b] = True
+    if fill.any():
+        good = np.flatnonzero(~bad)
+        signal[fill] = np.interp(np.flatnonzero(fill), good, signal[good])
+    n_fill = int(fill.sum())
+    return n_fill, int(bad.sum()) - n_fill
 
 
-def _check_ecg(signal: NDArray[np.float64], fs: float, where: str) -> int:
-    """Validate an ECG channel (filling short gaps in place); return the samples filled."""
+def _check_ecg(signal: NDArray[np.float64], fs: float, where: str) -> tuple[int, int]:
+    """Validate an ECG channel (filling short gaps in place); return (filled, still missing)."""
     if signal.size == 0:
         raise EmptyRecordingError(f"{where}: the ECG channel holds no samples")
-    if np.isnan(signal).all():
+    if not np.isfinite(signal).any():
         raise EmptyRecordingError(f"{where}: every ECG sample is missing")
-    filled = _fill_gaps(signal, fs, where)
-    if np.ptp(signal) == 0:
+    filled, missing = _fill_gaps(signal, fs)
+    finite = signal[np.isfinite(signal)] if missing else signal
+    if np.ptp(finite) == 0:
         raise FlatSignalError(f"{where}: the ECG channel is flat (all {signal.size} samples equal)")
     if signal.size < MIN_ECG_S * fs:
         raise RecordingTooShortError(
             f"{where}: the ECG is {signal.size / fs:.2f} s long; at least {MIN_ECG_S:g} s needed"
         )
-    return filled
+    return filled, missing
 
 
 def _check_rr(rr_ms: NDArray[np.float64], where: str) -> None:
@@ -246,9 +251,10 @@ def _read_wfdb(path: Path, channel: str | int | None) -> Recording:
         raise EmptyRecordingError(f"{where}: the WFDB record holds no samples")
     signal = np.ascontiguousarray(rec.p_signal[:, 0], dtype=np.float64)
     fs = float(rec.fs)
-    filled = _check_ecg(signal, fs, f"{where} channel {names[idx]}")
+    filled, missing = _check_ecg(signal, fs, f"{where} channel {names[idx]}")
     return Recording(
         filled_samples=filled,
+        missing_samples=missing,
         source=where,
         format="wfdb",
         fs=fs,
@@ -278,7 +284,7 @@ def _read_edf(path: Path, channel: str | int | None) -> Recording:
         start = reader.getStartdatetime()
     finally:
         reader.close()
-    filled = _check_ecg(signal, fs, f"{where} channel {names[idx]}")
+    filled, missing = _check_ecg(signal, fs, f"{where} channel {names[idx]}")
     fmt = "bdf" if path.suffix.lower() == ".bdf" else "edf"
     return Recording(
         source=where,
@@ -288,6 +294,7 @@ def _read_edf(path: Path, channel: str | int | None) -> Recording:
         channel=names[idx],
         start_time=start,
         filled_samples=filled,
+        missing_samples=missing,
     )
 
 
@@ -471,9 +478,10 @@ def _read_text_file(
                     "give fs (CLI: --fs HZ)"
                 )
         signal = np.array(signal, dtype=np.float64)
-        filled = _check_ecg(signal, fs, f"{where} column {header[pick]!r}")
+        filled, missing = _check_ecg(signal, fs, f"{where} column {header[pick]!r}")
         return Recording(
             filled_samples=filled,
+            missing_samples=missing,
             source=where,
             format="polar-ecg" if polar else "csv",
             fs=float(fs),
@@ -506,9 +514,10 @@ def _read_text_file(
     pick = _pick_channel(names, channel, where)
     signal = cols[pick]
     signal = np.array(signal, dtype=np.float64)
-    filled = _check_ecg(signal, fs, f"{where} column {pick}")
+    filled, missing = _check_ecg(signal, fs, f"{where} column {pick}")
     return Recording(
         filled_samples=filled,
+        missing_samples=missing,
         source=where,
         format="csv",
         fs=float(fs),
