@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from peerlens._commands._common import user_errors
+from peerlens._commands._common import err_console, user_errors
 
 if TYPE_CHECKING:
     from peerlens.study.policy import Caller
@@ -246,12 +246,11 @@ def study_user_add(
 ) -> None:
     """Create a user account (password from $PEERLENS_NEW_PASSWORD or a prompt)."""
     with user_errors():
-        from peerlens.study.users import create_user
+        from peerlens.study.users import check_username, create_user
 
+        check_username(username)  # before asking for anyone's password
         store, me = _session(db, user)
-        password = os.environ.get("PEERLENS_NEW_PASSWORD") or typer.prompt(
-            f"new password for {username}", hide_input=True, confirmation_prompt=True
-        )
+        password = _new_password(username)
         create_user(store, username, password, caller=me, reason=reason)
         typer.echo(f"created user {username}")
 
@@ -576,6 +575,13 @@ def participant_erase(
         rep = erase_participant(
             store, study, code, caller=me, reason=reason, purge_responses=purge_responses
         )
+        if not rep.pages_purged:
+            err_console.print(
+                "[yellow]warning:[/yellow] another connection was reading the database, so "
+                "older page images may remain in its -wal file until the last connection "
+                "closes (SQLite then folds the file in and removes it)",
+                markup=True,
+            )
         typer.echo(
             f"erased {code}: {rep.identity_fields} identity field(s), {rep.transcripts} "
             f"transcript(s), {rep.session_notes} session note(s), {rep.text_items} text item(s), "
@@ -914,7 +920,8 @@ def audit_verify(
         head = None
         if expect_head:
             seq, sep, digest = expect_head.partition(":")
-            if not sep or not seq.isdigit() or len(digest) != 64:
+            hexdigits = set("0123456789abcdef")
+            if not sep or not seq.isdigit() or len(digest) != 64 or set(digest) - hexdigits:
                 raise StudyError(f"--expect-head {expect_head!r}: use SEQ:HASH")
             head = (int(seq), digest)
         store, me = _session(db, user)

@@ -22,7 +22,7 @@ Policy (also in ``docs/study.md``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import delete, func, or_, select, update
 
@@ -68,6 +68,9 @@ class ErasureReport:
     recordings: int
     files_deleted: int
     responses_deleted: int
+    #: SQLite: the write-ahead log was folded in and truncated (False when another connection
+    #: was reading; its old page images then stay until it closes).
+    pages_purged: bool = True
 
 
 @guarded("participant.erase")
@@ -182,21 +185,23 @@ def erase_participant(
     # Files go only after the database no longer refers to them.
     for sha, suffix in files:
         remove_blob(blob_path(store.blob_dir, sha, suffix))
-    _purge_old_pages(store)
+    if not _purge_old_pages(store):
+        report = replace(report, pages_purged=False)
     return report
 
 
-def _purge_old_pages(store: Store) -> None:
+def _purge_old_pages(store: Store) -> bool:
     """SQLite: fold the write-ahead log into the database and truncate it, so that no earlier
     page image holding erased content stays in the ``-wal`` file (secure_delete has already
     zeroed the deleted content in the pages themselves). PostgreSQL keeps dead row versions
     until VACUUM; see docs/security.md."""
     if store.dialect != "sqlite":
-        return
+        return True
     raw = store.engine.raw_connection()  # outside any transaction (a checkpoint needs that)
     try:
         driver = raw.driver_connection
         assert driver is not None
-        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        busy = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
     finally:
         raw.close()
+    return not busy

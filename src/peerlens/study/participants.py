@@ -352,7 +352,11 @@ def add_consent(
             "consent",
             code,
             study=study_name,
-            new={"version": version, "at": consented_at.isoformat(), "scope": scope},
+            new={
+                "version": version,
+                "at": consented_at.isoformat(),
+                "scope": audit.redacted(scope),  # free text: its length only
+            },
             reason=reason,
         )
 

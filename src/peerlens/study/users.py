@@ -54,6 +54,11 @@ def has_users(session: Session) -> bool:
     return bool(session.scalar(select(func.count()).select_from(User)))
 
 
+def check_username(username: str) -> None:
+    """Refuse a user name peerlens cannot take (1-100 characters, no spaces, not ``os:...``)."""
+    _check_username(username)
+
+
 def _check_username(username: str) -> None:
     if not username or len(username) > 100 or any(c.isspace() for c in username):
         raise StudyError(f"user name {username!r}: 1-100 characters, no spaces")
