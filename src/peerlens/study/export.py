@@ -22,7 +22,6 @@ file's sha256 prefix). Every export is audited and writes a manifest beside the 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from peerlens import __version__
 from peerlens._tables import neutralise_formulas
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec
+from peerlens.study._deid import shift_date
 from peerlens.study._identity import read_many
 from peerlens.study._lookup import get_study
 from peerlens.study._scoring import score_long, version_label
@@ -190,7 +190,7 @@ def tidy_frame(
         if shift and dates.any():
             idx = np.flatnonzero(dates & raw["missing_code"].isna().to_numpy())
             shifted = [
-                _shift_date(str(t), int(d))
+                shift_date(str(t), int(d))
                 for t, d in zip(
                     raw["text"].to_numpy()[idx], raw["shift"].to_numpy()[idx], strict=True
                 )
@@ -224,15 +224,6 @@ def tidy_frame(
     result["completion"] = result["completion"].astype("Int64")
     result["value"] = result["value"].astype("float64")
     return result
-
-
-def _shift_date(text: str, days: int) -> str:
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    shifted = parsed - dt.timedelta(days=days)
-    return shifted.date().isoformat() if len(text) <= 10 else shifted.isoformat(sep=" ")
 
 
 def _scores(raw: pd.DataFrame, forms: dict[str, FormSpec]) -> pd.DataFrame:

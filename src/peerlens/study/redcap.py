@@ -15,7 +15,6 @@ Values of fields flagged ``Identifier? = y`` are stored only in the identity vau
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import hashlib
 import io
 import json
@@ -30,6 +29,7 @@ from sqlalchemy.orm import Session
 from peerlens._tables import TableReadError, TextTable, parse_text_table, read_text_table
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, ItemRule, dictionary_forms, resolve_forms
+from peerlens.study._deid import shift_date
 from peerlens.study._identity import merge_fields, read_many
 from peerlens.study._lookup import get_study, participant_map
 from peerlens.study.errors import ImportRejected, Problem
@@ -720,7 +720,7 @@ def records_frame(
             if rule.name in items:
                 v, t, m = items[rule.name]
                 if shift_dates and rule.is_date and t is not None and m is None:
-                    t = _shift(t, shift)
+                    t = shift_date(t, shift)
                 row[rule.name] = _fmt_value(v, t, m)
         row[f"{inst}_complete"] = "" if comp is None else str(comp)
     for (pid, inst), (_, key) in form_rows.items():
@@ -739,15 +739,6 @@ def records_frame(
     # REDCap writes 0 for every unticked checkbox option, in every row.
     data = [[row.get(c, "0" if c in flags else "") for c in columns] for _, row in ordered]
     return pd.DataFrame(data, columns=columns, dtype="string").fillna("")
-
-
-def _shift(text: str, days: int) -> str:
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    shifted = parsed - dt.timedelta(days=days)
-    return shifted.date().isoformat() if len(text) <= 10 else shifted.isoformat(sep=" ")
 
 
 @guarded("dictionary.export")
