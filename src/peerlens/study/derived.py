@@ -48,6 +48,7 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
+from peerlens.study._bulk import bulk_insert
 from peerlens.study._lookup import get_study
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
@@ -295,28 +296,9 @@ _SCORE_COLUMNS = (
 
 
 def _bulk_scores(session: Session, run_id: int, rows: list[dict[str, Any]]) -> None:
-    """Insert score rows in the caller's transaction: COPY on PostgreSQL, the driver's
-    executemany on SQLite (hundreds of thousands of rows; the ORM's per-row work dominates)."""
-    if not rows:
-        return
-    conn = session.connection()
+    """Insert score rows in the caller's transaction (hundreds of thousands of them)."""
     tuples = ((run_id, *(r[c] for c in _SCORE_COLUMNS[1:])) for r in rows)
-    if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        cols = ", ".join(_SCORE_COLUMNS)
-        with raw.cursor() as cur, cur.copy(f"COPY derived_score ({cols}) FROM STDIN") as copy:
-            for t in tuples:
-                copy.write_row(t)
-        return
-    processor = _table(DerivedScore).c.source_updated_at.type.bind_processor(conn.dialect)
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    marks = ", ".join("?" for _ in _SCORE_COLUMNS)
-    driver.executemany(
-        f"INSERT INTO derived_score ({', '.join(_SCORE_COLUMNS)}) VALUES ({marks})",
-        ((*t[:-1], processor(t[-1]) if processor else t[-1]) for t in tuples),
-    )
+    bulk_insert(session, DerivedScore, _SCORE_COLUMNS, tuples)
 
 
 def _derive_scores(

@@ -37,7 +37,6 @@ from peerlens.study.models import (
     Field,
     Participant,
     Response,
-    ResponseItem,
     Site,
     Study,
     utcnow,
@@ -54,6 +53,7 @@ from peerlens.study.responses import (
     parse_completion,
     parse_item,
     read_table,
+    stored_items,
     write_responses,
 )
 from peerlens.study.storage import Store
@@ -667,20 +667,7 @@ def records_frame(
     if sites is not None:
         q = q.join(Site, Site.id == Participant.site_id).where(Site.name.in_(sorted(sites)))
     responses = session.execute(q).all()
-    by_resp: dict[int, dict[str, tuple[float | None, str | None, str | None]]] = {}
-    rids = [r[3] for r in responses]
-    for i in range(0, len(rids), 5000):
-        chunk = rids[i : i + 5000]
-        for rid, item, value, text_, miss in session.execute(
-            select(
-                ResponseItem.response_id,
-                ResponseItem.item,
-                ResponseItem.value,
-                ResponseItem.text,
-                ResponseItem.missing_code,
-            ).where(ResponseItem.response_id.in_(chunk))
-        ):
-            by_resp.setdefault(rid, {})[item] = (value, text_, miss)
+    by_resp = stored_items(session, [r[3] for r in responses])
     keep: dict[str, list[ItemRule]] = {}
     for name, form in forms.items():
         rules = []
