@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 from peerlens.study import audit
 from peerlens.study._bulk import bulk_insert
 from peerlens.study._lookup import get_study
+from peerlens.study._scoring import SAME_INPUT, score_states
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
     Derivation,
@@ -784,7 +785,7 @@ def _score_status(session: Session, study: Study) -> pd.DataFrame:
             PSSession.label,
             Response.instrument,
             Response.repeat_instance,
-            DerivedScore.source_updated_at == Response.updated_at,
+            SAME_INPUT,
             DerivedScore.name,
             DerivedScore.value,
             DerivedScore.text,
@@ -819,36 +820,11 @@ def _score_status(session: Session, study: Study) -> pd.DataFrame:
         "_rid",
     ]
     frame = pd.DataFrame.from_records([tuple(r) for r in session.execute(q)], columns=cols)
-    current = _current_score_versions(frame["instrument"].unique())
-    fresh = [
-        bool(same) and current.get(str(inst)) == (sha, eng)
-        for same, inst, sha, eng in zip(
-            frame["_same"],
-            frame["instrument"],
-            frame["spec_sha256"],
-            frame["engine_version"],
-            strict=True,
-        )
-    ]
-    frame["derivation"] = np.where(np.asarray(fresh, dtype=bool), "current", "stale")
+    frame["derivation"] = score_states(
+        frame["instrument"], frame["_same"], frame["spec_sha256"], frame["engine_version"]
+    )
     frame["value"] = frame["value"].astype("float64")
     return frame
-
-
-def _current_score_versions(instruments: Iterable[Any]) -> dict[str, tuple[str, str]]:
-    """(spec sha256, engine version) of each bundled instrument as installed now."""
-    from peerlens.instruments import score_with_provenance
-    from peerlens.study._catalog import builtin_form
-
-    out: dict[str, tuple[str, str]] = {}
-    for inst in instruments:
-        form = builtin_form(str(inst))
-        if form is None:
-            continue
-        empty = pd.DataFrame({r.name: pd.Series([], dtype="float64") for r in form.items})
-        prov = score_with_provenance(empty, str(inst)).provenance[0]
-        out[str(inst)] = (prov.spec_sha256, prov.engine_version)
-    return out
 
 
 def _hrv_frame(session: Session, study: Study) -> pd.DataFrame:
