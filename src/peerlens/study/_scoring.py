@@ -1,22 +1,29 @@
 """Scoring stored items with :mod:`peerlens.instruments` (shared by export and derivation).
 
 Both the tidy export and :func:`peerlens.study.derived.derive` score through
-:func:`score_long`, so a stored derived score and an export-time score are the same computation.
+:func:`score_long`, so a stored derived score and an export-time score are the same computation;
+both tell whether a stored score is still current through :func:`score_states`.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from peerlens.study._catalog import FormSpec
+from peerlens.study.models import DerivedScore, Response
 
 if TYPE_CHECKING:
     from peerlens.instruments.scoring import ScoringProvenance
+
+
+#: True where a stored derived score was computed from its response as the response is now
+#: (compared in SQL: the same column type on both sides, no per-row time parsing).
+SAME_INPUT = DerivedScore.source_updated_at == Response.updated_at
 
 
 def version_label(prov: ScoringProvenance) -> str:
@@ -85,3 +92,45 @@ def score_long(
         parts.append(txt)
     long = pd.concat(parts, ignore_index=True)
     return long[[*keys, "name", "value", "text"]], prov
+
+
+def installed_versions(instruments: Iterable[Any]) -> dict[str, tuple[str, str]]:
+    """(spec sha256, engine version) of each bundled instrument among ``instruments``, as
+    installed now."""
+    from peerlens.instruments import score_with_provenance
+    from peerlens.study._catalog import builtin_form
+
+    out: dict[str, tuple[str, str]] = {}
+    for inst in instruments:
+        form = builtin_form(str(inst))
+        if form is None:
+            continue
+        empty = pd.DataFrame({r.name: pd.Series([], dtype="float64") for r in form.items})
+        prov = score_with_provenance(empty, str(inst)).provenance[0]
+        out[str(inst)] = (prov.spec_sha256, prov.engine_version)
+    return out
+
+
+def score_states(
+    instrument: pd.Series,
+    same_input: pd.Series,
+    spec_sha256: pd.Series,
+    engine_version: pd.Series,
+) -> np.ndarray:
+    """``"current"`` or ``"stale"`` for each stored derived score (the rule, in one place).
+
+    A stored score is current when it was computed from its response as the response is now
+    (``same_input``, from :data:`SAME_INPUT`) by the spec file (``spec_sha256``) and scoring
+    engine (``engine_version``) installed now for its ``instrument``; anything else (an
+    instrument no longer bundled included) is stale.
+    """
+    now = installed_versions(pd.unique(instrument))
+    names = instrument.astype(object).map(str)
+    now_sha = names.map({k: v[0] for k, v in now.items()}).to_numpy(dtype=object)
+    now_engine = names.map({k: v[1] for k, v in now.items()}).to_numpy(dtype=object)
+    fresh = (
+        same_input.fillna(False).astype(bool).to_numpy(dtype=bool)
+        & (spec_sha256.to_numpy(dtype=object) == now_sha)
+        & (engine_version.to_numpy(dtype=object) == now_engine)
+    )
+    return np.where(fresh, "current", "stale")

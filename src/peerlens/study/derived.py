@@ -48,7 +48,9 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
+from peerlens.study._bulk import bulk_insert
 from peerlens.study._lookup import get_study
+from peerlens.study._scoring import SAME_INPUT, score_states
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
     Derivation,
@@ -295,28 +297,9 @@ _SCORE_COLUMNS = (
 
 
 def _bulk_scores(session: Session, run_id: int, rows: list[dict[str, Any]]) -> None:
-    """Insert score rows in the caller's transaction: COPY on PostgreSQL, the driver's
-    executemany on SQLite (hundreds of thousands of rows; the ORM's per-row work dominates)."""
-    if not rows:
-        return
-    conn = session.connection()
+    """Insert score rows in the caller's transaction (hundreds of thousands of them)."""
     tuples = ((run_id, *(r[c] for c in _SCORE_COLUMNS[1:])) for r in rows)
-    if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        cols = ", ".join(_SCORE_COLUMNS)
-        with raw.cursor() as cur, cur.copy(f"COPY derived_score ({cols}) FROM STDIN") as copy:
-            for t in tuples:
-                copy.write_row(t)
-        return
-    processor = _table(DerivedScore).c.source_updated_at.type.bind_processor(conn.dialect)
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    marks = ", ".join("?" for _ in _SCORE_COLUMNS)
-    driver.executemany(
-        f"INSERT INTO derived_score ({', '.join(_SCORE_COLUMNS)}) VALUES ({marks})",
-        ((*t[:-1], processor(t[-1]) if processor else t[-1]) for t in tuples),
-    )
+    bulk_insert(session, DerivedScore, _SCORE_COLUMNS, tuples)
 
 
 def _derive_scores(
@@ -802,7 +785,7 @@ def _score_status(session: Session, study: Study) -> pd.DataFrame:
             PSSession.label,
             Response.instrument,
             Response.repeat_instance,
-            DerivedScore.source_updated_at == Response.updated_at,
+            SAME_INPUT,
             DerivedScore.name,
             DerivedScore.value,
             DerivedScore.text,
@@ -837,36 +820,11 @@ def _score_status(session: Session, study: Study) -> pd.DataFrame:
         "_rid",
     ]
     frame = pd.DataFrame.from_records([tuple(r) for r in session.execute(q)], columns=cols)
-    current = _current_score_versions(frame["instrument"].unique())
-    fresh = [
-        bool(same) and current.get(str(inst)) == (sha, eng)
-        for same, inst, sha, eng in zip(
-            frame["_same"],
-            frame["instrument"],
-            frame["spec_sha256"],
-            frame["engine_version"],
-            strict=True,
-        )
-    ]
-    frame["derivation"] = np.where(np.asarray(fresh, dtype=bool), "current", "stale")
+    frame["derivation"] = score_states(
+        frame["instrument"], frame["_same"], frame["spec_sha256"], frame["engine_version"]
+    )
     frame["value"] = frame["value"].astype("float64")
     return frame
-
-
-def _current_score_versions(instruments: Iterable[Any]) -> dict[str, tuple[str, str]]:
-    """(spec sha256, engine version) of each bundled instrument as installed now."""
-    from peerlens.instruments import score_with_provenance
-    from peerlens.study._catalog import builtin_form
-
-    out: dict[str, tuple[str, str]] = {}
-    for inst in instruments:
-        form = builtin_form(str(inst))
-        if form is None:
-            continue
-        empty = pd.DataFrame({r.name: pd.Series([], dtype="float64") for r in form.items})
-        prov = score_with_provenance(empty, str(inst)).provenance[0]
-        out[str(inst)] = (prov.spec_sha256, prov.engine_version)
-    return out
 
 
 def _hrv_frame(session: Session, study: Study) -> pd.DataFrame:

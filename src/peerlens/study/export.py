@@ -22,7 +22,6 @@ file's sha256 prefix). Every export is audited and writes a manifest beside the 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -38,9 +37,10 @@ from peerlens import __version__
 from peerlens._tables import neutralise_formulas
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec
+from peerlens.study._deid import shift_date
 from peerlens.study._identity import read_many
 from peerlens.study._lookup import get_study
-from peerlens.study._scoring import score_long, version_label
+from peerlens.study._scoring import SAME_INPUT, score_long, score_states, version_label
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
     DerivedScore,
@@ -190,7 +190,7 @@ def tidy_frame(
         if shift and dates.any():
             idx = np.flatnonzero(dates & raw["missing_code"].isna().to_numpy())
             shifted = [
-                _shift_date(str(t), int(d))
+                shift_date(str(t), int(d))
                 for t, d in zip(
                     raw["text"].to_numpy()[idx], raw["shift"].to_numpy()[idx], strict=True
                 )
@@ -226,15 +226,6 @@ def tidy_frame(
     return result
 
 
-def _shift_date(text: str, days: int) -> str:
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    shifted = parsed - dt.timedelta(days=days)
-    return shifted.date().isoformat() if len(text) <= 10 else shifted.isoformat(sep=" ")
-
-
 def _scores(raw: pd.DataFrame, forms: dict[str, FormSpec]) -> pd.DataFrame:
     """Score rows for every bundled instrument in ``raw`` (recomputed from the items)."""
     out: list[pd.DataFrame] = []
@@ -246,8 +237,6 @@ def _scores(raw: pd.DataFrame, forms: dict[str, FormSpec]) -> pd.DataFrame:
         long, prov = score_long(block, form, keys)
         long["kind"] = "score"
         long["scoring_version"] = version_label(prov)
-        long["_spec_sha256"] = str(prov.spec_sha256)
-        long["_engine"] = str(prov.engine_version)
         context = ["participant", "role", "arm_id", "site_id", "status", "redcap_event"]
         context += ["timepoint", "session", "tp_pos", "completion"]
         ctx = block.drop_duplicates(keys)[[*keys, *context]]
@@ -261,15 +250,13 @@ def _mark_scores(session: Session, study: Study, scores: pd.DataFrame) -> pd.Dat
     ``not derived`` when there is none (see :mod:`peerlens.study.derived`)."""
     if not len(scores):
         return scores
-    # Compared in SQL: the same column type on both sides, no per-row time parsing.
-    same_input = DerivedScore.source_updated_at == Response.updated_at
     q = (
         select(
             DerivedScore.response_id,
             DerivedScore.name,
             DerivedScore.spec_sha256,
             DerivedScore.engine_version,
-            same_input,
+            SAME_INPUT,
         )
         .join(Response, Response.id == DerivedScore.response_id)
         .join(Participant, Participant.id == Response.participant_id)
@@ -281,12 +268,10 @@ def _mark_scores(session: Session, study: Study, scores: pd.DataFrame) -> pd.Dat
     )
     merged = scores.merge(stored, on=["rid", "name"], how="left")
     have = merged["_s_sha"].notna().to_numpy()
-    same = (
-        (merged["_s_sha"] == merged["_spec_sha256"])
-        & (merged["_s_engine"] == merged["_engine"])
-        & merged["_s_same"].fillna(False).astype(bool)
-    ).to_numpy(dtype=bool)
-    merged["derivation"] = np.where(have & same, "current", np.where(have, "stale", "not derived"))
+    states = score_states(
+        merged["instrument"], merged["_s_same"], merged["_s_sha"], merged["_s_engine"]
+    )
+    merged["derivation"] = np.where(have, states, "not derived")
     return merged.drop(columns=["_s_sha", "_s_engine", "_s_same"])
 
 

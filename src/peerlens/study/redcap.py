@@ -15,7 +15,6 @@ Values of fields flagged ``Identifier? = y`` are stored only in the identity vau
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import hashlib
 import io
 import json
@@ -30,6 +29,7 @@ from sqlalchemy.orm import Session
 from peerlens._tables import TableReadError, TextTable, parse_text_table, read_text_table
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, ItemRule, dictionary_forms, resolve_forms
+from peerlens.study._deid import shift_date
 from peerlens.study._identity import merge_fields, read_many
 from peerlens.study._lookup import get_study, participant_map
 from peerlens.study.errors import ImportRejected, Problem
@@ -37,7 +37,6 @@ from peerlens.study.models import (
     Field,
     Participant,
     Response,
-    ResponseItem,
     Site,
     Study,
     utcnow,
@@ -54,6 +53,7 @@ from peerlens.study.responses import (
     parse_completion,
     parse_item,
     read_table,
+    stored_items,
     write_responses,
 )
 from peerlens.study.storage import Store
@@ -667,20 +667,7 @@ def records_frame(
     if sites is not None:
         q = q.join(Site, Site.id == Participant.site_id).where(Site.name.in_(sorted(sites)))
     responses = session.execute(q).all()
-    by_resp: dict[int, dict[str, tuple[float | None, str | None, str | None]]] = {}
-    rids = [r[3] for r in responses]
-    for i in range(0, len(rids), 5000):
-        chunk = rids[i : i + 5000]
-        for rid, item, value, text_, miss in session.execute(
-            select(
-                ResponseItem.response_id,
-                ResponseItem.item,
-                ResponseItem.value,
-                ResponseItem.text,
-                ResponseItem.missing_code,
-            ).where(ResponseItem.response_id.in_(chunk))
-        ):
-            by_resp.setdefault(rid, {})[item] = (value, text_, miss)
+    by_resp = stored_items(session, [r[3] for r in responses])
     keep: dict[str, list[ItemRule]] = {}
     for name, form in forms.items():
         rules = []
@@ -720,7 +707,7 @@ def records_frame(
             if rule.name in items:
                 v, t, m = items[rule.name]
                 if shift_dates and rule.is_date and t is not None and m is None:
-                    t = _shift(t, shift)
+                    t = shift_date(t, shift)
                 row[rule.name] = _fmt_value(v, t, m)
         row[f"{inst}_complete"] = "" if comp is None else str(comp)
     for (pid, inst), (_, key) in form_rows.items():
@@ -739,15 +726,6 @@ def records_frame(
     # REDCap writes 0 for every unticked checkbox option, in every row.
     data = [[row.get(c, "0" if c in flags else "") for c in columns] for _, row in ordered]
     return pd.DataFrame(data, columns=columns, dtype="string").fillna("")
-
-
-def _shift(text: str, days: int) -> str:
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    shifted = parsed - dt.timedelta(days=days)
-    return shifted.date().isoformat() if len(text) <= 10 else shifted.isoformat(sep=" ")
 
 
 @guarded("dictionary.export")

@@ -22,13 +22,14 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
+from peerlens.study._bulk import bulk_insert
 from peerlens.study._catalog import FormSpec, ItemRule, resolve_forms
 from peerlens.study._identity import merge_fields
 from peerlens.study._lookup import get_session, get_study, get_timepoint, participant_map
@@ -470,19 +471,7 @@ def write_responses(
             key = (pid, tid, sid, inst, rep)
             if key in keyset:
                 existing[key] = (rid, comp)
-    old_items: dict[int, dict[str, ItemValue]] = {}
-    ids = sorted(v[0] for v in existing.values())
-    for chunk in _chunks(ids, 5000):
-        for rid, item, value, text, miss in s.execute(
-            select(
-                ResponseItem.response_id,
-                ResponseItem.item,
-                ResponseItem.value,
-                ResponseItem.text,
-                ResponseItem.missing_code,
-            ).where(ResponseItem.response_id.in_(chunk))
-        ):
-            old_items.setdefault(rid, {})[item] = (value, text, miss)
+    old_items = stored_items(s, sorted(v[0] for v in existing.values()))
     now = utcnow()
     new_rows: list[ResponseRecord] = []
     changed: list[tuple[int, ResponseRecord, int | None]] = []
@@ -499,8 +488,10 @@ def write_responses(
             changed.append((rid, r, comp))
     if new_rows:
         new_ids = _allocate_response_ids(s, len(new_rows))
-        _insert_responses(
+        bulk_insert(
             s,
+            Response,
+            _RESPONSE_COLUMNS,
             [
                 (
                     rid,
@@ -554,6 +545,7 @@ _RESPONSE_COLUMNS = (
     "source",
     "updated_at",
 )
+_ITEM_COLUMNS = ("response_id", "item", "value", "text", "missing_code")
 
 
 def _allocate_response_ids(s: Session, n: int) -> list[int]:
@@ -570,49 +562,30 @@ def _allocate_response_ids(s: Session, n: int) -> list[int]:
     return list(range(start + 1, start + n + 1))
 
 
-def _insert_responses(s: Session, rows: list[tuple[Any, ...]]) -> None:
-    conn = s.connection()
-    if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        cols = ", ".join(_RESPONSE_COLUMNS)
-        with raw.cursor() as cur, cur.copy(f"COPY response ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    table = cast(Table, Response.__table__)
-    conn.execute(insert(table), [dict(zip(_RESPONSE_COLUMNS, r, strict=True)) for r in rows])
-
-
 def _insert_items(s: Session, pairs: Iterable[tuple[int, ResponseRecord]]) -> None:
-    """Bulk-insert item rows: COPY on PostgreSQL, executemany on SQLite (same transaction)."""
-    conn = s.connection()
-    if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        with (
-            raw.cursor() as cur,
-            cur.copy(
-                "COPY response_item (response_id, item, value, text, missing_code) FROM STDIN"
-            ) as copy,
-        ):
-            for rid, r in pairs:
-                for item, (value, text, miss) in r.items.items():
-                    copy.write_row((rid, item, value, text, miss))
-        return
-    # SQLite: the driver's executemany with plain tuples (the same transaction, no ORM cost).
-    driver = conn.connection.driver_connection
-    assert driver is not None
     rows = (
         (rid, item, value, text, miss)
         for rid, r in pairs
         for item, (value, text, miss) in r.items.items()
     )
-    driver.executemany(
-        "INSERT INTO response_item (response_id, item, value, text, missing_code) "
-        "VALUES (?, ?, ?, ?, ?)",
-        rows,
-    )
+    bulk_insert(s, ResponseItem, _ITEM_COLUMNS, rows)
+
+
+def stored_items(s: Session, response_ids: Sequence[int]) -> dict[int, dict[str, ItemValue]]:
+    """The stored items of each of ``response_ids`` that has any (item -> value)."""
+    out: dict[int, dict[str, ItemValue]] = {}
+    for chunk in _chunks(response_ids, 5000):
+        for rid, item, value, text, miss in s.execute(
+            select(
+                ResponseItem.response_id,
+                ResponseItem.item,
+                ResponseItem.value,
+                ResponseItem.text,
+                ResponseItem.missing_code,
+            ).where(ResponseItem.response_id.in_(chunk))
+        ):
+            out.setdefault(rid, {})[item] = (value, text, miss)
+    return out
 
 
 def _chunks(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -1,0 +1,66 @@
+"""Writing many rows at once in the caller's transaction (item responses, derived scores).
+
+Hundreds of thousands of rows: the ORM's (and even Core's) per-row work would dominate, so rows
+go to the driver as plain tuples: ``COPY ... FROM STDIN`` on PostgreSQL (psycopg adapts each
+value), ``executemany`` on SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Table
+from sqlalchemy.orm import Session
+
+from peerlens.study.models import Base
+
+#: Python types the sqlite3 driver stores exactly as SQLAlchemy would; values of other types
+#: (dates) go through the column's bind processor, so that they are stored in the form that
+#: SQLAlchemy writes and compares.
+_NATIVE = (int, float, str, bytes, bool)
+
+
+def bulk_insert(
+    session: Session, model: type[Base], columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` (tuples of ``columns``' values, in that order) into ``model``'s table in
+    the session's transaction."""
+    table = cast(Table, model.__table__)
+    conn = session.connection()
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        with driver.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    convert: list[tuple[int, Callable[[Any], Any]]] = []
+    for j, name in enumerate(columns):
+        kind = table.c[name].type
+        process = kind.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        if process is not None and not _native(kind):
+            convert.append((j, process))
+    marks = ", ".join("?" for _ in columns)
+    driver.executemany(
+        f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
+        _converted(rows, convert) if convert else rows,
+    )
+
+
+def _native(kind: Any) -> bool:
+    try:
+        return kind.python_type in _NATIVE
+    except NotImplementedError:
+        return False
+
+
+def _converted(
+    rows: Iterable[Sequence[Any]], convert: Sequence[tuple[int, Callable[[Any], Any]]]
+) -> Iterable[Sequence[Any]]:
+    for row in rows:
+        out = list(row)
+        for j, process in convert:
+            out[j] = process(out[j])
+        yield out
