@@ -172,3 +172,26 @@ def test_nothing_new_is_stored_about_an_erased_participant(pilot: Store) -> None
         add_transcript(
             pilot, "pilot", "P1 said hello", participant="W1", session="s1", caller=ADMIN
         )
+
+
+def test_an_export_never_overwrites_the_database_and_fails_cleanly(
+    pilot: Store, tmp_path: Path
+) -> None:
+    # Review M2/M3: an export could overwrite the study database; a failed one left a
+    # world-readable ``.part`` file with the data and a traceback.
+    from peerlens.study import StudyError
+
+    if pilot.dialect == "sqlite":
+        db = Path(str(pilot.engine.url.database))
+        with pytest.raises(StudyError, match="that is the study database"):
+            export_study(pilot, "pilot", db, tier="full", caller=ADMIN)
+    with pytest.raises(StudyError, match="inside the recordings folder"):
+        export_study(pilot, "pilot", pilot.blob_dir / "x.csv", tier="full", caller=ADMIN)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where a folder should be", encoding="utf-8")
+    with pytest.raises(StudyError, match="cannot write the export"):
+        export_study(pilot, "pilot", blocked / "out.csv", tier="full", caller=ADMIN)
+    assert not list(tmp_path.glob("**/*.part"))
+    out = tmp_path / "ok.csv"
+    export_study(pilot, "pilot", out, tier="full", caller=ADMIN)
+    assert out.stat().st_mode & 0o077 == 0  # study data: the owner's only

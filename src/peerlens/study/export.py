@@ -22,8 +22,10 @@ file's sha256 prefix). Every export is audited and writes a manifest beside the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -326,7 +328,8 @@ def _derived_rows(
             "derivation": r["derivation"],
         }
         if r["status"] != "ok":
-            rows.append({**base, "name": "error", "text": r["error"]})
+            # HRV errors may quote what a file holds: the text only at the full tier.
+            rows.append({**base, "name": "error", "text": r["error"] if full else "error"})
             continue
         rows.append({**base, "name": "valid", "value": float(bool(r["valid"]))})
         for c in numeric:
@@ -426,6 +429,7 @@ def export_study(
     if format not in ("tidy", "redcap"):
         raise StudyError(f"export format {format!r}: use tidy or redcap")
     path = Path(out)
+    _refuse_store_paths(store, path)
     identity, drop_text, shift = _tier_flags(tier)
     with store.transaction() as s:
         study = get_study(s, study_name)
@@ -463,10 +467,7 @@ def export_study(
             reason=reason,
         )
         head = audit.current_head(s)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        _write_private(path, data)
     manifest = path.with_name(path.name + ".manifest.json")
     manifest.write_text(
         json.dumps(
@@ -486,6 +487,36 @@ def export_study(
         encoding="utf-8",
     )
     return ExportResult(path, manifest, len(frame), digest, head)
+
+
+def _refuse_store_paths(store: Store, path: Path) -> None:
+    """An export never overwrites the database, its journal files or stored recordings."""
+    target = path.expanduser().resolve()
+    db = store.engine.url.database if store.dialect == "sqlite" else None
+    if db and db != ":memory:":
+        base = Path(db).expanduser().resolve()
+        if target in {base, *(base.with_name(base.name + x) for x in ("-wal", "-shm", "-journal"))}:
+            raise StudyError(f"{path}: that is the study database; export to another file")
+    if target == store.blob_dir or store.blob_dir in target.parents:
+        raise StudyError(f"{path}: that is inside the recordings folder; export elsewhere")
+    if target.is_dir():
+        raise StudyError(f"{path}: is a folder; give a file name")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, readable by the owner only (exports hold study
+    data); nothing is left behind when writing fails."""
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise StudyError(f"{path}: cannot write the export ({exc.strerror})") from None
 
 
 def _encode(frame: pd.DataFrame, path: Path, *, raw_values: bool) -> bytes:

@@ -35,6 +35,7 @@ from peerlens.study._identity import merge_fields
 from peerlens.study._lookup import get_session, get_study, get_timepoint, participant_map
 from peerlens.study.errors import ImportRejected, Problem, StudyError
 from peerlens.study.models import Response, ResponseItem, utcnow
+from peerlens.study.participants import check_code
 from peerlens.study.policy import Caller, Grant, authorize, guarded
 from peerlens.study.storage import Store
 
@@ -370,7 +371,9 @@ def _parse_wide(
         seen[code] = n
         person = people.get(code)
         if person is None:
-            problems.append(Problem(n, pcol, f"unknown participant {code!r}"))
+            # A value that cannot be a study code is not quoted: it is often a name.
+            bad = check_code(code)
+            problems.append(Problem(n, pcol, bad or f"unknown participant {code!r}"))
             continue
         if person.status == "erased":
             problems.append(Problem(n, pcol, f"participant {code!r} was erased"))
