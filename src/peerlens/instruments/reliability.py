@@ -14,10 +14,9 @@ calling; either way the estimators expect every item to be keyed in the same dir
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -26,6 +25,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from peerlens import PeerlensError, PeerlensWarning
+from peerlens._blas import one_blas_thread
 
 if TYPE_CHECKING:
     from peerlens.instruments._spec import InstrumentSpec
@@ -515,23 +515,6 @@ def _one_factor_ml(
     return loading, psi
 
 
-@contextlib.contextmanager
-def _single_threaded_blas() -> Iterator[None]:
-    """Run small dense linear algebra on one BLAS thread.
-
-    Eigen-decompositions of item correlation matrices (p <= ~50) are far faster on one
-    thread; multi-threaded OpenBLAS on a busy 2-core machine made each one ~100x slower.
-    threadpoolctl ships with scikit-learn, a peerlens dependency; without it, do nothing.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn always brings it
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 def _omega_from_cov(
     cov: np.ndarray, start: np.ndarray | None = None
 ) -> tuple[float, np.ndarray, np.ndarray]:
@@ -682,7 +665,7 @@ def omega_total(
         raise InsufficientDataError(
             f"{k} items but only {n} respondents: the covariance matrix is singular"
         )
-    with _single_threaded_blas():
+    with one_blas_thread():
         value, loading, psi = _omega_from_cov(cov)
     at_bound = [
         str(c) for c, u in zip(complete.columns, psi, strict=True) if u <= _PSI_LOWER * 1.01
@@ -698,7 +681,7 @@ def omega_total(
     used = 0
     if n_boot > 0:
         rng = np.random.default_rng(random_state)
-        with _single_threaded_blas():
+        with one_blas_thread():
             draws = _bootstrap_omega(x, n_boot, rng, psi)
         used = len(draws)
         if used >= max(10, n_boot // 2):

@@ -1,3 +1,0 @@
-"""peerlens.analysis."""
-
-__all__: list[str] = []
