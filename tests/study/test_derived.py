@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -305,19 +307,20 @@ def test_story_derivation_matches_narrative_analyze(study: Store) -> None:
 def test_failed_derivation_leaves_previous_results(
     study: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import peerlens.study.derived as derived_mod
+    import peerlens.study.derived._scores as scores_mod
 
     derive(study, "pilot", ["scores"], caller=ADMIN)
     before = derived_frame(study, "pilot", "scores", caller=ADMIN)
     _csv(tmp_path / "gad3.csv", ["participant", *GAD7], [["P2", 0, 0, 0, 0, 0, 0, 0]])
     import_responses(study, "pilot", tmp_path / "gad3.csv", timepoint="week12", caller=ADMIN)
-    real = derived_mod._bulk_scores
+    real = scores_mod.bulk_insert
 
-    def half_then_crash(session: object, run_id: int, rows: list[dict[str, object]]) -> None:
-        real(session, run_id, rows[: len(rows) // 2])  # type: ignore[arg-type]
+    def half_then_crash(session: Any, model: Any, columns: Any, rows: Iterable[Any]) -> None:
+        kept = list(rows)
+        real(session, model, columns, kept[: len(kept) // 2])
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(derived_mod, "_bulk_scores", half_then_crash)
+    monkeypatch.setattr(scores_mod, "bulk_insert", half_then_crash)
     with pytest.raises(RuntimeError, match="power cut"):
         derive(study, "pilot", ["scores"], caller=ADMIN)
     after = derived_frame(study, "pilot", "scores", caller=ADMIN)

@@ -287,7 +287,8 @@ def _derived_rows(
     """
     from peerlens.hrv import METRIC_COLUMNS
     from peerlens.narrative import LABELS
-    from peerlens.study.derived import _hrv_frame, _story_frame
+    from peerlens.study.derived._hrv import HRV
+    from peerlens.study.derived._story import STORY
 
     people = {
         p.study_code: p
@@ -311,7 +312,7 @@ def _derived_rows(
             "status": p.status,
         }
 
-    hrv = _hrv_frame(session, study)
+    hrv = HRV.frame(session, study, "hrv")
     numeric = ["n_beats", "artifact_rate", "start_s", "end_s", *METRIC_COLUMNS]
     for r in hrv.to_dict(orient="records"):
         ctx = context(r["participant"])
@@ -335,7 +336,7 @@ def _derived_rows(
         for c in numeric:
             v = r[c]
             rows.append({**base, "name": c, "value": None if pd.isna(v) else float(v)})
-    story = _story_frame(session, study, sentences=False)
+    story = STORY.frame(session, study, "story")
     for r in story.to_dict(orient="records"):
         ctx = context(r["participant"])
         if ctx is None:

@@ -1,0 +1,188 @@
+"""The public functions of :mod:`peerlens.study.derived`: derive, read back, status, verify.
+
+Each walks the kinds of :mod:`~peerlens.study.derived._registry` by name; nothing here knows
+what a kind computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from peerlens.study._lookup import get_study
+from peerlens.study.derived._base import DerivedKind, DeriveOptions
+from peerlens.study.derived._registry import KINDS, VIEWS, WHAT
+from peerlens.study.derived._runs import (
+    DerivationSummary,
+    DerivedCheck,
+    check_derived,
+    current_runs,
+    store_run,
+)
+from peerlens.study.errors import StudyError
+from peerlens.study.models import Participant, Study, as_utc
+from peerlens.study.policy import Caller, Grant, authorize, guarded
+from peerlens.study.storage import Store
+
+
+@guarded("derive")
+def derive(
+    store: Store,
+    study_name: str,
+    what: Sequence[str] = WHAT,
+    *,
+    caller: Caller,
+    executor: str = "dask",
+    n_workers: int = 2,
+    processes: bool = True,
+    max_artifact_rate: float = 0.05,
+    progress: Callable[[int, int], None] | None = None,
+    reason: str | None = None,
+) -> list[DerivationSummary]:
+    """Recompute and store the study's derived results (see :mod:`peerlens.study.derived`).
+
+    Parameters
+    ----------
+    what
+        Any of ``"scores"``, ``"hrv"``, ``"story"`` (default all three, in that order). Each kind
+        is its own transaction: it replaces that kind's stored results whole or not at all.
+    caller
+        Who derives; deriving replaces stored results of every site, so it needs a study-wide
+        admin or researcher role (checked in each kind's transaction).
+    executor, n_workers, processes
+        Where HRV runs: ``"dask"`` (a scheduler at ``DASK_SCHEDULER_ADDRESS`` or a LocalCluster
+        of ``n_workers``) or ``"sequential"``.
+    max_artifact_rate
+        HRV validity ceiling passed to :func:`peerlens.hrv.analyze`.
+
+    Returns
+    -------
+    list of DerivationSummary
+        One per kind, in the order asked.
+    """
+    with store.transaction() as s:
+        authorize(s, caller, "derive", get_study(s, study_name))
+    unknown = [w for w in what if w not in KINDS]
+    if unknown:
+        raise StudyError(f"cannot derive {', '.join(unknown)}: use {', '.join(WHAT)}")
+    if not 0 <= max_artifact_rate <= 1:
+        raise StudyError(f"max_artifact_rate {max_artifact_rate}: must be in [0, 1]")
+    options = DeriveOptions(
+        store.blob_dir, executor, n_workers, processes, max_artifact_rate, progress
+    )
+    return [
+        _derive_kind(store, study_name, KINDS[w], options, caller, reason)
+        for w in dict.fromkeys(what)
+    ]
+
+
+def _derive_kind(
+    store: Store,
+    study_name: str,
+    kind: DerivedKind[Any, Any],
+    options: DeriveOptions,
+    caller: Caller,
+    reason: str | None,
+) -> DerivationSummary:
+    """One run of ``kind``: in one transaction, or (a slow kind) in two around its analysis."""
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        actor = authorize(s, caller, "derive", study).actor
+        inputs = kind.collect(s, study, options)
+        if not kind.slow:
+            batch = kind.batch(s, inputs, kind.compute(inputs, options), options)
+            return store_run(s, study, kind, batch, actor, reason)
+    # The analysis runs outside any transaction (it may take minutes); the results are then
+    # written in one, with the caller's rights checked again there.
+    results = kind.compute(inputs, options)
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        actor = authorize(s, caller, "derive", study).actor
+        return store_run(s, study, kind, kind.batch(s, inputs, results, options), actor, reason)
+
+
+@guarded("derived.read")
+def derived_frame(store: Store, study_name: str, what: str, *, caller: Caller) -> pd.DataFrame:
+    """Stored derived results as a tidy frame, each row marked ``current`` or ``stale``.
+
+    Parameters
+    ----------
+    what
+        ``"scores"`` (one row per score), ``"hrv"`` (one row per recording window, metric
+        columns wide), ``"story"`` (one row per transcript version) or ``"sentences"`` (one row
+        per labelled sentence, without its text).
+    caller
+        Who reads; results are per participant, so this needs the de-identified export tier;
+        a site-scoped caller gets their sites' participants only, and error texts (which may
+        quote a file or speaker) are shown only at the ``full`` tier.
+    """
+    if what not in VIEWS:
+        *first, last = VIEWS
+        raise StudyError(f"derived results {what!r}: use {', '.join(first)} or {last}")
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        grant = authorize(s, caller, "derived.read", study)
+        frame = VIEWS[what].frame(s, study, what)
+        mine = _participants_within(s, study, grant)
+    if mine is not None:
+        frame = frame[frame["participant"].isin(mine)]
+    if not grant.allows_tier("full") and "error" in frame:
+        frame = frame.assign(error=frame["error"].where(frame["error"].isna(), "error"))
+    return frame.reset_index(drop=True)
+
+
+def _participants_within(session: Session, study: Study, grant: Grant) -> set[str] | None:
+    """Study codes inside ``grant``'s sites (``None``: every participant)."""
+    if grant.sites is None:
+        return None
+    people = session.scalars(select(Participant).where(Participant.study_id == study.id))
+    return {p.study_code for p in people if grant.outside(study, p) is None}
+
+
+@guarded("derived.status")
+def derivation_status(store: Store, study_name: str, *, caller: Caller) -> pd.DataFrame:
+    """Per kind: inputs now stored, results current, stale and missing, and the last run.
+
+    Missing counts inputs (responses of bundled instruments, recordings, transcripts) with no
+    stored result; errors counts inputs the last run could not analyse (stored as error rows).
+    """
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        authorize(s, caller, "derived.status", study)
+        runs = current_runs(s, study)
+        states = {what: kind.status(s, study) for what, kind in KINDS.items()}
+    rows = []
+    for what, (n_inputs, state) in states.items():
+        run = runs.get(what)
+        current = int((state == "current").sum())
+        stale = int((state == "stale").sum())
+        rows.append(
+            {
+                "what": what,
+                "inputs": n_inputs,
+                "current": current,
+                "stale": stale,
+                "missing": max(n_inputs - current - stale, 0),
+                "errors": 0 if run is None else run.n_errors,
+                "last_run": None if run is None else run.id,
+                "derived_at": None if run is None else as_utc(run.derived_at),
+                "derived_by": None if run is None else run.actor,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame["last_run"] = frame["last_run"].astype("Int64")
+    return frame
+
+
+@guarded("derived.verify")
+def verify_derived(store: Store, study_name: str, *, caller: Caller) -> DerivedCheck:
+    """Recompute the digest of each kind's current stored rows and compare it with the run's
+    digest and the one in the audit log (catches rows inserted, deleted or edited by hand)."""
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        authorize(s, caller, "derived.verify", study)
+        return check_derived(s, study)
