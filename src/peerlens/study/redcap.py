@@ -19,7 +19,8 @@ import hashlib
 import io
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -39,10 +40,11 @@ from peerlens.study.models import (
     Response,
     Site,
     Study,
+    Timepoint,
     utcnow,
 )
 from peerlens.study.participants import check_code
-from peerlens.study.policy import Caller, authorize, guarded
+from peerlens.study.policy import Caller, Grant, authorize, guarded
 from peerlens.study.responses import (
     _META_COLUMNS,
     ImportSummary,
@@ -334,292 +336,460 @@ def import_records(
     (audited), and a group that matches no site, or contradicts the participant's site or
     another row of the record, is a problem that rejects the file. Empty cells say nothing.
 
+    The import is four steps: parse the file (:func:`_parse_records`), validate its header
+    against the study (:func:`_check_header`), map every row to responses, identity values and
+    new participants (:func:`_map_records`, every problem collected), and store the lot
+    (:func:`_store_records`) only if there was no problem.
+
     Raises
     ------
     ImportRejected
         Every problem found (row, column, reason); nothing was stored.
     """
-    frame, digest = read_table(path)
-    source = str(path)
+    records = _parse_records(path)
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "redcap.import", study)
-        actor, sites = grant.actor, grant.sites
-        forms = _study_forms(s, study)
-        rid_field = _record_id_field(s, study)
-        codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
-        problems: list[Problem] = []
-        cols = list(frame.columns)
-        if not cols or cols[0] != rid_field:
-            problems.append(
-                Problem(0, cols[0] if cols else None, f"first column must be {rid_field!r}")
-            )
-            raise ImportRejected(source, problems)
-        owner: dict[str, tuple[str, ItemRule | None]] = {}
-        for name, form in forms.items():
-            for rule in form.items:
-                owner[rule.name] = (name, rule)
-            owner[f"{name}_complete"] = (name, None)
-        for c in cols[1:]:
-            if c not in owner and c not in _META_COLUMNS and not c.endswith("_timestamp"):
-                problems.append(Problem(0, c, "not a field of this study's forms"))
-        events = {tp.redcap_event: tp for tp in study.timepoints}
-        scheduled = {tp.id: {ti.instrument for ti in tp.instruments} for tp in study.timepoints}
-        if "redcap_event_name" not in cols and len(events) != 1:
-            problems.append(
-                Problem(0, None, "no redcap_event_name column but the study has several events")
-            )
-        people = participant_map(s, study)
-        values = {c: [str(v).strip() for v in frame[c].tolist()] for c in cols}
-        dag_sites = {_dag_key(x.name): x for x in study.sites}
-        site_of = {x.id: x.name for x in study.sites}
-        dag_site: dict[str, int] = {}
-        present = {
-            name: [r for r in form.items if r.name in values]
-            for name, form in forms.items()
-            if any(r.name in values for r in form.items) or f"{name}_complete" in values
-        }
-        records: list[ResponseRecord] = []
-        identities: dict[str, dict[str, str]] = {}
-        new_codes: list[str] = []
-        seen: dict[tuple[str, int, str, int], int] = {}
-        pending: dict[str, int] = {}
-        for i in range(len(frame)):
-            n = i + 1
-            code = values[rid_field][i]
-            why = check_code(code)
-            if why:
-                problems.append(Problem(n, rid_field, why))
-                continue
-            person = people.get(code)
-            if person is None and not create_participants:
-                problems.append(Problem(n, rid_field, f"unknown participant {code!r}"))
-                continue
-            if person is not None and person.status == "erased":
-                problems.append(Problem(n, rid_field, f"participant {code!r} was erased"))
-                continue
-            if person is not None and (why := grant.outside(study, person)):
-                problems.append(Problem(n, rid_field, why))
-                continue
-            if person is None and sites is not None:
-                why = f"unknown participant {code!r} (site-scoped users cannot create them)"
-                problems.append(Problem(n, rid_field, why))
-                continue
-            if _DAG in values and values[_DAG][i]:
-                dag = values[_DAG][i]
-                site = dag_sites.get(_dag_key(dag))
-                if site is None:
-                    known = ", ".join(sorted(site_of.values())) or "none"
-                    problems.append(
-                        Problem(
-                            n,
-                            _DAG,
-                            f"data access group {dag!r} matches no site of study "
-                            f"{study_name!r} (sites: {known}); add the site or drop the column",
-                        )
-                    )
-                elif dag_site.setdefault(code, site.id) != site.id:
-                    problems.append(Problem(n, _DAG, f"differs from an earlier row of {code!r}"))
-                elif person is not None and person.site_id not in (None, site.id):
-                    problems.append(
-                        Problem(
-                            n,
-                            _DAG,
-                            f"participant {code!r} is at site {site_of[person.site_id]!r}, "
-                            f"not {site.name!r} (data access group {dag!r})",
-                        )
-                    )
-            if person is None and code not in pending:
-                pending[code] = -(len(pending) + 1)
-                new_codes.append(code)
-            pid = person.id if person is not None else pending[code]
-            ev = values["redcap_event_name"][i] if "redcap_event_name" in values else ""
-            tp = (
-                events.get(ev)
-                if ev
-                else (next(iter(events.values())) if len(events) == 1 else None)
-            )
-            if tp is None:
-                problems.append(Problem(n, "redcap_event_name", f"unknown event {ev!r}"))
-                continue
-            rep_form = (
-                values["redcap_repeat_instrument"][i]
-                if "redcap_repeat_instrument" in values
-                else ""
-            )
-            rep_raw = (
-                values["redcap_repeat_instance"][i] if "redcap_repeat_instance" in values else ""
-            )
-            repeat = 0
-            if rep_form or rep_raw:
-                if not rep_raw.isdigit() or int(rep_raw) < 1:
-                    problems.append(
-                        Problem(
-                            n, "redcap_repeat_instance", f"{rep_raw!r} is not an instance 1, 2, ..."
-                        )
-                    )
-                    continue
-                repeat = int(rep_raw)
-                if rep_form and rep_form not in forms:
-                    problems.append(
-                        Problem(n, "redcap_repeat_instrument", f"unknown form {rep_form!r}")
-                    )
-                    continue
-            for name, rules in present.items():
-                kinds = {r.name: r.kind for r in rules}
-                if rep_form and name != rep_form:
-                    for r in rules:
-                        if values[r.name][i] and not (
-                            r.kind == "flag" and values[r.name][i] == "0"
-                        ):
-                            problems.append(
-                                Problem(n, r.name, f"value in a row of repeating form {rep_form!r}")
-                            )
-                    continue
-                items: dict[str, ItemValue] = {}
-                for rule in rules:
-                    raw = values[rule.name][i]
-                    if raw == "":
-                        continue
-                    if rule.kind == "flag" and raw == "0":
-                        # REDCap writes 0 for every unticked checkbox option: no data.
-                        items[rule.name] = (0.0, None, None)
-                        continue
-                    parsed, why = parse_item(rule, raw, codes)
-                    if why:
-                        problems.append(Problem(n, rule.name, why))
-                        continue
-                    if parsed is None:
-                        continue
-                    if rule.identifier:
-                        ident = identities.setdefault(code, {})
-                        if ident.get(rule.name, raw) != raw:
-                            problems.append(
-                                Problem(n, rule.name, f"differs from an earlier row of {code!r}")
-                            )
-                        ident[rule.name] = raw
-                    else:
-                        items[rule.name] = parsed
-                comp_col = f"{name}_complete"
-                completion = None
-                if comp_col in values:
-                    completion, why = parse_completion(values[comp_col][i])
-                    if why:
-                        problems.append(Problem(n, comp_col, why))
-                has_data = any(
-                    not (v == (0.0, None, None) and kinds[k] == "flag") for k, v in items.items()
-                )
-                if not has_data and completion is None:
-                    continue
-                if name not in scheduled[tp.id]:
-                    problems.append(
-                        Problem(
-                            n,
-                            comp_col if comp_col in values else None,
-                            f"form {name!r} is not scheduled at event {tp.redcap_event!r}",
-                        )
-                    )
-                    continue
-                key = (code, tp.id, name, repeat)
-                if key in seen:
-                    problems.append(
-                        Problem(
-                            n,
-                            rid_field,
-                            f"{code!r} {tp.redcap_event} {name} also on row {seen[key]}",
-                        )
-                    )
-                    continue
-                seen[key] = n
-                if completion is None:
-                    completion = 0
-                records.append(ResponseRecord(pid, code, tp.id, name, repeat, completion, items))
+        target = _RecordTarget.of(s, study, grant, missing_codes, create_participants)
+        problems = _check_header(records, target)
+        mapped = _map_records(records, target, problems)
         if problems:
-            raise ImportRejected(source, problems)
-        if new_codes:
-            authorize(s, caller, "participant.add", study)
-            add_rows = [
-                {
-                    "study_id": study.id,
-                    "study_code": c,
-                    "role": "service_user",
-                    "status": "enrolled",
-                    "enrolled_at": utcnow(),
-                    "date_shift_days": secrets.randbelow(365),
-                    "site_id": dag_site.get(c),
-                }
-                for c in new_codes
-            ]
-            s.execute(insert(Participant), add_rows)
-            people = participant_map(s, study)
-            for rec in records:
-                if rec.participant_id < 0:
-                    rec.participant_id = people[rec.participant].id
-            audit.record_many(
-                s,
-                actor,
-                [
-                    audit.AuditEvent(
-                        "participant.add",
-                        "participant",
-                        c,
-                        study_name,
-                        None,
-                        {
-                            "role": "service_user",
-                            "site": site_of.get(dag_site.get(c, -1)),
-                            "source": f"sha256:{digest[:12]}",
-                        },
-                        reason,
-                    )
-                    for c in new_codes
-                ],
-            )
-        placed = [people[c] for c in dag_site if c not in pending and people[c].site_id is None]
-        for person in placed:
-            # A participant enrolled without a site takes the site of their REDCap group.
-            person.site_id = dag_site[person.study_code]
-            audit.record(
-                s,
-                actor,
-                "participant.site",
-                "participant",
-                person.study_code,
-                study=study_name,
-                old={"site": None},
-                new={"site": site_of[person.site_id], "from": "redcap_data_access_group"},
-                reason=reason,
-            )
-        if identities:
-            authorize(s, caller, "identity.write", study)
-        for code, fields in identities.items():
-            merge_fields(s, people[code], fields, actor=actor, study_name=study_name, reason=reason)
-        new, updated, unchanged = write_responses(
-            s,
-            records,
-            source=file_source("redcap", digest),
-            actor=actor,
-            study_name=study_name,
-            reason=reason,
+            raise ImportRejected(records.source, problems)
+        return _store_records(s, caller, records, target, mapped, reason)
+
+
+# ----------------------------------------------------------------------------- 1. parse
+
+
+@dataclass(frozen=True)
+class _RecordFile:
+    """A flat record file as read: its stripped text cells by column, in file order."""
+
+    source: str
+    sha256: str
+    n_rows: int
+    columns: tuple[str, ...]
+    cells: Mapping[str, list[str]]
+
+    def cell(self, column: str, i: int) -> str:
+        """Row ``i``'s (0-based) cell in ``column``; ``""`` when the file has no such column."""
+        values = self.cells.get(column)
+        return "" if values is None else values[i]
+
+
+def _parse_records(path: str | Path) -> _RecordFile:
+    """Read a flat record file as text cells (any read problem is an :class:`ImportRejected`;
+    repeated column names are refused by the reader)."""
+    frame, digest = read_table(path)
+    cols = tuple(frame.columns)
+    cells = {c: [str(v).strip() for v in frame[c].tolist()] for c in cols}
+    return _RecordFile(str(path), digest, len(frame), cols, cells)
+
+
+# -------------------------------------------------------------------------- 2. validate
+
+
+@dataclass(frozen=True)
+class _RecordTarget:
+    """What the study says a records file may hold, and who imports it."""
+
+    study: Study
+    grant: Grant
+    forms: dict[str, FormSpec]
+    rid_field: str
+    codes: MissingCodes
+    #: REDCap event name -> timepoint, and timepoint id -> instruments scheduled there.
+    events: dict[str, Timepoint]
+    scheduled: dict[int, set[str]]
+    #: Study code -> participant, as stored before the import.
+    people: dict[str, Participant]
+    #: Data access group key (:func:`_dag_key`) -> site, and site id -> site name.
+    dag_sites: dict[str, Site]
+    site_names: dict[int, str]
+    create_participants: bool
+
+    @classmethod
+    def of(
+        cls,
+        session: Session,
+        study: Study,
+        grant: Grant,
+        missing_codes: Sequence[str | int] | None,
+        create_participants: bool,
+    ) -> _RecordTarget:
+        codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
+        return cls(
+            study=study,
+            grant=grant,
+            forms=_study_forms(session, study),
+            rid_field=_record_id_field(session, study),
+            codes=codes,
+            events={tp.redcap_event: tp for tp in study.timepoints},
+            scheduled={tp.id: {ti.instrument for ti in tp.instruments} for tp in study.timepoints},
+            people=participant_map(session, study),
+            dag_sites={_dag_key(x.name): x for x in study.sites},
+            site_names={x.id: x.name for x in study.sites},
+            create_participants=create_participants,
         )
+
+
+def _check_header(records: _RecordFile, target: _RecordTarget) -> list[Problem]:
+    """Problems of the file's columns (a wrong first column rejects the file at once)."""
+    cols = records.columns
+    if not cols or cols[0] != target.rid_field:
+        first = Problem(0, cols[0] if cols else None, f"first column must be {target.rid_field!r}")
+        raise ImportRejected(records.source, [first])
+    owned = {f"{name}_complete" for name in target.forms}
+    owned |= {rule.name for form in target.forms.values() for rule in form.items}
+    problems = [
+        Problem(0, c, "not a field of this study's forms")
+        for c in cols[1:]
+        if c not in owned and c not in _META_COLUMNS and not c.endswith("_timestamp")
+    ]
+    if "redcap_event_name" not in cols and len(target.events) != 1:
+        problems.append(
+            Problem(0, None, "no redcap_event_name column but the study has several events")
+        )
+    return problems
+
+
+# ------------------------------------------------------------------------------- 3. map
+
+
+@dataclass
+class _Mapped:
+    """What the rows map to, built row by row (problems go to the caller's list)."""
+
+    records: list[ResponseRecord] = field(default_factory=list)
+    #: Study code -> identifier field -> value (for the identity vault).
+    identities: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Codes to enrol, in file order -> the placeholder (negative) participant id of their rows.
+    pending: dict[str, int] = field(default_factory=dict)
+    #: Study code -> site id named by the record's data access group.
+    dag_site: dict[str, int] = field(default_factory=dict)
+    #: (code, timepoint id, form, repeat instance) -> the row it was first on.
+    seen: dict[tuple[str, int, str, int], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """Where one row's values go."""
+
+    i: int
+    code: str
+    participant_id: int
+    timepoint: Timepoint
+    repeat_form: str
+    repeat: int
+
+    @property
+    def n(self) -> int:
+        """The row's number in problems (1 = first data row)."""
+        return self.i + 1
+
+
+def _map_records(records: _RecordFile, target: _RecordTarget, problems: list[Problem]) -> _Mapped:
+    """Every row as responses, identity values and participants to enrol; every problem found
+    is appended to ``problems`` (a refused row's values are not looked at)."""
+    mapped = _Mapped()
+    present = {
+        name: [r for r in form.items if r.name in records.cells]
+        for name, form in target.forms.items()
+        if any(r.name in records.cells for r in form.items) or f"{name}_complete" in records.cells
+    }
+    for i in range(records.n_rows):
+        row = _locate_row(records, target, mapped, problems, i)
+        if row is not None:
+            for name, rules in present.items():
+                _map_form(records, target, mapped, problems, row, name, rules)
+    return mapped
+
+
+def _locate_row(
+    records: _RecordFile, target: _RecordTarget, mapped: _Mapped, problems: list[Problem], i: int
+) -> _Row | None:
+    """Whose row ``i`` is and which event and instance it fills, or ``None`` (a problem)."""
+    n = i + 1
+    code = records.cell(target.rid_field, i)
+    person = target.people.get(code)
+    why = _refuse_participant(code, person, target)
+    if why:
+        problems.append(Problem(n, target.rid_field, why))
+        return None
+    if records.cell(_DAG, i):
+        _check_dag(records.cell(_DAG, i), code, person, target, mapped, problems, n)
+    if person is None and code not in mapped.pending:
+        mapped.pending[code] = -(len(mapped.pending) + 1)
+    pid = person.id if person is not None else mapped.pending[code]
+    ev = records.cell("redcap_event_name", i)
+    events = target.events
+    tp = events.get(ev) if ev else (next(iter(events.values())) if len(events) == 1 else None)
+    if tp is None:
+        problems.append(Problem(n, "redcap_event_name", f"unknown event {ev!r}"))
+        return None
+    rep_form = records.cell("redcap_repeat_instrument", i)
+    rep_raw = records.cell("redcap_repeat_instance", i)
+    repeat = 0
+    if rep_form or rep_raw:
+        if not rep_raw.isdigit() or int(rep_raw) < 1:
+            why = f"{rep_raw!r} is not an instance 1, 2, ..."
+            problems.append(Problem(n, "redcap_repeat_instance", why))
+            return None
+        repeat = int(rep_raw)
+        if rep_form and rep_form not in target.forms:
+            problems.append(Problem(n, "redcap_repeat_instrument", f"unknown form {rep_form!r}"))
+            return None
+    return _Row(i, code, pid, tp, rep_form, repeat)
+
+
+def _refuse_participant(code: str, person: Participant | None, target: _RecordTarget) -> str | None:
+    """Why a row of record ``code`` cannot be imported, or ``None``."""
+    why = check_code(code)
+    if why:
+        return why
+    if person is None and not target.create_participants:
+        return f"unknown participant {code!r}"
+    if person is not None and person.status == "erased":
+        return f"participant {code!r} was erased"
+    if person is not None:
+        return target.grant.outside(target.study, person)
+    if target.grant.sites is not None:
+        return f"unknown participant {code!r} (site-scoped users cannot create them)"
+    return None
+
+
+def _check_dag(
+    dag: str,
+    code: str,
+    person: Participant | None,
+    target: _RecordTarget,
+    mapped: _Mapped,
+    problems: list[Problem],
+    n: int,
+) -> None:
+    """Map record ``code`` to the site of its data access group ``dag`` (or say why not)."""
+    site = target.dag_sites.get(_dag_key(dag))
+    if site is None:
+        known = ", ".join(sorted(target.site_names.values())) or "none"
+        why = (
+            f"data access group {dag!r} matches no site of study {target.study.name!r} "
+            f"(sites: {known}); add the site or drop the column"
+        )
+        problems.append(Problem(n, _DAG, why))
+    elif mapped.dag_site.setdefault(code, site.id) != site.id:
+        problems.append(Problem(n, _DAG, f"differs from an earlier row of {code!r}"))
+    elif person is not None and person.site_id not in (None, site.id):
+        why = (
+            f"participant {code!r} is at site {target.site_names[person.site_id]!r}, "
+            f"not {site.name!r} (data access group {dag!r})"
+        )
+        problems.append(Problem(n, _DAG, why))
+
+
+def _map_form(
+    records: _RecordFile,
+    target: _RecordTarget,
+    mapped: _Mapped,
+    problems: list[Problem],
+    row: _Row,
+    name: str,
+    rules: list[ItemRule],
+) -> None:
+    """Form ``name``'s cells in ``row`` as a response (if they hold anything)."""
+    n, comp_col = row.n, f"{name}_complete"
+    if row.repeat_form and name != row.repeat_form:
+        for r in rules:
+            raw = records.cell(r.name, row.i)
+            if raw and not (r.kind == "flag" and raw == "0"):
+                message = f"value in a row of repeating form {row.repeat_form!r}"
+                problems.append(Problem(n, r.name, message))
+        return
+    items = _form_items(records, target, mapped, problems, row, rules)
+    completion = None
+    if comp_col in records.cells:
+        completion, why = parse_completion(records.cell(comp_col, row.i))
+        if why:
+            problems.append(Problem(n, comp_col, why))
+    kinds = {r.name: r.kind for r in rules}
+    has_data = any(not (v == (0.0, None, None) and kinds[k] == "flag") for k, v in items.items())
+    if not has_data and completion is None:
+        return
+    tp = row.timepoint
+    if name not in target.scheduled[tp.id]:
+        where = comp_col if comp_col in records.cells else None
+        why = f"form {name!r} is not scheduled at event {tp.redcap_event!r}"
+        problems.append(Problem(n, where, why))
+        return
+    key = (row.code, tp.id, name, row.repeat)
+    if key in mapped.seen:
+        why = f"{row.code!r} {tp.redcap_event} {name} also on row {mapped.seen[key]}"
+        problems.append(Problem(n, target.rid_field, why))
+        return
+    mapped.seen[key] = n
+    record = ResponseRecord(
+        row.participant_id, row.code, tp.id, name, row.repeat, completion or 0, items
+    )
+    mapped.records.append(record)
+
+
+def _form_items(
+    records: _RecordFile,
+    target: _RecordTarget,
+    mapped: _Mapped,
+    problems: list[Problem],
+    row: _Row,
+    rules: list[ItemRule],
+) -> dict[str, ItemValue]:
+    """The item values of one form in ``row``; identifier values go to ``mapped.identities``."""
+    items: dict[str, ItemValue] = {}
+    for rule in rules:
+        raw = records.cell(rule.name, row.i)
+        if raw == "":
+            continue
+        if rule.kind == "flag" and raw == "0":
+            # REDCap writes 0 for every unticked checkbox option: no data.
+            items[rule.name] = (0.0, None, None)
+            continue
+        parsed, why = parse_item(rule, raw, target.codes)
+        if why:
+            problems.append(Problem(row.n, rule.name, why))
+            continue
+        if parsed is None:
+            continue
+        if rule.identifier:
+            ident = mapped.identities.setdefault(row.code, {})
+            if ident.get(rule.name, raw) != raw:
+                why = f"differs from an earlier row of {row.code!r}"
+                problems.append(Problem(row.n, rule.name, why))
+            ident[rule.name] = raw
+        else:
+            items[rule.name] = parsed
+    return items
+
+
+# ----------------------------------------------------------------------------- 4. store
+
+
+def _store_records(
+    s: Session,
+    caller: Caller,
+    records: _RecordFile,
+    target: _RecordTarget,
+    mapped: _Mapped,
+    reason: str | None,
+) -> ImportSummary:
+    """Enrol, place, vault and write what ``mapped`` holds, and audit the import."""
+    study, actor = target.study, target.grant.actor
+    people = _enrol_new(s, caller, records, target, mapped, reason)
+    _place_by_dag(s, actor, target, mapped, people, reason)
+    if mapped.identities:
+        authorize(s, caller, "identity.write", study)
+    for code, fields in mapped.identities.items():
+        merge_fields(s, people[code], fields, actor=actor, study_name=study.name, reason=reason)
+    new, updated, unchanged = write_responses(
+        s,
+        mapped.records,
+        source=file_source("redcap", records.sha256),
+        actor=actor,
+        study_name=study.name,
+        reason=reason,
+    )
+    audit.record(
+        s,
+        actor,
+        "redcap.import",
+        "response",
+        None,
+        study=study.name,
+        new={
+            "sha256": records.sha256,
+            "rows": records.n_rows,
+            "new": new,
+            "updated": updated,
+            "unchanged": unchanged,
+            "participants_created": len(mapped.pending),
+        },
+        reason=reason,
+    )
+    return ImportSummary(records.source, records.sha256, records.n_rows, new, updated, unchanged)
+
+
+def _enrol_new(
+    s: Session,
+    caller: Caller,
+    records: _RecordFile,
+    target: _RecordTarget,
+    mapped: _Mapped,
+    reason: str | None,
+) -> dict[str, Participant]:
+    """Enrol the records' unknown codes as service users (at their group's site) and point
+    their responses at them; return the study's participants by code."""
+    if not mapped.pending:
+        return target.people
+    study = target.study
+    authorize(s, caller, "participant.add", study)
+    add_rows = [
+        {
+            "study_id": study.id,
+            "study_code": c,
+            "role": "service_user",
+            "status": "enrolled",
+            "enrolled_at": utcnow(),
+            "date_shift_days": secrets.randbelow(365),
+            "site_id": mapped.dag_site.get(c),
+        }
+        for c in mapped.pending
+    ]
+    s.execute(insert(Participant), add_rows)
+    people = participant_map(s, study)
+    for rec in mapped.records:
+        if rec.participant_id < 0:
+            rec.participant_id = people[rec.participant].id
+    events = [
+        audit.AuditEvent(
+            "participant.add",
+            "participant",
+            c,
+            study.name,
+            None,
+            {
+                "role": "service_user",
+                "site": target.site_names.get(mapped.dag_site.get(c, -1)),
+                "source": f"sha256:{records.sha256[:12]}",
+            },
+            reason,
+        )
+        for c in mapped.pending
+    ]
+    audit.record_many(s, target.grant.actor, events)
+    return people
+
+
+def _place_by_dag(
+    s: Session,
+    actor: str,
+    target: _RecordTarget,
+    mapped: _Mapped,
+    people: dict[str, Participant],
+    reason: str | None,
+) -> None:
+    """A participant enrolled without a site takes the site of their REDCap group (audited)."""
+    placed = [
+        people[c] for c in mapped.dag_site if c not in mapped.pending and people[c].site_id is None
+    ]
+    for person in placed:
+        person.site_id = mapped.dag_site[person.study_code]
         audit.record(
             s,
             actor,
-            "redcap.import",
-            "response",
-            None,
-            study=study_name,
-            new={
-                "sha256": digest,
-                "rows": len(frame),
-                "new": new,
-                "updated": updated,
-                "unchanged": unchanged,
-                "participants_created": len(new_codes),
-            },
+            "participant.site",
+            "participant",
+            person.study_code,
+            study=target.study.name,
+            old={"site": None},
+            new={"site": target.site_names[person.site_id], "from": "redcap_data_access_group"},
             reason=reason,
         )
-        return ImportSummary(source, digest, len(frame), new, updated, unchanged)
 
 
 def _fmt_value(value: float | None, text: str | None, missing: str | None) -> str:
