@@ -459,6 +459,19 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class RowSeal(Base):
+    """The keyed MAC of one sealed unit of data (see :mod:`peerlens.study.integrity`).
+
+    ``kind`` names the unit's table (a response's items belong to the response's unit, a derived
+    story's sentences to the story's), ``unit`` its primary key as text.
+    """
+
+    __tablename__ = "row_seal"
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(100), primary_key=True)
+    mac: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
 class AuditLog(Base):
     """Append-only, hash-chained log of every data change, import, export and erasure.
 

@@ -13,10 +13,11 @@ The 32-byte master key never enters the database. It comes from, in order:
 3. ``$PEERLENS_HOME/keys/<database id>.key`` (``PEERLENS_HOME`` defaults to ``~/.peerlens``),
    written by ``peerlens init`` with permissions 0600.
 
-Two keys are derived from it with HKDF-SHA256 (RFC 5869): one encrypts, one makes keyed hashes
-(HMAC-SHA256, RFC 2104). The audit log records that an identifying field changed with a keyed
-hash of the new value salted per participant, never the value: with the key and the salt one can
-check a guessed value, without them nothing; erasure deletes the salt with the vault row, after
+Keys are derived from it with HKDF-SHA256 (RFC 5869): one encrypts, one makes keyed hashes (HMAC-
+SHA256, RFC 2104), and two seal the data tables against edits made behind peerlens's back (see
+:mod:`peerlens.study.integrity`). The audit log records that an identifying field changed with a
+keyed hash of the new value salted per participant, never the value: with the key and the salt one
+can check a guessed value, without them nothing; erasure deletes the salt with the vault row, after
 which not even the key holder can link the hashes to a value. The database stores a keyed check
 value, so a wrong key is refused with a clear message instead of garbling data.
 """
@@ -97,6 +98,10 @@ class VaultKey:
     enc: bytes
     mac: bytes
     source: str
+    #: Key of the row seals (:mod:`peerlens.study.integrity`): MACs stored beside the rows.
+    seal_key: bytes = b""
+    #: Key of the seal tallies: per-seal values summed into the audit chain, never stored.
+    tally_key: bytes = b""
 
     @classmethod
     def from_master(cls, master: bytes, source: str) -> VaultKey:
@@ -107,7 +112,13 @@ class VaultKey:
                 master
             )
 
-        return cls(derive(b"encryption"), derive(b"keyed hash"), source)
+        return cls(
+            derive(b"encryption"),
+            derive(b"keyed hash"),
+            source,
+            derive(b"row seal"),
+            derive(b"seal tally"),
+        )
 
     @property
     def check(self) -> str:
