@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from peerlens import __version__
 from peerlens._tables import neutralise_formulas
 from peerlens.study import audit
-from peerlens.study._catalog import FormSpec
+from peerlens.study._catalog import FormSpec, builtin_form
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import read_many
 from peerlens.study._lookup import get_study
@@ -102,13 +102,22 @@ def _tier_flags(tier: str) -> tuple[bool, bool, bool]:
 
 
 def tidy_frame(
-    session: Session, study: Study, *, tier: str = "full", sites: frozenset[str] | None = None
+    session: Session,
+    study: Study,
+    *,
+    tier: str = "full",
+    sites: frozenset[str] | None = None,
+    dropped: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """The study's item values and derived scores as a tidy long table (see module docstring).
 
     One row per stored item (``kind == "item"``), per derived score (``kind == "score"``) and, in
     the full tier, per identity field (``kind == "identity"``). Numeric values are in ``value``;
     text answers, dates and score bands in ``text``.
+
+    Below the full tier, items of fields the current data dictionary (or bundled instrument)
+    does not define are left out, as are identifier fields and, at ``deidentified``, free text;
+    ``dropped`` (when given) receives how many item rows were left out for each reason.
     """
     identity, drop_text, shift = _tier_flags(tier)
     forms = _study_forms(session, study)
@@ -176,6 +185,10 @@ def tidy_frame(
         .where(raw["timepoint"].notna(), "session:" + raw["session"].astype("object").fillna(""))
     )
     if len(raw):
+        for inst in set(raw["instrument"].astype(str)) - set(forms):
+            bundled = builtin_form(inst)  # e.g. a bundled instrument given after a PS session
+            if bundled is not None:
+                forms[inst] = bundled
         rules = {f"{f}\x00{r.name}": r for f, form in forms.items() for r in form.items}
         key = raw["instrument"].astype(str) + "\x00" + raw["name"].astype(str)
 
@@ -184,9 +197,21 @@ def tidy_frame(
             return key.map(table).fillna(False).to_numpy(dtype=bool)
 
         free, ident, dates = flag("free_text"), flag("identifier"), flag("is_date")
-        drop = ident & ~np.bool_(identity)
-        if drop_text:
-            drop |= free
+        # Below the full tier an item is exported only under a rule of the current dictionary
+        # (or a bundled instrument): a field a later dictionary dropped may hold free text or
+        # real dates, and nothing says how to de-identify it.
+        unknown = ~key.isin(rules).to_numpy(dtype=bool) & ~np.bool_(identity)
+        drop_ident = ident & ~unknown & ~np.bool_(identity)
+        drop_free = free & ~unknown & ~drop_ident & np.bool_(drop_text)
+        if dropped is not None:
+            for why, mask in (
+                ("not in the data dictionary", unknown),
+                ("identifier field", drop_ident),
+                ("free text", drop_free),
+            ):
+                if mask.any():
+                    dropped[why] = int(mask.sum())
+        drop = unknown | drop_ident | drop_free
         raw = raw.loc[~drop].reset_index(drop=True)
         dates = dates[~drop]
         if shift and dates.any():
@@ -436,8 +461,9 @@ def export_study(
         study = get_study(s, study_name)
         grant = authorize(s, caller, "export", study, tier=tier)
         rights = grant
+        dropped: dict[str, int] = {}
         if format == "tidy":
-            frame = tidy_frame(s, study, tier=tier, sites=rights.sites)
+            frame = tidy_frame(s, study, tier=tier, sites=rights.sites, dropped=dropped)
         else:
             if path.suffix.lower() == ".parquet":
                 raise StudyError("REDCap records are CSV: give an --out path ending in .csv")
@@ -464,6 +490,7 @@ def export_study(
                 "rows": len(frame),
                 "sha256": digest,
                 "sites": None if rights.sites is None else sorted(rights.sites),
+                "items_left_out": dropped,
             },
             reason=reason,
         )
@@ -479,6 +506,8 @@ def export_study(
                 "rows": len(frame),
                 "sha256": digest,
                 "exported_by": rights.actor,
+                # How many stored item values this tier left out, and why (counts only).
+                "items_left_out": dropped,
                 "peerlens_version": __version__,
                 "audit_head": {"seq": head[0], "hash": head[1]},
             },
