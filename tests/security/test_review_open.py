@@ -14,21 +14,25 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import text
 
 from peerlens.study import (
+    ImportRejected,
     NewParticipant,
     Store,
     add_participant,
     add_participants,
     create_study,
+    erase_participant,
     export_frame,
     export_study,
     get_identity,
     import_data_dictionary,
     import_records,
+    import_responses,
+    list_participants,
     rotate_vault_key,
 )
 from peerlens.study.vault import VaultKey, decode_key, generate_key
 
-from ..conftest import ADMIN, DATA, VAULT_KEY
+from ..conftest import ADMIN, DATA, VAULT_KEY, make_user
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 GAD7 = [f"gad7_{i}" for i in range(1, 8)]
@@ -134,3 +138,59 @@ def test_items_of_fields_a_later_dictionary_dropped_never_reach_lower_tiers(
         assert manifest["items_left_out"] == {"not in the data dictionary": 2}
     full = export_frame(rc, "rc", tier="full", caller=ADMIN)
     assert {"comments", "enrol_date"} <= set(full["name"])  # the full tier keeps everything
+
+
+# ------------------------------------------------------------------------------------ L1
+
+
+def test_imports_tell_a_site_user_nothing_about_other_sites_participants(
+    pilot: Store, tmp_path: Path
+) -> None:
+    # Review L1: a leeds researcher learnt from the refusals which codes exist at glasgow,
+    # and which were erased.
+    add_participants(pilot, "pilot", [NewParticipant("G2", site="glasgow")], caller=ADMIN)
+    erase_participant(pilot, "pilot", "G2", caller=ADMIN, reason="asked")
+    leeds = make_user(pilot, "rs_leeds", "researcher", study="pilot", site="leeds")
+    f = tmp_path / "probe.csv"
+    rows = "".join(f"{code},1,1,1,1,1,1,1\n" for code in ("G1", "G2", "G3"))
+    f.write_text(f"participant,{','.join(GAD7)}\n{rows}", encoding="utf-8")
+    with pytest.raises(ImportRejected) as info:
+        import_responses(pilot, "pilot", f, timepoint="baseline", caller=leeds)
+    said = {p.reason for p in info.value.problems}
+    assert said == {
+        f"unknown participant {c!r} or outside your site(s) leeds" for c in ("G1", "G2", "G3")
+    }
+    rc_file = tmp_path / "probe_rc.csv"
+    rows = "".join(f"{c},baseline,1,1,1,1,1,1,1,2\n" for c in ("G1", "G2", "G3"))
+    rc_file.write_text(
+        f"record_id,redcap_event_name,{','.join(GAD7)},gad7_complete\n{rows}", encoding="utf-8"
+    )
+    for create in (False, True):
+        with pytest.raises(ImportRejected) as info:
+            import_records(pilot, "pilot", rc_file, create_participants=create, caller=leeds)
+        assert {p.reason for p in info.value.problems if p.column == "record_id"} == said
+
+
+# ----------------------------------------------------------------------------------- L13
+
+
+def test_a_data_access_group_matching_two_sites_is_refused(store: Store, tmp_path: Path) -> None:
+    # Review L13: group leeds_north matched sites 'Leeds North' and 'leeds-north' and was
+    # placed silently at the one defined last.
+    shutil.copy(DATA / "redcap_dictionary.csv", tmp_path / "redcap_dictionary.csv")
+    config = (DATA / "redcap_study.yaml").read_text(encoding="utf-8")
+    config = config.replace("sites: [leeds]", "sites: [Leeds North, leeds-north]")
+    (tmp_path / "study.yaml").write_text(config, encoding="utf-8")
+    create_study(store, "rc", tmp_path / "study.yaml", caller=ADMIN)
+    f = tmp_path / "dag.csv"
+    f.write_text(
+        "record_id,redcap_event_name,redcap_data_access_group,age,enrolment_complete\n"
+        "7,baseline_arm_1,leeds_north,35,2\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRejected) as info:
+        import_records(store, "rc", f, create_participants=True, caller=ADMIN)
+    (problem,) = info.value.problems
+    assert (problem.row, problem.column) == (1, "redcap_data_access_group")
+    assert "'Leeds North' and 'leeds-north'" in problem.reason
+    assert list_participants(store, "rc", caller=ADMIN).empty

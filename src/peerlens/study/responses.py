@@ -370,17 +370,12 @@ def _parse_wide(
             continue
         seen[code] = n
         person = people.get(code)
-        if person is None:
-            # A value that cannot be a study code is not quoted: it is often a name.
-            bad = check_code(code)
-            problems.append(Problem(n, pcol, bad or f"unknown participant {code!r}"))
-            continue
-        if person.status == "erased":
-            problems.append(Problem(n, pcol, f"participant {code!r} was erased"))
-            continue
-        outside = grant.outside(study, person)
-        if outside is not None:
-            problems.append(Problem(n, pcol, outside))
+        # A value that cannot be a study code is not quoted: it is often a name.
+        why = (check_code(code) if person is None else None) or grant.refuse_participant(
+            study, code, person
+        )
+        if why is not None or person is None:
+            problems.append(Problem(n, pcol, why or grant.hidden(code)))
             continue
         session_id = None
         if session_label is not None:
