@@ -9,6 +9,7 @@ import secrets
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import text
@@ -20,6 +21,8 @@ from peerlens.study import (
     add_participant,
     add_participants,
     create_study,
+    derivation_status,
+    derive,
     erase_participant,
     export_frame,
     export_study,
@@ -194,3 +197,22 @@ def test_a_data_access_group_matching_two_sites_is_refused(store: Store, tmp_pat
     assert (problem.row, problem.column) == (1, "redcap_data_access_group")
     assert "'Leeds North' and 'leeds-north'" in problem.reason
     assert list_participants(store, "rc", caller=ADMIN).empty
+
+
+# ------------------------------------------------------------------------------------ L7
+
+
+def test_derivation_status_counts_only_the_callers_sites(pilot: Store, tmp_path: Path) -> None:
+    # Review L7: a leeds researcher saw whole-study counts (glasgow's responses included).
+    f = tmp_path / "gad.csv"
+    f.write_text(
+        f"participant,{','.join(GAD7)}\nL1,1,1,1,1,1,1,1\nG1,2,2,2,2,2,2,2\n", encoding="utf-8"
+    )
+    import_responses(pilot, "pilot", f, timepoint="baseline", caller=ADMIN)
+    derive(pilot, "pilot", ["scores"], caller=ADMIN, executor="sequential")
+    leeds = make_user(pilot, "rs_leeds", "researcher", study="pilot", site="leeds")
+    mine = derivation_status(pilot, "pilot", caller=leeds).set_index("what")
+    everyone = derivation_status(pilot, "pilot", caller=ADMIN).set_index("what")
+    assert everyone.loc["scores", ["inputs", "current"]].tolist() == [2, 2]
+    assert mine.loc["scores", ["inputs", "current", "missing"]].tolist() == [1, 1, 0]
+    assert pd.isna(mine.loc["scores", "errors"])

@@ -178,15 +178,21 @@ class Hrv:
     def frame(self, session: Session, study: Study, view: str) -> pd.DataFrame:
         return _frame(session, study)
 
-    def status(self, session: Session, study: Study) -> tuple[int, pd.Series]:
-        n_recs = session.scalar(
+    def status(
+        self, session: Session, study: Study, within: frozenset[str] | None
+    ) -> tuple[int, pd.Series]:
+        q = (
             select(func.count())
             .select_from(Recording)
             .join(Participant, Participant.id == Recording.participant_id)
             .where(Participant.study_id == study.id)
         )
+        frame = _frame(session, study)
+        if within is not None:
+            q = q.where(Participant.study_code.in_(sorted(within)))
+            frame = frame[frame["participant"].isin(within)]
         # A recording is one participant's copy of a content address.
-        return int(n_recs or 0), worst_state(_frame(session, study), ["participant", "recording"])
+        return int(session.scalar(q) or 0), worst_state(frame, ["participant", "recording"])
 
 
 HRV = Hrv()
