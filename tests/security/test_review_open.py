@@ -18,8 +18,12 @@ from peerlens.study import (
     ImportRejected,
     NewParticipant,
     Store,
+    StudyError,
     add_participant,
     add_participants,
+    add_recording,
+    add_relationship,
+    add_session,
     create_study,
     derivation_status,
     derive,
@@ -216,3 +220,80 @@ def test_derivation_status_counts_only_the_callers_sites(pilot: Store, tmp_path:
     assert everyone.loc["scores", ["inputs", "current"]].tolist() == [2, 2]
     assert mine.loc["scores", ["inputs", "current", "missing"]].tolist() == [1, 1, 0]
     assert pd.isna(mine.loc["scores", "errors"])
+
+
+# ---------------------------------------------------------------------------- L2 and L14
+
+
+def _audit_text(store: Store) -> str:
+    with store.engine.connect() as conn:
+        return " ".join(str(r) for r in conn.execute(text("SELECT * FROM audit_log")))
+
+
+def test_device_window_and_session_labels_are_redacted_in_the_audit_log(
+    pilot: Store, tmp_path: Path
+) -> None:
+    # Review L2: recording.add logged the device and window labels verbatim (and session.add
+    # the session label in its entity id); erasure can never remove them from the chain.
+    add_participants(
+        pilot, "pilot", [NewParticipant("W1", role="ps_worker", site="leeds")], caller=ADMIN
+    )
+    rel = add_relationship(pilot, "pilot", "W1", "L1", started_at=T0, caller=ADMIN)
+    add_session(pilot, "pilot", rel, "zebedee-visit", started_at=T0, mode="phone", caller=ADMIN)
+    rr = tmp_path / "rr.txt"
+    rr.write_text("800\n810\n790\n805\n", encoding="utf-8")
+    add_recording(
+        pilot,
+        "pilot",
+        rr,
+        participant="L1",
+        session="zebedee-visit",
+        kind="rr",
+        device="Zebedee's Polar",
+        windows=[("zebedee-walk", 0, 2)],
+        caller=ADMIN,
+    )
+    logged = _audit_text(pilot)
+    assert "ebedee" not in logged
+    assert '"chars": 12' in logged or '"chars":12' in logged  # the window label's length
+
+
+def test_adding_a_recording_again_keeps_its_new_windows(pilot: Store, tmp_path: Path) -> None:
+    # Review L14: adding the same file again returned the stored recording and silently
+    # dropped the new --window.
+    rr = tmp_path / "rr.txt"
+    rr.write_text("800\n810\n790\n805\n", encoding="utf-8")
+    rid, _ = add_recording(
+        pilot, "pilot", rr, participant="L1", kind="rr", windows=[("rest", 0, 2)], caller=ADMIN
+    )
+    again, _ = add_recording(
+        pilot,
+        "pilot",
+        rr,
+        participant="L1",
+        kind="rr",
+        windows=[("rest", 0, 2), ("task", 2, 3)],
+        caller=ADMIN,
+    )
+    assert again == rid
+    with pilot.engine.connect() as conn:
+        labels = conn.execute(text("SELECT label FROM recording_window ORDER BY label")).all()
+    assert [x[0] for x in labels] == ["rest", "task"]
+    with pytest.raises(StudyError, match="already has a window 'rest'"):
+        add_recording(
+            pilot, "pilot", rr, participant="L1", kind="rr", windows=[("rest", 1, 2)], caller=ADMIN
+        )
+    with pytest.raises(StudyError, match="already stored"):
+        add_recording(pilot, "pilot", rr, participant="L1", kind="ecg", caller=ADMIN)
+
+
+def test_an_export_is_written_as_its_suffix_says_or_refused(pilot: Store, tmp_path: Path) -> None:
+    # Review L14: --out x.xlsx silently got CSV text.
+    book = tmp_path / "x.xlsx"
+    export_study(pilot, "pilot", book, tier="full", caller=ADMIN)
+    assert book.read_bytes()[:2] == b"PK"  # a workbook (a zip), not CSV
+    assert list(pd.read_excel(book).columns)[:2] == ["participant", "role"]
+    for bad, fmt in (("x.txt", "tidy"), ("x.json", "tidy"), ("x.parquet", "redcap")):
+        with pytest.raises(StudyError, match="is written as"):
+            export_study(pilot, "pilot", tmp_path / bad, format=fmt, tier="full", caller=ADMIN)
+        assert not (tmp_path / bad).exists()

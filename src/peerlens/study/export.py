@@ -438,8 +438,9 @@ def export_study(
     caller: Caller,
     reason: str | None = None,
 ) -> ExportResult:
-    """Write the study to ``out`` in ``format`` (``tidy``: CSV or ``.parquet``; ``redcap``:
-    flat record CSV) at ``tier``, checked against the caller's export right.
+    """Write the study to ``out`` in ``format`` (``tidy``: ``.csv``, ``.parquet`` or ``.xlsx``
+    by the suffix of ``out``; ``redcap``: flat record ``.csv``) at ``tier``, checked against the
+    caller's export right; another suffix is refused.
 
     Text cells of a CSV export that a spreadsheet would run as a formula (starting with ``=``,
     ``+``, ``-``, ``@``, tab or carriage return) are prefixed with ``'`` (OWASP's advice on CSV
@@ -455,6 +456,12 @@ def export_study(
     if format not in ("tidy", "redcap"):
         raise StudyError(f"export format {format!r}: use tidy or redcap")
     path = Path(out)
+    suffixes = _SUFFIXES[format]
+    if path.suffix.lower() not in suffixes:
+        raise StudyError(
+            f"{path}: a {format} export is written as {' or '.join(suffixes)}; "
+            f"give an --out path ending in one of them"
+        )
     _refuse_store_paths(store, path)
     identity, drop_text, shift = _tier_flags(tier)
     with store.transaction() as s:
@@ -465,8 +472,6 @@ def export_study(
         if format == "tidy":
             frame = tidy_frame(s, study, tier=tier, sites=rights.sites, dropped=dropped)
         else:
-            if path.suffix.lower() == ".parquet":
-                raise StudyError("REDCap records are CSV: give an --out path ending in .csv")
             frame = records_frame(
                 s,
                 study,
@@ -549,13 +554,26 @@ def _write_private(path: Path, data: bytes) -> None:
         raise StudyError(f"{path}: cannot write the export ({exc.strerror})") from None
 
 
+#: The file types each export format is written as (by the suffix of ``--out``).
+_SUFFIXES = {"tidy": (".csv", ".parquet", ".xlsx"), "redcap": (".csv",)}
+
+
 def _encode(frame: pd.DataFrame, path: Path, *, raw_values: bool) -> bytes:
     import io
+    import tempfile
 
     if path.suffix.lower() == ".parquet":
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
         return buf.getvalue()
+    if path.suffix.lower() == ".xlsx":
+        from peerlens._tables import write_table
+
+        # openpyxl writes to a file: a private temporary folder, removed at once.
+        with tempfile.TemporaryDirectory(prefix="peerlens-export-") as tmp:
+            book = Path(tmp) / "export.xlsx"
+            write_table(frame, book, raw=raw_values)
+            return book.read_bytes()
     if not raw_values:
         frame = neutralise_formulas(frame)
     return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
