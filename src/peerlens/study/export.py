@@ -456,13 +456,13 @@ def export_study(
     if format not in ("tidy", "redcap"):
         raise StudyError(f"export format {format!r}: use tidy or redcap")
     path = Path(out)
+    _refuse_store_paths(store, path)
     suffixes = _SUFFIXES[format]
     if path.suffix.lower() not in suffixes:
         raise StudyError(
             f"{path}: a {format} export is written as {' or '.join(suffixes)}; "
             f"give an --out path ending in one of them"
         )
-    _refuse_store_paths(store, path)
     identity, drop_text, shift = _tier_flags(tier)
     with store.transaction() as s:
         study = get_study(s, study_name)
