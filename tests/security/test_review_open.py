@@ -36,6 +36,7 @@ from peerlens.study import (
     import_responses,
     list_participants,
     rotate_vault_key,
+    set_field_identifier,
 )
 from peerlens.study.vault import VaultKey, decode_key, generate_key
 
@@ -297,3 +298,35 @@ def test_an_export_is_written_as_its_suffix_says_or_refused(pilot: Store, tmp_pa
         with pytest.raises(StudyError, match="is written as"):
             export_study(pilot, "pilot", tmp_path / bad, format=fmt, tier="full", caller=ADMIN)
         assert not (tmp_path / bad).exists()
+
+
+# ------------------------------------------------------------------------------------ M5
+
+
+def test_changed_answers_reach_the_audit_log_as_keyed_hashes_only(
+    rc: Store, tmp_path: Path
+) -> None:
+    # Review M5: response.update entries held item values in clear, so a field flagged
+    # identifying later (an NHS number) stayed in the append-only log for good.
+    def records(nhs: str) -> Path:
+        f = tmp_path / f"{nhs}.csv"
+        f.write_text(
+            f"record_id,redcap_event_name,age,enrolment_complete\n1,baseline_arm_1,{nhs},2\n",
+            encoding="utf-8",
+        )
+        return f
+
+    import_records(rc, "rc", records("47"), create_participants=True, caller=ADMIN)
+    import_records(rc, "rc", records("83"), caller=ADMIN)
+    set_field_identifier(rc, "rc", "age", True, caller=ADMIN, reason="it identifies")
+    with rc.engine.connect() as conn:
+        old, new = conn.execute(
+            text("SELECT old, new FROM audit_log WHERE action = 'response.update'")
+        ).one()
+        salt = conn.execute(text("SELECT salt FROM identity_vault")).scalar_one()
+    before, after = json.loads(old)["items"]["age"], json.loads(new)["items"]["age"]
+    assert all(isinstance(h, str) and len(h) == 32 for h in (before, after))
+    key = VaultKey.from_master(decode_key(VAULT_KEY, "test"), "test")
+    # An admin holding the key can check a guessed value; nobody can read one.
+    assert before == key.keyed_hash(bytes(salt), "age", f"value:{47.0!r}")
+    assert after == key.keyed_hash(bytes(salt), "age", f"value:{83.0!r}")
