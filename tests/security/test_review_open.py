@@ -17,6 +17,7 @@ from sqlalchemy import text
 from peerlens.study import (
     ImportRejected,
     NewParticipant,
+    PermissionDenied,
     Store,
     StudyError,
     add_participant,
@@ -24,6 +25,7 @@ from peerlens.study import (
     add_recording,
     add_relationship,
     add_session,
+    add_transcript,
     create_study,
     derivation_status,
     derive,
@@ -330,3 +332,26 @@ def test_changed_answers_reach_the_audit_log_as_keyed_hashes_only(
     # An admin holding the key can check a guessed value; nobody can read one.
     assert before == key.keyed_hash(bytes(salt), "age", f"value:{47.0!r}")
     assert after == key.keyed_hash(bytes(salt), "age", f"value:{83.0!r}")
+
+
+# ------------------------------------------------------------------------------------ L6
+
+
+def test_a_site_admin_cannot_erase_another_sites_transcripts(pilot: Store) -> None:
+    # Review L6: a leeds admin erasing a leeds PS worker deleted the transcript a glasgow
+    # participant owned in their shared session.
+    add_participants(
+        pilot, "pilot", [NewParticipant("LW", role="ps_worker", site="leeds")], caller=ADMIN
+    )
+    rel = add_relationship(pilot, "pilot", "LW", "G1", started_at=T0, caller=ADMIN)
+    add_session(pilot, "pilot", rel, "s1", started_at=T0, mode="phone", caller=ADMIN)
+    add_transcript(pilot, "pilot", "G1's own words", participant="G1", session="s1", caller=ADMIN)
+    leeds_admin = make_user(pilot, "ad_leeds", "admin", study="pilot", site="leeds")
+    with pytest.raises(PermissionDenied, match=f"outside your site.*relationship {rel}"):
+        erase_participant(pilot, "pilot", "LW", caller=leeds_admin, reason="asked")
+    with pilot.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM transcript")).scalar() == 1
+        status = conn.execute(text("SELECT status FROM participant WHERE study_code = 'LW'"))
+        assert status.scalar() != "erased"
+    # Someone whose sites cover both people may.
+    erase_participant(pilot, "pilot", "LW", caller=ADMIN, reason="asked")
