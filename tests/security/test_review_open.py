@@ -355,3 +355,25 @@ def test_a_site_admin_cannot_erase_another_sites_transcripts(pilot: Store) -> No
         assert status.scalar() != "erased"
     # Someone whose sites cover both people may.
     erase_participant(pilot, "pilot", "LW", caller=ADMIN, reason="asked")
+
+
+# ------------------------------------------------------------------------- HRV whole row
+
+
+def test_the_whole_recording_row_uses_the_hrv_packages_validity_rule(
+    pilot: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The study's HRV 'whole' row judged validity by the artifact rate alone, its own copy of
+    # a rule the HRV package keeps (HrvResult.whole_validity: artifact rate and signal quality).
+    from peerlens.hrv import HrvResult
+
+    rr = tmp_path / "rr.txt"
+    rr.write_text("\n".join(str(800 + (i % 7) * 5) for i in range(400)) + "\n", encoding="utf-8")
+    add_recording(pilot, "pilot", rr, participant="L1", kind="rr", caller=ADMIN)
+    monkeypatch.setattr(HrvResult, "whole_validity", lambda self: (False, "the package says no"))
+    derive(pilot, "pilot", ["hrv"], caller=ADMIN, executor="sequential")
+    with pilot.engine.connect() as conn:
+        valid, reason = conn.execute(
+            text("SELECT valid, reason FROM derived_hrv WHERE label = 'whole'")
+        ).one()
+    assert not valid and reason == "the package says no"

@@ -290,12 +290,15 @@ def hrv_job(
 
 
 def _result_rows(res: Any, max_artifact_rate: float) -> list[dict[str, Any]]:
-    """The ``whole`` row and one row per window of an :func:`peerlens.hrv.analyze` result."""
+    """The ``whole`` row and one row per window of an :func:`peerlens.hrv.analyze` result
+    (analysed with ``max_artifact_rate``; the whole row's validity is the HRV package's own
+    rule, :meth:`peerlens.hrv.HrvResult.whole_validity`: artifact rate and signal quality)."""
     from peerlens.hrv import METRIC_COLUMNS
 
     prov = res.provenance.as_dict()
     whole = res.metrics.iloc[0]
     rate = float(whole["artifact_rate"])
+    valid, reason = res.whole_validity()
     rows = [
         {
             "label": "whole",
@@ -305,10 +308,8 @@ def _result_rows(res: Any, max_artifact_rate: float) -> list[dict[str, Any]]:
             "end_s": num(whole["duration_s"]),
             "n_beats": int(whole["n_beats"]),
             "artifact_rate": num(rate),
-            "valid": bool(rate <= max_artifact_rate),
-            "reason": ""
-            if rate <= max_artifact_rate
-            else f"artifact rate {100 * rate:.1f} % > {100 * max_artifact_rate:g} %",
+            "valid": bool(valid),
+            "reason": reason,
             "metrics": {c: num(whole[c]) for c in METRIC_COLUMNS},
             "pipeline_version": str(prov["peerlens_version"]),
             "provenance": prov,
