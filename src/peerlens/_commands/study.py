@@ -863,7 +863,10 @@ def recordings_add(
 
 def export(
     study: StudyOpt,
-    out: Annotated[Path, typer.Option("--out", help="Output file (.csv or .parquet).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Output file (.csv, .parquet or .xlsx; REDCap records: .csv)."),
+    ],
     format: Annotated[str, typer.Option("--format", help="tidy or redcap.")] = "tidy",
     tier: Annotated[
         str,

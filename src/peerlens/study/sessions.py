@@ -137,9 +137,14 @@ def add_session(
             grant.actor,
             "session.add",
             "ps_session",
-            f"{relationship_id}/{label}",
+            f"{relationship_id}/{sess.id}",
             study=study_name,
-            new={"mode": mode, "duration_min": duration_min, "notes": audit.redacted(notes)},
+            new={
+                "label": audit.redacted(label),  # free text: its length only
+                "mode": mode,
+                "duration_min": duration_min,
+                "notes": audit.redacted(notes),
+            },
             reason=reason,
         )
         return sess.id
@@ -394,6 +399,53 @@ def _store_files(target: Path, files: list[Path], bundle: bool) -> None:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
+def _add_windows(
+    s: DbSession,
+    actor: str,
+    study_name: str,
+    rec: Recording,
+    kind: str,
+    device: str | None,
+    windows: list[tuple[str, float, float]] | None,
+    reason: str | None,
+) -> None:
+    """Adding a stored recording again: store the windows it did not have yet (audited);
+    refuse a different kind or device, or a known window label with other bounds."""
+    if kind != rec.kind or (device is not None and device != rec.device):
+        raise StudyError(
+            f"this file is already stored for the participant as recording {rec.id} "
+            f"(kind {rec.kind}{', another device' if device != rec.device else ''}); "
+            f"nothing was changed"
+        )
+    known = {
+        w.label: (w.start_s, w.end_s)
+        for w in s.scalars(select(RecordingWindow).where(RecordingWindow.recording_id == rec.id))
+    }
+    new = []
+    for label, start, end in windows or []:
+        if label not in known:
+            new.append((label, start, end))
+            known[label] = (start, end)
+        elif known[label] != (start, end):
+            raise StudyError(
+                f"recording {rec.id} already has a window {label!r} from {known[label][0]} to "
+                f"{known[label][1]} s; nothing was changed"
+            )
+    for label, start, end in new:
+        s.add(RecordingWindow(recording_id=rec.id, label=label, start_s=start, end_s=end))
+    if new:
+        audit.record(
+            s,
+            actor,
+            "recording.windows",
+            "recording",
+            rec.sha256,
+            study=study_name,
+            new={"windows": [[audit.redacted(label), a, b] for label, a, b in new]},
+            reason=reason,
+        )
+
+
 def _safe_suffix(path: Path) -> str:
     """The file's last suffix, lower case, as stored (``.edf``); never earlier parts of the name,
     which may hold a person's name (``ana.ruiz.edf``).
@@ -427,7 +479,8 @@ def add_recording(
     A WFDB record (its ``.hea``, or its ``.dat`` with the ``.hea`` beside it) is stored whole:
     header and signal files in one folder, addressed by the sha256 of the bundle (each file's
     name, size and bytes). Adding the same file for the same participant again returns the
-    existing recording.
+    existing recording, with any windows it did not have yet added (a different kind or
+    device, or a known window label with other bounds, is refused).
     ``windows`` are labelled ``(label, start_s, end_s)`` events within the recording. A
     site-scoped caller adds recordings for their sites' participants only.
     """
@@ -457,6 +510,7 @@ def add_recording(
             select(Recording).where(Recording.participant_id == p.id, Recording.sha256 == sha)
         ).first()
         if existing is not None:
+            _add_windows(s, grant.actor, study_name, existing, kind, device, windows, reason)
             return existing.id, sha
         _store_files(blob_path(store.blob_dir, sha, suffix), files, bundle=wfdb is not None)
         rec = Recording(
@@ -482,12 +536,13 @@ def add_recording(
             study=study_name,
             new={
                 "participant": participant,
-                "session": session,
+                # Device names, session and window labels are free text: their length only.
+                "session": sess_id,
                 "kind": kind,
-                "device": device,
+                "device": audit.redacted(device),
                 "sampling_rate_hz": sampling_rate_hz,
                 "bytes": size,
-                "windows": [list(w) for w in windows or []],
+                "windows": [[audit.redacted(label), a, b] for label, a, b in windows or []],
             },
             reason=reason,
         )
