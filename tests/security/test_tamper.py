@@ -300,3 +300,16 @@ def test_the_cli_exits_1_naming_the_row(full: Store, db_url: str) -> None:
 def test_sealed_tables_are_known_to_the_schema(store: Store) -> None:
     names = set(inspect(store.engine).get_table_names())
     assert set(UNIT_OF) <= names
+
+
+def test_a_recording_file_changed_or_removed_on_disk_is_named(full: Store) -> None:
+    with full.engine.connect() as conn:
+        rid, sha, suffix = conn.execute(text("SELECT id, sha256, suffix FROM recording")).one()
+    from peerlens.study.sessions import blob_path
+
+    path = blob_path(full.blob_dir, sha, suffix)
+    assert verify_audit(full, caller=ADMIN).files_checked == 1
+    path.write_bytes(path.read_bytes() + b"800\n")
+    assert _problems(full) == [f"recording id {rid} ({sha[:12]}): stored file changed on disk"]
+    path.unlink()
+    assert _problems(full) == [f"recording id {rid} ({sha[:12]}): stored file missing"]

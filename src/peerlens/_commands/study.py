@@ -936,7 +936,10 @@ def audit_verify(
                 f"head seq {rep.head_seq} {rep.head_hash}"
             )
             if rep.data_unchecked is None:
-                typer.echo(f"data OK: {rep.data_units} sealed unit(s) match their seals")
+                typer.echo(
+                    f"data OK: {rep.data_units} sealed unit(s) match their seals; "
+                    f"{rep.files_checked} recording file(s) re-hashed"
+                )
             else:
                 typer.echo(f"warning: data tables NOT checked: {rep.data_unchecked}", err=True)
             return

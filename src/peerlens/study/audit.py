@@ -193,6 +193,8 @@ class AuditReport:
     data_units: int = 0
     #: Why the data tables' seals were not checked (``None`` when they were).
     data_unchecked: str | None = None
+    #: Stored recording files re-hashed (recordings stored before their digest was kept are not).
+    files_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -262,7 +264,7 @@ def verify_audit(
     seal (see :func:`peerlens.study.integrity.check_seals`) as ``caller``.
 
     The seals are checked with the vault key; without it the report says why they were not
-    (``data_unchecked``) and only the chain is checked.
+    (``data_unchecked``) and only the chain is checked. Stored recording files are re-hashed.
 
     Parameters
     ----------
@@ -271,12 +273,14 @@ def verify_audit(
     """
     from dataclasses import replace
 
-    from peerlens.study.integrity import check_seals
+    from peerlens.study.integrity import check_files, check_seals
     from peerlens.study.vault import VaultKeyError
 
     with store.transaction() as s:
         authorize(s, caller, "audit.verify")
         report = check_chain(s, expect_head=expect_head)
+        files, file_problems = check_files(s, store.blob_dir)
+        report = replace(report, problems=(*report.problems, *file_problems), files_checked=files)
         try:
             key = store.vault_key(s)
         except VaultKeyError as exc:

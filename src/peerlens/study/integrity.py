@@ -32,6 +32,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, delete, event, func, select
@@ -53,7 +54,7 @@ from peerlens.study._seal_units import (
     tally_of,
     unit_text,
 )
-from peerlens.study.models import AuditLog, RowSeal
+from peerlens.study.models import AuditLog, Recording, RowSeal
 from peerlens.study.vault import VaultKey
 
 #: ``session.info`` key of a transaction's :class:`Tracker`.
@@ -384,6 +385,25 @@ def check_seals(session: Session, key: VaultKey) -> SealReport:
                 "replaced with other or older sealed versions)"
             )
     return SealReport(n, tuple(problems))
+
+
+def check_files(session: Session, blob_dir: Path) -> tuple[int, list[str]]:
+    """Re-hash every stored recording file; return how many were checked and the problems (a file
+    missing or changed on disk, named by recording id and digest)."""
+    from peerlens.study.sessions import blob_path, stored_digest
+
+    checked, problems = 0, []
+    stmt = select(Recording.id, Recording.sha256, Recording.suffix, Recording.stored_sha256)
+    for rid, sha, suffix, want in session.execute(stmt.order_by(Recording.id)):
+        if want is None:
+            continue
+        checked += 1
+        have = stored_digest(blob_path(blob_dir, sha, suffix))
+        if have is None:
+            problems.append(f"recording id {rid} ({sha[:12]}): stored file missing")
+        elif have != want:
+            problems.append(f"recording id {rid} ({sha[:12]}): stored file changed on disk")
+    return checked, problems
 
 
 def _natural(unit: str) -> tuple[int, Any]:

@@ -287,6 +287,8 @@ class Recording(Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
     session_id: Mapped[int | None] = mapped_column(ForeignKey("ps_session.id"), index=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    #: sha256 of the file (or WFDB folder) as stored, checked by ``audit verify``.
+    stored_sha256: Mapped[str | None] = mapped_column(String(64))
     suffix: Mapped[str] = mapped_column(String(20))
     size_bytes: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(10), default="ecg")

@@ -277,6 +277,29 @@ def recording_file(blob_dir: Path, sha256: str, suffix: str) -> Path:
     return path
 
 
+def stored_digest(path: Path) -> str | None:
+    """sha256 of a stored recording as it lies on disk (a WFDB folder: each file's name, size
+    and bytes, in name order); ``None`` when it is missing. Stored WFDB records differ from the
+    original (renamed files, header rewritten), so this is kept beside the original's digest
+    and checked by ``audit verify``."""
+    if path.is_dir():
+        files = sorted(f for f in path.iterdir() if f.is_file())
+        if not files:
+            return None
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f"{f.name}\0{f.stat().st_size}\0".encode())
+            digest.update(f.read_bytes())
+        return digest.hexdigest()
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def remove_blob(path: Path) -> None:
     """Delete a stored recording file or WFDB folder (no error if already gone)."""
     if path.is_dir():
@@ -512,11 +535,13 @@ def add_recording(
         if existing is not None:
             _add_windows(s, grant.actor, study_name, existing, kind, device, windows, reason)
             return existing.id, sha
-        _store_files(blob_path(store.blob_dir, sha, suffix), files, bundle=wfdb is not None)
+        target = blob_path(store.blob_dir, sha, suffix)
+        _store_files(target, files, bundle=wfdb is not None)
         rec = Recording(
             participant_id=p.id,
             session_id=sess_id,
             sha256=sha,
+            stored_sha256=stored_digest(target),
             suffix=suffix,
             size_bytes=size,
             kind=kind,
