@@ -149,7 +149,7 @@ def _contents(
 ) -> Iterator[tuple[str, bytes]]:
     head = select(kind.table).order_by(kind.key_column())
     if chunk is not None:
-        head = head.where(kind.key_column().in_(chunk))
+        head = head.where(_among(kind.key_column(), chunk))
     heads = _fetch(session, head)
     parts: list[dict[Any, list[Any]]] = []
     for child in kind.children:
@@ -158,7 +158,7 @@ def _contents(
             child.table.c[child.parent], *(child.table.c[o] for o in child.order)
         )
         if chunk is not None:
-            stmt = stmt.where(child.table.c[child.parent].in_(chunk))
+            stmt = stmt.where(_among(child.table.c[child.parent], chunk))
         grouped: dict[Any, list[Any]] = {}
         at = cols.index(child.table.c[child.parent])
         plain = _plainer(cols)
@@ -172,6 +172,14 @@ def _contents(
         body: list[Any] = [kind.name, plain(row)]
         body.extend(p.get(key, ()) for p in parts)
         yield unit_text(key), repr(body).encode("utf-8", "surrogatepass")
+
+
+def _among(column: Column[Any], keys: Sequence[Any]) -> Any:
+    """``column IN keys``, as a range when ``keys`` are consecutive integers (new rows are)."""
+    first, last = keys[0], keys[-1]
+    if isinstance(first, int) and isinstance(last, int) and last - first + 1 == len(keys):
+        return column.between(first, last)
+    return column.in_(keys)
 
 
 def _fetch(session: Session, stmt: Select[Any]) -> list[tuple[Any, ...]]:

@@ -359,6 +359,7 @@ def _parse_wide(
     seen: dict[str, int] = {}
     values = {c: frame[c].tolist() for c in frame.columns}
     rows = [int(label) + 1 for label in frame.index]  # file rows, also after dropped rows
+    memo: dict[tuple[str, str], tuple[ItemValue | None, str | None]] = {}
     for i in range(len(frame)):
         n = rows[i]
         code = str(values[pcol][i]).strip()
@@ -394,7 +395,11 @@ def _parse_wide(
                 raw = str(column[i]).strip()
                 if raw == "":
                     continue
-                parsed, why = parse_item(rule, raw, codes)
+                # The same few codes repeat down a column: parse each distinct cell once.
+                got = memo.get((rule.name, raw))
+                if got is None:
+                    got = memo[(rule.name, raw)] = parse_item(rule, raw, codes)
+                parsed, why = got
                 if why:
                     problems.append(Problem(n, rule.name, why))
                 elif rule.identifier:
