@@ -68,6 +68,8 @@ EDITS = st.lists(
                     b"=cmd|' /C calc'!A0",
                     b"\xe9",
                     b"9" * 40,
+                    str(2**31).encode(),  # beyond a 32-bit INTEGER column
+                    b"x" * 101,  # longer than a VARCHAR(100) column
                 ]
             ),
         ),

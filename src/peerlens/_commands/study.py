@@ -11,15 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from peerlens._commands._common import err_console, user_errors
-
-if TYPE_CHECKING:
-    from peerlens.study.policy import Caller
-    from peerlens.study.storage import Store
+from peerlens._commands._signed_in import echo_table, signed_in
 
 study_app = typer.Typer(help="Create and inspect studies; users and roles.", no_args_is_help=True)
 participant_app = typer.Typer(
@@ -53,33 +50,6 @@ def register(root: typer.Typer) -> None:
     root.command("export")(export)
     root.add_typer(audit_app, name="audit")
     root.add_typer(vault_app, name="vault")
-
-
-def _open(db: str | None) -> Store:
-    from peerlens.study.storage import Store
-
-    return Store.open(db)
-
-
-def _caller(store: Store, user: str | None) -> Caller:
-    """Authenticate ``--user`` (password from $PEERLENS_PASSWORD or a hidden prompt)."""
-    from peerlens.study.errors import PermissionDenied
-    from peerlens.study.users import authenticate
-
-    if not user:
-        raise PermissionDenied(
-            "give your peerlens user name with --user (or PEERLENS_USER); a new database gets "
-            "its first admin from peerlens init"
-        )
-    password = os.environ.get("PEERLENS_PASSWORD") or typer.prompt(
-        f"password for {user}", hide_input=True
-    )
-    return authenticate(store, user, password)
-
-
-def _session(db: str | None, user: str | None) -> tuple[Store, Caller]:
-    store = _open(db)
-    return store, _caller(store, user)
 
 
 def _new_password(username: str) -> str:
@@ -151,10 +121,9 @@ def study_create(
     reason: Reason = None,
 ) -> None:
     """Create a study from a config: arms, sites, timepoints and instruments per timepoint."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.studies import create_study, study_design
 
-        store, me = _session(db, user)
         create_study(store, name, config, caller=me, reason=reason)
         design = study_design(store, name, caller=me)
         tps = ", ".join(
@@ -166,10 +135,9 @@ def study_create(
 @study_app.command("list")
 def study_list(db: Db = None, user: UserOpt = None) -> None:
     """List the studies you hold a role in."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.studies import list_studies
 
-        store, me = _session(db, user)
         for row in list_studies(store, caller=me):
             typer.echo(f"{row['name']}\t{row['title'] or ''}")
 
@@ -177,12 +145,11 @@ def study_list(db: Db = None, user: UserOpt = None) -> None:
 @study_app.command("show")
 def study_show(name: str, db: Db = None, user: UserOpt = None) -> None:
     """Show a study's design (arms, sites, timepoints, instruments) as YAML."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         import yaml
 
         from peerlens.study.studies import study_design
 
-        store, me = _session(db, user)
         design = study_design(store, name, caller=me)
         typer.echo(yaml.safe_dump(design, sort_keys=False).rstrip())
 
@@ -203,10 +170,9 @@ def study_dictionary(
     reason: Reason = None,
 ) -> None:
     """Import (replace) the study's REDCap data dictionary."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.studies import import_data_dictionary
 
-        store, me = _session(db, user)
         n = import_data_dictionary(
             store,
             study,
@@ -226,10 +192,9 @@ def study_dictionary_export(
     user: UserOpt = None,
 ) -> None:
     """Write the study's REDCap data dictionary (18 columns) to a CSV file."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.redcap import export_dictionary
 
-        store, me = _session(db, user)
         text = export_dictionary(store, study, caller=me)
         tmp = out.with_name(f".{out.name}.partial")
         tmp.write_text(text, encoding="utf-8")
@@ -249,7 +214,7 @@ def study_user_add(
         from peerlens.study.users import check_username, create_user
 
         check_username(username)  # before asking for anyone's password
-        store, me = _session(db, user)
+    with signed_in(db, user) as (store, me):
         password = _new_password(username)
         create_user(store, username, password, caller=me, reason=reason)
         typer.echo(f"created user {username}")
@@ -269,10 +234,9 @@ def study_grant(
     reason: Reason = None,
 ) -> None:
     """Give a user a role (global, per study or per site)."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.users import grant_role
 
-        store, me = _session(db, user)
         grant_role(
             store,
             username,
@@ -297,10 +261,9 @@ def study_revoke(
     reason: Reason = None,
 ) -> None:
     """Take a role (at exactly that scope) from a user."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.users import revoke_role
 
-        store, me = _session(db, user)
         n = revoke_role(store, username, role, study=study, site=site, caller=me, reason=reason)
         typer.echo(f"revoked {n} {role} role(s) from {username}")
 
@@ -308,11 +271,10 @@ def study_revoke(
 @study_app.command("users")
 def study_users(db: Db = None, user: UserOpt = None) -> None:
     """List user accounts and their roles (tab-separated)."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.users import list_users
 
-        store, me = _session(db, user)
-        typer.echo(list_users(store, caller=me).to_csv(index=False, sep="\t").rstrip())
+        echo_table(list_users(store, caller=me))
 
 
 @study_app.command("identifier")
@@ -327,10 +289,9 @@ def study_identifier(
     user: UserOpt = None,
 ) -> None:
     """Flag a field as identifying: its stored values move into the identity vault."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.studies import set_field_identifier
 
-        store, me = _session(db, user)
         set_field_identifier(store, study, field, not not_identifying, caller=me, reason=reason)
         state = "not identifying" if not_identifying else "identifying"
         typer.echo(f"{field}: {state}")
@@ -347,10 +308,9 @@ def study_passwd(
 
     The new password comes from $PEERLENS_NEW_PASSWORD or a hidden, confirmed prompt.
     """
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.users import set_password
 
-        store, me = _session(db, user)
         current = os.environ.get("PEERLENS_PASSWORD") if me.username == username else None
         set_password(
             store,
@@ -374,10 +334,9 @@ def study_user_deactivate(
     reason: Reason = None,
 ) -> None:
     """Deactivate a user account (it can no longer sign in; its audit history stays)."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.users import set_active
 
-        store, me = _session(db, user)
         set_active(store, username, reactivate, caller=me, reason=reason)
         typer.echo(f"{'reactivated' if reactivate else 'deactivated'} user {username}")
 
@@ -398,10 +357,9 @@ def study_derive(
     reason: Reason = None,
 ) -> None:
     """Recompute and store scores, HRV metrics and story labels (replacing older results)."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.derived import WHAT, derive
 
-        store, me = _session(db, user)
         done = derive(
             store,
             study,
@@ -431,11 +389,10 @@ def study_derived(
     user: UserOpt = None,
 ) -> None:
     """Show whether derived results are current, stale or missing, or write them out."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens._tables import write_table
         from peerlens.study.derived import derivation_status, derived_frame, verify_derived
 
-        store, me = _session(db, user)
         if verify:
             check = verify_derived(store, study, caller=me)
             for problem in check.problems:
@@ -452,7 +409,7 @@ def study_derived(
             write_table(frame, out)
             typer.echo(f"wrote {out}: {len(frame)} row(s)")
         else:
-            typer.echo(frame.to_csv(index=False, sep="\t").rstrip())
+            echo_table(frame)
 
 
 # ------------------------------------------------------------------------------ participant
@@ -486,7 +443,7 @@ def participant_add(
             if not sep or not key.strip():
                 raise StudyError(f"--identity {item!r}: use FIELD=VALUE")
             fields[key.strip()] = value
-        store, me = _session(db, user)
+    with signed_in(db, user) as (store, me):
         new = add_participant(
             store,
             study,
@@ -514,10 +471,9 @@ def participant_import(
     reason: Reason = None,
 ) -> None:
     """Enrol participants from a CSV (participant, role, arm, site, identity columns)."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.participants import import_participants
 
-        store, me = _session(db, user)
         n = import_participants(
             store,
             study,
@@ -532,12 +488,11 @@ def participant_import(
 @participant_app.command("list")
 def participant_list(study: StudyOpt, db: Db = None, user: UserOpt = None) -> None:
     """List participants (pseudonymous codes only)."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.participants import list_participants
 
-        store, me = _session(db, user)
         frame = list_participants(store, study, caller=me)
-        typer.echo(frame.to_csv(index=False, sep="\t").rstrip())
+        echo_table(frame)
 
 
 @participant_app.command("withdraw")
@@ -545,10 +500,9 @@ def participant_withdraw(
     code: str, study: StudyOpt, db: Db = None, user: UserOpt = None, reason: Reason = None
 ) -> None:
     """Mark a participant withdrawn (data so far are kept)."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.participants import withdraw_participant
 
-        store, me = _session(db, user)
         withdraw_participant(store, study, code, caller=me, reason=reason)
         typer.echo(f"withdrawn: {code}")
 
@@ -566,10 +520,9 @@ def participant_erase(
     user: UserOpt = None,
 ) -> None:
     """Erase a participant's identifying content (see docs/study.md for the policy)."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.erasure import erase_participant
 
-        store, me = _session(db, user)
         if not yes:
             typer.confirm(f"erase {code} from {study}? This cannot be undone", abort=True)
         rep = erase_participant(
@@ -613,10 +566,9 @@ def participant_consent(
     reason: Reason = None,
 ) -> None:
     """Record a participant's consent (form version, time, scope)."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.participants import add_consent
 
-        store, me = _session(db, user)
         add_consent(
             store,
             study,
@@ -641,10 +593,9 @@ def participant_relate(
     reason: Reason = None,
 ) -> None:
     """Record that a PS worker supports a service user; prints the relationship id."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.sessions import add_relationship
 
-        store, me = _session(db, user)
         rid = add_relationship(
             store,
             study,
@@ -670,10 +621,9 @@ def participant_session(
     reason: Reason = None,
 ) -> None:
     """Add a PS session to a relationship."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.sessions import add_session
 
-        store, me = _session(db, user)
         sid = add_session(
             store,
             study,
@@ -710,7 +660,7 @@ def participant_transcript(
         from peerlens.study.sessions import add_transcript
 
         text = read_text(file)
-        store, me = _session(db, user)
+    with signed_in(db, user) as (store, me):
         tid = add_transcript(
             store,
             study,
@@ -765,7 +715,7 @@ def responses_import(
         from peerlens.study.responses import import_responses
 
         mapping = column_map_from(column_map, items or [])
-        store, me = _session(db, user)
+    with signed_in(db, user) as (store, me):
         codes = [c.strip() for c in missing_codes.split(",")] if missing_codes else None
         summary = import_responses(
             store,
@@ -794,10 +744,9 @@ def responses_import_redcap(
     reason: Reason = None,
 ) -> None:
     """Import a REDCap flat record CSV (raw values); all or nothing, idempotent."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.redcap import import_records
 
-        store, me = _session(db, user)
         summary = import_records(
             store,
             study,
@@ -841,7 +790,7 @@ def recordings_add(
                 windows.append((parts[0], float(parts[1]), float(parts[2])))
             except (IndexError, ValueError):
                 raise StudyError(f"--window {w!r}: use LABEL:START_S:END_S") from None
-        store, me = _session(db, user)
+    with signed_in(db, user) as (store, me):
         rid, sha = add_recording(
             store,
             study,
@@ -883,10 +832,9 @@ def export(
     reason: Reason = None,
 ) -> None:
     """Export a study (tidy long CSV/Parquet or REDCap records) at an export tier."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.export import export_study
 
-        store, me = _session(db, user)
         res = export_study(
             store,
             study,
@@ -928,7 +876,7 @@ def audit_verify(
             if not sep or not seq.isdigit() or len(digest) != 64 or set(digest) - hexdigits:
                 raise StudyError(f"--expect-head {expect_head!r}: use SEQ:HASH")
             head = (int(seq), digest)
-        store, me = _session(db, user)
+    with signed_in(db, user) as (store, me):
         rep = verify_audit(store, caller=me, expect_head=head)
         if rep.ok:
             typer.echo(
@@ -959,16 +907,15 @@ def audit_show(
     user: UserOpt = None,
 ) -> None:
     """Print the newest audit rows (tab-separated)."""
-    with user_errors():
+    with signed_in(db, user) as (store, me):
         from peerlens.study.audit import audit_frame
         from peerlens.study.integrity import RESEAL_ACTION, SEAL_ACTION
 
-        store, me = _session(db, user)
         frame = audit_frame(store, caller=me, study=study)
         if not seals:
             frame = frame[~frame["action"].isin((SEAL_ACTION, RESEAL_ACTION))]
         cols = ["seq", "at_utc", "actor", "action", "entity", "entity_id", "reason"]
-        typer.echo(frame[cols].tail(last).to_csv(index=False, sep="\t").rstrip())
+        echo_table(frame[cols].tail(last))
 
 
 # ------------------------------------------------------------------------------------ vault
@@ -1007,7 +954,7 @@ def vault_rotate(
             key = new_key_file.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as exc:
             raise StudyError(f"{new_key_file}: cannot read the new key ({exc})") from None
-        store, me = _session(db, user)
+    with signed_in(db, user) as (store, me):
         n = rotate_vault_key(store, key, caller=me, reason=reason)
         typer.echo(
             f"re-encrypted {n} vault entr{'y' if n == 1 else 'ies'}; from now on use "

@@ -23,11 +23,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.orm import QueryableAttribute
 
+from peerlens.study import _limits
 from peerlens.study.errors import StudyError
+from peerlens.study.models import Arm, Site, Timepoint, TimepointInstrument
+
+
+def _fits(column: QueryableAttribute[Any], **bounds: int) -> Any:
+    """Pydantic bounds of what ``column`` holds (its length or integer range), narrowed by
+    ``bounds`` (``ge=0``): a config value the store cannot hold is refused naming its key."""
+    if (limit := _limits.max_length(column)) is not None:
+        return Field(max_length=limit)
+    low, high = _limits.int_range(column)
+    return Field(ge=max(low, bounds.get("ge", low)), le=high)
+
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -40,11 +54,13 @@ class TimepointConfig(_Strict):
     """One timepoint (REDCap event)."""
 
     name: str
-    redcap_event: str | None = None
-    offset_days: int = 0
-    window_before_days: int = Field(0, ge=0)
-    window_after_days: int = Field(0, ge=0)
-    instruments: list[str] = Field(default_factory=list)
+    redcap_event: Annotated[str, _fits(Timepoint.redcap_event)] | None = None
+    offset_days: Annotated[int, _fits(Timepoint.offset_days)] = 0
+    window_before_days: Annotated[int, _fits(Timepoint.window_before_days, ge=0)] = 0
+    window_after_days: Annotated[int, _fits(Timepoint.window_after_days, ge=0)] = 0
+    instruments: list[Annotated[str, _fits(TimepointInstrument.instrument)]] = Field(
+        default_factory=list
+    )
 
     @field_validator("name")
     @classmethod
@@ -63,8 +79,8 @@ class StudyConfig(_Strict):
     """A whole study definition."""
 
     title: str | None = None
-    arms: list[str] = Field(default_factory=list)
-    sites: list[str] = Field(default_factory=list)
+    arms: list[Annotated[str, _fits(Arm.name)]] = Field(default_factory=list)
+    sites: list[Annotated[str, _fits(Site.name)]] = Field(default_factory=list)
     missing_codes: list[str | int] = Field(default_factory=list)
     data_dictionary: str | None = None
     timepoints: list[TimepointConfig] = Field(min_length=1)

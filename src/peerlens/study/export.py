@@ -312,6 +312,7 @@ def _derived_rows(
     """
     from peerlens.hrv import METRIC_COLUMNS
     from peerlens.narrative import LABELS
+    from peerlens.study.derived._base import shown_error
     from peerlens.study.derived._hrv import HRV
     from peerlens.study.derived._story import STORY
 
@@ -354,8 +355,7 @@ def _derived_rows(
             "derivation": r["derivation"],
         }
         if r["status"] != "ok":
-            # HRV errors may quote what a file holds: the text only at the full tier.
-            rows.append({**base, "name": "error", "text": r["error"] if full else "error"})
+            rows.append({**base, "name": "error", "text": shown_error(r["error"], full=full)})
             continue
         rows.append({**base, "name": "valid", "value": float(bool(r["valid"]))})
         for c in numeric:
@@ -376,7 +376,7 @@ def _derived_rows(
             "derivation": r["derivation"],
         }
         if r["status"] != "ok":
-            rows.append({**base, "name": "error", "text": r["error"] if full else "error"})
+            rows.append({**base, "name": "error", "text": shown_error(r["error"], full=full)})
             continue
         names = ["n_sentences", *(f"n_{k}" for k in LABELS), "connection_index", "ci_low"]
         for c in [*names, "ci_high"]:

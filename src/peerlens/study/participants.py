@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import insert, select
 
-from peerlens.study import audit
+from peerlens.study import _limits, audit
 from peerlens.study._identity import add_new, merge_fields, read_fields
 from peerlens.study._lookup import get_participant, get_study, participant_map
 from peerlens.study.errors import ImportRejected, Problem, StudyError
@@ -53,8 +53,9 @@ def check_code(code: str) -> str | None:
     """
     if not code:
         return "empty study code"
-    if len(code) > 64:
-        return "a study code has at most 64 characters"
+    too_long = _limits.problem(Participant.study_code, code)
+    if too_long:
+        return f"a study code of {too_long}"
     if not set(code) <= _CODE_CHARS:
         # Not quoted: what lands in a code column by mistake is often a name.
         return "a study code may hold only letters, digits, '_', '-', '.'"
@@ -337,6 +338,7 @@ def add_consent(
     """Record a consent (form version, when, what it covers)."""
     if consented_at.tzinfo is None:
         raise StudyError("consent time must carry a time zone (e.g. 2026-03-01T10:00:00+00:00)")
+    _limits.check(Consent.version, version, "version")
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "consent.add", study)

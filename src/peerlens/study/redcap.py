@@ -28,7 +28,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from peerlens._tables import TableReadError, TextTable, parse_text_table, read_text_table
-from peerlens.study import audit
+from peerlens.study import _limits, audit
 from peerlens.study._catalog import FormSpec, ItemRule, dictionary_forms, resolve_forms
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import merge_fields, read_many
@@ -233,6 +233,10 @@ def dictionary_rows(table: TextTable) -> list[dict[str, str | bool | None]]:
                     )
         vals["identifier"] = str(vals["identifier"] or "").strip().lower() == "y"
         vals["required"] = str(vals["required"] or "").strip().lower() == "y"
+        for attr, col_name in zip(_ATTRS, header, strict=True):
+            why = _limits.problem(getattr(Field, attr), vals[attr])
+            if why:
+                problems.append(Problem(n, col_name, why))
         rows.append(vals)
     if not rows:
         problems.append(Problem(None, None, "no fields"))
@@ -544,6 +548,10 @@ def _locate_row(
             problems.append(Problem(n, "redcap_repeat_instance", why))
             return None
         repeat = int(rep_raw)
+        why = _limits.problem(Response.repeat_instance, repeat)
+        if why:
+            problems.append(Problem(n, "redcap_repeat_instance", why))
+            return None
         if rep_form and rep_form not in target.forms:
             problems.append(Problem(n, "redcap_repeat_instrument", f"unknown form {rep_form!r}"))
             return None

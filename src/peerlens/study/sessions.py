@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
-from peerlens.study import audit
+from peerlens.study import _limits, audit
 from peerlens.study._lookup import get_participant, get_session, get_study
 from peerlens.study.errors import PermissionDenied, StudyError
 from peerlens.study.models import (
@@ -113,6 +113,8 @@ def add_session(
     """
     if mode not in SESSION_MODES:
         raise StudyError(f"session mode {mode!r}: use one of {', '.join(SESSION_MODES)}")
+    _limits.check(PSRelationship.id, relationship_id, "relationship")
+    _limits.check(Session.label, label, "label")
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "session.add", study)
@@ -183,6 +185,9 @@ def add_transcript(
         raise StudyError(f"kind {kind!r}: use transcript or story")
     if not text.strip():
         raise StudyError(f"the {kind} is empty")
+    _limits.check(Session.id, session_id, "session")
+    _limits.check(Transcript.author, author, "author")
+    _limits.check(Transcript.speaker, speaker, "speaker")
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "transcript.add", study)
@@ -514,7 +519,9 @@ def add_recording(
         raise StudyError(f"{src}: no such file")
     if sampling_rate_hz is not None and not sampling_rate_hz > 0:
         raise StudyError(f"sampling rate {sampling_rate_hz}: must be positive")
+    _limits.check(Recording.device, device, "device")
     for label, start, end in windows or []:
+        _limits.check(RecordingWindow.label, label, "window label")
         if not 0 <= start < end:
             raise StudyError(f"window {label!r}: need 0 <= start ({start}) < end ({end})")
     wfdb = wfdb_files(src)

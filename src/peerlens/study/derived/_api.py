@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from peerlens.study._lookup import get_study
-from peerlens.study.derived._base import DerivedKind, DeriveOptions
+from peerlens.study.derived._base import DerivedKind, DeriveOptions, shown_error
 from peerlens.study.derived._registry import KINDS, VIEWS, WHAT
 from peerlens.study.derived._runs import (
     DerivationSummary,
@@ -130,8 +130,9 @@ def derived_frame(store: Store, study_name: str, what: str, *, caller: Caller) -
         mine = _participants_within(s, study, grant)
     if mine is not None:
         frame = frame[frame["participant"].isin(mine)]
-    if not grant.allows_tier("full") and "error" in frame:
-        frame = frame.assign(error=frame["error"].where(frame["error"].isna(), "error"))
+    if "error" in frame:
+        full = grant.allows_tier("full")
+        frame = frame.assign(error=frame["error"].map(lambda t: shown_error(t, full=full)))
     return frame.reset_index(drop=True)
 
 

@@ -115,6 +115,21 @@ class DerivedKind(Protocol[InputsT, ResultsT]):
         ...
 
 
+def shown_error(text: Any, *, full: bool) -> Any:
+    """An error text of a stored result as a reader sees it: whole at the ``full`` export tier,
+    else only ``"error"`` (HRV errors may quote what a file holds, story errors a speaker's
+    name). A missing text (a result without error) stays missing.
+
+    Examples
+    --------
+    >>> shown_error("speaker 'Ana' not found", full=False), shown_error(None, full=False)
+    ('error', None)
+    """
+    if full or text is None or pd.isna(text):
+        return text
+    return "error"
+
+
 def num(value: Any) -> float | None:
     """A finite float, or ``None`` (NaN, inf and missing are stored as NULL)."""
     if value is None:
