@@ -142,7 +142,7 @@ def test_rotation_reseals_under_the_new_key(full: Store, monkeypatch: pytest.Mon
     [
         ("UPDATE participant SET site_id = NULL WHERE study_code = 'P2'", "participant"),
         ("UPDATE response_item SET value = 3 WHERE item = 'gad7_1'", "response"),
-        ("UPDATE derived_score SET value = 0", "derived_score"),
+        ("UPDATE derived_score SET value = 0", "derivation"),
         ("UPDATE derived_hrv SET n_beats = 1", "derived_hrv"),
         ("UPDATE derived_sentence SET label = 'upward'", "derived_story"),
         ("UPDATE identity_vault SET field_names = '[]'", "identity_vault"),
@@ -202,14 +202,21 @@ def test_an_item_added_to_a_response_or_to_no_response(full: Store) -> None:
 
 def test_a_removed_row_is_named_and_one_removed_with_its_seal_is_counted(full: Store) -> None:
     with full.engine.connect() as conn:
-        rid = conn.execute(text("SELECT max(id) FROM derived_score")).scalar_one()
-    _sql(full, "DELETE FROM derived_score WHERE id = :i", i=rid)
+        rid = conn.execute(text("SELECT max(id) FROM derived_hrv")).scalar_one()
+    _sql(full, "DELETE FROM derived_hrv WHERE id = :i", i=rid)
     assert _problems(full) == [
-        f"table derived_score, id {rid}: removed outside peerlens (its seal remains)"
+        f"table derived_hrv, id {rid}: removed outside peerlens (its seal remains)"
     ]
-    _sql(full, "DELETE FROM row_seal WHERE kind = 'derived_score' AND unit = :u", u=str(rid))
+    _sql(full, "DELETE FROM row_seal WHERE kind = 'derived_hrv' AND unit = :u", u=str(rid))
     found = _problems(full)
-    assert len(found) == 1 and found[0].startswith("table derived_score: 1 row(s) removed")
+    assert len(found) == 1 and found[0].startswith("table derived_hrv: 1 row(s) removed")
+
+
+def test_a_removed_child_row_names_its_unit(full: Store) -> None:
+    with full.engine.connect() as conn:
+        run = conn.execute(text("SELECT max(derivation_id) FROM derived_score")).scalar_one()
+    _sql(full, "DELETE FROM derived_score WHERE id = (SELECT max(id) FROM derived_score)")
+    assert _problems(full) == [f"table derivation, id {run}: changed outside peerlens"]
 
 
 def test_a_unit_put_back_to_an_older_sealed_version_is_found(full: Store, tmp_path: Path) -> None:

@@ -1,26 +1,42 @@
 """What a sealed unit of data is, and its canonical content.
 
-A *unit* is what one row seal covers: one row of a data table, except that a response's items
-belong to the response's unit and a derived story's sentences to the story's (items and sentences
-are many and always written with their parent, so sealing them per parent keeps imports fast).
-A unit's content is its head row and its child rows (sorted, without their surrogate ids), as
-the Python ``repr`` of the list of their values: every column in the model's order, times as UTC
-ISO 8601, bytes as hex, the rest as the database driver returns them (``repr`` of ``str``,
-``int``, ``float`` (shortest round-trip form), ``bool`` and ``None`` is deterministic, and it is
-several times faster than JSON). The seal
-of a unit is ``HMAC-SHA256(seal key, content)``; its *tally* is ``HMAC-SHA256(tally key, seal)``
-read as a 256-bit integer, summed per kind into the audit chain.
+A *unit* is what one row seal covers: one row of a data table, except that child rows belong to
+their parent's unit: a response's items, a derived story's sentences and a derivation run's
+scores (they are many, always written with their parent, and sealing them per parent keeps
+imports and derivations fast).
+
+A unit's content is ``repr`` of ``[kind, head row, child rows of each child table]``: every column
+in the model's order (child rows without their surrogate ids, sorted by their natural key in
+Python, not by the database's collation), each value in a canonical form by column type: times as
+UTC ISO 8601, bytes as hex, floats as ``float``, integers as ``int``, booleans as ``bool``, text as
+``str``. ``repr`` of those types is deterministic (floats in their shortest round-trip form), so
+the same content gives the same bytes whether it is read back from SQLite or PostgreSQL or taken
+from the rows a bulk insert has just written. The seal of a unit is
+``HMAC-SHA256(seal key, content)``; its *tally* is ``HMAC-SHA256(tally key, seal)`` read as a
+256-bit integer, summed per kind into the audit chain.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hmac
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Column, Date, DateTime, LargeBinary, Select, Table, select
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    Select,
+    Table,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from peerlens.study import models as m
@@ -30,15 +46,30 @@ from peerlens.study.models import as_utc
 MODULUS = 1 << 256
 _CHUNK = 5000
 
+Row = tuple[Any, ...]
+Canon = Callable[[Sequence[Any]], Row]
+
 
 @dataclass(frozen=True)
 class Child:
-    """Rows of ``table`` that belong to the unit whose key is in ``parent`` (a column of it)."""
+    """Rows of ``table`` that belong to the unit whose key is in ``parent`` (a column of it),
+    sorted by ``order``; ``skip`` columns (surrogate ids) are left out of the content."""
 
     table: Table
     parent: str
     order: tuple[str, ...]
     skip: tuple[str, ...] = ("id",)
+
+    @property
+    def columns(self) -> list[Column[Any]]:
+        """The columns the content holds, in the table's order."""
+        return [c for c in self.table.c if c.name not in self.skip]
+
+    @property
+    def order_at(self) -> tuple[int, ...]:
+        """Positions of the ``order`` columns among :attr:`columns`."""
+        names = [c.name for c in self.columns]
+        return tuple(names.index(o) for o in self.order)
 
 
 @dataclass(frozen=True)
@@ -47,7 +78,7 @@ class UnitKind:
 
     table: Table
     key: str
-    children: tuple[Child, ...] = ()
+    children: tuple[Child, ...] = field(default=())
 
     @property
     def name(self) -> str:
@@ -77,22 +108,17 @@ KINDS: tuple[UnitKind, ...] = (
     UnitKind(_t(m.Consent), "id"),
     UnitKind(_t(m.PSRelationship), "id"),
     UnitKind(_t(m.Session), "id"),
-    UnitKind(
-        _t(m.Response),
-        "id",
-        (Child(_t(m.ResponseItem), "response_id", ("item",)),),
-    ),
+    UnitKind(_t(m.Response), "id", (Child(_t(m.ResponseItem), "response_id", ("item",)),)),
     UnitKind(_t(m.Recording), "id"),
     UnitKind(_t(m.RecordingWindow), "id"),
     UnitKind(_t(m.Transcript), "id"),
-    UnitKind(_t(m.Derivation), "id"),
-    UnitKind(_t(m.DerivedScore), "id"),
-    UnitKind(_t(m.DerivedHrv), "id"),
     UnitKind(
-        _t(m.DerivedStory),
+        _t(m.Derivation),
         "id",
-        (Child(_t(m.DerivedSentence), "story_id", ("position",)),),
+        (Child(_t(m.DerivedScore), "derivation_id", ("response_id", "name")),),
     ),
+    UnitKind(_t(m.DerivedHrv), "id"),
+    UnitKind(_t(m.DerivedStory), "id", (Child(_t(m.DerivedSentence), "story_id", ("position",)),)),
     UnitKind(_t(m.User), "id"),
     UnitKind(_t(m.RoleAssignment), "id"),
     UnitKind(_t(m.Setting), "key"),
@@ -103,22 +129,71 @@ UNIT_OF: dict[str, tuple[UnitKind, str]] = {
     **{k.name: (k, k.key) for k in KINDS},
     **{c.table.name: (k, c.parent) for k in KINDS for c in k.children},
 }
+#: Child table name -> its :class:`Child`.
+CHILD: dict[str, Child] = {c.table.name: c for k in KINDS for c in k.children}
+#: Kind name -> positions of each child table's ``order`` columns.
+_ORDER_AT: dict[str, list[tuple[int, ...]]] = {
+    k.name: [c.order_at for c in k.children] for k in KINDS
+}
 #: Tables deliberately left unsealed (a test checks every table is in one of the two).
 UNSEALED = frozenset({"audit_log", "row_seal", "alembic_version"})
 
 
-def _plain(value: Any) -> Any:
+def _time(value: Any) -> Any:
+    if value is None:
+        return None
     if isinstance(value, str):  # SQLite hands times back as the text SQLAlchemy stored
-        return value
+        if len(value) == 26 and value[10] == " ":  # its format: UTC, always microseconds
+            return f"{value[:10]}T{value[11:]}+00:00"
+        value = dt.datetime.fromisoformat(value)
     if isinstance(value, dt.datetime):
-        aware = as_utc(value)
-        assert aware is not None
-        return aware.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).hex()
-    return value
+        return as_utc(value).isoformat(timespec="microseconds")  # type: ignore[union-attr]
+    return value.isoformat()
+
+
+def _hex(value: Any) -> Any:
+    return None if value is None else bytes(value).hex()
+
+
+def _bool(value: Any) -> Any:
+    return value if value is None or value.__class__ is bool else bool(value)
+
+
+def _float(value: Any) -> Any:
+    return value if value is None or value.__class__ is float else float(value)
+
+
+def _int(value: Any) -> Any:
+    return value if value is None or value.__class__ is int else int(value)
+
+
+def _str(value: Any) -> Any:
+    return value if value is None or value.__class__ is str else str(value)
+
+
+def _converter(column: Column[Any]) -> Callable[[Any], Any]:
+    ctype = column.type
+    if isinstance(ctype, DateTime | Date):
+        return _time
+    if isinstance(ctype, LargeBinary):
+        return _hex
+    if isinstance(ctype, Boolean):
+        return _bool
+    if isinstance(ctype, Float):
+        return _float
+    if isinstance(ctype, Integer):
+        return _int
+    return _str
+
+
+def canon(columns: Sequence[Column[Any]]) -> Canon:
+    """A function giving a row of ``columns``' values in its canonical form."""
+    convert = [_converter(c) for c in columns]
+
+    def canonical(row: Sequence[Any]) -> Row:
+        return tuple([f(v) for f, v in zip(convert, row, strict=True)])
+
+    return canonical
 
 
 def unit_text(key: Any) -> str:
@@ -126,52 +201,65 @@ def unit_text(key: Any) -> str:
     return str(key)
 
 
-def _chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
+def content(kind: UnitKind, head: Row, children: Sequence[Iterable[Row]]) -> bytes:
+    """The canonical content of one unit from its canonical head row and child rows."""
+    body: list[Any] = [kind.name, head]
+    for at, rows in zip(_ORDER_AT[kind.name], children, strict=True):
+        body.append(sorted(rows, key=itemgetter(*at)))
+    return repr(body).encode("utf-8", "surrogatepass")
 
 
 def contents(
-    session: Session, kind: UnitKind, keys: Iterable[Any] | None = None
+    session: Session,
+    kind: UnitKind,
+    keys: Iterable[Any] | None = None,
+    *,
+    known_children: Mapping[Any, Sequence[Iterable[Row]]] | None = None,
 ) -> Iterator[tuple[str, bytes]]:
     """``(unit, canonical content)`` of each unit of ``kind`` that exists (all units when
-    ``keys`` is None)."""
+    ``keys`` is None).
+
+    ``known_children`` gives the complete child rows (canonical) of some units, e.g. those a bulk
+    insert has just written; only their head rows are then read."""
     if keys is None:
-        yield from _contents(session, kind, None)
+        yield from _contents(session, kind, None, known_children or {})
         return
     wanted = sorted(set(keys))
-    for chunk in _chunks(wanted):
-        yield from _contents(session, kind, chunk)
+    for i in range(0, len(wanted), _CHUNK):
+        yield from _contents(session, kind, wanted[i : i + _CHUNK], known_children or {})
 
 
 def _contents(
-    session: Session, kind: UnitKind, chunk: Sequence[Any] | None
+    session: Session,
+    kind: UnitKind,
+    chunk: Sequence[Any] | None,
+    known: Mapping[Any, Sequence[Iterable[Row]]],
 ) -> Iterator[tuple[str, bytes]]:
-    head = select(kind.table).order_by(kind.key_column())
+    head = select(kind.table)
     if chunk is not None:
         head = head.where(_among(kind.key_column(), chunk))
     heads = _fetch(session, head)
-    parts: list[dict[Any, list[Any]]] = []
+    read = [k for k in chunk if k not in known] if chunk is not None else None
+    parts: list[dict[Any, list[Row]]] = []
     for child in kind.children:
-        cols = [c for c in child.table.c if c.name not in child.skip]
-        stmt = select(*cols).order_by(
-            child.table.c[child.parent], *(child.table.c[o] for o in child.order)
-        )
-        if chunk is not None:
-            stmt = stmt.where(_among(child.table.c[child.parent], chunk))
-        grouped: dict[Any, list[Any]] = {}
-        at = cols.index(child.table.c[child.parent])
-        plain = _plainer(cols)
-        for row in _fetch(session, stmt):
-            grouped.setdefault(row[at], []).append(plain(row))
+        grouped: dict[Any, list[Row]] = {}
+        if read is None or read:
+            cols = child.columns
+            stmt = select(*cols)
+            if read is not None:
+                stmt = stmt.where(_among(child.table.c[child.parent], read))
+            at = cols.index(child.table.c[child.parent])
+            canonical = canon(cols)
+            for row in _fetch(session, stmt):
+                grouped.setdefault(row[at], []).append(canonical(row))
         parts.append(grouped)
     at_key = list(kind.table.c).index(kind.key_column())
-    plain = _plainer(list(kind.table.c))
+    canonical = canon(list(kind.table.c))
     for row in heads:
         key = row[at_key]
-        body: list[Any] = [kind.name, plain(row)]
-        body.extend(p.get(key, ()) for p in parts)
-        yield unit_text(key), repr(body).encode("utf-8", "surrogatepass")
+        given = known.get(key)
+        children = given if given is not None else [p.get(key, ()) for p in parts]
+        yield unit_text(key), content(kind, canonical(row), children)
 
 
 def _among(column: Column[Any], keys: Sequence[Any]) -> Any:
@@ -184,7 +272,7 @@ def _among(column: Column[Any], keys: Sequence[Any]) -> Any:
 
 def _fetch(session: Session, stmt: Select[Any]) -> list[tuple[Any, ...]]:
     """Every row of ``stmt`` as the driver returns it (no SQLAlchemy row objects or type
-    processing: sealing reads whole tables, and seals and checks both read this way)."""
+    processing: sealing reads whole tables; :func:`canon` makes the values canonical)."""
     conn = session.connection()
     sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -193,24 +281,6 @@ def _fetch(session: Session, stmt: Select[Any]) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
     finally:
         cursor.close()
-
-
-def _plainer(columns: Sequence[Column[Any]]) -> Any:
-    """A function giving a row as JSON-able values: only columns of types JSON cannot hold
-    (times, bytes) are converted, the rest pass as they are."""
-    convert = [
-        i for i, c in enumerate(columns) if isinstance(c.type, DateTime | Date | LargeBinary)
-    ]
-    if not convert:
-        return tuple
-
-    def plain(row: Sequence[Any]) -> list[Any]:
-        out = list(row)
-        for i in convert:
-            out[i] = _plain(out[i])
-        return out
-
-    return plain
 
 
 def orphans(session: Session, kind: UnitKind) -> Iterator[tuple[str, str]]:
@@ -227,9 +297,9 @@ def orphans(session: Session, kind: UnitKind) -> Iterator[tuple[str, str]]:
             yield child.table.name, unit_text(key)
 
 
-def seal_of(seal_key: bytes, content: bytes) -> bytes:
-    """The row seal of a unit's canonical ``content``."""
-    return hmac.digest(seal_key, content, "sha256")
+def seal_of(seal_key: bytes, data: bytes) -> bytes:
+    """The row seal of a unit's canonical content."""
+    return hmac.digest(seal_key, data, "sha256")
 
 
 def tally_of(tally_key: bytes, seal: bytes) -> int:

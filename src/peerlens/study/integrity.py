@@ -44,10 +44,13 @@ from peerlens.study import audit
 from peerlens.study._bulk import bulk_insert
 from peerlens.study._seal_units import (
     BY_NAME,
+    CHILD,
     KINDS,
     MODULUS,
     UNIT_OF,
+    Row,
     UnitKind,
+    canon,
     contents,
     orphans,
     seal_of,
@@ -65,15 +68,48 @@ RESEAL_ACTION = "data.reseal"
 
 @dataclass
 class Tracker:
-    """The units a transaction touched, per kind, and where key-less inserts started."""
+    """What a transaction wrote, per kind of unit.
+
+    ``touched`` are the units to reseal. ``new`` are units whose head row the transaction
+    inserted; ``known`` holds the child rows bulk inserts wrote for a unit (canonical), which are
+    all of its child rows when the unit is new and no other write touched its children
+    (``children_dirty``): then only its head row is read back to seal it.
+    """
 
     touched: dict[str, set[Any]] = field(default_factory=dict)
+    new: dict[str, set[Any]] = field(default_factory=dict)
+    children_dirty: dict[str, set[Any]] = field(default_factory=dict)
+    known: dict[str, dict[Any, list[list[Row]]]] = field(default_factory=dict)
     #: Kind name -> largest key before the transaction's first insert that gave no keys.
     watermarks: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, kind: UnitKind, keys: Iterable[Any]) -> None:
-        """Note ``keys`` of ``kind`` as touched."""
-        self.touched.setdefault(kind.name, set()).update(k for k in keys if k is not None)
+    def add(self, kind: UnitKind, keys: Iterable[Any], *, child: bool = False) -> None:
+        """Note ``keys`` of ``kind`` as touched (through a child table's rows: ``child``)."""
+        keys = [k for k in keys if k is not None]
+        self.touched.setdefault(kind.name, set()).update(keys)
+        if child:
+            self.children_dirty.setdefault(kind.name, set()).update(keys)
+
+    def add_new(self, kind: UnitKind, keys: Iterable[Any]) -> None:
+        """Note ``keys`` of ``kind`` as units whose head row was inserted."""
+        keys = [k for k in keys if k is not None]
+        self.touched.setdefault(kind.name, set()).update(keys)
+        self.new.setdefault(kind.name, set()).update(keys)
+
+    def known_children(self, kind: UnitKind, keys: Iterable[Any]) -> dict[Any, list[list[Row]]]:
+        """The complete child rows of those of ``keys`` whose children only bulk inserts wrote."""
+        if not kind.children:
+            return {}
+        new = self.new.get(kind.name, set())
+        dirty = self.children_dirty.get(kind.name, set())
+        rows = self.known.get(kind.name, {})
+        empty: list[list[Row]] = [[] for _ in kind.children]
+        return {k: rows.get(k, empty) for k in keys if k in new and k not in dirty}
+
+    def clear(self) -> None:
+        """Forget everything (after sealing)."""
+        for part in (self.touched, self.new, self.children_dirty, self.known, self.watermarks):
+            part.clear()
 
     def __bool__(self) -> bool:
         return any(self.touched.values()) or bool(self.watermarks)
@@ -101,14 +137,17 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
         return
     from sqlalchemy import inspect
 
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        table = getattr(obj, "__table__", None)
-        spec = None if table is None else UNIT_OF.get(table.name)
-        if spec is None:
-            continue
-        kind, column = spec
-        history = inspect(obj).attrs[column].history
-        tracker.add(kind, [getattr(obj, column), *history.deleted])
+    for group, objs in (("new", session.new), ("old", (*session.dirty, *session.deleted))):
+        for obj in objs:
+            name = getattr(getattr(obj, "__table__", None), "name", None)
+            if name not in UNIT_OF:
+                continue
+            kind, column = UNIT_OF[name]
+            keys = [getattr(obj, column), *inspect(obj).attrs[column].history.deleted]
+            if group == "new" and name == kind.name:
+                tracker.add_new(kind, keys)
+            else:
+                tracker.add(kind, keys, child=name != kind.name)
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -120,22 +159,27 @@ def _on_execute(state: ORMExecuteState) -> None:
     if not isinstance(table, Table) or table.name not in UNIT_OF:
         return
     kind, column = UNIT_OF[table.name]
+    child = table.name != kind.name
     if state.is_insert:
         params: Any = state.parameters
         rows: list[Any] = params if isinstance(params, list) else [params or {}]
         if rows and all(column in r for r in rows):
-            tracker.add(kind, (r[column] for r in rows))
+            keys = [r[column] for r in rows]
+            if child:
+                tracker.add(kind, keys, child=True)
+            else:
+                tracker.add_new(kind, keys)
         else:
             mark_keyless_insert(state.session, kind)
         return
     where = state.statement.whereclause  # type: ignore[attr-defined]
-    keys = _keys_in(where, table.c[column])
-    if keys is None:
+    named = _keys_in(where, table.c[column])
+    if named is None:
         stmt = select(table.c[column]).distinct()
         if where is not None:
             stmt = stmt.where(where)
-        keys = list(state.session.execute(stmt).scalars())
-    tracker.add(kind, keys)
+        named = list(state.session.execute(stmt).scalars())
+    tracker.add(kind, named, child=child)
 
 
 def _keys_in(where: ColumnElement[Any] | None, column: Any) -> list[Any] | None:
@@ -153,7 +197,7 @@ def _keys_in(where: ColumnElement[Any] | None, column: Any) -> list[Any] | None:
 
 
 def mark_keyless_insert(session: Session, kind: UnitKind) -> None:
-    """Note that rows of ``kind`` are about to be inserted with keys the database assigns:
+    """Note that head rows of ``kind`` are about to be inserted with keys the database assigns:
     every row above the current largest key is then the transaction's."""
     tracker = _tracker(session)
     if tracker is None or kind.name in tracker.watermarks:
@@ -165,7 +209,8 @@ def mark_keyless_insert(session: Session, kind: UnitKind) -> None:
 def note_rows(
     session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> Iterable[Sequence[Any]]:
-    """Track rows a bulk insert is about to write (pass them through this)."""
+    """Track rows a bulk insert is about to write (pass them through this). Child rows that
+    give every column are kept (canonical) to seal their unit without reading them back."""
     tracker = _tracker(session)
     spec = UNIT_OF.get(table.name)
     if tracker is None or spec is None:
@@ -175,14 +220,48 @@ def note_rows(
         mark_keyless_insert(session, kind)
         return rows
     at = list(columns).index(column)
-    seen = tracker.touched.setdefault(kind.name, set())
+    if table.name == kind.name:
+        new = tracker.new.setdefault(kind.name, set())
+        touched = tracker.touched.setdefault(kind.name, set())
 
-    def passing() -> Iterator[Sequence[Any]]:
+        def heads() -> Iterator[Sequence[Any]]:
+            for row in rows:
+                new.add(row[at])
+                touched.add(row[at])
+                yield row
+
+        return heads()
+    child = CHILD[table.name]
+    index = kind.children.index(child)
+    names = [c.name for c in child.columns]
+    if not set(names) <= set(columns):
+        keys = tracker.children_dirty.setdefault(kind.name, set())
+        touched = tracker.touched.setdefault(kind.name, set())
+
+        def dirty() -> Iterator[Sequence[Any]]:
+            for row in rows:
+                keys.add(row[at])
+                touched.add(row[at])
+                yield row
+
+        return dirty()
+    pick = [list(columns).index(n) for n in names]
+    canonical = canon(child.columns)
+    known = tracker.known.setdefault(kind.name, {})
+    touched = tracker.touched.setdefault(kind.name, set())
+    width = len(kind.children)
+
+    def kept() -> Iterator[Sequence[Any]]:
         for row in rows:
-            seen.add(row[at])
+            key = row[at]
+            touched.add(key)
+            parts = known.get(key)
+            if parts is None:
+                parts = known[key] = [[] for _ in range(width)]
+            parts[index].append(canonical([row[i] for i in pick]))
             yield row
 
-    return passing()
+    return kept()
 
 
 # --------------------------------------------------------------------------------- sealing
@@ -214,15 +293,16 @@ def settle(session: Session, key_of: Any) -> None:
     for name, top in tracker.watermarks.items():
         kind = BY_NAME[name]
         fresh = select(kind.key_column()).where(kind.key_column() > top)
-        tracker.add(kind, session.execute(fresh).scalars())
+        tracker.add_new(kind, session.execute(fresh).scalars())
     tracker.watermarks.clear()
     changes: dict[str, _Change] = {}
     for name, keys in sorted(tracker.touched.items()):
         if keys:
-            change = _reseal(session, key, BY_NAME[name], keys)
+            kind = BY_NAME[name]
+            change = _reseal(session, key, kind, keys, tracker.known_children(kind, keys))
             if change.count or change.tally:
                 changes[name] = change
-    tracker.touched.clear()
+    tracker.clear()
     if changes:
         audit.record(
             session,
@@ -266,10 +346,18 @@ def _stored(session: Session, kind: UnitKind, units: Sequence[str]) -> dict[str,
     return out
 
 
-def _reseal(session: Session, key: VaultKey, kind: UnitKind, keys: set[Any]) -> _Change:
+def _reseal(
+    session: Session,
+    key: VaultKey,
+    kind: UnitKind,
+    keys: set[Any],
+    known: dict[Any, list[list[Row]]],
+) -> _Change:
     units = sorted(unit_text(k) for k in keys)
     old = _stored(session, kind, units)
-    new = {u: seal_of(key.seal_key, c) for u, c in contents(session, kind, keys)}
+    new = {
+        u: seal_of(key.seal_key, c) for u, c in contents(session, kind, keys, known_children=known)
+    }
     gone = [u for u in old if u not in new or new[u] != old[u]]
     added = [(kind.name, u, mac) for u, mac in new.items() if old.get(u) != mac]
     for i in range(0, len(gone), 5000):
@@ -296,8 +384,7 @@ def reseal_all(session: Session, key: VaultKey, *, actor: str, reason: str) -> d
         totals[kind.name] = [len(rows), f"{tally:064x}"]
     tracker = _tracker(session)
     if tracker is not None:
-        tracker.touched.clear()
-        tracker.watermarks.clear()
+        tracker.clear()
     audit.record(session, actor, RESEAL_ACTION, "data", new=totals, reason=reason)
     from peerlens.study.storage import STORE_KEY
 
