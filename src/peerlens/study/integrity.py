@@ -1,8 +1,8 @@
 """Tamper evidence for the data tables: row seals checkpointed in the audit chain.
 
 The audit log's hash chain shows edits to the log; this module shows edits to the data. Every unit
-of data (see :mod:`peerlens.study._seal_units`: a row, or a response with its items, or a derived
-story with its sentences) has a *seal* in ``row_seal``: an HMAC-SHA256 of its canonical content
+of data (see :mod:`peerlens.study._seal_units`: a row, or a row with its child rows, such as a
+response with its items) has a *seal* in ``row_seal``: an HMAC-SHA256 of its canonical content
 under a key derived from the vault key, which never enters the database. Each transaction that
 writes data reseals the units it touched and appends one ``data.seal`` audit entry holding, per
 kind, the change in the number of seals and in the sum of their *tallies* (a second keyed MAC of
