@@ -13,7 +13,9 @@ Per input, one of:
   rate, the rates of all channels the header declares, the duration and the gaps found;
 - ``refused``: a :class:`peerlens.PeerlensError` whose message names the record (the table
   shows the message);
-- ``crashed``: any other exception (a Python error leaking to the user);
+- ``crashed``: any other exception, or a refusal whose message is a Python error passed
+  through (``[Errno 2] ...``, ``'NoneType' object has no attribute ...``, ``sampto must be
+  greater than sampfrom``) rather than a named feature;
 - ``rate-changed``: read, but at a rate other than the channel's own (frame rate times its
   samples per frame in WFDB; the channel's rate in EDF), i.e. resampled silently.
 
@@ -21,11 +23,16 @@ Then R-peak detection on every annotated record that was read (reference beats f
 ``.atr``), ours (``analyze``, the beats it keeps) against NeuroKit2's default detector and wfdb's
 XQRS, in the same run, scored with ``hrv_accuracy.match`` (150 ms and +/- 1 sample).
 
-Run: ``.venv/bin/python benchmarks/ecg_formats.py [--no-accuracy]``.
+Each record read is also analysed end to end in 5-minute windows (``valid/windows``, or the
+analysis's named refusal, e.g. a record too short or without enough usable beats).
+
+Run: ``.venv/bin/python benchmarks/ecg_formats.py [--no-analyze] [--no-accuracy]`` (about two
+minutes; XQRS is the slow part). Exit status 1 if any input crashed or changed rate.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 import warnings
@@ -36,13 +43,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from hrv_accuracy import BEATS, HEADER, neurokit_peaks, row
 from peerlens import PeerlensError
-from peerlens.hrv import read_ecg
+from peerlens.hrv import Recording, analyze, assess_quality, read_ecg
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "ecg"
 SAMPLE = DATA / "wfdb-sample-data"
 FIXTURES = ROOT / "tests" / "hrv" / "fixtures"
+#: What a Python error looks like when a message merely passes it on.
+LEAKED = re.compile(
+    r"Errno|\w+Error\b|object has no attribute|must be greater than|could not broadcast"
+)
 
 
 @dataclass
@@ -55,6 +67,8 @@ class Outcome:
     duration_s: float = float("nan")
     gaps: str = ""
     message: str = ""
+    windows: str = ""
+    recording: Recording | None = None
 
 
 def inputs() -> list[Path]:
@@ -105,7 +119,8 @@ def run_one(path: Path) -> Outcome:
             warnings.simplefilter("ignore")
             rec = read_ecg(path)
     except PeerlensError as exc:
-        return Outcome(name, "refused", message=str(exc))
+        leaked = LEAKED.search(str(exc))
+        return Outcome(name, "crashed" if leaked else "refused", message=str(exc))
     except Exception as exc:
         return Outcome(name, "crashed", message=f"{type(exc).__name__}: {exc}")
     try:
@@ -134,20 +149,41 @@ def run_one(path: Path) -> Outcome:
     if own is not None and rec.fs is not None and abs(own - rec.fs) > 1e-6 * own:
         out.status = "rate-changed"
         out.message = f"channel's own rate {own:g} Hz, read at {rec.fs:g} Hz"
+    out.recording = rec
     return out
+
+
+def analyse(out: Outcome) -> None:
+    """End to end, 5-minute windows: valid windows / windows, or the named refusal."""
+    if out.recording is None:
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = analyze(out.recording, window=300)
+    except PeerlensError as exc:
+        out.windows = "refused"
+        out.message = f"analyze: {exc}"
+        return
+    except Exception as exc:
+        out.windows = "CRASHED"
+        out.message = f"analyze: {type(exc).__name__}: {exc}"
+        return
+    w = res.windows
+    out.windows = f"{int(w['valid'].sum())}/{len(w)}"
 
 
 def table(outcomes: list[Outcome]) -> None:
     print(
         f"{'record':<52} {'status':<12} {'channel':<10} {'fs':>7} {'rates':>12} "
-        f"{'dur s':>9} {'gaps':<18} reason"
+        f"{'dur s':>9} {'gaps':<18} {'windows':>8} reason"
     )
     for o in outcomes:
         fs = f"{o.fs:g}" if o.fs else ""
         dur = f"{o.duration_s:.1f}" if np.isfinite(o.duration_s) else ""
         print(
             f"{o.name:<52} {o.status:<12} {o.channel[:10]:<10} {fs:>7} {o.rates[:12]:>12} "
-            f"{dur:>9} {o.gaps:<18} {o.message[:160]}"
+            f"{dur:>9} {o.gaps:<18} {o.windows:>8} {o.message[:160]}"
         )
 
 
@@ -158,17 +194,66 @@ def totals(outcomes: list[Outcome], label: str) -> None:
     print(f"{label}: {len(outcomes)} inputs: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+def annotated(paths: list[Path], outcomes: list[Outcome]) -> None:
+    """Detection on every annotated record read (reference beats from its ``.atr``), each
+    distinct signal once: ours (``assess_quality``, as ``analyze`` runs it), NeuroKit2, XQRS."""
+    import wfdb
+    from wfdb import processing
+
+    seen: set[bytes] = set()
+    print("\nR-peak detection on annotated records (reference: the .atr beat annotations)")
+    for path, out in zip(paths, outcomes, strict=True):
+        rec = out.recording
+        atr = path.with_suffix(".atr")
+        if rec is None or rec.signal is None or rec.fs is None or not atr.is_file():
+            continue
+        ann = wfdb.rdann(str(path.with_suffix("")), "atr")
+        if abs(float(ann.fs or rec.fs) - rec.fs) > 1e-6:
+            continue  # annotations at another rate than the channel read
+        key = rec.signal.tobytes()[:4_000_000]
+        if key in seen:
+            print(f"{out.name}: same signal as a record above, skipped")
+            continue
+        seen.add(key)
+        ref = np.array([s for s, sym in zip(ann.sample, ann.symbol, strict=True) if sym in BEATS])
+        x, fs = np.nan_to_num(rec.signal), rec.fs
+        minutes = rec.duration_s / 60
+        print(f"{out.name} ({rec.channel}, {fs:g} Hz, {minutes:.1f} min, {ref.size} beats)")
+        print(HEADER)
+        t = time.perf_counter()
+        q = assess_quality(rec.signal, fs)
+        print(row("peerlens (analyze's peaks)", q.rpeaks, ref, fs, time.perf_counter() - t))
+        t = time.perf_counter()
+        nk = neurokit_peaks(x, fs)
+        print(row("neurokit2 default", nk, ref, fs, time.perf_counter() - t))
+        t = time.perf_counter()
+        xq = processing.xqrs_detect(x, fs=fs, verbose=False)
+        print(row("wfdb xqrs", np.asarray(xq), ref, fs, time.perf_counter() - t))
+
+
 def main(argv: list[str]) -> int:
     start = time.perf_counter()
     paths = inputs()
     outcomes = [run_one(p) for p in paths]
+    if "--no-analyze" not in argv:
+        for o in outcomes:
+            analyse(o)
     table(outcomes)
     print()
     sample = [o for o, p in zip(outcomes, paths, strict=True) if p.is_relative_to(SAMPLE)]
     totals(sample, "WFDB sample data")
     totals(outcomes, "all fixtures")
+    crashed = sum(o.windows == "CRASHED" for o in outcomes)
+    analysed = [o for o in outcomes if o.windows and o.windows not in {"refused", "CRASHED"}]
+    refused = sum(o.windows == "refused" for o in outcomes)
+    print(
+        f"analysed end to end (5-minute windows): {len(analysed)}, refused with a reason "
+        f"{refused}, crashed {crashed}"
+    )
+    if "--no-accuracy" not in argv:
+        annotated(paths, outcomes)
     print(f"({time.perf_counter() - start:.0f} s)")
-    bad = [o for o in outcomes if o.status in {"crashed", "rate-changed"}]
+    bad = [o for o in outcomes if o.status in {"crashed", "rate-changed"} or o.windows == "CRASHED"]
     return 1 if bad else 0
 
 

@@ -515,10 +515,10 @@ def _read_edf_wfdb(path: Path, channel: str | int | None, why: str) -> Recording
     where = path.name
     try:
         rec = wfdb.rdrecord(str(path), smooth_frames=False)
-    except Exception as exc:
+    except Exception:  # the first refusal is the informative one
         raise UnreadableRecordingError(
-            f"{where}: not a readable EDF/EDF+/BDF file (pyedflib: {why}; wfdb: "
-            f"{type(exc).__name__}: {exc})"
+            f"{where}: not a readable EDF/EDF+/BDF file ({why}; wfdb's EDF reader cannot read "
+            "it either)"
         ) from None
     names = _wfdb_names(rec)
     keep = [i for i, n in enumerate(names) if n.strip().lower() != "edf annotations"]
