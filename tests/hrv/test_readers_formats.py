@@ -240,3 +240,56 @@ def test_edf_plus_d_gaps_between_records(tmp_path: Path, make_ecg, bdf: bool) ->
     np.testing.assert_allclose(rec.signal[: 10 * fs], ecg[: 10 * fs], atol=step)
     np.testing.assert_allclose(rec.signal[25 * fs :], ecg[10 * fs :], atol=step)
     assert np.isnan(rec.signal[10 * fs : 25 * fs]).all()
+
+
+# ----------------------------------------------------------------------------- gaps of any length
+
+
+def test_long_gap_in_a_real_record_is_analysed_around(shared_data: Path, tmp_path: Path) -> None:
+    """MIT-BIH 100 written back as a WFDB record with 7 minutes of invalid samples (the
+    format's missing-value code): read, analysed around the gap, windows report it."""
+    from peerlens.hrv import analyze
+
+    src = wfdb.rdrecord(str(shared_data / "mitdb" / "100"), channels=[0])
+    x = src.p_signal[:, 0].copy()
+    fs = float(src.fs)
+    clean = analyze(read_ecg(shared_data / "mitdb" / "100"), window=300)
+    x[int(300 * fs) : int(720 * fs)] = np.nan
+    wfdb.wrsamp(
+        "gap100", fs=fs, units=["mV"], sig_name=["MLII"], p_signal=x[:, None], fmt=["16"],
+        adc_gain=[200.0], baseline=[0], write_dir=str(tmp_path),
+    )  # fmt: skip
+    rec = read_ecg(tmp_path / "gap100")
+    assert rec.gaps[["start_s", "end_s"]].values.tolist() == [[300.0, 720.0]]
+    assert rec.gaps["kind"].tolist() == ["missing"]
+    res = analyze(rec, window=300)
+    w = res.windows.set_index("label")
+    assert w.loc["w001", "valid"] and w.loc["w001", "n_gaps"] == 0
+    assert w.loc["w001", "rmssd_ms"] == pytest.approx(clean.windows["rmssd_ms"].iloc[0], rel=0.02)
+    assert not w.loc["w002", "valid"] and w.loc["w002", "gap_s"] == pytest.approx(300.0)
+    assert "1 gap(s) in the recording, 300.0 s (missing" in w.loc["w002", "reason"]
+    assert not w.loc["w003", "valid"] and w.loc["w003", "gap_s"] == pytest.approx(120.0)
+    # windows after the gap: as valid as without it
+    after = ["w004", "w005", "w006", "w007"]
+    c = clean.windows.set_index("label")
+    assert w.loc[after, "valid"].tolist() == c.loc[after, "valid"].tolist()
+    np.testing.assert_allclose(w.loc[after, "rmssd_ms"], c.loc[after, "rmssd_ms"], rtol=1e-9)
+    # no NN interval spans the gap
+    nn_end = res.artifacts.nn_end_ms / 1000 + res.rpeaks[0] / fs
+    nn_start = nn_end - res.artifacts.nn_ms / 1000
+    assert not ((nn_start < 720) & (nn_end > 300)).any()
+
+
+def test_cli_refusal_exits_2_naming_record_and_feature(sample: Path) -> None:
+    from typer.testing import CliRunner
+
+    from peerlens.cli import app
+
+    runner = CliRunner()
+    ms = sample / "multi-segment" / "s00001"
+    res = runner.invoke(app, ["hrv", "analyze", str(ms / "s00001-2896-10-10-00-31.hea")])
+    assert res.exit_code == 2
+    assert "segment 3975656_0010" in res.output and "missing" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(app, ["hrv", "analyze", str(ms / "3975656_layout.hea")])
+    assert res.exit_code == 2 and "layout header" in res.output
