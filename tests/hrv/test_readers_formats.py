@@ -206,28 +206,65 @@ def _discontinuous(path: Path, onsets: list[float], bdf: bool) -> None:
     path.write_bytes(bytes(raw))
 
 
-@pytest.mark.parametrize("bdf", [False, True], ids=["edf+d", "bdf+d"])
-def test_edf_plus_d_gaps_between_records(tmp_path: Path, make_ecg, bdf: bool) -> None:  # type: ignore[no-untyped-def]
-    fs = 256
-    ecg, _ = make_ecg(fs, np.full(40, 0.8))
-    ecg = ecg[: 30 * fs]
+def _write_edf_d(tmp_path: Path, ecg: np.ndarray, fs: int, onsets: list[float], bdf: bool) -> Path:
     path = tmp_path / ("rec.bdf" if bdf else "rec.edf")
     bits = 24 if bdf else 16
     head = pyedflib.highlevel.make_signal_header(
         "ECG", sample_frequency=fs, physical_min=-2, physical_max=2
     )
     head["digital_min"], head["digital_max"] = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    start = datetime(2024, 3, 5, 9, 30, 15)
     pyedflib.highlevel.write_edf(
         str(path),
         [ecg],
         [head],
-        pyedflib.highlevel.make_header(startdate=start),
+        pyedflib.highlevel.make_header(startdate=datetime(2024, 3, 5, 9, 30, 15)),
         file_type=pyedflib.FILETYPE_BDFPLUS if bdf else pyedflib.FILETYPE_EDFPLUS,
     )
+    _discontinuous(path, onsets, bdf)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("onsets", "message"),
+    [
+        ([0.0, 1.0, 1.5, 3.0], r"rec.edf: data record 3 starts at 1.5 s, before record 2 ends"),
+        ([0.0, 1.0, 2.0, 3e7], r"rec.edf: signal ECG: its data records span 30000000 s"),
+    ],
+    ids=["overlap", "gap-of-a-year"],
+)
+def test_edf_plus_d_refusals(tmp_path: Path, make_ecg, onsets: list[float], message: str) -> None:  # type: ignore[no-untyped-def]
+    ecg, _ = make_ecg(256, np.full(6, 0.8))
+    path = _write_edf_d(tmp_path, ecg[: 4 * 256], 256, onsets, bdf=False)
+    with pytest.raises(UnreadableRecordingError, match=message):
+        read_ecg(path)
+
+
+def test_edf_channels_at_their_own_rates(tmp_path: Path, make_ecg) -> None:  # type: ignore[no-untyped-def]
+    ecg, _ = make_ecg(512, np.full(25, 0.8))
+    ecg = ecg[: 20 * 512]
+    resp = np.sin(np.arange(20 * 32) / 10)
+    make = pyedflib.highlevel.make_signal_header
+    heads = [
+        make("Resp", sample_frequency=32, physical_min=-2, physical_max=2),
+        make("ECG", sample_frequency=512, physical_min=-2, physical_max=2),
+    ]
+    path = tmp_path / "two_rates.edf"
+    pyedflib.highlevel.write_edf(str(path), [resp, ecg], heads)
+    rec = read_ecg(path)
+    assert rec.channel == "ECG" and rec.fs == 512.0 and rec.duration_s == 20.0
+    assert rec.channel_fs == {"Resp": 32.0, "ECG": 512.0}
+
+
+@pytest.mark.parametrize("bdf", [False, True], ids=["edf+d", "bdf+d"])
+def test_edf_plus_d_gaps_between_records(tmp_path: Path, make_ecg, bdf: bool) -> None:  # type: ignore[no-untyped-def]
+    fs = 256
+    ecg, _ = make_ecg(fs, np.full(40, 0.8))
+    ecg = ecg[: 30 * fs]
+    bits = 24 if bdf else 16
+    start = datetime(2024, 3, 5, 9, 30, 15)
     # records 0-9 at 0-9 s, 10-29 resume at 25 s: a 15 s gap
     onsets = [float(k) if k < 10 else float(k + 15) for k in range(30)]
-    _discontinuous(path, onsets, bdf)
+    path = _write_edf_d(tmp_path, ecg, fs, onsets, bdf)
     with pytest.raises(OSError, match="discontinuous"):
         pyedflib.EdfReader(str(path))  # what pyedflib does with it
     rec = read_ecg(path)
@@ -240,6 +277,16 @@ def test_edf_plus_d_gaps_between_records(tmp_path: Path, make_ecg, bdf: bool) ->
     np.testing.assert_allclose(rec.signal[: 10 * fs], ecg[: 10 * fs], atol=step)
     np.testing.assert_allclose(rec.signal[25 * fs :], ecg[10 * fs :], atol=step)
     assert np.isnan(rec.signal[10 * fs : 25 * fs]).all()
+    from peerlens.hrv import analyze
+
+    res = analyze(rec)  # the beats on both sides are analysed, none bridges the gap
+    nn_end = res.artifacts.nn_end_ms / 1000 + res.rpeaks[0] / fs
+    nn_start = nn_end - res.artifacts.nn_ms / 1000
+    assert (nn_end <= 10).any() and (nn_start >= 25).any()
+    assert not ((nn_start < 25) & (nn_end > 10)).any()
+    assert (
+        res.metrics["gap_s"].iloc[0] == 15.0 and res.to_dict()["gaps"][0]["kind"] == "discontinuity"
+    )
 
 
 # ----------------------------------------------------------------------------- gaps of any length

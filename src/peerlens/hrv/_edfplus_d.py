@@ -120,12 +120,13 @@ def _start(text: str) -> datetime | None:
 
 
 def read_channel(
-    path: Path, index: int
+    path: Path, index: int, max_samples: int
 ) -> tuple[NDArray[np.float64], list[tuple[int, int, str, str]], datetime | None]:
     """Ordinary signal ``index`` on the time line, the gaps between records, the start time.
 
     Returns the samples (NaN between records), the gaps as (first sample, end sample,
-    ``"discontinuity"``, detail), and the start of the first record.
+    ``"discontinuity"``, detail), and the start of the first record. A time line longer than
+    ``max_samples`` is refused.
     """
     where = path.name
     h = _header(path)
@@ -183,6 +184,13 @@ def read_channel(
         )
     n = spr[sig]
     fs = n / duration
+    span = (onsets[-1] - onsets[0]) * fs + n
+    if not span <= max_samples:
+        raise UnreadableRecordingError(
+            f"{where}: signal {labels[sig]}: its data records span {onsets[-1] - onsets[0]:.0f} s "
+            f"({span:.0f} samples at {fs:g} Hz, gaps included), more than the {max_samples} "
+            "samples one recording may hold; split the file at its longest gap"
+        )
     pos = np.round((onsets - onsets[0]) * fs).astype(np.int64)
     signal = np.full(int(pos[-1]) + n, np.nan)
     for k in range(n_rec):

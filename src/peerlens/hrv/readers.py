@@ -57,6 +57,10 @@ MIN_RR = 3
 POLAR_H10_ECG_HZ = 130.0
 #: Lowest ECG sampling rate accepted (the R-peak detector needs 100 Hz).
 MIN_ECG_FS = 100.0
+#: Longest time line accepted, in samples (gaps included): 2**28, 2 GB as float64, e.g. 7 days
+#: at 400 Hz. A record whose segments or data records spread further (a gap of months between
+#: two sessions in one file) is refused naming the span rather than exhausting memory.
+MAX_TIMELINE_SAMPLES = 2**28
 #: Channel names that are certainly not an ECG: never chosen when no channel is requested.
 _NOT_ECG = re.compile(
     r"^(pleth|ppg|n?abp|nbp|art|ap|cvp|pap|icp|resp|rr|hr|pulse|spo2|sao2|st|temp|co2|etco2|edr)"
@@ -439,6 +443,13 @@ def _read_wfdb_segments(base: Path, header: Any, channel: str | int | None) -> R
         )
     k = spf.pop() if spf else 1
     fs = float(header.fs) * k
+    if int(header.sig_len) * k > MAX_TIMELINE_SAMPLES:
+        raise UnreadableRecordingError(
+            f"{where}: channel {name}: the segments span {int(header.sig_len) / header.fs:.0f} s "
+            f"({int(header.sig_len) * k} samples at {fs:g} Hz), more than the "
+            f"{MAX_TIMELINE_SAMPLES} samples one recording may hold; read the segments "
+            "separately"
+        )
     try:
         rec = wfdb.rdrecord(str(base), channels=[idx], smooth_frames=False)
     except Exception as exc:
@@ -553,7 +564,7 @@ def _read_edf_d(path: Path, channel: str | int | None) -> Recording:
         raise EmptyRecordingError(f"{where}: the EDF file holds no signal (annotations only?)")
     idx = _pick_channel(names, channel, where)
     fs = rates[names[idx]]
-    signal, known, start = _edfplus_d.read_channel(path, idx)
+    signal, known, start = _edfplus_d.read_channel(path, idx, MAX_TIMELINE_SAMPLES)
     filled, missing, gaps = _check_ecg(signal, fs, f"{where} channel {names[idx]}", known)
     return Recording(
         source=where,
