@@ -63,7 +63,8 @@ MIN_ECG_FS = 100.0
 MAX_TIMELINE_SAMPLES = 2**28
 #: Channel names that are certainly not an ECG: never chosen when no channel is requested.
 _NOT_ECG = re.compile(
-    r"^(pleth|ppg|n?abp|nbp|art|ap|cvp|pap|icp|resp|rr|hr|pulse|spo2|sao2|st|temp|co2|etco2|edr)"
+    r"^(pleth|ppg|n?abp|nbp|art|ap|cvp|pap|icp|resp|rr|hr|pulse|spo2|sao2|st|temp|co2|etco2|edr|"
+    r"eeg|eog|emg)"
     r"(sys|dias|mean|[ _-]|\b)",
     re.IGNORECASE,
 )
