@@ -53,10 +53,11 @@ def test_dask_equals_sequential(inputs: list[Path]) -> None:
     assert "broken.txt: row 2" in err["error"].iloc[0]
     whole = seq[(seq["label"] == "whole") & (seq["status"] == "ok")]
     assert len(whole) == 4 and whole["rmssd_ms"].notna().all()
-    # signal-quality columns after the metrics: NaN for RR files, figures for the ECG
-    from peerlens.hrv import QUALITY_COLUMNS
+    # signal-quality then gap columns after the metrics: NaN for RR files, figures for the ECG
+    from peerlens.hrv import GAP_COLUMNS, QUALITY_COLUMNS
 
-    assert list(seq.columns[-len(QUALITY_COLUMNS) :]) == list(QUALITY_COLUMNS)
+    tail = [*QUALITY_COLUMNS, *GAP_COLUMNS]
+    assert list(seq.columns[-len(tail) :]) == tail
     ecg = seq[seq["file"] == "v102s.hea"]
     assert ecg["sqi"].notna().all() and seq[seq["file"] == "p0.txt"]["sqi"].isna().all()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from peerlens.cli import app
@@ -128,7 +129,8 @@ def test_analyze_reports_signal_quality(tmp_path: Path, make_ecg) -> None:  # ty
     assert "unusable_s" in res.output
     assert re.search(
         r"window w001: not valid \(signal quality: 3\d % of the window is unusable "
-        r"\(lead-off 5\d\.\d s; limit 20 %\)\)",
+        r"\(lead-off 5\d\.\d s; limit 20 %\); 1 gap\(s\) in the recording, 50\.0 s "
+        r"\(missing: 15000 missing samples\)\)",
         res.output,
     ), res.output
     assert "window w002: not valid" not in res.output
@@ -136,6 +138,7 @@ def test_analyze_reports_signal_quality(tmp_path: Path, make_ecg) -> None:  # ty
     assert {"sqi", "unusable_s", "lead_off_s", "low_sqi_beats"} <= set(table.columns)
     whole = table.iloc[0]
     assert whole["label"] == "whole" and 60 < whole["lead_off_s"] < 62
+    assert whole["n_gaps"] == 1 and whole["gap_s"] == pytest.approx(60.0)
     assert bool(whole["valid"])  # 61 s of 330 s: under the 20 % limit
     res = runner.invoke(
         app,

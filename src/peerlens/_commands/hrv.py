@@ -100,6 +100,7 @@ def analyze_cmd(
     from rich.table import Table
 
     from peerlens.hrv import QUALITY_COLUMNS, analyze, read_ecg
+    from peerlens.hrv.analysis import GAP_COLUMNS
     from peerlens.hrv.metrics import METRIC_COLUMNS
 
     if method not in ("welch", "lomb"):
@@ -124,9 +125,9 @@ def analyze_cmd(
             whole = res.metrics.assign(label="whole", start_s=0.0, end_s=res.metrics["duration_s"])
             whole["valid"], whole["reason"] = res.whole_validity()
             cols = ["label", "start_s", "end_s", "n_beats", "artifact_rate", "valid", "reason"]
-            frames = [whole[[*cols, *METRIC_COLUMNS, *QUALITY_COLUMNS]]]
+            frames = [whole[[*cols, *METRIC_COLUMNS, *QUALITY_COLUMNS, *GAP_COLUMNS]]]
             if not res.windows.empty:
-                frames.append(res.windows[[*cols, *METRIC_COLUMNS, *QUALITY_COLUMNS]])
+                frames.append(res.windows[[*cols, *METRIC_COLUMNS, *QUALITY_COLUMNS, *GAP_COLUMNS]])
             pd.concat(frames, ignore_index=True).to_csv(csv_out, index=False)
         if plot_out is not None:
             from peerlens.hrv.plot import plot_result
@@ -143,7 +144,7 @@ def analyze_cmd(
     for col in METRIC_COLUMNS:
         vals = [res.metrics[col].iloc[0], *(res.windows[col] if not res.windows.empty else [])]
         table.add_row(col, *[f"{v:.4g}" for v in vals])
-    for col in ("sqi", "unusable_s"):
+    for col in ("sqi", "unusable_s", "gap_s"):
         vals = [res.metrics[col].iloc[0], *(res.windows[col] if not res.windows.empty else [])]
         table.add_row(col, *[f"{v:.4g}" for v in vals])
     if not res.windows.empty:

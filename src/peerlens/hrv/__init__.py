@@ -17,7 +17,7 @@ from peerlens.hrv._errors import (
     SignalQualityError,
     UnreadableRecordingError,
 )
-from peerlens.hrv.analysis import HrvProvenance, HrvResult, analyze
+from peerlens.hrv.analysis import GAP_COLUMNS, HrvProvenance, HrvResult, analyze
 from peerlens.hrv.artifacts import (
     ARTIFACT_TYPES,
     ArtifactCorrection,
@@ -42,6 +42,7 @@ from peerlens.hrv.windows import consecutive_windows, read_events
 
 __all__ = [
     "ARTIFACT_TYPES",
+    "GAP_COLUMNS",
     "METRIC_COLUMNS",
     "QUALITY_COLUMNS",
     "ArtifactCorrection",

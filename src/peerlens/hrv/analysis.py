@@ -26,7 +26,12 @@ from peerlens.hrv.quality import (
 from peerlens.hrv.readers import Recording, read_ecg
 from peerlens.hrv.windows import MIN_DURATION_S, consecutive_windows, read_events
 
-__all__ = ["HrvProvenance", "HrvResult", "analyze"]
+__all__ = ["GAP_COLUMNS", "HrvProvenance", "HrvResult", "analyze"]
+
+#: Per-window columns on the recording's own gaps (:attr:`peerlens.hrv.Recording.gaps`: null
+#: or channel-less segments of a multi-segment record, the time between the records of an
+#: EDF+D file, runs of missing samples): how many overlap the window and for how many seconds.
+GAP_COLUMNS = ("n_gaps", "gap_s")
 
 #: Default ceiling on the share of artifact intervals in a valid window (5 %; e.g. Peltola 2012
 #: and Lipponen & Tarvainen 2019 discuss how a few percent of artifacts bias short-term HRV).
@@ -90,6 +95,9 @@ class HrvResult:
         :class:`HrvProvenance`.
     quality
         :class:`peerlens.hrv.SignalQuality` of the ECG (None for RR-only input).
+    gaps
+        The recording's gaps (:attr:`peerlens.hrv.Recording.gaps`: ``start_s``, ``end_s``,
+        ``kind``, ``detail``); None for RR-only input.
     """
 
     fs: float | None
@@ -101,6 +109,7 @@ class HrvResult:
     windows: pd.DataFrame = field(repr=False)
     provenance: HrvProvenance
     quality: SignalQuality | None = field(default=None, repr=False)
+    gaps: pd.DataFrame | None = field(default=None, repr=False)
 
     def whole_validity(self) -> tuple[bool, str]:
         """Whether the whole recording passes the limits the windows use, and why not.
@@ -121,6 +130,10 @@ class HrvResult:
         ).replace("of the window", "of the recording")
         if quality:
             reasons.append(quality)
+        if reasons:
+            gap_why = _gap_reason(self.gaps, 0.0, float(whole["duration_s"]))
+            if gap_why:
+                reasons.append(gap_why)
         return not reasons, "; ".join(reasons)
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +153,7 @@ class HrvResult:
                     "reason": str(row["reason"]),
                     "metrics": {c: _num(row[c]) for c in METRIC_COLUMNS},
                     "quality": {c: _num(row[c]) for c in QUALITY_COLUMNS},
+                    "gaps": _gap_list(self.gaps, float(row["start_s"]), float(row["end_s"])),
                 }
             )
         whole = self.metrics.iloc[0].to_dict()
@@ -168,6 +182,7 @@ class HrvResult:
                 **{c: _num(whole[c]) for c in QUALITY_COLUMNS},
                 "stretches": stretches,
             },
+            "gaps": _gap_list(self.gaps, 0.0, float("inf")),
             "windows": windows,
             "provenance": self.provenance.as_dict(),
         }
@@ -176,6 +191,43 @@ class HrvResult:
 def _num(value: Any) -> float | None:
     v = float(np.asarray(value, dtype=np.float64))
     return v if np.isfinite(v) else None
+
+
+def _gap_list(gaps: pd.DataFrame | None, start: float, end: float) -> list[dict[str, Any]]:
+    if gaps is None or gaps.empty:
+        return []
+    hit = (gaps["start_s"] < end) & (gaps["end_s"] > start)
+    return [
+        {"kind": str(k), "start_s": float(a), "end_s": float(b), "detail": str(d)}
+        for k, a, b, d in zip(
+            gaps["kind"][hit],
+            gaps["start_s"][hit],
+            gaps["end_s"][hit],
+            gaps["detail"][hit],
+            strict=True,
+        )
+    ]
+
+
+def _gap_values(gaps: pd.DataFrame | None, start: float, end: float) -> dict[str, float]:
+    """``n_gaps`` and ``gap_s`` of the window [start, end] (NaN for RR-only input)."""
+    if gaps is None:
+        return dict.fromkeys(GAP_COLUMNS, float("nan"))
+    a = np.maximum(gaps["start_s"].to_numpy(dtype=np.float64), start)
+    b = np.minimum(gaps["end_s"].to_numpy(dtype=np.float64), end)
+    hit = b > a
+    return {"n_gaps": float(hit.sum()), "gap_s": float(np.sum(b[hit] - a[hit]))}
+
+
+def _gap_reason(gaps: pd.DataFrame | None, start: float, end: float) -> str:
+    """'gaps in the recording 206.0 s: segment (null segment ...)' for a window's reason."""
+    found = _gap_list(gaps, start, end)
+    if not found:
+        return ""
+    total = sum(min(g["end_s"], end) - max(g["start_s"], start) for g in found)
+    kinds = dict.fromkeys(f"{g['kind']}: {g['detail']}" for g in found)
+    shown = "; ".join(list(kinds)[:3]) + ("; ..." if len(kinds) > 3 else "")
+    return f"{len(found)} gap(s) in the recording, {total:.1f} s ({shown})"
 
 
 def _quality_values(quality: SignalQuality | None, start: float, end: float) -> dict[str, float]:
@@ -209,6 +261,7 @@ def _window_rows(
     max_rate: float,
     quality: SignalQuality | None,
     max_unusable: float,
+    gaps: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     det = corr.detection
     artifact = det["artifact"].to_numpy()
@@ -264,10 +317,15 @@ def _window_rows(
         why = _quality_reason(qual, covered, max_unusable)
         if why:
             reasons.append(why)
+        if reasons:  # a window the recording's gaps helped make unusable says so
+            gap_why = _gap_reason(gaps, start, end)
+            if gap_why:
+                reasons.append(gap_why)
         row["valid"] = not reasons
         row["reason"] = "; ".join(reasons)
         row.update(values)
         row.update(qual)
+        row.update(_gap_values(gaps, start, end))
         rows.append(row)
     out = pd.DataFrame(rows)
     if not rows:
@@ -415,6 +473,7 @@ def analyze(
                 "artifact_rate": corr.artifact_rate,
                 "duration_s": total_s,
                 **_quality_values(sq, 0.0, total_s),
+                **_gap_values(None if rec.is_rr else rec.gaps, 0.0, total_s),
             }
         ]
     )
@@ -452,6 +511,7 @@ def analyze(
         max_artifact_rate,
         sq,
         max_unusable,
+        None if rec.is_rr else rec.gaps,
     )
     prov = HrvProvenance(
         source=rec.source,
@@ -479,6 +539,7 @@ def analyze(
         windows=windows,
         provenance=prov,
         quality=sq,
+        gaps=None if rec.is_rr else rec.gaps,
     )
 
 

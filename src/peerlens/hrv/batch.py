@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from peerlens import PeerlensError
+from peerlens.hrv.analysis import GAP_COLUMNS
 from peerlens.hrv.metrics import METRIC_COLUMNS
 from peerlens.hrv.quality import QUALITY_COLUMNS
 
@@ -60,6 +61,7 @@ def _error_row(name: str, message: str) -> dict[str, Any]:
     row.update(file=name, label="whole", status="error", error=message)
     row.update(dict.fromkeys(METRIC_COLUMNS, np.nan))
     row.update(dict.fromkeys(QUALITY_COLUMNS, np.nan))
+    row.update(dict.fromkeys(GAP_COLUMNS, np.nan))
     return row
 
 
@@ -106,6 +108,7 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
             "reason": whole_reason,
             **{c: float(whole[c]) for c in METRIC_COLUMNS},
             **{c: float(whole[c]) for c in QUALITY_COLUMNS},
+            **{c: float(whole[c]) for c in GAP_COLUMNS},
         }
     ]
     for w in res.windows.to_dict(orient="records"):
@@ -123,6 +126,7 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
                 "reason": str(w["reason"]),
                 **{c: float(w[c]) for c in METRIC_COLUMNS},
                 **{c: float(w[c]) for c in QUALITY_COLUMNS},
+                **{c: float(w[c]) for c in GAP_COLUMNS},
             }
         )
     return rows
@@ -130,7 +134,9 @@ def analyze_file(path: str, options: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _frame(per_file: Sequence[list[dict[str, Any]]]) -> pd.DataFrame:
     rows = [row for rows in per_file for row in rows]
-    frame = pd.DataFrame(rows, columns=[*ID_COLUMNS, *METRIC_COLUMNS, *QUALITY_COLUMNS])
+    frame = pd.DataFrame(
+        rows, columns=[*ID_COLUMNS, *METRIC_COLUMNS, *QUALITY_COLUMNS, *GAP_COLUMNS]
+    )
     for col in ("file", "label", "status", "error", "reason"):
         frame[col] = frame[col].astype("string")
     return frame

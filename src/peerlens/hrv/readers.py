@@ -6,8 +6,13 @@ or an RR series (``rr_ms``), plus where it came from. Bad files raise a subclass
 
 Supported inputs
 ----------------
-- WFDB records (``.hea`` + signal files), read with ``wfdb``.
-- EDF, EDF+ and BDF, read with ``pyedflib``.
+- WFDB records (``.hea`` + signal files), read with ``wfdb``: single- and multi-segment
+  records (fixed and variable layout, null segments), each channel at its own rate (samples per
+  frame times the frame rate, never averaged down to the frame rate), headers with or without
+  signal names.
+- EDF, EDF+ and BDF, read with ``pyedflib`` (or ``wfdb``'s EDF reader when ``pyedflib``
+  refuses a header); EDF+D / BDF+D (discontinuous), which ``pyedflib`` refuses, placed on the
+  time line by the onsets of their data records (:mod:`peerlens.hrv._edfplus_d`).
 - CSV/TSV ECG with a time column (seconds, or milliseconds / nanoseconds when the header says
   so) or a sampling rate given by the caller.
 - Polar H10 exports (Polar Sensor Logger style): ECG at 130 Hz in microvolts
@@ -25,8 +30,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from peerlens.hrv._errors import (
@@ -48,6 +55,21 @@ MAX_GAP_S = 0.05
 MIN_RR = 3
 #: Polar H10 ECG sampling rate (Polar H10 technical specification; Polar Sensor Logger exports).
 POLAR_H10_ECG_HZ = 130.0
+#: Lowest ECG sampling rate accepted (the R-peak detector needs 100 Hz).
+MIN_ECG_FS = 100.0
+#: Longest time line accepted, in samples (gaps included): 2**28, 2 GB as float64, e.g. 7 days
+#: at 400 Hz. A record whose segments or data records spread further (a gap of months between
+#: two sessions in one file) is refused naming the span rather than exhausting memory.
+MAX_TIMELINE_SAMPLES = 2**28
+#: Channel names that are certainly not an ECG: never chosen when no channel is requested.
+_NOT_ECG = re.compile(
+    r"^(pleth|ppg|n?abp|nbp|art|ap|cvp|pap|icp|resp|rr|hr|pulse|spo2|sao2|st|temp|co2|etco2|edr|"
+    r"eeg|eog|emg)"
+    r"(sys|dias|mean|[ _-]|\b)",
+    re.IGNORECASE,
+)
+#: Gap kinds in :attr:`Recording.gaps`.
+GAP_KINDS = ("segment", "discontinuity", "missing")
 #: Names tried, in order, when no ECG channel is requested (case-insensitive).
 _PREFERRED_CHANNELS = ("ecg", "mlii", "ii", "i", "v5", "v2", "v1", "v", "lead ii", "ecg1")
 
@@ -82,6 +104,16 @@ class Recording:
     missing_samples
         Missing ECG samples left as NaN (longer gaps, or gaps at an edge): lead-off, which
         :func:`peerlens.hrv.analyze` treats as unusable signal.
+    gaps
+        Each run of missing samples left as NaN, on the recording's time line: ``start_s``,
+        ``end_s``, ``kind`` (``segment``: a null segment of a multi-segment record, or a segment
+        without this channel; ``discontinuity``: time between the data records of an EDF+D /
+        BDF+D file; ``missing``: missing samples in the data) and ``detail`` (which segment,
+        which records). :func:`peerlens.hrv.analyze` never bridges them: the RR intervals across
+        a gap are left out and each window reports the gaps it holds.
+    channel_fs
+        Every channel of the file with its own sampling rate in Hz (``"#<index>"`` when
+        unnamed).
     """
 
     source: str
@@ -94,6 +126,8 @@ class Recording:
     start_time: datetime | None = None
     filled_samples: int = 0
     missing_samples: int = 0
+    gaps: pd.DataFrame = field(default_factory=lambda: _gap_frame([]), repr=False)
+    channel_fs: dict[str, float] = field(default_factory=dict)
 
     @property
     def is_rr(self) -> bool:
@@ -122,7 +156,13 @@ def _pick_channel(names: list[str], channel: str | int | None, where: str) -> in
         for i, n in enumerate(lowered):
             if "ecg" in n or "ekg" in n:
                 return i
-        return 0
+        for i, n in enumerate(lowered):
+            if not _NOT_ECG.match(n):
+                return i
+        raise ChannelNotFoundError(
+            f"{where}: no ECG channel (channels: {', '.join(names)}); name one with channel= "
+            "(CLI: --channel)"
+        )
     if isinstance(channel, int) or (isinstance(channel, str) and channel.strip().isdigit()):
         i = int(channel)
         if not 0 <= i < len(names):
@@ -164,12 +204,58 @@ def _fill_gaps(signal: NDArray[np.float64], fs: float) -> tuple[int, int]:
     return n_fill, int(bad.sum()) - n_fill
 
 
-def _check_ecg(signal: NDArray[np.float64], fs: float, where: str) -> tuple[int, int]:
-    """Validate an ECG channel (filling short gaps in place); return (filled, still missing)."""
+#: A span of the time line known to hold no data: (first sample, end sample, kind, detail).
+_Known = tuple[int, int, str, str]
+
+
+def _gap_frame(rows: list[tuple[float, float, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "start_s": pd.Series([r[0] for r in rows], dtype="float64"),
+            "end_s": pd.Series([r[1] for r in rows], dtype="float64"),
+            "kind": pd.Series([r[2] for r in rows], dtype="string"),
+            "detail": pd.Series([r[3] for r in rows], dtype="string"),
+        }
+    )
+
+
+def _gap_table(signal: NDArray[np.float64], fs: float, known: list[_Known]) -> pd.DataFrame:
+    """Each run of NaN left in ``signal``, labelled by the container spans it overlaps."""
+    bad = np.isnan(signal)
+    if not bad.any():
+        return _gap_frame([])
+    d = np.diff(bad.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    rows = []
+    for a, b in zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True):
+        hits = [k for k in known if k[0] < b and k[1] > a]
+        if hits:
+            kind = hits[0][2]
+            detail = "; ".join(dict.fromkeys(k[3] for k in hits))
+        else:
+            kind, detail = "missing", f"{b - a} missing samples"
+        rows.append((a / fs, b / fs, kind, detail))
+    return _gap_frame(rows)
+
+
+def _check_ecg(
+    signal: NDArray[np.float64], fs: float, where: str, known: list[_Known] | None = None
+) -> tuple[int, int, pd.DataFrame]:
+    """Validate an ECG channel (filling short gaps in place); return (filled, still missing,
+    the gaps left as NaN)."""
+    if not np.isfinite(fs) or fs <= 0:
+        raise HrvInputError(f"{where}: sampling rate {fs!r} Hz is not a positive number")
+    if fs < MIN_ECG_FS * (1 - 1e-6):  # a rate from time stamps may be off by rounding
+        raise HrvInputError(
+            f"{where}: sampled at {fs:g} Hz; R-peak detection needs an ECG of at least "
+            f"{MIN_ECG_FS:g} Hz (is this an ECG channel?)"
+        )
     if signal.size == 0:
         raise EmptyRecordingError(f"{where}: the ECG channel holds no samples")
     if not np.isfinite(signal).any():
-        raise EmptyRecordingError(f"{where}: every ECG sample is missing")
+        spans = "; ".join(dict.fromkeys(k[3] for k in known or []))
+        raise EmptyRecordingError(
+            f"{where}: every ECG sample is missing" + (f" ({spans})" if spans else "")
+        )
     filled, missing = _fill_gaps(signal, fs)
     finite = signal[np.isfinite(signal)] if missing else signal
     if np.ptp(finite) == 0:
@@ -178,7 +264,8 @@ def _check_ecg(signal: NDArray[np.float64], fs: float, where: str) -> tuple[int,
         raise RecordingTooShortError(
             f"{where}: the ECG is {signal.size / fs:.2f} s long; at least {MIN_ECG_S:g} s needed"
         )
-    return filled, missing
+    gaps = _gap_table(signal, fs, known or []) if missing else _gap_frame([])
+    return filled, missing, gaps
 
 
 def _check_rr(rr_ms: NDArray[np.float64], where: str) -> None:
@@ -231,6 +318,36 @@ def _read_text(path: Path) -> str:
 # --------------------------------------------------------------------------- binary formats
 
 
+def _wfdb_names(header: Any) -> list[str]:
+    """Channel names of a single-segment header, ``#<index>`` for unnamed channels."""
+    names = list(header.sig_name or [])
+    n = int(header.n_sig or 0)
+    names += [None] * (n - len(names))
+    return [str(x) if x not in (None, "") else f"#{i}" for i, x in enumerate(names)]
+
+
+def _wfdb_rates(header: Any, names: list[str]) -> dict[str, float]:
+    spf = list(header.samps_per_frame or [])
+    spf += [1] * (len(names) - len(spf))
+    return {n: float(header.fs) * int(k or 1) for n, k in zip(names, spf, strict=False)}
+
+
+def _wfdb_header(base: Path, where: str) -> Any:
+    import wfdb
+
+    try:
+        return wfdb.rdheader(str(base))
+    except Exception as exc:  # wfdb raises many types for a bad header
+        raise UnreadableRecordingError(
+            f"{where}: not a readable WFDB header ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _data_file(folder: Path, name: str, where: str, what: str) -> None:
+    if name and name != "~" and not (folder / name).is_file():
+        raise UnreadableRecordingError(f"{where}: {what}: signal file {name} is missing")
+
+
 def _read_wfdb(path: Path, channel: str | int | None) -> Recording:
     import wfdb
 
@@ -238,20 +355,32 @@ def _read_wfdb(path: Path, channel: str | int | None) -> Recording:
     where = base.name
     if not Path(str(base) + ".hea").exists():
         raise UnreadableRecordingError(f"{where}: WFDB header {base.name}.hea not found")
+    header = _wfdb_header(base, where)
+    if isinstance(header, wfdb.MultiRecord):
+        return _read_wfdb_segments(base, header, channel)
+    names = _wfdb_names(header)
+    if not names:
+        raise EmptyRecordingError(f"{where}: the WFDB header lists no signals")
+    if not header.sig_len and all(f == "~" for f in header.file_name or []):
+        raise EmptyRecordingError(
+            f"{where}: a layout header of a multi-segment record (segment: no samples); "
+            "read the record's master header"
+        )
+    idx = _pick_channel(names, channel, where)
+    what = f"channel {names[idx]}"
+    _data_file(base.parent, header.file_name[idx], where, what)
     try:
-        header = wfdb.rdheader(str(base))
-        names = list(header.sig_name or [])
-        if not names:
-            raise EmptyRecordingError(f"{where}: the WFDB header lists no signals")
-        idx = _pick_channel(names, channel, where)
-        rec = wfdb.rdrecord(str(base), channels=[idx])
-    except (ValueError, OSError, IndexError, TypeError, AttributeError) as exc:
-        raise UnreadableRecordingError(f"{where}: not a readable WFDB record ({exc})") from exc
-    if rec.p_signal is None or rec.sig_len == 0:
+        rec = wfdb.rdrecord(str(base), channels=[idx], smooth_frames=False)
+    except Exception as exc:
+        raise UnreadableRecordingError(
+            f"{where}: {what}: not a readable WFDB record ({type(exc).__name__}: {exc})"
+        ) from None
+    if rec.e_p_signal is None or not len(rec.e_p_signal) or not rec.sig_len:
         raise EmptyRecordingError(f"{where}: the WFDB record holds no samples")
-    signal = np.ascontiguousarray(rec.p_signal[:, 0], dtype=np.float64)
-    fs = float(rec.fs)
-    filled, missing = _check_ecg(signal, fs, f"{where} channel {names[idx]}")
+    signal = np.ascontiguousarray(rec.e_p_signal[0], dtype=np.float64)
+    rates = _wfdb_rates(header, names)
+    fs = rates[names[idx]]  # the channel's own rate: frame rate x its samples per frame
+    filled, missing, gaps = _check_ecg(signal, fs, f"{where} {what}")
     return Recording(
         filled_samples=filled,
         missing_samples=missing,
@@ -260,31 +389,121 @@ def _read_wfdb(path: Path, channel: str | int | None) -> Recording:
         fs=fs,
         signal=signal,
         channel=names[idx],
-        start_time=rec.base_datetime,
+        start_time=header.base_datetime,
+        gaps=gaps,
+        channel_fs=rates,
+    )
+
+
+def _read_wfdb_segments(base: Path, header: Any, channel: str | int | None) -> Recording:
+    """A multi-segment record as one recording: null segments, and segments without the
+    channel, are gaps (NaN) on its time line."""
+    import wfdb
+
+    where, folder = base.name, base.parent
+    segments = list(zip(header.seg_name, (int(n) for n in header.seg_len), strict=True))
+    seg_headers: dict[str, Any] = {}
+    for name, _length in segments:
+        if name == "~":
+            continue
+        if not (folder / f"{name}.hea").is_file():
+            raise UnreadableRecordingError(f"{where}: segment {name}: header {name}.hea is missing")
+        seg_headers[name] = _wfdb_header(folder / name, f"{where} segment {name}")
+    if header.layout == "variable":
+        layout = seg_headers[segments[0][0]]
+        names = _wfdb_names(layout)
+    else:
+        real = [h for n, h in seg_headers.items() if h.sig_len]
+        if not real:
+            raise EmptyRecordingError(f"{where}: every segment is null (no signal recorded)")
+        names = _wfdb_names(real[0])
+    if not names:
+        raise EmptyRecordingError(f"{where}: the WFDB record lists no signals")
+    idx = _pick_channel(names, channel, where)
+    name = names[idx]
+    known: list[_Known] = []
+    spf: set[int] = set()
+    frame = 0
+    for seg, length in segments:
+        h = seg_headers.get(seg)
+        if seg == "~":
+            known.append((frame, frame + length, "segment", f"null segment of {length} frames"))
+        elif h is not None and length and h.sig_len:
+            seg_names = _wfdb_names(h)
+            if header.layout == "variable" and name not in seg_names:
+                known.append((frame, frame + length, "segment", f"segment {seg} has no {name}"))
+            else:
+                j = seg_names.index(name) if name in seg_names else idx
+                _data_file(folder, h.file_name[j], where, f"segment {seg}, channel {name}")
+                spf.add(int((h.samps_per_frame or [1] * (j + 1))[j] or 1))
+        frame += length
+    if len(spf) > 1:
+        raise UnreadableRecordingError(
+            f"{where}: channel {name}: segments sample it at different rates "
+            f"({', '.join(f'{float(header.fs) * k:g}' for k in sorted(spf))} Hz)"
+        )
+    k = spf.pop() if spf else 1
+    fs = float(header.fs) * k
+    if int(header.sig_len) * k > MAX_TIMELINE_SAMPLES:
+        raise UnreadableRecordingError(
+            f"{where}: channel {name}: the segments span {int(header.sig_len) / header.fs:.0f} s "
+            f"({int(header.sig_len) * k} samples at {fs:g} Hz), more than the "
+            f"{MAX_TIMELINE_SAMPLES} samples one recording may hold; read the segments "
+            "separately"
+        )
+    try:
+        rec = wfdb.rdrecord(str(base), channels=[idx], smooth_frames=False)
+    except Exception as exc:
+        raise UnreadableRecordingError(
+            f"{where}: channel {name}: not a readable multi-segment WFDB record "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    if rec.e_p_signal is None or not len(rec.e_p_signal):
+        raise EmptyRecordingError(f"{where}: the WFDB record holds no samples")
+    signal = np.ascontiguousarray(rec.e_p_signal[0], dtype=np.float64)
+    known = [
+        (a * k, b * k, kind, f"{detail} ({(b - a) / header.fs:g} s)")
+        for a, b, kind, detail in known
+    ]
+    filled, missing, gaps = _check_ecg(signal, fs, f"{where} channel {name}", known)
+    return Recording(
+        filled_samples=filled,
+        missing_samples=missing,
+        source=where,
+        format="wfdb",
+        fs=fs,
+        signal=signal,
+        channel=name,
+        start_time=header.base_datetime,
+        gaps=gaps,
+        channel_fs={n: fs if n == name else float(header.fs) for n in names},
     )
 
 
 def _read_edf(path: Path, channel: str | int | None) -> Recording:
     import pyedflib
 
+    from peerlens.hrv import _edfplus_d
+
     where = path.name
+    if _edfplus_d.is_discontinuous(path):
+        return _read_edf_d(path, channel)
     try:
         reader = pyedflib.EdfReader(str(path))
     except OSError as exc:
-        raise UnreadableRecordingError(
-            f"{where}: not a readable EDF/EDF+/BDF file ({exc})"
-        ) from exc
+        return _read_edf_wfdb(path, channel, str(exc).replace(str(path), path.name))
     try:
         names = list(reader.getSignalLabels())
         if not names:
-            raise EmptyRecordingError(f"{where}: the EDF header lists no signals")
+            raise EmptyRecordingError(f"{where}: the EDF file holds no signal (annotations only?)")
         idx = _pick_channel(names, channel, where)
-        fs = float(reader.getSampleFrequency(idx))
+        rates = {n: float(reader.getSampleFrequency(i)) for i, n in enumerate(names)}
+        fs = rates[names[idx]]
         signal = np.asarray(reader.readSignal(idx), dtype=np.float64)
         start = reader.getStartdatetime()
     finally:
         reader.close()
-    filled, missing = _check_ecg(signal, fs, f"{where} channel {names[idx]}")
+    filled, missing, gaps = _check_ecg(signal, fs, f"{where} channel {names[idx]}")
     fmt = "bdf" if path.suffix.lower() == ".bdf" else "edf"
     return Recording(
         source=where,
@@ -295,6 +514,70 @@ def _read_edf(path: Path, channel: str | int | None) -> Recording:
         start_time=start,
         filled_samples=filled,
         missing_samples=missing,
+        gaps=gaps,
+        channel_fs=rates,
+    )
+
+
+def _read_edf_wfdb(path: Path, channel: str | int | None, why: str) -> Recording:
+    """An EDF file that pyedflib refuses (e.g. a non-standard label or header field), read by
+    wfdb's EDF reader, which accepts more; both refusals are named when it fails too."""
+    import wfdb
+
+    where = path.name
+    try:
+        rec = wfdb.rdrecord(str(path), smooth_frames=False)
+    except Exception:  # the first refusal is the informative one
+        raise UnreadableRecordingError(
+            f"{where}: not a readable EDF/EDF+/BDF file ({why}; wfdb's EDF reader cannot read "
+            "it either)"
+        ) from None
+    names = _wfdb_names(rec)
+    keep = [i for i, n in enumerate(names) if n.strip().lower() != "edf annotations"]
+    if not keep:
+        raise EmptyRecordingError(f"{where}: the EDF file holds no signal (annotations only?)")
+    shown = [names[i] for i in keep]
+    idx = keep[_pick_channel(shown, channel, where)]
+    rates = {names[i]: float(rec.fs) * int(rec.samps_per_frame[i]) for i in keep}
+    fs = rates[names[idx]]
+    signal = np.ascontiguousarray(rec.e_p_signal[idx], dtype=np.float64)
+    filled, missing, gaps = _check_ecg(signal, fs, f"{where} channel {names[idx]}")
+    return Recording(
+        source=where,
+        format="bdf" if path.suffix.lower() == ".bdf" else "edf",
+        fs=fs,
+        signal=signal,
+        channel=names[idx],
+        start_time=rec.base_datetime,
+        filled_samples=filled,
+        missing_samples=missing,
+        gaps=gaps,
+        channel_fs=rates,
+    )
+
+
+def _read_edf_d(path: Path, channel: str | int | None) -> Recording:
+    from peerlens.hrv import _edfplus_d
+
+    where = path.name
+    names, rates = _edfplus_d.channels(path)
+    if not names:
+        raise EmptyRecordingError(f"{where}: the EDF file holds no signal (annotations only?)")
+    idx = _pick_channel(names, channel, where)
+    fs = rates[names[idx]]
+    signal, known, start = _edfplus_d.read_channel(path, idx, MAX_TIMELINE_SAMPLES)
+    filled, missing, gaps = _check_ecg(signal, fs, f"{where} channel {names[idx]}", known)
+    return Recording(
+        source=where,
+        format="bdf" if path.suffix.lower() == ".bdf" else "edf",
+        fs=fs,
+        signal=signal,
+        channel=names[idx],
+        start_time=start,
+        filled_samples=filled,
+        missing_samples=missing,
+        gaps=gaps,
+        channel_fs=rates,
     )
 
 
@@ -478,8 +761,9 @@ def _read_text_file(
                     "give fs (CLI: --fs HZ)"
                 )
         signal = np.array(signal, dtype=np.float64)
-        filled, missing = _check_ecg(signal, fs, f"{where} column {header[pick]!r}")
+        filled, missing, gaps = _check_ecg(signal, fs, f"{where} column {header[pick]!r}")
         return Recording(
+            gaps=gaps,
             filled_samples=filled,
             missing_samples=missing,
             source=where,
@@ -514,8 +798,9 @@ def _read_text_file(
     pick = _pick_channel(names, channel, where)
     signal = cols[pick]
     signal = np.array(signal, dtype=np.float64)
-    filled, missing = _check_ecg(signal, fs, f"{where} column {pick}")
+    filled, missing, gaps = _check_ecg(signal, fs, f"{where} column {pick}")
     return Recording(
+        gaps=gaps,
         filled_samples=filled,
         missing_samples=missing,
         source=where,
