@@ -140,7 +140,7 @@ def test_tidy_scores_computed_from_items(rc_store: Store) -> None:
 def test_record_problems_all_reported(rc_store: Store, tmp_path: Path) -> None:
     bad = _read(DATA / "redcap_records.csv")
     bad.loc[0, "gender"] = "7"
-    bad.loc[0, "age"] = "12"
+    bad.loc[0, "age"] = "twelve"
     bad.loc[4, "enrol_date"] = "09/01/2026"
     bad.loc[2, "redcap_event_name"] = "week_99_arm_1"
     bad.loc[5, "phq9_3"] = "4"
@@ -157,7 +157,7 @@ def test_record_problems_all_reported(rc_store: Store, tmp_path: Path) -> None:
         (6, "phq9_3"),
     }
     assert "'7' is not one of the allowed codes (1, 2, 3, 4)" in str(info.value)
-    assert "12 is outside the allowed range 16..99" in str(info.value)
+    assert "'twelve' is not a number" in str(info.value)
     with rc_store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM participant").scalar() == 0
 
@@ -166,11 +166,17 @@ def test_redcap_bookkeeping_columns_are_ignored(rc_store: Store, tmp_path: Path)
     frame = _read(DATA / "redcap_records.csv")
     frame.insert(4, "redcap_data_access_group", "leeds")
     frame.insert(5, "redcap_survey_identifier", "")
-    frame["phq9_timestamp"] = "2026-01-05 10:00:00"
+    # REDCap writes a survey timestamp on the rows that hold its form.
+    frame["phq9_timestamp"] = ""
+    frame.loc[frame["phq9_complete"] != "", "phq9_timestamp"] = "2026-01-05 10:00:00"
     path = tmp_path / "with_extras.csv"
     frame.to_csv(path, index=False)
     summary = import_records(rc_store, "rc", path, create_participants=True, caller=ADMIN)
     assert summary.new == 9
+    # The group, survey identifier and timestamp columns come back as they were.
+    out = tmp_path / "out.csv"
+    export_study(rc_store, "rc", out, format="redcap", tier="full", caller=ADMIN)
+    pd.testing.assert_frame_equal(_read(out), _read(path))
     frame.insert(6, "favourite_colour", "")
     frame.to_csv(path, index=False)
     with pytest.raises(ImportRejected, match="'favourite_colour': not a field"):
