@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from peerlens.study.models import Field
+from peerlens.study.models import Field, Study
 
 _NUMERIC_VALIDATIONS = {
     "integer",
@@ -342,3 +342,14 @@ def resolve_forms(session: Session, study_id: int, names: Iterable[str]) -> dict
             if spec is not None:
                 out[name] = spec
     return out
+
+
+def study_forms(session: Session, study: Study) -> dict[str, FormSpec]:
+    """Every form of ``study``: its dictionary's forms in dictionary order, then the bundled
+    instruments scheduled at its timepoints (the one list the REDCap import, the exports and
+    scoring all read)."""
+    scheduled = [ti.instrument for tp in study.timepoints for ti in tp.instruments]
+    forms = dictionary_forms(session, study.id)
+    for name, spec in resolve_forms(session, study.id, scheduled).items():
+        forms.setdefault(name, spec)
+    return forms

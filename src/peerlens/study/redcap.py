@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from peerlens._tables import TableReadError, TextTable, parse_text_table, read_text_table
 from peerlens.study import _limits, audit
-from peerlens.study._catalog import FormSpec, ItemRule, dictionary_forms, resolve_forms
+from peerlens.study._catalog import FormSpec, ItemRule, study_forms
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import merge_fields, read_many
 from peerlens.study._lookup import get_study, participant_map
@@ -302,15 +302,6 @@ def _record_id_field(session: Session, study: Study) -> str:
     return first or "record_id"
 
 
-def _study_forms(session: Session, study: Study) -> dict[str, FormSpec]:
-    """Every form of the study: dictionary forms in dictionary order, then bundled instruments."""
-    scheduled = [ti.instrument for tp in study.timepoints for ti in tp.instruments]
-    forms = dictionary_forms(session, study.id)
-    for name, spec in resolve_forms(session, study.id, scheduled).items():
-        forms.setdefault(name, spec)
-    return forms
-
-
 _DAG = "redcap_data_access_group"
 
 
@@ -452,7 +443,7 @@ class _RecordTarget:
         return cls(
             study=study,
             grant=grant,
-            forms=_with_stamps(_study_forms(session, study)),
+            forms=_with_stamps(study_forms(session, study)),
             rid_field=_record_id_field(session, study),
             codes=codes,
             events={tp.redcap_event: tp for tp in study.timepoints},
@@ -1017,7 +1008,7 @@ def records_frame(
     fields without validation, notes fields and survey timestamps; ``shift_dates`` moves date
     fields back by the participant's date shift.
     """
-    forms = _with_stamps(_study_forms(session, study))
+    forms = _with_stamps(study_forms(session, study))
     rid_field = _record_id_field(session, study)
     tps = {tp.id: tp for tp in study.timepoints}
     q = (
