@@ -17,9 +17,21 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from peerlens.study.models import Field
+from peerlens.study.models import Field, Study
 
-_NUMERIC_VALIDATIONS = {"integer", "number", "number_1dp", "number_2dp", "number_comma_decimal"}
+_NUMERIC_VALIDATIONS = {
+    "integer",
+    "number",
+    "number_1dp",
+    "number_2dp",
+    "number_3dp",
+    "number_4dp",
+    "number_comma_decimal",
+}
+#: ``number_1dp_comma_decimal`` ... ``number_4dp_comma_decimal``.
+_COMMA_DECIMAL = re.compile(r"number(_[1-4]dp)?_comma_decimal")
+#: Validation names of older REDCap versions, still found in dictionaries.
+_VALIDATION_ALIASES = {"int": "integer", "float": "number", "date": "date_ymd"}
 _DATE_VALIDATIONS = {"date_ymd", "date_dmy", "date_mdy"}
 _DATETIME_VALIDATIONS = {
     "datetime_ymd",
@@ -38,8 +50,14 @@ class ItemRule:
     """The values one item accepts.
 
     ``kind`` is ``"int"`` (integer in ``[low, high]`` or one of ``choices``), ``"number"``,
-    ``"text"`` (free text), ``"notes"`` (free text), ``"date"``, ``"datetime"`` or ``"flag"``
-    (0/1, checkbox options).
+    ``"code"`` (one of ``choices``, kept as the code's text: REDCap choice codes may be any
+    letters, digits and underscores), ``"text"`` (free text), ``"notes"`` (free text),
+    ``"date"``, ``"datetime"`` or ``"flag"`` (0/1, checkbox options).
+
+    ``soft_range``: a value outside ``[low, high]`` is kept and flagged (REDCap's text
+    validation min/max warn and save); otherwise it is refused (a bundled instrument's range).
+    ``decimal_comma``: numbers are written with a decimal comma (REDCap's
+    ``number_comma_decimal`` and ``number_Ndp_comma_decimal`` validations).
     """
 
     name: str
@@ -48,6 +66,8 @@ class ItemRule:
     high: float | None = None
     choices: frozenset[str] | None = None
     identifier: bool = False
+    soft_range: bool = False
+    decimal_comma: bool = False
 
     @property
     def free_text(self) -> bool:
@@ -60,7 +80,8 @@ class ItemRule:
         return self.kind in ("date", "datetime")
 
     def check(self, raw: str) -> tuple[float | None, str | None, str | None]:
-        """Parse ``raw`` (non-empty, stripped) to ``(value, text, problem)``.
+        """Parse ``raw`` (non-empty; free text exactly as written, other kinds stripped) to
+        ``(value, text, problem)``.
 
         The problem of an identifying item never quotes the value (messages reach terminals,
         logs and screenshots; identifying values belong in the vault only)."""
@@ -69,6 +90,18 @@ class ItemRule:
             problem = problem.replace(repr(raw), "the value").replace(raw, "the value")
             problem += " (identifying field: value not shown)"
         return value, text, problem
+
+    def range_warning(self, value: float | None) -> str | None:
+        """Why an accepted ``value`` is flagged (outside a soft min/max), or ``None``."""
+        if value is None or not self.soft_range or not self._outside(value):
+            return None
+        shown = "the value" if self.identifier else _fmt(value)
+        return f"{shown} is outside the range {_fmt(self.low)}..{_fmt(self.high)} (kept)"
+
+    def _outside(self, value: float) -> bool:
+        return (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        )
 
     def _check(self, raw: str) -> tuple[float | None, str | None, str | None]:
         if self.kind in ("text", "notes"):
@@ -80,20 +113,28 @@ class ItemRule:
                 return None, None, f"{raw!r} is not an ISO date (YYYY-MM-DD)"
             canon = parsed.date().isoformat() if self.kind == "date" else raw
             return None, canon, None
+        if self.kind == "code":
+            if self.choices is not None and raw not in self.choices:
+                allowed = ", ".join(sorted(self.choices, key=_sort_key))
+                return None, None, f"{raw!r} is not one of the allowed codes ({allowed})"
+            return None, raw, None
+        number = raw.replace(",", ".", 1) if self.decimal_comma and "." not in raw else raw
         try:
-            value = float(raw)
+            value = float(number)
         except ValueError:
             return None, None, f"{raw!r} is not a number"
         if not math.isfinite(value):  # nan, inf, and numbers too large for a float (1e999)
             return None, None, f"{raw!r} is not a finite number"
-        if self.choices is not None and _code(value) not in self.choices:
+        if (
+            self.choices is not None
+            and raw not in self.choices
+            and _code(value) not in self.choices
+        ):
             allowed = ", ".join(sorted(self.choices, key=_sort_key))
             return None, None, f"{raw!r} is not one of the allowed codes ({allowed})"
         if self.kind in ("int", "flag") and value != int(value):
             return None, None, f"{raw!r} is not a whole number"
-        if (self.low is not None and value < self.low) or (
-            self.high is not None and value > self.high
-        ):
+        if not self.soft_range and self._outside(value):
             return (
                 None,
                 None,
@@ -181,7 +222,16 @@ def _num(text: str | None) -> float | None:
 
 
 def field_rules(f: Field) -> list[ItemRule]:
-    """The item rule(s) of one data-dictionary field (checkboxes give one per option)."""
+    """The item rule(s) of one data-dictionary field (checkboxes give one per option).
+
+    Notes
+    -----
+    As REDCap does it (REDCap data dictionary and data import documentation): choice codes are
+    any letters, digits and underscores (numeric codes are stored as numbers, any other code as
+    its text); text validation min/max warn and save rather than refuse; ``number_comma_decimal``
+    values carry a decimal comma; calculated fields are kept as exported, never recomputed
+    (``@CALCTEXT`` fields hold text); file-upload, signature and ``sql`` fields hold text.
+    """
     ftype = f.field_type
     ident = bool(f.identifier)
     if ftype in NON_DATA_TYPES:
@@ -193,24 +243,46 @@ def field_rules(f: Field) -> list[ItemRule]:
         ]
     if ftype in ("radio", "dropdown"):
         codes = frozenset(parse_choices(f.choices))
-        return [ItemRule(f.field_name, "int", None, None, codes, ident)]
-    if ftype == "yesno":
-        return [ItemRule(f.field_name, "int", None, None, frozenset({"0", "1"}), ident)]
-    if ftype == "truefalse":
+        numbers = [_num(c) for c in codes]
+        if any(v is None for v in numbers):
+            return [ItemRule(f.field_name, "code", None, None, codes, ident)]
+        kind = "int" if all(v == int(v) for v in numbers if v is not None) else "number"
+        return [ItemRule(f.field_name, kind, None, None, codes, ident)]
+    if ftype in ("yesno", "truefalse"):
         return [ItemRule(f.field_name, "int", None, None, frozenset({"0", "1"}), ident)]
     if ftype == "slider":
-        return [ItemRule(f.field_name, "int", 0, 100, None, ident)]
+        low, high = _num(f.validation_min), _num(f.validation_max)
+        return [
+            ItemRule(
+                f.field_name,
+                "int",
+                0 if low is None else low,
+                100 if high is None else high,
+                None,
+                ident,
+            )
+        ]
     if ftype == "calc":
-        return [ItemRule(f.field_name, "number", None, None, None, ident)]
+        calctext = "@CALCTEXT" in (f.field_annotation or "").upper() or (
+            (f.choices or "").strip().lower().startswith("calctext(")
+        )
+        kind = "text" if calctext else "number"
+        return [ItemRule(f.field_name, kind, None, None, None, ident)]
     if ftype == "notes":
         return [ItemRule(f.field_name, "notes", identifier=ident)]
     if ftype == "text":
-        val = (f.validation or "").strip()
-        if val in _NUMERIC_VALIDATIONS:
-            kind = "int" if val == "integer" else "number"
+        val = _VALIDATION_ALIASES.get((f.validation or "").strip(), (f.validation or "").strip())
+        if val in _NUMERIC_VALIDATIONS or _COMMA_DECIMAL.fullmatch(val):
             return [
                 ItemRule(
-                    f.field_name, kind, _num(f.validation_min), _num(f.validation_max), None, ident
+                    f.field_name,
+                    "int" if val == "integer" else "number",
+                    _num(f.validation_min),
+                    _num(f.validation_max),
+                    None,
+                    ident,
+                    soft_range=True,
+                    decimal_comma=val.endswith("comma_decimal"),
                 )
             ]
         if val in _DATE_VALIDATIONS:
@@ -218,7 +290,7 @@ def field_rules(f: Field) -> list[ItemRule]:
         if val in _DATETIME_VALIDATIONS:
             return [ItemRule(f.field_name, "datetime", identifier=ident)]
         return [ItemRule(f.field_name, "text", identifier=ident)]
-    # file, sql and other types: keep the raw text
+    # file (uploads and signatures), sql and other types: keep the raw text
     return [ItemRule(f.field_name, "text", identifier=ident)]
 
 
@@ -270,3 +342,14 @@ def resolve_forms(session: Session, study_id: int, names: Iterable[str]) -> dict
             if spec is not None:
                 out[name] = spec
     return out
+
+
+def study_forms(session: Session, study: Study) -> dict[str, FormSpec]:
+    """Every form of ``study``: its dictionary's forms in dictionary order, then the bundled
+    instruments scheduled at its timepoints (the one list the REDCap import, the exports and
+    scoring all read)."""
+    scheduled = [ti.instrument for tp in study.timepoints for ti in tp.instruments]
+    forms = dictionary_forms(session, study.id)
+    for name, spec in resolve_forms(session, study.id, scheduled).items():
+        forms.setdefault(name, spec)
+    return forms

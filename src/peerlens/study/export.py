@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from peerlens import __version__
 from peerlens._tables import neutralise_formulas
 from peerlens.study import audit
-from peerlens.study._catalog import FormSpec, builtin_form
+from peerlens.study._catalog import FormSpec, builtin_form, study_forms
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import read_many
 from peerlens.study._lookup import get_study
@@ -55,7 +55,7 @@ from peerlens.study.models import (
 )
 from peerlens.study.models import Session as PSSession
 from peerlens.study.policy import TIERS, Caller, authorize, guarded
-from peerlens.study.redcap import _study_forms, records_frame
+from peerlens.study.redcap import records_frame
 from peerlens.study.storage import Store
 
 #: Columns of the tidy export, in order.
@@ -120,7 +120,7 @@ def tidy_frame(
     ``dropped`` (when given) receives how many item rows were left out for each reason.
     """
     identity, drop_text, shift = _tier_flags(tier)
-    forms = _study_forms(session, study)
+    forms = study_forms(session, study)
     arms = {a.id: a.name for a in study.arms}
     site_names = {x.id: x.name for x in study.sites}
     q = (

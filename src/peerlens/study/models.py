@@ -278,6 +278,26 @@ class ResponseItem(Base):
     missing_code: Mapped[str | None] = mapped_column(String(20))
 
 
+class RedcapLayout(Base):
+    """How a study's REDCap records file was laid out, so that an export gives it back as it came.
+
+    ``columns_json`` is the file's header in order; ``rows_json`` one entry per row in file
+    order: ``[record, event, repeat instrument, repeat instance, overrides, identifier
+    columns]``, where ``overrides`` maps a column to ``[written, as in the file]`` for cells the
+    file wrote otherwise than peerlens writes the stored value (``.34`` for 0.34, a blank
+    unticked checkbox, ``1,54`` for 1.54): the file's text is given back while the stored value
+    still writes as ``written``. Never holds free text, dates or identifying values (those are
+    stored as items or in the vault); ``identifier columns`` names the row's non-empty
+    identifier cells, not their values.
+    """
+
+    __tablename__ = "redcap_layout"
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), primary_key=True)
+    columns_json: Mapped[str] = mapped_column(Text)
+    rows_json: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Recording(Base):
     """An ECG or RR file, stored once in a content-addressed folder under its sha256."""
 

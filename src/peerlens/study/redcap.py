@@ -18,10 +18,12 @@ import csv
 import hashlib
 import io
 import json
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import delete, insert, select
@@ -29,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from peerlens._tables import TableReadError, TextTable, parse_text_table, read_text_table
 from peerlens.study import _limits, audit
-from peerlens.study._catalog import FormSpec, ItemRule, dictionary_forms, resolve_forms
+from peerlens.study._catalog import FormSpec, ItemRule, study_forms
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import merge_fields, read_many
 from peerlens.study._lookup import get_study, participant_map
@@ -37,6 +39,7 @@ from peerlens.study.errors import ImportRejected, Problem
 from peerlens.study.models import (
     Field,
     Participant,
+    RedcapLayout,
     Response,
     Site,
     Study,
@@ -181,12 +184,13 @@ def dictionary_rows(table: TextTable) -> list[dict[str, str | bool | None]]:
     """The checked rows of a data dictionary read as a :class:`~peerlens._tables.TextTable`."""
     source = table.source
     header = [h.strip() for h in table.header]
-    if tuple(header) not in (DICTIONARY_COLUMNS, DICTIONARY_API_COLUMNS):
+    if not _is_dictionary_header(header):
         expected = ", ".join(DICTIONARY_COLUMNS)
         raise ImportRejected(
             source,
             [Problem(0, None, f"not a REDCap data dictionary: expected the 18 columns {expected}")],
         )
+    header = list(DICTIONARY_COLUMNS)
     reader = enumerate(table.rows, start=1)
     problems: list[Problem] = []
     rows: list[dict[str, str | bool | None]] = []
@@ -220,17 +224,11 @@ def dictionary_rows(table: TextTable) -> list[dict[str, str | bool | None]]:
                 problems.append(
                     Problem(n, header[5], f"choices {choices!r} are not 'code, label | ...'")
                 )
-            elif ftype != "checkbox":
-                bad = [p.split(",", 1)[0].strip() for p in parts]
-                bad = [c for c in bad if not _is_number(c)]
+            else:
+                bad = [c for c in (p.split(",", 1)[0].strip() for p in parts) if not _CODE.match(c)]
                 if bad:
-                    problems.append(
-                        Problem(
-                            n,
-                            header[5],
-                            f"codes {bad} are not numeric (coded values are stored as numbers)",
-                        )
-                    )
+                    rule = f"codes {bad} are not letters, digits and underscores (REDCap's rule)"
+                    problems.append(Problem(n, header[5], rule))
         vals["identifier"] = str(vals["identifier"] or "").strip().lower() == "y"
         vals["required"] = str(vals["required"] or "").strip().lower() == "y"
         for attr, col_name in zip(_ATTRS, header, strict=True):
@@ -245,12 +243,25 @@ def dictionary_rows(table: TextTable) -> list[dict[str, str | bool | None]]:
     return rows
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
+#: A choice code as REDCap allows it: letters, digits and underscores (and a sign or decimal
+#: point in numeric codes such as ``-99`` or ``0.5``).
+_CODE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def _is_dictionary_header(header: Sequence[str]) -> bool:
+    """True when ``header`` is the 18 dictionary columns in REDCap's order, by either naming.
+
+    The first name is not compared: files edited by hand or by other tools often carry another
+    first cell (``field_name``, a garbled byte-order mark, a translated name), and REDCap reads
+    the dictionary by column position.
+    """
+    if len(header) != len(DICTIONARY_COLUMNS):
         return False
-    return True
+    rest = [" ".join(h.split()).lower() for h in header[1:]]
+    return any(
+        rest == [c.lower() for c in names[1:]]
+        for names in (DICTIONARY_COLUMNS, DICTIONARY_API_COLUMNS)
+    )
 
 
 def store_data_dictionary(
@@ -289,15 +300,6 @@ def _record_id_field(session: Session, study: Study) -> str:
         select(Field.field_name).where(Field.study_id == study.id).order_by(Field.position)
     ).first()
     return first or "record_id"
-
-
-def _study_forms(session: Session, study: Study) -> dict[str, FormSpec]:
-    """Every form of the study: dictionary forms in dictionary order, then bundled instruments."""
-    scheduled = [ti.instrument for tp in study.timepoints for ti in tp.instruments]
-    forms = dictionary_forms(session, study.id)
-    for name, spec in resolve_forms(session, study.id, scheduled).items():
-        forms.setdefault(name, spec)
-    return forms
 
 
 _DAG = "redcap_data_access_group"
@@ -375,17 +377,24 @@ def import_records(
 
 @dataclass(frozen=True)
 class _RecordFile:
-    """A flat record file as read: its stripped text cells by column, in file order."""
+    """A flat record file as read: its text cells by column, in file order, stripped of
+    surrounding space (``cells``) and exactly as written (``raw``)."""
 
     source: str
     sha256: str
     n_rows: int
     columns: tuple[str, ...]
     cells: Mapping[str, list[str]]
+    raw: Mapping[str, list[str]]
 
     def cell(self, column: str, i: int) -> str:
         """Row ``i``'s (0-based) cell in ``column``; ``""`` when the file has no such column."""
         values = self.cells.get(column)
+        return "" if values is None else values[i]
+
+    def raw_cell(self, column: str, i: int) -> str:
+        """Row ``i``'s cell in ``column`` exactly as written."""
+        values = self.raw.get(column)
         return "" if values is None else values[i]
 
 
@@ -394,8 +403,9 @@ def _parse_records(path: str | Path) -> _RecordFile:
     repeated column names are refused by the reader)."""
     frame, digest = read_table(path)
     cols = tuple(frame.columns)
-    cells = {c: [str(v).strip() for v in frame[c].tolist()] for c in cols}
-    return _RecordFile(str(path), digest, len(frame), cols, cells)
+    raw = {c: [str(v) for v in frame[c].tolist()] for c in cols}
+    cells = {c: [v.strip() for v in values] for c, values in raw.items()}
+    return _RecordFile(str(path), digest, len(frame), cols, cells, raw)
 
 
 # -------------------------------------------------------------------------- 2. validate
@@ -433,7 +443,7 @@ class _RecordTarget:
         return cls(
             study=study,
             grant=grant,
-            forms=_study_forms(session, study),
+            forms=_with_stamps(study_forms(session, study)),
             rid_field=_record_id_field(session, study),
             codes=codes,
             events={tp.redcap_event: tp for tp in study.timepoints},
@@ -443,6 +453,17 @@ class _RecordTarget:
             site_names={x.id: x.name for x in study.sites},
             create_participants=create_participants,
         )
+
+
+def _with_stamps(forms: dict[str, FormSpec]) -> dict[str, FormSpec]:
+    """``forms`` with each dictionary form's survey timestamp column (``<form>_timestamp``,
+    written by REDCap for forms enabled as surveys: a date-time or ``[not completed]``) as a
+    free-text item of the form, kept as written."""
+    out = dict(forms)
+    for name, form in forms.items():
+        stamp = ItemRule(f"{name}_timestamp", "text")
+        out[name] = FormSpec(name, (*form.items, stamp), form.builtin, form.version)
+    return out
 
 
 def _check_header(records: _RecordFile, target: _RecordTarget) -> list[Problem]:
@@ -456,7 +477,7 @@ def _check_header(records: _RecordFile, target: _RecordTarget) -> list[Problem]:
     problems = [
         Problem(0, c, "not a field of this study's forms")
         for c in cols[1:]
-        if c not in owned and c not in _META_COLUMNS and not c.endswith("_timestamp")
+        if c not in owned and c not in _META_COLUMNS
     ]
     if "redcap_event_name" not in cols and len(target.events) != 1:
         problems.append(
@@ -481,6 +502,12 @@ class _Mapped:
     dag_site: dict[str, int] = field(default_factory=dict)
     #: (code, timepoint id, form, repeat instance) -> the row it was first on.
     seen: dict[tuple[str, int, str, int], int] = field(default_factory=dict)
+    #: Values kept but flagged (outside a field's validation min/max).
+    warnings: list[Problem] = field(default_factory=list)
+    #: Row index -> where it goes, the responses it holds, and its non-empty identifier columns.
+    rows: dict[int, _Row] = field(default_factory=dict)
+    row_records: dict[int, list[ResponseRecord]] = field(default_factory=dict)
+    row_idents: dict[int, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -499,6 +526,31 @@ class _Row:
         """The row's number in problems (1 = first data row)."""
         return self.i + 1
 
+    @property
+    def place(self) -> str:
+        """Where in the record the row is (event, repeating form, instance): the suffix of the
+        vault names of identifying values that differ from the record's first one."""
+        return _place(self.timepoint.redcap_event, self.repeat_form, self.repeat)
+
+
+def _place(event: str, repeat_form: str, repeat: int) -> str:
+    return f"{event}#{repeat_form}#{repeat}"
+
+
+#: The survey participant list's identifier (an e-mail or name): identifying, to the vault.
+_SURVEY_ID = "redcap_survey_identifier"
+
+
+def _identify(mapped: _Mapped, row: _Row, column: str, raw: str) -> None:
+    """Keep identifying cell ``raw`` of ``row`` for the vault: the record's first value under
+    ``column``, any other value under ``column@place`` (identifiers may differ between
+    instances of a repeating form, as REDCap allows)."""
+    ident = mapped.identities.setdefault(row.code, {})
+    first = ident.setdefault(column, raw)
+    if raw != first:
+        ident[f"{column}@{row.place}"] = raw
+    mapped.row_idents.setdefault(row.i, []).append(column)
+
 
 def _map_records(records: _RecordFile, target: _RecordTarget, problems: list[Problem]) -> _Mapped:
     """Every row as responses, identity values and participants to enrol; every problem found
@@ -512,6 +564,10 @@ def _map_records(records: _RecordFile, target: _RecordTarget, problems: list[Pro
     for i in range(records.n_rows):
         row = _locate_row(records, target, mapped, problems, i)
         if row is not None:
+            mapped.rows[i] = row
+            survey_id = records.raw_cell(_SURVEY_ID, i)
+            if survey_id.strip():
+                _identify(mapped, row, _SURVEY_ID, survey_id)
             for name, rules in present.items():
                 _map_form(records, target, mapped, problems, row, name, rules)
     return mapped
@@ -649,6 +705,7 @@ def _map_form(
         row.participant_id, row.code, tp.id, name, row.repeat, completion or 0, items
     )
     mapped.records.append(record)
+    mapped.row_records.setdefault(row.i, []).append(record)
 
 
 def _form_items(
@@ -669,18 +726,19 @@ def _form_items(
             # REDCap writes 0 for every unticked checkbox option: no data.
             items[rule.name] = (0.0, None, None)
             continue
-        parsed, why = parse_item(rule, raw, target.codes)
+        # Free text is kept exactly as written (spaces and line breaks included).
+        text = records.raw_cell(rule.name, row.i) if rule.free_text else raw
+        parsed, why = parse_item(rule, text, target.codes)
         if why:
             problems.append(Problem(row.n, rule.name, why))
             continue
         if parsed is None:
             continue
+        warning = rule.range_warning(parsed[0])
+        if warning:
+            mapped.warnings.append(Problem(row.n, rule.name, warning))
         if rule.identifier:
-            ident = mapped.identities.setdefault(row.code, {})
-            if ident.get(rule.name, raw) != raw:
-                why = f"differs from an earlier row of {row.code!r}"
-                problems.append(Problem(row.n, rule.name, why))
-            ident[rule.name] = raw
+            _identify(mapped, row, rule.name, text)
         else:
             items[rule.name] = parsed
     return items
@@ -713,6 +771,7 @@ def _store_records(
         study_name=study.name,
         reason=reason,
     )
+    _store_layout(s, records, target, mapped, people)
     audit.record(
         s,
         actor,
@@ -727,10 +786,73 @@ def _store_records(
             "updated": updated,
             "unchanged": unchanged,
             "participants_created": len(mapped.pending),
+            "warnings": len(mapped.warnings),
         },
         reason=reason,
     )
-    return ImportSummary(records.source, records.sha256, records.n_rows, new, updated, unchanged)
+    return ImportSummary(
+        records.source,
+        records.sha256,
+        records.n_rows,
+        new,
+        updated,
+        unchanged,
+        tuple(mapped.warnings),
+    )
+
+
+def _store_layout(
+    s: Session,
+    records: _RecordFile,
+    target: _RecordTarget,
+    mapped: _Mapped,
+    people: dict[str, Participant],
+) -> None:
+    """Keep the file's column and row order and the cells it wrote otherwise than peerlens
+    writes the stored values (merged into the layout of earlier imports: a row already known
+    keeps its place and takes this file's cells)."""
+    rules = {name: list(form.items) for name, form in target.forms.items()}
+    kinds = {r.name: r for rs in rules.values() for r in rs}
+    dag_of = {x.id: _dag_key(x.name) for x in target.study.sites}
+    new_rows: list[list[object]] = []
+    for i, row in mapped.rows.items():
+        filled = {r.instrument: (r.completion, r.items) for r in mapped.row_records.get(i, [])}
+        site_id = people[row.code].site_id
+        written = _write_row(
+            target.rid_field,
+            _RowKey(row.code, row.timepoint.redcap_event, row.repeat_form, row.repeat),
+            filled,
+            rules,
+            dag_of.get(site_id, "") if site_id is not None else "",
+            flags_zero=False,
+        )
+        idents = sorted(set(mapped.row_idents.get(i, [])))
+        overrides: dict[str, list[str]] = {}
+        for c in records.columns:
+            rule = kinds.get(c)
+            raw = records.raw_cell(c, i)
+            if c in idents or c == _SURVEY_ID or (rule is not None and rule.identifier):
+                continue
+            if rule is not None and (rule.free_text or rule.is_date) and raw.strip():
+                continue  # free text and dates are stored as items, never here
+            if written.get(c, "") != raw:
+                overrides[c] = [written.get(c, ""), raw]
+        new_rows.append(
+            [row.code, row.timepoint.redcap_event, row.repeat_form, row.repeat, overrides, idents]
+        )
+    layout = s.get(RedcapLayout, target.study.id)
+    old_rows: list[list[object]] = json.loads(layout.rows_json) if layout else []
+    old_cols: list[str] = json.loads(layout.columns_json) if layout else []
+    fresh = {tuple(r[:4]): r for r in new_rows}
+    merged = [fresh.pop(tuple(r[:4]), r) for r in old_rows]
+    merged += [r for r in new_rows if tuple(r[:4]) in fresh]
+    columns = list(dict.fromkeys([*records.columns, *old_cols]))
+    if layout is None:
+        layout = RedcapLayout(study_id=target.study.id, columns_json="[]", rows_json="[]")
+        s.add(layout)
+    layout.columns_json = json.dumps(columns)
+    layout.rows_json = json.dumps(merged, separators=(",", ":"))
+    layout.updated_at = utcnow()
 
 
 def _enrol_new(
@@ -811,14 +933,60 @@ def _place_by_dag(
         )
 
 
-def _fmt_value(value: float | None, text: str | None, missing: str | None) -> str:
+def _fmt_value(
+    value: float | None, text: str | None, missing: str | None, comma: bool = False
+) -> str:
     if missing is not None:
         return missing
     if text is not None:
         return text
     if value is None:
         return ""
-    return str(int(value)) if value == int(value) else repr(value)
+    out = str(int(value)) if value == int(value) else repr(value)
+    return out.replace(".", ",") if comma else out
+
+
+@dataclass(frozen=True)
+class _RowKey:
+    """Which row of a flat record file: record, event, repeating form, instance (0: none)."""
+
+    code: str
+    event: str
+    repeat_form: str
+    repeat: int
+
+
+def _write_row(
+    rid_field: str,
+    key: _RowKey,
+    filled: Mapping[str, tuple[int | None, Mapping[str, ItemValue]]],
+    rules: Mapping[str, Sequence[ItemRule]],
+    dag: str,
+    *,
+    flags_zero: bool,
+    shift: int | None = None,
+) -> dict[str, str]:
+    """One row's cells as peerlens writes them from stored values: ``filled`` maps each form
+    of the row to its completion and items. Used by the import (to find the cells a file wrote
+    otherwise) and the export, so both write alike."""
+    row = {
+        rid_field: key.code,
+        "redcap_event_name": key.event,
+        "redcap_repeat_instrument": key.repeat_form,
+        "redcap_repeat_instance": str(key.repeat) if key.repeat > 0 else "",
+        _DAG: dag,
+    }
+    for form, (completion, items) in filled.items():
+        for rule in rules.get(form, ()):
+            if rule.name in items:
+                v, t, m = items[rule.name]
+                if shift is not None and rule.is_date and t is not None and m is None:
+                    t = shift_date(t, shift)
+                row[rule.name] = _fmt_value(v, t, m, rule.decimal_comma)
+            elif flags_zero and rule.kind == "flag":
+                row[rule.name] = "0"
+        row[f"{form}_complete"] = "" if completion is None else str(completion)
+    return row
 
 
 def records_frame(
@@ -832,11 +1000,15 @@ def records_frame(
 ) -> pd.DataFrame:
     """The study's data as a REDCap flat record table (all cells text).
 
-    ``identity`` puts identity-vault values back into identifier fields (else those columns are
-    left out); ``drop_free_text`` leaves out text fields without validation and notes fields;
-    ``shift_dates`` moves date fields back by the participant's date shift.
+    Records imported from a REDCap file come back in that file's row and column order, each
+    cell as it was written (see :class:`~peerlens.study.models.RedcapLayout`); other responses
+    follow, ordered by record (enrolment order), event, repeating form and instance.
+    ``identity`` puts identity-vault values back into identifier fields and the survey
+    identifier column (else those columns are left out); ``drop_free_text`` leaves out text
+    fields without validation, notes fields and survey timestamps; ``shift_dates`` moves date
+    fields back by the participant's date shift.
     """
-    forms = _study_forms(session, study)
+    forms = _with_stamps(study_forms(session, study))
     rid_field = _record_id_field(session, study)
     tps = {tp.id: tp for tp in study.timepoints}
     q = (
@@ -844,76 +1016,132 @@ def records_frame(
             Participant.id,
             Participant.study_code,
             Participant.date_shift_days,
+            Participant.site_id,
             Response.id,
             Response.timepoint_id,
             Response.instrument,
             Response.repeat_instance,
             Response.completion,
         )
-        .join(Response, Response.participant_id == Participant.id)
-        .where(Participant.study_id == study.id, Response.timepoint_id.is_not(None))
+        .join(Response, Response.participant_id == Participant.id, isouter=True)
+        .where(Participant.study_id == study.id)
     )
     if sites is not None:
         q = q.join(Site, Site.id == Participant.site_id).where(Site.name.in_(sorted(sites)))
-    responses = session.execute(q).all()
-    by_resp = stored_items(session, [r[3] for r in responses])
+    found = session.execute(q).all()
+    responses = [r for r in found if r[5] is not None]
+    by_resp = stored_items(session, [r[4] for r in responses])
     keep: dict[str, list[ItemRule]] = {}
     for name, form in forms.items():
-        rules = []
-        for r in form.items:
-            if r.identifier and not identity:
-                continue
-            if r.free_text and drop_free_text:
-                continue
-            rules.append(r)
-        keep[name] = rules
-    repeating = any(r[6] > 0 for r in responses)
-    vault = read_many(session, (r[0] for r in responses)) if identity else {}
-    # Identifier values go where their form was first filled in (REDCap keeps them there).
-    ident_by_form = {name: [r.name for r in rules if r.identifier] for name, rules in keep.items()}
-    form_rows: dict[tuple[int, str], tuple[int, tuple[str, int, str, int]]] = {}
-    rows: dict[tuple[str, int, str, int], dict[str, str]] = {}
-    order: dict[str, int] = {}  # participant code -> database id (enrolment order)
-    for pid, code, shift, rid, tid, inst, rep, comp in responses:
+        keep[name] = [
+            r
+            for r in form.items
+            if not (r.identifier and not identity) and not (r.free_text and drop_free_text)
+        ]
+    dag_of = {x.id: _dag_key(x.name) for x in study.sites}
+    people = {c: (pid, shift, dag_of.get(site or -1, "")) for pid, c, shift, site, *_ in found}
+    vault = read_many(session, (p[0] for p in people.values())) if identity else {}
+    # Each response by the row it belongs to.
+    filled: dict[tuple[str, str, int], dict[str, tuple[int | None, dict[str, ItemValue]]]] = {}
+    for _pid, code, _shift, _site, rid, tid, inst, rep, comp in responses:
         tp = tps[tid or 0]
-        rep_form = inst if rep > 0 else ""
-        key = (code, tp.position, rep_form, rep)
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = {
-                rid_field: code,
-                "redcap_event_name": tp.redcap_event,
-                "redcap_repeat_instrument": rep_form,
-                "redcap_repeat_instance": str(rep) if rep > 0 else "",
-            }
-        if rep == 0:
-            first = form_rows.get((pid, inst))
-            if first is None or tp.position < first[0]:
-                form_rows[(pid, inst)] = (tp.position, key)
-        order[code] = pid
-        items = by_resp.get(rid, {})
-        for rule in keep.get(inst, []):
-            if rule.name in items:
-                v, t, m = items[rule.name]
-                if shift_dates and rule.is_date and t is not None and m is None:
-                    t = shift_date(t, shift)
-                row[rule.name] = _fmt_value(v, t, m)
-        row[f"{inst}_complete"] = "" if comp is None else str(comp)
-    for (pid, inst), (_, key) in form_rows.items():
-        for fname in ident_by_form.get(inst, []):
-            if fname in vault.get(pid, {}):
-                rows[key][fname] = vault[pid][fname]
-    columns = [rid_field, "redcap_event_name"]
-    if repeating:
-        columns += ["redcap_repeat_instrument", "redcap_repeat_instance"]
+        filled.setdefault((code, tp.redcap_event, rep), {})[inst] = (comp, by_resp.get(rid, {}))
+    layout = session.get(RedcapLayout, study.id)
+    keys: list[tuple[_RowKey, dict[str, list[str]], list[str], bool]] = []
+    claimed: set[tuple[str, str, int, str]] = set()
+    for code, event, rform, rep, overrides, idents in json.loads(
+        layout.rows_json if layout else "[]"
+    ):
+        if code in people:
+            keys.append((_RowKey(code, event, rform, rep), overrides, idents, True))
+            for inst in [rform] if rform else list(filled.get((code, event, rep), {})):
+                claimed.add((code, event, rep, inst))
+    keys += _other_rows(responses, tps, claimed, forms)
+    rows: list[dict[str, str]] = []
+    for key, overrides, idents, from_file in keys:
+        pid, shift, dag = people[key.code]
+        here = filled.get((key.code, key.event, key.repeat), {})
+        if key.repeat_form:
+            here = {key.repeat_form: here[key.repeat_form]} if key.repeat_form in here else {}
+        row = _write_row(
+            rid_field,
+            key,
+            here,
+            keep,
+            dag,
+            flags_zero=not from_file,
+            shift=shift if shift_dates else None,
+        )
+        ident = vault.get(pid, {})
+        place = _place(key.event, key.repeat_form, key.repeat)
+        for c in idents if identity else ():
+            value = ident.get(f"{c}@{place}", ident.get(c))
+            if value is not None:
+                row[c] = value
+        for c, (written, raw) in overrides.items():
+            if row.get(c, "") == written:
+                row[c] = raw
+        rows.append(row)
+    return _frame(rows, layout, rid_field, keep, identity)
+
+
+def _other_rows(
+    responses: Sequence[Any],
+    tps: Mapping[int, Timepoint],
+    claimed: set[tuple[str, str, int, str]],
+    forms: Mapping[str, FormSpec],
+) -> list[tuple[_RowKey, dict[str, list[str]], list[str], bool]]:
+    """Rows for the responses no imported REDCap row holds, ordered by record (enrolment
+    order), event, repeating form and instance; a record's identifier values go on the row
+    where their form was first filled in (REDCap keeps them there)."""
+    rows: dict[tuple[int, int, str, int], _RowKey] = {}
+    first: dict[tuple[str, str], tuple[int, int, str, int]] = {}
+    for pid, code, _shift, _site, _rid, tid, inst, rep, _comp in responses:
+        tp = tps[tid]
+        if (code, tp.redcap_event, rep, inst) in claimed:
+            continue
+        rform = inst if rep > 0 else ""
+        order = (pid, tp.position, rform, rep)
+        rows.setdefault(order, _RowKey(code, tp.redcap_event, rform, rep))
+        if rep == 0 and order < first.get((code, inst), (1 << 62, 0, "", 0)):
+            first[(code, inst)] = order
+    idents: dict[tuple[int, int, str, int], list[str]] = {k: [] for k in rows}
+    for (_code, inst), order in first.items():
+        form = forms.get(inst)
+        idents[order] += [r.name for r in form.items if r.identifier] if form else []
+    return [(rows[k], {}, idents[k], False) for k in sorted(rows)]
+
+
+def _frame(
+    rows: list[dict[str, str]],
+    layout: RedcapLayout | None,
+    rid_field: str,
+    keep: Mapping[str, list[ItemRule]],
+    identity: bool,
+) -> pd.DataFrame:
+    """``rows`` as a table: the imported file's columns (those this tier keeps) in its order,
+    then any other column holding a value; without an imported file, REDCap's own order."""
+    used = {c for row in rows for c, v in row.items() if v != ""}
+    default = [rid_field, "redcap_event_name"]
+    if "redcap_repeat_instance" in used:
+        default += ["redcap_repeat_instrument", "redcap_repeat_instance"]
     for name, rules in keep.items():
-        columns += [r.name for r in rules]
-        columns.append(f"{name}_complete")
-    # Identifier fields may sit on the record-id form even when no response of it exists.
-    ordered = sorted(rows.items(), key=lambda kv: (order[kv[0][0]], kv[0][1], kv[0][2], kv[0][3]))
-    flags = {r.name for rules in keep.values() for r in rules if r.kind == "flag"}
-    # REDCap writes 0 for every unticked checkbox option, in every row.
-    data = [[row.get(c, "0" if c in flags else "") for c in columns] for _, row in ordered]
+        stamp = f"{name}_timestamp"
+        default += [r.name for r in rules if r.name != stamp or stamp in used]
+        default.append(f"{name}_complete")
+    if layout is None:
+        columns = default
+    else:
+        allowed = set(default) | {r.name for rs in keep.values() for r in rs}
+        allowed |= {"redcap_repeat_instrument", "redcap_repeat_instance", _DAG}
+        if identity:
+            allowed.add(_SURVEY_ID)
+        columns = [c for c in json.loads(layout.columns_json) if c in allowed]
+        # A classic project's file has no event column: one is added only when needed.
+        several = len({row["redcap_event_name"] for row in rows}) > 1
+        extra = [c for c in default if c in used and c not in columns]
+        columns += [c for c in extra if c != "redcap_event_name" or several]
+    data = [[row.get(c, "") for c in columns] for row in rows]
     return pd.DataFrame(data, columns=columns, dtype="string").fillna("")
 
 

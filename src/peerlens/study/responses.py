@@ -65,12 +65,18 @@ class ImportSummary:
     new: int
     updated: int
     unchanged: int
+    #: Values kept but flagged (outside a REDCap field's validation min/max, as REDCap warns).
+    warnings: tuple[Problem, ...] = ()
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"{self.source}: {self.rows} row(s); responses {self.new} new, "
             f"{self.updated} updated, {self.unchanged} unchanged"
         )
+        for w in self.warnings:
+            where = f"row {w.row}" + (f", column {w.column!r}" if w.column else "")
+            text += f"\n  warning: {where}: {w.reason}"
+        return text
 
 
 @dataclass

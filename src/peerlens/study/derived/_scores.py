@@ -19,7 +19,7 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from peerlens.study._bulk import bulk_insert
-from peerlens.study._catalog import FormSpec
+from peerlens.study._catalog import FormSpec, study_forms
 from peerlens.study._scoring import SAME_INPUT, score_long, score_states
 from peerlens.study.derived._base import Batch, DeriveOptions, num, worst_state
 from peerlens.study.models import (
@@ -69,9 +69,7 @@ class Scores:
     slow: bool = False
 
     def collect(self, session: Session, study: Study, options: DeriveOptions) -> ScoreInputs:
-        from peerlens.study.redcap import _study_forms
-
-        forms = _study_forms(session, study)
+        forms = study_forms(session, study)
         q = (
             select(Response.id, Response.instrument, ResponseItem.item, ResponseItem.value)
             .join(Participant, Participant.id == Response.participant_id)

@@ -1,0 +1,216 @@
+"""REDCap round trip over real projects: dictionary in, records in, records out, cell for cell.
+
+For each real project (a REDCap data dictionary and a flat raw-value record export, both as
+REDCap wrote them) this does what a researcher does:
+
+1. ``create_study`` with the dictionary (one timepoint per ``redcap_event_name`` of the records,
+   or one for a classic project; every form scheduled at every event; one site per
+   ``redcap_data_access_group``);
+2. ``import_records`` of the export with ``create_participants``;
+3. ``export_study(format="redcap", tier="full")`` and ``export_dictionary``;
+
+and compares the exported records and dictionary with the files cell for cell (both read as
+text, no type guessing). Each project ends **exact**, **refused** (with the reason peerlens
+gave), **changed** (with the first differing cells) or **crashed** (a Python exception: a bug).
+
+Projects: REDCapR's test projects (``../shared/data/redcap/redcapr-test-projects``, MIT) and the
+real projects committed under ``tests/study/data/redcap_real`` (sources and licences in its
+README). Run: ``python benchmarks/redcap_roundtrip.py [--only NAME]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import traceback
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from peerlens._tables import TableReadError, read_text_table
+from peerlens.study import Store, bootstrap_admin, create_study
+from peerlens.study.errors import ImportRejected, PeerlensError
+from peerlens.study.export import export_study
+from peerlens.study.policy import Caller
+from peerlens.study.redcap import export_dictionary, import_records
+from peerlens.study.vault import generate_key
+
+ROOT = Path(__file__).resolve().parents[1]
+REDCAPR = ROOT / ".." / "shared" / "data" / "redcap" / "redcapr-test-projects"
+COMMITTED = ROOT / "tests" / "study" / "data" / "redcap_real"
+_DICTIONARY_NAMES = ("dictionary.csv", "dictionay.csv", "metadata.csv")
+ADMIN = "bench"
+
+
+@dataclass(frozen=True)
+class Project:
+    """One real REDCap project: its dictionary and its raw record export."""
+
+    name: str
+    dictionary: Path
+    records: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one project's round trip ended."""
+
+    project: str
+    status: str  # exact, refused, changed, crashed
+    detail: str = ""
+
+
+def projects() -> Iterator[Project]:
+    """Every project folder holding a dictionary and a record export, sorted by name."""
+    roots = [("redcapr", REDCAPR), ("", COMMITTED)]
+    for prefix, root in roots:
+        if not root.is_dir():
+            continue
+        for folder in sorted(p.parent for p in root.rglob("data.csv")):
+            dictionary = next(
+                (folder / n for n in _DICTIONARY_NAMES if (folder / n).is_file()), None
+            )
+            if dictionary is None:
+                continue
+            rel = folder.relative_to(root).as_posix()
+            yield Project(f"{prefix}/{rel}" if prefix else rel, dictionary, folder / "data.csv")
+
+
+def _cells(path: Path) -> tuple[list[str], list[list[str]]]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = read_text_table(path, delimiter=",")
+    return list(table.header), [list(r) for r in table.rows]
+
+
+def _yaml_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _config(project: Project, folder: Path) -> Path:
+    """A study.yaml for ``project``: its events as timepoints, its groups as sites."""
+    header, rows = _cells(project.records) if project.records.read_bytes().strip() else ([], [])
+    col = {c: i for i, c in enumerate(header)}
+    events = _distinct(rows, col.get("redcap_event_name"))
+    sites = _distinct(rows, col.get("redcap_data_access_group"))
+    dictionary = _cells(project.dictionary)[1]
+    forms = list(dict.fromkeys(r[1] for r in dictionary if len(r) > 1 and r[1].strip()))
+    lines = [f"data_dictionary: {_yaml_str(str(project.dictionary))}"]
+    if sites:
+        lines.append("sites: [" + ", ".join(_yaml_str(s) for s in sites) + "]")
+    lines.append("timepoints:")
+    for i, ev in enumerate(events or ["event_1_arm_1"]):
+        lines += [
+            f"  - name: {_yaml_str(f'e{i + 1}')}",
+            f"    redcap_event: {_yaml_str(ev)}",
+            "    instruments: [" + ", ".join(_yaml_str(f) for f in forms) + "]",
+        ]
+    path = folder / "study.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _distinct(rows: list[list[str]], index: int | None) -> list[str]:
+    if index is None:
+        return []
+    return list(dict.fromkeys(r[index] for r in rows if r[index] != ""))
+
+
+def first_differences(
+    want: tuple[list[str], list[list[str]]], got: tuple[list[str], list[list[str]]], limit: int = 3
+) -> list[str]:
+    """The first ``limit`` differences between two tables (header, row count, cells)."""
+    (wh, wr), (gh, gr) = want, got
+    out: list[str] = []
+    if wh != gh:
+        missing = [c for c in wh if c not in gh]
+        extra = [c for c in gh if c not in wh]
+        if missing or extra:
+            out.append(f"columns: missing {missing[:4]} extra {extra[:4]}")
+        else:
+            out.append("columns in another order")
+        return out
+    if len(wr) != len(gr):
+        out.append(f"{len(wr)} rows in, {len(gr)} rows out")
+    for n, (a, b) in enumerate(zip(wr, gr, strict=False), start=1):
+        for c, x, y in zip(wh, a, b, strict=True):
+            if x != y:
+                out.append(f"row {n} {c}: {x[:40]!r} -> {y[:40]!r}")
+                if len(out) >= limit:
+                    return out
+    return out
+
+
+def round_trip(project: Project, folder: Path) -> Outcome:
+    """Create, import and export ``project`` in a new SQLite store under ``folder``."""
+    caller = Caller(ADMIN)
+    store = Store.open(f"sqlite:///{folder / 'study.db'}", create=True, blob_dir=folder / "b")
+    try:
+        bootstrap_admin(store, ADMIN, "benchmark password 1")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            has_records = project.records.read_bytes().strip() != b""
+            try:
+                create_study(store, "p", _config(project, folder), caller=caller)
+                if has_records:
+                    import_records(
+                        store, "p", project.records, create_participants=True, caller=caller
+                    )
+            except ImportRejected as exc:
+                first = exc.problems[0]
+                where = f"row {first.row}, column {first.column!r}: " if first.row else ""
+                more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+                return Outcome(project.name, "refused", f"{where}{first.reason}{more}")
+            except PeerlensError as exc:
+                return Outcome(project.name, "refused", str(exc))
+            diffs: list[str] = []
+            if has_records:
+                out = folder / "out.csv"
+                export_study(
+                    store, "p", out, format="redcap", tier="full", raw_values=True, caller=caller
+                )
+                diffs = first_differences(_cells(project.records), _cells(out))
+            dict_out = folder / "dict.csv"
+            dict_out.write_text(export_dictionary(store, "p", caller=caller), encoding="utf-8")
+            want_dict = _cells(project.dictionary)
+            got_dict = _cells(dict_out)
+            if want_dict[1] != got_dict[1]:
+                diffs += ["dictionary " + d for d in first_differences(want_dict, got_dict, 1)]
+    except (PeerlensError, TableReadError) as exc:
+        return Outcome(project.name, "refused", str(exc))
+    except Exception as exc:  # a crash is what this benchmark reports
+        tb = traceback.extract_tb(exc.__traceback__)[-1]
+        return Outcome(
+            project.name, "crashed", f"{type(exc).__name__}: {exc} ({tb.filename}:{tb.lineno})"
+        )
+    finally:
+        store.close()
+    if diffs:
+        return Outcome(project.name, "changed", "; ".join(diffs))
+    return Outcome(project.name, "exact", "" if has_records else "(no records: dictionary only)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="run only projects whose name contains this")
+    args = parser.parse_args()
+    os.environ.setdefault("PEERLENS_VAULT_KEY", generate_key())
+    outcomes = []
+    for project in projects():
+        if args.only and args.only not in project.name:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            outcome = round_trip(project, Path(tmp))
+        outcomes.append(outcome)
+        print(f"{outcome.project:55s} {outcome.status:8s} {outcome.detail[:300]}", flush=True)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    tally = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    print(f"\n{len(outcomes)} projects: {tally}")
+
+
+if __name__ == "__main__":
+    main()
