@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -128,6 +128,24 @@ def shown_error(text: Any, *, full: bool) -> Any:
     if full or text is None or pd.isna(text):
         return text
     return "error"
+
+
+def error_row(
+    message: str, ids: Mapping[str, Any], empty: Iterable[str], **fixed: Any
+) -> dict[str, Any]:
+    """The stored row of an input that could not be analysed (the same shape for every kind).
+
+    Its keys are, in this order: ``ids`` (which input, which part of it), ``status``
+    (``"error"``) and ``error`` (``message``), each of ``empty`` (the measures, ``None``) and
+    ``fixed`` (values an error row still records: empty JSON, versions). The order is kept
+    because a run's digest is taken over these rows.
+
+    Examples
+    --------
+    >>> error_row("no beats", {"label": "whole"}, ["n_beats"], metrics={})
+    {'label': 'whole', 'status': 'error', 'error': 'no beats', 'n_beats': None, 'metrics': {}}
+    """
+    return {**ids, "status": "error", "error": message, **dict.fromkeys(empty), **fixed}
 
 
 def num(value: Any) -> float | None:

@@ -21,7 +21,14 @@ import pandas as pd
 from sqlalchemy import Select, Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from peerlens.study.derived._base import Batch, DeriveOptions, digest, num, worst_state
+from peerlens.study.derived._base import (
+    Batch,
+    DeriveOptions,
+    digest,
+    error_row,
+    num,
+    worst_state,
+)
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
     Derivation,
@@ -272,20 +279,16 @@ def hrv_job(
     else:
         return _result_rows(res, max_artifact_rate)
     return [
-        {
-            "label": "whole",
-            "status": "error",
-            "error": message,
-            "start_s": None,
-            "end_s": None,
-            "n_beats": None,
-            "artifact_rate": None,
-            "valid": False,
-            "reason": None,
-            "metrics": {},
-            "pipeline_version": __version__,
-            "provenance": {},
-        }
+        error_row(
+            message,
+            {"label": "whole"},
+            ("start_s", "end_s", "n_beats", "artifact_rate"),
+            valid=False,
+            reason=None,
+            metrics={},
+            pipeline_version=__version__,
+            provenance={},
+        )
     ]
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import Select, Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from peerlens.study.derived._base import Batch, DeriveOptions, num
+from peerlens.study.derived._base import Batch, DeriveOptions, error_row, num
 from peerlens.study.models import (
     Derivation,
     DerivedSentence,
@@ -155,18 +155,9 @@ def _analyse(t: StoryInput, model: Any, model_meta: dict[str, Any]) -> StoryRows
         )
     except Exception as exc:  # one bad text must not sink the derivation
         message = str(exc) if isinstance(exc, PeerlensError) else f"{type(exc).__name__}: {exc}"
-        failed = {
-            **base,
-            "status": "error",
-            "error": message,
-            "n_sentences": None,
-            "connection_index": None,
-            "ci_low": None,
-            "ci_high": None,
-            "counts_json": "{}",
-            "model_json": json.dumps(model_meta, sort_keys=True),
-        }
-        return failed, []
+        measures = ("n_sentences", "connection_index", "ci_low", "ci_high")
+        model_json = json.dumps(model_meta, sort_keys=True)
+        return error_row(message, base, measures, counts_json="{}", model_json=model_json), []
     summ = res.summary
     story = {
         **base,
