@@ -42,7 +42,13 @@ from peerlens.study._catalog import FormSpec, builtin_form
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import read_many
 from peerlens.study._lookup import get_study
-from peerlens.study._scoring import SAME_INPUT, score_long, score_states, version_label
+from peerlens.study._scoring import (
+    SAME_INPUT,
+    response_rows,
+    score_long,
+    score_states,
+    version_label,
+)
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
     DerivedScore,
@@ -123,34 +129,28 @@ def tidy_frame(
     forms = _study_forms(session, study)
     arms = {a.id: a.name for a in study.arms}
     site_names = {x.id: x.name for x in study.sites}
-    q = (
-        select(
-            Participant.id,
-            Participant.study_code,
-            Participant.role,
-            Participant.arm_id,
-            Participant.site_id,
-            Participant.status,
-            Participant.date_shift_days,
-            Timepoint.name,
-            Timepoint.redcap_event,
-            Timepoint.position,
-            PSSession.label,
-            Response.instrument,
-            Response.repeat_instance,
-            Response.completion,
-            Response.id,
-            ResponseItem.item,
-            ResponseItem.value,
-            ResponseItem.text,
-            ResponseItem.missing_code,
-        )
-        .join(Response, Response.participant_id == Participant.id)
-        .outerjoin(Timepoint, Timepoint.id == Response.timepoint_id)
-        .outerjoin(PSSession, PSSession.id == Response.session_id)
-        .join(ResponseItem, ResponseItem.response_id == Response.id)
-        .where(Participant.study_id == study.id)
-    )
+    q = response_rows(
+        study,
+        Participant.id,
+        Participant.study_code,
+        Participant.role,
+        Participant.arm_id,
+        Participant.site_id,
+        Participant.status,
+        Participant.date_shift_days,
+        Timepoint.name,
+        Timepoint.redcap_event,
+        Timepoint.position,
+        PSSession.label,
+        Response.instrument,
+        Response.repeat_instance,
+        Response.completion,
+        Response.id,
+        ResponseItem.item,
+        ResponseItem.value,
+        ResponseItem.text,
+        ResponseItem.missing_code,
+    ).join(ResponseItem, ResponseItem.response_id == Response.id)
     if sites is not None:
         q = q.join(Site, Site.id == Participant.site_id).where(Site.name.in_(sorted(sites)))
     cols = [
