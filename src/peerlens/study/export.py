@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,11 @@ from peerlens.study.models import (
     Participant,
     Response,
     ResponseItem,
-    Site,
     Study,
     Timepoint,
 )
 from peerlens.study.models import Session as PSSession
-from peerlens.study.policy import TIERS, Caller, authorize, guarded
+from peerlens.study.policy import TIERS, Caller, Grant, authorize, guarded
 from peerlens.study.redcap import _study_forms, records_frame
 from peerlens.study.storage import Store
 
@@ -112,7 +112,7 @@ def tidy_frame(
     study: Study,
     *,
     tier: str = "full",
-    sites: frozenset[str] | None = None,
+    grant: Grant | None = None,
     dropped: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """The study's item values and derived scores as a tidy long table (see module docstring).
@@ -124,11 +124,21 @@ def tidy_frame(
     Below the full tier, items of fields the current data dictionary (or bundled instrument)
     does not define are left out, as are identifier fields and, at ``deidentified``, free text;
     ``dropped`` (when given) receives how many item rows were left out for each reason.
+
+    Only participants inside ``grant``'s sites (:meth:`~peerlens.study.policy.Grant.outside`)
+    are exported, and results of no participant only under a study-wide grant; ``None``:
+    everything.
     """
     identity, drop_text, shift = _tier_flags(tier)
     forms = _study_forms(session, study)
     arms = {a.id: a.name for a in study.arms}
     site_names = {x.id: x.name for x in study.sites}
+    people = {
+        p.id: p
+        for p in session.scalars(select(Participant).where(Participant.study_id == study.id))
+        if grant is None or grant.outside(study, p) is None
+    }
+    whole = grant is None or grant.covers_site(None)  # every participant, and rows of none
     q = response_rows(
         study,
         Participant.id,
@@ -151,8 +161,8 @@ def tidy_frame(
         ResponseItem.text,
         ResponseItem.missing_code,
     ).join(ResponseItem, ResponseItem.response_id == Response.id)
-    if sites is not None:
-        q = q.join(Site, Site.id == Participant.site_id).where(Site.name.in_(sorted(sites)))
+    if not whole:  # whether a participant is inside depends on their site only
+        q = q.where(Participant.site_id.in_(sorted({p.site_id for p in people.values()})))
     cols = [
         "pid",
         "participant",
@@ -224,9 +234,10 @@ def tidy_frame(
             ]
             raw.loc[idx, "text"] = shifted
     scores = _mark_scores(session, study, _scores(raw, forms))
-    parts = [raw, scores, _derived_rows(session, study, sites, full=identity)]
+    by_code = {p.study_code: p for p in people.values()}
+    parts = [raw, scores, _derived_rows(session, study, by_code, unlinked=whole, full=identity)]
     if identity:
-        parts.append(_identity_rows(session, study, sites))
+        parts.append(_identity_rows(session, people))
     nonempty = [p for p in parts if len(p)]
     out = pd.concat(nonempty, ignore_index=True) if nonempty else raw
     # A study with identity rows but no answers yet still has every column of the item rows.
@@ -303,9 +314,15 @@ def _mark_scores(session: Session, study: Study, scores: pd.DataFrame) -> pd.Dat
 
 
 def _derived_rows(
-    session: Session, study: Study, sites: frozenset[str] | None, *, full: bool
+    session: Session,
+    study: Study,
+    people: Mapping[str, Participant],
+    *,
+    unlinked: bool,
+    full: bool,
 ) -> pd.DataFrame:
-    """Stored HRV and story results as tidy rows (numbers in ``value``), marked current/stale.
+    """Stored HRV and story results of ``people`` (by study code) as tidy rows (numbers in
+    ``value``), marked current/stale; with ``unlinked``, also results of no participant.
 
     Story error messages may quote speaker names, so outside the ``full`` tier they read
     ``error`` only.
@@ -316,27 +333,13 @@ def _derived_rows(
     from peerlens.study.derived._hrv import HRV
     from peerlens.study.derived._story import STORY
 
-    people = {
-        p.study_code: p
-        for p in session.scalars(select(Participant).where(Participant.study_id == study.id))
-    }
-    site_names = {x.id: x.name for x in study.sites}
     rows: list[dict[str, Any]] = []
 
     def context(code: Any) -> dict[str, Any] | None:
         p = people.get(code) if isinstance(code, str) else None
-        if sites is not None and (p is None or site_names.get(p.site_id or -1) not in sites):
-            return None
         if p is None:
-            return {"participant": None}
-        return {
-            "pid": p.id,
-            "participant": p.study_code,
-            "role": p.role,
-            "arm_id": p.arm_id,
-            "site_id": p.site_id,
-            "status": p.status,
-        }
+            return {"participant": None} if unlinked else None
+        return _participant_columns(p)
 
     hrv = HRV.frame(session, study, "hrv")
     numeric = ["n_beats", "artifact_rate", "start_s", "end_s", *METRIC_COLUMNS]
@@ -388,32 +391,29 @@ def _derived_rows(
     return frame
 
 
-def _identity_rows(session: Session, study: Study, sites: frozenset[str] | None) -> pd.DataFrame:
+def _identity_rows(session: Session, people: Mapping[int, Participant]) -> pd.DataFrame:
+    """Identity-vault fields of ``people`` (by id) as tidy rows (the full tier only)."""
     rows: list[dict[str, Any]] = []
-    site_names = {x.id: x.name for x in study.sites}
-    people = {
-        p.id: p
-        for p in session.scalars(select(Participant).where(Participant.study_id == study.id))
-        if sites is None or site_names.get(p.site_id or -1) in sites
-    }
     vault = read_many(session, people)
     for pid, fields in sorted(vault.items(), key=lambda kv: people[kv[0]].study_code):
         p = people[pid]
         for name, value in sorted(fields.items()):
             rows.append(
-                {
-                    "pid": p.id,
-                    "participant": p.study_code,
-                    "role": p.role,
-                    "arm_id": p.arm_id,
-                    "site_id": p.site_id,
-                    "status": p.status,
-                    "kind": "identity",
-                    "name": name,
-                    "text": str(value),
-                }
+                {**_participant_columns(p), "kind": "identity", "name": name, "text": str(value)}
             )
     return pd.DataFrame(rows)
+
+
+def _participant_columns(p: Participant) -> dict[str, Any]:
+    """The participant columns of a tidy row made in Python (identity, HRV and story rows)."""
+    return {
+        "pid": p.id,
+        "participant": p.study_code,
+        "role": p.role,
+        "arm_id": p.arm_id,
+        "site_id": p.site_id,
+        "status": p.status,
+    }
 
 
 @guarded("export")
@@ -423,7 +423,7 @@ def export_frame(store: Store, study_name: str, *, tier: str, caller: Caller) ->
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "export", study, tier=tier)
-        return tidy_frame(s, study, tier=tier, sites=grant.sites)
+        return tidy_frame(s, study, tier=tier, grant=grant)
 
 
 @guarded("export")
@@ -470,7 +470,7 @@ def export_study(
         rights = grant
         dropped: dict[str, int] = {}
         if format == "tidy":
-            frame = tidy_frame(s, study, tier=tier, sites=rights.sites, dropped=dropped)
+            frame = tidy_frame(s, study, tier=tier, grant=rights, dropped=dropped)
         else:
             frame = records_frame(
                 s,
