@@ -323,13 +323,10 @@ def _derived_rows(
 ) -> pd.DataFrame:
     """Stored HRV and story results of ``people`` (by study code) as tidy rows (numbers in
     ``value``), marked current/stale; with ``unlinked``, also results of no participant.
-
-    Story error messages may quote speaker names, so outside the ``full`` tier they read
-    ``error`` only.
+    Error texts are shown whole at the ``full`` tier only (:func:`_result_rows`).
     """
     from peerlens.hrv import METRIC_COLUMNS
     from peerlens.narrative import LABELS
-    from peerlens.study.derived._base import shown_error
     from peerlens.study.derived._hrv import HRV
     from peerlens.study.derived._story import STORY
 
@@ -357,14 +354,11 @@ def _derived_rows(
             "scoring_version": f"peerlens {r['pipeline_version']}",
             "derivation": r["derivation"],
         }
-        if r["status"] != "ok":
-            rows.append({**base, "name": "error", "text": shown_error(r["error"], full=full)})
-            continue
-        rows.append({**base, "name": "valid", "value": float(bool(r["valid"]))})
-        for c in numeric:
-            v = r[c]
-            rows.append({**base, "name": c, "value": None if pd.isna(v) else float(v)})
+        r["valid"] = float(bool(r["valid"]))  # a number, like the metrics
+        rows.extend(_result_rows(base, r, ["valid", *numeric], full=full))
     story = STORY.frame(session, study, "story")
+    story_measures = ["n_sentences", *(f"n_{k}" for k in LABELS), "connection_index"]
+    story_measures += ["ci_low", "ci_high"]
     for r in story.to_dict(orient="records"):
         ctx = context(r["participant"])
         if ctx is None:
@@ -378,17 +372,28 @@ def _derived_rows(
             "scoring_version": f"model sha256:{str(r['model_sha256'])[:12]}",
             "derivation": r["derivation"],
         }
-        if r["status"] != "ok":
-            rows.append({**base, "name": "error", "text": shown_error(r["error"], full=full)})
-            continue
-        names = ["n_sentences", *(f"n_{k}" for k in LABELS), "connection_index", "ci_low"]
-        for c in [*names, "ci_high"]:
-            v = r[c]
-            rows.append({**base, "name": c, "value": None if pd.isna(v) else float(v)})
+        rows.extend(_result_rows(base, r, story_measures, full=full))
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["value"] = frame["value"].astype("float64") if "value" in frame else np.nan
     return frame
+
+
+def _result_rows(
+    base: dict[str, Any], result: Mapping[Any, Any], measures: list[str], *, full: bool
+) -> list[dict[str, Any]]:
+    """The tidy rows of one stored HRV or story ``result``: one per measure (a number in
+    ``value``, NaN as missing), or, for a result that could not be analysed, one ``error`` row
+    whose text only the ``full`` tier sees (HRV errors may quote a file, story errors a
+    speaker's name)."""
+    from peerlens.study.derived._base import shown_error
+
+    if result["status"] != "ok":
+        return [{**base, "name": "error", "text": shown_error(result["error"], full=full)}]
+    return [
+        {**base, "name": c, "value": None if pd.isna(result[c]) else float(result[c])}
+        for c in measures
+    ]
 
 
 def _identity_rows(session: Session, people: Mapping[int, Participant]) -> pd.DataFrame:
