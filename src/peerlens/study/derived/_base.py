@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pandas as pd
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from peerlens.study.models import Study
+from peerlens.study.models import Derivation, Participant, Study
+from peerlens.study.models import Session as PSSession
 
 InputsT = TypeVar("InputsT")
 ResultsT = TypeVar("ResultsT")
@@ -161,6 +162,21 @@ def digest(rows: Iterable[Sequence[Any]]) -> str:
     ``repr`` of each row's tuple per line (``repr`` of a float round-trips exactly)."""
     text = "\n".join(repr(tuple(row)) for row in rows)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stored_results(result: Any, source: Any, source_id: Any, *columns: Any) -> Select[Any]:
+    """Stored ``result`` rows (a derived-results model) with their context: a select of the
+    participant's study code, the PS session label, ``columns``, the ``result`` row and its
+    run's ``derived_at``, joined through the ``source`` row (recording, transcript) whose id is
+    ``source_id``. Participant and session are outer joins (a story may belong to neither);
+    the caller limits the rows to one study and orders them."""
+    return (
+        select(Participant.study_code, PSSession.label, *columns, result, Derivation.derived_at)
+        .join(source, source.id == source_id)
+        .join(Derivation, Derivation.id == result.derivation_id)
+        .outerjoin(Participant, Participant.id == source.participant_id)
+        .outerjoin(PSSession, PSSession.id == source.session_id)
+    )
 
 
 def worst_state(frame: pd.DataFrame, by: str | list[str]) -> pd.Series:

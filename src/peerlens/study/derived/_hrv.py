@@ -27,18 +27,17 @@ from peerlens.study.derived._base import (
     digest,
     error_row,
     num,
+    stored_results,
     worst_state,
 )
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
-    Derivation,
     DerivedHrv,
     Participant,
     Recording,
     RecordingWindow,
     Study,
 )
-from peerlens.study.models import Session as PSSession
 
 #: One window event: label, start and end in seconds.
 Window = tuple[str, float, float]
@@ -353,20 +352,10 @@ def _frame(session: Session, study: Study) -> pd.DataFrame:
     from peerlens.hrv import METRIC_COLUMNS
     from peerlens.hrv.batch import ID_COLUMNS
 
+    columns = (Recording.sha256, Recording.id)
     q = (
-        select(
-            Participant.study_code,
-            PSSession.label,
-            Recording.sha256,
-            Recording.id,
-            DerivedHrv,
-            Derivation.derived_at,
-        )
-        .join(Recording, Recording.id == DerivedHrv.recording_id)
-        .join(Participant, Participant.id == Recording.participant_id)
-        .join(Derivation, Derivation.id == DerivedHrv.derivation_id)
-        .outerjoin(PSSession, PSSession.id == Recording.session_id)
-        .where(Participant.study_id == study.id)
+        stored_results(DerivedHrv, Recording, DerivedHrv.recording_id, *columns)
+        .where(Participant.study_id == study.id)  # every recording has a participant
         .order_by(Participant.study_code, Recording.id, DerivedHrv.id)
     )
     ids = session.scalars(

@@ -18,16 +18,14 @@ import pandas as pd
 from sqlalchemy import Select, Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from peerlens.study.derived._base import Batch, DeriveOptions, error_row, num
+from peerlens.study.derived._base import Batch, DeriveOptions, error_row, num, stored_results
 from peerlens.study.models import (
-    Derivation,
     DerivedSentence,
     DerivedStory,
     Participant,
     Study,
     Transcript,
 )
-from peerlens.study.models import Session as PSSession
 
 #: One stored story row and its sentence rows (plain values, without ids).
 StoryRows = tuple[dict[str, Any], list[dict[str, Any]]]
@@ -227,20 +225,9 @@ def _frame(session: Session, study: Study, *, sentences: bool) -> pd.DataFrame:
     from peerlens.narrative import LABELS, load_model
 
     current_sha = _model_sha(load_model().meta)
+    columns = (Transcript.id, Transcript.kind, Transcript.version)
     base = (
-        select(
-            Participant.study_code,
-            PSSession.label,
-            Transcript.id,
-            Transcript.kind,
-            Transcript.version,
-            DerivedStory,
-            Derivation.derived_at,
-        )
-        .join(Transcript, Transcript.id == DerivedStory.transcript_id)
-        .join(Derivation, Derivation.id == DerivedStory.derivation_id)
-        .outerjoin(Participant, Participant.id == Transcript.participant_id)
-        .outerjoin(PSSession, PSSession.id == Transcript.session_id)
+        stored_results(DerivedStory, Transcript, DerivedStory.transcript_id, *columns)
         .where(Transcript.study_id == study.id)
         .order_by(Transcript.id)
     )
