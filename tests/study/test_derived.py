@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from peerlens.study import (
 )
 from peerlens.study._lookup import get_study
 from peerlens.study.audit import check_chain
-from peerlens.study.derived import check_derived
+from peerlens.study.derived import check_derived, hrv_job
 from peerlens.study.export import tidy_frame
 
 from .conftest import ACTOR, ADMIN, make_user
@@ -368,3 +369,66 @@ def test_an_instrument_that_cannot_be_scored_is_reported_not_fatal(study: Store)
     assert set(stored["instrument"]) == {"gad7"}
     status = derivation_status(study, "pilot", caller=ADMIN).set_index("what")
     assert status.loc["scores", ["current", "missing", "errors"]].tolist() == [2, 3, 3]
+
+
+def test_digests_of_error_runs_are_pinned(
+    study: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The digest of a run is stored and audited: the rows it covers (their values and, for
+    # story rows, their key order) must not change under a refactoring. Versions and the model
+    # are fixed here, so the digests depend on nothing but the error rows themselves.
+    import peerlens
+    import peerlens.hrv
+    import peerlens.narrative
+    from peerlens import PeerlensError
+
+    meta = {"format": "test", "corpus_sha256": "c" * 64, "npz_sha256": "a" * 64}
+    model = SimpleNamespace(meta=meta)
+
+    def hrv_fails(path: str, **kw: Any) -> Any:
+        if path.endswith(".csv"):
+            raise PeerlensError(f"{path}: no beats found")
+        raise OSError(f"cannot open {path}")
+
+    def story_fails(text: str, **kw: Any) -> Any:
+        if kw["transcript"]:
+            raise PeerlensError("speaker 'Kim' not found")
+        raise ValueError("empty text")
+
+    monkeypatch.setattr(peerlens, "__version__", "0.0.pinned")
+    monkeypatch.setattr(peerlens.hrv, "analyze", hrv_fails)
+    monkeypatch.setattr(peerlens.narrative, "load_model", lambda: model)
+    monkeypatch.setattr(peerlens.narrative, "analyze", story_fails)
+    csv = _csv(tmp_path / "a.csv", ["MLII"], [["1"], ["2"]])
+    add_recording(study, "pilot", csv, participant="P1", sampling_rate_hz=250, caller=ADMIN)
+    rr = tmp_path / "b.txt"
+    rr.write_text("800\n810\n", encoding="utf-8")
+    add_recording(
+        study, "pilot", rr, participant="P2", kind="rr", windows=[("a", 0, 1)], caller=ADMIN
+    )
+    add_transcript(study, "pilot", STORY, kind="story", participant="P1", caller=ADMIN)
+    add_transcript(study, "pilot", TRANSCRIPT, participant="P2", speaker="Kim", caller=ADMIN)
+    hrv, story = derive(study, "pilot", ["hrv", "story"], caller=ADMIN, executor="sequential")
+    assert (hrv.rows, hrv.errors, story.rows, story.errors) == (2, 2, 2, 2)
+    errors = derived_frame(study, "pilot", "hrv", caller=ADMIN)["error"].tolist()
+    assert errors[0].endswith(": no beats found") and "cannot open recording " in errors[1]
+    assert hrv.digest == "e48f1d4d24ee735e1e1214645de0c96b37098e9569e97a64e6f1f99a810e378a"
+    assert story.digest == "09643905e9b008aefe5bcbebdba30ebe2a17be70fdefacb4cb72b073dafb27ac"
+    assert verify_derived(study, "pilot", caller=ADMIN).ok
+    # hrv_job is public: its error row keeps its keys, in this order.
+    (row,) = hrv_job(str(csv), 250.0, "ecg", [], 0.05)
+    assert list(row) == [
+        "label",
+        "status",
+        "error",
+        "start_s",
+        "end_s",
+        "n_beats",
+        "artifact_rate",
+        "valid",
+        "reason",
+        "metrics",
+        "pipeline_version",
+        "provenance",
+    ]
+    assert (row["valid"], row["metrics"], row["pipeline_version"]) == (False, {}, "0.0.pinned")

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Select, select
 
 from peerlens.study._catalog import FormSpec
-from peerlens.study.models import DerivedScore, Response
+from peerlens.study.models import DerivedScore, Participant, Response, Study, Timepoint
+from peerlens.study.models import Session as PSSession
 
 if TYPE_CHECKING:
     from peerlens.instruments.scoring import ScoringProvenance
@@ -24,6 +26,21 @@ if TYPE_CHECKING:
 #: True where a stored derived score was computed from its response as the response is now
 #: (compared in SQL: the same column type on both sides, no per-row time parsing).
 SAME_INPUT = DerivedScore.source_updated_at == Response.updated_at
+
+
+def response_rows(study: Study, *columns: Any) -> Select[Any]:
+    """A select of ``columns`` over ``study``'s responses, each joined to its participant and
+    (outer joins: either may be missing) to its timepoint and PS session: the context every
+    item and score row of a response carries. Join what the rows hold (items, stored scores)
+    to ``Response``."""
+    return (
+        select(*columns)
+        .select_from(Response)
+        .join(Participant, Participant.id == Response.participant_id)
+        .outerjoin(Timepoint, Timepoint.id == Response.timepoint_id)
+        .outerjoin(PSSession, PSSession.id == Response.session_id)
+        .where(Participant.study_id == study.id)
+    )
 
 
 def version_label(prov: ScoringProvenance) -> str:

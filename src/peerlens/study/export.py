@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,19 +43,24 @@ from peerlens.study._catalog import FormSpec, builtin_form, study_forms
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import read_many
 from peerlens.study._lookup import get_study
-from peerlens.study._scoring import SAME_INPUT, score_long, score_states, version_label
+from peerlens.study._scoring import (
+    SAME_INPUT,
+    response_rows,
+    score_long,
+    score_states,
+    version_label,
+)
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
     DerivedScore,
     Participant,
     Response,
     ResponseItem,
-    Site,
     Study,
     Timepoint,
 )
 from peerlens.study.models import Session as PSSession
-from peerlens.study.policy import TIERS, Caller, authorize, guarded
+from peerlens.study.policy import TIERS, Caller, Grant, authorize, guarded
 from peerlens.study.redcap import records_frame
 from peerlens.study.storage import Store
 
@@ -106,7 +112,7 @@ def tidy_frame(
     study: Study,
     *,
     tier: str = "full",
-    sites: frozenset[str] | None = None,
+    grant: Grant | None = None,
     dropped: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """The study's item values and derived scores as a tidy long table (see module docstring).
@@ -118,41 +124,45 @@ def tidy_frame(
     Below the full tier, items of fields the current data dictionary (or bundled instrument)
     does not define are left out, as are identifier fields and, at ``deidentified``, free text;
     ``dropped`` (when given) receives how many item rows were left out for each reason.
+
+    Only participants inside ``grant``'s sites (:meth:`~peerlens.study.policy.Grant.outside`)
+    are exported, and results of no participant only under a study-wide grant; ``None``:
+    everything.
     """
     identity, drop_text, shift = _tier_flags(tier)
     forms = study_forms(session, study)
     arms = {a.id: a.name for a in study.arms}
     site_names = {x.id: x.name for x in study.sites}
-    q = (
-        select(
-            Participant.id,
-            Participant.study_code,
-            Participant.role,
-            Participant.arm_id,
-            Participant.site_id,
-            Participant.status,
-            Participant.date_shift_days,
-            Timepoint.name,
-            Timepoint.redcap_event,
-            Timepoint.position,
-            PSSession.label,
-            Response.instrument,
-            Response.repeat_instance,
-            Response.completion,
-            Response.id,
-            ResponseItem.item,
-            ResponseItem.value,
-            ResponseItem.text,
-            ResponseItem.missing_code,
-        )
-        .join(Response, Response.participant_id == Participant.id)
-        .outerjoin(Timepoint, Timepoint.id == Response.timepoint_id)
-        .outerjoin(PSSession, PSSession.id == Response.session_id)
-        .join(ResponseItem, ResponseItem.response_id == Response.id)
-        .where(Participant.study_id == study.id)
-    )
-    if sites is not None:
-        q = q.join(Site, Site.id == Participant.site_id).where(Site.name.in_(sorted(sites)))
+    people = {
+        p.id: p
+        for p in session.scalars(select(Participant).where(Participant.study_id == study.id))
+        if grant is None or grant.outside(study, p) is None
+    }
+    whole = grant is None or grant.covers_site(None)  # every participant, and rows of none
+    q = response_rows(
+        study,
+        Participant.id,
+        Participant.study_code,
+        Participant.role,
+        Participant.arm_id,
+        Participant.site_id,
+        Participant.status,
+        Participant.date_shift_days,
+        Timepoint.name,
+        Timepoint.redcap_event,
+        Timepoint.position,
+        PSSession.label,
+        Response.instrument,
+        Response.repeat_instance,
+        Response.completion,
+        Response.id,
+        ResponseItem.item,
+        ResponseItem.value,
+        ResponseItem.text,
+        ResponseItem.missing_code,
+    ).join(ResponseItem, ResponseItem.response_id == Response.id)
+    if not whole:  # whether a participant is inside depends on their site only
+        q = q.where(Participant.site_id.in_(sorted({p.site_id for p in people.values()})))
     cols = [
         "pid",
         "participant",
@@ -224,9 +234,10 @@ def tidy_frame(
             ]
             raw.loc[idx, "text"] = shifted
     scores = _mark_scores(session, study, _scores(raw, forms))
-    parts = [raw, scores, _derived_rows(session, study, sites, full=identity)]
+    by_code = {p.study_code: p for p in people.values()}
+    parts = [raw, scores, _derived_rows(session, study, by_code, unlinked=whole, full=identity)]
     if identity:
-        parts.append(_identity_rows(session, study, sites))
+        parts.append(_identity_rows(session, people))
     nonempty = [p for p in parts if len(p)]
     out = pd.concat(nonempty, ignore_index=True) if nonempty else raw
     # A study with identity rows but no answers yet still has every column of the item rows.
@@ -303,40 +314,29 @@ def _mark_scores(session: Session, study: Study, scores: pd.DataFrame) -> pd.Dat
 
 
 def _derived_rows(
-    session: Session, study: Study, sites: frozenset[str] | None, *, full: bool
+    session: Session,
+    study: Study,
+    people: Mapping[str, Participant],
+    *,
+    unlinked: bool,
+    full: bool,
 ) -> pd.DataFrame:
-    """Stored HRV and story results as tidy rows (numbers in ``value``), marked current/stale.
-
-    Story error messages may quote speaker names, so outside the ``full`` tier they read
-    ``error`` only.
+    """Stored HRV and story results of ``people`` (by study code) as tidy rows (numbers in
+    ``value``), marked current/stale; with ``unlinked``, also results of no participant.
+    Error texts are shown whole at the ``full`` tier only (:func:`_result_rows`).
     """
     from peerlens.hrv import METRIC_COLUMNS
     from peerlens.narrative import LABELS
-    from peerlens.study.derived._base import shown_error
     from peerlens.study.derived._hrv import HRV
     from peerlens.study.derived._story import STORY
 
-    people = {
-        p.study_code: p
-        for p in session.scalars(select(Participant).where(Participant.study_id == study.id))
-    }
-    site_names = {x.id: x.name for x in study.sites}
     rows: list[dict[str, Any]] = []
 
     def context(code: Any) -> dict[str, Any] | None:
         p = people.get(code) if isinstance(code, str) else None
-        if sites is not None and (p is None or site_names.get(p.site_id or -1) not in sites):
-            return None
         if p is None:
-            return {"participant": None}
-        return {
-            "pid": p.id,
-            "participant": p.study_code,
-            "role": p.role,
-            "arm_id": p.arm_id,
-            "site_id": p.site_id,
-            "status": p.status,
-        }
+            return {"participant": None} if unlinked else None
+        return _participant_columns(p)
 
     hrv = HRV.frame(session, study, "hrv")
     numeric = ["n_beats", "artifact_rate", "start_s", "end_s", *METRIC_COLUMNS]
@@ -354,14 +354,11 @@ def _derived_rows(
             "scoring_version": f"peerlens {r['pipeline_version']}",
             "derivation": r["derivation"],
         }
-        if r["status"] != "ok":
-            rows.append({**base, "name": "error", "text": shown_error(r["error"], full=full)})
-            continue
-        rows.append({**base, "name": "valid", "value": float(bool(r["valid"]))})
-        for c in numeric:
-            v = r[c]
-            rows.append({**base, "name": c, "value": None if pd.isna(v) else float(v)})
+        r["valid"] = float(bool(r["valid"]))  # a number, like the metrics
+        rows.extend(_result_rows(base, r, ["valid", *numeric], full=full))
     story = STORY.frame(session, study, "story")
+    story_measures = ["n_sentences", *(f"n_{k}" for k in LABELS), "connection_index"]
+    story_measures += ["ci_low", "ci_high"]
     for r in story.to_dict(orient="records"):
         ctx = context(r["participant"])
         if ctx is None:
@@ -375,45 +372,53 @@ def _derived_rows(
             "scoring_version": f"model sha256:{str(r['model_sha256'])[:12]}",
             "derivation": r["derivation"],
         }
-        if r["status"] != "ok":
-            rows.append({**base, "name": "error", "text": shown_error(r["error"], full=full)})
-            continue
-        names = ["n_sentences", *(f"n_{k}" for k in LABELS), "connection_index", "ci_low"]
-        for c in [*names, "ci_high"]:
-            v = r[c]
-            rows.append({**base, "name": c, "value": None if pd.isna(v) else float(v)})
+        rows.extend(_result_rows(base, r, story_measures, full=full))
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["value"] = frame["value"].astype("float64") if "value" in frame else np.nan
     return frame
 
 
-def _identity_rows(session: Session, study: Study, sites: frozenset[str] | None) -> pd.DataFrame:
+def _result_rows(
+    base: dict[str, Any], result: Mapping[Any, Any], measures: list[str], *, full: bool
+) -> list[dict[str, Any]]:
+    """The tidy rows of one stored HRV or story ``result``: one per measure (a number in
+    ``value``, NaN as missing), or, for a result that could not be analysed, one ``error`` row
+    whose text only the ``full`` tier sees (HRV errors may quote a file, story errors a
+    speaker's name)."""
+    from peerlens.study.derived._base import shown_error
+
+    if result["status"] != "ok":
+        return [{**base, "name": "error", "text": shown_error(result["error"], full=full)}]
+    return [
+        {**base, "name": c, "value": None if pd.isna(result[c]) else float(result[c])}
+        for c in measures
+    ]
+
+
+def _identity_rows(session: Session, people: Mapping[int, Participant]) -> pd.DataFrame:
+    """Identity-vault fields of ``people`` (by id) as tidy rows (the full tier only)."""
     rows: list[dict[str, Any]] = []
-    site_names = {x.id: x.name for x in study.sites}
-    people = {
-        p.id: p
-        for p in session.scalars(select(Participant).where(Participant.study_id == study.id))
-        if sites is None or site_names.get(p.site_id or -1) in sites
-    }
     vault = read_many(session, people)
     for pid, fields in sorted(vault.items(), key=lambda kv: people[kv[0]].study_code):
         p = people[pid]
         for name, value in sorted(fields.items()):
             rows.append(
-                {
-                    "pid": p.id,
-                    "participant": p.study_code,
-                    "role": p.role,
-                    "arm_id": p.arm_id,
-                    "site_id": p.site_id,
-                    "status": p.status,
-                    "kind": "identity",
-                    "name": name,
-                    "text": str(value),
-                }
+                {**_participant_columns(p), "kind": "identity", "name": name, "text": str(value)}
             )
     return pd.DataFrame(rows)
+
+
+def _participant_columns(p: Participant) -> dict[str, Any]:
+    """The participant columns of a tidy row made in Python (identity, HRV and story rows)."""
+    return {
+        "pid": p.id,
+        "participant": p.study_code,
+        "role": p.role,
+        "arm_id": p.arm_id,
+        "site_id": p.site_id,
+        "status": p.status,
+    }
 
 
 @guarded("export")
@@ -423,7 +428,7 @@ def export_frame(store: Store, study_name: str, *, tier: str, caller: Caller) ->
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "export", study, tier=tier)
-        return tidy_frame(s, study, tier=tier, sites=grant.sites)
+        return tidy_frame(s, study, tier=tier, grant=grant)
 
 
 @guarded("export")
@@ -470,7 +475,7 @@ def export_study(
         rights = grant
         dropped: dict[str, int] = {}
         if format == "tidy":
-            frame = tidy_frame(s, study, tier=tier, sites=rights.sites, dropped=dropped)
+            frame = tidy_frame(s, study, tier=tier, grant=rights, dropped=dropped)
         else:
             frame = records_frame(
                 s,

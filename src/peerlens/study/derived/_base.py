@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pandas as pd
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from peerlens.study.models import Study
+from peerlens.study.models import Derivation, Participant, Study
+from peerlens.study.models import Session as PSSession
 
 InputsT = TypeVar("InputsT")
 ResultsT = TypeVar("ResultsT")
@@ -130,6 +131,24 @@ def shown_error(text: Any, *, full: bool) -> Any:
     return "error"
 
 
+def error_row(
+    message: str, ids: Mapping[str, Any], empty: Iterable[str], **fixed: Any
+) -> dict[str, Any]:
+    """The stored row of an input that could not be analysed (the same shape for every kind).
+
+    Its keys are, in this order: ``ids`` (which input, which part of it), ``status``
+    (``"error"``) and ``error`` (``message``), each of ``empty`` (the measures, ``None``) and
+    ``fixed`` (values an error row still records: empty JSON, versions). The order is kept
+    because a run's digest is taken over these rows.
+
+    Examples
+    --------
+    >>> error_row("no beats", {"label": "whole"}, ["n_beats"], metrics={})
+    {'label': 'whole', 'status': 'error', 'error': 'no beats', 'n_beats': None, 'metrics': {}}
+    """
+    return {**ids, "status": "error", "error": message, **dict.fromkeys(empty), **fixed}
+
+
 def num(value: Any) -> float | None:
     """A finite float, or ``None`` (NaN, inf and missing are stored as NULL)."""
     if value is None:
@@ -143,6 +162,21 @@ def digest(rows: Iterable[Sequence[Any]]) -> str:
     ``repr`` of each row's tuple per line (``repr`` of a float round-trips exactly)."""
     text = "\n".join(repr(tuple(row)) for row in rows)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stored_results(result: Any, source: Any, source_id: Any, *columns: Any) -> Select[Any]:
+    """Stored ``result`` rows (a derived-results model) with their context: a select of the
+    participant's study code, the PS session label, ``columns``, the ``result`` row and its
+    run's ``derived_at``, joined through the ``source`` row (recording, transcript) whose id is
+    ``source_id``. Participant and session are outer joins (a story may belong to neither);
+    the caller limits the rows to one study and orders them."""
+    return (
+        select(Participant.study_code, PSSession.label, *columns, result, Derivation.derived_at)
+        .join(source, source.id == source_id)
+        .join(Derivation, Derivation.id == result.derivation_id)
+        .outerjoin(Participant, Participant.id == source.participant_id)
+        .outerjoin(PSSession, PSSession.id == source.session_id)
+    )
 
 
 def worst_state(frame: pd.DataFrame, by: str | list[str]) -> pd.Series:

@@ -21,17 +21,23 @@ import pandas as pd
 from sqlalchemy import Select, Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from peerlens.study.derived._base import Batch, DeriveOptions, digest, num, worst_state
+from peerlens.study.derived._base import (
+    Batch,
+    DeriveOptions,
+    digest,
+    error_row,
+    num,
+    stored_results,
+    worst_state,
+)
 from peerlens.study.errors import StudyError
 from peerlens.study.models import (
-    Derivation,
     DerivedHrv,
     Participant,
     Recording,
     RecordingWindow,
     Study,
 )
-from peerlens.study.models import Session as PSSession
 
 #: One window event: label, start and end in seconds.
 Window = tuple[str, float, float]
@@ -272,20 +278,16 @@ def hrv_job(
     else:
         return _result_rows(res, max_artifact_rate)
     return [
-        {
-            "label": "whole",
-            "status": "error",
-            "error": message,
-            "start_s": None,
-            "end_s": None,
-            "n_beats": None,
-            "artifact_rate": None,
-            "valid": False,
-            "reason": None,
-            "metrics": {},
-            "pipeline_version": __version__,
-            "provenance": {},
-        }
+        error_row(
+            message,
+            {"label": "whole"},
+            ("start_s", "end_s", "n_beats", "artifact_rate"),
+            valid=False,
+            reason=None,
+            metrics={},
+            pipeline_version=__version__,
+            provenance={},
+        )
     ]
 
 
@@ -350,20 +352,10 @@ def _frame(session: Session, study: Study) -> pd.DataFrame:
     from peerlens.hrv import METRIC_COLUMNS
     from peerlens.hrv.batch import ID_COLUMNS
 
+    columns = (Recording.sha256, Recording.id)
     q = (
-        select(
-            Participant.study_code,
-            PSSession.label,
-            Recording.sha256,
-            Recording.id,
-            DerivedHrv,
-            Derivation.derived_at,
-        )
-        .join(Recording, Recording.id == DerivedHrv.recording_id)
-        .join(Participant, Participant.id == Recording.participant_id)
-        .join(Derivation, Derivation.id == DerivedHrv.derivation_id)
-        .outerjoin(PSSession, PSSession.id == Recording.session_id)
-        .where(Participant.study_id == study.id)
+        stored_results(DerivedHrv, Recording, DerivedHrv.recording_id, *columns)
+        .where(Participant.study_id == study.id)  # every recording has a participant
         .order_by(Participant.study_code, Recording.id, DerivedHrv.id)
     )
     ids = session.scalars(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from peerlens.study._bulk import bulk_insert
 from peerlens.study._catalog import FormSpec, study_forms
-from peerlens.study._scoring import SAME_INPUT, score_long, score_states
+from peerlens.study._scoring import SAME_INPUT, response_rows, score_long, score_states
 from peerlens.study.derived._base import Batch, DeriveOptions, num, worst_state
 from peerlens.study.models import (
     Derivation,
@@ -209,7 +209,8 @@ def _stored(session: Session, study: Study) -> pd.DataFrame:
     """Stored scores with their response context and ``derivation`` (current/stale), plus
     ``_same`` (made from the response as it is now) and ``_rid`` (response id)."""
     q = (
-        select(
+        response_rows(
+            study,
             Participant.study_code,
             Timepoint.name,
             PSSession.label,
@@ -225,12 +226,8 @@ def _stored(session: Session, study: Study) -> pd.DataFrame:
             Derivation.derived_at,
             Response.id,
         )
-        .join(Response, Response.id == DerivedScore.response_id)
-        .join(Participant, Participant.id == Response.participant_id)
+        .join(DerivedScore, DerivedScore.response_id == Response.id)
         .join(Derivation, Derivation.id == DerivedScore.derivation_id)
-        .outerjoin(Timepoint, Timepoint.id == Response.timepoint_id)
-        .outerjoin(PSSession, PSSession.id == Response.session_id)
-        .where(Participant.study_id == study.id)
         .order_by(Participant.study_code, Response.id, DerivedScore.name)
     )
     cols = ["participant", "timepoint", "session", "instrument", "repeat_instance", "_same"]

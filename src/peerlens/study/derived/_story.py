@@ -18,16 +18,14 @@ import pandas as pd
 from sqlalchemy import Select, Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from peerlens.study.derived._base import Batch, DeriveOptions, num
+from peerlens.study.derived._base import Batch, DeriveOptions, error_row, num, stored_results
 from peerlens.study.models import (
-    Derivation,
     DerivedSentence,
     DerivedStory,
     Participant,
     Study,
     Transcript,
 )
-from peerlens.study.models import Session as PSSession
 
 #: One stored story row and its sentence rows (plain values, without ids).
 StoryRows = tuple[dict[str, Any], list[dict[str, Any]]]
@@ -155,18 +153,9 @@ def _analyse(t: StoryInput, model: Any, model_meta: dict[str, Any]) -> StoryRows
         )
     except Exception as exc:  # one bad text must not sink the derivation
         message = str(exc) if isinstance(exc, PeerlensError) else f"{type(exc).__name__}: {exc}"
-        failed = {
-            **base,
-            "status": "error",
-            "error": message,
-            "n_sentences": None,
-            "connection_index": None,
-            "ci_low": None,
-            "ci_high": None,
-            "counts_json": "{}",
-            "model_json": json.dumps(model_meta, sort_keys=True),
-        }
-        return failed, []
+        measures = ("n_sentences", "connection_index", "ci_low", "ci_high")
+        model_json = json.dumps(model_meta, sort_keys=True)
+        return error_row(message, base, measures, counts_json="{}", model_json=model_json), []
     summ = res.summary
     story = {
         **base,
@@ -236,20 +225,9 @@ def _frame(session: Session, study: Study, *, sentences: bool) -> pd.DataFrame:
     from peerlens.narrative import LABELS, load_model
 
     current_sha = _model_sha(load_model().meta)
+    columns = (Transcript.id, Transcript.kind, Transcript.version)
     base = (
-        select(
-            Participant.study_code,
-            PSSession.label,
-            Transcript.id,
-            Transcript.kind,
-            Transcript.version,
-            DerivedStory,
-            Derivation.derived_at,
-        )
-        .join(Transcript, Transcript.id == DerivedStory.transcript_id)
-        .join(Derivation, Derivation.id == DerivedStory.derivation_id)
-        .outerjoin(Participant, Participant.id == Transcript.participant_id)
-        .outerjoin(PSSession, PSSession.id == Transcript.session_id)
+        stored_results(DerivedStory, Transcript, DerivedStory.transcript_id, *columns)
         .where(Transcript.study_id == study.id)
         .order_by(Transcript.id)
     )
