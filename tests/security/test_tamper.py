@@ -14,6 +14,7 @@ from sqlalchemy import inspect, text
 from peerlens.study import (
     NewParticipant,
     Store,
+    TamperedError,
     add_participants,
     add_recording,
     add_relationship,
@@ -257,8 +258,9 @@ def test_a_forged_seal_is_refused(full: Store) -> None:
 def test_removed_seals_are_not_silently_renewed(full: Store, tmp_path: Path) -> None:
     _sql(full, "UPDATE participant SET status = 'completed' WHERE study_code = 'P2'")
     _sql(full, "DELETE FROM row_seal")
-    # A lawful write afterwards seals only what it wrote, never the whole database again.
-    withdraw_participant(full, "pilot", "P1", caller=ADMIN, reason="moved")
+    # A lawful write afterwards neither seals the whole database again nor the row it changes.
+    with pytest.raises(TamperedError, match="added outside peerlens"):
+        withdraw_participant(full, "pilot", "P1", caller=ADMIN, reason="moved")
     found = _problems(full)
     assert any("table participant, id" in p and "no seal" in p for p in found)
     assert any(p.startswith("table study, id") for p in found)
@@ -320,3 +322,29 @@ def test_a_recording_file_changed_or_removed_on_disk_is_named(full: Store) -> No
     assert _problems(full) == [f"recording id {rid} ({sha[:12]}): stored file changed on disk"]
     path.unlink()
     assert _problems(full) == [f"recording id {rid} ({sha[:12]}): stored file missing"]
+
+
+def test_a_lawful_write_never_seals_a_tampered_row(full: Store, tmp_path: Path) -> None:
+    # Someone edits P2's site, then an admin withdraws P2 (a lawful change of the same row):
+    # the change is refused rather than sealing the edited row as if peerlens had written it.
+    _sql(full, "UPDATE participant SET site_id = NULL WHERE study_code = 'P2'")
+    with full.engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
+    with pytest.raises(TamperedError, match=r"table participant, id \d+ was changed outside"):
+        withdraw_participant(full, "pilot", "P2", caller=ADMIN, reason="moved")
+    # An edited answer blocks a re-import that would rewrite that response.
+    _sql(full, "UPDATE response_item SET value = 3 WHERE item = 'gad7_1'")
+    f = tmp_path / "gad3.csv"
+    pd.DataFrame([["P1", *[2] * 7]], columns=["participant", *GAD7]).to_csv(f, index=False)
+    with pytest.raises(TamperedError, match=r"table response, id \d+ was changed outside"):
+        import_responses(full, "pilot", f, timepoint="baseline", caller=ADMIN)
+    # A row removed by hand cannot be "removed again" lawfully to hide it.
+    with full.engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
+        status = conn.execute(
+            text("SELECT status FROM participant WHERE study_code = 'P2'")
+        ).scalar_one()
+    assert count == before and status == "enrolled"
+    found = _problems(full)
+    assert any(p.startswith("table participant, id") for p in found)
+    assert any(p.startswith("table response, id") for p in found)

@@ -20,7 +20,13 @@ from peerlens.study.derived import (
     verify_derived,
 )
 from peerlens.study.erasure import ErasureReport, erase_participant
-from peerlens.study.errors import ImportRejected, PermissionDenied, Problem, StudyError
+from peerlens.study.errors import (
+    ImportRejected,
+    PermissionDenied,
+    Problem,
+    StudyError,
+    TamperedError,
+)
 from peerlens.study.export import TIDY_COLUMNS, ExportResult, export_frame, export_study
 from peerlens.study.keys import rotate_vault_key
 from peerlens.study.participants import (
@@ -81,6 +87,7 @@ __all__ = [
     "Store",
     "StudyConfig",
     "StudyError",
+    "TamperedError",
     "TimepointConfig",
     "add_consent",
     "add_participant",

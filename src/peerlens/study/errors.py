@@ -12,6 +12,11 @@ class StudyError(PeerlensError):
     """A study-data operation was refused; the message says what and where."""
 
 
+class TamperedError(StudyError):
+    """Data about to be changed were already changed outside peerlens (their row seal no longer
+    matches): the write is refused so that a lawful change never seals a tampered row."""
+
+
 class PermissionDenied(StudyError):
     """The acting user lacks the role or export right the operation needs."""
 

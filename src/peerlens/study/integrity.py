@@ -57,6 +57,7 @@ from peerlens.study._seal_units import (
     tally_of,
     unit_text,
 )
+from peerlens.study.errors import TamperedError
 from peerlens.study.models import AuditLog, Recording, RowSeal
 from peerlens.study.vault import VaultKey
 
@@ -82,6 +83,9 @@ class Tracker:
     known: dict[str, dict[Any, list[list[Row]]]] = field(default_factory=dict)
     #: Kind name -> largest key before the transaction's first insert that gave no keys.
     watermarks: dict[str, Any] = field(default_factory=dict)
+    #: Units whose stored content was checked against their seal before this transaction
+    #: changed them.
+    checked: dict[str, set[Any]] = field(default_factory=dict)
 
     def add(self, kind: UnitKind, keys: Iterable[Any], *, child: bool = False) -> None:
         """Note ``keys`` of ``kind`` as touched (through a child table's rows: ``child``)."""
@@ -108,7 +112,14 @@ class Tracker:
 
     def clear(self) -> None:
         """Forget everything (after sealing)."""
-        for part in (self.touched, self.new, self.children_dirty, self.known, self.watermarks):
+        for part in (
+            self.touched,
+            self.new,
+            self.children_dirty,
+            self.known,
+            self.watermarks,
+            self.checked,
+        ):
             part.clear()
 
     def __bool__(self) -> bool:
@@ -128,6 +139,26 @@ def _tracker(session: Session) -> Tracker | None:
 
 
 # ----------------------------------------------------------------------------- tracking writes
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    tracker = _tracker(session)
+    if tracker is None:
+        return
+    for obj in (*session.dirty, *session.deleted, *session.new):
+        name = getattr(getattr(obj, "__table__", None), "name", None)
+        if name not in UNIT_OF:
+            continue
+        kind, column = UNIT_OF[name]
+        if obj in session.new and name == kind.name:
+            continue  # a new unit: nothing stored to check
+        if obj in session.dirty and not session.is_modified(obj):
+            continue
+        from sqlalchemy import inspect
+
+        keys = [getattr(obj, column), *inspect(obj).attrs[column].history.deleted]
+        check_before_change(session, kind, keys)
 
 
 @event.listens_for(Session, "after_flush")
@@ -166,6 +197,7 @@ def _on_execute(state: ORMExecuteState) -> None:
         if rows and all(column in r for r in rows):
             keys = [r[column] for r in rows]
             if child:
+                check_before_change(state.session, kind, keys)
                 tracker.add(kind, keys, child=True)
             else:
                 tracker.add_new(kind, keys)
@@ -179,7 +211,56 @@ def _on_execute(state: ORMExecuteState) -> None:
         if where is not None:
             stmt = stmt.where(where)
         named = list(state.session.execute(stmt).scalars())
+    check_before_change(state.session, kind, named)
     tracker.add(kind, named, child=child)
+
+
+def check_before_change(session: Session, kind: UnitKind, keys: Iterable[Any]) -> None:
+    """Refuse to change units of ``kind`` whose stored content no longer matches their seal
+    (changed, added or removed outside peerlens): resealing them would launder the tampering.
+
+    Each unit is checked once per transaction, before its first change; new units and
+    databases not sealed yet are not checked.
+
+    Raises
+    ------
+    TamperedError
+        Naming the table and row; nothing is changed (the transaction rolls back).
+    """
+    tracker = _tracker(session)
+    if tracker is None:
+        return
+    done = tracker.checked.setdefault(kind.name, set())
+    new = tracker.new.get(kind.name, set())
+    todo = {k for k in keys if k is not None and k not in done and k not in new}
+    if not todo:
+        return
+    with session.no_autoflush:
+        if not _sealed_before(session):
+            return
+        from peerlens.study.storage import STORE_KEY
+
+        store = session.info.get(STORE_KEY)
+        if store is None:
+            return
+        key = store.vault_key(session)
+        done.update(todo)
+        units = sorted(unit_text(k) for k in todo)
+        stored = _stored(session, kind, units)
+        present: set[str] = set()
+        for unit, data in contents(session, kind, todo):
+            present.add(unit)
+            if stored.get(unit) != seal_of(key.seal_key, data):
+                why = "added" if unit not in stored else "changed"
+                raise TamperedError(
+                    f"{_where(kind, unit)} was {why} outside peerlens since peerlens last wrote "
+                    "it; nothing was changed. Run `peerlens audit verify` and restore it first"
+                )
+        for unit in sorted(set(stored) - present):
+            raise TamperedError(
+                f"{_where(kind, unit)} was removed outside peerlens since peerlens last wrote it; "
+                "nothing was changed. Run `peerlens audit verify` and restore it first"
+            )
 
 
 def _keys_in(where: ColumnElement[Any] | None, column: Any) -> list[Any] | None:
