@@ -348,3 +348,86 @@ def test_a_lawful_write_never_seals_a_tampered_row(full: Store, tmp_path: Path) 
     found = _problems(full)
     assert any(p.startswith("table participant, id") for p in found)
     assert any(p.startswith("table response, id") for p in found)
+
+
+# Second hostile review (findings 1, 3-6): ways to get tampering sealed or missed.
+
+
+def test_a_clear_vault_row_put_there_with_sql_is_never_sealed_or_read(
+    full: Store, db_url: str
+) -> None:
+    _sql(
+        full,
+        "UPDATE identity_vault SET ciphertext = NULL, fields_json = :f "
+        "WHERE participant_id = (SELECT id FROM participant WHERE study_code = 'P1')",
+        f='{"name": "Forged Person"}',
+    )
+    reopened = Store.open(db_url)  # opening once encrypted clear rows (before revision 0006)
+    try:
+        assert any(p.startswith("table identity_vault, ") for p in _problems(reopened))
+        from peerlens.study import get_identity
+
+        with pytest.raises(TamperedError, match="in clear"):
+            get_identity(reopened, "pilot", "P1", caller=ADMIN)
+    finally:
+        reopened.close()
+
+
+def test_an_account_edited_with_sql_grants_nothing(full: Store) -> None:
+    from peerlens.study import authenticate, list_participants
+    from peerlens.study.users import hash_password
+
+    from ..conftest import PASSWORD
+
+    _sql(
+        full,
+        "UPDATE app_user SET password_hash = :h WHERE username = 'tester'",
+        h=hash_password("mallory's password"),
+    )
+    with pytest.raises(TamperedError, match="table app_user"):
+        authenticate(full, "tester", "mallory's password")
+    with pytest.raises(TamperedError, match="table app_user"):
+        list_participants(full, "pilot", caller=ADMIN)
+    assert PASSWORD  # the real password does not help either: the row itself is refused
+
+
+def test_a_role_added_with_sql_grants_nothing(full: Store) -> None:
+    from peerlens.study import create_user, list_participants
+
+    from ..conftest import PASSWORD
+
+    create_user(full, "rita", PASSWORD, caller=ADMIN)
+    _sql(
+        full,
+        "INSERT INTO role_assignment (user_id, role) "
+        "SELECT id, 'admin' FROM app_user WHERE username = 'rita'",
+    )
+    from peerlens.study.policy import Caller
+
+    with pytest.raises(TamperedError, match="table role_assignment"):
+        list_participants(full, "pilot", caller=Caller("rita"))
+
+
+def test_key_rotation_refuses_to_reseal_tampered_data(full: Store) -> None:
+    _sql(full, "UPDATE participant SET site_id = NULL WHERE study_code = 'P2'")
+    with pytest.raises(TamperedError, match="nothing was rotated"):
+        rotate_vault_key(full, generate_key(), caller=ADMIN)
+    assert any(p.startswith("table participant, ") for p in _problems(full))
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE response_item SET value = 'abc' WHERE item = 'gad7_1'",
+        "UPDATE participant SET date_shift_days = 19.9 WHERE study_code = 'P2'",
+        "UPDATE participant SET enrolled_at = '2026-01-01T00:00:00' WHERE study_code = 'P2'",
+    ],
+)
+def test_values_of_the_wrong_type_are_named_not_crashed_on(
+    full: Store, sql: str, db_url: str
+) -> None:
+    if full.dialect == "postgresql":
+        pytest.skip("PostgreSQL refuses values of the wrong type itself")
+    _sql(full, sql)
+    found = _problems(full)
+    assert found and all("changed outside peerlens" in p for p in found)

@@ -15,6 +15,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
+from peerlens.study.errors import TamperedError
 from peerlens.study.models import IdentityVault, Participant, utcnow
 from peerlens.study.vault import VaultKey
 
@@ -36,7 +37,20 @@ def _aad(s: Session, participant_id: int) -> str:
 def _fields(s: Session, row: IdentityVault) -> dict[str, str]:
     if row.ciphertext is not None:
         return _key(s).open(row.ciphertext, _aad(s, row.participant_id))
+    if row.fields_json and _sealed(s):
+        # Only databases from before revision 0006 hold clear rows, and they are encrypted on
+        # their first open, before anything is sealed: a clear row now was put there with SQL.
+        raise TamperedError(
+            f"the identity-vault entry of participant id {row.participant_id} is in clear: "
+            "written outside peerlens. Run `peerlens audit verify`"
+        )
     return dict(json.loads(row.fields_json or "{}"))
+
+
+def _sealed(s: Session) -> bool:
+    from peerlens.study.integrity import sealed_before
+
+    return sealed_before(s)
 
 
 def read_fields(s: Session, participant: Participant) -> dict[str, str]:
@@ -191,6 +205,8 @@ def encrypt_clear_rows(s: Session) -> int:
             IdentityVault.ciphertext.is_(None), IdentityVault.fields_json.is_not(None)
         )
     ).all()
+    if rows and _sealed(s):
+        return 0  # written with SQL after sealing: left for `audit verify` to name, never sealed
     for row in rows:
         fields = dict(json.loads(row.fields_json or "{}"))
         if row.salt is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -146,30 +147,54 @@ def _time(value: Any) -> Any:
     if isinstance(value, str):  # SQLite hands times back as the text SQLAlchemy stored
         if len(value) == 26 and value[10] == " ":  # its format: UTC, always microseconds
             return f"{value[:10]}T{value[11:]}+00:00"
-        value = dt.datetime.fromisoformat(value)
+        return ("!", value)  # stored in another form than peerlens writes
     if isinstance(value, dt.datetime):
         return as_utc(value).isoformat(timespec="microseconds")  # type: ignore[union-attr]
-    return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return ("!", repr(value))
 
 
 def _hex(value: Any) -> Any:
-    return None if value is None else bytes(value).hex()
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return ("!", repr(value))
+
+
+# Values the database holds that are not of their column's type (written outside peerlens, e.g.
+# text in a number column on SQLite) become ("!", repr) so they never equal a lawful value.
 
 
 def _bool(value: Any) -> Any:
-    return value if value is None or value.__class__ is bool else bool(value)
+    if value is None or value.__class__ is bool:
+        return value
+    if value.__class__ is int and value in (0, 1):  # SQLite keeps booleans as 0/1
+        return bool(value)
+    return ("!", repr(value))
 
 
 def _float(value: Any) -> Any:
-    return value if value is None or value.__class__ is float else float(value)
+    if value is None or value.__class__ is float:
+        return value
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return ("!", repr(value))
 
 
 def _int(value: Any) -> Any:
-    return value if value is None or value.__class__ is int else int(value)
+    if value is None or value.__class__ is int:
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return ("!", repr(value))
 
 
 def _str(value: Any) -> Any:
-    return value if value is None or value.__class__ is str else str(value)
+    if value is None or value.__class__ is str:
+        return value
+    return str(value) if isinstance(value, str) else ("!", repr(value))
 
 
 def _converter(column: Column[Any]) -> Callable[[Any], Any]:

@@ -233,19 +233,39 @@ def check_before_change(session: Session, kind: UnitKind, keys: Iterable[Any]) -
     done = tracker.checked.setdefault(kind.name, set())
     new = tracker.new.get(kind.name, set())
     todo = {k for k in keys if k is not None and k not in done and k not in new}
+    if todo:
+        done.update(todo)
+        check_units(session, kind, todo, required=True)
+
+
+def check_units(
+    session: Session, kind: UnitKind, keys: Iterable[Any], *, required: bool = False
+) -> None:
+    """Raise :class:`TamperedError` when a unit of ``kind`` among ``keys`` was changed, added or
+    removed outside peerlens (checked against its seal with the vault key).
+
+    Nothing is checked in a database not sealed yet, nor without a key unless ``required`` (a
+    write needs the key anyway; reading rights without the key is allowed, see
+    docs/security.md)."""
+    todo = sorted({k for k in keys if k is not None})
     if not todo:
         return
-    with session.no_autoflush:
-        if not _sealed_before(session):
-            return
-        from peerlens.study.storage import STORE_KEY
+    from peerlens.study.storage import STORE_KEY
+    from peerlens.study.vault import VaultKeyError
 
-        store = session.info.get(STORE_KEY)
-        if store is None:
+    store = session.info.get(STORE_KEY)
+    if store is None:
+        return
+    with session.no_autoflush:
+        if not sealed_before(session):
             return
-        key = store.vault_key(session)
-        done.update(todo)
-        units = sorted(unit_text(k) for k in todo)
+        try:
+            key = store.vault_key(session)
+        except VaultKeyError:
+            if required:
+                raise
+            return
+        units = [unit_text(k) for k in todo]
         stored = _stored(session, kind, units)
         present: set[str] = set()
         for unit, data in contents(session, kind, todo):
@@ -254,13 +274,25 @@ def check_before_change(session: Session, kind: UnitKind, keys: Iterable[Any]) -
                 why = "added" if unit not in stored else "changed"
                 raise TamperedError(
                     f"{_where(kind, unit)} was {why} outside peerlens since peerlens last wrote "
-                    "it; nothing was changed. Run `peerlens audit verify` and restore it first"
+                    "it; nothing was done. Run `peerlens audit verify` and restore it first"
                 )
         for unit in sorted(set(stored) - present):
             raise TamperedError(
                 f"{_where(kind, unit)} was removed outside peerlens since peerlens last wrote it; "
-                "nothing was changed. Run `peerlens audit verify` and restore it first"
+                "nothing was done. Run `peerlens audit verify` and restore it first"
             )
+
+
+def check_rights(session: Session, user_id: int) -> None:
+    """Check the account row and role rows of user ``user_id`` against their seals before they
+    are trusted (an account or role edited or added with SQL grants nothing)."""
+    from peerlens.study.models import RoleAssignment
+
+    check_units(session, BY_NAME["app_user"], [user_id])
+    roles = session.execute(
+        select(RoleAssignment.id).where(RoleAssignment.user_id == user_id)
+    ).scalars()
+    check_units(session, BY_NAME["role_assignment"], list(roles))
 
 
 def _keys_in(where: ColumnElement[Any] | None, column: Any) -> list[Any] | None:
@@ -368,7 +400,7 @@ def settle(session: Session, key_of: Any) -> None:
         return
     key: VaultKey = key_of(session)
     session.flush()  # the key's first use may record its check value
-    if not _sealed_before(session):
+    if not sealed_before(session):
         reseal_all(session, key, actor=_actor(session), reason="first seal of this database")
         return
     for name, top in tracker.watermarks.items():
@@ -398,7 +430,7 @@ def _actor(session: Session) -> str:
     return str(session.info.get(audit.ACTOR_KEY) or "peerlens")
 
 
-def _sealed_before(session: Session) -> bool:
+def sealed_before(session: Session) -> bool:
     """Whether the audit chain already records seals (cached per store for the session's
     database; a first seal is made only when it does not)."""
     from peerlens.study.storage import STORE_KEY

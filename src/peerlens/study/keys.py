@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from peerlens.study import audit
 from peerlens.study._identity import rekey
-from peerlens.study.integrity import reseal_all
+from peerlens.study.errors import TamperedError
+from peerlens.study.integrity import check_seals, reseal_all
 from peerlens.study.models import Setting
 from peerlens.study.policy import Caller, authorize, guarded
 from peerlens.study.storage import Store
@@ -27,7 +28,14 @@ def rotate_vault_key(
     new = VaultKey.from_master(decode_key(new_key, "the new key"), "the new key")
     with store.transaction() as s:
         actor = authorize(s, caller, "vault.rotate").actor
-        store.vault_key(s)  # the current key must open the vault first
+        old = store.vault_key(s)  # the current key must open the vault first
+        # Resealing under the new key must never bless data changed outside peerlens.
+        found = check_seals(s, old)
+        if found.problems:
+            raise TamperedError(
+                f"{len(found.problems)} problem(s) found by the row seals, e.g. "
+                f"{found.problems[0]}; nothing was rotated. Run `peerlens audit verify`"
+            )
         n = rekey(s, new)
         row = s.get(Setting, "vault_key_check")
         if row is None:

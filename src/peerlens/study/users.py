@@ -124,6 +124,10 @@ def authenticate(store: Store, username: str, password: str) -> Caller:
     """
     with store.transaction() as s:
         user = s.scalars(select(User).where(User.username == username)).first()
+        if user is not None:
+            from peerlens.study.integrity import check_rights
+
+            check_rights(s, user.id)  # a password hash put there with SQL is never trusted
         if not _verify(user, password):
             if not has_users(s):
                 raise PermissionDenied(
