@@ -161,12 +161,16 @@ def scores(gold: list[str], pred: list[str]) -> dict[str, object]:
     present = [lab for lab in ORDER if lab in set(gold) | set(pred)]
     p, r, f, n = precision_recall_fscore_support(gold, pred, labels=present, zero_division=0)
     rate, alarms, calm = false_alarm_rate(gold, pred)
+    _, _, f_calm, _ = precision_recall_fscore_support(
+        gold, pred, labels=["connection", "neutral"], zero_division=0
+    )
     per = {
         lab: (p[i], r[i], int(n[i]), sum(x == lab for x in pred)) for i, lab in enumerate(present)
     }
     return {
         "n": len(gold),
         "macro_f1": float(np.mean(f)),
+        "calm_f1": float(np.mean(f_calm)),
         "per_class": per,
         "false_alarm": rate,
         "alarms": alarms,
@@ -182,7 +186,9 @@ def _line(name: str, s: dict[str, object], extra: str = "") -> str:
         f"{lab[:4]} P{v[0]:.2f}/R{v[1]:.2f} (gold {v[2]}, pred {v[3]})" for lab, v in per.items()
     )
     return (
-        f"  {name:<14} n={s['n']:<5} macro-F1 {s['macro_f1']:.3f}  acc {s['accuracy']:.3f}  "
+        f"  {name:<14} n={s['n']:<5} macro-F1 {s['macro_f1']:.3f}  "
+        f"conn/neut F1 {s['calm_f1']:.3f}  "
+        f"acc {s['accuracy']:.3f}  "
         f"alarms {s['false_alarm']:.1%} ({s['alarms']}/{s['calm']}){extra}\n      {cls}"
     )
 
@@ -233,6 +239,7 @@ def agreement(real: pd.DataFrame) -> None:
         print(
             f"  {name:<14} n={len(g):<5} kappa(p1,p2) {kappa:.3f}  acc(p1,p2) {acc:.3f}  "
             f"macro-F1 pass2 vs final {s['macro_f1']:.3f} (pass1 {s1['macro_f1']:.3f}); "
+            f"conn/neut F1 pass2 {s['calm_f1']:.3f} (pass1 {s1['calm_f1']:.3f}); "
             f"pass2 alarms {s['false_alarm']:.1%}"
         )
 
@@ -297,6 +304,25 @@ def main() -> None:
     print(f"real development corpus: {len(real)} labelled sentences\n{counts.to_string()}")
     print(f"team corpus train split: {int((team['split'] == 'train').sum())} sentences")
     agreement(real)
+
+    # today's model before issue 10: own corpus only, fixed 0.5 threshold; never saw real text
+    if not args.shipped_only:
+        before = train_model(team, ModelConfig())
+        probs = _proba(before, real)
+        got = [LABELS[i] for i in apply_threshold(probs, LABELS, 0.5)]
+        print("\n== before issue 10: TF-IDF + cues trained on the own corpus only (threshold 0.5)")
+        for s in sorted(set(real["source"])):
+            keep = (real["source"] == s).to_numpy()
+            print(
+                _line(
+                    s,
+                    scores(
+                        real["label"][keep].tolist(),
+                        [g for g, k in zip(got, keep, strict=True) if k],
+                    ),
+                )
+            )
+        print(_line("POOLED", scores(real["label"].tolist(), got)))
 
     names = [n for n in args.candidates.split(",") if n] or list(CANDIDATES)
     if args.shipped_only:

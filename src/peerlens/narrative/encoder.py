@@ -144,7 +144,10 @@ class MiniLMEncoder:
             p = f"encoder.layer.{layer}."
 
             def proj(t: np.ndarray, name: str, p: str = p) -> np.ndarray:
-                return np.asarray(t @ w(p + name + ".weight").T + w(p + name + ".bias"))
+                # one 2-D GEMM over all tokens (a stacked 3-D matmul runs one small GEMM per
+                # sentence, many times slower)
+                flat = t.reshape(-1, t.shape[-1]) @ w(p + name + ".weight").T
+                return np.asarray(flat + w(p + name + ".bias")).reshape(*t.shape[:-1], -1)
 
             def split(t: np.ndarray) -> np.ndarray:
                 return t.reshape(n, length, _HEADS, head).transpose(0, 2, 1, 3)
