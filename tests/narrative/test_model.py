@@ -1,6 +1,8 @@
 """The shipped model: reproducible from the corpus, and inference equal to scikit-learn's."""
 
+import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import scipy.sparse as sp
 from peerlens.narrative import ModelArtifactError, load_corpus, load_model
 from peerlens.narrative._text import normalize
 from peerlens.narrative.corpus import corpus_sha256
+from peerlens.narrative.devcorpus import dev_corpus_paths
 from peerlens.narrative.model import (
     ModelConfig,
     TextModel,
@@ -19,6 +22,7 @@ from peerlens.narrative.model import (
     model_dir,
     train_model,
 )
+from peerlens.narrative.release import RELEASE_CONFIG, train_release
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +33,38 @@ def fitted() -> tuple[object, object, object, TextModel]:
     return word, char, clf, from_sklearn(word, char, clf, config)
 
 
-@pytest.mark.slow
-def test_packaged_artifact_matches_a_fresh_training(fitted: tuple) -> None:
-    *_, fresh = fitted
+ROOT = Path(__file__).resolve().parents[2]
+DEV = dev_corpus_paths(ROOT)
+
+
+def test_packaged_artifact_records_the_committed_keys_labels_and_corpus() -> None:
+    # runs everywhere: relabelling the real corpus or editing the own corpus without
+    # retraining fails here, even where the (non-redistributable) real texts are absent
     shipped = load_model()
     assert shipped.meta["corpus_sha256"] == corpus_sha256(), "retrain: peerlens story train"
+    checks = {
+        "real_items_sha256": DEV.items,
+        "real_labels_sha256": DEV.labels,
+    }
+    for key, path in checks.items():
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert shipped.meta[key] == digest, f"{path} changed: retrain with peerlens story train"
+    assert shipped.config == RELEASE_CONFIG
+    assert 0.5 <= shipped.threshold <= 1.0
+
+
+@pytest.mark.slow
+def test_packaged_artifact_matches_a_fresh_training() -> None:
+    if not DEV.available():
+        if os.environ.get("PEERLENS_REQUIRE_REAL_CORPUS"):
+            pytest.fail(f"{DEV.rebuilt} missing but PEERLENS_REQUIRE_REAL_CORPUS is set")
+        pytest.skip(
+            f"real texts not rebuilt ({DEV.rebuilt}); run tools/build_real_corpus.py build "
+            "to check that the packaged model is reproducible"
+        )
+    shipped = load_model()
+    assert shipped.meta["real_texts_sha256"] == DEV.checksums()["real_texts_sha256"]
+    fresh = train_release(DEV)
     assert shipped.classes == fresh.classes
     assert shipped.config == fresh.config
     np.testing.assert_array_equal(shipped.word.terms, fresh.word.terms)
@@ -42,6 +73,7 @@ def test_packaged_artifact_matches_a_fresh_training(fitted: tuple) -> None:
     np.testing.assert_allclose(shipped.char.idf, fresh.char.idf, rtol=1e-12)
     np.testing.assert_allclose(shipped.coef, fresh.coef, atol=1e-6)
     np.testing.assert_allclose(shipped.intercept, fresh.intercept, atol=1e-6)
+    assert shipped.threshold == pytest.approx(fresh.threshold, abs=1e-9)
 
 
 @pytest.mark.slow
