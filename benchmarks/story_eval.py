@@ -138,10 +138,12 @@ def _embedder(kind: str, frame: pd.DataFrame) -> object | None:
         return load_static(static_path if static_path.is_file() else None)
     if kind == "minilm":
         sys.path.insert(0, str(ROOT / "benchmarks"))
-        from _story_embed_cache import load_cache
+        from _story_embed_cache import key, load_cache
 
-        raw = [*frame["text"], *frame["prev"], *frame["next"]]
-        return CachedMiniLM(load_cache(), {normalize(t): t for t in raw if t})
+        cache = load_cache()
+        # sentences last, so a sentence wins over a neighbour with the same normalised form
+        raw = [*frame["prev"], *frame["next"], *frame["text"]]
+        return CachedMiniLM(cache, {normalize(t): t for t in raw if t and key(t) in cache})
     return None
 
 

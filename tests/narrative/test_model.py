@@ -142,3 +142,43 @@ def test_held_out_sanity() -> None:
             "shall we meet at the library on tuesday?",
         ]
     ) == ["connection", "upward", "downward", "neutral"]
+
+
+def test_numpy_inference_equals_scikit_learn_with_static_and_context() -> None:
+    from dataclasses import replace
+
+    from peerlens.narrative.model import dense_features, load_static
+
+    static = load_static()
+    train = load_corpus(split="train").groupby("label").head(60)
+    texts = train["text"].tolist()
+    prev = ["", *texts[:-1]]
+    nxt = [*texts[1:], ""]
+    config = replace(ModelConfig(max_iter=3000), static_weight=1.0, context=True)
+    word, char, clf = fit_sklearn(
+        texts, train["label"].tolist(), config, static=static, prev=prev, nxt=nxt
+    )
+    model = from_sklearn(word, char, clf, config, static=static)
+    probe = load_corpus(split="test")["text"].tolist()[:40]
+    p_prev, p_next = ["", *probe[:-1]], [*probe[1:], ""]
+    norm = [normalize(t) for t in probe]
+    reference = sp.hstack(
+        [
+            word.transform(norm),
+            char.transform(norm),
+            sp.csr_matrix(
+                dense_features(
+                    config,
+                    model.cuebook,
+                    static,
+                    norm,
+                    [normalize(t) for t in p_prev],
+                    [normalize(t) for t in p_next],
+                )
+            ),
+        ],
+        format="csr",
+    )
+    np.testing.assert_allclose(
+        model.predict_proba(probe, p_prev, p_next), clf.predict_proba(reference), atol=1e-9
+    )
