@@ -151,17 +151,12 @@ def train_cmd(
     Needs the real development corpus's texts rebuilt locally
     (``tools/build_real_corpus.py build``); they are never committed.
     """
-    import shutil
-
     from peerlens.narrative.model import model_dir
     from peerlens.narrative.release import default_dev_paths, train_release
 
     with user_errors():
         model = train_release(default_dev_paths(root))
         target = out or model_dir()
-        if model.static is not None and target != model_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copy(model_dir() / "static.npz", target / "static.npz")
         model.save(target)
     typer.echo(
         f"trained on {model.meta['n_train']} sentences ({model.meta['n_real']} real); "

@@ -371,6 +371,13 @@ class TextModel:
             np.savez_compressed(fh, allow_pickle=False, **arrays)
         digest = hashlib.sha256((directory / "model.npz").read_bytes()).hexdigest()
         meta = dict(self.meta)
+        if self.static is not None and self.config.static_weight > 0:
+            target = directory / "static.npz"
+            if self.static.path is None:
+                raise ModelArtifactError("the static embedding has no file to save with the model")
+            if self.static.path.resolve() != target.resolve():
+                target.write_bytes(self.static.path.read_bytes())
+            meta["static_sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
         meta.update(
             {
                 "format": ARTIFACT_FORMAT,
@@ -455,7 +462,9 @@ def load_static(path: Path | None = None, expected_sha256: str | None = None) ->
     if expected_sha256 and hashlib.sha256(blob).hexdigest() != expected_sha256:
         raise ModelArtifactError(f"{path}: checksum does not match the model metadata")
     with np.load(path, allow_pickle=False) as npz:
-        return StaticEmbedder.from_arrays(npz["tokens"], npz["vectors"].astype(np.float32))
+        static = StaticEmbedder.from_arrays(npz["tokens"], npz["vectors"].astype(np.float32))
+    static.path = path
+    return static
 
 
 @cache

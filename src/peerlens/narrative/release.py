@@ -20,7 +20,7 @@ import numpy as np
 from peerlens.narrative.corpus import LABELS, corpus_sha256, load_corpus
 from peerlens.narrative.devcorpus import DevCorpusPaths, load_dev_corpus
 from peerlens.narrative.evaluation import calibrate_threshold, source_folds
-from peerlens.narrative.model import ModelConfig, TextModel, model_dir, train_model
+from peerlens.narrative.model import ModelConfig, TextModel, train_model
 from peerlens.narrative.static import StaticEmbedder
 
 if TYPE_CHECKING:
@@ -30,8 +30,10 @@ __all__ = ["MAX_FALSE_ALARM", "RELEASE_CONFIG", "loso_threshold", "train_frame",
 
 #: Target false-comparison-alarm rate the threshold is calibrated for (issue 10).
 MAX_FALSE_ALARM = 0.03
-#: The packaged model's configuration (chosen in ``benchmarks/story_eval.py``).
-RELEASE_CONFIG = ModelConfig(class_weight="balanced")
+#: The packaged model's configuration (chosen in ``benchmarks/story_eval.py``, candidate
+#: ``tfidf_static_ctx``): TF-IDF word + char n-grams, cue indicators, the static MiniLM
+#: distillation (``data/static.npz``), and the neighbouring sentences' cues and static vectors.
+RELEASE_CONFIG = ModelConfig(class_weight="balanced", static_weight=1.0, context=True)
 
 
 def train_frame(corpus: pd.DataFrame, dev: pd.DataFrame) -> pd.DataFrame:
@@ -108,12 +110,6 @@ def train_release(
             "leave-one-source-out probabilities of the real sentences"
         ),
     }
-    if static is not None and config.static_weight > 0:
-        import hashlib
-
-        meta["static_sha256"] = hashlib.sha256(
-            (model_dir() / "static.npz").read_bytes()
-        ).hexdigest()
     model = train_model(frame, replace(config), static=static, meta=meta)
     model.meta["n_train"] = len(frame)
     return model

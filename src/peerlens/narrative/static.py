@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +41,8 @@ class StaticEmbedder:
     tokens: np.ndarray  # (V,) str, index = WordPiece id
     vectors: np.ndarray  # (V, d) float32, already frequency-weighted
     tokenizer: WordPiece
+    #: the ``static.npz`` it was loaded from (copied beside a model that is saved elsewhere)
+    path: Path | None = None
 
     @classmethod
     def from_arrays(cls, tokens: np.ndarray, vectors: np.ndarray) -> StaticEmbedder:
