@@ -218,13 +218,16 @@ def dense_features(
             parts.append(vecs)
         return np.hstack(parts)
 
-    own = block(normalized)
     if not config.context:
-        return own
+        return block(normalized)
     empty = [""] * len(normalized)
-    return np.hstack(
-        [own, block(prev if prev is not None else empty), block(nxt if nxt is not None else empty)]
-    )
+    prev = prev if prev is not None else empty
+    nxt = nxt if nxt is not None else empty
+    # in running text a sentence is also its neighbours' neighbour: compute each text once
+    unique = list(dict.fromkeys([*normalized, *prev, *nxt]))
+    table = block(unique)
+    where = {t: i for i, t in enumerate(unique)}
+    return np.hstack([table[[where[t] for t in part]] for part in (normalized, prev, nxt)])
 
 
 @dataclass
