@@ -53,6 +53,7 @@ from peerlens.narrative.evaluation import (
     source_folds,
 )
 from peerlens.narrative.model import ModelConfig, TextModel, load_static, train_model
+from peerlens.narrative.release import loso_threshold
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
@@ -221,14 +222,8 @@ def loso(
 
 
 def ship_threshold(cand: Candidate, data: pd.DataFrame, embedder: object | None) -> float:
-    """Threshold for a model trained on everything: LOSO over all real sources."""
-    is_team = (data["source"] == "").to_numpy()
-    oof_p, oof_gold = [], []
-    for fold in source_folds(data["source"].tolist(), always_train=is_team):
-        m = _fit(cand, data.iloc[fold.train], embedder)
-        oof_p.append(_proba(m, data.iloc[fold.test]))
-        oof_gold.extend(data.iloc[fold.test]["label"])
-    return calibrate_threshold(np.vstack(oof_p), oof_gold, LABELS, MAX_FALSE_ALARM)
+    """Threshold for a model trained on everything: the packaged model's rule (LOSO, all real)."""
+    return loso_threshold(data, cand.config, embedder, MAX_FALSE_ALARM)  # type: ignore[arg-type]
 
 
 def agreement(real: pd.DataFrame) -> None:
