@@ -554,7 +554,7 @@ def analyze(
 
     Examples
     --------
-    >>> story = "Sam: I heard voices too.\\nAlex: Did you?"
+    >>> story = "Sam: Me too, I heard voices for years.\\nAlex: Did you?"
     >>> result = analyze(story, transcript=True, speaker="sam")
     >>> [(s.speaker, s.label) for s in result.sentences]
     [('Sam', 'connection')]
