@@ -28,8 +28,15 @@ contains the pinned commit; one that does not is refused.  Writes to ``DIR`` (de
 - ``to_annotate.tsv``: item_id, context, sentence only (the blind annotation batch: nothing about
   the source or the sampling arm), in item_id order, which is a random order.
 
+``blind`` writes one batch's blind annotation file (``--batch N --out FILE``): item_id,
+sentence, context, rows shuffled with a fixed seed, and with ``--parts K`` also ``FILE``'s stem
+``_part1`` ... ``_partK`` (consecutive slices, for annotators sharing a pass).  It refuses a path
+inside the repository other than the git-ignored ``benchmarks/out/``: the files hold source text.
+
 ``sample`` (maintainers): draws the items anew from the snapshots and rewrites ``items.csv``;
-deterministic for a given ``seed`` in ``sources.json``.
+deterministic for a given ``seed`` in ``sources.json``.  Batches are drawn in order; a later
+batch never repeats a sentence (by SHA-256) of an earlier one, so drawing batch 2 leaves batch 1's
+item ids and hashes as they were.
 
 Exit status 2 on any problem (missing snapshot, wrong commit, changed file, hash mismatch), with
 every failing item listed.
@@ -62,6 +69,7 @@ DEFAULT_OUT = ROOT / "benchmarks/out/real_corpus"
 #: Columns of ``items.csv`` (the committed keys; also the item -> source/arm map).
 ITEM_COLUMNS = (
     "item_id",
+    "batch",
     "source",
     "arm",
     "path",
@@ -70,6 +78,9 @@ ITEM_COLUMNS = (
     "record_sha256",
     "sentence_sha256",
 )
+#: Columns of the blind annotation file (``blind``): nothing about source, arm or pattern.
+BLIND_COLUMNS = ("item_id", "sentence", "context")
+_DISTINCT = frozenset({"source", "batch"})
 #: A record's turn is shown whole up to this many sentences, else this window around the target.
 CONTEXT_MAX_SENTENCES = 15
 CONTEXT_WINDOW = 5
@@ -79,6 +90,36 @@ _FORMATS = frozenset({"csv", "xlsx"})
 
 class RealCorpusError(PeerlensError):
     """A snapshot, source file or item does not match what the committed keys pin down."""
+
+
+@dataclass(frozen=True)
+class Quota:
+    """How many sentences one batch draws from one source, per arm."""
+
+    n_random: int
+    n_targeted: int
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """One sampling batch as described in ``sources.json`` (``batches``).
+
+    ``distinct`` is ``"source"`` when a sentence is drawn at most once per source (batch 1) or
+    ``"batch"`` when at most once in the whole batch, whatever the source.
+    """
+
+    batch: int
+    distinct: str
+
+
+@dataclass(frozen=True)
+class TargetPattern:
+    """One search pattern of the targeted arm (``patterns.json``)."""
+
+    name: str
+    regex: re.Pattern[str]
+    kind: str  # what it aims at: upward, downward, connection, look-alike, mixed
+    batches: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -97,8 +138,7 @@ class SourceSpec:
     drop: Mapping[str, tuple[str, ...]]
     drop_match: Mapping[str, re.Pattern[str]]
     drop_repeated: int | None
-    n_random: int
-    n_targeted: int
+    samples: Mapping[int, Quota]  # batch -> quota; a batch the source is not in draws nothing
 
 
 @dataclass(frozen=True)
@@ -124,6 +164,7 @@ def sha256_text(text: str) -> str:
 def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
     """Read ``sources.json``: the sampling seed and the source specs, validated."""
     data = json.loads(path.read_text(encoding="utf-8"))
+    batches = {b.batch for b in load_batches(path)}
     specs: list[SourceSpec] = []
     for n, raw in enumerate(data["sources"]):
         where = f"{path}: sources[{n}]"
@@ -143,11 +184,16 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
                 drop_repeated=None
                 if raw.get("drop_repeated") is None
                 else int(raw["drop_repeated"]),
-                n_random=int(raw["n_random"]),
-                n_targeted=int(raw["n_targeted"]),
+                samples={
+                    int(batch): Quota(int(q["n_random"]), int(q["n_targeted"]))
+                    for batch, q in raw["samples"].items()
+                },
             )
         except KeyError as exc:
             raise RealCorpusError(f"{where}: missing key {exc}") from exc
+        unknown = sorted(set(spec.samples) - batches)
+        if unknown:
+            raise RealCorpusError(f"{where}: samples for undeclared batch(es) {unknown}")
         if not re.fullmatch(r"[0-9a-f]{40}", spec.commit):
             raise RealCorpusError(f"{where}: commit {spec.commit!r} is not a 40-hex git commit id")
         if spec.format not in _FORMATS:
@@ -161,10 +207,44 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
     return int(data["seed"]), specs
 
 
-def load_patterns(path: Path) -> dict[str, re.Pattern[str]]:
-    """Read ``patterns.json``: name -> compiled case-insensitive pattern, in file order."""
+def load_batches(path: Path) -> list[BatchSpec]:
+    """Read the ``batches`` of ``sources.json``, in drawing order (batch 1, 2, ...)."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    return {name: re.compile(rx, re.IGNORECASE) for name, rx in data["patterns"].items()}
+    out: list[BatchSpec] = []
+    for key, raw in data["batches"].items():
+        spec = BatchSpec(batch=int(key), distinct=str(raw["distinct"]))
+        if spec.distinct not in _DISTINCT:
+            raise RealCorpusError(
+                f"{path}: batches.{key}.distinct {spec.distinct!r} not in {sorted(_DISTINCT)}"
+            )
+        out.append(spec)
+    numbers = [b.batch for b in out]
+    if numbers != list(range(1, len(out) + 1)):
+        raise RealCorpusError(f"{path}: batches must be numbered 1, 2, ... in order: {numbers}")
+    return out
+
+
+def load_patterns(path: Path) -> dict[str, TargetPattern]:
+    """Read ``patterns.json``: name -> pattern (compiled case-insensitive), in file order."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    out: dict[str, TargetPattern] = {}
+    for name, raw in data["patterns"].items():
+        try:
+            regex = re.compile(raw["regex"], re.IGNORECASE)
+        except (KeyError, TypeError, re.error) as exc:
+            raise RealCorpusError(f"{path}: pattern {name!r}: {exc}") from exc
+        out[name] = TargetPattern(
+            name=name,
+            regex=regex,
+            kind=str(raw["kind"]),
+            batches=frozenset(int(b) for b in raw["batches"]),
+        )
+    return out
+
+
+def patterns_for(patterns: Mapping[str, TargetPattern], batch: int) -> dict[str, re.Pattern[str]]:
+    """The patterns a batch's targeted arm uses, name -> regex, in file order."""
+    return {name: p.regex for name, p in patterns.items() if batch in p.batches}
 
 
 # --- snapshots ---------------------------------------------------------------------------------
@@ -376,31 +456,44 @@ def _normalise(sentence: str) -> str:
     return sentence.lower().replace("\u2019", "'").replace("\u2018", "'")
 
 
+def _rng_key(seed: int, batch: int, what: str) -> str:
+    # batch 1 was drawn before there were batches: its keys stay as they were, so that
+    # re-sampling reproduces its items exactly
+    return f"{seed}:{what}" if batch == 1 else f"{seed}:batch{batch}:{what}"
+
+
 def sample_source(
     spec: SourceSpec,
     units: Sequence[Unit],
     patterns: Mapping[str, re.Pattern[str]],
     seed: int,
+    batch: int = 1,
+    exclude: frozenset[str] | set[str] = frozenset(),
 ) -> list[tuple[Unit, str]]:
-    """Draw the random and the targeted arm of one source.
+    """Draw the random and the targeted arm of one source for one batch.
 
     The random arm is a uniform sample (without replacement) of the source's distinct sentences
-    that contain a letter, so its label shares estimate the source's base rates.  The targeted
+    that contain a letter and whose SHA-256 is not in ``exclude`` (sentences already drawn by
+    earlier batches, and for a batch distinct across sources by earlier sources), so its label
+    shares estimate the base rates of the source's sentences not yet drawn.  The targeted
     arm is drawn from the remaining distinct sentences: patterns take turns (in file order), each
     adding one sentence drawn at random from those it matches, until ``n_targeted`` are drawn or
     no pattern has matches left.  A sentence matched by several patterns counts for the pattern
     that drew it.
     """
-    rng = random.Random(f"{seed}:{spec.id}")
+    quota = spec.samples.get(batch)
+    if quota is None:
+        return []
+    rng = random.Random(_rng_key(seed, batch, spec.id))
     pool: list[Unit] = []
     seen: set[str] = set()
     for unit in units:
         digest = sha256_text(unit.sentence)
-        if digest in seen or not _HAS_LETTER.search(unit.sentence):
+        if digest in seen or digest in exclude or not _HAS_LETTER.search(unit.sentence):
             continue
         seen.add(digest)
         pool.append(unit)
-    picked = rng.sample(range(len(pool)), min(spec.n_random, len(pool)))
+    picked = rng.sample(range(len(pool)), min(quota.n_random, len(pool)))
     chosen = set(picked)
     drawn: list[tuple[Unit, str]] = [(pool[i], "random") for i in picked]
     normalised = [_normalise(u.sentence) for u in pool]
@@ -410,11 +503,11 @@ def sample_source(
         rng.shuffle(matches)
         queues[name] = matches
     n_targeted = 0
-    while n_targeted < spec.n_targeted and any(queues.values()):
+    while n_targeted < quota.n_targeted and any(queues.values()):
         for name, queue in queues.items():
             while queue and queue[-1] in chosen:
                 queue.pop()
-            if not queue or n_targeted >= spec.n_targeted:
+            if not queue or n_targeted >= quota.n_targeted:
                 continue
             i = queue.pop()
             chosen.add(i)
@@ -426,19 +519,43 @@ def sample_source(
 def sample_items(
     specs: Sequence[SourceSpec],
     snapshots: Mapping[str, Snapshot],
-    patterns: Mapping[str, re.Pattern[str]],
+    patterns: Mapping[str, TargetPattern],
     seed: int,
+    batches: Sequence[BatchSpec],
 ) -> list[dict[str, str]]:
-    """Draw every source's items and give them item ids in one random order."""
-    drawn: list[tuple[Unit, str]] = []
-    for spec in specs:
-        units = units_of(spec.id, read_records(spec, snapshots[spec.id]))
-        drawn.extend(sample_source(spec, units, patterns, seed))
-    random.Random(f"{seed}:order").shuffle(drawn)
-    width = max(5, len(str(len(drawn))))
+    """Draw every batch's items, batch by batch, and number them batch after batch.
+
+    Within a batch all sources' items are shuffled together and numbered in that order (item
+    ids continue from the previous batch), so an item id says nothing about source or arm.  A
+    batch never draws a sentence whose SHA-256 an earlier batch drew (from any source).
+    """
+    units = {s.id: units_of(s.id, read_records(s, snapshots[s.id])) for s in specs}
+    per_batch: list[tuple[int, list[tuple[Unit, str]]]] = []
+    drawn_before: set[str] = set()
+    for batch in batches:
+        drawn: list[tuple[Unit, str]] = []
+        exclude = set(drawn_before)
+        targets = patterns_for(patterns, batch.batch)
+        for spec in specs:
+            mine = sample_source(spec, units[spec.id], targets, seed, batch.batch, exclude)
+            if batch.distinct == "batch":
+                exclude.update(sha256_text(unit.sentence) for unit, _ in mine)
+            drawn.extend(mine)
+        random.Random(_rng_key(seed, batch.batch, "order")).shuffle(drawn)
+        drawn_before.update(sha256_text(unit.sentence) for unit, _ in drawn)
+        per_batch.append((batch.batch, drawn))
+    total = sum(len(d) for _, d in per_batch)
+    width = max(5, len(str(total)))
+    numbered = (
+        (n, batch, unit, arm)
+        for n, (batch, unit, arm) in enumerate(
+            ((b, u, a) for b, drawn in per_batch for u, a in drawn), start=1
+        )
+    )
     return [
         {
             "item_id": f"item{n:0{width}d}",
+            "batch": str(batch),
             "source": unit.source,
             "arm": arm,
             "path": unit.path,
@@ -447,7 +564,7 @@ def sample_items(
             "record_sha256": unit.record_sha256,
             "sentence_sha256": sha256_text(unit.sentence),
         }
-        for n, (unit, arm) in enumerate(drawn, start=1)
+        for n, batch, unit, arm in numbered
     ]
 
 
@@ -542,6 +659,7 @@ def rebuild(
             out.append(
                 {
                     "item_id": it["item_id"],
+                    "batch": it["batch"],
                     "source": spec.id,
                     "arm": it["arm"],
                     "path": it["path"],
@@ -567,10 +685,41 @@ def write_tsv(rows: Sequence[Mapping[str, str]], columns: Sequence[str], path: P
         writer.writerows([row[c] for c in columns] for row in rows)
 
 
-def arm_counts(items: Iterable[Mapping[str, str]]) -> dict[str, dict[str, int]]:
-    """source -> {"random": n, "targeted": n, "targeted:<pattern>": n, ...}."""
+def blind_rows(rows: Sequence[Mapping[str, str]], seed: int, batch: int) -> list[dict[str, str]]:
+    """A batch's rows for blind annotation: ``BLIND_COLUMNS`` only, shuffled with a fixed seed."""
+    blind = [{c: row[c] for c in BLIND_COLUMNS} for row in rows if row["batch"] == str(batch)]
+    blind.sort(key=lambda row: row["item_id"])
+    random.Random(_rng_key(seed, batch, "blind")).shuffle(blind)
+    return blind
+
+
+def write_blind(rows: Sequence[Mapping[str, str]], path: Path, parts: int) -> list[Path]:
+    """Write the blind file and, for ``parts`` > 1, its consecutive slices ``<stem>_partK``."""
+    inside = path.resolve().is_relative_to(ROOT)
+    if inside and not path.resolve().is_relative_to(ROOT / "benchmarks/out"):
+        raise RealCorpusError(
+            f"{path}: inside the repository; the blind file holds source text, which must not "
+            "be committed: write it outside the repository or under benchmarks/out/"
+        )
+    written = [path]
+    write_tsv(rows, BLIND_COLUMNS, path)
+    if parts > 1:
+        size = -(-len(rows) // parts)  # ceiling: the last part is the short one
+        for k in range(parts):
+            part = path.with_name(f"{path.stem}_part{k + 1}{path.suffix}")
+            write_tsv(rows[k * size : (k + 1) * size], BLIND_COLUMNS, part)
+            written.append(part)
+    return written
+
+
+def arm_counts(
+    items: Iterable[Mapping[str, str]], batch: int | None = None
+) -> dict[str, dict[str, int]]:
+    """source -> {"random": n, "targeted": n, "targeted:<pattern>": n, ...} (one batch or all)."""
     counts: dict[str, dict[str, int]] = {}
     for it in items:
+        if batch is not None and it["batch"] != str(batch):
+            continue
         per = counts.setdefault(it["source"], {})
         arm = it["arm"]
         per[arm] = per.get(arm, 0) + 1
@@ -587,6 +736,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("build", "rebuild texts from snapshots and verify every hash"),
+        ("blind", "rebuild one batch and write its shuffled blind annotation file"),
         ("sample", "draw the items anew and rewrite items.csv (maintainers)"),
     ):
         cmd = sub.add_parser(name, help=text)
@@ -603,47 +753,60 @@ def _parser() -> argparse.ArgumentParser:
             help="directory holding snapshots as <owner>+<name>/repo",
         )
         cmd.add_argument("--data", type=Path, default=DATA_DIR, help="corpus key directory")
-    sub.choices["build"].add_argument("--out", type=Path, default=DEFAULT_OUT)
+    build = sub.choices["build"]
+    build.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    build.add_argument("--batch", type=int, help="only this batch's items (default: all)")
+    blind = sub.choices["blind"]
+    blind.add_argument("--batch", type=int, required=True)
+    blind.add_argument("--out", type=Path, required=True, help="the blind .tsv file to write")
+    blind.add_argument("--parts", type=int, default=1, help="also split it into this many parts")
     return parser
+
+
+def _run(args: argparse.Namespace) -> list[dict[str, str]]:
+    seed, specs = load_sources(args.data / "sources.json")
+    snapshots = snapshots_from_args(specs, args.snapshot, args.mirror_root)
+    if args.command == "sample":
+        patterns = load_patterns(args.data / "patterns.json")
+        batches = load_batches(args.data / "sources.json")
+        items = sample_items(specs, snapshots, patterns, seed, batches)
+        write_items(items, args.data / "items.csv")
+        print(f"wrote {len(items)} items to {args.data / 'items.csv'}")
+        return items
+    items = read_items(args.data / "items.csv")
+    if args.batch is not None:
+        items = [it for it in items if it["batch"] == str(args.batch)]
+        if not items:
+            raise RealCorpusError(f"{args.data / 'items.csv'}: no items in batch {args.batch}")
+    rows = rebuild(items, specs, snapshots)
+    if args.command == "blind":
+        written = write_blind(blind_rows(rows, seed, args.batch), args.out, args.parts)
+        print(f"verified {len(rows)} items; wrote " + ", ".join(map(str, written)))
+        return items
+    write_tsv(rows, ("item_id", "batch", *REBUILT_COLUMNS), args.out / "real_corpus.tsv")
+    write_tsv(rows, ("item_id", "context", "sentence"), args.out / "to_annotate.tsv")
+    print(f"verified {len(rows)} items; wrote {args.out}/real_corpus.tsv and to_annotate.tsv")
+    return items
+
+
+#: Columns of ``real_corpus.tsv`` after ``item_id`` and ``batch``.
+REBUILT_COLUMNS = ("source", "arm", "path", "record_id", "sentence_index", "sentence", "context")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        seed, specs = load_sources(args.data / "sources.json")
-        snapshots = snapshots_from_args(specs, args.snapshot, args.mirror_root)
-        if args.command == "sample":
-            patterns = load_patterns(args.data / "patterns.json")
-            items = sample_items(specs, snapshots, patterns, seed)
-            write_items(items, args.data / "items.csv")
-            print(f"wrote {len(items)} items to {args.data / 'items.csv'}")
-        else:
-            items = read_items(args.data / "items.csv")
-            rows = rebuild(items, specs, snapshots)
-            write_tsv(
-                rows,
-                (
-                    "item_id",
-                    "source",
-                    "arm",
-                    "path",
-                    "record_id",
-                    "sentence_index",
-                    "sentence",
-                    "context",
-                ),
-                args.out / "real_corpus.tsv",
-            )
-            write_tsv(rows, ("item_id", "context", "sentence"), args.out / "to_annotate.tsv")
-            print(
-                f"verified {len(rows)} items; wrote {args.out}/real_corpus.tsv and to_annotate.tsv"
-            )
+        items = _run(args)
     except RealCorpusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for source, per in arm_counts(items).items():
-        print(f"  {source}: random {per.get('random', 0)}, targeted {per.get('targeted', 0)}")
+    for batch in sorted({int(it["batch"]) for it in items}):
+        for source, per in arm_counts(items, batch).items():
+            print(
+                f"  batch {batch} {source}: random {per.get('random', 0)}, "
+                f"targeted {per.get('targeted', 0)}"
+            )
     return 0
 
 

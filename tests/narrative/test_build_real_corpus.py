@@ -49,6 +49,8 @@ REPLIES = [
         "text": "What helped me was writing. Maybe try it? Good luck.",
     },
     {"id": "r5", "who": "supporter", "text": "At least text me when you get home.\nTake care x"},
+    # a second kind of supporter (a second source in batch 2's tests) repeating some sentences
+    {"id": "r6", "who": "peer", "text": "Me too. At least you still have your job. You got this."},
 ]
 
 
@@ -72,23 +74,43 @@ def _commit_csv(repo: Path, rows: list[dict[str, str]], message: str) -> tuple[s
     return _git(repo, "rev-parse", "HEAD"), _git(repo, "rev-parse", "HEAD:replies.csv")
 
 
-def _write_specs(data: Path, commit: str, blob: str) -> None:
-    source = {
-        "id": "fixture",
-        "repo": "example/replies",
-        "commit": commit,
-        "files": {"replies.csv": blob},
-        "format": "csv",
-        "record_id": ["id"],
-        "text": "text",
-        "clean": "plain",
-        "keep": {"who": ["supporter"]},
-        "drop": {},
-        "n_random": 3,
-        "n_targeted": 2,
+def _write_specs(data: Path, commit: str, blob: str, *, batch2: bool = False) -> None:
+    """Keys for one source in batch 1; with ``batch2`` a second batch and a second source."""
+
+    def source(id_: str, who: str, samples: dict[str, dict[str, int]]) -> dict[str, Any]:
+        return {
+            "id": id_,
+            "repo": "example/replies",
+            "commit": commit,
+            "files": {"replies.csv": blob},
+            "format": "csv",
+            "record_id": ["id"],
+            "text": "text",
+            "clean": "plain",
+            "keep": {"who": [who]},
+            "drop": {},
+            "samples": samples,
+        }
+
+    first = {"1": {"n_random": 3, "n_targeted": 2}}
+    sources = [source("fixture", "supporter", first)]
+    batches: dict[str, dict[str, str]] = {"1": {"distinct": "source"}}
+    if batch2:
+        batches["2"] = {"distinct": "batch"}
+        sources = [
+            source("fixture", "supporter", {**first, "2": {"n_random": 1, "n_targeted": 9}}),
+            source("fixture_peer", "peer", {"2": {"n_random": 1, "n_targeted": 9}}),
+        ]
+    specs = {"seed": 7, "batches": batches, "sources": sources}
+    (data / "sources.json").write_text(json.dumps(specs))
+    patterns = {
+        "patterns": {
+            "at_least": {"regex": r"\bat least\b", "kind": "downward", "batches": [1]},
+            "me_too": {"regex": r"\bme too\b", "kind": "connection", "batches": [1]},
+            "down_at_least_you": {"regex": r"\bat least you\b", "kind": "downward", "batches": [2]},
+            "look_me_too": {"regex": r"\bme too\b", "kind": "look-alike", "batches": [2]},
+        }
     }
-    (data / "sources.json").write_text(json.dumps({"seed": 7, "sources": [source]}))
-    patterns = {"patterns": {"at_least": r"\bat least\b", "me_too": r"\bme too\b"}}
     (data / "patterns.json").write_text(json.dumps(patterns))
 
 
@@ -104,6 +126,13 @@ def corpus(tmp_path: Path) -> tuple[Path, Path, str]:
     _write_specs(data, commit, blob)
     assert brc.main(["sample", "--snapshot", f"fixture={repo}", "--data", str(data)]) == 0
     return repo, data, commit
+
+
+def _sample(repo: Path, data: Path, *sources: str) -> int:
+    argv = ["sample", "--data", str(data)]
+    for source in sources or ("fixture",):
+        argv += ["--snapshot", f"{source}={repo}"]
+    return int(brc.main(argv))
 
 
 def _load(data: Path) -> tuple[list[Any], list[dict[str, str]]]:
@@ -204,6 +233,7 @@ def test_build_writes_a_blind_annotation_batch(
     with (out / "to_annotate.tsv").open(encoding="utf-8", newline="") as handle:
         batch = list(csv.DictReader(handle, delimiter="\t"))
     assert list(batch[0]) == ["item_id", "context", "sentence"]
+    assert all(it["batch"] == "1" for it in brc.read_items(data / "items.csv"))
     assert [r["item_id"] for r in batch] == sorted(r["item_id"] for r in batch)
     with (out / "real_corpus.tsv").open(encoding="utf-8", newline="") as handle:
         full = {r["item_id"]: r for r in csv.DictReader(handle, delimiter="\t")}
@@ -216,6 +246,93 @@ def test_sampling_is_deterministic(corpus: tuple[Path, Path, str]) -> None:
     first = (data / "items.csv").read_bytes()
     assert brc.main(["sample", "--snapshot", f"fixture={repo}", "--data", str(data)]) == 0
     assert (data / "items.csv").read_bytes() == first
+
+
+# --- batches ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_batches(corpus: tuple[Path, Path, str]) -> tuple[Path, Path, list[dict[str, str]]]:
+    """The corpus fixture with batch 2 (and a second source) added and re-sampled."""
+    repo, data, commit = corpus
+    first = brc.read_items(data / "items.csv")
+    blob = json.loads((data / "sources.json").read_text())["sources"][0]["files"]["replies.csv"]
+    _write_specs(data, commit, blob, batch2=True)
+    assert _sample(repo, data, "fixture", "fixture_peer") == 0
+    return repo, data, first
+
+
+def test_drawing_batch_2_leaves_batch_1_as_it_was(
+    two_batches: tuple[Path, Path, list[dict[str, str]]],
+) -> None:
+    _, data, first = two_batches
+    items = brc.read_items(data / "items.csv")
+    assert [it for it in items if it["batch"] == "1"] == first
+    second = [it for it in items if it["batch"] == "2"]
+    assert second, "batch 2 drew nothing"
+    # item ids continue after batch 1's
+    assert min(it["item_id"] for it in second) > max(it["item_id"] for it in first)
+    assert {it["arm"] for it in second} <= {
+        "random",
+        "targeted:down_at_least_you",
+        "targeted:look_me_too",
+    }
+
+
+def test_batch_2_never_repeats_a_sentence(
+    two_batches: tuple[Path, Path, list[dict[str, str]]],
+) -> None:
+    _, data, first = two_batches
+    items = brc.read_items(data / "items.csv")
+    second = [it["sentence_sha256"] for it in items if it["batch"] == "2"]
+    assert not set(second) & {it["sentence_sha256"] for it in first}
+    assert len(set(second)) == len(second)  # across sources too ("Me too." is in both)
+    # every supporter sentence not drawn by batch 1 was eligible, and the peer's repeats were not
+    assert len(first) + len(second) == len({*second, *(it["sentence_sha256"] for it in first)})
+
+
+def test_blind_file_is_shuffled_split_and_tells_nothing(
+    two_batches: tuple[Path, Path, list[dict[str, str]]], tmp_path: Path
+) -> None:
+    repo, data, _ = two_batches
+    out = tmp_path / "annot" / "batch2.tsv"
+    argv = ["blind", "--data", str(data), "--batch", "2", "--out", str(out), "--parts", "2"]
+    argv += ["--snapshot", f"fixture={repo}", "--snapshot", f"fixture_peer={repo}"]
+    assert brc.main(argv) == 0
+
+    def read(path: Path) -> list[dict[str, str]]:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return list(csv.DictReader(handle, delimiter="\t"))
+
+    whole = read(out)
+    parts = [read(out.with_name(f"batch2_part{k}.tsv")) for k in (1, 2)]
+    assert list(whole[0]) == ["item_id", "sentence", "context"]
+    second = {it["item_id"]: it for it in brc.read_items(data / "items.csv") if it["batch"] == "2"}
+    assert sorted(r["item_id"] for r in whole) == sorted(second)
+    assert parts[0] + parts[1] == whole
+    assert abs(len(parts[0]) - len(parts[1])) <= 1
+    for row in whole:
+        assert brc.sha256_text(row["sentence"]) == second[row["item_id"]]["sentence_sha256"]
+        assert f"[[{row['sentence']}]]" in row["context"]
+    # the same seed gives the same order
+    assert brc.main(argv) == 0
+    assert read(out) == whole
+
+
+def test_blind_file_is_refused_inside_the_repository() -> None:
+    rows = [{"item_id": "item1", "batch": "2", "sentence": "s", "context": "[[s]]"}]
+    with pytest.raises(brc.RealCorpusError, match="must not be committed"):
+        brc.write_blind(rows, brc.DATA_DIR / "batch2.tsv", 1)
+
+
+def test_batches_must_be_numbered_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "sources.json"
+    path.write_text(json.dumps({"seed": 1, "batches": {"2": {"distinct": "batch"}}, "sources": []}))
+    with pytest.raises(brc.RealCorpusError, match="numbered 1, 2"):
+        brc.load_batches(path)
+    path.write_text(json.dumps({"seed": 1, "batches": {"1": {"distinct": "all"}}, "sources": []}))
+    with pytest.raises(brc.RealCorpusError, match="distinct 'all'"):
+        brc.load_batches(path)
 
 
 def test_context_window_for_long_records() -> None:
@@ -241,32 +358,64 @@ def test_cleaners_keep_only_the_supporters_own_text() -> None:
 
 def test_committed_keys_are_consistent() -> None:
     seed, specs = brc.load_sources(REAL / "sources.json")
+    batches = brc.load_batches(REAL / "sources.json")
     patterns = brc.load_patterns(REAL / "patterns.json")
     items = brc.read_items(REAL / "items.csv")
     assert isinstance(seed, int)
     assert len(items) >= 3000
     assert len({it["item_id"] for it in items}) == len(items)
     by_id = {s.id: s for s in specs}
-    arms = {"random", *(f"targeted:{name}" for name in patterns)}
     for it in items:
+        batch = int(it["batch"])
+        arms = {"random", *(f"targeted:{n}" for n in brc.patterns_for(patterns, batch))}
         assert it["source"] in by_id
+        assert batch in by_id[it["source"]].samples
         assert it["arm"] in arms
         assert it["path"] in by_id[it["source"]].files
         assert re.fullmatch(r"[0-9a-f]{64}", it["sentence_sha256"])
         assert re.fullmatch(r"[0-9a-f]{64}", it["record_sha256"])
-    counts = brc.arm_counts(items)
-    assert len(counts) >= 3
-    for source, per in counts.items():
-        assert per["random"] == by_id[source].n_random
-        assert per.get("targeted", 0) <= by_id[source].n_targeted
-    # one sentence is never drawn twice within a source
-    keys = {(it["source"], it["sentence_sha256"]) for it in items}
-    assert len(keys) == len(items)
+    drawn_before: set[str] = set()
+    for batch in batches:
+        mine = [it for it in items if it["batch"] == str(batch.batch)]
+        counts = brc.arm_counts(mine)
+        assert len(counts) >= 3
+        for source, per in counts.items():
+            quota = by_id[source].samples[batch.batch]
+            assert per["random"] == quota.n_random
+            assert per.get("targeted", 0) <= quota.n_targeted
+        # a sentence is drawn once per source (batch 1) or once per batch (later batches) ...
+        scope = (lambda it: it["source"]) if batch.distinct == "source" else (lambda it: "")
+        keys = {(scope(it), it["sentence_sha256"]) for it in mine}
+        assert len(keys) == len(mine)
+        # ... and never again in a later batch
+        hashes = {it["sentence_sha256"] for it in mine}
+        assert not hashes & drawn_before
+        drawn_before |= hashes
+    # item ids run on from batch to batch
+    order = [int(it["batch"]) for it in sorted(items, key=lambda it: it["item_id"])]
+    assert order == sorted(order)
+
+
+def test_every_pattern_is_used_and_compiles() -> None:
+    patterns = brc.load_patterns(REAL / "patterns.json")
+    batches = {b.batch for b in brc.load_batches(REAL / "sources.json")}
+    kinds = {"upward", "downward", "connection", "look-alike", "mixed"}
+    for pattern in patterns.values():
+        assert pattern.batches and pattern.batches <= batches, pattern.name
+        assert pattern.kind in kinds, pattern.name
+    # batch 2 aims at comparisons: most of its patterns do, and it has look-alikes for contrast
+    second = [p.kind for p in patterns.values() if 2 in p.batches]
+    assert second.count("upward") >= 10 and second.count("downward") >= 10
+    assert second.count("look-alike") >= 4
 
 
 def test_sources_md_counts_match_the_keys() -> None:
     text = (REAL / "SOURCES.md").read_text(encoding="utf-8")
-    counts = brc.arm_counts(brc.read_items(REAL / "items.csv"))
-    for source, per in counts.items():
-        row = f"| `{source}` | {per['random']} | {per.get('targeted', 0)} |"
-        assert row in text, row
+    items = brc.read_items(REAL / "items.csv")
+    # each batch's counts sit in its own section, "## Batch N ..." up to the next "## "
+    for batch in {int(it["batch"]) for it in items}:
+        section = re.search(rf"^## Batch {batch}\b.*?(?=^## |\Z)", text, re.M | re.S)
+        assert section is not None, f"SOURCES.md has no '## Batch {batch}' section"
+        for source, per in brc.arm_counts(items, batch).items():
+            row = f"| `{source}` | {per['random']} | {per.get('targeted', 0)} |"
+            assert row in section.group(0), (batch, row)

@@ -309,7 +309,7 @@ def test_cli_transcripts_derive_passwords_and_site_scope(
     rr.write_text("800\n810\n790\n805\n")
     out = run("recordings", "add", str(rr), "--study", "pilot", "--participant", "G1",
               "--kind", "rr", code=2)  # fmt: skip
-    assert "'G1' is at site 'glasgow', outside your site(s) leeds" in out
+    assert "unknown participant 'G1' or outside your site(s) leeds" in out
     out = run("participant", "relate", "W1", "G1", "--study", "pilot",
               "--start", "2026-01-05T09:00+00:00", code=2)  # fmt: skip
     assert "outside your site" in out

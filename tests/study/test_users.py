@@ -98,7 +98,7 @@ def test_site_scoped_researcher_writes_only_for_their_site(staffed: Store, tmp_p
     with pytest.raises(ImportRejected) as info:
         import_responses(staffed, "pilot", f, timepoint="week12", caller=sid)
     assert [(p.row, p.column) for p in info.value.problems] == [(2, "participant")]
-    assert "'G1' is at site 'glasgow', outside your site(s) leeds" in str(info.value)
+    assert "unknown participant 'G1' or outside your site(s) leeds" in str(info.value)
     with pytest.raises(Exception, match="glasgow is outside your site"):
         add_participant(staffed, "pilot", "G2", site="glasgow", caller=sid)
     assert add_participant(staffed, "pilot", "L2", site="leeds", caller=sid)

@@ -360,6 +360,8 @@ def _study_database(console: Console, out_dir: Path) -> None:
     )
     state = "verified" if audit.ok else f"BROKEN: {audit.problems}"
     console.print(f"Audit log: {audit.rows} hash-chained entries, {state}.")
+    if audit.data_unchecked is None:
+        console.print(f"Data tables: {audit.data_units} sealed units match their seals.")
     console.print(
         f"Study admin {ACTOR!r} (password in {out_dir / 'study_admin_password.txt'}): e.g. "
         f"PEERLENS_USER={ACTOR} PEERLENS_VAULT_KEY_FILE={out_dir / 'study_vault.key'} "

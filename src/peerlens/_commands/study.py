@@ -863,7 +863,10 @@ def recordings_add(
 
 def export(
     study: StudyOpt,
-    out: Annotated[Path, typer.Option("--out", help="Output file (.csv or .parquet).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Output file (.csv, .parquet or .xlsx; REDCap records: .csv)."),
+    ],
     format: Annotated[str, typer.Option("--format", help="tidy or redcap.")] = "tidy",
     tier: Annotated[
         str,
@@ -912,7 +915,8 @@ def audit_verify(
         typer.Option("--expect-head", help="SEQ:HASH recorded earlier (e.g. from a manifest)."),
     ] = None,
 ) -> None:
-    """Check the whole hash chain; exit 1 naming every edited or removed row."""
+    """Check the hash chain and every data row's seal; exit 1 naming every edited, added or
+    removed row."""
     with user_errors():
         from peerlens.study.audit import verify_audit
         from peerlens.study.errors import StudyError
@@ -931,6 +935,13 @@ def audit_verify(
                 f"audit chain OK: {rep.rows} row(s), {rep.erasures} erasure(s), "
                 f"head seq {rep.head_seq} {rep.head_hash}"
             )
+            if rep.data_unchecked is None:
+                typer.echo(
+                    f"data OK: {rep.data_units} sealed unit(s) match their seals; "
+                    f"{rep.files_checked} recording file(s) re-hashed"
+                )
+            else:
+                typer.echo(f"warning: data tables NOT checked: {rep.data_unchecked}", err=True)
             return
         for problem in rep.problems:
             typer.echo(f"TAMPERED: {problem}", err=True)
@@ -941,15 +952,21 @@ def audit_verify(
 def audit_show(
     study: Annotated[str | None, typer.Option("--study")] = None,
     last: Annotated[int, typer.Option("--last", help="Show the last N rows.")] = 20,
+    seals: Annotated[
+        bool, typer.Option("--seals", help="Include the data-seal checkpoints (data.seal rows).")
+    ] = False,
     db: Db = None,
     user: UserOpt = None,
 ) -> None:
     """Print the newest audit rows (tab-separated)."""
     with user_errors():
         from peerlens.study.audit import audit_frame
+        from peerlens.study.integrity import RESEAL_ACTION, SEAL_ACTION
 
         store, me = _session(db, user)
         frame = audit_frame(store, caller=me, study=study)
+        if not seals:
+            frame = frame[~frame["action"].isin((SEAL_ACTION, RESEAL_ACTION))]
         cols = ["seq", "at_utc", "actor", "action", "entity", "entity_id", "reason"]
         typer.echo(frame[cols].tail(last).to_csv(index=False, sep="\t").rstrip())
 

@@ -26,7 +26,10 @@ def bulk_insert(
 ) -> None:
     """Insert ``rows`` (tuples of ``columns``' values, in that order) into ``model``'s table in
     the session's transaction."""
+    from peerlens.study.integrity import note_rows
+
     table = cast(Table, model.__table__)
+    rows = note_rows(session, table, columns, rows)
     conn = session.connection()
     driver = conn.connection.driver_connection
     assert driver is not None

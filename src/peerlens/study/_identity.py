@@ -109,6 +109,44 @@ def merge_fields(
     )
 
 
+def item_hashes(
+    s: Session,
+    participant_id: int,
+    items: Mapping[str, tuple[float | None, str | None, str | None]],
+) -> dict[str, str | None]:
+    """Keyed hashes of a participant's item values (``None`` for an item with no value), as the
+    audit log records changed answers: never the values (a field flagged identifying later
+    would otherwise stay in the append-only log), yet one can tell that a value changed and,
+    with the key, check a guessed value.
+
+    The hashes are salted with the participant's vault salt (an entry without fields is made
+    when there is none), so erasure, which deletes the salt, makes them unlinkable to any value,
+    as it does for identity changes; so does a key rotation, which re-salts.
+    """
+    row = s.get(IdentityVault, participant_id)
+    if row is None:
+        row = IdentityVault(participant_id=participant_id, salt=secrets.token_bytes(16))
+        _store(s, row, {})
+        s.add(row)
+    elif row.salt is None:
+        row.salt = secrets.token_bytes(16)
+    key, salt = _key(s), row.salt or b""
+    out: dict[str, str | None] = {}
+    for name, item in items.items():
+        value, text, missing = item
+        if value is None and text is None and missing is None:
+            out[name] = None
+            continue
+        # One canonical text per stored value: a missing code, a text or a number.
+        canon = (
+            f"missing:{missing}"
+            if missing is not None
+            else (f"text:{text}" if text is not None else f"value:{float(value or 0.0)!r}")
+        )
+        out[name] = key.keyed_hash(salt, name, canon)
+    return out
+
+
 def add_new(
     s: Session, entries: Sequence[tuple[Participant, Mapping[str, str]]]
 ) -> dict[int, dict[str, str]]:

@@ -35,6 +35,8 @@ from peerlens.study.storage import Store
 #: ``prev_hash`` of the first row.
 GENESIS = "0" * 64
 _HEAD_KEY = "peerlens_audit_head"
+#: ``session.info`` key of the actor of the transaction's latest audit entry.
+ACTOR_KEY = "peerlens_audit_actor"
 _HASHED = (
     "seq",
     "at_utc",
@@ -139,6 +141,7 @@ def record_many(session: Session, actor: str, events: Iterable[AuditEvent]) -> i
     if rows:
         session.execute(insert(AuditLog), rows)
         session.info[_HEAD_KEY] = (seq, prev)
+        session.info[ACTOR_KEY] = actor
     return len(rows)
 
 
@@ -186,6 +189,12 @@ class AuditReport:
     problems: tuple[str, ...] = field(default_factory=tuple)
     #: Participant erasures recorded in the chain (they removed data, never log rows).
     erasures: int = 0
+    #: Sealed units of data checked against their seals (see :mod:`.integrity`).
+    data_units: int = 0
+    #: Why the data tables' seals were not checked (``None`` when they were).
+    data_unchecked: str | None = None
+    #: Stored recording files re-hashed (recordings stored before their digest was kept are not).
+    files_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -251,16 +260,35 @@ def current_head(session: Session) -> tuple[int, str]:
 def verify_audit(
     store: Store, *, caller: Caller, expect_head: tuple[int, str] | None = None
 ) -> AuditReport:
-    """Check the whole audit hash chain (see :func:`check_chain`) as ``caller``.
+    """Check the whole audit hash chain (see :func:`check_chain`) and every data row against its
+    seal (see :func:`peerlens.study.integrity.check_seals`) as ``caller``.
+
+    The seals are checked with the vault key; without it the report says why they were not
+    (``data_unchecked``) and only the chain is checked. Stored recording files are re-hashed.
 
     Parameters
     ----------
     expect_head
         ``(seq, hash)`` recorded earlier, e.g. in an export manifest.
     """
+    from dataclasses import replace
+
+    from peerlens.study.integrity import check_files, check_seals
+    from peerlens.study.vault import VaultKeyError
+
     with store.transaction() as s:
         authorize(s, caller, "audit.verify")
-        return check_chain(s, expect_head=expect_head)
+        report = check_chain(s, expect_head=expect_head)
+        files, file_problems = check_files(s, store.blob_dir)
+        report = replace(report, problems=(*report.problems, *file_problems), files_checked=files)
+        try:
+            key = store.vault_key(s)
+        except VaultKeyError as exc:
+            return replace(report, data_unchecked=f"no usable vault key ({exc})")
+        seals = check_seals(s, key)
+        if not seals.sealed:
+            return replace(report, data_unchecked="nothing has been sealed yet")
+        return replace(report, problems=(*report.problems, *seals.problems), data_units=seals.units)
 
 
 @guarded("audit.read")

@@ -13,6 +13,10 @@ Policy (also in ``docs/study.md``):
    code, as research data (GDPR Art. 17(3)(d) and Art. 89 allow keeping pseudonymised research
    data when erasing it would seriously impair the research); ``purge_responses=True`` deletes
    them too, for a participant who withdraws consent to their use.
+   A caller limited to some sites cannot erase someone who shares session transcripts or notes
+   with a participant outside those sites (a cross-site relationship): that content is the
+   partner's too, so the erasure is refused, naming the relationships, and is left to an admin
+   whose sites cover both people.
 5. The participant row stays with status ``erased`` so that imports naming the code are refused
    and the audit history still refers to something; nothing can be added for it afterwards.
 6. The audit log is not touched: it never holds identifying values (identity changes are logged
@@ -25,28 +29,31 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session as DbSession
 
 from peerlens.study import audit
 from peerlens.study._identity import field_count
 from peerlens.study._lookup import get_participant, get_study
 from peerlens.study.derived import amend_after_erasure
-from peerlens.study.errors import StudyError
+from peerlens.study.errors import PermissionDenied, StudyError
 from peerlens.study.models import (
     DerivedHrv,
     DerivedScore,
     DerivedSentence,
     DerivedStory,
     IdentityVault,
+    Participant,
     PSRelationship,
     Recording,
     RecordingWindow,
     Response,
     ResponseItem,
     Session,
+    Study,
     Transcript,
     utcnow,
 )
-from peerlens.study.policy import Caller, authorize, guarded
+from peerlens.study.policy import Caller, Grant, authorize, guarded
 from peerlens.study.sessions import blob_path, remove_blob
 from peerlens.study.storage import Store
 
@@ -71,6 +78,44 @@ class ErasureReport:
     #: SQLite: the write-ahead log was folded in and truncated (False when another connection
     #: was reading; its old page images then stay until it closes).
     pages_purged: bool = True
+
+
+def _refuse_shared_content(s: DbSession, study: Study, grant: Grant, p: Participant) -> None:
+    """Refuse an erasure that would delete content of a participant outside ``grant``'s sites.
+
+    Erasure deletes every transcript and session note of the person's relationships, and those
+    are the partner's too. When the partner is outside the caller's sites (a cross-site
+    relationship), that is data the caller has no right over: the erasure is refused, naming
+    the relationships, and must be done by someone whose sites cover both people."""
+    if grant.sites is None:
+        return
+    blocked: list[int] = []
+    for rel in s.scalars(
+        select(PSRelationship).where(
+            or_(PSRelationship.ps_worker_id == p.id, PSRelationship.service_user_id == p.id)
+        )
+    ):
+        partner_id = rel.service_user_id if rel.ps_worker_id == p.id else rel.ps_worker_id
+        partner = s.get(Participant, partner_id)
+        if partner is None or grant.outside(study, partner) is None:
+            continue
+        sess_ids = select(Session.id).where(Session.relationship_id == rel.id)
+        shared = s.scalar(
+            select(func.count()).select_from(Transcript).where(Transcript.session_id.in_(sess_ids))
+        ) or s.scalar(
+            select(func.count())
+            .select_from(Session)
+            .where(Session.relationship_id == rel.id, Session.notes.is_not(None))
+        )
+        if shared:
+            blocked.append(rel.id)
+    if blocked:
+        rels = ", ".join(str(r) for r in blocked)
+        raise PermissionDenied(
+            f"participant {p.study_code!r} shares session transcripts or notes with a participant "
+            f"outside your site(s) (relationship {rels}); nothing was erased: an admin whose "
+            f"sites cover both people must erase"
+        )
 
 
 @guarded("participant.erase")
@@ -101,6 +146,7 @@ def erase_participant(
         grant.check(study, p)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was already erased")
+        _refuse_shared_content(s, study, grant, p)
         n_ident = field_count(s, p)
         s.execute(delete(IdentityVault).where(IdentityVault.participant_id == p.id))
         rels = select(PSRelationship.id).where(

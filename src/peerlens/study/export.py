@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from peerlens import __version__
 from peerlens._tables import neutralise_formulas
 from peerlens.study import audit
-from peerlens.study._catalog import FormSpec
+from peerlens.study._catalog import FormSpec, builtin_form
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import read_many
 from peerlens.study._lookup import get_study
@@ -102,13 +102,22 @@ def _tier_flags(tier: str) -> tuple[bool, bool, bool]:
 
 
 def tidy_frame(
-    session: Session, study: Study, *, tier: str = "full", sites: frozenset[str] | None = None
+    session: Session,
+    study: Study,
+    *,
+    tier: str = "full",
+    sites: frozenset[str] | None = None,
+    dropped: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     """The study's item values and derived scores as a tidy long table (see module docstring).
 
     One row per stored item (``kind == "item"``), per derived score (``kind == "score"``) and, in
     the full tier, per identity field (``kind == "identity"``). Numeric values are in ``value``;
     text answers, dates and score bands in ``text``.
+
+    Below the full tier, items of fields the current data dictionary (or bundled instrument)
+    does not define are left out, as are identifier fields and, at ``deidentified``, free text;
+    ``dropped`` (when given) receives how many item rows were left out for each reason.
     """
     identity, drop_text, shift = _tier_flags(tier)
     forms = _study_forms(session, study)
@@ -176,6 +185,10 @@ def tidy_frame(
         .where(raw["timepoint"].notna(), "session:" + raw["session"].astype("object").fillna(""))
     )
     if len(raw):
+        for inst in set(raw["instrument"].astype(str)) - set(forms):
+            bundled = builtin_form(inst)  # e.g. a bundled instrument given after a PS session
+            if bundled is not None:
+                forms[inst] = bundled
         rules = {f"{f}\x00{r.name}": r for f, form in forms.items() for r in form.items}
         key = raw["instrument"].astype(str) + "\x00" + raw["name"].astype(str)
 
@@ -184,9 +197,21 @@ def tidy_frame(
             return key.map(table).fillna(False).to_numpy(dtype=bool)
 
         free, ident, dates = flag("free_text"), flag("identifier"), flag("is_date")
-        drop = ident & ~np.bool_(identity)
-        if drop_text:
-            drop |= free
+        # Below the full tier an item is exported only under a rule of the current dictionary
+        # (or a bundled instrument): a field a later dictionary dropped may hold free text or
+        # real dates, and nothing says how to de-identify it.
+        unknown = ~key.isin(rules).to_numpy(dtype=bool) & ~np.bool_(identity)
+        drop_ident = ident & ~unknown & ~np.bool_(identity)
+        drop_free = free & ~unknown & ~drop_ident & np.bool_(drop_text)
+        if dropped is not None:
+            for why, mask in (
+                ("not in the data dictionary", unknown),
+                ("identifier field", drop_ident),
+                ("free text", drop_free),
+            ):
+                if mask.any():
+                    dropped[why] = int(mask.sum())
+        drop = unknown | drop_ident | drop_free
         raw = raw.loc[~drop].reset_index(drop=True)
         dates = dates[~drop]
         if shift and dates.any():
@@ -413,8 +438,9 @@ def export_study(
     caller: Caller,
     reason: str | None = None,
 ) -> ExportResult:
-    """Write the study to ``out`` in ``format`` (``tidy``: CSV or ``.parquet``; ``redcap``:
-    flat record CSV) at ``tier``, checked against the caller's export right.
+    """Write the study to ``out`` in ``format`` (``tidy``: ``.csv``, ``.parquet`` or ``.xlsx``
+    by the suffix of ``out``; ``redcap``: flat record ``.csv``) at ``tier``, checked against the
+    caller's export right; another suffix is refused.
 
     Text cells of a CSV export that a spreadsheet would run as a formula (starting with ``=``,
     ``+``, ``-``, ``@``, tab or carriage return) are prefixed with ``'`` (OWASP's advice on CSV
@@ -431,16 +457,21 @@ def export_study(
         raise StudyError(f"export format {format!r}: use tidy or redcap")
     path = Path(out)
     _refuse_store_paths(store, path)
+    suffixes = _SUFFIXES[format]
+    if path.suffix.lower() not in suffixes:
+        raise StudyError(
+            f"{path}: a {format} export is written as {' or '.join(suffixes)}; "
+            f"give an --out path ending in one of them"
+        )
     identity, drop_text, shift = _tier_flags(tier)
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "export", study, tier=tier)
         rights = grant
+        dropped: dict[str, int] = {}
         if format == "tidy":
-            frame = tidy_frame(s, study, tier=tier, sites=rights.sites)
+            frame = tidy_frame(s, study, tier=tier, sites=rights.sites, dropped=dropped)
         else:
-            if path.suffix.lower() == ".parquet":
-                raise StudyError("REDCap records are CSV: give an --out path ending in .csv")
             frame = records_frame(
                 s,
                 study,
@@ -464,6 +495,7 @@ def export_study(
                 "rows": len(frame),
                 "sha256": digest,
                 "sites": None if rights.sites is None else sorted(rights.sites),
+                "items_left_out": dropped,
             },
             reason=reason,
         )
@@ -479,6 +511,8 @@ def export_study(
                 "rows": len(frame),
                 "sha256": digest,
                 "exported_by": rights.actor,
+                # How many stored item values this tier left out, and why (counts only).
+                "items_left_out": dropped,
                 "peerlens_version": __version__,
                 "audit_head": {"seq": head[0], "hash": head[1]},
             },
@@ -520,13 +554,26 @@ def _write_private(path: Path, data: bytes) -> None:
         raise StudyError(f"{path}: cannot write the export ({exc.strerror})") from None
 
 
+#: The file types each export format is written as (by the suffix of ``--out``).
+_SUFFIXES = {"tidy": (".csv", ".parquet", ".xlsx"), "redcap": (".csv",)}
+
+
 def _encode(frame: pd.DataFrame, path: Path, *, raw_values: bool) -> bytes:
     import io
+    import tempfile
 
     if path.suffix.lower() == ".parquet":
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
         return buf.getvalue()
+    if path.suffix.lower() == ".xlsx":
+        from peerlens._tables import write_table
+
+        # openpyxl writes to a file: a private temporary folder, removed at once.
+        with tempfile.TemporaryDirectory(prefix="peerlens-export-") as tmp:
+            book = Path(tmp) / "export.xlsx"
+            write_table(frame, book, raw=raw_values)
+            return book.read_bytes()
     if not raw_values:
         frame = neutralise_formulas(frame)
     return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")

@@ -287,6 +287,8 @@ class Recording(Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
     session_id: Mapped[int | None] = mapped_column(ForeignKey("ps_session.id"), index=True)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    #: sha256 of the file (or WFDB folder) as stored, checked by ``audit verify``.
+    stored_sha256: Mapped[str | None] = mapped_column(String(64))
     suffix: Mapped[str] = mapped_column(String(20))
     size_bytes: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(10), default="ecg")
@@ -457,6 +459,19 @@ class Setting(Base):
     __tablename__ = "setting"
     key: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class RowSeal(Base):
+    """The keyed MAC of one sealed unit of data (see :mod:`peerlens.study.integrity`).
+
+    ``kind`` names the unit's table (a response's items belong to the response's unit, a derived
+    story's sentences to the story's), ``unit`` its primary key as text.
+    """
+
+    __tablename__ = "row_seal"
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(100), primary_key=True)
+    mac: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
 class AuditLog(Base):

@@ -200,17 +200,38 @@ class Grant:
         return self.sites is None or (site is not None and site in self.sites)
 
     def outside(self, study: Study, participant: Participant) -> str | None:
-        """Why ``participant`` is outside this grant's sites (``None`` when inside)."""
+        """Why ``participant`` is outside this grant's sites (``None`` when inside).
+
+        The reason reads as for a code that does not exist (:meth:`hidden`): a site-scoped
+        user learns nothing about other sites' participants, not even that they exist."""
         if self.sites is None:
             return None
         site = next((x.name for x in study.sites if x.id == participant.site_id), None)
         if site is not None and site in self.sites:
             return None
-        where = f"site {site!r}" if site else "no site"
+        return self.hidden(participant.study_code)
+
+    def hidden(self, code: str) -> str:
+        """What a caller is told about participant ``code`` that they may not see or that does
+        not exist: the same words for both, so that refusals are no oracle."""
+        if self.sites is None:
+            return f"unknown participant {code!r}"
         return (
-            f"participant {participant.study_code!r} is at {where}, outside your site(s) "
-            f"{', '.join(sorted(self.sites))}"
+            f"unknown participant {code!r} or outside your site(s) {', '.join(sorted(self.sites))}"
         )
+
+    def refuse_participant(self, study: Study, code: str, person: Participant | None) -> str | None:
+        """Why rows of participant ``code`` (``person``, ``None`` when unknown) cannot be
+        imported by this grant, or ``None``. The site is checked before the erasure status, so
+        an erased participant of another site reads as unknown."""
+        if person is None:
+            return self.hidden(code)
+        outside = self.outside(study, person)
+        if outside is not None:
+            return outside
+        if person.status == "erased":
+            return f"participant {code!r} was erased"
+        return None
 
     def check(self, study: Study, *participants: Participant) -> None:
         """Refuse when any of ``participants`` is outside this grant's sites."""

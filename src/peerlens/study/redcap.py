@@ -299,6 +299,14 @@ def _study_forms(session: Session, study: Study) -> dict[str, FormSpec]:
 _DAG = "redcap_data_access_group"
 
 
+def _dag_sites(study: Study) -> dict[str, list[Site]]:
+    """The study's sites by data access group key (two sites may share a key)."""
+    out: dict[str, list[Site]] = {}
+    for x in sorted(study.sites, key=lambda x: x.name):
+        out.setdefault(_dag_key(x.name), []).append(x)
+    return out
+
+
 def _dag_key(name: str) -> str:
     """A site or data access group name compared the way REDCap makes unique group names
     (lower case, runs of other characters as one underscore).
@@ -403,8 +411,8 @@ class _RecordTarget:
     scheduled: dict[int, set[str]]
     #: Study code -> participant, as stored before the import.
     people: dict[str, Participant]
-    #: Data access group key (:func:`_dag_key`) -> site, and site id -> site name.
-    dag_sites: dict[str, Site]
+    #: Data access group key (:func:`_dag_key`) -> the sites it matches, and site id -> name.
+    dag_sites: dict[str, list[Site]]
     site_names: dict[int, str]
     create_participants: bool
 
@@ -427,7 +435,7 @@ class _RecordTarget:
             events={tp.redcap_event: tp for tp in study.timepoints},
             scheduled={tp.id: {ti.instrument for ti in tp.instruments} for tp in study.timepoints},
             people=participant_map(session, study),
-            dag_sites={_dag_key(x.name): x for x in study.sites},
+            dag_sites=_dag_sites(study),
             site_names={x.id: x.name for x in study.sites},
             create_participants=create_participants,
         )
@@ -547,15 +555,10 @@ def _refuse_participant(code: str, person: Participant | None, target: _RecordTa
     why = check_code(code)
     if why:
         return why
-    if person is None and not target.create_participants:
-        return f"unknown participant {code!r}"
-    if person is not None and person.status == "erased":
-        return f"participant {code!r} was erased"
-    if person is not None:
-        return target.grant.outside(target.study, person)
-    if target.grant.sites is not None:
-        return f"unknown participant {code!r} (site-scoped users cannot create them)"
-    return None
+    if person is None and target.create_participants and target.grant.sites is None:
+        return None  # a new record: enrolled by the import
+    # Site-scoped users cannot create participants; unknown and other sites' codes read alike.
+    return target.grant.refuse_participant(target.study, code, person)
 
 
 def _check_dag(
@@ -568,8 +571,16 @@ def _check_dag(
     n: int,
 ) -> None:
     """Map record ``code`` to the site of its data access group ``dag`` (or say why not)."""
-    site = target.dag_sites.get(_dag_key(dag))
-    if site is None:
+    matches = target.dag_sites.get(_dag_key(dag), [])
+    site = matches[0] if len(matches) == 1 else None
+    if len(matches) > 1:
+        both = " and ".join(repr(x.name) for x in matches)
+        why = (
+            f"data access group {dag!r} matches sites {both} of study {target.study.name!r}; "
+            f"rename one of the sites or place the record by hand"
+        )
+        problems.append(Problem(n, _DAG, why))
+    elif site is None:
         known = ", ".join(sorted(target.site_names.values())) or "none"
         why = (
             f"data access group {dag!r} matches no site of study {target.study.name!r} "

@@ -12,7 +12,7 @@ The whole file is checked before anything is written and written in one transact
 (unknown participant, out-of-range value, duplicate row, unknown column) rejects the file with a
 report of every problem, and an interrupted import leaves the database as it was. Importing the
 same file again changes nothing; a file with changed values updates those responses and logs
-every changed item (old -> new) in the audit log.
+every changed item in the audit log as keyed hashes of its old and new value, never the values.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from peerlens.study import audit
 from peerlens.study._bulk import bulk_insert
 from peerlens.study._catalog import FormSpec, ItemRule, resolve_forms
-from peerlens.study._identity import merge_fields
+from peerlens.study._identity import item_hashes, merge_fields
 from peerlens.study._lookup import get_session, get_study, get_timepoint, participant_map
 from peerlens.study.errors import ImportRejected, Problem, StudyError
 from peerlens.study.models import Response, ResponseItem, utcnow
@@ -359,6 +359,7 @@ def _parse_wide(
     seen: dict[str, int] = {}
     values = {c: frame[c].tolist() for c in frame.columns}
     rows = [int(label) + 1 for label in frame.index]  # file rows, also after dropped rows
+    memo: dict[tuple[str, str], tuple[ItemValue | None, str | None]] = {}
     for i in range(len(frame)):
         n = rows[i]
         code = str(values[pcol][i]).strip()
@@ -370,17 +371,12 @@ def _parse_wide(
             continue
         seen[code] = n
         person = people.get(code)
-        if person is None:
-            # A value that cannot be a study code is not quoted: it is often a name.
-            bad = check_code(code)
-            problems.append(Problem(n, pcol, bad or f"unknown participant {code!r}"))
-            continue
-        if person.status == "erased":
-            problems.append(Problem(n, pcol, f"participant {code!r} was erased"))
-            continue
-        outside = grant.outside(study, person)
-        if outside is not None:
-            problems.append(Problem(n, pcol, outside))
+        # A value that cannot be a study code is not quoted: it is often a name.
+        why = (check_code(code) if person is None else None) or grant.refuse_participant(
+            study, code, person
+        )
+        if why is not None or person is None:
+            problems.append(Problem(n, pcol, why or grant.hidden(code)))
             continue
         session_id = None
         if session_label is not None:
@@ -399,7 +395,11 @@ def _parse_wide(
                 raw = str(column[i]).strip()
                 if raw == "":
                     continue
-                parsed, why = parse_item(rule, raw, codes)
+                # The same few codes repeat down a column: parse each distinct cell once.
+                got = memo.get((rule.name, raw))
+                if got is None:
+                    got = memo[(rule.name, raw)] = parse_item(rule, raw, codes)
+                parsed, why = got
                 if why:
                     problems.append(Problem(n, rule.name, why))
                 elif rule.identifier:
@@ -426,19 +426,13 @@ def _parse_wide(
     return ParsedRows(records, identities, problems)
 
 
-def _audit_items(items: dict[str, ItemValue], keys: Iterable[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k in keys:
-        v = items.get(k)
-        if v is None:
-            out[k] = None
-        elif v[2] is not None:
-            out[k] = {"missing": v[2]}
-        elif v[1] is not None:
-            out[k] = audit.redacted(v[1])
-        else:
-            out[k] = v[0]
-    return out
+def _audit_items(
+    s: Session, participant_id: int, items: dict[str, ItemValue], keys: Iterable[str]
+) -> dict[str, Any]:
+    """What the audit log records of changed items: a keyed hash per value (``None`` when the
+    item had or has none), never the value (see :func:`peerlens.study._identity.item_hashes`)."""
+    empty: ItemValue = (None, None, None)
+    return item_hashes(s, participant_id, {k: items.get(k, empty) for k in keys})
 
 
 def write_responses(
@@ -527,8 +521,11 @@ def write_responses(
                 "response",
                 f"{r.participant}/{r.timepoint_id}/{r.instrument}/{r.repeat_instance}",
                 study_name,
-                {"completion": comp, "items": _audit_items(old, keys)},
-                {"completion": r.completion, "items": _audit_items(r.items, keys)},
+                {"completion": comp, "items": _audit_items(s, r.participant_id, old, keys)},
+                {
+                    "completion": r.completion,
+                    "items": _audit_items(s, r.participant_id, r.items, keys),
+                },
                 reason,
             )
         )

@@ -137,9 +137,14 @@ def add_session(
             grant.actor,
             "session.add",
             "ps_session",
-            f"{relationship_id}/{label}",
+            f"{relationship_id}/{sess.id}",
             study=study_name,
-            new={"mode": mode, "duration_min": duration_min, "notes": audit.redacted(notes)},
+            new={
+                "label": audit.redacted(label),  # free text: its length only
+                "mode": mode,
+                "duration_min": duration_min,
+                "notes": audit.redacted(notes),
+            },
             reason=reason,
         )
         return sess.id
@@ -272,6 +277,29 @@ def recording_file(blob_dir: Path, sha256: str, suffix: str) -> Path:
     return path
 
 
+def stored_digest(path: Path) -> str | None:
+    """sha256 of a stored recording as it lies on disk (a WFDB folder: each file's name, size
+    and bytes, in name order); ``None`` when it is missing. Stored WFDB records differ from the
+    original (renamed files, header rewritten), so this is kept beside the original's digest
+    and checked by ``audit verify``."""
+    if path.is_dir():
+        files = sorted(f for f in path.iterdir() if f.is_file())
+        if not files:
+            return None
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f"{f.name}\0{f.stat().st_size}\0".encode())
+            digest.update(f.read_bytes())
+        return digest.hexdigest()
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def remove_blob(path: Path) -> None:
     """Delete a stored recording file or WFDB folder (no error if already gone)."""
     if path.is_dir():
@@ -394,6 +422,53 @@ def _store_files(target: Path, files: list[Path], bundle: bool) -> None:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
+def _add_windows(
+    s: DbSession,
+    actor: str,
+    study_name: str,
+    rec: Recording,
+    kind: str,
+    device: str | None,
+    windows: list[tuple[str, float, float]] | None,
+    reason: str | None,
+) -> None:
+    """Adding a stored recording again: store the windows it did not have yet (audited);
+    refuse a different kind or device, or a known window label with other bounds."""
+    if kind != rec.kind or (device is not None and device != rec.device):
+        raise StudyError(
+            f"this file is already stored for the participant as recording {rec.id} "
+            f"(kind {rec.kind}{', another device' if device != rec.device else ''}); "
+            f"nothing was changed"
+        )
+    known = {
+        w.label: (w.start_s, w.end_s)
+        for w in s.scalars(select(RecordingWindow).where(RecordingWindow.recording_id == rec.id))
+    }
+    new = []
+    for label, start, end in windows or []:
+        if label not in known:
+            new.append((label, start, end))
+            known[label] = (start, end)
+        elif known[label] != (start, end):
+            raise StudyError(
+                f"recording {rec.id} already has a window {label!r} from {known[label][0]} to "
+                f"{known[label][1]} s; nothing was changed"
+            )
+    for label, start, end in new:
+        s.add(RecordingWindow(recording_id=rec.id, label=label, start_s=start, end_s=end))
+    if new:
+        audit.record(
+            s,
+            actor,
+            "recording.windows",
+            "recording",
+            rec.sha256,
+            study=study_name,
+            new={"windows": [[audit.redacted(label), a, b] for label, a, b in new]},
+            reason=reason,
+        )
+
+
 def _safe_suffix(path: Path) -> str:
     """The file's last suffix, lower case, as stored (``.edf``); never earlier parts of the name,
     which may hold a person's name (``ana.ruiz.edf``).
@@ -427,7 +502,8 @@ def add_recording(
     A WFDB record (its ``.hea``, or its ``.dat`` with the ``.hea`` beside it) is stored whole:
     header and signal files in one folder, addressed by the sha256 of the bundle (each file's
     name, size and bytes). Adding the same file for the same participant again returns the
-    existing recording.
+    existing recording, with any windows it did not have yet added (a different kind or
+    device, or a known window label with other bounds, is refused).
     ``windows`` are labelled ``(label, start_s, end_s)`` events within the recording. A
     site-scoped caller adds recordings for their sites' participants only.
     """
@@ -457,12 +533,15 @@ def add_recording(
             select(Recording).where(Recording.participant_id == p.id, Recording.sha256 == sha)
         ).first()
         if existing is not None:
+            _add_windows(s, grant.actor, study_name, existing, kind, device, windows, reason)
             return existing.id, sha
-        _store_files(blob_path(store.blob_dir, sha, suffix), files, bundle=wfdb is not None)
+        target = blob_path(store.blob_dir, sha, suffix)
+        _store_files(target, files, bundle=wfdb is not None)
         rec = Recording(
             participant_id=p.id,
             session_id=sess_id,
             sha256=sha,
+            stored_sha256=stored_digest(target),
             suffix=suffix,
             size_bytes=size,
             kind=kind,
@@ -482,12 +561,13 @@ def add_recording(
             study=study_name,
             new={
                 "participant": participant,
-                "session": session,
+                # Device names, session and window labels are free text: their length only.
+                "session": sess_id,
                 "kind": kind,
-                "device": device,
+                "device": audit.redacted(device),
                 "sampling_rate_hz": sampling_rate_hz,
                 "bytes": size,
-                "windows": [list(w) for w in windows or []],
+                "windows": [[audit.redacted(label), a, b] for label, a, b in windows or []],
             },
             reason=reason,
         )

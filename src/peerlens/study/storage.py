@@ -198,6 +198,8 @@ class Store:
         self.database_id = database_id
         self._key_file = key_file
         self._key: VaultKey | None = None
+        #: Whether the audit chain is known to record seals (see :mod:`.integrity`).
+        self._sealed = False
 
     @classmethod
     def open(
@@ -322,10 +324,18 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work commits on normal exit and rolls back on any exception."""
+        """A session whose work commits on normal exit and rolls back on any exception.
+
+        Before it commits, the seals of the data it wrote are brought up to date (see
+        :mod:`peerlens.study.integrity`), which needs the vault key when anything was written.
+        """
+        from peerlens.study import integrity
+
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             session.info[STORE_KEY] = self
+            integrity.start(session)
             yield session
+            integrity.settle(session, self.vault_key)
 
     def close(self) -> None:
         """Release the database connections."""

@@ -13,10 +13,11 @@ The 32-byte master key never enters the database. It comes from, in order:
 3. ``$PEERLENS_HOME/keys/<database id>.key`` (``PEERLENS_HOME`` defaults to ``~/.peerlens``),
    written by ``peerlens init`` with permissions 0600.
 
-Two keys are derived from it with HKDF-SHA256 (RFC 5869): one encrypts, one makes keyed hashes
-(HMAC-SHA256, RFC 2104). The audit log records that an identifying field changed with a keyed
-hash of the new value salted per participant, never the value: with the key and the salt one can
-check a guessed value, without them nothing; erasure deletes the salt with the vault row, after
+Keys are derived from it with HKDF-SHA256 (RFC 5869): one encrypts, one makes keyed hashes (HMAC-
+SHA256, RFC 2104), and two seal the data tables against edits made behind peerlens's back (see
+:mod:`peerlens.study.integrity`). The audit log records that an identifying field changed with a
+keyed hash of the new value salted per participant, never the value: with the key and the salt one
+can check a guessed value, without them nothing; erasure deletes the salt with the vault row, after
 which not even the key holder can link the hashes to a value. The database stores a keyed check
 value, so a wrong key is refused with a clear message instead of garbling data.
 """
@@ -24,6 +25,7 @@ value, so a wrong key is refused with a clear message instead of garbling data.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -97,6 +99,10 @@ class VaultKey:
     enc: bytes
     mac: bytes
     source: str
+    #: Key of the row seals (:mod:`peerlens.study.integrity`): MACs stored beside the rows.
+    seal_key: bytes = b""
+    #: Key of the seal tallies: per-seal values summed into the audit chain, never stored.
+    tally_key: bytes = b""
 
     @classmethod
     def from_master(cls, master: bytes, source: str) -> VaultKey:
@@ -107,7 +113,13 @@ class VaultKey:
                 master
             )
 
-        return cls(derive(b"encryption"), derive(b"keyed hash"), source)
+        return cls(
+            derive(b"encryption"),
+            derive(b"keyed hash"),
+            source,
+            derive(b"row seal"),
+            derive(b"seal tally"),
+        )
 
     @property
     def check(self) -> str:
@@ -121,21 +133,63 @@ class VaultKey:
         return hmac.new(self.mac, msg, hashlib.sha256).hexdigest()[:32]
 
     def seal(self, fields: dict[str, str], aad: str) -> bytes:
-        """AES-256-GCM ciphertext (nonce first) of ``fields`` as JSON, bound to ``aad``."""
+        """AES-256-GCM ciphertext of ``fields`` as JSON, bound to ``aad``, in format 1:
+        a version byte, the nonce, then the ciphertext of the JSON padded to a multiple of
+        :data:`PAD_BLOCK` bytes (so the length tells only a bucket, not the values' length)."""
         nonce = secrets.token_bytes(_NONCE)
-        plain = json.dumps(fields, ensure_ascii=False, sort_keys=True).encode("utf-8")
-        return nonce + AESGCM(self.enc).encrypt(nonce, plain, aad.encode("utf-8"))
+        plain = pad(json.dumps(fields, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+        return _V1 + nonce + AESGCM(self.enc).encrypt(nonce, plain, _v1_aad(aad))
 
     def open(self, blob: bytes, aad: str) -> dict[str, str]:
-        """The fields sealed in ``blob``; refused when the key, the data or ``aad`` differ."""
-        try:
-            plain = AESGCM(self.enc).decrypt(blob[:_NONCE], blob[_NONCE:], aad.encode("utf-8"))
-        except (InvalidTag, ValueError):
-            raise VaultKeyError(
-                f"an identity-vault entry ({aad}) does not decrypt with the key from "
-                f"{self.source}: wrong key, or the entry was changed or moved"
-            ) from None
+        """The fields sealed in ``blob``; refused when the key, the data or ``aad`` differ.
+
+        Reads format 1 (:meth:`seal`) and the unpadded format 0 of entries written before it
+        (nonce first, no version byte); a format-1 blob authenticates the version in its
+        associated data, so the formats cannot be confused."""
+        plain: bytes | None = None
+        if blob[:1] == _V1:
+            with contextlib.suppress(InvalidTag, ValueError):
+                body = blob[1:]
+                plain = unpad(AESGCM(self.enc).decrypt(body[:_NONCE], body[_NONCE:], _v1_aad(aad)))
+        if plain is None:  # format 0 (a format-0 nonce may start with the version byte too)
+            try:
+                plain = AESGCM(self.enc).decrypt(blob[:_NONCE], blob[_NONCE:], aad.encode("utf-8"))
+            except (InvalidTag, ValueError):
+                raise VaultKeyError(
+                    f"an identity-vault entry ({aad}) does not decrypt with the key from "
+                    f"{self.source}: wrong key, or the entry was changed or moved"
+                ) from None
         return dict(json.loads(plain.decode("utf-8")))
+
+
+#: Vault plaintexts are padded to a multiple of this many bytes before encryption.
+PAD_BLOCK = 32
+_V1 = b"\x01"
+
+
+def _v1_aad(aad: str) -> bytes:
+    return b"peerlens-vault-v1\x00" + aad.encode("utf-8")
+
+
+def pad(plain: bytes) -> bytes:
+    """``plain`` with ISO/IEC 7816-4 padding (``0x80`` then zeros) to a multiple of
+    :data:`PAD_BLOCK` bytes (always at least one byte of padding).
+
+    Examples
+    --------
+    >>> len(pad(b"x" * 31)), len(pad(b"x" * 32)), unpad(pad(b"abc"))
+    (32, 64, b'abc')
+    """
+    n = PAD_BLOCK - len(plain) % PAD_BLOCK
+    return plain + b"\x80" + b"\x00" * (n - 1)
+
+
+def unpad(padded: bytes) -> bytes:
+    """Undo :func:`pad` (refused with ``ValueError`` when the padding is malformed)."""
+    body = padded.rstrip(b"\x00")
+    if not body.endswith(b"\x80") or len(padded) % PAD_BLOCK:
+        raise ValueError("bad vault padding")
+    return body[:-1]
 
 
 def load_key(database_id: str, key_file: Path | None = None) -> VaultKey:

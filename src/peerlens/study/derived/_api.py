@@ -149,12 +149,16 @@ def derivation_status(store: Store, study_name: str, *, caller: Caller) -> pd.Da
 
     Missing counts inputs (responses of bundled instruments, recordings, transcripts) with no
     stored result; errors counts inputs the last run could not analyse (stored as error rows).
+    A site-scoped caller's counts cover their sites' participants only; ``errors`` (counted
+    per run, study-wide) is then missing.
     """
     with store.transaction() as s:
         study = get_study(s, study_name)
-        authorize(s, caller, "derived.status", study)
+        grant = authorize(s, caller, "derived.status", study)
         runs = current_runs(s, study)
-        states = {what: kind.status(s, study) for what, kind in KINDS.items()}
+        mine = _participants_within(s, study, grant)
+        within = None if mine is None else frozenset(mine)
+        states = {what: kind.status(s, study, within) for what, kind in KINDS.items()}
     rows = []
     for what, (n_inputs, state) in states.items():
         run = runs.get(what)
@@ -167,7 +171,8 @@ def derivation_status(store: Store, study_name: str, *, caller: Caller) -> pd.Da
                 "current": current,
                 "stale": stale,
                 "missing": max(n_inputs - current - stale, 0),
-                "errors": 0 if run is None else run.n_errors,
+                # The run counts errors study-wide: not shown to a site-scoped caller.
+                "errors": 0 if run is None else (run.n_errors if within is None else None),
                 "last_run": None if run is None else run.id,
                 "derived_at": None if run is None else as_utc(run.derived_at),
                 "derived_by": None if run is None else run.actor,
@@ -175,6 +180,7 @@ def derivation_status(store: Store, study_name: str, *, caller: Caller) -> pd.Da
         )
     frame = pd.DataFrame(rows)
     frame["last_run"] = frame["last_run"].astype("Int64")
+    frame["errors"] = frame["errors"].astype("Int64")
     return frame
 
 

@@ -107,8 +107,11 @@ class DerivedKind(Protocol[InputsT, ResultsT]):
         or ``stale`` in ``derivation``."""
         ...
 
-    def status(self, session: Session, study: Study) -> tuple[int, pd.Series]:
-        """Inputs stored now, and the state (``current``/``stale``) of each that has results."""
+    def status(
+        self, session: Session, study: Study, within: frozenset[str] | None
+    ) -> tuple[int, pd.Series]:
+        """Inputs stored now, and the state (``current``/``stale``) of each that has results,
+        counting only participants whose study codes are in ``within`` (``None``: all)."""
         ...
 
 

@@ -178,15 +178,21 @@ class Hrv:
     def frame(self, session: Session, study: Study, view: str) -> pd.DataFrame:
         return _frame(session, study)
 
-    def status(self, session: Session, study: Study) -> tuple[int, pd.Series]:
-        n_recs = session.scalar(
+    def status(
+        self, session: Session, study: Study, within: frozenset[str] | None
+    ) -> tuple[int, pd.Series]:
+        q = (
             select(func.count())
             .select_from(Recording)
             .join(Participant, Participant.id == Recording.participant_id)
             .where(Participant.study_id == study.id)
         )
+        frame = _frame(session, study)
+        if within is not None:
+            q = q.where(Participant.study_code.in_(sorted(within)))
+            frame = frame[frame["participant"].isin(within)]
         # A recording is one participant's copy of a content address.
-        return int(n_recs or 0), worst_state(_frame(session, study), ["participant", "recording"])
+        return int(session.scalar(q) or 0), worst_state(frame, ["participant", "recording"])
 
 
 HRV = Hrv()
@@ -284,12 +290,15 @@ def hrv_job(
 
 
 def _result_rows(res: Any, max_artifact_rate: float) -> list[dict[str, Any]]:
-    """The ``whole`` row and one row per window of an :func:`peerlens.hrv.analyze` result."""
+    """The ``whole`` row and one row per window of an :func:`peerlens.hrv.analyze` result
+    (analysed with ``max_artifact_rate``; the whole row's validity is the HRV package's own
+    rule, :meth:`peerlens.hrv.HrvResult.whole_validity`: artifact rate and signal quality)."""
     from peerlens.hrv import METRIC_COLUMNS
 
     prov = res.provenance.as_dict()
     whole = res.metrics.iloc[0]
     rate = float(whole["artifact_rate"])
+    valid, reason = res.whole_validity()
     rows = [
         {
             "label": "whole",
@@ -299,10 +308,8 @@ def _result_rows(res: Any, max_artifact_rate: float) -> list[dict[str, Any]]:
             "end_s": num(whole["duration_s"]),
             "n_beats": int(whole["n_beats"]),
             "artifact_rate": num(rate),
-            "valid": bool(rate <= max_artifact_rate),
-            "reason": ""
-            if rate <= max_artifact_rate
-            else f"artifact rate {100 * rate:.1f} % > {100 * max_artifact_rate:g} %",
+            "valid": bool(valid),
+            "reason": reason,
             "metrics": {c: num(whole[c]) for c in METRIC_COLUMNS},
             "pipeline_version": str(prov["peerlens_version"]),
             "provenance": prov,

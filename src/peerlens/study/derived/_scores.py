@@ -151,15 +151,21 @@ class Scores:
     def frame(self, session: Session, study: Study, view: str) -> pd.DataFrame:
         return _stored(session, study).drop(columns=["_same", "_rid"])
 
-    def status(self, session: Session, study: Study) -> tuple[int, pd.Series]:
+    def status(
+        self, session: Session, study: Study, within: frozenset[str] | None
+    ) -> tuple[int, pd.Series]:
         from peerlens.study._catalog import builtin_form
 
-        per_response = worst_state(_stored(session, study), "_rid")
-        insts = session.execute(
-            select(Response.id, Response.instrument)
+        stored = _stored(session, study)
+        if within is not None:
+            stored = stored[stored["participant"].isin(within)]
+        per_response = worst_state(stored, "_rid")
+        rows = session.execute(
+            select(Response.id, Response.instrument, Participant.study_code)
             .join(Participant, Participant.id == Response.participant_id)
             .where(Participant.study_id == study.id)
         ).all()
+        insts = [(rid, i) for rid, i, code in rows if within is None or code in within]
         bundled = {i for _, i in insts if builtin_form(str(i)) is not None}
         return len({rid for rid, i in insts if i in bundled}), per_response
 

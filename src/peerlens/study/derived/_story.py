@@ -114,14 +114,21 @@ class Story:
     def frame(self, session: Session, study: Study, view: str) -> pd.DataFrame:
         return _frame(session, study, sentences=view == "sentences")
 
-    def status(self, session: Session, study: Study) -> tuple[int, pd.Series]:
+    def status(
+        self, session: Session, study: Study, within: frozenset[str] | None
+    ) -> tuple[int, pd.Series]:
         story = _frame(session, study, sentences=False)
-        n_tr = session.scalar(
+        q = (
             select(func.count())
             .select_from(Transcript)
             .where(Transcript.study_id == study.id, Transcript.text.is_not(None))
         )
-        return int(n_tr or 0), story["derivation"] if len(story) else pd.Series([])
+        if within is not None:  # as derived_frame: only texts of participants within
+            q = q.join(Participant, Participant.id == Transcript.participant_id).where(
+                Participant.study_code.in_(sorted(within))
+            )
+            story = story[story["participant"].isin(within)] if len(story) else story
+        return int(session.scalar(q) or 0), story["derivation"] if len(story) else pd.Series([])
 
 
 STORY = Story()
