@@ -129,14 +129,41 @@ CANDIDATES = {
             replace(BASE, static_weight=1.0, context=True),
             "static",
         ),
+        Candidate(
+            "tfidf_static_ctx_w",
+            "(a)+(c)+(d) + per-pattern cues (v3 look-alikes), own corpus x0.5, comparisons x2",
+            replace(
+                BASE,
+                static_weight=1.0,
+                context=True,
+                cue_ids=True,
+                own_weight=0.5,
+                comparison_weight=2.0,
+            ),
+            "static",
+        ),
     ]
 }
+
+
+def _memo(static: object) -> object:
+    """Remember each text's static vector (the folds embed the same sentences many times)."""
+    embed, memo = static.embed, {}  # type: ignore[attr-defined]
+
+    def cached(texts: list[str]) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in memo]
+        if new:
+            memo.update(zip(new, embed(new), strict=True))
+        return np.asarray([memo[t] for t in texts]).reshape(len(texts), -1)
+
+    object.__setattr__(static, "embed", cached)
+    return static
 
 
 def _embedder(kind: str, frame: pd.DataFrame) -> object | None:
     if kind == "static":
         static_path = OUT / "static256.npz"
-        return load_static(static_path if static_path.is_file() else None)
+        return _memo(load_static(static_path if static_path.is_file() else None))
     if kind == "minilm":
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from _story_embed_cache import key, load_cache
@@ -246,8 +273,16 @@ def combined_data(team: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
     own = pd.DataFrame(
         {"text": t["text"], "label": t["label"], "source": "", "prev": "", "next": ""}
     )
-    dev = real[["text", "label", "source", "prev", "next"]]
-    return pd.concat([own, dev], ignore_index=True)
+    dev = real[["text", "label", "source", "prev", "next", "arm", "batch"]]
+    return pd.concat([own.assign(arm="", batch=""), dev], ignore_index=True)
+
+
+def with_batch(real: pd.DataFrame) -> pd.DataFrame:
+    """Add each real item's ``batch`` (from ``items.csv``) to the loaded development corpus."""
+    items = pd.read_csv(
+        ROOT / "benchmarks" / "story_data" / "real" / "items.csv", dtype=str, keep_default_na=False
+    )
+    return real.merge(items[["item_id", "batch"]], on="item_id", how="left")
 
 
 # -- speed -----------------------------------------------------------------------------------
@@ -295,7 +330,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"CPU cores available: {os.cpu_count()}; affinity: {len(os.sched_getaffinity(0))}")
     team = load_corpus()
-    real = load_dev_corpus(dev_corpus_paths(ROOT))
+    real = with_batch(load_dev_corpus(dev_corpus_paths(ROOT)))
     data = combined_data(team, real)
     counts = pd.crosstab(real["source"], real["label"])
     print(f"real development corpus: {len(real)} labelled sentences\n{counts.to_string()}")
@@ -340,6 +375,10 @@ def main() -> None:
         t0 = time.perf_counter()
         pred, thresholds = loso(cand, data, embedder, print)
         rows = (data["source"] != "").to_numpy()
+        OUT.mkdir(parents=True, exist_ok=True)
+        data[rows][["source", "arm", "batch", "label"]].assign(pred=pred[rows]).to_csv(
+            OUT / f"story_loso_{name}.tsv", sep="\t", index=False
+        )
         gold, got = data["label"][rows], pred[rows]
         src = data["source"][rows]
         per_source = {}
@@ -352,6 +391,16 @@ def main() -> None:
         mean_f1 = float(np.mean([v["macro_f1"] for v in per_source.values()]))
         mean_fa = float(np.mean([v["false_alarm"] for v in per_source.values()]))
         print(_line("POOLED", pooled))
+        arm, batch = data["arm"][rows], data["batch"][rows]
+        for label, keep in [
+            ("batch 1", batch == "1"),
+            ("batch 2", batch == "2"),
+            ("random arms", arm == "random"),
+            ("random b1", (arm == "random") & (batch == "1")),
+            ("random b2", (arm == "random") & (batch == "2")),
+        ]:
+            k = keep.to_numpy()
+            print(_line(label, scores(gold[k].tolist(), list(got[k]))))
         print(f"  LOSO average over sources: macro-F1 {mean_f1:.3f}, false alarms {mean_fa:.1%}")
         # own corpus, apart: trained on the team train split + all real, frozen test split
         full = _fit(cand, data, embedder)

@@ -30,6 +30,12 @@ def test_family_features(text: str, family: str) -> None:
     assert row[BOOK.families.index(family)] == 1.0
 
 
+def test_per_pattern_features_follow_the_cue_ids() -> None:
+    row = BOOK.cue_features([normalize("at least you still have your family")])[0]
+    assert row.shape == (len(BOOK.cue_ids),)
+    assert [BOOK.cue_ids[i] for i in row.nonzero()[0]] == ["worse_than/at_least"]
+
+
 def test_cues_and_hints_keyed_to_the_cue() -> None:
     cues = BOOK.find(normalize("at least u have ur mum"), "downward")
     assert [c.cue_id for c in cues] == ["at_least"]

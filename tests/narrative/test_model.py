@@ -144,7 +144,14 @@ def test_held_out_sanity() -> None:
     ) == ["connection", "upward", "downward", "neutral"]
 
 
-def test_numpy_inference_equals_scikit_learn_with_static_and_context() -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"cue_ids": True, "own_weight": 0.5, "comparison_weight": 2.0}],
+    ids=["static_context", "cue_ids_weighted"],
+)
+def test_numpy_inference_equals_scikit_learn_with_static_and_context(
+    extra: dict[str, object],
+) -> None:
     from dataclasses import replace
 
     from peerlens.narrative.model import dense_features, load_static
@@ -154,9 +161,15 @@ def test_numpy_inference_equals_scikit_learn_with_static_and_context() -> None:
     texts = train["text"].tolist()
     prev = ["", *texts[:-1]]
     nxt = [*texts[1:], ""]
-    config = replace(ModelConfig(max_iter=3000), static_weight=1.0, context=True)
+    config = replace(
+        ModelConfig(max_iter=3000, class_weight="balanced"),
+        static_weight=1.0,
+        context=True,
+        **extra,  # type: ignore[arg-type]
+    )
+    own = [i % 3 == 0 for i in range(len(texts))]
     word, char, clf = fit_sklearn(
-        texts, train["label"].tolist(), config, static=static, prev=prev, nxt=nxt
+        texts, train["label"].tolist(), config, static=static, prev=prev, nxt=nxt, own=own
     )
     model = from_sklearn(word, char, clf, config, static=static)
     probe = load_corpus(split="test")["text"].tolist()[:40]
@@ -182,3 +195,24 @@ def test_numpy_inference_equals_scikit_learn_with_static_and_context() -> None:
     np.testing.assert_allclose(
         model.predict_proba(probe, p_prev, p_next), clf.predict_proba(reference), atol=1e-9
     )
+
+
+def test_comparison_and_own_weights_change_the_fit() -> None:
+    import pandas as pd
+
+    corpus = load_corpus(split="train").groupby("label").head(40)
+    frame = pd.DataFrame(
+        {
+            "text": corpus["text"],
+            "label": corpus["label"],
+            "source": ["" if i % 2 else "real" for i in range(len(corpus))],
+        }
+    )
+    base = ModelConfig(max_iter=2000, class_weight="balanced")
+    plain = train_model(frame, base)
+    heavier = train_model(frame, ModelConfig(**{**base.__dict__, "comparison_weight": 3.0}))
+    own_light = train_model(frame, ModelConfig(**{**base.__dict__, "own_weight": 0.3}))
+    texts = load_corpus(split="test")["text"].tolist()[:80]
+    comp = [plain.classes.index(c) for c in ("upward", "downward")]
+    assert heavier.predict_proba(texts)[:, comp].mean() > plain.predict_proba(texts)[:, comp].mean()
+    assert not np.allclose(own_light.coef, plain.coef)

@@ -80,6 +80,12 @@ class ModelConfig:
     static_weight: float = 0.0
     #: Append the neighbouring sentences' cue indicators (and static embeddings, when used).
     context: bool = False
+    #: Also one 0/1 indicator per cue pattern (not only per family), times ``cue_weight``.
+    cue_ids: bool = False
+    #: Sample weight of the project's own written rows (``source == ""``) relative to real rows.
+    own_weight: float = 1.0
+    #: Extra factor on the upward/downward class weights (on top of ``class_weight``).
+    comparison_weight: float = 1.0
 
 
 def _word_ngrams(text: str, lo: int, hi: int) -> list[str]:
@@ -211,6 +217,8 @@ def dense_features(
 
     def block(texts: list[str]) -> np.ndarray:
         parts = [cuebook.features(texts) * config.cue_weight]
+        if config.cue_ids:
+            parts.append(cuebook.cue_features(texts) * config.cue_weight)
         if use_static:
             assert static is not None
             vecs = static.embed(texts).astype(np.float64) * config.static_weight
@@ -387,6 +395,7 @@ class TextModel:
                 "classes": list(self.classes),
                 "config": asdict(self.config),
                 "cue_families": list(self.cuebook.families),
+                **({"cue_ids": list(self.cuebook.cue_ids)} if self.config.cue_ids else {}),
                 "n_word_features": len(self.word.terms),
                 "n_char_features": len(self.char.terms),
                 "npz_sha256": digest,
@@ -411,6 +420,8 @@ class TextModel:
         cuebook = cuebook or load_cuebook()
         if list(cuebook.families) != meta["cue_families"]:
             raise ModelArtifactError(f"{meta_path}: cue families differ from cues.json")
+        if "cue_ids" in meta and list(cuebook.cue_ids) != meta["cue_ids"]:
+            raise ModelArtifactError(f"{meta_path}: cue patterns differ from cues.json")
         with np.load(npz_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         cfg = dict(meta["config"])
@@ -491,11 +502,14 @@ def fit_sklearn(
     static: StaticEmbedder | None = None,
     prev: list[str] | None = None,
     nxt: list[str] | None = None,
+    own: list[bool] | None = None,
 ) -> tuple[Any, Any, Any]:
     """Fit the scikit-learn vectorisers and classifier (used by training and the tests).
 
     ``prev``/``nxt`` are the raw neighbouring sentences (``""`` where there is none), used when
-    ``config.context``.  Returns ``(word_vectorizer, char_vectorizer, logistic_regression)``;
+    ``config.context``.  ``own`` marks the project's own written rows, weighted by
+    ``config.own_weight``; ``config.comparison_weight`` multiplies the upward/downward class
+    weights.  Returns ``(word_vectorizer, char_vectorizer, logistic_regression)``;
     the vectorisers are ``None`` when ``config.tfidf`` is off.
     """
     import scipy.sparse as sp
@@ -511,13 +525,26 @@ def fit_sklearn(
     n = [normalize(t) for t in nxt] if nxt is not None else None
     dense = dense_features(config, cuebook, static, normalized, p, n)
     matrix = sp.hstack([*blocks, sp.csr_matrix(dense)], format="csr")
+    class_weight: str | dict[str, float] | None = config.class_weight
+    if config.comparison_weight != 1.0:
+        present, counts = np.unique(labels, return_counts=True)
+        base = (
+            len(labels) / (len(present) * counts)
+            if config.class_weight == "balanced"
+            else np.ones(len(present))
+        )
+        factor = [config.comparison_weight if c in ("upward", "downward") else 1.0 for c in present]
+        class_weight = {str(c): float(b * f) for c, b, f in zip(present, base, factor, strict=True)}
+    sample_weight = None
+    if own is not None and config.own_weight != 1.0:
+        sample_weight = np.where(np.asarray(own, dtype=bool), config.own_weight, 1.0)
     clf = LogisticRegression(
         C=config.C,
         max_iter=config.max_iter,
         random_state=config.seed,
-        class_weight=config.class_weight,
+        class_weight=class_weight,
     )
-    clf.fit(matrix, labels)
+    clf.fit(matrix, labels, sample_weight=sample_weight)
     return word, char, clf
 
 
@@ -586,7 +613,10 @@ def train_model(
     labels = corpus["label"].astype(str).tolist()
     prev = corpus["prev"].fillna("").astype(str).tolist() if "prev" in corpus else None
     nxt = corpus["next"].fillna("").astype(str).tolist() if "next" in corpus else None
-    word, char, clf = fit_sklearn(texts, labels, config, cuebook, static=static, prev=prev, nxt=nxt)
+    own = (corpus["source"].fillna("") == "").tolist() if "source" in corpus else None
+    word, char, clf = fit_sklearn(
+        texts, labels, config, cuebook, static=static, prev=prev, nxt=nxt, own=own
+    )
     import sklearn
 
     info: dict[str, object] = {
