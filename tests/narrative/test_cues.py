@@ -23,6 +23,10 @@ BOOK = load_cuebook()
         ("what helped me was walking", "advice_from_experience"),
         ("that sounds really hard", "empathy"),
         ("how r u?", "question"),
+        ("there's no shame in being off sick", "normalising"),
+        ("i'm living proof it gets better", "lookalike"),
+        ("at least we found each other", "lookalike"),
+        ("sometimes all anyone can say is at least you're alive", "lookalike"),
     ],
 )
 def test_family_features(text: str, family: str) -> None:

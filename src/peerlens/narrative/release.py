@@ -31,9 +31,18 @@ __all__ = ["MAX_FALSE_ALARM", "RELEASE_CONFIG", "loso_threshold", "train_frame",
 #: Target false-comparison-alarm rate the threshold is calibrated for (issue 10).
 MAX_FALSE_ALARM = 0.03
 #: The packaged model's configuration (chosen in ``benchmarks/story_eval.py``, candidate
-#: ``tfidf_static_ctx``): TF-IDF word + char n-grams, cue indicators, the static MiniLM
-#: distillation (``data/static.npz``), and the neighbouring sentences' cues and static vectors.
-RELEASE_CONFIG = ModelConfig(class_weight="balanced", static_weight=1.0, context=True)
+#: ``tfidf_static_ctx_w``): TF-IDF word + char n-grams, cue indicators per family and per
+#: pattern, the static MiniLM distillation (``data/static.npz``), and the neighbouring
+#: sentences' cues and static vectors; the project's own written rows weigh half a real row,
+#: and upward/downward carry twice their balanced class weight.
+RELEASE_CONFIG = ModelConfig(
+    class_weight="balanced",
+    static_weight=1.0,
+    context=True,
+    cue_ids=True,
+    own_weight=0.5,
+    comparison_weight=2.0,
+)
 
 
 def train_frame(corpus: pd.DataFrame, dev: pd.DataFrame) -> pd.DataFrame:
