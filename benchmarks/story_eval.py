@@ -130,6 +130,12 @@ CANDIDATES = {
             "static",
         ),
         Candidate(
+            "tfidf_static_ctx_cues",
+            "(a)+(c)+(d) + per-pattern cues (v3 look-alikes), no weights (ablation of _w)",
+            replace(BASE, static_weight=1.0, context=True, cue_ids=True),
+            "static",
+        ),
+        Candidate(
             "tfidf_static_ctx_w",
             "(a)+(c)+(d) + per-pattern cues (v3 look-alikes), own corpus x0.5, comparisons x2",
             replace(
