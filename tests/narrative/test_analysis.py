@@ -40,6 +40,24 @@ def test_threshold_falls_back_to_connection_or_neutral() -> None:
     assert strict[0].label in ("connection", "neutral")
 
 
+def test_the_models_calibrated_threshold_is_the_default_and_keeps_probabilities() -> None:
+    import copy
+
+    from peerlens.narrative import load_model
+
+    text = ["at least you still have your mum, i lost mine at ten"]
+    model = copy.copy(load_model())
+    model.meta = {**model.meta, "comparison_threshold": 0.5}
+    (loose,) = classify(text, model=model)
+    assert loose.label == "downward"
+    model.meta = {**model.meta, "comparison_threshold": 1.01}
+    (strict,) = classify(text, model=model)
+    assert strict.label in ("connection", "neutral")
+    assert strict.probabilities == loose.probabilities  # reported unchanged
+    assert strict.probabilities["downward"] > strict.probabilities[strict.label]
+    assert strict.confidence == strict.probabilities[strict.label]
+
+
 def test_summary_counts_shares_and_index_by_hand() -> None:
     labels = ["connection"] * 6 + ["upward"] * 2 + ["downward"] + ["neutral"] * 3
     s = summarize(labels, seed=1)

@@ -92,13 +92,23 @@ def test_classify_empty_stdin_exits_2() -> None:
 def test_train_writes_an_artifact_equal_to_the_shipped_one(tmp_path: Path) -> None:
     import numpy as np
 
+    from peerlens.narrative.devcorpus import dev_corpus_paths
     from peerlens.narrative.model import TextModel, load_model
 
-    result = runner.invoke(app, ["story", "train", "--out", str(tmp_path)])
+    root = Path(__file__).resolve().parents[2]
+    if not dev_corpus_paths(root).available():
+        pytest.skip("real texts not rebuilt (tools/build_real_corpus.py build)")
+    result = runner.invoke(app, ["story", "train", "--out", str(tmp_path), "--root", str(root)])
     assert result.exit_code == 0, result.output
     fresh, shipped = TextModel.load(tmp_path), load_model()
     np.testing.assert_allclose(fresh.coef, shipped.coef, atol=1e-6)
     assert fresh.meta["corpus_sha256"] == shipped.meta["corpus_sha256"]
+
+
+def test_train_without_the_rebuilt_real_texts_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["story", "train", "--out", str(tmp_path), "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "build_real_corpus" in result.output
 
 
 def test_analyze_reports_non_english_sentences_and_strict_json(tmp_path: Path) -> None:

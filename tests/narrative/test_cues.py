@@ -23,11 +23,21 @@ BOOK = load_cuebook()
         ("what helped me was walking", "advice_from_experience"),
         ("that sounds really hard", "empathy"),
         ("how r u?", "question"),
+        ("there's no shame in being off sick", "normalising"),
+        ("i'm living proof it gets better", "lookalike"),
+        ("at least we found each other", "lookalike"),
+        ("sometimes all anyone can say is at least you're alive", "lookalike"),
     ],
 )
 def test_family_features(text: str, family: str) -> None:
     row = BOOK.features([normalize(text)])[0]
     assert row[BOOK.families.index(family)] == 1.0
+
+
+def test_per_pattern_features_follow_the_cue_ids() -> None:
+    row = BOOK.cue_features([normalize("at least you still have your family")])[0]
+    assert row.shape == (len(BOOK.cue_ids),)
+    assert [BOOK.cue_ids[i] for i in row.nonzero()[0]] == ["worse_than/at_least"]
 
 
 def test_cues_and_hints_keyed_to_the_cue() -> None:

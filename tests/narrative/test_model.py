@@ -1,6 +1,8 @@
 """The shipped model: reproducible from the corpus, and inference equal to scikit-learn's."""
 
+import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import scipy.sparse as sp
 from peerlens.narrative import ModelArtifactError, load_corpus, load_model
 from peerlens.narrative._text import normalize
 from peerlens.narrative.corpus import corpus_sha256
+from peerlens.narrative.devcorpus import dev_corpus_paths
 from peerlens.narrative.model import (
     ModelConfig,
     TextModel,
@@ -19,6 +22,7 @@ from peerlens.narrative.model import (
     model_dir,
     train_model,
 )
+from peerlens.narrative.release import RELEASE_CONFIG, train_release
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +33,38 @@ def fitted() -> tuple[object, object, object, TextModel]:
     return word, char, clf, from_sklearn(word, char, clf, config)
 
 
-@pytest.mark.slow
-def test_packaged_artifact_matches_a_fresh_training(fitted: tuple) -> None:
-    *_, fresh = fitted
+ROOT = Path(__file__).resolve().parents[2]
+DEV = dev_corpus_paths(ROOT)
+
+
+def test_packaged_artifact_records_the_committed_keys_labels_and_corpus() -> None:
+    # runs everywhere: relabelling the real corpus or editing the own corpus without
+    # retraining fails here, even where the (non-redistributable) real texts are absent
     shipped = load_model()
     assert shipped.meta["corpus_sha256"] == corpus_sha256(), "retrain: peerlens story train"
+    checks = {
+        "real_items_sha256": DEV.items,
+        "real_labels_sha256": DEV.labels,
+    }
+    for key, path in checks.items():
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert shipped.meta[key] == digest, f"{path} changed: retrain with peerlens story train"
+    assert shipped.config == RELEASE_CONFIG
+    assert 0.5 <= shipped.threshold <= 1.0
+
+
+@pytest.mark.slow
+def test_packaged_artifact_matches_a_fresh_training() -> None:
+    if not DEV.available():
+        if os.environ.get("PEERLENS_REQUIRE_REAL_CORPUS"):
+            pytest.fail(f"{DEV.rebuilt} missing but PEERLENS_REQUIRE_REAL_CORPUS is set")
+        pytest.skip(
+            f"real texts not rebuilt ({DEV.rebuilt}); run tools/build_real_corpus.py build "
+            "to check that the packaged model is reproducible"
+        )
+    shipped = load_model()
+    assert shipped.meta["real_texts_sha256"] == DEV.checksums()["real_texts_sha256"]
+    fresh = train_release(DEV)
     assert shipped.classes == fresh.classes
     assert shipped.config == fresh.config
     np.testing.assert_array_equal(shipped.word.terms, fresh.word.terms)
@@ -42,6 +73,7 @@ def test_packaged_artifact_matches_a_fresh_training(fitted: tuple) -> None:
     np.testing.assert_allclose(shipped.char.idf, fresh.char.idf, rtol=1e-12)
     np.testing.assert_allclose(shipped.coef, fresh.coef, atol=1e-6)
     np.testing.assert_allclose(shipped.intercept, fresh.intercept, atol=1e-6)
+    assert shipped.threshold == pytest.approx(fresh.threshold, abs=1e-9)
 
 
 @pytest.mark.slow
@@ -110,3 +142,77 @@ def test_held_out_sanity() -> None:
             "shall we meet at the library on tuesday?",
         ]
     ) == ["connection", "upward", "downward", "neutral"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"cue_ids": True, "own_weight": 0.5, "comparison_weight": 2.0}],
+    ids=["static_context", "cue_ids_weighted"],
+)
+def test_numpy_inference_equals_scikit_learn_with_static_and_context(
+    extra: dict[str, object],
+) -> None:
+    from dataclasses import replace
+
+    from peerlens.narrative.model import dense_features, load_static
+
+    static = load_static()
+    train = load_corpus(split="train").groupby("label").head(60)
+    texts = train["text"].tolist()
+    prev = ["", *texts[:-1]]
+    nxt = [*texts[1:], ""]
+    config = replace(
+        ModelConfig(max_iter=3000, class_weight="balanced"),
+        static_weight=1.0,
+        context=True,
+        **extra,  # type: ignore[arg-type]
+    )
+    own = [i % 3 == 0 for i in range(len(texts))]
+    word, char, clf = fit_sklearn(
+        texts, train["label"].tolist(), config, static=static, prev=prev, nxt=nxt, own=own
+    )
+    model = from_sklearn(word, char, clf, config, static=static)
+    probe = load_corpus(split="test")["text"].tolist()[:40]
+    p_prev, p_next = ["", *probe[:-1]], [*probe[1:], ""]
+    norm = [normalize(t) for t in probe]
+    reference = sp.hstack(
+        [
+            word.transform(norm),
+            char.transform(norm),
+            sp.csr_matrix(
+                dense_features(
+                    config,
+                    model.cuebook,
+                    static,
+                    norm,
+                    [normalize(t) for t in p_prev],
+                    [normalize(t) for t in p_next],
+                )
+            ),
+        ],
+        format="csr",
+    )
+    np.testing.assert_allclose(
+        model.predict_proba(probe, p_prev, p_next), clf.predict_proba(reference), atol=1e-9
+    )
+
+
+def test_comparison_and_own_weights_change_the_fit() -> None:
+    import pandas as pd
+
+    corpus = load_corpus(split="train").groupby("label").head(40)
+    frame = pd.DataFrame(
+        {
+            "text": corpus["text"],
+            "label": corpus["label"],
+            "source": ["" if i % 2 else "real" for i in range(len(corpus))],
+        }
+    )
+    base = ModelConfig(max_iter=2000, class_weight="balanced")
+    plain = train_model(frame, base)
+    heavier = train_model(frame, ModelConfig(**{**base.__dict__, "comparison_weight": 3.0}))
+    own_light = train_model(frame, ModelConfig(**{**base.__dict__, "own_weight": 0.3}))
+    texts = load_corpus(split="test")["text"].tolist()[:80]
+    comp = [plain.classes.index(c) for c in ("upward", "downward")]
+    assert heavier.predict_proba(texts)[:, comp].mean() > plain.predict_proba(texts)[:, comp].mean()
+    assert not np.allclose(own_light.coef, plain.coef)

@@ -138,20 +138,29 @@ def train_cmd(
         Path | None,
         typer.Option(help="Directory for model.npz/model.json (default: the packaged model)."),
     ] = None,
-    corpus: Annotated[
-        Path | None, typer.Option(help="Corpus CSV (default: the packaged corpus).")
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            help="Checkout holding benchmarks/story_data/real and the rebuilt texts in "
+            "benchmarks/out/real_corpus (default: the current directory)."
+        ),
     ] = None,
 ) -> None:
-    """Retrain the sentence model from the corpus's train split (seeded, reproducible)."""
-    from peerlens.narrative.corpus import load_corpus
-    from peerlens.narrative.model import model_dir, train_model
+    """Retrain the packaged sentence model: own corpus + real sentences, calibrated threshold.
+
+    Needs the real development corpus's texts rebuilt locally
+    (``tools/build_real_corpus.py build``); they are never committed.
+    """
+    from peerlens.narrative.model import model_dir
+    from peerlens.narrative.release import default_dev_paths, train_release
 
     with user_errors():
-        frame = load_corpus(corpus) if corpus is not None else None
-        model = train_model(frame)
+        model = train_release(default_dev_paths(root))
         target = out or model_dir()
         model.save(target)
     typer.echo(
-        f"trained on {model.meta['n_train']} sentences; "
-        f"{model.n_features} features; wrote {target / 'model.npz'} and model.json"
+        f"trained on {model.meta['n_train']} sentences ({model.meta['n_real']} real); "
+        f"{model.n_features} features; comparison threshold "
+        f"{float(str(model.meta['comparison_threshold'])):.3f}; "
+        f"wrote {target / 'model.npz'} and model.json"
     )

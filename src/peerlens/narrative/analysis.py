@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import NormalDist
@@ -14,6 +14,7 @@ import numpy as np
 from peerlens.narrative._errors import EmptyInputError, UnsupportedLanguageError
 from peerlens.narrative._text import normalize
 from peerlens.narrative.corpus import LABELS
+from peerlens.narrative.evaluation import apply_threshold
 from peerlens.narrative.language import MIN_TOKENS, LanguageGuess, detect_language, ensure_english
 from peerlens.narrative.model import TextModel, load_model
 from peerlens.narrative.splitting import logical_lines, split_sentences
@@ -35,9 +36,10 @@ __all__ = [
     "wilson_interval",
 ]
 
-#: An upward/downward label is given only when the model puts at least this probability on it;
-#: otherwise the sentence takes the more probable of connection and neutral.  Fixed a priori at
-#: "more likely than not" because a false comparison alarm costs a PS worker's trust.
+#: Lowest comparison threshold ever used: an upward/downward label needs at least this
+#: probability.  The packaged model carries its own threshold, calibrated on development data for
+#: <= 3 % false comparison alarms (``TextModel.threshold``, ``peerlens.narrative.evaluation``);
+#: it is never below this floor.
 COMPARISON_THRESHOLD = 0.5
 #: The percentile bootstrap of the connection index is used from this many connection/comparison
 #: sentences up; below it (or when every such sentence has the same side, where all resamples
@@ -347,7 +349,9 @@ def classify(
     *,
     model: TextModel | None = None,
     check_language: bool = True,
-    comparison_threshold: float = COMPARISON_THRESHOLD,
+    comparison_threshold: float | None = None,
+    prev: Sequence[str] | None = None,
+    nxt: Sequence[str] | None = None,
 ) -> tuple[SentenceLabel, ...]:
     """Label each sentence as connection, upward, downward or neutral.
 
@@ -362,8 +366,14 @@ def classify(
         Raise :class:`~peerlens.narrative.UnsupportedLanguageError` when the sentences, taken
         together, are not English, or when any single sentence is in another language (the
         message names the items); nothing is then labelled.
-    comparison_threshold : float
-        Minimum probability for an upward/downward label (see :data:`COMPARISON_THRESHOLD`).
+    comparison_threshold : float, optional
+        Minimum probability for an upward/downward label; the model's calibrated
+        :attr:`~peerlens.narrative.TextModel.threshold` by default.  Below it the sentence takes
+        the more probable of connection and neutral, and keeps its probabilities.
+    prev, nxt : sequence of str, optional
+        The sentence before and after each one in the same message (``""`` at the edges); used
+        only by a model trained with neighbour context.  Without them each sentence is read
+        alone.
 
     Returns
     -------
@@ -390,21 +400,22 @@ def classify(
                 "nothing was labelled (use analyze() to skip such sentences and list them)"
             )
     model = model or load_model()
+    threshold = model.threshold if comparison_threshold is None else comparison_threshold
     normalized = [normalize(t) for t in texts]
-    feats, scores = model.decision(normalized)
+    context = None
+    if model.config.context and prev is not None and nxt is not None:
+        context = ([normalize(t) for t in prev], [normalize(t) for t in nxt])
+    feats, scores = model.decision(normalized, *(context or (None, None)))
     shifted = scores - scores.max(axis=1, keepdims=True)
     proba = np.exp(shifted)
     proba /= proba.sum(axis=1, keepdims=True)
     classes = model.classes
-    comparison = [classes.index("upward"), classes.index("downward")]
-    fallback = [classes.index("connection"), classes.index("neutral")]
+    decided = apply_threshold(proba, classes, threshold)
     book = model.cuebook
     out: list[SentenceLabel] = []
     for i, text in enumerate(texts):
         p = proba[i]
-        best = int(p.argmax())
-        if best in comparison and p[best] < comparison_threshold:
-            best = fallback[int(np.argmax(p[fallback]))]
+        best = int(decided[i])
         label = classes[best]
         found = book.find(normalized[i], label)
         cues = tuple(c.phrase for c in found) or tuple(model.top_ngrams(feats, i, label))
@@ -543,7 +554,7 @@ def analyze(
 
     Examples
     --------
-    >>> story = "Sam: I heard voices too.\\nAlex: Did you?"
+    >>> story = "Sam: Me too, I heard voices for years.\\nAlex: Did you?"
     >>> result = analyze(story, transcript=True, speaker="sam")
     >>> [(s.speaker, s.label) for s in result.sentences]
     [('Sam', 'connection')]
@@ -584,7 +595,16 @@ def analyze(
             f"{source}: no English sentence found (first sentence looks like {first.language}); "
             "story analysis supports English only, so nothing is labelled"
         )
-    labelled = classify([units[i][0] for i in keep], model=model, check_language=False)
+    # neighbours: the sentences before and after in the same turn (transcript) or line (story)
+    block_of = [u[3] for u in units]
+    prev = [units[i - 1][0] if i > 0 and block_of[i - 1] == block_of[i] else "" for i in keep]
+    nxt = [
+        units[i + 1][0] if i + 1 < len(units) and block_of[i + 1] == block_of[i] else ""
+        for i in keep
+    ]
+    labelled = classify(
+        [units[i][0] for i in keep], model=model, check_language=False, prev=prev, nxt=nxt
+    )
     sentences = tuple(
         SentenceLabel(**{**_fields(s), "speaker": units[i][1], "turn": units[i][2], "position": i})
         for s, i in zip(labelled, keep, strict=True)
@@ -612,7 +632,10 @@ def model_provenance(model: TextModel) -> dict[str, Any]:
         "format": model.meta.get("format"),
         "npz_sha256": model.meta.get("npz_sha256"),
         "corpus_sha256": model.meta.get("corpus_sha256"),
-        "comparison_threshold": COMPARISON_THRESHOLD,
+        "comparison_threshold": model.threshold,
+        "trained_on": model.meta.get("trained_on"),
+        "real_labels_sha256": model.meta.get("real_labels_sha256"),
+        "real_texts_sha256": model.meta.get("real_texts_sha256"),
         "peerlens_version": __version__,
     }
 

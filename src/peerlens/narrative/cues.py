@@ -84,6 +84,8 @@ class CueBook:
                 if label in COMPARISON_LABELS and cue_id not in hints:
                     raise ModelArtifactError(f"cues.json: cue {cue_id!r} has no hint")
         self._patterns = tuple(patterns)
+        #: ``family/cue_id`` of every pattern, in file order (the columns of :meth:`cue_features`).
+        self.cue_ids: tuple[str, ...] = tuple(f"{p.family}/{p.cue_id}" for p in patterns)
         self.hints: dict[str, str] = {str(k): str(v) for k, v in hints.items()}
         for label in COMPARISON_LABELS:
             if label not in self.hints:
@@ -102,6 +104,13 @@ class CueBook:
             for text in normalized
         ]
         return np.asarray(rows, dtype=np.float64).reshape(len(normalized), len(self.families))
+
+    def cue_features(self, normalized: list[str]) -> np.ndarray:
+        """Return the 0/1 indicator of each cue pattern, shape ``(len(normalized), n_cues)``."""
+        rows = [
+            [1.0 if p.regex.search(text) else 0.0 for p in self._patterns] for text in normalized
+        ]
+        return np.asarray(rows, dtype=np.float64).reshape(len(normalized), len(self._patterns))
 
     def find(self, normalized: str, label: str) -> tuple[Cue, ...]:
         """Return the cue phrases in ``normalized`` whose family belongs to ``label``.

@@ -37,6 +37,7 @@ from peerlens.narrative._errors import ModelArtifactError
 from peerlens.narrative._text import normalize
 from peerlens.narrative.corpus import LABELS, corpus_sha256, load_corpus
 from peerlens.narrative.cues import CueBook, load_cuebook
+from peerlens.narrative.static import StaticEmbedder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,9 +46,11 @@ __all__ = [
     "Features",
     "ModelConfig",
     "TextModel",
+    "dense_features",
     "fit_sklearn",
     "from_sklearn",
     "load_model",
+    "load_static",
     "model_dir",
     "train_model",
 ]
@@ -69,6 +72,20 @@ class ModelConfig:
     C: float = 30.0
     max_iter: int = 5000
     seed: int = 20261126
+    #: ``"balanced"`` weights classes inversely to their frequency (scikit-learn's rule).
+    class_weight: str | None = None
+    #: Use the word/char TF-IDF blocks.
+    tfidf: bool = True
+    #: Append the static sentence embedding (``data/static.npz``) times this weight (0 = off).
+    static_weight: float = 0.0
+    #: Append the neighbouring sentences' cue indicators (and static embeddings, when used).
+    context: bool = False
+    #: Also one 0/1 indicator per cue pattern (not only per family), times ``cue_weight``.
+    cue_ids: bool = False
+    #: Sample weight of the project's own written rows (``source == ""``) relative to real rows.
+    own_weight: float = 1.0
+    #: Extra factor on the upward/downward class weights (on top of ``class_weight``).
+    comparison_weight: float = 1.0
 
 
 def _word_ngrams(text: str, lo: int, hi: int) -> list[str]:
@@ -175,6 +192,52 @@ class _Block:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
+def dense_width(config: ModelConfig, cuebook: CueBook, static: StaticEmbedder | None) -> int:
+    """Number of dense features for ``config`` (see :func:`dense_features`)."""
+    n_cue = len(cuebook.families)
+    n_static = static.dims if (static is not None and config.static_weight > 0) else 0
+    own = n_cue + n_static
+    return own * 3 if config.context else own
+
+
+def dense_features(
+    config: ModelConfig,
+    cuebook: CueBook,
+    static: StaticEmbedder | None,
+    normalized: list[str],
+    prev: list[str] | None = None,
+    nxt: list[str] | None = None,
+) -> np.ndarray:
+    """Dense block: cue indicators (times ``cue_weight``), static embedding, and with
+    ``context`` the same two for the previous and next sentence (zeros where there is none).
+
+    Shared by training and inference, so both see exactly the same values.
+    """
+    use_static = static is not None and config.static_weight > 0
+
+    def block(texts: list[str]) -> np.ndarray:
+        parts = [cuebook.features(texts) * config.cue_weight]
+        if config.cue_ids:
+            parts.append(cuebook.cue_features(texts) * config.cue_weight)
+        if use_static:
+            assert static is not None
+            vecs = static.embed(texts).astype(np.float64) * config.static_weight
+            vecs[[not t for t in texts]] = 0.0
+            parts.append(vecs)
+        return np.hstack(parts)
+
+    if not config.context:
+        return block(normalized)
+    empty = [""] * len(normalized)
+    prev = prev if prev is not None else empty
+    nxt = nxt if nxt is not None else empty
+    # in running text a sentence is also its neighbours' neighbour: compute each text once
+    unique = list(dict.fromkeys([*normalized, *prev, *nxt]))
+    table = block(unique)
+    where = {t: i for i, t in enumerate(unique)}
+    return np.hstack([table[[where[t] for t in part]] for part in (normalized, prev, nxt)])
+
+
 @dataclass
 class TextModel:
     """A trained sentence model held as plain arrays.
@@ -190,6 +253,7 @@ class TextModel:
     intercept: np.ndarray
     cuebook: CueBook
     meta: dict[str, object] = field(default_factory=dict)
+    static: StaticEmbedder | None = None
 
     @property
     def version(self) -> str:
@@ -203,26 +267,46 @@ class TextModel:
         return f"story-lr-{ARTIFACT_FORMAT}-{digest[:12]}"
 
     @property
-    def n_features(self) -> int:
-        """Total number of features (word + char + cue families)."""
-        return len(self.word.terms) + len(self.char.terms) + len(self.cuebook.families)
+    def n_dense(self) -> int:
+        """Number of dense features after the TF-IDF blocks (cues, static, context)."""
+        return dense_width(self.config, self.cuebook, self.static)
 
-    def features(self, normalized: list[str]) -> Features:
-        """Return the features of already-normalised sentences (numpy only)."""
-        lo, hi = self.config.word_ngrams
+    @property
+    def n_features(self) -> int:
+        """Total number of features (word + char + dense blocks)."""
+        return len(self.word.terms) + len(self.char.terms) + self.n_dense
+
+    def features(
+        self,
+        normalized: list[str],
+        prev: list[str] | None = None,
+        nxt: list[str] | None = None,
+    ) -> Features:
+        """Return the features of already-normalised sentences (numpy only).
+
+        ``prev``/``nxt`` are the normalised neighbouring sentences (``""`` where there is none);
+        they are used only by a model trained with ``context``.
+        """
         n_word, n_char = len(self.word.terms), len(self.char.terms)
-        w_r, w_c, w_v = _tfidf_rows(
-            [self.word.ids(_word_ngrams(t, lo, hi)) for t in normalized], n_word, self.word.idf
-        )
-        lo, hi = self.config.char_ngrams
-        c_r, c_c, c_v = _tfidf_rows(
-            [self.char.char_ids(t, lo, hi) for t in normalized], n_char, self.char.idf
-        )
-        cue = self.cuebook.features(normalized) * self.config.cue_weight
-        q_r, q_c = np.nonzero(cue)
+        if self.config.tfidf:
+            lo, hi = self.config.word_ngrams
+            w_r, w_c, w_v = _tfidf_rows(
+                [self.word.ids(_word_ngrams(t, lo, hi)) for t in normalized],
+                n_word,
+                self.word.idf,
+            )
+            lo, hi = self.config.char_ngrams
+            c_r, c_c, c_v = _tfidf_rows(
+                [self.char.char_ids(t, lo, hi) for t in normalized], n_char, self.char.idf
+            )
+        else:
+            w_r = w_c = c_r = c_c = np.zeros(0, dtype=np.int64)
+            w_v = c_v = np.zeros(0, dtype=np.float64)
+        dense = dense_features(self.config, self.cuebook, self.static, normalized, prev, nxt)
+        q_r, q_c = np.nonzero(dense)
         rows = np.concatenate([w_r, c_r, q_r])
         cols = np.concatenate([w_c, c_c + n_word, q_c + n_word + n_char])
-        vals = np.concatenate([w_v, c_v, cue[q_r, q_c]])
+        vals = np.concatenate([w_v, c_v, dense[q_r, q_c]])
         order = np.lexsort((cols, rows))
         return Features(rows[order], cols[order], vals[order], len(normalized), self.n_features)
 
@@ -230,19 +314,36 @@ class TextModel:
         """Return the feature matrix of already-normalised sentences as scipy CSR."""
         return self.features(normalized).to_csr()
 
-    def decision(self, normalized: list[str]) -> tuple[Features, np.ndarray]:
+    def decision(
+        self,
+        normalized: list[str],
+        prev: list[str] | None = None,
+        nxt: list[str] | None = None,
+    ) -> tuple[Features, np.ndarray]:
         """Return the features and the linear scores ``X @ coef.T + intercept``."""
-        feats = self.features(normalized)
+        feats = self.features(normalized, prev, nxt)
         scores = np.empty((feats.n_docs, len(self.classes)), dtype=np.float64)
         for k in range(len(self.classes)):
             weights = feats.vals * self.coef[k, feats.cols]
             scores[:, k] = np.bincount(feats.rows, weights=weights, minlength=feats.n_docs)
         return feats, scores + self.intercept
 
-    def predict_proba(self, sentences: list[str]) -> np.ndarray:
+    def predict_proba(
+        self,
+        sentences: list[str],
+        prev: list[str] | None = None,
+        nxt: list[str] | None = None,
+    ) -> np.ndarray:
         """Return class probabilities, shape ``(len(sentences), 4)``, columns :attr:`classes`."""
-        _, scores = self.decision([normalize(s) for s in sentences])
+        p = [normalize(s) for s in prev] if prev is not None else None
+        n = [normalize(s) for s in nxt] if nxt is not None else None
+        _, scores = self.decision([normalize(s) for s in sentences], p, n)
         return _softmax(scores)
+
+    @property
+    def threshold(self) -> float:
+        """Comparison threshold calibrated for this model (see ``evaluation``), else 0.5."""
+        return float(str(self.meta.get("comparison_threshold", 0.5)))
 
     def predict(self, sentences: list[str]) -> list[str]:
         """Return the most probable label of each sentence."""
@@ -263,7 +364,11 @@ class TextModel:
 
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        """Write ``model.npz`` (arrays) and ``model.json`` (metadata) into ``directory``."""
+        """Write ``model.npz`` (arrays) and ``model.json`` (metadata) into ``directory``.
+
+        A model with a static embedding block records the SHA-256 of the ``static.npz`` it was
+        trained with; that file ships beside the model (see :func:`load_static`).
+        """
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {
             "word_terms": self.word.terms,
@@ -277,18 +382,27 @@ class TextModel:
             np.savez_compressed(fh, allow_pickle=False, **arrays)
         digest = hashlib.sha256((directory / "model.npz").read_bytes()).hexdigest()
         meta = dict(self.meta)
+        if self.static is not None and self.config.static_weight > 0:
+            target = directory / "static.npz"
+            if self.static.path is None:
+                raise ModelArtifactError("the static embedding has no file to save with the model")
+            if self.static.path.resolve() != target.resolve():
+                target.write_bytes(self.static.path.read_bytes())
+            meta["static_sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
         meta.update(
             {
                 "format": ARTIFACT_FORMAT,
                 "classes": list(self.classes),
                 "config": asdict(self.config),
                 "cue_families": list(self.cuebook.families),
+                **({"cue_ids": list(self.cuebook.cue_ids)} if self.config.cue_ids else {}),
                 "n_word_features": len(self.word.terms),
                 "n_char_features": len(self.char.terms),
                 "npz_sha256": digest,
             }
         )
         (directory / "model.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        self.meta = meta
 
     @classmethod
     def load(cls, directory: Path, cuebook: CueBook | None = None) -> TextModel:
@@ -306,12 +420,17 @@ class TextModel:
         cuebook = cuebook or load_cuebook()
         if list(cuebook.families) != meta["cue_families"]:
             raise ModelArtifactError(f"{meta_path}: cue families differ from cues.json")
+        if "cue_ids" in meta and list(cuebook.cue_ids) != meta["cue_ids"]:
+            raise ModelArtifactError(f"{meta_path}: cue patterns differ from cues.json")
         with np.load(npz_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         cfg = dict(meta["config"])
         cfg["word_ngrams"] = tuple(cfg["word_ngrams"])
         cfg["char_ngrams"] = tuple(cfg["char_ngrams"])
         config = ModelConfig(**cfg)
+        static = None
+        if config.static_weight > 0:
+            static = load_static(directory / "static.npz", str(meta.get("static_sha256", "")))
         return cls(
             config=config,
             classes=tuple(meta["classes"]),
@@ -321,6 +440,7 @@ class TextModel:
             intercept=arrays["intercept"],
             cuebook=cuebook,
             meta=meta,
+            static=static,
         )
 
 
@@ -340,6 +460,27 @@ def model_dir() -> Path:
     return Path(str(resources.files("peerlens.narrative").joinpath("data")))
 
 
+def load_static(path: Path | None = None, expected_sha256: str | None = None) -> StaticEmbedder:
+    """Load the static embedding (``static.npz``: ``tokens``, ``vectors``), checking its hash.
+
+    Raises
+    ------
+    ModelArtifactError
+        If the file is missing or its SHA-256 differs from ``expected_sha256`` (when given).
+    """
+    path = path or model_dir() / "static.npz"
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ModelArtifactError(f"{path}: cannot read static embedding ({exc})") from exc
+    if expected_sha256 and hashlib.sha256(blob).hexdigest() != expected_sha256:
+        raise ModelArtifactError(f"{path}: checksum does not match the model metadata")
+    with np.load(path, allow_pickle=False) as npz:
+        static = StaticEmbedder.from_arrays(npz["tokens"], npz["vectors"].astype(np.float32))
+    static.path = path
+    return static
+
+
 @cache
 def load_model() -> TextModel:
     """Load the packaged model (cached after the first call).
@@ -353,17 +494,63 @@ def load_model() -> TextModel:
 
 
 def fit_sklearn(
-    texts: list[str], labels: list[str], config: ModelConfig, cuebook: CueBook | None = None
+    texts: list[str],
+    labels: list[str],
+    config: ModelConfig,
+    cuebook: CueBook | None = None,
+    *,
+    static: StaticEmbedder | None = None,
+    prev: list[str] | None = None,
+    nxt: list[str] | None = None,
+    own: list[bool] | None = None,
 ) -> tuple[Any, Any, Any]:
     """Fit the scikit-learn vectorisers and classifier (used by training and the tests).
 
-    Returns ``(word_vectorizer, char_vectorizer, logistic_regression)``.
+    ``prev``/``nxt`` are the raw neighbouring sentences (``""`` where there is none), used when
+    ``config.context``.  ``own`` marks the project's own written rows, weighted by
+    ``config.own_weight``; ``config.comparison_weight`` multiplies the upward/downward class
+    weights.  Returns ``(word_vectorizer, char_vectorizer, logistic_regression)``;
+    the vectorisers are ``None`` when ``config.tfidf`` is off.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
     cuebook = cuebook or load_cuebook()
     normalized = [normalize(t) for t in texts]
+    word, char = _vectorizers(config) if config.tfidf else (None, None)
+    blocks = []
+    if word is not None and char is not None:
+        blocks = [word.fit_transform(normalized), char.fit_transform(normalized)]
+    p = [normalize(t) for t in prev] if prev is not None else None
+    n = [normalize(t) for t in nxt] if nxt is not None else None
+    dense = dense_features(config, cuebook, static, normalized, p, n)
+    matrix = sp.hstack([*blocks, sp.csr_matrix(dense)], format="csr")
+    class_weight: str | dict[str, float] | None = config.class_weight
+    if config.comparison_weight != 1.0:
+        present, counts = np.unique(labels, return_counts=True)
+        base = (
+            len(labels) / (len(present) * counts)
+            if config.class_weight == "balanced"
+            else np.ones(len(present))
+        )
+        factor = [config.comparison_weight if c in ("upward", "downward") else 1.0 for c in present]
+        class_weight = {str(c): float(b * f) for c, b, f in zip(present, base, factor, strict=True)}
+    sample_weight = None
+    if own is not None and config.own_weight != 1.0:
+        sample_weight = np.where(np.asarray(own, dtype=bool), config.own_weight, 1.0)
+    clf = LogisticRegression(
+        C=config.C,
+        max_iter=config.max_iter,
+        random_state=config.seed,
+        class_weight=class_weight,
+    )
+    clf.fit(matrix, labels, sample_weight=sample_weight)
+    return word, char, clf
+
+
+def _vectorizers(config: ModelConfig) -> tuple[Any, Any]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     word = TfidfVectorizer(
         analyzer="word",
         token_pattern=_TOKEN.pattern,
@@ -381,37 +568,33 @@ def fit_sklearn(
         sublinear_tf=True,
         dtype=np.float64,
     )
-    import scipy.sparse as sp
-
-    matrix = sp.hstack(
-        [
-            word.fit_transform(normalized),
-            char.fit_transform(normalized),
-            sp.csr_matrix(cuebook.features(normalized) * config.cue_weight),
-        ],
-        format="csr",
-    )
-    clf = LogisticRegression(C=config.C, max_iter=config.max_iter, random_state=config.seed)
-    clf.fit(matrix, labels)
-    return word, char, clf
+    return word, char
 
 
 def train_model(
     corpus: pd.DataFrame | None = None,
     config: ModelConfig | None = None,
     cuebook: CueBook | None = None,
+    *,
+    static: StaticEmbedder | None = None,
+    meta: dict[str, object] | None = None,
 ) -> TextModel:
-    """Train the sentence model on the corpus's train split (seeded, reproducible).
+    """Train the sentence model (seeded, reproducible).
 
     Parameters
     ----------
     corpus : pandas.DataFrame, optional
-        Rows with ``text`` and ``label`` (and ``split``: only ``train`` rows are used).
-        The packaged corpus by default.
+        Rows with ``text`` and ``label``; rows with ``split == "test"`` are left out (the
+        project corpus's frozen test split); optional ``prev``/``next`` columns hold the
+        neighbouring sentences.  The packaged corpus's train split by default.
     config : ModelConfig, optional
-        Hyper-parameters; the defaults are the shipped model's.
+        Hyper-parameters; the defaults are the original TF-IDF model's.
     cuebook : CueBook, optional
         Cue patterns; the packaged ``cues.json`` by default.
+    static : StaticEmbedder, optional
+        The static embedding for ``config.static_weight > 0``; the packaged one by default.
+    meta : dict, optional
+        Extra provenance written to ``model.json``.
 
     Returns
     -------
@@ -423,20 +606,28 @@ def train_model(
     packaged = corpus is None
     corpus = load_corpus() if corpus is None else corpus
     if "split" in corpus.columns:
-        corpus = corpus[corpus["split"] == "train"]
+        corpus = corpus[corpus["split"].fillna("train") != "test"]
+    if config.static_weight > 0 and static is None:
+        static = load_static()
     texts = corpus["text"].astype(str).tolist()
     labels = corpus["label"].astype(str).tolist()
-    word, char, clf = fit_sklearn(texts, labels, config, cuebook)
+    prev = corpus["prev"].fillna("").astype(str).tolist() if "prev" in corpus else None
+    nxt = corpus["next"].fillna("").astype(str).tolist() if "next" in corpus else None
+    own = (corpus["source"].fillna("") == "").tolist() if "source" in corpus else None
+    word, char, clf = fit_sklearn(
+        texts, labels, config, cuebook, static=static, prev=prev, nxt=nxt, own=own
+    )
     import sklearn
 
-    meta: dict[str, object] = {
+    info: dict[str, object] = {
         "trained_on": "train split of peerlens/narrative/data/corpus.csv",
         "n_train": len(texts),
         "sklearn_version": sklearn.__version__,
     }
     if packaged:
-        meta["corpus_sha256"] = corpus_sha256()
-    return from_sklearn(word, char, clf, config, cuebook, meta)
+        info["corpus_sha256"] = corpus_sha256()
+    info.update(meta or {})
+    return from_sklearn(word, char, clf, config, cuebook, info, static=static)
 
 
 def from_sklearn(
@@ -446,18 +637,24 @@ def from_sklearn(
     config: ModelConfig,
     cuebook: CueBook | None = None,
     meta: dict[str, object] | None = None,
+    *,
+    static: StaticEmbedder | None = None,
 ) -> TextModel:
     """Copy fitted scikit-learn vectorisers and classifier into a plain-array :class:`TextModel`."""
     classes = tuple(str(c) for c in clf.classes_)
     if classes != LABELS:
         raise ModelArtifactError(f"training labels {classes} differ from {LABELS}")
+    empty = (np.zeros(0, dtype=str), np.zeros(0, dtype=np.float64))
+    word_arrays = (word.get_feature_names_out(), word.idf_) if word is not None else empty
+    char_arrays = (char.get_feature_names_out(), char.idf_) if char is not None else empty
     return TextModel(
         config=config,
         classes=classes,
-        word=_block(word.get_feature_names_out(), word.idf_),
-        char=_block(char.get_feature_names_out(), char.idf_),
+        word=_block(*word_arrays),
+        char=_block(*char_arrays),
         coef=np.asarray(clf.coef_, dtype=np.float64),
         intercept=np.asarray(clf.intercept_, dtype=np.float64),
         cuebook=cuebook or load_cuebook(),
         meta=dict(meta or {}),
+        static=static if config.static_weight > 0 else None,
     )

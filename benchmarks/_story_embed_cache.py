@@ -1,0 +1,70 @@
+"""Cache of all-MiniLM-L6-v2 embeddings for the story benchmark (``benchmarks/out/``, git-ignored).
+
+Embeddings are keyed by the SHA-256 of the sentence, so the cache holds no text.  Run it once
+(``PYTHONPATH=src python benchmarks/_story_embed_cache.py``); the evaluation reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / "out" / "minilm_embeddings.npz"
+WEIGHTS = ROOT / "benchmarks" / "out" / "minilm"
+
+
+def key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def load_cache() -> dict[str, np.ndarray]:
+    if not CACHE.is_file():
+        return {}
+    with np.load(CACHE, allow_pickle=False) as npz:
+        return dict(zip(npz["keys"].tolist(), npz["vectors"], strict=True))
+
+
+def save_cache(cache: dict[str, np.ndarray]) -> None:
+    keys = np.array(sorted(cache))
+    np.savez(CACHE, keys=keys, vectors=np.stack([cache[k] for k in keys]))
+
+
+def ensure(texts: list[str], chunk: int = 256) -> dict[str, np.ndarray]:
+    """Embed every text not yet cached (saving as it goes); return the cache."""
+    from peerlens.narrative.encoder import load_encoder
+
+    cache = load_cache()
+    todo = sorted({t for t in texts if t and key(t) not in cache})
+    if not todo:
+        return cache
+    encoder = load_encoder(WEIGHTS)
+    t0 = time.perf_counter()
+    for lo in range(0, len(todo), chunk):
+        part = todo[lo : lo + chunk]
+        for t, v in zip(part, encoder.embed(part), strict=True):
+            cache[key(t)] = v
+        save_cache(cache)
+        done = lo + len(part)
+        rate = done / (time.perf_counter() - t0)
+        print(f"embedded {done}/{len(todo)} ({rate:.1f}/s)", file=sys.stderr, flush=True)
+    return cache
+
+
+def main() -> None:
+    from peerlens.narrative import load_corpus
+    from peerlens.narrative.devcorpus import dev_corpus_paths, load_dev_corpus
+
+    team = load_corpus()
+    real = load_dev_corpus(dev_corpus_paths(ROOT))
+    texts = team["text"].tolist() + real["text"].tolist()
+    ensure(texts)
+    ensure(real["prev"].tolist() + real["next"].tolist())
+
+
+if __name__ == "__main__":
+    main()
