@@ -98,6 +98,12 @@ def test_unpadded_vault_entries_still_open_and_rotation_pads_them(
                 {"c": legacy, "p": pid},
             )
             assert key.open(legacy, aad) == {"name": "Al Li"}
+    # Such entries come from databases written before padding; sealing came later and sealed
+    # them as they were (row seals make this SQL edit look like what it is, tampering).
+    from peerlens.study.integrity import reseal_all
+
+    with pilot.transaction() as s:
+        reseal_all(s, pilot.vault_key(s), actor="tester", reason="an older database's first seal")
     assert get_identity(pilot, "pilot", "A1", caller=ADMIN) == {"name": "Al Li"}
     new = generate_key()
     rotate_vault_key(pilot, new, caller=ADMIN)
