@@ -104,24 +104,48 @@ def test_a_ciphertext_moved_to_another_participant_does_not_decrypt(rc: Store) -
 
 
 def test_rows_written_in_clear_before_encryption_are_encrypted_on_open(
-    rc: Store, db_url: str
+    db_url: str, tmp_path: Path
 ) -> None:
-    add_participant(rc, "rc", "P1", caller=ADMIN)
-    with rc.engine.begin() as conn:
-        pid = conn.execute(text("SELECT id FROM participant")).scalar_one()
+    # A database from before revision 0006 (vault fields in clear), opened with this version.
+    from peerlens.study import bootstrap_admin
+    from peerlens.study.storage import create_study_engine, upgrade
+
+    from ..conftest import ACTOR, PASSWORD
+
+    engine = create_study_engine(db_url)
+    upgrade(engine, "0005")
+    with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO identity_vault (participant_id, fields_json, field_names, updated_at)"
-                " VALUES (:p, :f, '[\"name\"]', CURRENT_TIMESTAMP)"
-            ),
-            {"p": pid, "f": json.dumps({"name": NAME})},
+                "INSERT INTO study (id, name, title, missing_codes_json, created_at) "
+                "VALUES (1, 'old', 'made at 0005', '[]', CURRENT_TIMESTAMP)"
+            )
         )
-    reopened = Store.open(db_url)
-    with reopened.engine.connect() as conn:
-        row = conn.execute(text("SELECT fields_json, ciphertext FROM identity_vault")).one()
-    assert row[0] is None and row[1] is not None
-    assert get_identity(reopened, "rc", "P1", caller=ADMIN) == {"name": NAME}
-    reopened.close()
+        conn.execute(
+            text(
+                "INSERT INTO participant (id, study_id, study_code, role, status, enrolled_at, "
+                "date_shift_days) VALUES (1, 1, 'P1', 'service_user', 'enrolled', "
+                "CURRENT_TIMESTAMP, 0)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO identity_vault (participant_id, fields_json, updated_at) "
+                "VALUES (1, :f, CURRENT_TIMESTAMP)"
+            ),
+            {"f": json.dumps({"name": NAME})},
+        )
+    engine.dispose()
+    reopened = Store.open(db_url, blob_dir=tmp_path / "blobs")
+    try:
+        with reopened.engine.connect() as conn:
+            row = conn.execute(text("SELECT fields_json, ciphertext FROM identity_vault")).one()
+        assert row[0] is None and row[1] is not None
+        bootstrap_admin(reopened, ACTOR, PASSWORD)  # the first write seals what is there
+        assert get_identity(reopened, "old", "P1", caller=ADMIN) == {"name": NAME}
+        assert verify_audit(reopened, caller=ADMIN).ok
+    finally:
+        reopened.close()
 
 
 def _wide_enrolment(tmp_path: Path, code: str, comment: str) -> Path:
