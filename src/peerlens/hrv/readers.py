@@ -503,14 +503,27 @@ def _read_edf(path: Path, channel: str | int | None) -> Recording:
         start = reader.getStartdatetime()
     finally:
         reader.close()
-    filled, missing, gaps = _check_ecg(signal, fs, f"{where} channel {names[idx]}")
-    fmt = "bdf" if path.suffix.lower() == ".bdf" else "edf"
+    return _edf_recording(path, signal, fs, names[idx], start, rates)
+
+
+def _edf_recording(
+    path: Path,
+    signal: NDArray[np.float64],
+    fs: float,
+    channel: str,
+    start: Any,
+    rates: dict[str, float],
+    known: list[_Known] | None = None,
+) -> Recording:
+    """The :class:`Recording` of one EDF/BDF channel, its signal checked as an ECG."""
+    where = path.name
+    filled, missing, gaps = _check_ecg(signal, fs, f"{where} channel {channel}", known)
     return Recording(
         source=where,
-        format=fmt,
+        format="bdf" if path.suffix.lower() == ".bdf" else "edf",
         fs=fs,
         signal=signal,
-        channel=names[idx],
+        channel=channel,
         start_time=start,
         filled_samples=filled,
         missing_samples=missing,
@@ -541,19 +554,7 @@ def _read_edf_wfdb(path: Path, channel: str | int | None, why: str) -> Recording
     rates = {names[i]: float(rec.fs) * int(rec.samps_per_frame[i]) for i in keep}
     fs = rates[names[idx]]
     signal = np.ascontiguousarray(rec.e_p_signal[idx], dtype=np.float64)
-    filled, missing, gaps = _check_ecg(signal, fs, f"{where} channel {names[idx]}")
-    return Recording(
-        source=where,
-        format="bdf" if path.suffix.lower() == ".bdf" else "edf",
-        fs=fs,
-        signal=signal,
-        channel=names[idx],
-        start_time=rec.base_datetime,
-        filled_samples=filled,
-        missing_samples=missing,
-        gaps=gaps,
-        channel_fs=rates,
-    )
+    return _edf_recording(path, signal, fs, names[idx], rec.base_datetime, rates)
 
 
 def _read_edf_d(path: Path, channel: str | int | None) -> Recording:
@@ -566,19 +567,7 @@ def _read_edf_d(path: Path, channel: str | int | None) -> Recording:
     idx = _pick_channel(names, channel, where)
     fs = rates[names[idx]]
     signal, known, start = _edfplus_d.read_channel(path, idx, MAX_TIMELINE_SAMPLES)
-    filled, missing, gaps = _check_ecg(signal, fs, f"{where} channel {names[idx]}", known)
-    return Recording(
-        source=where,
-        format="bdf" if path.suffix.lower() == ".bdf" else "edf",
-        fs=fs,
-        signal=signal,
-        channel=names[idx],
-        start_time=start,
-        filled_samples=filled,
-        missing_samples=missing,
-        gaps=gaps,
-        channel_fs=rates,
-    )
+    return _edf_recording(path, signal, fs, names[idx], start, rates, known)
 
 
 # --------------------------------------------------------------------------- text formats

@@ -333,35 +333,17 @@ def note_rows(
         mark_keyless_insert(session, kind)
         return rows
     at = list(columns).index(column)
+    touched = tracker.touched.setdefault(kind.name, set())
     if table.name == kind.name:
-        new = tracker.new.setdefault(kind.name, set())
-        touched = tracker.touched.setdefault(kind.name, set())
-
-        def heads() -> Iterator[Sequence[Any]]:
-            for row in rows:
-                new.add(row[at])
-                touched.add(row[at])
-                yield row
-
-        return heads()
+        return _noting(rows, at, touched, tracker.new.setdefault(kind.name, set()))
     child = CHILD[table.name]
     index = kind.children.index(child)
     names = [c.name for c in child.columns]
     if not set(names) <= set(columns):
-        keys = tracker.children_dirty.setdefault(kind.name, set())
-        touched = tracker.touched.setdefault(kind.name, set())
-
-        def dirty() -> Iterator[Sequence[Any]]:
-            for row in rows:
-                keys.add(row[at])
-                touched.add(row[at])
-                yield row
-
-        return dirty()
+        return _noting(rows, at, touched, tracker.children_dirty.setdefault(kind.name, set()))
     pick = [list(columns).index(n) for n in names]
     canonical = canon(child.columns)
     known = tracker.known.setdefault(kind.name, {})
-    touched = tracker.touched.setdefault(kind.name, set())
     width = len(kind.children)
 
     def kept() -> Iterator[Sequence[Any]]:
@@ -375,6 +357,14 @@ def note_rows(
             yield row
 
     return kept()
+
+
+def _noting(rows: Iterable[Sequence[Any]], at: int, *into: set[Any]) -> Iterator[Sequence[Any]]:
+    """Pass ``rows`` through, adding each row's value at ``at`` to every set of ``into``."""
+    for row in rows:
+        for keys in into:
+            keys.add(row[at])
+        yield row
 
 
 # --------------------------------------------------------------------------------- sealing
