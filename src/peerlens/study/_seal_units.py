@@ -48,7 +48,6 @@ MODULUS = 1 << 256
 _CHUNK = 5000
 
 Row = tuple[Any, ...]
-Canon = Callable[[Sequence[Any]], Row]
 
 
 @dataclass(frozen=True)
@@ -212,14 +211,29 @@ def _converter(column: Column[Any]) -> Callable[[Any], Any]:
     return _str
 
 
-def canon(columns: Sequence[Column[Any]]) -> Canon:
-    """A function giving a row of ``columns``' values in its canonical form."""
-    convert = [_converter(c) for c in columns]
+#: Converters that give back unchanged every value of one class (and None).
+_IDENTITY_ON: dict[Callable[[Any], Any], type] = {_bool: bool, _float: float, _int: int, _str: str}
 
-    def canonical(row: Sequence[Any]) -> Row:
-        return tuple([f(v) for f, v in zip(convert, row, strict=True)])
 
-    return canonical
+def canon_rows(columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]) -> list[Row]:
+    """Every row of ``rows`` (values of ``columns``) in its canonical form (each value through
+    its column's converter), converted a column at a time.
+
+    A column whose values are all None or of the one class its converter leaves unchanged (rows a
+    bulk insert writes, rows read back from the database) is taken as it is, without a call per
+    value."""
+    if not rows:
+        return []
+    none = type(None)
+    out: list[Sequence[Any]] = []
+    for values, column in zip(zip(*rows, strict=True), columns, strict=True):
+        convert = _converter(column)
+        same = _IDENTITY_ON.get(convert)
+        if same is not None and set(map(type, values)) <= {same, none}:
+            out.append(values)
+        else:
+            out.append(list(map(convert, values)))
+    return list(zip(*out, strict=True))
 
 
 def unit_text(key: Any) -> str:
@@ -275,17 +289,15 @@ def _contents(
             if read is not None:
                 stmt = stmt.where(_among(child.table.c[child.parent], read))
             at = cols.index(child.table.c[child.parent])
-            canonical = canon(cols)
-            for row in _fetch(session, stmt):
-                grouped.setdefault(row[at], []).append(canonical(row))
+            for row in canon_rows(cols, _fetch(session, stmt)):
+                grouped.setdefault(row[at], []).append(row)
         parts.append(grouped)
     at_key = list(kind.table.c).index(kind.key_column())
-    canonical = canon(list(kind.table.c))
-    for row in heads:
+    for row in canon_rows(list(kind.table.c), heads):
         key = row[at_key]
         given = known.get(key)
         children = given if given is not None else [p.get(key, ()) for p in parts]
-        yield unit_text(key), content(kind, canonical(row), children)
+        yield unit_text(key), content(kind, row, children)
 
 
 def _among(column: Column[Any], keys: Sequence[Any]) -> Any:
@@ -298,7 +310,7 @@ def _among(column: Column[Any], keys: Sequence[Any]) -> Any:
 
 def _fetch(session: Session, stmt: Select[Any]) -> list[tuple[Any, ...]]:
     """Every row of ``stmt`` as the driver returns it (no SQLAlchemy row objects or type
-    processing: sealing reads whole tables; :func:`canon` makes the values canonical)."""
+    processing: sealing reads whole tables; :func:`canon_rows` makes the values canonical)."""
     conn = session.connection()
     sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]

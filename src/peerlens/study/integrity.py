@@ -32,6 +32,8 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,7 @@ from peerlens.study._seal_units import (
     UNIT_OF,
     Row,
     UnitKind,
-    canon,
+    canon_rows,
     contents,
     orphans,
     seal_of,
@@ -341,22 +343,19 @@ def note_rows(
     names = [c.name for c in child.columns]
     if not set(names) <= set(columns):
         return _noting(rows, at, touched, tracker.children_dirty.setdefault(kind.name, set()))
+    rows = rows if isinstance(rows, list) else list(rows)
     pick = [list(columns).index(n) for n in names]
-    canonical = canon(child.columns)
+    picked = rows if pick == list(range(len(columns))) else [[r[i] for i in pick] for r in rows]
     known = tracker.known.setdefault(kind.name, {})
     width = len(kind.children)
-
-    def kept() -> Iterator[Sequence[Any]]:
-        for row in rows:
-            key = row[at]
-            touched.add(key)
-            parts = known.get(key)
-            if parts is None:
-                parts = known[key] = [[] for _ in range(width)]
-            parts[index].append(canonical([row[i] for i in pick]))
-            yield row
-
-    return kept()
+    # Rows of one unit are usually written one after another: group runs, not rows.
+    for key, run in groupby(canon_rows(child.columns, picked), itemgetter(names.index(column))):
+        touched.add(key)
+        parts = known.get(key)
+        if parts is None:
+            parts = known[key] = [[] for _ in range(width)]
+        parts[index].extend(run)
+    return rows
 
 
 def _noting(rows: Iterable[Sequence[Any]], at: int, *into: set[Any]) -> Iterator[Sequence[Any]]:

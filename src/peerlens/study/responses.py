@@ -159,13 +159,6 @@ def parse_item(
     return (value, text, None), None
 
 
-def _derive_completion(form: FormSpec, answered: Iterable[str]) -> int:
-    """2 (complete) when every item of ``form`` was answered (identifying items count, though
-    their values went to the vault), else 0 (incomplete)."""
-    names = set(answered)
-    return 2 if all(r.name in names for r in form.items) else 0
-
-
 def parse_completion(raw: str) -> tuple[int | None, str | None]:
     """A ``<form>_complete`` cell: ``(status, problem)``; empty means not given."""
     if raw == "":
@@ -321,7 +314,6 @@ def _parse_wide(
     grant: Grant,
 ) -> ParsedRows:
     problems: list[Problem] = []
-    identities: dict[str, dict[str, str]] = {}
     pcol = next((c for c in PARTICIPANT_COLUMNS if c in frame.columns), None)
     if pcol is None:
         need = f"no participant column (one of {', '.join(PARTICIPANT_COLUMNS)})"
@@ -361,19 +353,19 @@ def _parse_wide(
         problems.append(Problem(None, None, "no item columns of any scheduled instrument"))
     # Carry on through the rows even after header problems so that every problem is reported.
     people = participant_map(s, study)
-    records: list[ResponseRecord] = []
-    seen: dict[str, int] = {}
     values = {c: frame[c].tolist() for c in frame.columns}
     rows = [int(label) + 1 for label in frame.index]  # file rows, also after dropped rows
-    memo: dict[tuple[str, str], tuple[ItemValue | None, str | None]] = {}
+    accepted: list[tuple[int, str, Any, int | None]] = []  # (index, code, person, session id)
+    seen: dict[str, int] = {}
+    refused: list[tuple[int, Problem]] = []  # (index, problem) of rows not accepted
     for i in range(len(frame)):
         n = rows[i]
         code = str(values[pcol][i]).strip()
         if not code:
-            problems.append(Problem(n, pcol, "empty participant code"))
+            refused.append((i, Problem(n, pcol, "empty participant code")))
             continue
         if code in seen:
-            problems.append(Problem(n, pcol, f"participant {code!r} also on row {seen[code]}"))
+            refused.append((i, Problem(n, pcol, f"participant {code!r} also on row {seen[code]}")))
             continue
         seen[code] = n
         person = people.get(code)
@@ -382,54 +374,113 @@ def _parse_wide(
             study, code, person
         )
         if why is not None or person is None:
-            problems.append(Problem(n, pcol, why or grant.hidden(code)))
+            refused.append((i, Problem(n, pcol, why or grant.hidden(code))))
             continue
         session_id = None
         if session_label is not None:
             try:
                 session_id = get_session(s, study, person, session_label).id
             except StudyError as exc:
-                problems.append(Problem(n, pcol, str(exc)))
+                refused.append((i, Problem(n, pcol, str(exc))))
                 continue
-        for name, form in present.items():
-            items: dict[str, ItemValue] = {}
-            vaulted: list[str] = []
-            for rule in form.items:
-                column = values.get(rule.name)
-                if column is None:
-                    continue
-                raw = str(column[i]).strip()
-                if raw == "":
-                    continue
-                # The same few codes repeat down a column: parse each distinct cell once.
-                got = memo.get((rule.name, raw))
-                if got is None:
-                    got = memo[(rule.name, raw)] = parse_item(rule, raw, codes)
-                parsed, why = got
-                if why:
-                    problems.append(Problem(n, rule.name, why))
-                elif rule.identifier:
-                    # Identifying values go to the vault only, never into the response items.
-                    identities.setdefault(code, {})[rule.name] = raw
-                    vaulted.append(rule.name)
-                elif parsed is not None:
-                    items[rule.name] = parsed
-            comp_col = f"{name}_complete"
-            completion = None
-            if comp_col in values:
-                completion, why = parse_completion(str(values[comp_col][i]).strip())
-                if why:
-                    problems.append(Problem(n, comp_col, why))
-            if not items and completion is None:
+        accepted.append((i, code, person, session_id))
+    cells = [_FormCells(form, values, codes, rows, accepted) for form in present.values()]
+    # Problems in file order: by row, and within a row by instrument, item, completion column.
+    found = [*refused, *(p for c in cells for p in c.problems)]
+    problems.extend(p for _, p in sorted(found, key=lambda p: p[0]))
+    records: list[ResponseRecord] = []
+    identities: dict[str, dict[str, str]] = {}
+    for k, (_, code, person, session_id) in enumerate(accepted):
+        for part in cells:
+            answers = part.items[k]
+            vaulted = part.vaulted[k]
+            if vaulted:
+                identities.setdefault(code, {}).update(vaulted)
+            completion = part.completion[k]
+            if not answers and completion is None:
                 continue
             if completion is None:
-                completion = _derive_completion(form, [*items, *vaulted])
+                completion = 2 if len(answers) + len(vaulted) == part.size else 0
             records.append(
                 ResponseRecord(
-                    person.id, code, timepoint_id, name, 0, completion, items, session_id
+                    person.id, code, timepoint_id, part.name, 0, completion, answers, session_id
                 )
             )
     return ParsedRows(records, identities, problems)
+
+
+class _FormCells:
+    """One instrument's cells in the accepted rows of a wide file, parsed a column at a time.
+
+    Each distinct cell of a column is parsed once (the same few codes repeat down a column); a
+    row's items are then gathered from the parsed columns. For the ``k``-th accepted row:
+    ``items[k]`` (item -> stored value), ``vaulted[k]`` (identifier item -> value as written,
+    for the vault only, never a response item) and ``completion[k]`` (the ``<form>_complete``
+    cell, None when empty or absent). ``problems`` are ``(row index, Problem)``, in row order per
+    column. ``size`` is how many items the instrument has (a response answering all of them,
+    identifying items included, is complete).
+    """
+
+    def __init__(
+        self,
+        form: FormSpec,
+        values: Mapping[str, list[Any]],
+        codes: MissingCodes,
+        rows: Sequence[int],
+        accepted: Sequence[tuple[int, str, Any, int | None]],
+    ) -> None:
+        self.name = form.name
+        self.size = len(form.items)
+        self.problems: list[tuple[int, Problem]] = []
+        at = [i for i, *_ in accepted]
+        names: list[str] = []
+        parsed: list[list[ItemValue | None]] = []
+        self.vaulted: list[dict[str, str]] = [{} for _ in at]
+        for rule in form.items:
+            column = values.get(rule.name)
+            if column is None:
+                continue
+            cells = [column[i] for i in at]
+            meaning = {cell: self._parse(rule, cell, codes) for cell in set(cells)}
+            if any(isinstance(m, str) for m in meaning.values()):
+                for i, cell in zip(at, cells, strict=True):
+                    why = meaning[cell]
+                    if isinstance(why, str):
+                        self.problems.append((i, Problem(rows[i], rule.name, why)))
+            if rule.identifier:
+                # Identifying values go to the vault only, never into the response items.
+                for k, cell in enumerate(cells):
+                    if isinstance(meaning[cell], tuple):
+                        self.vaulted[k][rule.name] = str(cell).strip()
+                continue
+            names.append(rule.name)
+            parsed.append([_value_or_none(meaning[cell]) for cell in cells])
+        self.items: list[dict[str, ItemValue]] = [
+            {name: v for name, v in zip(names, row, strict=True) if v is not None}
+            for row in (zip(*parsed, strict=True) if parsed else ((),) * len(at))
+        ]
+        self.completion: list[int | None] = [None] * len(at)
+        comp_col = f"{form.name}_complete"
+        column = values.get(comp_col)
+        if column is not None:
+            for k, i in enumerate(at):
+                status, why = parse_completion(str(column[i]).strip())
+                if why:
+                    self.problems.append((i, Problem(rows[i], comp_col, why)))
+                self.completion[k] = status
+
+    @staticmethod
+    def _parse(rule: ItemRule, cell: Any, codes: MissingCodes) -> ItemValue | str | None:
+        """A cell as a stored value, a problem (str), or None when empty."""
+        raw = str(cell).strip()
+        if raw == "":
+            return None
+        value, why = parse_item(rule, raw, codes)
+        return why if why else value
+
+
+def _value_or_none(meaning: ItemValue | str | None) -> ItemValue | None:
+    return meaning if isinstance(meaning, tuple) else None
 
 
 def _audit_items(
