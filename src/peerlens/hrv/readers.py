@@ -13,6 +13,8 @@ Supported inputs
 - EDF, EDF+ and BDF, read with ``pyedflib`` (or ``wfdb``'s EDF reader when ``pyedflib``
   refuses a header); EDF+D / BDF+D (discontinuous), which ``pyedflib`` refuses, placed on the
   time line by the onsets of their data records (:mod:`peerlens.hrv._edfplus_d`).
+- ISHNE Holter files (``.ecg``, the Holter exchange format), each lead at the header's rate in
+  mV (:mod:`peerlens.hrv._ishne`).
 - CSV/TSV ECG with a time column (seconds, or milliseconds / nanoseconds when the header says
   so) or a sampling rate given by the caller.
 - Polar H10 exports (Polar Sensor Logger style): ECG at 130 Hz in microvolts
@@ -85,8 +87,8 @@ class Recording:
     source
         The file name it was read from (name only, so results carry no directory paths).
     format
-        ``"wfdb"``, ``"edf"``, ``"bdf"``, ``"csv"``, ``"polar-ecg"``, ``"polar-rr"``, ``"rr"`` or
-        ``"peaks"`` (R-peak sample indices, turned into RR intervals).
+        ``"wfdb"``, ``"edf"``, ``"bdf"``, ``"ishne"``, ``"csv"``, ``"polar-ecg"``, ``"polar-rr"``,
+        ``"rr"`` or ``"peaks"`` (R-peak sample indices, turned into RR intervals).
     fs
         ECG sampling rate in Hz, or ``None`` for RR-only recordings.
     signal
@@ -570,6 +572,29 @@ def _read_edf_d(path: Path, channel: str | int | None) -> Recording:
     return _edf_recording(path, signal, fs, names[idx], start, rates, known)
 
 
+def _read_ishne(path: Path, channel: str | int | None) -> Recording:
+    from peerlens.hrv import _ishne
+
+    where = path.name
+    header = _ishne.read_header(path)
+    idx = _pick_channel(header.leads, channel, where)
+    signal = _ishne.read_lead(path, header, idx)
+    name = header.leads[idx]
+    filled, missing, gaps = _check_ecg(signal, header.fs, f"{where} lead {name}")
+    return Recording(
+        source=where,
+        format="ishne",
+        fs=header.fs,
+        signal=signal,
+        channel=name,
+        start_time=header.start,
+        filled_samples=filled,
+        missing_samples=missing,
+        gaps=gaps,
+        channel_fs={n: header.fs for n in header.leads},
+    )
+
+
 # --------------------------------------------------------------------------- text formats
 
 
@@ -816,8 +841,8 @@ def read_ecg(
     Parameters
     ----------
     path
-        A WFDB record (``.hea`` or the record name without extension), an EDF/EDF+/BDF file, a
-        CSV/TSV/TXT ECG or RR file, or a Polar H10 export.
+        A WFDB record (``.hea`` or the record name without extension), an EDF/EDF+/BDF file, an
+        ISHNE Holter file, a CSV/TSV/TXT ECG or RR file, or a Polar H10 export.
     fs
         Sampling rate in Hz for text ECG files without a time column (ignored for formats that
         store it).
@@ -867,6 +892,10 @@ def read_ecg(
         return _read_edf(p, channel)
     if p.stat().st_size == 0:
         raise EmptyRecordingError(f"{p.name}: the file is empty (0 bytes)")
+    from peerlens.hrv import _ishne
+
+    if _ishne.is_ishne(p):
+        return _read_ishne(p, channel)
     return _read_text_file(p, fs, channel, rr_unit, kind)
 
 
