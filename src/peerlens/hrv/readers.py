@@ -15,6 +15,8 @@ Supported inputs
   time line by the onsets of their data records (:mod:`peerlens.hrv._edfplus_d`).
 - ISHNE Holter files (``.ecg``, the Holter exchange format), each lead at the header's rate in
   mV (:mod:`peerlens.hrv._ishne`).
+- OpenSignals text files (BITalino, biosignalsplux): the channel's rate from the header, raw
+  ADC values, lost samples refused (:mod:`peerlens.hrv._opensignals`).
 - CSV/TSV ECG with a time column (seconds, or milliseconds / nanoseconds when the header says
   so) or a sampling rate given by the caller.
 - Polar H10 exports (Polar Sensor Logger style): ECG at 130 Hz in microvolts
@@ -87,8 +89,9 @@ class Recording:
     source
         The file name it was read from (name only, so results carry no directory paths).
     format
-        ``"wfdb"``, ``"edf"``, ``"bdf"``, ``"ishne"``, ``"csv"``, ``"polar-ecg"``, ``"polar-rr"``,
-        ``"rr"`` or ``"peaks"`` (R-peak sample indices, turned into RR intervals).
+        ``"wfdb"``, ``"edf"``, ``"bdf"``, ``"ishne"``, ``"opensignals"``, ``"csv"``,
+        ``"polar-ecg"``, ``"polar-rr"``, ``"rr"`` or ``"peaks"`` (R-peak sample indices, turned
+        into RR intervals).
     fs
         ECG sampling rate in Hz, or ``None`` for RR-only recordings.
     signal
@@ -598,6 +601,26 @@ def _read_ishne(path: Path, channel: str | int | None) -> Recording:
 # --------------------------------------------------------------------------- text formats
 
 
+def _read_opensignals(text: str, where: str, channel: str | int | None) -> Recording:
+    from peerlens.hrv import _opensignals
+
+    found = _opensignals.read_channel(text, where, channel)
+    name = f"{found.label} ({found.sensor})"
+    filled, missing, gaps = _check_ecg(found.signal, found.fs, f"{where} channel {name}")
+    return Recording(
+        source=where,
+        format="opensignals",
+        fs=found.fs,
+        signal=found.signal,
+        channel=found.label,
+        start_time=found.start,
+        filled_samples=filled,
+        missing_samples=missing,
+        gaps=gaps,
+        channel_fs=found.channel_fs,
+    )
+
+
 @dataclass
 class _Table:
     header: list[str] | None
@@ -731,8 +754,13 @@ def _read_text_file(
     rr_unit: str | None,
     kind: str | None,
 ) -> Recording:
+    from peerlens.hrv import _opensignals
+
     where = path.name
-    table = _parse_table(_read_text(path), where)
+    text = _read_text(path)
+    if _opensignals.is_opensignals(text):
+        return _read_opensignals(text, where, channel)
+    table = _parse_table(text, where)
     header = table.header
     if header is not None:
         low = [h.lower() for h in header]
