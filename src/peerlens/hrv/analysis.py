@@ -429,6 +429,8 @@ def analyze(
         t0_ms = 0.0
         total_s = float(rr.sum() / 1000.0)
         detector_info = None
+        if rec.rr_flagged is not None and rec.rr_flagged.any():
+            gaps = rec.rr_flagged  # intervals the device marks invalid are never used
     else:
         assert rec.signal is not None and rec.fs is not None
         sq = assess_quality(rec.signal, rec.fs, settings=q_settings, detector=settings)

@@ -22,6 +22,8 @@ Supported inputs
 - Polar H10 exports (Polar Sensor Logger style): ECG at 130 Hz in microvolts
   (``...;ecg [uV]``) and RR files with an ``RR-interval [ms]`` column, or RR in 1/1024 s units
   (the Bluetooth Heart Rate Measurement unit) when the header names ``1/1024``.
+- Polar PPI exports (Polar Sensor Logger, optical sensors such as Verity Sense and OH1):
+  pulse-to-pulse intervals in ms, with the intervals the device flags invalid kept as gaps.
 - Plain RR/NN files: one interval per line, in ms or s; the unit is detected from the median and
   reported in :attr:`Recording.rr_unit`.
 """
@@ -90,8 +92,8 @@ class Recording:
         The file name it was read from (name only, so results carry no directory paths).
     format
         ``"wfdb"``, ``"edf"``, ``"bdf"``, ``"ishne"``, ``"opensignals"``, ``"csv"``,
-        ``"polar-ecg"``, ``"polar-rr"``, ``"rr"`` or ``"peaks"`` (R-peak sample indices, turned
-        into RR intervals).
+        ``"polar-ecg"``, ``"polar-rr"``, ``"polar-ppi"``, ``"rr"`` or ``"peaks"`` (R-peak sample
+        indices, turned into RR intervals).
     fs
         ECG sampling rate in Hz, or ``None`` for RR-only recordings.
     signal
@@ -119,6 +121,10 @@ class Recording:
     channel_fs
         Every channel of the file with its own sampling rate in Hz (``"#<index>"`` when
         unnamed).
+    rr_flagged
+        For RR-only recordings, the intervals the device itself marks as invalid (Polar PPI:
+        movement blocker set, or skin contact lost where the device reports it), else ``None``.
+        They stay on the time line; :func:`peerlens.hrv.analyze` treats them as gaps.
     """
 
     source: str
@@ -133,6 +139,7 @@ class Recording:
     missing_samples: int = 0
     gaps: pd.DataFrame = field(default_factory=lambda: _gap_frame([]), repr=False)
     channel_fs: dict[str, float] = field(default_factory=dict)
+    rr_flagged: NDArray[np.bool_] | None = field(default=None, repr=False)
 
     @property
     def is_rr(self) -> bool:
@@ -726,6 +733,44 @@ def _read_polar_rr(table: _Table, where: str, col: int, unit: str) -> Recording:
     return Recording(source=where, format="polar-rr", rr_ms=rr, rr_unit=unit)
 
 
+def _flag_column(table: _Table, col: int, where: str) -> NDArray[np.bool_]:
+    """A 0/1 flag column as booleans, refusing any other value by row and column."""
+    values = table.columns[col]
+    bad = ~np.isin(values, (0.0, 1.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        name = table.header[col] if table.header else str(col)
+        raise UnreadableRecordingError(
+            f"{where}: row {i + 2}, column {name!r}: {values[i]:g} is not a 0/1 flag"
+        )
+    return values == 1.0
+
+
+def _read_polar_ppi(table: _Table, where: str, col: int) -> Recording:
+    """A Polar PPI export: ``PP-interval [ms]``, ``error estimate [ms]``, ``blocker``,
+    ``contact`` (skin contact), ``contact`` (skin contact supported), ``hr [bpm]``.
+
+    An interval is invalid when its blocker flag is set (movement during the measurement) or
+    the device supports skin contact and reports none (Polar BLE SDK, documentation/PPIData.md:
+    such a sample "should not be treated as valid").
+    """
+    assert table.header is not None
+    low = [h.lower() for h in table.header]
+    rr = table.columns[col]
+    if not np.all(np.isfinite(rr)):
+        i = int(np.flatnonzero(~np.isfinite(rr))[0])
+        raise HrvInputError(f"{where}: row {i + 2}, column {table.header[col]!r} is empty")
+    flagged = np.zeros(rr.size, dtype=bool)
+    if "blocker" in low:
+        flagged |= _flag_column(table, low.index("blocker"), where)
+    contact = [i for i, h in enumerate(low) if h.startswith("contact")]
+    if len(contact) == 2:
+        status, supported = (_flag_column(table, i, where) for i in contact)
+        flagged |= supported & ~status
+    _check_rr(rr, where)
+    return Recording(source=where, format="polar-ppi", rr_ms=rr, rr_unit="ms", rr_flagged=flagged)
+
+
 def _peaks_to_rr(values: NDArray[np.float64], fs: float | None, where: str) -> Recording:
     """RR intervals from a file of R-peak sample indices (one per line, e.g. GUDB annotations)."""
     if fs is None:
@@ -764,6 +809,13 @@ def _read_text_file(
     header = table.header
     if header is not None:
         low = [h.lower() for h in header]
+        ppi_cols = [i for i, h in enumerate(low) if re.match(r"pp[-_ ]?interval", h)]
+        if ppi_cols and kind != "ecg":
+            return _read_polar_ppi(table, where, ppi_cols[0])
+        if all(re.match(r"hr\b|heart ?rate", h) for h in low):
+            raise HrvInputError(
+                f"{where}: holds heart rate only ({', '.join(header)}), no RR intervals or ECG"
+            )
         rr_cols = [i for i, h in enumerate(low) if re.search(r"\brr\b|rr[-_ ]?interval|\bnn\b", h)]
         if rr_cols and kind != "ecg":
             col = rr_cols[0]
