@@ -408,46 +408,75 @@ def _read_wfdb(path: Path, channel: str | int | None) -> Recording:
 
 
 def _read_wfdb_segments(base: Path, header: Any, channel: str | int | None) -> Recording:
-    """A multi-segment record as one recording: null segments, and segments without the
-    channel, are gaps (NaN) on its time line."""
+    """A multi-segment record as one recording, assembled segment by segment on the time line
+    the master header lays out (each segment's length in frames).
+
+    Gaps (NaN, kind ``segment``) are null segments, segments without the channel (variable
+    layout), and segments whose header or signal file is absent: the master header gives their
+    length, so the samples around them keep their place, and each gap's detail names the
+    segment and the missing file.
+    """
     import wfdb
 
     where, folder = base.name, base.parent
     segments = list(zip(header.seg_name, (int(n) for n in header.seg_len), strict=True))
     seg_headers: dict[str, Any] = {}
+    absent: dict[str, str] = {}
     for name, _length in segments:
-        if name == "~":
+        if name == "~" or name in seg_headers or name in absent:
             continue
-        if not (folder / f"{name}.hea").is_file():
-            raise UnreadableRecordingError(f"{where}: segment {name}: header {name}.hea is missing")
-        seg_headers[name] = _wfdb_header(folder / name, f"{where} segment {name}")
+        if (folder / f"{name}.hea").is_file():
+            seg_headers[name] = _wfdb_header(folder / name, f"{where} segment {name}")
+        else:
+            absent[name] = f"header {name}.hea missing"
     if header.layout == "variable":
-        layout = seg_headers[segments[0][0]]
-        names = _wfdb_names(layout)
+        first = segments[0][0]
+        if first not in seg_headers:
+            raise UnreadableRecordingError(
+                f"{where}: layout segment {first}: header {first}.hea is missing (it names the "
+                "record's signals)"
+            )
+        names = _wfdb_names(seg_headers[first])
     else:
-        real = [h for n, h in seg_headers.items() if h.sig_len]
+        real = [h for h in seg_headers.values() if h.sig_len]
         if not real:
-            raise EmptyRecordingError(f"{where}: every segment is null (no signal recorded)")
+            what = "absent" if absent else "null"
+            raise EmptyRecordingError(
+                f"{where}: every segment is {what} (no signal recorded)"
+                + (
+                    f" ({'; '.join(f'segment {n}: {w}' for n, w in absent.items())})"
+                    if absent
+                    else ""
+                )
+            )
         names = _wfdb_names(real[0])
     if not names:
         raise EmptyRecordingError(f"{where}: the WFDB record lists no signals")
     idx = _pick_channel(names, channel, where)
     name = names[idx]
     known: list[_Known] = []
+    reads: list[tuple[str, int, int, int]] = []  # segment, first frame, frames, channel index
     spf: set[int] = set()
     frame = 0
     for seg, length in segments:
         h = seg_headers.get(seg)
         if seg == "~":
             known.append((frame, frame + length, "segment", f"null segment of {length} frames"))
+        elif seg in absent:
+            known.append((frame, frame + length, "segment", f"segment {seg}: {absent[seg]}"))
         elif h is not None and length and h.sig_len:
             seg_names = _wfdb_names(h)
             if header.layout == "variable" and name not in seg_names:
                 known.append((frame, frame + length, "segment", f"segment {seg} has no {name}"))
             else:
                 j = seg_names.index(name) if name in seg_names else idx
-                _data_file(folder, h.file_name[j], where, f"segment {seg}, channel {name}")
-                spf.add(int((h.samps_per_frame or [1] * (j + 1))[j] or 1))
+                data = h.file_name[j]
+                if data and data != "~" and not (folder / data).is_file():
+                    detail = f"segment {seg}: signal file {data} missing"
+                    known.append((frame, frame + length, "segment", detail))
+                else:
+                    reads.append((seg, frame, length, j))
+                    spf.add(int((h.samps_per_frame or [1] * (j + 1))[j] or 1))
         frame += length
     if len(spf) > 1:
         raise UnreadableRecordingError(
@@ -456,23 +485,29 @@ def _read_wfdb_segments(base: Path, header: Any, channel: str | int | None) -> R
         )
     k = spf.pop() if spf else 1
     fs = float(header.fs) * k
-    if int(header.sig_len) * k > MAX_TIMELINE_SAMPLES:
+    if frame * k > MAX_TIMELINE_SAMPLES:
         raise UnreadableRecordingError(
-            f"{where}: channel {name}: the segments span {int(header.sig_len) / header.fs:.0f} s "
-            f"({int(header.sig_len) * k} samples at {fs:g} Hz), more than the "
+            f"{where}: channel {name}: the segments span {frame / header.fs:.0f} s "
+            f"({frame * k} samples at {fs:g} Hz), more than the "
             f"{MAX_TIMELINE_SAMPLES} samples one recording may hold; read the segments "
             "separately"
         )
-    try:
-        rec = wfdb.rdrecord(str(base), channels=[idx], smooth_frames=False)
-    except Exception as exc:
-        raise UnreadableRecordingError(
-            f"{where}: channel {name}: not a readable multi-segment WFDB record "
-            f"({type(exc).__name__}: {exc})"
-        ) from None
-    if rec.e_p_signal is None or not len(rec.e_p_signal):
-        raise EmptyRecordingError(f"{where}: the WFDB record holds no samples")
-    signal = np.ascontiguousarray(rec.e_p_signal[0], dtype=np.float64)
+    signal = np.full(frame * k, np.nan)
+    for seg, first_frame, length, j in reads:
+        try:
+            rec = wfdb.rdrecord(str(folder / seg), channels=[j], smooth_frames=False)
+        except Exception as exc:
+            raise UnreadableRecordingError(
+                f"{where}: segment {seg}, channel {name}: not a readable WFDB segment "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        x = np.asarray(rec.e_p_signal[0], dtype=np.float64) if rec.e_p_signal else np.zeros(0)
+        if x.size != length * k:
+            raise UnreadableRecordingError(
+                f"{where}: segment {seg}: the master header gives it {length} frames, its own "
+                f"signal holds {x.size / k:g}"
+            )
+        signal[first_frame * k : (first_frame + length) * k] = x
     known = [
         (a * k, b * k, kind, f"{detail} ({(b - a) / header.fs:g} s)")
         for a, b, kind, detail in known
