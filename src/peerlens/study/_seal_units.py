@@ -9,7 +9,11 @@ A unit's content is ``repr`` of ``[kind, head row, child rows of each child tabl
 in the model's order (child rows without their surrogate ids, sorted by their natural key in
 Python, not by the database's collation), each value in a canonical form by column type: times as
 UTC ISO 8601, bytes as hex, floats as ``float``, integers as ``int``, booleans as ``bool``, text as
-``str``. ``repr`` of those types is deterministic (floats in their shortest round-trip form), so
+``str``. A kind's *late* columns (added to a sealed table by a later revision, nullable) are left
+out of the head row while all of them are ``NULL`` and otherwise follow it as one more element,
+``("late", ((name, value), ...))``: rows sealed before the revision keep their seals, and a value
+written to, changed in or removed from such a column changes the content. ``repr`` of those types
+is deterministic (floats in their shortest round-trip form), so
 the same content gives the same bytes whether it is read back from SQLite or PostgreSQL or taken
 from the rows a bulk insert has just written. The seal of a unit is
 ``HMAC-SHA256(seal key, content)``; its *tally* is ``HMAC-SHA256(tally key, seal)`` read as a
@@ -75,11 +79,13 @@ class Child:
 
 @dataclass(frozen=True)
 class UnitKind:
-    """A sealed table: its head rows, keyed by ``key``, with their child rows."""
+    """A sealed table: its head rows, keyed by ``key``, with their child rows; ``late`` names
+    its columns added after its rows were first sealed (see the module docstring)."""
 
     table: Table
     key: str
     children: tuple[Child, ...] = field(default=())
+    late: tuple[str, ...] = field(default=())
 
     @property
     def name(self) -> str:
@@ -118,7 +124,7 @@ KINDS: tuple[UnitKind, ...] = (
         "id",
         (Child(_t(m.DerivedScore), "derivation_id", ("response_id", "name")),),
     ),
-    UnitKind(_t(m.DerivedHrv), "id"),
+    UnitKind(_t(m.DerivedHrv), "id", late=("n_gaps", "gap_s", "gaps_json")),  # 0009
     UnitKind(_t(m.DerivedStory), "id", (Child(_t(m.DerivedSentence), "story_id", ("position",)),)),
     UnitKind(_t(m.User), "id"),
     UnitKind(_t(m.RoleAssignment), "id"),
@@ -222,6 +228,28 @@ def canon(columns: Sequence[Column[Any]]) -> Canon:
     return canonical
 
 
+def head_canon(kind: UnitKind) -> Canon:
+    """A function giving a head row of ``kind`` (every column, in the table's order) in its
+    canonical form, its late columns appended only when one of them holds a value."""
+    columns = list(kind.table.c)
+    late = [i for i, c in enumerate(columns) if c.name in kind.late]
+    if not late:
+        return canon(columns)
+    early = [i for i in range(len(columns)) if i not in late]
+    first = canon([columns[i] for i in early])
+    then = canon([columns[i] for i in late])
+    names = tuple(columns[i].name for i in late)
+
+    def canonical(row: Sequence[Any]) -> Row:
+        head = first([row[i] for i in early])
+        values = [row[i] for i in late]
+        if all(v is None for v in values):
+            return head
+        return (*head, ("late", tuple(zip(names, then(values), strict=True))))
+
+    return canonical
+
+
 def unit_text(key: Any) -> str:
     """A unit key as stored in ``row_seal.unit``."""
     return str(key)
@@ -280,7 +308,7 @@ def _contents(
                 grouped.setdefault(row[at], []).append(canonical(row))
         parts.append(grouped)
     at_key = list(kind.table.c).index(kind.key_column())
-    canonical = canon(list(kind.table.c))
+    canonical = head_canon(kind)
     for row in heads:
         key = row[at_key]
         given = known.get(key)
