@@ -4,8 +4,11 @@ Inputs: every WFDB header (``*.hea``) and EDF/BDF file of the WFDB sample data
 (``../shared/data/ecg/wfdb-sample-data``, the wfdb package's own test records: multi-segment
 records with null segments, multi-frequency records, headers without signal names, format
 variants; 11 of its data files are absent, for which the answer must be a "missing file"
-refusal), MIT-BIH 100 and v102s from ``../shared/data/ecg``, and the fixtures committed under
-``tests/hrv/fixtures/``.
+refusal), MIT-BIH 100 and v102s from ``../shared/data/ecg``, the portable-device recordings
+under ``../shared/data/ecg/portable/`` (:data:`PORTABLE`: an ISHNE Holter file, a BITalino
+OpenSignals file, Polar Verity Sense PPI and HR exports; licence and provenance in each folder's
+README), and the fixtures committed under ``tests/hrv/fixtures/``. ``PEERLENS_ECG_DATA`` points
+at another copy of ``shared/data/ecg``.
 
 Per input, one of:
 
@@ -32,6 +35,7 @@ minutes; XQRS is the slow part). Exit status 1 if any input crashed or changed r
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -48,8 +52,15 @@ from peerlens import PeerlensError
 from peerlens.hrv import Recording, analyze, assess_quality, read_ecg
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / ".." / "shared" / "data" / "ecg"
+DATA = Path(os.environ.get("PEERLENS_ECG_DATA", ROOT / ".." / "shared" / "data" / "ecg"))
 SAMPLE = DATA / "wfdb-sample-data"
+#: The recordings of each portable-device folder (the folders also hold READMEs, licences and
+#: reference beat lists, which are not inputs).
+PORTABLE = {
+    "ishne-lifecard-cf": ["holter.ecg"],
+    "bitalino-opensignals": ["SampleECG.txt"],
+    "polar-verity-sense-ppi": ["Polar_Sense_PPI.txt", "Polar_Sense_HR.txt"],
+}
 FIXTURES = ROOT / "tests" / "hrv" / "fixtures"
 #: What a Python error looks like when a message merely passes it on.
 LEAKED = re.compile(
@@ -72,7 +83,8 @@ class Outcome:
 
 
 def inputs() -> list[Path]:
-    """Every record of the fixture sets, WFDB sample data first."""
+    """Every record of the fixture sets, WFDB sample data first (a portable-device recording
+    missing locally is listed all the same and reported as a refusal naming the file)."""
     found: list[Path] = []
     for root in (SAMPLE, DATA / "mitdb", DATA / "other", FIXTURES):
         if not root.is_dir():
@@ -80,6 +92,8 @@ def inputs() -> list[Path]:
         for p in sorted(root.rglob("*")):
             if p.suffix.lower() in {".hea", ".edf", ".bdf"}:
                 found.append(p)
+    for folder, names in PORTABLE.items():
+        found += [DATA / "portable" / folder / n for n in names]
     return found
 
 

@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ecg"
+#: ``../shared/data/ecg``; ``PEERLENS_ECG_DATA`` points elsewhere (a local copy with fixtures not
+#: yet in shared/).
+DATA = Path(
+    os.environ.get(
+        "PEERLENS_ECG_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "ecg"
+    )
+)
+#: Recordings of portable devices, one folder per source with its README (licence, provenance).
+PORTABLE = DATA / "portable"
 MITDB_100 = DATA / "mitdb" / "100"
 V102S = DATA / "other" / "v102s"
 GUDB = DATA / "gudb_chest_strap_annotations"
@@ -65,3 +73,17 @@ def shared_data() -> Path:
             pytest.fail(f"shared ECG data missing at {DATA} (required in CI)")
         pytest.skip(f"shared ECG data not found at {DATA}")
     return DATA
+
+
+@pytest.fixture(scope="session")
+def portable():  # type: ignore[no-untyped-def]
+    """``portable(name)``: the folder ``<shared ECG data>/portable/<name>``, or skip naming what
+    is missing (the recordings land in shared/ separately from the code that reads them)."""
+
+    def folder(name: str) -> Path:
+        path = PORTABLE / name
+        if not path.is_dir():
+            pytest.skip(f"portable-device fixture {name!r} not found at {path}")
+        return path
+
+    return folder

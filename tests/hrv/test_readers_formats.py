@@ -76,17 +76,58 @@ def _short_runs(x: np.ndarray, fs: float) -> np.ndarray:
     return out
 
 
-def test_multi_segment_all_null_and_missing_segment_files_are_named(sample: Path) -> None:
+def test_multi_segment_all_null_and_layout_headers_are_refused_by_name(sample: Path) -> None:
     ms = sample / "multi-segment"
     with pytest.raises(EmptyRecordingError, match=r"s00001-2896-10-09-01-56 .*null segment"):
         read_ecg(ms / "s00001" / "s00001-2896-10-09-01-56")
-    # 3975656_0010.dat is absent from the sample data: a "missing file" refusal naming it
-    with pytest.raises(UnreadableRecordingError, match=r"segment 3975656_0010.*missing"):
-        read_ecg(ms / "s00001" / "s00001-2896-10-10-00-31")
-    with pytest.raises(UnreadableRecordingError, match=r"p000878.*segment 3269321_0003"):
-        read_ecg(ms / "p000878" / "p000878-2137-10-26-16-57")
     with pytest.raises(EmptyRecordingError, match=r"3234460_layout: a layout header"):
         read_ecg(ms / "s25047" / "3234460_layout")
+
+
+def test_absent_segment_files_are_named_gaps(sample: Path) -> None:
+    """The sample data lacks 3975656_0009..0011.dat (s00001) and most segment headers of
+    p000878: the master header gives their lengths, so they are gaps naming the file."""
+    ms = sample / "multi-segment"
+    rec = read_ecg(ms / "s00001" / "s00001-2896-10-10-00-31")
+    head = wfdb.rdheader(str(ms / "s00001" / "s00001-2896-10-10-00-31"))
+    assert rec.signal is not None and rec.signal.size == sum(head.seg_len)  # the whole time line
+    details = " ".join(rec.gaps["detail"])
+    for seg in ("3975656_0010", "3975656_0011"):  # 0009 (also absent) holds no II anyway
+        assert f"segment {seg}: signal file {seg}.dat missing" in details
+    assert "segment 3975656_0009 has no II" in details
+    rec = read_ecg(ms / "p000878" / "p000878-2137-10-26-16-57")
+    assert "segment 3269321_0003: header 3269321_0003.hea missing" in " ".join(rec.gaps["detail"])
+
+
+def test_withheld_segment_is_a_gap_and_the_rest_reads_as_before(
+    sample: Path, tmp_path: Path
+) -> None:
+    from peerlens.hrv import analyze
+
+    src = sample / "multi-segment" / "s25047"
+    shutil.copytree(src, tmp_path / "s25047")
+    (tmp_path / "s25047" / "3234460_0015.dat").unlink()
+    name = "s25047-2704-05-04-10-44"
+    full = read_ecg(src / name)
+    rec = read_ecg(tmp_path / "s25047" / name)
+    head = wfdb.rdheader(str(src / name))
+    first = sum(head.seg_len[: head.seg_name.index("3234460_0015")])
+    length = head.seg_len[head.seg_name.index("3234460_0015")]
+    a, b = first, first + length  # frames = samples (II at the frame rate, 125 Hz)
+    assert rec.signal is not None and full.signal is not None
+    assert rec.signal.size == full.signal.size
+    assert np.isnan(rec.signal[a:b]).all() and np.isfinite(full.signal[a:b]).any()
+    outside = np.r_[0:a, b : rec.signal.size]
+    np.testing.assert_array_equal(rec.signal[outside], full.signal[outside])
+    gap = rec.gaps[rec.gaps["detail"].str.contains("3234460_0015.dat missing")]
+    assert len(gap) == 1
+    assert gap["start_s"].iloc[0] <= a / 125 and gap["end_s"].iloc[0] >= b / 125
+    res = analyze(rec, window=300)
+    nn_end = res.artifacts.nn_end_ms / 1000 + res.rpeaks[0] / 125
+    nn_start = nn_end - res.artifacts.nn_ms / 1000
+    assert not ((nn_start < b / 125) & (nn_end > a / 125)).any()  # no NN interval spans it
+    hit = (res.windows["start_s"] < b / 125) & (res.windows["end_s"] > a / 125)
+    assert (res.windows.loc[hit, "gap_s"] > 0).all()
 
 
 def test_multi_segment_analysis_never_bridges_a_segment_gap(sample: Path) -> None:
@@ -334,9 +375,9 @@ def test_cli_refusal_exits_2_naming_record_and_feature(sample: Path) -> None:
 
     runner = CliRunner()
     ms = sample / "multi-segment" / "s00001"
-    res = runner.invoke(app, ["hrv", "analyze", str(ms / "s00001-2896-10-10-00-31.hea")])
+    res = runner.invoke(app, ["hrv", "analyze", str(ms / "s00001-2896-10-09-01-56.hea")])
     assert res.exit_code == 2
-    assert "segment 3975656_0010" in res.output and "missing" in res.output
+    assert "s00001-2896-10-09-01-56" in res.output and "null segment" in res.output
     assert "Traceback" not in res.output
     res = runner.invoke(app, ["hrv", "analyze", str(ms / "3975656_layout.hea")])
     assert res.exit_code == 2 and "layout header" in res.output

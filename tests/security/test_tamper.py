@@ -30,7 +30,15 @@ from peerlens.study import (
     verify_derived,
     withdraw_participant,
 )
-from peerlens.study._seal_units import KINDS, UNIT_OF, UNSEALED
+from peerlens.study._seal_units import (
+    BY_NAME,
+    KINDS,
+    UNIT_OF,
+    UNSEALED,
+    canon_rows,
+    content,
+    contents,
+)
 from peerlens.study.models import Base
 from peerlens.study.vault import VaultKeyError, generate_key
 
@@ -109,6 +117,26 @@ def test_every_table_is_sealed_or_deliberately_not() -> None:
     assert len({k.name for k in KINDS}) == len(KINDS)
 
 
+def test_a_row_without_gap_values_keeps_the_content_it_was_sealed_with_before_0009(
+    full: Store,
+) -> None:
+    """Revision 0009 added derived_hrv's gap columns; while they are NULL (an RR-only recording,
+    or a row derived before 0009) a row's sealed content is what it was without them, so seals
+    written before the upgrade still verify."""
+    from sqlalchemy import select
+
+    kind = BY_NAME["derived_hrv"]
+    late = ("n_gaps", "gap_s", "gaps_json")
+    before = [c for c in kind.table.c if c.name not in late]
+    with full.transaction() as s:
+        rows = s.execute(select(kind.table).order_by(kind.table.c.id)).mappings().all()
+        got = dict(contents(s, kind))
+    assert rows and all(r[c] is None for r in rows for c in late)
+    heads = canon_rows(before, [[r[c.name] for c in before] for r in rows])
+    for r, head in zip(rows, heads, strict=True):
+        assert got[str(r["id"])] == content(kind, head, [])
+
+
 def test_lawful_work_verifies_clean(full: Store, tmp_path: Path) -> None:
     with full.engine.connect() as conn:
         for table in ("derived_score", "derived_hrv", "derived_sentence", "recording_window"):
@@ -145,6 +173,7 @@ def test_rotation_reseals_under_the_new_key(full: Store, monkeypatch: pytest.Mon
         ("UPDATE response_item SET value = 3 WHERE item = 'gad7_1'", "response"),
         ("UPDATE derived_score SET value = 0", "derivation"),
         ("UPDATE derived_hrv SET n_beats = 1", "derived_hrv"),
+        ("UPDATE derived_hrv SET gap_s = 1.5", "derived_hrv"),  # a late column set
         ("UPDATE derived_sentence SET label = 'upward'", "derived_story"),
         ("UPDATE identity_vault SET field_names = '[]'", "identity_vault"),
         ("UPDATE recording_window SET end_s = 10", "recording_window"),

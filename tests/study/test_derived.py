@@ -432,3 +432,59 @@ def test_digests_of_error_runs_are_pinned(
         "provenance",
     ]
     assert (row["valid"], row["metrics"], row["pipeline_version"]) == (False, {}, "0.0.pinned")
+
+
+def test_hrv_window_gaps_are_stored_exported_and_sealed(study: Store, tmp_path: Path) -> None:
+    """A real ECG (MIT-BIH 100, first 8 minutes) with 90 s of invalid samples: each window's
+    gaps are stored with its HRV as ``analyze`` reports them, exported, covered by the row seal
+    and by the run's digest."""
+    import wfdb
+
+    from peerlens.hrv import analyze, read_ecg
+    from peerlens.study import verify_audit
+
+    src = wfdb.rdrecord(str(MITDB), channels=[0], sampto=480 * 360)
+    x = src.p_signal[:, 0].copy()
+    x[200 * 360 : 290 * 360] = np.nan  # the format's missing-value code once written
+    wfdb.wrsamp(
+        "gap100", fs=360, units=["mV"], sig_name=["MLII"], p_signal=x[:, None], fmt=["16"],
+        adc_gain=[200.0], baseline=[0], write_dir=str(tmp_path),
+    )  # fmt: skip
+    windows = [("before", 0.0, 180.0), ("across", 180.0, 330.0), ("after", 330.0, 480.0)]
+    hea = tmp_path / "gap100.hea"
+    add_recording(study, "pilot", hea, participant="P1", kind="ecg", windows=windows, caller=ADMIN)
+    derive(study, "pilot", ["hrv"], caller=ADMIN, executor="sequential")
+    frame = derived_frame(study, "pilot", "hrv", caller=ADMIN).set_index("label")
+    events = pd.DataFrame(windows, columns=["label", "start_s", "end_s"])
+    direct = analyze(read_ecg(hea), events=events).windows.set_index("label")
+    for label in ("before", "across", "after"):
+        assert frame.loc[label, "n_gaps"] == direct.loc[label, "n_gaps"]
+        assert frame.loc[label, "gap_s"] == pytest.approx(direct.loc[label, "gap_s"])
+    assert (
+        frame.loc["across", "gap_s"] == pytest.approx(90.0) and frame.loc["before", "n_gaps"] == 0
+    )
+    assert frame.loc["across", "gaps"] == "missing 200.000-290.000 s (32400 missing samples)"
+    assert frame.loc["before", "gaps"] == "" and frame.loc["whole", "n_gaps"] == 1
+    with study.transaction() as s:
+        tidy = tidy_frame(s, get_study(s, "pilot"), tier="deidentified")
+    hrv = tidy[(tidy.kind == "hrv") & (tidy.participant == "P1")]
+    gap_s = hrv[hrv.name == "gap_s"].set_index("window")["value"]
+    assert gap_s["across"] == pytest.approx(90.0) and gap_s["after"] == 0.0
+    text_rows = hrv[hrv.name == "gaps"].set_index("window")["text"]
+    assert set(text_rows.index) == {"across", "whole"} and "missing 200.000" in text_rows["across"]
+    assert verify_audit(study, caller=ADMIN).ok and verify_derived(study, "pilot", caller=ADMIN).ok
+    # Written behind peerlens's back: a changed gap, and gap information removed.
+    with study.engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER derived_hrv_no_update"))
+        conn.execute(text("UPDATE derived_hrv SET gap_s = 0 WHERE label = 'across'"))
+    problems = verify_audit(study, caller=ADMIN).problems
+    assert any(p.startswith("table derived_hrv, ") for p in problems)
+    assert not verify_derived(study, "pilot", caller=ADMIN).ok
+    with study.engine.begin() as conn:  # put back as it was: clean again
+        conn.execute(text("UPDATE derived_hrv SET gap_s = 90.0 WHERE label = 'across'"))
+    assert verify_audit(study, caller=ADMIN).ok and verify_derived(study, "pilot", caller=ADMIN).ok
+    with study.engine.begin() as conn:
+        conn.execute(text("UPDATE derived_hrv SET n_gaps = NULL, gap_s = NULL, gaps_json = NULL"))
+    assert any(
+        p.startswith("table derived_hrv, ") for p in verify_audit(study, caller=ADMIN).problems
+    )

@@ -136,6 +136,12 @@ class HrvResult:
                 reasons.append(gap_why)
         return not reasons, "; ".join(reasons)
 
+    def gaps_between(self, start_s: float, end_s: float) -> list[dict[str, Any]]:
+        """The recording's gaps overlapping ``[start_s, end_s)``, each as ``kind``, ``start_s``,
+        ``end_s`` (on the recording's time line, not clipped) and ``detail``; empty for an
+        RR-only recording."""
+        return _gap_list(self.gaps, start_s, end_s)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: fs, rpeaks, rr_ms, artifacts, metrics, windows, provenance."""
         det = self.artifacts.detection
@@ -153,7 +159,7 @@ class HrvResult:
                     "reason": str(row["reason"]),
                     "metrics": {c: _num(row[c]) for c in METRIC_COLUMNS},
                     "quality": {c: _num(row[c]) for c in QUALITY_COLUMNS},
-                    "gaps": _gap_list(self.gaps, float(row["start_s"]), float(row["end_s"])),
+                    "gaps": self.gaps_between(float(row["start_s"]), float(row["end_s"])),
                 }
             )
         whole = self.metrics.iloc[0].to_dict()
@@ -182,7 +188,7 @@ class HrvResult:
                 **{c: _num(whole[c]) for c in QUALITY_COLUMNS},
                 "stretches": stretches,
             },
-            "gaps": _gap_list(self.gaps, 0.0, float("inf")),
+            "gaps": self.gaps_between(0.0, float("inf")),
             "windows": windows,
             "provenance": self.provenance.as_dict(),
         }
@@ -429,6 +435,8 @@ def analyze(
         t0_ms = 0.0
         total_s = float(rr.sum() / 1000.0)
         detector_info = None
+        if rec.rr_flagged is not None and rec.rr_flagged.any():
+            gaps = rec.rr_flagged  # intervals the device marks invalid are never used
     else:
         assert rec.signal is not None and rec.fs is not None
         sq = assess_quality(rec.signal, rec.fs, settings=q_settings, detector=settings)

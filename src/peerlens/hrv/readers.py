@@ -13,11 +13,17 @@ Supported inputs
 - EDF, EDF+ and BDF, read with ``pyedflib`` (or ``wfdb``'s EDF reader when ``pyedflib``
   refuses a header); EDF+D / BDF+D (discontinuous), which ``pyedflib`` refuses, placed on the
   time line by the onsets of their data records (:mod:`peerlens.hrv._edfplus_d`).
+- ISHNE Holter files (``.ecg``, the Holter exchange format), each lead at the header's rate in
+  mV (:mod:`peerlens.hrv._ishne`).
+- OpenSignals text files (BITalino, biosignalsplux): the channel's rate from the header, raw
+  ADC values, lost samples refused (:mod:`peerlens.hrv._opensignals`).
 - CSV/TSV ECG with a time column (seconds, or milliseconds / nanoseconds when the header says
   so) or a sampling rate given by the caller.
 - Polar H10 exports (Polar Sensor Logger style): ECG at 130 Hz in microvolts
   (``...;ecg [uV]``) and RR files with an ``RR-interval [ms]`` column, or RR in 1/1024 s units
   (the Bluetooth Heart Rate Measurement unit) when the header names ``1/1024``.
+- Polar PPI exports (Polar Sensor Logger, optical sensors such as Verity Sense and OH1):
+  pulse-to-pulse intervals in ms, with the intervals the device flags invalid kept as gaps.
 - Plain RR/NN files: one interval per line, in ms or s; the unit is detected from the median and
   reported in :attr:`Recording.rr_unit`.
 """
@@ -85,8 +91,9 @@ class Recording:
     source
         The file name it was read from (name only, so results carry no directory paths).
     format
-        ``"wfdb"``, ``"edf"``, ``"bdf"``, ``"csv"``, ``"polar-ecg"``, ``"polar-rr"``, ``"rr"`` or
-        ``"peaks"`` (R-peak sample indices, turned into RR intervals).
+        ``"wfdb"``, ``"edf"``, ``"bdf"``, ``"ishne"``, ``"opensignals"``, ``"csv"``,
+        ``"polar-ecg"``, ``"polar-rr"``, ``"polar-ppi"``, ``"rr"`` or ``"peaks"`` (R-peak sample
+        indices, turned into RR intervals).
     fs
         ECG sampling rate in Hz, or ``None`` for RR-only recordings.
     signal
@@ -114,6 +121,10 @@ class Recording:
     channel_fs
         Every channel of the file with its own sampling rate in Hz (``"#<index>"`` when
         unnamed).
+    rr_flagged
+        For RR-only recordings, the intervals the device itself marks as invalid (Polar PPI:
+        movement blocker set, or skin contact lost where the device reports it), else ``None``.
+        They stay on the time line; :func:`peerlens.hrv.analyze` treats them as gaps.
     """
 
     source: str
@@ -128,6 +139,7 @@ class Recording:
     missing_samples: int = 0
     gaps: pd.DataFrame = field(default_factory=lambda: _gap_frame([]), repr=False)
     channel_fs: dict[str, float] = field(default_factory=dict)
+    rr_flagged: NDArray[np.bool_] | None = field(default=None, repr=False)
 
     @property
     def is_rr(self) -> bool:
@@ -396,46 +408,75 @@ def _read_wfdb(path: Path, channel: str | int | None) -> Recording:
 
 
 def _read_wfdb_segments(base: Path, header: Any, channel: str | int | None) -> Recording:
-    """A multi-segment record as one recording: null segments, and segments without the
-    channel, are gaps (NaN) on its time line."""
+    """A multi-segment record as one recording, assembled segment by segment on the time line
+    the master header lays out (each segment's length in frames).
+
+    Gaps (NaN, kind ``segment``) are null segments, segments without the channel (variable
+    layout), and segments whose header or signal file is absent: the master header gives their
+    length, so the samples around them keep their place, and each gap's detail names the
+    segment and the missing file.
+    """
     import wfdb
 
     where, folder = base.name, base.parent
     segments = list(zip(header.seg_name, (int(n) for n in header.seg_len), strict=True))
     seg_headers: dict[str, Any] = {}
+    absent: dict[str, str] = {}
     for name, _length in segments:
-        if name == "~":
+        if name == "~" or name in seg_headers or name in absent:
             continue
-        if not (folder / f"{name}.hea").is_file():
-            raise UnreadableRecordingError(f"{where}: segment {name}: header {name}.hea is missing")
-        seg_headers[name] = _wfdb_header(folder / name, f"{where} segment {name}")
+        if (folder / f"{name}.hea").is_file():
+            seg_headers[name] = _wfdb_header(folder / name, f"{where} segment {name}")
+        else:
+            absent[name] = f"header {name}.hea missing"
     if header.layout == "variable":
-        layout = seg_headers[segments[0][0]]
-        names = _wfdb_names(layout)
+        first = segments[0][0]
+        if first not in seg_headers:
+            raise UnreadableRecordingError(
+                f"{where}: layout segment {first}: header {first}.hea is missing (it names the "
+                "record's signals)"
+            )
+        names = _wfdb_names(seg_headers[first])
     else:
-        real = [h for n, h in seg_headers.items() if h.sig_len]
+        real = [h for h in seg_headers.values() if h.sig_len]
         if not real:
-            raise EmptyRecordingError(f"{where}: every segment is null (no signal recorded)")
+            what = "absent" if absent else "null"
+            raise EmptyRecordingError(
+                f"{where}: every segment is {what} (no signal recorded)"
+                + (
+                    f" ({'; '.join(f'segment {n}: {w}' for n, w in absent.items())})"
+                    if absent
+                    else ""
+                )
+            )
         names = _wfdb_names(real[0])
     if not names:
         raise EmptyRecordingError(f"{where}: the WFDB record lists no signals")
     idx = _pick_channel(names, channel, where)
     name = names[idx]
     known: list[_Known] = []
+    reads: list[tuple[str, int, int, int]] = []  # segment, first frame, frames, channel index
     spf: set[int] = set()
     frame = 0
     for seg, length in segments:
         h = seg_headers.get(seg)
         if seg == "~":
             known.append((frame, frame + length, "segment", f"null segment of {length} frames"))
+        elif seg in absent:
+            known.append((frame, frame + length, "segment", f"segment {seg}: {absent[seg]}"))
         elif h is not None and length and h.sig_len:
             seg_names = _wfdb_names(h)
             if header.layout == "variable" and name not in seg_names:
                 known.append((frame, frame + length, "segment", f"segment {seg} has no {name}"))
             else:
                 j = seg_names.index(name) if name in seg_names else idx
-                _data_file(folder, h.file_name[j], where, f"segment {seg}, channel {name}")
-                spf.add(int((h.samps_per_frame or [1] * (j + 1))[j] or 1))
+                data = h.file_name[j]
+                if data and data != "~" and not (folder / data).is_file():
+                    detail = f"segment {seg}: signal file {data} missing"
+                    known.append((frame, frame + length, "segment", detail))
+                else:
+                    reads.append((seg, frame, length, j))
+                    spf.add(int((h.samps_per_frame or [1] * (j + 1))[j] or 1))
         frame += length
     if len(spf) > 1:
         raise UnreadableRecordingError(
@@ -444,23 +485,29 @@ def _read_wfdb_segments(base: Path, header: Any, channel: str | int | None) -> R
         )
     k = spf.pop() if spf else 1
     fs = float(header.fs) * k
-    if int(header.sig_len) * k > MAX_TIMELINE_SAMPLES:
+    if frame * k > MAX_TIMELINE_SAMPLES:
         raise UnreadableRecordingError(
-            f"{where}: channel {name}: the segments span {int(header.sig_len) / header.fs:.0f} s "
-            f"({int(header.sig_len) * k} samples at {fs:g} Hz), more than the "
+            f"{where}: channel {name}: the segments span {frame / header.fs:.0f} s "
+            f"({frame * k} samples at {fs:g} Hz), more than the "
             f"{MAX_TIMELINE_SAMPLES} samples one recording may hold; read the segments "
             "separately"
         )
-    try:
-        rec = wfdb.rdrecord(str(base), channels=[idx], smooth_frames=False)
-    except Exception as exc:
-        raise UnreadableRecordingError(
-            f"{where}: channel {name}: not a readable multi-segment WFDB record "
-            f"({type(exc).__name__}: {exc})"
-        ) from None
-    if rec.e_p_signal is None or not len(rec.e_p_signal):
-        raise EmptyRecordingError(f"{where}: the WFDB record holds no samples")
-    signal = np.ascontiguousarray(rec.e_p_signal[0], dtype=np.float64)
+    signal = np.full(frame * k, np.nan)
+    for seg, first_frame, length, j in reads:
+        try:
+            rec = wfdb.rdrecord(str(folder / seg), channels=[j], smooth_frames=False)
+        except Exception as exc:
+            raise UnreadableRecordingError(
+                f"{where}: segment {seg}, channel {name}: not a readable WFDB segment "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        x = np.asarray(rec.e_p_signal[0], dtype=np.float64) if rec.e_p_signal else np.zeros(0)
+        if x.size != length * k:
+            raise UnreadableRecordingError(
+                f"{where}: segment {seg}: the master header gives it {length} frames, its own "
+                f"signal holds {x.size / k:g}"
+            )
+        signal[first_frame * k : (first_frame + length) * k] = x
     known = [
         (a * k, b * k, kind, f"{detail} ({(b - a) / header.fs:g} s)")
         for a, b, kind, detail in known
@@ -570,7 +617,50 @@ def _read_edf_d(path: Path, channel: str | int | None) -> Recording:
     return _edf_recording(path, signal, fs, names[idx], start, rates, known)
 
 
+def _read_ishne(path: Path, channel: str | int | None) -> Recording:
+    from peerlens.hrv import _ishne
+
+    where = path.name
+    header = _ishne.read_header(path)
+    idx = _pick_channel(header.leads, channel, where)
+    signal = _ishne.read_lead(path, header, idx)
+    name = header.leads[idx]
+    filled, missing, gaps = _check_ecg(signal, header.fs, f"{where} lead {name}")
+    return Recording(
+        source=where,
+        format="ishne",
+        fs=header.fs,
+        signal=signal,
+        channel=name,
+        start_time=header.start,
+        filled_samples=filled,
+        missing_samples=missing,
+        gaps=gaps,
+        channel_fs={n: header.fs for n in header.leads},
+    )
+
+
 # --------------------------------------------------------------------------- text formats
+
+
+def _read_opensignals(text: str, where: str, channel: str | int | None) -> Recording:
+    from peerlens.hrv import _opensignals
+
+    found = _opensignals.read_channel(text, where, channel)
+    name = f"{found.label} ({found.sensor})"
+    filled, missing, gaps = _check_ecg(found.signal, found.fs, f"{where} channel {name}")
+    return Recording(
+        source=where,
+        format="opensignals",
+        fs=found.fs,
+        signal=found.signal,
+        channel=found.label,
+        start_time=found.start,
+        filled_samples=filled,
+        missing_samples=missing,
+        gaps=gaps,
+        channel_fs=found.channel_fs,
+    )
 
 
 @dataclass
@@ -678,6 +768,44 @@ def _read_polar_rr(table: _Table, where: str, col: int, unit: str) -> Recording:
     return Recording(source=where, format="polar-rr", rr_ms=rr, rr_unit=unit)
 
 
+def _flag_column(table: _Table, col: int, where: str) -> NDArray[np.bool_]:
+    """A 0/1 flag column as booleans, refusing any other value by row and column."""
+    values = table.columns[col]
+    bad = ~np.isin(values, (0.0, 1.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        name = table.header[col] if table.header else str(col)
+        raise UnreadableRecordingError(
+            f"{where}: row {i + 2}, column {name!r}: {values[i]:g} is not a 0/1 flag"
+        )
+    return values == 1.0
+
+
+def _read_polar_ppi(table: _Table, where: str, col: int) -> Recording:
+    """A Polar PPI export: ``PP-interval [ms]``, ``error estimate [ms]``, ``blocker``,
+    ``contact`` (skin contact), ``contact`` (skin contact supported), ``hr [bpm]``.
+
+    An interval is invalid when its blocker flag is set (movement during the measurement) or
+    the device supports skin contact and reports none (Polar BLE SDK, documentation/PPIData.md:
+    such a sample "should not be treated as valid").
+    """
+    assert table.header is not None
+    low = [h.lower() for h in table.header]
+    rr = table.columns[col]
+    if not np.all(np.isfinite(rr)):
+        i = int(np.flatnonzero(~np.isfinite(rr))[0])
+        raise HrvInputError(f"{where}: row {i + 2}, column {table.header[col]!r} is empty")
+    flagged = np.zeros(rr.size, dtype=bool)
+    if "blocker" in low:
+        flagged |= _flag_column(table, low.index("blocker"), where)
+    contact = [i for i, h in enumerate(low) if h.startswith("contact")]
+    if len(contact) == 2:
+        status, supported = (_flag_column(table, i, where) for i in contact)
+        flagged |= supported & ~status
+    _check_rr(rr, where)
+    return Recording(source=where, format="polar-ppi", rr_ms=rr, rr_unit="ms", rr_flagged=flagged)
+
+
 def _peaks_to_rr(values: NDArray[np.float64], fs: float | None, where: str) -> Recording:
     """RR intervals from a file of R-peak sample indices (one per line, e.g. GUDB annotations)."""
     if fs is None:
@@ -706,11 +834,23 @@ def _read_text_file(
     rr_unit: str | None,
     kind: str | None,
 ) -> Recording:
+    from peerlens.hrv import _opensignals
+
     where = path.name
-    table = _parse_table(_read_text(path), where)
+    text = _read_text(path)
+    if _opensignals.is_opensignals(text):
+        return _read_opensignals(text, where, channel)
+    table = _parse_table(text, where)
     header = table.header
     if header is not None:
         low = [h.lower() for h in header]
+        ppi_cols = [i for i, h in enumerate(low) if re.match(r"pp[-_ ]?interval", h)]
+        if ppi_cols and kind != "ecg":
+            return _read_polar_ppi(table, where, ppi_cols[0])
+        if all(re.match(r"hr\b|heart ?rate", h) for h in low):
+            raise HrvInputError(
+                f"{where}: holds heart rate only ({', '.join(header)}), no RR intervals or ECG"
+            )
         rr_cols = [i for i, h in enumerate(low) if re.search(r"\brr\b|rr[-_ ]?interval|\bnn\b", h)]
         if rr_cols and kind != "ecg":
             col = rr_cols[0]
@@ -816,8 +956,8 @@ def read_ecg(
     Parameters
     ----------
     path
-        A WFDB record (``.hea`` or the record name without extension), an EDF/EDF+/BDF file, a
-        CSV/TSV/TXT ECG or RR file, or a Polar H10 export.
+        A WFDB record (``.hea`` or the record name without extension), an EDF/EDF+/BDF file, an
+        ISHNE Holter file, a CSV/TSV/TXT ECG or RR file, or a Polar H10 export.
     fs
         Sampling rate in Hz for text ECG files without a time column (ignored for formats that
         store it).
@@ -867,6 +1007,10 @@ def read_ecg(
         return _read_edf(p, channel)
     if p.stat().st_size == 0:
         raise EmptyRecordingError(f"{p.name}: the file is empty (0 bytes)")
+    from peerlens.hrv import _ishne
+
+    if _ishne.is_ishne(p):
+        return _read_ishne(p, channel)
     return _read_text_file(p, fs, channel, rr_unit, kind)
 
 

@@ -9,7 +9,11 @@ A unit's content is ``repr`` of ``[kind, head row, child rows of each child tabl
 in the model's order (child rows without their surrogate ids, sorted by their natural key in
 Python, not by the database's collation), each value in a canonical form by column type: times as
 UTC ISO 8601, bytes as hex, floats as ``float``, integers as ``int``, booleans as ``bool``, text as
-``str``. ``repr`` of those types is deterministic (floats in their shortest round-trip form), so
+``str``. A kind's *late* columns (added to a sealed table by a later revision, nullable) are left
+out of the head row while all of them are ``NULL`` and otherwise follow it as one more element,
+``("late", ((name, value), ...))``: rows sealed before the revision keep their seals, and a value
+written to, changed in or removed from such a column changes the content. ``repr`` of those types
+is deterministic (floats in their shortest round-trip form), so
 the same content gives the same bytes whether it is read back from SQLite or PostgreSQL or taken
 from the rows a bulk insert has just written. The seal of a unit is
 ``HMAC-SHA256(seal key, content)``; its *tally* is ``HMAC-SHA256(tally key, seal)`` read as a
@@ -74,11 +78,13 @@ class Child:
 
 @dataclass(frozen=True)
 class UnitKind:
-    """A sealed table: its head rows, keyed by ``key``, with their child rows."""
+    """A sealed table: its head rows, keyed by ``key``, with their child rows; ``late`` names
+    its columns added after its rows were first sealed (see the module docstring)."""
 
     table: Table
     key: str
     children: tuple[Child, ...] = field(default=())
+    late: tuple[str, ...] = field(default=())
 
     @property
     def name(self) -> str:
@@ -117,7 +123,7 @@ KINDS: tuple[UnitKind, ...] = (
         "id",
         (Child(_t(m.DerivedScore), "derivation_id", ("response_id", "name")),),
     ),
-    UnitKind(_t(m.DerivedHrv), "id"),
+    UnitKind(_t(m.DerivedHrv), "id", late=("n_gaps", "gap_s", "gaps_json")),  # 0009
     UnitKind(_t(m.DerivedStory), "id", (Child(_t(m.DerivedSentence), "story_id", ("position",)),)),
     UnitKind(_t(m.User), "id"),
     UnitKind(_t(m.RoleAssignment), "id"),
@@ -236,6 +242,25 @@ def canon_rows(columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]) ->
     return list(zip(*out, strict=True))
 
 
+def head_rows(kind: UnitKind, rows: Sequence[Sequence[Any]]) -> list[Row]:
+    """Head rows of ``kind`` (every column, in the table's order) in their canonical form, each
+    row's late columns appended only when one of them holds a value."""
+    columns = list(kind.table.c)
+    late = [i for i, c in enumerate(columns) if c.name in kind.late]
+    if not late:
+        return canon_rows(columns, rows)
+    early = [i for i in range(len(columns)) if i not in late]
+    firsts = canon_rows([columns[i] for i in early], [[r[i] for i in early] for r in rows])
+    lates = canon_rows([columns[i] for i in late], [[r[i] for i in late] for r in rows])
+    names = tuple(columns[i].name for i in late)
+    return [
+        head
+        if all(v is None for v in then)
+        else (*head, ("late", tuple(zip(names, then, strict=True))))
+        for head, then in zip(firsts, lates, strict=True)
+    ]
+
+
 def unit_text(key: Any) -> str:
     """A unit key as stored in ``row_seal.unit``."""
     return str(key)
@@ -293,7 +318,7 @@ def _contents(
                 grouped.setdefault(row[at], []).append(row)
         parts.append(grouped)
     at_key = list(kind.table.c).index(kind.key_column())
-    for row in canon_rows(list(kind.table.c), heads):
+    for row in head_rows(kind, heads):
         key = row[at_key]
         given = known.get(key)
         children = given if given is not None else [p.get(key, ()) for p in parts]

@@ -339,7 +339,7 @@ def _derived_rows(
         return _participant_columns(p)
 
     hrv = HRV.frame(session, study, "hrv")
-    numeric = ["n_beats", "artifact_rate", "start_s", "end_s", *METRIC_COLUMNS]
+    numeric = ["n_beats", "artifact_rate", "start_s", "end_s", *METRIC_COLUMNS, "n_gaps", "gap_s"]
     for r in hrv.to_dict(orient="records"):
         ctx = context(r["participant"])
         if ctx is None:
@@ -356,6 +356,8 @@ def _derived_rows(
         }
         r["valid"] = float(bool(r["valid"]))  # a number, like the metrics
         rows.extend(_result_rows(base, r, ["valid", *numeric], full=full))
+        if r["status"] == "ok" and r["gaps"]:  # which stretches the window was analysed around
+            rows.append({**base, "name": "gaps", "text": r["gaps"]})
     story = STORY.frame(session, study, "story")
     story_measures = ["n_sentences", *(f"n_{k}" for k in LABELS), "connection_index"]
     story_measures += ["ci_low", "ci_high"]

@@ -392,6 +392,11 @@ class DerivedHrv(Base):
 
     ``status`` is ``ok`` or ``error`` (then ``error`` says why and the metrics are empty);
     ``metrics_json`` maps each :data:`peerlens.hrv.METRIC_COLUMNS` name to its value.
+    ``n_gaps``, ``gap_s`` and ``gaps_json`` are the recording's gaps within the window (null
+    segments, absent segment files, EDF+D discontinuities, missing samples; see
+    :attr:`peerlens.hrv.Recording.gaps`): how many, their seconds inside the window, and each
+    one's ``kind``, ``start_s``, ``end_s`` and ``detail``. ``NULL`` for an RR-only recording,
+    an error row, and rows derived before revision 0009.
     """
 
     __tablename__ = "derived_hrv"
@@ -412,6 +417,9 @@ class DerivedHrv(Base):
     pipeline_version: Mapped[str] = mapped_column(String(50))
     provenance_json: Mapped[str] = mapped_column(Text, default="{}")
     windows_sha256: Mapped[str] = mapped_column(String(64))
+    n_gaps: Mapped[int | None] = mapped_column(Integer)
+    gap_s: Mapped[float | None] = mapped_column(Float)
+    gaps_json: Mapped[str | None] = mapped_column(Text)
 
 
 class DerivedStory(Base):

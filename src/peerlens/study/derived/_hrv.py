@@ -1,8 +1,9 @@
 """Derived HRV: each recording analysed by :func:`peerlens.hrv.analyze` with its window events.
 
-One ``whole`` row plus one row per window label, with the pipeline version and the full
-:class:`peerlens.hrv.HrvProvenance` per row. A recording that cannot be analysed becomes an
-``error`` row saying why (without the stored file's path); the derivation carries on. The
+One ``whole`` row plus one row per window label, with the pipeline version, the full
+:class:`peerlens.hrv.HrvProvenance` and the recording's gaps within the window (how many, their
+seconds, and each one's kind, span and detail) per row. A recording that cannot be analysed
+becomes an ``error`` row saying why (without the stored file's path); the derivation carries on. The
 analysis may take minutes, so it runs outside any transaction (sequentially or on Dask, through
 the same runner as ``peerlens hrv batch``); recordings erased meanwhile are not written back. A
 result is stale when the recording's windows changed or the pipeline version differs.
@@ -146,6 +147,7 @@ class Hrv:
                 r["metrics_json"],
                 r["pipeline_version"],
                 r["windows_sha256"],
+                *_gap_digest(r),
             )
 
     def delete_rows(self, session: Session, run_ids: Select[Any]) -> None:
@@ -176,6 +178,9 @@ class Hrv:
                     "metrics_json": h.metrics_json,
                     "pipeline_version": h.pipeline_version,
                     "windows_sha256": h.windows_sha256,
+                    "n_gaps": h.n_gaps,
+                    "gap_s": num(h.gap_s),
+                    "gaps_json": h.gaps_json,
                 }
                 for h in stored
             ]
@@ -204,8 +209,20 @@ class Hrv:
 HRV = Hrv()
 
 
+#: The gap columns of a ``derived_hrv`` row (revision 0009).
+_GAP_FIELDS = ("n_gaps", "gap_s", "gaps_json")
+
+
+def _gap_digest(row: Any) -> tuple[Any, ...]:
+    """The gap values of a row for its run's digest: none while all are empty, so that runs
+    stored before revision 0009 (and error rows) keep their digest."""
+    values = tuple(row[k] for k in _GAP_FIELDS)
+    return () if all(v is None for v in values) else (("gaps", *values),)
+
+
 def _stored_row(recording_id: int, r: dict[str, Any], windows_sha: str) -> dict[str, Any]:
     """One row of :func:`hrv_job`'s result as a ``derived_hrv`` row (without its run)."""
+    gaps = r.get("gaps")
     return {
         "recording_id": recording_id,
         "label": r["label"],
@@ -221,6 +238,9 @@ def _stored_row(recording_id: int, r: dict[str, Any], windows_sha: str) -> dict[
         "pipeline_version": r["pipeline_version"],
         "provenance_json": json.dumps(r["provenance"], sort_keys=True, default=str),
         "windows_sha256": windows_sha,
+        "n_gaps": None if r.get("n_gaps") is None else int(r["n_gaps"]),
+        "gap_s": r.get("gap_s"),
+        "gaps_json": None if gaps is None else json.dumps(gaps, sort_keys=True),
     }
 
 
@@ -299,6 +319,7 @@ def _result_rows(res: Any, max_artifact_rate: float) -> list[dict[str, Any]]:
 
     prov = res.provenance.as_dict()
     whole = res.metrics.iloc[0]
+    rr_only = res.fs is None  # no time line of samples, so no gaps to report
     rate = float(whole["artifact_rate"])
     valid, reason = res.whole_validity()
     rows = [
@@ -315,6 +336,7 @@ def _result_rows(res: Any, max_artifact_rate: float) -> list[dict[str, Any]]:
             "metrics": {c: num(whole[c]) for c in METRIC_COLUMNS},
             "pipeline_version": str(prov["peerlens_version"]),
             "provenance": prov,
+            **_gap_values(res, whole, 0.0, float("inf"), rr_only),
         }
     ]
     for w in res.windows.to_dict(orient="records"):
@@ -332,9 +354,23 @@ def _result_rows(res: Any, max_artifact_rate: float) -> list[dict[str, Any]]:
                 "metrics": {c: num(w[c]) for c in METRIC_COLUMNS},
                 "pipeline_version": str(prov["peerlens_version"]),
                 "provenance": prov,
+                **_gap_values(res, w, float(w["start_s"]), float(w["end_s"]), rr_only),
             }
         )
     return rows
+
+
+def _gap_values(res: Any, row: Any, start: float, end: float, rr_only: bool) -> dict[str, Any]:
+    """``n_gaps``, ``gap_s`` (the analysis's own per-window values) and ``gaps`` (each gap in
+    the window) of one result row; all ``None`` for an RR-only recording."""
+    if rr_only:
+        return {"n_gaps": None, "gap_s": None, "gaps": None}
+    n = num(row["n_gaps"])
+    return {
+        "n_gaps": None if n is None else int(n),
+        "gap_s": num(row["gap_s"]),
+        "gaps": res.gaps_between(start, end),
+    }
 
 
 def _without_path(message: str, path: str, label: str) -> str:
@@ -383,6 +419,9 @@ def _frame(session: Session, study: Study) -> pd.DataFrame:
                 "valid": d.valid,
                 "reason": d.reason,
                 **{c: metrics.get(c) for c in METRIC_COLUMNS},
+                "n_gaps": d.n_gaps,
+                "gap_s": d.gap_s,
+                "gaps": _gaps_text(d.gaps_json),
                 "pipeline_version": d.pipeline_version,
                 "derived_at": derived_at,
                 "derivation": "stale" if stale else "current",
@@ -394,12 +433,27 @@ def _frame(session: Session, study: Study) -> pd.DataFrame:
         "recording",
         *ID_COLUMNS[1:],  # the batch columns after "file": label, status, error, ... reason
         *METRIC_COLUMNS,
+        "n_gaps",
+        "gap_s",
+        "gaps",
         "pipeline_version",
         "derived_at",
         "derivation",
     ]
     frame = pd.DataFrame(rows, columns=cols)
-    for c in ("start_s", "end_s", "artifact_rate", *METRIC_COLUMNS):
+    for c in ("start_s", "end_s", "artifact_rate", *METRIC_COLUMNS, "gap_s"):
         frame[c] = frame[c].astype("float64")
-    frame["n_beats"] = frame["n_beats"].astype("Int64")
+    for c in ("n_beats", "n_gaps"):
+        frame[c] = frame[c].astype("Int64")
     return frame
+
+
+def _gaps_text(gaps_json: str | None) -> str | None:
+    """The stored gaps of a window as one line: ``kind start-end s (detail)``, ``; ``-joined
+    (``None`` when not recorded, empty when the window has none)."""
+    if gaps_json is None:
+        return None
+    return "; ".join(
+        f"{g['kind']} {g['start_s']:.3f}-{g['end_s']:.3f} s ({g['detail']})"
+        for g in json.loads(gaps_json)
+    )
