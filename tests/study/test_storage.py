@@ -35,7 +35,7 @@ def test_open_empty_database_runs_every_migration(db_url: str) -> None:
     with pytest.raises(StudyError, match="not a peerlens database"):
         Store.open(db_url)  # an empty database is never turned into a study by accident
     store = Store.open(db_url, create=True)
-    assert current_revision(store.engine) == head_revision() == "0009"
+    assert current_revision(store.engine) == head_revision() == "0010"
     names = set(inspect(store.engine).get_table_names())
     assert set(Base.metadata.tables) <= names
     # The migrated schema is exactly what the models declare (no drift between the two).
@@ -46,7 +46,9 @@ def test_open_empty_database_runs_every_migration(db_url: str) -> None:
     engine.dispose()
 
 
-@pytest.mark.parametrize("previous", ["0001", "0002", "0003", "0004", "0005", "0006", "0008"])
+@pytest.mark.parametrize(
+    "previous", ["0001", "0002", "0003", "0004", "0005", "0006", "0008", "0009"]
+)
 def test_upgrade_from_previous_revision_keeps_data(db_url: str, previous: str) -> None:
     engine = create_study_engine(db_url)
     upgrade(engine, previous)
@@ -67,7 +69,7 @@ def test_upgrade_from_previous_revision_keeps_data(db_url: str, previous: str) -
         if previous == "0001":  # at 0001 the audit log was not yet protected
             conn.execute(text("UPDATE audit_log SET actor = 'z' WHERE seq = 1"))
     store = Store.open(db_url)
-    assert current_revision(store.engine) == "0009"
+    assert current_revision(store.engine) == "0010"
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
@@ -126,3 +128,65 @@ def test_recordings_folder_is_stored_absolute_and_found_from_anywhere(
     store.close()
     with pytest.raises(StudyError, match="keeps its recordings in"):
         Store.open(db_url, blob_dir=elsewhere / "other")
+
+
+def test_upgrade_to_0010_keeps_item_values_and_seals_under_their_keys(db_url: str) -> None:
+    """0010 drops response_item's surrogate id and stores items and seals by their keys: every
+    value survives, and a second value for the same response and item is refused."""
+    engine = create_study_engine(db_url)
+    upgrade(engine, "0009")
+    rows = [
+        (1, "a_1", 2.0, None, None),
+        (1, "a_2", None, "text", None),
+        (2, "a_1", None, None, "-9"),
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO study (id, name, title, missing_codes_json, created_at) "
+                "VALUES (1, 's', 't', '[]', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO participant (id, study_id, study_code, role, status, enrolled_at, "
+                "date_shift_days) VALUES (1, 1, 'P1', 'service_user', 'enrolled', "
+                "CURRENT_TIMESTAMP, 0)"
+            )
+        )
+        for rid in (1, 2):
+            conn.execute(
+                text(
+                    "INSERT INTO response (id, participant_id, instrument, repeat_instance, "
+                    "source, updated_at) VALUES (:r, 1, :i, 0, 'x', CURRENT_TIMESTAMP)"
+                ),
+                {"r": rid, "i": f"inst{rid}"},
+            )
+        for n, row in enumerate(rows, start=10):
+            conn.execute(
+                text(
+                    "INSERT INTO response_item (id, response_id, item, value, text, missing_code)"
+                    " VALUES (:n, :r, :i, :v, :t, :m)"
+                ),
+                dict(zip("nrivtm", (n, *row), strict=True)),
+            )
+        conn.execute(
+            text("INSERT INTO row_seal (kind, unit, mac) VALUES ('response', '1', :m)"),
+            {"m": b"\x01" * 32},
+        )
+    upgrade(engine, "head")
+    with engine.begin() as conn:
+        got = conn.execute(
+            text(
+                "SELECT response_id, item, value, text, missing_code FROM response_item "
+                "ORDER BY response_id, item"
+            )
+        ).all()
+        assert [tuple(r) for r in got] == rows
+        seal = conn.execute(text("SELECT kind, unit, mac FROM row_seal")).one()
+        assert tuple(seal) == ("response", "1", b"\x01" * 32)
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"), engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO response_item (response_id, item, value) VALUES (1, 'a_1', 3.0)")
+        )
+    engine.dispose()

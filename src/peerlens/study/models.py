@@ -13,6 +13,7 @@ the two agree.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
@@ -268,11 +269,10 @@ class ResponseItem(Base):
     """One item value: numeric ``value``, free ``text``, or a ``missing_code`` (never two)."""
 
     __tablename__ = "response_item"
-    __table_args__ = (UniqueConstraint("response_id", "item"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    # Looked up through the (response_id, item) unique index.
-    response_id: Mapped[int] = mapped_column(ForeignKey("response.id"))
-    item: Mapped[str] = mapped_column(String(120))
+    # Stored by its key: on SQLite a WITHOUT ROWID table, one B-tree per insert (revision 0010).
+    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_with_rowid": False}
+    response_id: Mapped[int] = mapped_column(ForeignKey("response.id"), primary_key=True)
+    item: Mapped[str] = mapped_column(String(120), primary_key=True)
     value: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str | None] = mapped_column(Text)
     missing_code: Mapped[str | None] = mapped_column(String(20))
@@ -497,6 +497,7 @@ class RowSeal(Base):
     """
 
     __tablename__ = "row_seal"
+    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_with_rowid": False}
     kind: Mapped[str] = mapped_column(String(40), primary_key=True)
     unit: Mapped[str] = mapped_column(String(100), primary_key=True)
     mac: Mapped[bytes] = mapped_column(LargeBinary(32))

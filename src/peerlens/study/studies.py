@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
@@ -224,7 +224,11 @@ def _vault_field_values(
     items = set(fields) | {rule.name for f in defined for rule in field_rules(f)}
     q = (
         select(
-            Participant, ResponseItem.id, ResponseItem.item, ResponseItem.value, ResponseItem.text
+            Participant,
+            ResponseItem.response_id,
+            ResponseItem.item,
+            ResponseItem.value,
+            ResponseItem.text,
         )
         .join(Response, Response.participant_id == Participant.id)
         .join(ResponseItem, ResponseItem.response_id == Response.id)
@@ -232,17 +236,18 @@ def _vault_field_values(
         .order_by(Participant.id, Response.id)
     )
     found: dict[int, tuple[Participant, dict[str, str]]] = {}
-    ids: list[int] = []
-    for person, item_id, item, value, text in s.execute(q):
-        ids.append(item_id)
+    keys: list[tuple[int, str]] = []
+    for person, response_id, item, value, text in s.execute(q):
+        keys.append((response_id, item))
         raw = text if text is not None else ("" if value is None else _number_text(value))
         found.setdefault(person.id, (person, {}))[1].setdefault(str(item), raw)
     for person, values in found.values():
         if person.status != "erased":
             merge_fields(s, person, values, actor=actor, study_name=study.name, reason=reason)
-    for i in range(0, len(ids), 5000):
-        s.execute(delete(ResponseItem).where(ResponseItem.id.in_(ids[i : i + 5000])))
-    return len(ids)
+    pair = tuple_(ResponseItem.response_id, ResponseItem.item)
+    for i in range(0, len(keys), 5000):
+        s.execute(delete(ResponseItem).where(pair.in_(keys[i : i + 5000])))
+    return len(keys)
 
 
 def _number_text(value: float) -> str:

@@ -2,7 +2,7 @@
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2027-01-20 09:00:00
+Create Date: 2026-12-01 12:00:00
 
 ``derived_hrv`` gains ``n_gaps``, ``gap_s`` and ``gaps_json``: the gaps of the recording (null or
 absent segments, EDF+D discontinuities, missing samples) that fall in each window, so that a
