@@ -13,7 +13,6 @@ the two agree.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
@@ -270,7 +269,7 @@ class ResponseItem(Base):
 
     __tablename__ = "response_item"
     # Stored by its key: on SQLite a WITHOUT ROWID table, one B-tree per insert (revision 0010).
-    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
     response_id: Mapped[int] = mapped_column(ForeignKey("response.id"), primary_key=True)
     item: Mapped[str] = mapped_column(String(120), primary_key=True)
     value: Mapped[float | None] = mapped_column(Float)
@@ -497,7 +496,7 @@ class RowSeal(Base):
     """
 
     __tablename__ = "row_seal"
-    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
     kind: Mapped[str] = mapped_column(String(40), primary_key=True)
     unit: Mapped[str] = mapped_column(String(100), primary_key=True)
     mac: Mapped[bytes] = mapped_column(LargeBinary(32))

@@ -511,6 +511,7 @@ def write_responses(
     existing: dict[tuple[int, int | None, int | None, str, int], tuple[int, int | None]] = {}
     pids = sorted({k[0] for k in keyset})
     insts = sorted({k[3] for k in keyset})
+    tids = {k[1] for k in keyset}
     for chunk in _chunks(pids, 5000):
         stmt = select(
             Response.id,
@@ -521,6 +522,8 @@ def write_responses(
             Response.repeat_instance,
             Response.completion,
         ).where(Response.participant_id.in_(chunk), Response.instrument.in_(insts))
+        if None not in tids:  # not other timepoints' responses of these participants
+            stmt = stmt.where(Response.timepoint_id.in_(sorted(tids)))
         for rid, pid, tid, sid, inst, rep, comp in s.execute(stmt):
             key = (pid, tid, sid, inst, rep)
             if key in keyset:
