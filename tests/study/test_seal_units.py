@@ -1,0 +1,67 @@
+"""Canonical rows: converting a column at a time gives what each value's converter gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from peerlens.study._seal_units import BY_NAME, CHILD, _converter, canon_rows, head_rows
+
+ITEM_COLUMNS = CHILD["response_item"].columns
+RESPONSE_COLUMNS = list(BY_NAME["response"].table.c)
+
+
+def _one_by_one(columns: list[Any], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [tuple(_converter(c)(v) for c, v in zip(columns, row, strict=True)) for row in rows]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with NaN equal to itself and -0.0 told apart from 0.0 (repr tells them apart)."""
+    return repr(a) == repr(b) and type(a) is type(b)
+
+
+# Values of any of the types a column may hold, lawful or not (an int or text in a float
+# column, a bool in an integer column: what SQL written outside peerlens can leave).
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+)
+
+
+@given(st.lists(st.tuples(*[ANY_VALUE] * len(ITEM_COLUMNS)), max_size=30))
+def test_column_at_a_time_equals_value_by_value(rows: list[tuple[Any, ...]]) -> None:
+    got = canon_rows(ITEM_COLUMNS, rows)
+    want = _one_by_one(ITEM_COLUMNS, rows)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert all(_same(x, y) for x, y in zip(g, w, strict=True)), (g, w)
+
+
+def test_lawful_rows_are_taken_as_they_are_and_others_converted() -> None:
+    lawful = [(1, "a_1", 2.0, None, None), (1, "a_2", None, "x", None)]
+    got = canon_rows(ITEM_COLUMNS, lawful)
+    assert got == lawful
+    assert [tuple(map(type, g)) for g in got] == [tuple(map(type, r)) for r in lawful]
+    # An int in the float column becomes a float; text there is marked as not of the type.
+    odd = [(1, "a_1", 2, None, None), (1, "a_2", "2.0", None, None)]
+    got = canon_rows(ITEM_COLUMNS, odd)
+    assert got[0] == (1, "a_1", 2.0, None, None) and type(got[0][2]) is float
+    assert got[1][2] == ("!", "'2.0'")
+    assert math.isnan(canon_rows(ITEM_COLUMNS, [(1, "a", math.nan, None, None)])[0][2])
+
+
+def test_head_rows_convert_times_as_sqlite_and_postgresql_give_them_back() -> None:
+    kind = BY_NAME["response"]
+    at = dt.datetime(2026, 12, 1, 11, 0, 0, 123456, tzinfo=dt.UTC)
+    base = [7, 1, 2, None, "phq9", 0, 2, "file:sha256:abc"]
+    written = head_rows(kind, [(*base, at)])
+    from_sqlite = head_rows(kind, [(*base, "2026-12-01 11:00:00.123456")])
+    assert written == from_sqlite == [(*base, "2026-12-01T11:00:00.123456+00:00")]
+    assert len(RESPONSE_COLUMNS) == len(base) + 1
