@@ -138,9 +138,9 @@ UNIT_OF: dict[str, tuple[UnitKind, str]] = {
 }
 #: Child table name -> its :class:`Child`.
 CHILD: dict[str, Child] = {c.table.name: c for k in KINDS for c in k.children}
-#: Kind name -> positions of each child table's ``order`` columns.
-_ORDER_AT: dict[str, list[tuple[int, ...]]] = {
-    k.name: [c.order_at for c in k.children] for k in KINDS
+#: Kind name -> the sort key of each child table's rows (its ``order`` columns).
+_ORDER_BY: dict[str, list[Callable[[Row], Any]]] = {
+    k.name: [itemgetter(*c.order_at) for c in k.children] for k in KINDS
 }
 #: Tables deliberately left unsealed (a test checks every table is in one of the two).
 UNSEALED = frozenset({"audit_log", "row_seal", "alembic_version"})
@@ -269,8 +269,8 @@ def unit_text(key: Any) -> str:
 def content(kind: UnitKind, head: Row, children: Sequence[Iterable[Row]]) -> bytes:
     """The canonical content of one unit from its canonical head row and child rows."""
     body: list[Any] = [kind.name, head]
-    for at, rows in zip(_ORDER_AT[kind.name], children, strict=True):
-        body.append(sorted(rows, key=itemgetter(*at)))
+    for order, rows in zip(_ORDER_BY[kind.name], children, strict=True):
+        body.append(sorted(rows, key=order))
     return repr(body).encode("utf-8", "surrogatepass")
 
 
