@@ -475,7 +475,8 @@ def test_hrv_window_gaps_are_stored_exported_and_sealed(study: Store, tmp_path: 
     assert verify_audit(study, caller=ADMIN).ok and verify_derived(study, "pilot", caller=ADMIN).ok
     # Written behind peerlens's back: a changed gap, and gap information removed.
     with study.engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER derived_hrv_no_update"))
+        on = " ON derived_hrv" if study.dialect == "postgresql" else ""
+        conn.execute(text(f"DROP TRIGGER derived_hrv_no_update{on}"))
         conn.execute(text("UPDATE derived_hrv SET gap_s = 0 WHERE label = 'across'"))
     problems = verify_audit(study, caller=ADMIN).problems
     assert any(p.startswith("table derived_hrv, ") for p in problems)
