@@ -200,7 +200,10 @@ def dictionary_rows(table: TextTable) -> list[dict[str, str | bool | None]]:
             continue
         vals: dict[str, str | bool | None] = {}
         for attr, cell in zip(_ATTRS, cells, strict=True):
-            vals[attr] = cell if cell.strip() != "" else None
+            # A cell of spaces is kept as written (REDCap exports a section header of one space
+            # to start an unlabelled section); the form name must name a form.
+            blank = cell == "" or (attr == "form_name" and cell.strip() == "")
+            vals[attr] = None if blank else cell
         name = str(vals["field_name"] or "").strip()
         col = header[0]
         if not name or not name.replace("_", "a").isalnum() or not name[0].isalpha():
@@ -217,8 +220,10 @@ def dictionary_rows(table: TextTable) -> list[dict[str, str | bool | None]]:
         vals["field_type"] = ftype
         if ftype not in FIELD_TYPES:
             problems.append(Problem(n, header[3], f"unknown field type {ftype!r}"))
-        if ftype in ("radio", "dropdown", "checkbox"):
-            choices = str(vals["choices"] or "")
+        if ftype in ("radio", "dropdown", "checkbox") and vals["choices"] is not None:
+            # A multiple-choice field without choices holds no value; REDCap keeps and exports
+            # such fields (REDCapTidieR's test project has one), so it is accepted as it is.
+            choices = str(vals["choices"])
             parts = [p.strip() for p in choices.split("|") if p.strip()]
             if not parts or any("," not in p for p in parts):
                 problems.append(
