@@ -107,12 +107,7 @@ class ItemRule:
         if self.kind in ("text", "notes"):
             return None, raw, None
         if self.kind in ("date", "datetime"):
-            try:
-                parsed = dt.datetime.fromisoformat(raw)
-            except ValueError:
-                return None, None, f"{raw!r} is not an ISO date (YYYY-MM-DD)"
-            canon = parsed.date().isoformat() if self.kind == "date" else raw
-            return None, canon, None
+            return None, *_iso_date(raw, self.kind)
         if self.kind == "code":
             if self.choices is not None and raw not in self.choices:
                 allowed = ", ".join(sorted(self.choices, key=_sort_key))
@@ -190,6 +185,36 @@ def builtin_form(instrument: str) -> FormSpec | None:
     lo, hi = float(spec.response_min), float(spec.response_max)
     items = tuple(ItemRule(col, "int", lo, hi) for col in spec.item_columns)
     return FormSpec(spec.id, items, True, str(getattr(spec, "version", "")) or None)
+
+
+#: The date and date-time text REDCap stores and exports (and always imports), whatever the
+#: field's display validation: ``YYYY-MM-DD``; ``YYYY-MM-DD HH:MM``, with ``:SS`` for the
+#: ``datetime_seconds_*`` validations (REDCap data export and import documentation).
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$")
+
+
+def _iso_date(raw: str, kind: str) -> tuple[str | None, str | None]:
+    """``(raw, None)`` when ``raw`` is a real date (``kind`` ``"date"``) or date-time in
+    REDCap's stored form, else ``(None, problem)``; text is never rewritten, so a day-first or
+    month-first date is refused, not misread.
+
+    Examples
+    --------
+    >>> _iso_date("2022-08-03", "date"), _iso_date("2022-08-03 15:15:04", "datetime")
+    (('2022-08-03', None), ('2022-08-03 15:15:04', None))
+    >>> _iso_date("03/08/2022", "date")[1]
+    "'03/08/2022' is not an ISO date (YYYY-MM-DD)"
+    """
+    shape = _ISO_DATE if kind == "date" else _ISO_DATETIME
+    want = "YYYY-MM-DD" if kind == "date" else "YYYY-MM-DD HH:MM or YYYY-MM-DD HH:MM:SS"
+    if not shape.match(raw):
+        return None, f"{raw!r} is not an ISO date ({want})"
+    try:
+        dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return None, f"{raw!r} is not a real date or time ({want})"
+    return raw, None
 
 
 def parse_choices(choices: str | None) -> dict[str, str]:

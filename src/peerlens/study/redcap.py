@@ -35,6 +35,7 @@ from peerlens.study._catalog import FormSpec, ItemRule, study_forms
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import merge_fields, read_many
 from peerlens.study._lookup import get_study, participant_map
+from peerlens.study._redcap_dates import DATE_FORMATS, iso_from_import
 from peerlens.study.errors import ImportRejected, Problem
 from peerlens.study.models import (
     Field,
@@ -339,10 +340,17 @@ def import_records(
     *,
     create_participants: bool = False,
     missing_codes: Sequence[str | int] | None = None,
+    date_format: str = "YMD",
     caller: Caller,
     reason: str | None = None,
 ) -> ImportSummary:
     """Import a REDCap flat record CSV (raw values); all or nothing, idempotent.
+
+    Dates and date-times are stored as REDCap stores them, ``YYYY-MM-DD`` (``YYYY-MM-DD
+    HH:MM[:SS]``), whatever the field's display validation: REDCap's exports hold them so.
+    ``date_format`` is REDCap's import ``dateFormat``: ``"MDY"`` or ``"DMY"`` also take
+    slashed month-first or day-first dates (``4/12/1982``), stored as ``YYYY-MM-DD``; under
+    the default ``"YMD"`` a slashed date is refused, never guessed.
 
     Rows are matched to timepoints by ``redcap_event_name`` (a study with one timepoint may omit
     it). Values of identifier fields go to the identity vault. With ``create_participants``,
@@ -365,11 +373,14 @@ def import_records(
     ImportRejected
         Every problem found (row, column, reason); nothing was stored.
     """
+    if date_format not in DATE_FORMATS:
+        why = f"date format {date_format!r} is not one of {', '.join(DATE_FORMATS)}"
+        raise ImportRejected(str(path), [Problem(None, None, why)])
     records = _parse_records(path)
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "redcap.import", study)
-        target = _RecordTarget.of(s, study, grant, missing_codes, create_participants)
+        target = _RecordTarget.of(s, study, grant, missing_codes, create_participants, date_format)
         problems = _check_header(records, target)
         mapped = _map_records(records, target, problems)
         if problems:
@@ -434,6 +445,8 @@ class _RecordTarget:
     dag_sites: dict[str, list[Site]]
     site_names: dict[int, str]
     create_participants: bool
+    #: The order of slashed dates in the file (REDCap's import ``dateFormat``).
+    date_format: str = "YMD"
 
     @classmethod
     def of(
@@ -443,6 +456,7 @@ class _RecordTarget:
         grant: Grant,
         missing_codes: Sequence[str | int] | None,
         create_participants: bool,
+        date_format: str = "YMD",
     ) -> _RecordTarget:
         codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
         return cls(
@@ -457,7 +471,15 @@ class _RecordTarget:
             dag_sites=_dag_sites(study),
             site_names={x.id: x.name for x in study.sites},
             create_participants=create_participants,
+            date_format=date_format,
         )
+
+
+def _date_problem(rule: ItemRule, why: str) -> str:
+    """A date problem, never quoting an identifying value."""
+    if not rule.identifier:
+        return why
+    return re.sub(r"^'[^']*'", "the value", why) + " (identifying field: value not shown)"
 
 
 def _with_stamps(forms: dict[str, FormSpec]) -> dict[str, FormSpec]:
@@ -733,6 +755,13 @@ def _form_items(
             continue
         # Free text is kept exactly as written (spaces and line breaks included).
         text = records.raw_cell(rule.name, row.i) if rule.free_text else raw
+        if rule.is_date and target.codes.match(text) is None:
+            # Month- or day-first dates as the import's date format names them (REDCap's).
+            iso, why = iso_from_import(text, target.date_format)
+            if iso is None:
+                problems.append(Problem(row.n, rule.name, _date_problem(rule, why or "")))
+                continue
+            text = iso
         parsed, why = parse_item(rule, text, target.codes)
         if why:
             problems.append(Problem(row.n, rule.name, why))
