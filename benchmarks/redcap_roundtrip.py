@@ -5,7 +5,7 @@ REDCap wrote them) this does what a researcher does:
 
 1. ``create_study`` with the dictionary (one timepoint per ``redcap_event_name`` of the records,
    or one for a classic project; every form scheduled at every event; one site per
-   ``redcap_data_access_group``);
+   ``redcap_data_access_group``; arms ``arm_1`` ... ``arm_N`` when event names carry ``_arm_N``);
 2. ``import_records`` of the export with ``create_participants``;
 3. ``export_study(format="redcap", tier="full")`` and ``export_dictionary``;
 
@@ -30,6 +30,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import tempfile
 import traceback
 import warnings
@@ -114,6 +115,9 @@ def _config(project: Project, folder: Path) -> Path:
     dictionary = _cells(project.dictionary)[1]
     forms = list(dict.fromkeys(r[1] for r in dictionary if len(r) > 1 and r[1].strip()))
     lines = [f"data_dictionary: {_yaml_str(str(project.dictionary))}"]
+    numbers = [int(m[1]) for ev in events if (m := re.search(r"_arm_([0-9]+)$", ev))]
+    if numbers:  # REDCap's arms 1..N as study arms, in order
+        lines.append("arms: [" + ", ".join(f"arm_{n}" for n in range(1, max(numbers) + 1)) + "]")
     if sites:
         lines.append("sites: [" + ", ".join(_yaml_str(s) for s in sites) + "]")
     lines.append("timepoints:")

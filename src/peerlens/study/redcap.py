@@ -35,6 +35,7 @@ from peerlens.study._catalog import FormSpec, ItemRule, study_forms
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import merge_fields, read_many
 from peerlens.study._lookup import get_study, participant_map
+from peerlens.study._redcap_arms import study_arm
 from peerlens.study._redcap_dates import DATE_FORMATS, iso_from_import
 from peerlens.study.errors import ImportRejected, Problem
 from peerlens.study.models import (
@@ -363,6 +364,11 @@ def import_records(
     (audited), and a group that matches no site, or contradicts the participant's site or
     another row of the record, is a problem that rejects the file. Empty cells say nothing.
 
+    In a study with arms, REDCap's arm ``N`` (the ``_arm_N`` of event names) is the study's
+    ``N``-th arm: a record whose events are all in one arm is enrolled in it (or, enrolled
+    without an arm, placed in it, audited); a participant already in another arm, or an arm the
+    study lacks, is a problem. A record in several arms (REDCap allows it) keeps its arm.
+
     The import is four steps: parse the file (:func:`_parse_records`), validate its header
     against the study (:func:`_check_header`), map every row to responses, identity values and
     new participants (:func:`_map_records`, every problem collected), and store the lot
@@ -445,6 +451,9 @@ class _RecordTarget:
     dag_sites: dict[str, list[Site]]
     site_names: dict[int, str]
     create_participants: bool
+    #: The study's arms by name, in order (REDCap's arm 1 first); participant id -> arm name.
+    arms: dict[str, int]
+    arm_names: dict[int, str]
     #: The order of slashed dates in the file (REDCap's import ``dateFormat``).
     date_format: str = "YMD"
 
@@ -471,6 +480,8 @@ class _RecordTarget:
             dag_sites=_dag_sites(study),
             site_names={x.id: x.name for x in study.sites},
             create_participants=create_participants,
+            arms={a.name: a.id for a in study.arms},
+            arm_names={a.id: a.name for a in study.arms},
             date_format=date_format,
         )
 
@@ -527,6 +538,10 @@ class _Mapped:
     pending: dict[str, int] = field(default_factory=dict)
     #: Study code -> site id named by the record's data access group.
     dag_site: dict[str, int] = field(default_factory=dict)
+    #: Study code -> arm name (of its events' ``_arm_N``) -> the rows in that arm.
+    record_arms: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    #: Study code -> the arm id of a record whose events are all in one arm.
+    event_arm: dict[str, int] = field(default_factory=dict)
     #: (code, timepoint id, form, repeat instance) -> the row it was first on.
     seen: dict[tuple[str, int, str, int], int] = field(default_factory=dict)
     #: Values kept but flagged (outside a field's validation min/max).
@@ -597,6 +612,7 @@ def _map_records(records: _RecordFile, target: _RecordTarget, problems: list[Pro
                 _identify(mapped, row, _SURVEY_ID, survey_id)
             for name, rules in present.items():
                 _map_form(records, target, mapped, problems, row, name, rules)
+    _settle_arms(target, mapped, problems)
     return mapped
 
 
@@ -622,6 +638,12 @@ def _locate_row(
     if tp is None:
         problems.append(Problem(n, "redcap_event_name", f"unknown event {ev!r}"))
         return None
+    arm, why = study_arm(tp.redcap_event, list(target.arms))
+    if why:
+        problems.append(Problem(n, "redcap_event_name", why))
+        return None
+    if arm is not None:
+        mapped.record_arms.setdefault(code, {}).setdefault(arm, []).append(n)
     rep_form = records.cell("redcap_repeat_instrument", i)
     rep_raw = records.cell("redcap_repeat_instance", i)
     repeat = 0
@@ -639,6 +661,23 @@ def _locate_row(
             problems.append(Problem(n, "redcap_repeat_instrument", f"unknown form {rep_form!r}"))
             return None
     return _Row(i, code, pid, tp, rep_form, repeat)
+
+
+def _settle_arms(target: _RecordTarget, mapped: _Mapped, problems: list[Problem]) -> None:
+    """The study arm of each record whose events are all in one arm (a record in several arms,
+    as REDCap allows, keeps its participant's arm); a participant already in another arm is a
+    problem on each of the record's rows."""
+    for code, by_arm in mapped.record_arms.items():
+        if len(by_arm) != 1:
+            continue
+        ((arm, rows),) = by_arm.items()
+        person = target.people.get(code)
+        current = target.arm_names.get(person.arm_id) if person and person.arm_id else None
+        if current is not None and current != arm:
+            why = f"the event is in arm {arm!r}; participant {code!r} is in arm {current!r}"
+            problems.extend(Problem(n, "redcap_event_name", why) for n in rows)
+        else:
+            mapped.event_arm[code] = target.arms[arm]
 
 
 def _refuse_participant(code: str, person: Participant | None, target: _RecordTarget) -> str | None:
@@ -793,6 +832,7 @@ def _store_records(
     study, actor = target.study, target.grant.actor
     people = _enrol_new(s, caller, records, target, mapped, reason)
     _place_by_dag(s, actor, target, mapped, people, reason)
+    _place_by_event_arm(s, actor, target, mapped, people, reason)
     if mapped.identities:
         authorize(s, caller, "identity.write", study)
     for code, fields in mapped.identities.items():
@@ -912,6 +952,7 @@ def _enrol_new(
             "enrolled_at": utcnow(),
             "date_shift_days": secrets.randbelow(365),
             "site_id": mapped.dag_site.get(c),
+            "arm_id": mapped.event_arm.get(c),
         }
         for c in mapped.pending
     ]
@@ -930,6 +971,7 @@ def _enrol_new(
             {
                 "role": "service_user",
                 "site": target.site_names.get(mapped.dag_site.get(c, -1)),
+                "arm": target.arm_names.get(mapped.event_arm.get(c, -1)),
                 "source": f"sha256:{records.sha256[:12]}",
             },
             reason,
@@ -963,6 +1005,33 @@ def _place_by_dag(
             study=target.study.name,
             old={"site": None},
             new={"site": target.site_names[person.site_id], "from": "redcap_data_access_group"},
+            reason=reason,
+        )
+
+
+def _place_by_event_arm(
+    s: Session,
+    actor: str,
+    target: _RecordTarget,
+    mapped: _Mapped,
+    people: dict[str, Participant],
+    reason: str | None,
+) -> None:
+    """A participant enrolled without an arm takes the arm of their events (audited)."""
+    placed = [
+        people[c] for c in mapped.event_arm if c not in mapped.pending and people[c].arm_id is None
+    ]
+    for person in placed:
+        person.arm_id = mapped.event_arm[person.study_code]
+        audit.record(
+            s,
+            actor,
+            "participant.arm",
+            "participant",
+            person.study_code,
+            study=target.study.name,
+            old={"arm": None},
+            new={"arm": target.arm_names[person.arm_id], "from": "redcap_event_name"},
             reason=reason,
         )
 
