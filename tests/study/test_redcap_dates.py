@@ -14,9 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from peerlens.study import ImportRejected, Store, create_study, get_identity
-from peerlens.study._catalog import ItemRule
+from peerlens.study._catalog import field_rules
 from peerlens.study._redcap_dates import iso_from_import
 from peerlens.study.export import export_study
+from peerlens.study.models import Field
 from peerlens.study.redcap import import_records
 
 from .conftest import ACTOR, ADMIN, DATA, PASSWORD
@@ -145,17 +146,43 @@ def test_slashed_dates_read_in_the_named_order(day: dt.date) -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "raw"),
+    ("validation", "raw"),
     [
-        ("date", "20220803"),  # ISO basic form: REDCap writes the extended form only
-        ("date", "2022-08-03 15:15"),  # a date-time in a date field would lose its time
-        ("date", "2022-02-30"),
-        ("date", "03/08/2022"),
-        ("datetime", "2022-08-03T15:15"),
-        ("datetime", "2022-08-03"),
-        ("datetime", "2022-08-03 25:00"),
+        ("date_dmy", "20220803"),  # ISO basic form: REDCap writes the extended form only
+        ("date_ymd", "2022-08-03 15:15"),  # a date-time in a date field would lose its time
+        ("date_mdy", "2022-02-30"),
+        ("date_dmy", "03/08/2022"),
+        ("datetime_dmy", "2022-08-03T15:15"),
+        ("datetime_ymd", "2022-08-03"),
+        ("datetime_mdy", "2022-08-03 25:00"),
+        ("datetime_ymd", "2022-08-03 15:15:04"),  # seconds belong to datetime_seconds_*
+        ("datetime_seconds_dmy", "2022-08-03 15:15"),
+        ("time", "24:00"),
+        ("time", "15:15:49"),
+        ("time_hh_mm_ss", "15:15"),
+        ("time_mm_ss", "60:00"),
+        ("time_mm_ss", "1:05"),
     ],
 )
-def test_only_redcaps_stored_date_forms_are_taken(kind: str, raw: str) -> None:
-    _value, text, problem = ItemRule("d", kind).check(raw)
+def test_only_redcaps_stored_forms_are_taken(validation: str, raw: str) -> None:
+
+    (rule,) = field_rules(Field(field_name="d", field_type="text", validation=validation))
+    _value, text, problem = rule.check(raw)
     assert text is None and problem is not None and raw in problem
+
+
+def test_the_real_export_of_every_date_and_time_validation_is_taken_as_written() -> None:
+
+    dictionary = pd.read_csv(KITCHEN / "dictionary.csv", dtype=str, keep_default_na=False)
+    record = pd.read_csv(KITCHEN / "data.csv", dtype=str, keep_default_na=False).iloc[0]
+    checked = 0
+    for name, validation in zip(
+        dictionary["field_name"],
+        dictionary["text_validation_type_or_show_slider_number"],
+        strict=True,
+    ):
+        if validation.startswith(("date", "time")):
+            (rule,) = field_rules(Field(field_name=name, field_type="text", validation=validation))
+            assert rule.check(record[name]) == (None, record[name], None), name
+            checked += 1
+    assert checked == 12

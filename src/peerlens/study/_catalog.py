@@ -8,7 +8,6 @@ defined by the study's REDCap data dictionary (one item per field; checkbox fiel
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from peerlens.study._redcap_dates import stored_kind, stored_problem
 from peerlens.study.models import Field, Study
 
 _NUMERIC_VALIDATIONS = {
@@ -41,6 +41,7 @@ _DATETIME_VALIDATIONS = {
     "datetime_seconds_dmy",
     "datetime_seconds_mdy",
 }
+_TIME_VALIDATIONS = {"time", "time_hh_mm_ss", "time_mm_ss"}
 #: Field types that carry no data in REDCap records.
 NON_DATA_TYPES = {"descriptive"}
 
@@ -52,7 +53,8 @@ class ItemRule:
     ``kind`` is ``"int"`` (integer in ``[low, high]`` or one of ``choices``), ``"number"``,
     ``"code"`` (one of ``choices``, kept as the code's text: REDCap choice codes may be any
     letters, digits and underscores), ``"text"`` (free text), ``"notes"`` (free text),
-    ``"date"``, ``"datetime"`` or ``"flag"`` (0/1, checkbox options).
+    ``"date"``, ``"datetime"``, ``"time"`` (text in REDCap's stored form for ``validation``,
+    see :mod:`peerlens.study._redcap_dates`) or ``"flag"`` (0/1, checkbox options).
 
     ``soft_range``: a value outside ``[low, high]`` is kept and flagged (REDCap's text
     validation min/max warn and save); otherwise it is refused (a bundled instrument's range).
@@ -68,6 +70,7 @@ class ItemRule:
     identifier: bool = False
     soft_range: bool = False
     decimal_comma: bool = False
+    validation: str | None = None
 
     @property
     def free_text(self) -> bool:
@@ -106,8 +109,9 @@ class ItemRule:
     def _check(self, raw: str) -> tuple[float | None, str | None, str | None]:
         if self.kind in ("text", "notes"):
             return None, raw, None
-        if self.kind in ("date", "datetime"):
-            return None, *_iso_date(raw, self.kind)
+        if self.kind in ("date", "datetime", "time"):
+            why = stored_problem(raw, stored_kind(self.validation or "") or self.kind)
+            return (None, None, why) if why else (None, raw, None)
         if self.kind == "code":
             if self.choices is not None and raw not in self.choices:
                 allowed = ", ".join(sorted(self.choices, key=_sort_key))
@@ -185,36 +189,6 @@ def builtin_form(instrument: str) -> FormSpec | None:
     lo, hi = float(spec.response_min), float(spec.response_max)
     items = tuple(ItemRule(col, "int", lo, hi) for col in spec.item_columns)
     return FormSpec(spec.id, items, True, str(getattr(spec, "version", "")) or None)
-
-
-#: The date and date-time text REDCap stores and exports (and always imports), whatever the
-#: field's display validation: ``YYYY-MM-DD``; ``YYYY-MM-DD HH:MM``, with ``:SS`` for the
-#: ``datetime_seconds_*`` validations (REDCap data export and import documentation).
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$")
-
-
-def _iso_date(raw: str, kind: str) -> tuple[str | None, str | None]:
-    """``(raw, None)`` when ``raw`` is a real date (``kind`` ``"date"``) or date-time in
-    REDCap's stored form, else ``(None, problem)``; text is never rewritten, so a day-first or
-    month-first date is refused, not misread.
-
-    Examples
-    --------
-    >>> _iso_date("2022-08-03", "date"), _iso_date("2022-08-03 15:15:04", "datetime")
-    (('2022-08-03', None), ('2022-08-03 15:15:04', None))
-    >>> _iso_date("03/08/2022", "date")[1]
-    "'03/08/2022' is not an ISO date (YYYY-MM-DD)"
-    """
-    shape = _ISO_DATE if kind == "date" else _ISO_DATETIME
-    want = "YYYY-MM-DD" if kind == "date" else "YYYY-MM-DD HH:MM or YYYY-MM-DD HH:MM:SS"
-    if not shape.match(raw):
-        return None, f"{raw!r} is not an ISO date ({want})"
-    try:
-        dt.datetime.fromisoformat(raw)
-    except ValueError:
-        return None, f"{raw!r} is not a real date or time ({want})"
-    return raw, None
 
 
 def parse_choices(choices: str | None) -> dict[str, str]:
@@ -311,9 +285,11 @@ def field_rules(f: Field) -> list[ItemRule]:
                 )
             ]
         if val in _DATE_VALIDATIONS:
-            return [ItemRule(f.field_name, "date", identifier=ident)]
+            return [ItemRule(f.field_name, "date", identifier=ident, validation=val)]
         if val in _DATETIME_VALIDATIONS:
-            return [ItemRule(f.field_name, "datetime", identifier=ident)]
+            return [ItemRule(f.field_name, "datetime", identifier=ident, validation=val)]
+        if val in _TIME_VALIDATIONS:
+            return [ItemRule(f.field_name, "time", identifier=ident, validation=val)]
         return [ItemRule(f.field_name, "text", identifier=ident)]
     # file (uploads and signatures), sql and other types: keep the raw text
     return [ItemRule(f.field_name, "text", identifier=ident)]

@@ -1,4 +1,4 @@
-"""REDCap's date and date-time text: the forms its record import takes, the form it stores.
+"""REDCap's date, date-time and time text: the forms its record import takes, the form it stores.
 
 REDCap stores and exports every date field as ``YYYY-MM-DD`` and every date-time field as
 ``YYYY-MM-DD HH:MM`` (``HH:MM:SS`` for the ``datetime_seconds_*`` validations), whatever the
@@ -7,6 +7,9 @@ form shows the date. Its record import (the Data Import Tool's date-format choic
 ``dateFormat`` parameter) also takes month-first (``MDY``: ``M/D/YYYY``) or day-first (``DMY``:
 ``D/M/YYYY``) dates, and always takes ``YYYY-MM-DD``; it stores them as ``YYYY-MM-DD``.
 (REDCap API documentation, "Import Records", ``dateFormat``; Data Import Tool instructions.)
+
+Times are stored as typed in the validation's shape: ``H:MM`` (``time``), ``H:MM:SS``
+(``time_hh_mm_ss``), ``MM:SS`` (``time_mm_ss``).
 
 A slashed date is read only in the order the import names: ``03/04/2022`` is 4 March under
 ``DMY`` and 3 April under ``MDY``, and refused under the default ``YMD`` rather than guessed.
@@ -19,6 +22,72 @@ import re
 
 #: The date orders REDCap's record import takes (its ``dateFormat`` values).
 DATE_FORMATS = ("YMD", "MDY", "DMY")
+
+#: The text REDCap stores for each kind of date, date-time and time validation, and the shape
+#: named in messages.
+_STORED = {
+    "date": (re.compile(r"^\d{4}-\d{2}-\d{2}$"), "YYYY-MM-DD"),
+    "datetime": (re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$"), "YYYY-MM-DD HH:MM"),
+    "datetime_seconds": (
+        re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"),
+        "YYYY-MM-DD HH:MM:SS",
+    ),
+    "time": (re.compile(r"^\d{1,2}:\d{2}$"), "HH:MM"),
+    "time_hh_mm_ss": (re.compile(r"^\d{1,2}:\d{2}:\d{2}$"), "HH:MM:SS"),
+    "time_mm_ss": (re.compile(r"^\d{2}:\d{2}$"), "MM:SS"),
+}
+
+
+def stored_kind(validation: str) -> str | None:
+    """Which stored form a text validation takes (a key of the table above), or ``None``.
+
+    Examples
+    --------
+    >>> stored_kind("date_dmy"), stored_kind("datetime_mdy"), stored_kind("datetime_seconds_ymd")
+    ('date', 'datetime', 'datetime_seconds')
+    >>> stored_kind("time_mm_ss"), stored_kind("integer")
+    ('time_mm_ss', None)
+    """
+    if validation in _STORED:
+        return validation
+    for prefix in ("datetime_seconds", "datetime", "date"):
+        if validation in (f"{prefix}_ymd", f"{prefix}_dmy", f"{prefix}_mdy"):
+            return prefix
+    return None
+
+
+def stored_problem(raw: str, kind: str) -> str | None:
+    """Why ``raw`` is not the text REDCap stores for ``kind`` (see :func:`stored_kind`), or
+    ``None``. The text is never rewritten: a day- or month-first date is refused, not read.
+
+    Examples
+    --------
+    >>> stored_problem("2022-08-03 15:15", "datetime") is None
+    True
+    >>> stored_problem("2022-08-03 15:15:04", "datetime")
+    "'2022-08-03 15:15:04' is not in REDCap's form YYYY-MM-DD HH:MM"
+    >>> stored_problem("03/08/2022", "date")
+    "'03/08/2022' is not an ISO date (YYYY-MM-DD)"
+    >>> stored_problem("24:00", "time")
+    "'24:00' is not a real date or time (HH:MM)"
+    """
+    shape, want = _STORED[kind]
+    if not shape.match(raw):
+        if kind == "date":
+            return f"{raw!r} is not an ISO date (YYYY-MM-DD)"
+        return f"{raw!r} is not in REDCap's form {want}"
+    parts = [int(p) for p in re.split(r"[- :]", raw)]
+    if kind.startswith("date"):
+        try:
+            dt.datetime(*parts)  # type: ignore[arg-type]
+        except ValueError:
+            return f"{raw!r} is not a real date or time ({want})"
+        return None
+    limits = {"time": (23, 59), "time_hh_mm_ss": (23, 59, 59), "time_mm_ss": (59, 59)}[kind]
+    if any(p > most for p, most in zip(parts, limits, strict=True)):
+        return f"{raw!r} is not a real date or time ({want})"
+    return None
+
 
 _SLASHED = re.compile(
     r"^(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<year>\d{4}|\d{2})"
