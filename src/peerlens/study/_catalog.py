@@ -8,16 +8,17 @@ defined by the study's REDCap data dictionary (one item per field; checkbox fiel
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from peerlens.study._redcap_dates import stored_kind, stored_problem
-from peerlens.study.models import Field, Study
+from peerlens.study.models import Field, FormScoring, Study
 
 _NUMERIC_VALIDATIONS = {
     "integer",
@@ -161,12 +162,24 @@ def _code(value: float) -> str:
 
 @dataclass(frozen=True)
 class FormSpec:
-    """An instrument's items in order, whether it is bundled, and its spec version."""
+    """An instrument's items in order, whether it is bundled (scored), and its spec version.
+
+    A data-dictionary form scored through a field map (the study config's ``scoring``) is
+    ``builtin`` with ``instrument`` the bundled instrument it is scored as and ``item_map`` its
+    ``(field, item)`` pairs in the instrument's item order.
+    """
 
     name: str
     items: tuple[ItemRule, ...]
     builtin: bool
     version: str | None = None
+    instrument: str | None = None
+    item_map: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def scored_as(self) -> str:
+        """The bundled instrument this form's responses are scored as."""
+        return self.instrument or self.name
 
     def item(self, name: str) -> ItemRule | None:
         """The rule of item ``name`` (``None`` if this form has no such item)."""
@@ -353,4 +366,35 @@ def study_forms(session: Session, study: Study) -> dict[str, FormSpec]:
     forms = dictionary_forms(session, study.id)
     for name, spec in resolve_forms(session, study.id, scheduled).items():
         forms.setdefault(name, spec)
+    for row in session.scalars(select(FormScoring).where(FormScoring.study_id == study.id)):
+        if row.form in forms:
+            forms[row.form] = scored_form(
+                forms[row.form], row.instrument, json.loads(row.items_json)
+            )
     return forms
+
+
+def scored_form(form: FormSpec, instrument: str, items: Mapping[str, str]) -> FormSpec:
+    """``form`` scored as bundled ``instrument`` through ``items`` (field -> item, already
+    checked): its mapped fields take the instrument's range as a bundled form's items do."""
+    bundled = builtin_form(instrument)
+    if bundled is None:  # an instrument no longer bundled: the form is kept, not scored
+        return form
+    item_of = dict(items)
+    ranges = {r.name: r for r in bundled.items}
+    rules = tuple(
+        ItemRule(
+            r.name,
+            "int",
+            ranges[item_of[r.name]].low,
+            ranges[item_of[r.name]].high,
+            r.choices,
+            r.identifier,
+        )
+        if r.name in item_of
+        else r
+        for r in form.items
+    )
+    order = {item: i for i, item in enumerate(ranges)}
+    pairs = tuple(sorted(item_of.items(), key=lambda fi: order[fi[1]]))
+    return FormSpec(form.name, rules, True, bundled.version, instrument, pairs)
