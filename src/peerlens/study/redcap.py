@@ -31,12 +31,13 @@ from sqlalchemy.orm import Session
 
 from peerlens._tables import TableReadError, TextTable, parse_text_table, read_text_table
 from peerlens.study import _limits, audit
-from peerlens.study._catalog import FormSpec, ItemRule, study_forms
+from peerlens.study._catalog import FormSpec, ItemRule, builtin_form, study_forms
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import merge_fields, read_many
 from peerlens.study._lookup import get_study, participant_map
 from peerlens.study._redcap_arms import study_arm
 from peerlens.study._redcap_dates import DATE_FORMATS, iso_from_import
+from peerlens.study._redcap_instruments import RECORD_ID, with_instrument_forms
 from peerlens.study.errors import ImportRejected, Problem
 from peerlens.study.models import (
     Field,
@@ -306,7 +307,7 @@ def _record_id_field(session: Session, study: Study) -> str:
     first = session.scalars(
         select(Field.field_name).where(Field.study_id == study.id).order_by(Field.position)
     ).first()
-    return first or "record_id"
+    return first or RECORD_ID
 
 
 _DAG = "redcap_data_access_group"
@@ -1250,11 +1251,16 @@ def _frame(
 
 @guarded("dictionary.export")
 def export_dictionary(store: Store, study_name: str, *, caller: Caller) -> str:
-    """The study's data dictionary as REDCap's 18-column CSV."""
+    """The study's data dictionary as REDCap's 18-column CSV, followed by a form for each
+    scheduled bundled instrument it does not define (see
+    :mod:`peerlens.study._redcap_instruments`), so that a REDCap project made from it takes
+    the study's ``--format redcap`` export."""
     with store.transaction() as s:
         study = get_study(s, study_name)
         authorize(s, caller, "dictionary.export", study)
         fields = s.scalars(
             select(Field).where(Field.study_id == study.id).order_by(Field.position)
         ).all()
-        return dictionary_csv(fields)
+        scheduled = [ti.instrument for tp in study.timepoints for ti in tp.instruments]
+        bundled = [name for name in scheduled if builtin_form(name) is not None]
+        return dictionary_csv(with_instrument_forms(fields, bundled))
