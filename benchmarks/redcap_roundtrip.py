@@ -5,13 +5,19 @@ REDCap wrote them) this does what a researcher does:
 
 1. ``create_study`` with the dictionary (one timepoint per ``redcap_event_name`` of the records,
    or one for a classic project; every form scheduled at every event; one site per
-   ``redcap_data_access_group``);
+   ``redcap_data_access_group``; arms ``arm_1`` ... ``arm_N`` when event names carry ``_arm_N``);
 2. ``import_records`` of the export with ``create_participants``;
 3. ``export_study(format="redcap", tier="full")`` and ``export_dictionary``;
 
 and compares the exported records and dictionary with the files cell for cell (both read as
 text, no type guessing). Each project ends **exact**, **refused** (with the reason peerlens
 gave), **changed** (with the first differing cells) or **crashed** (a Python exception: a bug).
+
+A project folder may hold ``import.json`` with options of the records import as REDCap's own
+import takes them: ``{"date_format": "MDY"}`` for a file written for REDCap's import with
+month-first dates (``DMY``: day-first). REDCap stores such dates as ``YYYY-MM-DD`` and exports
+them so; a cell that comes back as the same date in that form (checked here with
+``datetime.strptime``, independently of peerlens) counts as unchanged and is reported.
 
 Projects: REDCapR's test projects (``../shared/data/redcap/redcapr-test-projects``, MIT) and the
 real projects committed under ``tests/study/data/redcap_real`` (sources and licences in its
@@ -21,7 +27,10 @@ README). Run: ``python benchmarks/redcap_roundtrip.py [--only NAME]``.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import os
+import re
 import tempfile
 import traceback
 import warnings
@@ -51,6 +60,14 @@ class Project:
     name: str
     dictionary: Path
     records: Path
+
+    @property
+    def date_format(self) -> str:
+        """The import's date order (``import.json`` beside the records; REDCap's default YMD)."""
+        options = self.records.parent / "import.json"
+        if not options.is_file():
+            return "YMD"
+        return str(json.loads(options.read_text(encoding="utf-8")).get("date_format", "YMD"))
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,9 @@ def _config(project: Project, folder: Path) -> Path:
     dictionary = _cells(project.dictionary)[1]
     forms = list(dict.fromkeys(r[1] for r in dictionary if len(r) > 1 and r[1].strip()))
     lines = [f"data_dictionary: {_yaml_str(str(project.dictionary))}"]
+    numbers = [int(m[1]) for ev in events if (m := re.search(r"_arm_([0-9]+)$", ev))]
+    if numbers:  # REDCap's arms 1..N as study arms, in order
+        lines.append("arms: [" + ", ".join(f"arm_{n}" for n in range(1, max(numbers) + 1)) + "]")
     if sites:
         lines.append("sites: [" + ", ".join(_yaml_str(s) for s in sites) + "]")
     lines.append("timepoints:")
@@ -143,10 +163,12 @@ def first_differences(
     return out
 
 
-def round_trip(project: Project, folder: Path) -> Outcome:
-    """Create, import and export ``project`` in a new SQLite store under ``folder``."""
+def round_trip(project: Project, folder: Path, db_url: str | None = None) -> Outcome:
+    """Create, import and export ``project`` in a new store: an empty database at ``db_url``
+    (SQLite or PostgreSQL), by default a new SQLite file under ``folder``."""
     caller = Caller(ADMIN)
-    store = Store.open(f"sqlite:///{folder / 'study.db'}", create=True, blob_dir=folder / "b")
+    url = db_url or f"sqlite:///{folder / 'study.db'}"
+    store = Store.open(url, create=True, blob_dir=folder / "b")
     try:
         bootstrap_admin(store, ADMIN, "benchmark password 1")
         with warnings.catch_warnings():
@@ -156,7 +178,12 @@ def round_trip(project: Project, folder: Path) -> Outcome:
                 create_study(store, "p", _config(project, folder), caller=caller)
                 if has_records:
                     import_records(
-                        store, "p", project.records, create_participants=True, caller=caller
+                        store,
+                        "p",
+                        project.records,
+                        create_participants=True,
+                        date_format=project.date_format,
+                        caller=caller,
                     )
             except ImportRejected as exc:
                 first = exc.problems[0]
@@ -166,18 +193,24 @@ def round_trip(project: Project, folder: Path) -> Outcome:
             except PeerlensError as exc:
                 return Outcome(project.name, "refused", str(exc))
             diffs: list[str] = []
+            normalised = 0
             if has_records:
                 out = folder / "out.csv"
                 export_study(
                     store, "p", out, format="redcap", tier="full", raw_values=True, caller=caller
                 )
-                diffs = first_differences(_cells(project.records), _cells(out))
+                want, got = _cells(project.records), _cells(out)
+                if project.date_format != "YMD":
+                    want, normalised = _as_stored_dates(want, got, project.date_format)
+                diffs = first_differences(want, got)
             dict_out = folder / "dict.csv"
             dict_out.write_text(export_dictionary(store, "p", caller=caller), encoding="utf-8")
             want_dict = _cells(project.dictionary)
             got_dict = _cells(dict_out)
             if want_dict[1] != got_dict[1]:
-                diffs += ["dictionary " + d for d in first_differences(want_dict, got_dict, 1)]
+                # Rows only: the file may name the columns as the API does (field_name, ...).
+                rows_only = (got_dict[0], want_dict[1])
+                diffs += ["dictionary " + d for d in first_differences(rows_only, got_dict, 1)]
     except (PeerlensError, TableReadError) as exc:
         return Outcome(project.name, "refused", str(exc))
     except Exception as exc:  # a crash is what this benchmark reports
@@ -189,7 +222,39 @@ def round_trip(project: Project, folder: Path) -> Outcome:
         store.close()
     if diffs:
         return Outcome(project.name, "changed", "; ".join(diffs))
+    if normalised:
+        order = project.date_format
+        note = f"({normalised} {order} dates written YYYY-MM-DD, as REDCap stores them)"
+        return Outcome(project.name, "exact", note)
     return Outcome(project.name, "exact", "" if has_records else "(no records: dictionary only)")
+
+
+def _as_stored_dates(
+    want: tuple[list[str], list[list[str]]], got: tuple[list[str], list[list[str]]], order: str
+) -> tuple[tuple[list[str], list[list[str]]], int]:
+    """``want`` with each slashed date (``order`` MDY or DMY, REDCap's import ``dateFormat``)
+    that ``got`` holds as the same date in ``YYYY-MM-DD`` form replaced by that form, and how
+    many were replaced. Read with :func:`datetime.datetime.strptime`, not with peerlens."""
+    day_month = "%m/%d/%Y" if order == "MDY" else "%d/%m/%Y"
+    forms = [(day_month, "%Y-%m-%d"), (f"{day_month} %H:%M", "%Y-%m-%d %H:%M")]
+    forms.append((f"{day_month} %H:%M:%S", "%Y-%m-%d %H:%M:%S"))
+    header, rows = want
+    out, n = [], 0
+    for a, b in zip(rows, got[1], strict=False):
+        row = list(a)
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
+            if x == y or "/" not in x:
+                continue
+            for read, write in forms:
+                try:
+                    same = dt.datetime.strptime(x, read).strftime(write) == y
+                except ValueError:
+                    continue
+                if same:
+                    row[i], n = y, n + 1
+                break
+        out.append(row)
+    return (header, out + rows[len(out) :]), n
 
 
 def main() -> None:

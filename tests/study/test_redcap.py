@@ -320,3 +320,34 @@ def test_redcap_features_round_trip_exactly(store: Store, tmp_path: Path) -> Non
     }
     text = export_dictionary(store, "feat", caller=ADMIN)
     assert "x" * 200_000 in text
+
+
+REAL = DATA / "redcap_real"
+
+
+def test_real_dictionary_keeps_a_choiceless_radio_and_a_one_space_section_header(
+    store: Store, tmp_path: Path
+) -> None:
+    # REDCapTidieR's projects, as a REDCap server exported them: a radio field saved without
+    # choices, and section headers of one space (an unlabelled section).
+    from peerlens.study.redcap import read_dictionary
+
+    rows, _ = read_dictionary(REAL / "redcaptidier" / "kitchen-sink" / "dictionary.csv")
+    radio = next(r for r in rows if r["field_name"] == "radio_dtxt_error")
+    assert radio["field_type"] == "radio" and radio["choices"] is None
+    rows, _ = read_dictionary(REAL / "redcaptidier" / "clinical-trial" / "dictionary.csv")
+    assert rows[1]["section_header"] == " "
+    # The choiceless radio holds no value: a record giving it one is refused, by row and column.
+    study = tmp_path / "study.yaml"
+    dictionary = REAL / "redcaptidier" / "kitchen-sink" / "dictionary.csv"
+    study.write_text(
+        f'data_dictionary: "{dictionary}"\n'
+        "timepoints:\n  - name: t1\n    instruments: [data_field_types]\n",
+        encoding="utf-8",
+    )
+    create_study(store, "ks", study, caller=ADMIN)
+    records = tmp_path / "records.csv"
+    records.write_text("record_id,radio_dtxt_error\n1,\n2,1\n", encoding="utf-8")
+    with pytest.raises(ImportRejected) as info:
+        import_records(store, "ks", records, create_participants=True, caller=ADMIN)
+    assert [(p.row, p.column) for p in info.value.problems] == [(2, "radio_dtxt_error")]

@@ -1,10 +1,10 @@
 """Round trip of real REDCap projects: ``study create`` from the dictionary, ``import-redcap`` of
 the records, export in REDCap's format, compared cell for cell (``benchmarks/redcap_roundtrip.py``
-runs the same and prints the table).
+runs the same and prints the table), on SQLite and on PostgreSQL.
 
 REDCapR's test projects come from ``../shared/data/redcap/redcapr-test-projects`` (MIT; skipped
 when absent locally, a failure under ``CI``); the other real projects are committed under
-``data/redcap_real`` (sources and licences in its README).
+``data/redcap_real`` (sources and licences in its README and in each source's README).
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ REFUSED_BY_REDCAP = {
     # Values typed before the field got its validation: REDCap keeps them but will not import them.
     "redcapr/potentially-problematic-values": "is not an ISO date",
 }
+#: Projects REDCap's import takes but peerlens refuses, and why (see the issue's open points).
+REFUSED_BY_PEERLENS = {
+    # Month-first dates with two-digit years (6/17/19): REDCap's import picks a century; peerlens
+    # will not guess one and asks for the year in full.
+    "redcap-cypress/reporting": "has a two-digit year",
+}
 
 
 def _projects() -> list[object]:
@@ -55,13 +61,29 @@ def test_redcapr_projects_are_present() -> None:
     assert sum(p.name.startswith("redcapr/") for p in BENCH.projects()) >= 25
 
 
+def test_committed_sources_say_where_each_file_came_from() -> None:
+    sources = sorted(p for p in BENCH.COMMITTED.iterdir() if p.is_dir())
+    assert len(sources) >= 5
+    index = (BENCH.COMMITTED / "README.md").read_text(encoding="utf-8")
+    for source in sources:
+        readme = (source / "README.md").read_text(encoding="utf-8")
+        assert (source / "LICENSE").read_text(encoding="utf-8").strip(), source.name
+        assert f"`{source.name}`" in index, source.name
+        for project in sorted(p.parent for p in source.rglob("data.csv")):
+            assert f"| `{project.name}` |" in readme, f"{source.name}/{project.name}"
+
+
 @pytest.mark.parametrize("project", _projects())
-def test_real_project_round_trips_cell_for_cell(project: object, tmp_path: Path) -> None:
-    outcome = BENCH.round_trip(project, tmp_path)
+def test_real_project_round_trips_cell_for_cell(
+    project: object, db_url: str, tmp_path: Path
+) -> None:
+    outcome = BENCH.round_trip(project, tmp_path, db_url)
     name = outcome.project
-    if name in REFUSED_BY_REDCAP:
+    refused = REFUSED_BY_REDCAP.get(name) or REFUSED_BY_PEERLENS.get(name)
+    if refused:
         assert outcome.status == "refused", outcome
-        assert REFUSED_BY_REDCAP[name] in outcome.detail
+        assert refused in outcome.detail
     else:
         assert outcome.status == "exact", outcome
-        assert outcome.detail in ("", "(no records: dictionary only)"), outcome
+        ok = ("", "(no records: dictionary only)")
+        assert outcome.detail in ok or "as REDCap stores them" in outcome.detail, outcome

@@ -739,6 +739,14 @@ def responses_import_redcap(
     create_participants: Annotated[
         bool, typer.Option("--create-participants", help="Enrol unknown record ids.")
     ] = False,
+    date_format: Annotated[
+        str,
+        typer.Option(
+            "--date-format",
+            help="Order of slashed dates in the file, as REDCap's import takes them: YMD "
+            "(default: YYYY-MM-DD only), MDY (M/D/YYYY) or DMY (D/M/YYYY).",
+        ),
+    ] = "YMD",
     db: Db = None,
     user: UserOpt = None,
     reason: Reason = None,
@@ -752,6 +760,7 @@ def responses_import_redcap(
             study,
             file,
             create_participants=create_participants,
+            date_format=date_format.strip().upper(),
             caller=me,
             reason=reason,
         )

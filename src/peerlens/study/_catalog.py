@@ -8,16 +8,17 @@ defined by the study's REDCap data dictionary (one item per field; checkbox fiel
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from peerlens.study.models import Field, Study
+from peerlens.study._redcap_dates import stored_kind, stored_problem
+from peerlens.study.models import Field, FormScoring, Study
 
 _NUMERIC_VALIDATIONS = {
     "integer",
@@ -41,6 +42,7 @@ _DATETIME_VALIDATIONS = {
     "datetime_seconds_dmy",
     "datetime_seconds_mdy",
 }
+_TIME_VALIDATIONS = {"time", "time_hh_mm_ss", "time_mm_ss"}
 #: Field types that carry no data in REDCap records.
 NON_DATA_TYPES = {"descriptive"}
 
@@ -52,7 +54,8 @@ class ItemRule:
     ``kind`` is ``"int"`` (integer in ``[low, high]`` or one of ``choices``), ``"number"``,
     ``"code"`` (one of ``choices``, kept as the code's text: REDCap choice codes may be any
     letters, digits and underscores), ``"text"`` (free text), ``"notes"`` (free text),
-    ``"date"``, ``"datetime"`` or ``"flag"`` (0/1, checkbox options).
+    ``"date"``, ``"datetime"``, ``"time"`` (text in REDCap's stored form for ``validation``,
+    see :mod:`peerlens.study._redcap_dates`) or ``"flag"`` (0/1, checkbox options).
 
     ``soft_range``: a value outside ``[low, high]`` is kept and flagged (REDCap's text
     validation min/max warn and save); otherwise it is refused (a bundled instrument's range).
@@ -68,6 +71,7 @@ class ItemRule:
     identifier: bool = False
     soft_range: bool = False
     decimal_comma: bool = False
+    validation: str | None = None
 
     @property
     def free_text(self) -> bool:
@@ -106,13 +110,9 @@ class ItemRule:
     def _check(self, raw: str) -> tuple[float | None, str | None, str | None]:
         if self.kind in ("text", "notes"):
             return None, raw, None
-        if self.kind in ("date", "datetime"):
-            try:
-                parsed = dt.datetime.fromisoformat(raw)
-            except ValueError:
-                return None, None, f"{raw!r} is not an ISO date (YYYY-MM-DD)"
-            canon = parsed.date().isoformat() if self.kind == "date" else raw
-            return None, canon, None
+        if self.kind in ("date", "datetime", "time"):
+            why = stored_problem(raw, stored_kind(self.validation or "") or self.kind)
+            return (None, None, why) if why else (None, raw, None)
         if self.kind == "code":
             if self.choices is not None and raw not in self.choices:
                 allowed = ", ".join(sorted(self.choices, key=_sort_key))
@@ -162,12 +162,24 @@ def _code(value: float) -> str:
 
 @dataclass(frozen=True)
 class FormSpec:
-    """An instrument's items in order, whether it is bundled, and its spec version."""
+    """An instrument's items in order, whether it is bundled (scored), and its spec version.
+
+    A data-dictionary form scored through a field map (the study config's ``scoring``) is
+    ``builtin`` with ``instrument`` the bundled instrument it is scored as and ``item_map`` its
+    ``(field, item)`` pairs in the instrument's item order.
+    """
 
     name: str
     items: tuple[ItemRule, ...]
     builtin: bool
     version: str | None = None
+    instrument: str | None = None
+    item_map: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def scored_as(self) -> str:
+        """The bundled instrument this form's responses are scored as."""
+        return self.instrument or self.name
 
     def item(self, name: str) -> ItemRule | None:
         """The rule of item ``name`` (``None`` if this form has no such item)."""
@@ -286,9 +298,11 @@ def field_rules(f: Field) -> list[ItemRule]:
                 )
             ]
         if val in _DATE_VALIDATIONS:
-            return [ItemRule(f.field_name, "date", identifier=ident)]
+            return [ItemRule(f.field_name, "date", identifier=ident, validation=val)]
         if val in _DATETIME_VALIDATIONS:
-            return [ItemRule(f.field_name, "datetime", identifier=ident)]
+            return [ItemRule(f.field_name, "datetime", identifier=ident, validation=val)]
+        if val in _TIME_VALIDATIONS:
+            return [ItemRule(f.field_name, "time", identifier=ident, validation=val)]
         return [ItemRule(f.field_name, "text", identifier=ident)]
     # file (uploads and signatures), sql and other types: keep the raw text
     return [ItemRule(f.field_name, "text", identifier=ident)]
@@ -352,4 +366,35 @@ def study_forms(session: Session, study: Study) -> dict[str, FormSpec]:
     forms = dictionary_forms(session, study.id)
     for name, spec in resolve_forms(session, study.id, scheduled).items():
         forms.setdefault(name, spec)
+    for row in session.scalars(select(FormScoring).where(FormScoring.study_id == study.id)):
+        if row.form in forms:
+            forms[row.form] = scored_form(
+                forms[row.form], row.instrument, json.loads(row.items_json)
+            )
     return forms
+
+
+def scored_form(form: FormSpec, instrument: str, items: Mapping[str, str]) -> FormSpec:
+    """``form`` scored as bundled ``instrument`` through ``items`` (field -> item, already
+    checked): its mapped fields take the instrument's range as a bundled form's items do."""
+    bundled = builtin_form(instrument)
+    if bundled is None:  # an instrument no longer bundled: the form is kept, not scored
+        return form
+    item_of = dict(items)
+    ranges = {r.name: r for r in bundled.items}
+    rules = tuple(
+        ItemRule(
+            r.name,
+            "int",
+            ranges[item_of[r.name]].low,
+            ranges[item_of[r.name]].high,
+            r.choices,
+            r.identifier,
+        )
+        if r.name in item_of
+        else r
+        for r in form.items
+    )
+    order = {item: i for i, item in enumerate(ranges)}
+    pairs = tuple(sorted(item_of.items(), key=lambda fi: order[fi[1]]))
+    return FormSpec(form.name, rules, True, bundled.version, instrument, pairs)

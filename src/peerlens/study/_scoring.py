@@ -62,7 +62,8 @@ def score_long(
         Long item rows of instrument ``form.name``: the ``keys`` columns (one response per key),
         ``name`` (item) and ``value`` (numeric; NaN when unanswered or a missing code).
     form
-        The bundled instrument (``form.builtin``).
+        The bundled instrument (``form.builtin``), or a form scored as one through its
+        ``item_map`` (field -> item).
     keys
         Columns identifying one response.
 
@@ -76,12 +77,16 @@ def score_long(
 
     keys = list(keys)
     wide = block.set_index([*keys, "name"])["value"].unstack("name")
-    wide = wide.reindex(columns=[r.name for r in form.items])
-    wide.columns = [str(c) for c in wide.columns]
+    if form.item_map:  # a dictionary form scored through its field map: items by field
+        wide = wide.reindex(columns=[field for field, _ in form.item_map])
+        wide.columns = [item for _, item in form.item_map]
+    else:
+        wide = wide.reindex(columns=[r.name for r in form.items])
+        wide.columns = [str(c) for c in wide.columns]
     with warnings.catch_warnings():
         # Caveats are documented with each instrument; a stored result does not repeat them.
         warnings.simplefilter("ignore")
-        result = score_with_provenance(wide.reset_index(drop=True), form.name)
+        result = score_with_provenance(wide.reset_index(drop=True), form.scored_as)
     prov = result.provenance[0]
     new_cols = [c for c in result.data.columns if c not in wide.columns]
     scored = result.data[new_cols]

@@ -129,6 +129,7 @@ KINDS: tuple[UnitKind, ...] = (
     UnitKind(_t(m.RoleAssignment), "id"),
     UnitKind(_t(m.Setting), "key"),
     UnitKind(_t(m.RedcapLayout), "study_id"),
+    UnitKind(_t(m.FormScoring), "id"),
 )
 BY_NAME: dict[str, UnitKind] = {k.name: k for k in KINDS}
 #: Table name -> (its kind, the column of that table holding the unit key).

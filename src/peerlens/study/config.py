@@ -31,7 +31,7 @@ from sqlalchemy.orm import QueryableAttribute
 
 from peerlens.study import _limits
 from peerlens.study.errors import StudyError
-from peerlens.study.models import Arm, Site, Timepoint, TimepointInstrument
+from peerlens.study.models import Arm, FormScoring, Site, Timepoint, TimepointInstrument
 
 
 def _fits(column: QueryableAttribute[Any], **bounds: int) -> Any:
@@ -75,6 +75,16 @@ class TimepointConfig(_Strict):
         return self.redcap_event or f"{self.name.lower()}_arm_1"
 
 
+class FormScoringConfig(_Strict):
+    """A data-dictionary form scored as a bundled instrument: ``items`` maps each of the form's
+    fields that holds an item to the instrument's item (``sc_01: scs_1``); every item of the
+    instrument is mapped once."""
+
+    form: Annotated[str, _fits(FormScoring.form)]
+    instrument: Annotated[str, _fits(FormScoring.instrument)]
+    items: dict[str, str] = Field(min_length=1)
+
+
 class StudyConfig(_Strict):
     """A whole study definition."""
 
@@ -84,6 +94,7 @@ class StudyConfig(_Strict):
     missing_codes: list[str | int] = Field(default_factory=list)
     data_dictionary: str | None = None
     timepoints: list[TimepointConfig] = Field(min_length=1)
+    scoring: list[FormScoringConfig] = Field(default_factory=list)
 
     @field_validator("timepoints")
     @classmethod

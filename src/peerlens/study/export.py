@@ -273,6 +273,7 @@ def _scores(raw: pd.DataFrame, forms: dict[str, FormSpec]) -> pd.DataFrame:
         if form is None or not form.builtin or not len(block):
             continue
         long, prov = score_long(block, form, keys)
+        long["_scored_as"] = form.scored_as
         long["kind"] = "score"
         long["scoring_version"] = version_label(prov)
         context = ["participant", "role", "arm_id", "site_id", "status", "redcap_event"]
@@ -307,10 +308,10 @@ def _mark_scores(session: Session, study: Study, scores: pd.DataFrame) -> pd.Dat
     merged = scores.merge(stored, on=["rid", "name"], how="left")
     have = merged["_s_sha"].notna().to_numpy()
     states = score_states(
-        merged["instrument"], merged["_s_same"], merged["_s_sha"], merged["_s_engine"]
+        merged["_scored_as"], merged["_s_same"], merged["_s_sha"], merged["_s_engine"]
     )
     merged["derivation"] = np.where(have, states, "not derived")
-    return merged.drop(columns=["_s_sha", "_s_engine", "_s_same"])
+    return merged.drop(columns=["_s_sha", "_s_engine", "_s_same", "_scored_as"])
 
 
 def _derived_rows(

@@ -277,6 +277,21 @@ class ResponseItem(Base):
     missing_code: Mapped[str | None] = mapped_column(String(20))
 
 
+class FormScoring(Base):
+    """A data-dictionary form scored as a bundled instrument: which instrument, and which of the
+    form's fields holds each of the instrument's items (``items_json``: field -> item), as the
+    study config's ``scoring`` gives them. Scores of the form's responses derive as the
+    instrument's would."""
+
+    __tablename__ = "form_scoring"
+    __table_args__ = (UniqueConstraint("study_id", "form"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    form: Mapped[str] = mapped_column(String(100))
+    instrument: Mapped[str] = mapped_column(String(100))
+    items_json: Mapped[str] = mapped_column(Text)
+
+
 class RedcapLayout(Base):
     """How a study's REDCap records file was laid out, so that an export gives it back as it came.
 

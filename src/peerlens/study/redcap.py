@@ -31,10 +31,13 @@ from sqlalchemy.orm import Session
 
 from peerlens._tables import TableReadError, TextTable, parse_text_table, read_text_table
 from peerlens.study import _limits, audit
-from peerlens.study._catalog import FormSpec, ItemRule, study_forms
+from peerlens.study._catalog import FormSpec, ItemRule, builtin_form, study_forms
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import merge_fields, read_many
 from peerlens.study._lookup import get_study, participant_map
+from peerlens.study._redcap_arms import study_arm
+from peerlens.study._redcap_dates import DATE_FORMATS, iso_from_import
+from peerlens.study._redcap_instruments import RECORD_ID, with_instrument_forms
 from peerlens.study.errors import ImportRejected, Problem
 from peerlens.study.models import (
     Field,
@@ -200,7 +203,10 @@ def dictionary_rows(table: TextTable) -> list[dict[str, str | bool | None]]:
             continue
         vals: dict[str, str | bool | None] = {}
         for attr, cell in zip(_ATTRS, cells, strict=True):
-            vals[attr] = cell if cell.strip() != "" else None
+            # A cell of spaces is kept as written (REDCap exports a section header of one space
+            # to start an unlabelled section); the form name must name a form.
+            blank = cell == "" or (attr == "form_name" and cell.strip() == "")
+            vals[attr] = None if blank else cell
         name = str(vals["field_name"] or "").strip()
         col = header[0]
         if not name or not name.replace("_", "a").isalnum() or not name[0].isalpha():
@@ -217,8 +223,10 @@ def dictionary_rows(table: TextTable) -> list[dict[str, str | bool | None]]:
         vals["field_type"] = ftype
         if ftype not in FIELD_TYPES:
             problems.append(Problem(n, header[3], f"unknown field type {ftype!r}"))
-        if ftype in ("radio", "dropdown", "checkbox"):
-            choices = str(vals["choices"] or "")
+        if ftype in ("radio", "dropdown", "checkbox") and vals["choices"] is not None:
+            # A multiple-choice field without choices holds no value; REDCap keeps and exports
+            # such fields (REDCapTidieR's test project has one), so it is accepted as it is.
+            choices = str(vals["choices"])
             parts = [p.strip() for p in choices.split("|") if p.strip()]
             if not parts or any("," not in p for p in parts):
                 problems.append(
@@ -299,7 +307,7 @@ def _record_id_field(session: Session, study: Study) -> str:
     first = session.scalars(
         select(Field.field_name).where(Field.study_id == study.id).order_by(Field.position)
     ).first()
-    return first or "record_id"
+    return first or RECORD_ID
 
 
 _DAG = "redcap_data_access_group"
@@ -334,10 +342,17 @@ def import_records(
     *,
     create_participants: bool = False,
     missing_codes: Sequence[str | int] | None = None,
+    date_format: str = "YMD",
     caller: Caller,
     reason: str | None = None,
 ) -> ImportSummary:
     """Import a REDCap flat record CSV (raw values); all or nothing, idempotent.
+
+    Dates and date-times are stored as REDCap stores them, ``YYYY-MM-DD`` (``YYYY-MM-DD
+    HH:MM[:SS]``), whatever the field's display validation: REDCap's exports hold them so.
+    ``date_format`` is REDCap's import ``dateFormat``: ``"MDY"`` or ``"DMY"`` also take
+    slashed month-first or day-first dates (``4/12/1982``), stored as ``YYYY-MM-DD``; under
+    the default ``"YMD"`` a slashed date is refused, never guessed.
 
     Rows are matched to timepoints by ``redcap_event_name`` (a study with one timepoint may omit
     it). Values of identifier fields go to the identity vault. With ``create_participants``,
@@ -350,6 +365,11 @@ def import_records(
     (audited), and a group that matches no site, or contradicts the participant's site or
     another row of the record, is a problem that rejects the file. Empty cells say nothing.
 
+    In a study with arms, REDCap's arm ``N`` (the ``_arm_N`` of event names) is the study's
+    ``N``-th arm: a record whose events are all in one arm is enrolled in it (or, enrolled
+    without an arm, placed in it, audited); a participant already in another arm, or an arm the
+    study lacks, is a problem. A record in several arms (REDCap allows it) keeps its arm.
+
     The import is four steps: parse the file (:func:`_parse_records`), validate its header
     against the study (:func:`_check_header`), map every row to responses, identity values and
     new participants (:func:`_map_records`, every problem collected), and store the lot
@@ -360,11 +380,14 @@ def import_records(
     ImportRejected
         Every problem found (row, column, reason); nothing was stored.
     """
+    if date_format not in DATE_FORMATS:
+        why = f"date format {date_format!r} is not one of {', '.join(DATE_FORMATS)}"
+        raise ImportRejected(str(path), [Problem(None, None, why)])
     records = _parse_records(path)
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "redcap.import", study)
-        target = _RecordTarget.of(s, study, grant, missing_codes, create_participants)
+        target = _RecordTarget.of(s, study, grant, missing_codes, create_participants, date_format)
         problems = _check_header(records, target)
         mapped = _map_records(records, target, problems)
         if problems:
@@ -429,6 +452,11 @@ class _RecordTarget:
     dag_sites: dict[str, list[Site]]
     site_names: dict[int, str]
     create_participants: bool
+    #: The study's arms by name, in order (REDCap's arm 1 first); participant id -> arm name.
+    arms: dict[str, int]
+    arm_names: dict[int, str]
+    #: The order of slashed dates in the file (REDCap's import ``dateFormat``).
+    date_format: str = "YMD"
 
     @classmethod
     def of(
@@ -438,6 +466,7 @@ class _RecordTarget:
         grant: Grant,
         missing_codes: Sequence[str | int] | None,
         create_participants: bool,
+        date_format: str = "YMD",
     ) -> _RecordTarget:
         codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
         return cls(
@@ -452,7 +481,17 @@ class _RecordTarget:
             dag_sites=_dag_sites(study),
             site_names={x.id: x.name for x in study.sites},
             create_participants=create_participants,
+            arms={a.name: a.id for a in study.arms},
+            arm_names={a.id: a.name for a in study.arms},
+            date_format=date_format,
         )
+
+
+def _date_problem(rule: ItemRule, why: str) -> str:
+    """A date problem, never quoting an identifying value."""
+    if not rule.identifier:
+        return why
+    return re.sub(r"^'[^']*'", "the value", why) + " (identifying field: value not shown)"
 
 
 def _with_stamps(forms: dict[str, FormSpec]) -> dict[str, FormSpec]:
@@ -500,6 +539,10 @@ class _Mapped:
     pending: dict[str, int] = field(default_factory=dict)
     #: Study code -> site id named by the record's data access group.
     dag_site: dict[str, int] = field(default_factory=dict)
+    #: Study code -> arm name (of its events' ``_arm_N``) -> the rows in that arm.
+    record_arms: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    #: Study code -> the arm id of a record whose events are all in one arm.
+    event_arm: dict[str, int] = field(default_factory=dict)
     #: (code, timepoint id, form, repeat instance) -> the row it was first on.
     seen: dict[tuple[str, int, str, int], int] = field(default_factory=dict)
     #: Values kept but flagged (outside a field's validation min/max).
@@ -570,6 +613,7 @@ def _map_records(records: _RecordFile, target: _RecordTarget, problems: list[Pro
                 _identify(mapped, row, _SURVEY_ID, survey_id)
             for name, rules in present.items():
                 _map_form(records, target, mapped, problems, row, name, rules)
+    _settle_arms(target, mapped, problems)
     return mapped
 
 
@@ -595,6 +639,12 @@ def _locate_row(
     if tp is None:
         problems.append(Problem(n, "redcap_event_name", f"unknown event {ev!r}"))
         return None
+    arm, why = study_arm(tp.redcap_event, list(target.arms))
+    if why:
+        problems.append(Problem(n, "redcap_event_name", why))
+        return None
+    if arm is not None:
+        mapped.record_arms.setdefault(code, {}).setdefault(arm, []).append(n)
     rep_form = records.cell("redcap_repeat_instrument", i)
     rep_raw = records.cell("redcap_repeat_instance", i)
     repeat = 0
@@ -612,6 +662,23 @@ def _locate_row(
             problems.append(Problem(n, "redcap_repeat_instrument", f"unknown form {rep_form!r}"))
             return None
     return _Row(i, code, pid, tp, rep_form, repeat)
+
+
+def _settle_arms(target: _RecordTarget, mapped: _Mapped, problems: list[Problem]) -> None:
+    """The study arm of each record whose events are all in one arm (a record in several arms,
+    as REDCap allows, keeps its participant's arm); a participant already in another arm is a
+    problem on each of the record's rows."""
+    for code, by_arm in mapped.record_arms.items():
+        if len(by_arm) != 1:
+            continue
+        ((arm, rows),) = by_arm.items()
+        person = target.people.get(code)
+        current = target.arm_names.get(person.arm_id) if person and person.arm_id else None
+        if current is not None and current != arm:
+            why = f"the event is in arm {arm!r}; participant {code!r} is in arm {current!r}"
+            problems.extend(Problem(n, "redcap_event_name", why) for n in rows)
+        else:
+            mapped.event_arm[code] = target.arms[arm]
 
 
 def _refuse_participant(code: str, person: Participant | None, target: _RecordTarget) -> str | None:
@@ -728,6 +795,13 @@ def _form_items(
             continue
         # Free text is kept exactly as written (spaces and line breaks included).
         text = records.raw_cell(rule.name, row.i) if rule.free_text else raw
+        if rule.is_date and target.codes.match(text) is None:
+            # Month- or day-first dates as the import's date format names them (REDCap's).
+            iso, why = iso_from_import(text, target.date_format)
+            if iso is None:
+                problems.append(Problem(row.n, rule.name, _date_problem(rule, why or "")))
+                continue
+            text = iso
         parsed, why = parse_item(rule, text, target.codes)
         if why:
             problems.append(Problem(row.n, rule.name, why))
@@ -759,6 +833,7 @@ def _store_records(
     study, actor = target.study, target.grant.actor
     people = _enrol_new(s, caller, records, target, mapped, reason)
     _place_by_dag(s, actor, target, mapped, people, reason)
+    _place_by_event_arm(s, actor, target, mapped, people, reason)
     if mapped.identities:
         authorize(s, caller, "identity.write", study)
     for code, fields in mapped.identities.items():
@@ -878,6 +953,7 @@ def _enrol_new(
             "enrolled_at": utcnow(),
             "date_shift_days": secrets.randbelow(365),
             "site_id": mapped.dag_site.get(c),
+            "arm_id": mapped.event_arm.get(c),
         }
         for c in mapped.pending
     ]
@@ -896,6 +972,7 @@ def _enrol_new(
             {
                 "role": "service_user",
                 "site": target.site_names.get(mapped.dag_site.get(c, -1)),
+                "arm": target.arm_names.get(mapped.event_arm.get(c, -1)),
                 "source": f"sha256:{records.sha256[:12]}",
             },
             reason,
@@ -929,6 +1006,33 @@ def _place_by_dag(
             study=target.study.name,
             old={"site": None},
             new={"site": target.site_names[person.site_id], "from": "redcap_data_access_group"},
+            reason=reason,
+        )
+
+
+def _place_by_event_arm(
+    s: Session,
+    actor: str,
+    target: _RecordTarget,
+    mapped: _Mapped,
+    people: dict[str, Participant],
+    reason: str | None,
+) -> None:
+    """A participant enrolled without an arm takes the arm of their events (audited)."""
+    placed = [
+        people[c] for c in mapped.event_arm if c not in mapped.pending and people[c].arm_id is None
+    ]
+    for person in placed:
+        person.arm_id = mapped.event_arm[person.study_code]
+        audit.record(
+            s,
+            actor,
+            "participant.arm",
+            "participant",
+            person.study_code,
+            study=target.study.name,
+            old={"arm": None},
+            new={"arm": target.arm_names[person.arm_id], "from": "redcap_event_name"},
             reason=reason,
         )
 
@@ -1147,11 +1251,16 @@ def _frame(
 
 @guarded("dictionary.export")
 def export_dictionary(store: Store, study_name: str, *, caller: Caller) -> str:
-    """The study's data dictionary as REDCap's 18-column CSV."""
+    """The study's data dictionary as REDCap's 18-column CSV, followed by a form for each
+    scheduled bundled instrument it does not define (see
+    :mod:`peerlens.study._redcap_instruments`), so that a REDCap project made from it takes
+    the study's ``--format redcap`` export."""
     with store.transaction() as s:
         study = get_study(s, study_name)
         authorize(s, caller, "dictionary.export", study)
         fields = s.scalars(
             select(Field).where(Field.study_id == study.id).order_by(Field.position)
         ).all()
-        return dictionary_csv(fields)
+        scheduled = [ti.instrument for tp in study.timepoints for ti in tp.instruments]
+        bundled = [name for name in scheduled if builtin_form(name) is not None]
+        return dictionary_csv(with_instrument_forms(fields, bundled))

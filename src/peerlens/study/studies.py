@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study._catalog import field_rules, resolve_forms
+from peerlens.study._form_scoring import store_form_scoring
 from peerlens.study._identity import merge_fields
 from peerlens.study._lookup import get_study
 from peerlens.study.config import StudyConfig, load_config
@@ -100,6 +101,7 @@ def create_study(
                 f"unknown instrument(s) {', '.join(unknown)}: not a bundled instrument and not a "
                 "form of the study's data dictionary"
             )
+        store_form_scoring(s, study, config.scoring)
         audit.record(
             s,
             actor,

@@ -19,7 +19,7 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from peerlens.study._bulk import bulk_insert
-from peerlens.study._catalog import FormSpec, study_forms
+from peerlens.study._catalog import FormSpec, builtin_form, study_forms
 from peerlens.study._scoring import SAME_INPUT, response_rows, score_long, score_states
 from peerlens.study.derived._base import Batch, DeriveOptions, num, worst_state
 from peerlens.study.models import (
@@ -107,7 +107,7 @@ class Scores:
                 continue
             n_inputs += int(block["rid"].nunique())
             try:
-                scored, version = _score(str(inst), block, form, inputs.updated)
+                scored, version = _score(form.scored_as, block, form, inputs.updated)
             except PeerlensError as exc:
                 # Items the installed spec no longer accepts: say so, score the other instruments.
                 errors[str(inst)] = {"responses": int(block["rid"].nunique()), "error": str(exc)}
@@ -152,8 +152,6 @@ class Scores:
     def status(
         self, session: Session, study: Study, within: frozenset[str] | None
     ) -> tuple[int, pd.Series]:
-        from peerlens.study._catalog import builtin_form
-
         stored = _stored(session, study)
         if within is not None:
             stored = stored[stored["participant"].isin(within)]
@@ -164,7 +162,8 @@ class Scores:
             .where(Participant.study_id == study.id)
         ).all()
         insts = [(rid, i) for rid, i, code in rows if within is None or code in within]
-        bundled = {i for _, i in insts if builtin_form(str(i)) is not None}
+        scored = {name for name, form in study_forms(session, study).items() if form.builtin}
+        bundled = {i for _, i in insts if i in scored or builtin_form(str(i)) is not None}
         return len({rid for rid, i in insts if i in bundled}), per_response
 
 
@@ -217,6 +216,7 @@ def _stored(session: Session, study: Study) -> pd.DataFrame:
             Response.instrument,
             Response.repeat_instance,
             SAME_INPUT,
+            DerivedScore.instrument,
             DerivedScore.name,
             DerivedScore.value,
             DerivedScore.text,
@@ -231,11 +231,13 @@ def _stored(session: Session, study: Study) -> pd.DataFrame:
         .order_by(Participant.study_code, Response.id, DerivedScore.name)
     )
     cols = ["participant", "timepoint", "session", "instrument", "repeat_instance", "_same"]
-    cols += ["name", "value", "text", "spec_version", "spec_sha256", "engine_version"]
+    cols += ["_scored_as", "name", "value", "text", "spec_version", "spec_sha256"]
+    cols += ["engine_version"]
     cols += ["derived_at", "_rid"]
     frame = pd.DataFrame.from_records([tuple(r) for r in session.execute(q)], columns=cols)
+    # Stale or current by the instrument that scored it (a mapped form's is not its own name).
     frame["derivation"] = score_states(
-        frame["instrument"], frame["_same"], frame["spec_sha256"], frame["engine_version"]
+        frame["_scored_as"], frame["_same"], frame["spec_sha256"], frame["engine_version"]
     )
     frame["value"] = frame["value"].astype("float64")
-    return frame
+    return frame.drop(columns=["_scored_as"])

@@ -1,0 +1,118 @@
+"""A REDCap form scored as a bundled instrument through the study's field-to-item map
+(``peerlens.study._form_scoring``, the config's ``scoring``): PHQ-9 kept in REDCap as radio
+fields named by their content, scored by the published rule (Kroenke et al. 2001: total = the
+sum of the nine 0-3 answers; severity 5/10/15/20)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from peerlens.study import Store, StudyError, create_study
+from peerlens.study._lookup import get_study
+from peerlens.study.derived import derivation_status, derive, derived_frame
+from peerlens.study.export import export_study, tidy_frame
+from peerlens.study.redcap import DICTIONARY_COLUMNS, import_records
+
+from .conftest import ADMIN
+
+FIELDS = [
+    "interest", "down", "sleep", "tired", "appetite", "failure", "concentrate", "slow", "harm",
+]  # fmt: skip
+CHOICES = "0, Not at all | 1, Several days | 2, More than half the days | 3, Nearly every day"
+#: Answers of three records (record 3 leaves one item blank).
+ANSWERS = {
+    "101": [0, 1, 2, 3, 0, 1, 2, 3, 0],
+    "102": [3, 3, 3, 3, 3, 3, 3, 3, 2],
+    "103": [1, 1, 1, 1, 1, 1, 1, 1, None],
+}
+SEVERITY = [(0, "none"), (5, "mild"), (10, "moderate"), (15, "moderately_severe"), (20, "severe")]
+
+
+def _dictionary(path: Path, choices: str = CHOICES) -> None:
+    rows = [["record_id", "mood", "", "text", "Record ID", *[""] * 13]]
+    rows += [[f"mood_{f}", "mood", "", "radio", f, choices, *[""] * 12] for f in FIELDS]
+    rows += [["mood_notes", "mood", "", "notes", "Notes", *[""] * 13]]
+    pd.DataFrame(rows, columns=list(DICTIONARY_COLUMNS)).to_csv(path, index=False)
+
+
+def _config(tmp_path: Path, items: dict[str, str]) -> Path:
+    mapping = "\n".join(f"      {field}: {item}" for field, item in items.items())
+    config = tmp_path / "study.yaml"
+    config.write_text(
+        f'data_dictionary: "{tmp_path / "dict.csv"}"\n'
+        "timepoints:\n  - name: baseline\n    redcap_event: baseline_arm_1\n"
+        "    instruments: [mood]\n"
+        f"scoring:\n  - form: mood\n    instrument: phq9\n    items:\n{mapping}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+MAP = {f"mood_{f}": f"phq9_{i}" for i, f in enumerate(FIELDS, start=1)}
+
+
+def test_a_mapped_redcap_form_derives_the_instruments_scores(store: Store, tmp_path: Path) -> None:
+    _dictionary(tmp_path / "dict.csv")
+    create_study(store, "s", _config(tmp_path, MAP), caller=ADMIN)
+    records = tmp_path / "records.csv"
+    rows = [
+        [code, "baseline_arm_1", *("" if v is None else str(v) for v in answers), "", "2"]
+        for code, answers in ANSWERS.items()
+    ]
+    columns = ["record_id", "redcap_event_name", *MAP, "mood_notes", "mood_complete"]
+    pd.DataFrame(rows, columns=columns).to_csv(records, index=False)
+    import_records(store, "s", records, create_participants=True, caller=ADMIN)
+
+    (summary,) = derive(store, "s", ["scores"], caller=ADMIN)
+    assert summary.inputs == 3 and summary.errors == 0
+    stored = derived_frame(store, "s", "scores", caller=ADMIN)
+    assert set(stored["instrument"]) == {"mood"} and set(stored["derivation"]) == {"current"}
+    totals = stored[stored.name == "phq9_total"].set_index("participant")["value"]
+    for code in ("101", "102"):
+        assert totals[code] == sum(ANSWERS[code])  # type: ignore[arg-type]
+    # One of nine unanswered: the PHQ manual prorates (mean of the answered x 9).
+    assert totals["103"] == 9
+    bands = stored[stored.name == "phq9_severity"].set_index("participant")["text"]
+    for code, total in totals.items():
+        assert bands[code] == [label for low, label in SEVERITY if total >= low][-1]
+    status = derivation_status(store, "s", caller=ADMIN).set_index("what").loc["scores"]
+    assert (status["inputs"], status["current"], status["missing"]) == (3, 3, 0)
+    # The tidy export scores the form alike and sees the stored scores as current.
+    with store.transaction() as session:
+        tidy = tidy_frame(session, get_study(session, "s"), tier="full")
+    scored = tidy[(tidy["kind"] == "score") & (tidy["name"] == "phq9_total")]
+    assert scored.set_index("participant")["value"].to_dict() == totals.to_dict()
+    assert set(scored["derivation"]) == {"current"}
+    # The REDCap export is unchanged by the scoring.
+    out = tmp_path / "out.csv"
+    export_study(store, "s", out, format="redcap", tier="full", raw_values=True, caller=ADMIN)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out, dtype=str, keep_default_na=False),
+        pd.read_csv(records, dtype=str, keep_default_na=False),
+    )
+
+
+@pytest.mark.parametrize(
+    ("items", "choices", "message"),
+    [
+        ({**MAP, "mood_harm": "phq9_8"}, CHOICES, "scoring[0].items.mood_harm: item 'phq9_8'"),
+        (dict(list(MAP.items())[:8]), CHOICES, "scoring[0].items: no field for item(s) phq9_9"),
+        ({**MAP, "mood_notes": "phq9_9"}, CHOICES, "scoring[0].items.mood_notes: field"),
+        ({**MAP, "mood_x": "phq9_9"}, CHOICES, "'mood_x' is not a field of form 'mood'"),
+        ({**MAP, "mood_harm": "phq9_10"}, CHOICES, "'phq9_10' is not an item of 'phq9'"),
+        # REDCap forms often code 1-4: scored as 0-3 they would be wrong, so they are refused.
+        (MAP, "1, a | 2, b | 3, c | 4, d", "choice codes 4 are outside the range 0..3 of 'phq9'"),
+    ],
+)
+def test_a_map_that_would_score_wrongly_is_refused_naming_its_key(
+    store: Store, tmp_path: Path, items: dict[str, str], choices: str, message: str
+) -> None:
+    _dictionary(tmp_path / "dict.csv", choices)
+    with pytest.raises(StudyError, match="study config: ") as info:
+        create_study(store, "s", _config(tmp_path, items), caller=ADMIN)
+    assert message in str(info.value)
+    with pytest.raises(StudyError, match="no study"):
+        derived_frame(store, "s", "scores", caller=ADMIN)
