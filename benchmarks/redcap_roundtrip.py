@@ -20,8 +20,10 @@ them so; a cell that comes back as the same date in that form (checked here with
 ``datetime.strptime``, independently of peerlens) counts as unchanged and is reported.
 
 Projects: REDCapR's test projects (``../shared/data/redcap/redcapr-test-projects``, MIT) and the
-real projects committed under ``tests/study/data/redcap_real`` (sources and licences in its
-README). Run: ``python benchmarks/redcap_roundtrip.py [--only NAME]``.
+real projects of other public sources in ``../shared/data/redcap/real-projects/<source>/`` (each
+source with its README: repository, path and commit of every file, and its LICENSE; the index
+README there lists them). ``PEERLENS_REDCAP_DATA`` points at another copy of
+``../shared/data/redcap``. Run: ``python benchmarks/redcap_roundtrip.py [--only NAME]``.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ from peerlens.study.redcap import export_dictionary, import_records
 from peerlens.study.vault import generate_key
 
 ROOT = Path(__file__).resolve().parents[1]
-REDCAPR = ROOT / ".." / "shared" / "data" / "redcap" / "redcapr-test-projects"
-COMMITTED = ROOT / "tests" / "study" / "data" / "redcap_real"
+DATA = Path(os.environ.get("PEERLENS_REDCAP_DATA", ROOT / ".." / "shared" / "data" / "redcap"))
+REDCAPR = DATA / "redcapr-test-projects"
+REAL = DATA / "real-projects"
 _DICTIONARY_NAMES = ("dictionary.csv", "dictionay.csv", "metadata.csv")
 ADMIN = "bench"
 
@@ -81,7 +84,7 @@ class Outcome:
 
 def projects() -> Iterator[Project]:
     """Every project folder holding a dictionary and a record export, sorted by name."""
-    roots = [("redcapr", REDCAPR), ("", COMMITTED)]
+    roots = [("redcapr", REDCAPR), ("", REAL)]
     for prefix, root in roots:
         if not root.is_dir():
             continue

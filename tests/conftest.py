@@ -21,6 +21,25 @@ from peerlens.study.storage import Store
 from peerlens.study.users import bootstrap_admin
 
 DATA = Path(__file__).parent / "study" / "data"
+#: Real REDCap projects published by others, kept beside the repository with the other real data
+#: (``../shared/data/redcap``; ``PEERLENS_REDCAP_DATA`` points at another copy of that folder).
+#: ``real-projects/`` holds the sources each with its README and LICENCE; until a source is there
+#: the tests built from it skip, naming the folder (benchmarks/redcap_roundtrip.py reads the same).
+REDCAP_DATA = Path(
+    os.environ.get(
+        "PEERLENS_REDCAP_DATA",
+        Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "redcap",
+    )
+)
+REAL_REDCAP = REDCAP_DATA / "real-projects"
+
+
+def needs_real_redcap(*parts: str) -> pytest.MarkDecorator:
+    """Skip the test while the real REDCap project ``real-projects/<parts>`` is absent."""
+    path = REAL_REDCAP.joinpath(*parts)
+    return pytest.mark.skipif(not path.exists(), reason=f"real REDCap project not found at {path}")
+
+
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),

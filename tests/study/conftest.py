@@ -1,5 +1,5 @@
 """The study tests use the shared database fixtures of ``tests/conftest.py``."""
 
-from ..conftest import ACTOR, ADMIN, DATA, PASSWORD, make_user
+from ..conftest import ACTOR, ADMIN, DATA, PASSWORD, REAL_REDCAP, make_user, needs_real_redcap
 
-__all__ = ["ACTOR", "ADMIN", "DATA", "PASSWORD", "make_user"]
+__all__ = ["ACTOR", "ADMIN", "DATA", "PASSWORD", "REAL_REDCAP", "make_user", "needs_real_redcap"]

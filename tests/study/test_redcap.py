@@ -16,7 +16,7 @@ from peerlens.study.redcap import (
     parse_data_dictionary,
 )
 
-from .conftest import ACTOR, ADMIN, DATA, PASSWORD
+from .conftest import ACTOR, ADMIN, DATA, PASSWORD, REAL_REDCAP, needs_real_redcap
 
 
 @pytest.fixture
@@ -322,9 +322,10 @@ def test_redcap_features_round_trip_exactly(store: Store, tmp_path: Path) -> Non
     assert "x" * 200_000 in text
 
 
-REAL = DATA / "redcap_real"
+REAL = REAL_REDCAP
 
 
+@needs_real_redcap("redcaptidier")
 def test_real_dictionary_keeps_a_choiceless_radio_and_a_one_space_section_header(
     store: Store, tmp_path: Path
 ) -> None:

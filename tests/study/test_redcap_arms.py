@@ -14,9 +14,10 @@ from peerlens.study.export import export_study
 from peerlens.study.participants import list_participants
 from peerlens.study.redcap import import_records
 
-from .conftest import ADMIN, DATA
+from .conftest import ADMIN, REAL_REDCAP, needs_real_redcap
 
-PROJECT = DATA / "redcap_real" / "redcaptidier" / "longitudinal-arms"
+PROJECT = REAL_REDCAP / "redcaptidier" / "longitudinal-arms"
+pytestmark = needs_real_redcap("redcaptidier", "longitudinal-arms")
 RECORDS = PROJECT / "data.csv"
 
 

@@ -20,9 +20,9 @@ from peerlens.study.export import export_study
 from peerlens.study.models import Field
 from peerlens.study.redcap import import_records
 
-from .conftest import ACTOR, ADMIN, DATA, PASSWORD
+from .conftest import ACTOR, ADMIN, PASSWORD, REAL_REDCAP, needs_real_redcap
 
-REAL = DATA / "redcap_real"
+REAL = REAL_REDCAP
 KITCHEN = REAL / "redcaptidier" / "kitchen-sink"
 PHPCAP = REAL / "phpcap" / "longitudinal"
 
@@ -47,6 +47,7 @@ def _events(records: Path) -> list[str]:
     return list(dict.fromkeys(frame["redcap_event_name"]))
 
 
+@needs_real_redcap("redcaptidier", "kitchen-sink")
 def test_every_date_validation_comes_back_as_the_export_wrote_it(
     store: Store, tmp_path: Path
 ) -> None:
@@ -65,6 +66,7 @@ def test_every_date_validation_comes_back_as_the_export_wrote_it(
     pd.testing.assert_frame_equal(got[dated], want[dated])
 
 
+@needs_real_redcap("phpcap", "longitudinal")
 def test_month_first_import_file_is_stored_as_redcap_stores_it(
     store: Store, tmp_path: Path
 ) -> None:
@@ -81,6 +83,7 @@ def test_month_first_import_file_is_stored_as_redcap_stores_it(
     assert get_identity(store, "s", "1101", caller=ADMIN)["dob"] == "1982-04-12"
 
 
+@needs_real_redcap("phpcap", "longitudinal")
 def test_the_same_file_read_day_first_gives_the_day_first_dates(
     store: Store, tmp_path: Path
 ) -> None:
@@ -93,6 +96,7 @@ def test_the_same_file_read_day_first_gives_the_day_first_dates(
     assert get_identity(store, "s", "1102", caller=ADMIN)["dob"] == "1984-07-01"
 
 
+@needs_real_redcap("phpcap", "longitudinal")
 def test_a_month_past_12_is_refused_by_row_and_column(store: Store, tmp_path: Path) -> None:
     _study(store, tmp_path, PHPCAP, _events(PHPCAP / "data.csv"))
     text = (PHPCAP / "data.csv").read_text(encoding="utf-8").replace("4/12/1982", "13/12/1982")
@@ -107,12 +111,14 @@ def test_a_month_past_12_is_refused_by_row_and_column(store: Store, tmp_path: Pa
     assert "month-first" in problem.reason and "13/12/1982" not in problem.reason
 
 
+@needs_real_redcap("phpcap", "longitudinal")
 def test_an_unknown_date_format_is_refused(store: Store, tmp_path: Path) -> None:
     _study(store, tmp_path, PHPCAP, _events(PHPCAP / "data.csv"))
     with pytest.raises(ImportRejected, match="not one of YMD, MDY, DMY"):
         import_records(store, "s", PHPCAP / "data.csv", date_format="M/D/Y", caller=ADMIN)
 
 
+@needs_real_redcap("phpcap", "longitudinal")
 def test_cli_takes_the_date_format(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -171,6 +177,7 @@ def test_only_redcaps_stored_forms_are_taken(validation: str, raw: str) -> None:
     assert text is None and problem is not None and raw in problem
 
 
+@needs_real_redcap("redcaptidier", "kitchen-sink")
 def test_the_real_export_of_every_date_and_time_validation_is_taken_as_written() -> None:
 
     dictionary = pd.read_csv(KITCHEN / "dictionary.csv", dtype=str, keep_default_na=False)
