@@ -352,3 +352,36 @@ def test_real_dictionary_keeps_a_choiceless_radio_and_a_one_space_section_header
     with pytest.raises(ImportRejected) as info:
         import_records(store, "ks", records, create_participants=True, caller=ADMIN)
     assert [(p.row, p.column) for p in info.value.problems] == [(2, "radio_dtxt_error")]
+
+
+def test_erasure_with_purged_responses_drops_the_records_layout_rows(
+    rc_store: Store, tmp_path: Path
+) -> None:
+    """The layout kept to give the file back as it came holds each record's rows: once an
+    erasure purges a participant's responses, none of their rows stays there or is exported."""
+    import json
+
+    from peerlens.study import erase_participant, verify_audit
+
+    import_records(
+        rc_store, "rc", DATA / "redcap_records.csv", create_participants=True, caller=ADMIN
+    )
+
+    def layout_records() -> list[str]:
+        with rc_store.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT rows_json FROM redcap_layout").scalar_one()
+        return [str(r[0]) for r in json.loads(rows)]
+
+    before = layout_records()
+    assert "1" in before and set(before) - {"1"}
+    erase_participant(rc_store, "rc", "1", caller=ADMIN, reason="request", purge_responses=True)
+    assert layout_records() == [r for r in before if r != "1"]
+    out = tmp_path / "after.csv"
+    export_study(rc_store, "rc", out, format="redcap", tier="full", caller=ADMIN)
+    exported = _read(out)
+    original = _read(DATA / "redcap_records.csv")
+    assert "1" not in set(exported["record_id"])
+    pd.testing.assert_frame_equal(
+        exported, original[original["record_id"] != "1"].reset_index(drop=True)
+    )
+    assert verify_audit(rc_store, caller=ADMIN).ok

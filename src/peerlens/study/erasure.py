@@ -54,6 +54,7 @@ from peerlens.study.models import (
     utcnow,
 )
 from peerlens.study.policy import Caller, Grant, authorize, guarded
+from peerlens.study.redcap import forget_layout_rows
 from peerlens.study.sessions import blob_path, remove_blob
 from peerlens.study.storage import Store
 
@@ -201,6 +202,7 @@ def erase_participant(
             s.execute(delete(DerivedScore).where(DerivedScore.response_id.in_(resp_ids)))
             s.execute(delete(ResponseItem).where(ResponseItem.response_id.in_(resp_ids)))
             n_resp = _count(s.execute(delete(Response).where(Response.participant_id == p.id)))
+            forget_layout_rows(s, study.id, p.study_code)
         amend_after_erasure(s, study, actor, reason)
         old_status = p.status
         p.status = "erased"

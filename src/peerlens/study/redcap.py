@@ -930,6 +930,20 @@ def _store_layout(
     layout.updated_at = utcnow()
 
 
+def forget_layout_rows(s: Session, study_id: int, code: str) -> int:
+    """Drop the REDCap layout rows of participant ``code`` (their responses were purged at
+    erasure: no row of theirs is exported again); return how many were dropped."""
+    layout = s.get(RedcapLayout, study_id)
+    if layout is None:
+        return 0
+    rows: list[list[object]] = json.loads(layout.rows_json)
+    kept = [r for r in rows if r[0] != code]
+    if len(kept) != len(rows):
+        layout.rows_json = json.dumps(kept, separators=(",", ":"))
+        layout.updated_at = utcnow()
+    return len(rows) - len(kept)
+
+
 def _enrol_new(
     s: Session,
     caller: Caller,
