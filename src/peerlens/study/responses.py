@@ -612,12 +612,12 @@ def _allocate_response_ids(s: Session, n: int) -> list[int]:
     """``n`` fresh response ids (the transaction holds the write lock on SQLite)."""
     conn = s.connection()
     if conn.dialect.name == "postgresql":
-        rows = conn.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence('response', 'id')) "
+        ids = conn.exec_driver_sql(
+            "SELECT array_agg(nextval(pg_get_serial_sequence('response', 'id'))) "
             "FROM generate_series(1, %(n)s)",
             {"n": n},
-        )
-        return [int(r[0]) for r in rows]
+        ).scalar_one()
+        return [int(i) for i in ids]
     start = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM response").scalar_one())
     return list(range(start + 1, start + n + 1))
 
