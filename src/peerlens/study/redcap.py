@@ -832,8 +832,30 @@ def _store_records(
     """Enrol, place, vault and write what ``mapped`` holds, and audit the import."""
     study, actor = target.study, target.grant.actor
     people = _enrol_new(s, caller, records, target, mapped, reason)
-    _place_by_dag(s, actor, target, mapped, people, reason)
-    _place_by_event_arm(s, actor, target, mapped, people, reason)
+    _place_unplaced(
+        s,
+        actor,
+        target,
+        mapped,
+        people,
+        reason,
+        what="site",
+        chosen=mapped.dag_site,
+        names=target.site_names,
+        source="redcap_data_access_group",
+    )
+    _place_unplaced(
+        s,
+        actor,
+        target,
+        mapped,
+        people,
+        reason,
+        what="arm",
+        chosen=mapped.event_arm,
+        names=target.arm_names,
+        source="redcap_event_name",
+    )
     if mapped.identities:
         authorize(s, caller, "identity.write", study)
     for code, fields in mapped.identities.items():
@@ -997,56 +1019,36 @@ def _enrol_new(
     return people
 
 
-def _place_by_dag(
+def _place_unplaced(
     s: Session,
     actor: str,
     target: _RecordTarget,
     mapped: _Mapped,
     people: dict[str, Participant],
     reason: str | None,
+    *,
+    what: str,
+    chosen: Mapping[str, int],
+    names: Mapping[int, str],
+    source: str,
 ) -> None:
-    """A participant enrolled without a site takes the site of their REDCap group (audited)."""
-    placed = [
-        people[c] for c in mapped.dag_site if c not in mapped.pending and people[c].site_id is None
-    ]
-    for person in placed:
-        person.site_id = mapped.dag_site[person.study_code]
+    """A participant enrolled without a ``what`` (``site`` or ``arm``) takes the one their rows
+    name (``chosen``: study code -> id, from the ``source`` column); each placement is audited."""
+    column = f"{what}_id"
+    for code, value in chosen.items():
+        person = people[code]
+        if code in mapped.pending or getattr(person, column) is not None:
+            continue
+        setattr(person, column, value)
         audit.record(
             s,
             actor,
-            "participant.site",
+            f"participant.{what}",
             "participant",
-            person.study_code,
+            code,
             study=target.study.name,
-            old={"site": None},
-            new={"site": target.site_names[person.site_id], "from": "redcap_data_access_group"},
-            reason=reason,
-        )
-
-
-def _place_by_event_arm(
-    s: Session,
-    actor: str,
-    target: _RecordTarget,
-    mapped: _Mapped,
-    people: dict[str, Participant],
-    reason: str | None,
-) -> None:
-    """A participant enrolled without an arm takes the arm of their events (audited)."""
-    placed = [
-        people[c] for c in mapped.event_arm if c not in mapped.pending and people[c].arm_id is None
-    ]
-    for person in placed:
-        person.arm_id = mapped.event_arm[person.study_code]
-        audit.record(
-            s,
-            actor,
-            "participant.arm",
-            "participant",
-            person.study_code,
-            study=target.study.name,
-            old={"arm": None},
-            new={"arm": target.arm_names[person.arm_id], "from": "redcap_event_name"},
+            old={what: None},
+            new={what: names[value], "from": source},
             reason=reason,
         )
 
