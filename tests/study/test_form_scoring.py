@@ -105,6 +105,8 @@ def test_a_mapped_redcap_form_derives_the_instruments_scores(store: Store, tmp_p
         ({**MAP, "mood_harm": "phq9_10"}, CHOICES, "'phq9_10' is not an item of 'phq9'"),
         # REDCap forms often code 1-4: scored as 0-3 they would be wrong, so they are refused.
         (MAP, "1, a | 2, b | 3, c | 4, d", "choice codes 4 are outside the range 0..3 of 'phq9'"),
+        # REDCap allows letter codes: they cannot be scored as numbers (refused, not a crash).
+        (MAP, "a, a | b, b | c, c | d, d", "choice codes a, b, c, d are not numbers"),
     ],
 )
 def test_a_map_that_would_score_wrongly_is_refused_naming_its_key(

@@ -71,7 +71,13 @@ def store_form_scoring(
             mapped[item] = field
             low, high = ranges[item].low, ranges[item].high
             assert low is not None and high is not None  # a bundled item's range is set
-            outside = sorted(c for c in rule.choices or () if not low <= float(c) <= high)
+            codes = list(rule.choices or ())
+            wordy = sorted(c for c in codes if _number(c) is None)
+            if wordy:
+                why = f"choice codes {', '.join(wordy)} are not numbers"
+                problems.append(f"{where}: {why}, as {cfg.instrument!r} scores them")
+                continue
+            outside = sorted(c for c in codes if not low <= float(c) <= high)
             if outside:
                 why = f"choice codes {', '.join(outside)} are outside the range"
                 problems.append(f"{where}: {why} {low:g}..{high:g} of {cfg.instrument!r}")
@@ -89,3 +95,10 @@ def store_form_scoring(
     if problems:
         raise StudyError("study config: " + "; ".join(problems))
     session.flush()
+
+
+def _number(code: str) -> float | None:
+    try:
+        return float(code)
+    except ValueError:
+        return None
