@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -161,7 +162,21 @@ def read_channel(text: str, where: str, channel: str | int | None) -> OpenSignal
 
 
 def _table(body: str, where: str, first: int, width: int) -> NDArray[np.float64]:
-    frame = pd.read_csv(io.StringIO(body), sep="\t", header=None, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(
+            io.StringIO(body), sep="\t", header=None, dtype=str, keep_default_na=False
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise EmptyRecordingError(f"{where}: no sample lines after the header") from exc
+    except pd.errors.ParserError as exc:
+        # pandas counts lines from the first sample line; the file's numbering is given here.
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if found is None:
+            raise UnreadableRecordingError(f"{where}: sample lines unreadable ({exc})") from exc
+        want, line, saw = (int(g) for g in found.groups())
+        raise UnreadableRecordingError(
+            f"{where}: line {first + line}: {saw} columns where the lines before have {want}"
+        ) from exc
     if frame.shape[1] > width and (frame.iloc[:, width:] == "").all().all():
         frame = frame.iloc[:, :width]  # the trailing tab OpenSignals writes on each line
     if frame.shape[1] != width:

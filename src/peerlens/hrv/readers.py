@@ -380,7 +380,10 @@ def _read_wfdb(path: Path, channel: str | int | None) -> Recording:
         )
     idx = _pick_channel(names, channel, where)
     what = f"channel {names[idx]}"
-    _data_file(base.parent, header.file_name[idx], where, what)
+    files = list(header.file_name or [])
+    if idx >= len(files) or not files[idx]:
+        raise UnreadableRecordingError(f"{where}: {what}: the header names no signal file")
+    _data_file(base.parent, files[idx], where, what)
     try:
         rec = wfdb.rdrecord(str(base), channels=[idx], smooth_frames=False)
     except Exception as exc:
@@ -827,6 +830,9 @@ def _peaks_to_rr(values: NDArray[np.float64], fs: float | None, where: str) -> R
     )
 
 
+_RR_HEADER = re.compile(r"(?<![a-z])(rr|nn)(?![a-z])|rr[-_ ]?interval")
+
+
 def _read_text_file(
     path: Path,
     fs: float | None,
@@ -851,7 +857,8 @@ def _read_text_file(
             raise HrvInputError(
                 f"{where}: holds heart rate only ({', '.join(header)}), no RR intervals or ECG"
             )
-        rr_cols = [i for i, h in enumerate(low) if re.search(r"\brr\b|rr[-_ ]?interval|\bnn\b", h)]
+        # "rr", "RR (ms)", "rr_ms", "RR-interval", "nn": rr/nn not inside a longer word.
+        rr_cols = [i for i, h in enumerate(low) if _RR_HEADER.search(h)]
         if rr_cols and kind != "ecg":
             col = rr_cols[0]
             h = low[col]
