@@ -71,6 +71,15 @@ def _opensignals(folder: Path) -> Path:
     return path
 
 
+def _polar_ppi(folder: Path) -> Path:
+    """The columns of a Polar Sensor Logger PPI export (header as the app writes it)."""
+    head = "Phone timestamp;PP-interval [ms];error estimate [ms];blocker;contact;contact;hr [bpm]"
+    lines = [f"2024-01-02T10:00:{i:02d}.000;{800 + i % 5 * 10};10;0;1;1;75" for i in range(50)]
+    path = folder / "Polar_PPI.txt"
+    path.write_text("\n".join([head, *lines]) + "\n", encoding="utf-8")
+    return path
+
+
 FORMATS: dict[str, tuple[Callable[[Path], Path], Callable[[Path], object]]] = {
     "csv": (_csv, read_ecg),
     "rr": (_rr, read_rr),
@@ -78,6 +87,7 @@ FORMATS: dict[str, tuple[Callable[[Path], Path], Callable[[Path], object]]] = {
     "wfdb-header": (_wfdb, read_ecg),
     "wfdb-signal": (_wfdb, read_ecg),
     "opensignals": (_opensignals, read_ecg),
+    "polar-ppi": (_polar_ppi, read_ecg),
 }
 
 EDITS = st.lists(
