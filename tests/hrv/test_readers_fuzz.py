@@ -80,6 +80,43 @@ def _polar_ppi(folder: Path) -> Path:
     return path
 
 
+def _ishne(folder: Path) -> Path:
+    """A two-lead ISHNE Holter file laid out as the standard gives it (no variable block)."""
+    import struct
+
+    from peerlens.hrv._ishne import MAGIC
+
+    fixed = bytearray(512)
+    units = np.round(ECG * 1e6 / 2500).astype("<i2")  # 2,500 nV per unit
+    struct.pack_into("<4i", fixed, 0, 0, len(units), 522, 522)
+    struct.pack_into("<3h3h", fixed, 128, 2, 1, 2024, 10, 0, 0)
+    struct.pack_into("<h", fixed, 146, 2)
+    struct.pack_into("<12h", fixed, 148, 6, 15, *[0] * 10)
+    struct.pack_into("<12h", fixed, 196, 2500, 2500, *[0] * 10)
+    struct.pack_into("<h", fixed, 262, FS)
+    data = np.column_stack([units, units]).tobytes()
+    path = folder / "holter.ecg"
+    path.write_bytes(MAGIC + bytes(2) + bytes(fixed) + data)
+    _seal_ishne(path)
+    return path
+
+
+def _seal_ishne(path: Path) -> None:
+    """Write the header checksum a recorder would write for the (mutated) header, so that the
+    mutations reach the fields behind it."""
+    import struct
+
+    from peerlens.hrv._ishne import _crc_ccitt
+
+    raw = bytearray(path.read_bytes())
+    if len(raw) < 522:
+        return
+    end = struct.unpack_from("<i", raw, 10 + 12)[0]
+    if 522 <= end <= len(raw):
+        struct.pack_into("<H", raw, 8, _crc_ccitt(bytes(raw[10:end])))
+        path.write_bytes(bytes(raw))
+
+
 FORMATS: dict[str, tuple[Callable[[Path], Path], Callable[[Path], object]]] = {
     "csv": (_csv, read_ecg),
     "rr": (_rr, read_rr),
@@ -88,6 +125,7 @@ FORMATS: dict[str, tuple[Callable[[Path], Path], Callable[[Path], object]]] = {
     "wfdb-signal": (_wfdb, read_ecg),
     "opensignals": (_opensignals, read_ecg),
     "polar-ppi": (_polar_ppi, read_ecg),
+    "ishne": (_ishne, read_ecg),
 }
 
 EDITS = st.lists(
@@ -139,7 +177,12 @@ def test_mutated_files_are_read_or_refused_clearly(
     with tempfile.TemporaryDirectory() as tmp:
         path = make(Path(tmp))
         target = path.with_suffix(".dat") if name == "wfdb-signal" else path
-        target.write_bytes(_mutate(target.read_bytes(), edits))
+        raw = target.read_bytes()
+        if name == "ishne":  # the header is where the reader has to decide: mutate it
+            target.write_bytes(_mutate(raw[:522], edits) + raw[522:])
+            _seal_ishne(target)
+        else:
+            target.write_bytes(_mutate(raw, edits))
         try:
             read(path)
         except PeerlensError as exc:
