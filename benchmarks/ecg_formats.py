@@ -3,12 +3,11 @@
 Inputs: every WFDB header (``*.hea``) and EDF/BDF file of the WFDB sample data
 (``../shared/data/ecg/wfdb-sample-data``, the wfdb package's own test records: multi-segment
 records with null segments, multi-frequency records, headers without signal names, format
-variants; 11 of its data files are absent, for which the answer must be a "missing file"
-refusal), MIT-BIH 100 and v102s from ``../shared/data/ecg``, the portable-device recordings
-under ``../shared/data/ecg/portable/`` (:data:`PORTABLE`: an ISHNE Holter file, a BITalino
+variants; 11 of its data files are absent: a multi-segment record reads those segments as named
+gaps, any other record is refused naming the missing file), MIT-BIH 100 and v102s from
+``../shared/data/ecg``, the portable-device recordings under ``../shared/data/ecg/portable/`` (:data:`PORTABLE`: an ISHNE Holter file, a BITalino
 OpenSignals file, Polar Verity Sense PPI and HR exports; licence and provenance in each folder's
-README), and the fixtures committed under ``tests/hrv/fixtures/``. ``PEERLENS_ECG_DATA`` points
-at another copy of ``shared/data/ecg``.
+README). ``PEERLENS_ECG_DATA`` points at another copy of ``shared/data/ecg``.
 
 Per input, one of:
 
@@ -61,7 +60,6 @@ PORTABLE = {
     "bitalino-opensignals": ["SampleECG.txt"],
     "polar-verity-sense-ppi": ["Polar_Sense_PPI.txt", "Polar_Sense_HR.txt"],
 }
-FIXTURES = ROOT / "tests" / "hrv" / "fixtures"
 #: What a Python error looks like when a message merely passes it on.
 LEAKED = re.compile(
     r"Errno|\w+Error\b|object has no attribute|must be greater than|could not broadcast"
@@ -86,7 +84,7 @@ def inputs() -> list[Path]:
     """Every record of the fixture sets, WFDB sample data first (a portable-device recording
     missing locally is listed all the same and reported as a refusal naming the file)."""
     found: list[Path] = []
-    for root in (SAMPLE, DATA / "mitdb", DATA / "other", FIXTURES):
+    for root in (SAMPLE, DATA / "mitdb", DATA / "other"):
         if not root.is_dir():
             continue
         for p in sorted(root.rglob("*")):
