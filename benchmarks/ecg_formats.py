@@ -5,9 +5,10 @@ Inputs: every WFDB header (``*.hea``) and EDF/BDF file of the WFDB sample data
 records with null segments, multi-frequency records, headers without signal names, format
 variants; 11 of its data files are absent: a multi-segment record reads those segments as named
 gaps, any other record is refused naming the missing file), MIT-BIH 100 and v102s from
-``../shared/data/ecg``, the portable-device recordings under ``../shared/data/ecg/portable/`` (:data:`PORTABLE`: an ISHNE Holter file, a BITalino
-OpenSignals file, Polar Verity Sense PPI and HR exports; licence and provenance in each folder's
-README). ``PEERLENS_ECG_DATA`` points at another copy of ``shared/data/ecg``.
+``../shared/data/ecg``, and the portable-device recordings under
+``../shared/data/ecg/portable/`` (:data:`PORTABLE`: an ISHNE Holter file, a BITalino OpenSignals
+file, Polar Verity Sense PPI and HR exports; licence and provenance in each folder's README).
+``PEERLENS_ECG_DATA`` points at another copy of ``shared/data/ecg``.
 
 Per input, one of:
 
