@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from peerlens.study._gc_pause import collection_paused
 from peerlens.study.models import Base
 
 #: Python types the sqlite3 driver stores exactly as SQLAlchemy would; values of other types
@@ -27,6 +28,13 @@ def bulk_insert(
 ) -> None:
     """Insert ``rows`` (tuples of ``columns``' values, in that order) into ``model``'s table in
     the session's transaction."""
+    with collection_paused():
+        _bulk_insert(session, model, columns, rows)
+
+
+def _bulk_insert(
+    session: Session, model: type[Base], columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
     from peerlens.study.integrity import note_rows
 
     table = cast(Table, model.__table__)

@@ -1,11 +1,13 @@
-"""Pausing Python's cyclic garbage collector while a transaction does bulk work.
+"""Pausing Python's cyclic garbage collector around bulk work: parsing a file's cells, a bulk
+insert, resealing what a transaction wrote.
 
-An import or a derivation allocates hundreds of thousands of small tuples (rows, canonical rows,
-seal contents). Each allocation burst lets the collector run, and its full collections walk
-every object the process holds, so they cost more the bigger the study: measured on the store
+Those steps allocate hundreds of thousands of small tuples (rows, canonical rows, seal
+contents). Each allocation burst lets the collector run, and its full collections walk every
+object the process holds, so they cost more the bigger the study: measured on the store
 benchmark, most of the time spent building canonical rows went to the collector. Reference
 counting still frees everything that is not part of a cycle; cycles made meanwhile are collected
-when the last paused block ends.
+when the last paused block ends. Only bulk steps are paused (not whole transactions), so that a
+server running many small transactions at once never keeps the collector off for long.
 """
 
 from __future__ import annotations

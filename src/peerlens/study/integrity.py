@@ -44,6 +44,7 @@ from sqlalchemy.sql.operators import in_op
 
 from peerlens.study import audit
 from peerlens.study._bulk import bulk_insert
+from peerlens.study._gc_pause import collection_paused
 from peerlens.study._seal_units import (
     BY_NAME,
     CHILD,
@@ -387,6 +388,11 @@ def settle(session: Session, key_of: Any) -> None:
     session.flush()
     if not tracker:
         return
+    with collection_paused():
+        _settle(session, tracker, key_of)
+
+
+def _settle(session: Session, tracker: Tracker, key_of: Any) -> None:
     key: VaultKey = key_of(session)
     session.flush()  # the key's first use may record its check value
     if not sealed_before(session):

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from peerlens.study import audit
 from peerlens.study._bulk import bulk_insert
 from peerlens.study._catalog import FormSpec, ItemRule, resolve_forms
+from peerlens.study._gc_pause import collection_paused
 from peerlens.study._identity import item_hashes, merge_fields
 from peerlens.study._lookup import get_session, get_study, get_timepoint, participant_map
 from peerlens.study.errors import ImportRejected, Problem, StudyError
@@ -240,7 +241,8 @@ def import_responses(
         if session is not None and instrument not in forms:
             raise StudyError(f"unknown instrument {instrument!r}")
         codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
-        parsed = _parse_wide(frame, forms, instrument, codes, s, study, tp_id, session, grant)
+        with collection_paused():
+            parsed = _parse_wide(frame, forms, instrument, codes, s, study, tp_id, session, grant)
         if parsed.problems:
             raise ImportRejected(source, parsed.problems)
         if parsed.identities:

@@ -330,13 +330,8 @@ class Store:
         :mod:`peerlens.study.integrity`), which needs the vault key when anything was written.
         """
         from peerlens.study import integrity
-        from peerlens.study._gc_pause import collection_paused
 
-        with (
-            collection_paused(),
-            Session(self.engine, expire_on_commit=False) as session,
-            session.begin(),
-        ):
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
             session.info[STORE_KEY] = self
             integrity.start(session)
             yield session
