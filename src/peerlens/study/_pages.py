@@ -1,0 +1,177 @@
+"""How a timepoint's questionnaires are laid out as pages for the web: one page per block of
+items, in the order the study scheduled the instruments.
+
+A bundled instrument has no blocks in its spec, so it is cut into pages of at most
+:data:`MAX_PAGE_ITEMS` items of nearly equal size (26 SCS items: 9, 9, 8); a data-dictionary
+form gets one page per REDCap section header, each cut the same way. The wording is what the
+study team loaded (:func:`peerlens.instruments.wording.installed_wording`); until then the
+stand-in wording, and the page says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from peerlens.study._catalog import FormSpec, ItemRule, _sort_key, parse_choices
+from peerlens.study.models import Field, Study
+
+#: The most items one page holds (a phone screen's worth of questions).
+MAX_PAGE_ITEMS = 10
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One answer option: the value stored and the label shown."""
+
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Question:
+    """One item as asked: its stored name, wording, options (none: a typed answer) and
+    whether "prefer not to answer" is offered (stored as ``skip_code``)."""
+
+    item: str
+    text: str
+    choices: tuple[Choice, ...]
+    skip_code: str | None = None
+
+
+@dataclass(frozen=True)
+class PageLayout:
+    """One page: the instrument it belongs to, its heading and its questions."""
+
+    instrument: str
+    title: str
+    questions: tuple[Question, ...]
+    standin: bool = False
+
+
+def split_evenly(items: Sequence[Question], size: int = MAX_PAGE_ITEMS) -> list[list[Question]]:
+    """``items`` cut into the fewest pages of at most ``size``, of nearly equal length.
+
+    Examples
+    --------
+    >>> [len(p) for p in split_evenly(list(range(26)))]  # type: ignore[arg-type]
+    [9, 9, 8]
+    >>> [len(p) for p in split_evenly(list(range(9)))]  # type: ignore[arg-type]
+    [9]
+    """
+    if not items:
+        return []
+    n = math.ceil(len(items) / size)
+    base, extra = divmod(len(items), n)
+    out: list[list[Question]] = []
+    at = 0
+    for k in range(n):
+        step = base + (1 if k < extra else 0)
+        out.append(list(items[at : at + step]))
+        at += step
+    return out
+
+
+def layout_pages(
+    s: Session, study: Study, forms: Sequence[FormSpec], skip_code: str | None
+) -> list[PageLayout]:
+    """The pages of ``forms`` (in order); ``skip_code`` is the missing code stored for "prefer
+    not to answer" (``None``: the study has none, so it is not offered)."""
+    pages: list[PageLayout] = []
+    for form in forms:
+        if form.builtin and not form.item_map:
+            pages.extend(_builtin_pages(form, skip_code))
+        else:
+            pages.extend(_dictionary_pages(s, study, form, skip_code))
+    return pages
+
+
+def _builtin_pages(form: FormSpec, skip_code: str | None) -> list[PageLayout]:
+    from peerlens.instruments import load_spec
+    from peerlens.instruments._spec import ItemScore
+    from peerlens.instruments.wording import installed_wording, standin_wording
+
+    spec = load_spec(form.name)
+    loaded = installed_wording(spec.id)
+    wording = loaded or standin_wording(spec)
+    # An item may be left out where every score counting it tolerates a missing item.
+    may_skip: set[int] = set()
+    strict: set[int] = set()
+    for score in spec.scores:
+        if isinstance(score, ItemScore):
+            numbers = range(1, spec.n_items + 1) if score.items == "all" else score.items
+            tolerant = score.missing.max_missing is None or score.missing.max_missing > 0
+            (may_skip if tolerant else strict).update(numbers)
+    choices = tuple(
+        Choice(str(v), spec.response_labels.get(v, str(v)))
+        for v in range(spec.response_min, spec.response_max + 1)
+    )
+    questions = [
+        Question(
+            column,
+            wording.get(n, column),
+            choices,
+            skip_code if n in may_skip and n not in strict else None,
+        )
+        for n, column in enumerate(spec.item_columns, start=1)
+    ]
+    parts = split_evenly(questions)
+    return [
+        PageLayout(
+            form.name,
+            spec.short_name + (f" (part {k} of {len(parts)})" if len(parts) > 1 else ""),
+            tuple(part),
+            standin=loaded is None,
+        )
+        for k, part in enumerate(parts, start=1)
+    ]
+
+
+def _dictionary_pages(
+    s: Session, study: Study, form: FormSpec, skip_code: str | None
+) -> list[PageLayout]:
+    fields = {
+        f.field_name: f
+        for f in s.scalars(
+            select(Field).where(Field.study_id == study.id, Field.form_name == form.name)
+        )
+    }
+    sections: list[tuple[str, list[Question]]] = [(form.name, [])]
+    for rule in form.items:
+        if rule.identifier:  # identifying answers are not asked for through a link
+            continue
+        field_name = rule.name.split("___")[0]
+        f = fields.get(field_name)
+        if f is not None and f.section_header and sections[-1][1]:
+            sections.append((f.section_header, []))
+        elif f is not None and f.section_header:
+            sections[-1] = (f.section_header, [])
+        sections[-1][1].append(_dictionary_question(rule, f, skip_code))
+    pages: list[PageLayout] = []
+    for title, questions in sections:
+        for part in split_evenly(questions):
+            pages.append(PageLayout(form.name, title, tuple(part)))
+    return pages
+
+
+def _dictionary_question(rule: ItemRule, f: Field | None, skip_code: str | None) -> Question:
+    label = (f.field_label if f is not None else None) or rule.name
+    if rule.kind == "flag" and f is not None:
+        code = rule.name.split("___", 1)[1]
+        option = parse_choices(f.choices).get(code, code)
+        return Question(rule.name, f"{label}: {option}", (Choice("1", "Yes"), Choice("0", "No")))
+    options = parse_choices(f.choices) if f is not None else {}
+    if f is not None and f.field_type in ("yesno", "truefalse"):
+        options = (
+            {"1": "Yes", "0": "No"} if f.field_type == "yesno" else {"1": "True", "0": "False"}
+        )
+    if rule.choices is not None:
+        order = [c for c in options if c in rule.choices]
+        order += sorted(rule.choices - set(order), key=_sort_key)
+        choices = tuple(Choice(c, options.get(c, c)) for c in order)
+        return Question(rule.name, label, choices, skip_code)
+    return Question(rule.name, label, (), skip_code)
