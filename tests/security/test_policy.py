@@ -282,11 +282,14 @@ CASES: dict[str, Invoke] = {
     # A participant's own operations: no user account may perform them, whatever its roles.
     "open_visit": lambda w, c, s: api.open_visit(w.store, caller=c),  # type: ignore[arg-type]
     "agree_to_consent": lambda w, c, s: api.agree_to_consent(
-        w.store, "v1", caller=c  # type: ignore[arg-type]
+        w.store,
+        "v1",
+        caller=c,  # type: ignore[arg-type]
     ),
     "save_page": lambda w, c, s: api.save_page(w.store, 1, {}, caller=c),  # type: ignore[arg-type]
     "withdraw_through_link": lambda w, c, s: api.withdraw_through_link(
-        w.store, caller=c  # type: ignore[arg-type]
+        w.store,
+        caller=c,  # type: ignore[arg-type]
     ),
 }
 
