@@ -11,6 +11,7 @@ stand-in wording, and the page says so.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -140,22 +141,38 @@ def _dictionary_pages(
             select(Field).where(Field.study_id == study.id, Field.form_name == form.name)
         )
     }
+    record_id = s.scalars(
+        select(Field.field_name).where(Field.study_id == study.id).order_by(Field.position)
+    ).first()
     sections: list[tuple[str, list[Question]]] = [(form.name, [])]
+    started: set[str] = set()
     for rule in form.items:
-        if rule.identifier:  # identifying answers are not asked for through a link
-            continue
         field_name = rule.name.split("___")[0]
         f = fields.get(field_name)
-        if f is not None and f.section_header and sections[-1][1]:
-            sections.append((f.section_header, []))
-        elif f is not None and f.section_header:
-            sections[-1] = (f.section_header, [])
-        sections[-1][1].append(_dictionary_question(rule, f, skip_code))
+        if f is not None and f.section_header and field_name not in started:
+            # A section header opens a new page (or names the page not yet holding anything).
+            if sections[-1][1]:
+                sections.append((f.section_header, []))
+            else:
+                sections[-1] = (f.section_header, [])
+        started.add(field_name)
+        if asked(rule, f, record_id):
+            sections[-1][1].append(_dictionary_question(rule, f, skip_code))
     pages: list[PageLayout] = []
     for title, questions in sections:
         for part in split_evenly(questions):
             pages.append(PageLayout(form.name, title, tuple(part)))
     return pages
+
+
+def asked(rule: ItemRule, f: Field | None, record_id: str | None) -> bool:
+    """Whether a data-dictionary item is asked through a personal link: not an identifying
+    field (those belong in the identity vault), not the record id (REDCap's first field), and
+    not hidden from surveys (``@HIDDEN`` or ``@HIDDEN-SURVEY``)."""
+    if rule.identifier or (f is not None and f.field_name == record_id):
+        return False
+    notes = (f.field_annotation or "").upper() if f is not None else ""
+    return not re.search(r"@HIDDEN(-SURVEY)?\b", notes)
 
 
 def _dictionary_question(rule: ItemRule, f: Field | None, skip_code: str | None) -> Question:
@@ -174,4 +191,4 @@ def _dictionary_question(rule: ItemRule, f: Field | None, skip_code: str | None)
         order += sorted(rule.choices - set(order), key=_sort_key)
         choices = tuple(Choice(c, options.get(c, c)) for c in order)
         return Question(rule.name, label, choices, skip_code)
-    return Question(rule.name, label, (), skip_code)
+    return Question(rule.name, label, ())  # typed: no "prefer not to answer" in this version

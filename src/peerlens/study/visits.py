@@ -247,7 +247,13 @@ def save_page(
         response = _response_id(s, p.id, tp.id, form.name)
         items = dict(stored_items(s, [response]).get(response, {})) if response else {}
         items.update(parsed)
-        asked = [r.name for r in form.items if not r.identifier]
+        # Complete once every question asked of this form (on any of its pages) has an answer.
+        asked = [
+            q.item
+            for v in visit.pages
+            if v.layout.instrument == form.name
+            for q in v.layout.questions
+        ]
         completion = 2 if all(name in items for name in asked) else 0
         record = ResponseRecord(p.id, p.study_code, tp.id, form.name, 0, completion, items)
         write_responses(

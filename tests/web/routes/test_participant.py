@@ -5,24 +5,31 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from markupsafe import escape
 from sqlalchemy import func, select
 
 from peerlens.instruments import score
 from peerlens.study import (
     Store,
+    add_participant,
     audit_frame,
+    create_study,
     derived_frame,
     export_frame,
+    issue_link,
     revoke_links,
     set_consent_text,
     verify_audit,
 )
 from peerlens.study.models import AuditLog, Consent, Response, ResponseItem
+from peerlens.web import create_app
 
+from ...conftest import DATA
 from ..conftest import ADMIN, Site, csrf_of
 
 
@@ -69,8 +76,6 @@ def test_answer_half_leave_resume_finish_and_score(site: Site) -> None:
         given |= answers
         page = saved.text
     # Leave, and come back later on another device: a fresh client with only the link.
-    from fastapi.testclient import TestClient
-
     with TestClient(site.client.app) as other:
         again = other.get(site.links["A1"])
     assert again.status_code == 200 and "Page 3 of 4" in again.text
@@ -232,3 +237,37 @@ def test_the_audit_log_records_each_step_without_the_token(site: Site) -> None:
     assert _count(site.store, AuditLog) == len(log)
     report = verify_audit(site.store, caller=ADMIN)
     assert report.ok and report.data_unchecked is None
+
+
+def test_a_typed_answer_with_markup_is_stored_as_typed_and_escaped(
+    store: Store, tmp_path: Path
+) -> None:
+    config = tmp_path / "study.yaml"
+    config.write_text(
+        (DATA / "redcap_study.yaml").read_text(encoding="utf-8")
+        + "consent: {version: v1, text: I agree.}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "redcap_dictionary.csv").write_bytes((DATA / "redcap_dictionary.csv").read_bytes())
+    create_study(store, "rc", config, caller=ADMIN)
+    add_participant(store, "rc", "R1", site="leeds", caller=ADMIN)
+    path = f"/p/R1/{issue_link(store, 'rc', 'R1', timepoint='baseline', caller=ADMIN).token}"
+    evil = '<script>alert("x")</script>'
+    with TestClient(create_app(store)) as client:
+        first = client.get(path)
+        page = client.post(f"{path}/consent", data={"csrf": csrf_of(first.text), "version": "v1"})
+        assert "<h1>Contact</h1>" in page.text
+        answers = {"enrol_date": "2026-03-01", "gender": "3", "age": "34", "comments": evil}
+        answers |= {f"supports___{c}": "0" for c in ("1", "2", "3", "99")}
+        bad = client.post(
+            f"{path}/page/1", data={"csrf": csrf_of(page.text), **answers, "age": "old"}
+        )
+        assert bad.status_code == 422 and "is not a number" in bad.text
+        assert "<script>" not in bad.text and str(escape(evil)) in bad.text
+        saved = client.post(f"{path}/page/1", data={"csrf": csrf_of(page.text), **answers})
+        assert saved.status_code == 200 and "Your answers on page 1 are saved." in saved.text
+        again = client.get(f"{path}/page/1")
+    assert "<script>" not in again.text and f'value="{escape(evil)}"' in again.text
+    frame = export_frame(store, "rc", tier="remove_identifiers", caller=ADMIN)
+    comments = frame[(frame["participant"] == "R1") & (frame["name"] == "comments")]
+    assert list(comments["text"]) == [evil]  # stored as typed; escaped only when shown
