@@ -93,20 +93,11 @@ def layout_pages(
 
 def _builtin_pages(form: FormSpec, skip_code: str | None) -> list[PageLayout]:
     from peerlens.instruments import load_spec
-    from peerlens.instruments._spec import ItemScore
     from peerlens.instruments.wording import installed_wording, standin_wording
 
     spec = load_spec(form.name)
     loaded = installed_wording(spec.id)
     wording = loaded or standin_wording(spec)
-    # An item may be left out where every score counting it tolerates a missing item.
-    may_skip: set[int] = set()
-    strict: set[int] = set()
-    for score in spec.scores:
-        if isinstance(score, ItemScore):
-            numbers = range(1, spec.n_items + 1) if score.items == "all" else score.items
-            tolerant = score.missing.max_missing is None or score.missing.max_missing > 0
-            (may_skip if tolerant else strict).update(numbers)
     choices = tuple(
         Choice(str(v), spec.response_labels.get(v, str(v)))
         for v in range(spec.response_min, spec.response_max + 1)
@@ -116,7 +107,7 @@ def _builtin_pages(form: FormSpec, skip_code: str | None) -> list[PageLayout]:
             column,
             wording.get(n, column),
             choices,
-            skip_code if n in may_skip and n not in strict else None,
+            skip_code if spec.may_be_missing(n) else None,
         )
         for n, column in enumerate(spec.item_columns, start=1)
     ]
