@@ -157,3 +157,27 @@ def test_staff_accounts_cannot_act_as_the_participant(store: Store, holder: Link
     ):
         with pytest.raises(PermissionDenied):
             call()
+
+
+def test_without_a_consent_text_a_recorded_consent_opens_the_questionnaires(
+    store: Store, config_path: Path
+) -> None:
+    import datetime as dt
+
+    from peerlens.study import add_consent
+
+    create_study(store, "plain", config_path, caller=ADMIN)  # no consent text in this config
+    add_participant(store, "plain", "C3", site="leeds", caller=ADMIN)
+    holder = LinkHolder(
+        "C3", issue_link(store, "plain", "C3", timepoint="week24", caller=ADMIN).token
+    )
+    visit = open_visit(store, caller=holder)
+    assert visit.consent is None and not visit.consented and not visit.open
+    with pytest.raises(StudyError, match="no consent text"):
+        agree_to_consent(store, "v1", caller=holder)
+    when = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
+    add_consent(store, "plain", "C3", version="paper-v1", consented_at=when, caller=ADMIN)
+    visit = open_visit(store, caller=holder)
+    assert visit.open and [p.layout.instrument for p in visit.pages] == ["phq9"]
+    answers = {q.item: "0" for q in visit.pages[0].layout.questions}
+    assert save_page(store, 1, answers, caller=holder).completed == ("phq9",)

@@ -119,6 +119,8 @@ def test_a_validation_error_shows_by_the_item_and_stores_nothing(site: Site) -> 
         assert f'aria-describedby="{item}-error"' in bad.text
         assert f'id="{item}-error"' in bad.text and f'href="#{item}-1"' in bad.text
     assert f'aria-describedby="{items[0]}-error"' not in bad.text
+    summary = bad.text[bad.text.index('class="error-summary"') : bad.text.index("<form")]
+    assert re.findall(r"Question (\d+):", summary) == ["2", "5", "7"]  # as numbered on the page
     assert "<script>" not in bad.text
     assert re.search(rf'name="{items[0]}" value="3" checked', bad.text)  # kept on the page
     assert _count(site.store, Response) == 0 and _count(site.store, ResponseItem) == 0
