@@ -148,3 +148,30 @@ def make_user(
     create_user(store, name, PASSWORD, caller=ADMIN)
     grant_role(store, name, role, study=study, site=site, export_tier=tier, caller=ADMIN)
     return Caller(name)
+
+
+@pytest.fixture
+def visit_config_path(tmp_path: Path) -> Path:
+    """A study config for personal links: the SCS (26 items, 3 pages) and the PHQ-9 (1 page)
+    at baseline, a missing code and a consent text."""
+    p = tmp_path / "visit-study.yaml"
+    p.write_text(
+        """
+title: Peer connection pilot
+sites: [leeds, glasgow]
+missing_codes: [-99]
+consent:
+  version: v1
+  text: |
+    I agree to take part.
+
+    I know I can stop at any time.
+timepoints:
+  - name: baseline
+    instruments: [scs, phq9]
+  - name: week12
+    instruments: [phq9]
+""",
+        encoding="utf-8",
+    )
+    return p

@@ -17,6 +17,7 @@ GROUPS = (
     "responses",
     "recordings",
     "audit",
+    "serve",
 )
 
 

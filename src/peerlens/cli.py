@@ -13,6 +13,7 @@ from peerlens._commands import hrv as _hrv
 from peerlens._commands import instruments as _instruments
 from peerlens._commands import story as _story
 from peerlens._commands import study as _study
+from peerlens._commands import web as _web
 
 app = typer.Typer(
     name="peerlens",
@@ -27,6 +28,7 @@ _story.register(app)
 _hrv.register(app)
 _study.register(app)
 _demo.register(app)
+_web.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -132,3 +132,14 @@ def test_band_overlap_and_forward_references_are_refused(tmp_path: Path) -> None
 def test_not_yaml(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="not valid YAML"):
         load_spec_file(write(tmp_path, "id: [unclosed"))
+
+
+def test_prefer_not_to_answer_only_where_every_score_tolerates_a_missing_item() -> None:
+    # PHQ-9: the total prorates up to two missing items (Kroenke et al. 2010). SWEMWBS and the
+    # SCS-SF each have a score needing every item it counts (max_missing 0, the default).
+    from peerlens.instruments import load_spec
+
+    phq9, swemwbs, scs_sf = load_spec("phq9"), load_spec("swemwbs"), load_spec("scs_sf")
+    assert all(phq9.may_be_missing(n) for n in range(1, 10))
+    assert not any(swemwbs.may_be_missing(n) for n in range(1, 8))
+    assert not any(scs_sf.may_be_missing(n) for n in range(1, 13))

@@ -272,6 +272,25 @@ CASES: dict[str, Invoke] = {
     "rotate_vault_key": lambda w, c, s: api.rotate_vault_key(w.store, VAULT_KEY, caller=c),
     "verify_audit": lambda w, c, s: api.verify_audit(w.store, caller=c),
     "audit_frame": lambda w, c, s: api.audit_frame(w.store, caller=c),
+    "set_consent_text": lambda w, c, s: api.set_consent_text(
+        w.store, "pilot", f"v{next(w.n)}", "I agree.", caller=c
+    ),
+    "issue_link": lambda w, c, s: api.issue_link(
+        w.store, "pilot", w.fresh(s or ""), timepoint="baseline", caller=c
+    ),
+    "revoke_links": lambda w, c, s: api.revoke_links(w.store, "pilot", w.fresh(s or ""), caller=c),
+    # A participant's own operations: no user account may perform them, whatever its roles.
+    "open_visit": lambda w, c, s: api.open_visit(w.store, caller=c),  # type: ignore[arg-type]
+    "agree_to_consent": lambda w, c, s: api.agree_to_consent(
+        w.store,
+        "v1",
+        caller=c,  # type: ignore[arg-type]
+    ),
+    "save_page": lambda w, c, s: api.save_page(w.store, 1, {}, caller=c),  # type: ignore[arg-type]
+    "withdraw_through_link": lambda w, c, s: api.withdraw_through_link(
+        w.store,
+        caller=c,  # type: ignore[arg-type]
+    ),
 }
 
 # Who is allowed, as "role-scope" names (see SCOPES). For operations on a participant, a
@@ -324,6 +343,13 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "rotate_vault_key": (GLOBAL_ADMIN, False),
     "verify_audit": (_who("admin auditor", "global"), False),
     "audit_frame": (_who("admin", "global"), False),
+    "set_consent_text": (_who("admin researcher", "global study"), False),
+    "issue_link": (WRITERS, True),
+    "revoke_links": (WRITERS, True),
+    "open_visit": (set(), False),
+    "agree_to_consent": (set(), False),
+    "save_page": (set(), False),
+    "withdraw_through_link": (set(), False),
 }
 
 

@@ -154,6 +154,30 @@ def study_show(name: str, db: Db = None, user: UserOpt = None) -> None:
         typer.echo(yaml.safe_dump(design, sort_keys=False).rstrip())
 
 
+@study_app.command("consent-text")
+def study_consent_text(
+    name: str,
+    version: Annotated[str, typer.Option("--version", help="New version label, e.g. v2.")],
+    text_file: Annotated[Path, typer.Option("--file", help="The consent text (UTF-8 plain text).")],
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Set a new version of the consent text participants agree to through their links."""
+    from peerlens.study.errors import StudyError
+
+    with user_errors():
+        try:
+            text = text_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StudyError(f"{text_file}: cannot read the consent text ({exc})") from None
+    with signed_in(db, user) as (store, me):
+        from peerlens.study.consent_texts import set_consent_text
+
+        set_consent_text(store, name, version, text, caller=me, reason=reason)
+        typer.echo(f"consent text {version} set for {name}")
+
+
 @study_app.command("dictionary")
 def study_dictionary(
     file: Annotated[Path, typer.Argument(help="REDCap data dictionary CSV (18 columns).")],
@@ -580,6 +604,60 @@ def participant_consent(
             reason=reason,
         )
         typer.echo(f"consent {version} recorded for {code}")
+
+
+@participant_app.command("link")
+def participant_link(
+    code: str,
+    study: StudyOpt,
+    timepoint: Annotated[str, typer.Option("--timepoint", help="Timepoint the link opens.")],
+    days: Annotated[int, typer.Option("--days", help="Days the link is valid (1-366).")] = 30,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            envvar="PEERLENS_BASE_URL",
+            help="Where `peerlens serve` is reached (default http://127.0.0.1:8000).",
+        ),
+    ] = None,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Issue a participant's personal link for a timepoint and print it (shown once only;
+    earlier links for that timepoint stop working)."""
+    with signed_in(db, user) as (store, me):
+        from peerlens.study.links import issue_link
+        from peerlens.web.urls import DEFAULT_BASE_URL, participant_url
+
+        link = issue_link(
+            store, study, code, timepoint=timepoint, days=days, caller=me, reason=reason
+        )
+        typer.echo(participant_url(base_url or DEFAULT_BASE_URL, link.participant, link.token))
+        err_console.print(
+            f"link for {code} at {link.timepoint}, valid until "
+            f"{link.expires_at.isoformat(timespec='minutes')}; it is not stored and cannot be "
+            "shown again"
+        )
+
+
+@participant_app.command("revoke-link")
+def participant_revoke_link(
+    code: str,
+    study: StudyOpt,
+    timepoint: Annotated[
+        str | None, typer.Option("--timepoint", help="Only this timepoint's link.")
+    ] = None,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Revoke a participant's personal links (all, or one timepoint's)."""
+    with signed_in(db, user) as (store, me):
+        from peerlens.study.links import revoke_links
+
+        n = revoke_links(store, study, code, timepoint=timepoint, caller=me, reason=reason)
+        typer.echo(f"revoked {n} link(s) of {code}")
 
 
 @participant_app.command("relate")

@@ -199,6 +199,25 @@ class InstrumentSpec(_Frozen):
             f"{self.id}_prorated",
         )
 
+    def may_be_missing(self, item: int) -> bool:
+        """True when every item score counting ``item`` (1-based) tolerates a missing item, so
+        a questionnaire may offer "prefer not to answer" for it.
+
+        Examples
+        --------
+        >>> from peerlens.instruments import load_spec
+        >>> load_spec("phq9").may_be_missing(9)
+        True
+        """
+        counting = [
+            s
+            for s in self.scores
+            if isinstance(s, ItemScore) and (s.items == "all" or item in s.items)
+        ]
+        return bool(counting) and all(
+            s.missing.max_missing is None or s.missing.max_missing > 0 for s in counting
+        )
+
     def score(self, name: str) -> Score:
         """The score definition called ``name``."""
         for s in self.scores:

@@ -11,6 +11,7 @@ Identifying fields live only in the identity vault. See ``docs/study.md`` and
 
 from peerlens.study.audit import AuditReport, audit_frame, verify_audit
 from peerlens.study.config import StudyConfig, TimepointConfig, load_config
+from peerlens.study.consent_texts import ConsentWording, set_consent_text
 from peerlens.study.derived import (
     DerivationSummary,
     DerivedCheck,
@@ -29,6 +30,7 @@ from peerlens.study.errors import (
 )
 from peerlens.study.export import TIDY_COLUMNS, ExportResult, export_frame, export_study
 from peerlens.study.keys import rotate_vault_key
+from peerlens.study.links import IssuedLink, issue_link, revoke_links
 from peerlens.study.participants import (
     NewParticipant,
     add_consent,
@@ -41,7 +43,7 @@ from peerlens.study.participants import (
     set_status,
     withdraw_participant,
 )
-from peerlens.study.policy import POLICY, ROLES, TIERS, Caller, Grant, Rule
+from peerlens.study.policy import POLICY, ROLES, TIERS, Caller, Grant, LinkHolder, Rule
 from peerlens.study.redcap import DICTIONARY_COLUMNS, export_dictionary, import_records
 from peerlens.study.responses import ImportSummary, import_responses
 from peerlens.study.sessions import add_recording, add_relationship, add_session, add_transcript
@@ -63,6 +65,15 @@ from peerlens.study.users import (
     set_active,
     set_password,
 )
+from peerlens.study.visits import (
+    Page,
+    PageSaved,
+    Visit,
+    agree_to_consent,
+    open_visit,
+    save_page,
+    withdraw_through_link,
+)
 
 __all__ = [
     "DEFAULT_URL",
@@ -73,6 +84,7 @@ __all__ = [
     "TIERS",
     "AuditReport",
     "Caller",
+    "ConsentWording",
     "DerivationSummary",
     "DerivedCheck",
     "ErasureReport",
@@ -80,7 +92,11 @@ __all__ = [
     "Grant",
     "ImportRejected",
     "ImportSummary",
+    "IssuedLink",
+    "LinkHolder",
     "NewParticipant",
+    "Page",
+    "PageSaved",
     "PermissionDenied",
     "Problem",
     "Rule",
@@ -89,6 +105,7 @@ __all__ = [
     "StudyError",
     "TamperedError",
     "TimepointConfig",
+    "Visit",
     "add_consent",
     "add_participant",
     "add_participants",
@@ -96,6 +113,7 @@ __all__ = [
     "add_relationship",
     "add_session",
     "add_transcript",
+    "agree_to_consent",
     "audit_frame",
     "authenticate",
     "bootstrap_admin",
@@ -114,14 +132,19 @@ __all__ = [
     "import_participants",
     "import_records",
     "import_responses",
+    "issue_link",
     "list_participants",
     "list_studies",
     "list_users",
     "load_config",
+    "open_visit",
     "resolve_url",
+    "revoke_links",
     "revoke_role",
     "rotate_vault_key",
+    "save_page",
     "set_active",
+    "set_consent_text",
     "set_field_identifier",
     "set_identity",
     "set_password",
@@ -130,4 +153,5 @@ __all__ = [
     "verify_audit",
     "verify_derived",
     "withdraw_participant",
+    "withdraw_through_link",
 ]

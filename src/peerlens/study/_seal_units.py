@@ -130,6 +130,8 @@ KINDS: tuple[UnitKind, ...] = (
     UnitKind(_t(m.Setting), "key"),
     UnitKind(_t(m.RedcapLayout), "study_id"),
     UnitKind(_t(m.FormScoring), "id"),
+    UnitKind(_t(m.ConsentText), "id"),  # 0012
+    UnitKind(_t(m.ParticipantLink), "id"),  # 0012
 )
 BY_NAME: dict[str, UnitKind] = {k.name: k for k in KINDS}
 #: Table name -> (its kind, the column of that table holding the unit key).

@@ -17,6 +17,9 @@ Example::
         window_before_days: 7
         window_after_days: 14
         instruments: [phq9, gad7]
+    consent:                             # optional: shown before the first web questionnaire
+      version: v1
+      text: I agree to take part in the study described in the information sheet.
 """
 
 from __future__ import annotations
@@ -85,6 +88,14 @@ class FormScoringConfig(_Strict):
     items: dict[str, str] = Field(min_length=1)
 
 
+class ConsentConfig(_Strict):
+    """The consent text participants agree to through their personal link (its first version;
+    later versions are set with :func:`peerlens.study.consent_texts.set_consent_text`)."""
+
+    version: str = Field(min_length=1, max_length=50)
+    text: str = Field(min_length=1)
+
+
 class StudyConfig(_Strict):
     """A whole study definition."""
 
@@ -95,6 +106,7 @@ class StudyConfig(_Strict):
     data_dictionary: str | None = None
     timepoints: list[TimepointConfig] = Field(min_length=1)
     scoring: list[FormScoringConfig] = Field(default_factory=list)
+    consent: ConsentConfig | None = None
 
     @field_validator("timepoints")
     @classmethod

@@ -216,6 +216,36 @@ class Consent(Base):
     scope: Mapped[str] = mapped_column(Text, default="")
 
 
+class ConsentText(Base):
+    """A version of a study's consent text, set by the researcher and shown on a participant's
+    first visit through a personal link; the newest version is the one asked for."""
+
+    __tablename__ = "consent_text"
+    __table_args__ = (UniqueConstraint("study_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"))
+    version: Mapped[str] = mapped_column(String(50))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ParticipantLink(Base):
+    """A personal link of one participant for one timepoint (no account needed).
+
+    Only the sha256 of the link's token is stored, never the token; a link is refused after
+    ``expires_at`` or once ``revoked_at`` is set.
+    """
+
+    __tablename__ = "participant_link"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    timepoint_id: Mapped[int] = mapped_column(ForeignKey("timepoint.id"))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class PSRelationship(Base):
     """A PS worker supporting a service user, from ``started_at`` until ``ended_at``."""
 

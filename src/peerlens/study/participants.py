@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
 from peerlens.study import _limits, audit
 from peerlens.study._identity import add_new, merge_fields, read_fields
@@ -21,6 +22,7 @@ from peerlens.study.models import (
     Consent,
     Participant,
     Site,
+    Study,
     as_utc,
     utcnow,
 )
@@ -261,22 +263,31 @@ def set_status(
         grant.check(study, p)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was erased")
-        if p.status == status:
-            return
-        old = p.status
-        p.status = status
-        p.withdrawn_at = utcnow() if status == "withdrawn" else p.withdrawn_at
-        audit.record(
-            s,
-            grant.actor,
-            f"participant.{'withdraw' if status == 'withdrawn' else 'status'}",
-            "participant",
-            code,
-            study=study_name,
-            old={"status": old},
-            new={"status": status},
-            reason=reason,
-        )
+        change_status(s, study, p, status, actor=grant.actor, reason=reason)
+
+
+def change_status(
+    s: Session, study: Study, p: Participant, status: str, *, actor: str, reason: str | None
+) -> None:
+    """Set ``p``'s status in ``s``'s transaction, audited (nothing when it is already so).
+
+    The caller's right was checked by the public function calling this one."""
+    if p.status == status:
+        return
+    old = p.status
+    p.status = status
+    p.withdrawn_at = utcnow() if status == "withdrawn" else p.withdrawn_at
+    audit.record(
+        s,
+        actor,
+        f"participant.{'withdraw' if status == 'withdrawn' else 'status'}",
+        "participant",
+        p.study_code,
+        study=study.name,
+        old={"status": old},
+        new={"status": status},
+        reason=reason,
+    )
 
 
 @guarded("participant.status")
@@ -346,21 +357,47 @@ def add_consent(
         grant.check(study, p)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was erased")
-        s.add(Consent(participant_id=p.id, version=version, consented_at=consented_at, scope=scope))
-        audit.record(
+        store_consent(
             s,
-            grant.actor,
-            "consent.add",
-            "consent",
-            code,
-            study=study_name,
-            new={
-                "version": version,
-                "at": consented_at.isoformat(),
-                "scope": audit.redacted(scope),  # free text: its length only
-            },
+            study,
+            p,
+            version=version,
+            consented_at=consented_at,
+            scope=scope,
+            actor=grant.actor,
             reason=reason,
         )
+
+
+def store_consent(
+    s: Session,
+    study: Study,
+    p: Participant,
+    *,
+    version: str,
+    consented_at: dt.datetime,
+    scope: str,
+    actor: str,
+    reason: str | None,
+) -> None:
+    """Store one consent of ``p`` in ``s``'s transaction, audited with its version.
+
+    The caller's right was checked by the public function calling this one."""
+    s.add(Consent(participant_id=p.id, version=version, consented_at=consented_at, scope=scope))
+    audit.record(
+        s,
+        actor,
+        "consent.add",
+        "consent",
+        p.study_code,
+        study=study.name,
+        new={
+            "version": version,
+            "at": consented_at.isoformat(),
+            "scope": audit.redacted(scope),  # free text: its length only
+        },
+        reason=reason,
+    )
 
 
 @guarded("participant.add")

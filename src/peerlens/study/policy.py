@@ -17,7 +17,10 @@ operation only the assignments whose role the operation's :class:`Rule` names co
     whose effect reaches every site, such as deriving results or replacing the data dictionary;
 ``scope = "site"``
     any assignment in the study will do; a site-scoped one limits the grant to its sites, and
-    the function refuses (or leaves out) participants of other sites.
+    the function refuses (or leaves out) participants of other sites;
+``scope = "link"``
+    no account: only the participant holding a valid personal link, for that link's
+    participant and timepoint (:class:`LinkHolder`, checked by :func:`authorize_link`).
 
 The export tier of a grant is the highest tier among the counted assignments (a role's default,
 see :data:`DEFAULT_TIER`, unless the assignment sets its own). Tiers follow REDCap's user-rights
@@ -30,9 +33,10 @@ There is no implicit user: an empty user table grants nothing, and the first adm
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
@@ -40,7 +44,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from peerlens.study.errors import PermissionDenied, StudyError
-from peerlens.study.models import USER_ROLES, Participant, RoleAssignment, Site, Study, User
+from peerlens.study.models import (
+    USER_ROLES,
+    Participant,
+    ParticipantLink,
+    RoleAssignment,
+    Site,
+    Study,
+    User,
+    as_utc,
+    utcnow,
+)
 
 __all__ = [
     "DEFAULT_TIER",
@@ -49,9 +63,12 @@ __all__ = [
     "TIERS",
     "Caller",
     "Grant",
+    "LinkHolder",
     "Rule",
     "authorize",
+    "authorize_link",
     "guarded",
+    "token_digest",
 ]
 
 #: User roles. ``auditor`` verifies and reads the audit log but sees no study data.
@@ -94,6 +111,9 @@ class Rule:
     min_tier: str | None = None
     #: Any active user may, whatever their roles (their own account only).
     any_user: bool = False
+    #: Only the participant holding a valid personal link may, for that link's participant
+    #: and timepoint only (see :func:`authorize_link`); no user account may.
+    link_holder: bool = False
 
 
 _ADMIN = frozenset({"admin"})
@@ -131,12 +151,26 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
         "identity.read": Rule(_ADMIN, "site", "read identity-vault fields", min_tier="full"),
         "identity.write": Rule(_WRITERS, "site", "add or change identity-vault fields"),
         "consent.add": Rule(_WRITERS, "site", "record a consent"),
+        "consent.text": Rule(_WRITERS, "study", "set a new version of the study's consent text"),
+        "link.issue": Rule(_WRITERS, "site", "issue a participant's personal questionnaire link"),
+        "link.revoke": Rule(_WRITERS, "site", "revoke a participant's personal links"),
         "relationship.add": Rule(_WRITERS, "site", "record a PS relationship"),
         "session.add": Rule(_WRITERS, "site", "record a PS session"),
         "transcript.add": Rule(_WRITERS, "site", "store a transcript or story"),
         "recording.add": Rule(_WRITERS, "site", "store an ECG/RR recording"),
         "responses.import": Rule(_WRITERS, "site", "import questionnaire responses"),
         "redcap.import": Rule(_WRITERS, "site", "import REDCap records"),
+        # -- the participant, through their personal link (no account)
+        "link.open": Rule(
+            frozenset(), "link", "open their own consent and questionnaire pages", link_holder=True
+        ),
+        "link.consent": Rule(
+            frozenset(), "link", "agree to the study's consent text", link_holder=True
+        ),
+        "link.answer": Rule(
+            frozenset(), "link", "save a page of their own answers", link_holder=True
+        ),
+        "link.withdraw": Rule(frozenset(), "link", "withdraw from the study", link_holder=True),
         # -- derived results and exports
         "derive": Rule(_WRITERS, "study", "recompute scores, HRV and story labels"),
         "derived.status": Rule(_WRITERS, "site", "count current, stale and missing results"),
@@ -241,6 +275,28 @@ class Grant:
                 raise PermissionDenied(why)
 
 
+@dataclass(frozen=True)
+class LinkHolder:
+    """A participant calling through their personal link: the participant code the link's URL
+    names and the link's secret token (never shown in ``repr``).
+
+    The token is the participant's only right: :func:`authorize_link` checks it, for the
+    operations whose :class:`Rule` has ``link_holder``, against the stored hash of a link that
+    is neither expired nor revoked and belongs to that participant.
+    """
+
+    participant: str
+    token: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return f"link:{self.participant}"
+
+
+#: What a link holder is told whatever was wrong with the link (unknown, expired, revoked,
+#: another participant's): the same words every time, so that refusals are no oracle.
+LINK_REFUSED = "this link is not valid: it may have expired or been withdrawn"
+
+
 # Operations authorized during the current guarded call (see :func:`guarded`).
 _authorized: ContextVar[set[str] | None] = ContextVar("peerlens_authorized", default=None)
 
@@ -293,6 +349,8 @@ def authorize(
     rule = POLICY.get(operation)
     if rule is None:  # a programming error: every operation is declared
         raise KeyError(f"operation {operation!r} has no policy entry")
+    if rule.link_holder:  # only a participant's own link (authorize_link), never an account
+        raise PermissionDenied(f"{caller} may not {rule.summary}: only the participant may")
     user = active_user(session, caller)
     if operation != "audit.verify":  # verifying must work to find out what was tampered with
         from peerlens.study.integrity import check_rights
@@ -340,6 +398,72 @@ def authorize(
     if tier is not None:
         grant.require_tier(tier)
     return _granted(grant)
+
+
+def token_digest(token: str) -> str:
+    """The sha256 (hex) a link token is stored and looked up as (never the token itself).
+
+    Examples
+    --------
+    >>> len(token_digest("abc"))
+    64
+    """
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def authorize_link(session: Session, holder: LinkHolder, operation: str) -> ParticipantLink:
+    """Check ``operation`` for the participant holding a personal link.
+
+    Parameters
+    ----------
+    session
+        The transaction the operation runs in.
+    holder
+        The participant code and token of the link as presented.
+    operation
+        A key of :data:`POLICY` whose rule has ``link_holder``.
+
+    Returns
+    -------
+    ParticipantLink
+        The link (its participant and timepoint are the only ones the operation may touch).
+
+    Raises
+    ------
+    PermissionDenied
+        With :data:`LINK_REFUSED` whatever the reason: a user account instead of a link, an
+        unknown token, another participant's token, an expired or revoked link, an erased
+        participant, or a link row changed outside peerlens (checked against its seal).
+    """
+    rule = POLICY.get(operation)
+    if rule is None:  # a programming error: every operation is declared
+        raise KeyError(f"operation {operation!r} has no policy entry")
+    if not rule.link_holder:
+        raise KeyError(f"operation {operation!r} is not a link holder's")
+    if not isinstance(holder, LinkHolder) or not isinstance(holder.token, str):
+        raise PermissionDenied(LINK_REFUSED)
+    link = session.scalars(
+        select(ParticipantLink).where(ParticipantLink.token_sha256 == token_digest(holder.token))
+    ).first()
+    if link is None:
+        raise PermissionDenied(LINK_REFUSED)
+    from peerlens.study._seal_units import BY_NAME
+    from peerlens.study.integrity import check_units
+
+    check_units(session, BY_NAME["participant_link"], [link.id])
+    person = session.get(Participant, link.participant_id)
+    expires = as_utc(link.expires_at)
+    if (
+        person is None
+        or person.study_code != holder.participant
+        or person.status == "erased"
+        or link.revoked_at is not None
+        or expires is None
+        or expires <= utcnow()
+    ):
+        raise PermissionDenied(LINK_REFUSED)
+    _granted(Grant(str(holder), operation, None, "none"))
+    return link
 
 
 def _granted(grant: Grant) -> Grant:
@@ -396,11 +520,12 @@ def policy_table() -> str:
     """
     lines = ["| operation | what | roles | scope | export tier |", "|---|---|---|---|---|"]
     for name, rule in POLICY.items():
-        roles = (
-            "any active user (own account)"
-            if rule.any_user
-            else ", ".join(r for r in ROLES if r in rule.roles)
-        )
+        if rule.any_user:
+            roles = "any active user (own account)"
+        elif rule.link_holder:
+            roles = "the participant, through their own personal link"
+        else:
+            roles = ", ".join(r for r in ROLES if r in rule.roles)
         lines.append(
             f"| `{name}` | {rule.summary} | {roles} | {rule.scope} | {rule.min_tier or ''} |"
         )

@@ -15,6 +15,7 @@ from peerlens.study._form_scoring import store_form_scoring
 from peerlens.study._identity import merge_fields
 from peerlens.study._lookup import get_study
 from peerlens.study.config import StudyConfig, load_config
+from peerlens.study.consent_texts import store_consent_text
 from peerlens.study.errors import PermissionDenied, StudyError
 from peerlens.study.models import (
     Arm,
@@ -102,6 +103,10 @@ def create_study(
                 "form of the study's data dictionary"
             )
         store_form_scoring(s, study, config.scoring)
+        if config.consent is not None:
+            store_consent_text(
+                s, study, config.consent.version, config.consent.text, actor=actor, reason=reason
+            )
         audit.record(
             s,
             actor,

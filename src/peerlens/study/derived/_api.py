@@ -7,6 +7,7 @@ what a kind computes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -92,10 +93,9 @@ def _derive_kind(
     with store.transaction() as s:
         study = get_study(s, study_name)
         actor = authorize(s, caller, "derive", study).actor
-        inputs = kind.collect(s, study, options)
         if not kind.slow:
-            batch = kind.batch(s, inputs, kind.compute(inputs, options), options)
-            return store_run(s, study, kind, batch, actor, reason)
+            return run_in(s, study, kind, options, actor, reason)
+        inputs = kind.collect(s, study, options)
     # The analysis runs outside any transaction (it may take minutes); the results are then
     # written in one, with the caller's rights checked again there.
     results = kind.compute(inputs, options)
@@ -103,6 +103,29 @@ def _derive_kind(
         study = get_study(s, study_name)
         actor = authorize(s, caller, "derive", study).actor
         return store_run(s, study, kind, kind.batch(s, inputs, results, options), actor, reason)
+
+
+def run_in(
+    session: Session,
+    study: Study,
+    kind: DerivedKind[Any, Any],
+    options: DeriveOptions,
+    actor: str,
+    reason: str | None,
+) -> DerivationSummary:
+    """One run of a quick ``kind`` inside ``session``'s transaction (the caller's right was
+    checked by the function calling this one)."""
+    inputs = kind.collect(session, study, options)
+    batch = kind.batch(session, inputs, kind.compute(inputs, options), options)
+    return store_run(session, study, kind, batch, actor, reason)
+
+
+def rescore_in(
+    session: Session, study: Study, blob_dir: Path, actor: str, reason: str | None
+) -> DerivationSummary:
+    """Recompute ``study``'s scores inside ``session``'s transaction, as ``derive(["scores"])``
+    does (a form just completed through a personal link scores at once)."""
+    return run_in(session, study, KINDS["scores"], DeriveOptions(blob_dir), actor, reason)
 
 
 @guarded("derived.read")

@@ -1,0 +1,98 @@
+"""The app factory: routes, static files, security headers and error pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from peerlens import PeerlensError
+from peerlens.study import PermissionDenied, Store, StudyError, TamperedError
+from peerlens.web.pages import environment, render
+from peerlens.web.routes import home, participant
+from peerlens.web.security import SecurityHeaders
+from peerlens.web.settings import WebSettings
+
+__all__ = ["create_app"]
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(store: Store, settings: WebSettings | None = None) -> FastAPI:
+    """The web app over ``store``.
+
+    Parameters
+    ----------
+    store
+        An open study database (the app does not close it).
+    settings
+        How it is served (default :meth:`WebSettings.from_env`).
+
+    Examples
+    --------
+    Tests drive it with FastAPI's ``TestClient(create_app(store))``.
+    """
+    app = FastAPI(
+        title="peerlens",
+        docs_url=None,  # the API documentation pages load scripts from a CDN; none for now
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.store = store
+    app.state.settings = settings or WebSettings.from_env()
+    app.state.templates = environment()
+    app.include_router(home.router)
+    app.include_router(participant.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _error_pages(app)
+    app.add_middleware(SecurityHeaders, hsts=app.state.settings.hsts)
+    return app
+
+
+def _error_pages(app: FastAPI) -> None:
+    """Plain pages for every error (never a traceback, never an oracle)."""
+
+    @app.exception_handler(PermissionDenied)
+    async def refused(request: Request, exc: PermissionDenied) -> HTMLResponse:
+        # One page for every bad link: unknown, expired, revoked or another participant's.
+        return render(request, "refused.html", 404)
+
+    @app.exception_handler(TamperedError)
+    async def tampered(request: Request, exc: TamperedError) -> HTMLResponse:
+        # What was tampered with is for the study team (audit verify), not the participant.
+        return render(
+            request,
+            "message.html",
+            500,
+            title="Something went wrong",
+            message="Nothing was saved. Please contact the study team.",
+        )
+
+    @app.exception_handler(StudyError)
+    async def not_possible(request: Request, exc: StudyError) -> HTMLResponse:
+        return render(request, "message.html", 409, title="Not possible", message=str(exc))
+
+    @app.exception_handler(PeerlensError)
+    async def bad_input(request: Request, exc: PeerlensError) -> HTMLResponse:
+        return render(request, "message.html", 400, title="Not possible", message=str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        return render(request, "refused.html", 404)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> HTMLResponse:
+        if exc.status_code == 404:
+            return render(request, "refused.html", 404)
+        titles = {403: "Form refused", 405: "Not possible"}
+        return render(
+            request,
+            "message.html",
+            exc.status_code,
+            title=titles.get(exc.status_code, "Not possible"),
+            message=str(exc.detail),
+        )

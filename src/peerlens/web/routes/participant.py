@@ -1,0 +1,174 @@
+"""A participant's pages, all under their personal link ``/p/{code}/{token}``: consent, the
+timepoint's questionnaire pages, withdrawal.
+
+Each route passes the link on as the caller of a :mod:`peerlens.study` function, which checks
+it; a bad link of any kind raises ``PermissionDenied`` and gets the one refusal page. Every
+POST carries the link's CSRF token (:data:`~peerlens.web.deps.CheckedForm`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from peerlens.study import (
+    LinkHolder,
+    PageSaved,
+    Visit,
+    agree_to_consent,
+    open_visit,
+    save_page,
+    withdraw_through_link,
+)
+from peerlens.web.deps import CheckedForm, Holder, Settings, StoreDep
+from peerlens.web.pages import render
+from peerlens.web.security import csrf_token
+from peerlens.web.settings import WebSettings
+
+router = APIRouter(prefix="/p/{code}/{token}")
+
+
+@router.get("", response_class=HTMLResponse, name="landing")
+def landing(
+    request: Request,
+    holder: Holder,
+    store: StoreDep,
+    settings: Settings,
+    saved: int | None = None,
+) -> HTMLResponse:
+    """Where the link leads: consent first, then the first page not yet answered."""
+    visit = open_visit(store, caller=holder)
+    return _next_step(request, holder, settings, visit, saved)
+
+
+@router.post("/consent", name="consent")
+async def consent(request: Request, holder: Holder, store: StoreDep, form: CheckedForm) -> Response:
+    """Agree to the consent text shown (its version comes back with the form)."""
+    version = str(form.get("version", ""))
+    await run_in_threadpool(agree_to_consent, store, version, caller=holder)
+    return _to_landing(request, holder)
+
+
+@router.get("/page/{number}", response_class=HTMLResponse, name="page")
+def page(
+    request: Request, number: int, holder: Holder, store: StoreDep, settings: Settings
+) -> HTMLResponse:
+    """One questionnaire page with the answers saved so far (to review or change them)."""
+    visit = open_visit(store, caller=holder)
+    if not visit.open:
+        return _next_step(request, holder, settings, visit, None)
+    if not 1 <= number <= len(visit.pages):
+        return render(request, "refused.html", 404)
+    return _page(request, holder, settings, visit, number)
+
+
+@router.post("/page/{number}", name="save")
+async def save(
+    request: Request,
+    number: int,
+    holder: Holder,
+    store: StoreDep,
+    settings: Settings,
+    form: CheckedForm,
+) -> Response:
+    """Save one page: back to the same page with the problems, or on to the next step."""
+    answers = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
+    result: PageSaved = await run_in_threadpool(save_page, store, number, answers, caller=holder)
+    if result.problems:
+        return _page(request, holder, settings, result.visit, number, result, status=422)
+    return _to_landing(request, holder, saved=number)
+
+
+@router.get("/withdraw", response_class=HTMLResponse, name="withdraw")
+def withdraw_question(
+    request: Request, holder: Holder, store: StoreDep, settings: Settings
+) -> HTMLResponse:
+    """Ask whether the participant wants to stop taking part."""
+    visit = open_visit(store, caller=holder)
+    if visit.withdrawn:
+        return _next_step(request, holder, settings, visit, None)
+    return render(request, "withdraw.html", **_common(request, holder, settings, visit))
+
+
+@router.post("/withdraw", name="withdrawn")
+async def withdraw(
+    request: Request, holder: Holder, store: StoreDep, form: CheckedForm
+) -> Response:
+    """Withdraw the participant (answers given so far are kept)."""
+    await run_in_threadpool(withdraw_through_link, store, caller=holder)
+    return _to_landing(request, holder)
+
+
+def _to_landing(request: Request, holder: LinkHolder, **query: int) -> RedirectResponse:
+    url = request.url_for("landing", code=holder.participant, token=holder.token)
+    target = url.include_query_params(**query) if query else url
+    # A path, not an absolute URL: right behind a reverse proxy whatever its scheme.
+    where = target.path + (f"?{target.query}" if target.query else "")
+    return RedirectResponse(where, status_code=303)
+
+
+def _common(
+    request: Request, holder: LinkHolder, settings: WebSettings, visit: Visit
+) -> dict[str, Any]:
+    base = request.url_for("landing", code=holder.participant, token=holder.token).path
+    return {
+        "visit": visit,
+        "base": base,
+        "csrf": csrf_token(settings.secret, holder.token),
+        "title": visit.study_title,
+    }
+
+
+def _next_step(
+    request: Request,
+    holder: LinkHolder,
+    settings: WebSettings,
+    visit: Visit,
+    saved: int | None,
+) -> HTMLResponse:
+    common = _common(request, holder, settings, visit)
+    if visit.withdrawn:
+        return render(request, "withdrawn.html", **common)
+    if visit.status != "enrolled" or (visit.consent is None and not visit.consented):
+        return render(request, "closed.html", **common)
+    if not visit.consented:
+        return render(request, "consent.html", **common)
+    if visit.next_page is None:
+        return render(request, "done.html", saved=saved, **common)
+    return _page(request, holder, settings, visit, visit.next_page, saved=saved)
+
+
+def _page(
+    request: Request,
+    holder: LinkHolder,
+    settings: WebSettings,
+    visit: Visit,
+    number: int,
+    result: PageSaved | None = None,
+    *,
+    saved: int | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    shown = visit.pages[number - 1]
+    values = dict(shown.answers)
+    if result is not None:  # what was typed, shown again beside the problems
+        values.update({k: v for k, v in result.submitted.items() if v != ""})
+    just_saved = (
+        saved
+        if saved is not None and 1 <= saved <= len(visit.pages) and visit.pages[saved - 1].complete
+        else None
+    )
+    return render(
+        request,
+        "page.html",
+        status,
+        page=shown,
+        values=values,
+        problems=dict(result.problems) if result is not None else {},
+        just_saved=just_saved,
+        saved_pages=[p.number for p in visit.pages if p.complete],
+        **_common(request, holder, settings, visit),
+    )

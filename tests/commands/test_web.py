@@ -1,0 +1,96 @@
+"""``peerlens serve`` and the link commands: a link printed by the CLI opens in the app, a
+revoked one does not; the CLI only passes the signed-in user on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from peerlens.cli import app
+from peerlens.study import Store
+from peerlens.web import create_app
+
+from ..conftest import ACTOR, PASSWORD
+
+
+@pytest.fixture
+def run(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """``peerlens ARGS`` on a new database with study ``pilot`` and participant A1."""
+    monkeypatch.setenv("PEERLENS_DB", db_url)
+    monkeypatch.setenv("PEERLENS_NEW_PASSWORD", PASSWORD)
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    invoke("init", "--admin", ACTOR, "--recordings", str(tmp_path / "blobs"))
+    monkeypatch.setenv("PEERLENS_USER", ACTOR)
+    monkeypatch.setenv("PEERLENS_PASSWORD", PASSWORD)
+    return invoke
+
+
+def test_a_printed_link_opens_and_a_revoked_one_does_not(
+    run: Callable[..., str], db_url: str, visit_config_path: Path, tmp_path: Path
+) -> None:
+    run("study", "create", "pilot", "--config", str(visit_config_path))
+    run("participant", "add", "A1", "--study", "pilot", "--site", "leeds")
+    consent = tmp_path / "consent.txt"
+    consent.write_text("I agree, version two.", encoding="utf-8")
+    assert "consent text v2 set" in run(
+        "study", "consent-text", "pilot", "--version", "v2", "--file", str(consent)
+    )
+    out = run(
+        "participant",
+        "link",
+        "A1",
+        "--study",
+        "pilot",
+        "--timepoint",
+        "baseline",
+        "--days",
+        "3",
+        "--base-url",
+        "https://study.example.org",
+    )
+    url = next(line for line in out.splitlines() if line.startswith("https://"))
+    path = url.removeprefix("https://study.example.org")
+    assert path.startswith("/p/A1/")
+    store = Store.open(db_url)
+    try:
+        with TestClient(create_app(store)) as client:
+            first = client.get(path)
+            assert first.status_code == 200 and "I agree, version two." in first.text
+            assert "revoked 1 link(s)" in run(
+                "participant", "revoke-link", "A1", "--study", "pilot"
+            )
+            assert client.get(path).status_code == 404
+    finally:
+        store.close()
+    out = run("participant", "link", "A1", "--study", "pilot", "--timepoint", "nope", code=2)
+    assert "no timepoint 'nope'" in out and "Traceback" not in out
+    out = run(
+        "participant",
+        "link",
+        "A1",
+        "--study",
+        "pilot",
+        "--timepoint",
+        "baseline",
+        "--days",
+        "999",
+        code=2,
+    )
+    assert "1 to 366 days" in out
+
+
+def test_serve_is_a_command() -> None:
+    result = CliRunner().invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--db", "--host", "--port", "--behind-tls"):
+        assert option in result.output

@@ -1,0 +1,183 @@
+"""What a participant does through their link: consent, answer page by page, resume, withdraw."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from peerlens.instruments import score
+from peerlens.study import (
+    LinkHolder,
+    PermissionDenied,
+    Store,
+    StudyError,
+    add_participant,
+    agree_to_consent,
+    audit_frame,
+    create_study,
+    derived_frame,
+    export_frame,
+    issue_link,
+    open_visit,
+    save_page,
+    set_consent_text,
+    verify_audit,
+    withdraw_through_link,
+)
+
+from .conftest import ADMIN
+
+
+@pytest.fixture
+def holder(store: Store, visit_config_path: Path) -> LinkHolder:
+    create_study(store, "pilot", visit_config_path, caller=ADMIN)
+    add_participant(store, "pilot", "A1", site="leeds", caller=ADMIN)
+    link = issue_link(store, "pilot", "A1", timepoint="baseline", caller=ADMIN)
+    return LinkHolder("A1", link.token)
+
+
+def _answers(store: Store, holder: LinkHolder, page: int, value: int) -> dict[str, str]:
+    layout = open_visit(store, caller=holder).pages[page - 1].layout
+    return {q.item: str(value) for q in layout.questions}
+
+
+def _stored(store: Store) -> pd.DataFrame:
+    frame = export_frame(store, "pilot", tier="deidentified", caller=ADMIN)
+    return frame[frame["participant"] == "A1"]
+
+
+def _items(frame: pd.DataFrame) -> dict[str, str]:
+    """Stored items as the answers they were given as (value, or missing code)."""
+    items = frame[frame["kind"] == "item"]
+    return {
+        row["name"]: row["missing_code"]
+        if isinstance(row["missing_code"], str)
+        else f"{row['value']:g}"
+        for _, row in items.iterrows()
+    }
+
+
+def test_consent_comes_first_and_is_audited_with_its_version(
+    store: Store, holder: LinkHolder
+) -> None:
+    visit = open_visit(store, caller=holder)
+    assert not visit.consented and visit.consent is not None and visit.consent.version == "v1"
+    with pytest.raises(StudyError, match="agree to the consent"):
+        save_page(store, 1, _answers(store, holder, 1, 3), caller=holder)
+    with pytest.raises(StudyError, match="changed"):
+        agree_to_consent(store, "v0", caller=holder)
+    assert agree_to_consent(store, "v1", caller=holder).consented
+    agree_to_consent(store, "v1", caller=holder)  # agreeing twice records it once
+    log = audit_frame(store, caller=ADMIN)
+    consents = log[log["action"] == "consent.add"]
+    assert list(consents["actor"]) == ["link:A1"] and '"v1"' in consents.iloc[0]["new"]
+    set_consent_text(store, "pilot", "v2", "A new wording.", caller=ADMIN)
+    visit = open_visit(store, caller=holder)
+    assert not visit.consented and visit.consent is not None and visit.consent.version == "v2"
+    with pytest.raises(StudyError, match="already has consent text"):
+        set_consent_text(store, "pilot", "v2", "Another wording.", caller=ADMIN)
+
+
+def test_pages_save_resume_complete_and_score(store: Store, holder: LinkHolder) -> None:
+    agree_to_consent(store, "v1", caller=holder)
+    visit = open_visit(store, caller=holder)
+    assert [len(p.layout.questions) for p in visit.pages] == [9, 9, 8, 9]
+    assert visit.pages[0].layout.standin  # no licensed wording loaded in the tests
+    given: dict[str, str] = {}
+    for page, value in ((1, 4), (2, 2)):
+        answers = _answers(store, holder, page, value)
+        done = save_page(store, page, answers, caller=holder)
+        assert done.problems == {} and set(done.saved) == set(answers)
+        given |= answers
+    again = open_visit(store, caller=holder)  # "another device": nothing but the link
+    assert again.next_page == 3
+    assert dict(again.pages[0].answers) == {
+        k: v for k, v in given.items() if k in again.pages[0].answers
+    }
+    stored = _stored(store)
+    assert set(stored.loc[stored["instrument"] == "scs", "completion"]) == {0}
+    third = _answers(store, holder, 3, 5)
+    skip = next(q for q in again.pages[2].layout.questions if q.skip_code is not None)
+    third[skip.item] = "-99"  # prefer not to answer, where the SCS allows one missing item
+    done = save_page(store, 3, third, caller=holder)
+    assert done.completed == ("scs",) and done.visit.next_page == 4
+    given |= third
+    stored = _stored(store)
+    scs = stored[stored["instrument"] == "scs"]
+    assert set(scs["completion"]) == {2}
+    assert _items(scs) == given  # every answer stored as given, the skipped one as its code
+    # The derived score is what the scoring engine gives for the answers as given.
+    expected = score(pd.DataFrame([given]), "scs", missing_codes=[-99]).iloc[0]
+    scores = derived_frame(store, "pilot", "scores", caller=ADMIN)
+    total = scores[(scores["participant"] == "A1") & (scores["name"] == "scs_total")]
+    assert len(total) == 1 and total.iloc[0]["value"] == pytest.approx(expected["scs_total"])
+    assert verify_audit(store, caller=ADMIN).ok
+
+
+def test_an_invalid_answer_stores_nothing_of_its_page(store: Store, holder: LinkHolder) -> None:
+    agree_to_consent(store, "v1", caller=holder)
+    answers = _answers(store, holder, 4, 1)  # the PHQ-9: 0..3
+    first, second, third = list(answers)[:3]
+    answers[first] = "7"
+    answers[second] = ""
+    answers[third] = "<script>alert(1)</script>"
+    done = save_page(store, 4, answers, caller=holder)
+    assert set(done.problems) == {first, second, third} and done.saved == ()
+    assert done.submitted[third] == "<script>alert(1)</script>"
+    assert _stored(store).empty
+    phq_skip = [q.skip_code for q in done.visit.pages[3].layout.questions]
+    assert "-99" in phq_skip  # the PHQ-9 total tolerates two missing items
+    with pytest.raises(StudyError, match="no page 9"):
+        save_page(store, 9, answers, caller=holder)
+
+
+def test_withdrawal_blocks_further_answers(store: Store, holder: LinkHolder) -> None:
+    agree_to_consent(store, "v1", caller=holder)
+    save_page(store, 4, _answers(store, holder, 4, 1), caller=holder)
+    visit = withdraw_through_link(store, caller=holder)
+    assert visit.withdrawn and not visit.open
+    with pytest.raises(StudyError, match="withdrawn"):
+        save_page(store, 1, _answers(store, holder, 1, 3), caller=holder)
+    with pytest.raises(StudyError, match="withdrawn"):
+        agree_to_consent(store, "v1", caller=holder)
+    stored = _stored(store)
+    assert set(stored["instrument"]) == {"phq9"}  # kept, nothing added
+    assert set(_items(stored).values()) == {"1"} and len(_items(stored)) == 9
+    log = audit_frame(store, caller=ADMIN)
+    assert list(log.loc[log["action"] == "participant.withdraw", "actor"]) == ["link:A1"]
+
+
+def test_staff_accounts_cannot_act_as_the_participant(store: Store, holder: LinkHolder) -> None:
+    for call in (
+        lambda: open_visit(store, caller=ADMIN),  # type: ignore[arg-type]
+        lambda: save_page(store, 1, {}, caller=ADMIN),  # type: ignore[arg-type]
+        lambda: withdraw_through_link(store, caller=ADMIN),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(PermissionDenied):
+            call()
+
+
+def test_without_a_consent_text_a_recorded_consent_opens_the_questionnaires(
+    store: Store, config_path: Path
+) -> None:
+    import datetime as dt
+
+    from peerlens.study import add_consent
+
+    create_study(store, "plain", config_path, caller=ADMIN)  # no consent text in this config
+    add_participant(store, "plain", "C3", site="leeds", caller=ADMIN)
+    holder = LinkHolder(
+        "C3", issue_link(store, "plain", "C3", timepoint="week24", caller=ADMIN).token
+    )
+    visit = open_visit(store, caller=holder)
+    assert visit.consent is None and not visit.consented and not visit.open
+    with pytest.raises(StudyError, match="no consent text"):
+        agree_to_consent(store, "v1", caller=holder)
+    when = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
+    add_consent(store, "plain", "C3", version="paper-v1", consented_at=when, caller=ADMIN)
+    visit = open_visit(store, caller=holder)
+    assert visit.open and [p.layout.instrument for p in visit.pages] == ["phq9"]
+    answers = {q.item: "0" for q in visit.pages[0].layout.questions}
+    assert save_page(store, 1, answers, caller=holder).completed == ("phq9",)

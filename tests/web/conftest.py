@@ -1,0 +1,51 @@
+"""Fixtures of the web tests: a study with two participants at two sites, a personal link for
+each, and a client of the app over the same store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from peerlens.study import Store, add_participant, create_study, issue_link
+from peerlens.web import WebSettings, create_app
+
+from ..conftest import ADMIN
+
+__all__ = ["ADMIN", "Site", "csrf_of"]
+
+
+@dataclass
+class Site:
+    """The app under test: its client, its store, and one link path per participant."""
+
+    client: TestClient
+    store: Store
+    links: dict[str, str]
+    tokens: dict[str, str]
+
+
+@pytest.fixture
+def site(store: Store, visit_config_path: Path) -> Iterator[Site]:
+    create_study(store, "pilot", visit_config_path, caller=ADMIN)
+    links: dict[str, str] = {}
+    tokens: dict[str, str] = {}
+    for code, where in (("A1", "leeds"), ("B2", "glasgow")):
+        add_participant(store, "pilot", code, site=where, caller=ADMIN)
+        issued = issue_link(store, "pilot", code, timepoint="baseline", caller=ADMIN)
+        links[code] = f"/p/{code}/{issued.token}"
+        tokens[code] = issued.token
+    app = create_app(store, WebSettings(hsts=True, secret=b"test secret, protects nothing"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Site(client, store, links, tokens)
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token in a page's form."""
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found is not None, "no CSRF field in the page"
+    return found.group(1)
