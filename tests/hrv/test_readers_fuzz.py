@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from peerlens import PeerlensError
 from peerlens.hrv import read_ecg, read_rr
 
+from .._mutation import mutate
+
 FS = 250
 T = np.arange(0, 8, 1 / FS)
 ECG = 0.05 * np.sin(2 * np.pi * 1.1 * T) + np.where((T % 0.8) < 0.02, 1.0, 0.0)
@@ -142,25 +144,6 @@ EDITS = st.lists(
 )
 
 
-def _mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
-    """Apply (kind, position, bytes) edits: 0 replace, 1 insert, 2 delete, 3 truncate."""
-    out = bytearray(data)
-    for kind, pos, chunk in edits:
-        if not out:
-            out.extend(chunk)
-            continue
-        i = pos % len(out)
-        if kind == 0:
-            out[i : i + len(chunk)] = chunk
-        elif kind == 1:
-            out[i:i] = chunk
-        elif kind == 2:
-            del out[i : i + max(len(chunk), 1)]
-        else:
-            del out[i:]
-    return bytes(out)
-
-
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_unmutated_files_read(name: str, tmp_path: Path) -> None:
     make, read = FORMATS[name]
@@ -179,10 +162,10 @@ def test_mutated_files_are_read_or_refused_clearly(
         target = path.with_suffix(".dat") if name == "wfdb-signal" else path
         raw = target.read_bytes()
         if name == "ishne":  # the header is where the reader has to decide: mutate it
-            target.write_bytes(_mutate(raw[:522], edits) + raw[522:])
+            target.write_bytes(mutate(raw[:522], edits) + raw[522:])
             _seal_ishne(target)
         else:
-            target.write_bytes(_mutate(raw, edits))
+            target.write_bytes(mutate(raw, edits))
         try:
             read(path)
         except PeerlensError as exc:

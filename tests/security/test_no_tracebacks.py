@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from peerlens.cli import app
 
+from .._mutation import mutate
 from ..conftest import ACTOR, DATA, PASSWORD
 
 GAD7 = ",".join(f"gad7_{i}" for i in range(1, 8))
@@ -26,25 +27,6 @@ VALID = {
     "dictionary": (DATA / "redcap_dictionary.csv").read_bytes(),
     "config": (DATA / "redcap_study.yaml").read_bytes(),
 }
-
-
-def _mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
-    """Apply (kind, position, bytes) edits: 0 replace, 1 insert, 2 delete, 3 truncate."""
-    out = bytearray(data)
-    for kind, pos, chunk in edits:
-        if not out:
-            out.extend(chunk)
-            continue
-        i = pos % len(out)
-        if kind == 0:
-            out[i : i + len(chunk)] = chunk
-        elif kind == 1:
-            out[i:i] = chunk
-        elif kind == 2:
-            del out[i : i + max(len(chunk), 1)]
-        else:
-            del out[i:]
-    return bytes(out)
 
 
 EDITS = st.lists(
@@ -79,7 +61,7 @@ EDITS = st.lists(
 )
 FILES = st.one_of(
     st.tuples(st.sampled_from(sorted(VALID)), EDITS).map(
-        lambda t: (t[0], _mutate(VALID[t[0]], t[1]))
+        lambda t: (t[0], mutate(VALID[t[0]], t[1]))
     ),
     st.tuples(st.sampled_from(sorted(VALID)), st.binary(max_size=300)),
 )
