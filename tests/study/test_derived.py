@@ -357,6 +357,38 @@ def test_concurrent_derivations_do_not_collide(study: Store) -> None:
         assert check_derived(s, get_study(s, "pilot")).ok and check_chain(s).ok
 
 
+def test_a_derivation_and_a_rescoring_write_never_deadlock(study: Store) -> None:
+    """Finding: a derivation took its study's lock and then the audit chain's, while a write that
+    re-scores at once (a form completed through a personal link) held the chain's and then took
+    the study's: on PostgreSQL the two deadlocked and one failed. Both now take the chain's lock
+    first. Here the writer holds the chain while the derivation starts, then re-scores."""
+    import threading
+
+    from peerlens.study import audit
+    from peerlens.study.derived._api import rescore_in
+
+    if study.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises whole write transactions (BEGIN IMMEDIATE)")
+    errors: list[BaseException] = []
+
+    def run_derive() -> None:
+        try:
+            derive(study, "pilot", ["scores"], caller=ADMIN)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    with study.transaction() as s:
+        audit.record(s, ACTOR, "test.write", "study", "pilot")  # the chain's lock is held
+        other = threading.Thread(target=run_derive)
+        other.start()
+        other.join(1.5)  # the derivation computes, then waits for its locks
+        rescore_in(s, get_study(s, "pilot"), study.blob_dir, ACTOR, None)
+    other.join(60)
+    assert not other.is_alive() and errors == []
+    with study.transaction() as s:
+        assert check_derived(s, get_study(s, "pilot")).ok and check_chain(s).ok
+
+
 def test_an_instrument_that_cannot_be_scored_is_reported_not_fatal(study: Store) -> None:
     # Items the scoring spec rejects (written behind the import's checks) fail that instrument
     # only; the others are scored and the run records why.

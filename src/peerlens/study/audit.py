@@ -25,12 +25,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from peerlens.study.models import AuditLog
 from peerlens.study.policy import Caller, authorize, guarded
-from peerlens.study.storage import Store
+from peerlens.study.storage import Store, pg_lock
 
 #: ``prev_hash`` of the first row.
 GENESIS = "0" * 64
@@ -88,13 +88,23 @@ def _now_utc() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
+def lock_chain(session: Session) -> None:
+    """Make ``session``'s transaction the one appender of the audit chain until it ends (on
+    PostgreSQL; SQLite's writers are serialised already).
+
+    A transaction that will take another advisory lock as well and append to the chain later
+    takes this one first, so that every transaction takes its locks in one order (the chain's,
+    then the other): a derivation that held its study's lock while waiting for the chain, against
+    a form save that held the chain while waiting to re-score that study, deadlocked.
+    """
+    pg_lock(session, "audit")
+
+
 def _head(session: Session) -> tuple[int, str]:
     cached = session.info.get(_HEAD_KEY)
     if cached is not None:
         return (int(cached[0]), str(cached[1]))
-    if session.get_bind().dialect.name == "postgresql":
-        # One appender at a time across connections; released at commit/rollback.
-        session.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+    lock_chain(session)
     last = session.execute(
         select(AuditLog.seq, AuditLog.hash).order_by(AuditLog.seq.desc()).limit(1)
     ).first()

@@ -19,7 +19,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -93,12 +93,29 @@ def _alembic_config(connection: Connection) -> Config:
     return cfg
 
 
+def pg_lock(conn: Connection | Session, name: str) -> None:
+    """On PostgreSQL, wait for and take the transaction-level advisory lock ``name`` (released at
+    commit or rollback); on SQLite do nothing (``BEGIN IMMEDIATE`` already serialises writers).
+
+    Advisory locks are shared by the whole database: the key is derived from the current schema
+    and ``name``, so that peerlens stores kept in different schemas of one database never wait for
+    (or deadlock with) each other. Lock order, wherever two are held: ``audit`` first (see
+    :func:`peerlens.study.audit.lock_chain`), then any other.
+    """
+    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
+    if dialect.name != "postgresql":
+        return
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':' || :n, 0))"),
+        {"n": name},
+    )
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema of ``engine``'s database to ``revision``, in one transaction."""
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Two processes opening a fresh database at once must not both migrate it.
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727273)")
+        # Two processes opening a fresh database at once must not both migrate it.
+        pg_lock(conn, "migrate")
         command.upgrade(_alembic_config(conn), revision)
 
 

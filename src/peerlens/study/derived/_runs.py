@@ -13,13 +13,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study.derived._base import Batch, DerivedKind, digest
 from peerlens.study.derived._registry import KINDS
 from peerlens.study.models import AuditLog, Derivation, Study
+from peerlens.study.storage import pg_lock
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,10 @@ def store_run(
 
 def _lock(session: Session, study: Study) -> None:
     """Serialise derivations of one study on PostgreSQL (SQLite's BEGIN IMMEDIATE already does):
-    two concurrent runs would otherwise both delete and insert the same results."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            select(func.pg_advisory_xact_lock(727275, study.id))  # released at commit/rollback
-        )
+    two concurrent runs would otherwise both delete and insert the same results. The run appends
+    to the audit chain when it finishes, so the chain's lock is taken first (one lock order)."""
+    audit.lock_chain(session)
+    pg_lock(session, f"derive:{study.id}")
 
 
 def _run_ids(study: Study, what: str) -> Select[Any]:
