@@ -1,0 +1,10 @@
+"""Statistics of a peerlens study: mixed models of outcomes over time by arm, and (to come) the
+partially nested worker effect, moderation, mediation, missing-data sensitivity and the report.
+
+Core maths only: functions take tidy ``pandas`` frames (as ``peerlens.study`` exports them) and
+return frozen results; nothing here reads the study store.
+"""
+
+from peerlens.analysis.mixed import FixedEffect, MixedModelError, MixedModelFit, fit_mixed_model
+
+__all__ = ["FixedEffect", "MixedModelError", "MixedModelFit", "fit_mixed_model"]
