@@ -15,6 +15,7 @@ Values of fields flagged ``Identifier? = y`` are stored only in the identity vau
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import json
@@ -352,7 +353,9 @@ def import_records(
     HH:MM[:SS]``), whatever the field's display validation: REDCap's exports hold them so.
     ``date_format`` is REDCap's import ``dateFormat``: ``"MDY"`` or ``"DMY"`` also take
     slashed month-first or day-first dates (``4/12/1982``), stored as ``YYYY-MM-DD``; under
-    the default ``"YMD"`` a slashed date is refused, never guessed.
+    the default ``"YMD"`` a slashed date is refused, never guessed. A two-digit year
+    (``6/17/19``) takes REDCap's century: up to ten years past the current year it is 20yy,
+    later 19yy (``_redcap_dates.four_digit_year``).
 
     Rows are matched to timepoints by ``redcap_event_name`` (a study with one timepoint may omit
     it). Values of identifier fields go to the identity vault. With ``create_participants``,
@@ -457,6 +460,8 @@ class _RecordTarget:
     arm_names: dict[int, str]
     #: The order of slashed dates in the file (REDCap's import ``dateFormat``).
     date_format: str = "YMD"
+    #: The year two-digit years are read in (REDCap's window slides with it): the import's.
+    this_year: int = field(default_factory=lambda: dt.datetime.now(dt.UTC).year)
 
     @classmethod
     def of(
@@ -797,7 +802,7 @@ def _form_items(
         text = records.raw_cell(rule.name, row.i) if rule.free_text else raw
         if rule.is_date and target.codes.match(text) is None:
             # Month- or day-first dates as the import's date format names them (REDCap's).
-            iso, why = iso_from_import(text, target.date_format)
+            iso, why = iso_from_import(text, target.date_format, this_year=target.this_year)
             if iso is None:
                 problems.append(Problem(row.n, rule.name, _date_problem(rule, why or "")))
                 continue
