@@ -1207,7 +1207,7 @@ def records_frame(
             if row.get(c, "") == written:
                 row[c] = raw
         rows.append(row)
-    return _frame(rows, layout, rid_field, keep, identity)
+    return _frame(rows, layout, rid_field, keep, identity, len(study.timepoints) > 1)
 
 
 def _other_rows(
@@ -1243,11 +1243,17 @@ def _frame(
     rid_field: str,
     keep: Mapping[str, list[ItemRule]],
     identity: bool,
+    longitudinal: bool,
 ) -> pd.DataFrame:
     """``rows`` as a table: the imported file's columns (those this tier keeps) in its order,
-    then any other column holding a value; without an imported file, REDCap's own order."""
+    then any other column holding a value; without an imported file, REDCap's own order.
+
+    Only a ``longitudinal`` study (several timepoints) has a ``redcap_event_name`` column of its
+    own: a study of one timepoint is REDCap's classic project, whose exports and import
+    template have no event column (REDCap's Data Import Tool instructions: "If your project
+    is longitudinal ... the template will include the field redcap_event_name")."""
     used = {c for row in rows for c, v in row.items() if v != ""}
-    default = [rid_field, "redcap_event_name"]
+    default = [rid_field, "redcap_event_name"] if longitudinal else [rid_field]
     if "redcap_repeat_instance" in used:
         default += ["redcap_repeat_instrument", "redcap_repeat_instance"]
     for name, rules in keep.items():
