@@ -21,6 +21,7 @@ from peerlens.study.derived import (
     verify_derived,
 )
 from peerlens.study.erasure import ErasureReport, erase_participant
+from peerlens.study.scoring_maps import scoring_maps, set_scoring_map
 from peerlens.study.errors import (
     ImportRejected,
     PermissionDenied,
@@ -143,11 +144,13 @@ __all__ = [
     "revoke_role",
     "rotate_vault_key",
     "save_page",
+    "scoring_maps",
     "set_active",
     "set_consent_text",
     "set_field_identifier",
     "set_identity",
     "set_password",
+    "set_scoring_map",
     "set_status",
     "study_design",
     "verify_audit",

@@ -1264,7 +1264,8 @@ def _frame(
         columns = default
     else:
         allowed = set(default) | {r.name for rs in keep.values() for r in rs}
-        allowed |= {"redcap_repeat_instrument", "redcap_repeat_instance", _DAG}
+        # A file's own event column stays (a longitudinal project may have one event).
+        allowed |= {"redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance", _DAG}
         if identity:
             allowed.add(_SURVEY_ID)
         columns = [c for c in json.loads(layout.columns_json) if c in allowed]
