@@ -165,9 +165,7 @@ def test_changing_the_map_after_import_rederives_the_scores_and_is_audited(
     assert '"mood_harm":"phq9_9"' in entry["old"] and '"mood_harm":"phq9_8"' in entry["new"]
 
 
-def test_a_map_set_before_any_derivation_derives_nothing_yet(
-    store: Store, tmp_path: Path
-) -> None:
+def test_a_map_set_before_any_derivation_derives_nothing_yet(store: Store, tmp_path: Path) -> None:
     from peerlens.study import set_scoring_map
 
     _dictionary(tmp_path / "dict.csv")

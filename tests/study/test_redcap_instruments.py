@@ -196,5 +196,7 @@ def test_a_longitudinal_export_keeps_the_event_column_even_with_one_event_filled
     create_study(store, "again", config, caller=ADMIN)
     import_records(store, "again", out, create_participants=True, caller=ADMIN)
     second = tmp_path / "second.csv"
-    export_study(store, "again", second, format="redcap", tier="full", raw_values=True, caller=ADMIN)
+    export_study(
+        store, "again", second, format="redcap", tier="full", raw_values=True, caller=ADMIN
+    )
     pd.testing.assert_frame_equal(pd.read_csv(second, dtype=str, keep_default_na=False), records)

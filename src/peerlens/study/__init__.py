@@ -21,7 +21,6 @@ from peerlens.study.derived import (
     verify_derived,
 )
 from peerlens.study.erasure import ErasureReport, erase_participant
-from peerlens.study.scoring_maps import scoring_maps, set_scoring_map
 from peerlens.study.errors import (
     ImportRejected,
     PermissionDenied,
@@ -47,6 +46,7 @@ from peerlens.study.participants import (
 from peerlens.study.policy import POLICY, ROLES, TIERS, Caller, Grant, LinkHolder, Rule
 from peerlens.study.redcap import DICTIONARY_COLUMNS, export_dictionary, import_records
 from peerlens.study.responses import ImportSummary, import_responses
+from peerlens.study.scoring_maps import scoring_maps, set_scoring_map
 from peerlens.study.sessions import add_recording, add_relationship, add_session, add_transcript
 from peerlens.study.storage import DEFAULT_URL, Store, resolve_url
 from peerlens.study.studies import (
