@@ -7,7 +7,8 @@ variants; 11 of its data files are absent: a multi-segment record reads those se
 gaps, any other record is refused naming the missing file), MIT-BIH 100 and v102s from
 ``../shared/data/ecg``, and the portable-device recordings under
 ``../shared/data/ecg/portable/`` (:data:`PORTABLE`: an ISHNE Holter file, a BITalino OpenSignals
-file, Polar Verity Sense PPI and HR exports; licence and provenance in each folder's README).
+file, Polar Verity Sense PPI and HR exports, a VU-AMS R-peak export, an Empatica E4 IBI.csv;
+licence and provenance in each folder's README).
 ``PEERLENS_ECG_DATA`` points at another copy of ``shared/data/ecg``.
 
 Per input, one of:
@@ -60,6 +61,8 @@ PORTABLE = {
     "ishne-lifecard-cf": ["holter.ecg"],
     "bitalino-opensignals": ["SampleECG.txt"],
     "polar-verity-sense-ppi": ["Polar_Sense_PPI.txt", "Polar_Sense_HR.txt"],
+    "vu-ams": ["test_vu.txt"],
+    "empatica-e4-ibi": ["IBI.csv"],
 }
 #: What a Python error looks like when a message merely passes it on.
 LEAKED = re.compile(

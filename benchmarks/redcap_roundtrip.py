@@ -238,9 +238,14 @@ def _as_stored_dates(
     """``want`` with each slashed date (``order`` MDY or DMY, REDCap's import ``dateFormat``)
     that ``got`` holds as the same date in ``YYYY-MM-DD`` form replaced by that form, and how
     many were replaced. Read with :func:`datetime.datetime.strptime`, not with peerlens."""
-    day_month = "%m/%d/%Y" if order == "MDY" else "%d/%m/%Y"
-    forms = [(day_month, "%Y-%m-%d"), (f"{day_month} %H:%M", "%Y-%m-%d %H:%M")]
-    forms.append((f"{day_month} %H:%M:%S", "%Y-%m-%d %H:%M:%S"))
+    forms = []
+    # Two-digit years too (%y: strptime's POSIX pivot puts 00-68 in the 2000s; REDCap's window
+    # agrees for the years up to ten past the current one, and a year where the two differ
+    # shows as changed).
+    for year in ("%Y", "%y"):
+        day_month = f"%m/%d/{year}" if order == "MDY" else f"%d/%m/{year}"
+        forms += [(day_month, "%Y-%m-%d"), (f"{day_month} %H:%M", "%Y-%m-%d %H:%M")]
+        forms.append((f"{day_month} %H:%M:%S", "%Y-%m-%d %H:%M:%S"))
     header, rows = want
     out, n = [], 0
     for a, b in zip(rows, got[1], strict=False):
@@ -255,7 +260,7 @@ def _as_stored_dates(
                     continue
                 if same:
                     row[i], n = y, n + 1
-                break
+                    break
         out.append(row)
     return (header, out + rows[len(out) :]), n
 

@@ -170,6 +170,24 @@ def _dictionary(w: World, c: Caller, site: str | None) -> object:
     return api.import_data_dictionary(w.store, "pilot", w.file("dict.csv", text), caller=c)
 
 
+def _scoring_map(w: World, c: Caller, site: str | None) -> object:
+    header = (
+        '"Variable / Field Name","Form Name","Section Header","Field Type","Field Label",'
+        '"Choices, Calculations, OR Slider Labels","Field Note",'
+        '"Text Validation Type OR Show Slider Number","Text Validation Min",'
+        '"Text Validation Max","Identifier?","Branching Logic (Show field only if...)",'
+        '"Required Field?","Custom Alignment","Question Number (surveys only)",'
+        '"Matrix Group Name","Matrix Ranking?","Field Annotation"\n'
+    )
+    rows = "record_id,worry,,text,ID,,,,,,,,,,,,,\n" + "".join(
+        f'w{i},worry,,radio,W{i},"0, a | 1, b | 2, c | 3, d",,,,,,,,,,,,\n' for i in range(1, 8)
+    )
+    dictionary = w.file("worry.csv", header + rows)
+    api.import_data_dictionary(w.store, "pilot", dictionary, caller=ADMIN)
+    items = {f"w{i}": f"gad7_{i}" for i in range(1, 8)}
+    return api.set_scoring_map(w.store, "pilot", "worry", "gad7", items, caller=c)
+
+
 def _field_identifier(w: World, c: Caller, site: str | None) -> object:
     _dictionary(w, ADMIN, None)
     return api.set_field_identifier(w.store, "pilot", "email", True, caller=c, reason="check")
@@ -272,6 +290,8 @@ CASES: dict[str, Invoke] = {
     "rotate_vault_key": lambda w, c, s: api.rotate_vault_key(w.store, VAULT_KEY, caller=c),
     "verify_audit": lambda w, c, s: api.verify_audit(w.store, caller=c),
     "audit_frame": lambda w, c, s: api.audit_frame(w.store, caller=c),
+    "set_scoring_map": _scoring_map,
+    "scoring_maps": lambda w, c, s: api.scoring_maps(w.store, "pilot", caller=c),
     "set_consent_text": lambda w, c, s: api.set_consent_text(
         w.store, "pilot", f"v{next(w.n)}", "I agree.", caller=c
     ),
@@ -344,6 +364,8 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "verify_audit": (_who("admin auditor", "global"), False),
     "audit_frame": (_who("admin", "global"), False),
     "set_consent_text": (_who("admin researcher", "global study"), False),
+    "set_scoring_map": (_who("admin researcher", "global study"), False),
+    "scoring_maps": (_who("admin researcher ps_worker"), False),
     "issue_link": (WRITERS, True),
     "revoke_links": (WRITERS, True),
     "open_visit": (set(), False),

@@ -118,3 +118,103 @@ def test_a_map_that_would_score_wrongly_is_refused_naming_its_key(
     assert message in str(info.value)
     with pytest.raises(StudyError, match="no study"):
         derived_frame(store, "s", "scores", caller=ADMIN)
+
+
+def _records(tmp_path: Path) -> Path:
+    records = tmp_path / "records.csv"
+    rows = [
+        [code, "baseline_arm_1", *("" if v is None else str(v) for v in answers), "", "2"]
+        for code, answers in ANSWERS.items()
+    ]
+    columns = ["record_id", "redcap_event_name", *MAP, "mood_notes", "mood_complete"]
+    pd.DataFrame(rows, columns=columns).to_csv(records, index=False)
+    return records
+
+
+def _flags(store: Store) -> dict[str, float | None]:
+    """PHQ-9 item 9's flag per record (``None``: item 9 unanswered)."""
+    stored = derived_frame(store, "s", "scores", caller=ADMIN)
+    assert set(stored["derivation"]) == {"current"}
+    flags = stored[stored.name == "phq9_item9_flag"].set_index("participant")["value"]
+    return {code: None if pd.isna(v) else float(v) for code, v in flags.items()}
+
+
+def test_changing_the_map_after_import_rederives_the_scores_and_is_audited(
+    store: Store, tmp_path: Path
+) -> None:
+    from peerlens.study import audit_frame, scoring_maps, set_scoring_map
+
+    _dictionary(tmp_path / "dict.csv")
+    create_study(store, "s", _config(tmp_path, MAP), caller=ADMIN)
+    import_records(store, "s", _records(tmp_path), create_participants=True, caller=ADMIN)
+    derive(store, "s", ["scores"], caller=ADMIN)
+    # PHQ-9 item 9 (thoughts of self-harm) raises its own flag (Kroenke et al. 2001).
+    assert _flags(store) == {"101": 0.0, "102": 1.0, "103": None}
+    # The form's last two fields were mapped the wrong way round: item 9 is mood_slow here.
+    fixed = {**MAP, "mood_slow": "phq9_9", "mood_harm": "phq9_8"}
+    summary = set_scoring_map(store, "s", "mood", "phq9", fixed, caller=ADMIN, reason="swap")
+    assert summary is not None and summary.inputs == 3
+    # Record 101 answered 3 to mood_slow: its flag is raised now; 103 answered 1.
+    assert _flags(store) == {"101": 1.0, "102": 1.0, "103": 1.0}
+    assert scoring_maps(store, "s", caller=ADMIN) == [
+        {"form": "mood", "instrument": "phq9", "items": fixed}
+    ]
+    log = audit_frame(store, caller=ADMIN)
+    entry = log[log["action"] == "scoring.map"].iloc[-1]
+    assert entry["entity_id"] == "mood" and entry["reason"] == "swap"
+    assert '"mood_harm":"phq9_9"' in entry["old"] and '"mood_harm":"phq9_8"' in entry["new"]
+
+
+def test_a_map_set_before_any_derivation_derives_nothing_yet(store: Store, tmp_path: Path) -> None:
+    from peerlens.study import set_scoring_map
+
+    _dictionary(tmp_path / "dict.csv")
+    config = tmp_path / "study.yaml"
+    config.write_text(
+        f'data_dictionary: "{tmp_path / "dict.csv"}"\n'
+        "timepoints:\n  - name: baseline\n    redcap_event: baseline_arm_1\n"
+        "    instruments: [mood]\n",
+        encoding="utf-8",
+    )
+    create_study(store, "s", config, caller=ADMIN)
+    import_records(store, "s", _records(tmp_path), create_participants=True, caller=ADMIN)
+    assert set_scoring_map(store, "s", "mood", "phq9", MAP, caller=ADMIN) is None
+    (summary,) = derive(store, "s", ["scores"], caller=ADMIN)
+    assert summary.inputs == 3
+    assert _flags(store) == {"101": 0.0, "102": 1.0, "103": None}
+
+
+@pytest.mark.parametrize(
+    ("choices", "items", "message"),
+    [
+        # Letter codes cannot be scored as the instrument's numbers: refused, saying how to fix.
+        ("a, a | b, b | c, c | d, d", MAP, "choice codes a, b, c, d are not numbers"),
+        (CHOICES, {**MAP, "mood_harm": "phq9_8"}, "item 'phq9_8' is also field"),
+        (CHOICES, MAP | {"mood_x": "phq9_9"}, "'mood_x' is not a field of form 'mood'"),
+    ],
+)
+def test_a_bad_new_map_is_refused_and_nothing_changes(
+    store: Store, tmp_path: Path, choices: str, items: dict[str, str], message: str
+) -> None:
+    from peerlens.study import audit_frame, scoring_maps, set_scoring_map
+
+    _dictionary(tmp_path / "dict.csv", choices)
+    config = tmp_path / "study.yaml"
+    config.write_text(
+        f'data_dictionary: "{tmp_path / "dict.csv"}"\n'
+        "timepoints:\n  - name: baseline\n    instruments: [mood]\n",
+        encoding="utf-8",
+    )
+    create_study(store, "s", config, caller=ADMIN)
+    before = len(audit_frame(store, caller=ADMIN))
+    with pytest.raises(StudyError) as info:
+        set_scoring_map(store, "s", "mood", "phq9", items, caller=ADMIN)
+    assert message in str(info.value)
+    if "not numbers" in message:
+        assert "recode" in str(info.value)
+    assert scoring_maps(store, "s", caller=ADMIN) == []
+    assert len(audit_frame(store, caller=ADMIN)) == before
+    with pytest.raises(StudyError, match="not a form of the data dictionary"):
+        set_scoring_map(store, "s", "nope", "phq9", items, caller=ADMIN)
+    with pytest.raises(StudyError, match="not a bundled instrument"):
+        set_scoring_map(store, "s", "mood", "phq99", items, caller=ADMIN)

@@ -352,6 +352,25 @@ def test_real_dictionary_keeps_a_choiceless_radio_and_a_one_space_section_header
     with pytest.raises(ImportRejected) as info:
         import_records(store, "ks", records, create_participants=True, caller=ADMIN)
     assert [(p.row, p.column) for p in info.value.problems] == [(2, "radio_dtxt_error")]
+    assert "no choices in the data dictionary" in info.value.problems[0].reason
+
+
+@pytest.mark.parametrize("ftype", ["radio", "dropdown"])
+@pytest.mark.parametrize("raw", ["1", "0", "a", "yes"])
+def test_a_choiceless_field_takes_no_value_as_redcaps_import_takes_none(
+    ftype: str, raw: str
+) -> None:
+    # REDCap's import takes only a field's choice codes (REDCap's validated requirement
+    # B.3.16.500: "The system shall import only valid choice codes for radio buttons,
+    # dropdowns, and checkboxes"; its message "The value is not a valid category for <field>"):
+    # a field with no choices has none, so any value is refused, whatever it looks like.
+    from peerlens.study._catalog import field_rules
+    from peerlens.study.models import Field
+
+    (rule,) = field_rules(Field(field_name="q", field_type=ftype, choices=None))
+    value, text, why = rule.check(raw)
+    assert value is None and text is None and why is not None
+    assert "no choices in the data dictionary" in why and "blank" in why
 
 
 def test_erasure_with_purged_responses_drops_the_records_layout_rows(

@@ -193,3 +193,48 @@ def test_the_real_export_of_every_date_and_time_validation_is_taken_as_written()
             assert rule.check(record[name]) == (None, record[name], None), name
             checked += 1
     assert checked == 12
+
+
+@pytest.mark.parametrize(
+    ("raw", "this_year", "want"),
+    [
+        # REDCap's window: a two-digit year up to ten years past the current one is 20yy, any
+        # later one 19yy (the year of the import, as REDCap reads it at import time).
+        ("6/17/19", 2019, "2019-06-17"),
+        ("6/17/19", 2026, "2019-06-17"),
+        ("6/17/36", 2026, "2036-06-17"),  # 26 + 10: the last year of the window
+        ("6/17/37", 2026, "1937-06-17"),  # one past it
+        ("6/17/00", 2026, "2000-06-17"),
+        ("6/17/99", 2026, "1999-06-17"),
+        ("6/17/99", 2089, "2099-06-17"),  # the window slides with the current year
+        ("6/17/37 14:05", 2026, "1937-06-17 14:05"),
+    ],
+)
+def test_two_digit_years_take_redcaps_century(raw: str, this_year: int, want: str) -> None:
+    assert iso_from_import(raw, "MDY", this_year=this_year) == (want, None)
+    day_first = "/".join([raw.split("/")[1], raw.split("/")[0], raw.split("/", 2)[2]])
+    assert iso_from_import(day_first, "DMY", this_year=this_year) == (want, None)
+
+
+def test_a_two_digit_year_is_still_refused_under_ymd() -> None:
+    _text, why = iso_from_import("6/17/19", "YMD", this_year=2026)
+    assert _text is None and why is not None and "date format (MDY or DMY)" in why
+
+
+@needs_real_redcap("redcap-cypress", "reporting")
+def test_the_real_two_digit_year_file_imports_as_redcaps_own_test_shows(
+    store: Store, tmp_path: Path
+) -> None:
+    # REDCap's validation suite imports this file with the Data Import Tool and then sees DOB
+    # 06-17-2019 on record 1's form (tests/features/core/22_reporting.feature in the REDCap
+    # Cypress test framework): 6/17/19 is 17 June 2019.
+    folder = REAL / "redcap-cypress" / "reporting"
+    _study(store, tmp_path, folder, _events(folder / "data.csv"))
+    import_records(
+        store, "s", folder / "data.csv", create_participants=True, date_format="MDY", caller=ADMIN
+    )
+    out = tmp_path / "out.csv"
+    export_study(store, "s", out, format="redcap", tier="full", raw_values=True, caller=ADMIN)
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    dobs = [d for d in got["dob"] if d]
+    assert dobs == [f"2019-06-{day}" for day in range(17, 25)]

@@ -116,3 +116,87 @@ def test_a_project_made_from_the_export_gives_the_same_records_and_scores(
         scores[study] = keyed["value"].sort_index()
     assert len(scores["b"]) > 0
     pd.testing.assert_series_equal(scores["again"], scores["b"])
+
+
+CLASSIC = """
+timepoints:
+  - name: baseline
+    instruments: [phq9, gad7]
+"""
+
+
+@pytest.fixture
+def classic(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """A study of one timepoint: REDCap's classic (non-longitudinal) project."""
+    monkeypatch.setenv("PEERLENS_HOME", str(tmp_path / "home"))
+    (tmp_path / "classic.yaml").write_text(CLASSIC, encoding="utf-8")
+    create_study(store, "c", tmp_path / "classic.yaml", caller=ADMIN)
+    for code in ("P1", "P2"):
+        add_participant(store, "c", code, caller=ADMIN)
+    path = tmp_path / "phq9.csv"
+    rows = [["P1", 1, 2, 0, 3, 1, 0, 2, 1, 0], ["P2", 3, 3, 2, 2, 1, 1, 0, 0, 1]]
+    pd.DataFrame(rows, columns=["participant", *load_spec("phq9").item_columns]).to_csv(
+        path, index=False
+    )
+    import_responses(store, "c", path, timepoint="baseline", instrument="phq9", caller=ADMIN)
+    return store
+
+
+def test_a_classic_project_export_has_no_event_column_and_round_trips(
+    classic: Store, tmp_path: Path
+) -> None:
+    # REDCap's classic projects have no events: their exports and import template have no
+    # redcap_event_name column (only longitudinal projects have one).
+    dictionary = tmp_path / "dictionary.csv"
+    dictionary.write_text(export_dictionary(classic, "c", caller=ADMIN), encoding="utf-8")
+    first = tmp_path / "first.csv"
+    export_study(classic, "c", first, format="redcap", tier="full", raw_values=True, caller=ADMIN)
+    records = pd.read_csv(first, dtype=str, keep_default_na=False)
+    assert "redcap_event_name" not in records.columns
+    assert list(records["record_id"]) == ["P1", "P2"]
+    assert list(records["phq9_4"]) == ["3", "2"]
+    # Back in through a classic project made from the exported dictionary: the same file.
+    config = tmp_path / "again.yaml"
+    config.write_text(f'data_dictionary: "{dictionary}"\n' + CLASSIC, encoding="utf-8")
+    create_study(classic, "again", config, caller=ADMIN)
+    import_records(classic, "again", first, create_participants=True, caller=ADMIN)
+    second = tmp_path / "second.csv"
+    export_study(
+        classic, "again", second, format="redcap", tier="full", raw_values=True, caller=ADMIN
+    )
+    pd.testing.assert_frame_equal(pd.read_csv(second, dtype=str, keep_default_na=False), records)
+
+
+def test_a_longitudinal_export_keeps_the_event_column_even_with_one_event_filled(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PEERLENS_HOME", str(tmp_path / "home"))
+    (tmp_path / "study.yaml").write_text(CONFIG, encoding="utf-8")
+    create_study(store, "l", tmp_path / "study.yaml", caller=ADMIN)
+    add_participant(store, "l", "P1", caller=ADMIN)
+    path = tmp_path / "phq9.csv"
+    row = [["P1", 1, 2, 0, 3, 1, 0, 2, 1, 0]]
+    pd.DataFrame(row, columns=["participant", *load_spec("phq9").item_columns]).to_csv(
+        path, index=False
+    )
+    import_responses(store, "l", path, timepoint="baseline", instrument="phq9", caller=ADMIN)
+    out = tmp_path / "out.csv"
+    export_study(store, "l", out, format="redcap", tier="full", raw_values=True, caller=ADMIN)
+    records = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(records.columns[:2]) == ["record_id", "redcap_event_name"]
+    assert list(records["redcap_event_name"]) == ["baseline_arm_1"]
+    # And back in: the event column names the timepoint.
+    dictionary = tmp_path / "dictionary.csv"
+    dictionary.write_text(export_dictionary(store, "l", caller=ADMIN), encoding="utf-8")
+    config = tmp_path / "again.yaml"
+    config.write_text(
+        f'data_dictionary: "{dictionary}"\n' + CONFIG.replace("\ntimepoints:", "timepoints:"),
+        encoding="utf-8",
+    )
+    create_study(store, "again", config, caller=ADMIN)
+    import_records(store, "again", out, create_participants=True, caller=ADMIN)
+    second = tmp_path / "second.csv"
+    export_study(
+        store, "again", second, format="redcap", tier="full", raw_values=True, caller=ADMIN
+    )
+    pd.testing.assert_frame_equal(pd.read_csv(second, dtype=str, keep_default_na=False), records)

@@ -41,11 +41,7 @@ REFUSED_BY_REDCAP = {
     "redcapr/potentially-problematic-values": "is not an ISO date",
 }
 #: Projects REDCap's import takes but peerlens refuses, and why (see the issue's open points).
-REFUSED_BY_PEERLENS = {
-    # Month-first dates with two-digit years (6/17/19): REDCap's import picks a century; peerlens
-    # will not guess one and asks for the year in full.
-    "redcap-cypress/reporting": "has a two-digit year",
-}
+REFUSED_BY_PEERLENS: dict[str, str] = {}
 
 
 def _projects() -> list[object]:

@@ -26,6 +26,10 @@ responses_app = typer.Typer(help="Import questionnaire responses.", no_args_is_h
 recordings_app = typer.Typer(help="Store ECG/RR recordings.", no_args_is_help=True)
 audit_app = typer.Typer(help="Check and read the audit log.", no_args_is_help=True)
 vault_app = typer.Typer(help="The identity-vault key.", no_args_is_help=True)
+scoring_map_app = typer.Typer(
+    help="Which dictionary form is scored as which bundled instrument.", no_args_is_help=True
+)
+study_app.add_typer(scoring_map_app, name="scoring-map")
 
 Db = Annotated[
     str | None,
@@ -176,6 +180,76 @@ def study_consent_text(
 
         set_consent_text(store, name, version, text, caller=me, reason=reason)
         typer.echo(f"consent text {version} set for {name}")
+
+
+@scoring_map_app.command("set")
+def scoring_map_set(
+    name: str,
+    form: Annotated[str, typer.Option("--form", help="The data-dictionary form.")],
+    instrument: Annotated[str, typer.Option("--instrument", help="A bundled instrument.")],
+    item: Annotated[
+        list[str] | None,
+        typer.Option("--item", help="FIELD=ITEM: a field of the form and the item it holds."),
+    ] = None,
+    map_file: Annotated[
+        Path | None, typer.Option("--file", help="YAML mapping of the form's fields to items.")
+    ] = None,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Set (or replace) how FORM is scored; the study's stored scores are derived again."""
+    from peerlens.study.errors import StudyError
+
+    with user_errors():
+        items = _scoring_items(item or [], map_file)
+        if not items:
+            raise StudyError("give the map with --item FIELD=ITEM (repeated) or --file")
+    with signed_in(db, user) as (store, me):
+        from peerlens.study.scoring_maps import set_scoring_map
+
+        run = set_scoring_map(store, name, form, instrument, items, caller=me, reason=reason)
+        typer.echo(f"form {form} of {name} is scored as {instrument}")
+        if run is not None:
+            typer.echo(f"scores derived again: {run}")
+
+
+def _scoring_items(pairs: list[str], map_file: Path | None) -> dict[str, str]:
+    """The field -> item map of ``--item FIELD=ITEM`` options and a ``--file`` YAML mapping."""
+    import yaml
+
+    from peerlens.study.errors import StudyError
+
+    items: dict[str, str] = {}
+    if map_file is not None:
+        try:
+            loaded = yaml.safe_load(map_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise StudyError(f"{map_file}: cannot read the map ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise StudyError(f"{map_file}: not a mapping of fields to items (field: item)")
+        items.update({str(k): str(v) for k, v in loaded.items()})
+    for pair in pairs:
+        field, sep, target = pair.partition("=")
+        if not sep or not field.strip() or not target.strip():
+            raise StudyError(f"--item {pair!r}: write FIELD=ITEM (e.g. sc_01=scs_1)")
+        items[field.strip()] = target.strip()
+    return items
+
+
+@scoring_map_app.command("show")
+def scoring_map_show(name: str, db: Db = None, user: UserOpt = None) -> None:
+    """Print the study's scoring maps (YAML)."""
+    import yaml
+
+    with signed_in(db, user) as (store, me):
+        from peerlens.study.scoring_maps import scoring_maps
+
+        maps = scoring_maps(store, name, caller=me)
+        if not maps:
+            typer.echo(f"study {name} has no scoring maps")
+            return
+        typer.echo(yaml.safe_dump(maps, sort_keys=False).rstrip())
 
 
 @study_app.command("dictionary")

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from peerlens.hrv._beat_series import BeatSeries
 from peerlens.hrv._errors import (
     ChannelNotFoundError,
     EmptyRecordingError,
@@ -92,7 +93,8 @@ class Recording:
         The file name it was read from (name only, so results carry no directory paths).
     format
         ``"wfdb"``, ``"edf"``, ``"bdf"``, ``"ishne"``, ``"opensignals"``, ``"csv"``,
-        ``"polar-ecg"``, ``"polar-rr"``, ``"polar-ppi"``, ``"rr"`` or ``"peaks"`` (R-peak sample
+        ``"polar-ecg"``, ``"polar-rr"``, ``"polar-ppi"``, ``"vu-ams"`` (VU-AMS R-peak export),
+        ``"empatica-ibi"`` (Empatica E4 ``IBI.csv``), ``"rr"`` or ``"peaks"`` (R-peak sample
         indices, turned into RR intervals).
     fs
         ECG sampling rate in Hz, or ``None`` for RR-only recordings.
@@ -123,8 +125,10 @@ class Recording:
         unnamed).
     rr_flagged
         For RR-only recordings, the intervals the device itself marks as invalid (Polar PPI:
-        movement blocker set, or skin contact lost where the device reports it), else ``None``.
-        They stay on the time line; :func:`peerlens.hrv.analyze` treats them as gaps.
+        movement blocker set, or skin contact lost where the device reports it), and the
+        stand-ins over stretches where a device that times its intervals wrote none (VU-AMS,
+        Empatica E4; also listed in ``gaps``), else ``None``. They stay on the time line;
+        :func:`peerlens.hrv.analyze` treats them as gaps.
     """
 
     source: str
@@ -809,6 +813,23 @@ def _read_polar_ppi(table: _Table, where: str, col: int) -> Recording:
     return Recording(source=where, format="polar-ppi", rr_ms=rr, rr_unit="ms", rr_flagged=flagged)
 
 
+def _interval_recording(
+    series: BeatSeries, where: str, fmt: str, unit: str, start: datetime | None
+) -> Recording:
+    """An RR recording of intervals a device wrote with their own times: the stand-ins over
+    the stretches without intervals are flagged (never used) and listed as ``missing`` gaps."""
+    _check_rr(series.rr_ms[~series.flagged], where)
+    return Recording(
+        source=where,
+        format=fmt,
+        rr_ms=series.rr_ms,
+        rr_unit=unit,
+        start_time=start,
+        rr_flagged=series.flagged,
+        gaps=_gap_frame(series.gaps),
+    )
+
+
 def _peaks_to_rr(values: NDArray[np.float64], fs: float | None, where: str) -> Recording:
     """RR intervals from a file of R-peak sample indices (one per line, e.g. GUDB annotations)."""
     if fs is None:
@@ -846,6 +867,13 @@ def _read_text_file(
     text = _read_text(path)
     if _opensignals.is_opensignals(text):
         return _read_opensignals(text, where, channel)
+    from peerlens.hrv import _empatica, _vuams
+
+    if _vuams.is_vuams(text):
+        return _interval_recording(_vuams.read_vuams(text, where), where, "vu-ams", "ms", None)
+    if _empatica.is_empatica_ibi(text):
+        series, start = _empatica.read_empatica_ibi(text, where)
+        return _interval_recording(series, where, "empatica-ibi", "s", start)
     table = _parse_table(text, where)
     header = table.header
     if header is not None:

@@ -46,6 +46,7 @@ from peerlens.study.participants import (
 from peerlens.study.policy import POLICY, ROLES, TIERS, Caller, Grant, LinkHolder, Rule
 from peerlens.study.redcap import DICTIONARY_COLUMNS, export_dictionary, import_records
 from peerlens.study.responses import ImportSummary, import_responses
+from peerlens.study.scoring_maps import scoring_maps, set_scoring_map
 from peerlens.study.sessions import add_recording, add_relationship, add_session, add_transcript
 from peerlens.study.storage import DEFAULT_URL, Store, resolve_url
 from peerlens.study.studies import (
@@ -143,11 +144,13 @@ __all__ = [
     "revoke_role",
     "rotate_vault_key",
     "save_page",
+    "scoring_maps",
     "set_active",
     "set_consent_text",
     "set_field_identifier",
     "set_identity",
     "set_password",
+    "set_scoring_map",
     "set_status",
     "study_design",
     "verify_audit",

@@ -113,6 +113,11 @@ class ItemRule:
         if self.kind in ("date", "datetime", "time"):
             why = stored_problem(raw, stored_kind(self.validation or "") or self.kind)
             return (None, None, why) if why else (None, raw, None)
+        if self.choices is not None and not self.choices:
+            # A radio or dropdown field saved without choices: REDCap's import takes only a
+            # field's choice codes ("The value is not a valid category"; its validated
+            # requirement B.3.16.500), and this one has none.
+            return None, None, _NO_CHOICES
         if self.kind == "code":
             if self.choices is not None and raw not in self.choices:
                 allowed = ", ".join(sorted(self.choices, key=_sort_key))
@@ -231,6 +236,12 @@ def _num(text: str | None) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+_NO_CHOICES = (
+    "the field has no choices in the data dictionary, so REDCap's import takes no value for it"
+    " (only a field's choice codes): leave the cell blank or add the choices to the dictionary"
+)
 
 
 def field_rules(f: Field) -> list[ItemRule]:

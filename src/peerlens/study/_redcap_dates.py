@@ -13,6 +13,9 @@ Times are stored as typed in the validation's shape: ``H:MM`` (``time``), ``H:MM
 
 A slashed date is read only in the order the import names: ``03/04/2022`` is 4 March under
 ``DMY`` and 3 April under ``MDY``, and refused under the default ``YMD`` rather than guessed.
+
+A two-digit year takes REDCap's century (:func:`four_digit_year`): up to ten years past the
+current year it is 20yy, later it is 19yy.
 """
 
 from __future__ import annotations
@@ -36,6 +39,34 @@ _STORED = {
     "time_hh_mm_ss": (re.compile(r"^\d{1,2}:\d{2}:\d{2}$"), "HH:MM:SS"),
     "time_mm_ss": (re.compile(r"^\d{2}:\d{2}$"), "MM:SS"),
 }
+
+
+#: How many years past the current one a two-digit year is still read in this century.
+CENTURY_WINDOW_YEARS = 10
+
+
+def four_digit_year(two_digits: int, this_year: int) -> int:
+    """The year REDCap reads for a two-digit year ``two_digits`` (0-99) in ``this_year``.
+
+    REDCap's rule: a two-digit year up to ten years past the current year's last two digits
+    is in the 2000s, any later one in the 1900s (``yy <= this_yy + 10``). It is the rule of
+    REDCap's own date cleaning, ``redcap_clean_date`` in ``Resources/js/base.js`` (REDCap
+    10.4.1, the script every REDCap server sends with its forms: "Make sure year has 4
+    digits"), which turns ``6/17/19`` into ``06-17-2019``. REDCap's Data Import Tool takes
+    such years too: its validation suite (REDCap Cypress Test Framework,
+    ``22_reporting.feature``) imports ``22_Reporting_IMP.csv`` with ``dob`` 6/17/19 and sees
+    06-17-2019 on the form. The server-side import code is not public; the one year it shows
+    (19 -> 2019) agrees with this rule. Like REDCap, the window slides with the current year.
+
+    Examples
+    --------
+    >>> four_digit_year(19, 2026), four_digit_year(36, 2026), four_digit_year(37, 2026)
+    (2019, 2036, 1937)
+    """
+    if not 0 <= two_digits <= 99:
+        raise ValueError(f"{two_digits} is not a two-digit year")
+    this_yy = this_year % 100
+    return 2000 + two_digits if two_digits <= this_yy + CENTURY_WINDOW_YEARS else 1900 + two_digits
 
 
 def stored_kind(validation: str) -> str | None:
@@ -95,13 +126,16 @@ _SLASHED = re.compile(
 )
 
 
-def iso_from_import(raw: str, date_format: str) -> tuple[str | None, str | None]:
+def iso_from_import(
+    raw: str, date_format: str, *, this_year: int | None = None
+) -> tuple[str | None, str | None]:
     """``raw`` (a date or date-time cell of a record import) as REDCap stores it, or why not.
 
     Y-M-D text is returned unchanged (its checking is the field rule's); under ``MDY`` or
     ``DMY`` a slashed date ``M/D/YYYY`` or ``D/M/YYYY`` (with an optional ``H:MM`` or
-    ``H:MM:SS`` time) becomes ``YYYY-MM-DD`` (``YYYY-MM-DD HH:MM[:SS]``). A slashed date under
-    ``YMD``, or with a two-digit year (whose century would have to be guessed), is refused.
+    ``H:MM:SS`` time) becomes ``YYYY-MM-DD`` (``YYYY-MM-DD HH:MM[:SS]``). A two-digit year
+    takes REDCap's century in ``this_year`` (:func:`four_digit_year`; by default the current
+    UTC year, as REDCap reads it at import time). A slashed date under ``YMD`` is refused.
 
     Returns
     -------
@@ -116,8 +150,8 @@ def iso_from_import(raw: str, date_format: str) -> tuple[str | None, str | None]
     ('2023-07-31 14:49', None)
     >>> iso_from_import("31/7/2023", "MDY")[1]
     "'31/7/2023' is not a month-first date M/D/YYYY (the import's date format is MDY)"
-    >>> iso_from_import("6/17/19", "MDY")[1]
-    "'6/17/19' has a two-digit year; its century is not guessed: write the year as YYYY"
+    >>> iso_from_import("6/17/19", "MDY", this_year=2026), iso_from_import("6/17/85", "MDY")
+    (('2019-06-17', None), ('1985-06-17', None))
     """
     if date_format not in DATE_FORMATS:
         raise ValueError(f"date format {date_format!r} is not one of {', '.join(DATE_FORMATS)}")
@@ -127,13 +161,14 @@ def iso_from_import(raw: str, date_format: str) -> tuple[str | None, str | None]
     if date_format == "YMD":
         why = "is not an ISO date (YYYY-MM-DD); a month- or day-first date needs the import's"
         return None, f"{raw!r} {why} date format (MDY or DMY), as REDCap's import does"
+    year = int(m["year"])
     if len(m["year"]) == 2:
-        why = "has a two-digit year; its century is not guessed: write the year as YYYY"
-        return None, f"{raw!r} {why}"
+        now = this_year if this_year is not None else dt.datetime.now(dt.UTC).year
+        year = four_digit_year(year, now)
     first, second = int(m["a"]), int(m["b"])
     month, day = (first, second) if date_format == "MDY" else (second, first)
     try:
-        date = dt.date(int(m["year"]), month, day)
+        date = dt.date(year, month, day)
     except ValueError:
         shape = "month-first date M/D/YYYY" if date_format == "MDY" else "day-first date D/M/YYYY"
         return None, f"{raw!r} is not a {shape} (the import's date format is {date_format})"

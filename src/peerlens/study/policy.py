@@ -140,6 +140,9 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
         "study.read": Rule(_STAFF, "site", "read a study's design (arms, sites, timepoints)"),
         "dictionary.import": Rule(_WRITERS, "study", "replace the REDCap data dictionary"),
         "dictionary.export": Rule(_WRITERS, "site", "download the REDCap data dictionary"),
+        "scoring.map": Rule(
+            _WRITERS, "study", "set how a dictionary form is scored (re-derives the scores)"
+        ),
         "dictionary.identifier": Rule(
             _ADMIN, "study", "mark a field as identifying or not identifying"
         ),

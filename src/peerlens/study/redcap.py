@@ -15,6 +15,7 @@ Values of fields flagged ``Identifier? = y`` are stored only in the identity vau
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import hashlib
 import io
 import json
@@ -352,7 +353,9 @@ def import_records(
     HH:MM[:SS]``), whatever the field's display validation: REDCap's exports hold them so.
     ``date_format`` is REDCap's import ``dateFormat``: ``"MDY"`` or ``"DMY"`` also take
     slashed month-first or day-first dates (``4/12/1982``), stored as ``YYYY-MM-DD``; under
-    the default ``"YMD"`` a slashed date is refused, never guessed.
+    the default ``"YMD"`` a slashed date is refused, never guessed. A two-digit year
+    (``6/17/19``) takes REDCap's century: up to ten years past the current year it is 20yy,
+    later 19yy (``_redcap_dates.four_digit_year``).
 
     Rows are matched to timepoints by ``redcap_event_name`` (a study with one timepoint may omit
     it). Values of identifier fields go to the identity vault. With ``create_participants``,
@@ -457,6 +460,8 @@ class _RecordTarget:
     arm_names: dict[int, str]
     #: The order of slashed dates in the file (REDCap's import ``dateFormat``).
     date_format: str = "YMD"
+    #: The year two-digit years are read in (REDCap's window slides with it): the import's.
+    this_year: int = field(default_factory=lambda: dt.datetime.now(dt.UTC).year)
 
     @classmethod
     def of(
@@ -797,7 +802,7 @@ def _form_items(
         text = records.raw_cell(rule.name, row.i) if rule.free_text else raw
         if rule.is_date and target.codes.match(text) is None:
             # Month- or day-first dates as the import's date format names them (REDCap's).
-            iso, why = iso_from_import(text, target.date_format)
+            iso, why = iso_from_import(text, target.date_format, this_year=target.this_year)
             if iso is None:
                 problems.append(Problem(row.n, rule.name, _date_problem(rule, why or "")))
                 continue
@@ -1202,7 +1207,7 @@ def records_frame(
             if row.get(c, "") == written:
                 row[c] = raw
         rows.append(row)
-    return _frame(rows, layout, rid_field, keep, identity)
+    return _frame(rows, layout, rid_field, keep, identity, len(study.timepoints) > 1)
 
 
 def _other_rows(
@@ -1238,11 +1243,17 @@ def _frame(
     rid_field: str,
     keep: Mapping[str, list[ItemRule]],
     identity: bool,
+    longitudinal: bool,
 ) -> pd.DataFrame:
     """``rows`` as a table: the imported file's columns (those this tier keeps) in its order,
-    then any other column holding a value; without an imported file, REDCap's own order."""
+    then any other column holding a value; without an imported file, REDCap's own order.
+
+    Only a ``longitudinal`` study (several timepoints) has a ``redcap_event_name`` column of its
+    own: a study of one timepoint is REDCap's classic project, whose exports and import
+    template have no event column (REDCap's Data Import Tool instructions: "If your project
+    is longitudinal ... the template will include the field redcap_event_name")."""
     used = {c for row in rows for c, v in row.items() if v != ""}
-    default = [rid_field, "redcap_event_name"]
+    default = [rid_field, "redcap_event_name"] if longitudinal else [rid_field]
     if "redcap_repeat_instance" in used:
         default += ["redcap_repeat_instrument", "redcap_repeat_instance"]
     for name, rules in keep.items():
@@ -1253,7 +1264,8 @@ def _frame(
         columns = default
     else:
         allowed = set(default) | {r.name for rs in keep.values() for r in rs}
-        allowed |= {"redcap_repeat_instrument", "redcap_repeat_instance", _DAG}
+        # A file's own event column stays (a longitudinal project may have one event).
+        allowed |= {"redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance", _DAG}
         if identity:
             allowed.add(_SURVEY_ID)
         columns = [c for c in json.loads(layout.columns_json) if c in allowed]
