@@ -331,9 +331,16 @@ class Snapshot:
 
 
 def snapshots_from_args(
-    specs: Sequence[SourceSpec], pairs: Sequence[str], mirror_root: Path | None
+    specs: Sequence[SourceSpec],
+    pairs: Sequence[str],
+    mirror_root: Path | None,
+    needed: Iterable[str] | None = None,
 ) -> dict[str, Snapshot]:
-    """Map source id -> Snapshot from ``ID=PATH`` pairs and/or a mirror root."""
+    """Map source id -> Snapshot from ``ID=PATH`` pairs and/or a mirror root.
+
+    Only the sources in ``needed`` (default: all) must have one: rebuilding batches 1-2 does not
+    need the snapshots of sources that only later batches draw from.
+    """
     given: dict[str, Path] = {}
     for pair in pairs:
         source, sep, location = pair.partition("=")
@@ -344,8 +351,11 @@ def snapshots_from_args(
     unknown = sorted(set(given) - known)
     if unknown:
         raise RealCorpusError(f"--snapshot names unknown sources {unknown}; known: {sorted(known)}")
+    wanted = known if needed is None else set(needed)
     out: dict[str, Snapshot] = {}
     for spec in specs:
+        if spec.id not in wanted:
+            continue
         git_dir = given.get(spec.id)
         if git_dir is None and mirror_root is not None:
             git_dir = mirror_root / spec.repo.replace("/", "+") / "repo"
@@ -864,8 +874,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> list[dict[str, str]]:
     seed, specs = load_sources(args.data / "sources.json")
-    snapshots = snapshots_from_args(specs, args.snapshot, args.mirror_root)
     if args.command == "sample":
+        snapshots = snapshots_from_args(specs, args.snapshot, args.mirror_root)
         patterns = load_patterns(args.data / "patterns.json")
         batches = load_batches(args.data / "sources.json")
         items = sample_items(specs, snapshots, patterns, seed, batches)
@@ -877,6 +887,8 @@ def _run(args: argparse.Namespace) -> list[dict[str, str]]:
         items = [it for it in items if it["batch"] == str(args.batch)]
         if not items:
             raise RealCorpusError(f"{args.data / 'items.csv'}: no items in batch {args.batch}")
+    needed = {it["source"] for it in items} & {s.id for s in specs}
+    snapshots = snapshots_from_args(specs, args.snapshot, args.mirror_root, needed)
     chars = getattr(args, "context_chars", None)
     if chars is not None and chars < 1:
         raise RealCorpusError(f"--context-chars {chars}: must be a positive number of characters")
