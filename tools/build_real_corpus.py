@@ -1,10 +1,11 @@
 """Rebuild (or re-sample) the real-supporter development corpus from public-repository snapshots.
 
 The corpus in ``benchmarks/story_data/real/`` holds sentences written or spoken by people
-supporting someone (Reddit peer-support replies, counsellors' written answers, counsellors' turns
-in motivational-interviewing transcripts).  None of the sources lets us redistribute its text, so
-the repository holds only *keys*: for every item the source, file, record, sentence index and the
-SHA-256 of the record and of the sentence (``items.csv``).  This script rebuilds the text from
+supporting someone (Reddit peer-support and confession-thread replies, counsellors' written
+answers, counsellors' turns in motivational-interviewing and therapy-session transcripts).  Most
+sources do not let us redistribute their text, so the repository holds only *keys*: for every item
+the source, file, record, sentence index and the SHA-256 of the record and of the sentence
+(``items.csv``).  This script rebuilds the text from
 local snapshots of the source repositories and checks every hash, so the rebuilt sentences are
 exactly the ones that were sampled.
 
@@ -32,6 +33,8 @@ contains the pinned commit; one that does not is refused.  Writes to ``DIR`` (de
 sentence, context, rows shuffled with a fixed seed, and with ``--parts K`` also ``FILE``'s stem
 ``_part1`` ... ``_partK`` (consecutive slices, for annotators sharing a pass).  It refuses a path
 inside the repository other than the git-ignored ``benchmarks/out/``: the files hold source text.
+With ``--context-chars N`` the context is whole sentences around the target within N characters,
+the target in ``⟦ ⟧``; ``--key FILE`` also writes item_id -> source, arm (for the integrator).
 
 ``sample`` (maintainers): draws the items anew from the snapshots and rewrites ``items.csv``;
 deterministic for a given ``seed`` in ``sources.json``.  Batches are drawn in order; a later
