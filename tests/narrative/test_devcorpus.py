@@ -64,3 +64,24 @@ def test_missing_texts_say_how_to_rebuild(tmp_path: Path) -> None:
 
 def test_neighbours_ignore_elided_parts() -> None:
     assert neighbours_from_context("[…] One. Two. [[Three.]] Four. […]") == ("Two.", "Four.")
+
+
+REAL = Path(__file__).resolve().parents[2] / "benchmarks" / "story_data" / "real"
+
+
+def test_committed_labels_cover_whole_batches_and_give_a_reason_for_every_dispute() -> None:
+    import pandas as pd
+
+    read = {"dtype": str, "keep_default_na": False}
+    items = pd.read_csv(REAL / "items.csv", **read)
+    labels = pd.read_csv(REAL / "labels.tsv", sep="\t", **read)
+    assert list(labels.columns) == ["item_id", "pass1", "pass2", "final", "mixed", "reason"]
+    assert labels["item_id"].is_unique
+    assert set(labels["item_id"]) <= set(items["item_id"])
+    labelled = items["item_id"].isin(labels["item_id"])
+    # a batch is labelled whole or not at all
+    assert labelled.groupby(items["batch"]).nunique().eq(1).all()
+    disputed = (labels["pass1"] != labels["pass2"]) | (labels["final"] != labels["pass1"])
+    assert (labels.loc[disputed, "reason"] != "").all(), "an adjudicated item has no reason"
+    assert set(labels["mixed"]) <= {"0", "1"}
+    assert labels.loc[labels["mixed"] == "1", "final"].isin(["upward", "downward"]).all()
