@@ -26,8 +26,8 @@ What it prints
    recalibrated, labels every sentence of batch ``N`` with ``classify`` (its neighbours as
    context, its shipped threshold), scored per source, for the sources the model was never
    trained on pooled (``real_sources`` in its metadata), per arm and overall, beside the
-   annotators' agreement on that batch.  It warns when the model's ``n_real`` differs from the
-   number of labelled sentences outside the batch (it may then have seen the batch).  Item ids,
+   annotators' agreement on that batch.  It warns when the batch is among the model's training
+   batches (``real_batches`` in its metadata) or the model records none.  Item ids,
    gold and predicted labels go to ``benchmarks/out/story_heldout_batch<N>.tsv`` (no text).
 
 Candidates share the fixed settings below, chosen before any held-out figure was seen and never
@@ -289,15 +289,7 @@ def combined_data(team: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
         {"text": t["text"], "label": t["label"], "source": "", "prev": "", "next": ""}
     )
     dev = real[["text", "label", "source", "prev", "next", "arm", "batch"]]
-    return pd.concat([own.assign(arm="", batch=""), dev], ignore_index=True)
-
-
-def with_batch(real: pd.DataFrame) -> pd.DataFrame:
-    """Add each real item's ``batch`` (from ``items.csv``) to the loaded development corpus."""
-    items = pd.read_csv(
-        ROOT / "benchmarks" / "story_data" / "real" / "items.csv", dtype=str, keep_default_na=False
-    )
-    return real.merge(items[["item_id", "batch"]], on="item_id", how="left")
+    return pd.concat([own.assign(arm="", batch=0), dev], ignore_index=True)
 
 
 def trained_sources(model: TextModel) -> set[str]:
@@ -306,17 +298,23 @@ def trained_sources(model: TextModel) -> set[str]:
     return {str(s) for s in sources} if isinstance(sources, list) else set()
 
 
+def trained_batches(model: TextModel) -> set[int] | None:
+    """The real batches a packaged model was trained on (``real_batches``); None if unrecorded."""
+    batches = model.meta.get("real_batches")
+    return {int(str(b)) for b in batches} if isinstance(batches, list) else None
+
+
 def held_out_batch(
-    real: pd.DataFrame, batch: str, model: TextModel, out_dir: Path = OUT
+    real: pd.DataFrame, batch: int, model: TextModel, out_dir: Path = OUT
 ) -> pd.DataFrame:
     """Score ``model`` as shipped on the labelled sentences of one batch; print and return them.
 
     Parameters
     ----------
     real : pandas.DataFrame
-        The development corpus with its ``batch`` column (:func:`with_batch`).
-    batch : str
-        The batch to score, e.g. ``"3"``.
+        The development corpus (``load_dev_corpus``, with its ``batch`` column).
+    batch : int
+        The batch to score, e.g. ``3``.
     model : TextModel
         The packaged model; its threshold and neighbour context are used unchanged.
     out_dir : pathlib.Path
@@ -333,11 +331,11 @@ def held_out_batch(
     if rows.empty:
         raise SystemExit(f"--batch {batch}: no labelled sentences of that batch in labels.tsv")
     new = sorted(set(rows["source"]) - trained_sources(model))
-    outside = int((real["batch"] != batch).sum())
-    if model.meta.get("n_real") != outside:
+    seen = trained_batches(model)
+    if seen is None or batch in seen:
         print(
-            f"WARNING: the shipped model was trained on {model.meta.get('n_real')} real sentences,"
-            f" but {outside} are labelled outside batch {batch}: it may have seen this batch"
+            f"WARNING: the shipped model was trained on batches {sorted(seen or [])}"
+            f"{' (none recorded)' if seen is None else ''}: it may have seen batch {batch}"
         )
     got = classify(
         rows["text"].tolist(),
@@ -413,19 +411,22 @@ def main() -> None:
     parser.add_argument("--candidates", default="")
     parser.add_argument("--shipped-only", action="store_true")
     parser.add_argument(
-        "--batch", default="", help="with --shipped-only: score the shipped model on this batch"
+        "--batch",
+        type=int,
+        default=None,
+        help="with --shipped-only: score the shipped model on this batch",
     )
     args = parser.parse_args()
-    if args.batch and not args.shipped_only:
+    if args.batch is not None and not args.shipped_only:
         parser.error("--batch needs --shipped-only (the candidates would train on the batch)")
     print(f"CPU cores available: {os.cpu_count()}; affinity: {len(os.sched_getaffinity(0))}")
     team = load_corpus()
-    real = with_batch(load_dev_corpus(dev_corpus_paths(ROOT)))
+    real = load_dev_corpus(dev_corpus_paths(ROOT))
     data = combined_data(team, real)
     counts = pd.crosstab(real["source"], real["label"])
     print(f"real development corpus: {len(real)} labelled sentences\n{counts.to_string()}")
     print(f"team corpus train split: {int((team['split'] == 'train').sum())} sentences")
-    if args.batch:
+    if args.batch is not None:
         from peerlens.narrative import load_model
 
         shipped = load_model()
@@ -493,11 +494,11 @@ def main() -> None:
         print(_line("POOLED", pooled))
         arm, batch = data["arm"][rows], data["batch"][rows]
         for label, keep in [
-            ("batch 1", batch == "1"),
-            ("batch 2", batch == "2"),
+            ("batch 1", batch == 1),
+            ("batch 2", batch == 2),
             ("random arms", arm == "random"),
-            ("random b1", (arm == "random") & (batch == "1")),
-            ("random b2", (arm == "random") & (batch == "2")),
+            ("random b1", (arm == "random") & (batch == 1)),
+            ("random b2", (arm == "random") & (batch == 2)),
         ]:
             k = keep.to_numpy()
             print(_line(label, scores(gold[k].tolist(), list(got[k]))))
