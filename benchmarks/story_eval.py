@@ -3,7 +3,8 @@
 Run: ``PYTHONPATH=src .venv/bin/python benchmarks/story_eval.py`` (needs the rebuilt real texts in
 ``benchmarks/out/real_corpus/``, see ``benchmarks/story_data/real/SOURCES.md``).  Options:
 ``--candidates a,b`` picks candidates (default: all whose inputs exist), ``--shipped-only``
-evaluates only the packaged model's configuration plus speed.
+evaluates only the packaged model's configuration plus speed; ``--shipped-only --batch N`` also
+scores the shipped model, as it is, on labelled batch ``N`` (section 5).
 
 What it prints
 --------------
@@ -21,6 +22,13 @@ What it prints
    split plus all real sources, scored on the corpus's frozen test split.
 4. **Speed**: sentences/s classifying a 50-sentence story (labels, cues, hints), and cold start
    (fresh interpreter: import, load, first prediction), on this machine's cores.
+5. **Held out, one batch** (``--batch N``): the packaged model, neither retrained nor
+   recalibrated, labels every sentence of batch ``N`` with ``classify`` (its neighbours as
+   context, its shipped threshold), scored per source, for the sources the model was never
+   trained on pooled (``real_sources`` in its metadata), per arm and overall, beside the
+   annotators' agreement on that batch.  It warns when the batch is among the model's training
+   batches (``real_batches`` in its metadata) or the model records none.  Item ids,
+   gold and predicted labels go to ``benchmarks/out/story_heldout_batch<N>.tsv`` (no text).
 
 Candidates share the fixed settings below, chosen before any held-out figure was seen and never
 tuned on a test fold: multinomial logistic regression with balanced class weights; C = 30 for the
@@ -259,9 +267,10 @@ def ship_threshold(cand: Candidate, data: pd.DataFrame, embedder: object | None)
     return loso_threshold(data, cand.config, embedder, MAX_FALSE_ALARM)  # type: ignore[arg-type]
 
 
-def agreement(real: pd.DataFrame) -> None:
+def agreement(real: pd.DataFrame, extra: tuple[tuple[str, pd.DataFrame], ...] = ()) -> None:
+    """Print the two blind passes' agreement per source, for ``extra`` groups and overall."""
     print("\n== annotators' ceiling (pass 1 vs pass 2 blind; pass 2 scored against adjudicated)")
-    for name, g in [*real.groupby("source"), ("ALL", real)]:
+    for name, g in [*real.groupby("source"), *extra, ("ALL", real)]:
         kappa = cohen_kappa_score(g["pass1"], g["pass2"])
         acc = float((g["pass1"] == g["pass2"]).mean())
         s = scores(g["label"].tolist(), g["pass2"].tolist())
@@ -280,15 +289,83 @@ def combined_data(team: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
         {"text": t["text"], "label": t["label"], "source": "", "prev": "", "next": ""}
     )
     dev = real[["text", "label", "source", "prev", "next", "arm", "batch"]]
-    return pd.concat([own.assign(arm="", batch=""), dev], ignore_index=True)
+    return pd.concat([own.assign(arm="", batch=0), dev], ignore_index=True)
 
 
-def with_batch(real: pd.DataFrame) -> pd.DataFrame:
-    """Add each real item's ``batch`` (from ``items.csv``) to the loaded development corpus."""
-    items = pd.read_csv(
-        ROOT / "benchmarks" / "story_data" / "real" / "items.csv", dtype=str, keep_default_na=False
+def trained_sources(model: TextModel) -> set[str]:
+    """The real sources a packaged model was trained on (``real_sources`` in its metadata)."""
+    sources = model.meta.get("real_sources", [])
+    return {str(s) for s in sources} if isinstance(sources, list) else set()
+
+
+def trained_batches(model: TextModel) -> set[int] | None:
+    """The real batches a packaged model was trained on (``real_batches``); None if unrecorded."""
+    batches = model.meta.get("real_batches")
+    return {int(str(b)) for b in batches} if isinstance(batches, list) else None
+
+
+def held_out_batch(
+    real: pd.DataFrame, batch: int, model: TextModel, out_dir: Path = OUT
+) -> pd.DataFrame:
+    """Score ``model`` as shipped on the labelled sentences of one batch; print and return them.
+
+    Parameters
+    ----------
+    real : pandas.DataFrame
+        The development corpus (``load_dev_corpus``, with its ``batch`` column).
+    batch : int
+        The batch to score, e.g. ``3``.
+    model : TextModel
+        The packaged model; its threshold and neighbour context are used unchanged.
+    out_dir : pathlib.Path
+        Where ``story_heldout_batch<batch>.tsv`` (ids, gold and predicted labels) is written.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``item_id``, ``source``, ``arm``, ``label`` (adjudicated) and ``pred`` per sentence.
+    """
+    from peerlens.narrative import classify
+
+    rows = real[real["batch"] == batch].reset_index(drop=True)
+    if rows.empty:
+        raise SystemExit(f"--batch {batch}: no labelled sentences of that batch in labels.tsv")
+    new = sorted(set(rows["source"]) - trained_sources(model))
+    seen = trained_batches(model)
+    if seen is None or batch in seen:
+        print(
+            f"WARNING: the shipped model was trained on batches {sorted(seen or [])}"
+            f"{' (none recorded)' if seen is None else ''}: it may have seen batch {batch}"
+        )
+    got = classify(
+        rows["text"].tolist(),
+        model=model,
+        check_language=False,
+        prev=rows["prev"].tolist(),
+        nxt=rows["next"].tolist(),
     )
-    return real.merge(items[["item_id", "batch"]], on="item_id", how="left")
+    out = rows[["item_id", "source", "arm", "label"]].assign(pred=[g.label for g in got])
+    is_new = out["source"].isin(new)
+    is_random = out["arm"] == "random"
+    print(
+        f"\n== held out: shipped model {model.version} (threshold {model.threshold:.3f}, "
+        f"not retrained) on batch {batch}; sources it never saw: {', '.join(new) or 'none'}"
+    )
+    groups = [
+        *((str(s), out["source"] == s) for s in sorted(set(out["source"]))),
+        ("NEW pooled", is_new),
+        ("seen pooled", ~is_new),
+        ("random arm", is_random),
+        ("targeted arm", ~is_random),
+        ("ALL", out["source"] == out["source"]),
+    ]
+    for name, keep in groups:
+        if keep.any():
+            g = out[keep]
+            print(_line(name, scores(g["label"].tolist(), g["pred"].tolist())))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out.to_csv(out_dir / f"story_heldout_batch{batch}.tsv", sep="\t", index=False)
+    return out
 
 
 # -- speed -----------------------------------------------------------------------------------
@@ -333,15 +410,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", default="")
     parser.add_argument("--shipped-only", action="store_true")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="with --shipped-only: score the shipped model on this batch",
+    )
     args = parser.parse_args()
+    if args.batch is not None and not args.shipped_only:
+        parser.error("--batch needs --shipped-only (the candidates would train on the batch)")
     print(f"CPU cores available: {os.cpu_count()}; affinity: {len(os.sched_getaffinity(0))}")
     team = load_corpus()
-    real = with_batch(load_dev_corpus(dev_corpus_paths(ROOT)))
+    real = load_dev_corpus(dev_corpus_paths(ROOT))
     data = combined_data(team, real)
     counts = pd.crosstab(real["source"], real["label"])
     print(f"real development corpus: {len(real)} labelled sentences\n{counts.to_string()}")
     print(f"team corpus train split: {int((team['split'] == 'train').sum())} sentences")
-    agreement(real)
+    if args.batch is not None:
+        from peerlens.narrative import load_model
+
+        shipped = load_model()
+        rows = real[real["batch"] == args.batch]
+        new = rows[~rows["source"].isin(trained_sources(shipped))]
+        print(f"\nbatch {args.batch}:\n{pd.crosstab(rows['source'], rows['label']).to_string()}")
+        agreement(rows, (("NEW pooled", new),) if len(new) else ())
+        held_out_batch(real, args.batch, shipped)
+    else:
+        agreement(real)
 
     # today's model before issue 10: own corpus only, fixed 0.5 threshold; never saw real text
     if not args.shipped_only:
@@ -399,11 +494,11 @@ def main() -> None:
         print(_line("POOLED", pooled))
         arm, batch = data["arm"][rows], data["batch"][rows]
         for label, keep in [
-            ("batch 1", batch == "1"),
-            ("batch 2", batch == "2"),
+            ("batch 1", batch == 1),
+            ("batch 2", batch == 2),
             ("random arms", arm == "random"),
-            ("random b1", (arm == "random") & (batch == "1")),
-            ("random b2", (arm == "random") & (batch == "2")),
+            ("random b1", (arm == "random") & (batch == 1)),
+            ("random b2", (arm == "random") & (batch == 2)),
         ]:
             k = keep.to_numpy()
             print(_line(label, scores(gold[k].tolist(), list(got[k]))))

@@ -1,10 +1,11 @@
 """Rebuild (or re-sample) the real-supporter development corpus from public-repository snapshots.
 
 The corpus in ``benchmarks/story_data/real/`` holds sentences written or spoken by people
-supporting someone (Reddit peer-support replies, counsellors' written answers, counsellors' turns
-in motivational-interviewing transcripts).  None of the sources lets us redistribute its text, so
-the repository holds only *keys*: for every item the source, file, record, sentence index and the
-SHA-256 of the record and of the sentence (``items.csv``).  This script rebuilds the text from
+supporting someone (Reddit peer-support and confession-thread replies, counsellors' written
+answers, counsellors' turns in motivational-interviewing and therapy-session transcripts).  Most
+sources do not let us redistribute their text, so the repository holds only *keys*: for every item
+the source, file, record, sentence index and the SHA-256 of the record and of the sentence
+(``items.csv``).  This script rebuilds the text from
 local snapshots of the source repositories and checks every hash, so the rebuilt sentences are
 exactly the ones that were sampled.
 
@@ -32,6 +33,8 @@ contains the pinned commit; one that does not is refused.  Writes to ``DIR`` (de
 sentence, context, rows shuffled with a fixed seed, and with ``--parts K`` also ``FILE``'s stem
 ``_part1`` ... ``_partK`` (consecutive slices, for annotators sharing a pass).  It refuses a path
 inside the repository other than the git-ignored ``benchmarks/out/``: the files hold source text.
+With ``--context-chars N`` the context is whole sentences around the target within N characters,
+the target in ``⟦ ⟧``; ``--key FILE`` also writes item_id -> source, arm (for the integrator).
 
 ``sample`` (maintainers): draws the items anew from the snapshots and rewrites ``items.csv``;
 deterministic for a given ``seed`` in ``sources.json``.  Batches are drawn in order; a later
@@ -55,8 +58,9 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from peerlens import PeerlensError
@@ -80,6 +84,8 @@ ITEM_COLUMNS = (
 )
 #: Columns of the blind annotation file (``blind``): nothing about source, arm or pattern.
 BLIND_COLUMNS = ("item_id", "sentence", "context")
+#: Columns of the integrator's key for a blind batch (``blind --key``).
+KEY_COLUMNS = ("item_id", "source", "arm")
 _DISTINCT = frozenset({"source", "batch"})
 #: A record's turn is shown whole up to this many sentences, else this window around the target.
 CONTEXT_MAX_SENTENCES = 15
@@ -139,6 +145,10 @@ class SourceSpec:
     drop_match: Mapping[str, re.Pattern[str]]
     drop_repeated: int | None
     samples: Mapping[int, Quota]  # batch -> quota; a batch the source is not in draws nothing
+    # a source whose rows are single sentences of a longer reply: rows sharing these columns are
+    # one record, their texts joined line by line in ``order_by`` (numeric) order
+    group_by: tuple[str, ...] = ()
+    order_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +198,8 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
                     int(batch): Quota(int(q["n_random"]), int(q["n_targeted"]))
                     for batch, q in raw["samples"].items()
                 },
+                group_by=tuple(str(c) for c in raw.get("group_by", ())),
+                order_by=None if raw.get("order_by") is None else str(raw["order_by"]),
             )
         except KeyError as exc:
             raise RealCorpusError(f"{where}: missing key {exc}") from exc
@@ -200,6 +212,8 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
             raise RealCorpusError(f"{where}: format {spec.format!r} not in {sorted(_FORMATS)}")
         if spec.clean not in _CLEANERS:
             raise RealCorpusError(f"{where}: clean {spec.clean!r} not in {sorted(_CLEANERS)}")
+        if bool(spec.group_by) != (spec.order_by is not None):
+            raise RealCorpusError(f"{where}: group_by and order_by go together")
         specs.append(spec)
     ids = [s.id for s in specs]
     if len(set(ids)) != len(ids):
@@ -320,9 +334,16 @@ class Snapshot:
 
 
 def snapshots_from_args(
-    specs: Sequence[SourceSpec], pairs: Sequence[str], mirror_root: Path | None
+    specs: Sequence[SourceSpec],
+    pairs: Sequence[str],
+    mirror_root: Path | None,
+    needed: Iterable[str] | None = None,
 ) -> dict[str, Snapshot]:
-    """Map source id -> Snapshot from ``ID=PATH`` pairs and/or a mirror root."""
+    """Map source id -> Snapshot from ``ID=PATH`` pairs and/or a mirror root.
+
+    Only the sources in ``needed`` (default: all) must have one: rebuilding batches 1-2 does not
+    need the snapshots of sources that only later batches draw from.
+    """
     given: dict[str, Path] = {}
     for pair in pairs:
         source, sep, location = pair.partition("=")
@@ -333,8 +354,11 @@ def snapshots_from_args(
     unknown = sorted(set(given) - known)
     if unknown:
         raise RealCorpusError(f"--snapshot names unknown sources {unknown}; known: {sorted(known)}")
+    wanted = known if needed is None else set(needed)
     out: dict[str, Snapshot] = {}
     for spec in specs:
+        if spec.id not in wanted:
+            continue
         git_dir = given.get(spec.id)
         if git_dir is None and mirror_root is not None:
             git_dir = mirror_root / spec.repo.replace("/", "+") / "repo"
@@ -377,14 +401,38 @@ def _clean_html(raw: str) -> str:
     return "\n".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-_CLEANERS = {"plain": _clean_plain, "reddit": _clean_reddit, "html": _clean_html}
+_ESCAPED_CODEPOINT = re.compile(r"<U\+([0-9A-Fa-f]{4,6})>")
+
+
+def _unescape_codepoint(match: re.Match[str]) -> str:
+    code = int(match.group(1), 16)
+    if 0x80 <= code <= 0x9F:  # a Windows-1252 byte read as Latin-1: 0x92 is a right quote
+        return bytes([code]).decode("cp1252", errors="replace")
+    return chr(code)
+
+
+def _clean_escaped(raw: str) -> str:
+    # CL-Aff OffMyChest was written out by R, which left non-ASCII characters as "<U+0092>"
+    text = _ESCAPED_CODEPOINT.sub(_unescape_codepoint, raw)
+    return _clean_reddit(text)
+
+
+_CLEANERS = {
+    "plain": _clean_plain,
+    "reddit": _clean_reddit,
+    "html": _clean_html,
+    "escaped": _clean_escaped,
+}
+#: Pseudo-column for ``record_id``: the 1-based data row number (for files with no unique key).
+ROW_NUMBER = "#row"
 
 
 def _rows(data: bytes, fmt: str, where: str) -> Iterable[dict[str, str]]:
     if fmt == "csv":
         # some answers embed images as data URIs: far past the csv module's default field limit
         csv.field_size_limit(1 << 30)
-        yield from csv.DictReader(io.StringIO(data.decode("utf-8"), newline=""))
+        # utf-8-sig: a byte-order mark is not part of the first column's name
+        yield from csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
         return
     import openpyxl  # a peerlens dependency; imported here as only xlsx sources need it
 
@@ -408,7 +456,9 @@ def read_records(spec: SourceSpec, snapshot: Snapshot) -> dict[tuple[str, str], 
     A record is eligible when every ``keep`` column holds one of its values, no ``drop`` column
     holds one of its values, no ``drop_match`` column matches its regular expression (whole
     value), its cleaned text is not empty and, with ``drop_repeated`` = n, that text does not
-    occur n or more times in the source (bot messages, moderators' templates, spam).
+    occur n or more times in the source (bot messages, moderators' templates, spam).  With
+    ``group_by``, the eligible rows sharing those columns' values are one record (id: the values
+    joined by ``:``), their cleaned texts one line each in ``order_by`` order.
     """
     snapshot.require_commit(spec.commit, spec.id)
     clean = _CLEANERS[spec.clean]
@@ -416,8 +466,11 @@ def read_records(spec: SourceSpec, snapshot: Snapshot) -> dict[tuple[str, str], 
     for path, blob in spec.files.items():
         where = f"source {spec.id}: {path}"
         data = snapshot.read(spec.commit, path, blob, spec.id)
+        groups: dict[str, list[tuple[float, str]]] = {}
         for n, row in enumerate(_rows(data, spec.format, where)):
-            missing = [c for c in (*spec.record_id, spec.text) if c not in row]
+            row = {**row, ROW_NUMBER: str(n + 1)}
+            needed = (*spec.record_id, spec.text, *spec.group_by, *filter(None, [spec.order_by]))
+            missing = [c for c in needed if c not in row]
             if missing:
                 raise RealCorpusError(f"{where}: no column(s) {missing}")
             if any(row.get(c) not in v for c, v in spec.keep.items()):
@@ -429,10 +482,23 @@ def read_records(spec: SourceSpec, snapshot: Snapshot) -> dict[tuple[str, str], 
             text = clean(row[spec.text])
             if not text:
                 continue
+            if spec.group_by and spec.order_by is not None:
+                try:
+                    order = float(row[spec.order_by])
+                except ValueError as exc:
+                    raise RealCorpusError(
+                        f"{where}: data row {n + 1}: {spec.order_by} {row[spec.order_by]!r} "
+                        "is not a number"
+                    ) from exc
+                group = ":".join(row[c] for c in spec.group_by)
+                groups.setdefault(group, []).append((order, text))
+                continue
             key = (path, ":".join(row[c] for c in spec.record_id))
             if key in records:
                 raise RealCorpusError(f"{where}: data row {n + 1}: record id {key[1]} repeats")
             records[key] = text
+        for group, lines in groups.items():
+            records[(path, group)] = "\n".join(text for _, text in sorted(lines))
     if spec.drop_repeated is not None:
         counts = Counter(records.values())
         records = {k: t for k, t in records.items() if counts[t] < spec.drop_repeated}
@@ -607,12 +673,45 @@ def context_with_target(sentences: Sequence[str], index: int) -> str:
     return " ".join(["[…]"] * (lo > 0) + shown + ["[…]"] * (hi < len(sentences)))
 
 
+def trimmed_context(sentences: Sequence[str], index: int, max_chars: int = 600) -> str:
+    """The target wrapped in ``⟦ ⟧`` with whole neighbouring sentences up to ``max_chars``.
+
+    Sentences are added alternately after and before the target while the context stays within
+    ``max_chars`` characters (the target itself always shows, however long); ``[…]`` marks
+    what is left out at either end.
+
+    Examples
+    --------
+    >>> trimmed_context(["Me too.", "At least you tried.", "Hugs."], 1)
+    'Me too. ⟦At least you tried.⟧ Hugs.'
+    >>> trimmed_context(["A" * 30, "Short one.", "B" * 30], 1, max_chars=30)
+    '[…] ⟦Short one.⟧ […]'
+    """
+    lo, hi = index, index + 1
+    length = len(sentences[index]) + 2
+    grew = True
+    while grew:
+        grew = False
+        for side in ("after", "before"):
+            j = hi if side == "after" else lo - 1
+            if 0 <= j < len(sentences) and length + 1 + len(sentences[j]) <= max_chars:
+                length += 1 + len(sentences[j])
+                lo, hi = (lo, hi + 1) if side == "after" else (lo - 1, hi)
+                grew = True
+    shown = [f"⟦{s}⟧" if i == index else s for i, s in enumerate(sentences[lo:hi], start=lo)]
+    return " ".join(["[…]"] * (lo > 0) + shown + ["[…]"] * (hi < len(sentences)))
+
+
 def rebuild(
     items: Sequence[Mapping[str, str]],
     specs: Sequence[SourceSpec],
     snapshots: Mapping[str, Snapshot],
+    context: Callable[[Sequence[str], int], str] = context_with_target,
 ) -> list[dict[str, str]]:
     """Rebuild every item's sentence and context, verifying both hashes.
+
+    ``context`` makes an item's context from its record's sentences and its index
+    (``context_with_target`` by default; the blind file can use ``trimmed_context``).
 
     Raises
     ------
@@ -666,7 +765,7 @@ def rebuild(
                     "record_id": it["record_id"],
                     "sentence_index": it["sentence_index"],
                     "sentence": sentences[index],
-                    "context": context_with_target(sentences, index),
+                    "context": context(sentences, index),
                 }
             )
     if errors:
@@ -693,14 +792,18 @@ def blind_rows(rows: Sequence[Mapping[str, str]], seed: int, batch: int) -> list
     return blind
 
 
-def write_blind(rows: Sequence[Mapping[str, str]], path: Path, parts: int) -> list[Path]:
-    """Write the blind file and, for ``parts`` > 1, its consecutive slices ``<stem>_partK``."""
+def _refuse_inside_repository(path: Path, what: str) -> None:
     inside = path.resolve().is_relative_to(ROOT)
     if inside and not path.resolve().is_relative_to(ROOT / "benchmarks/out"):
         raise RealCorpusError(
-            f"{path}: inside the repository; the blind file holds source text, which must not "
-            "be committed: write it outside the repository or under benchmarks/out/"
+            f"{path}: inside the repository; the {what} file must not be committed: write it "
+            "outside the repository or under benchmarks/out/"
         )
+
+
+def write_blind(rows: Sequence[Mapping[str, str]], path: Path, parts: int) -> list[Path]:
+    """Write the blind file and, for ``parts`` > 1, its consecutive slices ``<stem>_partK``."""
+    _refuse_inside_repository(path, "blind (it holds source text)")
     written = [path]
     write_tsv(rows, BLIND_COLUMNS, path)
     if parts > 1:
@@ -760,13 +863,22 @@ def _parser() -> argparse.ArgumentParser:
     blind.add_argument("--batch", type=int, required=True)
     blind.add_argument("--out", type=Path, required=True, help="the blind .tsv file to write")
     blind.add_argument("--parts", type=int, default=1, help="also split it into this many parts")
+    blind.add_argument(
+        "--context-chars",
+        type=int,
+        help="context as whole sentences within this many characters, target in ⟦ ⟧ "
+        "(default: the record's sentences as in build, target in [[ ]])",
+    )
+    blind.add_argument(
+        "--key", type=Path, help="also write item_id -> source, arm for the batch (integrator only)"
+    )
     return parser
 
 
 def _run(args: argparse.Namespace) -> list[dict[str, str]]:
     seed, specs = load_sources(args.data / "sources.json")
-    snapshots = snapshots_from_args(specs, args.snapshot, args.mirror_root)
     if args.command == "sample":
+        snapshots = snapshots_from_args(specs, args.snapshot, args.mirror_root)
         patterns = load_patterns(args.data / "patterns.json")
         batches = load_batches(args.data / "sources.json")
         items = sample_items(specs, snapshots, patterns, seed, batches)
@@ -778,9 +890,19 @@ def _run(args: argparse.Namespace) -> list[dict[str, str]]:
         items = [it for it in items if it["batch"] == str(args.batch)]
         if not items:
             raise RealCorpusError(f"{args.data / 'items.csv'}: no items in batch {args.batch}")
-    rows = rebuild(items, specs, snapshots)
+    needed = {it["source"] for it in items} & {s.id for s in specs}
+    snapshots = snapshots_from_args(specs, args.snapshot, args.mirror_root, needed)
+    chars = getattr(args, "context_chars", None)
+    if chars is not None and chars < 1:
+        raise RealCorpusError(f"--context-chars {chars}: must be a positive number of characters")
+    context = context_with_target if chars is None else partial(trimmed_context, max_chars=chars)
+    rows = rebuild(items, specs, snapshots, context)
     if args.command == "blind":
         written = write_blind(blind_rows(rows, seed, args.batch), args.out, args.parts)
+        if args.key is not None:
+            _refuse_inside_repository(args.key, "key")
+            write_tsv(rows, KEY_COLUMNS, args.key)
+            written.append(args.key)
         print(f"verified {len(rows)} items; wrote " + ", ".join(map(str, written)))
         return items
     write_tsv(rows, ("item_id", "batch", *REBUILT_COLUMNS), args.out / "real_corpus.tsv")

@@ -325,6 +325,119 @@ def test_blind_file_is_refused_inside_the_repository() -> None:
         brc.write_blind(rows, brc.DATA_DIR / "batch2.tsv", 1)
 
 
+def test_blind_file_with_trimmed_context_and_key(
+    two_batches: tuple[Path, Path, list[dict[str, str]]], tmp_path: Path
+) -> None:
+    repo, data, _ = two_batches
+    out, key = tmp_path / "b2.tsv", tmp_path / "b2_key.tsv"
+    argv = ["blind", "--data", str(data), "--batch", "2", "--out", str(out)]
+    argv += ["--context-chars", "40", "--key", str(key)]
+    argv += ["--snapshot", f"fixture={repo}", "--snapshot", f"fixture_peer={repo}"]
+    assert brc.main(argv) == 0
+    with out.open(encoding="utf-8", newline="") as handle:
+        blind = list(csv.DictReader(handle, delimiter="\t"))
+    with key.open(encoding="utf-8", newline="") as handle:
+        keys = {row["item_id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    second = {it["item_id"]: it for it in brc.read_items(data / "items.csv") if it["batch"] == "2"}
+    assert list(blind[0]) == ["item_id", "sentence", "context"]
+    assert set(keys) == set(second) == {row["item_id"] for row in blind}
+    for item_id, row in keys.items():
+        assert (row["source"], row["arm"]) == (second[item_id]["source"], second[item_id]["arm"])
+    for row in blind:
+        assert f"⟦{row['sentence']}⟧" in row["context"]
+        shown = row["context"].replace("[…]", "").strip()
+        assert len(shown) <= max(40, len(row["sentence"]) + 2)
+    # the key is refused inside the repository, like the blind file
+    argv[argv.index(str(key))] = str(brc.DATA_DIR / "key.tsv")
+    assert brc.main(argv) == 2
+    assert not (brc.DATA_DIR / "key.tsv").exists()
+
+
+def test_rebuilding_an_early_batch_needs_only_its_sources_snapshots(
+    two_batches: tuple[Path, Path, list[dict[str, str]]], tmp_path: Path
+) -> None:
+    repo, data, _ = two_batches
+    base = ["build", "--data", str(data), "--out", str(tmp_path / "out"), "--batch"]
+    # fixture_peer draws only in batch 2: batch 1 rebuilds without its snapshot, batch 2 not
+    assert brc.main([*base, "1", "--snapshot", f"fixture={repo}"]) == 0
+    assert brc.main([*base, "2", "--snapshot", f"fixture={repo}"]) == 2
+
+
+def test_trimmed_context_keeps_whole_sentences_around_the_target() -> None:
+    sentences = [f"Sentence number {i}." for i in range(20)]
+    context = brc.trimmed_context(sentences, 10, max_chars=100)
+    assert "⟦Sentence number 10.⟧" in context
+    assert context.startswith("[…] ") and context.endswith(" […]")
+    inner = context.removeprefix("[…] ").removesuffix(" […]").split(" ")
+    assert len(" ".join(inner)) <= 100
+    # neighbours are taken from both sides, nearest first
+    assert "Sentence number 9." in context and "Sentence number 11." in context
+    assert "Sentence number 0." not in context
+    assert brc.trimmed_context(["Only one."], 0) == "⟦Only one.⟧"
+    # a target longer than the limit is still shown, alone
+    assert brc.trimmed_context(["x" * 50, "Next."], 0, max_chars=10) == f"⟦{'x' * 50}⟧ […]"
+
+
+def test_grouped_rows_and_row_numbers_make_records(tmp_path: Path) -> None:
+    repo = tmp_path / "rows"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    rows = [
+        ("3", "p1", "ann", "Hang in there."),
+        ("1", "p1", "ann", "I<U+0092>ve been there."),
+        ("2", "p1", "bob", "At least you tried."),
+        ("9", "p2", "ann", "Same thing on another post."),
+    ]
+    (repo / "s.csv").write_text(
+        "\ufeffsid,post,author,text\n" + "".join(",".join(r) + "\n" for r in rows),
+        encoding="utf-8",
+    )
+    _git(repo, "add", "s.csv")
+    _git(repo, "commit", "-q", "-m", "rows")
+    commit, blob = _git(repo, "rev-parse", "HEAD"), _git(repo, "rev-parse", "HEAD:s.csv")
+    base = {
+        "id": "grouped",
+        "repo": "example/rows",
+        "commit": commit,
+        "files": {"s.csv": blob},
+        "format": "csv",
+        "record_id": ["post", "author"],
+        "text": "text",
+        "clean": "escaped",
+        "samples": {},
+        "group_by": ["post", "author"],
+        "order_by": "sid",
+    }
+    path = tmp_path / "sources.json"
+    path.write_text(json.dumps({"seed": 1, "batches": {}, "sources": [base]}))
+    spec = brc.load_sources(path)[1][0]
+    records = brc.read_records(spec, brc.Snapshot(repo))
+    # the byte-order mark is not part of "sid"; rows are ordered by it; R's escapes are undone
+    assert records == {
+        ("s.csv", "p1:ann"): "I\u2019ve been there.\nHang in there.",
+        ("s.csv", "p1:bob"): "At least you tried.",
+        ("s.csv", "p2:ann"): "Same thing on another post.",
+    }
+    assert brc.split_sentences(records[("s.csv", "p1:ann")]) == [
+        "I\u2019ve been there.",
+        "Hang in there.",
+    ]
+    # without grouping, the data row number can complete a key that repeats
+    plain = {**base, "group_by": [], "order_by": None, "record_id": ["post", "#row"]}
+    path.write_text(json.dumps({"seed": 1, "batches": {}, "sources": [plain]}))
+    spec = brc.load_sources(path)[1][0]
+    assert list(brc.read_records(spec, brc.Snapshot(repo))) == [
+        ("s.csv", "p1:1"),
+        ("s.csv", "p1:2"),
+        ("s.csv", "p1:3"),
+        ("s.csv", "p2:4"),
+    ]
+    # group_by without order_by is refused
+    path.write_text(json.dumps({"seed": 1, "batches": {}, "sources": [{**base, "order_by": None}]}))
+    with pytest.raises(brc.RealCorpusError, match="group_by and order_by go together"):
+        brc.load_sources(path)
+
+
 def test_batches_must_be_numbered_in_order(tmp_path: Path) -> None:
     path = tmp_path / "sources.json"
     path.write_text(json.dumps({"seed": 1, "batches": {"2": {"distinct": "batch"}}, "sources": []}))
@@ -381,7 +494,7 @@ def test_committed_keys_are_consistent() -> None:
         assert len(counts) >= 3
         for source, per in counts.items():
             quota = by_id[source].samples[batch.batch]
-            assert per["random"] == quota.n_random
+            assert per.get("random", 0) == quota.n_random
             assert per.get("targeted", 0) <= quota.n_targeted
         # a sentence is drawn once per source (batch 1) or once per batch (later batches) ...
         scope = (lambda it: it["source"]) if batch.distinct == "source" else (lambda it: "")
@@ -407,6 +520,10 @@ def test_every_pattern_is_used_and_compiles() -> None:
     second = [p.kind for p in patterns.values() if 2 in p.batches]
     assert second.count("upward") >= 10 and second.count("downward") >= 10
     assert second.count("look-alike") >= 4
+    # batch 3 too, aimed at the sources other than reddit_genz6
+    third = [p.kind for p in patterns.values() if 3 in p.batches]
+    assert third.count("upward") >= 8 and third.count("downward") >= 8
+    assert third.count("look-alike") >= 4
 
 
 def test_sources_md_counts_match_the_keys() -> None:
@@ -417,5 +534,5 @@ def test_sources_md_counts_match_the_keys() -> None:
         section = re.search(rf"^## Batch {batch}\b.*?(?=^## |\Z)", text, re.M | re.S)
         assert section is not None, f"SOURCES.md has no '## Batch {batch}' section"
         for source, per in brc.arm_counts(items, batch).items():
-            row = f"| `{source}` | {per['random']} | {per.get('targeted', 0)} |"
+            row = f"| `{source}` | {per.get('random', 0)} | {per.get('targeted', 0)} |"
             assert row in section.group(0), (batch, row)

@@ -103,6 +103,8 @@ def test_train_writes_an_artifact_equal_to_the_shipped_one(tmp_path: Path) -> No
     fresh, shipped = TextModel.load(tmp_path), load_model()
     np.testing.assert_allclose(fresh.coef, shipped.coef, atol=1e-6)
     assert fresh.meta["corpus_sha256"] == shipped.meta["corpus_sha256"]
+    assert fresh.meta["real_batches"] == shipped.meta["real_batches"]
+    assert f"batches {', '.join(str(b) for b in shipped.meta['real_batches'])})" in result.output
 
 
 def test_train_without_the_rebuilt_real_texts_exits_2(tmp_path: Path) -> None:

@@ -1,6 +1,5 @@
 """The shipped model: reproducible from the corpus, and inference equal to scikit-learn's."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -13,7 +12,7 @@ import scipy.sparse as sp
 from peerlens.narrative import ModelArtifactError, load_corpus, load_model
 from peerlens.narrative._text import normalize
 from peerlens.narrative.corpus import corpus_sha256
-from peerlens.narrative.devcorpus import dev_corpus_paths
+from peerlens.narrative.devcorpus import DevCorpusPaths, dev_corpus_paths
 from peerlens.narrative.model import (
     ModelConfig,
     TextModel,
@@ -22,7 +21,7 @@ from peerlens.narrative.model import (
     model_dir,
     train_model,
 )
-from peerlens.narrative.release import RELEASE_CONFIG, train_release
+from peerlens.narrative.release import RELEASE_BATCHES, RELEASE_CONFIG, train_release
 
 
 @pytest.fixture(scope="module")
@@ -37,20 +36,46 @@ ROOT = Path(__file__).resolve().parents[2]
 DEV = dev_corpus_paths(ROOT)
 
 
+def _stale_keys(model: TextModel, dev: DevCorpusPaths) -> list[str]:
+    """The key/label checksums in ``model``'s metadata that its batches' rows no longer match."""
+    batches = tuple(int(str(b)) for b in model.meta["real_batches"])
+    now = dev.checksums(batches, texts=False)
+    return sorted(key for key, digest in now.items() if model.meta[key] != digest)
+
+
 def test_packaged_artifact_records_the_committed_keys_labels_and_corpus() -> None:
-    # runs everywhere: relabelling the real corpus or editing the own corpus without
-    # retraining fails here, even where the (non-redistributable) real texts are absent
+    # runs everywhere: relabelling a trained batch of the real corpus or editing the own corpus
+    # without retraining fails here, even where the (non-redistributable) real texts are absent
     shipped = load_model()
     assert shipped.meta["corpus_sha256"] == corpus_sha256(), "retrain: peerlens story train"
-    checks = {
-        "real_items_sha256": DEV.items,
-        "real_labels_sha256": DEV.labels,
-    }
-    for key, path in checks.items():
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        assert shipped.meta[key] == digest, f"{path} changed: retrain with peerlens story train"
+    assert shipped.meta["real_batches"] == list(RELEASE_BATCHES)
+    assert _stale_keys(shipped, DEV) == [], "batch rows changed: retrain with peerlens story train"
     assert shipped.config == RELEASE_CONFIG
     assert 0.5 <= shipped.threshold <= 1.0
+
+
+def test_a_new_batch_keeps_the_record_valid_and_an_edited_trained_row_breaks_it(
+    tmp_path: Path,
+) -> None:
+    shipped = load_model()
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    items, labels = DEV.items.read_text("utf-8"), DEV.labels.read_text("utf-8")
+    new_batch = max(int(line.split(",")[1]) for line in items.splitlines()[1:]) + 1
+    (keys / "items.csv").write_text(
+        items + f"item99999,{new_batch},elsewhere,random,x.csv,r1,0,{'0' * 64},{'1' * 64}\n"
+    )
+    (keys / "labels.tsv").write_text(labels + "item99999\tupward\tupward\tupward\t0\t\n")
+    copy = DevCorpusPaths(keys, tmp_path / "texts.tsv")
+    assert _stale_keys(shipped, copy) == []
+
+    rows = labels.splitlines(keepends=True)
+    trained = next(i for i, r in enumerate(rows) if r.startswith("item00001\t"))
+    fields = rows[trained].split("\t")
+    fields[3] = "upward" if fields[3] != "upward" else "neutral"  # the adjudicated label
+    rows[trained] = "\t".join(fields)
+    (keys / "labels.tsv").write_text("".join(rows))
+    assert _stale_keys(shipped, copy) == ["real_labels_sha256"]
 
 
 @pytest.mark.slow
@@ -63,8 +88,12 @@ def test_packaged_artifact_matches_a_fresh_training() -> None:
             "to check that the packaged model is reproducible"
         )
     shipped = load_model()
-    assert shipped.meta["real_texts_sha256"] == DEV.checksums()["real_texts_sha256"]
+    batches = tuple(int(str(b)) for b in shipped.meta["real_batches"])
+    assert shipped.meta["real_texts_sha256"] == DEV.checksums(batches)["real_texts_sha256"]
     fresh = train_release(DEV)
+    provenance = ("real_batches", "real_items_sha256", "real_labels_sha256", "real_texts_sha256")
+    for key in (*provenance, "trained_on", "n_own", "n_real", "real_sources", "corpus_sha256"):
+        assert fresh.meta[key] == shipped.meta[key], key
     assert shipped.classes == fresh.classes
     assert shipped.config == fresh.config
     np.testing.assert_array_equal(shipped.word.terms, fresh.word.terms)
@@ -83,8 +112,8 @@ def test_reimplemented_inference_equals_scikit_learn(fitted: tuple) -> None:
     normalized = [normalize(t) for t in texts]
     reference = sp.hstack(
         [
-            word.transform(normalized),  # type: ignore[attr-defined]
-            char.transform(normalized),  # type: ignore[attr-defined]
+            word.transform(normalized),
+            char.transform(normalized),
             sp.csr_matrix(model.cuebook.features(normalized)),
         ],
         format="csr",
@@ -93,7 +122,7 @@ def test_reimplemented_inference_equals_scikit_learn(fitted: tuple) -> None:
     np.testing.assert_allclose(ours.toarray(), reference.toarray(), atol=1e-12)
     np.testing.assert_allclose(
         model.predict_proba(texts),
-        clf.predict_proba(reference),  # type: ignore[attr-defined]
+        clf.predict_proba(reference),
         atol=1e-9,
     )
 

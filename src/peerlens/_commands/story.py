@@ -148,18 +148,20 @@ def train_cmd(
 ) -> None:
     """Retrain the packaged sentence model: own corpus + real sentences, calibrated threshold.
 
-    Needs the real development corpus's texts rebuilt locally
+    The real sentences are those of the labelled batches named in
+    ``peerlens.narrative.release.RELEASE_BATCHES``; their texts must be rebuilt locally
     (``tools/build_real_corpus.py build``); they are never committed.
     """
     from peerlens.narrative.model import model_dir
-    from peerlens.narrative.release import default_dev_paths, train_release
+    from peerlens.narrative.release import RELEASE_BATCHES, default_dev_paths, train_release
 
     with user_errors():
         model = train_release(default_dev_paths(root))
         target = out or model_dir()
         model.save(target)
     typer.echo(
-        f"trained on {model.meta['n_train']} sentences ({model.meta['n_real']} real); "
+        f"trained on {model.meta['n_train']} sentences ({model.meta['n_real']} real, "
+        f"batches {', '.join(str(b) for b in RELEASE_BATCHES)}); "
         f"{model.n_features} features; comparison threshold "
         f"{float(str(model.meta['comparison_threshold'])):.3f}; "
         f"wrote {target / 'model.npz'} and model.json"

@@ -634,6 +634,7 @@ def model_provenance(model: TextModel) -> dict[str, Any]:
         "corpus_sha256": model.meta.get("corpus_sha256"),
         "comparison_threshold": model.threshold,
         "trained_on": model.meta.get("trained_on"),
+        "real_batches": model.meta.get("real_batches"),
         "real_labels_sha256": model.meta.get("real_labels_sha256"),
         "real_texts_sha256": model.meta.get("real_texts_sha256"),
         "peerlens_version": __version__,

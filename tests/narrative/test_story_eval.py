@@ -1,0 +1,100 @@
+"""benchmarks/story_eval.py: scoring the shipped model on one held-out labelled batch.
+
+The frame below is written for the test (no real text); the packaged model labels it as shipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import pytest
+
+from peerlens.narrative import classify, load_model
+from peerlens.narrative.release import RELEASE_BATCHES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _story_eval() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("story_eval", ROOT / "benchmarks/story_eval.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["story_eval"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+se = _story_eval()
+
+ROWS = [
+    # item_id, batch, source, arm, text, label, prev, next
+    ("i1", 1, "reddit_mh7", "random", "I felt exactly that too.", "connection", "", ""),
+    ("i2", 9, "reddit_mh7", "targeted:x", "Me too, every single night.", "connection", "", ""),
+    ("i3", 9, "elsewhere", "random", "What time is the group on Tuesday?", "neutral", "", ""),
+    (
+        "i4",
+        9,
+        "elsewhere",
+        "random",
+        "At least you still have your family, I had nobody.",
+        "downward",
+        "Sorry.",
+        "",
+    ),
+]
+
+
+def _frame() -> pd.DataFrame:
+    cols = ["item_id", "batch", "source", "arm", "text", "label", "prev", "next"]
+    return pd.DataFrame(ROWS, columns=cols)
+
+
+def test_held_out_batch_scores_only_that_batch_with_the_shipped_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = load_model()
+    out = se.held_out_batch(_frame(), 9, model, out_dir=tmp_path)
+    assert out["item_id"].tolist() == ["i2", "i3", "i4"]
+    rows = _frame().iloc[1:]
+    expected = classify(
+        rows["text"].tolist(),
+        model=model,
+        check_language=False,
+        prev=rows["prev"].tolist(),
+        nxt=rows["next"].tolist(),
+    )
+    assert out["pred"].tolist() == [s.label for s in expected]
+    printed = capsys.readouterr().out
+    # "elsewhere" is not among the shipped model's training sources; reddit_mh7 is
+    assert "reddit_mh7" in se.trained_sources(model)
+    assert "sources it never saw: elsewhere\n" in printed
+    assert "NEW pooled     n=2" in printed and "seen pooled    n=1" in printed
+    assert "WARNING" not in printed  # batch 9 is not among the model's real_batches
+    with (tmp_path / "story_heldout_batch9.tsv").open() as handle:
+        written = list(csv.DictReader(handle, delimiter="\t"))
+    assert list(written[0]) == ["item_id", "source", "arm", "label", "pred"]
+    assert [r["pred"] for r in written] == out["pred"].tolist()
+
+
+def test_held_out_batch_warns_when_the_model_was_trained_on_the_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = load_model()
+    assert se.trained_batches(model) == set(RELEASE_BATCHES)
+    frame = _frame().assign(batch=RELEASE_BATCHES[0])
+    se.held_out_batch(frame, RELEASE_BATCHES[0], model, out_dir=tmp_path)
+    printed = capsys.readouterr().out
+    assert f"WARNING: the shipped model was trained on batches {sorted(RELEASE_BATCHES)}" in printed
+    model.meta.pop("real_batches")
+    se.held_out_batch(_frame(), 9, model, out_dir=tmp_path)
+    assert "(none recorded): it may have seen batch 9" in capsys.readouterr().out
+
+
+def test_held_out_batch_refuses_a_batch_without_labels(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--batch 7: no labelled sentences"):
+        se.held_out_batch(_frame(), 7, load_model(), out_dir=tmp_path)
