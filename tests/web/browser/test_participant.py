@@ -1,0 +1,168 @@
+"""A participant's pages in a real browser (Debian's Chromium), on a 360 px phone and on a
+desktop: consent, half the SCS, leave, resume from the link in a fresh browser, finish; the score
+reaches the researcher. Every page passes axe-core (WCAG 2.0/2.1/2.2 A and AA) with large enough
+targets and no sideways scrolling; one page is answered with the keyboard alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from peerlens.instruments import score
+from peerlens.study import Caller, derived_frame, export_frame, set_status
+
+from ...conftest import ADMIN
+from .conftest import VIEWPORTS, Served
+from .pages import check_page, open_page, questions
+
+RESEARCHER = Caller("rita")
+
+
+def _answer(page: Any, items: list[str], value: str) -> dict[str, str]:
+    """Tap the label of answer ``value`` of each item (as a finger or a mouse would)."""
+    for item in items:
+        radio = page.locator(f"input[name='{item}'][value='{value}']")
+        page.click(f"label[for='{radio.get_attribute('id')}']")
+    return dict.fromkeys(items, value)
+
+
+def _stored(served: Served, code: str) -> dict[str, str]:
+    frame = export_frame(served.store, "pilot", tier="deidentified", caller=RESEARCHER)
+    mine = frame[(frame["participant"] == code) & (frame["kind"] == "item")]
+    return {
+        r["name"]: r["missing_code"] if isinstance(r["missing_code"], str) else f"{r['value']:g}"
+        for _, r in mine.iterrows()
+    }
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_consent_half_the_scs_leave_resume_finish(
+    served: Served, browser: Any, axe_source: str, viewport: str
+) -> None:
+    page = open_page(browser, viewport, axe_source)
+    page.goto(served.link("A1"))
+    assert page.locator("h1").inner_text() == "Consent"
+    check_page(page, "consent", viewport)
+    page.get_by_role("button", name="I agree").click()
+
+    assert "Page 1 of 4" in page.locator(".progress").inner_text()
+    assert "stand-in wording" in page.locator(".note").inner_text()
+    check_page(page, "page-1", viewport)
+    given = _answer(page, questions(page), "4")
+    page.get_by_role("button", name="Save and continue").click()
+
+    assert "Page 2 of 4" in page.locator(".progress").inner_text()
+    assert page.get_by_role("status").inner_text() == "Your answers on page 1 are saved."
+    check_page(page, "page-2", viewport)
+    # Half the SCS: page 1 saved; page 2 only partly answered when sent, so it shows why.
+    second = questions(page)
+    _answer(page, second[:4], "2")
+    page.get_by_role("button", name="Save and continue").click()
+    assert page.get_by_role("alert").is_visible()
+    assert page.title().startswith("Error:")
+    check_page(page, "page-2-error", viewport)
+    first_problem = page.locator(".error-summary a").first
+    first_problem.click()
+    assert page.evaluate("document.activeElement.id") == f"{second[4]}-1"
+    assert _stored(served, "A1") == given  # nothing of the page with a problem
+    page.context.close()
+
+    # Later, a fresh browser with only the link: back where they stopped, answers kept.
+    page = open_page(browser, viewport, axe_source)
+    page.goto(served.link("A1"))
+    assert "Page 2 of 4" in page.locator(".progress").inner_text()
+    assert "Saved so far: page 1 of 4" in page.locator(".saved-pages").inner_text()
+    given |= _answer(page, questions(page), "2")
+    page.get_by_role("button", name="Save and continue").click()
+    check_page(page, "page-3", viewport)
+    third = questions(page)
+    given |= _answer(page, third[1:], "5")
+    page.click(f"label[for='{third[0]}-skip']")  # prefer not to answer
+    given[third[0]] = "-99"
+    page.get_by_role("button", name="Save and continue").click()
+    assert "Page 4 of 4" in page.locator(".progress").inner_text()
+    check_page(page, "page-4", viewport)
+    given |= _answer(page, questions(page), "1")
+    page.get_by_role("button", name="Save and continue").click()
+
+    assert page.locator("h1").inner_text() == "Thank you"
+    check_page(page, "done", viewport)
+    page.get_by_role("link", name="Page 1: SCS (part 1 of 3)").click()
+    assert page.locator(f"#{questions(page)[0]}-4").is_checked()  # shown again to review
+    page.context.close()
+
+    assert _stored(served, "A1") == given
+    scores = derived_frame(served.store, "pilot", "scores", caller=RESEARCHER)
+    mine = scores[scores["participant"] == "A1"].set_index("name")["value"]
+    expected = score(pd.DataFrame([given]), ["scs", "phq9"], missing_codes=[-99]).iloc[0]
+    assert mine["scs_total"] == pytest.approx(expected["scs_total"])
+    assert mine["phq9_total"] == pytest.approx(expected["phq9_total"]) == 9
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_withdraw_refused_and_closed_pages(
+    served: Served, browser: Any, axe_source: str, viewport: str
+) -> None:
+    page = open_page(browser, viewport, axe_source)
+    page.goto(served.link("A2"))
+    page.get_by_role("button", name="I agree").click()
+    page.get_by_role("link", name="Stop taking part in the study").click()
+    assert page.locator("h1").inner_text() == "Stop taking part"
+    check_page(page, "withdraw", viewport)
+    page.get_by_role("button", name="Yes, withdraw me from the study").click()
+    assert page.locator("h1").inner_text() == "You have withdrawn from the study"
+    check_page(page, "withdrawn", viewport)
+
+    page.goto(served.url + "/p/A2/not-the-token")
+    assert page.locator("h1").inner_text() == "This link does not work"
+    check_page(page, "refused", viewport)
+
+    set_status(served.store, "pilot", "B1", "completed", caller=ADMIN)
+    page.goto(served.link("B1"))
+    assert page.locator("h1").inner_text() == "This questionnaire is not open"
+    check_page(page, "closed", viewport)
+
+    page.goto(served.url + "/")
+    check_page(page, "home", viewport)
+    page.context.close()
+
+
+def test_one_page_with_the_keyboard_alone(served: Served, browser: Any, axe_source: str) -> None:
+    page = open_page(browser, "desktop", axe_source)
+    page.goto(served.link("A1"))
+    _tab_to(page, "BUTTON", "I agree")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".progress")
+    items = questions(page)
+    chosen: dict[str, str] = {}
+    for k, item in enumerate(items):
+        _tab_to(page, "INPUT", item)
+        outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline != "none", "the focused answer shows no focus outline"
+        for _ in range(k % 3):  # arrow keys move within the answers of one question
+            page.keyboard.press("ArrowRight")
+        page.keyboard.press("Space")
+        chosen[item] = page.evaluate("document.activeElement.value")
+    _tab_to(page, "BUTTON", "Save and continue")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[role=status]")
+    assert "Page 2 of 4" in page.locator(".progress").inner_text()
+    page.context.close()
+    assert _stored(served, "A1") == chosen
+    assert len(set(chosen.values())) == 3
+
+
+def _tab_to(page: Any, tag: str, name: str, most: int = 40) -> None:
+    """Press Tab until the element of ``tag`` whose name attribute or text is ``name`` has
+    the focus."""
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "[document.activeElement.tagName, document.activeElement.name || '',"
+            " document.activeElement.textContent.trim()]"
+        )
+        if focused[0] == tag and name in (focused[1], focused[2]):
+            return
+    raise AssertionError(f"Tab never reached {tag} {name!r}")
