@@ -9,6 +9,7 @@ import pytest
 
 from peerlens.instruments import score
 from peerlens.study import (
+    ConsentNeeded,
     LinkHolder,
     PermissionDenied,
     Store,
@@ -64,9 +65,10 @@ def test_consent_comes_first_and_is_audited_with_its_version(
 ) -> None:
     visit = open_visit(store, caller=holder)
     assert not visit.consented and visit.consent is not None and visit.consent.version == "v1"
-    with pytest.raises(StudyError, match="agree to the consent"):
+    assert not visit.renewal
+    with pytest.raises(ConsentNeeded, match="agree to the consent"):
         save_page(store, 1, _answers(store, holder, 1, 3), caller=holder)
-    with pytest.raises(StudyError, match="changed"):
+    with pytest.raises(ConsentNeeded, match="changed"):
         agree_to_consent(store, "v0", caller=holder)
     assert agree_to_consent(store, "v1", caller=holder).consented
     agree_to_consent(store, "v1", caller=holder)  # agreeing twice records it once
@@ -76,6 +78,12 @@ def test_consent_comes_first_and_is_audited_with_its_version(
     set_consent_text(store, "pilot", "v2", "A new wording.", caller=ADMIN)
     visit = open_visit(store, caller=holder)
     assert not visit.consented and visit.consent is not None and visit.consent.version == "v2"
+    assert visit.renewal  # agreed to v1, asked again for v2
+    with pytest.raises(ConsentNeeded, match="agree to the consent"):
+        save_page(store, 1, _answers(store, holder, 1, 3), caller=holder)
+    assert len(_stored(store)) == 0
+    renewed = agree_to_consent(store, "v2", caller=holder)
+    assert renewed.consented and renewed.open and not renewed.renewal
     with pytest.raises(StudyError, match="already has consent text"):
         set_consent_text(store, "pilot", "v2", "Another wording.", caller=ADMIN)
 

@@ -22,7 +22,7 @@ from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, _code, resolve_forms
 from peerlens.study._pages import Choice, PageLayout, Question, layout_pages
 from peerlens.study.consent_texts import ConsentWording, current_consent
-from peerlens.study.errors import StudyError
+from peerlens.study.errors import ConsentNeeded, StudyError
 from peerlens.study.models import (
     Consent,
     Participant,
@@ -99,6 +99,9 @@ class Visit:
     #: The participant's status (``enrolled`` while answers are taken).
     status: str
     pages: tuple[Page, ...]
+    #: True when the participant agreed to an earlier version of the consent text but not to
+    #: the current one (the researcher set a new version since): they are asked again.
+    renewal: bool = False
 
     @property
     def withdrawn(self) -> bool:
@@ -152,9 +155,11 @@ def agree_to_consent(store: Store, version: str, *, caller: LinkHolder) -> Visit
 
     Raises
     ------
+    ConsentNeeded
+        ``version`` is not the current one (the text changed since the page was shown): show
+        the current version instead.
     StudyError
-        The participant withdrew, the study has no consent text, or ``version`` is not the
-        current one (the text changed since the page was shown).
+        The participant withdrew, or the study has no consent text.
     """
     with store.transaction() as s:
         link = authorize_link(s, caller, "link.consent")
@@ -165,7 +170,7 @@ def agree_to_consent(store: Store, version: str, *, caller: LinkHolder) -> Visit
         if wording is None:
             raise StudyError("this study has no consent text to agree to yet")
         if version != wording.version:
-            raise StudyError("the consent text has changed: please read the new version")
+            raise ConsentNeeded("the consent text has changed: please read the new version")
         if not _consented(s, p, wording):
             store_consent(
                 s,
@@ -223,8 +228,11 @@ def save_page(
 
     Raises
     ------
+    ConsentNeeded
+        The participant has not agreed to the current consent text (none yet, or a new version
+        was set since they agreed): nothing is stored; show them the current version.
     StudyError
-        No such page, no consent yet, or the participant withdrew.
+        No such page, or the participant withdrew.
     """
     with store.transaction() as s:
         link = authorize_link(s, caller, "link.answer")
@@ -233,7 +241,7 @@ def save_page(
             raise StudyError(_CLOSED.get(p.status, _CLOSED["completed"]))
         visit = _visit(s, link)
         if not visit.consented:
-            raise StudyError("please agree to the consent text before answering")
+            raise ConsentNeeded("please agree to the consent text before answering")
         if not 1 <= page <= len(visit.pages):
             raise StudyError(f"there is no page {page} (pages 1 to {len(visit.pages)})")
         layout = visit.pages[page - 1].layout
@@ -380,12 +388,14 @@ def _visit(s: Session, link: ParticipantLink) -> Visit:
         for k, layout in enumerate(layouts, start=1)
     )
     wording = current_consent(s, study)
+    consented = _consented(s, p, wording)
     return Visit(
         study.title or study.name,
         p.study_code,
         tp.name,
         wording,
-        _consented(s, p, wording),
+        consented,
         p.status,
         pages,
+        renewal=not consented and _consented(s, p, None),
     )

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from peerlens.instruments import score
-from peerlens.study import Caller, derived_frame, export_frame, set_status
+from peerlens.study import Caller, derived_frame, export_frame, set_consent_text, set_status
 
 from ...conftest import ADMIN
 from .conftest import VIEWPORTS, Served
@@ -108,6 +108,15 @@ def test_withdraw_refused_and_closed_pages(
     page = open_page(browser, viewport, axe_source)
     page.goto(served.link("A2"))
     page.get_by_role("button", name="I agree").click()
+    # The researcher sets a new consent version while page 1 is open: sending it asks again.
+    set_consent_text(served.store, "pilot", "v2", "New wording.", caller=ADMIN)
+    _answer(page, questions(page), "3")
+    page.get_by_role("button", name="Save and continue").click()
+    assert page.locator("h1").inner_text() == "Consent"
+    assert "were not saved" in page.get_by_role("status").inner_text()
+    check_page(page, "consent-again", viewport)
+    page.get_by_role("button", name="I agree").click()
+    assert "Page 1 of 4" in page.locator(".progress").inner_text()
     page.get_by_role("link", name="Stop taking part in the study").click()
     assert page.locator("h1").inner_text() == "Stop taking part"
     check_page(page, "withdraw", viewport)

@@ -273,3 +273,41 @@ def test_a_typed_answer_with_markup_is_stored_as_typed_and_escaped(
     frame = export_frame(store, "rc", tier="remove_identifiers", caller=ADMIN)
     comments = frame[(frame["participant"] == "R1") & (frame["name"] == "comments")]
     assert list(comments["text"]) == [evil]  # stored as typed; escaped only when shown
+
+
+def test_a_new_consent_version_is_asked_for_again_never_an_error(site: Site) -> None:
+    page = _consent(site)  # agreed to v1; page 1 is open in the browser
+    answers = dict.fromkeys(_questions(page), "3")
+    old_consent_form = site.client.get(site.links["B2"]).text  # B2's consent page shows v1
+    set_consent_text(site.store, "pilot", "v2", "New wording.\n\nStill voluntary.", caller=ADMIN)
+
+    # Submitting the page opened under v1: the new text to agree to, not an error page.
+    sent = site.client.post(f"{site.links['A1']}/page/1", data={"csrf": csrf_of(page), **answers})
+    assert sent.status_code == 200 and "<h1>Consent</h1>" in sent.text
+    assert "New wording." in sent.text and 'name="version" value="v2"' in sent.text
+    assert "has changed since you agreed" in sent.text
+    assert "Your answers on page 1 were not saved" in sent.text
+    assert _count(site.store, Response) == 0
+    # Opening the link says the same, without the note about a page.
+    landing = site.client.get(site.links["A1"]).text
+    assert "has changed since you agreed" in landing and "were not saved" not in landing
+
+    # Agreeing to v1 from a consent page opened before the change: shown v2, nothing stored.
+    late = site.client.post(
+        f"{site.links['B2']}/consent", data={"csrf": csrf_of(old_consent_form), "version": "v1"}
+    )
+    assert late.status_code == 200 and 'name="version" value="v2"' in late.text
+    assert "The consent text has changed" in late.text
+    assert _count(site.store, Consent) == 1  # A1's v1 only
+
+    agreed = site.client.post(
+        f"{site.links['A1']}/consent", data={"csrf": csrf_of(sent.text), "version": "v2"}
+    )
+    assert agreed.status_code == 200 and "Page 1 of 4" in agreed.text
+    saved = site.client.post(
+        f"{site.links['A1']}/page/1", data={"csrf": csrf_of(agreed.text), **answers}
+    )
+    assert saved.status_code == 200 and "Page 2 of 4" in saved.text
+    with site.store.transaction() as s:
+        versions = sorted(s.scalars(select(Consent.version)))
+    assert versions == ["v1", "v2"]

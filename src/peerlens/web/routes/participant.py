@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from peerlens.study import (
+    ConsentNeeded,
     LinkHolder,
     PageSaved,
     Visit,
@@ -45,10 +46,19 @@ def landing(
 
 
 @router.post("/consent", name="consent")
-async def consent(request: Request, holder: Holder, store: StoreDep, form: CheckedForm) -> Response:
-    """Agree to the consent text shown (its version comes back with the form)."""
+async def consent(
+    request: Request, holder: Holder, store: StoreDep, settings: Settings, form: CheckedForm
+) -> Response:
+    """Agree to the consent text shown (its version comes back with the form); a version
+    that is no longer the current one gets the current text to read instead."""
     version = str(form.get("version", ""))
-    await run_in_threadpool(agree_to_consent, store, version, caller=holder)
+    try:
+        await run_in_threadpool(agree_to_consent, store, version, caller=holder)
+    except ConsentNeeded:
+        notice = (
+            "The consent text has changed since this page was opened: please read the new version."
+        )
+        return await _consent_again(request, holder, store, settings, notice)
     return _to_landing(request, holder)
 
 
@@ -76,7 +86,16 @@ async def save(
 ) -> Response:
     """Save one page: back to the same page with the problems, or on to the next step."""
     answers = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
-    result: PageSaved = await run_in_threadpool(save_page, store, number, answers, caller=holder)
+    try:
+        result: PageSaved = await run_in_threadpool(
+            save_page, store, number, answers, caller=holder
+        )
+    except ConsentNeeded:  # e.g. the researcher set a new consent version while the page was open
+        notice = (
+            f"Your answers on page {number} were not saved: please read and agree to the "
+            "consent text first, then give them again."
+        )
+        return await _consent_again(request, holder, store, settings, notice)
     if result.problems:
         return _page(request, holder, settings, result.visit, number, result, status=422)
     return _to_landing(request, holder, saved=number)
@@ -100,6 +119,15 @@ async def withdraw(
     """Withdraw the participant (answers given so far are kept)."""
     await run_in_threadpool(withdraw_through_link, store, caller=holder)
     return _to_landing(request, holder)
+
+
+async def _consent_again(
+    request: Request, holder: LinkHolder, store: StoreDep, settings: WebSettings, notice: str
+) -> HTMLResponse:
+    """The step the link is at now (the current consent text to agree to), with ``notice``
+    saying why the participant is there."""
+    visit: Visit = await run_in_threadpool(open_visit, store, caller=holder)
+    return _next_step(request, holder, settings, visit, None, notice=notice)
 
 
 def _to_landing(request: Request, holder: LinkHolder, **query: int) -> RedirectResponse:
@@ -128,6 +156,8 @@ def _next_step(
     settings: WebSettings,
     visit: Visit,
     saved: int | None,
+    *,
+    notice: str | None = None,
 ) -> HTMLResponse:
     common = _common(request, holder, settings, visit)
     if visit.withdrawn:
@@ -135,7 +165,7 @@ def _next_step(
     if visit.status != "enrolled" or (visit.consent is None and not visit.consented):
         return render(request, "closed.html", **common)
     if not visit.consented:
-        return render(request, "consent.html", **common)
+        return render(request, "consent.html", notice=notice, **common)
     if visit.next_page is None:
         return render(request, "done.html", saved=saved, **common)
     return _page(request, holder, settings, visit, visit.next_page, saved=saved)
