@@ -163,6 +163,7 @@ def agree_to_consent(store: Store, version: str, *, caller: LinkHolder) -> Visit
     """
     with store.transaction() as s:
         link = authorize_link(s, caller, "link.consent")
+        _one_at_a_time(s, link)
         p, study, _ = _parts(s, link)
         if p.status != "enrolled":
             raise StudyError(_CLOSED.get(p.status, _CLOSED["completed"]))
@@ -192,6 +193,7 @@ def withdraw_through_link(store: Store, *, caller: LinkHolder) -> Visit:
     further answer is taken. Withdrawing again changes nothing."""
     with store.transaction() as s:
         link = authorize_link(s, caller, "link.withdraw")
+        _one_at_a_time(s, link)
         p, study, _ = _parts(s, link)
         if p.status == "enrolled":
             change_status(
@@ -236,6 +238,7 @@ def save_page(
     """
     with store.transaction() as s:
         link = authorize_link(s, caller, "link.answer")
+        _one_at_a_time(s, link)
         p, study, tp = _parts(s, link)
         if p.status != "enrolled":
             raise StudyError(_CLOSED.get(p.status, _CLOSED["completed"]))
@@ -319,6 +322,22 @@ def _check(
             continue
         parsed[q.item] = value
     return parsed, problems
+
+
+def _one_at_a_time(s: Session, link: ParticipantLink) -> None:
+    """Hold the link's participant row until ``s`` commits, so that what the participant sends
+    through their link is saved one request after the other: a page sent twice at once (two
+    tabs, a double tap) or two pages at once each read what the other stored, so both succeed
+    and the later one wins. On PostgreSQL each later statement of a READ COMMITTED transaction
+    sees what the earlier one committed; SQLite's ``BEGIN IMMEDIATE`` already serialises every
+    write transaction. The participant is read afresh (a withdrawal committed meanwhile
+    counts)."""
+    s.scalars(
+        select(Participant)
+        .where(Participant.id == link.participant_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
 
 
 def _parts(s: Session, link: ParticipantLink) -> tuple[Participant, Study, Timepoint]:
