@@ -304,9 +304,14 @@ def _check(
             problems[q.item] = "this question changed; please answer it again"
             continue
         if raw == "":
-            problems[q.item] = "Please choose an answer" + (
-                " or “prefer not to answer”." if q.skip_code is not None else "."
-            )
+            if q.choices:
+                problems[q.item] = "Please choose an answer" + (
+                    " or “prefer not to answer”." if q.skip_code is not None else "."
+                )
+            else:
+                problems[q.item] = "Please type an answer" + (
+                    " or tick “prefer not to answer”." if q.skip_code is not None else "."
+                )
             continue
         offered = {c.value for c in q.choices}
         is_skip = q.skip_code is not None and raw == q.skip_code

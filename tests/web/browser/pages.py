@@ -72,10 +72,11 @@ def readable(violations: list[dict[str, Any]]) -> str:
 
 def check_page(page: Any, name: str, viewport: str) -> None:
     """Assert the page as shown passes axe-core (WCAG 2.0/2.1/2.2 A and AA), has no target
-    smaller than 24 by 24 px and does not scroll sideways; save its screenshot as
-    ``<name>-<viewport>.png``."""
+    smaller than 24 by 24 px and does not scroll sideways; save its screenshots as
+    ``<name>-<viewport>.png`` (the screen as first seen) and ``<name>-<viewport>-full.png``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}-{viewport}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-{viewport}.png"))  # as first seen
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-{viewport}-full.png"), full_page=True)
     violations = axe_violations(page)
     assert not violations, f"axe-core on {name} ({viewport}):\n{readable(violations)}"
     small = page.evaluate(_TARGETS_JS, MIN_TARGET)

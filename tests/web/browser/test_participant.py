@@ -5,15 +5,25 @@ targets and no sideways scrolling; one page is answered with the keyboard alone.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
 from peerlens.instruments import score
-from peerlens.study import Caller, derived_frame, export_frame, set_consent_text, set_status
+from peerlens.study import (
+    Caller,
+    add_participant,
+    create_study,
+    derived_frame,
+    export_frame,
+    issue_link,
+    set_consent_text,
+    set_status,
+)
 
-from ...conftest import ADMIN
+from ...conftest import ADMIN, DATA
 from .conftest import VIEWPORTS, Served
 from .pages import check_page, open_page, questions
 
@@ -175,3 +185,41 @@ def _tab_to(page: Any, tag: str, name: str, most: int = 40) -> None:
         if focused[0] == tag and name in (focused[1], focused[2]):
             return
     raise AssertionError(f"Tab never reached {tag} {name!r}")
+
+
+def test_a_data_dictionary_form_with_typed_questions(
+    served: Served, browser: Any, axe_source: str, tmp_path: Path
+) -> None:
+    """A REDCap-style form: typed answers (text, number, date, notes) with "prefer not to
+    answer" beside them, yes/no options, and its error state; on the phone."""
+    config = tmp_path / "rc.yaml"
+    config.write_text(
+        (DATA / "redcap_study.yaml").read_text(encoding="utf-8")
+        + "missing_codes: [-99]\nconsent: {version: v1, text: I agree.}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "redcap_dictionary.csv").write_bytes((DATA / "redcap_dictionary.csv").read_bytes())
+    create_study(served.store, "rc", config, caller=ADMIN)
+    add_participant(served.store, "rc", "R1", site="leeds", caller=ADMIN)
+    token = issue_link(served.store, "rc", "R1", timepoint="baseline", caller=ADMIN).token
+    page = open_page(browser, "phone", axe_source)
+    page.goto(f"{served.url}/p/R1/{token}")
+    page.get_by_role("button", name="I agree").click()
+    assert page.locator("h1").inner_text() == "Contact"
+    check_page(page, "form-typed", "phone")
+    page.get_by_role("button", name="Save and continue").click()
+    assert page.get_by_role("alert").is_visible()
+    check_page(page, "form-typed-error", "phone")
+    page.fill("#enrol_date-1", "2026-03-01")
+    page.click("label[for='gender-3']")
+    for k in range(1, 5):  # each "who supports you" option: No
+        page.click(f"label[for='supports___{(1, 2, 3, 99)[k - 1]}-2']")
+    page.click("label[for='age-skip']")
+    page.fill("#comments-1", "Nothing more.")
+    page.get_by_role("button", name="Save and continue").click()
+    assert page.get_by_role("status").inner_text() == "Your answers on page 1 are saved."
+    page.context.close()
+    frame = export_frame(served.store, "rc", tier="remove_identifiers", caller=ADMIN)
+    mine = frame[(frame["participant"] == "R1") & (frame["kind"] == "item")].set_index("name")
+    assert mine.loc["age", "missing_code"] == "-99"
+    assert mine.loc["comments", "text"] == "Nothing more."

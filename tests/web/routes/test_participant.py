@@ -311,3 +311,42 @@ def test_a_new_consent_version_is_asked_for_again_never_an_error(site: Site) -> 
     with site.store.transaction() as s:
         versions = sorted(s.scalars(select(Consent.version)))
     assert versions == ["v1", "v2"]
+
+
+def test_a_typed_question_offers_prefer_not_to_answer(store: Store, tmp_path: Path) -> None:
+    config = tmp_path / "study.yaml"
+    config.write_text(
+        (DATA / "redcap_study.yaml").read_text(encoding="utf-8")
+        + "missing_codes: [-99, -98]\nconsent: {version: v1, text: I agree.}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "redcap_dictionary.csv").write_bytes((DATA / "redcap_dictionary.csv").read_bytes())
+    create_study(store, "rc", config, caller=ADMIN)
+    add_participant(store, "rc", "R1", site="leeds", caller=ADMIN)
+    path = f"/p/R1/{issue_link(store, 'rc', 'R1', timepoint='baseline', caller=ADMIN).token}"
+    with TestClient(create_app(store)) as client:
+        first = client.get(path)
+        page = client.post(f"{path}/consent", data={"csrf": csrf_of(first.text), "version": "v1"})
+        for typed in ("age", "comments"):
+            assert re.search(rf'type="checkbox" id="{typed}-skip" name="{typed}:skip"', page.text)
+        assert 'id="enrol_date-skip"' not in page.text  # required: no way around it
+        answers = {"enrol_date": "2026-03-01", "gender": "3", "comments": "fine"}
+        answers |= {f"supports___{c}": "0" for c in ("1", "2", "3", "99")}
+        empty = client.post(f"{path}/page/1", data={"csrf": csrf_of(page.text), **answers})
+        assert empty.status_code == 422
+        assert "Please type an answer or tick “prefer not to answer”." in empty.text
+        # Ticked: the missing code is stored, whatever was typed beside it.
+        skipped = {**answers, "age": "", "age:skip": "-99", "comments:skip": "-99"}
+        saved = client.post(f"{path}/page/1", data={"csrf": csrf_of(page.text), **skipped})
+        assert saved.status_code == 200 and "Your answers on page 1 are saved." in saved.text
+        again = client.get(f"{path}/page/1").text
+        forged = client.post(
+            f"{path}/page/1", data={"csrf": csrf_of(page.text), **answers, "age:skip": "-98"}
+        )
+    assert re.search(r'id="age-skip" name="age:skip" value="-99" checked', again)
+    assert re.search(r'id="age-1" name="age" value=""', again)  # the code is not shown as typed
+    assert forged.status_code == 422  # only the offered code is taken, not another one
+    frame = export_frame(store, "rc", tier="remove_identifiers", caller=ADMIN)
+    mine = frame[(frame["participant"] == "R1") & (frame["kind"] == "item")]
+    missing = dict(zip(mine["name"], mine["missing_code"], strict=True))
+    assert missing["age"] == missing["comments"] == "-99"

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from peerlens.study import (
     ConsentNeeded,
@@ -30,6 +31,10 @@ from peerlens.web.security import csrf_token
 from peerlens.web.settings import WebSettings
 
 router = APIRouter(prefix="/p/{code}/{token}")
+
+#: The name suffix of a typed question's "prefer not to answer" box (``age:skip``; a colon is
+#: never part of an item name). Ticked, it sends the study's missing code as the answer.
+SKIP_SUFFIX = ":skip"
 
 
 @router.get("", response_class=HTMLResponse, name="landing")
@@ -85,7 +90,7 @@ async def save(
     form: CheckedForm,
 ) -> Response:
     """Save one page: back to the same page with the problems, or on to the next step."""
-    answers = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
+    answers = _answers(form)
     try:
         result: PageSaved = await run_in_threadpool(
             save_page, store, number, answers, caller=holder
@@ -119,6 +124,18 @@ async def withdraw(
     """Withdraw the participant (answers given so far are kept)."""
     await run_in_threadpool(withdraw_through_link, store, caller=holder)
     return _to_landing(request, holder)
+
+
+def _answers(form: FormData) -> dict[str, str]:
+    """Item -> answer as sent; a ticked "prefer not to answer" box of a typed question sends
+    its code as that question's answer, whatever was typed beside it."""
+    answers = {
+        k: v for k, v in form.items() if isinstance(v, str) and k != "csrf" and SKIP_SUFFIX not in k
+    }
+    for k, v in form.items():
+        if isinstance(v, str) and k.endswith(SKIP_SUFFIX):
+            answers[k.removesuffix(SKIP_SUFFIX)] = v
+    return answers
 
 
 async def _consent_again(
@@ -200,5 +217,6 @@ def _page(
         problems=dict(result.problems) if result is not None else {},
         just_saved=just_saved,
         saved_pages=[p.number for p in visit.pages if p.complete],
+        skip_suffix=SKIP_SUFFIX,
         **_common(request, holder, settings, visit),
     )
