@@ -55,9 +55,10 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'study.db'}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright."""
+    """Debian's Chromium, headless, driven by Playwright (one per test module: Playwright's
+    event loop is gone before the other tests run)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -74,6 +74,7 @@ def check_page(page: Any, name: str, viewport: str) -> None:
     """Assert the page as shown passes axe-core (WCAG 2.0/2.1/2.2 A and AA), has no target
     smaller than 24 by 24 px and does not scroll sideways; save its screenshots as
     ``<name>-<viewport>.png`` (the screen as first seen) and ``<name>-<viewport>-full.png``."""
+    page.wait_for_load_state("load")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}-{viewport}.png"))  # as first seen
     page.screenshot(path=str(SCREENSHOTS / f"{name}-{viewport}-full.png"), full_page=True)

@@ -5,11 +5,13 @@ targets and no sideways scrolling; one page is answered with the keyboard alone.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
 from peerlens.instruments import score
 from peerlens.study import (
@@ -53,25 +55,25 @@ def test_consent_half_the_scs_leave_resume_finish(
 ) -> None:
     page = open_page(browser, viewport, axe_source)
     page.goto(served.link("A1"))
-    assert page.locator("h1").inner_text() == "Consent"
+    expect(page.locator("h1")).to_have_text("Consent")
     check_page(page, "consent", viewport)
     page.get_by_role("button", name="I agree").click()
 
-    assert "Page 1 of 4" in page.locator(".progress").inner_text()
-    assert "stand-in wording" in page.locator(".note").inner_text()
+    expect(page.locator(".progress")).to_contain_text("Page 1 of 4")
+    expect(page.locator(".note")).to_contain_text("stand-in wording")
     check_page(page, "page-1", viewport)
     given = _answer(page, questions(page), "4")
     page.get_by_role("button", name="Save and continue").click()
 
-    assert "Page 2 of 4" in page.locator(".progress").inner_text()
-    assert page.get_by_role("status").inner_text() == "Your answers on page 1 are saved."
+    expect(page.locator(".progress")).to_contain_text("Page 2 of 4")
+    expect(page.get_by_role("status")).to_have_text("Your answers on page 1 are saved.")
     check_page(page, "page-2", viewport)
     # Half the SCS: page 1 saved; page 2 only partly answered when sent, so it shows why.
     second = questions(page)
     _answer(page, second[:4], "2")
     page.get_by_role("button", name="Save and continue").click()
-    assert page.get_by_role("alert").is_visible()
-    assert page.title().startswith("Error:")
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page).to_have_title(re.compile(r"^Error: "))
     check_page(page, "page-2-error", viewport)
     first_problem = page.locator(".error-summary a").first
     first_problem.click()
@@ -82,22 +84,23 @@ def test_consent_half_the_scs_leave_resume_finish(
     # Later, a fresh browser with only the link: back where they stopped, answers kept.
     page = open_page(browser, viewport, axe_source)
     page.goto(served.link("A1"))
-    assert "Page 2 of 4" in page.locator(".progress").inner_text()
-    assert "Saved so far: page 1 of 4" in page.locator(".saved-pages").inner_text()
+    expect(page.locator(".progress")).to_contain_text("Page 2 of 4")
+    expect(page.locator(".saved-pages")).to_contain_text("Saved so far: page 1 of 4")
     given |= _answer(page, questions(page), "2")
     page.get_by_role("button", name="Save and continue").click()
+    expect(page.locator(".progress")).to_contain_text("Page 3 of 4")
     check_page(page, "page-3", viewport)
     third = questions(page)
     given |= _answer(page, third[1:], "5")
     page.click(f"label[for='{third[0]}-skip']")  # prefer not to answer
     given[third[0]] = "-99"
     page.get_by_role("button", name="Save and continue").click()
-    assert "Page 4 of 4" in page.locator(".progress").inner_text()
+    expect(page.locator(".progress")).to_contain_text("Page 4 of 4")
     check_page(page, "page-4", viewport)
     given |= _answer(page, questions(page), "1")
     page.get_by_role("button", name="Save and continue").click()
 
-    assert page.locator("h1").inner_text() == "Thank you"
+    expect(page.locator("h1")).to_have_text("Thank you")
     check_page(page, "done", viewport)
     page.get_by_role("link", name="Page 1: SCS (part 1 of 3)").click()
     assert page.locator(f"#{questions(page)[0]}-4").is_checked()  # shown again to review
@@ -122,25 +125,25 @@ def test_withdraw_refused_and_closed_pages(
     set_consent_text(served.store, "pilot", "v2", "New wording.", caller=ADMIN)
     _answer(page, questions(page), "3")
     page.get_by_role("button", name="Save and continue").click()
-    assert page.locator("h1").inner_text() == "Consent"
-    assert "were not saved" in page.get_by_role("status").inner_text()
+    expect(page.locator("h1")).to_have_text("Consent")
+    expect(page.get_by_role("status")).to_contain_text("were not saved")
     check_page(page, "consent-again", viewport)
     page.get_by_role("button", name="I agree").click()
-    assert "Page 1 of 4" in page.locator(".progress").inner_text()
+    expect(page.locator(".progress")).to_contain_text("Page 1 of 4")
     page.get_by_role("link", name="Stop taking part in the study").click()
-    assert page.locator("h1").inner_text() == "Stop taking part"
+    expect(page.locator("h1")).to_have_text("Stop taking part")
     check_page(page, "withdraw", viewport)
     page.get_by_role("button", name="Yes, withdraw me from the study").click()
-    assert page.locator("h1").inner_text() == "You have withdrawn from the study"
+    expect(page.locator("h1")).to_have_text("You have withdrawn from the study")
     check_page(page, "withdrawn", viewport)
 
     page.goto(served.url + "/p/A2/not-the-token")
-    assert page.locator("h1").inner_text() == "This link does not work"
+    expect(page.locator("h1")).to_have_text("This link does not work")
     check_page(page, "refused", viewport)
 
     set_status(served.store, "pilot", "B1", "completed", caller=ADMIN)
     page.goto(served.link("B1"))
-    assert page.locator("h1").inner_text() == "This questionnaire is not open"
+    expect(page.locator("h1")).to_have_text("This questionnaire is not open")
     check_page(page, "closed", viewport)
 
     page.goto(served.url + "/")
@@ -167,7 +170,7 @@ def test_one_page_with_the_keyboard_alone(served: Served, browser: Any, axe_sour
     _tab_to(page, "BUTTON", "Save and continue")
     page.keyboard.press("Enter")
     page.wait_for_selector("[role=status]")
-    assert "Page 2 of 4" in page.locator(".progress").inner_text()
+    expect(page.locator(".progress")).to_contain_text("Page 2 of 4")
     page.context.close()
     assert _stored(served, "A1") == chosen
     assert len(set(chosen.values())) == 3
@@ -205,10 +208,10 @@ def test_a_data_dictionary_form_with_typed_questions(
     page = open_page(browser, "phone", axe_source)
     page.goto(f"{served.url}/p/R1/{token}")
     page.get_by_role("button", name="I agree").click()
-    assert page.locator("h1").inner_text() == "Contact"
+    expect(page.locator("h1")).to_have_text("Contact")
     check_page(page, "form-typed", "phone")
     page.get_by_role("button", name="Save and continue").click()
-    assert page.get_by_role("alert").is_visible()
+    expect(page.get_by_role("alert")).to_be_visible()
     check_page(page, "form-typed-error", "phone")
     page.fill("#enrol_date-1", "2026-03-01")
     page.click("label[for='gender-3']")
@@ -217,7 +220,7 @@ def test_a_data_dictionary_form_with_typed_questions(
     page.click("label[for='age-skip']")
     page.fill("#comments-1", "Nothing more.")
     page.get_by_role("button", name="Save and continue").click()
-    assert page.get_by_role("status").inner_text() == "Your answers on page 1 are saved."
+    expect(page.get_by_role("status")).to_have_text("Your answers on page 1 are saved.")
     page.context.close()
     frame = export_frame(served.store, "rc", tier="remove_identifiers", caller=ADMIN)
     mine = frame[(frame["participant"] == "R1") & (frame["kind"] == "item")].set_index("name")

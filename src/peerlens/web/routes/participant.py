@@ -19,6 +19,7 @@ from peerlens.study import (
     ConsentNeeded,
     LinkHolder,
     PageSaved,
+    Store,
     Visit,
     agree_to_consent,
     open_visit,
@@ -139,7 +140,7 @@ def _answers(form: FormData) -> dict[str, str]:
 
 
 async def _consent_again(
-    request: Request, holder: LinkHolder, store: StoreDep, settings: WebSettings, notice: str
+    request: Request, holder: LinkHolder, store: Store, settings: WebSettings, notice: str
 ) -> HTMLResponse:
     """The step the link is at now (the current consent text to agree to), with ``notice``
     saying why the participant is there."""
