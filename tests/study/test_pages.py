@@ -40,3 +40,31 @@ def test_a_dictionary_form_is_asked_by_section_without_identifying_fields(
     ]
     assert "sess_notes" not in logs and "sess_date" in logs  # @HIDDEN-SURVEY is not asked
     assert all(len(p.layout.questions) <= 10 for p in visit.pages)
+
+
+def test_prefer_not_to_answer_is_offered_on_every_dictionary_item_not_required(
+    store: Store, tmp_path: Path
+) -> None:
+    """Typed items (text, number, date, notes) offer it as choice items do; a field REDCap
+    marks required never does (the form does not allow it missing)."""
+    config = tmp_path / "study.yaml"
+    config.write_text(
+        (DATA / "redcap_study.yaml").read_text(encoding="utf-8")
+        + "missing_codes: [-99]\nconsent: {version: v1, text: I agree.}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "redcap_dictionary.csv").write_bytes((DATA / "redcap_dictionary.csv").read_bytes())
+    create_study(store, "rc", config, caller=ADMIN)
+    add_participant(store, "rc", "R1", site="leeds", caller=ADMIN)
+    link = issue_link(store, "rc", "R1", timepoint="baseline", caller=ADMIN)
+    visit = open_visit(store, caller=LinkHolder("R1", link.token))
+    asked = {
+        q.item: q
+        for p in visit.pages
+        if p.layout.instrument == "enrolment"
+        for q in p.layout.questions
+    }
+    assert not asked["age"].choices and asked["age"].skip_code == "-99"  # typed integer
+    assert not asked["comments"].choices and asked["comments"].skip_code == "-99"  # notes
+    assert asked["gender"].choices and asked["gender"].skip_code == "-99"
+    assert asked["enrol_date"].skip_code is None  # required in the dictionary

@@ -9,6 +9,7 @@ import pytest
 
 from peerlens.instruments import score
 from peerlens.study import (
+    ConsentNeeded,
     LinkHolder,
     PermissionDenied,
     Store,
@@ -64,9 +65,10 @@ def test_consent_comes_first_and_is_audited_with_its_version(
 ) -> None:
     visit = open_visit(store, caller=holder)
     assert not visit.consented and visit.consent is not None and visit.consent.version == "v1"
-    with pytest.raises(StudyError, match="agree to the consent"):
+    assert not visit.renewal
+    with pytest.raises(ConsentNeeded, match="agree to the consent"):
         save_page(store, 1, _answers(store, holder, 1, 3), caller=holder)
-    with pytest.raises(StudyError, match="changed"):
+    with pytest.raises(ConsentNeeded, match="changed"):
         agree_to_consent(store, "v0", caller=holder)
     assert agree_to_consent(store, "v1", caller=holder).consented
     agree_to_consent(store, "v1", caller=holder)  # agreeing twice records it once
@@ -76,6 +78,12 @@ def test_consent_comes_first_and_is_audited_with_its_version(
     set_consent_text(store, "pilot", "v2", "A new wording.", caller=ADMIN)
     visit = open_visit(store, caller=holder)
     assert not visit.consented and visit.consent is not None and visit.consent.version == "v2"
+    assert visit.renewal  # agreed to v1, asked again for v2
+    with pytest.raises(ConsentNeeded, match="agree to the consent"):
+        save_page(store, 1, _answers(store, holder, 1, 3), caller=holder)
+    assert len(_stored(store)) == 0
+    renewed = agree_to_consent(store, "v2", caller=holder)
+    assert renewed.consented and renewed.open and not renewed.renewal
     with pytest.raises(StudyError, match="already has consent text"):
         set_consent_text(store, "pilot", "v2", "Another wording.", caller=ADMIN)
 
@@ -181,3 +189,78 @@ def test_without_a_consent_text_a_recorded_consent_opens_the_questionnaires(
     assert visit.open and [p.layout.instrument for p in visit.pages] == ["phq9"]
     answers = {q.item: "0" for q in visit.pages[0].layout.questions}
     assert save_page(store, 1, answers, caller=holder).completed == ("phq9",)
+
+
+def _at_once(
+    store: Store, holder: LinkHolder, sends: list[tuple[int, dict[str, str]]]
+) -> list[str]:
+    """Save each (page, answers) of ``sends`` in its own thread, all at once; the errors."""
+    import threading
+
+    errors: list[str] = []
+
+    def send(page: int, answers: dict[str, str]) -> None:
+        try:
+            assert save_page(store, page, answers, caller=holder).problems == {}
+        except BaseException as exc:  # reported by the caller, with its type
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=send, args=sent) for sent in sends]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return errors
+
+
+def test_saves_at_once_all_succeed_one_after_the_other(
+    store: Store, holder: LinkHolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages sent at once (two tabs, a double tap on a slow connection) are saved one after
+    the other: each save succeeds and is audited; the same page sent twice holds the later
+    answers whole; two pages sent at once are both kept. Taken together (on PostgreSQL), two
+    first saves both inserted a response (NULL session ids never clash in the unique key), and
+    two re-saves both inserted the page's items (an IntegrityError, a 500 on the web)."""
+    import contextlib
+    import threading
+
+    from sqlalchemy import func, select
+
+    from peerlens.study import responses
+    from peerlens.study.models import Response
+
+    agree_to_consent(store, "v1", caller=holder)
+    # Force the race: each save waits (up to 3 s) for the other after reading what is stored
+    # and before writing; saves taken one at a time time out here and go on.
+    read_stored = responses.stored_items
+    meet = threading.Barrier(2, timeout=3)
+
+    def stored_then_wait(*args: object, **kwargs: object) -> object:
+        found = read_stored(*args, **kwargs)  # type: ignore[arg-type]
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meet.wait()
+        return found
+
+    monkeypatch.setattr(responses, "stored_items", stored_then_wait)
+    first = [_answers(store, holder, 1, v) for v in (2, 4)]
+    again = [_answers(store, holder, 1, v) for v in (1, 5)]
+    later = [(2, _answers(store, holder, 2, 3)), (3, _answers(store, holder, 3, 3))]
+    rounds = [[(1, a) for a in first], [(1, a) for a in again], later]
+    for sends in rounds:
+        meet.reset()
+        assert _at_once(store, holder, sends) == []
+        if sends[0][0] == 1:  # the same page twice: one save's answers whole, never a mix
+            assert _items(_stored(store)) in [a for _, a in sends]
+    monkeypatch.undo()
+    with store.transaction() as s:
+        rows = s.scalar(
+            select(func.count()).select_from(Response).where(Response.instrument == "scs")
+        )
+    assert rows == 1
+    items = _items(_stored(store))
+    for page, answers in later:  # both pages sent at once are kept
+        assert {k: items[k] for k in answers} == answers, page
+    assert open_visit(store, caller=holder).next_page == 4
+    log = audit_frame(store, caller=ADMIN)
+    assert (log["action"] == "responses.page").sum() == 6  # every save audited
+    assert verify_audit(store, caller=ADMIN).ok

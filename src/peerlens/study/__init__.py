@@ -22,6 +22,7 @@ from peerlens.study.derived import (
 )
 from peerlens.study.erasure import ErasureReport, erase_participant
 from peerlens.study.errors import (
+    ConsentNeeded,
     ImportRejected,
     PermissionDenied,
     Problem,
@@ -85,6 +86,7 @@ __all__ = [
     "TIERS",
     "AuditReport",
     "Caller",
+    "ConsentNeeded",
     "ConsentWording",
     "DerivationSummary",
     "DerivedCheck",

@@ -167,7 +167,11 @@ def asked(rule: ItemRule, f: Field | None, record_id: str | None) -> bool:
 
 
 def _dictionary_question(rule: ItemRule, f: Field | None, skip_code: str | None) -> Question:
+    """One data-dictionary item as asked; "prefer not to answer" is offered on every item the
+    dictionary does not mark required (a checkbox option is answered yes or no instead)."""
     label = (f.field_label if f is not None else None) or rule.name
+    if f is not None and f.required:
+        skip_code = None
     if rule.kind == "flag" and f is not None:
         code = rule.name.split("___", 1)[1]
         option = parse_choices(f.choices).get(code, code)
@@ -182,4 +186,4 @@ def _dictionary_question(rule: ItemRule, f: Field | None, skip_code: str | None)
         order += sorted(rule.choices - set(order), key=_sort_key)
         choices = tuple(Choice(c, options.get(c, c)) for c in order)
         return Question(rule.name, label, choices, skip_code)
-    return Question(rule.name, label, ())  # typed: no "prefer not to answer" in this version
+    return Question(rule.name, label, (), skip_code)  # typed: text, number, date, notes

@@ -21,6 +21,12 @@ class PermissionDenied(StudyError):
     """The acting user lacks the role or export right the operation needs."""
 
 
+class ConsentNeeded(StudyError):
+    """A participant has not agreed to the study's current consent text (none yet, or the
+    researcher set a new version since they agreed): nothing was stored; ask them to read and
+    agree to the current version first."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One problem found in an import file.

@@ -22,7 +22,7 @@ from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, _code, resolve_forms
 from peerlens.study._pages import Choice, PageLayout, Question, layout_pages
 from peerlens.study.consent_texts import ConsentWording, current_consent
-from peerlens.study.errors import StudyError
+from peerlens.study.errors import ConsentNeeded, StudyError
 from peerlens.study.models import (
     Consent,
     Participant,
@@ -99,6 +99,9 @@ class Visit:
     #: The participant's status (``enrolled`` while answers are taken).
     status: str
     pages: tuple[Page, ...]
+    #: True when the participant agreed to an earlier version of the consent text but not to
+    #: the current one (the researcher set a new version since): they are asked again.
+    renewal: bool = False
 
     @property
     def withdrawn(self) -> bool:
@@ -152,12 +155,15 @@ def agree_to_consent(store: Store, version: str, *, caller: LinkHolder) -> Visit
 
     Raises
     ------
+    ConsentNeeded
+        ``version`` is not the current one (the text changed since the page was shown): show
+        the current version instead.
     StudyError
-        The participant withdrew, the study has no consent text, or ``version`` is not the
-        current one (the text changed since the page was shown).
+        The participant withdrew, or the study has no consent text.
     """
     with store.transaction() as s:
         link = authorize_link(s, caller, "link.consent")
+        _one_at_a_time(s, link)
         p, study, _ = _parts(s, link)
         if p.status != "enrolled":
             raise StudyError(_CLOSED.get(p.status, _CLOSED["completed"]))
@@ -165,7 +171,7 @@ def agree_to_consent(store: Store, version: str, *, caller: LinkHolder) -> Visit
         if wording is None:
             raise StudyError("this study has no consent text to agree to yet")
         if version != wording.version:
-            raise StudyError("the consent text has changed: please read the new version")
+            raise ConsentNeeded("the consent text has changed: please read the new version")
         if not _consented(s, p, wording):
             store_consent(
                 s,
@@ -187,6 +193,7 @@ def withdraw_through_link(store: Store, *, caller: LinkHolder) -> Visit:
     further answer is taken. Withdrawing again changes nothing."""
     with store.transaction() as s:
         link = authorize_link(s, caller, "link.withdraw")
+        _one_at_a_time(s, link)
         p, study, _ = _parts(s, link)
         if p.status == "enrolled":
             change_status(
@@ -223,17 +230,21 @@ def save_page(
 
     Raises
     ------
+    ConsentNeeded
+        The participant has not agreed to the current consent text (none yet, or a new version
+        was set since they agreed): nothing is stored; show them the current version.
     StudyError
-        No such page, no consent yet, or the participant withdrew.
+        No such page, or the participant withdrew.
     """
     with store.transaction() as s:
         link = authorize_link(s, caller, "link.answer")
+        _one_at_a_time(s, link)
         p, study, tp = _parts(s, link)
         if p.status != "enrolled":
             raise StudyError(_CLOSED.get(p.status, _CLOSED["completed"]))
         visit = _visit(s, link)
         if not visit.consented:
-            raise StudyError("please agree to the consent text before answering")
+            raise ConsentNeeded("please agree to the consent text before answering")
         if not 1 <= page <= len(visit.pages):
             raise StudyError(f"there is no page {page} (pages 1 to {len(visit.pages)})")
         layout = visit.pages[page - 1].layout
@@ -293,9 +304,14 @@ def _check(
             problems[q.item] = "this question changed; please answer it again"
             continue
         if raw == "":
-            problems[q.item] = "Please choose an answer" + (
-                " or “prefer not to answer”." if q.skip_code is not None else "."
-            )
+            if q.choices:
+                problems[q.item] = "Please choose an answer" + (
+                    " or “prefer not to answer”." if q.skip_code is not None else "."
+                )
+            else:
+                problems[q.item] = "Please type an answer" + (
+                    " or tick “prefer not to answer”." if q.skip_code is not None else "."
+                )
             continue
         offered = {c.value for c in q.choices}
         is_skip = q.skip_code is not None and raw == q.skip_code
@@ -311,6 +327,22 @@ def _check(
             continue
         parsed[q.item] = value
     return parsed, problems
+
+
+def _one_at_a_time(s: Session, link: ParticipantLink) -> None:
+    """Hold the link's participant row until ``s`` commits, so that what the participant sends
+    through their link is saved one request after the other: a page sent twice at once (two
+    tabs, a double tap) or two pages at once each read what the other stored, so both succeed
+    and the later one wins. On PostgreSQL each later statement of a READ COMMITTED transaction
+    sees what the earlier one committed; SQLite's ``BEGIN IMMEDIATE`` already serialises every
+    write transaction. The participant is read afresh (a withdrawal committed meanwhile
+    counts)."""
+    s.scalars(
+        select(Participant)
+        .where(Participant.id == link.participant_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
 
 
 def _parts(s: Session, link: ParticipantLink) -> tuple[Participant, Study, Timepoint]:
@@ -380,12 +412,14 @@ def _visit(s: Session, link: ParticipantLink) -> Visit:
         for k, layout in enumerate(layouts, start=1)
     )
     wording = current_consent(s, study)
+    consented = _consented(s, p, wording)
     return Visit(
         study.title or study.name,
         p.study_code,
         tp.name,
         wording,
-        _consented(s, p, wording),
+        consented,
         p.status,
         pages,
+        renewal=not consented and _consented(s, p, None),
     )

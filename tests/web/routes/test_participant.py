@@ -273,3 +273,80 @@ def test_a_typed_answer_with_markup_is_stored_as_typed_and_escaped(
     frame = export_frame(store, "rc", tier="remove_identifiers", caller=ADMIN)
     comments = frame[(frame["participant"] == "R1") & (frame["name"] == "comments")]
     assert list(comments["text"]) == [evil]  # stored as typed; escaped only when shown
+
+
+def test_a_new_consent_version_is_asked_for_again_never_an_error(site: Site) -> None:
+    page = _consent(site)  # agreed to v1; page 1 is open in the browser
+    answers = dict.fromkeys(_questions(page), "3")
+    old_consent_form = site.client.get(site.links["B2"]).text  # B2's consent page shows v1
+    set_consent_text(site.store, "pilot", "v2", "New wording.\n\nStill voluntary.", caller=ADMIN)
+
+    # Submitting the page opened under v1: the new text to agree to, not an error page.
+    sent = site.client.post(f"{site.links['A1']}/page/1", data={"csrf": csrf_of(page), **answers})
+    assert sent.status_code == 200 and "<h1>Consent</h1>" in sent.text
+    assert "New wording." in sent.text and 'name="version" value="v2"' in sent.text
+    assert "has changed since you agreed" in sent.text
+    assert "Your answers on page 1 were not saved" in sent.text
+    assert _count(site.store, Response) == 0
+    # Opening the link says the same, without the note about a page.
+    landing = site.client.get(site.links["A1"]).text
+    assert "has changed since you agreed" in landing and "were not saved" not in landing
+
+    # Agreeing to v1 from a consent page opened before the change: shown v2, nothing stored.
+    late = site.client.post(
+        f"{site.links['B2']}/consent", data={"csrf": csrf_of(old_consent_form), "version": "v1"}
+    )
+    assert late.status_code == 200 and 'name="version" value="v2"' in late.text
+    assert "The consent text has changed" in late.text
+    assert _count(site.store, Consent) == 1  # A1's v1 only
+
+    agreed = site.client.post(
+        f"{site.links['A1']}/consent", data={"csrf": csrf_of(sent.text), "version": "v2"}
+    )
+    assert agreed.status_code == 200 and "Page 1 of 4" in agreed.text
+    saved = site.client.post(
+        f"{site.links['A1']}/page/1", data={"csrf": csrf_of(agreed.text), **answers}
+    )
+    assert saved.status_code == 200 and "Page 2 of 4" in saved.text
+    with site.store.transaction() as s:
+        versions = sorted(s.scalars(select(Consent.version)))
+    assert versions == ["v1", "v2"]
+
+
+def test_a_typed_question_offers_prefer_not_to_answer(store: Store, tmp_path: Path) -> None:
+    config = tmp_path / "study.yaml"
+    config.write_text(
+        (DATA / "redcap_study.yaml").read_text(encoding="utf-8")
+        + "missing_codes: [-99, -98]\nconsent: {version: v1, text: I agree.}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "redcap_dictionary.csv").write_bytes((DATA / "redcap_dictionary.csv").read_bytes())
+    create_study(store, "rc", config, caller=ADMIN)
+    add_participant(store, "rc", "R1", site="leeds", caller=ADMIN)
+    path = f"/p/R1/{issue_link(store, 'rc', 'R1', timepoint='baseline', caller=ADMIN).token}"
+    with TestClient(create_app(store)) as client:
+        first = client.get(path)
+        page = client.post(f"{path}/consent", data={"csrf": csrf_of(first.text), "version": "v1"})
+        for typed in ("age", "comments"):
+            assert re.search(rf'type="checkbox" id="{typed}-skip" name="{typed}:skip"', page.text)
+        assert 'id="enrol_date-skip"' not in page.text  # required: no way around it
+        answers = {"enrol_date": "2026-03-01", "gender": "3", "comments": "fine"}
+        answers |= {f"supports___{c}": "0" for c in ("1", "2", "3", "99")}
+        empty = client.post(f"{path}/page/1", data={"csrf": csrf_of(page.text), **answers})
+        assert empty.status_code == 422
+        assert "Please type an answer or tick “prefer not to answer”." in empty.text
+        # Ticked: the missing code is stored, whatever was typed beside it.
+        skipped = {**answers, "age": "", "age:skip": "-99", "comments:skip": "-99"}
+        saved = client.post(f"{path}/page/1", data={"csrf": csrf_of(page.text), **skipped})
+        assert saved.status_code == 200 and "Your answers on page 1 are saved." in saved.text
+        again = client.get(f"{path}/page/1").text
+        forged = client.post(
+            f"{path}/page/1", data={"csrf": csrf_of(page.text), **answers, "age:skip": "-98"}
+        )
+    assert re.search(r'id="age-skip" name="age:skip" value="-99" checked', again)
+    assert re.search(r'id="age-1" name="age" value=""', again)  # the code is not shown as typed
+    assert forged.status_code == 422  # only the offered code is taken, not another one
+    frame = export_frame(store, "rc", tier="remove_identifiers", caller=ADMIN)
+    mine = frame[(frame["participant"] == "R1") & (frame["kind"] == "item")]
+    missing = dict(zip(mine["name"], mine["missing_code"], strict=True))
+    assert missing["age"] == missing["comments"] == "-99"

@@ -13,10 +13,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from peerlens.study import (
+    ConsentNeeded,
     LinkHolder,
     PageSaved,
+    Store,
     Visit,
     agree_to_consent,
     open_visit,
@@ -29,6 +32,10 @@ from peerlens.web.security import csrf_token
 from peerlens.web.settings import WebSettings
 
 router = APIRouter(prefix="/p/{code}/{token}")
+
+#: The name suffix of a typed question's "prefer not to answer" box (``age:skip``; a colon is
+#: never part of an item name). Ticked, it sends the study's missing code as the answer.
+SKIP_SUFFIX = ":skip"
 
 
 @router.get("", response_class=HTMLResponse, name="landing")
@@ -45,10 +52,19 @@ def landing(
 
 
 @router.post("/consent", name="consent")
-async def consent(request: Request, holder: Holder, store: StoreDep, form: CheckedForm) -> Response:
-    """Agree to the consent text shown (its version comes back with the form)."""
+async def consent(
+    request: Request, holder: Holder, store: StoreDep, settings: Settings, form: CheckedForm
+) -> Response:
+    """Agree to the consent text shown (its version comes back with the form); a version
+    that is no longer the current one gets the current text to read instead."""
     version = str(form.get("version", ""))
-    await run_in_threadpool(agree_to_consent, store, version, caller=holder)
+    try:
+        await run_in_threadpool(agree_to_consent, store, version, caller=holder)
+    except ConsentNeeded:
+        notice = (
+            "The consent text has changed since this page was opened: please read the new version."
+        )
+        return await _consent_again(request, holder, store, settings, notice)
     return _to_landing(request, holder)
 
 
@@ -75,8 +91,17 @@ async def save(
     form: CheckedForm,
 ) -> Response:
     """Save one page: back to the same page with the problems, or on to the next step."""
-    answers = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
-    result: PageSaved = await run_in_threadpool(save_page, store, number, answers, caller=holder)
+    answers = _answers(form)
+    try:
+        result: PageSaved = await run_in_threadpool(
+            save_page, store, number, answers, caller=holder
+        )
+    except ConsentNeeded:  # e.g. the researcher set a new consent version while the page was open
+        notice = (
+            f"Your answers on page {number} were not saved: please read and agree to the "
+            "consent text first, then give them again."
+        )
+        return await _consent_again(request, holder, store, settings, notice)
     if result.problems:
         return _page(request, holder, settings, result.visit, number, result, status=422)
     return _to_landing(request, holder, saved=number)
@@ -100,6 +125,27 @@ async def withdraw(
     """Withdraw the participant (answers given so far are kept)."""
     await run_in_threadpool(withdraw_through_link, store, caller=holder)
     return _to_landing(request, holder)
+
+
+def _answers(form: FormData) -> dict[str, str]:
+    """Item -> answer as sent; a ticked "prefer not to answer" box of a typed question sends
+    its code as that question's answer, whatever was typed beside it."""
+    answers = {
+        k: v for k, v in form.items() if isinstance(v, str) and k != "csrf" and SKIP_SUFFIX not in k
+    }
+    for k, v in form.items():
+        if isinstance(v, str) and k.endswith(SKIP_SUFFIX):
+            answers[k.removesuffix(SKIP_SUFFIX)] = v
+    return answers
+
+
+async def _consent_again(
+    request: Request, holder: LinkHolder, store: Store, settings: WebSettings, notice: str
+) -> HTMLResponse:
+    """The step the link is at now (the current consent text to agree to), with ``notice``
+    saying why the participant is there."""
+    visit: Visit = await run_in_threadpool(open_visit, store, caller=holder)
+    return _next_step(request, holder, settings, visit, None, notice=notice)
 
 
 def _to_landing(request: Request, holder: LinkHolder, **query: int) -> RedirectResponse:
@@ -128,6 +174,8 @@ def _next_step(
     settings: WebSettings,
     visit: Visit,
     saved: int | None,
+    *,
+    notice: str | None = None,
 ) -> HTMLResponse:
     common = _common(request, holder, settings, visit)
     if visit.withdrawn:
@@ -135,7 +183,7 @@ def _next_step(
     if visit.status != "enrolled" or (visit.consent is None and not visit.consented):
         return render(request, "closed.html", **common)
     if not visit.consented:
-        return render(request, "consent.html", **common)
+        return render(request, "consent.html", notice=notice, **common)
     if visit.next_page is None:
         return render(request, "done.html", saved=saved, **common)
     return _page(request, holder, settings, visit, visit.next_page, saved=saved)
@@ -170,5 +218,6 @@ def _page(
         problems=dict(result.problems) if result is not None else {},
         just_saved=just_saved,
         saved_pages=[p.number for p in visit.pages if p.complete],
+        skip_suffix=SKIP_SUFFIX,
         **_common(request, holder, settings, visit),
     )
