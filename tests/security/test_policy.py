@@ -12,7 +12,7 @@ import datetime as dt
 import inspect
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -87,6 +87,8 @@ class World:
     tmp: Path
     callers: dict[str, Caller]
     n: Iterator[int]
+    #: One practice story per site, saved by a PS worker's own account (made when first needed).
+    stories: dict[str, int] = field(default_factory=dict)
 
     def fresh(self, site: str, role: str = "service_user") -> str:
         code = f"{site[0].upper()}{next(self.n)}"
@@ -97,6 +99,18 @@ class World:
         return add_relationship(
             self.store, "pilot", "LW", self.fresh(site), started_at=T0, caller=ADMIN
         )
+
+    def story(self, site: str) -> int:
+        if site not in self.stories:
+            code = self.fresh(site, "ps_worker")
+            worker = make_user(self.store, f"own-{code}", "ps_worker", study="pilot", site=site)
+            api.grant_studio_access(
+                self.store, "pilot", code, worker.username, relation="worker", caller=ADMIN
+            )
+            self.stories[site] = api.save_story(
+                self.store, "pilot", "Me too.", told_on=T0.date(), caller=worker
+            )
+        return self.stories[site]
 
     def file(self, name: str, text: str) -> Path:
         path = self.tmp / f"{next(self.n)}-{name}"
@@ -279,6 +293,26 @@ CASES: dict[str, Invoke] = {
         w.store, "pilot", w.fresh(s or ""), timepoint="baseline", caller=c
     ),
     "revoke_links": lambda w, c, s: api.revoke_links(w.store, "pilot", w.fresh(s or ""), caller=c),
+    # The story studio: no caller here is a PS worker's own account or a trainer tied to one,
+    # so only the roles reaching whole sites read (tests/study/test_stories.py has the others).
+    "grant_studio_access": lambda w, c, s: api.grant_studio_access(
+        w.store, "pilot", w.fresh(s or "", "ps_worker"), "nobody", relation="trainer", caller=c
+    ),
+    "revoke_studio_access": lambda w, c, s: api.revoke_studio_access(
+        w.store, "pilot", w.fresh(s or "", "ps_worker"), "nobody", caller=c
+    ),
+    "studio_workers": lambda w, c, s: api.studio_workers(w.store, "pilot", caller=c),
+    "save_story": lambda w, c, s: api.save_story(
+        w.store, "pilot", "Me too.", told_on=T0.date(), caller=c
+    ),
+    "read_story": lambda w, c, s: api.read_story(w.store, w.story(s or ""), caller=c),
+    "connection_over_time": lambda w, c, s: api.connection_over_time(
+        w.store, "pilot", w.fresh(s or "", "ps_worker"), caller=c
+    ),
+    "mark_disagreement": lambda w, c, s: api.mark_disagreement(
+        w.store, w.story(s or ""), 0, "neutral", caller=c
+    ),
+    "export_disagreements": lambda w, c, s: api.export_disagreements(w.store, "pilot", caller=c),
     # A participant's own operations: no user account may perform them, whatever its roles.
     "open_visit": lambda w, c, s: api.open_visit(w.store, caller=c),  # type: ignore[arg-type]
     "agree_to_consent": lambda w, c, s: api.agree_to_consent(
@@ -346,6 +380,14 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "set_consent_text": (_who("admin researcher", "global study"), False),
     "issue_link": (WRITERS, True),
     "revoke_links": (WRITERS, True),
+    "grant_studio_access": (WRITERS, True),
+    "revoke_studio_access": (WRITERS, True),
+    "studio_workers": (_who("admin researcher ps_worker"), False),
+    "save_story": (set(), False),
+    "read_story": (WRITERS, True),
+    "connection_over_time": (WRITERS, True),
+    "mark_disagreement": (set(), True),
+    "export_disagreements": (WRITERS, False),
     "open_visit": (set(), False),
     "agree_to_consent": (set(), False),
     "save_page": (set(), False),

@@ -132,6 +132,11 @@ KINDS: tuple[UnitKind, ...] = (
     UnitKind(_t(m.FormScoring), "id"),
     UnitKind(_t(m.ConsentText), "id"),  # 0012
     UnitKind(_t(m.ParticipantLink), "id"),  # 0012
+    UnitKind(_t(m.WorkerAccess), "id"),  # 0013
+    UnitKind(
+        _t(m.PracticeStory), "id", (Child(_t(m.PracticeSentence), "story_id", ("position",)),)
+    ),  # 0013
+    UnitKind(_t(m.Disagreement), "id"),  # 0013
 )
 BY_NAME: dict[str, UnitKind] = {k.name: k for k in KINDS}
 #: Table name -> (its kind, the column of that table holding the unit key).
