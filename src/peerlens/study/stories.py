@@ -132,6 +132,7 @@ class StoredStory:
     """A practice story as stored: its text, when it was told, the analysis and its model."""
 
     id: int
+    study: str
     worker: str
     told_on: dt.date
     source: str
@@ -501,6 +502,7 @@ def read_story(store: Store, story_id: int, *, caller: Caller) -> StoredStory:
         later = s.scalar(select(PracticeStory.id).where(PracticeStory.revises_id == story.id))
         return StoredStory(
             id=story.id,
+            study=study_name_of(s, story) or "",
             worker=worker.study_code if worker is not None else "",
             told_on=story.told_on,
             source=story.source,

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from peerlens import PeerlensError
 from peerlens.study import PermissionDenied, Store, StudyError, TamperedError
 from peerlens.web.pages import environment, render
-from peerlens.web.routes import home, participant
+from peerlens.web.routes import home, participant, studio
 from peerlens.web.security import SecurityHeaders
 from peerlens.web.settings import WebSettings
 
@@ -47,6 +47,7 @@ def create_app(store: Store, settings: WebSettings | None = None) -> FastAPI:
     app.state.templates = environment()
     app.include_router(home.router)
     app.include_router(participant.router)
+    app.include_router(studio.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _error_pages(app)
     app.add_middleware(SecurityHeaders, hsts=app.state.settings.hsts)
@@ -58,8 +59,17 @@ def _error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(PermissionDenied)
     async def refused(request: Request, exc: PermissionDenied) -> HTMLResponse:
-        # One page for every bad link: unknown, expired, revoked or another participant's.
-        return render(request, "refused.html", 404)
+        if request.url.path.startswith("/p/"):
+            # One page for every bad link: unknown, expired, revoked or another participant's.
+            return render(request, "refused.html", 404)
+        # Staff pages: the same words for what does not exist and what is not theirs to see.
+        return render(
+            request,
+            "message.html",
+            404,
+            title="Not found",
+            message="There is no such page, or it is not yours to see.",
+        )
 
     @app.exception_handler(TamperedError)
     async def tampered(request: Request, exc: TamperedError) -> HTMLResponse:
