@@ -41,7 +41,13 @@ def _requests(site: Site) -> list[tuple[str, str, dict[str, str] | None]]:
     """One request per method of every route of the app, built from the route table (a new
     route is requested here without anyone listing it)."""
     first = site.client.get(site.links["A1"]).text
-    params = {"code": "A1", "token": site.tokens["A1"], "number": "1"}
+    params = {
+        "code": "A1",
+        "token": site.tokens["A1"],
+        "number": "1",
+        "study": "pilot",
+        "story_id": "1",
+    }
     out: list[tuple[str, str, dict[str, str] | None]] = []
     for prefix, route in _routes(site.client.app.routes, ""):  # type: ignore[attr-defined]
         if isinstance(route, Mount):

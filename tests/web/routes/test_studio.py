@@ -164,6 +164,7 @@ def test_a_trainer_sees_their_trainees_plot_and_no_other(studio: Studio) -> None
     svg = plot.text[plot.text.index("<svg") : plot.text.index("</svg>")]
     assert svg.count("<circle cx=") == 2  # two practice stories (the legend's circle has class)
     assert 'role="img"' in svg and "<desc" in svg
+    assert "style=" not in plot.text and "<script" not in plot.text  # the CSP allows neither
     rows = re.findall(r"<tr>\s*<td>(2026-03-\d\d)</td>", plot.text)
     assert rows == ["2026-03-02", "2026-03-20"]
     assert "1.00" in plot.text  # the connection-only story's index, in the table
