@@ -94,3 +94,38 @@ def test_serve_is_a_command() -> None:
     assert result.exit_code == 0
     for option in ("--db", "--host", "--port", "--behind-tls"):
         assert option in result.output
+
+
+def test_the_studio_command_ties_an_account_to_a_workers_studio(
+    run: Callable[..., str], db_url: str, config_path: Path
+) -> None:
+    run("study", "create", "pilot", "--config", str(config_path))
+    run("participant", "add", "W1", "--study", "pilot", "--site", "leeds", "--role", "ps_worker")
+    run("study", "user-add", "coach")
+    run("study", "grant", "coach", "--role", "trainer", "--study", "pilot")
+    out = run(
+        "participant", "studio", "W1", "--study", "pilot", "--account", "coach", "--as", "trainer"
+    )
+    assert "coach opens W1's story studio as trainer" in out
+    from peerlens.study import Caller, studio_workers
+
+    store = Store.open(db_url)
+    try:
+        assert [w.code for w in studio_workers(store, "pilot", caller=Caller("coach"))] == ["W1"]
+        again = run(
+            "participant",
+            "studio",
+            "W1",
+            "--study",
+            "pilot",
+            "--account",
+            "coach",
+            "--as",
+            "trainer",
+            code=2,
+        )
+        assert "already opens" in again
+        run("participant", "studio", "W1", "--study", "pilot", "--account", "coach", "--remove")
+        assert studio_workers(store, "pilot", caller=Caller("coach")) == []
+    finally:
+        store.close()

@@ -247,7 +247,9 @@ def study_user_add(
 @study_app.command("grant")
 def study_grant(
     username: str,
-    role: Annotated[str, typer.Option("--role", help="admin, researcher or ps_worker.")],
+    role: Annotated[
+        str, typer.Option("--role", help="admin, researcher, ps_worker, trainer or auditor.")
+    ],
     study: Annotated[str | None, typer.Option("--study", help="Limit to one study.")] = None,
     site: Annotated[str | None, typer.Option("--site", help="Limit to one site.")] = None,
     tier: Annotated[
@@ -658,6 +660,34 @@ def participant_revoke_link(
 
         n = revoke_links(store, study, code, timepoint=timepoint, caller=me, reason=reason)
         typer.echo(f"revoked {n} link(s) of {code}")
+
+
+@participant_app.command("studio")
+def participant_studio(
+    code: Annotated[str, typer.Argument(help="The PS worker's study code.")],
+    study: StudyOpt,
+    account: Annotated[str, typer.Option("--account", help="The user account to tie.")],
+    relation: Annotated[
+        str, typer.Option("--as", help="worker (their own account) or trainer.")
+    ] = "worker",
+    remove: Annotated[bool, typer.Option("--remove", help="Untie the account instead.")] = False,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Tie a user account to a PS worker's story studio, as the worker or as their trainer
+    (the account also needs the ps_worker or trainer role in the study)."""
+    with signed_in(db, user) as (store, me):
+        from peerlens.study.stories import grant_studio_access, revoke_studio_access
+
+        if remove:
+            n = revoke_studio_access(store, study, code, account, caller=me, reason=reason)
+            typer.echo(f"untied {n} account(s) from {code}'s studio")
+            return
+        grant_studio_access(
+            store, study, code, account, relation=relation, caller=me, reason=reason
+        )
+        typer.echo(f"{account} opens {code}'s story studio as {relation}")
 
 
 @participant_app.command("relate")
