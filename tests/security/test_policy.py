@@ -41,9 +41,17 @@ from ..conftest import ADMIN, PASSWORD, VAULT_KEY, make_user
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 ROLES = ("admin", "researcher", "ps_worker", "auditor")
 SCOPES = ("global", "study", "leeds")  # a global role, a role in study "pilot", one site of it
-#: Functions that need no caller: reading a config file, naming a database, signing in, and the
-#: one explicit first-admin step.
-NO_CALLER = {"load_config", "resolve_url", "authenticate", "bootstrap_admin"}
+#: Functions that need no caller: reading a config file, naming a database, signing in (with a
+#: password, or a web session id), and the one explicit first-admin step.
+NO_CALLER = {
+    "load_config",
+    "resolve_url",
+    "authenticate",
+    "sign_in",
+    "resume_session",
+    "end_session",
+    "bootstrap_admin",
+}
 
 
 def test_every_public_study_function_is_guarded_and_takes_the_caller() -> None:
@@ -241,6 +249,7 @@ CASES: dict[str, Invoke] = {
         w.store, "pilot", str(w.file("p.csv", f"participant,site\nN{next(w.n)},{s}\n")), caller=c
     ),
     "list_participants": lambda w, c, s: api.list_participants(w.store, "pilot", caller=c),
+    "study_progress": lambda w, c, s: api.study_progress(w.store, "pilot", caller=c),
     "set_status": lambda w, c, s: api.set_status(
         w.store, "pilot", w.fresh(s or ""), "completed", caller=c
     ),
@@ -350,6 +359,7 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "add_participants": (WRITERS, True),
     "import_participants": (WRITERS, True),
     "list_participants": (WRITERS, False),
+    "study_progress": (WRITERS, False),
     "set_status": (WRITERS, True),
     "withdraw_participant": (WRITERS, True),
     "erase_participant": (_who("admin"), True),

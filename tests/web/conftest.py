@@ -14,9 +14,18 @@ from fastapi.testclient import TestClient
 from peerlens.study import Store, add_participant, create_study, issue_link
 from peerlens.web import WebSettings, create_app
 
-from ..conftest import ADMIN
+from ..conftest import ACTOR, ADMIN, PASSWORD, make_user
 
-__all__ = ["ADMIN", "Site", "csrf_of"]
+__all__ = [
+    "ACTOR",
+    "ADMIN",
+    "PASSWORD",
+    "Site",
+    "browser",
+    "csrf_of",
+    "make_user",
+    "signed_in",
+]
 
 
 @dataclass
@@ -42,6 +51,25 @@ def site(store: Store, visit_config_path: Path) -> Iterator[Site]:
     app = create_app(store, WebSettings(hsts=True, secret=b"test secret, protects nothing"))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Site(client, store, links, tokens)
+
+
+def browser(site: Site) -> TestClient:
+    """A new browser on the app (over HTTPS: the app is set up as behind TLS, so its cookies
+    are ``Secure`` and a client sends them back only over HTTPS)."""
+    return TestClient(site.client.app, base_url="https://testserver", raise_server_exceptions=False)
+
+
+def signed_in(site: Site, username: str = ACTOR, password: str = PASSWORD) -> TestClient:
+    """A browser in which ``username`` signed in through the sign-in form."""
+    client = browser(site)
+    form = client.get("/login")
+    done = client.post(
+        "/login",
+        data={"csrf": csrf_of(form.text), "username": username, "password": password},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    return client
 
 
 def csrf_of(html: str) -> str:

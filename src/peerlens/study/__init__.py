@@ -44,6 +44,7 @@ from peerlens.study.participants import (
     withdraw_participant,
 )
 from peerlens.study.policy import POLICY, ROLES, TIERS, Caller, Grant, LinkHolder, Rule
+from peerlens.study.progress import study_progress
 from peerlens.study.redcap import DICTIONARY_COLUMNS, export_dictionary, import_records
 from peerlens.study.responses import ImportSummary, import_responses
 from peerlens.study.sessions import add_recording, add_relationship, add_session, add_transcript
@@ -87,6 +88,7 @@ from peerlens.study.visits import (
     save_page,
     withdraw_through_link,
 )
+from peerlens.study.web_sessions import StaffSession, end_session, resume_session, sign_in
 
 __all__ = [
     "DEFAULT_URL",
@@ -113,6 +115,7 @@ __all__ = [
     "PermissionDenied",
     "Problem",
     "Rule",
+    "StaffSession",
     "Store",
     "StoredSentence",
     "StoredStory",
@@ -139,6 +142,7 @@ __all__ = [
     "derivation_status",
     "derive",
     "derived_frame",
+    "end_session",
     "erase_participant",
     "export_dictionary",
     "export_disagreements",
@@ -160,6 +164,7 @@ __all__ = [
     "open_visit",
     "read_story",
     "resolve_url",
+    "resume_session",
     "revoke_links",
     "revoke_role",
     "revoke_studio_access",
@@ -172,8 +177,10 @@ __all__ = [
     "set_identity",
     "set_password",
     "set_status",
+    "sign_in",
     "studio_workers",
     "study_design",
+    "study_progress",
     "verify_audit",
     "verify_derived",
     "withdraw_participant",

@@ -605,6 +605,36 @@ class RoleAssignment(Base):
     export_tier: Mapped[str | None] = mapped_column(String(30))
 
 
+class WebSession(Base):
+    """A signed-in staff member's session in the web app (see :mod:`peerlens.study.web_sessions`).
+
+    Only the sha256 of the session id is stored, never the id the browser holds. A session ends
+    at sign-out, after ``IDLE`` without a request, or ``ABSOLUTE`` after sign-in.
+    """
+
+    __tablename__ = "web_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginFailure(Base):
+    """One failed web sign-in, counted for the rate limit and lockout.
+
+    The user name typed and the client address are kept only as sha256 digests (a password
+    typed into the user name field is never stored); rows older than the counting window are
+    deleted at the next sign-in.
+    """
+
+    __tablename__ = "login_failure"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    address_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Setting(Base):
     """A database-wide setting: the database's id, where its recordings are stored, ..."""
 

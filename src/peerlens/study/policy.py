@@ -169,6 +169,9 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
         # -- participants and their data
         "participant.add": Rule(_WRITERS, "site", "enrol participants"),
         "participant.list": Rule(_WRITERS, "site", "list participants (pseudonyms)"),
+        "progress.read": Rule(
+            _WRITERS, "site", "see which scheduled questionnaires are complete, due or overdue"
+        ),
         "participant.status": Rule(_WRITERS, "site", "withdraw or complete a participant"),
         "participant.erase": Rule(_ADMIN, "site", "erase a participant's identifying content"),
         "identity.read": Rule(_ADMIN, "site", "read identity-vault fields", min_tier="full"),

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from peerlens.study import (
-    Caller,
     Store,
     add_participant,
     create_study,
@@ -26,10 +26,9 @@ from peerlens.study import (
 )
 from peerlens.study.models import Disagreement, PracticeStory
 from peerlens.web import WebSettings, create_app
-from peerlens.web.deps import _staff_caller
 from peerlens.web.uploads import MAX_UPLOAD_BYTES
 
-from ...conftest import ADMIN, make_user
+from ...conftest import ADMIN, PASSWORD, make_user
 from ..conftest import csrf_of
 
 COMPARISON = "At least you still have a job, I had nothing back then."
@@ -38,12 +37,27 @@ CONNECTION = "Me too, I felt exactly the same when I was in hospital."
 
 @dataclass
 class Studio:
-    client: TestClient
+    app: FastAPI
     store: Store
-    as_user: dict[str, Caller]
+    browsers: dict[str, TestClient]
+    client: TestClient
 
     def sign_in(self, name: str) -> None:
-        self.as_user["who"] = Caller(name)
+        """Switch to a browser in which ``name`` signed in through the sign-in form."""
+        if name not in self.browsers:
+            # Over HTTPS: the app is set up as behind TLS, so its session cookie is Secure.
+            browser = TestClient(
+                self.app, base_url="https://testserver", raise_server_exceptions=False
+            )
+            form = browser.get("/login")
+            done = browser.post(
+                "/login",
+                data={"csrf": csrf_of(form.text), "username": name, "password": PASSWORD},
+                follow_redirects=False,
+            )
+            assert done.status_code == 303, done.text
+            self.browsers[name] = browser
+        self.client = self.browsers[name]
 
     def csrf(self) -> str:
         page = self.client.get("/studio/pilot")
@@ -69,11 +83,13 @@ def studio(store: Store, config_path: Path) -> Iterator[Studio]:
     grant_studio_access(store, "pilot", "W1", "worker1", relation="worker", caller=ADMIN)
     grant_studio_access(store, "pilot", "W2", "worker2", relation="worker", caller=ADMIN)
     grant_studio_access(store, "pilot", "W1", "coach", relation="trainer", caller=ADMIN)
-    app = create_app(store, WebSettings(secret=b"test secret, protects nothing"))
-    who = {"who": Caller("worker1")}
-    app.dependency_overrides[_staff_caller] = lambda: who["who"]
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield Studio(client, store, who)
+    app = create_app(store, WebSettings(hsts=True, secret=b"test secret, protects nothing"))
+    with TestClient(app, raise_server_exceptions=False) as anonymous:
+        studio = Studio(app, store, {}, anonymous)
+        studio.sign_in("worker1")
+        yield studio
+        for browser in studio.browsers.values():
+            browser.close()
 
 
 def _sentences(html: str) -> list[str]:
@@ -84,6 +100,14 @@ def _sentences(html: str) -> list[str]:
 def _count(store: Store, model: type) -> int:
     with store.transaction() as s:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_signing_in_is_needed(studio: Studio) -> None:
+    anonymous = TestClient(studio.app, base_url="https://testserver")
+    first = anonymous.get("/studio/pilot", follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"].startswith("/login?next=")
+    sent = anonymous.post("/studio/pilot/stories", data={"text": CONNECTION})
+    assert "Sign in" in sent.text and _count(studio.store, PracticeStory) == 0
 
 
 def test_a_comparison_sentence_shows_a_hint_and_a_connection_sentence_none(
@@ -115,17 +139,18 @@ def test_a_worker_cannot_read_another_workers_story_by_id(studio: Studio) -> Non
     studio.sign_in("worker2")
     theirs = studio.client.get(path)
     missing = studio.client.get(f"/studio/pilot/stories/{story_id + 100}")
-    assert theirs.status_code == missing.status_code == 404
+    assert theirs.status_code == missing.status_code == 403
     assert CONNECTION not in theirs.text
-    assert theirs.text == missing.text  # no oracle: the same page for both
-    assert studio.client.get("/studio/pilot/workers/W1").status_code == 404
+    # No oracle: the same page for another's story and for none, but for the number asked.
+    assert theirs.text == missing.text.replace(str(story_id + 100), str(story_id))
+    assert studio.client.get("/studio/pilot/workers/W1").status_code == 403
     mark = {"csrf": studio.csrf(), "position": "0", "label": "neutral"}
     refused = studio.client.post(f"{path}/disagree", data=mark, follow_redirects=False)
-    assert refused.status_code == 404
+    assert refused.status_code == 403
     assert _count(studio.store, Disagreement) == 0
 
 
-def test_forms_without_the_accounts_csrf_token_are_refused(studio: Studio) -> None:
+def test_forms_without_the_sessions_csrf_token_are_refused(studio: Studio) -> None:
     data = {"text": CONNECTION, "told_on": "2026-03-02"}
     assert studio.client.post("/studio/pilot/stories", data=data).status_code == 403
     studio.sign_in("worker2")
@@ -168,7 +193,7 @@ def test_a_trainer_sees_their_trainees_plot_and_no_other(studio: Studio) -> None
     rows = re.findall(r"<tr>\s*<td>(2026-03-\d\d)</td>", plot.text)
     assert rows == ["2026-03-02", "2026-03-20"]
     assert "1.00" in plot.text  # the connection-only story's index, in the table
-    assert studio.client.get("/studio/pilot/workers/W2").status_code == 404
+    assert studio.client.get("/studio/pilot/workers/W2").status_code == 403
     story = studio.client.get(re.findall(r'href="(/studio/pilot/stories/\d+)"', plot.text)[0])
     assert "I disagree with this label" in story.text and "Check again" not in story.text
 

@@ -5,7 +5,8 @@ trainee's).
 
 Each route passes the signed-in account on as the caller of a :mod:`peerlens.study` function,
 which checks it; a story or worker the caller may not see is refused as one that does not
-exist. Every POST carries the account's CSRF token (:data:`~peerlens.web.deps.StaffForm`).
+exist. Every POST carries the session's CSRF token (:data:`~peerlens.web.deps.StaffForm`, and
+:data:`~peerlens.web.deps.StaffUpload` for the form that may carry a file).
 """
 
 from __future__ import annotations
@@ -35,10 +36,9 @@ from peerlens.study import (
     save_story,
     studio_workers,
 )
-from peerlens.web.deps import Settings, StaffCaller, StaffForm, StoreDep, staff_csrf
+from peerlens.web.deps import StaffCaller, StaffForm, StaffMember, StaffUpload, StoreDep
 from peerlens.web.pages import render
 from peerlens.web.plots import connection_plot
-from peerlens.web.settings import WebSettings
 from peerlens.web.uploads import SUFFIXES, display_name, upload_text
 
 router = APIRouter(prefix="/studio")
@@ -55,11 +55,11 @@ def start(request: Request, caller: StaffCaller, store: StoreDep) -> Response:
 
 @router.get("/{study}", response_class=HTMLResponse, name="studio")
 def studio(
-    request: Request, study: str, caller: StaffCaller, store: StoreDep, settings: Settings
+    request: Request, study: str, caller: StaffCaller, store: StoreDep, staff: StaffMember
 ) -> HTMLResponse:
     """The caller's studio: their own stories and plot (a PS worker), the workers they train or
     whose site they work at."""
-    return _studio(request, study, caller, store, settings)
+    return _studio(request, study, caller, store, staff.csrf)
 
 
 @router.post("/{study}/stories", name="check_story")
@@ -68,8 +68,8 @@ async def check_story(
     study: str,
     caller: StaffCaller,
     store: StoreDep,
-    settings: Settings,
-    form: StaffForm,
+    staff: StaffMember,
+    form: StaffUpload,
 ) -> Response:
     """Analyse and save a story (typed, pasted or uploaded): on to its page, or back to the
     form with what is wrong and the text kept."""
@@ -112,10 +112,10 @@ async def check_story(
             story = await run_in_threadpool(read_story, store, revises, caller=caller)
             return await run_in_threadpool(
                 lambda: _story_page(
-                    request, store, story, caller, settings, error=why, values=values
+                    request, store, story, caller, staff.csrf, error=why, values=values
                 )
             )
-        return _studio(request, study, caller, store, settings, error=why, values=values)
+        return _studio(request, study, caller, store, staff.csrf, error=why, values=values)
     return _redirect(request, "story", study=study, story_id=story_id)
 
 
@@ -126,7 +126,7 @@ def story(
     story_id: int,
     caller: StaffCaller,
     store: StoreDep,
-    settings: Settings,
+    staff: StaffMember,
     marked: int | None = None,
 ) -> HTMLResponse:
     """A story's sentences with their labels, reasons and hints, and the forms to disagree and
@@ -134,7 +134,7 @@ def story(
     stored = read_story(store, story_id, caller=caller)
     if stored.study != study:
         raise PermissionDenied(f"unknown story {story_id}")
-    return _story_page(request, store, stored, caller, settings, marked=marked)
+    return _story_page(request, store, stored, caller, staff.csrf, marked=marked)
 
 
 @router.post("/{study}/stories/{story_id}/disagree", name="disagree")
@@ -144,7 +144,7 @@ async def disagree(
     story_id: int,
     caller: StaffCaller,
     store: StoreDep,
-    settings: Settings,
+    staff: StaffMember,
     form: StaffForm,
 ) -> Response:
     """Store an "I disagree" mark on one sentence: back to the story at that sentence."""
@@ -163,7 +163,7 @@ async def disagree(
         stored = await run_in_threadpool(read_story, store, story_id, caller=caller)
         why = f"Sentence {position + 1}: {exc}"
         return await run_in_threadpool(
-            lambda: _story_page(request, store, stored, caller, settings, error=why)
+            lambda: _story_page(request, store, stored, caller, staff.csrf, error=why)
         )
     url = request.url_for("story", study=study, story_id=story_id)
     return RedirectResponse(f"{url.path}?marked={position}#sentence-{position + 1}", 303)
@@ -194,7 +194,7 @@ def _studio(
     study: str,
     caller: Caller,
     store: Store,
-    settings: WebSettings,
+    csrf: str,
     *,
     error: str | None = None,
     values: dict[str, Any] | None = None,
@@ -211,7 +211,7 @@ def _studio(
         study=study,
         own=own,
         others=others,
-        csrf=staff_csrf(settings, caller),
+        csrf=csrf,
         error=error,
         values=values or {"told_on": dt.date.today().isoformat()},
         suffixes=", ".join(SUFFIXES),
@@ -240,7 +240,7 @@ def _story_page(
     store: Store,
     stored: StoredStory,
     caller: Caller,
-    settings: WebSettings,
+    csrf: str,
     *,
     marked: int | None = None,
     error: str | None = None,
@@ -293,7 +293,7 @@ def _story_page(
             "wilson": "Wilson interval: too few sentences for a bootstrap",
         }.get(stored.ci_method, ""),
         marked=marked + 1 if marked is not None else None,
-        csrf=staff_csrf(settings, caller),
+        csrf=csrf,
         relation=relation,
         suffixes="",
         error=error,

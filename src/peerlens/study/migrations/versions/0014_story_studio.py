@@ -1,8 +1,8 @@
 """Story studio: PS workers' practice stories, their sentence labels, "I disagree" marks, and
 user accounts' access to a worker's studio (as the worker or a trainer)
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-01 15:00:00
 
 Four new tables, sealed like the others (``practice_sentence`` belongs to its story's unit);
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
