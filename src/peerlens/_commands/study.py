@@ -438,6 +438,24 @@ def study_derived(
             echo_table(frame)
 
 
+@study_app.command("disagreements")
+def study_disagreements(
+    study: StudyOpt,
+    out: Annotated[Path, typer.Option("--out", help="CSV or .xlsx file to write.")],
+    db: Db = None,
+    user: UserOpt = None,
+) -> None:
+    """Write the story studio's "I disagree" marks with their sentences (for the next training
+    round of the story model); your sites' workers only, at tier remove_identifiers or higher."""
+    with signed_in(db, user) as (store, me):
+        from peerlens._tables import write_table
+        from peerlens.study.stories import export_disagreements
+
+        frame = export_disagreements(store, study, caller=me)
+        write_table(frame, out)
+        typer.echo(f"wrote {out}: {len(frame)} mark(s)")
+
+
 # ------------------------------------------------------------------------------ participant
 
 
