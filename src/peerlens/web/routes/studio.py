@@ -83,7 +83,8 @@ async def check_story(
         if isinstance(upload, UploadFile) and upload.filename:
             source = display_name(upload)
             text = await upload_text(upload)
-            transcript = transcript or source.lower().endswith((".vtt", ".srt", ".docx"))
+            # Subtitle files are always transcripts; a Word document may be either.
+            transcript = transcript or source.lower().endswith((".vtt", ".srt"))
         else:
             source, text = "typed", typed
         story_id = await run_in_threadpool(
@@ -115,7 +116,9 @@ async def check_story(
                     request, store, story, caller, staff.csrf, error=why, values=values
                 )
             )
-        return _studio(request, study, caller, store, staff.csrf, error=why, values=values)
+        return await run_in_threadpool(
+            lambda: _studio(request, study, caller, store, staff.csrf, error=why, values=values)
+        )
     return _redirect(request, "story", study=study, story_id=story_id)
 
 
