@@ -34,7 +34,7 @@ from peerlens.study import (
     grant_role,
     set_active,
 )
-from peerlens.study.models import AuditLog
+from peerlens.study.models import AuditLog, Recording
 
 from ..conftest import ADMIN, PASSWORD, VAULT_KEY, make_user
 
@@ -178,6 +178,13 @@ def _recording(w: World, c: Caller, site: str | None) -> object:
     )
 
 
+def _beats(w: World, c: Caller, site: str | None) -> object:
+    _recording(w, ADMIN, site)
+    with w.store.transaction() as s:
+        sha = s.scalars(select(Recording.sha256).order_by(Recording.id.desc())).first()
+    return api.recording_beats(w.store, "pilot", str(sha), caller=c)
+
+
 def _dictionary(w: World, c: Caller, site: str | None) -> object:
     text = (
         '"Variable / Field Name","Form Name","Section Header","Field Type","Field Label",'
@@ -281,6 +288,7 @@ CASES: dict[str, Invoke] = {
     "derive": lambda w, c, s: api.derive(w.store, "pilot", ["scores"], caller=c),
     "derivation_status": lambda w, c, s: api.derivation_status(w.store, "pilot", caller=c),
     "derived_frame": lambda w, c, s: api.derived_frame(w.store, "pilot", "scores", caller=c),
+    "recording_beats": _beats,
     "verify_derived": lambda w, c, s: api.verify_derived(w.store, "pilot", caller=c),
     "export_frame": lambda w, c, s: api.export_frame(
         w.store, "pilot", tier="deidentified", caller=c
@@ -375,6 +383,7 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "derive": (_who("admin researcher", "global study"), False),
     "derivation_status": (WRITERS, False),
     "derived_frame": (WRITERS, False),
+    "recording_beats": (WRITERS, True),
     "verify_derived": (_who("admin auditor", "global study"), False),
     "export_frame": (WRITERS, False),
     "export_study": (WRITERS, False),

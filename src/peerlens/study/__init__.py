@@ -45,6 +45,7 @@ from peerlens.study.participants import (
 )
 from peerlens.study.policy import POLICY, ROLES, TIERS, Caller, Grant, LinkHolder, Rule
 from peerlens.study.progress import study_progress
+from peerlens.study.recording_beats import recording_beats
 from peerlens.study.redcap import DICTIONARY_COLUMNS, export_dictionary, import_records
 from peerlens.study.responses import ImportSummary, import_responses
 from peerlens.study.sessions import add_recording, add_relationship, add_session, add_transcript
@@ -163,6 +164,7 @@ __all__ = [
     "mark_disagreement",
     "open_visit",
     "read_story",
+    "recording_beats",
     "resolve_url",
     "resume_session",
     "revoke_links",

@@ -22,15 +22,18 @@ from peerlens.study import (
     Caller,
     Store,
     derivation_status,
+    derived_frame,
     export_study,
     list_participants,
     list_studies,
+    recording_beats,
     study_design,
     study_progress,
 )
 from peerlens.study.progress import PROGRESS_STATES
 from peerlens.web.deps import StaffCaller, StaffForm, StoreDep
 from peerlens.web.pages import render
+from peerlens.web.svg import line_plot
 from peerlens.web.tables import counts, rows_of
 
 router = APIRouter(prefix="/studies")
@@ -45,6 +48,9 @@ FORMATS = {
     ),
     "redcap-csv": ("redcap", ".csv", "text/csv; charset=utf-8"),
 }
+#: The HRV columns the pages show (the rest are in the export and ``peerlens derive``'s output).
+HRV_METRICS = ["mean_hr_bpm", "sdnn_ms", "rmssd_ms", "pnn50_pct", "lf_ms2", "hf_ms2", "lf_hf"]
+_WINDOW = ["label", "status", "start_s", "end_s", "n_beats", "artifact_rate", "valid", "reason"]
 #: The tiers offered (``none`` exports nothing).
 EXPORT_TIERS = tuple(t for t in TIERS if t != "none")
 
@@ -146,4 +152,59 @@ async def export(study: str, caller: StaffCaller, store: StoreDep, form: StaffFo
         data,
         media_type=media,
         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}"},
+    )
+
+
+@router.get("/{study}/hrv", response_class=HTMLResponse, name="hrv")
+def hrv(request: Request, study: str, caller: StaffCaller, store: StoreDep) -> HTMLResponse:
+    """Every analysed recording: its whole-recording validity, reason and main metrics."""
+    design = study_design(store, study, caller=caller)
+    frame = derived_frame(store, study, "hrv", caller=caller)
+    whole = frame[frame["label"] == "whole"]
+    return render(
+        request,
+        "hrv.html",
+        title=f"HRV – {design['title'] or design['name']}",
+        design=design,
+        recordings=[
+            {
+                "participant": r["participant"],
+                "session": r["session"],
+                "recording": r["recording"],
+                "status": r["status"],
+                "valid": r["valid"],
+                "reason": r["reason"],
+                "derivation": r["derivation"],
+            }
+            for _, r in whole.iterrows()
+        ],
+    )
+
+
+@router.get("/{study}/hrv/{recording}", response_class=HTMLResponse, name="recording")
+def recording(
+    request: Request, study: str, recording: str, caller: StaffCaller, store: StoreDep
+) -> HTMLResponse:
+    """One recording: each window's metrics, validity and reasons, and its RR series."""
+    design = study_design(store, study, caller=caller)
+    beats = recording_beats(store, study, recording, caller=caller)  # refuses others' sites
+    frame = derived_frame(store, study, "hrv", caller=caller)
+    mine = frame[frame["recording"].str.startswith(recording.lower())]
+    return render(
+        request,
+        "recording.html",
+        title=f"Recording {recording[:12]} – {design['title'] or design['name']}",
+        design=design,
+        recording=recording[:12],
+        participant=mine["participant"].iloc[0] if len(mine) else None,
+        windows=rows_of(mine, [*_WINDOW, *HRV_METRICS], "Windows (whole recording first)"),
+        plot=line_plot(
+            beats["time_s"].tolist(),
+            beats["rr_ms"].tolist(),
+            title="RR intervals after artifact correction",
+            x_label="time (s)",
+            y_label="RR interval (ms)",
+        ),
+        corrected=int((beats["source"] != "original").sum()),
+        n_beats=len(beats),
     )
