@@ -47,6 +47,7 @@ def _requests(site: Site) -> list[tuple[str, str, dict[str, str] | None]]:
         "number": "1",
         "study": "pilot",
         "story_id": "1",
+        "recording": "0" * 64,
     }
     out: list[tuple[str, str, dict[str, str] | None]] = []
     for prefix, route in _routes(site.client.app.routes, ""):  # type: ignore[attr-defined]
