@@ -34,7 +34,7 @@ from peerlens.study import (
     grant_role,
     set_active,
 )
-from peerlens.study.models import AuditLog, Recording
+from peerlens.study.models import AuditLog, Participant, Recording
 
 from ..conftest import ADMIN, PASSWORD, VAULT_KEY, make_user
 
@@ -181,8 +181,12 @@ def _recording(w: World, c: Caller, site: str | None) -> object:
 def _beats(w: World, c: Caller, site: str | None) -> object:
     _recording(w, ADMIN, site)
     with w.store.transaction() as s:
-        sha = s.scalars(select(Recording.sha256).order_by(Recording.id.desc())).first()
-    return api.recording_beats(w.store, "pilot", str(sha), caller=c)
+        sha, code = s.execute(
+            select(Recording.sha256, Participant.study_code)
+            .join(Participant, Participant.id == Recording.participant_id)
+            .order_by(Recording.id.desc())
+        ).first()  # type: ignore[misc]
+    return api.recording_beats(w.store, "pilot", code, sha, caller=c)
 
 
 def _dictionary(w: World, c: Caller, site: str | None) -> object:

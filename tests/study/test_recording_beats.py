@@ -47,7 +47,7 @@ def shas(store: Store, config_path: Path, tmp_path: Path) -> dict[str, str]:
 
 
 def test_the_rr_series_comes_back_as_stored(store: Store, shas: dict[str, str]) -> None:
-    beats = recording_beats(store, "pilot", shas["L1"], caller=ADMIN)
+    beats = recording_beats(store, "pilot", "L1", shas["L1"], caller=ADMIN)
     assert list(beats.columns) == BEAT_COLUMNS
     assert set(beats["source"]) == {"original"}
     rr = beats["rr_ms"].to_numpy()[1:]
@@ -55,19 +55,35 @@ def test_the_rr_series_comes_back_as_stored(store: Store, shas: dict[str, str]) 
     np.testing.assert_allclose(rr, np.round(RR, 3), atol=1e-6)
     assert len(rr) == len(RR)  # the first beat starts the series; each interval follows
     # A unique prefix of 12 characters will do.
-    short = recording_beats(store, "pilot", shas["L1"][:12], caller=ADMIN)
+    short = recording_beats(store, "pilot", "L1", shas["L1"][:12], caller=ADMIN)
     assert short.equals(beats)
+
+
+def test_the_same_file_of_two_participants_is_told_apart(
+    store: Store, shas: dict[str, str], tmp_path: Path
+) -> None:
+    add_participant(store, "pilot", "L2", site="leeds", caller=ADMIN)
+    assert _store_rr(store, tmp_path, "L2") == shas["L1"]
+    for code in ("L1", "L2"):
+        assert len(recording_beats(store, "pilot", code, shas["L1"], caller=ADMIN)) == len(RR) + 1
 
 
 def test_a_site_scoped_reader_gets_their_sites_recordings_only(
     store: Store, shas: dict[str, str]
 ) -> None:
     leeds = make_user(store, "leeds", "researcher", study="pilot", site="leeds")
-    assert len(recording_beats(store, "pilot", shas["L1"], caller=leeds)) > 0
+    assert len(recording_beats(store, "pilot", "L1", shas["L1"], caller=leeds)) > 0
     messages = set()
-    for key in (shas["G1"], "0" * 64, "../../etc/passwd", "abc"):
+    for code, key in (
+        ("G1", shas["G1"]),  # another site's
+        ("L1", shas["G1"]),  # another participant's file
+        ("L1", "0" * 64),
+        ("L1", "../../etc/passwd"),
+        ("L1", "abc"),
+        ("nobody", shas["L1"]),
+    ):
         with pytest.raises(PermissionDenied) as exc:
-            recording_beats(store, "pilot", key, caller=leeds)
+            recording_beats(store, "pilot", code, key, caller=leeds)
         messages.add(str(exc.value).split("'")[0])
     assert messages == {"no recording "}
 
@@ -78,4 +94,4 @@ def test_roles_without_participant_data_are_refused(
 ) -> None:
     caller = make_user(store, f"a-{role}", role, study="pilot")
     with pytest.raises(PermissionDenied):
-        recording_beats(store, "pilot", shas["L1"], caller=caller)
+        recording_beats(store, "pilot", "L1", shas["L1"], caller=caller)

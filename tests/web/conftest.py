@@ -4,9 +4,10 @@ each, and a client of the app over the same store (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,6 +26,7 @@ __all__ = [
     "csrf_of",
     "make_user",
     "signed_in",
+    "walk_routes",
 ]
 
 
@@ -70,6 +72,17 @@ def signed_in(site: Site, username: str = ACTOR, password: str = PASSWORD) -> Te
     )
     assert done.status_code == 303, done.text
     return client
+
+
+def walk_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every route and mount with the prefix it is served under; routers included in the app
+    (FastAPI keeps them as included-router entries) are walked into."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from walk_routes(included.routes, prefix + route.include_context.prefix)
+        else:
+            yield prefix, route
 
 
 def csrf_of(html: str) -> str:

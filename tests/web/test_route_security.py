@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
 from fastapi.routing import APIRoute
 from sqlalchemy import func, select
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import Mount
 
 from peerlens.study import (
     Store,
@@ -32,7 +31,7 @@ from peerlens.study import (
 )
 from peerlens.study.models import AuditLog, User
 
-from .conftest import ADMIN, PASSWORD, Site, browser, csrf_of, make_user, signed_in
+from .conftest import ADMIN, PASSWORD, Site, browser, csrf_of, make_user, signed_in, walk_routes
 
 #: How each route is tested. ``staff``: a signed-in page (anonymous -> sign-in; site scope
 #: where it shows participants); ``staff-post``: also CSRF; ``public``: no rights involved;
@@ -48,7 +47,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/studies/{study}/export"): "staff",
     ("POST", "/studies/{study}/export"): "staff-post",
     ("GET", "/studies/{study}/hrv"): "staff",
-    ("GET", "/studies/{study}/hrv/{recording}"): "staff",
+    ("GET", "/studies/{study}/hrv/{participant}/{recording}"): "staff",
     ("GET", "/audit"): "staff",
     ("GET", "/audit/log"): "staff",
     ("GET", "/users"): "staff",
@@ -83,37 +82,24 @@ FORMS: dict[str, dict[str, str]] = {
 }
 
 
-def _walk(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str]]:
-    for route in routes:
-        if isinstance(route, APIRoute | Route):
-            yield from ((m, prefix + route.path) for m in (route.methods or set()) - {"HEAD"})
+def _routes(site: Site) -> set[tuple[str, str]]:
+    found = set()
+    for prefix, route in walk_routes(site.client.app.routes):  # type: ignore[attr-defined]
+        if isinstance(route, APIRoute):
+            found |= {(m, prefix + route.path) for m in route.methods - {"HEAD"}}
         elif isinstance(route, Mount):
-            yield ("MOUNT", prefix + route.path)
-        elif hasattr(route, "original_router"):  # FastAPI >= 0.16x includes routers lazily
-            context = route.include_context  # type: ignore[attr-defined]
-            yield from _walk(route.original_router.routes, prefix + context.prefix)
+            found.add(("MOUNT", prefix + route.path))
         else:
             raise AssertionError(f"a route of an unknown kind: {route!r}")
-
-
-def _routes(site: Site) -> set[tuple[str, str]]:
-    return set(_walk(site.client.app.routes))  # type: ignore[attr-defined]
+    return found
 
 
 def _staff(kinds: tuple[str, ...], recording: str = "0" * 64) -> list[tuple[str, str]]:
-    params = {
-        "{study}": "pilot",
-        "{recording}": recording,
-        "{story_id}": "1",
-        "{code}": "A1",
-    }
-    out = []
-    for (method, path), kind in ROUTES.items():
-        if kind in kinds:
-            for name, value in params.items():
-                path = path.replace(name, value)
-            out.append((method, path))
-    return out
+    return [
+        (m, p.format(study="pilot", participant="B2", recording=recording, story_id="1", code="A1"))
+        for (m, p), k in ROUTES.items()
+        if k in kinds
+    ]
 
 
 def _glasgow_recording(site: Site, tmp_path: Path) -> str:
@@ -176,8 +162,8 @@ def test_a_site_scoped_user_gets_nothing_of_the_other_site(site: Site, tmp_path:
             response = client.request(
                 method, path, data=data if method == "POST" else None, follow_redirects=False
             )
-            assert "B2" not in response.text, (name, method, path)
-            if glasgow not in path:  # a refusal may quote the address asked for
+            if glasgow not in path:  # a refusal may quote back the address asked for
+                assert "B2" not in response.text, (name, method, path)
                 assert glasgow[:12] not in response.text, (name, method, path)
             if (method, path) == ("POST", "/studies/pilot/export"):
                 assert response.status_code == 200
@@ -221,3 +207,18 @@ def test_stored_text_comes_back_escaped(site: Site, tmp_path: Path) -> None:
     # The account with that name signs in and is shown escaped in the navigation too.
     own = signed_in(site, evil).get("/audit")
     assert evil not in own.text and "&lt;script&gt;" in own.text
+
+
+def test_staff_pages_have_one_heading_no_inline_script_or_style_and_the_headers(
+    site: Site, tmp_path: Path
+) -> None:
+    glasgow = _glasgow_recording(site, tmp_path)
+    admin = signed_in(site)
+    for method, path in _staff(("staff",), glasgow):
+        page = admin.request(method, path)
+        assert page.status_code == 200, (path, page.text)
+        body = page.text
+        assert "<script" not in body and "style=" not in body and "<style" not in body, path
+        assert body.count("<h1>") == 1 and '<main id="main"' in body, path
+        assert page.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]

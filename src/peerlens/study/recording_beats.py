@@ -27,9 +27,10 @@ BEAT_COLUMNS = ["beat", "time_s", "rr_ms", "source"]
 
 @guarded("derived.read")
 def recording_beats(
-    store: Store, study_name: str, recording: str, *, caller: Caller
+    store: Store, study_name: str, participant: str, recording: str, *, caller: Caller
 ) -> pd.DataFrame:
-    """The corrected beats of the recording whose sha256 is (or starts with) ``recording``.
+    """The corrected beats of ``participant``'s recording whose sha256 is (or starts with)
+    ``recording`` (two participants may hold the same file: the sha256 alone is not unique).
 
     Parameters
     ----------
@@ -37,6 +38,8 @@ def recording_beats(
         The study database.
     study_name
         The study.
+    participant
+        The participant's study code.
     recording
         The recording's sha256 as :func:`~peerlens.study.derived_frame` shows it (a unique
         prefix of at least 12 characters will do).
@@ -53,8 +56,8 @@ def recording_beats(
     Raises
     ------
     PermissionDenied
-        No such recording in the study, or its participant is outside the caller's sites (the
-        same words for both).
+        No such recording of that participant, or the participant is outside the caller's
+        sites (the same words for both).
     """
     from peerlens.hrv import analyze
     from peerlens.study.derived._hrv import reader_kind
@@ -70,11 +73,18 @@ def recording_beats(
                 s.execute(
                     select(Recording, Participant)
                     .join(Participant, Participant.id == Recording.participant_id)
-                    .where(Participant.study_id == study.id, Recording.sha256.startswith(key))
+                    .where(
+                        Participant.study_id == study.id,
+                        Participant.study_code == participant,
+                        Recording.sha256.startswith(key),
+                    )
                 )
             )
         if len(found) != 1 or grant.outside(study, found[0][1]) is not None:
-            raise PermissionDenied(f"no recording {recording[:64]!r} among yours in this study")
+            raise PermissionDenied(
+                f"no recording {recording[:64]!r} of participant {participant[:64]!r} among "
+                "yours in this study"
+            )
         rec = found[0][0]
         path = recording_file(store.blob_dir, rec.sha256, rec.suffix)
         fs = None if rec.sampling_rate_hz is None else float(rec.sampling_rate_hz)

@@ -30,8 +30,8 @@ def test_a_recording_page_shows_windows_validity_and_the_rr_plot(
     sha = str(derived_frame(site.store, "pilot", "hrv", caller=ADMIN)["recording"].iloc[0])
     client = signed_in(site)
     listing = client.get("/studies/pilot/hrv")
-    assert listing.status_code == 200 and f"/studies/pilot/hrv/{sha[:16]}" in listing.text
-    page = client.get(f"/studies/pilot/hrv/{sha[:16]}")
+    assert listing.status_code == 200 and f"/studies/pilot/hrv/A1/{sha[:16]}" in listing.text
+    page = client.get(f"/studies/pilot/hrv/A1/{sha[:16]}")
     assert page.status_code == 200
     assert '<th scope="row">whole</th>' in page.text and '<th scope="row">talk</th>' in page.text
     svg = re.search(r"<svg.*?</svg>", page.text, re.S)
@@ -42,5 +42,5 @@ def test_a_recording_page_shows_windows_validity_and_the_rr_plot(
 
 
 def test_an_unknown_recording_is_refused(site: Site) -> None:
-    page = signed_in(site).get("/studies/pilot/hrv/" + "0" * 16)
+    page = signed_in(site).get("/studies/pilot/hrv/A1/" + "0" * 16)
     assert page.status_code == 403 and "no recording" in page.text

@@ -181,22 +181,30 @@ def hrv(request: Request, study: str, caller: StaffCaller, store: StoreDep) -> H
     )
 
 
-@router.get("/{study}/hrv/{recording}", response_class=HTMLResponse, name="recording")
+@router.get("/{study}/hrv/{participant}/{recording}", response_class=HTMLResponse, name="recording")
 def recording(
-    request: Request, study: str, recording: str, caller: StaffCaller, store: StoreDep
+    request: Request,
+    study: str,
+    participant: str,
+    recording: str,
+    caller: StaffCaller,
+    store: StoreDep,
 ) -> HTMLResponse:
     """One recording: each window's metrics, validity and reasons, and its RR series."""
     design = study_design(store, study, caller=caller)
-    beats = recording_beats(store, study, recording, caller=caller)  # refuses others' sites
+    # Refuses another site's participant (and an unknown recording) before anything is read.
+    beats = recording_beats(store, study, participant, recording, caller=caller)
     frame = derived_frame(store, study, "hrv", caller=caller)
-    mine = frame[frame["recording"].str.startswith(recording.lower())]
+    mine = frame[
+        (frame["participant"] == participant) & frame["recording"].str.startswith(recording.lower())
+    ]
     return render(
         request,
         "recording.html",
         title=f"Recording {recording[:12]} – {design['title'] or design['name']}",
         design=design,
         recording=recording[:12],
-        participant=mine["participant"].iloc[0] if len(mine) else None,
+        participant=participant,
         windows=rows_of(mine, [*_WINDOW, *HRV_METRICS], "Windows (whole recording first)"),
         plot=line_plot(
             beats["time_s"].tolist(),
