@@ -12,6 +12,7 @@ PostgreSQL.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import math
 from pathlib import Path
@@ -22,12 +23,16 @@ from sqlalchemy import func, select
 from starlette.routing import Mount
 
 from peerlens.study import (
+    Caller,
     Store,
+    add_participant,
     add_recording,
     create_study,
     derive,
     derived_frame,
+    grant_studio_access,
     list_users,
+    save_story,
 )
 from peerlens.study.models import AuditLog, User
 
@@ -94,9 +99,16 @@ def _routes(site: Site) -> set[tuple[str, str]]:
     return found
 
 
-def _staff(kinds: tuple[str, ...], recording: str = "0" * 64) -> list[tuple[str, str]]:
+def _staff(
+    kinds: tuple[str, ...], recording: str = "0" * 64, story: str = "1", worker: str = "A1"
+) -> list[tuple[str, str]]:
     return [
-        (m, p.format(study="pilot", participant="B2", recording=recording, story_id="1", code="A1"))
+        (
+            m,
+            p.format(
+                study="pilot", participant="B2", recording=recording, story_id=story, code=worker
+            ),
+        )
         for (m, p), k in ROUTES.items()
         if k in kinds
     ]
@@ -110,6 +122,18 @@ def _glasgow_recording(site: Site, tmp_path: Path) -> str:
     derive(site.store, "pilot", ["hrv"], caller=ADMIN)
     frame = derived_frame(site.store, "pilot", "hrv", caller=ADMIN)
     return str(frame["recording"].iloc[0])
+
+
+def _practice_story(site: Site) -> tuple[str, str]:
+    """A Leeds PS worker with a practice story saved through their own account: the worker's
+    code and the story's id."""
+    add_participant(site.store, "pilot", "W1", site="leeds", role="ps_worker", caller=ADMIN)
+    make_user(site.store, "own-w1", "ps_worker", study="pilot", site="leeds")
+    grant_studio_access(site.store, "pilot", "W1", "own-w1", relation="worker", caller=ADMIN)
+    story = save_story(
+        site.store, "pilot", "Me too.", told_on=dt.date(2026, 3, 2), caller=Caller("own-w1")
+    )
+    return "W1", str(story)
 
 
 def _audit_rows(store: Store) -> int:
@@ -213,8 +237,9 @@ def test_staff_pages_have_one_heading_no_inline_script_or_style_and_the_headers(
     site: Site, tmp_path: Path
 ) -> None:
     glasgow = _glasgow_recording(site, tmp_path)
+    worker, story = _practice_story(site)
     admin = signed_in(site)
-    for method, path in _staff(("staff",), glasgow):
+    for method, path in _staff(("staff",), glasgow, story, worker):
         page = admin.request(method, path)
         assert page.status_code == 200, (path, page.text)
         body = page.text
