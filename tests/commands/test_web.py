@@ -3,9 +3,11 @@ revoked one does not; the CLI only passes the signed-in user on."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -14,7 +16,7 @@ from peerlens.cli import app
 from peerlens.study import Store
 from peerlens.web import create_app
 
-from ..conftest import ACTOR, PASSWORD
+from ..conftest import ACTOR, ADMIN, PASSWORD, make_user
 
 
 @pytest.fixture
@@ -94,3 +96,58 @@ def test_serve_is_a_command() -> None:
     assert result.exit_code == 0
     for option in ("--db", "--host", "--port", "--behind-tls"):
         assert option in result.output
+
+
+def test_the_studio_command_ties_an_account_to_a_workers_studio(
+    run: Callable[..., str], db_url: str, config_path: Path, tmp_path: Path
+) -> None:
+    run("study", "create", "pilot", "--config", str(config_path))
+    run("participant", "add", "W1", "--study", "pilot", "--site", "leeds", "--role", "ps_worker")
+    run("study", "user-add", "coach")
+    run("study", "grant", "coach", "--role", "trainer", "--study", "pilot")
+    out = run(
+        "participant", "studio", "W1", "--study", "pilot", "--account", "coach", "--as", "trainer"
+    )
+    assert "coach opens W1's story studio as trainer" in out
+    from peerlens.study import (
+        Caller,
+        grant_studio_access,
+        mark_disagreement,
+        save_story,
+        studio_workers,
+    )
+    from peerlens.study.stories import DISAGREEMENT_COLUMNS
+
+    store = Store.open(db_url)
+    try:
+        assert [w.code for w in studio_workers(store, "pilot", caller=Caller("coach"))] == ["W1"]
+        again = run(
+            "participant",
+            "studio",
+            "W1",
+            "--study",
+            "pilot",
+            "--account",
+            "coach",
+            "--as",
+            "trainer",
+            code=2,
+        )
+        assert "already opens" in again
+        run("participant", "studio", "W1", "--study", "pilot", "--account", "coach", "--remove")
+        assert studio_workers(store, "pilot", caller=Caller("coach")) == []
+        make_user(store, "sam", "ps_worker", study="pilot")
+        grant_studio_access(store, "pilot", "W1", "sam", relation="worker", caller=ADMIN)
+        story = save_story(
+            store, "pilot", "Me too.", told_on=dt.date(2026, 3, 2), caller=Caller("sam")
+        )
+        mark_disagreement(store, story, 0, "neutral", note="just polite", caller=Caller("sam"))
+        marks = tmp_path / "marks.csv"
+        assert "1 mark(s)" in run("study", "disagreements", "--study", "pilot", "--out", str(marks))
+        frame = pd.read_csv(marks)
+        assert list(frame.columns) == list(DISAGREEMENT_COLUMNS)
+        assert frame.loc[
+            0, ["worker", "sentence", "model_label", "proposed_label", "note"]
+        ].tolist() == ["W1", "Me too.", "connection", "neutral", "just polite"]
+    finally:
+        store.close()

@@ -12,7 +12,7 @@ import datetime as dt
 import inspect
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -34,16 +34,24 @@ from peerlens.study import (
     grant_role,
     set_active,
 )
-from peerlens.study.models import AuditLog
+from peerlens.study.models import AuditLog, Participant, Recording
 
 from ..conftest import ADMIN, PASSWORD, VAULT_KEY, make_user
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 ROLES = ("admin", "researcher", "ps_worker", "auditor")
 SCOPES = ("global", "study", "leeds")  # a global role, a role in study "pilot", one site of it
-#: Functions that need no caller: reading a config file, naming a database, signing in, and the
-#: one explicit first-admin step.
-NO_CALLER = {"load_config", "resolve_url", "authenticate", "bootstrap_admin"}
+#: Functions that need no caller: reading a config file, naming a database, signing in (with a
+#: password, or a web session id), and the one explicit first-admin step.
+NO_CALLER = {
+    "load_config",
+    "resolve_url",
+    "authenticate",
+    "sign_in",
+    "resume_session",
+    "end_session",
+    "bootstrap_admin",
+}
 
 
 def test_every_public_study_function_is_guarded_and_takes_the_caller() -> None:
@@ -87,6 +95,8 @@ class World:
     tmp: Path
     callers: dict[str, Caller]
     n: Iterator[int]
+    #: One practice story per site, saved by a PS worker's own account (made when first needed).
+    stories: dict[str, int] = field(default_factory=dict)
 
     def fresh(self, site: str, role: str = "service_user") -> str:
         code = f"{site[0].upper()}{next(self.n)}"
@@ -97,6 +107,18 @@ class World:
         return add_relationship(
             self.store, "pilot", "LW", self.fresh(site), started_at=T0, caller=ADMIN
         )
+
+    def story(self, site: str) -> int:
+        if site not in self.stories:
+            code = self.fresh(site, "ps_worker")
+            worker = make_user(self.store, f"own-{code}", "ps_worker", study="pilot", site=site)
+            api.grant_studio_access(
+                self.store, "pilot", code, worker.username, relation="worker", caller=ADMIN
+            )
+            self.stories[site] = api.save_story(
+                self.store, "pilot", "Me too.", told_on=T0.date(), caller=worker
+            )
+        return self.stories[site]
 
     def file(self, name: str, text: str) -> Path:
         path = self.tmp / f"{next(self.n)}-{name}"
@@ -154,6 +176,17 @@ def _recording(w: World, c: Caller, site: str | None) -> object:
     return api.add_recording(
         w.store, "pilot", f, participant=w.fresh(site or ""), kind="rr", caller=c
     )
+
+
+def _beats(w: World, c: Caller, site: str | None) -> object:
+    _recording(w, ADMIN, site)
+    with w.store.transaction() as s:
+        sha, code = s.execute(
+            select(Recording.sha256, Participant.study_code)
+            .join(Participant, Participant.id == Recording.participant_id)
+            .order_by(Recording.id.desc())
+        ).first()  # type: ignore[misc]
+    return api.recording_beats(w.store, "pilot", code, sha, caller=c)
 
 
 def _dictionary(w: World, c: Caller, site: str | None) -> object:
@@ -245,6 +278,7 @@ CASES: dict[str, Invoke] = {
         w.store, "pilot", str(w.file("p.csv", f"participant,site\nN{next(w.n)},{s}\n")), caller=c
     ),
     "list_participants": lambda w, c, s: api.list_participants(w.store, "pilot", caller=c),
+    "study_progress": lambda w, c, s: api.study_progress(w.store, "pilot", caller=c),
     "set_status": lambda w, c, s: api.set_status(
         w.store, "pilot", w.fresh(s or ""), "completed", caller=c
     ),
@@ -276,6 +310,7 @@ CASES: dict[str, Invoke] = {
     "derive": lambda w, c, s: api.derive(w.store, "pilot", ["scores"], caller=c),
     "derivation_status": lambda w, c, s: api.derivation_status(w.store, "pilot", caller=c),
     "derived_frame": lambda w, c, s: api.derived_frame(w.store, "pilot", "scores", caller=c),
+    "recording_beats": _beats,
     "verify_derived": lambda w, c, s: api.verify_derived(w.store, "pilot", caller=c),
     "export_frame": lambda w, c, s: api.export_frame(
         w.store, "pilot", tier="deidentified", caller=c
@@ -299,6 +334,26 @@ CASES: dict[str, Invoke] = {
         w.store, "pilot", w.fresh(s or ""), timepoint="baseline", caller=c
     ),
     "revoke_links": lambda w, c, s: api.revoke_links(w.store, "pilot", w.fresh(s or ""), caller=c),
+    # The story studio: no caller here is a PS worker's own account or a trainer tied to one,
+    # so only the roles reaching whole sites read (tests/study/test_stories.py has the others).
+    "grant_studio_access": lambda w, c, s: api.grant_studio_access(
+        w.store, "pilot", w.fresh(s or "", "ps_worker"), "nobody", relation="trainer", caller=c
+    ),
+    "revoke_studio_access": lambda w, c, s: api.revoke_studio_access(
+        w.store, "pilot", w.fresh(s or "", "ps_worker"), "nobody", caller=c
+    ),
+    "studio_workers": lambda w, c, s: api.studio_workers(w.store, "pilot", caller=c),
+    "save_story": lambda w, c, s: api.save_story(
+        w.store, "pilot", "Me too.", told_on=T0.date(), caller=c
+    ),
+    "read_story": lambda w, c, s: api.read_story(w.store, w.story(s or ""), caller=c),
+    "connection_over_time": lambda w, c, s: api.connection_over_time(
+        w.store, "pilot", w.fresh(s or "", "ps_worker"), caller=c
+    ),
+    "mark_disagreement": lambda w, c, s: api.mark_disagreement(
+        w.store, w.story(s or ""), 0, "neutral", caller=c
+    ),
+    "export_disagreements": lambda w, c, s: api.export_disagreements(w.store, "pilot", caller=c),
     # A participant's own operations: no user account may perform them, whatever its roles.
     "open_visit": lambda w, c, s: api.open_visit(w.store, caller=c),  # type: ignore[arg-type]
     "agree_to_consent": lambda w, c, s: api.agree_to_consent(
@@ -336,6 +391,7 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "add_participants": (WRITERS, True),
     "import_participants": (WRITERS, True),
     "list_participants": (WRITERS, False),
+    "study_progress": (WRITERS, False),
     "set_status": (WRITERS, True),
     "withdraw_participant": (WRITERS, True),
     "erase_participant": (_who("admin"), True),
@@ -351,6 +407,7 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "derive": (_who("admin researcher", "global study"), False),
     "derivation_status": (WRITERS, False),
     "derived_frame": (WRITERS, False),
+    "recording_beats": (WRITERS, True),
     "verify_derived": (_who("admin auditor", "global study"), False),
     "export_frame": (WRITERS, False),
     "export_study": (WRITERS, False),
@@ -368,6 +425,14 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "scoring_maps": (_who("admin researcher ps_worker"), False),
     "issue_link": (WRITERS, True),
     "revoke_links": (WRITERS, True),
+    "grant_studio_access": (WRITERS, True),
+    "revoke_studio_access": (WRITERS, True),
+    "studio_workers": (_who("admin researcher ps_worker"), False),
+    "save_story": (set(), False),
+    "read_story": (WRITERS, True),
+    "connection_over_time": (WRITERS, True),
+    "mark_disagreement": (set(), True),
+    "export_disagreements": (WRITERS, False),
     "open_visit": (set(), False),
     "agree_to_consent": (set(), False),
     "save_page": (set(), False),

@@ -4,8 +4,6 @@ page carries inline script or style."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
@@ -16,7 +14,7 @@ from peerlens.study import Store
 from peerlens.web import WebSettings, create_app
 from peerlens.web.security import CSP
 
-from .conftest import Site, csrf_of
+from .conftest import Site, csrf_of, walk_routes
 
 HEADERS = {
     "content-security-policy": CSP,
@@ -26,24 +24,21 @@ HEADERS = {
 }
 
 
-def _routes(routes: list[Any], prefix: str) -> Iterator[tuple[str, Any]]:
-    """Every route and mount with the prefix it is served under; routers included in the app
-    (FastAPI keeps them as included-router entries) are walked into."""
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            yield from _routes(included.routes, prefix + route.include_context.prefix)
-        else:
-            yield prefix, route
-
-
 def _requests(site: Site) -> list[tuple[str, str, dict[str, str] | None]]:
     """One request per method of every route of the app, built from the route table (a new
     route is requested here without anyone listing it)."""
     first = site.client.get(site.links["A1"]).text
-    params = {"code": "A1", "token": site.tokens["A1"], "number": "1"}
+    params = {
+        "code": "A1",
+        "token": site.tokens["A1"],
+        "number": "1",
+        "study": "pilot",
+        "story_id": "1",
+        "participant": "A1",
+        "recording": "0" * 16,
+    }
     out: list[tuple[str, str, dict[str, str] | None]] = []
-    for prefix, route in _routes(site.client.app.routes, ""):  # type: ignore[attr-defined]
+    for prefix, route in walk_routes(site.client.app.routes):  # type: ignore[attr-defined]
         if isinstance(route, Mount):
             out.append(("GET", f"{prefix}{route.path}/peerlens.css", None))
             continue

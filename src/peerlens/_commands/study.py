@@ -321,7 +321,9 @@ def study_user_add(
 @study_app.command("grant")
 def study_grant(
     username: str,
-    role: Annotated[str, typer.Option("--role", help="admin, researcher or ps_worker.")],
+    role: Annotated[
+        str, typer.Option("--role", help="admin, researcher, ps_worker, trainer or auditor.")
+    ],
     study: Annotated[str | None, typer.Option("--study", help="Limit to one study.")] = None,
     site: Annotated[str | None, typer.Option("--site", help="Limit to one site.")] = None,
     tier: Annotated[
@@ -508,6 +510,24 @@ def study_derived(
             typer.echo(f"wrote {out}: {len(frame)} row(s)")
         else:
             echo_table(frame)
+
+
+@study_app.command("disagreements")
+def study_disagreements(
+    study: StudyOpt,
+    out: Annotated[Path, typer.Option("--out", help="CSV or .xlsx file to write.")],
+    db: Db = None,
+    user: UserOpt = None,
+) -> None:
+    """Write the story studio's "I disagree" marks with their sentences (for the next training
+    round of the story model); your sites' workers only, at tier remove_identifiers or higher."""
+    with signed_in(db, user) as (store, me):
+        from peerlens._tables import write_table
+        from peerlens.study.stories import export_disagreements
+
+        frame = export_disagreements(store, study, caller=me)
+        write_table(frame, out)
+        typer.echo(f"wrote {out}: {len(frame)} mark(s)")
 
 
 # ------------------------------------------------------------------------------ participant
@@ -732,6 +752,34 @@ def participant_revoke_link(
 
         n = revoke_links(store, study, code, timepoint=timepoint, caller=me, reason=reason)
         typer.echo(f"revoked {n} link(s) of {code}")
+
+
+@participant_app.command("studio")
+def participant_studio(
+    code: Annotated[str, typer.Argument(help="The PS worker's study code.")],
+    study: StudyOpt,
+    account: Annotated[str, typer.Option("--account", help="The user account to tie.")],
+    relation: Annotated[
+        str, typer.Option("--as", help="worker (their own account) or trainer.")
+    ] = "worker",
+    remove: Annotated[bool, typer.Option("--remove", help="Untie the account instead.")] = False,
+    db: Db = None,
+    user: UserOpt = None,
+    reason: Reason = None,
+) -> None:
+    """Tie a user account to a PS worker's story studio, as the worker or as their trainer
+    (the account also needs the ps_worker or trainer role in the study)."""
+    with signed_in(db, user) as (store, me):
+        from peerlens.study.stories import grant_studio_access, revoke_studio_access
+
+        if remove:
+            n = revoke_studio_access(store, study, code, account, caller=me, reason=reason)
+            typer.echo(f"untied {n} account(s) from {code}'s studio")
+            return
+        grant_studio_access(
+            store, study, code, account, relation=relation, caller=me, reason=reason
+        )
+        typer.echo(f"{account} opens {code}'s story studio as {relation}")
 
 
 @participant_app.command("relate")

@@ -21,7 +21,7 @@ from peerlens.narrative._errors import (
     TranscriptFormatError,
     UnsupportedLanguageError,
 )
-from peerlens.narrative._io import read_text
+from peerlens.narrative._io import decode_bytes, read_text
 from peerlens.narrative.analysis import (
     COMPARISON_THRESHOLD,
     SentenceLabel,
@@ -34,6 +34,7 @@ from peerlens.narrative.analysis import (
     wilson_interval,
 )
 from peerlens.narrative.corpus import LABELS, load_corpus
+from peerlens.narrative.docx import docx_text
 from peerlens.narrative.language import LanguageGuess, detect_language
 from peerlens.narrative.model import ModelConfig, TextModel, load_model, train_model
 from peerlens.narrative.report import render_html
@@ -61,7 +62,9 @@ __all__ = [
     "UnsupportedSentence",
     "analyze",
     "classify",
+    "decode_bytes",
     "detect_language",
+    "docx_text",
     "load_corpus",
     "load_model",
     "parse_transcript",

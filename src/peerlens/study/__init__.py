@@ -45,11 +45,26 @@ from peerlens.study.participants import (
     withdraw_participant,
 )
 from peerlens.study.policy import POLICY, ROLES, TIERS, Caller, Grant, LinkHolder, Rule
+from peerlens.study.progress import study_progress
+from peerlens.study.recording_beats import recording_beats
 from peerlens.study.redcap import DICTIONARY_COLUMNS, export_dictionary, import_records
 from peerlens.study.responses import ImportSummary, import_responses
 from peerlens.study.scoring_maps import scoring_maps, set_scoring_map
 from peerlens.study.sessions import add_recording, add_relationship, add_session, add_transcript
 from peerlens.study.storage import DEFAULT_URL, Store, resolve_url
+from peerlens.study.stories import (
+    StoredSentence,
+    StoredStory,
+    StudioWorker,
+    connection_over_time,
+    export_disagreements,
+    grant_studio_access,
+    mark_disagreement,
+    read_story,
+    revoke_studio_access,
+    save_story,
+    studio_workers,
+)
 from peerlens.study.studies import (
     create_study,
     import_data_dictionary,
@@ -76,6 +91,7 @@ from peerlens.study.visits import (
     save_page,
     withdraw_through_link,
 )
+from peerlens.study.web_sessions import StaffSession, end_session, resume_session, sign_in
 
 __all__ = [
     "DEFAULT_URL",
@@ -103,7 +119,11 @@ __all__ = [
     "PermissionDenied",
     "Problem",
     "Rule",
+    "StaffSession",
     "Store",
+    "StoredSentence",
+    "StoredStory",
+    "StudioWorker",
     "StudyConfig",
     "StudyError",
     "TamperedError",
@@ -120,17 +140,21 @@ __all__ = [
     "audit_frame",
     "authenticate",
     "bootstrap_admin",
+    "connection_over_time",
     "create_study",
     "create_user",
     "derivation_status",
     "derive",
     "derived_frame",
+    "end_session",
     "erase_participant",
     "export_dictionary",
+    "export_disagreements",
     "export_frame",
     "export_study",
     "get_identity",
     "grant_role",
+    "grant_studio_access",
     "import_data_dictionary",
     "import_participants",
     "import_records",
@@ -140,12 +164,18 @@ __all__ = [
     "list_studies",
     "list_users",
     "load_config",
+    "mark_disagreement",
     "open_visit",
+    "read_story",
+    "recording_beats",
     "resolve_url",
+    "resume_session",
     "revoke_links",
     "revoke_role",
+    "revoke_studio_access",
     "rotate_vault_key",
     "save_page",
+    "save_story",
     "scoring_maps",
     "set_active",
     "set_consent_text",
@@ -154,7 +184,10 @@ __all__ = [
     "set_password",
     "set_scoring_map",
     "set_status",
+    "sign_in",
+    "studio_workers",
     "study_design",
+    "study_progress",
     "verify_audit",
     "verify_derived",
     "withdraw_participant",

@@ -3,7 +3,8 @@
 Policy (also in ``docs/study.md``):
 
 1. The identity-vault row is deleted (names, contact details, dates of birth, ... are gone).
-2. Free text about or by the participant is deleted: their transcripts and stories, the notes of
+2. Free text about or by the participant is deleted: their transcripts and stories (with the
+   practice stories of a PS worker's story studio and their "I disagree" marks), the notes of
    every session of a relationship they are part of, and every text-valued response item (free
    text answers and dates).
 3. Their ECG/RR recordings are deleted: the database rows, their window events, and the stored
@@ -57,6 +58,7 @@ from peerlens.study.policy import Caller, Grant, authorize, guarded
 from peerlens.study.redcap import forget_layout_rows
 from peerlens.study.sessions import blob_path, remove_blob
 from peerlens.study.storage import Store
+from peerlens.study.stories import erase_worker_stories
 
 
 def _count(result: object) -> int:
@@ -79,6 +81,8 @@ class ErasureReport:
     #: SQLite: the write-ahead log was folded in and truncated (False when another connection
     #: was reading; its old page images then stay until it closes).
     pages_purged: bool = True
+    #: Practice stories of the story studio (with their sentences and "I disagree" marks).
+    practice_stories: int = 0
 
 
 def _refuse_shared_content(s: DbSession, study: Study, grant: Grant, p: Participant) -> None:
@@ -166,6 +170,7 @@ def erase_participant(
             )
         )
         n_tr = _count(s.execute(delete(Transcript).where(gone)))
+        n_practice = erase_worker_stories(s, [p.id])
         n_notes = _count(
             s.execute(
                 update(Session)
@@ -208,7 +213,15 @@ def erase_participant(
         p.status = "erased"
         p.erased_at = utcnow()
         report = ErasureReport(
-            code, n_ident, n_tr, n_notes, n_text, len(rec_ids), len(files), n_resp
+            code,
+            n_ident,
+            n_tr,
+            n_notes,
+            n_text,
+            len(rec_ids),
+            len(files),
+            n_resp,
+            practice_stories=n_practice,
         )
         audit.record(
             s,
@@ -222,6 +235,7 @@ def erase_participant(
                 "status": "erased",
                 "identity_fields": n_ident,
                 "transcripts": n_tr,
+                "practice_stories": n_practice,
                 "session_notes": n_notes,
                 "text_items": n_text,
                 "recordings": len(rec_ids),

@@ -16,6 +16,7 @@ import datetime as dt
 
 from sqlalchemy import (
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -36,7 +37,9 @@ SESSION_MODES = ("in_person", "phone", "video", "text_chat")
 #: Response completion status, coded as REDCap's ``<form>_complete`` (0, 1, 2).
 COMPLETION = {0: "incomplete", 1: "unverified", 2: "complete"}
 #: User roles (see :mod:`peerlens.study.policy` for what each may do).
-USER_ROLES = ("admin", "researcher", "ps_worker", "auditor")
+USER_ROLES = ("admin", "researcher", "ps_worker", "trainer", "auditor")
+#: How a user account reaches a PS worker's story studio (see :mod:`peerlens.study.stories`).
+STUDIO_RELATIONS = ("worker", "trainer")
 
 
 def utcnow() -> dt.datetime:
@@ -499,6 +502,83 @@ class DerivedSentence(Base):
     n_chars: Mapped[int] = mapped_column(Integer)
 
 
+class WorkerAccess(Base):
+    """A user account's way into one PS worker's story studio: as that worker (``worker``; one
+    account per worker and one worker per account in a study) or as one of their trainers
+    (``trainer``). Nothing else of the study opens through it."""
+
+    __tablename__ = "worker_access"
+    __table_args__ = (UniqueConstraint("participant_id", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    relation: Mapped[str] = mapped_column(String(10))
+    granted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PracticeStory(Base):
+    """A story a PS worker analysed in the story studio, with the analysis as it was shown:
+    the connection index, its interval and the model that labelled it. ``revises_id`` names the
+    story this one is an edited, re-checked version of (the newest version is the one plotted).
+    ``text`` is free text (erased on erasure)."""
+
+    __tablename__ = "practice_story"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"))
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id"), index=True)
+    revises_id: Mapped[int | None] = mapped_column(ForeignKey("practice_story.id"))
+    told_on: Mapped[dt.date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(200))
+    speaker: Mapped[str | None] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    n_sentences: Mapped[int] = mapped_column(Integer)
+    connection_index: Mapped[float | None] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    ci_method: Mapped[str] = mapped_column(String(10))
+    counts_json: Mapped[str] = mapped_column(Text)
+    model_version: Mapped[str] = mapped_column(String(64))
+    model_json: Mapped[str] = mapped_column(Text)
+
+
+class PracticeSentence(Base):
+    """One labelled sentence of a practice story: its text, label, confidence, the cues behind
+    the label and the reframing hint shown (comparisons only)."""
+
+    __tablename__ = "practice_sentence"
+    __table_args__ = (UniqueConstraint("story_id", "position"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("practice_story.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    speaker: Mapped[str | None] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(String(20))
+    confidence: Mapped[float] = mapped_column(Float)
+    cues_json: Mapped[str] = mapped_column(Text)
+    hint: Mapped[str | None] = mapped_column(Text)
+    mixed: Mapped[bool] = mapped_column(Boolean)
+
+
+class Disagreement(Base):
+    """An "I disagree" mark on one sentence of a practice story: the label its author proposes
+    instead of the model's, and an optional note, kept with the sentence as it was marked (for
+    the next training round of the model)."""
+
+    __tablename__ = "story_disagreement"
+    __table_args__ = (UniqueConstraint("story_id", "position", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("practice_story.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
+    sentence: Mapped[str] = mapped_column(Text)
+    model_label: Mapped[str] = mapped_column(String(20))
+    proposed_label: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    marked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class User(Base):
     """A person who uses peerlens (not a participant). Passwords are argon2id hashes."""
 
@@ -523,6 +603,36 @@ class RoleAssignment(Base):
     study_id: Mapped[int | None] = mapped_column(ForeignKey("study.id"))
     site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id"))
     export_tier: Mapped[str | None] = mapped_column(String(30))
+
+
+class WebSession(Base):
+    """A signed-in staff member's session in the web app (see :mod:`peerlens.study.web_sessions`).
+
+    Only the sha256 of the session id is stored, never the id the browser holds. A session ends
+    at sign-out, after ``IDLE`` without a request, or ``ABSOLUTE`` after sign-in.
+    """
+
+    __tablename__ = "web_session"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginFailure(Base):
+    """One failed web sign-in, counted for the rate limit and lockout.
+
+    The user name typed and the client address are kept only as sha256 digests (a password
+    typed into the user name field is never stored); rows older than the counting window are
+    deleted at the next sign-in.
+    """
+
+    __tablename__ = "login_failure"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    address_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Setting(Base):

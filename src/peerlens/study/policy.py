@@ -22,6 +22,12 @@ operation only the assignments whose role the operation's :class:`Rule` names co
     no account: only the participant holding a valid personal link, for that link's
     participant and timepoint (:class:`LinkHolder`, checked by :func:`authorize_link`).
 
+A PS worker's story studio (:mod:`peerlens.study.stories`) adds one limit: the roles a rule
+lists in ``own_only`` (``ps_worker``, ``trainer``) count only for the PS workers the user's
+account is tied to (:class:`~peerlens.study.models.WorkerAccess`: their own studio as the
+worker, their trainees' as a trainer), never for everyone at their sites; the other roles reach
+the workers of their sites as usual (:func:`authorize_worker`).
+
 The export tier of a grant is the highest tier among the counted assignments (a role's default,
 see :data:`DEFAULT_TIER`, unless the assignment sets its own). Tiers follow REDCap's user-rights
 export levels, most to least: ``full``, ``remove_identifiers``, ``deidentified``, ``none``.
@@ -52,6 +58,7 @@ from peerlens.study.models import (
     Site,
     Study,
     User,
+    WorkerAccess,
     as_utc,
     utcnow,
 )
@@ -67,6 +74,7 @@ __all__ = [
     "Rule",
     "authorize",
     "authorize_link",
+    "authorize_worker",
     "guarded",
     "token_digest",
 ]
@@ -77,8 +85,17 @@ ROLES = USER_ROLES
 TIERS = ("full", "remove_identifiers", "deidentified", "none")
 #: The export tier a role has unless its assignment sets another.
 DEFAULT_TIER: Mapping[str, str] = MappingProxyType(
-    {"admin": "full", "researcher": "remove_identifiers", "ps_worker": "none", "auditor": "none"}
+    {
+        "admin": "full",
+        "researcher": "remove_identifiers",
+        "ps_worker": "none",
+        "trainer": "none",
+        "auditor": "none",
+    }
 )
+#: In a story studio: the :class:`~peerlens.study.models.WorkerAccess` relation through which
+#: each ``own_only`` role reaches a PS worker.
+STUDIO_RELATION: Mapping[str, str] = MappingProxyType({"ps_worker": "worker", "trainer": "trainer"})
 _RANK = {t: len(TIERS) - 1 - i for i, t in enumerate(TIERS)}
 
 
@@ -114,6 +131,9 @@ class Rule:
     #: Only the participant holding a valid personal link may, for that link's participant
     #: and timepoint only (see :func:`authorize_link`); no user account may.
     link_holder: bool = False
+    #: Roles that count only for the PS workers the caller's account is tied to (see
+    #: :data:`STUDIO_RELATION` and :func:`authorize_worker`), not for their whole site.
+    own_only: frozenset[str] = frozenset()
 
 
 _ADMIN = frozenset({"admin"})
@@ -121,6 +141,9 @@ _WRITERS = frozenset({"admin", "researcher"})
 _STAFF = frozenset({"admin", "researcher", "ps_worker"})
 _AUDIT = frozenset({"admin", "auditor"})
 _EVERYONE = frozenset(ROLES)
+_WORKER = frozenset({"ps_worker"})
+_COACHES = frozenset({"ps_worker", "trainer"})
+_STUDIO = frozenset({"admin", "researcher", "ps_worker", "trainer"})
 
 #: The policy: operation name -> :class:`Rule`. Every public study function names one of these.
 POLICY: Mapping[str, Rule] = MappingProxyType(
@@ -149,6 +172,9 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
         # -- participants and their data
         "participant.add": Rule(_WRITERS, "site", "enrol participants"),
         "participant.list": Rule(_WRITERS, "site", "list participants (pseudonyms)"),
+        "progress.read": Rule(
+            _WRITERS, "site", "see which scheduled questionnaires are complete, due or overdue"
+        ),
         "participant.status": Rule(_WRITERS, "site", "withdraw or complete a participant"),
         "participant.erase": Rule(_ADMIN, "site", "erase a participant's identifying content"),
         "identity.read": Rule(_ADMIN, "site", "read identity-vault fields", min_tier="full"),
@@ -174,6 +200,34 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
             frozenset(), "link", "save a page of their own answers", link_holder=True
         ),
         "link.withdraw": Rule(frozenset(), "link", "withdraw from the study", link_holder=True),
+        # -- the story studio of PS workers (their own, their trainees', their sites')
+        "studio.access": Rule(
+            _WRITERS,
+            "site",
+            "let a user account into a PS worker's story studio (as the worker or a trainer)",
+        ),
+        "studio.workers": Rule(
+            _STUDIO,
+            "site",
+            "list the PS workers whose story studio they may open",
+            own_only=_COACHES,
+        ),
+        "story.save": Rule(_WORKER, "site", "analyse and save a practice story", own_only=_WORKER),
+        "story.read": Rule(
+            _STUDIO,
+            "site",
+            "read a PS worker's stories, their labels and the connection index over time",
+            own_only=_COACHES,
+        ),
+        "story.disagree": Rule(
+            _COACHES, "site", "mark 'I disagree' on a sentence's label", own_only=_COACHES
+        ),
+        "disagreements.export": Rule(
+            _WRITERS,
+            "site",
+            "export 'I disagree' marks with their sentences (for training the model)",
+            min_tier="remove_identifiers",
+        ),
         # -- derived results and exports
         "derive": Rule(_WRITERS, "study", "recompute scores, HRV and story labels"),
         "derived.status": Rule(_WRITERS, "site", "count current, stale and missing results"),
@@ -469,6 +523,78 @@ def authorize_link(session: Session, holder: LinkHolder, operation: str) -> Part
     return link
 
 
+@dataclass(frozen=True)
+class WorkerReach:
+    """Which PS workers' story studios a caller reaches for one operation.
+
+    ``sites`` is ``None`` when every site of the study is covered, else the ids of the sites
+    covered (empty: none) by a role that reaches whole sites; ``linked`` maps each worker
+    (participant id) reached through the caller's own account to the relation (``worker`` or
+    ``trainer``).
+    """
+
+    grant: Grant
+    sites: frozenset[int] | None
+    linked: Mapping[int, str]
+
+    def reaches(self, worker: Participant) -> bool:
+        """True when ``worker``'s studio is within this reach."""
+        if worker.id in self.linked:
+            return True
+        return self.sites is None or (worker.site_id is not None and worker.site_id in self.sites)
+
+
+def worker_reach(session: Session, caller: Caller, operation: str, study: Study) -> WorkerReach:
+    """The PS workers whose story studio ``caller`` may open for ``operation`` in ``study``.
+
+    The caller must hold a role the operation's rule names (else :class:`PermissionDenied`, as
+    from :func:`authorize`). Roles in the rule's ``own_only`` count only for the workers the
+    caller's account is tied to by a :class:`~peerlens.study.models.WorkerAccess` row of their
+    relation (:data:`STUDIO_RELATION`); the other roles reach every worker of their sites.
+    """
+    rule = POLICY[operation]
+    grant = authorize(session, caller, operation, study)
+    user = active_user(session, caller)
+    sites: set[int] | None = set()
+    relations: set[str] = set()
+    for ra in session.scalars(select(RoleAssignment).where(RoleAssignment.user_id == user.id)):
+        if ra.role not in rule.roles or ra.study_id not in (None, study.id):
+            continue
+        if ra.role in rule.own_only:
+            relations.add(STUDIO_RELATION[ra.role])
+        elif ra.site_id is None:
+            sites = None
+        elif sites is not None:
+            sites.add(ra.site_id)
+    linked = {
+        a.participant_id: a.relation
+        for a in session.scalars(
+            select(WorkerAccess).where(
+                WorkerAccess.user_id == user.id, WorkerAccess.study_id == study.id
+            )
+        )
+        if a.relation in relations
+    }
+    return WorkerReach(grant, None if sites is None else frozenset(sites), linked)
+
+
+def authorize_worker(
+    session: Session, caller: Caller, operation: str, study: Study, worker: Participant
+) -> WorkerReach:
+    """Check ``operation`` on PS worker ``worker``'s story studio for ``caller``.
+
+    Raises
+    ------
+    PermissionDenied
+        The caller does not reach this worker (see :func:`worker_reach`); told in the words used
+        for a worker who does not exist, so that refusals are no oracle.
+    """
+    reach = worker_reach(session, caller, operation, study)
+    if not reach.reaches(worker):
+        raise PermissionDenied(f"unknown PS worker {worker.study_code!r} or not one of yours")
+    return reach
+
+
 def _granted(grant: Grant) -> Grant:
     done = _authorized.get()
     if done is not None:
@@ -528,7 +654,10 @@ def policy_table() -> str:
         elif rule.link_holder:
             roles = "the participant, through their own personal link"
         else:
-            roles = ", ".join(r for r in ROLES if r in rule.roles)
+            own = {"ps_worker": " (own studio)", "trainer": " (their trainees)"}
+            roles = ", ".join(
+                r + (own[r] if r in rule.own_only else "") for r in ROLES if r in rule.roles
+            )
         lines.append(
             f"| `{name}` | {rule.summary} | {roles} | {rule.scope} | {rule.min_tier or ''} |"
         )

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from peerlens import PeerlensError
 from peerlens.study import PermissionDenied, Store, StudyError, TamperedError
+from peerlens.web.deps import LoginRequired
 from peerlens.web.pages import environment, render
-from peerlens.web.routes import home, participant
+from peerlens.web.routes import admin, home, login, participant, studies, studio
 from peerlens.web.security import SecurityHeaders
 from peerlens.web.settings import WebSettings
 
@@ -47,6 +49,10 @@ def create_app(store: Store, settings: WebSettings | None = None) -> FastAPI:
     app.state.templates = environment()
     app.include_router(home.router)
     app.include_router(participant.router)
+    app.include_router(login.router)
+    app.include_router(studies.router)
+    app.include_router(admin.router)
+    app.include_router(studio.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _error_pages(app)
     app.add_middleware(SecurityHeaders, hsts=app.state.settings.hsts)
@@ -56,8 +62,15 @@ def create_app(store: Store, settings: WebSettings | None = None) -> FastAPI:
 def _error_pages(app: FastAPI) -> None:
     """Plain pages for every error (never a traceback, never an oracle)."""
 
+    @app.exception_handler(LoginRequired)
+    async def sign_in_first(request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(f"/login?{urlencode({'next': exc.next_path})}", status_code=303)
+
     @app.exception_handler(PermissionDenied)
     async def refused(request: Request, exc: PermissionDenied) -> HTMLResponse:
+        if getattr(request.state, "staff", None) is not None:
+            # The study API's refusal, written not to reveal other sites' participants.
+            return render(request, "message.html", 403, title="Not allowed", message=str(exc))
         # One page for every bad link: unknown, expired, revoked or another participant's.
         return render(request, "refused.html", 404)
 

@@ -1,18 +1,44 @@
-"""Typed dependencies of the routes: the store, the settings, the participant's link as the
-caller, and a submitted form whose CSRF token was checked."""
+"""Typed dependencies of the routes: the store, the settings, the caller (a participant's link,
+or a signed-in staff member), and a submitted form whose CSRF token was checked.
+
+A staff route takes :data:`StaffCaller` (the :class:`~peerlens.study.Caller` of the session's
+user; an anonymous browser is sent to ``/login?next=...`` instead) and, for a POST,
+:data:`StaffForm` (refused with 403 unless it carries the session's CSRF token). It passes the
+caller to the study functions, which decide what it may do; no route checks rights itself.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from starlette.datastructures import FormData
 
-from peerlens.study import LinkHolder, Store
-from peerlens.web.security import csrf_valid
+from peerlens.study import Caller, LinkHolder, PermissionDenied, Store, resume_session
+from peerlens.web.security import csrf_token, csrf_valid
 from peerlens.web.settings import WebSettings
+from peerlens.web.uploads import MAX_UPLOAD_BYTES
 
-__all__ = ["CheckedForm", "Holder", "Settings", "StoreDep"]
+__all__ = [
+    "LOGIN_COOKIE",
+    "SESSION_COOKIE",
+    "CheckedForm",
+    "Holder",
+    "LoginRequired",
+    "Settings",
+    "Staff",
+    "StaffCaller",
+    "StaffForm",
+    "StaffMember",
+    "StaffUpload",
+    "StoreDep",
+]
+
+#: The cookie holding a staff member's session id.
+SESSION_COOKIE = "peerlens_session"
+#: The cookie the sign-in form's CSRF token is bound to (set when the form is shown).
+LOGIN_COOKIE = "peerlens_login"
 
 
 def _store(request: Request) -> Store:
@@ -45,3 +71,85 @@ async def _checked_form(request: Request, holder: Holder, settings: Settings) ->
 
 
 CheckedForm = Annotated[FormData, Depends(_checked_form)]
+
+
+class LoginRequired(Exception):
+    """Raised by :data:`StaffCaller` without a live session; the app answers with a redirect to
+    the sign-in page, which comes back to ``next_path`` afterwards."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+@dataclass(frozen=True)
+class Staff:
+    """The signed-in staff member of a request: their caller and the CSRF token of their
+    session's forms (templates find it as ``staff.csrf``)."""
+
+    caller: Caller
+    csrf: str = field(repr=False)
+
+
+def _staff(request: Request, store: StoreDep, settings: Settings) -> Staff:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    caller: Caller | None = None
+    if token:
+        try:
+            caller = resume_session(store, token)
+        except PermissionDenied:
+            caller = None
+    if caller is None:
+        query = request.url.query
+        raise LoginRequired(request.url.path + (f"?{query}" if query else ""))
+    staff = Staff(caller, csrf_token(settings.secret, token))
+    request.state.staff = staff  # for the pages' navigation and sign-out form
+    return staff
+
+
+StaffMember = Annotated[Staff, Depends(_staff)]
+
+
+def _staff_caller(staff: StaffMember) -> Caller:
+    return staff.caller
+
+
+StaffCaller = Annotated[Caller, Depends(_staff_caller)]
+
+
+async def _staff_form(request: Request, staff: StaffMember, settings: Settings) -> FormData:
+    """The submitted form of a signed-in staff member, refused with 403 unless it carries the
+    CSRF token of their session."""
+    form = await request.form()
+    _refuse_forged(request, settings, form)
+    return form
+
+
+StaffForm = Annotated[FormData, Depends(_staff_form)]
+
+#: The largest form with an uploaded file accepted (the file and the form's other fields).
+MAX_UPLOAD_FORM_BYTES = MAX_UPLOAD_BYTES + 64 * 1024
+
+
+async def _staff_upload(request: Request, staff: StaffMember, settings: Settings) -> FormData:
+    """As :data:`StaffForm`, for a form with one uploaded file: a body larger than
+    :data:`MAX_UPLOAD_FORM_BYTES` (or of unstated length) is refused (413, 411) before it is
+    read, so an oversized upload is never spooled to disk."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise HTTPException(411, "The form was sent without its length; please send it again.")
+    if int(length) > MAX_UPLOAD_FORM_BYTES:
+        mb = MAX_UPLOAD_BYTES // (1024 * 1024)
+        raise HTTPException(413, f"The form is larger than {mb} MB: nothing was saved.")
+    form = await request.form(max_files=1, max_fields=20)
+    _refuse_forged(request, settings, form)
+    return form
+
+
+StaffUpload = Annotated[FormData, Depends(_staff_upload)]
+
+
+def _refuse_forged(request: Request, settings: WebSettings, form: FormData) -> None:
+    """403 unless ``form`` carries the CSRF token of the request's staff session."""
+    if not csrf_valid(settings.secret, request.cookies.get(SESSION_COOKIE, ""), form):
+        raise HTTPException(403, "This form has expired or did not come from this site.")

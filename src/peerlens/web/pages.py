@@ -26,8 +26,10 @@ def environment() -> Environment:
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """Template ``name`` rendered with ``context`` (plus ``static``, the static files' path)."""
+    """Template ``name`` rendered with ``context`` (plus ``static``, the static files' path, and
+    ``staff``, the signed-in staff member of a staff page, else ``None``)."""
     env: Environment = request.app.state.templates
     root = request.scope.get("root_path", "")
+    context.setdefault("staff", getattr(request.state, "staff", None))
     html = env.get_template(name).render(static=f"{root}/static", **context)
     return HTMLResponse(html, status_code=status)

@@ -267,6 +267,13 @@ def _windows(session: Session, ids: list[int]) -> dict[int, list[Window]]:
     return out
 
 
+def reader_kind(path: str | Path, kind: str | None) -> str | None:
+    """The ``kind`` to hand :func:`peerlens.hrv.analyze` for a stored recording file: the
+    recording's kind for a text file (RR list or ECG samples), else ``None`` (the file's format
+    says)."""
+    return kind if Path(path).suffix.lower() in {".csv", ".tsv", ".txt"} else None
+
+
 def hrv_job(
     path: str,
     fs: float | None,
@@ -285,7 +292,7 @@ def hrv_job(
 
     found = re.search(r"[0-9a-f]{64}", path)
     label = f"recording {found.group(0)[:12]}" if found else "recording"
-    text_kind = kind if Path(path).suffix.lower() in {".csv", ".tsv", ".txt"} else None
+    text_kind = reader_kind(path, kind)
     events = pd.DataFrame(list(windows), columns=["label", "start_s", "end_s"]) if windows else None
     try:
         res = analyze(

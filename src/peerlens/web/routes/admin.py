@@ -1,0 +1,126 @@
+"""Audit verification, the audit log, and users, roles and sites: the admins' and auditors'
+pages.
+
+As everywhere, the caller goes to the study functions, which decide: verifying the audit chain
+needs a global admin or auditor, reading the log and managing users a global admin. Every change
+is a CSRF-checked POST, audited by the study function it calls.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from peerlens.study import (
+    ROLES,
+    TIERS,
+    audit_frame,
+    create_user,
+    grant_role,
+    list_users,
+    revoke_role,
+    verify_audit,
+)
+from peerlens.web.deps import StaffCaller, StaffForm, StoreDep
+from peerlens.web.pages import render
+from peerlens.web.tables import rows_of
+
+router = APIRouter()
+
+#: How many of the newest audit entries the log page shows.
+LOG_ROWS = 200
+
+
+@router.get("/audit", response_class=HTMLResponse, name="audit")
+def audit(request: Request, caller: StaffCaller, store: StoreDep) -> HTMLResponse:
+    """Verify the audit chain and the data seals now, and show the result."""
+    report = verify_audit(store, caller=caller)
+    return render(request, "audit.html", title="Audit verification", report=report)
+
+
+@router.get("/audit/log", response_class=HTMLResponse, name="audit_log")
+def audit_log(request: Request, caller: StaffCaller, store: StoreDep) -> HTMLResponse:
+    """The newest entries of the audit log (it holds no identifying values)."""
+    frame = audit_frame(store, caller=caller)
+    newest = frame.sort_values("seq", ascending=False).head(LOG_ROWS)
+    return render(
+        request,
+        "audit_log.html",
+        title="Audit log",
+        log=rows_of(
+            newest,
+            ["seq", "at_utc", "actor", "action", "entity", "entity_id", "study", "reason"],
+            f"The newest {min(LOG_ROWS, len(frame))} of {len(frame)} entries",
+        ),
+    )
+
+
+def _optional(value: object) -> str | None:
+    text = str(value or "").strip()
+    return text or None
+
+
+@router.get("/users", response_class=HTMLResponse, name="users")
+def users(request: Request, caller: StaffCaller, store: StoreDep) -> HTMLResponse:
+    """Every account with its roles, and the forms to add accounts and change roles."""
+    frame = list_users(store, caller=caller)
+    return render(
+        request,
+        "users.html",
+        title="Users and roles",
+        users=rows_of(
+            frame, ["user", "active", "role", "study", "site", "export_tier"], "Accounts and roles"
+        ),
+        roles=ROLES,
+        tiers=TIERS,
+    )
+
+
+@router.post("/users", name="create_user")
+async def add_user(caller: StaffCaller, store: StoreDep, form: StaffForm) -> RedirectResponse:
+    """Create an account (no roles yet)."""
+    await run_in_threadpool(
+        create_user,
+        store,
+        str(form.get("username", "")).strip(),
+        str(form.get("password", "")),
+        caller=caller,
+        reason=_optional(form.get("reason")),
+    )
+    return RedirectResponse("/users", status_code=303)
+
+
+@router.post("/users/grant", name="grant_role")
+async def grant(caller: StaffCaller, store: StoreDep, form: StaffForm) -> RedirectResponse:
+    """Give a user a role, globally, in a study, or at one site of it."""
+    await run_in_threadpool(
+        lambda: grant_role(
+            store,
+            str(form.get("username", "")).strip(),
+            str(form.get("role", "")),
+            study=_optional(form.get("study")),
+            site=_optional(form.get("site")),
+            export_tier=_optional(form.get("export_tier")),
+            caller=caller,
+            reason=_optional(form.get("reason")),
+        )
+    )
+    return RedirectResponse("/users", status_code=303)
+
+
+@router.post("/users/revoke", name="revoke_role")
+async def revoke(caller: StaffCaller, store: StoreDep, form: StaffForm) -> RedirectResponse:
+    """Take a role (at exactly that scope) from a user."""
+    await run_in_threadpool(
+        lambda: revoke_role(
+            store,
+            str(form.get("username", "")).strip(),
+            str(form.get("role", "")),
+            study=_optional(form.get("study")),
+            site=_optional(form.get("site")),
+            caller=caller,
+            reason=_optional(form.get("reason")),
+        )
+    )
+    return RedirectResponse("/users", status_code=303)
