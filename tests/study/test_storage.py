@@ -8,6 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from peerlens.study.errors import StudyError
 from peerlens.study.models import Base
@@ -211,4 +212,59 @@ def test_upgrade_to_0010_keeps_item_values_and_seals_under_their_keys(db_url: st
         conn.execute(
             text("INSERT INTO response_item (response_id, item, value) VALUES (1, 'a_1', 3.0)")
         )
+    engine.dispose()
+
+
+def _one_response(store: Store, config: Path, tmp_path: Path) -> None:
+    from peerlens.study import NewParticipant, add_participants, create_study, import_responses
+
+    from .conftest import ADMIN
+
+    create_study(store, "pilot", config, caller=ADMIN)
+    add_participants(
+        store, "pilot", [NewParticipant("P1", arm="control", site="leeds")], caller=ADMIN
+    )
+    f = tmp_path / "gad.csv"
+    f.write_text(
+        "participant," + ",".join(f"gad7_{i}" for i in range(1, 8)) + "\nP1,1,1,1,1,1,1,1\n"
+    )
+    import_responses(store, "pilot", f, timepoint="baseline", caller=ADMIN)
+
+
+_COPY = (
+    "INSERT INTO response (participant_id, timepoint_id, session_id, instrument, "
+    "repeat_instance, completion, source, updated_at) SELECT participant_id, timepoint_id, "
+    "session_id, instrument, repeat_instance, completion, source, updated_at FROM response"
+)
+
+
+def test_a_response_cannot_be_stored_twice(store: Store, config_path: Path, tmp_path: Path) -> None:
+    """Finding: the unique key of a response includes timepoint_id and session_id, one of which
+    is always NULL, so it never refused a copy (revision 0014 counts a missing id as 0)."""
+    _one_response(store, config_path, tmp_path)
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        conn.execute(text(_COPY))
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM response")).scalar_one() == 1
+
+
+def test_upgrade_names_responses_stored_twice_and_changes_nothing(
+    db_url: str, config_path: Path, tmp_path: Path
+) -> None:
+    store = Store.open(db_url, create=True, blob_dir=tmp_path / "blobs")
+    from peerlens.study import bootstrap_admin
+
+    from .conftest import ACTOR, PASSWORD
+
+    bootstrap_admin(store, ACTOR, PASSWORD)
+    _one_response(store, config_path, tmp_path)
+    store.close()
+    engine = create_study_engine(db_url)
+    with engine.begin() as conn:  # as a database before revision 0014 could be
+        conn.execute(text("DROP INDEX uq_response_key"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0013'"))
+        conn.execute(text(_COPY))
+    with pytest.raises(StudyError, match=r"1 response\(s\) stored more than once.*gad7"):
+        Store.open(db_url)
+    assert current_revision(engine) == "0013"
     engine.dispose()

@@ -20,11 +20,14 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -283,6 +286,17 @@ class Response(Base):
     __table_args__ = (
         UniqueConstraint(
             "participant_id", "timepoint_id", "session_id", "instrument", "repeat_instance"
+        ),
+        # The constraint above never holds: timepoint_id or session_id is always NULL, and NULLs
+        # never compare equal. This index counts a missing id as 0 (revision 0014).
+        Index(
+            "uq_response_key",
+            "participant_id",
+            func.coalesce(text("timepoint_id"), 0),
+            func.coalesce(text("session_id"), 0),
+            "instrument",
+            "repeat_instance",
+            unique=True,
         ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
