@@ -1,5 +1,5 @@
 """Item values always belong to an existing response, on both backends (a foreign key on SQLite,
-statement-level constraint triggers on PostgreSQL since revision 0013)."""
+statement-level constraint triggers on PostgreSQL since revision 0015)."""
 
 from __future__ import annotations
 

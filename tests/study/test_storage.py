@@ -35,7 +35,7 @@ def test_resolve_url_env_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _drift(conn: Connection) -> list[Any]:
     """What differs between the migrated schema and the models, except the foreign keys that
-    PostgreSQL enforces with statement-level triggers instead (revision 0013)."""
+    PostgreSQL enforces with statement-level triggers instead (revision 0015)."""
     diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     if conn.dialect.name != "postgresql":
         return list(diff)
@@ -56,7 +56,7 @@ def test_open_empty_database_runs_every_migration(db_url: str) -> None:
     with pytest.raises(StudyError, match="not a peerlens database"):
         Store.open(db_url)  # an empty database is never turned into a study by accident
     store = Store.open(db_url, create=True)
-    assert current_revision(store.engine) == head_revision() == "0014"
+    assert current_revision(store.engine) == head_revision() == "0016"
     names = set(inspect(store.engine).get_table_names())
     assert set(Base.metadata.tables) <= names
     # The migrated schema is exactly what the models declare (no drift between the two).
@@ -70,7 +70,7 @@ def test_open_empty_database_runs_every_migration(db_url: str) -> None:
     "previous",
     [
         *("0001", "0002", "0003", "0004", "0005", "0006", "0008", "0009", "0010", "0011"),
-        *("0012", "0013"),
+        *("0012", "0013", "0014", "0015"),
     ],
 )
 def test_upgrade_from_previous_revision_keeps_data(db_url: str, previous: str) -> None:
@@ -93,7 +93,7 @@ def test_upgrade_from_previous_revision_keeps_data(db_url: str, previous: str) -
         if previous == "0001":  # at 0001 the audit log was not yet protected
             conn.execute(text("UPDATE audit_log SET actor = 'z' WHERE seq = 1"))
     store = Store.open(db_url)
-    assert current_revision(store.engine) == "0014"
+    assert current_revision(store.engine) == "0016"
     with store.engine.connect() as conn:
         assert _drift(conn) == []
     with store.engine.connect() as conn:
@@ -240,7 +240,7 @@ _COPY = (
 
 def test_a_response_cannot_be_stored_twice(store: Store, config_path: Path, tmp_path: Path) -> None:
     """Finding: the unique key of a response includes timepoint_id and session_id, one of which
-    is always NULL, so it never refused a copy (revision 0014 counts a missing id as 0)."""
+    is always NULL, so it never refused a copy (revision 0016 counts a missing id as 0)."""
     _one_response(store, config_path, tmp_path)
     with pytest.raises(IntegrityError), store.engine.begin() as conn:
         conn.execute(text(_COPY))
@@ -260,11 +260,11 @@ def test_upgrade_names_responses_stored_twice_and_changes_nothing(
     _one_response(store, config_path, tmp_path)
     store.close()
     engine = create_study_engine(db_url)
-    with engine.begin() as conn:  # as a database before revision 0014 could be
+    with engine.begin() as conn:  # as a database before revision 0016 could be
         conn.execute(text("DROP INDEX uq_response_key"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0013'"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0015'"))
         conn.execute(text(_COPY))
     with pytest.raises(StudyError, match=r"1 response\(s\) stored more than once.*gad7"):
         Store.open(db_url)
-    assert current_revision(engine) == "0013"
+    assert current_revision(engine) == "0015"
     engine.dispose()

@@ -288,7 +288,7 @@ class Response(Base):
             "participant_id", "timepoint_id", "session_id", "instrument", "repeat_instance"
         ),
         # The constraint above never holds: timepoint_id or session_id is always NULL, and NULLs
-        # never compare equal. This index counts a missing id as 0 (revision 0014).
+        # never compare equal. This index counts a missing id as 0 (revision 0016).
         Index(
             "uq_response_key",
             "participant_id",

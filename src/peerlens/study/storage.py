@@ -32,7 +32,7 @@ from peerlens.study.vault import VaultKey, VaultKeyError, load_key
 DEFAULT_URL = "sqlite:///peerlens.db"
 
 #: Foreign keys (table, column, referred table) that PostgreSQL enforces with statement-level
-#: constraint triggers instead of a per-row foreign key check (revision 0013); the models declare
+#: constraint triggers instead of a per-row foreign key check (revision 0015); the models declare
 #: them and SQLite keeps them as foreign keys.
 PG_TRIGGER_CHECKED = frozenset({("response_item", "response_id", "response")})
 _MIGRATIONS = Path(__file__).parent / "migrations"

@@ -1,7 +1,7 @@
 """PostgreSQL: item values checked against their responses once per statement, not once per row
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-01 15:00:00
 
 On PostgreSQL a foreign key is checked by a trigger that runs a query *per row*: importing one
@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

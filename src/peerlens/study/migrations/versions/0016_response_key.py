@@ -1,7 +1,7 @@
 """A response is unique by participant, timepoint or session, instrument and instance
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-01 16:05:00
 
 The unique constraint of ``response`` covers ``(participant_id, timepoint_id, session_id,
@@ -20,8 +20,8 @@ from alembic import op
 
 from peerlens.study.errors import StudyError
 
-revision = "0014"
-down_revision = "0013"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
