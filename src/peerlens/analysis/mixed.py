@@ -23,7 +23,8 @@ where ``C(psi) = (sum_i X_i' V_i^-1 X_i)^-1`` is the covariance of the fixed eff
 of the variance parameters ``psi`` (the entries of ``G`` and ``sigma^2``), ``g`` its gradient
 ``d(l' C l)/d psi`` at the REML estimate, and ``A = 2 H^-1`` the asymptotic covariance of
 ``psi`` from the Hessian ``H`` of the REML deviance (-2 log-likelihood). Derivatives are central
-differences (``scipy.differentiate``); df is invariant to how ``psi`` is parameterised.
+differences (one helper, ``_gradient``; the Hessian is its Jacobian); df is invariant to how
+``psi`` is parameterised.
 
 Missing outcomes are dropped row by row: the estimates are valid when data are missing at random
 given the observed outcomes and the covariates (the assumption the report states).
@@ -32,7 +33,7 @@ given the observed outcomes and the covariates (the assumption the report states
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,16 +180,21 @@ def fit_mixed_model(
     cov_re = np.asarray(result.cov_re, dtype=float)
     psi = _pack(cov_re, scale)
     blocks = _blocks(x, y, z, groups)
-    cov_beta = _cov_beta(blocks, psi, z.shape[1])
-    a_psi = _asymptotic_cov(blocks, psi, z.shape[1])
+    q = z.shape[1]
+
+    def deviance(p: np.ndarray) -> float:
+        return _deviance(blocks, p, q)
+
+    def cov_beta(p: np.ndarray) -> np.ndarray:
+        return _cov_beta(blocks, p, q)
+
+    a_psi = _asymptotic_cov(deviance, psi)
     fixed = []
     for k, term in enumerate(terms):
         contrast = np.zeros(len(terms))
         contrast[k] = 1.0
-        fixed.append(_test(term, contrast, beta, cov_beta, blocks, psi, z.shape[1], a_psi, level))
-    means = _means(
-        terms, beta, cov_beta, blocks, psi, z.shape[1], a_psi, arm_levels, time_levels, level
-    )
+        fixed.append(_test(term, contrast, beta, cov_beta, psi, a_psi, level))
+    means = _means(terms, beta, cov_beta, psi, a_psi, arm_levels, time_levels, level)
     variance = {"participant_intercept": float(cov_re[0, 0])}
     if random_slope is not None:
         variance["participant_slope"] = float(cov_re[1, 1])
@@ -203,8 +209,8 @@ def fit_mixed_model(
         terms=tuple(terms),
         fixed=tuple(fixed),
         variance=variance,
-        loglik=-0.5 * _deviance(blocks, psi, z.shape[1]),
-        converged=_at_optimum(blocks, psi, z.shape[1]),
+        loglik=-0.5 * deviance(psi),
+        converged=_at_optimum(deviance, psi),
         means=means,
         data=frame,
         design=x,
@@ -412,63 +418,43 @@ def _step(psi: np.ndarray) -> np.ndarray:
     return 1e-4 * np.maximum(np.abs(psi), 1e-3 * float(np.max(np.abs(psi))))
 
 
-def _asymptotic_cov(blocks: _Blocks, psi: np.ndarray, q: int) -> np.ndarray:
-    """A = 2 H^-1, H the Hessian of the REML deviance in ``psi`` (central differences)."""
-    k = len(psi)
+def _gradient(f: Callable[[np.ndarray], Any], psi: np.ndarray) -> np.ndarray:
+    """Central-difference gradient of ``f`` (scalar- or array-valued) at ``psi``, one step per
+    parameter scaled to its size; the one numerical derivative of the module."""
     h = _step(psi)
-    hess = np.zeros((k, k))
-    f0 = _deviance(blocks, psi, q)
-    for i in range(k):
-        for j in range(i, k):
-            ei = np.zeros(k)
-            ej = np.zeros(k)
-            ei[i] = h[i]
-            ej[j] = h[j]
-            if i == j:
-                fp = _deviance(blocks, psi + ei, q)
-                fm = _deviance(blocks, psi - ei, q)
-                hess[i, i] = (fp - 2 * f0 + fm) / h[i] ** 2
-            else:
-                fpp = _deviance(blocks, psi + ei + ej, q)
-                fpm = _deviance(blocks, psi + ei - ej, q)
-                fmp = _deviance(blocks, psi - ei + ej, q)
-                fmm = _deviance(blocks, psi - ei - ej, q)
-                hess[i, j] = hess[j, i] = (fpp - fpm - fmp + fmm) / (4 * h[i] * h[j])
-    return 2 * np.linalg.pinv(hess)
-
-
-def _at_optimum(blocks: _Blocks, psi: np.ndarray, q: int) -> bool:
-    """Whether ``psi`` is a stationary point of the REML deviance: every central-difference
-    derivative, scaled by its parameter, below 1e-4 (statsmodels' own flag is set by its
-    optimiser's stopping rule, which a tightened tolerance can leave False at the optimum)."""
-    h = _step(psi)
+    parts = []
     for i in range(len(psi)):
         e = np.zeros(len(psi))
         e[i] = h[i]
-        slope = (_deviance(blocks, psi + e, q) - _deviance(blocks, psi - e, q)) / (2 * h[i])
-        if not abs(slope) * max(abs(psi[i]), 1e-8) < 1e-4:
-            return False
-    return True
+        parts.append((np.asarray(f(psi + e)) - np.asarray(f(psi - e))) / (2 * h[i]))
+    return np.stack(parts)
+
+
+def _asymptotic_cov(deviance: Callable[[np.ndarray], float], psi: np.ndarray) -> np.ndarray:
+    """A = 2 H^-1, H the Hessian of the REML deviance in ``psi`` (the central-difference
+    Jacobian of its central-difference gradient, symmetrised)."""
+    hess = _gradient(lambda p: _gradient(deviance, p), psi)
+    return 2 * np.linalg.pinv((hess + hess.T) / 2)
+
+
+def _at_optimum(deviance: Callable[[np.ndarray], float], psi: np.ndarray) -> bool:
+    """Whether ``psi`` is a stationary point of the REML deviance: every central-difference
+    derivative, scaled by its parameter, below 1e-4 (statsmodels' own flag is set by its
+    optimiser's stopping rule, which a tightened tolerance can leave False at the optimum)."""
+    slope = _gradient(deviance, psi)
+    return bool(np.all(np.abs(slope) * np.maximum(np.abs(psi), 1e-8) < 1e-4))
 
 
 def _satterthwaite(
     contrast: np.ndarray,
-    cov_beta: np.ndarray,
-    blocks: _Blocks,
+    cov_beta: Callable[[np.ndarray], np.ndarray],
     psi: np.ndarray,
-    q: int,
     a_psi: np.ndarray,
 ) -> tuple[float, float]:
-    """(variance of l'beta, its Satterthwaite df)."""
-    var = float(contrast @ cov_beta @ contrast)
-    h = _step(psi)
-    grad = np.zeros(len(psi))
-    for i in range(len(psi)):
-        e = np.zeros(len(psi))
-        e[i] = h[i]
-        up = contrast @ _cov_beta(blocks, psi + e, q) @ contrast
-        down = contrast @ _cov_beta(blocks, psi - e, q) @ contrast
-        grad[i] = (up - down) / (2 * h[i])
+    """(variance of l'beta, its Satterthwaite df); ``cov_beta(psi)`` is the fixed effects'
+    covariance as a function of the variance parameters."""
+    var = float(contrast @ cov_beta(psi) @ contrast)
+    grad = _gradient(lambda p: contrast @ cov_beta(p) @ contrast, psi)
     denom = float(grad @ a_psi @ grad)
     df = 2 * var**2 / denom if denom > 0 else np.inf
     return var, df
@@ -478,15 +464,13 @@ def _test(
     term: str,
     contrast: np.ndarray,
     beta: np.ndarray,
-    cov_beta: np.ndarray,
-    blocks: _Blocks,
+    cov_beta: Callable[[np.ndarray], np.ndarray],
     psi: np.ndarray,
-    q: int,
     a_psi: np.ndarray,
     level: float,
 ) -> FixedEffect:
     est = float(contrast @ beta)
-    var, df = _satterthwaite(contrast, cov_beta, blocks, psi, q, a_psi)
+    var, df = _satterthwaite(contrast, cov_beta, psi, a_psi)
     se = float(np.sqrt(var))
     t = est / se
     crit = float(stats.t.ppf(0.5 + level / 2, df))
@@ -498,10 +482,8 @@ def _test(
 def _means(
     terms: list[str],
     beta: np.ndarray,
-    cov_beta: np.ndarray,
-    blocks: _Blocks,
+    cov_beta: Callable[[np.ndarray], np.ndarray],
     psi: np.ndarray,
-    q: int,
     a_psi: np.ndarray,
     arm_levels: list[str],
     time_levels: list[str],
@@ -516,6 +498,6 @@ def _means(
             for k, name in enumerate(terms):
                 if name in (f"arm[{a}]", f"timepoint[{t}]", f"arm[{a}]:timepoint[{t}]"):
                     row[k] = 1.0
-            fe = _test(f"{a}@{t}", row, beta, cov_beta, blocks, psi, q, a_psi, level)
+            fe = _test(f"{a}@{t}", row, beta, cov_beta, psi, a_psi, level)
             rows.append((a, t, fe.estimate, fe.se, fe.df, fe.ci_low, fe.ci_high))
     return pd.DataFrame(rows, columns=["arm", "timepoint", "mean", "se", "df", "ci_low", "ci_high"])
