@@ -1,13 +1,22 @@
 # Independent fit of a peerlens mixed model with lme4 + lmerTest (used by test_mixed.py).
-# Usage: Rscript lmer_fit.R data.csv "c0,c1,..." [slope_column]
+# Usage: Rscript lmer_fit.R data.csv "c0,c1,..." [slope_column | random-effects terms]
+# (a third argument holding "|" is used as the random part as it stands, e.g.
+# "(0 + d | worker) + (1 | participant)" for the partially nested model of nested.py).
 # data.csv holds y, participant and the fixed-effect design columns exactly as peerlens built them,
 # so both fits have the same parameterisation. Prints one "key<TAB>value" line per result.
 args <- commandArgs(trailingOnly = TRUE)
-d <- read.csv(args[1], colClasses = c(participant = "character"))
+d <- read.csv(args[1])
+d$participant <- as.character(d$participant)
 terms <- strsplit(args[2], ",")[[1]]
-slope <- if (length(args) >= 3) args[3] else ""
+random <- if (length(args) >= 3) args[3] else ""
 suppressPackageStartupMessages(library(lmerTest))
-re <- if (slope == "") "(1 | participant)" else paste0("(1 + ", slope, " | participant)")
+re <- if (random == "") {
+  "(1 | participant)"
+} else if (grepl("|", random, fixed = TRUE)) {
+  random
+} else {
+  paste0("(1 + ", random, " | participant)")
+}
 f <- as.formula(paste("y ~ 0 +", paste(terms, collapse = " + "), "+", re))
 ctrl <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e6),
                     check.conv.grad = .makeCC("ignore", tol = 1e-3))

@@ -6,5 +6,20 @@ return frozen results; nothing here reads the study store.
 """
 
 from peerlens.analysis.mixed import FixedEffect, MixedModelError, MixedModelFit, fit_mixed_model
+from peerlens.analysis.nested import (
+    NestedModelError,
+    NestedModelFit,
+    WorkerTermImpact,
+    fit_nested_model,
+)
 
-__all__ = ["FixedEffect", "MixedModelError", "MixedModelFit", "fit_mixed_model"]
+__all__ = [
+    "FixedEffect",
+    "MixedModelError",
+    "MixedModelFit",
+    "NestedModelError",
+    "NestedModelFit",
+    "WorkerTermImpact",
+    "fit_mixed_model",
+    "fit_nested_model",
+]

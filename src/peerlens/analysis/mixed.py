@@ -400,13 +400,18 @@ def _gls(blocks: _Blocks, psi: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarr
 def _deviance(blocks: _Blocks, psi: np.ndarray, q: int) -> float:
     """-2 REML log-likelihood at ``psi`` (fixed effects profiled out), with lme4's constants:
     log|V| + log|X'V^-1X| + r'V^-1r + (n - p) log(2 pi)."""
-    xtvx, xtvy, ytvy, logdet = _gls(blocks, psi, q)
+    return _reml_deviance(*_gls(blocks, psi, q), blocks.n)
+
+
+def _reml_deviance(xtvx: np.ndarray, xtvy: np.ndarray, ytvy: float, logdet: float, n: int) -> float:
+    """-2 REML log-likelihood from the GLS sums (X'V^-1X, X'V^-1y, y'V^-1y, log|V|) of ``n``
+    observations, with lme4's constants."""
     if not np.isfinite(logdet):
         return np.inf
     beta = np.linalg.solve(xtvx, xtvy)
     quad = ytvy - float(xtvy @ beta)
     _, ld_x = np.linalg.slogdet(xtvx)
-    return logdet + ld_x + quad + (blocks.n - blocks.p) * np.log(2 * np.pi)
+    return logdet + ld_x + quad + (n - xtvx.shape[0]) * np.log(2 * np.pi)
 
 
 def _cov_beta(blocks: _Blocks, psi: np.ndarray, q: int) -> np.ndarray:
