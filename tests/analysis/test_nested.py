@@ -45,58 +45,15 @@ def simulate_nested(
     return pd.DataFrame(rows, columns=["participant", "arm", "timepoint", "worker", "score"])
 
 
-def refit_in_r(
-    fit: object, run_r: Callable[..., list[list[str]]], tmp_path: Path
-) -> dict[str, object]:
-    """The same design refitted by lme4: ``(0 + d | worker) + (1 | participant)``."""
-    terms = [f"c{k}" for k in range(len(fit.terms))]  # type: ignore[attr-defined]
-    frame = pd.DataFrame(fit.design, columns=terms)  # type: ignore[attr-defined]
-    data = fit.data  # type: ignore[attr-defined]
-    frame.insert(0, "d", data["d"].to_numpy())
-    frame.insert(0, "worker", data["worker"].fillna("none").to_numpy())
-    frame.insert(0, "participant", data["participant"].to_numpy())
-    frame.insert(0, "y", data[fit.outcome].to_numpy())  # type: ignore[attr-defined]
-    path = tmp_path / "data.csv"
-    frame.to_csv(path, index=False, float_format="%.17g")
-    out: dict[str, object] = {"fixed": {}, "vc": {}}
-    for kind, *rest in run_r(
-        "lmer_fit.R", str(path), ",".join(terms), "(0 + d | worker) + (1 | participant)"
-    ):
-        if kind == "fixed":
-            out["fixed"][rest[0]] = tuple(map(float, rest[1:]))  # type: ignore[index]
-        elif kind == "vc":
-            out["vc"][rest[0]] = float(rest[3])  # type: ignore[index]
-        else:
-            out[kind] = rest[0]
-    return out
-
-
-def assert_matches_r(fit: object, r: dict[str, object]) -> None:
-    fixed_r = r["fixed"]
-    assert isinstance(fixed_r, dict)
-    for k, fe in enumerate(fit.fixed):  # type: ignore[attr-defined]
-        est, se, df = fixed_r[f"c{k}"]
-        assert abs(fe.estimate - est) <= 1e-4 * max(abs(est), se), fe.term
-        assert fe.se == pytest.approx(se, rel=1e-4), fe.term
-        assert fe.df == pytest.approx(df, rel=1e-3), fe.term
-    vc = r["vc"]
-    assert isinstance(vc, dict)
-    variance = fit.variance  # type: ignore[attr-defined]
-    assert variance["worker"] == pytest.approx(vc["worker"], rel=1e-4)
-    assert variance["participant_intercept"] == pytest.approx(vc["participant"], rel=1e-4)
-    assert variance["residual"] == pytest.approx(vc["Residual"], rel=1e-4)
-    assert fit.loglik == pytest.approx(float(str(r["loglik"])), rel=1e-4)  # type: ignore[attr-defined]
-
-
 @pytest.mark.parametrize("ancova", [False, True], ids=["change", "ancova"])
 def test_nested_model_agrees_with_lme4(
-    ancova: bool, run_r: Callable[..., list[list[str]]], tmp_path: Path
+    ancova: bool, check_nested_against_r: Callable[[object, Path], None], tmp_path: Path
 ) -> None:
     fit = fit_nested_model(
         simulate_nested(4), "score", arms=ARMS, timepoints=TIMEPOINTS, ancova=ancova
     )
     assert fit.converged
-    assert_matches_r(fit, refit_in_r(fit, run_r, tmp_path))
+    check_nested_against_r(fit, tmp_path)
 
 
 def test_worker_variance_is_recovered_and_ignoring_it_understates_the_se() -> None:

@@ -6,6 +6,7 @@ return frozen results; nothing here reads the study store.
 """
 
 from peerlens.analysis.mixed import FixedEffect, MixedModelError, MixedModelFit, fit_mixed_model
+from peerlens.analysis.moderation import ModerationFit, fit_moderation, worker_connection_index
 from peerlens.analysis.nested import (
     NestedModelError,
     NestedModelFit,
@@ -17,9 +18,12 @@ __all__ = [
     "FixedEffect",
     "MixedModelError",
     "MixedModelFit",
+    "ModerationFit",
     "NestedModelError",
     "NestedModelFit",
     "WorkerTermImpact",
     "fit_mixed_model",
+    "fit_moderation",
     "fit_nested_model",
+    "worker_connection_index",
 ]

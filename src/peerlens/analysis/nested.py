@@ -139,6 +139,7 @@ class _NestedFrame:
     time_levels: list[str]
     worker_arm: str
     n_workers: int
+    ancova: bool
 
 
 def fit_nested_model(
@@ -310,7 +311,7 @@ def _prepare_nested(
         raise NestedModelError(
             f"{n_workers} worker(s) in arm {worker_arms[0]!r}: a worker variance needs two or more"
         )
-    return _NestedFrame(frame, arm_levels, time_levels, worker_arms[0], n_workers)
+    return _NestedFrame(frame, arm_levels, time_levels, worker_arms[0], n_workers, ancova)
 
 
 @dataclass(frozen=True)
@@ -378,7 +379,9 @@ def _fit_nested(
     log-likelihood, converged, model-based means)."""
     frame = nf.frame
     in_arm = (frame[arm].astype(str) == nf.worker_arm).to_numpy()
-    after = (frame[timepoint] != nf.time_levels[0]).to_numpy() | worker_at_baseline
+    # ANCOVA rows are all follow-up; otherwise the first timepoint is the baseline.
+    baseline = (frame[timepoint] == nf.time_levels[0]).to_numpy() & (not nf.ancova)
+    after = ~baseline | worker_at_baseline
     d = (in_arm & after).astype(float)
     frame["d"] = d  # the dummy R's (0 + d | worker) uses; kept with the data
     person = frame[participant].astype(str).to_numpy()
