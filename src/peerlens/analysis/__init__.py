@@ -5,6 +5,13 @@ Core maths only: functions take tidy ``pandas`` frames (as ``peerlens.study`` ex
 return frozen results; nothing here reads the study store.
 """
 
+from peerlens.analysis.mediation import (
+    MEDIATION_CAVEATS,
+    MediationError,
+    MediationFit,
+    PathEstimate,
+    fit_mediation,
+)
 from peerlens.analysis.mixed import FixedEffect, MixedModelError, MixedModelFit, fit_mixed_model
 from peerlens.analysis.moderation import ModerationFit, fit_moderation, worker_connection_index
 from peerlens.analysis.nested import (
@@ -15,13 +22,18 @@ from peerlens.analysis.nested import (
 )
 
 __all__ = [
+    "MEDIATION_CAVEATS",
     "FixedEffect",
+    "MediationError",
+    "MediationFit",
     "MixedModelError",
     "MixedModelFit",
     "ModerationFit",
     "NestedModelError",
     "NestedModelFit",
+    "PathEstimate",
     "WorkerTermImpact",
+    "fit_mediation",
     "fit_mixed_model",
     "fit_moderation",
     "fit_nested_model",
