@@ -5,6 +5,13 @@ Core maths only: functions take tidy ``pandas`` frames (as ``peerlens.study`` ex
 return frozen results; nothing here reads the study store.
 """
 
+from peerlens.analysis.hrv_models import (
+    GRAPH_ITEMS,
+    HrvModelError,
+    HrvModels,
+    fit_hrv_models,
+    graph_items,
+)
 from peerlens.analysis.mediation import (
     MEDIATION_CAVEATS,
     MediationError,
@@ -22,8 +29,11 @@ from peerlens.analysis.nested import (
 )
 
 __all__ = [
+    "GRAPH_ITEMS",
     "MEDIATION_CAVEATS",
     "FixedEffect",
+    "HrvModelError",
+    "HrvModels",
     "MediationError",
     "MediationFit",
     "MixedModelError",
@@ -33,9 +43,11 @@ __all__ = [
     "NestedModelFit",
     "PathEstimate",
     "WorkerTermImpact",
+    "fit_hrv_models",
     "fit_mediation",
     "fit_mixed_model",
     "fit_moderation",
     "fit_nested_model",
+    "graph_items",
     "worker_connection_index",
 ]
