@@ -211,7 +211,8 @@ def _filter(
         for w, n in frame[mask].groupby(window).size().items():
             excluded.append((str(w), "", label, int(n)))
     reasons = frame.get("reason", pd.Series("", index=frame.index)).fillna("").astype(str)
-    for (w, why), n in frame[invalid].groupby([frame[window], reasons]).size().items():
+    counts = frame[invalid].groupby([frame[window], reasons]).size()
+    for (w, why), n in zip(counts.index.tolist(), counts.tolist(), strict=True):
         excluded.append((str(w), "", f"invalid: {why or 'no reason given'}", int(n)))
     return frame[~(status_bad | invalid | stale)].copy(), excluded
 
@@ -232,7 +233,14 @@ def _fit_one(
         return
     try:
         fits[key] = fit_mixed_model(
-            part, outcome, arms=arms, timepoints=timepoints, level=level, **options
+            part,
+            outcome,
+            participant=options["participant"],
+            arm=options["arm"],
+            timepoint=options["timepoint"],
+            arms=arms,
+            timepoints=timepoints,
+            level=level,
         )
     except MixedModelError as exc:
         not_fitted[key] = str(exc)
