@@ -45,7 +45,7 @@ MODERATION_NOTES = (
     "between how workers talk and how their participants change, open to confounding by "
     "other worker qualities.",
     "With few workers the interaction rests on few independent values of the index; its df "
-    "is bounded by the number of workers.",
+    "is driven by the number of workers, not participants.",
     "The index is measured from the worker's session transcripts, with the classifier's error; "
     "measurement error attenuates the slope towards 0.",
 )

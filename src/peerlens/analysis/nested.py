@@ -268,7 +268,7 @@ def _notes(n_workers: int) -> tuple[str, ...]:
     if n_workers < 10:
         notes.append(
             f"Only {n_workers} workers: the worker variance is imprecise and the arm effect's "
-            "Satterthwaite df is bounded by the number of workers, not participants."
+            "Satterthwaite df is driven by the number of workers, not participants."
         )
     return tuple(notes)
 
