@@ -79,6 +79,27 @@ def test_worker_variance_is_recovered_and_ignoring_it_understates_the_se() -> No
     assert any("varIdent" in note for note in fit.notes)  # what is not fitted is said
 
 
+def test_a_worker_variance_at_its_boundary_is_zero_and_agrees_with_lme4(
+    check_nested_against_r: Callable[[object, Path], None], tmp_path: Path
+) -> None:
+    """Worker shifts that vary by participant, not by worker: the REML worker variance is 0
+    (lme4's singular fit), and df treat it as known, as lmerTest does."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for i in range(60):
+        w, u = (f"W{i % 6}", rng.normal()) if i % 2 else (None, 0.0)
+        b = rng.normal()
+        for k, t in enumerate(("pre", "post")):
+            y = 10 + b + k * u + rng.normal(0, 0.5)
+            rows.append((f"P{i}", "PS" if w else "control", t, w, y))
+    data = pd.DataFrame(rows, columns=["participant", "arm", "timepoint", "worker", "score"])
+    fit = fit_nested_model(data, "score", arms=ARMS, timepoints=["pre", "post"])
+    assert fit.variance["worker"] == 0.0
+    assert fit.worker_icc == 0.0
+    assert fit.converged
+    check_nested_against_r(fit, tmp_path)
+
+
 def test_no_worker_variance_leaves_the_arm_effect_as_the_plain_model() -> None:
     fit = fit_nested_model(
         simulate_nested(6, worker_sd=0.0), "score", arms=ARMS, timepoints=TIMEPOINTS

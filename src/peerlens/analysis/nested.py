@@ -38,6 +38,7 @@ from peerlens.analysis.mixed import (
     _at_optimum,
     _design,
     _fit,
+    _gradient,
     _means,
     _prepare,
     _reml_deviance,
@@ -408,28 +409,62 @@ def _fit_nested(
         # statsmodels' solver can meet a singular matrix when a variance sits at 0; the REML
         # deviance itself is then minimised within the bounds (variances >= 0).
         psi = _minimise(deviance, float(np.var(y)))
-    clusters = _clusters(x, y, d, cluster, person)
+    # A variance estimated at 0 (lme4's singular fit) is held there for the derivatives: its
+    # uncertainty does not enter Satterthwaite's df, as in lmerTest, whose parameters are the
+    # standard deviations (a variance's derivative in its SD is 0 at 0).
+    psi[:2] = np.where(psi[:2] < 1e-8 * psi[2], 0.0, psi[:2])
+    free = np.flatnonzero(psi > 0)
 
-    def cov_beta(p: np.ndarray) -> np.ndarray:
-        return np.asarray(np.linalg.inv(_vc_gls(clusters, p)[0]))
+    def full(q: np.ndarray) -> np.ndarray:
+        p = np.zeros(3)
+        p[free] = q
+        return p
+
+    def deviance_free(q: np.ndarray) -> float:
+        return deviance(full(q))
+
+    def cov_beta(q: np.ndarray) -> np.ndarray:
+        return np.asarray(np.linalg.inv(_vc_gls(clusters, full(q))[0]))
 
     xtvx, xtvy, _, _ = _vc_gls(clusters, psi)
     beta = np.linalg.solve(xtvx, xtvy)
-    a_psi = _asymptotic_cov(deviance, psi)
+    q0 = psi[free]
+    a_psi = _asymptotic_cov(deviance_free, q0)
     fixed = []
     for k, term in enumerate(terms):
         contrast = np.zeros(len(terms))
         contrast[k] = 1.0
-        fixed.append(_test(term, contrast, beta, cov_beta, psi, a_psi, level))
-    means = _means(terms, beta, cov_beta, psi, a_psi, nf.arm_levels, nf.time_levels, level)
+        fixed.append(_test(term, contrast, beta, cov_beta, q0, a_psi, level))
+    means = _means(terms, beta, cov_beta, q0, a_psi, nf.arm_levels, nf.time_levels, level)
     variance = {"worker": psi[0], "participant_intercept": psi[1], "residual": psi[2]}
-    return tuple(fixed), variance, -0.5 * deviance(psi), _at_optimum(deviance, psi), means
+    converged = _at_optimum(deviance_free, q0)
+    return tuple(fixed), variance, -0.5 * deviance(psi), converged, means
 
 
 def _minimise(deviance: Callable[[np.ndarray], float], total: float) -> np.ndarray:
-    """REML estimate by bounded quasi-Newton search (L-BFGS-B, variances >= 0)."""
+    """REML estimate by bounded quasi-Newton search (L-BFGS-B, variances >= 0), then a few
+    Newton steps on the variances off the boundary to reach lme4's precision."""
     start = np.full(3, total / 3)
     found = optimize.minimize(
-        deviance, start, method="L-BFGS-B", bounds=[(0.0, None)] * 2 + [(1e-12 * total, None)]
+        deviance,
+        start,
+        method="L-BFGS-B",
+        bounds=[(0.0, None)] * 2 + [(1e-12 * total, None)],
+        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000},
     )
-    return np.asarray(found.x, dtype=float)
+    psi = np.asarray(found.x, dtype=float)
+    free = np.flatnonzero(psi > 0)
+
+    def on_free(q: np.ndarray) -> float:
+        p = psi.copy()
+        p[free] = q
+        return deviance(p)
+
+    for _ in range(3):
+        grad = _gradient(on_free, psi[free])
+        hess = _gradient(lambda q: _gradient(on_free, q), psi[free])
+        step = np.linalg.lstsq((hess + hess.T) / 2, grad, rcond=None)[0]
+        trial = psi[free] - step
+        if np.all(trial > 0) and on_free(trial) <= on_free(psi[free]):
+            psi[free] = trial
+    return psi
