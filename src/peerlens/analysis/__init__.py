@@ -1,5 +1,7 @@
-"""Statistics of a peerlens study: mixed models of outcomes over time by arm, and (to come) the
-partially nested worker effect, moderation, mediation, missing-data sensitivity and the report.
+"""Statistics of a peerlens study: mixed models of outcomes over time by arm (``mixed``), the
+partially nested PS worker effect (``nested``), moderation by the worker's connection index
+(``moderation``), mediation with bootstrap intervals (``mediation``) and the HRV models with the
+GRAPH reporting table (``hrv_models``); missing-data sensitivity and the report are to come.
 
 Core maths only: functions take tidy ``pandas`` frames (as ``peerlens.study`` exports them) and
 return frozen results; nothing here reads the study store.
