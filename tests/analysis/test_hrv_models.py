@@ -114,6 +114,7 @@ def test_exclusions_are_counted_by_window_and_reason(
     assert not models.not_fitted
 
 
+@pytest.mark.slow
 def test_a_simulated_reactivity_effect_is_recovered() -> None:
     models = fit_hrv_models(simulate_hrv(8, n=300), arms=ARMS, timepoints=TIMEPOINTS)
     react = models.fits["reactivity_ln_rmssd"]

@@ -76,6 +76,7 @@ def test_paths_and_bootstrap_intervals_agree_with_r(
             assert p.p == pytest.approx(pval, rel=1e-6), p.name
 
 
+@pytest.mark.slow
 def test_a_simulated_indirect_effect_is_recovered() -> None:
     fit = fit_mediation(
         simulate_mediated(5, n=600, n_workers=30), "score", MEDIATORS, worker="worker",

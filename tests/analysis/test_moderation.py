@@ -50,6 +50,7 @@ def test_moderation_model_agrees_with_lme4(
     check_nested_against_r(fit.model, tmp_path)
 
 
+@pytest.mark.slow
 def test_a_simulated_moderation_is_recovered() -> None:
     data, index = simulate_moderated(7, n=320, n_workers=16)
     fit = fit_moderation(data, "score", index, arms=ARMS, timepoints=TIMEPOINTS)

@@ -56,6 +56,7 @@ def test_nested_model_agrees_with_lme4(
     check_nested_against_r(fit, tmp_path)
 
 
+@pytest.mark.slow
 def test_worker_variance_is_recovered_and_ignoring_it_understates_the_se() -> None:
     data = simulate_nested(9, n=240, n_workers=16, worker_sd=2.0)
     fit = fit_nested_model(data, "score", arms=ARMS, timepoints=TIMEPOINTS)
