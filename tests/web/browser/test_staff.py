@@ -65,6 +65,12 @@ def _upload(page: Any, form: str, files: list[Path] | Path, button: str) -> None
     page.get_by_role("button", name=button).click()
 
 
+def _sent_by_the_script(page: Any, study: str) -> None:
+    """The upload went through upload-progress.js (XMLHttpRequest, then the answer shown in
+    place): the address is still the import page's, not the form's action."""
+    expect(page).to_have_url(re.compile(rf"/studies/{study}/import$"))
+
+
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_a_researcher_imports_a_redcap_project_and_an_ecg_sees_hrv_and_exports(
     served: Served, browser: Any, axe_source: str, viewport: str, tmp_path: Path
@@ -85,6 +91,7 @@ def test_a_researcher_imports_a_redcap_project_and_an_ecg_sees_hrv_and_exports(
     # which the import refuses (every problem listed by row and column, nothing stored).
     _upload(page, "dictionary-file", DATA / "redcap_dictionary.csv", "Import the data dictionary")
     expect(page.locator("#dictionary-done")).to_contain_text("field(s) defined")
+    _sent_by_the_script(page, "rc")
     _upload(page, "redcap-file", DATA / "redcap_records.csv", "Import the records")
     expect(page.get_by_role("alert")).to_contain_text("redcap_records.csv")
     expect(page).to_have_title(re.compile(r"^Error: Import"))
@@ -94,6 +101,7 @@ def test_a_researcher_imports_a_redcap_project_and_an_ecg_sees_hrv_and_exports(
     page.click("label[for='redcap-create']")
     _upload(page, "redcap-file", DATA / "redcap_records.csv", "Import the records")
     expect(page.locator("#redcap-done")).to_contain_text("redcap_records.csv: 6 row(s)")
+    _sent_by_the_script(page, "rc")
     assert get_identity(served.store, "rc", "1", caller=ADMIN)["name"] == "Ana Ruiz"
 
     # The bundled example ECG for record 1, with the example session's windows.
@@ -103,6 +111,7 @@ def test_a_researcher_imports_a_redcap_project_and_an_ecg_sees_hrv_and_exports(
     page.fill("#recording-windows", windows)
     _upload(page, "recording-files", EXAMPLES / "session_ecg.edf", "Store the recording")
     expect(page.locator("#recording-done")).to_contain_text("session_ecg.edf: stored as recording")
+    _sent_by_the_script(page, "rc")
     check_page(page, "staff-import-done", viewport)
 
     page.get_by_role("link", name="HRV page").click()
@@ -162,6 +171,7 @@ def test_an_import_without_javascript_shows_its_problems(
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("week1.csv")
     expect(alert).to_contain_text("row 1, column 'phq9_1'")
+    expect(page).to_have_url(re.compile(r"/studies/pilot/import/responses$"))  # posted plainly
     context.close()
 
 

@@ -53,8 +53,6 @@ FORMS = {
 }
 #: Orders of slashed dates a REDCap records file may use (as REDCap's own import takes them).
 DATE_FORMATS = ("YMD", "MDY", "DMY")
-#: What the recording form's file input accepts (the ECG readers' formats, see peerlens.hrv).
-RECORDING_SUFFIXES = ".edf,.bdf,.rec,.hea,.dat,.ecg,.csv,.tsv,.txt"
 
 Action = Callable[[Store, str, StreamedForm, Caller], str]
 
@@ -101,7 +99,6 @@ def _page(
         forms=FORMS,
         timepoints=[tp["name"] for tp in design["timepoints"]],
         date_formats=DATE_FORMATS,
-        recording_suffixes=RECORDING_SUFFIXES,
         max_mb=f"{settings.max_import_bytes / (1024 * 1024):g}",
         form=form,
         done=done or [],
