@@ -34,6 +34,7 @@ from peerlens.study import (
     import_responses,
     study_design,
 )
+from peerlens.study.redcap import DATE_FORMATS
 from peerlens.study.sessions import parse_window
 from peerlens.web.deps import SESSION_COOKIE, Settings, StaffCaller, StaffMember, StoreDep
 from peerlens.web.pages import render
@@ -51,8 +52,6 @@ FORMS = {
     "redcap": "REDCap records",
     "recording": "ECG or RR recording",
 }
-#: Orders of slashed dates a REDCap records file may use (as REDCap's own import takes them).
-DATE_FORMATS = ("YMD", "MDY", "DMY")
 
 Action = Callable[[Store, str, StreamedForm, Caller], str]
 
@@ -163,12 +162,19 @@ def _shown(message: str, folder: Path) -> list[str]:
     return message.replace(f"{folder}{os.sep}", "").splitlines()
 
 
-def _one_file(form: StreamedForm, name: str, what: str, *, required: bool = True) -> Path | None:
+def _file(form: StreamedForm, name: str, what: str) -> Path:
+    """The one file sent in input ``name``."""
+    path = _optional_file(form, name, what)
+    if path is None:
+        raise UploadError(f"{what}: choose a file to upload")
+    return path
+
+
+def _optional_file(form: StreamedForm, name: str, what: str) -> Path | None:
+    """The file sent in input ``name``, if one was."""
     files = form.files.get(name, [])
     if len(files) > 1:
         raise UploadError(f"{what}: choose one file, not {len(files)}")
-    if not files and required:
-        raise UploadError(f"{what}: choose a file to upload")
     return files[0] if files else None
 
 
@@ -177,16 +183,16 @@ def _reason(form: StreamedForm) -> str | None:
 
 
 def _responses(store: Store, study: str, form: StreamedForm, caller: Caller) -> str:
-    path = _one_file(form, "file", "Response file")
+    path = _file(form, "file", "Response file")
     mapping = column_map_from(
-        _one_file(form, "map", "Column map", required=False),
+        _optional_file(form, "map", "Column map"),
         [line.strip() for line in form.text("items").splitlines() if line.strip()],
     )
     codes = [c.strip() for c in form.text("missing_codes").split(",") if c.strip()]
     summary = import_responses(
         store,
         study,
-        path,  # type: ignore[arg-type]
+        path,
         timepoint=form.text("timepoint") or None,
         session=form.text("session") or None,
         instrument=form.text("instrument") or None,
@@ -199,8 +205,7 @@ def _responses(store: Store, study: str, form: StreamedForm, caller: Caller) -> 
 
 
 def _dictionary(store: Store, study: str, form: StreamedForm, caller: Caller) -> str:
-    path = _one_file(form, "file", "Data dictionary")
-    assert path is not None
+    path = _file(form, "file", "Data dictionary")
     n = import_data_dictionary(
         store,
         study,
@@ -213,11 +218,11 @@ def _dictionary(store: Store, study: str, form: StreamedForm, caller: Caller) ->
 
 
 def _records(store: Store, study: str, form: StreamedForm, caller: Caller) -> str:
-    path = _one_file(form, "file", "Records file")
+    path = _file(form, "file", "Records file")
     summary = import_records(
         store,
         study,
-        path,  # type: ignore[arg-type]
+        path,
         create_participants=form.text("create_participants") == "yes",
         date_format=(form.text("date_format") or "YMD").upper(),
         caller=caller,
