@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -34,7 +35,7 @@ from peerlens.study import (
     list_users,
     save_story,
 )
-from peerlens.study.models import AuditLog, User
+from peerlens.study.models import AuditLog, Recording, Response, User
 
 from .conftest import ADMIN, PASSWORD, Site, browser, csrf_of, make_user, signed_in, walk_routes
 
@@ -51,6 +52,12 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/studies/{study}"): "staff",
     ("GET", "/studies/{study}/export"): "staff",
     ("POST", "/studies/{study}/export"): "staff-post",
+    ("POST", "/studies/{study}/derive"): "staff-post",
+    ("GET", "/studies/{study}/import"): "staff",
+    ("POST", "/studies/{study}/import/responses"): "staff-post",
+    ("POST", "/studies/{study}/import/dictionary"): "staff-post",
+    ("POST", "/studies/{study}/import/redcap"): "staff-post",
+    ("POST", "/studies/{study}/import/recording"): "staff-post",
     ("GET", "/studies/{study}/hrv"): "staff",
     ("GET", "/studies/{study}/hrv/{participant}/{recording}"): "staff",
     ("GET", "/audit"): "staff",
@@ -78,6 +85,12 @@ ROUTES: dict[tuple[str, str], str] = {
 FORMS: dict[str, dict[str, str]] = {
     "/logout": {},
     "/studies/pilot/export": {"tier": "deidentified", "format": "tidy-csv"},
+    "/studies/pilot/derive": {"what": "hrv"},
+    # The imports' files are sent by test_imports_reach_only_the_callers_studies_and_sites.
+    "/studies/pilot/import/responses": {"timepoint": "baseline"},
+    "/studies/pilot/import/dictionary": {},
+    "/studies/pilot/import/redcap": {"create_participants": "yes"},
+    "/studies/pilot/import/recording": {"participant": "A1"},
     "/users": {"username": "mallory", "password": PASSWORD},
     "/users/grant": {"username": "tester", "role": "researcher", "study": "pilot"},
     "/users/revoke": {"username": "tester", "role": "admin"},
@@ -243,7 +256,73 @@ def test_staff_pages_have_one_heading_no_inline_script_or_style_and_the_headers(
         page = admin.request(method, path)
         assert page.status_code == 200, (path, page.text)
         body = page.text
-        assert "<script" not in body and "style=" not in body and "<style" not in body, path
+        # Scripts only as files of this site (the import page's progress), never inline.
+        scripts = re.findall(r"<script[^>]*>(.*?)</script>", body, re.S)
+        assert all(not code for code in scripts), path
+        assert len(scripts) == body.count('<script src="/static/'), path
+        assert "style=" not in body and "<style" not in body, path
         assert body.count("<h1>") == 1 and '<main id="main"' in body, path
         assert page.headers["cache-control"] == "no-store"
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_imports_reach_only_the_callers_studies_and_sites(site: Site, tmp_path: Path) -> None:
+    """A Leeds researcher of the pilot sends real files through every import route: into a
+    study where they hold no role (Glasgow only) everything is refused (403); into the pilot,
+    anything for Glasgow's B2 or study-wide (the data dictionary) is refused; nothing is stored
+    either way."""
+    config = tmp_path / "glasgow.yaml"
+    config.write_text(
+        "title: Glasgow only\nsites: [glasgow]\ntimepoints:\n  - name: baseline\n"
+        "    instruments: [phq9]\n",
+        encoding="utf-8",
+    )
+    create_study(site.store, "glasgow-only", config, caller=ADMIN)
+    add_participant(site.store, "glasgow-only", "G1", site="glasgow", caller=ADMIN)
+    make_user(site.store, "leeds-res", "researcher", study="pilot", site="leeds")
+    client = signed_in(site, "leeds-res")
+    token = csrf_of(client.get("/studies").text)
+    phq9 = ",".join(f"phq9_{i}" for i in range(1, 10))
+    edf = (Path(__file__).parents[2] / "src/peerlens/examples/session_ecg.edf").read_bytes()
+    dictionary = (Path(__file__).parents[1] / "study/data/redcap_dictionary.csv").read_bytes()
+
+    def sends(code: str) -> dict[str, tuple[dict[str, str], tuple[str, bytes]]]:
+        rows = f"{code},{','.join(['1'] * 9)}\n"
+        return {
+            "responses": (
+                {"timepoint": "baseline"},
+                ("r.csv", f"participant,{phq9}\n{rows}".encode()),
+            ),
+            "dictionary": ({}, ("d.csv", dictionary)),
+            "redcap": (
+                {"create_participants": "yes"},
+                (
+                    "rc.csv",
+                    f"record_id,redcap_event_name,{phq9}\n{code},baseline,{rows[3:]}".encode(),
+                ),
+            ),
+            "recording": ({"participant": code}, ("s.edf", edf)),
+        }
+
+    def stored() -> tuple[int, int]:
+        with site.store.transaction() as s:
+            n_rec = s.scalar(select(func.count()).select_from(Recording)) or 0
+            n_resp = s.scalar(select(func.count()).select_from(Response)) or 0
+        return int(n_rec), int(n_resp)
+
+    before = stored()
+    assert client.get("/studies/glasgow-only/import").status_code == 403
+    for study, code in (("glasgow-only", "G1"), ("pilot", "B2")):
+        for form, (data, upload) in sends(code).items():
+            name = "files" if form == "recording" else "file"
+            response = client.post(
+                f"/studies/{study}/import/{form}",
+                data={"csrf": token, **data},
+                files={name: (upload[0], upload[1], "application/octet-stream")},
+            )
+            if study == "glasgow-only" or form in ("dictionary", "recording"):
+                assert response.status_code == 403, (study, form, response.text)
+            else:  # rows of another site's participant are problems of the file
+                assert response.status_code == 400, (study, form, response.text)
+                assert "nothing was imported" in response.text, (study, form)
+    assert stored() == before

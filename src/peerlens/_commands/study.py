@@ -989,16 +989,9 @@ def recordings_add(
 ) -> None:
     """Store an ECG/RR file (content-addressed by sha256) and link it."""
     with user_errors():
-        from peerlens.study.errors import StudyError
-        from peerlens.study.sessions import add_recording
+        from peerlens.study.sessions import add_recording, parse_window
 
-        windows: list[tuple[str, float, float]] = []
-        for w in window or []:
-            parts = w.rsplit(":", 2)
-            try:
-                windows.append((parts[0], float(parts[1]), float(parts[2])))
-            except (IndexError, ValueError):
-                raise StudyError(f"--window {w!r}: use LABEL:START_S:END_S") from None
+        windows = [parse_window(w) for w in window or []]
     with signed_in(db, user) as (store, me):
         rid, sha = add_recording(
             store,

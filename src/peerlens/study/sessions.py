@@ -474,6 +474,26 @@ def _add_windows(
         )
 
 
+def parse_window(text: str) -> tuple[str, float, float]:
+    """A window event written ``LABEL:START_S:END_S`` (the label may hold colons).
+
+    Examples
+    --------
+    >>> parse_window("session:300:900")
+    ('session', 300.0, 900.0)
+
+    Raises
+    ------
+    StudyError
+        Not three parts, or bounds that are not numbers.
+    """
+    parts = text.strip().rsplit(":", 2)
+    try:
+        return parts[0], float(parts[1]), float(parts[2])
+    except (IndexError, ValueError):
+        raise StudyError(f"window {text.strip()!r}: use LABEL:START_S:END_S") from None
+
+
 def _safe_suffix(path: Path) -> str:
     """The file's last suffix, lower case, as stored (``.edf``); never earlier parts of the name,
     which may hold a person's name (``ana.ruiz.edf``).

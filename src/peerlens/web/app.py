@@ -15,7 +15,7 @@ from peerlens import PeerlensError
 from peerlens.study import PermissionDenied, Store, StudyError, TamperedError
 from peerlens.web.deps import LoginRequired
 from peerlens.web.pages import environment, render
-from peerlens.web.routes import admin, home, login, participant, studies, studio
+from peerlens.web.routes import admin, home, imports, login, participant, studies, studio
 from peerlens.web.security import SecurityHeaders
 from peerlens.web.settings import WebSettings
 
@@ -51,6 +51,7 @@ def create_app(store: Store, settings: WebSettings | None = None) -> FastAPI:
     app.include_router(participant.router)
     app.include_router(login.router)
     app.include_router(studies.router)
+    app.include_router(imports.router)
     app.include_router(admin.router)
     app.include_router(studio.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

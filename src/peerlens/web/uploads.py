@@ -12,7 +12,14 @@ from starlette.datastructures import UploadFile
 from peerlens import PeerlensError
 from peerlens.narrative import decode_bytes, docx_text
 
-__all__ = ["MAX_UPLOAD_BYTES", "SUFFIXES", "UploadError", "upload_text"]
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "SUFFIXES",
+    "UploadError",
+    "display_name",
+    "file_name",
+    "upload_text",
+]
 
 #: The largest file accepted (an hour's transcript is some 100 kB).
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -27,8 +34,20 @@ class UploadError(PeerlensError):
 
 def display_name(upload: UploadFile) -> str:
     """The uploaded file's name without any folder part (never a path on this server)."""
-    name = PurePath((upload.filename or "").replace("\\", "/")).name.strip()
-    return name[:200] or "the uploaded file"
+    return file_name(upload.filename or "") or "the uploaded file"
+
+
+def file_name(sent: str) -> str:
+    r"""The name a browser sent for a file, without any folder part, at most 200 characters;
+    ``""`` when nothing usable is left (``..``, only a folder).
+
+    Examples
+    --------
+    >>> file_name(r"C:\Users\ana\ecg.EDF"), file_name("../../etc/passwd"), file_name("..")
+    ('ecg.EDF', 'passwd', '')
+    """
+    name = PurePath(sent.replace("\\", "/")).name.strip()
+    return "" if name in ("", ".", "..") else name[:200]
 
 
 async def upload_text(upload: UploadFile) -> str:

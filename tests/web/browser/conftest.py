@@ -6,7 +6,9 @@ Chromium is the system one (``PEERLENS_CHROMIUM``, default ``/usr/bin/chromium``
 own browser download is never used. axe-core is the npm package ``.ci/run`` installs
 (``PEERLENS_AXE_JS``, default ``.ci/node_modules/axe-core/axe.min.js``). Without either the tests
 skip, naming what is missing; with ``CI`` set they fail instead. Screenshots of every page go to
-``PEERLENS_SCREENSHOTS`` (default ``tests-out/screenshots``, git-ignored).
+``PEERLENS_SCREENSHOTS`` (default ``tests-out/screenshots``, git-ignored); with
+``PEERLENS_DOCS_SCREENSHOTS=1`` the staff pages shown in ``docs/web.md`` are saved again into
+``docs/img/web``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ AXE_JS = Path(
     os.environ.get("PEERLENS_AXE_JS") or ROOT / ".ci" / "node_modules" / "axe-core" / "axe.min.js"
 )
 SCREENSHOTS = Path(os.environ.get("PEERLENS_SCREENSHOTS") or ROOT / "tests-out" / "screenshots")
+#: Where the staff pages' screenshots for docs/web.md go, taken only when
+#: ``PEERLENS_DOCS_SCREENSHOTS=1`` (so that a test run never changes the committed images).
+DOCS_SCREENSHOTS = ROOT / "docs" / "img" / "web"
+TAKE_DOCS_SCREENSHOTS = os.environ.get("PEERLENS_DOCS_SCREENSHOTS", "") == "1"
 
 #: The viewports every participant page is checked on: a small phone and a desktop.
 VIEWPORTS = {

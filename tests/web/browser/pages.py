@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .conftest import SCREENSHOTS, VIEWPORTS
+from .conftest import DOCS_SCREENSHOTS, SCREENSHOTS, TAKE_DOCS_SCREENSHOTS, VIEWPORTS
 
 #: axe-core's tags of the WCAG 2.0, 2.1 and 2.2 success criteria at levels A and AA.
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
@@ -94,3 +94,10 @@ def questions(page: Any) -> list[str]:
         "input[type=radio]", "els => [...new Set(els.map(e => e.name))]"
     )
     return names
+
+
+def docs_screenshot(page: Any, name: str) -> None:
+    """Save the page as first seen as ``docs/img/web/<name>.png`` when
+    ``PEERLENS_DOCS_SCREENSHOTS=1`` (the images docs/web.md shows); else nothing."""
+    if TAKE_DOCS_SCREENSHOTS:
+        page.screenshot(path=str(DOCS_SCREENSHOTS / f"{name}.png"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from peerlens.study import (
@@ -22,6 +22,7 @@ from peerlens.study import (
     Caller,
     Store,
     derivation_status,
+    derive,
     derived_frame,
     export_study,
     list_participants,
@@ -155,6 +156,20 @@ async def export(study: str, caller: StaffCaller, store: StoreDep, form: StaffFo
     )
 
 
+@router.post("/{study}/derive", name="derive")
+async def derive_now(
+    request: Request, study: str, caller: StaffCaller, store: StoreDep, form: StaffForm
+) -> RedirectResponse:
+    """Derive the study's HRV results (or ``what`` the form names) now, in this process, as
+    ``peerlens study derive --executor sequential`` does; then back to the HRV page."""
+    what = str(form.get("what", "hrv"))
+    await run_in_threadpool(
+        lambda: derive(store, study, [what], caller=caller, executor="sequential")
+    )
+    target = "hrv" if what == "hrv" else "study"
+    return RedirectResponse(str(request.url_for(target, study=study)), status_code=303)
+
+
 @router.get("/{study}/hrv", response_class=HTMLResponse, name="hrv")
 def hrv(request: Request, study: str, caller: StaffCaller, store: StoreDep) -> HTMLResponse:
     """Every analysed recording: its whole-recording validity, reason and main metrics."""
@@ -164,6 +179,12 @@ def hrv(request: Request, study: str, caller: StaffCaller, store: StoreDep) -> H
     return render(
         request,
         "hrv.html",
+        out_of_date=int(
+            derivation_status(store, study, caller=caller)
+            .query("what == 'hrv'")[["stale", "missing"]]
+            .to_numpy()
+            .sum()
+        ),
         title=f"HRV – {design['title'] or design['name']}",
         design=design,
         recordings=[
