@@ -20,6 +20,7 @@ of the intervention arm(s) who were not observed did worse than MAR predicts by 
 4. Pool with Rubin's rules (Rubin 1987): ``Q = mean(Q_m)``, ``T = U + (1 + 1/M) B``, with
    Barnard & Rubin's (1999) degrees of freedom from the complete-data (Satterthwaite) df.
 
+Every delta uses the same random draws, so that the estimates differ by the shift alone.
 ``delta = 0`` is MAR imputation and reproduces the likelihood estimate up to Monte-Carlo error.
 Variance components are held at their REML estimates (not drawn), so the imputations are proper
 for the fixed effects only. Participants with no value of the outcome are not in the model and
@@ -132,9 +133,11 @@ def delta_adjustment(
     sigma2 = fit.variance["residual"]
     idx = [list(fit.terms).index(t) for t in terms]
     complete_df = {fe.term: fe.df for fe in fit.fixed}
-    rng = np.random.default_rng(seed)
     rows = []
     for delta in deltas:
+        # The same draws for every delta (common random numbers): the estimates differ by the
+        # shift alone, not by Monte-Carlo noise.
+        rng = np.random.default_rng(seed)
         estimates = np.empty((n_imputations, len(idx)))
         variances = np.empty((n_imputations, len(idx)))
         for m in range(n_imputations):

@@ -45,6 +45,7 @@ __all__ = [
     "ReportError",
     "ReportOptions",
     "Section",
+    "arm_order",
     "build_report",
     "render_html",
 ]
@@ -239,7 +240,7 @@ def _context(dataset: AnalysisDataset, options: ReportOptions) -> ReportContext:
                 f"({', '.join(DEFAULT_OUTCOMES)}); name some with --outcomes (its scores: "
                 f"{', '.join(available)})"
             )
-    arms = _arm_order(dataset.arms, options.reference_arm)
+    arms = arm_order(dataset.arms, options.reference_arm)
     timepoints = tuple(t for t in dataset.timepoints if (dataset.scores["timepoint"] == t).any())
     if len(timepoints) < 2:
         raise ReportError(f"study {dataset.study!r} has scores at fewer than two timepoints")
@@ -254,7 +255,15 @@ def _context(dataset: AnalysisDataset, options: ReportOptions) -> ReportContext:
     return ReportContext(dataset, options, outcomes, arms, timepoints, MappingProxyType(fits))
 
 
-def _arm_order(arms: Sequence[str], reference: str | None) -> tuple[str, ...]:
+def arm_order(arms: Sequence[str], reference: str | None = None) -> tuple[str, ...]:
+    """The arms with the reference (control) arm first: ``reference``, else the first arm whose
+    name says control, usual care, waitlist or TAU, else the last arm.
+
+    Examples
+    --------
+    >>> arm_order(["peer_support", "usual_care"])
+    ('usual_care', 'peer_support')
+    """
     if reference is None:
         named = [a for a in arms if any(w in a.lower() for w in _CONTROL_WORDS)]
         reference = named[0] if named else arms[-1]
