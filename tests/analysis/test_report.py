@@ -5,7 +5,6 @@ across builds, and bad input refused by name."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,33 +14,13 @@ import pytest
 from peerlens.analysis import ReportError, ReportOptions, build_report, render_html
 from peerlens.analysis.report import arm_order
 from peerlens.instruments import load_spec
-from peerlens.study import AnalysisDataset, Store, analysis_dataset, bootstrap_admin, create_study
+from peerlens.study import AnalysisDataset, Store, analysis_dataset, create_study
 from peerlens.study.errors import StudyError
 
-from ..conftest import ADMIN, PASSWORD
-from ._trial import CONFIG, Trial, make_trial
+from ..conftest import ADMIN
+from ._trial import CONFIG, Trial
 
 OPTIONS = ReportOptions(outcomes=("scs_total", "scs_isolation"), n_imputations=4, n_boot=200)
-
-
-@pytest.fixture(scope="module")
-def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Trial]]:
-    tmp = tmp_path_factory.mktemp("report")
-    import os
-
-    os.environ.setdefault("PEERLENS_VAULT_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
-    store = Store.open(f"sqlite:///{tmp / 'study.db'}", create=True, blob_dir=tmp / "blobs")
-    bootstrap_admin(store, ADMIN.username, PASSWORD)
-    trial = make_trial(store, ADMIN, tmp, n=40)
-    try:
-        yield store, trial
-    finally:
-        store.close()
-
-
-@pytest.fixture(scope="module")
-def dataset(stored: tuple[Store, Trial]) -> AnalysisDataset:
-    return analysis_dataset(stored[0], "trial", caller=ADMIN)
 
 
 @pytest.fixture(scope="module")
