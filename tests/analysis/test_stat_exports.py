@@ -102,3 +102,57 @@ def test_bad_requests_write_nothing(dataset: AnalysisDataset, tmp_path: Path) ->
     with pytest.raises(ReportError, match="export format 'sas'"):
         write_export(dataset, tmp_path / "x.sas7bdat", format="sas")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_redcap_dictionary_labels_reach_spss(tmp_path: Path) -> None:
+    """A study built on a REDCap data dictionary: field labels become variable labels and the
+    choices of a radio field its value labels."""
+    from peerlens.study import (
+        NewParticipant,
+        add_participants,
+        analysis_dataset,
+        bootstrap_admin,
+        create_study,
+        import_responses,
+    )
+    from peerlens.study.redcap import DICTIONARY_COLUMNS
+
+    from ..conftest import ADMIN, PASSWORD
+
+    rows = [["record_id", "mood", "", "text", "ID", *[""] * 13]]
+    rows += [
+        [f"m{i}", "mood", "", "radio", f"How often {i}", "0, Never | 1, Sometimes | 2, Often"]
+        + [""] * 12
+        for i in (1, 2)
+    ]
+    pd.DataFrame(rows, columns=list(DICTIONARY_COLUMNS)).to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "s.yaml").write_text(
+        f'data_dictionary: "{tmp_path / "d.csv"}"\narms: [ps, usual_care]\n'
+        "timepoints:\n  - name: baseline\n    instruments: [mood]\n",
+        encoding="utf-8",
+    )
+    store = Store.open(f"sqlite:///{tmp_path / 'r.db'}", create=True, blob_dir=tmp_path / "b")
+    try:
+        bootstrap_admin(store, ADMIN.username, PASSWORD)
+        create_study(store, "rc", tmp_path / "s.yaml", caller=ADMIN)
+        add_participants(
+            store, "rc", [NewParticipant("R1", arm="ps"), NewParticipant("R2", arm="usual_care")],
+            caller=ADMIN,
+        )  # fmt: skip
+        pd.DataFrame({"participant": ["R1", "R2"], "m1": [0, 2], "m2": [1, 1]}).to_csv(
+            tmp_path / "r.csv", index=False
+        )
+        import_responses(store, "rc", tmp_path / "r.csv", timepoint="baseline", caller=ADMIN)
+        dataset = analysis_dataset(store, "rc", caller=ADMIN)
+    finally:
+        store.close()
+    (path,) = write_export(dataset, tmp_path / "rc.sav", format="spss")
+    data, meta = pyreadstat.read_sav(str(path))
+    assert meta.column_names_to_labels["m1"] == "How often 1"
+    assert meta.variable_value_labels["m2"] == {0.0: "Never", 1.0: "Sometimes", 2.0: "Often"}
+    assert data.set_index("participant").loc["R2", "m1"] == 2.0
+    labels = dataset.variable_labels
+    assert labels["m1"] == "How often 1"
+    assert dict(dataset.value_labels["m2"]) == {0.0: "Never", 1.0: "Sometimes", 2.0: "Often"}
+    items = dataset.items.set_index("participant")
+    assert items.loc["R1", "m1"] == 0.0 and items.loc["R2", "m1"] == 2.0

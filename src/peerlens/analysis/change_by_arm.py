@@ -27,8 +27,8 @@ def sample_cutoff(baseline: pd.Series, *, higher_is_better: bool) -> float:
 
     Examples
     --------
-    >>> sample_cutoff(pd.Series([1.0, 2.0, 3.0]), higher_is_better=False)
-    -0.0
+    >>> sample_cutoff(pd.Series([2.0, 4.0, 6.0]), higher_is_better=True)
+    8.0
     """
     values = baseline.dropna().astype(float)
     sign = 1.0 if higher_is_better else -1.0

@@ -53,8 +53,8 @@ def participant_flow(
     ...                        "withdrawn": [False, True, False]})
     >>> seen = pd.DataFrame({"participant": ["a", "b", "a"], "timepoint": ["t0", "t0", "t1"]})
     >>> flow = participant_flow(people, seen, arms=["PS", "UC"], timepoints=["t0", "t1"])
-    >>> flow.iloc[2].tolist()
-    ['assessed: t0', 1, 1, 2]
+    >>> flow.to_dict("records")[2]
+    {'stage': 'assessed: t0', 'PS': 1, 'UC': 1, 'total': 2}
     """
     arm_of = dict(zip(participants["participant"], participants["arm"], strict=True))
     rows: list[dict[str, object]] = []

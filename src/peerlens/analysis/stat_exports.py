@@ -98,8 +98,8 @@ def write_export(
         raise ReportError(f"export format {format!r}: use one of {', '.join(FORMATS)}")
     if path.suffix.lower() != FORMATS[format]:
         raise ReportError(f"{path}: a {format} export is written as {FORMATS[format]}")
-    if not len(dataset.scores):
-        raise ReportError(f"study {dataset.study!r} has no scored questionnaires to export")
+    if not len(dataset.scores) and (format == "r" or not len(dataset.items)):
+        raise ReportError(f"study {dataset.study!r} has no questionnaire data to export")
     arms = arm_order(dataset.arms, reference_arm)
     table = analysis_table(dataset)
     if format == "r":
