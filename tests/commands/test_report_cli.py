@@ -65,6 +65,7 @@ def test_report_writes_one_page(run: Run, tmp_path: Path) -> None:
         (["--study", "trial", "--outcomes", "scs_totl"], "unknown outcome(s) scs_totl"),
         (["--study", "nosuch"], "nosuch"),
         (["--study", "trial", "--reference-arm", "placebo"], "reference arm 'placebo'"),
+        (["--study", "trial", "--imputations", "1"], "needs 2 or more"),
     ],
 )
 def test_report_bad_input_exits_2_and_writes_nothing(

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from peerlens._commands._common import user_errors
 from peerlens._commands._signed_in import signed_in
 from peerlens._commands.study import Db, StudyOpt, UserOpt
 
@@ -58,15 +59,18 @@ def report(
     """Build the study report (flow, baseline, missing data, mixed models, change, sensitivity)
     as one HTML page with inline SVG figures; the same data, version and seed give the same
     bytes."""
-    with signed_in(db, user) as (store, me):
-        from peerlens.analysis import ReportError, ReportOptions, build_report, render_html
-        from peerlens.analysis._files import write_via
-        from peerlens.study import analysis_dataset
+    with user_errors():  # what can be checked before anyone is asked for a password
+        from peerlens.analysis import ReportError
 
         if out.suffix.lower() not in (".html", ".htm"):
             raise ReportError(f"{out}: the report is an HTML page; give an --out ending in .html")
         if imputations < 2:
             raise ReportError(f"--imputations {imputations}: multiple imputation needs 2 or more")
+    with signed_in(db, user) as (store, me):
+        from peerlens.analysis import ReportOptions, build_report, render_html
+        from peerlens.analysis._files import write_via
+        from peerlens.study import analysis_dataset
+
         dataset = analysis_dataset(store, study, caller=me, purpose="report")
         options = ReportOptions(
             outcomes=split_outcomes(outcomes),
