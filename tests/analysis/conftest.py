@@ -1,16 +1,23 @@
-"""Running the R reference fits of the analysis tests (R with lme4 and lmerTest: CI installs
-it; locally a test skips without it, and fails when CI is set)."""
+"""Shared fixtures of the analysis tests: running the R reference fits (R with lme4 and lmerTest:
+CI installs it; locally a test skips without it, and fails when CI is set), and one simulated
+trial stored through the study API, shared by the report and export tests (built once per
+session: storing it takes a few seconds)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from peerlens.study import AnalysisDataset, Store, analysis_dataset, bootstrap_admin
+
+from ..conftest import ADMIN, PASSWORD, VAULT_KEY
+from ._trial import Trial, make_trial
 
 HERE = Path(__file__).parent
 
@@ -94,3 +101,24 @@ def check_nested_against_r(
         _assert_matches_r(fit, _refit_nested_in_r(fit, run_r, tmp_path))
 
     return check
+
+
+@pytest.fixture(scope="session")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Trial]]:
+    """A SQLite store with study ``trial`` (40 participants, see :func:`make_trial`)."""
+    tmp = tmp_path_factory.mktemp("trial")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PEERLENS_VAULT_KEY", VAULT_KEY)
+        store = Store.open(f"sqlite:///{tmp / 'study.db'}", create=True, blob_dir=tmp / "blobs")
+        bootstrap_admin(store, ADMIN.username, PASSWORD)
+        trial = make_trial(store, ADMIN, tmp, n=40)
+        try:
+            yield store, trial
+        finally:
+            store.close()
+
+
+@pytest.fixture(scope="session")
+def dataset(stored: tuple[Store, Trial]) -> AnalysisDataset:
+    """The trial's analysis dataset, read as the admin."""
+    return analysis_dataset(stored[0], "trial", caller=ADMIN)

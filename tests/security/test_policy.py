@@ -316,6 +316,7 @@ CASES: dict[str, Invoke] = {
         w.store, "pilot", tier="deidentified", caller=c
     ),
     "export_study": _export("deidentified"),
+    "analysis_dataset": lambda w, c, s: api.analysis_dataset(w.store, "pilot", caller=c),
     "create_user": lambda w, c, s: create_user(w.store, f"u{next(w.n)}", PASSWORD, caller=c),
     "grant_role": _grant,
     "revoke_role": _revoke,
@@ -411,6 +412,7 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "verify_derived": (_who("admin auditor", "global study"), False),
     "export_frame": (WRITERS, False),
     "export_study": (WRITERS, False),
+    "analysis_dataset": (WRITERS, False),
     "create_user": (GLOBAL_ADMIN, False),
     "grant_role": (GLOBAL_ADMIN, False),
     "revoke_role": (GLOBAL_ADMIN, False),

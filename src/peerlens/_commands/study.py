@@ -1016,9 +1016,15 @@ def export(
     study: StudyOpt,
     out: Annotated[
         Path,
-        typer.Option("--out", help="Output file (.csv, .parquet or .xlsx; REDCap records: .csv)."),
+        typer.Option(
+            "--out",
+            help="Output file: tidy .csv, .parquet or .xlsx; redcap .csv; spss .sav; stata .dta; "
+            "r .csv (the R script is written beside it as .R).",
+        ),
     ],
-    format: Annotated[str, typer.Option("--format", help="tidy or redcap.")] = "tidy",
+    format: Annotated[
+        str, typer.Option("--format", help="tidy, redcap, spss, stata or r.")
+    ] = "tidy",
     tier: Annotated[
         str,
         typer.Option("--tier", help="full, remove_identifiers, deidentified (default) or none."),
@@ -1029,11 +1035,22 @@ def export(
             "--raw-values", help="Do not prefix formula-like text cells (=, +, -, @) with '."
         ),
     ] = False,
+    outcomes: Annotated[
+        list[str] | None,
+        typer.Option("--outcomes", help="r: the scores the R script models (comma-separated)."),
+    ] = None,
+    reference_arm: Annotated[
+        str | None, typer.Option("--reference-arm", help="spss, stata, r: the control arm.")
+    ] = None,
     db: Db = None,
     user: UserOpt = None,
     reason: Reason = None,
 ) -> None:
-    """Export a study (tidy long CSV/Parquet or REDCap records) at an export tier."""
+    """Export a study: tidy long CSV/Parquet/XLSX or REDCap records at an export tier, or the
+    de-identified analysis dataset for SPSS, Stata or R."""
+    if format in ("spss", "stata", "r"):
+        _export_analysis(study, out, format, tier, outcomes, reference_arm, db, user)
+        return
     with signed_in(db, user) as (store, me):
         from peerlens.study.export import export_study
 
@@ -1051,6 +1068,41 @@ def export(
             f"{res.path}: {res.rows} row(s), sha256 {res.sha256}; manifest {res.manifest} "
             f"(audit head seq {res.audit_head[0]})"
         )
+
+
+def _export_analysis(
+    study: str,
+    out: Path,
+    format: str,
+    tier: str,
+    outcomes: list[str] | None,
+    reference_arm: str | None,
+    db: str | None,
+    user: str | None,
+) -> None:
+    """The SPSS/Stata/R export: the de-identified analysis dataset, written for that package."""
+    with user_errors():
+        from peerlens.analysis.stat_exports import FORMATS
+        from peerlens.study.errors import StudyError
+
+        if tier != "deidentified":
+            raise StudyError(f"--format {format} exports the de-identified tier only, not {tier!r}")
+        if out.suffix.lower() != FORMATS[format]:
+            raise StudyError(f"{out}: a {format} export is written as {FORMATS[format]}")
+    with signed_in(db, user) as (store, me):
+        from peerlens._commands.report import split_outcomes
+        from peerlens.analysis.stat_exports import write_export
+        from peerlens.study import analysis_dataset
+
+        dataset = analysis_dataset(store, study, caller=me, purpose=format)
+        written = write_export(
+            dataset,
+            out,
+            format=format,
+            outcomes=split_outcomes(outcomes),
+            reference_arm=reference_arm,
+        )
+        typer.echo(f"{', '.join(map(str, written))}: data snapshot sha256 {dataset.sha256}")
 
 
 # ------------------------------------------------------------------------------------ audit

@@ -1,12 +1,16 @@
 """Statistics of a peerlens study: mixed models of outcomes over time by arm (``mixed``), the
 partially nested PS worker effect (``nested``), moderation by the worker's connection index
-(``moderation``), mediation with bootstrap intervals (``mediation``) and the HRV models with the
-GRAPH reporting table (``hrv_models``); missing-data sensitivity and the report are to come.
+(``moderation``), mediation with bootstrap intervals (``mediation``), the HRV models with the
+GRAPH reporting table (``hrv_models``), participant flow (``flow``), descriptive tables
+(``tables``), within-arm change (``change_by_arm``), missing-data sensitivity (``missing``) and
+the study report (``report``).
 
 Core maths only: functions take tidy ``pandas`` frames (as ``peerlens.study`` exports them) and
 return frozen results; nothing here reads the study store.
 """
 
+from peerlens.analysis.change_by_arm import change_by_arm, sample_cutoff
+from peerlens.analysis.flow import participant_flow
 from peerlens.analysis.hrv_models import (
     GRAPH_ITEMS,
     HrvModelError,
@@ -21,6 +25,7 @@ from peerlens.analysis.mediation import (
     PathEstimate,
     fit_mediation,
 )
+from peerlens.analysis.missing import delta_adjustment
 from peerlens.analysis.mixed import FixedEffect, MixedModelError, MixedModelFit, fit_mixed_model
 from peerlens.analysis.moderation import ModerationFit, fit_moderation, worker_connection_index
 from peerlens.analysis.nested import (
@@ -29,6 +34,16 @@ from peerlens.analysis.nested import (
     WorkerTermImpact,
     fit_nested_model,
 )
+from peerlens.analysis.plots import means_plot
+from peerlens.analysis.report import (
+    Report,
+    ReportError,
+    ReportOptions,
+    Section,
+    build_report,
+    render_html,
+)
+from peerlens.analysis.tables import baseline_table, missing_table
 
 __all__ = [
     "GRAPH_ITEMS",
@@ -44,12 +59,25 @@ __all__ = [
     "NestedModelError",
     "NestedModelFit",
     "PathEstimate",
+    "Report",
+    "ReportError",
+    "ReportOptions",
+    "Section",
     "WorkerTermImpact",
+    "baseline_table",
+    "build_report",
+    "change_by_arm",
+    "delta_adjustment",
     "fit_hrv_models",
     "fit_mediation",
     "fit_mixed_model",
     "fit_moderation",
     "fit_nested_model",
     "graph_items",
+    "means_plot",
+    "missing_table",
+    "participant_flow",
+    "render_html",
+    "sample_cutoff",
     "worker_connection_index",
 ]

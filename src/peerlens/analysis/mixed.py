@@ -99,6 +99,8 @@ class MixedModelFit:
     data: pd.DataFrame = field(repr=False)
     design: np.ndarray = field(repr=False)
     source: str = _SOURCES
+    #: Covariance of the fixed effects (order of ``terms``), e.g. for multiple imputation.
+    cov_beta: np.ndarray | None = field(default=None, repr=False)
 
     def effect(self, term: str) -> FixedEffect:
         """The fixed effect named ``term``."""
@@ -214,6 +216,7 @@ def fit_mixed_model(
         means=means,
         data=frame,
         design=x,
+        cov_beta=cov_beta,
     )
 
 

@@ -9,6 +9,7 @@ Identifying fields live only in the identity vault. See ``docs/study.md`` and
 ``docs/security.md``.
 """
 
+from peerlens.study.analysis_data import AnalysisDataset, analysis_dataset
 from peerlens.study.audit import AuditReport, audit_frame, verify_audit
 from peerlens.study.config import StudyConfig, TimepointConfig, load_config
 from peerlens.study.consent_texts import ConsentWording, set_consent_text
@@ -100,6 +101,7 @@ __all__ = [
     "ROLES",
     "TIDY_COLUMNS",
     "TIERS",
+    "AnalysisDataset",
     "AuditReport",
     "Caller",
     "ConsentNeeded",
@@ -137,6 +139,7 @@ __all__ = [
     "add_session",
     "add_transcript",
     "agree_to_consent",
+    "analysis_dataset",
     "audit_frame",
     "authenticate",
     "bootstrap_admin",

@@ -236,6 +236,12 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
         ),
         "derived.verify": Rule(_AUDIT, "study", "check derived results against their digests"),
         "export": Rule(_WRITERS, "site", "export study data at a tier", min_tier="deidentified"),
+        "analysis.export": Rule(
+            _WRITERS,
+            "site",
+            "read the de-identified analysis dataset (report; SPSS, Stata and R exports)",
+            min_tier="deidentified",
+        ),
         # -- audit
         "audit.verify": Rule(_AUDIT, "global", "verify the audit chain"),
         # Audit rows hold changed answers (old -> new values): reading them is admins' only.

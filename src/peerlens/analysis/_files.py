@@ -1,0 +1,49 @@
+"""Writing output files whole or not at all (the report page, the statistics-package exports)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from peerlens import PeerlensError
+
+
+class OutputError(PeerlensError):
+    """An output file cannot be written (the path and the reason are named)."""
+
+
+def write_via(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path`` (readable by the owner only: the
+    outputs hold study data), then move it into place; on any failure the temporary file is
+    removed and ``path`` is left as it was."""
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        write(tmp)
+        os.chmod(tmp, 0o600)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write it ({exc.strerror})") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_files(files: Mapping[Path, bytes]) -> None:
+    """Write every file or none: a file already written is removed when a later one fails."""
+    done: list[Path] = []
+    try:
+        for path, data in files.items():
+            write_via(path, lambda tmp, data=data: tmp.write_bytes(data))  # type: ignore[misc]
+            done.append(path)
+    except PeerlensError:
+        for path in done:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise

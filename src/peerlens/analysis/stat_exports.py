@@ -1,0 +1,240 @@
+"""The analysis dataset for other statistics packages: SPSS ``.sav``, Stata ``.dta`` (both via
+pyreadstat) and R (a CSV and a script that refits the report's mixed models with lme4/lmerTest).
+
+One row per participant and timepoint: ``participant``, ``arm``, ``site``, ``timepoint``, every
+item and every score. In SPSS and Stata, ``arm``, ``site`` and ``timepoint`` are numeric codes
+(1, 2, ... in the study's order, the reference arm first) with value labels; variable labels come
+from the instrument specs or the REDCap dictionary, value labels of items from the dictionary's
+choices. An item answered with one of the study's missing-data codes keeps the code:
+
+- SPSS: the code's value, declared user-missing (``MISSING VALUES``) for the item;
+- Stata: an extended missing value, ``.a`` for the study's first code, ``.b`` for the second,
+  ... (Stata has no user-missing numbers); the file label lists the mapping;
+- R: ``NA`` (the CSV is for model fitting).
+
+Files are written atomically: on any error nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from peerlens.analysis._files import write_files, write_via
+from peerlens.analysis.report import DEFAULT_OUTCOMES, ReportError, arm_order
+
+if TYPE_CHECKING:
+    from peerlens.study import AnalysisDataset
+
+__all__ = ["FORMATS", "analysis_table", "write_export"]
+
+#: Export format -> the suffix of ``--out``.
+FORMATS = {"spss": ".sav", "stata": ".dta", "r": ".csv"}
+_FACTORS = ("arm", "site", "timepoint")
+
+
+def analysis_table(dataset: AnalysisDataset, *, reference_arm: str | None = None) -> pd.DataFrame:
+    """Items and scores side by side, one row per participant and timepoint, with the codes of
+    coded-missing items in place (floats; ``arm``, ``site`` and ``timepoint`` as text)."""
+    items = dataset.items.copy()
+    codes = dataset.item_codes.set_index(["participant", "timepoint"])
+    keyed = items.set_index(["participant", "timepoint"])
+    keyed = keyed.where(codes.reindex_like(keyed).isna(), codes.reindex_like(keyed))
+    table = dataset.scores.merge(keyed.reset_index(), on=["participant", "timepoint"], how="outer")
+    people = dataset.participants.set_index("participant")
+    table["arm"] = table["participant"].map(people["arm"])
+    table["site"] = table["participant"].map(people["site"])
+    item_cols = [c for c in items.columns if c not in ("participant", "timepoint")]
+    score_cols = list(dataset.score_names)
+    rank = {t: k for k, t in enumerate(dataset.timepoints)}
+    table = table.assign(_tp=table["timepoint"].map(rank)).sort_values(
+        ["participant", "_tp"], kind="stable"
+    )
+    table = table[["participant", "arm", "site", "timepoint", *item_cols, *score_cols]]
+    return table.reset_index(drop=True)
+
+
+def write_export(
+    dataset: AnalysisDataset,
+    out: str | Path,
+    *,
+    format: str,
+    outcomes: Sequence[str] | None = None,
+    reference_arm: str | None = None,
+) -> tuple[Path, ...]:
+    """Write ``dataset`` as ``format`` (``spss``, ``stata`` or ``r``) to ``out``.
+
+    Parameters
+    ----------
+    dataset
+        From :func:`peerlens.study.analysis_dataset`.
+    out
+        The file (``.sav``, ``.dta``, or ``.csv`` for ``r``; the R script is written beside it
+        with the suffix ``.R``).
+    format
+        ``spss``, ``stata`` or ``r``.
+    outcomes
+        The outcomes the R script models (default: the report's default outcomes present).
+    reference_arm
+        The control arm (default as in the report).
+
+    Returns
+    -------
+    tuple of Path
+        The files written.
+
+    Raises
+    ------
+    ReportError
+        Unknown format, wrong suffix, no data, or an unknown outcome or arm.
+    """
+    path = Path(out)
+    if format not in FORMATS:
+        raise ReportError(f"export format {format!r}: use one of {', '.join(FORMATS)}")
+    if path.suffix.lower() != FORMATS[format]:
+        raise ReportError(f"{path}: a {format} export is written as {FORMATS[format]}")
+    if not len(dataset.scores) and (format == "r" or not len(dataset.items)):
+        raise ReportError(f"study {dataset.study!r} has no questionnaire data to export")
+    arms = arm_order(dataset.arms, reference_arm)
+    table = analysis_table(dataset)
+    if format == "r":
+        chosen = _outcomes(dataset, outcomes)
+        script = _r_script(path.name, chosen, arms, dataset.timepoints)
+        r_table = table.copy()
+        for col in dataset.items.columns[2:]:  # coded-missing items are NA for model fitting
+            r_table[col] = (
+                dataset.items.set_index(["participant", "timepoint"])[col]
+                .reindex(pd.MultiIndex.from_frame(table[["participant", "timepoint"]]))
+                .to_numpy()
+            )
+        csv = r_table.to_csv(index=False, lineterminator="\n", na_rep="NA").encode("utf-8")
+        script_path = path.with_suffix(".R")
+        write_files({path: csv, script_path: script.encode("utf-8")})
+        return path, script_path
+    data, labels, values = _coded(table, dataset, arms)
+    codes = sorted(dataset.missing_codes)
+    item_cols = list(dataset.items.columns[2:])
+    coded_items = [c for c in item_cols if dataset.item_codes[c].notna().any()]
+    import pyreadstat
+
+    def write(tmp: Path) -> None:
+        if format == "spss":
+            pyreadstat.write_sav(
+                data,
+                str(tmp),
+                column_labels=labels,
+                variable_value_labels=values,
+                missing_ranges={c: list(codes[:3]) for c in coded_items} if codes else None,
+            )
+        else:
+            letters = dict(zip(codes, string.ascii_lowercase, strict=False))
+            stata = data.copy()
+            for c in coded_items:
+                column = stata[c].astype(object)
+                for code, letter in letters.items():
+                    column[np.isclose(stata[c].to_numpy(dtype=float), code)] = letter
+                stata[c] = column
+            mapping = ", ".join(f".{letter} = {code:g}" for code, letter in letters.items())
+            pyreadstat.write_dta(
+                stata,
+                str(tmp),
+                file_label=f"peerlens {dataset.study}; missing codes {mapping}"[:80],
+                column_labels={k: (v or k)[:80] for k, v in labels.items()},
+                variable_value_labels=values,
+                missing_user_values={c: list(letters.values()) for c in coded_items} or None,
+            )
+
+    write_via(path, write)
+    return (path,)
+
+
+def _outcomes(dataset: AnalysisDataset, outcomes: Sequence[str] | None) -> tuple[str, ...]:
+    available = dataset.score_names
+    if outcomes:
+        unknown = [o for o in outcomes if o not in available]
+        if unknown:
+            raise ReportError(
+                f"unknown outcome(s) {', '.join(unknown)}; the scores are: {', '.join(available)}"
+            )
+        return tuple(dict.fromkeys(outcomes))
+    chosen = tuple(o for o in DEFAULT_OUTCOMES if o in available)
+    if not chosen:
+        raise ReportError(f"none of the default outcomes; name some ({', '.join(available)})")
+    return chosen
+
+
+def _coded(
+    table: pd.DataFrame, dataset: AnalysisDataset, arms: Sequence[str]
+) -> tuple[pd.DataFrame, dict[str, str | None], dict[str, dict[float, str]]]:
+    """``arm``, ``site`` and ``timepoint`` as numeric codes with value labels; labels of every
+    column."""
+    data = table.copy()
+    values: dict[str, dict[float, str]] = {}
+    for name, levels in zip(_FACTORS, (arms, dataset.sites, dataset.timepoints), strict=True):
+        code = {level: float(k) for k, level in enumerate(levels, start=1)}
+        data[name] = data[name].map(code).astype(float)
+        values[name] = {v: str(k) for k, v in code.items()}
+    labels: dict[str, str | None] = {
+        c: str(dataset.variable_labels.get(c, c)) for c in data.columns
+    }
+    for col, labelled in dataset.value_labels.items():
+        if col in data.columns:
+            values[col] = dict(labelled)
+    return data, labels, values
+
+
+def _r_script(
+    csv_name: str, outcomes: Sequence[str], arms: Sequence[str], timepoints: Sequence[str]
+) -> str:
+    """An R script that reads the CSV and fits each outcome's change model as the report does,
+    writing the fixed effects (with peerlens's term names) to ``<csv stem>_fixed_effects.csv``."""
+    stem = Path(csv_name).stem
+
+    def r_vector(values: Sequence[str]) -> str:
+        return "c(" + ", ".join(_r_string(v) for v in values) + ")"
+
+    lines = [
+        "# Refits the peerlens report's mixed models with lme4 + lmerTest (REML, Satterthwaite).",
+        "# Run from the folder holding the CSV: Rscript " + f"{stem}.R",
+        "suppressPackageStartupMessages({ library(lme4); library(lmerTest) })",
+        "args <- commandArgs(trailingOnly = TRUE)",
+        "here <- if (length(args)) args[1] else '.'",
+        f"d <- read.csv(file.path(here, {_r_string(csv_name)}), stringsAsFactors = FALSE,",
+        "              na.strings = 'NA')",
+        f"d$arm <- factor(d$arm, levels = {r_vector(arms)})",
+        f"d$timepoint <- factor(d$timepoint, levels = {r_vector(timepoints)})",
+        "d$participant <- factor(d$participant)",
+        "peerlens_term <- function(name) {",
+        "  parts <- strsplit(name, ':', fixed = TRUE)[[1]]",
+        "  parts <- ifelse(startsWith(parts, 'arm'), paste0('arm[', substring(parts, 4), ']'),",
+        "           ifelse(startsWith(parts, 'timepoint'),",
+        "                  paste0('timepoint[', substring(parts, 10), ']'), parts))",
+        "  paste(parts, collapse = ':')",
+        "}",
+        "rows <- list()",
+        f"for (outcome in {r_vector(outcomes)}) {{",
+        "  f <- as.formula(paste(outcome, '~ arm * timepoint + (1 | participant)'))",
+        "  fit <- lmer(f, data = d, REML = TRUE,",
+        "              control = lmerControl(optimizer = 'bobyqa'))",
+        "  co <- summary(fit)$coefficients",
+        "  rows[[outcome]] <- data.frame(outcome = outcome,",
+        "    term = vapply(rownames(co), peerlens_term, ''), estimate = co[, 'Estimate'],",
+        "    se = co[, 'Std. Error'], df = co[, 'df'], p = co[, 'Pr(>|t|)'])",
+        "  print(summary(fit))",
+        "}",
+        "out <- do.call(rbind, rows)",
+        f"write.csv(out, file.path(here, {_r_string(stem + '_fixed_effects.csv')}),",
+        "          row.names = FALSE)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _r_string(text: str) -> str:
+    """``text`` as an R string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

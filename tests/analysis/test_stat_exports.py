@@ -1,0 +1,158 @@
+"""SPSS, Stata and R exports of the analysis dataset: read back with pyreadstat (labels, values,
+missing-value codes), and the R script run in R, its lme4/lmerTest fixed effects matching the
+report's statsmodels fits to 1e-4 (relative)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyreadstat
+import pytest
+
+from peerlens.analysis import ReportError, fit_mixed_model
+from peerlens.analysis.stat_exports import write_export
+from peerlens.study import AnalysisDataset, Store
+
+from ._trial import Trial
+from .test_mixed import _rscript
+
+
+def _stored_items(trial: Trial) -> pd.DataFrame:
+    return trial.items.set_index(["participant", "timepoint"])
+
+
+def test_spss_labels_values_and_user_missing(
+    dataset: AnalysisDataset, stored: tuple[Store, Trial], tmp_path: Path
+) -> None:
+    (path,) = write_export(dataset, tmp_path / "trial.sav", format="spss")
+    data, meta = pyreadstat.read_sav(str(path), user_missing=True)
+    labels = meta.column_names_to_labels
+    assert labels["scs_total"] == "SCS Total (mean of keyed items)"
+    assert labels["scs_3"] == "SCS item 3"
+    # Reference arm first, coded 1; timepoints in schedule order.
+    assert meta.variable_value_labels["arm"] == {1.0: "usual_care", 2.0: "peer_support"}
+    assert meta.variable_value_labels["timepoint"] == {
+        1.0: "baseline",
+        2.0: "week12",
+        3.0: "week24",
+    }
+    assert meta.missing_ranges["scs_3"] == [{"lo": -9.0, "hi": -9.0}]
+    # Every stored item value comes back, the coded-missing one as its code (-9).
+    stored_items = _stored_items(stored[1])
+    timepoints = data["timepoint"].map(meta.variable_value_labels["timepoint"])
+    back = data.assign(timepoint=timepoints).set_index(["participant", "timepoint"])
+    for col in ("scs_1", "scs_3", "scs_26"):
+        expected = stored_items[col].reindex(back.index).to_numpy(dtype=float)
+        np.testing.assert_array_equal(back[col].to_numpy(dtype=float), expected)
+    # Read as SPSS users do by default: the user-missing code becomes missing.
+    plain, _ = pyreadstat.read_sav(str(path))
+    assert plain["scs_3"].isna().sum() == 1
+    assert path.stat().st_mode & 0o077 == 0
+
+
+def test_stata_labels_and_extended_missing(dataset: AnalysisDataset, tmp_path: Path) -> None:
+    (path,) = write_export(dataset, tmp_path / "trial.dta", format="stata")
+    data, meta = pyreadstat.read_dta(str(path), user_missing=True)
+    assert meta.column_names_to_labels["scs_isolation"] == "SCS Isolation"
+    assert meta.variable_value_labels["arm"] == {1: "usual_care", 2: "peer_support"}
+    assert meta.missing_user_values["scs_3"] == ["a"]
+    assert "missing codes .a = -9" in meta.file_label
+    first = (data["participant"] == "P000") & (data["timepoint"] == 1)
+    assert data.loc[first, "scs_3"].tolist() == ["a"]
+    totals = dataset.scores.set_index(["participant", "timepoint"])["scs_total"]
+    tp = {1: "baseline", 2: "week12", 3: "week24"}
+    keys = list(zip(data["participant"], data["timepoint"].map(tp), strict=True))
+    np.testing.assert_allclose(data["scs_total"].to_numpy(dtype=float), totals.reindex(keys))
+
+
+def test_r_script_refits_the_report_models(dataset: AnalysisDataset, tmp_path: Path) -> None:
+    rscript = _rscript()
+    outcomes = ["scs_total", "scs_isolation"]
+    csv, script = write_export(dataset, tmp_path / "trial.csv", format="r", outcomes=outcomes)
+    assert csv.read_text(encoding="utf-8").startswith("participant,arm,site,timepoint,")
+    assert script.name == "trial.R"
+    done = subprocess.run(
+        [rscript, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    fixed = pd.read_csv(tmp_path / "trial_fixed_effects.csv")
+    for outcome in outcomes:
+        fit = fit_mixed_model(
+            dataset.scores,
+            outcome,
+            arms=["usual_care", "peer_support"],
+            timepoints=["baseline", "week12", "week24"],
+        )
+        r = fixed[fixed["outcome"] == outcome].set_index("term")
+        assert list(r.index) == list(fit.terms)
+        for fe in fit.fixed:
+            assert r.loc[fe.term, "estimate"] == pytest.approx(fe.estimate, rel=1e-4, abs=1e-9)
+            assert r.loc[fe.term, "se"] == pytest.approx(fe.se, rel=1e-4)
+            assert r.loc[fe.term, "df"] == pytest.approx(fe.df, rel=1e-3)
+
+
+def test_bad_requests_write_nothing(dataset: AnalysisDataset, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=r"written as \.sav"):
+        write_export(dataset, tmp_path / "x.csv", format="spss")
+    with pytest.raises(ReportError, match=r"unknown outcome.*nope"):
+        write_export(dataset, tmp_path / "x.csv", format="r", outcomes=["nope"])
+    with pytest.raises(ReportError, match="export format 'sas'"):
+        write_export(dataset, tmp_path / "x.sas7bdat", format="sas")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_redcap_dictionary_labels_reach_spss(tmp_path: Path) -> None:
+    """A study built on a REDCap data dictionary: field labels become variable labels and the
+    choices of a radio field its value labels."""
+    from peerlens.study import (
+        NewParticipant,
+        add_participants,
+        analysis_dataset,
+        bootstrap_admin,
+        create_study,
+        import_responses,
+    )
+    from peerlens.study.redcap import DICTIONARY_COLUMNS
+
+    from ..conftest import ADMIN, PASSWORD
+
+    rows = [["record_id", "mood", "", "text", "ID", *[""] * 13]]
+    rows += [
+        [f"m{i}", "mood", "", "radio", f"How often {i}", "0, Never | 1, Sometimes | 2, Often"]
+        + [""] * 12
+        for i in (1, 2)
+    ]
+    pd.DataFrame(rows, columns=list(DICTIONARY_COLUMNS)).to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "s.yaml").write_text(
+        f'data_dictionary: "{tmp_path / "d.csv"}"\narms: [ps, usual_care]\n'
+        "timepoints:\n  - name: baseline\n    instruments: [mood]\n",
+        encoding="utf-8",
+    )
+    store = Store.open(f"sqlite:///{tmp_path / 'r.db'}", create=True, blob_dir=tmp_path / "b")
+    try:
+        bootstrap_admin(store, ADMIN.username, PASSWORD)
+        create_study(store, "rc", tmp_path / "s.yaml", caller=ADMIN)
+        add_participants(
+            store, "rc", [NewParticipant("R1", arm="ps"), NewParticipant("R2", arm="usual_care")],
+            caller=ADMIN,
+        )  # fmt: skip
+        pd.DataFrame({"participant": ["R1", "R2"], "m1": [0, 2], "m2": [1, 1]}).to_csv(
+            tmp_path / "r.csv", index=False
+        )
+        import_responses(store, "rc", tmp_path / "r.csv", timepoint="baseline", caller=ADMIN)
+        dataset = analysis_dataset(store, "rc", caller=ADMIN)
+    finally:
+        store.close()
+    (path,) = write_export(dataset, tmp_path / "rc.sav", format="spss")
+    data, meta = pyreadstat.read_sav(str(path))
+    assert meta.column_names_to_labels["m1"] == "How often 1"
+    assert meta.variable_value_labels["m2"] == {0.0: "Never", 1.0: "Sometimes", 2.0: "Often"}
+    assert data.set_index("participant").loc["R2", "m1"] == 2.0
+    labels = dataset.variable_labels
+    assert labels["m1"] == "How often 1"
+    assert dict(dataset.value_labels["m2"]) == {0.0: "Never", 1.0: "Sometimes", 2.0: "Often"}
+    items = dataset.items.set_index("participant")
+    assert items.loc["R1", "m1"] == 0.0 and items.loc["R2", "m1"] == 2.0
