@@ -275,6 +275,7 @@ def _check_against_truth(study: DemoStudy, built: dict[str, object], console: Co
     )
 
     # HRV: vagal withdrawal in the task, ln RMSSD task minus rest, per recording.
+    hrv = hrv[hrv["label"] != "whole"]
     hrv = hrv.assign(timepoint=hrv["recording"].map(timepoint_of), ln_rmssd=np.log(hrv["rmssd_ms"]))
     ln = hrv.pivot_table(
         index=["participant", "timepoint"], columns="label", values="ln_rmssd", aggfunc="first"
@@ -286,7 +287,8 @@ def _check_against_truth(study: DemoStudy, built: dict[str, object], console: Co
     e = fit.effect(f"arm[{cfg.arms[1]}]:timepoint[{ecg_tps[-1]}]")
     base = fit.effect("(Intercept)")
     console.print(
-        f"4b. HRV (lab ECG, {len(hrv)} windows, {int(hrv['valid'].sum())} valid): task "
+        f"4b. HRV ({len(timepoint_of)} lab ECGs, {len(hrv)} windows, {int(hrv['valid'].sum())} "
+        "valid): task "
         f"reactivity ln RMSSD task - rest in usual care at {ecg_tps[0]} {base.estimate:+.2f} "
         f"{_ci(base.ci_low, base.ci_high)} (truth {truth.task_reactivity:+.2f}); peer "
         f"support's effect on it at {ecg_tps[-1]} "
