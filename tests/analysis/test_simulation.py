@@ -132,6 +132,7 @@ def test_dropout_follows_the_configured_rates_and_the_observed_baseline(
     assert np.mean(gaps) > 0 and np.mean(np.array(gaps) > 0) > 0.7
 
 
+@pytest.mark.slow
 def test_truth_is_recovered_by_the_mixed_model_on_a_larger_trial() -> None:
     config = TrialConfig(n_participants=1000, ecg_timepoints=(), transcripts_per_participant=0)
     trial = simulate_trial(config, seed=20261201)
