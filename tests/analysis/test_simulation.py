@@ -236,10 +236,11 @@ def test_the_95_ci_of_the_arm_by_time_effect_covers_the_truth_95_percent_of_the_
     covered = []
     for seed in range(200):
         trial = simulate_trial(config, seed=1000 + seed)
-        scored = _scored(trial.responses, trial.participants)
+        scored = score(trial.responses, "scs").merge(trial.participants, on="participant")
         fit = fit_mixed_model(scored, "scs_total", arms=ARMS, timepoints=TIMEPOINTS)
-        effect = fit.effect("arm[peer_support]:timepoint[week12]")
-        covered.append(
-            effect.ci_low <= trial.truth.arm_effects["scs_total"]["week12"] <= effect.ci_high
-        )
+        # Both arm x time effects (week 6 and week 12) of each dataset: 400 intervals.
+        for tp in ("week6", "week12"):
+            effect = fit.effect(f"arm[peer_support]:timepoint[{tp}]")
+            truth = trial.truth.arm_effects["scs_total"][tp]
+            covered.append(effect.ci_low <= truth <= effect.ci_high)
     assert 0.93 <= np.mean(covered) <= 0.97

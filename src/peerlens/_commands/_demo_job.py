@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from peerlens.analysis.simulation import SimulatedTrial
     from peerlens.study import Store
 
 #: The study's name in the demo database.
@@ -82,7 +83,18 @@ def _ci(low: float, high: float, digits: int = 2) -> str:
     return f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def build_demo_study(out_dir: Path, console: Console) -> tuple[DemoStudy, dict[str, object]]:
+@dataclass(frozen=True)
+class _Imported:
+    """What the demo imported, to set the stored results beside the simulation's truth."""
+
+    trial: SimulatedTrial
+    #: Recording sha256 -> timepoint of the lab visit.
+    timepoint_of: dict[str, str]
+    #: Transcript id -> the PS worker who spoke in it.
+    worker_of: dict[int, str]
+
+
+def build_demo_study(out_dir: Path, console: Console) -> tuple[DemoStudy, _Imported]:
     """Simulate the trial, import it through the study API and derive its results.
 
     Returns the study's location and what the demo imported (for the summary).
@@ -184,7 +196,7 @@ def build_demo_study(out_dir: Path, console: Console) -> tuple[DemoStudy, dict[s
             for label, start, end in windows_table[["label", "start", "end"]].to_numpy()
         ]
         recordings = read_table(trial_dir / "recordings.csv")
-        timepoint_of = {}
+        timepoint_of: dict[str, str] = {}
         for r in recordings.itertuples():
             _rid, sha = add_recording(
                 store,
@@ -210,18 +222,15 @@ def build_demo_study(out_dir: Path, console: Console) -> tuple[DemoStudy, dict[s
     finally:
         store.close()
     study = DemoStudy(url, STUDY, key_file, blob_dir, trial_dir, ACTOR, password)
-    return study, {"timepoint_of": timepoint_of, "worker_of": worker_of, "trial": trial}
+    return study, _Imported(trial, timepoint_of, worker_of)
 
 
-def _check_against_truth(study: DemoStudy, built: dict[str, object], console: Console) -> None:
+def _check_against_truth(study: DemoStudy, built: _Imported, console: Console) -> None:
     from peerlens.analysis import fit_mixed_model
-    from peerlens.analysis.simulation import HEADLINE_SCORES, SimulatedTrial
+    from peerlens.analysis.simulation import HEADLINE_SCORES
     from peerlens.study import Store, authenticate, derived_frame, list_participants
 
-    trial = built["trial"]
-    assert isinstance(trial, SimulatedTrial)
-    timepoint_of = built["timepoint_of"]
-    assert isinstance(timepoint_of, dict)
+    trial, timepoint_of = built.trial, built.timepoint_of
     cfg, truth = trial.config, trial.truth
     store = Store.open(study.db_url, blob_dir=study.blob_dir, key_file=study.key_file)
     try:
@@ -296,9 +305,7 @@ def _check_against_truth(study: DemoStudy, built: dict[str, object], console: Co
     )
 
     # Story: each worker's connection index over their transcripts.
-    worker_of = built["worker_of"]
-    assert isinstance(worker_of, dict)
-    story = story.assign(worker=story["transcript"].map(worker_of))
+    story = story.assign(worker=story["transcript"].map(built.worker_of))
     labelled = story.groupby("worker")[["n_connection", "n_upward", "n_downward"]].sum()
     index = labelled["n_connection"] / labelled.sum(axis=1)
     table = Table(title="4c. Connection index of each PS worker's session language (story model)")
@@ -450,6 +457,8 @@ def run_demo(out_dir: Path = Path("demo-out"), *, serve: bool = True) -> DemoStu
         " truth in trial/, demo accounts in demo_accounts.txt."
     )
     console.print(f"Built, analysed and checked in {time.perf_counter() - started:.0f} s.")
+    # Hook for the study report: once `peerlens report` exists, build it here from
+    # `study.db_url` / `study.study` and print its path (before serving, which blocks).
     if serve:
         _serve(study, access, console)
     return study
