@@ -14,6 +14,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
+# Serves the demo study until Ctrl+C; scripts and CI use `peerlens demo --no-serve`.
 demo: $(STAMP)
 	$(BIN)/peerlens demo
 

@@ -7,7 +7,7 @@
    and at exact timing (+/- 1 sample). Also the sensitivity of our score to the refinement band's
    upper edge (40 Hz was chosen a priori as the monitoring-ECG limit; the table shows what other
    choices would have scored, so the choice is visible rather than tuned).
-2. Simulated ECG with exactly known R peaks (benchmarks/_hrv_sim.py) plus baseline wander,
+2. Simulated ECG with exactly known R peaks (peerlens.hrv.simulation) plus baseline wander,
    electrode motion and muscle noise at 12, 6 and 0 dB SNR; for muscle noise also our detector
    with the previous 0.5-40 Hz refinement band (before/after of the 20 Hz change).
 
@@ -25,8 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _hrv_sim import noisy_ecg, simulate_ecg
 from peerlens.hrv import DetectorSettings, assess_quality, detect_rpeaks
+from peerlens.hrv.simulation import noisy_ecg, simulate_ecg
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ecg"
 BEATS = set("NLRBAaJSVrFejnE/fQ?")

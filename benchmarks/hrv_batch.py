@@ -1,6 +1,6 @@
 """Batch throughput: ``peerlens.hrv.run_batch`` on a 2-worker vs a 1-worker Dask LocalCluster.
 
-Writes N one-hour simulated single-lead ECG recordings (250 Hz, EDF, benchmarks/_hrv_sim.py,
+Writes N one-hour simulated single-lead ECG recordings (250 Hz, EDF, peerlens.hrv.simulation,
 different seeds) to a temporary folder, then analyses all of them (full pipeline per file) on a
 LocalCluster with 1 worker and with 2 workers (processes, one thread each), and prints the wall
 time, throughput and ratio, plus whether the two runs gave identical result tables.
@@ -25,8 +25,8 @@ import pyedflib
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _hrv_sim import simulate_ecg
 from peerlens.hrv import BatchOptions, run_batch
+from peerlens.hrv.simulation import simulate_ecg
 
 FS = 250
 

@@ -1,7 +1,7 @@
 """ECG signal quality: RMSSD per window on real and simulated ECG with injected artefacts.
 
 For each recording (MIT-BIH Arrhythmia record 100, lead MLII, 360 Hz, 30 min; and a simulated
-30-minute 250 Hz ECG with realistic HRV and mild noise, benchmarks/_hrv_sim.py) the clean
+30-minute 250 Hz ECG with realistic HRV and mild noise, peerlens.hrv.simulation) the clean
 signal is analysed in six 5-minute windows, then the same signal with artefacts injected:
 
 - ``spikes``: eight short transients (1-10 samples, 3 to 100 mV, either sign), the kind that
@@ -23,7 +23,7 @@ missing samples set to zero, since it refused them) and for NeuroKit2 (``ecg_cle
 set to zero). A window of ours passes when its RMSSD is within 10 % of the clean value or it is
 marked not valid with a signal-quality reason.
 
-Last, the beat SQI under simulated noise (benchmarks/_hrv_sim.py, Noise Stress Test kinds and
+Last, the beat SQI under simulated noise (peerlens.hrv.simulation, Noise Stress Test kinds and
 SNR): the share of beats below 0.66 on 20 ms block means (ours) and on the raw samples, and how
 many of the detector's false detections it catches.
 
@@ -42,8 +42,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _hrv_sim import simulate_ecg
 from peerlens.hrv import Recording, analyze, correct_artifacts, detect_rpeaks
+from peerlens.hrv.simulation import simulate_ecg
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ecg"
 WINDOW_S = 300.0
@@ -253,9 +253,9 @@ def evaluate(name: str, x: np.ndarray, fs: float, *, with_nk: bool) -> list[dict
 
 
 def sqi_under_noise() -> None:
-    from _hrv_sim import noisy_ecg
     from peerlens.hrv import beat_sqi
     from peerlens.hrv.quality import QualitySettings, _sqi
+    from peerlens.hrv.simulation import noisy_ecg
 
     fs = 250.0
     clean, truth, _ = simulate_ecg(600, fs, seed=11)

@@ -1,6 +1,6 @@
 """Speed and peak memory: peerlens full HRV pipeline vs NeuroKit2's lean pipeline, same run.
 
-Input: single-lead 250 Hz simulated ECG with realistic HRV (benchmarks/_hrv_sim.py), written once
+Input: single-lead 250 Hz simulated ECG with realistic HRV (peerlens.hrv.simulation), written once
 to a temporary .npy file. Each measurement runs in a fresh Python subprocess that loads the
 file, imports its library, runs the pipeline and reports the pipeline's wall time, its CPU time
 (``time.process_time``, all threads of the process) and the process's peak resident memory
@@ -57,7 +57,7 @@ def _peak_rss_mb() -> float:
 
 def _simulate(hours: float, path: str) -> None:
     sys.path.insert(0, str(HERE))
-    from _hrv_sim import simulate_ecg
+    from peerlens.hrv.simulation import simulate_ecg
 
     ecg, truth, _ = simulate_ecg(hours * 3600, FS, seed=0)
     ecg = ecg + np.random.default_rng(1).normal(0, 0.02, ecg.size)

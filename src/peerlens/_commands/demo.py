@@ -1,6 +1,8 @@
-"""``peerlens demo``: the main job on bundled example data."""
+"""``peerlens demo``: a simulated peer-support trial, built, analysed and served."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -10,8 +12,18 @@ def register(root: typer.Typer) -> None:
     root.command("demo")(demo)
 
 
-def demo() -> None:
-    """Run the main job on the bundled example data and print a summary."""
+def demo(
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve/--no-serve",
+            help="Serve the demo study on 127.0.0.1 afterwards (--no-serve: print and exit, "
+            "for CI and scripts).",
+        ),
+    ] = True,
+) -> None:
+    """Simulate a small peer-support trial, import and analyse it against the truth it was
+    simulated with, and serve it with links for a participant, a PS worker and a researcher."""
     from peerlens._commands._demo_job import run_demo
 
-    run_demo()
+    run_demo(serve=serve)

@@ -1,4 +1,5 @@
-"""Simulated single-lead ECG with realistic HRV and exactly known R peaks (for the HRV benchmarks).
+"""Simulated single-lead ECG with realistic HRV and exactly known R peaks (benchmarks, tests and
+the simulated demo trial).
 
 RR model: mean 850 ms with respiratory sinus arrhythmia (HF, 0.25 Hz, drifting 0.2-0.3 Hz),
 Mayer waves (LF, 0.1 Hz), a 1/f-like component (an AR(1) random walk with decay) and, for long
@@ -16,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import butter, sosfilt
+
+__all__ = ["ecg_from_rr", "noise", "noisy_ecg", "simulate_ecg", "simulate_rr"]
 
 WAVES = (  # (offset s, amplitude mV, width s)
     (-0.20, 0.12, 0.025),
@@ -47,14 +50,34 @@ def simulate_rr(duration_s: float, seed: int = 0) -> NDArray[np.float64]:
     return rr[:stop]
 
 
-def simulate_ecg(
-    duration_s: float, fs: float = 250.0, seed: int = 0
-) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.float64]]:
-    """Clean ECG (mV), the R-peak sample indices and the RR intervals (ms)."""
-    rr = simulate_rr(duration_s, seed)
-    r_samples = np.round((0.6 + np.concatenate(([0.0], np.cumsum(rr))) / 1000.0) * fs).astype(
-        np.intp
-    )
+def ecg_from_rr(
+    rr_ms: NDArray[np.float64], duration_s: float, fs: float = 250.0, first_s: float = 0.6
+) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """Clean ECG (mV) whose R apexes follow ``rr_ms``, and the R-peak sample indices.
+
+    Parameters
+    ----------
+    rr_ms
+        Intervals between successive R peaks in ms; the first R peak is at ``first_s``.
+    duration_s
+        Length of the signal; beats later than 0.5 s before its end are left out.
+    fs
+        Sampling rate (Hz). Each R apex is rounded to the nearest sample, so the realised
+        intervals are ``np.diff(r_samples) * 1000 / fs``.
+
+    Returns
+    -------
+    ecg, r_samples
+        The signal and the sample index of every R apex in it.
+
+    Examples
+    --------
+    >>> ecg, r = ecg_from_rr(np.full(10, 800.0), 8.0)
+    >>> np.diff(r).tolist()[:3], round(float(ecg[r[0]]), 2)
+    ([200, 200, 200], 1.2)
+    """
+    beats = np.round((first_s + np.concatenate(([0.0], np.cumsum(rr_ms))) / 1000.0) * fs)
+    r_samples: NDArray[np.intp] = beats.astype(np.intp)
     n = int(duration_s * fs)
     r_samples = r_samples[r_samples < n - int(0.5 * fs)]
     half = int(0.45 * fs)
@@ -67,6 +90,14 @@ def simulate_ecg(
         idx = r_samples + off - half
         ok = (idx >= 0) & (idx < n)
         np.add.at(ecg, idx[ok], template[off])
+    return ecg, r_samples
+
+
+def simulate_ecg(
+    duration_s: float, fs: float = 250.0, seed: int = 0
+) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.float64]]:
+    """Clean ECG (mV), the R-peak sample indices and the RR intervals (ms)."""
+    ecg, r_samples = ecg_from_rr(simulate_rr(duration_s, seed), duration_s, fs)
     return ecg, r_samples, np.diff(r_samples) * 1000.0 / fs
 
 
