@@ -333,6 +333,23 @@ class DemoAccess:
     token: str
 
 
+def _build_report(study: DemoStudy, out: Path) -> Path:
+    """Build the study report of the demo trial (as ``peerlens report`` does) into ``out``."""
+    from peerlens.analysis import ReportOptions, build_report, render_html
+    from peerlens.analysis._files import write_via
+    from peerlens.study import analysis_dataset, authenticate
+
+    store = study.open()
+    try:
+        me = authenticate(store, study.admin, study.password)
+        dataset = analysis_dataset(store, study.study, caller=me, purpose="report")
+        page = render_html(build_report(dataset, ReportOptions(seed=SEED))).encode("utf-8")
+    finally:
+        store.close()
+    write_via(out, lambda tmp: tmp.write_bytes(page))
+    return out
+
+
 def _demo_access(study: DemoStudy, trial_dir: Path) -> DemoAccess:
     """A researcher account, a PS worker account tied to :data:`DEMO_WORKER`'s story studio, and
     a personal link for a participant who has not answered the last timepoint yet."""
@@ -457,8 +474,8 @@ def run_demo(out_dir: Path = Path("demo-out"), *, serve: bool = True) -> DemoStu
         " truth in trial/, demo accounts in demo_accounts.txt."
     )
     console.print(f"Built, analysed and checked in {time.perf_counter() - started:.0f} s.")
-    # Hook for the study report: once `peerlens report` exists, build it here from
-    # `study.db_url` / `study.study` and print its path (before serving, which blocks).
+    report = _build_report(study, out_dir / "report.html")
+    console.print(f"Study report: {report.resolve()}")
     if serve:
         _serve(study, access, console)
     return study

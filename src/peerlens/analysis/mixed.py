@@ -216,7 +216,7 @@ def fit_mixed_model(
         means=means,
         data=frame,
         design=x,
-        cov_beta=cov_beta,
+        cov_beta=cov_beta(psi),
     )
 
 
