@@ -24,6 +24,7 @@ from peerlens.study.erasure import ErasureReport, erase_participant
 from peerlens.study.errors import (
     ConsentNeeded,
     ImportRejected,
+    NotFound,
     PermissionDenied,
     Problem,
     StudyError,
@@ -114,6 +115,7 @@ __all__ = [
     "IssuedLink",
     "LinkHolder",
     "NewParticipant",
+    "NotFound",
     "Page",
     "PageSaved",
     "PermissionDenied",
