@@ -92,7 +92,13 @@ from peerlens.study.visits import (
     save_page,
     withdraw_through_link,
 )
-from peerlens.study.web_sessions import StaffSession, end_session, resume_session, sign_in
+from peerlens.study.web_sessions import (
+    SignInLimits,
+    StaffSession,
+    end_session,
+    resume_session,
+    sign_in,
+)
 
 __all__ = [
     "DEFAULT_URL",
@@ -121,6 +127,7 @@ __all__ = [
     "PermissionDenied",
     "Problem",
     "Rule",
+    "SignInLimits",
     "StaffSession",
     "Store",
     "StoredSentence",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from dataclasses import dataclass, field
+
+from peerlens import PeerlensError
+from peerlens.study import SignInLimits
 
 __all__ = ["WebSettings"]
 
@@ -24,18 +28,47 @@ class WebSettings:
         The key CSRF tokens are made with. A random one per process unless given
         (``PEERLENS_WEB_SECRET``): with several workers or across restarts give one, else a form
         opened before a restart is refused once (and shown again).
+    sign_in
+        The rate limit and lockout of staff sign-in: failures counted per user name and per
+        client address over a window (``PEERLENS_WEB_LOCKOUT_MINUTES``, default 15), and how
+        many lock the name (``PEERLENS_WEB_LOCKOUT_PER_USER``, default 5) or the address
+        (``PEERLENS_WEB_LOCKOUT_PER_ADDRESS``, default 20) until the window has passed.
     """
 
     hsts: bool = False
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    sign_in: SignInLimits = field(default_factory=SignInLimits)
 
     @classmethod
     def from_env(cls, *, hsts: bool | None = None) -> WebSettings:
-        """Settings from ``PEERLENS_WEB_HSTS`` and ``PEERLENS_WEB_SECRET`` (``hsts`` given here
-        wins over the environment)."""
+        """Settings from ``PEERLENS_WEB_HSTS``, ``PEERLENS_WEB_SECRET`` and the
+        ``PEERLENS_WEB_LOCKOUT_*`` variables (``hsts`` given here wins over the environment).
+
+        Raises
+        ------
+        PeerlensError
+            A lockout variable that is not a whole number from 1 up.
+        """
         env_hsts = os.environ.get("PEERLENS_WEB_HSTS", "").strip().lower() in _TRUE
         secret = os.environ.get("PEERLENS_WEB_SECRET", "")
         kwargs: dict[str, object] = {"hsts": env_hsts if hsts is None else hsts}
         if secret:
             kwargs["secret"] = secret.encode("utf-8")
+        default = SignInLimits()
+        minutes = _whole("PEERLENS_WEB_LOCKOUT_MINUTES", int(default.window.total_seconds() // 60))
+        kwargs["sign_in"] = SignInLimits(
+            window=dt.timedelta(minutes=minutes),
+            max_per_user=_whole("PEERLENS_WEB_LOCKOUT_PER_USER", default.max_per_user),
+            max_per_address=_whole("PEERLENS_WEB_LOCKOUT_PER_ADDRESS", default.max_per_address),
+        )
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _whole(name: str, default: int) -> int:
+    """The whole number from 1 up in environment variable ``name`` (``default`` when unset)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise PeerlensError(f"{name}={raw!r}: give a whole number from 1 up (default {default})")
+    return int(raw)
