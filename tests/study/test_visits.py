@@ -18,6 +18,7 @@ from peerlens.study import (
     agree_to_consent,
     audit_frame,
     create_study,
+    derive,
     derived_frame,
     export_frame,
     issue_link,
@@ -25,6 +26,7 @@ from peerlens.study import (
     save_page,
     set_consent_text,
     verify_audit,
+    verify_derived,
     withdraw_through_link,
 )
 
@@ -264,3 +266,52 @@ def test_saves_at_once_all_succeed_one_after_the_other(
     log = audit_frame(store, caller=ADMIN)
     assert (log["action"] == "responses.page").sum() == 6  # every save audited
     assert verify_audit(store, caller=ADMIN).ok
+
+
+def _complete_scs(store: Store, holder: LinkHolder, values: tuple[int, int, int]) -> dict:
+    agree_to_consent(store, "v1", caller=holder)
+    given: dict[str, str] = {}
+    for page, value in zip((1, 2, 3), values, strict=True):
+        answers = _answers(store, holder, page, value)
+        assert save_page(store, page, answers, caller=holder).problems == {}
+        given |= answers
+    return given
+
+
+def _scs_total(store: Store, code: str) -> float:
+    scores = derived_frame(store, "pilot", "scores", caller=ADMIN)
+    total = scores[(scores["participant"] == code) & (scores["name"] == "scs_total")]
+    assert len(total) == 1 and set(total["derivation"]) == {"current"}
+    return float(total.iloc[0]["value"])
+
+
+def test_a_completed_form_is_scored_in_place_of_the_whole_study(
+    store: Store, holder: LinkHolder
+) -> None:
+    add_participant(store, "pilot", "B2", site="glasgow", caller=ADMIN)
+    other = LinkHolder(
+        "B2", issue_link(store, "pilot", "B2", timepoint="baseline", caller=ADMIN).token
+    )
+    first = _complete_scs(store, holder, (4, 2, 5))  # no scores yet: the study is scored
+    given = _complete_scs(store, other, (1, 3, 5))  # scored alone, into the same run
+    log = audit_frame(store, caller=ADMIN)
+    assert (log["action"] == "derive.scores").sum() == 1
+    amended = log[log["action"] == "derive.amend"]
+    assert len(amended) == 1 and "responses.page" in amended.iloc[0]["new"]
+    for code, answers in (("A1", first), ("B2", given)):
+        expected = score(pd.DataFrame([answers]), "scs", missing_codes=[-99]).iloc[0]
+        assert _scs_total(store, code) == pytest.approx(expected["scs_total"])
+    assert verify_derived(store, "pilot", caller=ADMIN).ok
+    assert verify_audit(store, caller=ADMIN).ok
+    # A changed answer after completion scores again; the run still verifies.
+    changed = _answers(store, other, 1, 5)
+    assert save_page(store, 1, changed, caller=other).completed == ("scs",)
+    expected = score(pd.DataFrame([given | changed]), "scs", missing_codes=[-99]).iloc[0]
+    assert _scs_total(store, "B2") == pytest.approx(expected["scs_total"])
+    assert verify_derived(store, "pilot", caller=ADMIN).ok
+    # A whole-study derive gives the same scores as those scored in place.
+    before = derived_frame(store, "pilot", "scores", caller=ADMIN)
+    derive(store, "pilot", ["scores"], caller=ADMIN)
+    after = derived_frame(store, "pilot", "scores", caller=ADMIN)
+    cols = ["participant", "name", "value"]
+    pd.testing.assert_frame_equal(before[cols], after[cols])

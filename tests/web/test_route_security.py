@@ -206,7 +206,9 @@ def test_a_site_scoped_user_gets_nothing_of_the_other_site(site: Site, tmp_path:
                 assert response.status_code == 200
                 frame = pd.read_csv(io.BytesIO(response.content))
                 assert set(frame["participant"]) <= {"A1"}
-            elif path.startswith(("/users", "/studies/pilot/hrv/")) or path == "/audit/log":
+            elif path.startswith("/studies/pilot/hrv/"):  # another site's: as if none
+                assert response.status_code == 404, (name, method, path)
+            elif path.startswith("/users") or path == "/audit/log":
                 assert response.status_code == 403, (name, method, path)
         for tier in ("full", "remove_identifiers"):
             out = client.post(
@@ -268,7 +270,7 @@ def test_staff_pages_have_one_heading_no_inline_script_or_style_and_the_headers(
 
 def test_imports_reach_only_the_callers_studies_and_sites(site: Site, tmp_path: Path) -> None:
     """A Leeds researcher of the pilot sends real files through every import route: into a
-    study where they hold no role (Glasgow only) everything is refused (403); into the pilot,
+    study where they hold no role (Glasgow only) everything is refused as if it did not exist (404); into the pilot,
     anything for Glasgow's B2 or study-wide (the data dictionary) is refused; nothing is stored
     either way."""
     config = tmp_path / "glasgow.yaml"
@@ -311,7 +313,8 @@ def test_imports_reach_only_the_callers_studies_and_sites(site: Site, tmp_path: 
         return int(n_rec), int(n_resp)
 
     before = stored()
-    assert client.get("/studies/glasgow-only/import").status_code == 403
+    # A study the caller holds no role in reads as one that does not exist (404).
+    assert client.get("/studies/glasgow-only/import").status_code == 404
     for study, code in (("glasgow-only", "G1"), ("pilot", "B2")):
         for form, (data, upload) in sends(code).items():
             name = "files" if form == "recording" else "file"
@@ -320,9 +323,80 @@ def test_imports_reach_only_the_callers_studies_and_sites(site: Site, tmp_path: 
                 data={"csrf": token, **data},
                 files={name: (upload[0], upload[1], "application/octet-stream")},
             )
-            if study == "glasgow-only" or form in ("dictionary", "recording"):
+            if study == "glasgow-only":
+                assert response.status_code == 404, (study, form, response.text)
+            elif form in ("dictionary", "recording"):
                 assert response.status_code == 403, (study, form, response.text)
             else:  # rows of another site's participant are problems of the file
                 assert response.status_code == 400, (study, form, response.text)
                 assert "nothing was imported" in response.text, (study, form)
     assert stored() == before
+
+
+#: The path parameters naming something a caller may not see, and a value naming nothing.
+_MISSING = {
+    "study": "no-such-study",
+    "participant": "ZZ9",
+    "code": "ZZ9",
+    "recording": "f" * 16,
+    "story_id": "999999",
+}
+
+
+def test_what_a_caller_may_not_see_reads_as_what_does_not_exist(
+    site: Site, tmp_path: Path, visit_config_path: Path
+) -> None:
+    """For every staff route naming a study, participant, recording or story, a caller without
+    rights to it gets the same status and the same page (the names aside) as for a name that
+    does not exist: a refusal never tells what exists."""
+    glasgow = _glasgow_recording(site, tmp_path)
+    worker, story = _practice_story(site)  # in Leeds
+    add_participant(site.store, "pilot", "W2", site="glasgow", role="ps_worker", caller=ADMIN)
+    make_user(site.store, "own-w2", "ps_worker", study="pilot", site="glasgow")
+    grant_studio_access(site.store, "pilot", "W2", "own-w2", relation="worker", caller=ADMIN)
+    their = save_story(
+        site.store, "pilot", "Me too.", told_on=dt.date(2026, 3, 2), caller=Caller("own-w2")
+    )
+    create_study(site.store, "other", visit_config_path, caller=ADMIN)
+    make_user(site.store, "outsider", "admin", study="other", tier="full")
+    make_user(site.store, "leeds-res", "researcher", study="pilot", site="leeds")
+    # Each caller with the names it may not see: a study of which it holds no role; another
+    # site's participant, their recording, PS worker and story.
+    invisible = {
+        "outsider": {"study": "pilot"},
+        "leeds-res": {
+            "participant": "B2",
+            "code": "W2",
+            "recording": glasgow[:16],
+            "story_id": str(their),
+        },
+    }
+    known = {"study": "pilot", "participant": "A1", "code": worker, "story_id": story}
+    known |= {"recording": glasgow[:16]}
+    compared = 0
+    for name, hidden in invisible.items():
+        client = signed_in(site, name)
+        token = csrf_of(client.get("/studies").text)
+        for (method, pattern), kind in ROUTES.items():
+            named = [k for k in hidden if "{" + k + "}" in pattern]
+            if kind not in ("staff", "staff-post") or not named:
+                continue
+            seen = {}
+            for values in ({**known, **hidden}, {**known, **{k: _MISSING[k] for k in hidden}}):
+                path = pattern.format(**values)
+                form = FORMS.get(pattern.format(**known), {})
+                response = client.request(
+                    method,
+                    path,
+                    data={"csrf": token, **form} if method == "POST" else None,
+                    follow_redirects=False,
+                )
+                body = response.text
+                for k in named:  # the name asked for may be quoted back
+                    body = re.sub(rf"\b{re.escape(values[k])}\b", "<" + k + ">", body)
+                seen[path] = (response.status_code, body)
+            (shown, hidden_page), (_, missing_page) = seen.items()
+            assert hidden_page == missing_page, (name, method, shown)
+            assert hidden_page[0] == 404, (name, method, shown)
+            compared += 1
+    assert compared >= 12  # every study route for the outsider, the named ones for leeds-res

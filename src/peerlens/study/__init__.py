@@ -25,6 +25,7 @@ from peerlens.study.erasure import ErasureReport, erase_participant
 from peerlens.study.errors import (
     ConsentNeeded,
     ImportRejected,
+    NotFound,
     PermissionDenied,
     Problem,
     StudyError,
@@ -92,7 +93,13 @@ from peerlens.study.visits import (
     save_page,
     withdraw_through_link,
 )
-from peerlens.study.web_sessions import StaffSession, end_session, resume_session, sign_in
+from peerlens.study.web_sessions import (
+    SignInLimits,
+    StaffSession,
+    end_session,
+    resume_session,
+    sign_in,
+)
 
 __all__ = [
     "DEFAULT_URL",
@@ -116,11 +123,13 @@ __all__ = [
     "IssuedLink",
     "LinkHolder",
     "NewParticipant",
+    "NotFound",
     "Page",
     "PageSaved",
     "PermissionDenied",
     "Problem",
     "Rule",
+    "SignInLimits",
     "StaffSession",
     "Store",
     "StoredSentence",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from peerlens.study.errors import StudyError
+from peerlens.study.errors import NotFound, StudyError
 from peerlens.study.models import Participant, PSRelationship, Study, Timepoint
 from peerlens.study.models import Session as PSSession
 
@@ -14,9 +14,14 @@ def get_study(session: Session, name: str) -> Study:
     """The study called ``name``."""
     study = session.scalars(select(Study).where(Study.name == name)).first()
     if study is None:
-        # Other studies' names are not listed: the caller may have no right to know them.
-        raise StudyError(f"no study called {name!r} (peerlens study list shows yours)")
+        raise unknown_study(name)
     return study
+
+
+def unknown_study(name: str) -> NotFound:
+    """The error for study ``name`` when it does not exist or the caller holds no role in it:
+    the same words for both (other studies' names are never listed either)."""
+    return NotFound(f"no study called {name!r} (peerlens study list shows yours)")
 
 
 def get_timepoint(session: Session, study: Study, name: str) -> Timepoint:

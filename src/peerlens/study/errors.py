@@ -21,6 +21,12 @@ class PermissionDenied(StudyError):
     """The acting user lacks the role or export right the operation needs."""
 
 
+class NotFound(PermissionDenied):
+    """What was named (a study, participant, recording, story) does not exist, or the caller may
+    not see it: one error with the same words for both, so that a refusal never tells a caller
+    what exists (the web app answers 404 for either)."""
+
+
 class ConsentNeeded(StudyError):
     """A participant has not agreed to the study's current consent text (none yet, or the
     researcher set a new version since they agreed): nothing was stored; ask them to read and

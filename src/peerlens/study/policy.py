@@ -49,7 +49,8 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from peerlens.study.errors import PermissionDenied, StudyError
+from peerlens.study._lookup import unknown_study
+from peerlens.study.errors import NotFound, PermissionDenied, StudyError
 from peerlens.study.models import (
     USER_ROLES,
     Participant,
@@ -335,7 +336,7 @@ class Grant:
         for p in participants:
             why = self.outside(study, p)
             if why is not None:
-                raise PermissionDenied(why)
+                raise NotFound(why)
 
 
 @dataclass(frozen=True)
@@ -423,7 +424,10 @@ def authorize(
         return _granted(Grant(caller.username, operation, None, "none"))
     sites: set[str] | None = set()
     best: str | None = None
+    # Whether any of the caller's roles reaches the study (a global one, or one in it).
+    reaches = study is None
     for ra in session.scalars(select(RoleAssignment).where(RoleAssignment.user_id == user.id)):
+        reaches = reaches or ra.study_id is None or (study is not None and ra.study_id == study.id)
         if ra.role not in rule.roles:
             continue
         if rule.scope == "global" and ra.study_id is not None:
@@ -446,6 +450,9 @@ def authorize(
             site = session.get(Site, ra.site_id)
             if site is not None:
                 sites.add(site.name)
+    if best is None and study is not None and not reaches:
+        # A study the caller holds no role in reads as one that does not exist.
+        raise unknown_study(study.name)
     if best is None and tier is not None:
         # Say which tier is missing rather than that the operation is.
         authorize(session, caller, operation, study).require_tier(tier)
@@ -597,7 +604,7 @@ def authorize_worker(
     """
     reach = worker_reach(session, caller, operation, study)
     if not reach.reaches(worker):
-        raise PermissionDenied(f"unknown PS worker {worker.study_code!r} or not one of yours")
+        raise NotFound(f"unknown PS worker {worker.study_code!r} or not one of yours")
     return reach
 
 

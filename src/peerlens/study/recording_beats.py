@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from peerlens.study._lookup import get_study
-from peerlens.study.errors import PermissionDenied
+from peerlens.study.errors import NotFound
 from peerlens.study.models import Participant, Recording
 from peerlens.study.policy import Caller, authorize, guarded
 from peerlens.study.storage import Store
@@ -55,7 +55,7 @@ def recording_beats(
 
     Raises
     ------
-    PermissionDenied
+    NotFound
         No such recording of that participant, or the participant is outside the caller's
         sites (the same words for both).
     """
@@ -81,7 +81,7 @@ def recording_beats(
                 )
             )
         if len(found) != 1 or grant.outside(study, found[0][1]) is not None:
-            raise PermissionDenied(
+            raise NotFound(
                 f"no recording {recording[:64]!r} of participant {participant[:64]!r} among "
                 "yours in this study"
             )

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hmac
 import os
+import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,8 @@ class Store:
         self._key: VaultKey | None = None
         #: Whether the audit chain is known to record seals (see :mod:`.integrity`).
         self._sealed = False
+        #: On SQLite, held around each transaction (see :meth:`transaction`).
+        self._writer = threading.RLock()
 
     @classmethod
     def open(
@@ -353,7 +356,16 @@ class Store:
         """
         from peerlens.study import integrity
 
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        # SQLite lets one transaction at a time in (BEGIN IMMEDIATE). The others of this
+        # process wait here, woken as soon as it ends, rather than in SQLite's busy handler,
+        # which polls with sleeps of up to 100 ms: the lock then often sat free while every
+        # waiter slept (the web app's threads waited seconds under load).
+        writer = self._writer if self.dialect == "sqlite" else nullcontext()
+        with (
+            writer,
+            Session(self.engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
             session.info[STORE_KEY] = self
             integrity.start(session)
             yield session

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from peerlens.study import _limits, audit
 from peerlens.study._lookup import get_participant, get_study
-from peerlens.study.errors import PermissionDenied, StudyError
+from peerlens.study.errors import NotFound, PermissionDenied, StudyError
 from peerlens.study.models import (
     STUDIO_RELATIONS,
     DerivedStory,
@@ -156,7 +156,7 @@ def _worker(s: DbSession, study: Study, code: str) -> Participant:
         select(Participant).where(Participant.study_id == study.id, Participant.study_code == code)
     ).first()
     if p is None or p.role != "ps_worker":
-        raise PermissionDenied(f"unknown PS worker {code!r} or not one of yours")
+        raise NotFound(f"unknown PS worker {code!r} or not one of yours")
     return p
 
 
@@ -374,7 +374,7 @@ def save_story(
         if revises is not None:
             earlier = s.get(PracticeStory, revises)
             if earlier is None or earlier.participant_id != worker.id:
-                raise PermissionDenied(f"unknown story {revises}")
+                raise NotFound(f"unknown story {revises}")
         result = analyze(text, transcript=transcript, speaker=speaker, source=source)
         summary = result.summary
         story = PracticeStory(
@@ -448,11 +448,11 @@ def _story_for(s: DbSession, caller: Caller, operation: str, story_id: int) -> P
     worker = s.get(Participant, story.participant_id) if story is not None else None
     study = s.get(Study, story.study_id) if story is not None else None
     if story is None or worker is None or study is None:
-        raise PermissionDenied(f"unknown story {story_id}")
+        raise NotFound(f"unknown story {story_id}")
     try:
         authorize_worker(s, caller, operation, study, worker)
     except PermissionDenied as exc:
-        raise PermissionDenied(f"unknown story {story_id}") from exc
+        raise NotFound(f"unknown story {story_id}") from exc
     return story
 
 

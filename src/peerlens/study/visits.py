@@ -283,10 +283,12 @@ def save_page(
         if completion == 2:
             completed = (form.name,)
             if form.builtin:
-                from peerlens.study.derived._api import rescore_in
+                from peerlens.study.derived._api import rescore_response
                 from peerlens.study.storage import STORE_KEY
 
-                rescore_in(s, study, s.info[STORE_KEY].blob_dir, str(caller), None)
+                rid = _response_id(s, p.id, tp.id, form.name)
+                if rid is not None:  # just written above
+                    rescore_response(s, study, rid, s.info[STORE_KEY].blob_dir, str(caller))
         s.flush()
         return PageSaved(page, tuple(parsed), {}, completed, _visit(s, link), submitted)
 

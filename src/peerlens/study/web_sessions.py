@@ -11,8 +11,9 @@ sign-in, or as soon as the account is deactivated. Rights are never read from th
 names the user, and every study function reads that user's roles in its own transaction.
 
 Failed sign-ins are counted in the database (so every worker and restart sees them), per user
-name typed and per client address, over :data:`WINDOW`. At :data:`MAX_PER_USER` failures for a
-name, or :data:`MAX_PER_ADDRESS` from an address, sign-in is refused, even with the right
+name typed and per client address, over a window (:data:`WINDOW` unless the caller gives other
+:class:`SignInLimits`, as the web app does from its settings). At :data:`MAX_PER_USER` failures
+for a name, or :data:`MAX_PER_ADDRESS` from an address, sign-in is refused, even with the right
 password, until the window has passed since the oldest counted failure. The refusal reads the
 same whatever went wrong (:data:`SIGN_IN_REFUSED`): unknown user, wrong password, deactivated
 account or lockout. Each success, failure and lockout is audited, never with the password (and
@@ -47,6 +48,7 @@ __all__ = [
     "MAX_PER_USER",
     "SIGN_IN_REFUSED",
     "WINDOW",
+    "SignInLimits",
     "StaffSession",
     "end_session",
     "resume_session",
@@ -71,6 +73,30 @@ SIGN_IN_REFUSED = (
 )
 #: How often a session's last use is written (fewer writes; the idle expiry is that much coarser).
 _TOUCH_EVERY = dt.timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class SignInLimits:
+    """How many failed sign-ins lock a user name or a client address, and for how long.
+
+    Attributes
+    ----------
+    window
+        Failures are counted over this window; a lockout lasts until it has passed since the
+        oldest counted failure.
+    max_per_user
+        Failures for one user name within ``window`` that lock it.
+    max_per_address
+        Failures from one client address within ``window`` that lock it.
+    """
+
+    window: dt.timedelta = WINDOW
+    max_per_user: int = MAX_PER_USER
+    max_per_address: int = MAX_PER_ADDRESS
+
+    def __post_init__(self) -> None:
+        if self.window <= dt.timedelta(0) or self.max_per_user < 1 or self.max_per_address < 1:
+            raise ValueError(f"sign-in limits must be positive: {self}")
 
 
 @dataclass(frozen=True)
@@ -107,6 +133,7 @@ def sign_in(
     *,
     address: str,
     replaces: str | None = None,
+    limits: SignInLimits | None = None,
 ) -> StaffSession:
     """Check ``username`` and ``password`` and start a new session.
 
@@ -121,6 +148,9 @@ def sign_in(
     replaces
         The session id the browser held before, if any: that session ends here, whatever
         happens, so an id known before sign-in is never valid after it.
+    limits
+        The rate limit and lockout (default :class:`SignInLimits`: :data:`MAX_PER_USER` and
+        :data:`MAX_PER_ADDRESS` failures within :data:`WINDOW`).
 
     Returns
     -------
@@ -133,8 +163,9 @@ def sign_in(
         With :data:`SIGN_IN_REFUSED` for an unknown user, a wrong password, a deactivated
         account, or a name or address locked after too many failures.
     """
+    limits = limits or SignInLimits()
     now = utcnow()
-    since = now - WINDOW
+    since = now - limits.window
     user_key, address_key = _username_key(username), _address_key(address)
     with store.transaction() as s:
         if replaces:
@@ -142,7 +173,7 @@ def sign_in(
         s.execute(delete(LoginFailure).where(LoginFailure.at <= since))
         by_user = _failures(s, LoginFailure.username_sha256, user_key, since)
         by_address = _failures(s, LoginFailure.address_sha256, address_key, since)
-    locked = by_user >= MAX_PER_USER or by_address >= MAX_PER_ADDRESS
+    locked = by_user >= limits.max_per_user or by_address >= limits.max_per_address
     try:
         # Checked even when locked: the refusal then takes as long as any other.
         caller: Caller | None = authenticate(store, username, password)
@@ -170,15 +201,18 @@ def sign_in(
         known = s.scalar(select(User.username).where(User.username == username))
         actor = known or "anonymous"
         audit.record(s, actor, "login.failure", "user", known, new={"locked": locked})
-        if not locked and (by_user + 1 == MAX_PER_USER or by_address + 1 == MAX_PER_ADDRESS):
-            which = "user" if by_user + 1 == MAX_PER_USER else "address"
+        user_now, address_now = by_user + 1, by_address + 1
+        if not locked and (
+            user_now == limits.max_per_user or address_now == limits.max_per_address
+        ):
+            which = "user" if user_now == limits.max_per_user else "address"
             audit.record(
                 s,
                 actor,
                 "login.lockout",
                 "user",
                 known,
-                new={"locked": which, "minutes": int(WINDOW.total_seconds() // 60)},
+                new={"locked": which, "minutes": int(limits.window.total_seconds() // 60)},
             )
     raise PermissionDenied(SIGN_IN_REFUSED)
 

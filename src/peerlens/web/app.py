@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from peerlens import PeerlensError
-from peerlens.study import PermissionDenied, Store, StudyError, TamperedError
+from peerlens.study import NotFound, PermissionDenied, Store, StudyError, TamperedError
 from peerlens.web.deps import LoginRequired
 from peerlens.web.pages import environment, render
 from peerlens.web.routes import admin, home, imports, login, participant, studies, studio
@@ -66,6 +66,13 @@ def _error_pages(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def sign_in_first(request: Request, exc: LoginRequired) -> RedirectResponse:
         return RedirectResponse(f"/login?{urlencode({'next': exc.next_path})}", status_code=303)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> HTMLResponse:
+        if getattr(request.state, "staff", None) is not None:
+            # The same words whether it does not exist or the caller may not see it.
+            return render(request, "message.html", 404, title="Not found", message=str(exc))
+        return render(request, "refused.html", 404)
 
     @app.exception_handler(PermissionDenied)
     async def refused(request: Request, exc: PermissionDenied) -> HTMLResponse:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from peerlens import PeerlensError
+from peerlens.study import SignInLimits
 
 __all__ = ["WebSettings"]
 
@@ -33,18 +37,30 @@ class WebSettings:
     max_import_bytes
         The largest import form accepted, its files together (``PEERLENS_WEB_MAX_IMPORT_MB``,
         default 1024 MB: a day of three-lead Holter ECG).
+    sign_in
+        The rate limit and lockout of staff sign-in: failures counted per user name and per
+        client address over a window (``PEERLENS_WEB_LOCKOUT_MINUTES``, default 15), and how
+        many lock the name (``PEERLENS_WEB_LOCKOUT_PER_USER``, default 5) or the address
+        (``PEERLENS_WEB_LOCKOUT_PER_ADDRESS``, default 20) until the window has passed.
     """
 
     hsts: bool = False
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     upload_dir: Path | None = None
     max_import_bytes: int = 1024 * 1024 * 1024
+    sign_in: SignInLimits = field(default_factory=SignInLimits)
 
     @classmethod
     def from_env(cls, *, hsts: bool | None = None) -> WebSettings:
         """Settings from ``PEERLENS_WEB_HSTS``, ``PEERLENS_WEB_SECRET``,
-        ``PEERLENS_WEB_UPLOAD_DIR`` and ``PEERLENS_WEB_MAX_IMPORT_MB`` (``hsts`` given here wins
-        over the environment)."""
+        ``PEERLENS_WEB_UPLOAD_DIR``, ``PEERLENS_WEB_MAX_IMPORT_MB`` and the
+        ``PEERLENS_WEB_LOCKOUT_*`` variables (``hsts`` given here wins over the environment).
+
+        Raises
+        ------
+        PeerlensError
+            A lockout or upload-size variable that is not a whole number from 1 up.
+        """
         env_hsts = os.environ.get("PEERLENS_WEB_HSTS", "").strip().lower() in _TRUE
         secret = os.environ.get("PEERLENS_WEB_SECRET", "")
         kwargs: dict[str, object] = {"hsts": env_hsts if hsts is None else hsts}
@@ -52,6 +68,23 @@ class WebSettings:
             kwargs["secret"] = secret.encode("utf-8")
         if upload_dir := os.environ.get("PEERLENS_WEB_UPLOAD_DIR", "").strip():
             kwargs["upload_dir"] = Path(upload_dir).expanduser()
-        if max_mb := os.environ.get("PEERLENS_WEB_MAX_IMPORT_MB", "").strip():
-            kwargs["max_import_bytes"] = int(float(max_mb) * 1024 * 1024)
+        max_mb = _whole("PEERLENS_WEB_MAX_IMPORT_MB", 1024)
+        kwargs["max_import_bytes"] = max_mb * 1024 * 1024
+        default = SignInLimits()
+        minutes = _whole("PEERLENS_WEB_LOCKOUT_MINUTES", int(default.window.total_seconds() // 60))
+        kwargs["sign_in"] = SignInLimits(
+            window=dt.timedelta(minutes=minutes),
+            max_per_user=_whole("PEERLENS_WEB_LOCKOUT_PER_USER", default.max_per_user),
+            max_per_address=_whole("PEERLENS_WEB_LOCKOUT_PER_ADDRESS", default.max_per_address),
+        )
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _whole(name: str, default: int) -> int:
+    """The whole number from 1 up in environment variable ``name`` (``default`` when unset)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise PeerlensError(f"{name}={raw!r}: give a whole number from 1 up (default {default})")
+    return int(raw)

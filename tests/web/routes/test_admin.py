@@ -60,8 +60,9 @@ def test_an_admin_adds_a_user_and_gives_and_takes_a_site_role(site: Site) -> Non
         site="leeds",
     )
     assert revoked.status_code == 303 and _roles(site, "ada") == set()  # type: ignore[attr-defined]
-    # Taken away at once: the next page is refused, the session notwithstanding.
-    assert ada.get("/studies/pilot").status_code == 403
+    # Taken away at once: the next page is refused, the session notwithstanding (no role in
+    # the study is left: it reads as one that does not exist).
+    assert ada.get("/studies/pilot").status_code == 404
 
 
 def test_a_bad_request_is_shown_and_changes_nothing(site: Site) -> None:

@@ -43,4 +43,4 @@ def test_a_recording_page_shows_windows_validity_and_the_rr_plot(
 
 def test_an_unknown_recording_is_refused(site: Site) -> None:
     page = signed_in(site).get("/studies/pilot/hrv/A1/" + "0" * 16)
-    assert page.status_code == 403 and "no recording" in page.text
+    assert page.status_code == 404 and "no recording" in page.text

@@ -3,14 +3,15 @@ failure, lockout, session fixation and sign-out; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 from http.cookies import SimpleCookie
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from peerlens.study import resume_session
-from peerlens.study.models import WebSession
+from peerlens.study import SignInLimits, resume_session
+from peerlens.study.models import LoginFailure, WebSession, utcnow
 from peerlens.study.web_sessions import MAX_PER_USER, SIGN_IN_REFUSED
 from peerlens.web import WebSettings, create_app
 
@@ -173,3 +174,29 @@ def test_sign_out_ends_the_session_on_the_server(site: Site) -> None:
     assert done.status_code == 303 and done.headers["location"] == "/login"
     assert replay.get("/studies", follow_redirects=False).status_code == 303
     assert _sessions(site) == 0
+
+
+def _app_with(site: Site, limits: SignInLimits) -> TestClient:
+    app = create_app(site.store, WebSettings(hsts=True, secret=b"test", sign_in=limits))
+    return TestClient(app, base_url="https://testserver", raise_server_exceptions=False)
+
+
+def test_the_lockout_follows_the_settings(site: Site) -> None:
+    make_user(site.store, "ada", "researcher")
+    make_user(site.store, "bob", "researcher")
+    # Two failures lock a name when the settings say two (the default takes five).
+    strict = _app_with(site, SignInLimits(max_per_user=2))
+    for _ in range(2):
+        assert SIGN_IN_REFUSED in _post_login(strict, "ada", "guess").text  # type: ignore[attr-defined]
+    assert SIGN_IN_REFUSED in _post_login(strict, "ada", PASSWORD).text  # type: ignore[attr-defined]
+    lenient = _app_with(site, SignInLimits())
+    for _ in range(2):
+        _post_login(lenient, "bob", "guess")
+    assert _post_login(lenient, "bob", PASSWORD).status_code == 303  # type: ignore[attr-defined]
+    # Failures older than the window are not counted: with a one-minute window, failures
+    # moved two minutes back unlock the name; with the default 15 minutes they still count.
+    with site.store.transaction() as s:
+        s.execute(update(LoginFailure).values(at=utcnow() - dt.timedelta(minutes=2)))
+    assert SIGN_IN_REFUSED in _post_login(strict, "ada", PASSWORD).text  # type: ignore[attr-defined]
+    short = _app_with(site, SignInLimits(window=dt.timedelta(minutes=1), max_per_user=2))
+    assert _post_login(short, "ada", PASSWORD).status_code == 303  # type: ignore[attr-defined]

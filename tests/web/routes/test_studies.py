@@ -72,4 +72,4 @@ def test_roles_without_participant_data_get_a_refusal(site: Site) -> None:
 
 def test_an_unknown_study_is_not_possible(site: Site) -> None:
     page = signed_in(site).get("/studies/nope")
-    assert page.status_code == 409 and escape("no study called 'nope'") in page.text
+    assert page.status_code == 404 and escape("no study called 'nope'") in page.text

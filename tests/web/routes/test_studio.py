@@ -139,14 +139,14 @@ def test_a_worker_cannot_read_another_workers_story_by_id(studio: Studio) -> Non
     studio.sign_in("worker2")
     theirs = studio.client.get(path)
     missing = studio.client.get(f"/studio/pilot/stories/{story_id + 100}")
-    assert theirs.status_code == missing.status_code == 403
+    assert theirs.status_code == missing.status_code == 404
     assert CONNECTION not in theirs.text
     # No oracle: the same page for another's story and for none, but for the number asked.
     assert theirs.text == missing.text.replace(str(story_id + 100), str(story_id))
-    assert studio.client.get("/studio/pilot/workers/W1").status_code == 403
+    assert studio.client.get("/studio/pilot/workers/W1").status_code == 404
     mark = {"csrf": studio.csrf(), "position": "0", "label": "neutral"}
     refused = studio.client.post(f"{path}/disagree", data=mark, follow_redirects=False)
-    assert refused.status_code == 403
+    assert refused.status_code == 404
     assert _count(studio.store, Disagreement) == 0
 
 
@@ -193,7 +193,7 @@ def test_a_trainer_sees_their_trainees_plot_and_no_other(studio: Studio) -> None
     rows = re.findall(r"<tr>\s*<td>(2026-03-\d\d)</td>", plot.text)
     assert rows == ["2026-03-02", "2026-03-20"]
     assert "1.00" in plot.text  # the connection-only story's index, in the table
-    assert studio.client.get("/studio/pilot/workers/W2").status_code == 403
+    assert studio.client.get("/studio/pilot/workers/W2").status_code == 404
     story = studio.client.get(re.findall(r'href="(/studio/pilot/stories/\d+)"', plot.text)[0])
     assert "I disagree with this label" in story.text and "Check again" not in story.text
 

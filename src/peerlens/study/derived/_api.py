@@ -6,6 +6,7 @@ what a kind computes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,13 @@ from peerlens.study.derived._registry import KINDS, VIEWS, WHAT
 from peerlens.study.derived._runs import (
     DerivationSummary,
     DerivedCheck,
+    amend_run,
     check_derived,
     current_runs,
+    lock_derivations,
     store_run,
 )
+from peerlens.study.derived._scores import SCORES
 from peerlens.study.errors import StudyError
 from peerlens.study.models import Participant, Study, as_utc
 from peerlens.study.policy import Caller, Grant, authorize, guarded
@@ -126,6 +130,32 @@ def rescore_in(
     """Recompute ``study``'s scores inside ``session``'s transaction, as ``derive(["scores"])``
     does (a form just completed through a personal link scores at once)."""
     return run_in(session, study, KINDS["scores"], DeriveOptions(blob_dir), actor, reason)
+
+
+def rescore_response(
+    session: Session, study: Study, response_id: int, blob_dir: Path, actor: str
+) -> None:
+    """Score response ``response_id`` (a form just completed through a personal link) at once,
+    inside ``session``'s transaction.
+
+    Its rows in the study's current scores run are replaced and the digest of that run's rows
+    is recorded as an amendment (:func:`amend_run`), so that saving a form costs the same in a
+    study of ten participants or ten thousand. With no current run, or one whose recorded
+    versions of this instrument's spec and engine differ from the installed ones, or when the
+    response cannot be scored, the whole study is scored again as :func:`rescore_in` does.
+    """
+    options = DeriveOptions(blob_dir)
+    batch = SCORES.compute(SCORES.collect(session, study, options, response_id), options)
+    lock_derivations(session, study)  # the run read below must stay current until commit
+    run = current_runs(session, study).get(SCORES.what)
+    recorded = {} if run is None else json.loads(run.versions_json)
+    same = all(recorded.get(inst) == v for inst, v in batch.versions.items())
+    if run is None or batch.errors or not batch.versions or not same:
+        rescore_in(session, study, blob_dir, actor, None)
+        return
+    SCORES.delete_response_rows(session, run.id, response_id)
+    SCORES.insert_rows(session, run.id, batch.rows)
+    amend_run(session, study, run, actor, cause="responses.page")
 
 
 @guarded("derived.read")

@@ -77,7 +77,7 @@ def store_run(
 ) -> DerivationSummary:
     """Replace ``kind``'s stored results for ``study`` with ``batch``, as a new audited run."""
     run_digest = digest(kind.digest_rows(batch.rows))
-    _lock(session, study)
+    lock_derivations(session, study)
     previous = current_runs(session, study).get(kind.what)
     kind.delete_rows(session, _run_ids(study, kind.what))
     run = Derivation(
@@ -96,7 +96,7 @@ def store_run(
     return _finish(session, study, run, previous, reason)
 
 
-def _lock(session: Session, study: Study) -> None:
+def lock_derivations(session: Session, study: Study) -> None:
     """Serialise derivations of one study on PostgreSQL (SQLite's BEGIN IMMEDIATE already does):
     two concurrent runs would otherwise both delete and insert the same results. The run appends
     to the audit chain when it finishes, so the chain's lock is taken first (one lock order)."""
@@ -156,17 +156,7 @@ def check_derived(session: Session, study: Study) -> DerivedCheck:
         if logged is None or json.loads(logged).get("digest") != run.digest:
             problems.append(f"{what}: run {run.id} does not match its audit-log entry")
         # An erasure that removed rows of this run recorded the digest of what was left.
-        amended = session.scalars(
-            select(AuditLog.new)
-            .where(
-                AuditLog.action == "derive.amend",
-                AuditLog.entity == "derivation",
-                AuditLog.entity_id == str(run.id),
-            )
-            .order_by(AuditLog.seq.desc())
-        ).first()
-        expected = run.digest if amended is None else json.loads(amended)["digest"]
-        if _stored_digest(session, run) != expected:
+        if _stored_digest(session, run) != _expected_digest(session, run):
             problems.append(
                 f"{what}: stored rows of run {run.id} differ from what the run wrote "
                 "(changed by hand?); run peerlens study derive again"
@@ -178,21 +168,51 @@ def amend_after_erasure(session: Session, study: Study, actor: str, reason: str)
     """Record, for each current run that lost rows to an erasure, the digest of the rows left
     (derived rows are never edited, so the run keeps its original digest; this audit entry says
     what a lawful erasure removed, and :func:`check_derived` then expects the new digest)."""
-    for what, run in current_runs(session, study).items():
-        stored = _stored_digest(session, run)
-        if stored == run.digest:
-            continue
-        audit.record(
-            session,
-            actor,
-            "derive.amend",
-            "derivation",
-            str(run.id),
-            study=study.name,
-            old={"digest": run.digest},
-            new={"digest": stored, "what": what, "cause": "participant.erase"},
-            reason=reason,
+    for run in current_runs(session, study).values():
+        amend_run(session, study, run, actor, cause="participant.erase", reason=reason)
+
+
+def amend_run(
+    session: Session,
+    study: Study,
+    run: Derivation,
+    actor: str,
+    *,
+    cause: str,
+    reason: str | None = None,
+) -> None:
+    """Record the digest of run ``run``'s rows as stored now, when it is not the one expected,
+    as a ``derive.amend`` audit entry naming the ``cause`` (an erasure that removed rows, or one
+    response re-scored in place); :func:`check_derived` then expects the new digest."""
+    stored = _stored_digest(session, run)
+    expected = _expected_digest(session, run)
+    if stored == expected:
+        return
+    audit.record(
+        session,
+        actor,
+        "derive.amend",
+        "derivation",
+        str(run.id),
+        study=study.name,
+        old={"digest": expected},
+        new={"digest": stored, "what": run.what, "cause": cause},
+        reason=reason,
+    )
+
+
+def _expected_digest(session: Session, run: Derivation) -> str:
+    """The digest run ``run``'s rows should have: the run's own, or the latest amendment's."""
+    amended = session.scalars(
+        select(AuditLog.new)
+        .where(
+            AuditLog.action == "derive.amend",
+            AuditLog.entity == "derivation",
+            AuditLog.entity_id == str(run.id),
         )
+        .order_by(AuditLog.seq.desc())
+    ).first()
+    return run.digest if amended is None else str(json.loads(amended)["digest"])
 
 
 def _stored_digest(session: Session, run: Derivation) -> str:

@@ -68,7 +68,14 @@ class Scores:
     views: tuple[str, ...] = ("scores",)
     slow: bool = False
 
-    def collect(self, session: Session, study: Study, options: DeriveOptions) -> ScoreInputs:
+    def collect(
+        self,
+        session: Session,
+        study: Study,
+        options: DeriveOptions,
+        response_id: int | None = None,
+    ) -> ScoreInputs:
+        """The study's responses (only response ``response_id`` when given)."""
         forms = study_forms(session, study)
         q = (
             select(Response.id, Response.instrument, ResponseItem.item, ResponseItem.value)
@@ -76,20 +83,20 @@ class Scores:
             .join(ResponseItem, ResponseItem.response_id == Response.id)
             .where(Participant.study_id == study.id)
         )
+        times = (
+            select(Response.id, Response.updated_at)
+            .join(Participant, Participant.id == Response.participant_id)
+            .where(Participant.study_id == study.id)
+        )
+        if response_id is not None:
+            q, times = q.where(Response.id == response_id), times.where(Response.id == response_id)
         raw = pd.DataFrame.from_records(
             [tuple(r) for r in session.connection().execute(q).fetchall()],
             columns=["rid", "instrument", "name", "value"],
         )
         raw["value"] = raw["value"].astype("float64")
         # One time per response (not per item): when it last changed, for stale detection.
-        updated: dict[int, Any] = {
-            int(rid): at
-            for rid, at in session.connection().execute(
-                select(Response.id, Response.updated_at)
-                .join(Participant, Participant.id == Response.participant_id)
-                .where(Participant.study_id == study.id)
-            )
-        }
+        updated: dict[int, Any] = {int(rid): at for rid, at in session.connection().execute(times)}
         return ScoreInputs(raw, forms, updated)
 
     def compute(self, inputs: ScoreInputs, options: DeriveOptions) -> Batch:
@@ -130,6 +137,14 @@ class Scores:
 
     def delete_rows(self, session: Session, run_ids: Select[Any]) -> None:
         session.execute(delete(DerivedScore).where(DerivedScore.derivation_id.in_(run_ids)))
+
+    def delete_response_rows(self, session: Session, run_id: int, response_id: int) -> None:
+        """Delete run ``run_id``'s scores of response ``response_id``."""
+        session.execute(
+            delete(DerivedScore).where(
+                DerivedScore.derivation_id == run_id, DerivedScore.response_id == response_id
+            )
+        )
 
     def insert_rows(self, session: Session, run_id: int, rows: Sequence[Any]) -> None:
         # Hundreds of thousands of rows: bulk, not through the ORM.

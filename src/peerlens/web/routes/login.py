@@ -79,6 +79,7 @@ async def login(request: Request, store: StoreDep, settings: Settings) -> Respon
             password,
             address=address,
             replaces=request.cookies.get(SESSION_COOKIE),
+            limits=settings.sign_in,
         )
     except PermissionDenied as exc:
         # A new form nonce too: nothing from before a failed attempt is reused.

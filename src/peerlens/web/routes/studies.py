@@ -34,7 +34,7 @@ from peerlens.study import (
 from peerlens.study.progress import PROGRESS_STATES
 from peerlens.web.deps import StaffCaller, StaffForm, StoreDep
 from peerlens.web.pages import render
-from peerlens.web.svg import line_plot
+from peerlens.web.plots import line_plot
 from peerlens.web.tables import counts, rows_of
 
 router = APIRouter(prefix="/studies")

@@ -25,6 +25,7 @@ from peerlens.narrative import LABELS
 from peerlens.narrative.report import LABEL_ICONS, LABEL_NAMES
 from peerlens.study import (
     Caller,
+    NotFound,
     PermissionDenied,
     Store,
     StoredStory,
@@ -136,7 +137,7 @@ def story(
     to edit and re-check."""
     stored = read_story(store, story_id, caller=caller)
     if stored.study != study:
-        raise PermissionDenied(f"unknown story {story_id}")
+        raise NotFound(f"unknown story {story_id}")
     return _story_page(request, store, stored, caller, staff.csrf, marked=marked)
 
 
@@ -155,7 +156,7 @@ async def disagree(
     label = _field(form, "label")
     note = _field(form, "note")
     if position is None:
-        raise PermissionDenied(f"unknown story {story_id}")
+        raise NotFound(f"unknown story {story_id}")
     try:
         await run_in_threadpool(
             mark_disagreement, store, story_id, position, label, note=note, caller=caller
