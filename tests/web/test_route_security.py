@@ -270,9 +270,9 @@ def test_staff_pages_have_one_heading_no_inline_script_or_style_and_the_headers(
 
 def test_imports_reach_only_the_callers_studies_and_sites(site: Site, tmp_path: Path) -> None:
     """A Leeds researcher of the pilot sends real files through every import route: into a
-    study where they hold no role (Glasgow only) everything is refused as if it did not exist (404); into the pilot,
-    anything for Glasgow's B2 or study-wide (the data dictionary) is refused; nothing is stored
-    either way."""
+    study where they hold no role (Glasgow only) everything is refused as if the study did not
+    exist (404); into the pilot, anything for Glasgow's B2 or study-wide (the data dictionary)
+    is refused; nothing is stored either way."""
     config = tmp_path / "glasgow.yaml"
     config.write_text(
         "title: Glasgow only\nsites: [glasgow]\ntimepoints:\n  - name: baseline\n"
