@@ -70,7 +70,7 @@ def test_open_empty_database_runs_every_migration(db_url: str) -> None:
     "previous",
     [
         *("0001", "0002", "0003", "0004", "0005", "0006", "0008", "0009", "0010", "0011"),
-        *("0012", "0013", "0014", "0015"),
+        *("0012", "0013", "0014", "0015", "0016"),
     ],
 )
 def test_upgrade_from_previous_revision_keeps_data(db_url: str, previous: str) -> None:

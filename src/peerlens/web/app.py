@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 
 from peerlens import PeerlensError
 from peerlens.study import PermissionDenied, Store, StudyError, TamperedError
+from peerlens.web.api import PREFIX, create_api
 from peerlens.web.deps import LoginRequired
 from peerlens.web.pages import environment, render
 from peerlens.web.routes import admin, home, login, participant, studies, studio
@@ -54,6 +55,7 @@ def create_app(store: Store, settings: WebSettings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(studio.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount(PREFIX, create_api(store, app.state.settings), name="api")
     _error_pages(app)
     app.add_middleware(SecurityHeaders, hsts=app.state.settings.hsts)
     return app
