@@ -41,7 +41,8 @@ from .conftest import ADMIN, PASSWORD, Site, browser, csrf_of, make_user, signed
 #: How each route is tested. ``staff``: a signed-in page (anonymous -> sign-in; site scope
 #: where it shows participants); ``staff-post``: also CSRF; ``public``: no rights involved;
 #: ``participant``: a personal link's page (routes/test_participant.py); ``login``: the sign-in
-#: form (routes/test_login.py: CSRF, one message, lockout, fixation); ``static``: files.
+#: form (routes/test_login.py: CSRF, one message, lockout, fixation); ``static``: files;
+#: ``api``: the JSON API (api/test_endpoint_security.py enumerates its endpoints).
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/"): "public",
     ("GET", "/login"): "login",
@@ -72,6 +73,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/studio/{study}/stories/{story_id}/disagree"): "staff-post",
     ("GET", "/studio/{study}/workers/{code}"): "staff",
     ("MOUNT", "/static"): "static",
+    # The JSON API: every endpoint enumerated and tested in api/test_endpoint_security.py.
+    ("MOUNT", "/api/v1"): "api",
 }
 
 #: What a staff POST sends besides its CSRF token (a change that would succeed for an admin).
