@@ -72,6 +72,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/studio/{study}/stories/{story_id}"): "staff",
     ("POST", "/studio/{study}/stories/{story_id}/disagree"): "staff-post",
     ("GET", "/studio/{study}/workers/{code}"): "staff",
+    ("GET", "/tokens"): "staff",
+    ("POST", "/tokens"): "staff-post",
+    ("POST", "/tokens/revoke"): "staff-post",
     ("MOUNT", "/static"): "static",
     # The JSON API: every endpoint enumerated and tested in api/test_endpoint_security.py.
     ("MOUNT", "/api/v1"): "api",
@@ -87,6 +90,9 @@ FORMS: dict[str, dict[str, str]] = {
     # The story studio (routes/test_studio.py has its own flows, XSS and other-worker refusals).
     "/studio/pilot/stories": {"text": "Me too.", "told_on": "2026-03-02"},
     "/studio/pilot/stories/1/disagree": {"position": "0", "label": "neutral"},
+    # Access tokens: the caller's own (routes/test_tokens.py has the flows).
+    "/tokens": {"name": "t", "scope": "read", "days": "30"},
+    "/tokens/revoke": {"token_id": "1"},
 }
 
 
