@@ -4,6 +4,7 @@ in answers exactly as one that does not exist. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from peerlens.study import Caller, create_study
@@ -60,7 +61,9 @@ def test_each_kind_of_error_has_its_status_and_code(site: Site) -> None:
     assert _error(unauthenticated, 401, "unauthenticated")["message"].startswith("the access token")
 
 
-def test_a_study_without_a_role_reads_as_one_that_does_not_exist(site: Site, tmp_path: Any) -> None:
+def test_a_study_without_a_role_reads_as_one_that_does_not_exist(
+    site: Site, tmp_path: Path
+) -> None:
     config = tmp_path / "other.yaml"
     config.write_text("sites: [york]\ntimepoints:\n  - name: baseline\n    instruments: [phq9]\n")
     create_study(site.store, "other", config, caller=ADMIN)
