@@ -14,6 +14,7 @@ from peerlens._commands import instruments as _instruments
 from peerlens._commands import report as _report
 from peerlens._commands import story as _story
 from peerlens._commands import study as _study
+from peerlens._commands import tokens as _tokens
 from peerlens._commands import web as _web
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ _story.register(app)
 _hrv.register(app)
 _study.register(app)
 _report.register(app)
+_tokens.register(app)
 _demo.register(app)
 _web.register(app)
 

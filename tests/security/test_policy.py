@@ -42,8 +42,9 @@ T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 ROLES = ("admin", "researcher", "ps_worker", "auditor")
 SCOPES = ("global", "study", "leeds")  # a global role, a role in study "pilot", one site of it
 #: Functions that need no caller: reading a config file, naming a database, signing in (with a
-#: password, or a web session id), and the one explicit first-admin step.
+#: password, a web session id or an access token), and the one explicit first-admin step.
 NO_CALLER = {
+    "resume_token",
     "load_config",
     "resolve_url",
     "authenticate",
@@ -355,6 +356,13 @@ CASES: dict[str, Invoke] = {
         w.store, w.story(s or ""), 0, "neutral", caller=c
     ),
     "export_disagreements": lambda w, c, s: api.export_disagreements(w.store, "pilot", caller=c),
+    # Every active user: their own access tokens, and analysing a text (nothing stored).
+    "create_token": lambda w, c, s: api.create_token(w.store, "t", scopes=["read"], caller=c),
+    "list_tokens": lambda w, c, s: api.list_tokens(w.store, caller=c),
+    "revoke_token": lambda w, c, s: api.revoke_token(
+        w.store, api.create_token(w.store, "t", scopes=["read"], caller=c).id, caller=c
+    ),
+    "analyse_text": lambda w, c, s: api.analyse_text(w.store, "Me too.", caller=c),
     # A participant's own operations: no user account may perform them, whatever its roles.
     "open_visit": lambda w, c, s: api.open_visit(w.store, caller=c),  # type: ignore[arg-type]
     "agree_to_consent": lambda w, c, s: api.agree_to_consent(
@@ -372,6 +380,8 @@ CASES: dict[str, Invoke] = {
 # Who is allowed, as "role-scope" names (see SCOPES). For operations on a participant, a
 # Leeds-scoped caller is allowed only for the Leeds participant; the Glasgow one is refused.
 ANY = {f"{r}-{s}" for r in ROLES for s in SCOPES}
+#: Every active account, with or without a role.
+ACTIVE = ANY | {"nobody"}
 GLOBAL_ADMIN = {"admin-global"}
 
 
@@ -435,6 +445,10 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "connection_over_time": (WRITERS, True),
     "mark_disagreement": (set(), True),
     "export_disagreements": (WRITERS, False),
+    "create_token": (ACTIVE, False),
+    "list_tokens": (ACTIVE, False),
+    "revoke_token": (ACTIVE, False),
+    "analyse_text": (ACTIVE, False),
     "open_visit": (set(), False),
     "agree_to_consent": (set(), False),
     "save_page": (set(), False),

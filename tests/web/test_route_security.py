@@ -42,7 +42,8 @@ from .conftest import ADMIN, PASSWORD, Site, browser, csrf_of, make_user, signed
 #: How each route is tested. ``staff``: a signed-in page (anonymous -> sign-in; site scope
 #: where it shows participants); ``staff-post``: also CSRF; ``public``: no rights involved;
 #: ``participant``: a personal link's page (routes/test_participant.py); ``login``: the sign-in
-#: form (routes/test_login.py: CSRF, one message, lockout, fixation); ``static``: files.
+#: form (routes/test_login.py: CSRF, one message, lockout, fixation); ``static``: files;
+#: ``api``: the JSON API (api/test_endpoint_security.py enumerates its endpoints).
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/"): "public",
     ("GET", "/login"): "login",
@@ -78,7 +79,12 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/studio/{study}/stories/{story_id}"): "staff",
     ("POST", "/studio/{study}/stories/{story_id}/disagree"): "staff-post",
     ("GET", "/studio/{study}/workers/{code}"): "staff",
+    ("GET", "/tokens"): "staff",
+    ("POST", "/tokens"): "staff-post",
+    ("POST", "/tokens/revoke"): "staff-post",
     ("MOUNT", "/static"): "static",
+    # The JSON API: every endpoint enumerated and tested in api/test_endpoint_security.py.
+    ("MOUNT", "/api/v1"): "api",
 }
 
 #: What a staff POST sends besides its CSRF token (a change that would succeed for an admin).
@@ -97,6 +103,9 @@ FORMS: dict[str, dict[str, str]] = {
     # The story studio (routes/test_studio.py has its own flows, XSS and other-worker refusals).
     "/studio/pilot/stories": {"text": "Me too.", "told_on": "2026-03-02"},
     "/studio/pilot/stories/1/disagree": {"position": "0", "label": "neutral"},
+    # Access tokens: the caller's own (routes/test_tokens.py has the flows).
+    "/tokens": {"name": "t", "scope": "read", "days": "30"},
+    "/tokens/revoke": {"token_id": "1"},
 }
 
 
@@ -323,9 +332,9 @@ def test_imports_reach_only_the_callers_studies_and_sites(site: Site, tmp_path: 
                 data={"csrf": token, **data},
                 files={name: (upload[0], upload[1], "application/octet-stream")},
             )
-            if study == "glasgow-only":
+            if study == "glasgow-only" or form == "recording":  # B2 is Glasgow's: not seen
                 assert response.status_code == 404, (study, form, response.text)
-            elif form in ("dictionary", "recording"):
+            elif form == "dictionary":
                 assert response.status_code == 403, (study, form, response.text)
             else:  # rows of another site's participant are problems of the file
                 assert response.status_code == 400, (study, form, response.text)

@@ -649,6 +649,27 @@ class LoginFailure(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ApiToken(Base):
+    """A personal access token of a staff member for the JSON API (see
+    :mod:`peerlens.study.tokens`).
+
+    Only the sha256 of the token is stored, never the token. ``scopes`` is the space-separated,
+    sorted list of the token's scopes; the token acts for its user, within both the user's
+    current roles and these scopes, until ``expires_at`` or ``revoked_at``.
+    """
+
+    __tablename__ = "api_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Setting(Base):
     """A database-wide setting: the database's id, where its recordings are stored, ..."""
 

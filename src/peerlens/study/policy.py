@@ -53,6 +53,7 @@ from peerlens.study._lookup import unknown_study
 from peerlens.study.errors import NotFound, PermissionDenied, StudyError
 from peerlens.study.models import (
     USER_ROLES,
+    ApiToken,
     Participant,
     ParticipantLink,
     RoleAssignment,
@@ -69,6 +70,7 @@ __all__ = [
     "POLICY",
     "ROLES",
     "TIERS",
+    "TOKEN_SCOPES",
     "Caller",
     "Grant",
     "LinkHolder",
@@ -157,6 +159,15 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
         "user.password": Rule(_ADMIN, "global", "set another user's password"),
         "user.list": Rule(_ADMIN, "global", "list users and their roles"),
         "account.password": Rule(frozenset(), "global", "change their own password", any_user=True),
+        "token.create": Rule(
+            frozenset(), "global", "create a personal access token of their own", any_user=True
+        ),
+        "token.list": Rule(
+            frozenset(), "global", "list their own personal access tokens", any_user=True
+        ),
+        "token.revoke": Rule(
+            frozenset(), "global", "revoke a personal access token of their own", any_user=True
+        ),
         "vault.rotate": Rule(_ADMIN, "global", "re-encrypt the identity vault under a new key"),
         # -- studies
         "study.create": Rule(_ADMIN, "global", "create a study"),
@@ -213,6 +224,9 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
             "list the PS workers whose story studio they may open",
             own_only=_COACHES,
         ),
+        "story.analyse": Rule(
+            frozenset(), "global", "analyse a text's sentences without storing it", any_user=True
+        ),
         "story.save": Rule(_WORKER, "site", "analyse and save a practice story", own_only=_WORKER),
         "story.read": Rule(
             _STUDIO,
@@ -251,16 +265,105 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
 )
 
 
+#: The scopes of a personal access token (:mod:`peerlens.study.tokens`) and the operations each
+#: allows. A token acts within its user's current roles *and* its scopes: a scope never adds a
+#: right the user lacks. Every live token may see which studies its user holds a role in
+#: (``study.list``: names and titles only), so that the API answers "no such study" alike for a
+#: study that does not exist and one the user has no role in. Operations in no scope (managing
+#: tokens, changing a password, the participants' own link operations) are never done with a
+#: token.
+TOKEN_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "any": frozenset({"study.list"}),
+        "read": frozenset(
+            {
+                "study.read",
+                "dictionary.export",
+                "participant.list",
+                "progress.read",
+                "studio.workers",
+                "story.analyse",
+                "story.read",
+                "derived.status",
+                "derived.read",
+                "derived.verify",
+                "audit.verify",
+            }
+        ),
+        "write": frozenset(
+            {
+                "dictionary.import",
+                "scoring.map",
+                "participant.add",
+                "participant.status",
+                "identity.write",
+                "consent.add",
+                "consent.text",
+                "link.issue",
+                "link.revoke",
+                "relationship.add",
+                "session.add",
+                "transcript.add",
+                "recording.add",
+                "responses.import",
+                "redcap.import",
+                "studio.access",
+                "story.save",
+                "story.disagree",
+                "derive",
+            }
+        ),
+        "export": frozenset({"export", "analysis.export", "disagreements.export", "identity.read"}),
+        "admin": frozenset(
+            {
+                "user.create",
+                "user.grant",
+                "user.revoke",
+                "user.activate",
+                "user.password",
+                "user.list",
+                "vault.rotate",
+                "study.create",
+                "dictionary.identifier",
+                "participant.erase",
+                "audit.read",
+            }
+        ),
+    }
+)
+
+
+#: What a request with a bad token is told, whatever was wrong (unknown, expired, revoked, a
+#: deactivated account): the same words every time, so that refusals are no oracle.
+TOKEN_REFUSED = "the access token is not valid: it may have expired or been revoked"
+
+
+def token_scope(operation: str) -> str | None:
+    """The token scope that allows ``operation`` (``None``: no token may perform it).
+
+    Examples
+    --------
+    >>> token_scope("export"), token_scope("token.create")
+    ('export', None)
+    """
+    return next((name for name, ops in TOKEN_SCOPES.items() if operation in ops), None)
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who is calling: a peerlens user name, authenticated by the caller's front end (the CLI
     checks a password, the web app a session or token).
 
     Rights are not carried here: every study function looks up the user's current role
-    assignments in its own transaction, so a role taken away takes effect at once.
+    assignments in its own transaction, so a role taken away takes effect at once. A caller
+    authenticated by a personal access token (:func:`peerlens.study.tokens.resume_token`) names
+    the token's id in ``token``: :func:`authorize` then also reads that token in the same
+    transaction and allows only the operations of its scopes (:data:`TOKEN_SCOPES`), while it is
+    neither revoked nor expired.
     """
 
     username: str
+    token: int | None = None
 
     def __str__(self) -> str:
         return self.username
@@ -416,6 +519,8 @@ def authorize(
     if rule.link_holder:  # only a participant's own link (authorize_link), never an account
         raise PermissionDenied(f"{caller} may not {rule.summary}: only the participant may")
     user = active_user(session, caller)
+    if caller.token is not None:
+        _check_token(session, user, caller.token, operation, rule)
     if operation != "audit.verify":  # verifying must work to find out what was tampered with
         from peerlens.study.integrity import check_rights
 
@@ -468,6 +573,25 @@ def authorize(
     if tier is not None:
         grant.require_tier(tier)
     return _granted(grant)
+
+
+def _check_token(session: Session, user: User, token_id: int, operation: str, rule: Rule) -> None:
+    """Refuse ``operation`` unless token ``token_id`` of ``user`` is live and one of its scopes
+    allows it (the user's roles are checked after this, as for any caller)."""
+    token = session.get(ApiToken, token_id)
+    expires = as_utc(token.expires_at) if token is not None else None
+    if (
+        token is None
+        or token.user_id != user.id
+        or token.revoked_at is not None
+        or expires is None
+        or expires <= utcnow()
+    ):
+        raise PermissionDenied(TOKEN_REFUSED)
+    scope = token_scope(operation)
+    if scope != "any" and (scope is None or scope not in token.scopes.split()):
+        need = f"the {scope!r} scope" if scope else "a signed-in session, not a token"
+        raise PermissionDenied(f"this access token may not {rule.summary} (needs {need})")
 
 
 def token_digest(token: str) -> str:
@@ -658,9 +782,12 @@ def policy_table() -> str:
     Examples
     --------
     >>> policy_table().splitlines()[0]
-    '| operation | what | roles | scope | export tier |'
+    '| operation | what | roles | scope | export tier | token scope |'
     """
-    lines = ["| operation | what | roles | scope | export tier |", "|---|---|---|---|---|"]
+    lines = [
+        "| operation | what | roles | scope | export tier | token scope |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, rule in POLICY.items():
         if rule.any_user:
             roles = "any active user (own account)"
@@ -671,7 +798,9 @@ def policy_table() -> str:
             roles = ", ".join(
                 r + (own[r] if r in rule.own_only else "") for r in ROLES if r in rule.roles
             )
+        token = {None: "(no token)", "any": "any token"}.get(token_scope(name), token_scope(name))
         lines.append(
-            f"| `{name}` | {rule.summary} | {roles} | {rule.scope} | {rule.min_tier or ''} |"
+            f"| `{name}` | {rule.summary} | {roles} | {rule.scope} | {rule.min_tier or ''} "
+            f"| {token} |"
         )
     return "\n".join(lines)

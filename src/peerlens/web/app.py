@@ -13,9 +13,10 @@ from starlette.exceptions import HTTPException
 
 from peerlens import PeerlensError
 from peerlens.study import NotFound, PermissionDenied, Store, StudyError, TamperedError
+from peerlens.web.api import PREFIX, create_api
 from peerlens.web.deps import LoginRequired
 from peerlens.web.pages import environment, render
-from peerlens.web.routes import admin, home, imports, login, participant, studies, studio
+from peerlens.web.routes import admin, home, imports, login, participant, studies, studio, tokens
 from peerlens.web.security import SecurityHeaders
 from peerlens.web.settings import WebSettings
 
@@ -54,7 +55,9 @@ def create_app(store: Store, settings: WebSettings | None = None) -> FastAPI:
     app.include_router(imports.router)
     app.include_router(admin.router)
     app.include_router(studio.router)
+    app.include_router(tokens.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.mount(PREFIX, create_api(store, app.state.settings), name="api")
     _error_pages(app)
     app.add_middleware(SecurityHeaders, hsts=app.state.settings.hsts)
     return app

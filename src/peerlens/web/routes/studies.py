@@ -131,7 +131,9 @@ def export_form(request: Request, study: str, caller: StaffCaller, store: StoreD
     )
 
 
-def _exported(store: Store, study: str, tier: str, kind: str, caller: Caller) -> bytes:
+def exported_file(store: Store, study: str, tier: str, kind: str, caller: Caller) -> bytes:
+    """The bytes of ``study``'s export at ``tier`` in format ``kind`` (a key of
+    :data:`FORMATS`), written and audited by :func:`peerlens.study.export_study`."""
     fmt, suffix, _ = FORMATS[kind]
     with tempfile.TemporaryDirectory(prefix="peerlens-export-") as folder:
         out = Path(folder) / f"{study}{suffix}"
@@ -146,7 +148,7 @@ async def export(study: str, caller: StaffCaller, store: StoreDep, form: StaffFo
     kind = str(form.get("format", ""))
     if kind not in FORMATS:
         kind = "tidy-csv"
-    data = await run_in_threadpool(_exported, store, study, tier, kind, caller)
+    data = await run_in_threadpool(exported_file, store, study, tier, kind, caller)
     _, suffix, media = FORMATS[kind]
     name = f"{study}-{tier}{suffix}"
     return Response(

@@ -1,0 +1,256 @@
+"""Personal access tokens: a staff member's credentials for the JSON API.
+
+A signed-in staff member creates tokens for themselves (:func:`create_token`), each with a name,
+one or more scopes (:data:`~peerlens.study.policy.TOKEN_SCOPES`: ``read``, ``write``,
+``export``, ``admin``) and an expiry of at most :data:`MAX_DAYS` days. The token
+(``plk_`` and ``secrets.token_urlsafe(32)``, 256 random bits) is shown once; only its sha256 is
+stored (:class:`~peerlens.study.models.ApiToken`), so a copy of the database holds no usable
+token. A token is 256 random bits, not a password chosen by a person: no guess or precomputed
+table reaches it, so a fast hash suffices and a slow one (argon2) would only slow every request
+(see ``docs/security.md``).
+
+A token acts for its user within both the user's *current* roles and the token's scopes: the
+study API's :func:`~peerlens.study.policy.authorize` reads the token in each operation's own
+transaction, so a revoked or expired token, a role taken away or a deactivated account takes
+effect at once, and no scope ever adds a right the user lacks. Tokens never manage tokens:
+creating, listing and revoking them needs the user's own signed-in session (or the CLI).
+
+Creating and revoking a token are audited (name, scopes, expiry; never the token); each use
+records when it was last used (:func:`resume_token`, at most once a minute).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlalchemy import select
+
+from peerlens.study import _limits, audit
+from peerlens.study.errors import PermissionDenied, StudyError
+from peerlens.study.models import ApiToken, User, as_utc, utcnow
+from peerlens.study.policy import (
+    TOKEN_REFUSED,
+    TOKEN_SCOPES,
+    Caller,
+    active_user,
+    authorize,
+    guarded,
+    token_digest,
+)
+from peerlens.study.storage import Store
+
+__all__ = [
+    "DEFAULT_DAYS",
+    "MAX_DAYS",
+    "SCOPES",
+    "TOKEN_COLUMNS",
+    "TOKEN_PREFIX",
+    "TOKEN_REFUSED",
+    "IssuedToken",
+    "create_token",
+    "list_tokens",
+    "resume_token",
+    "revoke_token",
+]
+
+#: The scopes a token may be given (``any``, what every token may do, is not one to choose).
+SCOPES = tuple(x for x in TOKEN_SCOPES if x != "any")
+#: What every token starts with (so that a token pasted by mistake is easy to find and scan for).
+TOKEN_PREFIX = "plk_"
+#: The lifetime of a token when none is given, in days.
+DEFAULT_DAYS = 90
+#: The longest lifetime a token may have, in days.
+MAX_DAYS = 366
+#: Columns of :func:`list_tokens`.
+TOKEN_COLUMNS = (
+    "id",
+    "name",
+    "scopes",
+    "state",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+    "revoked_at",
+)
+#: How often a token's last use is written (fewer writes; the time is that much coarser).
+_TOUCH_EVERY = dt.timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new token: its id, name, scopes and expiry, and the token itself (shown once; only its
+    sha256 is stored, so it cannot be read back)."""
+
+    id: int
+    name: str
+    scopes: tuple[str, ...]
+    expires_at: dt.datetime
+    token: str = field(repr=False)
+
+
+def _scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    chosen = tuple(sorted({str(x).strip() for x in scopes} - {""}))
+    if not chosen:
+        raise StudyError(f"a token needs at least one scope: {', '.join(SCOPES)}")
+    unknown = [x for x in chosen if x not in SCOPES]
+    if unknown:
+        raise StudyError(
+            f"unknown token scope(s) {', '.join(map(repr, unknown))}: use {', '.join(SCOPES)}"
+        )
+    return chosen
+
+
+@guarded("token.create")
+def create_token(
+    store: Store,
+    name: str,
+    *,
+    scopes: Iterable[str],
+    days: int = DEFAULT_DAYS,
+    caller: Caller,
+) -> IssuedToken:
+    """Create a personal access token of the caller's own.
+
+    Parameters
+    ----------
+    name
+        What the token is for (shown in the token list), 1-100 characters.
+    scopes
+        Some of ``read``, ``write``, ``export``, ``admin``
+        (:data:`~peerlens.study.policy.TOKEN_SCOPES`).
+    days
+        Its lifetime, 1 to :data:`MAX_DAYS` days.
+    caller
+        The user the token acts for; a caller authenticated by a token may not create one.
+
+    Returns
+    -------
+    IssuedToken
+        With the token, shown this once.
+
+    Raises
+    ------
+    StudyError
+        No or an unknown scope, an empty or too long name, a lifetime out of range.
+    """
+    chosen = _scopes(scopes)
+    name = name.strip()
+    if not name:
+        raise StudyError("a token needs a name (what it is for)")
+    _limits.check(ApiToken.name, name, "name")
+    if not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise StudyError(f"a token's lifetime: 1 to {MAX_DAYS} days, not {days!r}")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires = utcnow() + dt.timedelta(days=days)
+    with store.transaction() as s:
+        grant = authorize(s, caller, "token.create")
+        user = active_user(s, caller)
+        row = ApiToken(
+            user_id=user.id,
+            name=name,
+            token_sha256=token_digest(token),
+            scopes=" ".join(chosen),
+            expires_at=expires,
+        )
+        s.add(row)
+        s.flush()
+        audit.record(
+            s,
+            grant.actor,
+            "token.create",
+            "api_token",
+            str(row.id),
+            new={"name": name, "scopes": list(chosen), "expires_at": expires.isoformat()},
+        )
+        return IssuedToken(row.id, name, chosen, expires, token)
+
+
+def _state(row: ApiToken, now: dt.datetime) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    expires = as_utc(row.expires_at)
+    return "expired" if expires is None or expires <= now else "active"
+
+
+@guarded("token.list")
+def list_tokens(store: Store, *, caller: Caller) -> pd.DataFrame:
+    """The caller's own tokens, newest first (:data:`TOKEN_COLUMNS`; never the tokens)."""
+    now = utcnow()
+    with store.transaction() as s:
+        authorize(s, caller, "token.list")
+        user = active_user(s, caller)
+        rows = s.scalars(
+            select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc())
+        ).all()
+        return pd.DataFrame(
+            [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "scopes": r.scopes,
+                    "state": _state(r, now),
+                    "created_at": as_utc(r.created_at),
+                    "expires_at": as_utc(r.expires_at),
+                    "last_used_at": as_utc(r.last_used_at),
+                    "revoked_at": as_utc(r.revoked_at),
+                }
+                for r in rows
+            ],
+            columns=list(TOKEN_COLUMNS),
+        )
+
+
+@guarded("token.revoke")
+def revoke_token(store: Store, token_id: int, *, caller: Caller) -> None:
+    """Revoke the caller's own token ``token_id`` (at once; revoking it again changes nothing).
+
+    Raises
+    ------
+    PermissionDenied
+        No token of the caller's has that id (another user's reads the same).
+    """
+    with store.transaction() as s:
+        grant = authorize(s, caller, "token.revoke")
+        user = active_user(s, caller)
+        row = s.get(ApiToken, token_id) if isinstance(token_id, int) else None
+        if row is None or row.user_id != user.id:
+            raise PermissionDenied(f"unknown token {token_id!r}")
+        if row.revoked_at is not None:
+            return
+        row.revoked_at = utcnow()
+        audit.record(
+            s, grant.actor, "token.revoke", "api_token", str(row.id), new={"name": row.name}
+        )
+
+
+def resume_token(store: Store, token: str) -> Caller:
+    """The caller a presented token acts for, while the token is live.
+
+    Like :func:`~peerlens.study.users.authenticate`, this authenticates (the token is the
+    credential) and takes no caller; what the returned caller may do is decided by each study
+    function, within the user's roles and the token's scopes.
+
+    Raises
+    ------
+    PermissionDenied
+        With :data:`TOKEN_REFUSED` for an unknown, expired or revoked token, or a deactivated
+        account.
+    """
+    if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
+        raise PermissionDenied(TOKEN_REFUSED)
+    now = utcnow()
+    with store.transaction() as s:
+        row = s.scalars(
+            select(ApiToken).where(ApiToken.token_sha256 == token_digest(token))
+        ).first()
+        user = s.get(User, row.user_id) if row is not None else None
+        if row is None or user is None or not user.is_active or _state(row, now) != "active":
+            raise PermissionDenied(TOKEN_REFUSED)
+        used = as_utc(row.last_used_at)
+        if used is None or now - used >= _TOUCH_EVERY:
+            row.last_used_at = now
+        return Caller(user.username, token=row.id)

@@ -1,0 +1,73 @@
+"""Typed dependencies of the API: the caller of a request (a personal access token, never a
+cookie) and the study it names (404 alike for a study that does not exist and one the caller
+has no role in).
+
+The token is the credential: :func:`~peerlens.study.resume_token` finds its user and returns a
+:class:`~peerlens.study.Caller` naming the token, and every study function then allows only what
+both the user's current roles and the token's scopes allow. No endpoint checks rights itself.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from peerlens.study import Caller, PermissionDenied, list_studies, resume_token
+from peerlens.web.api.errors import ApiError
+from peerlens.web.deps import SESSION_COOKIE, StoreDep
+
+__all__ = ["ApiCaller", "StudyName"]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="plk_...",
+    description="A personal access token (peerlens user token create, or the Tokens page).",
+)
+
+
+def _api_caller(
+    request: Request,
+    store: StoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        if request.cookies.get(SESSION_COOKIE):
+            # A browser's session cookie would make every endpoint a CSRF target: refused.
+            message = "the API takes no sign-in cookie: send Authorization: Bearer <token>"
+        else:
+            message = "send a personal access token: Authorization: Bearer <token>"
+        raise ApiError(401, "unauthenticated", message)
+    try:
+        return resume_token(store, credentials.credentials)
+    except PermissionDenied as exc:
+        raise ApiError(401, "unauthenticated", str(exc)) from exc
+
+
+ApiCaller = Annotated[Caller, Depends(_api_caller)]
+
+
+def _study_name(
+    study: Annotated[str, Path(min_length=1, max_length=100, description="The study's name.")],
+    caller: ApiCaller,
+    store: StoreDep,
+) -> str:
+    """``study`` when the caller holds a role in it; else the same 404 as for no such study,
+    so that the API is no oracle for the studies of others (the study API decides which
+    studies the caller sees)."""
+    try:
+        visible = {x["name"] for x in list_studies(store, caller=caller)}
+    except PermissionDenied:
+        visible = set()
+    if study not in visible:
+        raise ApiError(
+            404,
+            "not_found",
+            f"no study called {study!r} among yours",
+            {"study": study},
+        )
+    return study
+
+
+StudyName = Annotated[str, Depends(_study_name)]

@@ -1,0 +1,211 @@
+"""Personal access tokens: created for oneself, shown once and stored as a digest, revoked and
+expired at once, last use recorded, audited without the token; and what a token may do (the
+user's current roles ∩ the token's scopes); on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from peerlens.study import (
+    Caller,
+    PermissionDenied,
+    Store,
+    StudyError,
+    add_participant,
+    analyse_text,
+    audit_frame,
+    create_study,
+    create_token,
+    export_frame,
+    list_participants,
+    list_studies,
+    list_tokens,
+    list_users,
+    resume_token,
+    revoke_role,
+    revoke_token,
+    set_active,
+    set_password,
+)
+from peerlens.study.models import ApiToken
+from peerlens.study.policy import POLICY, TOKEN_REFUSED, TOKEN_SCOPES, token_digest
+from peerlens.study.tokens import MAX_DAYS, TOKEN_PREFIX
+
+from .conftest import ADMIN, make_user
+
+
+@pytest.fixture
+def pilot(store: Store, config_path: Path) -> Store:
+    create_study(store, "pilot", config_path, caller=ADMIN)
+    add_participant(store, "pilot", "A1", site="leeds", caller=ADMIN)
+    add_participant(store, "pilot", "B2", site="glasgow", caller=ADMIN)
+    return store
+
+
+def _move(store: Store, token_id: int, **columns: dt.timedelta) -> None:
+    with store.transaction() as s:
+        row = s.get(ApiToken, token_id)
+        assert row is not None
+        for name, delta in columns.items():
+            setattr(row, name, getattr(row, name) - delta)
+
+
+def test_a_token_is_shown_once_stored_as_its_digest_and_audited_without_it(
+    store: Store,
+) -> None:
+    issued = create_token(store, "nightly sync", scopes=["read", "read"], days=30, caller=ADMIN)
+    assert issued.token.startswith(TOKEN_PREFIX) and len(issued.token) > 40
+    assert issued.token not in repr(issued)
+    assert issued.scopes == ("read",)
+    with store.transaction() as s:
+        row = s.get(ApiToken, issued.id)
+        assert row is not None and row.token_sha256 == token_digest(issued.token)
+        dumped = " ".join(
+            str(v) for r in s.execute(text("SELECT * FROM api_token")).all() for v in r
+        )
+    assert issued.token not in dumped and issued.token[len(TOKEN_PREFIX) :] not in dumped
+    listed = list_tokens(store, caller=ADMIN)
+    assert list(listed["name"]) == ["nightly sync"] and list(listed["state"]) == ["active"]
+    assert issued.token not in listed.to_csv()
+    log = audit_frame(store, caller=ADMIN)
+    made = log[log["action"] == "token.create"]
+    assert len(made) == 1 and made["entity_id"].iloc[0] == str(issued.id)
+    assert issued.token not in log.to_csv() and issued.token[4:20] not in log.to_csv()
+    expires = issued.expires_at - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(days=29) < expires <= dt.timedelta(days=30)
+
+
+def test_resume_names_the_token_and_records_its_last_use(store: Store) -> None:
+    issued = create_token(store, "t", scopes=["read"], caller=ADMIN)
+    assert list_tokens(store, caller=ADMIN)["last_used_at"].isna().all()
+    caller = resume_token(store, issued.token)
+    assert caller == Caller(ADMIN.username, token=issued.id)
+    used = list_tokens(store, caller=ADMIN)["last_used_at"].iloc[0]
+    assert abs(used - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+
+
+def test_revoked_expired_unknown_and_deactivated_tokens_are_refused_alike(store: Store) -> None:
+    worker = make_user(store, "res", "researcher")
+    revoked = create_token(store, "a", scopes=["read"], caller=worker)
+    expired = create_token(store, "b", scopes=["read"], caller=worker)
+    live = create_token(store, "c", scopes=["read"], caller=worker)
+    in_use = resume_token(store, revoked.token)  # a caller resumed before the revocation
+    revoke_token(store, revoked.id, caller=worker)
+    revoke_token(store, revoked.id, caller=worker)  # again: nothing changes
+    _move(store, expired.id, expires_at=dt.timedelta(days=400))
+    refused = []
+    for token in (revoked.token, expired.token, live.token[:-1] + "x", "plk_", "", "Bearer"):
+        with pytest.raises(PermissionDenied) as exc:
+            resume_token(store, token)
+        refused.append(str(exc.value))
+    assert set(refused) == {TOKEN_REFUSED}
+    # The study API reads the token in each operation: revoked means refused at once.
+    with pytest.raises(PermissionDenied, match="not valid"):
+        list_users(store, caller=in_use)
+    states = dict(zip(*list_tokens(store, caller=worker)[["name", "state"]].T.values, strict=True))
+    assert states == {"a": "revoked", "b": "expired", "c": "active"}
+    set_active(store, "res", False, caller=ADMIN)
+    with pytest.raises(PermissionDenied, match="not valid"):
+        resume_token(store, live.token)
+    log = audit_frame(store, caller=ADMIN)
+    assert list(log[log["action"] == "token.revoke"]["entity_id"]) == [str(revoked.id)]
+
+
+def test_a_token_does_what_its_scopes_and_its_users_roles_both_allow(pilot: Store) -> None:
+    admin_read = resume_token(pilot, create_token(pilot, "r", scopes=["read"], caller=ADMIN).token)
+    assert list(list_participants(pilot, "pilot", caller=admin_read)["participant"]) == [
+        "A1",
+        "B2",
+    ]
+    with pytest.raises(PermissionDenied, match="needs the 'export' scope"):
+        export_frame(pilot, "pilot", tier="deidentified", caller=admin_read)
+    with pytest.raises(PermissionDenied, match="needs the 'admin' scope"):
+        list_users(pilot, caller=admin_read)
+    with pytest.raises(PermissionDenied, match="needs the 'write' scope"):
+        add_participant(pilot, "pilot", "A3", site="leeds", caller=admin_read)
+    # A scope never adds a right: a Leeds researcher's admin-scoped token lists no users and
+    # sees Leeds only.
+    leeds = make_user(pilot, "leeds-res", "researcher", study="pilot", site="leeds")
+    everything = ["read", "write", "export", "admin"]
+    wide = resume_token(pilot, create_token(pilot, "w", scopes=everything, caller=leeds).token)
+    with pytest.raises(PermissionDenied, match="needs a global admin"):
+        list_users(pilot, caller=wide)
+    assert list(list_participants(pilot, "pilot", caller=wide)["participant"]) == ["A1"]
+    assert set(export_frame(pilot, "pilot", tier="deidentified", caller=wide)["participant"]) <= {
+        "A1"
+    }
+    # A role taken away takes effect at once for the token too.
+    revoke_role(pilot, "leeds-res", "researcher", study="pilot", site="leeds", caller=ADMIN)
+    with pytest.raises(PermissionDenied):
+        list_participants(pilot, "pilot", caller=wide)
+    # Every live token sees which studies its user holds a role in (names only).
+    export_only = create_token(pilot, "e", scopes=["export"], caller=ADMIN).token
+    assert [x["name"] for x in list_studies(pilot, caller=resume_token(pilot, export_only))] == [
+        "pilot"
+    ]
+
+
+def test_a_token_never_manages_tokens_or_passwords(store: Store) -> None:
+    everything = ["read", "write", "export", "admin"]
+    caller = resume_token(store, create_token(store, "t", scopes=everything, caller=ADMIN).token)
+    for call in (
+        lambda: create_token(store, "more", scopes=["read"], caller=caller),
+        lambda: list_tokens(store, caller=caller),
+        lambda: revoke_token(store, caller.token or 0, caller=caller),
+        lambda: set_password(store, ADMIN.username, "a new password", caller=caller),
+    ):
+        with pytest.raises(PermissionDenied, match="signed-in session, not a token"):
+            call()
+    assert analyse_text(store, "Me too.", caller=caller).summary.n_sentences == 1
+
+
+def test_a_user_revokes_only_their_own_tokens(store: Store) -> None:
+    other = make_user(store, "other", "auditor")
+    theirs = create_token(store, "theirs", scopes=["read"], caller=other)
+    with pytest.raises(PermissionDenied, match="unknown token"):
+        revoke_token(store, theirs.id, caller=ADMIN)
+    with pytest.raises(PermissionDenied, match="unknown token"):
+        revoke_token(store, 10**6, caller=ADMIN)
+    assert list(list_tokens(store, caller=other)["state"]) == ["active"]
+    assert list_tokens(store, caller=ADMIN).empty
+
+
+@pytest.mark.parametrize(
+    ("name", "scopes", "days", "why"),
+    [
+        ("t", [], 30, "at least one scope"),
+        ("t", ["read", "delete"], 30, "unknown token scope.*'delete'"),
+        ("t", ["any"], 30, "unknown token scope"),
+        ("  ", ["read"], 30, "needs a name"),
+        ("x" * 101, ["read"], 30, "name: 101 characters"),
+        ("t", ["read"], 0, "1 to 366 days"),
+        ("t", ["read"], MAX_DAYS + 1, "1 to 366 days"),
+    ],
+)
+def test_bad_token_requests_are_refused_and_nothing_is_stored(
+    store: Store, name: str, scopes: list[str], days: int, why: str
+) -> None:
+    with pytest.raises(StudyError, match=why):
+        create_token(store, name, scopes=scopes, days=days, caller=ADMIN)
+    with store.transaction() as s:
+        assert s.scalars(select(ApiToken)).first() is None
+
+
+def test_every_policy_operation_is_in_one_token_scope_or_none_on_purpose() -> None:
+    placed = [op for ops in TOKEN_SCOPES.values() for op in ops]
+    assert len(placed) == len(set(placed))  # no operation in two scopes
+    never = set(POLICY) - set(placed)
+    assert never == {
+        "account.password",
+        "token.create",
+        "token.list",
+        "token.revoke",
+        "link.open",
+        "link.consent",
+        "link.answer",
+        "link.withdraw",
+    }
