@@ -61,7 +61,7 @@ from peerlens.narrative.evaluation import (
     source_folds,
 )
 from peerlens.narrative.model import ModelConfig, TextModel, load_static, train_model
-from peerlens.narrative.release import loso_threshold
+from peerlens.narrative.release import DECISION_RULES, calibrate_rule, loso_threshold
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
@@ -267,6 +267,84 @@ def ship_threshold(cand: Candidate, data: pd.DataFrame, embedder: object | None)
     return loso_threshold(data, cand.config, embedder, MAX_FALSE_ALARM)  # type: ignore[arg-type]
 
 
+def oof_probabilities(
+    cand: Candidate, data: pd.DataFrame, embedder: object | None, log: Callable[[str], None]
+) -> pd.DataFrame:
+    """Leave-one-source-out probabilities of every real row (one fit per source, not nested).
+
+    Each real sentence is scored by a model trained on the project corpus plus the other real
+    sources.  Decision rules are then compared on these probabilities (``compare_rules``).
+    """
+    is_team = (data["source"] == "").to_numpy()
+    proba = np.full((len(data), len(LABELS)), np.nan)
+    for fold in source_folds(data["source"].tolist(), always_train=is_team):
+        t0 = time.perf_counter()
+        model = _fit(cand, data.iloc[fold.train], embedder)
+        proba[fold.test] = _proba(model, data.iloc[fold.test])
+        log(f"    {cand.name}: held out {fold.held_out} ({time.perf_counter() - t0:.0f} s)")
+    rows = ~is_team
+    out = data.loc[rows, ["source", "arm", "batch", "label"]].reset_index(drop=True)
+    for k, lab in enumerate(LABELS):
+        out[f"p_{lab}"] = proba[rows, k]
+    return out
+
+
+def rule_predictions(oof: pd.DataFrame, rule: str) -> tuple[list[str], dict[str, object]]:
+    """Labels of every row under ``rule``, its thresholds set without the row's own source.
+
+    For each source, the rule is calibrated on the out-of-fold probabilities of the *other*
+    sources only, then applied to that source.  The probabilities of those other rows came
+    from models that did train on the held-out source, so this is a cheaper stand-in for a fully
+    nested run (one fit per source instead of one per pair of sources).
+    """
+    proba = oof[[f"p_{lab}" for lab in LABELS]].to_numpy()
+    gold = oof["label"].tolist()
+    pred = np.empty(len(oof), dtype=object)
+    chosen: dict[str, object] = {}
+    for s in sorted(set(oof["source"])):
+        test = (oof["source"] == s).to_numpy()
+        t = calibrate_rule(
+            proba[~test], [g for g, k in zip(gold, test, strict=True) if not k], rule
+        )
+        chosen[s] = t
+        pred[test] = [LABELS[i] for i in apply_threshold(proba[test], LABELS, t)]  # type: ignore[arg-type]
+    return list(pred), chosen
+
+
+def compare_rules(oof: pd.DataFrame, name: str) -> dict[str, dict[str, object]]:
+    """Print per-source and pooled figures of every decision rule on ``oof``; return the pooled."""
+    pooled: dict[str, dict[str, object]] = {}
+    for rule in DECISION_RULES:
+        pred, chosen = rule_predictions(oof, rule)
+        print(f"\n== {name}, rule {rule} (thresholds set without the held-out source)")
+        per_source = {}
+        for s in sorted(set(oof["source"])):
+            keep = (oof["source"] == s).to_numpy()
+            g = oof["label"][keep].tolist()
+            per_source[s] = scores(g, [p for p, k in zip(pred, keep, strict=True) if k])
+            print(_line(s, per_source[s], f"  thresholds {chosen[s]}"))
+        pooled[rule] = scores(oof["label"].tolist(), pred)
+        print(_line("POOLED", pooled[rule]))
+        for label, keep in [
+            *((f"batch {b}", oof["batch"] == b) for b in sorted(set(oof["batch"]))),
+            ("random arms", oof["arm"] == "random"),
+        ]:
+            k = keep.to_numpy()
+            print(
+                _line(
+                    label,
+                    scores(
+                        oof["label"][k].tolist(), [p for p, x in zip(pred, k, strict=True) if x]
+                    ),
+                )
+            )
+        mean_f1 = float(np.mean([v["macro_f1"] for v in per_source.values()]))
+        mean_fa = float(np.mean([v["false_alarm"] for v in per_source.values()]))
+        pooled[rule]["loso_mean_f1"], pooled[rule]["loso_mean_fa"] = mean_f1, mean_fa
+        print(f"  LOSO average over sources: macro-F1 {mean_f1:.3f}, false alarms {mean_fa:.1%}")
+    return pooled
+
+
 def agreement(real: pd.DataFrame, extra: tuple[tuple[str, pd.DataFrame], ...] = ()) -> None:
     """Print the two blind passes' agreement per source, for ``extra`` groups and overall."""
     print("\n== annotators' ceiling (pass 1 vs pass 2 blind; pass 2 scored against adjudicated)")
@@ -368,6 +446,45 @@ def held_out_batch(
     return out
 
 
+def external_batch(labels: Path, batch: int) -> pd.DataFrame:
+    """A batch's rebuilt sentences with final labels from a file outside ``labels.tsv``.
+
+    ``labels`` is a tab-separated file with ``item_id`` and ``final`` (e.g. the adjudicated
+    labels of a batch not yet committed); the texts come from the rebuilt corpus.
+    """
+    from peerlens.narrative.devcorpus import neighbours_from_context
+
+    paths = dev_corpus_paths(ROOT)
+    texts = pd.read_csv(paths.rebuilt, sep="\t", quoting=3, dtype=str, keep_default_na=False)
+    texts = texts[texts["batch"] == str(batch)]
+    final = pd.read_csv(labels, sep="\t", dtype=str, keep_default_na=False)
+    missing = {"item_id", "final"} - set(final.columns)
+    if missing:
+        raise SystemExit(f"{labels}: no column(s) {', '.join(sorted(missing))}")
+    bad = final[~final["final"].isin(LABELS)]
+    if len(bad):
+        raise SystemExit(
+            f"{labels}: row {int(bad.index[0]) + 2}: unknown label {bad['final'].iloc[0]!r}"
+        )
+    rows = final[["item_id", "final"]].merge(texts, on="item_id", how="left")
+    if rows["sentence"].isna().any():
+        first = rows.loc[rows["sentence"].isna(), "item_id"].iloc[0]
+        raise SystemExit(f"{labels}: item {first} is not a rebuilt sentence of batch {batch}")
+    neighbours = [neighbours_from_context(c) for c in rows["context"]]
+    return pd.DataFrame(
+        {
+            "item_id": rows["item_id"],
+            "batch": batch,
+            "source": rows["source"],
+            "arm": rows["arm"],
+            "text": rows["sentence"],
+            "label": rows["final"],
+            "prev": [a for a, _ in neighbours],
+            "next": [b for _, b in neighbours],
+        }
+    )
+
+
 # -- speed -----------------------------------------------------------------------------------
 def speed(model: TextModel, story: list[str], repeats: int = 20) -> float:
     from peerlens.narrative import classify
@@ -411,12 +528,35 @@ def main() -> None:
     parser.add_argument("--candidates", default="")
     parser.add_argument("--shipped-only", action="store_true")
     parser.add_argument(
+        "--labels-final",
+        type=Path,
+        default=None,
+        help="with --shipped-only --batch N: take the batch's final labels from this file "
+        "(item_id, final) instead of labels.tsv",
+    )
+    parser.add_argument(
+        "--rules",
+        default="",
+        metavar="NAME[,NAME]",
+        help="compare the decision rules on saved story_oof_<NAME>.tsv files (no training)",
+    )
+    parser.add_argument(
+        "--oof",
+        action="store_true",
+        help="only write each candidate's leave-one-source-out probabilities "
+        "(benchmarks/out/story_oof_<name>.tsv) and compare the decision rules on them",
+    )
+    parser.add_argument(
         "--batch",
         type=int,
         default=None,
         help="with --shipped-only: score the shipped model on this batch",
     )
     args = parser.parse_args()
+    if args.rules:
+        for name in args.rules.split(","):
+            compare_rules(pd.read_csv(OUT / f"story_oof_{name}.tsv", sep="\t"), name)
+        return
     if args.batch is not None and not args.shipped_only:
         parser.error("--batch needs --shipped-only (the candidates would train on the batch)")
     print(f"CPU cores available: {os.cpu_count()}; affinity: {len(os.sched_getaffinity(0))}")
@@ -426,6 +566,13 @@ def main() -> None:
     counts = pd.crosstab(real["source"], real["label"])
     print(f"real development corpus: {len(real)} labelled sentences\n{counts.to_string()}")
     print(f"team corpus train split: {int((team['split'] == 'train').sum())} sentences")
+    if args.batch is not None and args.labels_final is not None:
+        from peerlens.narrative import load_model
+
+        rows = external_batch(args.labels_final, args.batch)
+        print(f"\nbatch {args.batch}:\n{pd.crosstab(rows['source'], rows['label']).to_string()}")
+        held_out_batch(rows, args.batch, load_model())
+        return
     if args.batch is not None:
         from peerlens.narrative import load_model
 
@@ -439,7 +586,7 @@ def main() -> None:
         agreement(real)
 
     # today's model before issue 10: own corpus only, fixed 0.5 threshold; never saw real text
-    if not args.shipped_only:
+    if not (args.shipped_only or args.oof):
         before = train_model(team, ModelConfig())
         probs = _proba(before, real)
         got = [LABELS[i] for i in apply_threshold(probs, LABELS, 0.5)]
@@ -458,6 +605,14 @@ def main() -> None:
         print(_line("POOLED", scores(real["label"].tolist(), got)))
 
     names = [n for n in args.candidates.split(",") if n] or list(CANDIDATES)
+    if args.oof:
+        for name in names:
+            cand = CANDIDATES[name]
+            print(f"\n== {name}: {cand.what} (leave-one-source-out probabilities)")
+            oof = oof_probabilities(cand, data, _embedder(cand.embedder, data), print)
+            OUT.mkdir(parents=True, exist_ok=True)
+            oof.to_csv(OUT / f"story_oof_{name}.tsv", sep="\t", index=False)
+        return
     if args.shipped_only:
         names = []
     story = real[real["source"] == "reddit_mh7"]["text"].tolist()[:50]

@@ -39,7 +39,12 @@ the target in ``⟦ ⟧``; ``--key FILE`` also writes item_id -> source, arm (fo
 ``sample`` (maintainers): draws the items anew from the snapshots and rewrites ``items.csv``;
 deterministic for a given ``seed`` in ``sources.json``.  Batches are drawn in order; a later
 batch never repeats a sentence (by SHA-256) of an earlier one, so drawing batch 2 leaves batch 1's
-item ids and hashes as they were.
+item ids and hashes as they were.  ``sample --append N`` keeps the earlier batches' rows and draws
+only batch N, exactly as a full re-sample would, from the snapshots of its sources alone.
+
+Sources are CSV or Excel tables (a record per row, or rows grouped), or texts read by paragraph:
+``markdown`` (blank-line paragraphs, ``#`` headings naming the section) and ``html_paragraphs``
+(the ``<p>`` elements of an HTML text, or of HTML held in a script).
 
 Exit status 2 on any problem (missing snapshot, wrong commit, changed file, hash mismatch), with
 every failing item listed.
@@ -91,7 +96,7 @@ _DISTINCT = frozenset({"source", "batch"})
 CONTEXT_MAX_SENTENCES = 15
 CONTEXT_WINDOW = 5
 _HAS_LETTER = re.compile(r"[^\W\d_]")
-_FORMATS = frozenset({"csv", "xlsx"})
+_FORMATS = frozenset({"csv", "xlsx", "markdown", "html_paragraphs"})
 
 
 class RealCorpusError(PeerlensError):
@@ -417,8 +422,23 @@ def _clean_escaped(raw: str) -> str:
     return _clean_reddit(text)
 
 
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!\"'])")
+_MD_QUOTE = re.compile(r"^\s*(?:>\s?)+")
+_MD_EMPHASIS = re.compile(r"(?<![\w*])[*_]+(?=\S)|(?<=\S)[*_]+(?![\w*])")
+
+
+def _clean_markdown(raw: str) -> str:
+    # a paragraph of a Markdown book: hard-wrapped lines are one paragraph (joined by spaces);
+    # block-quote markers, backslash escapes (\" for ") and emphasis markers (*word*, _word_)
+    # are not text
+    lines = (_MD_QUOTE.sub("", line).strip() for line in raw.splitlines())
+    text = " ".join(line for line in lines if line)
+    return _MD_EMPHASIS.sub("", _MD_ESCAPE.sub(r"\1", text)).strip()
+
+
 _CLEANERS = {
     "plain": _clean_plain,
+    "markdown": _clean_markdown,
     "reddit": _clean_reddit,
     "html": _clean_html,
     "escaped": _clean_escaped,
@@ -427,7 +447,50 @@ _CLEANERS = {
 ROW_NUMBER = "#row"
 
 
+# The paragraph formats (``markdown``, ``html_paragraphs``) give rows with the columns
+# ``section``, ``paragraph`` (1-based, per file) and ``text``.
+_MD_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
+_HTML_HEADING = re.compile(r"<h(\d)\b[^>]*>(.*?)</h\1\s*>", re.IGNORECASE | re.DOTALL)
+_HTML_PARAGRAPH = re.compile(r"<p\b[^>]*>(.*?)</p\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _markdown_paragraphs(text: str) -> Iterable[dict[str, str]]:
+    """Paragraphs of a Markdown text: blank-line separated; headings name the section."""
+    section, lines, n = "", [], 0
+    for line in [*text.splitlines(), ""]:
+        heading = _MD_HEADING.match(line)
+        if heading is None and line.strip():
+            lines.append(line)
+            continue
+        if lines:
+            n += 1
+            yield {"section": section, "paragraph": str(n), "text": "\n".join(lines)}
+            lines = []
+        if heading is not None:
+            section = heading.group(1)
+
+
+def _html_paragraphs(text: str) -> Iterable[dict[str, str]]:
+    """``<p>`` elements of an HTML text (or of HTML held in a script), in order; the nearest
+    heading before a paragraph names its section.  The inner HTML is the row's text."""
+    headings = [(m.start(), _clean_html(m.group(2))) for m in _HTML_HEADING.finditer(text)]
+    for n, match in enumerate(_HTML_PARAGRAPH.finditer(text), start=1):
+        before = [title for at, title in headings if at < match.start()]
+        yield {
+            "section": before[-1] if before else "",
+            "paragraph": str(n),
+            "text": match.group(1),
+        }
+
+
 def _rows(data: bytes, fmt: str, where: str) -> Iterable[dict[str, str]]:
+    if fmt in ("markdown", "html_paragraphs"):
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise RealCorpusError(f"{where}: not UTF-8 ({exc})") from exc
+        yield from (_markdown_paragraphs if fmt == "markdown" else _html_paragraphs)(text)
+        return
     if fmt == "csv":
         # some answers embed images as data URIs: far past the csv module's default field limit
         csv.field_size_limit(1 << 30)
@@ -582,6 +645,46 @@ def sample_source(
     return drawn
 
 
+def _draw_batch(
+    specs: Sequence[SourceSpec],
+    units: Mapping[str, Sequence[Unit]],
+    patterns: Mapping[str, TargetPattern],
+    seed: int,
+    batch: BatchSpec,
+    drawn_before: set[str],
+) -> list[tuple[Unit, str]]:
+    """One batch's draws from every source, shuffled; never a sentence in ``drawn_before``."""
+    drawn: list[tuple[Unit, str]] = []
+    exclude = set(drawn_before)
+    targets = patterns_for(patterns, batch.batch)
+    for spec in specs:
+        mine = sample_source(spec, units.get(spec.id, ()), targets, seed, batch.batch, exclude)
+        if batch.distinct == "batch":
+            exclude.update(sha256_text(unit.sentence) for unit, _ in mine)
+        drawn.extend(mine)
+    random.Random(_rng_key(seed, batch.batch, "order")).shuffle(drawn)
+    return drawn
+
+
+def _item_rows(
+    drawn: Iterable[tuple[int, Unit, str]], start: int, width: int
+) -> list[dict[str, str]]:
+    return [
+        {
+            "item_id": f"item{n:0{width}d}",
+            "batch": str(batch),
+            "source": unit.source,
+            "arm": arm,
+            "path": unit.path,
+            "record_id": unit.record_id,
+            "sentence_index": str(unit.sentence_index),
+            "record_sha256": unit.record_sha256,
+            "sentence_sha256": sha256_text(unit.sentence),
+        }
+        for n, (batch, unit, arm) in enumerate(drawn, start=start)
+    ]
+
+
 def sample_items(
     specs: Sequence[SourceSpec],
     snapshots: Mapping[str, Snapshot],
@@ -599,39 +702,52 @@ def sample_items(
     per_batch: list[tuple[int, list[tuple[Unit, str]]]] = []
     drawn_before: set[str] = set()
     for batch in batches:
-        drawn: list[tuple[Unit, str]] = []
-        exclude = set(drawn_before)
-        targets = patterns_for(patterns, batch.batch)
-        for spec in specs:
-            mine = sample_source(spec, units[spec.id], targets, seed, batch.batch, exclude)
-            if batch.distinct == "batch":
-                exclude.update(sha256_text(unit.sentence) for unit, _ in mine)
-            drawn.extend(mine)
-        random.Random(_rng_key(seed, batch.batch, "order")).shuffle(drawn)
+        drawn = _draw_batch(specs, units, patterns, seed, batch, drawn_before)
         drawn_before.update(sha256_text(unit.sentence) for unit, _ in drawn)
         per_batch.append((batch.batch, drawn))
     total = sum(len(d) for _, d in per_batch)
-    width = max(5, len(str(total)))
-    numbered = (
-        (n, batch, unit, arm)
-        for n, (batch, unit, arm) in enumerate(
-            ((b, u, a) for b, drawn in per_batch for u, a in drawn), start=1
+    flat = ((b, u, a) for b, drawn in per_batch for u, a in drawn)
+    return _item_rows(flat, start=1, width=max(5, len(str(total))))
+
+
+def append_batch(
+    items: Sequence[Mapping[str, str]],
+    specs: Sequence[SourceSpec],
+    snapshots: Mapping[str, Snapshot],
+    patterns: Mapping[str, TargetPattern],
+    seed: int,
+    batches: Sequence[BatchSpec],
+    batch: int,
+) -> list[dict[str, str]]:
+    """``items`` with one new batch drawn after them, exactly as ``sample_items`` would draw it.
+
+    The earlier batches' rows are kept as they are (their sentence hashes are what a redraw
+    would exclude), so only the sources the new batch draws from need a snapshot.
+
+    Raises
+    ------
+    RealCorpusError
+        If ``items`` already holds the batch or lacks an earlier one, or numbering on would
+        change the width of the existing item ids.
+    """
+    wanted = next((b for b in batches if b.batch == batch), None)
+    if wanted is None:
+        raise RealCorpusError(f"batch {batch} is not declared in sources.json")
+    present = {int(it["batch"]) for it in items}
+    if batch in present or present != set(range(1, batch)):
+        raise RealCorpusError(
+            f"items.csv holds batches {sorted(present)}: appending batch {batch} needs "
+            f"exactly batches 1-{batch - 1}"
         )
-    )
-    return [
-        {
-            "item_id": f"item{n:0{width}d}",
-            "batch": str(batch),
-            "source": unit.source,
-            "arm": arm,
-            "path": unit.path,
-            "record_id": unit.record_id,
-            "sentence_index": str(unit.sentence_index),
-            "record_sha256": unit.record_sha256,
-            "sentence_sha256": sha256_text(unit.sentence),
-        }
-        for n, batch, unit, arm in numbered
-    ]
+    drawing = [s for s in specs if batch in s.samples]
+    units = {s.id: units_of(s.id, read_records(s, snapshots[s.id])) for s in drawing}
+    drawn_before = {it["sentence_sha256"] for it in items}
+    drawn = _draw_batch(drawing, units, patterns, seed, wanted, drawn_before)
+    width = max(5, len(str(len(items) + len(drawn))))
+    if items and len(items[0]["item_id"]) != len("item") + width:
+        raise RealCorpusError(f"numbering on to {len(items) + len(drawn)} widens the item ids")
+    new = _item_rows(((batch, u, a) for u, a in drawn), start=len(items) + 1, width=width)
+    return [dict(it) for it in items] + new
 
 
 # --- rebuilding --------------------------------------------------------------------------------
@@ -856,6 +972,13 @@ def _parser() -> argparse.ArgumentParser:
             help="directory holding snapshots as <owner>+<name>/repo",
         )
         cmd.add_argument("--data", type=Path, default=DATA_DIR, help="corpus key directory")
+    sub.choices["sample"].add_argument(
+        "--append",
+        type=int,
+        metavar="BATCH",
+        help="keep items.csv's earlier batches as they are and draw only this new batch "
+        "(needs snapshots of its sources only)",
+    )
     build = sub.choices["build"]
     build.add_argument("--out", type=Path, default=DEFAULT_OUT)
     build.add_argument("--batch", type=int, help="only this batch's items (default: all)")
@@ -878,10 +1001,16 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> list[dict[str, str]]:
     seed, specs = load_sources(args.data / "sources.json")
     if args.command == "sample":
-        snapshots = snapshots_from_args(specs, args.snapshot, args.mirror_root)
         patterns = load_patterns(args.data / "patterns.json")
         batches = load_batches(args.data / "sources.json")
-        items = sample_items(specs, snapshots, patterns, seed, batches)
+        if args.append is not None:
+            needed = {s.id for s in specs if args.append in s.samples}
+            snapshots = snapshots_from_args(specs, args.snapshot, args.mirror_root, needed)
+            old = read_items(args.data / "items.csv")
+            items = append_batch(old, specs, snapshots, patterns, seed, batches, args.append)
+        else:
+            snapshots = snapshots_from_args(specs, args.snapshot, args.mirror_root)
+            items = sample_items(specs, snapshots, patterns, seed, batches)
         write_items(items, args.data / "items.csv")
         print(f"wrote {len(items)} items to {args.data / 'items.csv'}")
         return items

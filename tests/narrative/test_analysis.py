@@ -47,7 +47,9 @@ def test_the_models_calibrated_threshold_is_the_default_and_keeps_probabilities(
 
     text = ["at least you still have your mum, i lost mine at ten"]
     model = copy.copy(load_model())
-    model.meta = {**model.meta, "comparison_threshold": 0.5}
+    # a model with one threshold for both classes (no per-class ones recorded)
+    single = {k: v for k, v in model.meta.items() if k != "comparison_thresholds"}
+    model.meta = {**single, "comparison_threshold": 0.5}
     (loose,) = classify(text, model=model)
     assert loose.label == "downward"
     model.meta = {**model.meta, "comparison_threshold": 1.01}
@@ -56,6 +58,37 @@ def test_the_models_calibrated_threshold_is_the_default_and_keeps_probabilities(
     assert strict.probabilities == loose.probabilities  # reported unchanged
     assert strict.probabilities["downward"] > strict.probabilities[strict.label]
     assert strict.confidence == strict.probabilities[strict.label]
+
+
+def test_per_class_thresholds_of_the_model_or_the_caller_decide_each_class() -> None:
+    import copy
+    import json
+
+    from peerlens.narrative import load_model
+    from peerlens.narrative.analysis import model_provenance
+
+    texts = ["at least you still have your mum, i lost mine at ten", "I beat it, so can you."]
+    model = copy.copy(load_model())
+    model.meta = {**model.meta, "comparison_thresholds": {"upward": 0.5, "downward": 0.5}}
+    loose = classify(texts, model=model)
+    assert [r.label for r in loose] == ["downward", "upward"]
+    # the model abstains on upward: that sentence falls back, its probabilities unchanged
+    model.meta = {**model.meta, "comparison_thresholds": {"upward": None, "downward": 0.5}}
+    down, up = classify(texts, model=model)
+    assert down.label == "downward"
+    assert up.label in ("connection", "neutral")
+    assert up.probabilities == loose[1].probabilities
+    assert up.hint is None
+    # the caller's per-class mapping overrides the model's
+    strict = classify(texts, model=model, comparison_threshold={"upward": 0.5, "downward": None})
+    assert [r.label for r in strict][1] == "upward"
+    assert strict[0].label in ("connection", "neutral")
+    # provenance names the per-class thresholds, as strict JSON (null for the abstained class)
+    record = model_provenance(model)
+    assert record["comparison_thresholds"] == {"upward": None, "downward": 0.5}
+    assert (
+        json.loads(json.dumps(record, allow_nan=False))["comparison_thresholds"]["upward"] is None
+    )
 
 
 def test_summary_counts_shares_and_index_by_hand() -> None:

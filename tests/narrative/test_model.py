@@ -21,7 +21,12 @@ from peerlens.narrative.model import (
     model_dir,
     train_model,
 )
-from peerlens.narrative.release import RELEASE_BATCHES, RELEASE_CONFIG, train_release
+from peerlens.narrative.release import (
+    RELEASE_BATCHES,
+    RELEASE_CONFIG,
+    RELEASE_RULE,
+    train_release,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +57,11 @@ def test_packaged_artifact_records_the_committed_keys_labels_and_corpus() -> Non
     assert _stale_keys(shipped, DEV) == [], "batch rows changed: retrain with peerlens story train"
     assert shipped.config == RELEASE_CONFIG
     assert 0.5 <= shipped.threshold <= 1.0
+    # the decision rule it records is the release's, and its thresholds are usable ones
+    assert str(shipped.meta["threshold_rule"]).startswith(f"{RELEASE_RULE}:")
+    assert ("comparison_thresholds" in shipped.meta) == (RELEASE_RULE != "single")
+    for t in shipped.thresholds.values():
+        assert (t is None and RELEASE_RULE == "per_class_abstain") or 0.5 <= float(t or 0) <= 1.0
 
 
 def test_a_new_batch_keeps_the_record_valid_and_an_edited_trained_row_breaks_it(
@@ -103,6 +113,9 @@ def test_packaged_artifact_matches_a_fresh_training() -> None:
     np.testing.assert_allclose(shipped.coef, fresh.coef, atol=1e-6)
     np.testing.assert_allclose(shipped.intercept, fresh.intercept, atol=1e-6)
     assert shipped.threshold == pytest.approx(fresh.threshold, abs=1e-9)
+    for cls, t in shipped.thresholds.items():
+        fresh_t = fresh.thresholds[cls]
+        assert (t is None and fresh_t is None) or t == pytest.approx(fresh_t, abs=1e-9)
 
 
 @pytest.mark.slow

@@ -98,3 +98,31 @@ def test_held_out_batch_warns_when_the_model_was_trained_on_the_batch(
 def test_held_out_batch_refuses_a_batch_without_labels(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="--batch 7: no labelled sentences"):
         se.held_out_batch(_frame(), 7, load_model(), out_dir=tmp_path)
+
+
+def test_rule_thresholds_for_a_source_are_set_without_its_rows() -> None:
+    import numpy as np
+
+    from peerlens.narrative.corpus import LABELS
+    from peerlens.narrative.release import DECISION_RULES, calibrate_rule
+
+    rng = np.random.default_rng(3)
+    proba = rng.dirichlet(np.ones(4) * 0.5, size=90)
+    frame = pd.DataFrame(proba, columns=[f"p_{lab}" for lab in LABELS]).assign(
+        source=["a", "b", "c"] * 30,
+        label=[LABELS[i] for i in rng.integers(0, 4, size=90)],
+    )
+    for rule in DECISION_RULES:
+        pred, chosen = se.rule_predictions(frame, rule)
+        assert len(pred) == len(frame)
+        for source in ("a", "b", "c"):
+            others = frame[frame["source"] != source]
+            expected = calibrate_rule(
+                others[[f"p_{lab}" for lab in LABELS]].to_numpy(), others["label"].tolist(), rule
+            )
+            assert chosen[source] == expected
+        # changing one source's gold labels never changes its own thresholds
+        flipped = frame.assign(
+            label=np.where(frame["source"] == "a", "upward", frame["label"]).tolist()
+        )
+        assert se.rule_predictions(flipped, rule)[1]["a"] == chosen["a"]

@@ -159,10 +159,13 @@ def train_cmd(
         model = train_release(default_dev_paths(root))
         target = out or model_dir()
         model.save(target)
+    shown = ", ".join(
+        f"{cls} {'never (abstains)' if t is None else f'{t:.3f}'}"
+        for cls, t in model.thresholds.items()
+    )
     typer.echo(
         f"trained on {model.meta['n_train']} sentences ({model.meta['n_real']} real, "
         f"batches {', '.join(str(b) for b in RELEASE_BATCHES)}); "
-        f"{model.n_features} features; comparison threshold "
-        f"{float(str(model.meta['comparison_threshold'])):.3f}; "
+        f"{model.n_features} features; comparison thresholds {shown}; "
         f"wrote {target / 'model.npz'} and model.json"
     )

@@ -14,7 +14,7 @@ import numpy as np
 from peerlens.narrative._errors import EmptyInputError, UnsupportedLanguageError
 from peerlens.narrative._text import normalize
 from peerlens.narrative.corpus import LABELS
-from peerlens.narrative.evaluation import apply_threshold
+from peerlens.narrative.evaluation import Thresholds, apply_threshold
 from peerlens.narrative.language import MIN_TOKENS, LanguageGuess, detect_language, ensure_english
 from peerlens.narrative.model import TextModel, load_model
 from peerlens.narrative.splitting import logical_lines, split_sentences
@@ -37,9 +37,9 @@ __all__ = [
 ]
 
 #: Lowest comparison threshold ever used: an upward/downward label needs at least this
-#: probability.  The packaged model carries its own threshold, calibrated on development data for
-#: <= 3 % false comparison alarms (``TextModel.threshold``, ``peerlens.narrative.evaluation``);
-#: it is never below this floor.
+#: probability.  The packaged model carries its own thresholds, calibrated on development data for
+#: <= 3 % false comparison alarms (``TextModel.thresholds``, ``peerlens.narrative.evaluation``);
+#: they are never below this floor.
 COMPARISON_THRESHOLD = 0.5
 #: The percentile bootstrap of the connection index is used from this many connection/comparison
 #: sentences up; below it (or when every such sentence has the same side, where all resamples
@@ -217,7 +217,8 @@ class StoryAnalysis:
         Every speaker found in the transcript.
     model : Mapping
         Provenance: ``model_version``, ``npz_sha256``, ``corpus_sha256``, ``format``,
-        ``comparison_threshold``, ``peerlens_version``.
+        ``comparison_threshold``, ``comparison_thresholds`` (per class; ``None`` where the
+        model abstains), ``peerlens_version``.
     unsupported : tuple of UnsupportedSentence
         Sentences not labelled because they are not English.
     """
@@ -349,7 +350,7 @@ def classify(
     *,
     model: TextModel | None = None,
     check_language: bool = True,
-    comparison_threshold: float | None = None,
+    comparison_threshold: Thresholds | None = None,
     prev: Sequence[str] | None = None,
     nxt: Sequence[str] | None = None,
 ) -> tuple[SentenceLabel, ...]:
@@ -366,10 +367,12 @@ def classify(
         Raise :class:`~peerlens.narrative.UnsupportedLanguageError` when the sentences, taken
         together, are not English, or when any single sentence is in another language (the
         message names the items); nothing is then labelled.
-    comparison_threshold : float, optional
-        Minimum probability for an upward/downward label; the model's calibrated
-        :attr:`~peerlens.narrative.TextModel.threshold` by default.  Below it the sentence takes
-        the more probable of connection and neutral, and keeps its probabilities.
+    comparison_threshold : float or mapping, optional
+        Minimum probability for an upward/downward label, one for both or one per class
+        (``{"upward": t, "downward": t}``; ``None`` for a class that is never reported); the
+        model's calibrated :attr:`~peerlens.narrative.TextModel.thresholds` by default.  Below
+        it the sentence takes the more probable of connection and neutral, and keeps its
+        probabilities.
     prev, nxt : sequence of str, optional
         The sentence before and after each one in the same message (``""`` at the edges); used
         only by a model trained with neighbour context.  Without them each sentence is read
@@ -400,7 +403,7 @@ def classify(
                 "nothing was labelled (use analyze() to skip such sentences and list them)"
             )
     model = model or load_model()
-    threshold = model.threshold if comparison_threshold is None else comparison_threshold
+    threshold = model.thresholds if comparison_threshold is None else comparison_threshold
     normalized = [normalize(t) for t in texts]
     context = None
     if model.config.context and prev is not None and nxt is not None:
@@ -633,6 +636,7 @@ def model_provenance(model: TextModel) -> dict[str, Any]:
         "npz_sha256": model.meta.get("npz_sha256"),
         "corpus_sha256": model.meta.get("corpus_sha256"),
         "comparison_threshold": model.threshold,
+        "comparison_thresholds": model.thresholds,
         "trained_on": model.meta.get("trained_on"),
         "real_batches": model.meta.get("real_batches"),
         "real_labels_sha256": model.meta.get("real_labels_sha256"),

@@ -3,8 +3,9 @@
 ``data/corpus.csv`` holds one sentence per row with columns ``id``, ``text``, ``label``
 (``connection``, ``upward``, ``downward``, ``neutral``), ``mixed`` (1 when the sentence also holds
 a connection cue; it then takes the comparison label), ``diagnosis``, ``setting``, ``register``
-and ``split`` (``train`` or the frozen ``test`` split that training never sees).  The labelling
-rules are in ``docs/annotation_guidelines.md``.
+and ``split`` (``train`` or the frozen ``test`` split that training never sees), and ``rule``:
+the guideline rule a row was written to illustrate (hard negatives added for batch 3's lexical
+traps; empty for the older rows).  The labelling rules are in ``docs/annotation_guidelines.md``.
 """
 
 from __future__ import annotations

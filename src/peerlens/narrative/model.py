@@ -37,6 +37,7 @@ from peerlens.narrative._errors import ModelArtifactError
 from peerlens.narrative._text import normalize
 from peerlens.narrative.corpus import LABELS, corpus_sha256, load_corpus
 from peerlens.narrative.cues import CueBook, load_cuebook
+from peerlens.narrative.evaluation import class_thresholds
 from peerlens.narrative.static import StaticEmbedder
 
 if TYPE_CHECKING:
@@ -342,8 +343,24 @@ class TextModel:
 
     @property
     def threshold(self) -> float:
-        """Comparison threshold calibrated for this model (see ``evaluation``), else 0.5."""
+        """Comparison threshold calibrated for this model (see ``evaluation``), else 0.5.
+
+        A model with per-class thresholds (:attr:`thresholds`) records here the lowest one it
+        reports a class at (1.0 when it abstains on both).
+        """
         return float(str(self.meta.get("comparison_threshold", 0.5)))
+
+    @property
+    def thresholds(self) -> dict[str, float | None]:
+        """The threshold of each comparison class (``None``: the model abstains on the class).
+
+        ``comparison_thresholds`` in the metadata when the model was calibrated per class,
+        else :attr:`threshold` for both (``peerlens.narrative.evaluation``, per-class notes).
+        """
+        per_class = self.meta.get("comparison_thresholds")
+        if isinstance(per_class, dict):
+            return class_thresholds(per_class)
+        return class_thresholds(self.threshold)
 
     def predict(self, sentences: list[str]) -> list[str]:
         """Return the most probable label of each sentence."""
