@@ -244,3 +244,17 @@ def test_the_95_ci_of_the_arm_by_time_effect_covers_the_truth_95_percent_of_the_
             truth = trial.truth.arm_effects["scs_total"][tp]
             covered.append(effect.ci_low <= truth <= effect.ci_high)
     assert 0.93 <= np.mean(covered) <= 0.97
+
+
+def test_each_session_sentence_gets_its_intended_label_from_the_packaged_model() -> None:
+    """The simulated transcripts' sentences are labelled as the simulator intends by the story
+    model that ships (so a retrained model that reads them otherwise fails here, not later in
+    the demo's connection indices)."""
+    from peerlens.analysis import _session_sentences as bank
+    from peerlens.narrative import classify
+
+    for label in ("connection", "upward", "downward", "neutral"):
+        sentences = list(getattr(bank, label.upper()))
+        got = [s.label for s in classify(sentences)]
+        wrong = [(s, g) for s, g in zip(sentences, got, strict=True) if g != label]
+        assert not wrong, (label, wrong)

@@ -1,8 +1,10 @@
 """Sentences a PS worker might say in a session, by the kind the story model should find.
 
 Written for peerlens's simulated demo trial (fictional; no dataset text). ``connection`` shares
-experience and normalises ("me too", "many people feel this"); ``upward`` and ``downward``
-compare the person with others who do better or worse; ``neutral`` is session business.
+experience and normalises ("me too", "many people feel this"); ``upward`` is the worker held up
+as further ahead ("I beat it, so can you"), ``downward`` the person's difficulty made small
+("at least you still have ..."); ``neutral`` is session business. Each sentence gets its
+intended label from the packaged story model on its own (checked when the model changes).
 """
 
 from __future__ import annotations
@@ -26,30 +28,30 @@ CONNECTION: tuple[str, ...] = (
     "Honestly, I still have days like that myself.",
     "You are in good company, lots of us have been exactly where you are.",
     "I remember that fear of reaching out, I had it too.",
-    "So many people feel that pressure, it is not a flaw in you.",
     "What you are describing is something I lived through as well.",
 )
 
 UPWARD: tuple[str, ...] = (
-    "Your neighbour went back to work after two weeks, so you should too.",
-    "You should try to be as positive as Maria, she never complains.",
-    "Look at how well John is doing compared to you.",
-    "Your friend got a new job in a month, so you should be able to as well.",
-    "Look at how well your cousin is coping compared to you.",
-    "You should be more like the people who finished the course.",
-    "Try to be as disciplined as your dad was.",
-    "I was much better at this than you when I started.",
+    "I beat my depression on my own, so you can beat yours too.",
+    "If I could get back to work after everything I went through, so can you.",
+    "I got through it by pushing myself, and you can do the same if you try.",
+    "I turned my life around in six months, you just need to want it as much as I did.",
+    "Look at me now, if I can do it anyone can.",
+    "I never let it stop me, so there is no reason it should stop you.",
+    "I stopped drinking overnight, so you should be able to as well.",
+    "I was worse than you and I recovered, so you have no excuse.",
+    "When I was where you are I just got on with it and beat it.",
+    "I am proof that you can beat this if you work hard like I did.",
+    "I overcame my anxiety completely, so you will too if you follow what I did.",
 )
 
 DOWNWARD: tuple[str, ...] = (
     "At least you have a job, some people have nothing.",
-    "Others have it much worse than you.",
     "At least you still have your family around you.",
     "Some people in the ward were far worse off than you are.",
     "Things could be a lot worse, at least you have a home.",
     "At least you are not as ill as some of the people I have met.",
     "Some of my clients have much bigger problems than yours.",
-    "At least you can still get out of the house.",
 )
 
 NEUTRAL: tuple[str, ...] = (
