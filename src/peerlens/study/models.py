@@ -622,8 +622,10 @@ class RoleAssignment(Base):
 class WebSession(Base):
     """A signed-in staff member's session in the web app (see :mod:`peerlens.study.web_sessions`).
 
-    Only the sha256 of the session id is stored, never the id the browser holds. A session ends
-    at sign-out, after ``IDLE`` without a request, or ``ABSOLUTE`` after sign-in.
+    Only the sha256 of the session id is stored, never the id the browser holds, to find the
+    row; ``token_mac`` binds the id, the user and the start time under a key derived from the
+    vault key (a row written without the key is no session). A session ends at sign-out, after
+    ``IDLE`` without a request, or ``ABSOLUTE`` after sign-in.
     """
 
     __tablename__ = "web_session"
@@ -632,6 +634,7 @@ class WebSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    token_mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class LoginFailure(Base):
