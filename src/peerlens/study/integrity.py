@@ -5,14 +5,16 @@ of data (see :mod:`peerlens.study._seal_units`: a row, or a row with its child r
 response with its items) has a *seal* in ``row_seal``: an HMAC-SHA256 of its canonical content
 under a key derived from the vault key, which never enters the database. Each transaction that
 writes data reseals the units it touched and appends one ``data.seal`` audit entry holding, per
-kind, the change in the number of seals and in the sum of their *tallies* (a second keyed MAC of
-each seal, never stored, summed modulo 2^256). So:
+kind, the running number of seals and sum of their *tallies* (a second keyed MAC of each seal,
+never stored, summed modulo 2^256), with an HMAC of those totals, the entry's ``seq`` and the
+previous entry's hash under a third key: the public chain can be appended to by anyone, a seal
+entry only with the key. So:
 
 * a row changed or added behind peerlens's back no longer matches, or has no, seal;
 * a row removed leaves its seal without a row;
 * a row removed together with its seal, or a unit rolled back to an older sealed version, changes
   the tally sums, which no longer add up to what the audit chain vouches for; and without the key
-  nobody can compute the tally to correct the chain.
+  nobody can compute the tally nor make a seal entry that vouches for other totals.
 
 :func:`check_seals` names each such table and row. Writes are tracked without help from the
 write paths: ORM flushes and ``session.execute`` of INSERT/UPDATE/DELETE statements are seen by
