@@ -460,3 +460,35 @@ def test_database_errors_never_quote_the_values_written(pilot: Store) -> None:
         conn.execute(text("INSERT INTO app_user (no_such_column) VALUES (:u)"), {"u": secret})
     assert secret not in str(info.value)
     assert "parameters hidden" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------ F6
+
+
+def test_studio_access_added_with_sql_grants_nothing(pilot: Store) -> None:
+    # Review 5, F6: worker_access rows were trusted without their seals.
+    from peerlens.study import grant_studio_access, read_story, save_story
+
+    add_participants(
+        pilot, "pilot", [NewParticipant("GW", site="glasgow", role="ps_worker")], caller=ADMIN
+    )
+    worker = make_user(pilot, "gw_account", "ps_worker", study="pilot")
+    grant_studio_access(pilot, "pilot", "GW", "gw_account", relation="worker", caller=ADMIN)
+    story = save_story(
+        pilot, "pilot", "I was scared at first.", told_on=dt.date(2026, 1, 5), caller=worker
+    )
+    trainer = make_user(pilot, "trainer_x", "trainer", study="pilot")
+    with pytest.raises(PermissionDenied):
+        read_story(pilot, story, caller=trainer)
+    with pilot.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO worker_access (study_id, participant_id, user_id, relation, "
+                "granted_at) SELECT s.id, p.id, u.id, 'trainer', CURRENT_TIMESTAMP "
+                "FROM study s, participant p, app_user u WHERE s.name = 'pilot' "
+                "AND p.study_code = 'GW' AND u.username = 'trainer_x'"
+            )
+        )
+    with pytest.raises(TamperedError, match="table worker_access"):
+        read_story(pilot, story, caller=trainer)
+    assert read_story(pilot, story, caller=worker).sentences  # lawful access still works
