@@ -209,3 +209,29 @@ def test_every_policy_operation_is_in_one_token_scope_or_none_on_purpose() -> No
         "link.answer",
         "link.withdraw",
     }
+
+
+def test_a_token_row_written_or_widened_with_sql_is_no_token(store: Store) -> None:
+    """Someone who can write the database but holds no vault key cannot mint a token (a row
+    for a token of their choosing) nor widen one (other scopes, a later expiry, another user):
+    the row's MAC, under a key derived from the vault key, no longer verifies."""
+    worker = make_user(store, "res", "researcher")
+    issued = create_token(store, "t", scopes=["read"], caller=worker)
+    assert resume_token(store, issued.token) == Caller("res", token=issued.id)
+    forged = TOKEN_PREFIX + "chosen-by-the-attacker"
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO api_token (user_id, name, token_sha256, scopes, created_at, "
+                "expires_at) SELECT user_id, 'x', :digest, 'admin export read write', "
+                "created_at, expires_at FROM api_token WHERE id = :id"
+            ),
+            {"digest": token_digest(forged), "id": issued.id},
+        )
+    with pytest.raises(PermissionDenied, match="not valid"):
+        resume_token(store, forged)
+    for change in ("scopes = 'admin export read write'", "user_id = 1"):
+        with store.engine.begin() as conn:
+            conn.execute(text(f"UPDATE api_token SET {change} WHERE id = :id"), {"id": issued.id})
+        with pytest.raises(PermissionDenied, match="not valid"):
+            resume_token(store, issued.token)

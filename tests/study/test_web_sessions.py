@@ -7,7 +7,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from peerlens.study import (
     PermissionDenied,
@@ -43,13 +43,18 @@ def _fail(
 
 
 def _age(store: Store, token: str, **columns: dt.timedelta) -> None:
-    """Move a session's times back by the given amounts."""
+    """Move a session's times back by the given amounts (a start time moved back is bound
+    again under the key, as if the session had started then)."""
+    from peerlens.study.web_sessions import _session_mac
+
     with store.transaction() as s:
         row = s.scalars(
             select(WebSession).where(WebSession.token_sha256 == token_digest(token))
         ).one()
         for name, delta in columns.items():
             setattr(row, name, getattr(row, name) - delta)
+        if "created_at" in columns:
+            row.token_mac = _session_mac(store, s, token, row.user_id, row.created_at)
 
 
 def _actions(store: Store) -> list[str]:
@@ -211,3 +216,14 @@ def test_unknown_session_ids_are_refused(store: Store) -> None:
     for token in ("", "x", "a" * 43):
         with pytest.raises(PermissionDenied):
             resume_session(store, token)
+
+
+def test_a_start_time_moved_without_the_key_ends_the_session(store: Store) -> None:
+    started = sign_in(store, ACTOR, PASSWORD, address=HERE)
+    with store.engine.begin() as conn:  # someone extends a session's life with SQL
+        conn.execute(
+            text("UPDATE web_session SET created_at = :t"),
+            {"t": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)},
+        )
+    with pytest.raises(PermissionDenied):
+        resume_session(store, started.token)

@@ -151,9 +151,12 @@ _ORDER_BY: dict[str, list[Callable[[Row], Any]]] = {
     k.name: [itemgetter(*c.order_at) for c in k.children] for k in KINDS
 }
 #: Tables deliberately left unsealed (a test checks every table is in one of the two). The web
-#: app's sessions and failed sign-ins change on every request and hold no study data: sealing
-#: them would append an audit entry per page view.
-UNSEALED = frozenset({"audit_log", "row_seal", "alembic_version", "web_session", "login_failure"})
+#: app's sessions, failed sign-ins and API tokens change on every request (last use) and hold no
+#: study data: sealing them would append an audit entry per page view. Sessions and tokens
+#: carry a MAC under the vault key instead (``token_mac``), so a row written with SQL is none.
+UNSEALED = frozenset(
+    {"audit_log", "row_seal", "alembic_version", "web_session", "login_failure", "api_token"}
+)
 
 
 def _time(value: Any) -> Any:
@@ -191,10 +194,14 @@ def _bool(value: Any) -> Any:
 
 
 def _float(value: Any) -> Any:
-    if value is None or value.__class__ is float:
+    # -0.0 is 0.0 (``+ 0.0``): SQLite stores -0.0 as 0.0, PostgreSQL keeps it; every other
+    # value is unchanged, so units that never held -0.0 keep the content they were sealed with.
+    if value is None:
         return value
+    if value.__class__ is float:
+        return value + 0.0
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
+        return float(value) + 0.0
     return ("!", repr(value))
 
 
@@ -227,7 +234,8 @@ def _converter(column: Column[Any]) -> Callable[[Any], Any]:
     return _str
 
 
-#: Converters that give back unchanged every value of one class (and None).
+#: Converters that give back unchanged every value of one class (and None; ``_float`` all but
+#: -0.0, which :func:`canon_rows` looks for).
 _IDENTITY_ON: dict[Callable[[Any], Any], type] = {_bool: bool, _float: float, _int: int, _str: str}
 
 
@@ -245,7 +253,11 @@ def canon_rows(columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]) ->
     for values, column in zip(zip(*rows, strict=True), columns, strict=True):
         convert = _converter(column)
         same = _IDENTITY_ON.get(convert)
-        if same is not None and set(map(type, values)) <= {same, none}:
+        if (
+            same is not None
+            and set(map(type, values)) <= {same, none}
+            and not (same is float and 0.0 in values)  # -0.0 == 0.0: _float normalises zeros
+        ):
             out.append(values)
         else:
             out.append(list(map(convert, values)))

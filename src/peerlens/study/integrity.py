@@ -5,14 +5,16 @@ of data (see :mod:`peerlens.study._seal_units`: a row, or a row with its child r
 response with its items) has a *seal* in ``row_seal``: an HMAC-SHA256 of its canonical content
 under a key derived from the vault key, which never enters the database. Each transaction that
 writes data reseals the units it touched and appends one ``data.seal`` audit entry holding, per
-kind, the change in the number of seals and in the sum of their *tallies* (a second keyed MAC of
-each seal, never stored, summed modulo 2^256). So:
+kind, the running number of seals and sum of their *tallies* (a second keyed MAC of each seal,
+never stored, summed modulo 2^256), with an HMAC of those totals, the entry's ``seq`` and the
+previous entry's hash under a third key: the public chain can be appended to by anyone, a seal
+entry only with the key. So:
 
 * a row changed or added behind peerlens's back no longer matches, or has no, seal;
 * a row removed leaves its seal without a row;
 * a row removed together with its seal, or a unit rolled back to an older sealed version, changes
   the tally sums, which no longer add up to what the audit chain vouches for; and without the key
-  nobody can compute the tally to correct the chain.
+  nobody can compute the tally nor make a seal entry that vouches for other totals.
 
 :func:`check_seals` names each such table and row. Writes are tracked without help from the
 write paths: ORM flushes and ``session.execute`` of INSERT/UPDATE/DELETE statements are seen by
@@ -29,6 +31,8 @@ the seals). Key rotation reseals everything under the new key, also as ``data.re
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -288,7 +292,9 @@ def check_units(
 
 def check_rights(session: Session, user_id: int) -> None:
     """Check the account row and role rows of user ``user_id`` against their seals before they
-    are trusted (an account or role edited or added with SQL grants nothing)."""
+    are trusted (an account or role edited or added with SQL grants nothing), and the role table
+    as a whole against the totals the audit chain vouches for (a revoked role put back with its
+    old seal grants nothing either)."""
     from peerlens.study.models import RoleAssignment
 
     check_units(session, BY_NAME["app_user"], [user_id])
@@ -296,6 +302,41 @@ def check_rights(session: Session, user_id: int) -> None:
         select(RoleAssignment.id).where(RoleAssignment.user_id == user_id)
     ).scalars()
     check_units(session, BY_NAME["role_assignment"], list(roles))
+    check_kind_totals(session, BY_NAME["role_assignment"])
+
+
+def check_kind_totals(session: Session, kind: UnitKind) -> None:
+    """Raise :class:`TamperedError` when the seals of ``kind`` do not add up to the totals of the
+    newest keyed seal entry (rows removed or put back with their seals), or that entry was not
+    made with the key. Meant for small tables that confer rights; skipped without a key, before
+    the first seal and before seal entries were keyed."""
+    from peerlens.study.storage import STORE_KEY
+    from peerlens.study.vault import VaultKeyError
+
+    store = session.info.get(STORE_KEY)
+    if store is None:
+        return
+    with session.no_autoflush:
+        if not sealed_before(session):
+            return
+        try:
+            key = store.vault_key(session)
+        except VaultKeyError:
+            return
+        entries = _seal_entries(session, key, latest=True)
+        if not entries or entries[0].keyed_ok is None:
+            return
+        if not entries[0].keyed_ok or entries[0].totals is None:
+            raise TamperedError(_bad_entry(entries[0]) + "; nothing was done")
+        count, tally = entries[0].totals.get(kind.name, [0, 0])
+        macs = session.execute(select(RowSeal.mac).where(RowSeal.kind == kind.name)).scalars()
+        have = [tally_of(key.tally_key, bytes(m)) for m in macs]
+        if len(have) != count or sum(have) % MODULUS != tally:
+            raise TamperedError(
+                f"table {kind.name}: rows removed or put back with their seals outside peerlens "
+                "(the seals do not add up to what the audit chain vouches for); nothing was "
+                "done. Run `peerlens audit verify`"
+            )
 
 
 def _keys_in(where: ColumnElement[Any] | None, column: Any) -> list[Any] | None:
@@ -403,22 +444,27 @@ def _settle(session: Session, tracker: Tracker, key_of: Any) -> None:
         fresh = select(kind.key_column()).where(kind.key_column() > top)
         tracker.add_new(kind, session.execute(fresh).scalars())
     tracker.watermarks.clear()
-    changes: dict[str, _Change] = {}
+    if not any(tracker.touched.values()):
+        tracker.clear()
+        return
+    totals = _latest_totals(session, key)
+    if totals is None:  # the chain's seal entries are from before they were keyed
+        _check_unkeyed(session, key, tracker)
+        reseal_all(session, key, actor=_actor(session), reason="seal entries keyed (upgrade)")
+        return
+    changed = False
     for name, keys in sorted(tracker.touched.items()):
         if keys:
             kind = BY_NAME[name]
             change = _reseal(session, key, kind, keys, tracker.known_children(kind, keys))
             if change.count or change.tally:
-                changes[name] = change
+                have = totals.setdefault(name, [0, 0])
+                have[0] += change.count
+                have[1] = (have[1] + change.tally) % MODULUS
+                changed = True
     tracker.clear()
-    if changes:
-        audit.record(
-            session,
-            _actor(session),
-            SEAL_ACTION,
-            "data",
-            new={k: [c.count, f"{c.tally:064x}"] for k, c in changes.items()},
-        )
+    if changed:
+        _record_totals(session, key, SEAL_ACTION, _actor(session), totals, None)
 
 
 def _actor(session: Session) -> str:
@@ -500,7 +546,8 @@ def reseal_all(session: Session, key: VaultKey, *, actor: str, reason: str) -> d
     tracker = _tracker(session)
     if tracker is not None:
         tracker.clear()
-    audit.record(session, actor, RESEAL_ACTION, "data", new=totals, reason=reason)
+    running = {k: [int(v[0]), int(v[1], 16)] for k, v in totals.items()}
+    _record_totals(session, key, RESEAL_ACTION, actor, running, reason)
     from peerlens.study.storage import STORE_KEY
 
     store = session.info.get(STORE_KEY)
@@ -522,32 +569,170 @@ class SealReport:
     sealed: bool = True
 
 
-def _chain_totals(session: Session) -> dict[str, list[int]] | None:
+def _entry_mac(key: VaultKey, seq: int, prev_hash: str, action: str, totals: Any) -> str:
+    """HMAC-SHA256 (hex) binding a seal entry's running totals to its place in the chain."""
+    msg = audit.canonical_json([seq, prev_hash, action, totals]) or ""
+    return hmac.new(key.entry_key, msg.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _record_totals(
+    session: Session,
+    key: VaultKey,
+    action: str,
+    actor: str,
+    totals: dict[str, list[int]],
+    reason: str | None,
+) -> None:
+    """Append a keyed seal entry: the running totals (count and tally per kind) and their MAC
+    over (seq, previous entry's hash, action, totals)."""
+    shown = {k: [int(c), f"{t % MODULUS:064x}"] for k, (c, t) in sorted(totals.items())}
+    seq, prev = audit.current_head(session)
+    mac = _entry_mac(key, seq + 1, prev, action, shown)
+    audit.record(session, actor, action, "data", new={"totals": shown, "mac": mac}, reason=reason)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    seq: int
+    action: str
+    totals: dict[str, list[int]] | None
+    #: None for an entry from before seal entries were keyed, else whether its MAC verifies.
+    keyed_ok: bool | None
+
+
+def _parse_entry(key: VaultKey, seq: int, prev: str, action: str, new: str | None) -> _Entry:
     import json
 
-    totals: dict[str, list[int]] | None = None
-    stmt = (
-        select(AuditLog.action, AuditLog.new)
-        .where(AuditLog.action.in_((SEAL_ACTION, RESEAL_ACTION)))
-        .order_by(AuditLog.seq)
-    )
-    for action, new in session.execute(stmt):
+    try:
         values = json.loads(new or "{}")
-        if action == RESEAL_ACTION or totals is None:
-            totals = {}
-        for name, (count, tally) in values.items():
-            have = totals.setdefault(name, [0, 0])
-            have[0] += int(count)
-            have[1] = (have[1] + int(tally, 16)) % MODULUS
-    return totals
+    except ValueError:
+        return _Entry(seq, action, None, False)
+    if not isinstance(values, dict):
+        return _Entry(seq, action, None, False)
+    if set(values) == {"totals", "mac"}:
+        shown = values["totals"]
+        ok = isinstance(values["mac"], str) and hmac.compare_digest(
+            values["mac"], _entry_mac(key, seq, prev, action, shown)
+        )
+        if not ok:
+            return _Entry(seq, action, None, False)
+        return _Entry(seq, action, _totals_of(shown), True)
+    try:
+        return _Entry(seq, action, _totals_of(values), None)
+    except (TypeError, ValueError):
+        return _Entry(seq, action, None, False)
 
 
-def check_seals(session: Session, key: VaultKey) -> SealReport:
-    """Compare every unit with its seal, and the seals with the totals in the audit chain."""
+def _totals_of(values: Any) -> dict[str, list[int]]:
+    return {str(k): [int(c), int(t, 16) % MODULUS] for k, (c, t) in values.items()}
+
+
+def _seal_entries(session: Session, key: VaultKey, *, latest: bool = False) -> list[_Entry]:
+    stmt = (
+        select(AuditLog.seq, AuditLog.prev_hash, AuditLog.action, AuditLog.new)
+        .where(AuditLog.action.in_((SEAL_ACTION, RESEAL_ACTION)))
+        .order_by(AuditLog.seq.desc() if latest else AuditLog.seq)
+    )
+    if latest:
+        stmt = stmt.limit(1)
+    return [_parse_entry(key, int(q), str(p), str(a), n) for q, p, a, n in session.execute(stmt)]
+
+
+def _latest_totals(session: Session, key: VaultKey) -> dict[str, list[int]] | None:
+    """The running totals of the newest seal entry, to add a transaction's change to; ``None``
+    when it is from before seal entries were keyed.
+
+    Raises
+    ------
+    TamperedError
+        The newest seal entry's MAC does not verify: it was not written by peerlens with this
+        key, and adding to its totals would bless whatever it hides.
+    """
+    audit.current_head(session)  # holds the chain's lock: no seal entry can follow meanwhile
+    entries = _seal_entries(session, key, latest=True)
+    if not entries:
+        return {}
+    last = entries[0]
+    if last.keyed_ok is False or last.totals is None:
+        raise TamperedError(
+            f"audit log row seq {last.seq} ({last.action}): seal totals not made with this "
+            "database's key (appended or changed outside peerlens); nothing was done. Run "
+            "`peerlens audit verify`"
+        )
+    return last.totals if last.keyed_ok else None
+
+
+def _chain_totals(session: Session, key: VaultKey) -> tuple[dict[str, list[int]] | None, list[str]]:
+    """The totals the audit chain vouches for, and the seal entries it holds that it must not.
+
+    Only keyed entries whose MAC verifies are trusted, from the newest keyed ``data.reseal``
+    that verifies under ``key`` (entries before it may be under an earlier key). A chain with no
+    keyed entry yet (sealed before entries were keyed) is summed as it was then, until the first
+    write with the key reseals it.
+    """
+    entries = _seal_entries(session, key)
+    if not entries:
+        return None, []
+    start = next(
+        (
+            i
+            for i in range(len(entries) - 1, -1, -1)
+            if entries[i].keyed_ok and entries[i].action == RESEAL_ACTION
+        ),
+        None,
+    )
     problems: list[str] = []
-    totals = _chain_totals(session)
+    totals: dict[str, list[int]] | None = None
+    if start is None:
+        for e in entries:
+            if e.keyed_ok is None and e.totals is not None:
+                if e.action == RESEAL_ACTION or totals is None:
+                    totals = {}
+                for name, (count, tally) in e.totals.items():
+                    have = totals.setdefault(name, [0, 0])
+                    have[0] += count
+                    have[1] = (have[1] + tally) % MODULUS
+            else:
+                problems.append(_bad_entry(e))
+        return totals, problems
+    for e in entries[start:]:
+        if e.keyed_ok and e.totals is not None:
+            totals = e.totals
+        else:
+            problems.append(_bad_entry(e))
+    return totals, problems
+
+
+def _bad_entry(e: _Entry) -> str:
+    return (
+        f"audit log row seq {e.seq} ({e.action}): seal totals not made with this database's key "
+        "(appended or changed outside peerlens)"
+    )
+
+
+def _check_unkeyed(session: Session, key: VaultKey, tracker: Tracker) -> None:
+    """Before the first keyed reseal of a chain sealed under the unkeyed scheme, check every
+    unit (except those this transaction wrote, checked before it changed them) and the tallies
+    under that scheme, so that the upgrade never blesses tampering."""
+    skip = {name: {unit_text(k) for k in keys} for name, keys in tracker.touched.items()}
+    found = check_seals(session, key, skip=skip)
+    if found.problems:
+        raise TamperedError(
+            f"{len(found.problems)} problem(s) found by the row seals, e.g. {found.problems[0]}; "
+            "nothing was done. Run `peerlens audit verify`"
+        )
+
+
+def check_seals(
+    session: Session, key: VaultKey, *, skip: dict[str, set[str]] | None = None
+) -> SealReport:
+    """Compare every unit with its seal, and the seals with the totals in the audit chain
+    (trusting only seal entries keyed with ``key``; any other is named). Units named in ``skip``
+    (kind name -> units) are not compared with their seals."""
+    totals, problems = _chain_totals(session, key)
     if totals is None:
-        return SealReport(0, (), sealed=False)
+        return SealReport(0, tuple(problems), sealed=bool(problems))
+    skip = skip or {}
     stored: dict[str, dict[str, bytes]] = {}
     for kind_name, unit, mac in session.execute(select(RowSeal.kind, RowSeal.unit, RowSeal.mac)):
         stored.setdefault(kind_name, {})[unit] = bytes(mac)
@@ -557,15 +742,18 @@ def check_seals(session: Session, key: VaultKey) -> SealReport:
     for kind in KINDS:
         seals = stored.get(kind.name, {})
         seen: set[str] = set()
+        skipped = skip.get(kind.name, set())
         for unit, content in contents(session, kind):
             n += 1
             seen.add(unit)
+            if unit in skipped:
+                continue
             sealed = seals.get(unit)
             if sealed is None:
                 problems.append(f"{_where(kind, unit)}: added outside peerlens (no seal)")
             elif sealed != seal_of(key.seal_key, content):
                 problems.append(f"{_where(kind, unit)}: changed outside peerlens")
-        for unit in sorted(set(seals) - seen, key=_natural):
+        for unit in sorted(set(seals) - seen - skipped, key=_natural):
             problems.append(f"{_where(kind, unit)}: removed outside peerlens (its seal remains)")
         for table, unit in orphans(session, kind):
             problems.append(

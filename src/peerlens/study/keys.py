@@ -1,6 +1,10 @@
-"""Rotating the identity-vault key (see :mod:`peerlens.study.vault` for how keys are kept)."""
+"""Rotating the identity-vault key (see :mod:`peerlens.study.vault` for how keys are kept), and
+binding bearer tokens to it (:func:`token_mac`)."""
 
 from __future__ import annotations
+
+import hashlib
+import hmac
 
 from peerlens.study import audit
 from peerlens.study._identity import rekey
@@ -49,3 +53,25 @@ def rotate_vault_key(
         reseal_all(s, new, actor=actor, reason="vault key rotated")
     store.forget_key()
     return n
+
+
+def token_mac(key: VaultKey, token: str, *bound: object) -> str:
+    """HMAC-SHA256 (hex) of a bearer ``token`` together with what it is ``bound`` to (its user's
+    id, when it was issued, ...) under the vault's token key.
+
+    Store it beside the row that a token's plain sha256 finds, and accept the row only when
+    this MAC, recomputed from the token presented and the row's own values, matches (compare
+    with :func:`hmac.compare_digest`). Whoever writes to the database without the vault key then
+    cannot make a row that any token opens, nor move a real token's row to another user or
+    extend its life. Rotating the vault key ends every such token.
+
+    Examples
+    --------
+    >>> from peerlens.study.vault import VaultKey
+    >>> key = VaultKey.from_master(bytes(32), "example")
+    >>> a = token_mac(key, "t0ken", 7, "2026-01-05T09:00:00.000000+00:00")
+    >>> a == token_mac(key, "t0ken", 8, "2026-01-05T09:00:00.000000+00:00"), len(a)
+    (False, 64)
+    """
+    msg = audit.canonical_json([token, *(str(b) for b in bound)]) or ""
+    return hmac.new(key.token_key, msg.encode("utf-8"), hashlib.sha256).hexdigest()

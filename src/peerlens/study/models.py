@@ -622,8 +622,10 @@ class RoleAssignment(Base):
 class WebSession(Base):
     """A signed-in staff member's session in the web app (see :mod:`peerlens.study.web_sessions`).
 
-    Only the sha256 of the session id is stored, never the id the browser holds. A session ends
-    at sign-out, after ``IDLE`` without a request, or ``ABSOLUTE`` after sign-in.
+    Only the sha256 of the session id is stored, never the id the browser holds, to find the
+    row; ``token_mac`` binds the id, the user and the start time under a key derived from the
+    vault key (a row written without the key is no session). A session ends at sign-out, after
+    ``IDLE`` without a request, or ``ABSOLUTE`` after sign-in.
     """
 
     __tablename__ = "web_session"
@@ -632,6 +634,7 @@ class WebSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    token_mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class LoginFailure(Base):
@@ -653,9 +656,11 @@ class ApiToken(Base):
     """A personal access token of a staff member for the JSON API (see
     :mod:`peerlens.study.tokens`).
 
-    Only the sha256 of the token is stored, never the token. ``scopes`` is the space-separated,
-    sorted list of the token's scopes; the token acts for its user, within both the user's
-    current roles and these scopes, until ``expires_at`` or ``revoked_at``.
+    Only the sha256 of the token is stored, never the token, and ``token_mac``, an HMAC of the
+    token, its user, scopes and expiry under a key derived from the vault key (a row written or
+    widened with SQL is no token). ``scopes`` is the space-separated, sorted list of the token's
+    scopes; the token acts for its user, within both the user's current roles and these
+    scopes, until ``expires_at`` or ``revoked_at``.
     """
 
     __tablename__ = "api_token"
@@ -663,6 +668,7 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_mac: Mapped[str | None] = mapped_column(String(64))
     scopes: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

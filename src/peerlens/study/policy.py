@@ -703,15 +703,21 @@ def worker_reach(session: Session, caller: Caller, operation: str, study: Study)
             sites = None
         elif sites is not None:
             sites.add(ra.site_id)
-    linked = {
-        a.participant_id: a.relation
-        for a in session.scalars(
+    access = list(
+        session.scalars(
             select(WorkerAccess).where(
                 WorkerAccess.user_id == user.id, WorkerAccess.study_id == study.id
             )
         )
-        if a.relation in relations
-    }
+    )
+    if relations:
+        # Access rows are rights: checked against their seals, like role rows, before use.
+        from peerlens.study._seal_units import BY_NAME
+        from peerlens.study.integrity import check_kind_totals, check_units
+
+        check_units(session, BY_NAME["worker_access"], [a.id for a in access])
+        check_kind_totals(session, BY_NAME["worker_access"])
+    linked = {a.participant_id: a.relation for a in access if a.relation in relations}
     return WorkerReach(grant, None if sites is None else frozenset(sites), linked)
 
 

@@ -125,7 +125,7 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, str]:
 
 def _as_float(text: str) -> float | None:
     try:
-        return float(text)
+        return float(text) + 0.0  # "-0" is 0.0: SQLite cannot store -0.0 (it keeps 0.0)
     except ValueError:
         return None
 

@@ -62,7 +62,14 @@ def resolve_url(db: str | None = None) -> str:
 
 
 def create_study_engine(url: str, **kwargs: Any) -> Engine:
-    """A SQLAlchemy engine with peerlens's per-backend settings (see module docstring)."""
+    """A SQLAlchemy engine with peerlens's per-backend settings (see module docstring).
+
+    Statement parameters are never put into error messages (``hide_parameters``): they hold
+    free text and identifying values, and error messages end up in logs.
+    """
+    from peerlens.study import _text_guard  # noqa: F401  (refuses NUL in text on every write)
+
+    kwargs.setdefault("hide_parameters", True)
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from peerlens.study import audit
 from peerlens.study._lookup import get_study
 from peerlens.study.errors import PermissionDenied, StudyError
-from peerlens.study.models import AuditLog, RoleAssignment, Site, Study, User
+from peerlens.study.models import AuditLog, RoleAssignment, Site, Study, User, WebSession
 from peerlens.study.policy import DEFAULT_TIER, ROLES, TIERS, Caller, authorize, guarded
 from peerlens.study.storage import Store
 
@@ -280,7 +280,8 @@ def _global_admins(s: Session) -> set[int]:
 def set_active(
     store: Store, username: str, active: bool, *, caller: Caller, reason: str | None = None
 ) -> None:
-    """Deactivate (or reactivate) a user account; a deactivated user cannot sign in.
+    """Deactivate (or reactivate) a user account; a deactivated user cannot sign in, and their
+    web sessions end.
 
     The last active global admin cannot be deactivated (nobody could manage users after).
     """
@@ -292,6 +293,9 @@ def set_active(
         if not active and _global_admins(s) == {user.id}:
             raise StudyError(f"{username!r} is the last active global admin")
         user.is_active = active
+        new: dict[str, object] = {"active": active}
+        if not active:
+            new["web_sessions_ended"] = _end_sessions(s, user.id)
         audit.record(
             s,
             caller.username,
@@ -299,7 +303,7 @@ def set_active(
             "user",
             username,
             old={"active": not active},
-            new={"active": active},
+            new=new,
             reason=reason,
         )
 
@@ -316,7 +320,9 @@ def set_password(
 ) -> None:
     """Replace ``username``'s password (argon2id); the audit log records that, never the value.
 
-    Your own password needs ``current_password``; another user's needs a global admin.
+    Your own password needs ``current_password``; another user's needs a global admin. Every
+    web session of the account ends (a stolen session must not outlive the reset); the audit
+    entry says how many.
     """
     hashed = hash_password(new_password)
     with store.transaction() as s:
@@ -328,7 +334,22 @@ def set_password(
             authorize(s, caller, "user.password")
         user = _user(s, username)
         user.password_hash = hashed
-        audit.record(s, caller.username, "user.password", "user", username, reason=reason)
+        ended = _end_sessions(s, user.id)
+        audit.record(
+            s,
+            caller.username,
+            "user.password",
+            "user",
+            username,
+            new={"web_sessions_ended": ended},
+            reason=reason,
+        )
+
+
+def _end_sessions(s: Session, user_id: int) -> int:
+    """Delete every web session of user ``user_id``; return how many there were."""
+    ended = s.execute(delete(WebSession).where(WebSession.user_id == user_id))
+    return int(getattr(ended, "rowcount", 0) or 0)
 
 
 @guarded("user.list")

@@ -13,13 +13,16 @@ The 32-byte master key never enters the database. It comes from, in order:
 3. ``$PEERLENS_HOME/keys/<database id>.key`` (``PEERLENS_HOME`` defaults to ``~/.peerlens``),
    written by ``peerlens init`` with permissions 0600.
 
-Keys are derived from it with HKDF-SHA256 (RFC 5869): one encrypts, one makes keyed hashes (HMAC-
-SHA256, RFC 2104), and two seal the data tables against edits made behind peerlens's back (see
-:mod:`peerlens.study.integrity`). The audit log records that an identifying field changed with a
-keyed hash of the new value salted per participant, never the value: with the key and the salt one
-can check a guessed value, without them nothing; erasure deletes the salt with the vault row, after
-which not even the key holder can link the hashes to a value. The database stores a keyed check
-value, so a wrong key is refused with a clear message instead of garbling data.
+Keys are derived from it with HKDF-SHA256 (RFC 5869), one per purpose: one encrypts, one makes
+keyed hashes (HMAC-SHA256, RFC 2104), three seal the data tables and the audit chain's seal
+entries against edits made behind peerlens's back (see :mod:`peerlens.study.integrity`), and one
+binds the stored digests of bearer tokens such as web sessions (see
+:func:`peerlens.study.keys.token_mac`). The audit log records that an identifying field
+changed with a keyed hash of the new value salted per participant, never the value: with the key
+and the salt one can check a guessed value, without them nothing; erasure deletes the salt with
+the vault row, after which not even the key holder can link the hashes to a value. The database
+stores a keyed check value, so a wrong key is refused with a clear message instead of garbling
+data.
 """
 
 from __future__ import annotations
@@ -103,6 +106,10 @@ class VaultKey:
     seal_key: bytes = b""
     #: Key of the seal tallies: per-seal values summed into the audit chain, never stored.
     tally_key: bytes = b""
+    #: Key of the MACs of the audit chain's seal entries (``data.seal`` / ``data.reseal``).
+    entry_key: bytes = b""
+    #: Key binding stored digests of bearer tokens (web sessions, access tokens) to the key.
+    token_key: bytes = b""
 
     @classmethod
     def from_master(cls, master: bytes, source: str) -> VaultKey:
@@ -119,6 +126,8 @@ class VaultKey:
             source,
             derive(b"row seal"),
             derive(b"seal tally"),
+            derive(b"seal entry"),
+            derive(b"bearer token"),
         )
 
     @property

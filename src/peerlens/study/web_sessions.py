@@ -5,16 +5,23 @@ A staff member signs in with their peerlens password, checked only by
 (``secrets.token_urlsafe(32)``, 256 random bits) goes to the browser and whose sha256 alone is
 stored (:class:`~peerlens.study.models.WebSession`): a session id set before sign-in is never
 the one used after it (no session fixation), and a copy of the database holds no usable id.
+Each row also holds a MAC of the id, its user and its start time under a key derived from the
+vault key (:func:`peerlens.study.keys.token_mac`): a row written with SQL, or one moved to
+another user, is no session.
 
 A session ends at sign-out, after :data:`IDLE` without a request, :data:`ABSOLUTE` after
-sign-in, or as soon as the account is deactivated. Rights are never read from the session: it
+sign-in, as soon as the account is deactivated, or when its password is changed (see
+:func:`peerlens.study.users.set_password`). Rights are never read from the session: it
 names the user, and every study function reads that user's roles in its own transaction.
 
 Failed sign-ins are counted in the database (so every worker and restart sees them), per user
 name typed and per client address, over a window (:data:`WINDOW` unless the caller gives other
-:class:`SignInLimits`, as the web app does from its settings). At :data:`MAX_PER_USER` failures
-for a name, or :data:`MAX_PER_ADDRESS` from an address, sign-in is refused, even with the right
-password, until the window has passed since the oldest counted failure. The refusal reads the
+:class:`SignInLimits`, as the web app does from its settings). Each attempt is counted as a
+failure *before* its password is checked (one attempt at a time takes that step), and the count
+is taken back only when the password proves right: attempts sent at once get no more guesses
+than attempts sent one by one. At :data:`MAX_PER_USER` failures for a name, or
+:data:`MAX_PER_ADDRESS` from an address (or the limits given), sign-in is refused, even with the
+right password, until the window has passed since the oldest counted failure. The refusal reads the
 same whatever went wrong (:data:`SIGN_IN_REFUSED`): unknown user, wrong password, deactivated
 account or lockout. Each success, failure and lockout is audited, never with the password (and
 the name typed is recorded only when it is an account's: a password typed into the name field
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass, field
 
@@ -36,9 +44,10 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from peerlens.study import audit
 from peerlens.study.errors import PermissionDenied
+from peerlens.study.keys import token_mac
 from peerlens.study.models import LoginFailure, User, WebSession, as_utc, utcnow
 from peerlens.study.policy import Caller, token_digest
-from peerlens.study.storage import Store
+from peerlens.study.storage import Store, pg_lock
 from peerlens.study.users import authenticate
 
 __all__ = [
@@ -167,13 +176,22 @@ def sign_in(
     now = utcnow()
     since = now - limits.window
     user_key, address_key = _username_key(username), _address_key(address)
+    reserved: int | None = None
     with store.transaction() as s:
+        # Counting and reserving are one step for all attempts at once: the password check is
+        # slow, and attempts that all counted before any recorded its failure all got a guess.
+        pg_lock(s, "sign-in")
         if replaces:
             s.execute(delete(WebSession).where(WebSession.token_sha256 == token_digest(replaces)))
         s.execute(delete(LoginFailure).where(LoginFailure.at <= since))
         by_user = _failures(s, LoginFailure.username_sha256, user_key, since)
         by_address = _failures(s, LoginFailure.address_sha256, address_key, since)
-    locked = by_user >= limits.max_per_user or by_address >= limits.max_per_address
+        locked = by_user >= limits.max_per_user or by_address >= limits.max_per_address
+        if not locked:  # counted as a failure until the password proves right
+            attempt = LoginFailure(username_sha256=user_key, address_sha256=address_key, at=now)
+            s.add(attempt)
+            s.flush()
+            reserved = attempt.id
     try:
         # Checked even when locked: the refusal then takes as long as any other.
         caller: Caller | None = authenticate(store, username, password)
@@ -192,12 +210,22 @@ def sign_in(
                     ),
                 )
             )
-            s.add(WebSession(token_sha256=token_digest(token), user_id=user_id))
+            assert user_id is not None
+            s.add(
+                WebSession(
+                    token_sha256=token_digest(token),
+                    user_id=user_id,
+                    created_at=now,
+                    last_seen_at=now,
+                    token_mac=_session_mac(store, s, token, user_id, now),
+                )
+            )
             s.execute(delete(LoginFailure).where(LoginFailure.username_sha256 == user_key))
             audit.record(s, caller.username, "login.success", "user", caller.username)
         return StaffSession(caller, token)
     with store.transaction() as s:
-        s.add(LoginFailure(username_sha256=user_key, address_sha256=address_key, at=now))
+        if reserved is None or s.get(LoginFailure, reserved) is None:
+            s.add(LoginFailure(username_sha256=user_key, address_sha256=address_key, at=now))
         known = s.scalar(select(User.username).where(User.username == username))
         actor = known or "anonymous"
         audit.record(s, actor, "login.failure", "user", known, new={"locked": locked})
@@ -215,6 +243,11 @@ def sign_in(
                 new={"locked": which, "minutes": int(limits.window.total_seconds() // 60)},
             )
     raise PermissionDenied(SIGN_IN_REFUSED)
+
+
+def _session_mac(store: Store, s: Session, token: str, user_id: int, started: dt.datetime) -> str:
+    when = (as_utc(started) or started).isoformat(timespec="microseconds")
+    return token_mac(store.vault_key(s), token, "web session", user_id, when)
 
 
 def resume_session(store: Store, token: str) -> Caller:
@@ -235,7 +268,11 @@ def resume_session(store: Store, token: str) -> Caller:
             raise PermissionDenied("not signed in")
         seen = as_utc(row.last_seen_at) or now
         started = as_utc(row.created_at) or now
-        user = s.get(User, row.user_id)
+        # A row written without the vault key (SQL) or moved to another user is no session.
+        forged = row.token_mac is None or not hmac.compare_digest(
+            row.token_mac, _session_mac(store, s, token, row.user_id, started)
+        )
+        user = None if forged else s.get(User, row.user_id)
         if now - seen >= IDLE or now - started >= ABSOLUTE or user is None or not user.is_active:
             s.delete(row)
             expired = True
