@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import create_engine, text
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_db import backend_url, drop
 from peerlens.study import (
     NewParticipant,
     Store,
@@ -95,29 +96,8 @@ def _long(paths: list[Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _backend_url(name: str, folder: Path) -> tuple[str, object]:
-    if name == "sqlite":
-        return f"sqlite:///{folder / 'bench.db'}", None
-    base = os.environ.get("PEERLENS_BENCH_PG_URL") or os.environ["PEERLENS_TEST_PG_URL"]
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}", (admin, schema)
-
-
-def _drop(cleanup: object) -> None:
-    if cleanup is None:
-        return
-    admin, schema = cleanup  # type: ignore[misc]
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
-
-
 def run_backend(name: str, n: int, paths: list[Path], long: pd.DataFrame, folder: Path) -> dict:
-    url, cleanup = _backend_url(name, folder)
+    url, cleanup = backend_url(name, folder, file="bench.db", prefix="bench")
     out: dict[str, float] = {}
     try:
         store = Store.open(url, create=True, blob_dir=folder / "blobs")
@@ -172,7 +152,7 @@ def run_backend(name: str, n: int, paths: list[Path], long: pd.DataFrame, folder
         assert len(back) == len(long)
         peer.dispose()
     finally:
-        _drop(cleanup)
+        drop(cleanup)
     return out
 
 

@@ -45,14 +45,15 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import numpy as np
 import psutil
 from sqlalchemy import create_engine, text
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peerlens
+from _bench_db import backend_url, drop
 from peerlens.study import (
     NewParticipant,
     Store,
@@ -99,27 +100,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _backend_url(name: str, folder: Path) -> tuple[str, object]:
-    if name == "sqlite":
-        return f"sqlite:///{folder / 'web.db'}", None
-    base = os.environ.get("PEERLENS_BENCH_PG_URL") or os.environ["PEERLENS_TEST_PG_URL"]
-    schema = f"benchweb_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}", (admin, schema)
-
-
-def _drop(cleanup: object) -> None:
-    if cleanup is None:
-        return
-    admin, schema = cleanup  # type: ignore[misc]
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def _study(url: str, folder: Path, n: int) -> list[str]:
@@ -371,7 +351,7 @@ def main() -> int:
     ok = True
     for backend in backends:
         with tempfile.TemporaryDirectory() as tmp:
-            url, cleanup = _backend_url(backend, Path(tmp))
+            url, cleanup = backend_url(backend, Path(tmp), file="web.db", prefix="benchweb")
             try:
                 links = _study(url, Path(tmp), n)
                 port = _free_port()
@@ -389,7 +369,7 @@ def main() -> int:
                 p95 = _report(f"peerlens serve {backend}", run, n)
                 checked = _check(url, run.sent)
             finally:
-                _drop(cleanup)
+                drop(cleanup)
         bad = sum(checked[k] for k in ("lost", "changed", "duplicated", "unexpected"))
         bad += checked["incomplete forms"] + len(run.failures)
         met = p95 < TARGET_P95_MS and bad == 0 and run.finished == n
