@@ -596,6 +596,10 @@ def test_every_pattern_is_used_and_compiles() -> None:
     third = [p.kind for p in patterns.values() if 3 in p.batches]
     assert third.count("upward") >= 8 and third.count("downward") >= 8
     assert third.count("look-alike") >= 4
+    # batch 5 too, aimed at recovery communities' posts, with look-alikes for contrast
+    fifth = [p.kind for p in patterns.values() if 5 in p.batches]
+    assert fifth.count("upward") >= 8 and fifth.count("downward") >= 8
+    assert fifth.count("look-alike") >= 3
 
 
 def test_sources_md_counts_match_the_keys() -> None:
