@@ -448,7 +448,9 @@ def _serve(study: DemoStudy, access: DemoAccess, console: Console) -> None:
         f"  user {RESEARCHER!r}, password {access.researcher_password!r}"
     )
     console.print("Demo accounts and link live only in this throwaway database. Ctrl+C stops.")
-    # The store the server opens finds this database's vault key through the environment.
+    # The store the server opens finds this database's vault key through the environment: the
+    # demo's key file, never a key the shell already holds for another database (it would win).
+    os.environ.pop("PEERLENS_VAULT_KEY", None)
     os.environ["PEERLENS_VAULT_KEY_FILE"] = str(study.key_file)
     serve(db=study.db_url, host=host, port=port)
 
