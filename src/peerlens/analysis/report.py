@@ -31,6 +31,7 @@ from peerlens.analysis.change_by_arm import change_by_arm, sample_cutoff
 from peerlens.analysis.flow import participant_flow
 from peerlens.analysis.missing import delta_adjustment
 from peerlens.analysis.mixed import MixedModelFit, fit_mixed_model
+from peerlens.analysis.nested import fit_nested_model
 from peerlens.analysis.plots import means_plot
 from peerlens.analysis.tables import baseline_table, missing_table
 
@@ -398,6 +399,56 @@ def models_section(ctx: ReportContext) -> Section:
     )
 
 
+def nested_section(ctx: ReportContext) -> Section | None:
+    """Per outcome: the same model with the PS worker as a random effect in the PS arm only
+    (the partially nested design), the worker ICC, and what ignoring the worker level would
+    have changed. Absent when the study records no PS worker for anyone."""
+    people = ctx.dataset.participants
+    if "worker" not in people or not people["worker"].notna().any():
+        return None
+    data = ctx.dataset.scores.merge(people[["participant", "worker"]], on="participant")
+    outcomes, not_fitted = [], []
+    for o in ctx.outcomes:
+        try:
+            fit = fit_nested_model(data, o, arms=list(ctx.arms), timepoints=list(ctx.timepoints))
+        except PeerlensError as exc:
+            not_fitted.append(f"{o}: {exc}")
+            continue
+        outcomes.append(
+            {
+                "name": o,
+                "label": ctx.label(o),
+                "formula": fit.formula_r,
+                "n_workers": fit.n_workers,
+                "icc": fit.worker_icc,
+                "variance": list(fit.variance.items()),
+                "ignoring": [
+                    {**vars(i), "se_ratio": i.se_ratio}
+                    for i in fit.ignoring
+                    if i.term in ctx.effect_terms
+                ],
+                "notes": list(fit.notes),
+            }
+        )
+    return Section(
+        "nested",
+        "The PS worker level (partially nested design)",
+        "_nested.html",
+        {"outcomes": outcomes, "not_fitted": not_fitted},
+        (
+            "In the PS arm participants are clustered within PS workers and the control arm has "
+            "no worker: a partially nested design (Bauer, Sterba & Hallfors 2008). Each outcome "
+            "was refitted with a worker random effect acting on the PS arm's follow-up "
+            "observations only, beside the participant random intercept (REML, statsmodels "
+            "MixedLM); in R: lmer(y ~ arm * timepoint + (0 + d | worker) + (1 | participant)) "
+            "with d the PS arm's follow-up indicator. The worker ICC is the worker variance "
+            "over the total variance of a PS follow-up observation; the table compares each "
+            "arm x timepoint effect's SE, Satterthwaite df and p with and without the worker "
+            "term.",
+        ),
+    )
+
+
 def change_section(ctx: ReportContext) -> Section:
     """Within-arm effect sizes and reliable / clinically significant change."""
     from peerlens.instruments import (
@@ -546,6 +597,7 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     baseline_section,
     missing_section,
     models_section,
+    nested_section,
     change_section,
     sensitivity_section,
 )

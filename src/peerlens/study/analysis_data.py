@@ -25,12 +25,13 @@ from types import MappingProxyType
 
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
 
 from peerlens.study import audit
 from peerlens.study._catalog import parse_choices
 from peerlens.study._lookup import get_study
 from peerlens.study.export import tidy_frame
-from peerlens.study.models import Field, Participant
+from peerlens.study.models import Field, Participant, PSRelationship
 from peerlens.study.policy import Caller, authorize, guarded
 from peerlens.study.storage import Store
 
@@ -52,7 +53,8 @@ class AnalysisDataset:
     arms, timepoints, sites : tuple of str
         Levels in the study's order (arms as defined, timepoints by schedule position).
     participants : pandas.DataFrame
-        ``participant``, ``arm``, ``site``, ``status``, ``withdrawn`` (bool).
+        ``participant``, ``arm``, ``site``, ``status``, ``withdrawn`` (bool), ``worker`` (the
+        pseudonymous code of the participant's one PS worker; ``None`` with none or several).
     scores : pandas.DataFrame
         ``participant``, ``arm``, ``site``, ``timepoint`` and one float column per score.
     items : pandas.DataFrame
@@ -148,6 +150,7 @@ def analysis_dataset(
         participants = pd.DataFrame(
             people, columns=["participant", "arm", "site", "status", "withdrawn"]
         )
+        participants["worker"] = _workers(s, study.id, participants["participant"])
         tidy = tidy_frame(s, study, tier=TIER, grant=grant)
         dictionary = {
             f.field_name: f
@@ -233,6 +236,24 @@ def _wide(
             if col not in ("participant", "arm", "site", "timepoint"):
                 frame[col] = frame[col].astype("float64")
     return scores.reset_index(drop=True), items, codes, instruments
+
+
+def _workers(s: Session, study_id: int, codes: pd.Series) -> list[str | None]:
+    """Each participant's PS worker (the worker's pseudonymous code) when the participant had
+    exactly one across their PS relationships; ``None`` with none or with several (a model with
+    a worker level then names them rather than guess one)."""
+    worker = aliased(Participant)
+    user = aliased(Participant)
+    pairs = s.execute(
+        select(user.study_code, worker.study_code)
+        .join(PSRelationship, PSRelationship.service_user_id == user.id)
+        .join(worker, PSRelationship.ps_worker_id == worker.id)
+        .where(PSRelationship.study_id == study_id)
+    ).all()
+    seen: dict[str, set[str]] = {}
+    for person, their in pairs:
+        seen.setdefault(person, set()).add(their)
+    return [next(iter(seen[c])) if len(seen.get(c, ())) == 1 else None for c in codes.tolist()]
 
 
 def _natural(name: str) -> tuple[str, int]:
