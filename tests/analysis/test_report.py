@@ -208,7 +208,8 @@ def test_the_worker_level_appears_only_when_workers_are_recorded(
     from dataclasses import replace
 
     from peerlens.analysis import fit_nested_model
-    from peerlens.analysis.report import ReportContext, _context, nested_section
+    from peerlens.analysis.report import ReportContext, _context
+    from peerlens.analysis.report_worker import nested_section
 
     assert dataset.participants["worker"].isna().all()
     assert "The PS worker level" not in render_html(build_report(dataset, ReportOptions()))

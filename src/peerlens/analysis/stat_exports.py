@@ -210,7 +210,9 @@ def _worker_models(
     )
 
     lines = ["", "# The report's PS worker models (each skipped with a message when it fails)."]
-    base, later = dataset.timepoints[0], dataset.timepoints[1:]
+    # The timepoints the report models: those with scores (as its context keeps them).
+    present = [t for t in dataset.timepoints if (dataset.scores["timepoint"] == t).any()]
+    base, later = present[0], present[1:]
     if worker_scores(dataset) is not None:
         workers = dataset.participants.set_index("participant")["worker"]
         table["worker"] = table["participant"].map(workers)
