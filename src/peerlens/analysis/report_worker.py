@@ -73,7 +73,16 @@ def worker_connection(dataset: AnalysisDataset, *, n_boot: int, seed: int) -> pd
 
 def mediation_outcomes(outcomes: Sequence[str], available: Sequence[str]) -> tuple[str, ...]:
     """The outcomes whose arm effect is decomposed through :data:`MEDIATORS` (every outcome but
-    the mediators; none when a mediator score is not in the study)."""
+    the mediators; none when a mediator score is not in the study).
+
+    Examples
+    --------
+    >>> scores = ["scs_total", "scs_common_humanity", "scs_isolation", "ders16_total"]
+    >>> mediation_outcomes(["scs_total", "scs_isolation", "ders16_total"], scores)
+    ('scs_total', 'ders16_total')
+    >>> mediation_outcomes(["ders16_total"], ["ders16_total", "scs_isolation"])
+    ()
+    """
     if not all(m in available for m in MEDIATORS):
         return ()
     return tuple(o for o in outcomes if o not in MEDIATORS)
