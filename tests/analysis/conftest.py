@@ -122,3 +122,20 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Tr
 def dataset(stored: tuple[Store, Trial]) -> AnalysisDataset:
     """The trial's analysis dataset, read as the admin."""
     return analysis_dataset(stored[0], "trial", caller=ADMIN)
+
+
+@pytest.fixture(scope="session")
+def worker_dataset(tmp_path_factory: pytest.TempPathFactory) -> AnalysisDataset:
+    """The analysis dataset of a 48-participant trial whose peer-support participants are
+    shared among four PS workers, each with one analysed session transcript per participant
+    (see :func:`make_trial` with ``workers``)."""
+    tmp = tmp_path_factory.mktemp("worker_trial")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PEERLENS_VAULT_KEY", VAULT_KEY)
+        store = Store.open(f"sqlite:///{tmp / 'study.db'}", create=True, blob_dir=tmp / "blobs")
+        try:
+            bootstrap_admin(store, ADMIN.username, PASSWORD)
+            make_trial(store, ADMIN, tmp, n=48, seed=11, workers=4)
+            return analysis_dataset(store, "trial", caller=ADMIN)
+        finally:
+            store.close()

@@ -197,3 +197,39 @@ def test_the_dataset_keeps_coded_missing_items(dataset: AnalysisDataset) -> None
     assert (
         int(dataset.item_codes.drop(columns=["participant", "timepoint"]).notna().sum().sum()) == 1
     )
+
+
+def test_the_worker_level_appears_only_when_workers_are_recorded(
+    dataset: AnalysisDataset,
+) -> None:
+    """Without PS worker assignments the report has no worker section; with them (four workers
+    over the PS arm) each outcome is refitted with the worker level, and the section shows the
+    same ICC and the same with/without comparison as a direct fit."""
+    from dataclasses import replace
+
+    from peerlens.analysis import fit_nested_model
+    from peerlens.analysis.report import ReportContext, _context
+    from peerlens.analysis.report_worker import nested_section
+
+    assert dataset.participants["worker"].isna().all()
+    assert "The PS worker level" not in render_html(build_report(dataset, ReportOptions()))
+    people = dataset.participants.copy()
+    ps = people["arm"] == "peer_support"
+    people.loc[ps, "worker"] = [f"W{i % 4}" for i in range(int(ps.sum()))]
+    with_workers = replace(dataset, participants=people)
+    ctx: ReportContext = _context(with_workers, ReportOptions())
+    section = nested_section(ctx)
+    assert section is not None and not section.data["not_fitted"]
+    data = with_workers.scores.merge(people[["participant", "worker"]], on="participant")
+    for shown in section.data["outcomes"]:
+        direct = fit_nested_model(
+            data, shown["name"], arms=list(ctx.arms), timepoints=list(ctx.timepoints)
+        )
+        assert shown["n_workers"] == 4
+        assert shown["icc"] == direct.worker_icc
+        assert [i["term"] for i in shown["ignoring"]] == [
+            i.term for i in direct.ignoring if i.term in ctx.effect_terms
+        ]
+    page = render_html(build_report(with_workers, ReportOptions()))
+    assert "The PS worker level (partially nested design)" in page
+    assert "worker ICC" in page

@@ -156,3 +156,41 @@ def test_redcap_dictionary_labels_reach_spss(tmp_path: Path) -> None:
     assert dict(dataset.value_labels["m2"]) == {0.0: "Never", 1.0: "Sometimes", 2.0: "Often"}
     items = dataset.items.set_index("participant")
     assert items.loc["R1", "m1"] == 0.0 and items.loc["R2", "m1"] == 2.0
+
+
+def test_r_refits_every_model_of_the_report(
+    worker_dataset: AnalysisDataset, tmp_path: Path
+) -> None:
+    """The report of a trial with PS workers and their analysed sessions lists its mixed,
+    partially nested, moderation and mediation models; the exported R script refits each from
+    the exported CSV, and lme4 / lm agree with the report's fits: fixed effects and variance
+    components to 1e-4 (relative; a variance at its boundary of 0 to 1e-8 of the residual
+    variance, an estimate near 0 to 1e-6 absolute), REML log-likelihoods to 1e-4."""
+    from peerlens.analysis import ReportOptions, build_report
+
+    rscript = _rscript()
+    report = build_report(worker_dataset, ReportOptions(n_boot=200, n_imputations=2))
+    kinds = {m.key.split(":")[0] for m in report.models}
+    assert kinds == {"mixed", "nested", "moderation", "mediation"}
+    _csv, script = write_export(worker_dataset, tmp_path / "w.csv", format="r")
+    done = subprocess.run(
+        [rscript, str(script), str(tmp_path)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    r = pd.read_csv(tmp_path / "w_models.csv")
+    for model in report.models:
+        mine = r[r["model"] == model.key]
+        assert len(mine), f"{model.key}: not refitted in R ({done.stderr[-2000:]})"
+        fixed = mine[mine["kind"] == "fixed"].set_index("name")["value"]
+        for term, estimate in model.fixed.items():
+            assert estimate == pytest.approx(fixed[term], rel=1e-4, abs=1e-6), (model.key, term)
+        if model.loglik is None:
+            continue
+        assert set(fixed.index) == set(model.fixed), model.key
+        variance = mine[mine["kind"] == "variance"].set_index("name")["value"]
+        assert set(variance.index) == set(model.variance), model.key
+        tiny = 1e-8 * variance["residual"]
+        for name, value in model.variance.items():
+            assert value == pytest.approx(variance[name], rel=1e-4, abs=tiny), (model.key, name)
+        loglik = float(mine.loc[mine["kind"] == "loglik", "value"].iloc[0])
+        assert model.loglik == pytest.approx(loglik, rel=1e-4), model.key

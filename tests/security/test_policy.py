@@ -356,6 +356,9 @@ CASES: dict[str, Invoke] = {
         w.store, w.story(s or ""), 0, "neutral", caller=c
     ),
     "export_disagreements": lambda w, c, s: api.export_disagreements(w.store, "pilot", caller=c),
+    "worker_session_stories": lambda w, c, s: api.worker_session_stories(
+        w.store, "pilot", caller=c
+    ),
     # Every active user: their own access tokens, and analysing a text (nothing stored).
     "create_token": lambda w, c, s: api.create_token(w.store, "t", scopes=["read"], caller=c),
     "list_tokens": lambda w, c, s: api.list_tokens(w.store, caller=c),
@@ -445,6 +448,7 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "connection_over_time": (WRITERS, True),
     "mark_disagreement": (set(), True),
     "export_disagreements": (WRITERS, False),
+    "worker_session_stories": (WRITERS, False),
     "create_token": (ACTIVE, False),
     "list_tokens": (ACTIVE, False),
     "revoke_token": (ACTIVE, False),

@@ -56,9 +56,9 @@ def report(
     db: Db = None,
     user: UserOpt = None,
 ) -> None:
-    """Build the study report (flow, baseline, missing data, mixed models, change, sensitivity)
-    as one HTML page with inline SVG figures; the same data, version and seed give the same
-    bytes."""
+    """Build the study report (flow, baseline, missing data, mixed models, the PS worker level,
+    moderation by the worker's connection index, mediation, change, sensitivity) as one HTML
+    page with inline SVG figures; the same data, version and seed give the same bytes."""
     with user_errors():  # what can be checked before anyone is asked for a password
         from peerlens.analysis import ReportError
 

@@ -38,6 +38,7 @@ from peerlens.analysis.plots import means_plot
 from peerlens.analysis.report import (
     Report,
     ReportError,
+    ReportModel,
     ReportOptions,
     Section,
     build_report,
@@ -61,6 +62,7 @@ __all__ = [
     "PathEstimate",
     "Report",
     "ReportError",
+    "ReportModel",
     "ReportOptions",
     "Section",
     "WorkerTermImpact",

@@ -178,10 +178,14 @@ def fit_mediation(
         data, outcome, list(mediators), participant, arm, timepoint, arms, timepoints, worker
     )
     mediators = list(mediators)
-    estimates, p_values = _estimate(wide, outcome, mediators, with_p=True)
+    ps, dy, dm, base = _arrays(wide, outcome, mediators)
+    estimates, p_values = _estimate(ps, dy, dm, base, mediators, with_p=True)
     resamples = _resamples(clusters, n_boot, seed)
     draws = pd.DataFrame(
-        [_estimate(wide.iloc[rows], outcome, mediators, with_p=False)[0] for rows in resamples],
+        [
+            _estimate(ps[rows], dy[rows], dm[rows], base[rows], mediators, with_p=False)[0]
+            for rows in resamples
+        ],
         columns=list(estimates),
     )
     alpha = (1 - level) / 2
@@ -303,17 +307,33 @@ def _ols(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return beta, np.sqrt(np.diag(cov))
 
 
+def _arrays(
+    wide: pd.DataFrame, outcome: str, mediators: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The columns of ``wide`` the model uses, as arrays (rows then index them for each
+    bootstrap resample): ``ps``, the outcome's change, the mediators' changes, the
+    baselines."""
+    return (
+        wide["ps"].to_numpy(dtype=float),
+        wide[f"d_{outcome}"].to_numpy(dtype=float),
+        wide[[f"d_{m}" for m in mediators]].to_numpy(dtype=float),
+        wide[[f"{c}_0" for c in (outcome, *mediators)]].to_numpy(dtype=float),
+    )
+
+
 def _estimate(
-    wide: pd.DataFrame, outcome: str, mediators: list[str], *, with_p: bool
+    ps: np.ndarray,
+    dy: np.ndarray,
+    dm: np.ndarray,
+    base: np.ndarray,
+    mediators: list[str],
+    *,
+    with_p: bool,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Every path of the model on ``wide`` (and the OLS p of each single coefficient)."""
-    ones = np.ones(len(wide))
-    base = wide[[f"{c}_0" for c in (outcome, *mediators)]].to_numpy()
-    ps = wide["ps"].to_numpy()
-    dy = wide[f"d_{outcome}"].to_numpy()
-    dm = wide[[f"d_{m}" for m in mediators]].to_numpy()
-    dof_b = len(wide) - 2 - len(mediators) - base.shape[1]
-    dof_a = len(wide) - 2 - base.shape[1]
+    """Every path of the model on these rows (and the OLS p of each single coefficient)."""
+    ones = np.ones(len(ps))
+    dof_b = len(ps) - 2 - len(mediators) - base.shape[1]
+    dof_a = len(ps) - 2 - base.shape[1]
     est: dict[str, float] = {}
     pval: dict[str, float] = {}
 

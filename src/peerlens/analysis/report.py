@@ -31,6 +31,7 @@ from peerlens.analysis.change_by_arm import change_by_arm, sample_cutoff
 from peerlens.analysis.flow import participant_flow
 from peerlens.analysis.missing import delta_adjustment
 from peerlens.analysis.mixed import MixedModelFit, fit_mixed_model
+from peerlens.analysis.nested import NestedModelFit
 from peerlens.analysis.plots import means_plot
 from peerlens.analysis.tables import baseline_table, missing_table
 
@@ -43,6 +44,7 @@ __all__ = [
     "Report",
     "ReportContext",
     "ReportError",
+    "ReportModel",
     "ReportOptions",
     "Section",
     "arm_order",
@@ -127,15 +129,34 @@ class ReportContext:
 
 
 @dataclass(frozen=True)
+class ReportModel:
+    """One model the report fitted, as the R export refits it (:mod:`~.stat_exports`).
+
+    ``key`` names it in the R script's output (``mixed:<outcome>``, ``nested:<outcome>``, ...),
+    ``formula_r`` is the matching R call; ``fixed`` maps each term to its estimate,
+    ``variance`` each variance component to its value and ``loglik`` is the REML
+    log-likelihood (empty and ``None`` for a least-squares path, compared on its estimates).
+    """
+
+    key: str
+    formula_r: str
+    fixed: Mapping[str, float]
+    variance: Mapping[str, float] = field(default_factory=dict)
+    loglik: float | None = None
+
+
+@dataclass(frozen=True)
 class Section:
     """One section of the page: ``template`` (a file in ``analysis/templates``) rendered with
-    ``data``; ``methods`` are the sentences it adds to the methods section."""
+    ``data``; ``methods`` are the sentences it adds to the methods section, ``models`` the
+    models it fitted (listed in the methods and refitted by the R export)."""
 
     key: str
     title: str
     template: str
     data: Mapping[str, Any]
     methods: tuple[str, ...] = ()
+    models: tuple[ReportModel, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,7 +169,7 @@ class Report:
     software: tuple[tuple[str, str], ...]
     snapshot_sha256: str
     seed: int
-    models: tuple[tuple[str, str], ...] = field(default=())
+    models: tuple[ReportModel, ...] = field(default=())
 
 
 SectionBuilder = Callable[[ReportContext], Section | None]
@@ -192,7 +213,10 @@ def build_report(
         software=_software(),
         snapshot_sha256=dataset.sha256,
         seed=options.seed,
-        models=tuple((o, f.formula_r) for o, f in context.fits.items()),
+        models=(
+            *(mixed_record(f"mixed:{o}", f) for o, f in context.fits.items()),
+            *(m for s in built for m in s.models),
+        ),
     )
 
 
@@ -270,6 +294,17 @@ def arm_order(arms: Sequence[str], reference: str | None = None) -> tuple[str, .
     if reference not in arms:
         raise ReportError(f"reference arm {reference!r} is not an arm ({', '.join(arms)})")
     return (reference, *(a for a in arms if a != reference))
+
+
+def mixed_record(key: str, fit: MixedModelFit | NestedModelFit) -> ReportModel:
+    """The :class:`ReportModel` of a mixed-model fit."""
+    return ReportModel(
+        key,
+        fit.formula_r,
+        {fe.term: fe.estimate for fe in fit.fixed},
+        dict(fit.variance),
+        fit.loglik,
+    )
 
 
 def _software() -> tuple[tuple[str, str], ...]:
@@ -538,19 +573,6 @@ def sensitivity_section(ctx: ReportContext) -> Section | None:
     )
 
 
-#: The section builders, in page order. The models of a partially nested worker effect,
-#: moderation by the connection index, mediation and HRV add their builders after
-#: ``models_section`` (before the within-arm change).
-SECTIONS: tuple[SectionBuilder, ...] = (
-    flow_section,
-    baseline_section,
-    missing_section,
-    models_section,
-    change_section,
-    sensitivity_section,
-)
-
-
 # ------------------------------------------------------------------------------ formatting
 
 
@@ -582,3 +604,25 @@ def _pval(value: Any) -> str:
 
 def _ci(row: Mapping[str, Any], low: str = "ci_low", high: str = "ci_high") -> str:
     return f"[{_num(row.get(low))}, {_num(row.get(high))}]"
+
+
+# The PS worker sections live in their own module, which builds on this one's classes.
+from peerlens.analysis.report_worker import (  # noqa: E402
+    mediation_section,
+    moderation_section,
+    nested_section,
+)
+
+#: The section builders, in page order. Analyses of the trial's design (the PS worker level,
+#: moderation, mediation, HRV) come after ``models_section`` (before the within-arm change).
+SECTIONS: tuple[SectionBuilder, ...] = (
+    flow_section,
+    baseline_section,
+    missing_section,
+    models_section,
+    nested_section,
+    moderation_section,
+    mediation_section,
+    change_section,
+    sensitivity_section,
+)

@@ -12,6 +12,14 @@ choices. An item answered with one of the study's missing-data codes keeps the c
   ... (Stata has no user-missing numbers); the file label lists the mapping;
 - R: ``NA`` (the CSV is for model fitting).
 
+The R CSV also holds each participant's PS worker (``worker``) and that worker's connection
+index (``connection_index``) when the study records them, and its script refits every model of
+the report (:attr:`peerlens.analysis.report.Report.models`): the mixed model of each outcome,
+the partially nested model and the moderation by the connection index (lme4 + lmerTest), and the
+least-squares paths of the mediation model (``lm``). It writes each model's fixed effects,
+variance components and REML log-likelihood, under the report's model keys and term names, to
+``<name>_models.csv`` (columns ``model``, ``kind``, ``name``, ``value``).
+
 Files are written atomically: on any error nothing is left behind.
 """
 
@@ -104,8 +112,9 @@ def write_export(
     table = analysis_table(dataset)
     if format == "r":
         chosen = _outcomes(dataset, outcomes)
-        script = _r_script(path.name, chosen, arms, dataset.timepoints)
         r_table = table.copy()
+        worker_models = _worker_models(dataset, r_table, chosen, arms)
+        script = _r_script(path.name, chosen, arms, dataset.timepoints) + worker_models
         for col in dataset.items.columns[2:]:  # coded-missing items are NA for model fitting
             r_table[col] = (
                 dataset.items.set_index(["participant", "timepoint"])[col]
@@ -188,16 +197,111 @@ def _coded(
     return data, labels, values
 
 
+def _worker_models(
+    dataset: AnalysisDataset, table: pd.DataFrame, outcomes: Sequence[str], arms: Sequence[str]
+) -> str:
+    """R lines refitting the report's PS worker models (:mod:`~.report_worker`): add to
+    ``table`` (in place) the columns they need and return the script's part that fits them."""
+    from peerlens.analysis.report_worker import (
+        MEDIATORS,
+        mediation_outcomes,
+        worker_connection,
+        worker_scores,
+    )
+
+    lines = ["", "# The report's PS worker models (each skipped with a message when it fails)."]
+    # The timepoints the report models: those with scores (as its context keeps them).
+    present = [t for t in dataset.timepoints if (dataset.scores["timepoint"] == t).any()]
+    base, later = present[0], present[1:]
+    if worker_scores(dataset) is not None:
+        workers = dataset.participants.set_index("participant")["worker"]
+        table["worker"] = table["participant"].map(workers)
+        ps = sorted(dataset.participants.loc[workers.notna().to_numpy(), "arm"].dropna().unique())
+        lines += [
+            f"ps_arm <- {_r_vector(ps[:1])}",
+            "d$d <- as.numeric(d$arm %in% ps_arm & !d$timepoint %in% "
+            f"{_r_vector([base])} & !is.na(d$timepoint))",
+            "d$worker <- ifelse(is.na(d$worker), 'none', d$worker)",
+            f"for (outcome in {_r_vector(outcomes)}) tryCatch({{",
+            "  f <- as.formula(paste(outcome,",
+            "    '~ arm * timepoint + (0 + d | worker) + (1 | participant)'))",
+            "  keep_lmer(paste0('nested:', outcome), lmer(f, data = d, REML = TRUE,",
+            "            control = ctrl))",
+            "}, error = function(e) message('nested:', outcome, ': ', conditionMessage(e)))",
+        ]
+        index = worker_connection(dataset, n_boot=0, seed=0)
+        if index is not None:
+            by_worker = index.set_index("worker")["connection_index"]
+            table["connection_index"] = table["worker"].map(by_worker)
+            mods = [f"mod_t{k}" for k in range(1, len(later) + 1)]
+            names = {"mod_b": f"arm[{ps[0]}]:connection_c"} | {
+                m: f"arm[{ps[0]}]:timepoint[{t}]:connection_c"
+                for m, t in zip(mods, later, strict=True)
+            }
+            rename = ", ".join(f"{m} = {_r_string(n)}" for m, n in names.items())
+            lines += [
+                f"mod_names <- c({rename})",
+                f"for (outcome in {_r_vector(outcomes)}) tryCatch({{",
+                "  seen <- d$arm %in% ps_arm & !is.na(d[[outcome]]) & !is.na(d$timepoint)",
+                "  first <- !duplicated(d$worker[seen])",
+                "  centre <- mean(d$connection_index[seen][first])",
+                "  d$mod_b <- ifelse(d$arm %in% ps_arm, d$connection_index - centre, 0)",
+                *(
+                    f"  d${m} <- d$mod_b * (d$timepoint %in% {_r_vector([t])})"
+                    for m, t in zip(mods, later, strict=True)
+                ),
+                "  f <- as.formula(paste(outcome, '~ arm * timepoint +',",
+                "    paste(names(mod_names), collapse = ' + '),",
+                "    '+ (0 + d | worker) + (1 | participant)'))",
+                "  keep_lmer(paste0('moderation:', outcome), lmer(f, data = d, REML = TRUE,",
+                "            control = ctrl), mod_names)",
+                "}, error = function(e) message('moderation:', outcome, ': ',",
+                "                                conditionMessage(e)))",
+            ]
+    chosen = mediation_outcomes(outcomes, dataset.score_names)
+    if len(arms) == 2 and chosen:
+        lines += [
+            f"mediators <- {_r_vector(MEDIATORS)}",
+            f"for (outcome in {_r_vector(chosen)}) tryCatch({{",
+            "  cols <- c(outcome, mediators)",
+            f"  b <- d[d$timepoint %in% {_r_vector([base])} & !is.na(d$arm),",
+            "         c('participant', 'arm', cols)]",
+            f"  f <- d[d$timepoint %in% {_r_vector(later[-1:])}, c('participant', cols)]",
+            "  w <- merge(b, f, by = 'participant', suffixes = c('_0', '_1'))",
+            "  for (v in cols) w[[paste0('d_', v)]] <- w[[paste0(v, '_1')]] - w[[paste0(v, '_0')]]",
+            f"  w$ps <- as.numeric(w$arm == {_r_string(arms[1])})",
+            "  w <- w[complete.cases(w[, c(paste0('d_', cols), paste0(cols, '_0'))]), ]",
+            "  base <- paste(paste0(cols, '_0'), collapse = ' + ')",
+            "  for (m in mediators) keep_lm(sprintf('mediation:%s:a[%s]', outcome, m),",
+            "    lm(as.formula(paste0('d_', m, ' ~ ps + ', base)), data = w))",
+            "  keep_lm(sprintf('mediation:%s:b', outcome), lm(as.formula(paste0('d_', outcome,",
+            "    ' ~ ps + ', paste0('d_', mediators, collapse = ' + '), ' + ', base)), data = w))",
+            "  keep_lm(sprintf('mediation:%s:total', outcome),",
+            "    lm(as.formula(paste0('d_', outcome, ' ~ ps + ', base)), data = w))",
+            "}, error = function(e) message('mediation:', outcome, ': ', conditionMessage(e)))",
+        ]
+    return "\n".join([*lines, *_R_MODELS_OUT, ""])
+
+
+#: The end of the R script: every model kept, as one long table.
+_R_MODELS_OUT = (
+    "",
+    "write.csv(do.call(rbind, results), file.path(here, models_csv), row.names = FALSE)",
+)
+
+
+def _r_vector(values: Sequence[str]) -> str:
+    """``values`` as an R character vector."""
+    return "c(" + ", ".join(_r_string(v) for v in values) + ")"
+
+
 def _r_script(
     csv_name: str, outcomes: Sequence[str], arms: Sequence[str], timepoints: Sequence[str]
 ) -> str:
     """An R script that reads the CSV and fits each outcome's change model as the report does,
     writing the fixed effects (with peerlens's term names) to ``<csv stem>_fixed_effects.csv``."""
     stem = Path(csv_name).stem
-
-    def r_vector(values: Sequence[str]) -> str:
-        return "c(" + ", ".join(_r_string(v) for v in values) + ")"
-
+    r_vector = _r_vector
     lines = [
         "# Refits the peerlens report's mixed models with lme4 + lmerTest (REML, Satterthwaite).",
         "# Run from the folder holding the CSV: Rscript " + f"{stem}.R",
@@ -216,11 +320,33 @@ def _r_script(
         "                  paste0('timepoint[', substring(parts, 10), ']'), parts))",
         "  paste(parts, collapse = ':')",
         "}",
+        "ctrl <- lmerControl(optimizer = 'bobyqa', optCtrl = list(rhoend = 1e-12, maxfun = 1e6),",
+        "                    check.conv.grad = .makeCC('ignore', tol = 1e-3))",
+        f"models_csv <- {_r_string(stem + '_models.csv')}",
+        "results <- list()",
+        "add_rows <- function(key, kind, name, value) {",
+        "  results[[length(results) + 1]] <<- data.frame(model = key, kind = kind, name = name,",
+        "                                                value = value)",
+        "}",
+        "vc_names <- c(participant = 'participant_intercept', worker = 'worker',",
+        "              Residual = 'residual')",
+        "keep_lmer <- function(key, fit, rename = character()) {",
+        "  co <- fixef(fit)",
+        "  add_rows(key, 'fixed', vapply(names(co), function(n)",
+        "    if (n %in% names(rename)) rename[[n]] else peerlens_term(n), ''), unname(co))",
+        "  vc <- as.data.frame(VarCorr(fit))",
+        "  add_rows(key, 'variance', unname(vc_names[vc$grp]), vc$vcov)",
+        "  add_rows(key, 'loglik', 'loglik', as.numeric(logLik(fit)))",
+        "}",
+        "keep_lm <- function(key, fit) {",
+        "  co <- coef(fit)",
+        "  add_rows(key, 'fixed', names(co), unname(co))",
+        "}",
         "rows <- list()",
         f"for (outcome in {r_vector(outcomes)}) {{",
         "  f <- as.formula(paste(outcome, '~ arm * timepoint + (1 | participant)'))",
-        "  fit <- lmer(f, data = d, REML = TRUE,",
-        "              control = lmerControl(optimizer = 'bobyqa'))",
+        "  fit <- lmer(f, data = d, REML = TRUE, control = ctrl)",
+        "  keep_lmer(paste0('mixed:', outcome), fit)",
         "  co <- summary(fit)$coefficients",
         "  rows[[outcome]] <- data.frame(outcome = outcome,",
         "    term = vapply(rownames(co), peerlens_term, ''), estimate = co[, 'Estimate'],",

@@ -66,6 +66,7 @@ from peerlens.study.stories import (
     revoke_studio_access,
     save_story,
     studio_workers,
+    worker_session_stories,
 )
 from peerlens.study.studies import (
     create_study,
@@ -218,4 +219,5 @@ __all__ = [
     "verify_derived",
     "withdraw_participant",
     "withdraw_through_link",
+    "worker_session_stories",
 ]

@@ -8,6 +8,9 @@ One de-identified snapshot, read in one transaction with the caller's export rig
   :func:`~peerlens.study.export.tidy_frame`);
 - ``items``: the numeric item values in the same layout, with each item's missing-data code
   (``-9``, ...) kept in ``item_codes`` so that the exports can declare them;
+- ``worker_stories``: the story labels of each PS worker's session transcripts (counts per
+  session, no text; :func:`~peerlens.study.stories.worker_session_stories`, policy
+  ``story.sessions``), from which the report takes each worker's connection index;
 - variable and value labels from the instrument specs and, for a study imported from REDCap,
   the data dictionary (field labels and choices).
 
@@ -25,14 +28,16 @@ from types import MappingProxyType
 
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
 
 from peerlens.study import audit
 from peerlens.study._catalog import parse_choices
 from peerlens.study._lookup import get_study
 from peerlens.study.export import tidy_frame
-from peerlens.study.models import Field, Participant
+from peerlens.study.models import Field, Participant, PSRelationship
 from peerlens.study.policy import Caller, authorize, guarded
 from peerlens.study.storage import Store
+from peerlens.study.stories import session_story_rows
 
 __all__ = ["AnalysisDataset", "analysis_dataset"]
 
@@ -52,7 +57,8 @@ class AnalysisDataset:
     arms, timepoints, sites : tuple of str
         Levels in the study's order (arms as defined, timepoints by schedule position).
     participants : pandas.DataFrame
-        ``participant``, ``arm``, ``site``, ``status``, ``withdrawn`` (bool).
+        ``participant``, ``arm``, ``site``, ``status``, ``withdrawn`` (bool), ``worker`` (the
+        pseudonymous code of the participant's one PS worker; ``None`` with none or several).
     scores : pandas.DataFrame
         ``participant``, ``arm``, ``site``, ``timepoint`` and one float column per score.
     items : pandas.DataFrame
@@ -68,6 +74,11 @@ class AnalysisDataset:
         Column -> {value: label} (REDCap choices).
     instruments : Mapping[str, str]
         Score or item column -> the bundled instrument it belongs to.
+    worker_stories : pandas.DataFrame
+        One row per PS session with an analysed transcript, columns
+        :data:`~peerlens.study.stories.SESSION_STORY_COLUMNS` (``worker``, ``participant``,
+        ``session``, ``status``, ``n_sentences`` and each label's count); empty when the study
+        has none.
     sha256 : str
         Hash of the canonical CSV of participants, scores, items and codes.
     """
@@ -84,6 +95,7 @@ class AnalysisDataset:
     variable_labels: MappingProxyType[str, str] = field(repr=False)
     value_labels: MappingProxyType[str, MappingProxyType[float, str]] = field(repr=False)
     instruments: MappingProxyType[str, str] = field(repr=False)
+    worker_stories: pd.DataFrame = field(repr=False)
     sha256: str
 
     @property
@@ -105,8 +117,9 @@ def analysis_dataset(
     study_name
         The study.
     caller
-        Who asks; needs an export right of tier ``deidentified`` or higher. A site-scoped
-        caller gets their sites' participants only.
+        Who asks; needs an export right of tier ``deidentified`` or higher
+        (``analysis.export``, and ``story.sessions`` for the workers' session story labels). A
+        site-scoped caller gets their sites' participants and PS workers only.
     purpose
         What the dataset is read for (``report``, ``spss``, ``stata``, ``r``), kept in the
         audit log.
@@ -148,6 +161,10 @@ def analysis_dataset(
         participants = pd.DataFrame(
             people, columns=["participant", "arm", "site", "status", "withdrawn"]
         )
+        participants["worker"] = _workers(s, study.id, participants["participant"])
+        stories = session_story_rows(
+            s, study, authorize(s, caller, "story.sessions", study, tier=TIER)
+        )
         tidy = tidy_frame(s, study, tier=TIER, grant=grant)
         dictionary = {
             f.field_name: f
@@ -157,7 +174,9 @@ def analysis_dataset(
         missing_codes = tuple(float(c) for c in json.loads(study.missing_codes_json))
         scores, items, codes, instruments = _wide(tidy, participants, timepoints)
         variable_labels, value_labels = _labels(scores, items, instruments, dictionary)
-        digest = _digest(participants, scores, items, codes)
+        # The session stories count only when there are some: a study without them keeps the
+        # hash it had before they were part of the dataset.
+        digest = _digest(participants, scores, items, codes, *([stories] if len(stories) else []))
         audit.record(
             s,
             grant.actor,
@@ -186,6 +205,7 @@ def analysis_dataset(
         variable_labels=MappingProxyType(variable_labels),
         value_labels=MappingProxyType({k: MappingProxyType(v) for k, v in value_labels.items()}),
         instruments=MappingProxyType(instruments),
+        worker_stories=stories,
         sha256=digest,
     )
 
@@ -233,6 +253,24 @@ def _wide(
             if col not in ("participant", "arm", "site", "timepoint"):
                 frame[col] = frame[col].astype("float64")
     return scores.reset_index(drop=True), items, codes, instruments
+
+
+def _workers(s: Session, study_id: int, codes: pd.Series) -> list[str | None]:
+    """Each participant's PS worker (the worker's pseudonymous code) when the participant had
+    exactly one across their PS relationships; ``None`` with none or with several (a model with
+    a worker level then names them rather than guess one)."""
+    worker = aliased(Participant)
+    user = aliased(Participant)
+    pairs = s.execute(
+        select(user.study_code, worker.study_code)
+        .join(PSRelationship, PSRelationship.service_user_id == user.id)
+        .join(worker, PSRelationship.ps_worker_id == worker.id)
+        .where(PSRelationship.study_id == study_id)
+    ).all()
+    seen: dict[str, set[str]] = {}
+    for person, their in pairs:
+        seen.setdefault(person, set()).add(their)
+    return [next(iter(seen[c])) if len(seen.get(c, ())) == 1 else None for c in codes.tolist()]
 
 
 def _natural(name: str) -> tuple[str, int]:

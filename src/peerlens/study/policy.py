@@ -237,6 +237,13 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
         "story.disagree": Rule(
             _COACHES, "site", "mark 'I disagree' on a sentence's label", own_only=_COACHES
         ),
+        "story.sessions": Rule(
+            _WRITERS,
+            "site",
+            "read the story labels of PS workers' session transcripts (counts, no text), for "
+            "analysis",
+            min_tier="deidentified",
+        ),
         "disagreements.export": Rule(
             _WRITERS,
             "site",
@@ -313,7 +320,9 @@ TOKEN_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
                 "derive",
             }
         ),
-        "export": frozenset({"export", "analysis.export", "disagreements.export", "identity.read"}),
+        "export": frozenset(
+            {"export", "analysis.export", "story.sessions", "disagreements.export", "identity.read"}
+        ),
         "admin": frozenset(
             {
                 "user.create",

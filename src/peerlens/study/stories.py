@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import aliased
 
 from peerlens.study import _limits, audit
 from peerlens.study._lookup import get_participant, get_study
@@ -46,6 +47,7 @@ from peerlens.study.models import (
 )
 from peerlens.study.policy import (
     Caller,
+    Grant,
     active_user,
     authorize,
     authorize_worker,
@@ -68,6 +70,7 @@ __all__ = [
     "revoke_studio_access",
     "save_story",
     "studio_workers",
+    "worker_session_stories",
 ]
 
 #: The longest story or transcript the studio analyses (characters).
@@ -84,6 +87,18 @@ TIMELINE_COLUMNS = (
     "ci_high",
     "ci_method",
     "model_version",
+)
+#: Columns of :func:`worker_session_stories`.
+SESSION_STORY_COLUMNS = (
+    "worker",
+    "participant",
+    "session",
+    "status",
+    "n_sentences",
+    "n_connection",
+    "n_upward",
+    "n_downward",
+    "n_neutral",
 )
 #: Columns of :func:`export_disagreements`.
 DISAGREEMENT_COLUMNS = (
@@ -603,6 +618,70 @@ def connection_over_time(
             )
     frame = pd.DataFrame(rows, columns=list(TIMELINE_COLUMNS))
     return frame.sort_values(["date", "kind"], kind="stable").reset_index(drop=True)
+
+
+@guarded("story.sessions")
+def worker_session_stories(store: Store, study_name: str, *, caller: Caller) -> pd.DataFrame:
+    """The stored story labels of every PS worker's session transcripts, for analysis (e.g.
+    each worker's connection index as a moderator, :func:`peerlens.analysis.fit_moderation`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per PS session with an analysed transcript (the newest version of it),
+        columns :data:`SESSION_STORY_COLUMNS`: ``worker`` and ``participant`` (pseudonyms),
+        ``session`` (its label), ``status`` (``ok`` or ``error``), ``n_sentences`` and the
+        count of each label. No text. A site-scoped caller gets the workers of their sites.
+    """
+    with store.transaction() as s:
+        study = get_study(s, study_name)
+        grant = authorize(s, caller, "story.sessions", study, tier="deidentified")
+        return session_story_rows(s, study, grant)
+
+
+def session_story_rows(s: DbSession, study: Study, grant: Grant) -> pd.DataFrame:
+    """:func:`worker_session_stories` inside an open transaction, for a caller whose right to
+    read them (``story.sessions``) was checked and granted as ``grant``."""
+    worker = aliased(Participant)
+    user = aliased(Participant)
+    newest = (
+        select(Transcript.session_id, func.max(Transcript.version).label("v"))
+        .where(Transcript.study_id == study.id, Transcript.session_id.is_not(None))
+        .group_by(Transcript.session_id)
+        .subquery()
+    )
+    found = s.execute(
+        select(worker, user.study_code, Session.label, DerivedStory)
+        .join(PSRelationship, PSRelationship.ps_worker_id == worker.id)
+        .join(user, PSRelationship.service_user_id == user.id)
+        .join(Session, Session.relationship_id == PSRelationship.id)
+        .join(Transcript, Transcript.session_id == Session.id)
+        .join(
+            newest,
+            (newest.c.session_id == Transcript.session_id) & (newest.c.v == Transcript.version),
+        )
+        .join(DerivedStory, DerivedStory.transcript_id == Transcript.id)
+        .where(PSRelationship.study_id == study.id)
+    ).all()
+    rows = []
+    for person, participant, label, ds in found:
+        if grant.outside(study, person) is not None:
+            continue
+        counts = json.loads(ds.counts_json or "{}")
+        rows.append(
+            (
+                person.study_code,
+                participant,
+                label,
+                ds.status,
+                ds.n_sentences or 0,
+                *(int(counts.get(c.removeprefix("n_")) or 0) for c in SESSION_STORY_COLUMNS[5:]),
+            )
+        )
+    frame = pd.DataFrame(rows, columns=list(SESSION_STORY_COLUMNS))
+    return frame.sort_values(["worker", "participant", "session"], kind="stable").reset_index(
+        drop=True
+    )
 
 
 @guarded("story.disagree")
