@@ -979,6 +979,9 @@ def recordings_add(
     kind: Annotated[str, typer.Option("--kind", help="ecg or rr.")] = "ecg",
     device: Annotated[str | None, typer.Option("--device")] = None,
     sampling_rate: Annotated[float | None, typer.Option("--sampling-rate", help="Hz.")] = None,
+    timepoint: Annotated[
+        str | None, typer.Option("--timepoint", help="The study timepoint it was recorded at.")
+    ] = None,
     window: Annotated[
         list[str] | None,
         typer.Option("--window", help="Window event LABEL:START_S:END_S; repeatable."),
@@ -1003,6 +1006,7 @@ def recordings_add(
             device=device,
             sampling_rate_hz=sampling_rate,
             windows=windows,
+            timepoint=timepoint,
             caller=me,
             reason=reason,
         )

@@ -257,6 +257,12 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
             "read the de-identified analysis dataset (report; SPSS, Stata and R exports)",
             min_tier="deidentified",
         ),
+        "analysis.hrv": Rule(
+            _WRITERS,
+            "site",
+            "read the de-identified HRV analysis table (report; R export)",
+            min_tier="deidentified",
+        ),
         # -- audit
         "audit.verify": Rule(_AUDIT, "global", "verify the audit chain"),
         # Audit rows hold changed answers (old -> new values): reading them is admins' only.
@@ -313,7 +319,9 @@ TOKEN_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
                 "derive",
             }
         ),
-        "export": frozenset({"export", "analysis.export", "disagreements.export", "identity.read"}),
+        "export": frozenset(
+            {"export", "analysis.export", "analysis.hrv", "disagreements.export", "identity.read"}
+        ),
         "admin": frozenset(
             {
                 "user.create",
