@@ -1096,15 +1096,17 @@ def _export_analysis(
     with signed_in(db, user) as (store, me):
         from peerlens._commands.report import split_outcomes
         from peerlens.analysis.stat_exports import write_export
-        from peerlens.study import analysis_dataset
+        from peerlens.study import analysis_dataset, hrv_table
 
         dataset = analysis_dataset(store, study, caller=me, purpose=format)
+        hrv = hrv_table(store, study, caller=me, purpose=format) if format == "r" else None
         written = write_export(
             dataset,
             out,
             format=format,
             outcomes=split_outcomes(outcomes),
             reference_arm=reference_arm,
+            hrv=hrv,
         )
         typer.echo(f"{', '.join(map(str, written))}: data snapshot sha256 {dataset.sha256}")
 
