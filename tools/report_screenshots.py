@@ -8,7 +8,8 @@ Usage::
 
 Each ``SECTION[:MAX_HEIGHT]`` is the id of a ``<section>`` of the page; its top part (at most
 ``MAX_HEIGHT`` CSS pixels, default 1600) is saved as ``<folder>/<section>.png`` at a 900 px wide
-viewport. Chromium is ``PEERLENS_CHROMIUM`` (default ``/usr/bin/chromium``), driven by
+viewport, reduced to a 64-colour palette (text and tables on white: a third of the size, no
+visible change). Chromium is ``PEERLENS_CHROMIUM`` (default ``/usr/bin/chromium``), driven by
 Playwright as the browser tests do. Exits 2 naming what is wrong (no page, no such section,
 no Chromium).
 """
@@ -49,10 +50,20 @@ def screenshot_sections(page_file: Path, out: Path, sections: list[tuple[str, in
                 }
                 target = out / f"{key}.png"
                 page.screenshot(path=str(target), clip=clip, full_page=True)
+                _quantize(target)
                 saved.append(target)
         finally:
             browser.close()
     return saved
+
+
+def _quantize(path: Path, colours: int = 64) -> None:
+    """Rewrite the PNG at ``path`` with an adaptive palette of ``colours`` colours."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=colours)
+    small.save(path, optimize=True)
 
 
 def main(argv: list[str]) -> int:

@@ -3,10 +3,13 @@ study API, for the HRV table, report and R export tests.
 
 Each participant has an RR recording at ``baseline`` and ``week12`` with three 120 s windows
 (``baseline``, ``session``, ``recovery``): beat-to-beat noise with the window's RMSSD (iid
-intervals around the mean: RMSSD = sqrt(2) x SD), lower in the session window and less so in
-peer support at week12. The first participant's week12 session window holds an artefact burst
-(one interval in eight halved), which the HRV quality rules mark invalid, and the second
-participant has one more recording stored without a timepoint.
+uniform intervals around the mean, RMSSD = sqrt(2) x SD; bounded, so that no beat looks like an
+artefact), lower in the session window (by a participant's own amount) and less so in peer support
+at week12; each window is
+filled a few beats past its end. The first participant's week12 session window holds an
+artefact burst (one interval in eight halved, the next one lengthened by as much), which the
+HRV quality rules mark invalid, and the second participant has one more recording stored
+without a timepoint.
 """
 
 from __future__ import annotations
@@ -39,11 +42,14 @@ def _rr(rng: np.random.Generator, ln_rmssd: dict[str, float], burst: bool) -> np
     parts = []
     for label, start, end in WINDOWS:
         mean = 850.0 if label != "session" else 780.0
-        n = int((end - start) * 1000 / mean)
-        sd = float(np.exp(ln_rmssd[label])) / np.sqrt(2)
-        rr = mean + rng.normal(0, sd, n)
-        if burst and label == "session":
-            rr[::8] *= 0.5
+        n = int((end - start) * 1000 / mean) + 3
+        half_width = float(np.exp(ln_rmssd[label])) / np.sqrt(2) * np.sqrt(3)
+        rr = mean + rng.uniform(-half_width, half_width, n)
+        if burst and label == "session":  # a premature beat and its pause, time kept
+            at = np.arange(0, n - 1, 8)
+            moved = rr[at] / 2
+            rr[at] -= moved
+            rr[at + 1] += moved
         parts.append(rr)
     return np.round(np.concatenate(parts), 1)
 
@@ -57,10 +63,11 @@ def add_hrv(
     folder.mkdir(exist_ok=True)
     n = 0
     for k, code in enumerate(codes):
-        person = rng.normal(0, 0.3)
+        person, reacts = rng.normal(0, 0.3), rng.normal(0, 0.1)
         arm = ARMS[k % 2]  # as make_trial allocates
         for tp in ("baseline", "week12"):
             target = {w: v + person + rng.normal(0, 0.05) for w, v in LN_RMSSD.items()}
+            target["session"] += reacts
             if arm == "peer_support" and tp == "week12":
                 target["session"] += 0.2
             rr = _rr(rng, target, burst=k == 0 and tp == "week12")

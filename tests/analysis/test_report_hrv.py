@@ -108,13 +108,14 @@ def test_r_export_refits_every_hrv_model_of_the_report(
         mine = r[r["model"] == key]
         fixed = mine[mine["kind"] == "fixed"].set_index("term")
         assert list(fixed.index) == list(fit.terms), key
+        vc = mine[mine["kind"] == "variance"].set_index("term")["estimate"]
+        tiny = 1e-8 * vc["residual"]  # a variance at its boundary: 0 here, ~1e-14 in lme4
         for fe in fit.fixed:
             est, se = fixed.loc[fe.term, "estimate"], fixed.loc[fe.term, "se"]
             assert abs(fe.estimate - est) <= 1e-4 * max(abs(est), se), (key, fe.term)
             assert fe.se == pytest.approx(se, rel=1e-4), (key, fe.term)
-            assert fe.df == pytest.approx(fixed.loc[fe.term, "df"], rel=1e-3), (key, fe.term)
-        vc = mine[mine["kind"] == "variance"].set_index("term")["estimate"]
-        tiny = 1e-8 * vc["residual"]  # a variance at its boundary: 0 here, ~1e-14 in lme4
+            if vc["participant_intercept"] > tiny:  # Satterthwaite df is undefined at 0
+                assert fe.df == pytest.approx(fixed.loc[fe.term, "df"], rel=1e-3), (key, fe.term)
         for name in ("participant_intercept", "residual"):
             assert fit.variance[name] == pytest.approx(vc[name], rel=1e-4, abs=tiny), (key, name)
         loglik = mine[mine["kind"] == "loglik"].iloc[0]

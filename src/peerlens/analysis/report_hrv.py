@@ -106,7 +106,8 @@ def hrv_section(ctx: ReportContext) -> Section | None:
     if table is None or not len(table.windows):
         return None
     windows = table.windows
-    arms = tuple(a for a in ctx.arms if a in set(windows["arm"].dropna()))
+    present = set(windows["arm"].dropna())
+    arms = tuple(a for a in ctx.arms if a in present)
     try:
         models = report_hrv_models(windows, arms=arms, timepoints=ctx.dataset.timepoints)
     except PeerlensError as exc:
