@@ -14,9 +14,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from peerlens.study import AnalysisDataset, Store, analysis_dataset, bootstrap_admin
+from peerlens.study import (
+    AnalysisDataset,
+    HrvTable,
+    Store,
+    analysis_dataset,
+    bootstrap_admin,
+    hrv_table,
+)
 
 from ..conftest import ADMIN, PASSWORD, VAULT_KEY
+from ._hrv_trial import HrvTrial, add_hrv
 from ._trial import Trial, make_trial
 
 HERE = Path(__file__).parent
@@ -139,3 +147,30 @@ def worker_dataset(tmp_path_factory: pytest.TempPathFactory) -> AnalysisDataset:
             return analysis_dataset(store, "trial", caller=ADMIN)
         finally:
             store.close()
+
+
+@pytest.fixture(scope="session")
+def hrv_stored(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Store, Trial, HrvTrial]]:
+    """A SQLite store with study ``trial`` (24 participants) and RR recordings with HRV derived
+    (see :func:`add_hrv`)."""
+    tmp = tmp_path_factory.mktemp("hrv_trial")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PEERLENS_VAULT_KEY", VAULT_KEY)
+        store = Store.open(f"sqlite:///{tmp / 'study.db'}", create=True, blob_dir=tmp / "blobs")
+        bootstrap_admin(store, ADMIN.username, PASSWORD)
+        trial = make_trial(store, ADMIN, tmp, n=24)
+        codes = sorted(trial.items["participant"].unique())
+        hrv = add_hrv(store, ADMIN, tmp, codes)
+        try:
+            yield store, trial, hrv
+        finally:
+            store.close()
+
+
+@pytest.fixture(scope="session")
+def hrv_data(hrv_stored: tuple[Store, Trial, HrvTrial]) -> tuple[AnalysisDataset, HrvTable]:
+    """The HRV trial's analysis dataset and HRV table, read as the admin."""
+    store = hrv_stored[0]
+    return analysis_dataset(store, "trial", caller=ADMIN), hrv_table(store, "trial", caller=ADMIN)

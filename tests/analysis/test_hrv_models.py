@@ -103,7 +103,7 @@ def test_exclusions_are_counted_by_window_and_reason(
     n_error = int((session["status"] == "error").sum())
     n_invalid = int((session["valid"] == False).sum())  # noqa: E712
     n_stale = int(((session["derivation"] == "stale") & (session["status"] == "ok")).sum())
-    by = ex[ex["window"] == "session"].set_index("reason")["n"]
+    by = ex[ex["window"] == "session"].groupby("reason")["n"].sum()
     assert by["analysis error"] == n_error
     assert by["invalid: artifact rate above 0.05"] == n_invalid
     assert by["stale derivation"] == n_stale
@@ -112,6 +112,10 @@ def test_exclusions_are_counted_by_window_and_reason(
     hf_gone = ex[(ex["outcome"] == "ln_hf") & (ex["reason"] == "hf_ms2 missing or not positive")]
     assert hf_gone["n"].sum() == 1
     assert not models.not_fitted
+    # Counted per arm, too.
+    ps_invalid = session[(session["arm"] == "PS") & (session["valid"] == False)]  # noqa: E712
+    by_arm = ex[(ex["window"] == "session") & (ex["reason"] == "invalid: artifact rate above 0.05")]
+    assert by_arm.set_index("arm").loc["PS", "n"] == len(ps_invalid)
 
 
 @pytest.mark.slow

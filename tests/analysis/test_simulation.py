@@ -194,13 +194,13 @@ def test_the_hrv_pipeline_recovers_rmssd_from_the_synthetic_ecg(tmp_path: Path) 
         result = analyze(folder / "ecg" / row.recording, events=folder / "ecg_windows.csv")
         windows = result.windows.set_index("label")
         assert windows["valid"].all()
-        for label in ("rest", "task", "recovery"):
+        for label in ("baseline", "session", "recovery"):
             truth = getattr(row, f"{label}_rmssd_ms")
             assert windows.loc[label, "rmssd_ms"] == pytest.approx(truth, rel=0.03), label
             # The realised RMSSD is the window's target within a few percent.
             target = np.exp(getattr(row, f"{label}_ln_rmssd"))
             assert truth == pytest.approx(target, rel=0.08)
-        assert windows.loc["task", "rmssd_ms"] < windows.loc["rest", "rmssd_ms"]
+        assert windows.loc["session", "rmssd_ms"] < windows.loc["baseline", "rmssd_ms"]
 
 
 def test_worker_connection_indices_follow_the_configuration(demo_trial: SimulatedTrial) -> None:

@@ -84,7 +84,7 @@ def test_the_demo_imports_the_whole_trial_through_the_study_api(
     recordings = pd.read_csv(trial / "recordings.csv")
     # Each recording: its three windows and the whole recording, all valid.
     assert hrv["label"].value_counts().to_dict() == dict.fromkeys(
-        ("whole", "rest", "task", "recovery"), len(recordings)
+        ("whole", "baseline", "session", "recovery"), len(recordings)
     )
     assert hrv["valid"].all()
     assert len(story) == len(pd.read_csv(trial / "sessions.csv"))

@@ -205,6 +205,7 @@ def build_demo_study(out_dir: Path, console: Console) -> tuple[DemoStudy, _Impor
                 participant=str(r.participant),
                 device="simulated lab ECG, 250 Hz",
                 windows=windows,
+                timepoint=str(r.timepoint),
                 caller=me,
             )
             timepoint_of[sha] = str(r.timepoint)
@@ -289,7 +290,7 @@ def _check_against_truth(study: DemoStudy, built: _Imported, console: Console) -
     ln = hrv.pivot_table(
         index=["participant", "timepoint"], columns="label", values="ln_rmssd", aggfunc="first"
     ).reset_index()
-    ln["reactivity"] = ln["task"] - ln["rest"]
+    ln["reactivity"] = ln["session"] - ln["baseline"]
     ln["arm"] = ln["participant"].map(arm_of)
     ecg_tps = list(cfg.ecg_timepoints)
     fit = fit_mixed_model(ln, "reactivity", arms=list(cfg.arms), timepoints=ecg_tps)
@@ -297,8 +298,8 @@ def _check_against_truth(study: DemoStudy, built: _Imported, console: Console) -
     base = fit.effect("(Intercept)")
     console.print(
         f"4b. HRV ({len(timepoint_of)} lab ECGs, {len(hrv)} windows, {int(hrv['valid'].sum())} "
-        "valid): task "
-        f"reactivity ln RMSSD task - rest in usual care at {ecg_tps[0]} {base.estimate:+.2f} "
+        "valid): task reactivity ln RMSSD session - baseline window in usual care at "
+        f"{ecg_tps[0]} {base.estimate:+.2f} "
         f"{_ci(base.ci_low, base.ci_high)} (truth {truth.task_reactivity:+.2f}); peer "
         f"support's effect on it at {ecg_tps[-1]} "
         f"{e.estimate:+.2f} {_ci(e.ci_low, e.ci_high)} (truth {truth.reactivity_arm_effect:+.2f})."
@@ -337,13 +338,15 @@ def _build_report(study: DemoStudy, out: Path) -> Path:
     """Build the study report of the demo trial (as ``peerlens report`` does) into ``out``."""
     from peerlens.analysis import ReportOptions, build_report, render_html
     from peerlens.analysis._files import write_via
-    from peerlens.study import analysis_dataset, authenticate
+    from peerlens.study import analysis_dataset, authenticate, hrv_table
 
     store = study.open()
     try:
         me = authenticate(store, study.admin, study.password)
         dataset = analysis_dataset(store, study.study, caller=me, purpose="report")
-        page = render_html(build_report(dataset, ReportOptions(seed=SEED))).encode("utf-8")
+        hrv = hrv_table(store, study.study, caller=me, purpose="report")
+        report = build_report(dataset, ReportOptions(seed=SEED), hrv=hrv)
+        page = render_html(report).encode("utf-8")
     finally:
         store.close()
     write_via(out, lambda tmp: tmp.write_bytes(page))

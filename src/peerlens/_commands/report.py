@@ -57,8 +57,9 @@ def report(
     user: UserOpt = None,
 ) -> None:
     """Build the study report (flow, baseline, missing data, mixed models, the PS worker level,
-    moderation by the worker's connection index, mediation, change, sensitivity) as one HTML
-    page with inline SVG figures; the same data, version and seed give the same bytes."""
+    moderation by the worker's connection index, mediation, HRV outcomes and the GRAPH items when
+    the study has recordings, change, sensitivity) as one HTML page with inline SVG figures; the
+    same data, version and seed give the same bytes."""
     with user_errors():  # what can be checked before anyone is asked for a password
         from peerlens.analysis import ReportError
 
@@ -69,15 +70,16 @@ def report(
     with signed_in(db, user) as (store, me):
         from peerlens.analysis import ReportOptions, build_report, render_html
         from peerlens.analysis._files import write_via
-        from peerlens.study import analysis_dataset
+        from peerlens.study import analysis_dataset, hrv_table
 
         dataset = analysis_dataset(store, study, caller=me, purpose="report")
+        hrv = hrv_table(store, study, caller=me, purpose="report")
         options = ReportOptions(
             outcomes=split_outcomes(outcomes),
             seed=seed,
             reference_arm=reference_arm,
             n_imputations=imputations,
         )
-        page = render_html(build_report(dataset, options)).encode("utf-8")
+        page = render_html(build_report(dataset, options, hrv=hrv)).encode("utf-8")
         write_via(out, lambda tmp: tmp.write_bytes(page))
         typer.echo(f"{out}: report of study {study!r}, data snapshot sha256 {dataset.sha256}")

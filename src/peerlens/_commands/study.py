@@ -979,6 +979,9 @@ def recordings_add(
     kind: Annotated[str, typer.Option("--kind", help="ecg or rr.")] = "ecg",
     device: Annotated[str | None, typer.Option("--device")] = None,
     sampling_rate: Annotated[float | None, typer.Option("--sampling-rate", help="Hz.")] = None,
+    timepoint: Annotated[
+        str | None, typer.Option("--timepoint", help="The study timepoint it was recorded at.")
+    ] = None,
     window: Annotated[
         list[str] | None,
         typer.Option("--window", help="Window event LABEL:START_S:END_S; repeatable."),
@@ -1003,6 +1006,7 @@ def recordings_add(
             device=device,
             sampling_rate_hz=sampling_rate,
             windows=windows,
+            timepoint=timepoint,
             caller=me,
             reason=reason,
         )
@@ -1092,15 +1096,17 @@ def _export_analysis(
     with signed_in(db, user) as (store, me):
         from peerlens._commands.report import split_outcomes
         from peerlens.analysis.stat_exports import write_export
-        from peerlens.study import analysis_dataset
+        from peerlens.study import analysis_dataset, hrv_table
 
         dataset = analysis_dataset(store, study, caller=me, purpose=format)
+        hrv = hrv_table(store, study, caller=me, purpose=format) if format == "r" else None
         written = write_export(
             dataset,
             out,
             format=format,
             outcomes=split_outcomes(outcomes),
             reference_arm=reference_arm,
+            hrv=hrv,
         )
         typer.echo(f"{', '.join(map(str, written))}: data snapshot sha256 {dataset.sha256}")
 

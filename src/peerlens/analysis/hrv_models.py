@@ -37,18 +37,30 @@ __all__ = ["GRAPH_ITEMS", "HrvModelError", "HrvModels", "fit_hrv_models", "graph
 HRV_OUTCOMES = {"ln_rmssd": "rmssd_ms", "ln_hf": "hf_ms2"}
 
 #: GRAPH reporting items (Quintana, Alvares & Heathers 2016, "Guidelines for Reporting
-#: Articles on Psychiatry and Heart rate variability"): item -> the recordings' column(s) that
-#: can fill it, in order of preference. Items the store cannot fill say "not recorded".
+#: Articles on Psychiatry and Heart rate variability"), worded here in our own words: item ->
+#: the recordings' column(s) that can fill it, in order of preference. Items no column fills
+#: (participant characteristics the study does not keep, recording conditions) say "not
+#: recorded"; :func:`graph_items` adds the items computed from the HRV results.
 GRAPH_ITEMS: dict[str, tuple[str, ...]] = {
+    "Participants' age, sex and body mass index": ("age", "sex", "bmi"),
+    "Psychiatric diagnoses and conditions that affect the heart (e.g. heart disease, diabetes)": (
+        "conditions",
+    ),
+    "Medication noted": ("medication",),
+    "Smoking, alcohol use and physical activity": ("lifestyle",),
     "Recording device": ("device",),
     "Signal type": ("kind",),
     "Sampling rate (Hz)": ("sampling_rate_hz",),
+    "ECG lead or channel analysed": ("lead",),
     "Electrode or sensor placement": ("placement",),
     "Posture during recording": ("posture",),
     "Time of day": ("time_of_day",),
+    "Setting, and rest before the first window": ("environment",),
     "Respiration (rate, paced breathing or its control)": ("respiration", "respiration_rate"),
-    "Medication noted": ("medication",),
     "Caffeine, nicotine, exercise restrictions before recording": ("restrictions",),
+    "R-peak detection": ("detector",),
+    "Artefact correction method": ("artifact_method",),
+    "Spectral method": ("spectral_method",),
 }
 
 
@@ -64,8 +76,8 @@ class HrvModels:
     ``"reactivity_<outcome>"`` to a :class:`MixedModelFit`; ``not_fitted`` maps every model
     that could not be fitted to the reason (nothing is dropped silently). ``exclusions`` counts
     the windows left out: ``window``, ``outcome`` (empty when the whole window was left out),
-    ``reason``, ``n``. ``used`` counts the windows that entered each model. ``graph`` is the
-    GRAPH reporting table (``item``, ``value``, ``source``).
+    ``arm``, ``reason``, ``n``. ``used`` counts the windows that entered each model. ``graph``
+    is the GRAPH reporting table (``item``, ``value``, ``source``).
     """
 
     fits: dict[str, MixedModelFit]
@@ -138,14 +150,14 @@ def fit_hrv_models(
             f"participant {row[participant]!r} has two {row[window]!r} windows at timepoint "
             f"{row[timepoint]!r}"
         )
-    frame, excluded = _filter(frame, window, exclude_stale)
+    frame, excluded = _filter(frame, window, arm, exclude_stale)
     for out, col in HRV_OUTCOMES.items():
         value = pd.to_numeric(frame[col], errors="coerce")
         positive = value > 0
         frame[out] = np.log(value.where(positive))
         bad = frame[~positive.fillna(False)]
-        for w, n in bad.groupby(window).size().items():
-            excluded.append((str(w), out, f"{col} missing or not positive", int(n)))
+        reason = pd.Series(f"{col} missing or not positive", index=bad.index)
+        excluded += _counts(bad, reason, window, arm, out)
     fits: dict[str, MixedModelFit] = {}
     not_fitted: dict[str, str] = {}
     used: dict[str, int] = {}
@@ -169,7 +181,7 @@ def fit_hrv_models(
         key = f"reactivity_{out}"
         _fit_one(key, change, key, options, arms, timepoints, level, fits, not_fitted)
         used[key] = len(change)
-    exclusions = pd.DataFrame(excluded, columns=["window", "outcome", "reason", "n"])
+    exclusions = pd.DataFrame(excluded, columns=["window", "outcome", "arm", "reason", "n"])
     notes = (
         "Windows left out (errors, invalid by the HRV quality rules, stale derivations, "
         "non-positive values) are counted in `exclusions`; participants keep their other "
@@ -191,10 +203,11 @@ def fit_hrv_models(
 
 
 def _filter(
-    frame: pd.DataFrame, window: str, exclude_stale: bool
-) -> tuple[pd.DataFrame, list[tuple[str, str, str, int]]]:
+    frame: pd.DataFrame, window: str, arm: str, exclude_stale: bool
+) -> tuple[pd.DataFrame, list[tuple[str, str, str, str, int]]]:
     """Windows whose analysis failed, that the HRV quality rules marked invalid, or (with
-    ``exclude_stale``) whose derivation is stale, with the count of each reason per window."""
+    ``exclude_stale``) whose derivation is stale, with the count of each reason per window and
+    arm."""
     status_bad = frame["status"] != "ok"
     invalid = ~status_bad & (frame["valid"].astype("boolean").fillna(False) == False)  # noqa: E712
     stale = (
@@ -206,15 +219,25 @@ def _filter(
         & ~status_bad
         & ~invalid
     )
-    excluded: list[tuple[str, str, str, int]] = []
-    for mask, label in ((status_bad, "analysis error"), (stale, "stale derivation")):
-        for w, n in frame[mask].groupby(window).size().items():
-            excluded.append((str(w), "", label, int(n)))
     reasons = frame.get("reason", pd.Series("", index=frame.index)).fillna("").astype(str)
-    counts = frame[invalid].groupby([frame[window], reasons]).size()
-    for (w, why), n in zip(counts.index.tolist(), counts.tolist(), strict=True):
-        excluded.append((str(w), "", f"invalid: {why or 'no reason given'}", int(n)))
-    return frame[~(status_bad | invalid | stale)].copy(), excluded
+    why = pd.Series("", index=frame.index, dtype=object)
+    why[status_bad] = "analysis error"
+    why[stale] = "stale derivation"
+    why[invalid] = "invalid: " + reasons[invalid].where(reasons[invalid] != "", "no reason given")
+    excluded = _counts(frame[why != ""], why[why != ""], window, arm, "")
+    return frame[why == ""].copy(), excluded
+
+
+def _counts(
+    rows: pd.DataFrame, reasons: pd.Series, window: str, arm: str, outcome: str
+) -> list[tuple[str, str, str, str, int]]:
+    """(window, outcome, arm, reason, n) of ``rows`` left out for ``reasons``."""
+    arms = rows[arm].astype(object).where(rows[arm].notna(), "")
+    counts = rows.groupby([rows[window], arms, reasons], sort=True).size()
+    return [
+        (str(w), outcome, str(a), str(r), int(n))
+        for (w, a, r), n in zip(counts.index.tolist(), counts.tolist(), strict=True)
+    ]
 
 
 def _fit_one(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -33,10 +33,11 @@ from peerlens.analysis.missing import delta_adjustment
 from peerlens.analysis.mixed import MixedModelFit, fit_mixed_model
 from peerlens.analysis.nested import NestedModelFit
 from peerlens.analysis.plots import means_plot
+from peerlens.analysis.report_hrv import graph_section, hrv_section
 from peerlens.analysis.tables import baseline_table, missing_table
 
 if TYPE_CHECKING:
-    from peerlens.study import AnalysisDataset
+    from peerlens.study import AnalysisDataset, HrvTable
 
 __all__ = [
     "DEFAULT_OUTCOMES",
@@ -102,7 +103,8 @@ class ReportOptions:
 
 @dataclass(frozen=True)
 class ReportContext:
-    """What every section builder sees: the data, the options and the fitted models."""
+    """What every section builder sees: the data, the options and the fitted models
+    (``hrv``: the study's HRV analysis table, ``None`` when not given)."""
 
     dataset: AnalysisDataset
     options: ReportOptions
@@ -110,6 +112,7 @@ class ReportContext:
     arms: tuple[str, ...]
     timepoints: tuple[str, ...]
     fits: Mapping[str, MixedModelFit]
+    hrv: HrvTable | None = None
 
     @property
     def baseline(self) -> str:
@@ -180,6 +183,7 @@ def build_report(
     options: ReportOptions | None = None,
     *,
     sections: Sequence[SectionBuilder] | None = None,
+    hrv: HrvTable | None = None,
 ) -> Report:
     """Fit the models and build every section.
 
@@ -191,6 +195,9 @@ def build_report(
         What to report (defaults: :class:`ReportOptions`).
     sections
         Section builders in page order (default :data:`SECTIONS`).
+    hrv
+        The study's HRV analysis table (:func:`peerlens.study.hrv_table`) for the HRV and GRAPH
+        sections (none without it).
 
     Returns
     -------
@@ -203,7 +210,7 @@ def build_report(
         outcome the model cannot be fitted to (the reason is named).
     """
     options = options or ReportOptions()
-    context = _context(dataset, options)
+    context = replace(_context(dataset, options), hrv=hrv)
     built = [s for s in (b(context) for b in (sections or SECTIONS)) if s is not None]
     methods = [m for s in built for m in s.methods]
     return Report(
@@ -623,6 +630,8 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     nested_section,
     moderation_section,
     mediation_section,
+    hrv_section,
+    graph_section,
     change_section,
     sensitivity_section,
 )

@@ -2,11 +2,12 @@
 
 The trial: two arms (usual care, peer support) randomised within sites, three timepoints, PS
 workers who each support the peer-support participants of their site, monotone dropout, item-level
-questionnaires (SCS, FSCRS, DERS-16), a laboratory ECG with rest / task / recovery windows at the
-first and last timepoint, and session transcripts of each PS worker. :func:`simulate_trial`
-draws it from a :class:`TrialConfig`; :meth:`SimulatedTrial.write` writes it as the files a study
-team would hold (study config, response tables, ECG recordings, transcripts), ready to import
-through :mod:`peerlens.study`; :attr:`SimulatedTrial.truth` says what the analyses should find.
+questionnaires (SCS, FSCRS, DERS-16), a laboratory ECG with baseline (rest), session (task) and
+recovery windows at the first and last ECG timepoint, and session transcripts of each PS worker.
+:func:`simulate_trial` draws it from a :class:`TrialConfig`; :meth:`SimulatedTrial.write` writes
+it as the files a study team would hold (study config, response tables, ECG recordings,
+transcripts), ready to import through :mod:`peerlens.study`; :attr:`SimulatedTrial.truth` says
+what the analyses should find.
 
 The model
 ---------
@@ -112,11 +113,12 @@ HEADLINE_SCORES = (
     "fscrs_reassured_self",
     "ders16_total",
 )
-#: The lab ECG's windows: (label, start s, end s).
-ECG_WINDOWS = (("rest", 0.0, 120.0), ("task", 120.0, 240.0), ("recovery", 240.0, 360.0))
+#: The lab ECG's windows: (label, start s, end s): a resting baseline, the task (a simulated
+#: conversation with a peer, the "session" window) and recovery.
+ECG_WINDOWS = (("baseline", 0.0, 120.0), ("session", 120.0, 240.0), ("recovery", 240.0, 360.0))
 ECG_FS = 250.0
 #: Mean RR (ms) in each window before the participant's own offset.
-_WINDOW_RR = {"rest": 860.0, "task": 780.0, "recovery": 880.0}
+_WINDOW_RR = {"baseline": 860.0, "session": 780.0, "recovery": 880.0}
 _SPEAKER_PARTICIPANT = "Participant"
 
 
@@ -623,8 +625,8 @@ def _recordings(
             if row.arm == config.arms[1] and tp == last and t > 0:
                 react += config.reactivity_arm_effect
             target = {
-                "rest": rest,
-                "task": rest + react + rng.normal(0.0, config.window_sd),
+                "baseline": rest,
+                "session": rest + react + rng.normal(0.0, config.window_sd),
                 "recovery": rest + config.recovery_shift + rng.normal(0.0, config.window_sd),
             }
             parts = []

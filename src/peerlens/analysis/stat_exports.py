@@ -19,6 +19,11 @@ the partially nested model and the moderation by the connection index (lme4 + lm
 least-squares paths of the mediation model (``lm``). It writes each model's fixed effects,
 variance components and REML log-likelihood, under the report's model keys and term names, to
 ``<name>_models.csv`` (columns ``model``, ``kind``, ``name``, ``value``).
+With the study's HRV analysis table (:func:`peerlens.study.hrv_table`), the R export also
+writes it beside the CSV as ``<stem>_hrv.csv`` (one row per recording window) and its script
+refits the report's HRV models from it (:func:`peerlens.analysis.report_hrv.report_hrv_models`:
+the same validity filters, log transform and reactivity, done in R), writing their fixed
+effects, variance components and log-likelihoods to ``<stem>_hrv_models.csv``.
 
 Files are written atomically: on any error nothing is left behind.
 """
@@ -37,7 +42,7 @@ from peerlens.analysis._files import write_files, write_via
 from peerlens.analysis.report import DEFAULT_OUTCOMES, ReportError, arm_order
 
 if TYPE_CHECKING:
-    from peerlens.study import AnalysisDataset
+    from peerlens.study import AnalysisDataset, HrvTable
 
 __all__ = ["FORMATS", "analysis_table", "write_export"]
 
@@ -74,6 +79,7 @@ def write_export(
     format: str,
     outcomes: Sequence[str] | None = None,
     reference_arm: str | None = None,
+    hrv: HrvTable | None = None,
 ) -> tuple[Path, ...]:
     """Write ``dataset`` as ``format`` (``spss``, ``stata`` or ``r``) to ``out``.
 
@@ -90,6 +96,9 @@ def write_export(
         The outcomes the R script models (default: the report's default outcomes present).
     reference_arm
         The control arm (default as in the report).
+    hrv
+        The study's HRV analysis table: with format ``r`` and any rows, written beside the CSV
+        as ``<stem>_hrv.csv`` and its models refitted by the script (ignored otherwise).
 
     Returns
     -------
@@ -123,8 +132,14 @@ def write_export(
             )
         csv = r_table.to_csv(index=False, lineterminator="\n", na_rep="NA").encode("utf-8")
         script_path = path.with_suffix(".R")
-        write_files({path: csv, script_path: script.encode("utf-8")})
-        return path, script_path
+        files = {path: csv}
+        if hrv is not None and len(hrv.windows):
+            hrv_path, hrv_csv, hrv_script = _hrv_files(path, hrv, arms, dataset.timepoints)
+            files[hrv_path] = hrv_csv
+            script += hrv_script
+        files[script_path] = script.encode("utf-8")
+        write_files(files)
+        return tuple(files)
     data, labels, values = _coded(table, dataset, arms)
     codes = sorted(dataset.missing_codes)
     item_cols = list(dataset.items.columns[2:])
@@ -355,6 +370,96 @@ def _r_script(
         "}",
         "out <- do.call(rbind, rows)",
         f"write.csv(out, file.path(here, {_r_string(stem + '_fixed_effects.csv')}),",
+        "          row.names = FALSE)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _hrv_files(
+    path: Path, hrv: HrvTable, arms: Sequence[str], timepoints: Sequence[str]
+) -> tuple[Path, bytes, str]:
+    """The HRV table's CSV beside ``path`` and the R code refitting the report's HRV models."""
+    from peerlens.analysis.report_hrv import HRV_WINDOWS, hrv_timepoints
+
+    windows = hrv.windows
+    hrv_path = path.with_name(f"{path.stem}_hrv.csv")
+    csv = windows.to_csv(index=False, lineterminator="\n", na_rep="NA", float_format="%.17g")
+    present = set(windows["arm"].dropna())
+    script = _r_hrv_script(
+        hrv_path.name,
+        f"{path.stem}_hrv_models.csv",
+        [a for a in arms if a in present],
+        hrv_timepoints(windows, timepoints),
+        HRV_WINDOWS,
+    )
+    return hrv_path, csv.encode("utf-8"), script
+
+
+def _r_hrv_script(
+    csv_name: str,
+    out_name: str,
+    arms: Sequence[str],
+    timepoints: Sequence[str],
+    windows: Sequence[str],
+) -> str:
+    """R code (appended to the export's script, after ``peerlens_term``) refitting the report's
+    HRV models from the HRV table: windows kept when analysed (``status`` ok), valid, not stale,
+    at a modelled timepoint and with a positive value; ln RMSSD and ln HF per window and the
+    reactivity ln(session) - ln(baseline), each ``y ~ arm * timepoint + (1 | participant)``
+    (REML). Writes ``model``, ``kind`` (fixed, variance, loglik), ``term``, ``estimate``,
+    ``se``, ``df`` (for loglik: the number of observations)."""
+
+    def r_vector(values: Sequence[str]) -> str:
+        return "c(" + ", ".join(_r_string(v) for v in values) + ")"
+
+    task, rest = windows[1], windows[0]
+    lines = [
+        "",
+        "# The report's HRV models (section 'HRV outcomes'), from the HRV analysis table.",
+        f"h <- read.csv(file.path(here, {_r_string(csv_name)}), stringsAsFactors = FALSE,",
+        "              na.strings = 'NA')",
+        f"h <- h[h$timepoint %in% {r_vector(timepoints)} & h$window %in% {r_vector(windows)}, ]",
+        "h <- h[h$status == 'ok' & as.character(h$valid) %in% c('TRUE', 'True', 'true') &",
+        "       h$derivation != 'stale', ]",
+        f"h$arm <- factor(h$arm, levels = {r_vector(arms)})",
+        f"h$timepoint <- factor(h$timepoint, levels = {r_vector(timepoints)})",
+        "hrv_control <- lmerControl(optimizer = 'bobyqa',",
+        "  optCtrl = list(rhoend = 1e-12, maxfun = 1e6),",
+        "  check.conv.grad = .makeCC('ignore', tol = 1e-3))",
+        "hrv_fit <- function(d, key) {",
+        "  d$participant <- factor(d$participant)",
+        "  fit <- lmer(y ~ arm * timepoint + (1 | participant), data = d, REML = TRUE,",
+        "              control = hrv_control)",
+        "  co <- summary(fit)$coefficients",
+        "  vc <- as.data.frame(VarCorr(fit))",
+        "  rbind(",
+        "    data.frame(model = key, kind = 'fixed',",
+        "      term = vapply(rownames(co), peerlens_term, ''),",
+        "      estimate = co[, 'Estimate'], se = co[, 'Std. Error'], df = co[, 'df']),",
+        "    data.frame(model = key, kind = 'variance',",
+        "      term = ifelse(vc$grp == 'participant', 'participant_intercept', 'residual'),",
+        "      estimate = vc$vcov, se = NA, df = NA),",
+        "    data.frame(model = key, kind = 'loglik', term = 'REML',",
+        "      estimate = as.numeric(logLik(fit)), se = NA, df = nobs(fit)))",
+        "}",
+        "hrv_rows <- list()",
+        "for (out in c('ln_rmssd', 'ln_hf')) {",
+        "  metric <- c(ln_rmssd = 'rmssd_ms', ln_hf = 'hf_ms2')[[out]]",
+        "  d <- h[!is.na(h[[metric]]) & h[[metric]] > 0, ]",
+        "  d$y <- log(d[[metric]])",
+        f"  for (w in {r_vector(windows)}) {{",
+        "    part <- d[d$window == w, ]",
+        "    if (nrow(part)) hrv_rows[[paste0(out, '@', w)]] <- hrv_fit(part, paste0(out, '@', w))",
+        "  }",
+        f"  s <- d[d$window == {_r_string(task)}, c('participant', 'arm', 'timepoint', 'y')]",
+        f"  b <- d[d$window == {_r_string(rest)}, c('participant', 'timepoint', 'y')]",
+        "  r <- merge(s, b, by = c('participant', 'timepoint'), suffixes = c('_s', '_b'))",
+        "  r$y <- r$y_s - r$y_b",
+        "  key <- paste0('reactivity_', out)",
+        "  if (nrow(r)) hrv_rows[[key]] <- hrv_fit(r, key)",
+        "}",
+        f"write.csv(do.call(rbind, hrv_rows), file.path(here, {_r_string(out_name)}),",
         "          row.names = FALSE)",
         "",
     ]

@@ -32,6 +32,7 @@ from peerlens.study.errors import (
     TamperedError,
 )
 from peerlens.study.export import TIDY_COLUMNS, ExportResult, export_frame, export_study
+from peerlens.study.hrv_data import HRV_TABLE_COLUMNS, HrvTable, hrv_table
 from peerlens.study.keys import rotate_vault_key
 from peerlens.study.links import IssuedLink, issue_link, revoke_links
 from peerlens.study.participants import (
@@ -113,6 +114,7 @@ from peerlens.study.web_sessions import (
 __all__ = [
     "DEFAULT_URL",
     "DICTIONARY_COLUMNS",
+    "HRV_TABLE_COLUMNS",
     "POLICY",
     "ROLES",
     "TIDY_COLUMNS",
@@ -127,6 +129,7 @@ __all__ = [
     "ErasureReport",
     "ExportResult",
     "Grant",
+    "HrvTable",
     "ImportRejected",
     "ImportSummary",
     "IssuedLink",
@@ -179,6 +182,7 @@ __all__ = [
     "get_identity",
     "grant_role",
     "grant_studio_access",
+    "hrv_table",
     "import_data_dictionary",
     "import_participants",
     "import_records",

@@ -115,7 +115,7 @@ KINDS: tuple[UnitKind, ...] = (
     UnitKind(_t(m.PSRelationship), "id"),
     UnitKind(_t(m.Session), "id"),
     UnitKind(_t(m.Response), "id", (Child(_t(m.ResponseItem), "response_id", ("item",)),)),
-    UnitKind(_t(m.Recording), "id"),
+    UnitKind(_t(m.Recording), "id", late=("timepoint_id",)),  # 0019
     UnitKind(_t(m.RecordingWindow), "id"),
     UnitKind(_t(m.Transcript), "id"),
     UnitKind(

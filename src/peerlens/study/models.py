@@ -360,7 +360,11 @@ class RedcapLayout(Base):
 
 
 class Recording(Base):
-    """An ECG or RR file, stored once in a content-addressed folder under its sha256."""
+    """An ECG or RR file, stored once in a content-addressed folder under its sha256.
+
+    ``timepoint_id`` is the study timepoint of the lab visit it was recorded at (revision 0019;
+    ``NULL`` when not given), which the HRV analysis table models it at.
+    """
 
     __tablename__ = "recording"
     __table_args__ = (UniqueConstraint("participant_id", "sha256"),)
@@ -376,6 +380,7 @@ class Recording(Base):
     device: Mapped[str | None] = mapped_column(String(100))
     sampling_rate_hz: Mapped[float | None] = mapped_column(Float)
     added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    timepoint_id: Mapped[int | None] = mapped_column(ForeignKey("timepoint.id"), index=True)
 
 
 class RecordingWindow(Base):

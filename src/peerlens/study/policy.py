@@ -264,6 +264,12 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
             "read the de-identified analysis dataset (report; SPSS, Stata and R exports)",
             min_tier="deidentified",
         ),
+        "analysis.hrv": Rule(
+            _WRITERS,
+            "site",
+            "read the de-identified HRV analysis table (report; R export)",
+            min_tier="deidentified",
+        ),
         # -- audit
         "audit.verify": Rule(_AUDIT, "global", "verify the audit chain"),
         # Audit rows hold changed answers (old -> new values): reading them is admins' only.
@@ -321,7 +327,14 @@ TOKEN_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
             }
         ),
         "export": frozenset(
-            {"export", "analysis.export", "story.sessions", "disagreements.export", "identity.read"}
+            {
+                "export",
+                "analysis.export",
+                "analysis.hrv",
+                "story.sessions",
+                "disagreements.export",
+                "identity.read",
+            }
         ),
         "admin": frozenset(
             {

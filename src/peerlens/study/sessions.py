@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from peerlens.study import _limits, audit
-from peerlens.study._lookup import get_participant, get_session, get_study
+from peerlens.study._lookup import get_participant, get_session, get_study, get_timepoint
 from peerlens.study.errors import PermissionDenied, StudyError
 from peerlens.study.models import (
     SESSION_MODES,
@@ -519,6 +519,7 @@ def add_recording(
     device: str | None = None,
     sampling_rate_hz: float | None = None,
     windows: list[tuple[str, float, float]] | None = None,
+    timepoint: str | None = None,
     caller: Caller,
     reason: str | None = None,
 ) -> tuple[int, str]:
@@ -529,8 +530,10 @@ def add_recording(
     name, size and bytes). Adding the same file for the same participant again returns the
     existing recording, with any windows it did not have yet added (a different kind or
     device, or a known window label with other bounds, is refused).
-    ``windows`` are labelled ``(label, start_s, end_s)`` events within the recording. A
-    site-scoped caller adds recordings for their sites' participants only.
+    ``windows`` are labelled ``(label, start_s, end_s)`` events within the recording;
+    ``timepoint`` is the study timepoint (lab visit) it was recorded at, which the HRV analysis
+    models it at (:func:`peerlens.study.hrv_dataset`). A site-scoped caller adds recordings for
+    their sites' participants only.
     """
     if kind not in ("ecg", "rr"):
         raise StudyError(f"recording kind {kind!r}: use ecg or rr")
@@ -556,10 +559,16 @@ def add_recording(
         if p.status == "erased":
             raise StudyError(f"participant {participant!r} was erased")
         sess_id = get_session(s, study, p, session).id if session else None
+        tp_id = get_timepoint(s, study, timepoint).id if timepoint else None
         existing = s.scalars(
             select(Recording).where(Recording.participant_id == p.id, Recording.sha256 == sha)
         ).first()
         if existing is not None:
+            if existing.timepoint_id != tp_id and timepoint is not None:
+                raise StudyError(
+                    f"this file is already stored for the participant as recording "
+                    f"{existing.id} at another timepoint (or none); nothing was changed"
+                )
             _add_windows(s, grant.actor, study_name, existing, kind, device, windows, reason)
             return existing.id, sha
         target = blob_path(store.blob_dir, sha, suffix)
@@ -574,6 +583,7 @@ def add_recording(
             kind=kind,
             device=device,
             sampling_rate_hz=sampling_rate_hz,
+            timepoint_id=tp_id,
         )
         s.add(rec)
         s.flush()
@@ -593,6 +603,7 @@ def add_recording(
                 "kind": kind,
                 "device": audit.redacted(device),
                 "sampling_rate_hz": sampling_rate_hz,
+                "timepoint": timepoint,
                 "bytes": size,
                 "windows": [[audit.redacted(label), a, b] for label, a, b in windows or []],
             },
