@@ -378,6 +378,25 @@ class Store:
             yield session
             integrity.settle(session, self.vault_key)
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only session whose statements all see one state of the database.
+
+        For checks that read many tables and compare them (``audit verify``): on PostgreSQL
+        a ``REPEATABLE READ, READ ONLY`` transaction (under READ COMMITTED each statement would
+        see what others committed meanwhile, and a lawful write would look like tampering); on
+        SQLite a transaction like any other (writers are serialised).
+        """
+        writer = self._writer if self.dialect == "sqlite" else nullcontext()
+        engine = self.engine
+        if self.dialect == "postgresql":
+            engine = engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        with writer, Session(engine) as session, session.begin():
+            session.info[STORE_KEY] = self
+            yield session
+
     def close(self) -> None:
         """Release the database connections."""
         self.engine.dispose()
