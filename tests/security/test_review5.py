@@ -869,3 +869,42 @@ def test_an_enrolment_never_seals_a_row_added_with_sql_meanwhile(
     assert _problems(pilot) == [
         f"table participant, id {fake['id']}: added outside peerlens (no seal)"
     ]
+
+
+def test_a_deadlock_is_refused_as_a_concurrent_change_not_a_database_error(
+    pilot: Store,
+) -> None:
+    # F8: whatever deadlock remains, the loser gets a clear StudyError (the CLI's exit 2, the
+    # web app's 409 with its message), not a driver error and a 500.
+    _needs_pg(pilot)
+    from peerlens.study import ConcurrentChange
+
+    holding, go = threading.Event(), threading.Event()
+
+    def one() -> None:
+        with pilot.transaction() as s:
+            s.execute(text("SELECT id FROM study FOR UPDATE"))
+            holding.set()
+            go.wait(60)
+            s.execute(text("SELECT id FROM site FOR UPDATE"))
+
+    def two() -> None:
+        with other.transaction() as s:
+            s.execute(text("SELECT id FROM site FOR UPDATE"))
+            s.execute(text("SELECT id FROM study FOR UPDATE"))
+
+    other, app = _other(pilot)
+    try:
+        first = _Run("one", one)
+        assert holding.wait(60)
+        second = _Run("two", two)
+        _waits_or_ends(pilot, app, second)
+        go.set()
+        first.join()
+        second.join()
+    finally:
+        go.set()
+        other.close()
+    errors = [r.error for r in (first, second) if r.error is not None]
+    assert len(errors) == 1 and isinstance(errors[0], ConcurrentChange), errors
+    assert "nothing was stored" in str(errors[0])

@@ -78,11 +78,15 @@ def lock_participants(
         session.scalars(stmt).all()
 
 
-def refuse_erased(session: Session, *people: Participant) -> None:
+def refuse_erased(session: Session, *people: Participant, exclusive: bool = False) -> None:
     """Lock ``people`` for a write (see :func:`lock_participants`) and refuse when any of them
     was erased: nothing new is stored about an erased participant (it could never be erased
-    again)."""
-    lock_participants(session, people)
+    again).
+
+    A write that will change the participant rows themselves takes them ``exclusive``: two
+    transactions holding a shared lock on a row and both updating it would deadlock.
+    """
+    lock_participants(session, people, exclusive=exclusive)
     for person in people:
         if person.status == "erased":
             raise StudyError(f"participant {person.study_code!r} was erased")

@@ -152,6 +152,9 @@ def erase_participant(
         # Before anything is removed: writes in flight for them end first (and what they
         # stored is removed below), later ones wait and then see "erased" (PostgreSQL).
         lock_participants(s, [p], exclusive=True)
+        # Then the audit chain's lock (the order every transaction keeps), before any row is
+        # removed: a derivation holding the chain's lock never waits for rows deleted here.
+        audit.lock_chain(s)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was already erased")
         _refuse_shared_content(s, study, grant, p)

@@ -261,7 +261,7 @@ def set_status(
         grant = authorize(s, caller, "participant.status", study)
         p = get_participant(s, study, code)
         grant.check(study, p)
-        refuse_erased(s, p)
+        refuse_erased(s, p, exclusive=True)
         change_status(s, study, p, status, actor=grant.actor, reason=reason)
 
 

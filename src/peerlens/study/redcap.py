@@ -836,9 +836,11 @@ def _store_records(
 ) -> ImportSummary:
     """Enrol, place, vault and write what ``mapped`` holds, and audit the import."""
     study, actor = target.study, target.grant.actor
-    # Locked before anything is written or recorded (see lock_participants).
+    # Locked before anything is written or recorded (see lock_participants); exclusively, as
+    # participants without a site or arm get theirs below.
     named = {r.participant for r in mapped.records} | set(mapped.identities)
-    refuse_erased(s, *(target.people[c] for c in sorted(named) if c in target.people))
+    known = [target.people[c] for c in sorted(named) if c in target.people]
+    refuse_erased(s, *known, exclusive=True)
     people = _enrol_new(s, caller, records, target, mapped, reason)
     _place_unplaced(
         s,
