@@ -492,3 +492,419 @@ def test_studio_access_added_with_sql_grants_nothing(pilot: Store) -> None:
     with pytest.raises(TamperedError, match="table worker_access"):
         read_story(pilot, story, caller=trainer)
     assert read_story(pilot, story, caller=worker).sentences  # lawful access still works
+
+
+# ------------------------------------------------------------- PostgreSQL concurrency (F2-F13)
+# Each race is made deterministic: one transaction is held at a named point (a wrapped study
+# function, in the thread of that name) while another connection acts; a thread that must wait
+# for a lock is seen waiting in pg_stat_activity before the held one goes on.
+
+
+def _needs_pg(store: Store) -> None:
+    if store.dialect != "postgresql":
+        pytest.skip("a PostgreSQL race: SQLite's BEGIN IMMEDIATE serialises every writer")
+
+
+class _Hold:
+    """Hold the thread called ``thread`` at its first call of ``module.name`` (before the call,
+    or after it returns) for which ``when(*args)`` is true, until :meth:`release`."""
+
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        module: Any,
+        name: str,
+        thread: str,
+        *,
+        after: bool = True,
+        when: Any = None,
+    ) -> None:
+        self.reached, self.go = threading.Event(), threading.Event()
+        original = getattr(module, name)
+
+        def held(*args: Any, **kwargs: Any) -> Any:
+            mine = (
+                threading.current_thread().name == thread
+                and not self.reached.is_set()
+                and (when is None or when(*args))
+            )
+            if mine and not after:
+                self.reached.set()
+                self.go.wait(60)
+            out = original(*args, **kwargs)
+            if mine and after:
+                self.reached.set()
+                self.go.wait(60)
+            return out
+
+        monkeypatch.setattr(module, name, held)
+
+    def wait(self) -> None:
+        assert self.reached.wait(60), "the held thread never got there"
+
+    def release(self) -> None:
+        self.go.set()
+
+
+class _Run:
+    """Run ``fn`` in a thread called ``name``, keeping its result or error."""
+
+    def __init__(self, name: str, fn: Any) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(fn,), name=name)
+        self.thread.start()
+
+    def _run(self, fn: Any) -> None:
+        try:
+            self.value = fn()
+        except Exception as exc:
+            self.error = exc
+
+    def join(self) -> None:
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "thread still running"
+
+
+def _other(store: Store) -> tuple[Store, str]:
+    """Another store on ``store``'s database (another web worker or CLI), and the application
+    name its connections show in pg_stat_activity."""
+    name = f"peerlens-test-{secrets.token_hex(6)}"
+    url = store.engine.url.render_as_string(hide_password=False)
+    return Store.open(url, connect_args={"application_name": name}), name
+
+
+def _waits_or_ends(store: Store, app: str, run: _Run) -> None:
+    """Return once ``run`` has ended or a connection of ``app`` waits for a lock."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while run.thread.is_alive() and time.monotonic() < deadline:
+        waiting = _rows(
+            store,
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = :a "
+            "AND wait_event_type = 'Lock'",
+            a=app,
+        )[0]["n"]
+        if waiting:
+            return
+        time.sleep(0.01)
+    assert not run.thread.is_alive(), "neither waiting for a lock nor done"
+
+
+def test_a_write_checked_before_an_erasure_stores_nothing_after_it(
+    pilot: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review 5, F2: the writer read L1 as enrolled, the erasure committed, then the writer
+    # stored identifying text for the erased participant.
+    _needs_pg(pilot)
+    import peerlens.study.sessions as sessions
+
+    hold = _Hold(monkeypatch, sessions, "get_participant", "writer")
+    text_ = "My name is Lena Leeds and I live at 12 Elm Road."
+    writer = _Run(
+        "writer",
+        lambda: add_transcript(pilot, "pilot", text_, kind="story", participant="L1", caller=ADMIN),
+    )
+    hold.wait()
+    other, _ = _other(pilot)
+    try:
+        erase_participant(other, "pilot", "L1", caller=ADMIN, reason="asked")
+    finally:
+        other.close()
+    hold.release()
+    writer.join()
+    assert isinstance(writer.error, StudyError) and "'L1' was erased" in str(writer.error)
+    assert _rows(pilot, "SELECT count(*) AS n FROM transcript")[0]["n"] == 0
+    assert _problems(pilot) == []
+
+
+def test_an_erasure_waits_for_a_write_in_flight_and_removes_it(
+    pilot: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # F2, the other order: the transcript is written but not committed when the erasure
+    # starts; the erasure must wait for it and remove it.
+    _needs_pg(pilot)
+    from peerlens.study import audit
+
+    hold = _Hold(monkeypatch, audit, "record", "writer", after=False)
+    writer = _Run(
+        "writer",
+        lambda: add_transcript(
+            pilot, "pilot", "Lena Leeds, 12 Elm Road", kind="story", participant="L1", caller=ADMIN
+        ),
+    )
+    hold.wait()
+    other, app = _other(pilot)
+    try:
+        eraser = _Run(
+            "eraser",
+            lambda: erase_participant(other, "pilot", "L1", caller=ADMIN, reason="asked"),
+        )
+        _waits_or_ends(pilot, app, eraser)
+        hold.release()
+        writer.join()
+        eraser.join()
+    finally:
+        hold.release()
+        other.close()
+    assert writer.error is None and eraser.error is None
+    assert eraser.value.transcripts == 1
+    assert _rows(pilot, "SELECT count(*) AS n FROM transcript")[0]["n"] == 0
+    assert _problems(pilot) == []
+
+
+def test_verify_during_a_lawful_write_reports_nothing(
+    pilot: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review 5, F7: verify read the chain's totals, the seals and the tables in separate
+    # statements; a participant enrolled meanwhile was reported as added with its seal.
+    _needs_pg(pilot)
+    import peerlens.study.integrity as integrity
+
+    hold = _Hold(monkeypatch, integrity, "_chain_totals", "verifier")
+    verifier = _Run("verifier", lambda: verify_audit(pilot, caller=ADMIN))
+    hold.wait()
+    other, _ = _other(pilot)
+    try:
+        add_participants(other, "pilot", [NewParticipant("L2", site="leeds")], caller=ADMIN)
+    finally:
+        hold.release()
+        other.close()
+    verifier.join()
+    assert verifier.error is None
+    assert list(verifier.value.problems) == []
+    assert _problems(pilot) == []
+
+
+def test_a_seal_check_during_a_lawful_change_of_the_same_row_passes(
+    pilot: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # F7, the pre-write check: it read the seal, another connection changed the row and its
+    # seal, then it read the row: a lawful change was refused as tampering.
+    _needs_pg(pilot)
+    import peerlens.study.integrity as integrity
+
+    make_user(pilot, "rita", "researcher", study="pilot", site="leeds")
+    (rita,) = _rows(pilot, "SELECT id FROM app_user WHERE username = 'rita'")
+    hold = _Hold(
+        monkeypatch,
+        integrity,
+        "_stored",
+        "writer",
+        when=lambda _s, kind, units: kind.name == "app_user" and str(rita["id"]) in units,
+    )
+    writer = _Run(
+        "writer",
+        lambda: set_password(pilot, "rita", "first new password", caller=ADMIN, reason="reset"),
+    )
+    hold.wait()
+    other, _ = _other(pilot)
+    try:
+        set_password(other, "rita", "second new password", caller=ADMIN, reason="reset")
+    finally:
+        hold.release()
+        other.close()
+    writer.join()
+    assert writer.error is None
+    assert _problems(pilot) == []
+
+
+def test_a_page_save_and_an_erasure_at_once_do_not_deadlock(
+    store: Store, visit_config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review 5, F8: the page save held the participant row and wanted the audit lock; the
+    # erasure held the audit lock (derive.amend) and wanted the participant row.
+    _needs_pg(store)
+    import peerlens.study.visits as visits
+    from peerlens.study import (
+        LinkHolder,
+        agree_to_consent,
+        derive,
+        issue_link,
+        open_visit,
+        save_page,
+    )
+
+    create_study(store, "pilot", visit_config_path, caller=ADMIN)
+    add_participants(store, "pilot", [NewParticipant("A1", site="leeds")], caller=ADMIN)
+    link = issue_link(store, "pilot", "A1", timepoint="baseline", caller=ADMIN)
+    holder = LinkHolder("A1", link.token)
+    agree_to_consent(store, "v1", caller=holder)
+    pages = open_visit(store, caller=holder).pages
+    last = pages[-1].layout.questions
+    save_page(store, len(pages), {q.item: "1" for q in last}, caller=holder)
+    derive(store, "pilot", ["scores"], caller=ADMIN, executor="sequential")
+    first = {q.item: "2" for q in pages[0].layout.questions}
+    hold = _Hold(monkeypatch, visits, "_parts", "saver", after=False)
+    saver = _Run("saver", lambda: save_page(store, 1, first, caller=holder))
+    hold.wait()
+    other, app = _other(store)
+    try:
+        eraser = _Run(
+            "eraser",
+            lambda: erase_participant(
+                other, "pilot", "A1", caller=ADMIN, reason="asked", purge_responses=True
+            ),
+        )
+        _waits_or_ends(store, app, eraser)
+        hold.release()
+        saver.join()
+        eraser.join()
+    finally:
+        hold.release()
+        other.close()
+    assert saver.error is None, saver.error
+    assert eraser.error is None, eraser.error
+    assert eraser.value.responses_deleted == 2
+    assert _problems(store) == []
+
+
+def test_a_bulk_delete_leaves_no_seal_of_a_row_committed_meanwhile(
+    pilot: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review 5, F10: the units a bulk DELETE touches were found with a SELECT before it ran;
+    # a row committed in between was deleted too but its seal stayed ("removed outside").
+    _needs_pg(pilot)
+    from sqlalchemy import delete
+
+    import peerlens.study.integrity as integrity
+    from peerlens.study import audit
+    from peerlens.study.models import Transcript
+
+    add_transcript(pilot, "pilot", "first story", kind="story", participant="L1", caller=ADMIN)
+    hold = _Hold(
+        monkeypatch,
+        integrity,
+        "check_before_change",
+        "deleter",
+        when=lambda _s, kind, _keys: kind.name == "transcript",
+    )
+
+    def delete_stories() -> None:
+        with pilot.transaction() as s:
+            s.execute(delete(Transcript).where(Transcript.kind == "story"))
+            audit.record(s, "tester", "test.delete", "transcript")
+
+    deleter = _Run("deleter", delete_stories)
+    hold.wait()
+    other, _ = _other(pilot)
+    try:
+        add_transcript(other, "pilot", "second", kind="story", participant="G1", caller=ADMIN)
+    finally:
+        hold.release()
+        other.close()
+    deleter.join()
+    assert deleter.error is None
+    assert _problems(pilot) == []
+
+
+def test_two_links_issued_at_once_leave_one_valid(
+    pilot: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review 5, F12: each issue revoked the links it saw and added its own: both stayed valid.
+    _needs_pg(pilot)
+    import peerlens.study.links as links
+    from peerlens.study import LinkHolder, issue_link, open_visit
+
+    hold = _Hold(monkeypatch, links, "_revoke", "first")
+    first = _Run(
+        "first", lambda: issue_link(pilot, "pilot", "L1", timepoint="baseline", caller=ADMIN)
+    )
+    hold.wait()
+    other, app = _other(pilot)
+    try:
+        second = _Run(
+            "second",
+            lambda: issue_link(other, "pilot", "L1", timepoint="baseline", caller=ADMIN),
+        )
+        _waits_or_ends(pilot, app, second)
+        hold.release()
+        first.join()
+        second.join()
+    finally:
+        hold.release()
+        other.close()
+    assert first.error is None and second.error is None
+    valid = []
+    for run in (first, second):
+        try:
+            open_visit(pilot, caller=LinkHolder("L1", run.value.token))
+            valid.append(run)
+        except PermissionDenied:
+            pass
+    assert valid == [second]  # the later issue revoked the earlier one
+    live = "SELECT count(*) AS n FROM participant_link WHERE revoked_at IS NULL"
+    assert _rows(pilot, live)[0]["n"] == 1
+    assert _problems(pilot) == []
+
+
+def test_an_enrolment_never_seals_a_row_added_with_sql_meanwhile(
+    pilot: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review 5, F13: a keyless insert sealed every row above the largest key seen before it,
+    # a participant added with SQL (no key) meanwhile too.
+    _needs_pg(pilot)
+    import peerlens.study.integrity as integrity
+
+    hold = _Hold(monkeypatch, integrity, "_settle", "enrol", after=False)
+    people = [NewParticipant("L2", site="leeds"), NewParticipant("L3", site="leeds")]
+    enrol = _Run("enrol", lambda: add_participants(pilot, "pilot", people, caller=ADMIN))
+    hold.wait()
+    try:
+        with pilot.engine.begin() as conn:  # the attacker: SQL only, no key
+            conn.execute(
+                text(
+                    "INSERT INTO participant (study_id, study_code, role, site_id, status, "
+                    "enrolled_at, date_shift_days) SELECT s.id, 'FAKE-1', 'service_user', x.id, "
+                    "'enrolled', CURRENT_TIMESTAMP, 0 FROM study s JOIN site x ON "
+                    "x.study_id = s.id WHERE s.name = 'pilot' AND x.name = 'glasgow'"
+                )
+            )
+    finally:
+        hold.release()
+    enrol.join()
+    assert enrol.error is None
+    (fake,) = _rows(pilot, "SELECT id FROM participant WHERE study_code = 'FAKE-1'")
+    assert _problems(pilot) == [
+        f"table participant, id {fake['id']}: added outside peerlens (no seal)"
+    ]
+
+
+def test_a_deadlock_is_refused_as_a_concurrent_change_not_a_database_error(
+    pilot: Store,
+) -> None:
+    # F8: whatever deadlock remains, the loser gets a clear StudyError (the CLI's exit 2, the
+    # web app's 409 with its message), not a driver error and a 500.
+    _needs_pg(pilot)
+    from peerlens.study import ConcurrentChange
+
+    holding, go = threading.Event(), threading.Event()
+
+    def one() -> None:
+        with pilot.transaction() as s:
+            s.execute(text("SELECT id FROM study FOR UPDATE"))
+            holding.set()
+            go.wait(60)
+            s.execute(text("SELECT id FROM site FOR UPDATE"))
+
+    def two() -> None:
+        with other.transaction() as s:
+            s.execute(text("SELECT id FROM site FOR UPDATE"))
+            s.execute(text("SELECT id FROM study FOR UPDATE"))
+
+    other, app = _other(pilot)
+    try:
+        first = _Run("one", one)
+        assert holding.wait(60)
+        second = _Run("two", two)
+        _waits_or_ends(pilot, app, second)
+        go.set()
+        first.join()
+        second.join()
+    finally:
+        go.set()
+        other.close()
+    errors = [r.error for r in (first, second) if r.error is not None]
+    assert len(errors) == 1 and isinstance(errors[0], ConcurrentChange), errors
+    assert "nothing was stored" in str(errors[0])

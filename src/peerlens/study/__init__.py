@@ -23,6 +23,7 @@ from peerlens.study.derived import (
 )
 from peerlens.study.erasure import ErasureReport, erase_participant
 from peerlens.study.errors import (
+    ConcurrentChange,
     ConsentNeeded,
     ImportRejected,
     NotFound,
@@ -122,6 +123,7 @@ __all__ = [
     "AnalysisDataset",
     "AuditReport",
     "Caller",
+    "ConcurrentChange",
     "ConsentNeeded",
     "ConsentWording",
     "DerivationSummary",

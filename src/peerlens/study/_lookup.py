@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -47,6 +49,47 @@ def get_participant(session: Session, study: Study, code: str) -> Participant:
     if p is None:
         raise StudyError(f"study {study.name!r} has no participant {code!r}")
     return p
+
+
+def lock_participants(
+    session: Session, people: Iterable[Participant], *, exclusive: bool = False
+) -> None:
+    """Hold ``people``'s rows until ``session``'s transaction ends and read them afresh.
+
+    On PostgreSQL the rows are locked ``FOR SHARE`` (``FOR UPDATE`` when ``exclusive``), in id
+    order, and reloaded: a write that adds content for a participant holds a shared lock, an
+    erasure holds the exclusive one *before* it removes anything. So an erasure waits for the
+    writes in flight (and then removes what they stored), and a write waits for an erasure
+    (and then sees ``erased``). Row locks come before the audit chain's lock in every
+    transaction (:func:`peerlens.study.audit.lock_chain` is taken when recording, later), so
+    the two never deadlock. SQLite's ``BEGIN IMMEDIATE`` already serialises writers.
+    """
+    ids = sorted({p.id for p in people})
+    if not ids or session.get_bind().dialect.name != "postgresql":
+        return
+    for i in range(0, len(ids), 5000):
+        stmt = (
+            select(Participant)
+            .where(Participant.id.in_(ids[i : i + 5000]))
+            .order_by(Participant.id)
+            .with_for_update(read=not exclusive)
+            .execution_options(populate_existing=True)
+        )
+        session.scalars(stmt).all()
+
+
+def refuse_erased(session: Session, *people: Participant, exclusive: bool = False) -> None:
+    """Lock ``people`` for a write (see :func:`lock_participants`) and refuse when any of them
+    was erased: nothing new is stored about an erased participant (it could never be erased
+    again).
+
+    A write that will change the participant rows themselves takes them ``exclusive``: two
+    transactions holding a shared lock on a row and both updating it would deadlock.
+    """
+    lock_participants(session, people, exclusive=exclusive)
+    for person in people:
+        if person.status == "erased":
+            raise StudyError(f"participant {person.study_code!r} was erased")
 
 
 def get_session(session: Session, study: Study, participant: Participant, label: str) -> PSSession:

@@ -284,17 +284,22 @@ def verify_audit(
     from dataclasses import replace
 
     from peerlens.study.integrity import check_files, check_seals
-    from peerlens.study.vault import VaultKeyError
+    from peerlens.study.vault import VaultKey, VaultKeyError
 
     with store.transaction() as s:
         authorize(s, caller, "audit.verify")
+        try:
+            key: VaultKey | None = store.vault_key(s)
+            unusable = None
+        except VaultKeyError as exc:
+            key, unusable = None, f"no usable vault key ({exc})"
+    # One snapshot for the chain, the seals and the tables: each compared with the others.
+    with store.snapshot() as s:
         report = check_chain(s, expect_head=expect_head)
         files, file_problems = check_files(s, store.blob_dir)
         report = replace(report, problems=(*report.problems, *file_problems), files_checked=files)
-        try:
-            key = store.vault_key(s)
-        except VaultKeyError as exc:
-            return replace(report, data_unchecked=f"no usable vault key ({exc})")
+        if key is None:
+            return replace(report, data_unchecked=unusable)
         seals = check_seals(s, key)
         if not seals.sealed:
             return replace(report, data_unchecked="nothing has been sealed yet")

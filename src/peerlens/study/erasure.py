@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from peerlens.study import audit
 from peerlens.study._identity import field_count
-from peerlens.study._lookup import get_participant, get_study
+from peerlens.study._lookup import get_participant, get_study, lock_participants
 from peerlens.study.derived import amend_after_erasure
 from peerlens.study.errors import PermissionDenied, StudyError
 from peerlens.study.models import (
@@ -149,6 +149,12 @@ def erase_participant(
         actor = grant.actor
         p = get_participant(s, study, code)
         grant.check(study, p)
+        # Before anything is removed: writes in flight for them end first (and what they
+        # stored is removed below), later ones wait and then see "erased" (PostgreSQL).
+        lock_participants(s, [p], exclusive=True)
+        # Then the audit chain's lock (the order every transaction keeps), before any row is
+        # removed: a derivation holding the chain's lock never waits for rows deleted here.
+        audit.lock_chain(s)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was already erased")
         _refuse_shared_content(s, study, grant, p)

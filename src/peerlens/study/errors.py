@@ -17,6 +17,12 @@ class TamperedError(StudyError):
     matches): the write is refused so that a lawful change never seals a tampered row."""
 
 
+class ConcurrentChange(StudyError):
+    """Another transaction changed the same data at the same moment and the database undid
+    this one to let the other finish (PostgreSQL found a deadlock or a serialisation failure):
+    nothing was stored; doing it again works."""
+
+
 class PermissionDenied(StudyError):
     """The acting user lacks the role or export right the operation needs."""
 

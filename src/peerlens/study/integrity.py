@@ -41,7 +41,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, delete, event, func, select
+from sqlalchemy import Result, Table, any_, delete, event, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnElement
 from sqlalchemy.sql.operators import in_op
@@ -88,8 +89,6 @@ class Tracker:
     new: dict[str, set[Any]] = field(default_factory=dict)
     children_dirty: dict[str, set[Any]] = field(default_factory=dict)
     known: dict[str, dict[Any, list[list[Row]]]] = field(default_factory=dict)
-    #: Kind name -> largest key before the transaction's first insert that gave no keys.
-    watermarks: dict[str, Any] = field(default_factory=dict)
     #: Units whose stored content was checked against their seal before this transaction
     #: changed them.
     checked: dict[str, set[Any]] = field(default_factory=dict)
@@ -124,13 +123,12 @@ class Tracker:
             self.new,
             self.children_dirty,
             self.known,
-            self.watermarks,
             self.checked,
         ):
             part.clear()
 
     def __bool__(self) -> bool:
-        return any(self.touched.values()) or bool(self.watermarks)
+        return any(self.touched.values())
 
 
 def start(session: Session) -> Tracker:
@@ -189,13 +187,13 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _on_execute(state: ORMExecuteState) -> None:
+def _on_execute(state: ORMExecuteState) -> Result[Any] | None:
     tracker = _tracker(state.session)
     if tracker is None or not (state.is_insert or state.is_update or state.is_delete):
-        return
+        return None
     table = getattr(state.statement, "table", None)
     if not isinstance(table, Table) or table.name not in UNIT_OF:
-        return
+        return None
     kind, column = UNIT_OF[table.name]
     child = table.name != kind.name
     if state.is_insert:
@@ -208,18 +206,50 @@ def _on_execute(state: ORMExecuteState) -> None:
                 tracker.add(kind, keys, child=True)
             else:
                 tracker.add_new(kind, keys)
-        else:
-            mark_keyless_insert(state.session, kind)
-        return
+            return None
+        if child:
+            raise ValueError(f"an INSERT into {table.name} must give {column}")
+        # The database assigns the keys: learn exactly those from the statement itself. Rows
+        # above some earlier largest key may be other connections' (or added with SQL) on
+        # PostgreSQL, and are never this transaction's to seal.
+        returning = state.statement.returning(table.c[column])  # type: ignore[attr-defined]
+        result = state.invoke_statement(statement=returning)
+        frozen = result.freeze()
+        tracker.add_new(kind, (row[-1] for row in frozen.data))
+        return frozen()
     where = state.statement.whereclause  # type: ignore[attr-defined]
     named = _keys_in(where, table.c[column])
     if named is None:
-        stmt = select(table.c[column]).distinct()
-        if where is not None:
-            stmt = stmt.where(where)
-        named = list(state.session.execute(stmt).scalars())
+        named = _lock_targets(state, table, column, where)
     check_before_change(state.session, kind, named)
     tracker.add(kind, named, child=child)
+    return None
+
+
+def _lock_targets(
+    state: ORMExecuteState, table: Table, column: str, where: ColumnElement[Any] | None
+) -> list[Any]:
+    """The units an UPDATE or DELETE without named keys will touch, found before it runs.
+
+    On PostgreSQL each statement of a READ COMMITTED transaction sees what others committed
+    before it started, so the statement could touch rows committed after this look-up, which
+    would then be neither checked nor resealed. So the rows are locked here (as the statement
+    would lock them) and the statement is narrowed to them: it acts as if it had run at the
+    look-up, and rows committed since are left alone.
+    """
+    key = table.c[column]
+    if state.session.get_bind().dialect.name != "postgresql":
+        stmt = select(key).distinct()
+        if where is not None:
+            stmt = stmt.where(where)
+        return list(state.session.execute(stmt).scalars())
+    stmt = select(key).with_for_update(of=table, key_share=state.is_update)
+    if where is not None:
+        stmt = stmt.where(where)
+    named = sorted(set(state.session.execute(stmt).scalars()))
+    only = key == any_(literal(named, type_=ARRAY(key.type)))
+    state.statement = state.statement.where(only)  # type: ignore[attr-defined]
+    return named
 
 
 def check_before_change(session: Session, kind: UnitKind, keys: Iterable[Any]) -> None:
@@ -272,22 +302,42 @@ def check_units(
             if required:
                 raise
             return
-        units = [unit_text(k) for k in todo]
-        stored = _stored(session, kind, units)
-        present: set[str] = set()
-        for unit, data in contents(session, kind, todo):
-            present.add(unit)
-            if stored.get(unit) != seal_of(key.seal_key, data):
-                why = "added" if unit not in stored else "changed"
-                raise TamperedError(
-                    f"{_where(kind, unit)} was {why} outside peerlens since peerlens last wrote "
-                    "it; nothing was done. Run `peerlens audit verify` and restore it first"
-                )
-        for unit in sorted(set(stored) - present):
+        problem = _consistently(session, lambda: _unit_problem(session, key, kind, todo))
+        if problem is not None:
             raise TamperedError(
-                f"{_where(kind, unit)} was removed outside peerlens since peerlens last wrote it; "
-                "nothing was done. Run `peerlens audit verify` and restore it first"
+                f"{problem} outside peerlens since peerlens last wrote it; nothing was done. "
+                "Run `peerlens audit verify` and restore it first"
             )
+
+
+def _consistently(session: Session, check: Any) -> Any:
+    """``check()``'s finding, made sure of on PostgreSQL.
+
+    A check reads seals and rows in separate statements, and under READ COMMITTED each sees
+    what others committed before it began: a lawful write committed in between (its rows and
+    seals at once) looks like tampering. Lawful writers seal and commit holding the audit
+    chain's lock, so a finding is checked again holding that lock, when no lawful write can be
+    half-seen. Only a finding costs the lock; SQLite's writers are serialised already."""
+    found = check()
+    if found is None or session.get_bind().dialect.name != "postgresql":
+        return found
+    audit.lock_chain(session)
+    return check()
+
+
+def _unit_problem(session: Session, key: VaultKey, kind: UnitKind, todo: list[Any]) -> str | None:
+    """How the first unit of ``todo`` that does not match its seal differs ("<where> was
+    changed"), or None."""
+    stored = _stored(session, kind, [unit_text(k) for k in todo])
+    present: set[str] = set()
+    for unit, data in contents(session, kind, todo):
+        present.add(unit)
+        if stored.get(unit) != seal_of(key.seal_key, data):
+            why = "added" if unit not in stored else "changed"
+            return f"{_where(kind, unit)} was {why}"
+    for unit in sorted(set(stored) - present):
+        return f"{_where(kind, unit)} was removed"
+    return None
 
 
 def check_rights(session: Session, user_id: int) -> None:
@@ -323,20 +373,28 @@ def check_kind_totals(session: Session, kind: UnitKind) -> None:
             key = store.vault_key(session)
         except VaultKeyError:
             return
-        entries = _seal_entries(session, key, latest=True)
-        if not entries or entries[0].keyed_ok is None:
-            return
-        if not entries[0].keyed_ok or entries[0].totals is None:
-            raise TamperedError(_bad_entry(entries[0]) + "; nothing was done")
-        count, tally = entries[0].totals.get(kind.name, [0, 0])
-        macs = session.execute(select(RowSeal.mac).where(RowSeal.kind == kind.name)).scalars()
-        have = [tally_of(key.tally_key, bytes(m)) for m in macs]
-        if len(have) != count or sum(have) % MODULUS != tally:
-            raise TamperedError(
-                f"table {kind.name}: rows removed or put back with their seals outside peerlens "
-                "(the seals do not add up to what the audit chain vouches for); nothing was "
-                "done. Run `peerlens audit verify`"
-            )
+        problem = _consistently(session, lambda: _totals_problem(session, key, kind))
+        if problem is not None:
+            raise TamperedError(problem)
+
+
+def _totals_problem(session: Session, key: VaultKey, kind: UnitKind) -> str | None:
+    """Why the seals of ``kind`` do not match the newest keyed seal entry, or None."""
+    entries = _seal_entries(session, key, latest=True)
+    if not entries or entries[0].keyed_ok is None:
+        return None
+    if not entries[0].keyed_ok or entries[0].totals is None:
+        return _bad_entry(entries[0]) + "; nothing was done"
+    count, tally = entries[0].totals.get(kind.name, [0, 0])
+    macs = session.execute(select(RowSeal.mac).where(RowSeal.kind == kind.name)).scalars()
+    have = [tally_of(key.tally_key, bytes(m)) for m in macs]
+    if len(have) != count or sum(have) % MODULUS != tally:
+        return (
+            f"table {kind.name}: rows removed or put back with their seals outside peerlens "
+            "(the seals do not add up to what the audit chain vouches for); nothing was "
+            "done. Run `peerlens audit verify`"
+        )
+    return None
 
 
 def _keys_in(where: ColumnElement[Any] | None, column: Any) -> list[Any] | None:
@@ -353,16 +411,6 @@ def _keys_in(where: ColumnElement[Any] | None, column: Any) -> list[Any] | None:
     return None
 
 
-def mark_keyless_insert(session: Session, kind: UnitKind) -> None:
-    """Note that head rows of ``kind`` are about to be inserted with keys the database assigns:
-    every row above the current largest key is then the transaction's."""
-    tracker = _tracker(session)
-    if tracker is None or kind.name in tracker.watermarks:
-        return
-    top = session.execute(select(func.max(kind.key_column()))).scalar()
-    tracker.watermarks[kind.name] = 0 if top is None else top
-
-
 def note_rows(
     session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> Iterable[Sequence[Any]]:
@@ -373,9 +421,8 @@ def note_rows(
     if tracker is None or spec is None:
         return rows
     kind, column = spec
-    if column not in columns:
-        mark_keyless_insert(session, kind)
-        return rows
+    if column not in columns:  # keys the database assigns could not be told from others'
+        raise ValueError(f"a bulk insert into {table.name} must give {column}")
     at = list(columns).index(column)
     touched = tracker.touched.setdefault(kind.name, set())
     if table.name == kind.name:
@@ -439,11 +486,6 @@ def _settle(session: Session, tracker: Tracker, key_of: Any) -> None:
     if not sealed_before(session):
         reseal_all(session, key, actor=_actor(session), reason="first seal of this database")
         return
-    for name, top in tracker.watermarks.items():
-        kind = BY_NAME[name]
-        fresh = select(kind.key_column()).where(kind.key_column() > top)
-        tracker.add_new(kind, session.execute(fresh).scalars())
-    tracker.watermarks.clear()
     if not any(tracker.touched.values()):
         tracker.clear()
         return

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
-from peerlens.study._lookup import get_participant, get_study, get_timepoint
+from peerlens.study._lookup import get_participant, get_study, get_timepoint, lock_participants
 from peerlens.study.errors import StudyError
 from peerlens.study.models import ParticipantLink, utcnow
 from peerlens.study.policy import Caller, authorize, guarded, token_digest
@@ -84,6 +84,9 @@ def issue_link(
         grant = authorize(s, caller, "link.issue", study)
         p = get_participant(s, study, code)
         grant.check(study, p)
+        # One issuer or revoker of the participant's links at a time: two links issued at
+        # once must not both stay valid (each revokes the links it sees).
+        lock_participants(s, [p], exclusive=True)
         if p.status in ("erased", "withdrawn"):
             raise StudyError(f"participant {code!r} was {p.status}: no link can be issued")
         tp = get_timepoint(s, study, timepoint)
@@ -134,6 +137,7 @@ def revoke_links(
         grant = authorize(s, caller, "link.revoke", study)
         p = get_participant(s, study, code)
         grant.check(study, p)
+        lock_participants(s, [p], exclusive=True)
         tp = get_timepoint(s, study, timepoint) if timepoint is not None else None
         n = _revoke(s, p.id, None if tp is None else tp.id, utcnow())
         if n:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from peerlens.study import _limits, audit
 from peerlens.study._identity import add_new, merge_fields, read_fields
-from peerlens.study._lookup import get_participant, get_study, participant_map
+from peerlens.study._lookup import get_participant, get_study, participant_map, refuse_erased
 from peerlens.study.errors import ImportRejected, Problem, StudyError
 from peerlens.study.models import (
     ROLES,
@@ -261,8 +261,7 @@ def set_status(
         grant = authorize(s, caller, "participant.status", study)
         p = get_participant(s, study, code)
         grant.check(study, p)
-        if p.status == "erased":
-            raise StudyError(f"participant {code!r} was erased")
+        refuse_erased(s, p, exclusive=True)
         change_status(s, study, p, status, actor=grant.actor, reason=reason)
 
 
@@ -317,8 +316,7 @@ def set_identity(
         grant = authorize(s, caller, "identity.write", study)
         p = get_participant(s, study, code)
         grant.check(study, p)
-        if p.status == "erased":
-            raise StudyError(f"participant {code!r} was erased")
+        refuse_erased(s, p)
         merge_fields(s, p, fields, actor=grant.actor, study_name=study_name, reason=reason)
 
 
@@ -355,8 +353,7 @@ def add_consent(
         grant = authorize(s, caller, "consent.add", study)
         p = get_participant(s, study, code)
         grant.check(study, p)
-        if p.status == "erased":
-            raise StudyError(f"participant {code!r} was erased")
+        refuse_erased(s, p)
         store_consent(
             s,
             study,

@@ -35,7 +35,7 @@ from peerlens.study import _limits, audit
 from peerlens.study._catalog import FormSpec, ItemRule, builtin_form, study_forms
 from peerlens.study._deid import shift_date
 from peerlens.study._identity import merge_fields, read_many
-from peerlens.study._lookup import get_study, participant_map
+from peerlens.study._lookup import get_study, participant_map, refuse_erased
 from peerlens.study._redcap_arms import study_arm
 from peerlens.study._redcap_dates import DATE_FORMATS, iso_from_import
 from peerlens.study._redcap_instruments import RECORD_ID, with_instrument_forms
@@ -836,6 +836,11 @@ def _store_records(
 ) -> ImportSummary:
     """Enrol, place, vault and write what ``mapped`` holds, and audit the import."""
     study, actor = target.study, target.grant.actor
+    # Locked before anything is written or recorded (see lock_participants); exclusively, as
+    # participants without a site or arm get theirs below.
+    named = {r.participant for r in mapped.records} | set(mapped.identities)
+    known = [target.people[c] for c in sorted(named) if c in target.people]
+    refuse_erased(s, *known, exclusive=True)
     people = _enrol_new(s, caller, records, target, mapped, reason)
     _place_unplaced(
         s,

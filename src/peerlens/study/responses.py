@@ -33,7 +33,13 @@ from peerlens.study._bulk import bulk_insert
 from peerlens.study._catalog import FormSpec, ItemRule, resolve_forms
 from peerlens.study._gc_pause import collection_paused
 from peerlens.study._identity import item_hashes, merge_fields
-from peerlens.study._lookup import get_session, get_study, get_timepoint, participant_map
+from peerlens.study._lookup import (
+    get_session,
+    get_study,
+    get_timepoint,
+    participant_map,
+    refuse_erased,
+)
 from peerlens.study.errors import ImportRejected, Problem, StudyError
 from peerlens.study.models import Response, ResponseItem, utcnow
 from peerlens.study.participants import check_code
@@ -245,9 +251,13 @@ def import_responses(
             parsed = _parse_wide(frame, forms, instrument, codes, s, study, tp_id, session, grant)
         if parsed.problems:
             raise ImportRejected(source, parsed.problems)
+        people = participant_map(s, study)
+        # Locked before anything is written or recorded (see lock_participants): an erasure
+        # committed since the file was checked refuses the import, one started meanwhile waits.
+        named = {r.participant for r in parsed.records} | set(parsed.identities)
+        refuse_erased(s, *(people[c] for c in sorted(named)))
         if parsed.identities:
             authorize(s, caller, "identity.write", study)
-            people = participant_map(s, study)
             for code, fields in parsed.identities.items():
                 merge_fields(
                     s, people[code], fields, actor=grant.actor, study_name=study_name, reason=reason

@@ -19,7 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from peerlens.study import _limits, audit
-from peerlens.study._lookup import get_participant, get_session, get_study, get_timepoint
+from peerlens.study._lookup import (
+    get_participant,
+    get_session,
+    get_study,
+    get_timepoint,
+    refuse_erased,
+)
 from peerlens.study.errors import PermissionDenied, StudyError
 from peerlens.study.models import (
     SESSION_MODES,
@@ -64,9 +70,7 @@ def add_relationship(
         worker = get_participant(s, study, ps_worker)
         user = get_participant(s, study, service_user)
         grant.check(study, worker, user)
-        for person in (worker, user):
-            if person.status == "erased":
-                raise StudyError(f"participant {person.study_code!r} was erased")
+        refuse_erased(s, worker, user)
         if worker.role != "ps_worker":
             raise StudyError(f"{ps_worker!r} is enrolled as {worker.role}, not ps_worker")
         if user.role != "service_user":
@@ -123,7 +127,7 @@ def add_session(
             raise StudyError(f"study {study_name!r} has no relationship {relationship_id}")
         people = _relationship_people(s, rel)
         grant.check(study, *people)
-        _refuse_erased(*people)
+        refuse_erased(s, *people)
         sess = Session(
             relationship_id=rel.id,
             label=label,
@@ -193,8 +197,8 @@ def add_transcript(
         grant = authorize(s, caller, "transcript.add", study)
         owner = get_participant(s, study, participant) if participant else None
         pid = owner.id if owner is not None else None
-        if owner is not None and owner.status == "erased":
-            raise StudyError(f"participant {participant!r} was erased")
+        if owner is not None:
+            refuse_erased(s, owner)
         if session is not None:
             if owner is None:
                 raise StudyError("a session label needs the participant it belongs to")
@@ -206,7 +210,7 @@ def add_transcript(
             if rel is None or rel.study_id != study.id:
                 raise StudyError(f"study {study_name!r} has no session {session_id}")
             people.extend(_relationship_people(s, rel))
-        _refuse_erased(*people)
+        refuse_erased(s, *people)
         if grant.sites is not None and not people:
             raise PermissionDenied(
                 "a site-scoped user may add transcripts only for a participant or session "
@@ -250,13 +254,6 @@ def add_transcript(
             reason=reason,
         )
         return t.id
-
-
-def _refuse_erased(*people: Participant) -> None:
-    """Nothing new is stored about an erased participant (it could never be erased again)."""
-    for person in people:
-        if person.status == "erased":
-            raise StudyError(f"participant {person.study_code!r} was erased")
 
 
 def _relationship_people(s: DbSession, rel: PSRelationship) -> list[Participant]:
@@ -556,8 +553,7 @@ def add_recording(
         grant = authorize(s, caller, "recording.add", study)
         p = get_participant(s, study, participant)
         grant.check(study, p)
-        if p.status == "erased":
-            raise StudyError(f"participant {participant!r} was erased")
+        refuse_erased(s, p)
         sess_id = get_session(s, study, p, session).id if session else None
         tp_id = get_timepoint(s, study, timepoint).id if timepoint else None
         existing = s.scalars(

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from peerlens.study.errors import StudyError
+from peerlens.study.errors import ConcurrentChange, StudyError
 from peerlens.study.models import Setting
 from peerlens.study.vault import VaultKey, VaultKeyError, load_key
 
@@ -183,6 +183,9 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+#: PostgreSQL SQLSTATEs of a transaction undone so that a concurrent one can finish: deadlock
+#: detected, serialisation failure.
+_CONFLICTS = frozenset({"40P01", "40001"})
 _RECORDINGS_KEY = "recordings_dir"
 #: ``session.info`` key under which a transaction's :class:`Store` is kept.
 STORE_KEY = "peerlens_store"
@@ -368,15 +371,42 @@ class Store:
         # which polls with sleeps of up to 100 ms: the lock then often sat free while every
         # waiter slept (the web app's threads waited seconds under load).
         writer = self._writer if self.dialect == "sqlite" else nullcontext()
-        with (
-            writer,
-            Session(self.engine, expire_on_commit=False) as session,
-            session.begin(),
-        ):
+        try:
+            with (
+                writer,
+                Session(self.engine, expire_on_commit=False) as session,
+                session.begin(),
+            ):
+                session.info[STORE_KEY] = self
+                integrity.start(session)
+                yield session
+                integrity.settle(session, self.vault_key)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in _CONFLICTS:
+                raise
+            raise ConcurrentChange(
+                "another change to the same data was being made at the same moment; nothing "
+                "was stored. Please try again"
+            ) from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only session whose statements all see one state of the database.
+
+        For checks that read many tables and compare them (``audit verify``): on PostgreSQL
+        a ``REPEATABLE READ, READ ONLY`` transaction (under READ COMMITTED each statement would
+        see what others committed meanwhile, and a lawful write would look like tampering); on
+        SQLite a transaction like any other (writers are serialised).
+        """
+        writer = self._writer if self.dialect == "sqlite" else nullcontext()
+        engine = self.engine
+        if self.dialect == "postgresql":
+            engine = engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        with writer, Session(engine) as session, session.begin():
             session.info[STORE_KEY] = self
-            integrity.start(session)
             yield session
-            integrity.settle(session, self.vault_key)
 
     def close(self) -> None:
         """Release the database connections."""

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import aliased
 
 from peerlens.study import _limits, audit
-from peerlens.study._lookup import get_participant, get_study
+from peerlens.study._lookup import get_participant, get_study, lock_participants, refuse_erased
 from peerlens.study.errors import NotFound, PermissionDenied, StudyError
 from peerlens.study.models import (
     STUDIO_RELATIONS,
@@ -218,8 +218,7 @@ def grant_studio_access(
         grant.check(study, person)
         if person.role != "ps_worker":
             raise StudyError(f"{worker!r} is enrolled as {person.role}, not ps_worker")
-        if person.status == "erased":
-            raise StudyError(f"participant {worker!r} was erased")
+        refuse_erased(s, person)
         user = _user(s, username)
         existing = s.scalars(
             select(WorkerAccess).where(
@@ -384,6 +383,7 @@ def save_story(
                 "researcher ties a PS worker's account to them)"
             )
         worker = s.get(Participant, own[0])
+        lock_participants(s, [] if worker is None else [worker])
         if worker is None or worker.status == "erased":
             raise StudyError("this PS worker was erased: nothing new is stored")
         if revises is not None:
