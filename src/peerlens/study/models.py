@@ -250,6 +250,8 @@ class ParticipantLink(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The link's participant (read with the link, in the same statement, when it is checked).
+    participant: Mapped[Participant] = relationship()
 
 
 class PSRelationship(Base):
