@@ -375,8 +375,9 @@ def study_forms(session: Session, study: Study) -> dict[str, FormSpec]:
     scoring all read)."""
     scheduled = [ti.instrument for tp in study.timepoints for ti in tp.instruments]
     forms = dictionary_forms(session, study.id)
-    for name, spec in resolve_forms(session, study.id, scheduled).items():
-        forms.setdefault(name, spec)
+    for name in scheduled:  # as resolve_forms does, without reading the dictionary again
+        if name not in forms and (spec := builtin_form(name)) is not None:
+            forms[name] = spec
     for row in session.scalars(select(FormScoring).where(FormScoring.study_id == study.id)):
         if row.form in forms:
             forms[row.form] = scored_form(

@@ -90,30 +90,32 @@ def score_long(
     prov = result.provenance[0]
     new_cols = [c for c in result.data.columns if c not in wide.columns]
     scored = result.data[new_cols]
-    scored.index = wide.index
     numeric_cols = [
         c
         for c in new_cols
         if pd.api.types.is_numeric_dtype(scored[c]) or pd.api.types.is_bool_dtype(scored[c])
     ]
     text_cols = [c for c in new_cols if c not in numeric_cols]
-    parts = []
-    if numeric_cols:
-        num = scored[numeric_cols].astype("float64").reset_index()
-        num = num.melt(id_vars=keys, var_name="name", value_name="value")
-        num["text"] = None
-        parts.append(num)
-    if text_cols:
-        txt = scored[text_cols].astype("object").reset_index()
-        txt = txt.melt(id_vars=keys, var_name="name", value_name="text")
-        # No band (too many items missing) is None, never NaN or the string "nan".
-        txt["text"] = pd.Series(
-            [None if pd.isna(v) else str(v) for v in txt["text"]], index=txt.index, dtype=object
-        )
-        txt["value"] = np.nan
-        parts.append(txt)
-    long = pd.concat(parts, ignore_index=True)
-    return long[[*keys, "name", "value", "text"]], prov
+    if not new_cols:
+        raise ValueError(f"{form.scored_as}: the instrument gives no scores")
+    # Long rows, numeric scores first, each score's rows in the wide frame's order (as a melt
+    # of the numeric and then the text columns gives them), built column by column: a single
+    # response (scored as it is saved through a personal link) must not pay for a reshape.
+    n = len(wide)
+    index = wide.index.to_frame(index=False)
+    columns: dict[str, Any] = {k: np.tile(index[k].to_numpy(), len(new_cols)) for k in keys}
+    columns["name"] = [c for c in numeric_cols + text_cols for _ in range(n)]
+    columns["value"] = np.concatenate(
+        [scored[c].astype("float64").to_numpy() for c in numeric_cols]
+        + [np.full(n * len(text_cols), np.nan)]
+    )
+    # No band (too many items missing) is None, never NaN or the string "nan".
+    columns["text"] = pd.Series(
+        [None] * (n * len(numeric_cols))
+        + [None if pd.isna(v) else str(v) for c in text_cols for v in scored[c].astype("object")],
+        dtype=object,
+    )
+    return pd.DataFrame(columns), prov
 
 
 def installed_versions(instruments: Iterable[Any]) -> dict[str, tuple[str, str]]:

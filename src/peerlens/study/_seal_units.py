@@ -40,6 +40,7 @@ from sqlalchemy import (
     LargeBinary,
     Select,
     Table,
+    bindparam,
     select,
 )
 from sqlalchemy.orm import Session
@@ -322,21 +323,16 @@ def _contents(
     chunk: Sequence[Any] | None,
     known: Mapping[Any, Sequence[Iterable[Row]]],
 ) -> Iterator[tuple[str, bytes]]:
-    head = select(kind.table)
-    if chunk is not None:
-        head = head.where(_among(kind.key_column(), chunk))
-    heads = _fetch(session, head)
+    heads = _fetch_among(session, list(kind.table.c), kind.key_column(), chunk)
     read = [k for k in chunk if k not in known] if chunk is not None else None
     parts: list[dict[Any, list[Row]]] = []
     for child in kind.children:
         grouped: dict[Any, list[Row]] = {}
         if read is None or read:
             cols = child.columns
-            stmt = select(*cols)
-            if read is not None:
-                stmt = stmt.where(_among(child.table.c[child.parent], read))
+            rows = _fetch_among(session, cols, child.table.c[child.parent], read)
             at = cols.index(child.table.c[child.parent])
-            for row in canon_rows(cols, _fetch(session, stmt)):
+            for row in canon_rows(cols, rows):
                 grouped.setdefault(row[at], []).append(row)
         parts.append(grouped)
     at_key = list(kind.table.c).index(kind.key_column())
@@ -353,6 +349,60 @@ def _among(column: Column[Any], keys: Sequence[Any]) -> Any:
     if isinstance(first, int) and isinstance(last, int) and last - first + 1 == len(keys):
         return column.between(first, last)
     return column.in_(keys)
+
+
+#: The most keys a query for named units is prepared (and kept) for; more are written out.
+_PREPARED_KEYS = 64
+#: (dialect, columns, key column, shape) -> the SQL and its parameter names in order.
+_PREPARED: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
+
+
+def _fetch_among(
+    session: Session,
+    columns: Sequence[Column[Any]],
+    column: Column[Any],
+    keys: Sequence[Any] | None,
+) -> list[tuple[Any, ...]]:
+    """Rows of ``columns`` whose ``column`` is among ``keys`` (every row when None), as
+    :func:`_fetch` gives them.
+
+    A few keys (a page request's units) are looked up with SQL compiled once per process and
+    shape (a range, or so many keys) and given parameters, not compiled afresh every time."""
+    stmt = select(*columns)
+    if keys is None:
+        return _fetch(session, stmt)
+    if len(keys) > _PREPARED_KEYS:
+        return _fetch(session, stmt.where(_among(column, keys)))
+    first, last = keys[0], keys[-1]
+    ranged = isinstance(first, int) and isinstance(last, int) and last - first + 1 == len(keys)
+    params = [first, last] if ranged else list(keys)
+    conn = session.connection()
+    shape = (
+        conn.dialect.name,
+        tuple((c.table.name, c.name) for c in columns),
+        (column.table.name, column.name),
+        "range" if ranged else len(keys),
+    )
+    prepared = _PREPARED.get(shape)
+    if prepared is None:
+        names = [f"k{i}" for i in range(len(params))]
+        where = (
+            column.between(bindparam(names[0]), bindparam(names[1]))
+            if ranged
+            else column.in_([bindparam(n) for n in names])
+        )
+        compiled = stmt.where(where).compile(dialect=conn.dialect)
+        order = tuple(compiled.positiontup or ())
+        prepared = _PREPARED[shape] = (str(compiled), order)
+    sql, order = prepared
+    given = dict(zip([f"k{i}" for i in range(len(params))], params, strict=True))
+    args: Any = [given[n] for n in order] if order else given
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, args)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _fetch(session: Session, stmt: Select[Any]) -> list[tuple[Any, ...]]:

@@ -541,11 +541,16 @@ def _stored(session: Session, kind: UnitKind, units: Sequence[str]) -> dict[str,
             {"k": kind.name, "u": list(units)},
         )
         return {u: bytes(mac) for u, mac in rows}
+    # SQLite: chunks of placeholders (it takes at most 32766 parameters), also as driver SQL
+    # (a page request checks a few units: no statement built and compiled for it).
     for i in range(0, len(units), 5000):
-        stmt = select(RowSeal.unit, RowSeal.mac).where(
-            RowSeal.kind == kind.name, RowSeal.unit.in_(units[i : i + 5000])
+        chunk = list(units[i : i + 5000])
+        marks = ",".join("?" * len(chunk))
+        rows = conn.exec_driver_sql(
+            f"SELECT unit, mac FROM row_seal WHERE kind = ? AND unit IN ({marks})",
+            (kind.name, *chunk),
         )
-        out.update((u, bytes(mac)) for u, mac in session.execute(stmt))
+        out.update((u, bytes(mac)) for u, mac in rows)
     return out
 
 

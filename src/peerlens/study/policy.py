@@ -47,7 +47,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from peerlens.study._lookup import unknown_study
 from peerlens.study.errors import NotFound, PermissionDenied, StudyError
@@ -658,8 +658,13 @@ def authorize_link(session: Session, holder: LinkHolder, operation: str) -> Part
         raise KeyError(f"operation {operation!r} is not a link holder's")
     if not isinstance(holder, LinkHolder) or not isinstance(holder.token, str):
         raise PermissionDenied(LINK_REFUSED)
+    # The link and its participant in one statement; ``link.participant`` keeps the participant
+    # in the session for the operation's own use (no second read).
     link = session.scalars(
-        select(ParticipantLink).where(ParticipantLink.token_sha256 == token_digest(holder.token))
+        select(ParticipantLink)
+        .join(ParticipantLink.participant)
+        .options(contains_eager(ParticipantLink.participant))
+        .where(ParticipantLink.token_sha256 == token_digest(holder.token))
     ).first()
     if link is None:
         raise PermissionDenied(LINK_REFUSED)
@@ -667,7 +672,7 @@ def authorize_link(session: Session, holder: LinkHolder, operation: str) -> Part
     from peerlens.study.integrity import check_units
 
     check_units(session, BY_NAME["participant_link"], [link.id])
-    person = session.get(Participant, link.participant_id)
+    person = link.participant
     expires = as_utc(link.expires_at)
     if (
         person is None

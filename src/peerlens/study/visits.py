@@ -12,8 +12,8 @@ the link, on any device, finds every saved answer.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -144,8 +144,7 @@ def open_visit(store: Store, *, caller: LinkHolder) -> Visit:
         The link is not valid (one message for every reason, see :func:`authorize_link`).
     """
     with store.transaction() as s:
-        link = authorize_link(s, caller, "link.open")
-        return _visit(s, link)
+        return _seen(s, _open(s, caller, "link.open")).visit
 
 
 @guarded("link.consent")
@@ -162,9 +161,9 @@ def agree_to_consent(store: Store, version: str, *, caller: LinkHolder) -> Visit
         The participant withdrew, or the study has no consent text.
     """
     with store.transaction() as s:
-        link = authorize_link(s, caller, "link.consent")
-        _one_at_a_time(s, link)
-        p, study, _ = _parts(s, link)
+        opened = _open(s, caller, "link.consent")
+        _one_at_a_time(s, opened.link)
+        p, study = opened.participant, opened.study
         if p.status != "enrolled":
             raise StudyError(_CLOSED.get(p.status, _CLOSED["completed"]))
         wording = current_consent(s, study)
@@ -172,7 +171,7 @@ def agree_to_consent(store: Store, version: str, *, caller: LinkHolder) -> Visit
             raise StudyError("this study has no consent text to agree to yet")
         if version != wording.version:
             raise ConsentNeeded("the consent text has changed: please read the new version")
-        if not _consented(s, p, wording):
+        if wording.version not in _consent_versions(s, p):
             store_consent(
                 s,
                 study,
@@ -184,7 +183,7 @@ def agree_to_consent(store: Store, version: str, *, caller: LinkHolder) -> Visit
                 reason=None,
             )
             s.flush()
-        return _visit(s, link)
+        return _seen(s, opened).visit
 
 
 @guarded("link.withdraw")
@@ -192,9 +191,9 @@ def withdraw_through_link(store: Store, *, caller: LinkHolder) -> Visit:
     """Withdraw the participant from the study (audited); answers saved so far are kept, no
     further answer is taken. Withdrawing again changes nothing."""
     with store.transaction() as s:
-        link = authorize_link(s, caller, "link.withdraw")
-        _one_at_a_time(s, link)
-        p, study, _ = _parts(s, link)
+        opened = _open(s, caller, "link.withdraw")
+        _one_at_a_time(s, opened.link)
+        p, study = opened.participant, opened.study
         if p.status == "enrolled":
             change_status(
                 s,
@@ -205,7 +204,7 @@ def withdraw_through_link(store: Store, *, caller: LinkHolder) -> Visit:
                 reason="withdrawn by the participant through their personal link",
             )
             s.flush()
-        return _visit(s, link)
+        return _seen(s, opened).visit
 
 
 @guarded("link.answer")
@@ -237,26 +236,26 @@ def save_page(
         No such page, or the participant withdrew.
     """
     with store.transaction() as s:
-        link = authorize_link(s, caller, "link.answer")
-        _one_at_a_time(s, link)
-        p, study, tp = _parts(s, link)
+        opened = _open(s, caller, "link.answer")
+        _one_at_a_time(s, opened.link)
+        p, study, tp = opened.participant, opened.study, opened.timepoint
         if p.status != "enrolled":
             raise StudyError(_CLOSED.get(p.status, _CLOSED["completed"]))
-        visit = _visit(s, link)
+        seen = _seen(s, opened)
+        visit = seen.visit
         if not visit.consented:
             raise ConsentNeeded("please agree to the consent text before answering")
         if not 1 <= page <= len(visit.pages):
             raise StudyError(f"there is no page {page} (pages 1 to {len(visit.pages)})")
         layout = visit.pages[page - 1].layout
-        forms = resolve_forms(s, study.id, [layout.instrument])
-        form = forms[layout.instrument]
+        form = seen.forms[layout.instrument]
         codes = MissingCodes(json.loads(study.missing_codes_json))
         submitted = {q.item: str(answers.get(q.item, "")).strip() for q in layout.questions}
         parsed, problems = _check(layout, form, submitted, codes)
         if problems:
             return PageSaved(page, (), problems, (), visit, submitted)
-        response = _response_id(s, p.id, tp.id, form.name)
-        items = dict(stored_items(s, [response]).get(response, {})) if response else {}
+        response = seen.responses.get(form.name)
+        items = dict(seen.stored.get(form.name, {}))
         items.update(parsed)
         # Complete once every question asked of this form (on any of its pages) has an answer.
         asked = [
@@ -286,11 +285,15 @@ def save_page(
                 from peerlens.study.derived._api import rescore_response
                 from peerlens.study.storage import STORE_KEY
 
-                rid = _response_id(s, p.id, tp.id, form.name)
+                rid = response if response is not None else _response_id(s, p.id, tp.id, form.name)
                 if rid is not None:  # just written above
                     rescore_response(s, study, rid, s.info[STORE_KEY].blob_dir, str(caller))
         s.flush()
-        return PageSaved(page, tuple(parsed), {}, completed, _visit(s, link), submitted)
+        # The visit as stored now: what it was, with this form's answers as just written.
+        after = replace(
+            visit, pages=_pages(visit.pages, {**seen.shown, form.name: _shown_all(items)})
+        )
+        return PageSaved(page, tuple(parsed), {}, completed, after, submitted)
 
 
 def _check(
@@ -347,22 +350,33 @@ def _one_at_a_time(s: Session, link: ParticipantLink) -> None:
     ).one()
 
 
-def _parts(s: Session, link: ParticipantLink) -> tuple[Participant, Study, Timepoint]:
-    p = s.get(Participant, link.participant_id)
+@dataclass(frozen=True)
+class _Opened:
+    """A checked link with its participant, study and timepoint (each read once per call)."""
+
+    link: ParticipantLink
+    participant: Participant
+    study: Study
+    timepoint: Timepoint
+
+
+def _open(s: Session, caller: LinkHolder, operation: str) -> _Opened:
+    """Check ``caller``'s link for ``operation`` (:func:`authorize_link`) and read what it
+    opens."""
+    link = authorize_link(s, caller, operation)
+    p = link.participant
     tp = s.get(Timepoint, link.timepoint_id)
-    if p is None or tp is None:  # foreign keys make this impossible
+    if tp is None:  # foreign keys make this impossible
         raise StudyError("this link's participant or timepoint is gone")
     study = s.get(Study, p.study_id)
     if study is None or tp.study_id != study.id:
         raise StudyError("this link's participant or timepoint is gone")
-    return p, study, tp
+    return _Opened(link, p, study, tp)
 
 
-def _consented(s: Session, p: Participant, wording: ConsentWording | None) -> bool:
-    q = select(Consent.id).where(Consent.participant_id == p.id)
-    if wording is not None:
-        q = q.where(Consent.version == wording.version)
-    return s.scalars(q).first() is not None
+def _consent_versions(s: Session, p: Participant) -> set[str]:
+    """The consent versions the participant agreed to (recorded, whatever their source)."""
+    return set(s.scalars(select(Consent.version).where(Consent.participant_id == p.id)))
 
 
 def _response_id(s: Session, participant_id: int, timepoint_id: int, instrument: str) -> int | None:
@@ -387,35 +401,47 @@ def _shown(value: ItemValue) -> str:
     return "" if number is None else _code(number)
 
 
-def _visit(s: Session, link: ParticipantLink) -> Visit:
-    p, study, tp = _parts(s, link)
+@dataclass(frozen=True)
+class _Seen:
+    """What the link opens as stored now: the visit, the forms of its timepoint (by form
+    name), and per form its response id, stored items and the answers as shown."""
+
+    visit: Visit
+    forms: Mapping[str, FormSpec]
+    responses: Mapping[str, int]
+    stored: Mapping[str, Mapping[str, ItemValue]]
+    shown: Mapping[str, Mapping[str, str]]
+
+
+def _seen(s: Session, opened: _Opened) -> _Seen:
+    p, study, tp = opened.participant, opened.study, opened.timepoint
     names = [ti.instrument for ti in tp.instruments]
-    forms = resolve_forms(s, study.id, names)
+    resolved = resolve_forms(s, study.id, names)
+    forms = {resolved[n].name: resolved[n] for n in names if n in resolved}
     codes = [str(c) for c in json.loads(study.missing_codes_json)]
-    layouts = layout_pages(
-        s, study, [forms[n] for n in names if n in forms], codes[0] if codes else None
-    )
-    saved: dict[str, dict[str, str]] = {}
-    ids = {n: _response_id(s, p.id, tp.id, n) for n in forms}
-    stored = stored_items(s, sorted(i for i in ids.values() if i is not None))
-    for name, rid in ids.items():
-        if rid is not None:
-            saved[name] = {k: _shown(v) for k, v in stored.get(rid, {}).items()}
-    pages = tuple(
-        Page(
-            k,
-            layout,
-            {
-                q.item: saved[layout.instrument][q.item]
-                for q in layout.questions
-                if q.item in saved.get(layout.instrument, {})
-            },
-        )
-        for k, layout in enumerate(layouts, start=1)
-    )
+    layouts = layout_pages(s, study, list(forms.values()), codes[0] if codes else None)
+    responses: dict[str, int] = {}
+    if forms:
+        for rid, instrument in s.execute(
+            select(Response.id, Response.instrument)
+            .where(
+                Response.participant_id == p.id,
+                Response.timepoint_id == tp.id,
+                Response.session_id.is_(None),
+                Response.instrument.in_(sorted(forms)),
+                Response.repeat_instance == 0,
+            )
+            .order_by(Response.id)
+        ):
+            responses.setdefault(instrument, rid)
+    by_id = stored_items(s, sorted(responses.values())) if responses else {}
+    stored = {name: by_id.get(rid, {}) for name, rid in responses.items()}
+    shown = {name: _shown_all(items) for name, items in stored.items()}
+    pages = _pages([Page(k, layout, {}) for k, layout in enumerate(layouts, start=1)], shown)
     wording = current_consent(s, study)
-    consented = _consented(s, p, wording)
-    return Visit(
+    agreed = _consent_versions(s, p)
+    consented = wording.version in agreed if wording is not None else bool(agreed)
+    visit = Visit(
         study.title or study.name,
         p.study_code,
         tp.name,
@@ -423,5 +449,26 @@ def _visit(s: Session, link: ParticipantLink) -> Visit:
         consented,
         p.status,
         pages,
-        renewal=not consented and _consented(s, p, None),
+        renewal=not consented and bool(agreed),
+    )
+    return _Seen(visit, forms, responses, stored, shown)
+
+
+def _shown_all(items: Mapping[str, ItemValue]) -> dict[str, str]:
+    return {k: _shown(v) for k, v in items.items()}
+
+
+def _pages(pages: Sequence[Page], shown: Mapping[str, Mapping[str, str]]) -> tuple[Page, ...]:
+    """``pages`` with the answers of ``shown`` (form -> item -> answer as shown)."""
+    return tuple(
+        Page(
+            page.number,
+            page.layout,
+            {
+                q.item: shown[page.layout.instrument][q.item]
+                for q in page.layout.questions
+                if q.item in shown.get(page.layout.instrument, {})
+            },
+        )
+        for page in pages
     )
