@@ -719,3 +719,6 @@ class AuditLog(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: HMAC-SHA256 of ``seq`` and ``hash`` under a key derived from the vault key (revision
+    #: 0019); ``None`` for entries written before it.
+    mac: Mapped[str | None] = mapped_column(String(64))
