@@ -41,12 +41,14 @@ from ..conftest import ADMIN, PASSWORD, VAULT_KEY, make_user
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 ROLES = ("admin", "researcher", "ps_worker", "auditor")
 SCOPES = ("global", "study", "leeds")  # a global role, a role in study "pilot", one site of it
-#: Functions that need no caller: reading a config file, naming a database, signing in (with a
-#: password, a web session id or an access token), and the one explicit first-admin step.
+#: Functions that need no caller: reading a config file, naming a database, describing an error
+#: for a log, signing in (with a password, a web session id or an access token), and the one
+#: explicit first-admin step.
 NO_CALLER = {
     "resume_token",
     "load_config",
     "resolve_url",
+    "describe_error",
     "authenticate",
     "sign_in",
     "resume_session",

@@ -164,7 +164,12 @@ def test_a_revoked_role_put_back_with_a_forged_seal_entry_is_named_and_grants_no
         )
         forged = _append_entry(conn, "data.seal", before)
     found = _problems(pilot)
-    assert f"audit log row seq {forged} (data.seal): seal totals not made with this " in found[0]
+    # Named twice: it carries no audit MAC, and its seal totals no seal-entry MAC.
+    assert found[0].startswith(f"row seq {forged} (data.seal): it has no MAC")
+    assert any(
+        f"audit log row seq {forged} (data.seal): seal totals not made with this " in p
+        for p in found
+    )
     with pytest.raises(TamperedError, match=f"seq {forged}"):
         list_participants(pilot, "pilot", caller=mallory)
     # Without the forged entry the tallies give the role row away.
@@ -196,7 +201,8 @@ def test_a_table_wiped_with_a_forged_reseal_entry_is_named(pilot: Store) -> None
 
 def _unkey_chain(store: Store) -> None:
     """Rewrite the seal entries in the format of before they were keyed (data.seal: the change,
-    data.reseal: the totals) and recompute the public chain, as a database sealed then holds."""
+    data.reseal: the totals) and recompute the public chain, as a database sealed then holds
+    (from before audit entries carried MACs too: revision 0021)."""
     _unguard_audit_log(store)
     rows = _rows(store, f"SELECT {_AUDIT_COLUMNS} FROM audit_log ORDER BY seq")
     prev_totals: dict[str, list[int]] = {}
@@ -223,8 +229,8 @@ def _unkey_chain(store: Store) -> None:
             row["hash"] = prev = row_hash(row)
             conn.execute(
                 text(
-                    "UPDATE audit_log SET new = :new, prev_hash = :prev_hash, hash = :hash "
-                    "WHERE seq = :seq"
+                    "UPDATE audit_log SET new = :new, prev_hash = :prev_hash, hash = :hash, "
+                    "mac = NULL WHERE seq = :seq"
                 ),
                 row,
             )

@@ -51,7 +51,9 @@ def test_chain_matches_independent_sha256(store: Store) -> None:
     _append(store, 3)
     with store.engine.connect() as conn:
         rows = conn.execute(text("SELECT * FROM audit_log ORDER BY seq")).mappings().all()
-    assert [r["seq"] for r in rows] == [1, 2, 3]
+    # The three entries, and the first seal the key's first use in a write brings.
+    assert [r["seq"] for r in rows] == [1, 2, 3, 4]
+    assert [r["action"] for r in rows] == ["test.event"] * 3 + ["data.reseal"]
     prev = GENESIS
     for r in rows:
         # Recompute the documented construction by hand, independently of row_hash().
@@ -65,7 +67,7 @@ def test_chain_matches_independent_sha256(store: Store) -> None:
     assert json.loads(rows[1]["old"]) == {"v": 1}
     with store.transaction() as s:
         rep = check_chain(s)
-    assert rep.ok and rep.rows == 3 and rep.head_seq == 3 and rep.head_hash == prev
+    assert rep.ok and rep.rows == 4 and rep.head_seq == 4 and rep.head_hash == prev
 
 
 @pytest.mark.parametrize("statement", ["UPDATE audit_log SET actor='eve'", "DELETE FROM audit_log"])
@@ -83,7 +85,7 @@ def test_truncate_refused_on_postgresql(store: Store) -> None:
         with pytest.raises(Exception, match="append-only"), store.engine.begin() as conn:
             conn.execute(text("TRUNCATE audit_log"))
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 1
+        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 2
 
 
 def test_tamper_edit_is_detected_and_named(store: Store) -> None:
@@ -131,12 +133,12 @@ def test_removal_at_the_end_needs_the_recorded_head(store: Store) -> None:
         head = check_chain(s)
     _drop_triggers(store)
     with store.engine.begin() as conn:
-        conn.execute(text("DELETE FROM audit_log WHERE seq = 4"))
+        conn.execute(text("DELETE FROM audit_log WHERE seq = :q"), {"q": head.head_seq})
     with store.transaction() as s:
         assert check_chain(s).ok  # a chain cut at the end is self-consistent ...
         rep = check_chain(s, expect_head=(head.head_seq, head.head_hash))
     assert not rep.ok  # ... but not against the head recorded before the cut
-    assert "seq 4 is missing" in rep.problems[0]
+    assert f"seq {head.head_seq} is missing" in rep.problems[0]
 
 
 def test_redacted_free_text() -> None:
@@ -165,4 +167,5 @@ def test_concurrent_writers_keep_one_linear_chain(store: Store) -> None:
     assert errors == []
     with store.transaction() as s:
         rep = check_chain(s)
-    assert rep.ok and rep.rows == 45 and rep.head_seq == 45
+    # 45 entries and the first seal (the key's first use).
+    assert rep.ok and rep.rows == 46 and rep.head_seq == 46

@@ -348,3 +348,23 @@ def test_rows_with_a_trailing_delimiter_are_refused_not_shifted(
         import_responses(store, "pilot", f, timepoint="baseline", caller=ADMIN)
     assert "has 9 cells, the header has 8" in str(info.value)
     assert _items(store) == []
+
+
+def test_a_nul_character_in_a_parquet_cell_is_refused_naming_file_row_and_column(
+    store: Store, config_path: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    _setup(store, config_path)
+    f = tmp_path / "gad.parquet"
+    frame = pd.DataFrame(
+        [["P001", *["1"] * 7], ["P002", *["2"] * 7]], columns=["participant", *GAD7]
+    )
+    frame.loc[1, "gad7_3"] = "2\x00"
+    frame.to_parquet(f)
+    before = _counts(store)
+    with pytest.raises(ImportRejected) as info:
+        import_responses(store, "pilot", f, timepoint="baseline", caller=ADMIN)
+    assert [(p.row, p.column) for p in info.value.problems] == [(2, "gad7_3")]
+    assert str(f) in str(info.value) and "NUL character" in str(info.value)
+    assert _counts(store) == before

@@ -235,3 +235,45 @@ def test_a_token_row_written_or_widened_with_sql_is_no_token(store: Store) -> No
             conn.execute(text(f"UPDATE api_token SET {change} WHERE id = :id"), {"id": issued.id})
         with pytest.raises(PermissionDenied, match="not valid"):
             resume_token(store, issued.token)
+
+
+def test_a_revocation_undone_or_a_token_changed_with_sql_is_refused_and_named(
+    store: Store,
+) -> None:
+    """Revocation, scopes, expiry and owner are all bound by the row's MAC (remade when a token
+    is revoked): undoing a revocation with SQL, or widening a token, leaves a row that no
+    request accepts and that ``audit verify`` names."""
+    from peerlens.study import verify_audit
+
+    worker = make_user(store, "res", "researcher")
+    revoked = create_token(store, "gone", scopes=["read"], caller=worker)
+    live = create_token(store, "live", scopes=["read"], caller=worker)
+    in_use = resume_token(store, live.token)  # resumed before the change below
+    revoke_token(store, revoked.id, caller=worker)
+    assert verify_audit(store, caller=ADMIN).ok
+    with store.engine.begin() as conn:
+        undo = text("UPDATE api_token SET revoked_at = NULL WHERE id = :i")
+        conn.execute(undo, {"i": revoked.id})
+    with pytest.raises(PermissionDenied, match="not valid"):
+        resume_token(store, revoked.token)
+    report = verify_audit(store, caller=ADMIN)
+    assert [p for p in report.problems if "api_token" in p] == [
+        f"table api_token, id {revoked.id}: changed outside peerlens (its user, scopes, expiry "
+        "or revocation differ from what its MAC binds); the token is refused"
+    ]
+    later = dt.datetime(2099, 1, 1, tzinfo=dt.UTC)
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE api_token SET scopes = 'admin read', expires_at = :e WHERE id = :i"),
+            {"e": later, "i": live.id},
+        )
+    # Refused at the door and, for a caller resumed before the change, in the operation itself.
+    with pytest.raises(PermissionDenied, match="not valid"):
+        resume_token(store, live.token)
+    with pytest.raises(PermissionDenied, match="not valid"):
+        list_users(store, caller=in_use)
+    named = [p for p in verify_audit(store, caller=ADMIN).problems if "api_token" in p]
+    assert [p.split(":")[0] for p in named] == [
+        f"table api_token, id {revoked.id}",
+        f"table api_token, id {live.id}",
+    ]

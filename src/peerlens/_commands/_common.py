@@ -15,6 +15,8 @@ from peerlens import PeerlensError, PeerlensWarning
 
 #: Exit code for bad input (file, row, column or value the user can fix).
 EXIT_BAD_INPUT = 2
+#: Exit code for a database error nobody foresaw (reported without the database's message).
+EXIT_DATABASE = 1
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -28,8 +30,9 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Report any :class:`PeerlensError` raised inside the block as a clean CLI error (exit 2),
-    and peerlens's warnings (a file decoded as Windows-1252, a dropped empty column, ...) as
-    ``warning:`` lines on stderr."""
+    an unexpected database error by its class and SQLSTATE only (exit 1), and peerlens's
+    warnings (a file decoded as Windows-1252, a dropped empty column, ...) as ``warning:`` lines
+    on stderr."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PeerlensWarning)
         try:
@@ -37,6 +40,19 @@ def user_errors() -> Iterator[None]:
         except PeerlensError as exc:
             _show(caught)
             fail(str(exc))
+        except Exception as exc:
+            from sqlalchemy.exc import SQLAlchemyError
+
+            if not isinstance(exc, SQLAlchemyError):
+                raise
+            from peerlens.study import describe_error
+
+            # Never the database's message: it can quote the failing row or the parameters.
+            _show(caught)
+            fail(
+                f"the database refused the operation ({describe_error(exc)}); nothing was saved",
+                EXIT_DATABASE,
+            )
     _show(caught)
 
 

@@ -1123,8 +1123,8 @@ def audit_verify(
         typer.Option("--expect-head", help="SEQ:HASH recorded earlier (e.g. from a manifest)."),
     ] = None,
 ) -> None:
-    """Check the hash chain and every data row's seal; exit 1 naming every edited, added or
-    removed row."""
+    """Check the hash chain, every entry's MAC and every data row's seal; exit 1 naming every
+    edited, added or removed row."""
     with user_errors():
         from peerlens.study.audit import verify_audit
         from peerlens.study.errors import StudyError
@@ -1143,6 +1143,10 @@ def audit_verify(
                 f"audit chain OK: {rep.rows} row(s), {rep.erasures} erasure(s), "
                 f"head seq {rep.head_seq} {rep.head_hash}"
             )
+            if rep.macs_unchecked is None:
+                typer.echo(f"audit MACs OK: {rep.macs_checked} row(s) verified with the vault key")
+            else:
+                typer.echo(f"warning: audit MACs NOT checked: {rep.macs_unchecked}", err=True)
             if rep.data_unchecked is None:
                 typer.echo(
                     f"data OK: {rep.data_units} sealed unit(s) match their seals; "

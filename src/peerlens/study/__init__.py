@@ -55,7 +55,7 @@ from peerlens.study.redcap import DICTIONARY_COLUMNS, export_dictionary, import_
 from peerlens.study.responses import ImportSummary, import_responses
 from peerlens.study.scoring_maps import scoring_maps, set_scoring_map
 from peerlens.study.sessions import add_recording, add_relationship, add_session, add_transcript
-from peerlens.study.storage import DEFAULT_URL, Store, resolve_url
+from peerlens.study.storage import DEFAULT_URL, Store, describe_error, resolve_url
 from peerlens.study.stories import (
     StoredSentence,
     StoredStory,
@@ -175,6 +175,7 @@ __all__ = [
     "derivation_status",
     "derive",
     "derived_frame",
+    "describe_error",
     "end_session",
     "erase_participant",
     "export_dictionary",

@@ -15,6 +15,7 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from peerlens.study._gc_pause import collection_paused
+from peerlens.study._text_guard import nul_checked
 from peerlens.study.models import Base
 
 #: Python types the sqlite3 driver stores exactly as SQLAlchemy would; values of other types
@@ -38,6 +39,10 @@ def _bulk_insert(
     from peerlens.study.integrity import note_rows
 
     table = cast(Table, model.__table__)
+    # Text with a NUL is refused before the database sees it (PostgreSQL's error would quote it).
+    text_at = [j for j, name in enumerate(columns) if _is_text(table.c[name].type)]
+    if text_at:
+        rows = nul_checked(table.name, columns, text_at, rows)
     rows = note_rows(session, table, columns, rows)
     conn = session.connection()
     driver = conn.connection.driver_connection
@@ -80,6 +85,13 @@ def _insert_sqlite(
 
 
 _MAX_PARAMETERS = 999
+
+
+def _is_text(kind: Any) -> bool:
+    try:
+        return kind.python_type is str
+    except NotImplementedError:
+        return False
 
 
 def _native(kind: Any) -> bool:

@@ -2,13 +2,15 @@
 
 PostgreSQL text cannot hold ``\\x00`` (the statement fails, and the failure would name the whole
 text in its message), SQLite stores it; neither is meant to hold it. Every ORM flush and every
-INSERT/UPDATE run through a session is checked here, so that such text is refused the same way on
-both backends with an error naming the table and column, before anything is stored.
+INSERT/UPDATE run through a session is checked here, and every row the bulk writer
+(:func:`peerlens.study._bulk.bulk_insert`) sends (:func:`nul_checked`), so that such text is
+refused the same way on both backends with an error naming the table and column, before the
+database sees it. Import files are checked where they are read, naming file, row and column.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import event, inspect
@@ -16,7 +18,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from peerlens.study.errors import StudyError
 
-__all__ = ["NulInText", "refuse_nul"]
+__all__ = ["NulInText", "nul_checked", "refuse_nul"]
 
 
 class NulInText(StudyError):
@@ -38,10 +40,39 @@ def refuse_nul(table: str, values: Mapping[str, Any]) -> None:
     """
     for column, value in values.items():
         if value.__class__ is str and "\x00" in value:
-            raise NulInText(
-                f"{table}.{column}: text must not contain a NUL character (\\x00, e.g. from "
-                "a binary file or a pasted control character); nothing was stored"
-            )
+            raise NulInText(_refusal(f"{table}.{column}"))
+
+
+def _refusal(where: str) -> str:
+    return (
+        f"{where}: text must not contain a NUL character (\\x00, e.g. from a binary file or a "
+        "pasted control character); nothing was stored"
+    )
+
+
+def nul_checked(
+    table: str, columns: Sequence[str], text_at: Sequence[int], rows: Iterable[Sequence[Any]]
+) -> Iterator[Sequence[Any]]:
+    """Pass ``rows`` (tuples of ``columns``' values) through, raising :class:`NulInText` at the
+    first whose text column (positions ``text_at``) holds a NUL character, naming the table,
+    the column and the row's 1-based place in the write (the bulk writer's rows carry no file
+    row; imports name that when they read the file).
+
+    Examples
+    --------
+    >>> rows = [(1, "fine"), (2, "a\\x00b")]
+    >>> try:
+    ...     list(nul_checked("response_item", ("id", "text"), [1], rows))
+    ... except NulInText as exc:
+    ...     print(str(exc).split(": text")[0])
+    response_item.text (row 2 of the write)
+    """
+    for n, row in enumerate(rows, start=1):
+        for j in text_at:
+            value = row[j]
+            if value.__class__ is str and "\x00" in value:
+                raise NulInText(_refusal(f"{table}.{columns[j]} (row {n} of the write)"))
+        yield row
 
 
 @event.listens_for(Session, "before_flush")

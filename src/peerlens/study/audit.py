@@ -11,6 +11,17 @@ export writes the head (``seq`` and ``hash``) into its manifest and :func:`verif
 expected head. This is the hash-chain construction of Haber & Stornetta (1991), "How to time-stamp
 a digital document", J. Cryptology 3(2):99-111.
 
+Anyone who can write to the database could append to such a chain, or rewrite it consistently
+from any row on. So every row also carries ``mac``, an HMAC-SHA256 (RFC 2104) of its ``seq`` and
+``hash`` under a key derived from the vault key (:func:`entry_mac`), which the database never
+holds: appending needs the key, and :func:`check_chain` given the key names the first row whose
+MAC does not verify. An :data:`CHECKPOINT_ACTION` row vouches for every row before it through the
+hash links (its own hash covers the hash of the row before, and its MAC covers its hash), so rows
+before the newest checkpoint keyed with the current key need no MAC of their own under that key.
+Checkpoints are written when the chain's rows from before schema revision 0021 (which have no
+MAC) are first appended to with the key, and when the vault key is rotated (:func:`checkpoint`);
+each is written only after the chain before it checked out under the key it was kept with.
+
 Values written here must never be identifying: identity-vault changes record field names only and
 free text is recorded as ``{"redacted": "text", "chars": n}`` (see :func:`redacted`), so that
 erasure never needs to touch the log and the chain stays verifiable.
@@ -20,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,15 +40,22 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from peerlens.study.errors import TamperedError
 from peerlens.study.models import AuditLog
 from peerlens.study.policy import Caller, authorize, guarded
-from peerlens.study.storage import Store, pg_lock
+from peerlens.study.storage import STORE_KEY, Store, pg_lock
+from peerlens.study.vault import VaultKey
 
 #: ``prev_hash`` of the first row.
 GENESIS = "0" * 64
 _HEAD_KEY = "peerlens_audit_head"
 #: ``session.info`` key of the actor of the transaction's latest audit entry.
 ACTOR_KEY = "peerlens_audit_actor"
+#: ``session.info`` key of the vault key new entries are MACed with, when not the store's (the
+#: new key, once a rotation has written its checkpoint).
+_MAC_KEY = "peerlens_audit_mac_key"
+#: The action of a keyed checkpoint (see module docstring).
+CHECKPOINT_ACTION = "audit.checkpoint"
 _HASHED = (
     "seq",
     "at_utc",
@@ -100,17 +119,104 @@ def lock_chain(session: Session) -> None:
     pg_lock(session, "audit")
 
 
+def entry_mac(key: VaultKey, seq: int, hash_: str) -> str:
+    """HMAC-SHA256 (hex) of an audit row's ``seq`` and ``hash`` under ``key``'s audit key.
+
+    The hash covers every other column and the row before, so this one MAC binds them all.
+
+    Examples
+    --------
+    >>> from peerlens.study.vault import VaultKey
+    >>> key = VaultKey.from_master(bytes(32), "example")
+    >>> mac = entry_mac(key, 1, "ab" * 32)
+    >>> len(mac), mac == entry_mac(key, 2, "ab" * 32)
+    (64, False)
+    """
+    msg = f"peerlens audit entry\x00{seq}\x00{hash_}".encode("ascii")
+    return hmac.new(key.audit_key, msg, hashlib.sha256).hexdigest()
+
+
+def _mac_key(session: Session) -> VaultKey:
+    """The key new entries are MACed with: the store's vault key, or the new key of a rotation.
+
+    Raises
+    ------
+    VaultKeyError
+        No usable vault key: nothing can be appended to the chain without it.
+    """
+    override = session.info.get(_MAC_KEY)
+    if isinstance(override, VaultKey):
+        return override
+    store = session.info.get(STORE_KEY)
+    if store is None:
+        raise RuntimeError("audit entries are appended only in a Store.transaction()")
+    key: VaultKey = store.vault_key(session)
+    return key
+
+
 def _head(session: Session) -> tuple[int, str]:
     cached = session.info.get(_HEAD_KEY)
     if cached is not None:
         return (int(cached[0]), str(cached[1]))
     lock_chain(session)
     last = session.execute(
-        select(AuditLog.seq, AuditLog.hash).order_by(AuditLog.seq.desc()).limit(1)
+        select(AuditLog.seq, AuditLog.hash, AuditLog.action, AuditLog.mac)
+        .order_by(AuditLog.seq.desc())
+        .limit(1)
     ).first()
     head = (0, GENESIS) if last is None else (int(last[0]), str(last[1]))
     session.info[_HEAD_KEY] = head
-    return head
+    if last is not None:
+        _check_head(session, head, str(last[2]), last[3])
+    return _head(session)
+
+
+def _check_head(session: Session, head: tuple[int, str], action: str, mac: str | None) -> None:
+    """Before a transaction first appends: refuse to append after a row not written with the
+    key, and key a chain whose rows all predate audit MACs with a checkpoint (only when the
+    chain checks out, so that the checkpoint never vouches for tampering)."""
+    key = _mac_key(session)
+    seq, digest = head
+    if mac is not None:
+        if not hmac.compare_digest(mac, entry_mac(key, seq, digest)):
+            raise TamperedError(
+                f"audit log row seq {seq} ({action}): its MAC does not verify under this "
+                "database's key (appended or changed outside peerlens); nothing was done. Run "
+                "`peerlens audit verify`"
+            )
+        return
+    found = check_chain(session, key=key)
+    if found.problems:
+        raise TamperedError(
+            f"{len(found.problems)} problem(s) found in the audit log, e.g. {found.problems[0]}; "
+            "nothing was done. Run `peerlens audit verify`"
+        )
+    checkpoint(
+        session,
+        str(session.info.get(ACTOR_KEY) or "peerlens"),
+        key,
+        reason="audit entries keyed (upgrade)",
+    )
+
+
+def checkpoint(session: Session, actor: str, key: VaultKey, *, reason: str) -> None:
+    """Append a :data:`CHECKPOINT_ACTION` row MACed with ``key``, which vouches for every row
+    before it; later rows of the transaction are MACed with ``key`` too.
+
+    The caller must have checked the chain first (under the key its rows were written with):
+    a key rotation calls this with the new key, after the chain verified under the old one.
+    """
+    seq, digest = _head(session)
+    session.info[_MAC_KEY] = key
+    record(
+        session,
+        actor,
+        CHECKPOINT_ACTION,
+        "audit_log",
+        str(seq),
+        new={"covers_through": {"seq": seq, "hash": digest}},
+        reason=reason,
+    )
 
 
 @dataclass(frozen=True)
@@ -127,8 +233,20 @@ class AuditEvent:
 
 
 def record_many(session: Session, actor: str, events: Iterable[AuditEvent]) -> int:
-    """Append ``events`` to the chain inside ``session``'s transaction; return how many."""
+    """Append ``events`` to the chain inside ``session``'s transaction; return how many.
+
+    Raises
+    ------
+    VaultKeyError
+        No usable vault key (each entry's MAC needs it).
+    TamperedError
+        The chain's newest row was not written with the key.
+    """
+    events = list(events)
+    if not events:
+        return 0
     seq, prev = _head(session)
+    key = _mac_key(session)
     at = _now_utc()
     rows: list[dict[str, Any]] = []
     for ev in events:
@@ -147,6 +265,7 @@ def record_many(session: Session, actor: str, events: Iterable[AuditEvent]) -> i
             "prev_hash": prev,
         }
         row["hash"] = prev = row_hash(row)
+        row["mac"] = entry_mac(key, seq, prev)
         rows.append(row)
     if rows:
         session.execute(insert(AuditLog), rows)
@@ -205,6 +324,12 @@ class AuditReport:
     data_unchecked: str | None = None
     #: Stored recording files re-hashed (recordings stored before their digest was kept are not).
     files_checked: int = 0
+    #: Rows whose MAC verified under the vault key (rows before the newest checkpoint of that
+    #: key are vouched for by it and need none).
+    macs_checked: int = 0
+    #: Why the rows' MACs were not checked (``None`` when they were): no key, or no row keyed
+    #: yet (every row predates schema revision 0021 and nothing was written since).
+    macs_unchecked: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -212,19 +337,33 @@ class AuditReport:
         return not self.problems
 
 
-def check_chain(session: Session, *, expect_head: tuple[int, str] | None = None) -> AuditReport:
-    """Walk the whole chain and report every edited, removed or re-ordered row.
+def check_chain(
+    session: Session,
+    *,
+    expect_head: tuple[int, str] | None = None,
+    key: VaultKey | None = None,
+) -> AuditReport:
+    """Walk the whole chain and report every edited, removed or re-ordered row, and with ``key``
+    every row appended or rewritten without it.
 
     Parameters
     ----------
     expect_head
         ``(seq, hash)`` of a head recorded earlier (e.g. in an export manifest): the chain must
         still contain that row unchanged, which catches removal of rows from the end.
+    key
+        The vault key: every row's MAC must verify under it, except rows followed by a
+        checkpoint whose MAC does (see module docstring). The first row that fails is named,
+        with the number of later ones. Without it only the hashes and links are checked
+        (``macs_unchecked`` says so).
     """
     problems: list[str] = []
     prev_seq, prev_hash, n, erasures = 0, GENESIS, 0, 0
     seen_expected = expect_head is None
-    stmt = select(*[getattr(AuditLog, c) for c in (*_HASHED, "hash")]).order_by(AuditLog.seq)
+    # Rows whose MAC did not verify since the last checkpoint that did: (seq, action, has a MAC).
+    pending: list[tuple[int, str, bool]] = []
+    any_mac, good = False, 0
+    stmt = select(*[getattr(AuditLog, c) for c in (*_HASHED, "hash", "mac")]).order_by(AuditLog.seq)
     for r in session.execute(stmt.execution_options(yield_per=5000)).mappings():
         n += 1
         seq = int(r["seq"])
@@ -235,6 +374,15 @@ def check_chain(session: Session, *, expect_head: tuple[int, str] | None = None)
             problems.append(f"row seq {seq}: prev_hash does not match the hash of the row before")
         if row_hash(dict(r)) != r["hash"]:
             problems.append(f"row seq {seq} ({r['action']}): content edited, hash does not match")
+        if key is not None:
+            mac = r["mac"]
+            any_mac = any_mac or mac is not None
+            if mac is not None and hmac.compare_digest(mac, entry_mac(key, seq, str(r["hash"]))):
+                good += 1
+                if r["action"] == CHECKPOINT_ACTION:
+                    pending.clear()
+            else:
+                pending.append((seq, str(r["action"]), mac is not None))
         erasures += r["action"] == "participant.erase"
         if expect_head is not None and seq == expect_head[0]:
             seen_expected = True
@@ -246,7 +394,29 @@ def check_chain(session: Session, *, expect_head: tuple[int, str] | None = None)
             f"expected head row seq {expect_head[0]} is missing: rows removed from the end "
             f"(chain now ends at seq {prev_seq})"
         )
-    return AuditReport(n, prev_seq, prev_hash, tuple(problems), erasures)
+    unchecked = None if key is not None else "no vault key given"
+    if pending and not any_mac:
+        unchecked = (
+            f"no row carries a MAC yet (all {n} were written before schema revision 0021); the "
+            "next write with the key adds a keyed checkpoint"
+        )
+    elif pending:
+        seq, action, has_mac = pending[0]
+        what = "its MAC does not verify" if has_mac else "it has no MAC"
+        more = f"; so do {len(pending) - 1} later row(s)" if len(pending) > 1 else ""
+        problems.append(
+            f"row seq {seq} ({action}): {what} under this database's key (appended or "
+            f"rewritten outside peerlens){more}"
+        )
+    return AuditReport(
+        n,
+        prev_seq,
+        prev_hash,
+        tuple(problems),
+        erasures,
+        macs_checked=good,
+        macs_unchecked=unchecked,
+    )
 
 
 def log_frame(session: Session, *, study: str | None = None) -> Any:
@@ -273,8 +443,9 @@ def verify_audit(
     """Check the whole audit hash chain (see :func:`check_chain`) and every data row against its
     seal (see :func:`peerlens.study.integrity.check_seals`) as ``caller``.
 
-    The seals are checked with the vault key; without it the report says why they were not
-    (``data_unchecked``) and only the chain is checked. Stored recording files are re-hashed.
+    The rows' MACs, the seals and the access tokens' MACs are checked with the vault key;
+    without it the report says why they were not (``macs_unchecked``, ``data_unchecked``) and
+    only the chain's hashes and links are checked. Stored recording files are re-hashed.
 
     Parameters
     ----------
@@ -284,7 +455,8 @@ def verify_audit(
     from dataclasses import replace
 
     from peerlens.study.integrity import check_files, check_seals
-    from peerlens.study.vault import VaultKey, VaultKeyError
+    from peerlens.study.keys import check_token_macs
+    from peerlens.study.vault import VaultKeyError
 
     with store.transaction() as s:
         authorize(s, caller, "audit.verify")
@@ -295,11 +467,12 @@ def verify_audit(
             key, unusable = None, f"no usable vault key ({exc})"
     # One snapshot for the chain, the seals and the tables: each compared with the others.
     with store.snapshot() as s:
-        report = check_chain(s, expect_head=expect_head)
+        report = check_chain(s, expect_head=expect_head, key=key)
         files, file_problems = check_files(s, store.blob_dir)
         report = replace(report, problems=(*report.problems, *file_problems), files_checked=files)
         if key is None:
-            return replace(report, data_unchecked=unusable)
+            return replace(report, data_unchecked=unusable, macs_unchecked=unusable)
+        report = replace(report, problems=(*report.problems, *check_token_macs(s, key)))
         seals = check_seals(s, key)
         if not seals.sealed:
             return replace(report, data_unchecked="nothing has been sealed yet")

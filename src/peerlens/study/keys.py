@@ -1,18 +1,22 @@
 """Rotating the identity-vault key (see :mod:`peerlens.study.vault` for how keys are kept), and
-binding bearer tokens to it (:func:`token_mac`)."""
+binding bearer tokens to it (:func:`token_mac`, :func:`api_token_mac`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study._identity import rekey
 from peerlens.study.errors import TamperedError
 from peerlens.study.integrity import check_seals, reseal_all
-from peerlens.study.models import Setting
+from peerlens.study.models import ApiToken, Setting, as_utc, utcnow
 from peerlens.study.policy import Caller, authorize, guarded
-from peerlens.study.storage import Store
+from peerlens.study.storage import STORE_KEY, Store
 from peerlens.study.vault import VaultKey, decode_key
 
 
@@ -27,18 +31,27 @@ def rotate_vault_key(
     put it where the old one was (key file or ``PEERLENS_VAULT_KEY``) before the next command,
     and keep the old key as long as backups made under it are kept. Keyed hashes already in the
     audit log stay as they were (they were made under the old key). Every row seal is remade
-    under the new key (see :mod:`peerlens.study.integrity`).
+    under the new key (see :mod:`peerlens.study.integrity`). The audit log's rows keep their
+    MACs under the old key: a checkpoint MACed with the new key vouches for them (see
+    :mod:`peerlens.study.audit`). Every access token is revoked (a leaked key could have made
+    one) and its MAC remade under the new key.
     """
     new = VaultKey.from_master(decode_key(new_key, "the new key"), "the new key")
     with store.transaction() as s:
         actor = authorize(s, caller, "vault.rotate").actor
         old = store.vault_key(s)  # the current key must open the vault first
-        # Resealing under the new key must never bless data changed outside peerlens.
-        found = check_seals(s, old)
-        if found.problems:
+        # Resealing and checkpointing under the new key must never bless anything changed
+        # outside peerlens.
+        found = [
+            *audit.check_chain(s, key=old).problems,
+            *check_token_macs(s, old),
+            *check_seals(s, old).problems,
+        ]
+        if found:
             raise TamperedError(
-                f"{len(found.problems)} problem(s) found by the row seals, e.g. "
-                f"{found.problems[0]}; nothing was rotated. Run `peerlens audit verify`"
+                f"{len(found)} problem(s) found by the audit log's MACs, the access tokens' "
+                f"MACs or the row seals, e.g. {found[0]}; nothing was rotated. Run "
+                "`peerlens audit verify`"
             )
         n = rekey(s, new)
         row = s.get(Setting, "vault_key_check")
@@ -46,9 +59,17 @@ def rotate_vault_key(
             s.add(Setting(key="vault_key_check", value=new.check))
         else:
             row.value = new.check
+        tokens = _remac_tokens(s, new)
         audit.record(
-            s, actor, "vault.rotate", "identity_vault", None, new={"rows": n}, reason=reason
+            s,
+            actor,
+            "vault.rotate",
+            "identity_vault",
+            None,
+            new={"rows": n, "tokens_revoked": tokens},
+            reason=reason,
         )
+        audit.checkpoint(s, actor, new, reason="vault key rotated")
         # Every row seal is remade under the new key (its tallies restart the chain's totals).
         reseal_all(s, new, actor=actor, reason="vault key rotated")
     store.forget_key()
@@ -75,3 +96,57 @@ def token_mac(key: VaultKey, token: str, *bound: object) -> str:
     """
     msg = audit.canonical_json([token, *(str(b) for b in bound)]) or ""
     return hmac.new(key.token_key, msg.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _when(value: dt.datetime | None) -> str:
+    moment = as_utc(value)
+    return "" if moment is None else moment.isoformat(timespec="microseconds")
+
+
+def api_token_mac(key: VaultKey, row: ApiToken) -> str:
+    """The MAC an access token's row must carry: :func:`token_mac` of its stored digest with
+    everything that decides what it may do (its user, scopes, expiry and revocation time).
+
+    It is made from the digest, not the token, so that revoking a token (whose token is never
+    stored) can remake it. Changing any of these fields with SQL, un-revoking a token included,
+    leaves a row whose MAC no longer matches: the token is refused and ``audit verify`` names it.
+    """
+    return token_mac(
+        key,
+        row.token_sha256,
+        "api token",
+        row.user_id,
+        row.scopes,
+        _when(row.expires_at),
+        _when(row.revoked_at),
+    )
+
+
+def token_row_valid(session: Session, row: ApiToken) -> bool:
+    """Whether an access token's row carries the MAC of its fields under the vault key."""
+    key: VaultKey = session.info[STORE_KEY].vault_key(session)
+    return row.token_mac is not None and hmac.compare_digest(row.token_mac, api_token_mac(key, row))
+
+
+def check_token_macs(session: Session, key: VaultKey) -> list[str]:
+    """Name every access token whose row does not carry the MAC of its fields under ``key``."""
+    problems = []
+    for row in session.scalars(select(ApiToken).order_by(ApiToken.id)):
+        if row.token_mac is None or not hmac.compare_digest(row.token_mac, api_token_mac(key, row)):
+            problems.append(
+                f"table api_token, id {row.id}: changed outside peerlens (its user, scopes, "
+                "expiry or revocation differ from what its MAC binds); the token is refused"
+            )
+    return problems
+
+
+def _remac_tokens(session: Session, new: VaultKey) -> int:
+    """Revoke every live access token and remake every token's MAC under ``new``; return how
+    many were revoked."""
+    now, revoked = utcnow(), 0
+    for row in session.scalars(select(ApiToken)):
+        if row.revoked_at is None:
+            row.revoked_at = now
+            revoked += 1
+        row.token_mac = api_token_mac(new, row)
+    return revoked

@@ -715,7 +715,7 @@ class AuditLog(Base):
 
     __tablename__ = "audit_log"
     # What one entity went through (a derivation run's amendments, read each time a form
-    # completed through a personal link is scored) without reading the whole log (0019).
+    # completed through a personal link is scored) without reading the whole log (0020).
     __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id", "action"),)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at_utc: Mapped[str] = mapped_column(String(32))
@@ -729,3 +729,6 @@ class AuditLog(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: HMAC-SHA256 of ``seq`` and ``hash`` under a key derived from the vault key (revision
+    #: 0021); ``None`` for entries written before it.
+    mac: Mapped[str | None] = mapped_column(String(64))

@@ -600,10 +600,13 @@ def authorize(
 def _check_token(session: Session, user: User, token_id: int, operation: str, rule: Rule) -> None:
     """Refuse ``operation`` unless token ``token_id`` of ``user`` is live and one of its scopes
     allows it (the user's roles are checked after this, as for any caller)."""
+    from peerlens.study.keys import token_row_valid
+
     token = session.get(ApiToken, token_id)
     expires = as_utc(token.expires_at) if token is not None else None
     if (
         token is None
+        or not token_row_valid(session, token)
         or token.user_id != user.id
         or token.revoked_at is not None
         or expires is None

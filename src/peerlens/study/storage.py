@@ -186,6 +186,41 @@ def shown_url(url: str) -> str:
 #: PostgreSQL SQLSTATEs of a transaction undone so that a concurrent one can finish: deadlock
 #: detected, serialisation failure.
 _CONFLICTS = frozenset({"40P01", "40001"})
+
+
+def describe_error(exc: BaseException) -> str:
+    """What may be logged or shown of an unexpected error: its class, where in peerlens it was
+    raised and, for a database error, its SQLSTATE and the table, column and constraint named.
+
+    Never its message: PostgreSQL's detail quotes the failing row ("Failing row contains
+    (...)", "Key (...)=(...) already exists") and a driver's message may quote the statement's
+    parameters, which can hold answers, stories or identifying values.
+
+    Examples
+    --------
+    >>> describe_error(KeyError("Mary Jones"))
+    'KeyError'
+    """
+    parts = [type(exc).__name__]
+    db = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(db, "sqlstate", None) or getattr(db, "sqlite_errorname", None)
+    if sqlstate:
+        parts.append(f"SQLSTATE {sqlstate}")
+    diag = getattr(db, "diag", None)
+    for label in ("table", "column", "constraint"):
+        name = getattr(diag, f"{label}_name", None)
+        if name:
+            parts.append(f"{label} {name}")
+    import traceback
+
+    package = str(Path(__file__).parents[1])
+    ours = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(package)]
+    if ours:
+        where = ours[-1]
+        parts.append(f"at {Path(where.filename).name}:{where.lineno} in {where.name}")
+    return ", ".join(parts)
+
+
 _RECORDINGS_KEY = "recordings_dir"
 #: ``session.info`` key under which a transaction's :class:`Store` is kept.
 STORE_KEY = "peerlens_store"

@@ -22,18 +22,16 @@ records when it was last used (:func:`resume_token`, at most once a minute).
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from peerlens.study import _limits, audit
 from peerlens.study.errors import PermissionDenied, StudyError
-from peerlens.study.keys import token_mac
+from peerlens.study.keys import api_token_mac, token_row_valid
 from peerlens.study.models import ApiToken, User, as_utc, utcnow
 from peerlens.study.policy import (
     TOKEN_REFUSED,
@@ -156,10 +154,11 @@ def create_token(
             user_id=user.id,
             name=name,
             token_sha256=token_digest(token),
-            token_mac=_token_mac(store, s, token, user.id, " ".join(chosen), expires),
             scopes=" ".join(chosen),
             expires_at=expires,
+            revoked_at=None,
         )
+        row.token_mac = api_token_mac(store.vault_key(s), row)
         s.add(row)
         s.flush()
         audit.record(
@@ -226,16 +225,10 @@ def revoke_token(store: Store, token_id: int, *, caller: Caller) -> None:
         if row.revoked_at is not None:
             return
         row.revoked_at = utcnow()
+        row.token_mac = api_token_mac(store.vault_key(s), row)
         audit.record(
             s, grant.actor, "token.revoke", "api_token", str(row.id), new={"name": row.name}
         )
-
-
-def _token_mac(
-    store: Store, s: Session, token: str, user_id: int, scopes: str, expires: dt.datetime | None
-) -> str:
-    when = expires.isoformat(timespec="microseconds") if expires is not None else ""
-    return token_mac(store.vault_key(s), token, "api token", user_id, scopes, when)
 
 
 def resume_token(store: Store, token: str) -> Caller:
@@ -259,14 +252,8 @@ def resume_token(store: Store, token: str) -> Caller:
             select(ApiToken).where(ApiToken.token_sha256 == token_digest(token))
         ).first()
         # A row written without the vault key (SQL), or moved to another user, given other
-        # scopes or a later expiry, is no token.
-        forged = row is None or (
-            row.token_mac is None
-            or not hmac.compare_digest(
-                row.token_mac,
-                _token_mac(store, s, token, row.user_id, row.scopes, as_utc(row.expires_at)),
-            )
-        )
+        # scopes, a later expiry or its revocation undone, is no token.
+        forged = row is None or not token_row_valid(s, row)
         user = s.get(User, row.user_id) if row is not None and not forged else None
         if row is None or user is None or not user.is_active or _state(row, now) != "active":
             raise PermissionDenied(TOKEN_REFUSED)

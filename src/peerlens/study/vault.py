@@ -15,9 +15,10 @@ The 32-byte master key never enters the database. It comes from, in order:
 
 Keys are derived from it with HKDF-SHA256 (RFC 5869), one per purpose: one encrypts, one makes
 keyed hashes (HMAC-SHA256, RFC 2104), three seal the data tables and the audit chain's seal
-entries against edits made behind peerlens's back (see :mod:`peerlens.study.integrity`), and one
+entries against edits made behind peerlens's back (see :mod:`peerlens.study.integrity`), one
 binds the stored digests of bearer tokens such as web sessions (see
-:func:`peerlens.study.keys.token_mac`). The audit log records that an identifying field
+:func:`peerlens.study.keys.token_mac`), and one makes the MAC every audit entry carries (see
+:mod:`peerlens.study.audit`). The audit log records that an identifying field
 changed with a keyed hash of the new value salted per participant, never the value: with the key
 and the salt one can check a guessed value, without them nothing; erasure deletes the salt with
 the vault row, after which not even the key holder can link the hashes to a value. The database
@@ -110,6 +111,8 @@ class VaultKey:
     entry_key: bytes = b""
     #: Key binding stored digests of bearer tokens (web sessions, access tokens) to the key.
     token_key: bytes = b""
+    #: Key of the MAC every audit entry carries (:func:`peerlens.study.audit.entry_mac`).
+    audit_key: bytes = b""
 
     @classmethod
     def from_master(cls, master: bytes, source: str) -> VaultKey:
@@ -128,6 +131,7 @@ class VaultKey:
             derive(b"seal tally"),
             derive(b"seal entry"),
             derive(b"bearer token"),
+            derive(b"audit entry"),
         )
 
     @property

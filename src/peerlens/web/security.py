@@ -13,9 +13,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from peerlens.study import describe_error
 
 __all__ = ["CSP", "SecurityHeaders", "csrf_token", "csrf_valid", "security_headers"]
 
@@ -84,11 +87,17 @@ class SecurityHeaders:
 
         try:
             await self.app(scope, receive, send_with_headers)
-        except Exception:
-            # Logged without the request's path: a personal link's token is in it.
-            _log.exception("request failed (%s)", scope.get("method", "?"))
+        except Exception as exc:
+            # Logged without the request's path (a personal link's token is in it) and without
+            # the error's message or traceback (a database error quotes the failing row).
+            _log.error(
+                "request %s failed (%s): %s",
+                secrets.token_hex(8),
+                scope.get("method", "?"),
+                describe_error(exc),
+            )
             if started:
-                raise
+                return  # too late for the error page; the client sees the response cut short
             await send_with_headers(
                 {
                     "type": "http.response.start",

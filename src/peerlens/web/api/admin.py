@@ -41,6 +41,8 @@ def verify(caller: ApiCaller, store: StoreDep) -> AuditReportOut:
         data_units=r.data_units,
         data_unchecked=r.data_unchecked,
         files_checked=r.files_checked,
+        macs_checked=r.macs_checked,
+        macs_unchecked=r.macs_unchecked,
     )
 
 

@@ -45,6 +45,7 @@ from peerlens.study import (
     PermissionDenied,
     StudyError,
     TamperedError,
+    describe_error,
 )
 
 __all__ = ["ERROR_RESPONSES", "ApiError", "ErrorBody", "ErrorDetail", "install_error_handlers"]
@@ -179,5 +180,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        _log.error("API request %s %s failed", request.method, request.url.path, exc_info=exc)
+        # Never the error's message or traceback: a database error quotes the failing row.
+        _log.error(
+            "API request %s %s failed: %s", request.method, request.url.path, describe_error(exc)
+        )
         return as_response(exc)

@@ -261,6 +261,9 @@ class AuditReportOut(BaseModel):
     data_units: int
     data_unchecked: str | None
     files_checked: int
+    #: Entries whose keyed MAC verified (see ``docs/security.md``).
+    macs_checked: int
+    macs_unchecked: str | None
 
 
 class UserIn(BaseModel):
