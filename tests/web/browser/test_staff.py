@@ -245,8 +245,15 @@ def test_every_page_route_is_checked_in_the_browser(store: Store) -> None:
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_every_staff_and_studio_page_passes_axe(
-    served: Served, browser: Any, axe_source: str, viewport: str, tmp_path: Path
+    served: Served,
+    browser: Any,
+    axe_source: str,
+    viewport: str,
+    tmp_path: Path,
+    visit_config_path: Path,
 ) -> None:
+    # A second study, so that /studio lists them rather than leading straight into the one.
+    create_study(served.store, "second", visit_config_path, caller=ADMIN)
     story = _studio_worker(served)
     rr = tmp_path / "rr.txt"
     rr.write_text("\n".join(f"{800 + 40 * ((i % 7) - 3)}" for i in range(300)) + "\n")
