@@ -87,8 +87,9 @@ def test_file_names_never_reach_exports_or_the_audit_log(pilot: Store, tmp_path:
     f = tmp_path / "ana_ruiz_baseline.csv"
     pd.DataFrame([["P1", *[2] * 7]], columns=["participant", *GAD7]).to_csv(f, index=False)
     import_responses(pilot, "pilot", f, timepoint="baseline", caller=ADMIN)
+    # An ECG the readers read (so it is stored) in which no beat is found when it is analysed.
     broken = tmp_path / "ana_ruiz_ecg.csv"
-    broken.write_text("MLII\nx\ny\n", encoding="utf-8")
+    broken.write_text("MLII\n" + "\n".join(str(i % 7) for i in range(2500)) + "\n")
     add_recording(pilot, "pilot", broken, participant="P2", sampling_rate_hz=250, caller=ADMIN)
     derive(pilot, "pilot", ["hrv"], caller=ADMIN, executor="sequential")
     out = tmp_path / "deid.csv"

@@ -368,6 +368,11 @@ CASES: dict[str, Invoke] = {
     "revoke_token": lambda w, c, s: api.revoke_token(
         w.store, api.create_token(w.store, "t", scopes=["read"], caller=c).id, caller=c
     ),
+    # A global admin: every user's tokens (anyone else: "unknown token", as for none).
+    "list_all_tokens": lambda w, c, s: api.list_all_tokens(w.store, caller=c),
+    "revoke_any_token": lambda w, c, s: api.revoke_any_token(
+        w.store, api.create_token(w.store, "t", scopes=["read"], caller=ADMIN).id, caller=c
+    ),
     "analyse_text": lambda w, c, s: api.analyse_text(w.store, "Me too.", caller=c),
     # A participant's own operations: no user account may perform them, whatever its roles.
     "open_visit": lambda w, c, s: api.open_visit(w.store, caller=c),  # type: ignore[arg-type]
@@ -456,6 +461,8 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "create_token": (ACTIVE, False),
     "list_tokens": (ACTIVE, False),
     "revoke_token": (ACTIVE, False),
+    "list_all_tokens": (GLOBAL_ADMIN, False),
+    "revoke_any_token": (GLOBAL_ADMIN, False),
     "analyse_text": (ACTIVE, False),
     "open_visit": (set(), False),
     "agree_to_consent": (set(), False),

@@ -343,3 +343,21 @@ def test_cli_transcripts_derive_passwords_and_site_scope(
     dump = repr(rows)
     assert not any(p in dump for p in secrets)
     assert "exactly the same" not in dump  # transcript text never reaches the log
+
+
+def test_cli_refuses_a_recording_its_readers_cannot_read_as_hrv_analyze_does(
+    run: Callable[..., str], config_path: Path, tmp_path: Path
+) -> None:
+    """``recordings add`` reads the file before storing it: a broken one is refused (exit 2)
+    with the message ``hrv analyze`` gives for the same file, and nothing is stored."""
+    from .._recordings import broken
+
+    run("study", "create", "pilot", "--config", str(config_path))
+    run("participant", "add", "P1", "--study", "pilot")
+    for case, upload in broken(tmp_path / "in").items():
+        stored = run("recordings", "add", str(upload.path), "--study", "pilot",
+                     "--participant", "P1", code=2)  # fmt: skip
+        analysed = run("hrv", "analyze", str(upload.path), code=2)
+        assert upload.refused is not None and upload.refused in " ".join(stored.split()), case
+        assert " ".join(stored.split()) == " ".join(analysed.split()), case
+    assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []

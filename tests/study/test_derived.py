@@ -197,7 +197,8 @@ def test_hrv_derivation_matches_analyze_and_failures_become_error_rows(
         study, "pilot", MITDB.with_suffix(".dat"), participant="P3", caller=ADMIN
     )
     assert same == sha
-    broken = _csv(tmp_path / "broken.csv", ["MLII"], [["x"], ["y"], ["z"]])
+    # Read when stored (a 10 s ECG column), yet no beat is found in it when it is analysed.
+    broken = _csv(tmp_path / "broken.csv", ["MLII"], [[i % 7] for i in range(2500)])
     add_recording(study, "pilot", broken, participant="P2", sampling_rate_hz=250, caller=ADMIN)
     (summary,) = derive(study, "pilot", ["hrv"], caller=ADMIN, executor="sequential")
     assert summary.inputs == 3 and summary.errors == 1
@@ -428,6 +429,9 @@ def test_digests_of_error_runs_are_pinned(
         raise ValueError("empty text")
 
     monkeypatch.setattr(peerlens, "__version__", "0.0.pinned")
+    # The files stand for recordings that pass the read when stored and then fail analysis
+    # (their bytes are pinned in the digests below): the read at upload is not this test's.
+    monkeypatch.setattr(peerlens.hrv, "read_ecg", lambda *args, **kwargs: None)
     monkeypatch.setattr(peerlens.hrv, "analyze", hrv_fails)
     monkeypatch.setattr(peerlens.narrative, "load_model", lambda: model)
     monkeypatch.setattr(peerlens.narrative, "analyze", story_fails)

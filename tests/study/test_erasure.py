@@ -155,8 +155,8 @@ def test_shared_recording_file_survives_other_participants_erasure(
     populated: Store, tmp_path: Path
 ) -> None:
     ecg = tmp_path / "su1.rr.csv"
-    rid, sha = add_recording(populated, "pilot", ecg, participant="SU2", caller=ADMIN)
-    again, _ = add_recording(populated, "pilot", ecg, participant="SU2", caller=ADMIN)
+    rid, sha = add_recording(populated, "pilot", ecg, participant="SU2", kind="rr", caller=ADMIN)
+    again, _ = add_recording(populated, "pilot", ecg, participant="SU2", kind="rr", caller=ADMIN)
     assert again == rid  # idempotent
     rep = erase_participant(populated, "pilot", "SU1", caller=ADMIN, reason="request")
     assert rep.recordings == 1 and rep.files_deleted == 0

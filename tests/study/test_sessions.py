@@ -156,3 +156,51 @@ def test_wfdb_header_without_its_signal_file_is_refused(
     lone.write_text("x/y 2 360\n", encoding="utf-8")
     with pytest.raises(StudyError, match="multi-segment"):
         add_recording(store, "pilot", lone, participant="SU1", caller=ADMIN)
+
+
+def _nothing_stored(store: Store) -> None:
+    """No recording row, no file in the recordings folder, no recording audited."""
+    from sqlalchemy import func, select
+
+    from peerlens.study.models import AuditLog, Recording
+
+    with store.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(Recording)) == 0
+        actions = set(s.scalars(select(AuditLog.action)))
+    assert not actions & {"recording.add", "recording.windows"}
+    assert [p for p in store.blob_dir.rglob("*") if p.is_file()] == []
+
+
+def test_a_recording_the_readers_cannot_read_is_refused_and_nothing_is_stored(
+    store: Store, pair: int, tmp_path: Path
+) -> None:
+    """Each broken file is read when stored and refused with the ECG readers' own words (as
+    ``peerlens hrv analyze`` says them: the file and what is wrong), never found only when the
+    results are derived."""
+    from peerlens import PeerlensError
+    from peerlens.hrv import read_ecg
+
+    from .._recordings import broken
+
+    for case, upload in broken(tmp_path / "in").items():
+        assert upload.refused is not None
+        with pytest.raises(PeerlensError) as refused:
+            add_recording(store, "pilot", upload.path, participant="SU1", caller=ADMIN)
+        assert upload.refused in str(refused.value), case
+        with pytest.raises(PeerlensError) as reader:
+            read_ecg(upload.path)
+        assert str(refused.value) == str(reader.value), case
+        _nothing_stored(store)
+
+
+def test_real_records_are_read_and_stored(store: Store, pair: int, tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from peerlens.study.models import Recording
+
+    from .._recordings import readable
+
+    for upload in readable(tmp_path / "in").values():
+        add_recording(store, "pilot", upload.path, participant="SU1", caller=ADMIN)
+    with store.transaction() as s:
+        assert sorted(s.scalars(select(Recording.suffix))) == [".edf", ".wfdb", ".wfdb"]

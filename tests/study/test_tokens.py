@@ -5,6 +5,7 @@ user's current roles ∩ the token's scopes); on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import select, text
 
 from peerlens.study import (
     Caller,
+    NotFound,
     PermissionDenied,
     Store,
     StudyError,
@@ -21,11 +23,13 @@ from peerlens.study import (
     create_study,
     create_token,
     export_frame,
+    list_all_tokens,
     list_participants,
     list_studies,
     list_tokens,
     list_users,
     resume_token,
+    revoke_any_token,
     revoke_role,
     revoke_token,
     set_active,
@@ -166,12 +170,69 @@ def test_a_token_never_manages_tokens_or_passwords(store: Store) -> None:
 def test_a_user_revokes_only_their_own_tokens(store: Store) -> None:
     other = make_user(store, "other", "auditor")
     theirs = create_token(store, "theirs", scopes=["read"], caller=other)
-    with pytest.raises(PermissionDenied, match="unknown token"):
+    with pytest.raises(NotFound, match="unknown token"):
         revoke_token(store, theirs.id, caller=ADMIN)
-    with pytest.raises(PermissionDenied, match="unknown token"):
+    with pytest.raises(NotFound, match="unknown token"):
         revoke_token(store, 10**6, caller=ADMIN)
     assert list(list_tokens(store, caller=other)["state"]) == ["active"]
     assert list_tokens(store, caller=ADMIN).empty
+
+
+def test_an_admin_lists_and_revokes_any_users_token_audited(store: Store) -> None:
+    other = make_user(store, "other", "auditor")
+    theirs = create_token(store, "theirs", scopes=["read"], caller=other)
+    mine = create_token(store, "mine", scopes=["admin"], caller=ADMIN)
+    listed = list_all_tokens(store, caller=ADMIN)
+    assert list(zip(listed["user"], listed["name"], listed["state"], strict=True)) == [
+        (ADMIN.username, "mine", "active"),
+        ("other", "theirs", "active"),
+    ]
+    assert theirs.token not in listed.to_csv()
+    user = resume_token(store, theirs.token)
+    assert revoke_any_token(store, theirs.id, caller=ADMIN, reason="left the team") == "other"
+    with pytest.raises(PermissionDenied, match="not valid"):
+        list_studies(store, caller=user)  # stopped at its next use
+    assert list(list_tokens(store, caller=other)["state"]) == ["revoked"]
+    log = audit_frame(store, caller=ADMIN)
+    revoked = log[log["action"] == "token.revoke"]
+    assert len(revoked) == 1 and revoked["entity_id"].iloc[0] == str(theirs.id)
+    assert revoked["actor"].iloc[0] == ADMIN.username
+    assert revoked["reason"].iloc[0] == "left the team"
+    assert json.loads(revoked["new"].iloc[0]) == {"name": "theirs", "user": "other"}
+    assert theirs.token not in log.to_csv()
+    # Again: nothing changes, nothing more is audited.
+    revoke_any_token(store, theirs.id, caller=ADMIN)
+    assert len(audit_frame(store, caller=ADMIN)) == len(log)
+    # An admin's token with the admin scope may do it too.
+    scripted = resume_token(store, mine.token)
+    assert set(list_all_tokens(store, caller=scripted)["name"]) == {"mine", "theirs"}
+    with pytest.raises(NotFound, match="unknown token 999"):
+        revoke_any_token(store, 999, caller=scripted)
+
+
+def test_to_anyone_but_an_admin_another_users_token_reads_as_none(store: Store) -> None:
+    """A non-admin (with a session or with an admin-scoped token) gets "unknown token N" for
+    an existing token as for a missing one (no oracle), and nothing changes; an admin's token
+    without the admin scope is told the scope it needs."""
+    other = make_user(store, "other", "auditor")
+    theirs = create_token(store, "theirs", scopes=["read"], caller=other)
+    researcher = make_user(store, "rita", "researcher")
+    scripted = resume_token(store, create_token(store, "s", scopes=["admin"], caller=other).token)
+    read_only = resume_token(store, create_token(store, "r", scopes=["read"], caller=ADMIN).token)
+    before = len(audit_frame(store, caller=ADMIN))
+    with pytest.raises(PermissionDenied, match="needs the 'admin' scope"):
+        revoke_any_token(store, theirs.id, caller=read_only)
+    for caller in (researcher, other, scripted):
+        words = set()
+        for token_id in (theirs.id, 10**6):
+            with pytest.raises(NotFound) as refused:
+                revoke_any_token(store, token_id, caller=caller)
+            words.add(str(refused.value).replace(str(token_id), "N"))
+        assert words == {"unknown token N"}, caller
+        with pytest.raises(PermissionDenied):
+            list_all_tokens(store, caller=caller)
+    assert set(list_tokens(store, caller=other)["state"]) == {"active"}
+    assert len(audit_frame(store, caller=ADMIN)) == before
 
 
 @pytest.mark.parametrize(

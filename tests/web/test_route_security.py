@@ -67,6 +67,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/users"): "staff-post",
     ("POST", "/users/grant"): "staff-post",
     ("POST", "/users/revoke"): "staff-post",
+    ("GET", "/users/tokens"): "staff",
+    ("POST", "/users/tokens/revoke"): "staff-post",
     ("GET", "/p/{code}/{token}"): "participant",
     ("POST", "/p/{code}/{token}/consent"): "participant",
     ("GET", "/p/{code}/{token}/page/{number}"): "participant",
@@ -100,6 +102,8 @@ FORMS: dict[str, dict[str, str]] = {
     "/users": {"username": "mallory", "password": PASSWORD},
     "/users/grant": {"username": "tester", "role": "researcher", "study": "pilot"},
     "/users/revoke": {"username": "tester", "role": "admin"},
+    # Any user's token, a global admin's (routes/test_admin.py has the flows).
+    "/users/tokens/revoke": {"token_id": "1", "reason": "left"},
     # The story studio (routes/test_studio.py has its own flows, XSS and other-worker refusals).
     "/studio/pilot/stories": {"text": "Me too.", "told_on": "2026-03-02"},
     "/studio/pilot/stories/1/disagree": {"position": "0", "label": "neutral"},
@@ -215,7 +219,8 @@ def test_a_site_scoped_user_gets_nothing_of_the_other_site(site: Site, tmp_path:
                 assert response.status_code == 200
                 frame = pd.read_csv(io.BytesIO(response.content))
                 assert set(frame["participant"]) <= {"A1"}
-            elif path.startswith("/studies/pilot/hrv/"):  # another site's: as if none
+            elif path.startswith("/studies/pilot/hrv/") or path == "/users/tokens/revoke":
+                # Another site's recording, or any token id: as if there were none.
                 assert response.status_code == 404, (name, method, path)
             elif path.startswith("/users") or path == "/audit/log":
                 assert response.status_code == 403, (name, method, path)

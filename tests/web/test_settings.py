@@ -41,3 +41,13 @@ def test_a_bad_lockout_value_is_refused_by_name(
     monkeypatch.setenv(name, value)
     with pytest.raises(PeerlensError, match=f"{name}='{value}': give a whole number from 1 up"):
         WebSettings.from_env()
+
+
+def test_the_upload_age_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PEERLENS_WEB_UPLOAD_MAX_AGE_HOURS", raising=False)
+    assert WebSettings.from_env().upload_max_age == dt.timedelta(hours=24)
+    monkeypatch.setenv("PEERLENS_WEB_UPLOAD_MAX_AGE_HOURS", "6")
+    assert WebSettings.from_env().upload_max_age == dt.timedelta(hours=6)
+    monkeypatch.setenv("PEERLENS_WEB_UPLOAD_MAX_AGE_HOURS", "0")
+    with pytest.raises(PeerlensError, match="PEERLENS_WEB_UPLOAD_MAX_AGE_HOURS='0'"):
+        WebSettings.from_env()

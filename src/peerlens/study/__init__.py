@@ -81,8 +81,10 @@ from peerlens.study.text_analysis import analyse_text
 from peerlens.study.tokens import (
     IssuedToken,
     create_token,
+    list_all_tokens,
     list_tokens,
     resume_token,
+    revoke_any_token,
     revoke_token,
 )
 from peerlens.study.users import (
@@ -191,6 +193,7 @@ __all__ = [
     "import_records",
     "import_responses",
     "issue_link",
+    "list_all_tokens",
     "list_participants",
     "list_studies",
     "list_tokens",
@@ -203,6 +206,7 @@ __all__ = [
     "resolve_url",
     "resume_session",
     "resume_token",
+    "revoke_any_token",
     "revoke_links",
     "revoke_role",
     "revoke_studio_access",

@@ -168,6 +168,10 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
         "token.revoke": Rule(
             frozenset(), "global", "revoke a personal access token of their own", any_user=True
         ),
+        "token.list_all": Rule(
+            _ADMIN, "global", "list every user's personal access tokens (never the tokens)"
+        ),
+        "token.revoke_any": Rule(_ADMIN, "global", "revoke any user's personal access token"),
         "vault.rotate": Rule(_ADMIN, "global", "re-encrypt the identity vault under a new key"),
         # -- studies
         "study.create": Rule(_ADMIN, "global", "create a study"),
@@ -283,8 +287,9 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
 #: right the user lacks. Every live token may see which studies its user holds a role in
 #: (``study.list``: names and titles only), so that the API answers "no such study" alike for a
 #: study that does not exist and one the user has no role in. Operations in no scope (managing
-#: tokens, changing a password, the participants' own link operations) are never done with a
-#: token.
+#: one's own tokens, changing a password, the participants' own link operations) are never done
+#: with a token; an admin's ``admin`` token may list and revoke any user's tokens (user
+#: management: a leaked token is stopped from a script).
 TOKEN_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "any": frozenset({"study.list"}),
@@ -349,6 +354,8 @@ TOKEN_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
                 "dictionary.identifier",
                 "participant.erase",
                 "audit.read",
+                "token.list_all",
+                "token.revoke_any",
             }
         ),
     }

@@ -471,6 +471,36 @@ def _add_windows(
         )
 
 
+def _read_recording(path: Path, kind: str, sampling_rate_hz: float | None) -> None:
+    """Read ``path`` with the ECG readers of :mod:`peerlens.hrv` exactly as deriving the HRV
+    results will (:func:`peerlens.hrv.read_ecg`, with the recording's kind for a text file and
+    its sampling rate), so that a file they cannot read is refused when it is stored, not found
+    at derive time. The file is read from disk (an upload from the temporary file it was
+    streamed to), never from memory.
+
+    Raises
+    ------
+    PeerlensError
+        The reader's own error (:class:`peerlens.hrv.HrvInputError` and its kin), naming the
+        file and what is wrong, as ``peerlens hrv analyze`` reports it.
+    StudyError
+        Any other failure of a reader on a damaged file, naming the file.
+    """
+    from peerlens import PeerlensError
+    from peerlens.hrv import read_ecg
+    from peerlens.study.derived._hrv import reader_kind
+
+    try:
+        read_ecg(path, fs=sampling_rate_hz, kind=reader_kind(path, kind))
+    except PeerlensError:
+        raise
+    except Exception as exc:  # a damaged file can fail deep inside a reader's library
+        raise StudyError(
+            f"{path.name}: cannot be read as an ECG or RR recording "
+            f"({type(exc).__name__}: {exc}); nothing was stored"
+        ) from None
+
+
 def parse_window(text: str) -> tuple[str, float, float]:
     """A window event written ``LABEL:START_S:END_S`` (the label may hold colons).
 
@@ -522,6 +552,10 @@ def add_recording(
 ) -> tuple[int, str]:
     """Store an ECG/RR file content-addressed and link it; return (recording id, sha256).
 
+    The file is first read as ``peerlens study derive`` will read it (:func:`_read_recording`):
+    one the ECG readers cannot read is refused with their message (the file and what is
+    wrong), and nothing is stored.
+
     A WFDB record (its ``.hea``, or its ``.dat`` with the ``.hea`` beside it) is stored whole:
     header and signal files in one folder, addressed by the sha256 of the bundle (each file's
     name, size and bytes). Adding the same file for the same participant again returns the
@@ -567,6 +601,7 @@ def add_recording(
                 )
             _add_windows(s, grant.actor, study_name, existing, kind, device, windows, reason)
             return existing.id, sha
+        _read_recording(src, kind, sampling_rate_hz)
         target = blob_path(store.blob_dir, sha, suffix)
         _store_files(target, files, bundle=wfdb is not None)
         rec = Recording(

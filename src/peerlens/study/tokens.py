@@ -12,8 +12,15 @@ table reaches it, so a fast hash suffices and a slow one (argon2) would only slo
 A token acts for its user within both the user's *current* roles and the token's scopes: the
 study API's :func:`~peerlens.study.policy.authorize` reads the token in each operation's own
 transaction, so a revoked or expired token, a role taken away or a deactivated account takes
-effect at once, and no scope ever adds a right the user lacks. Tokens never manage tokens:
-creating, listing and revoking them needs the user's own signed-in session (or the CLI).
+effect at once, and no scope ever adds a right the user lacks. Tokens never manage their
+user's own tokens: creating, listing and revoking them needs the user's own signed-in session
+(or the CLI).
+
+A global admin lists every user's tokens (:func:`list_all_tokens`) and revokes any of them
+(:func:`revoke_any_token`), from a session or with a token of the ``admin`` scope, so that a
+leaked token or one of someone who left is stopped without their help. To anyone else a token
+that is not their own reads exactly as one that does not exist (:class:`NotFound`, "unknown
+token N"), so that token ids are no oracle.
 
 Creating and revoking a token are audited (name, scopes, expiry; never the token); each use
 records when it was last used (:func:`resume_token`, at most once a minute).
@@ -24,13 +31,14 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from peerlens.study import _limits, audit
-from peerlens.study.errors import PermissionDenied, StudyError
+from peerlens.study.errors import NotFound, PermissionDenied, StudyError
 from peerlens.study.keys import api_token_mac, token_row_valid
 from peerlens.study.models import ApiToken, User, as_utc, utcnow
 from peerlens.study.policy import (
@@ -43,8 +51,10 @@ from peerlens.study.policy import (
     token_digest,
 )
 from peerlens.study.storage import Store
+from peerlens.study.vault import VaultKey
 
 __all__ = [
+    "ALL_TOKEN_COLUMNS",
     "DEFAULT_DAYS",
     "MAX_DAYS",
     "SCOPES",
@@ -53,8 +63,10 @@ __all__ = [
     "TOKEN_REFUSED",
     "IssuedToken",
     "create_token",
+    "list_all_tokens",
     "list_tokens",
     "resume_token",
+    "revoke_any_token",
     "revoke_token",
 ]
 
@@ -77,6 +89,8 @@ TOKEN_COLUMNS = (
     "last_used_at",
     "revoked_at",
 )
+#: Columns of :func:`list_all_tokens`: the token's user, then :data:`TOKEN_COLUMNS`.
+ALL_TOKEN_COLUMNS = ("user", *TOKEN_COLUMNS)
 #: How often a token's last use is written (fewer writes; the time is that much coarser).
 _TOUCH_EVERY = dt.timedelta(seconds=60)
 
@@ -179,6 +193,19 @@ def _state(row: ApiToken, now: dt.datetime) -> str:
     return "expired" if expires is None or expires <= now else "active"
 
 
+def _row(r: ApiToken, now: dt.datetime) -> dict[str, object]:
+    return {
+        "id": r.id,
+        "name": r.name,
+        "scopes": r.scopes,
+        "state": _state(r, now),
+        "created_at": as_utc(r.created_at),
+        "expires_at": as_utc(r.expires_at),
+        "last_used_at": as_utc(r.last_used_at),
+        "revoked_at": as_utc(r.revoked_at),
+    }
+
+
 @guarded("token.list")
 def list_tokens(store: Store, *, caller: Caller) -> pd.DataFrame:
     """The caller's own tokens, newest first (:data:`TOKEN_COLUMNS`; never the tokens)."""
@@ -189,21 +216,29 @@ def list_tokens(store: Store, *, caller: Caller) -> pd.DataFrame:
         rows = s.scalars(
             select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc())
         ).all()
+        return pd.DataFrame([_row(r, now) for r in rows], columns=list(TOKEN_COLUMNS))
+
+
+@guarded("token.list_all")
+def list_all_tokens(store: Store, *, caller: Caller) -> pd.DataFrame:
+    """Every user's tokens, newest first (:data:`ALL_TOKEN_COLUMNS`; never the tokens): a
+    global admin's only.
+
+    Raises
+    ------
+    PermissionDenied
+        The caller is not a global admin (or their token lacks the ``admin`` scope).
+    """
+    now = utcnow()
+    with store.transaction() as s:
+        authorize(s, caller, "token.list_all")
+        rows = s.execute(
+            select(ApiToken, User.username)
+            .join(User, User.id == ApiToken.user_id)
+            .order_by(ApiToken.id.desc())
+        ).all()
         return pd.DataFrame(
-            [
-                {
-                    "id": r.id,
-                    "name": r.name,
-                    "scopes": r.scopes,
-                    "state": _state(r, now),
-                    "created_at": as_utc(r.created_at),
-                    "expires_at": as_utc(r.expires_at),
-                    "last_used_at": as_utc(r.last_used_at),
-                    "revoked_at": as_utc(r.revoked_at),
-                }
-                for r in rows
-            ],
-            columns=list(TOKEN_COLUMNS),
+            [{"user": name, **_row(r, now)} for r, name in rows], columns=list(ALL_TOKEN_COLUMNS)
         )
 
 
@@ -213,22 +248,71 @@ def revoke_token(store: Store, token_id: int, *, caller: Caller) -> None:
 
     Raises
     ------
-    PermissionDenied
-        No token of the caller's has that id (another user's reads the same).
+    NotFound
+        No token of the caller's has that id (another user's reads the same, also to an admin:
+        :func:`revoke_any_token` revokes those).
     """
     with store.transaction() as s:
         grant = authorize(s, caller, "token.revoke")
         user = active_user(s, caller)
         row = s.get(ApiToken, token_id) if isinstance(token_id, int) else None
         if row is None or row.user_id != user.id:
-            raise PermissionDenied(f"unknown token {token_id!r}")
-        if row.revoked_at is not None:
-            return
-        row.revoked_at = utcnow()
-        row.token_mac = api_token_mac(store.vault_key(s), row)
-        audit.record(
-            s, grant.actor, "token.revoke", "api_token", str(row.id), new={"name": row.name}
-        )
+            raise NotFound(f"unknown token {token_id!r}")
+        _revoke(s, store.vault_key(s), grant.actor, row, None)
+
+
+@guarded("token.revoke_any")
+def revoke_any_token(
+    store: Store, token_id: int, *, caller: Caller, reason: str | None = None
+) -> str:
+    """Revoke token ``token_id`` of any user (a global admin's only); return its user's name.
+
+    Revoking it again changes nothing. The audit entry names the token's user and name (never
+    the token) and the ``reason`` given.
+
+    Raises
+    ------
+    NotFound
+        No such token; to a caller who is not a global admin, every token id reads so,
+        whether it exists or not.
+    PermissionDenied
+        A global admin's token without the ``admin`` scope.
+    """
+    with store.transaction() as s:
+        try:
+            # The user's roles first: to a user who may not revoke others' tokens, no token id
+            # is told to exist.
+            authorize(s, replace(caller, token=None), "token.revoke_any")
+        except (PermissionDenied, TypeError):
+            raise NotFound(f"unknown token {token_id!r}") from None
+        # Then the token's scopes (an admin's token without ``admin`` is told which it needs).
+        grant = authorize(s, caller, "token.revoke_any")
+        row = s.get(ApiToken, token_id) if isinstance(token_id, int) else None
+        owner = s.get(User, row.user_id) if row is not None else None
+        if row is None or owner is None:
+            raise NotFound(f"unknown token {token_id!r}")
+        _revoke(s, store.vault_key(s), grant.actor, row, reason, owner=owner.username)
+        return owner.username
+
+
+def _revoke(
+    s: Session,
+    key: VaultKey,
+    actor: str,
+    row: ApiToken,
+    reason: str | None,
+    *,
+    owner: str | None = None,
+) -> None:
+    """Revoke ``row`` now (nothing when already revoked) and audit it."""
+    if row.revoked_at is not None:
+        return
+    row.revoked_at = utcnow()
+    row.token_mac = api_token_mac(key, row)
+    change: dict[str, object] = {"name": row.name}
+    if owner is not None:
+        change["user"] = owner
+    audit.record(s, actor, "token.revoke", "api_token", str(row.id), new=change, reason=reason)
 
 
 def resume_token(store: Store, token: str) -> Caller:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -9,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from peerlens import PeerlensError
@@ -19,6 +22,7 @@ from peerlens.web.pages import environment, render
 from peerlens.web.routes import admin, home, imports, login, participant, studies, studio, tokens
 from peerlens.web.security import SecurityHeaders
 from peerlens.web.settings import WebSettings
+from peerlens.web.upload_area import sweep_stale, upload_root
 
 __all__ = ["create_app"]
 
@@ -39,14 +43,23 @@ def create_app(store: Store, settings: WebSettings | None = None) -> FastAPI:
     --------
     Tests drive it with FastAPI's ``TestClient(create_app(store))``.
     """
+    settings = settings or WebSettings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Folders of uploads a crash or a restart cut short (see peerlens.web.upload_area).
+        await run_in_threadpool(sweep_stale, upload_root(settings, store), settings.upload_max_age)
+        yield
+
     app = FastAPI(
         title="peerlens",
         docs_url=None,  # the API documentation pages load scripts from a CDN; none for now
         redoc_url=None,
         openapi_url=None,
+        lifespan=lifespan,
     )
     app.state.store = store
-    app.state.settings = settings or WebSettings.from_env()
+    app.state.settings = settings
     app.state.templates = environment()
     app.include_router(home.router)
     app.include_router(participant.router)

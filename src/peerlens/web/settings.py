@@ -34,6 +34,10 @@ class WebSettings:
         (``PEERLENS_WEB_UPLOAD_DIR``; default ``.uploads`` in the recordings folder, on the same
         disk as the recordings they become). Each upload gets a private folder there, deleted
         when the import is done.
+    upload_max_age
+        How long a folder an upload left behind (the server stopped mid-upload) is kept: folders
+        no request holds and unchanged for longer are removed when the app starts and before
+        every upload (``PEERLENS_WEB_UPLOAD_MAX_AGE_HOURS``, default 24).
     max_import_bytes
         The largest import form accepted, its files together (``PEERLENS_WEB_MAX_IMPORT_MB``,
         default 1024 MB: a day of three-lead Holter ECG).
@@ -47,19 +51,21 @@ class WebSettings:
     hsts: bool = False
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     upload_dir: Path | None = None
+    upload_max_age: dt.timedelta = dt.timedelta(hours=24)
     max_import_bytes: int = 1024 * 1024 * 1024
     sign_in: SignInLimits = field(default_factory=SignInLimits)
 
     @classmethod
     def from_env(cls, *, hsts: bool | None = None) -> WebSettings:
         """Settings from ``PEERLENS_WEB_HSTS``, ``PEERLENS_WEB_SECRET``,
-        ``PEERLENS_WEB_UPLOAD_DIR``, ``PEERLENS_WEB_MAX_IMPORT_MB`` and the
-        ``PEERLENS_WEB_LOCKOUT_*`` variables (``hsts`` given here wins over the environment).
+        ``PEERLENS_WEB_UPLOAD_DIR``, ``PEERLENS_WEB_UPLOAD_MAX_AGE_HOURS``,
+        ``PEERLENS_WEB_MAX_IMPORT_MB`` and the ``PEERLENS_WEB_LOCKOUT_*`` variables (``hsts``
+        given here wins over the environment).
 
         Raises
         ------
         PeerlensError
-            A lockout or upload-size variable that is not a whole number from 1 up.
+            A lockout, upload-size or upload-age variable that is not a whole number from 1 up.
         """
         env_hsts = os.environ.get("PEERLENS_WEB_HSTS", "").strip().lower() in _TRUE
         secret = os.environ.get("PEERLENS_WEB_SECRET", "")
@@ -68,6 +74,9 @@ class WebSettings:
             kwargs["secret"] = secret.encode("utf-8")
         if upload_dir := os.environ.get("PEERLENS_WEB_UPLOAD_DIR", "").strip():
             kwargs["upload_dir"] = Path(upload_dir).expanduser()
+        kwargs["upload_max_age"] = dt.timedelta(
+            hours=_whole("PEERLENS_WEB_UPLOAD_MAX_AGE_HOURS", 24)
+        )
         max_mb = _whole("PEERLENS_WEB_MAX_IMPORT_MB", 1024)
         kwargs["max_import_bytes"] = max_mb * 1024 * 1024
         default = SignInLimits()

@@ -68,6 +68,8 @@ class Glasgow:
     recording: str
     worker: str
     story: int
+    #: An access token of the Glasgow PS worker's (only a global admin may revoke it).
+    token: int = 0
     name: str = "Gail Example"
 
 
@@ -93,4 +95,5 @@ def glasgow(site: Site, tmp_path: Path) -> Glasgow:
     story = save_story(
         store, "pilot", "I felt the same way once.", told_on=dt.date(2026, 3, 2), caller=own
     )
-    return Glasgow(recording, "GW", story)
+    token = create_token(store, "gw sync", scopes=["read"], caller=own).id
+    return Glasgow(recording, "GW", story, token)

@@ -1,9 +1,10 @@
 """The study team's and the story studio's pages in a real browser (Debian's Chromium), on a
 360 px phone and on a desktop: a researcher signs in, imports a REDCap project (data dictionary,
 then records) and an ECG recording, derives and sees the HRV windows, and downloads the
-de-identified export, which holds no identifying field. Every staff and studio page, the import
-page with and without problems, passes axe-core (WCAG 2.0/2.1/2.2 A and AA) with large enough
-targets and no sideways scrolling."""
+de-identified export, which holds no identifying field. Every page of the app (enumerated from
+its routes: a page route that is not opened here fails), the import page with and without
+problems, a token just made and the "Not found" page pass axe-core (WCAG 2.0/2.1/2.2 A and AA)
+with large enough targets and no sideways scrolling."""
 
 from __future__ import annotations
 
@@ -20,16 +21,20 @@ from playwright.sync_api import expect
 
 from peerlens.study import (
     Caller,
+    Store,
     add_participant,
     add_recording,
     create_study,
+    create_token,
     derive,
+    derived_frame,
     get_identity,
     grant_studio_access,
     save_story,
 )
 
 from ...conftest import ACTOR, ADMIN, DATA, PASSWORD, make_user
+from ..conftest import walk_routes
 from .conftest import VIEWPORTS, Served
 from .pages import check_page, docs_screenshot, open_page
 
@@ -190,39 +195,106 @@ def _studio_worker(served: Served) -> int:
     )
 
 
+#: Every page of the app, by its GET route, and the name its screenshots are saved under: the
+#: test below opens each (an admin signed in; a participant's link), so a page route missing
+#: here fails :func:`test_every_page_route_is_checked_in_the_browser`.
+PAGES: dict[str, str] = {
+    "/": "home",
+    "/login": "staff-login-signed-in",
+    "/studies": "staff-admin-studies",
+    "/studies/{study}": "staff-study",
+    "/studies/{study}/import": "staff-admin-import",
+    "/studies/{study}/hrv": "staff-admin-hrv",
+    "/studies/{study}/hrv/{participant}/{recording}": "staff-admin-recording",
+    "/studies/{study}/export": "staff-admin-export",
+    "/users": "staff-users",
+    "/users/tokens": "staff-all-tokens",
+    "/audit": "staff-audit",
+    "/audit/log": "staff-audit-log",
+    "/tokens": "staff-tokens",
+    "/studio": "studio-start",
+    "/studio/{study}": "studio-researcher",
+    "/studio/{study}/workers/{code}": "studio-worker-as-admin",
+    "/studio/{study}/stories/{story_id}": "studio-story-as-admin",
+    # A participant's link (tests/web/browser/test_participant.py walks them through it too):
+    # consent, agreed to before the pages are opened.
+    "/p/{code}/{token}": "participant-consent",
+    "/p/{code}/{token}/page/{number}": "participant-page-1",
+    "/p/{code}/{token}/withdraw": "participant-withdraw",
+}
+
+
+def page_routes(app: Any) -> set[str]:
+    """The paths of every GET route of the app outside its mounts (the JSON API, static
+    files): each answers with a page."""
+    from fastapi.routing import APIRoute
+
+    return {
+        prefix + route.path
+        for prefix, route in walk_routes(app.routes)
+        if isinstance(route, APIRoute) and "GET" in route.methods
+    }
+
+
+def test_every_page_route_is_checked_in_the_browser(store: Store) -> None:
+    from peerlens.web import WebSettings, create_app
+
+    app = create_app(store, WebSettings(secret=b"route listing only"))
+    assert page_routes(app) == set(PAGES)
+
+
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_every_staff_and_studio_page_passes_axe(
-    served: Served, browser: Any, axe_source: str, viewport: str, tmp_path: Path
+    served: Served,
+    browser: Any,
+    axe_source: str,
+    viewport: str,
+    tmp_path: Path,
+    visit_config_path: Path,
 ) -> None:
+    # A second study, so that /studio lists them rather than leading straight into the one.
+    create_study(served.store, "second", visit_config_path, caller=ADMIN)
     story = _studio_worker(served)
     rr = tmp_path / "rr.txt"
     rr.write_text("\n".join(f"{800 + 40 * ((i % 7) - 3)}" for i in range(300)) + "\n")
     add_recording(served.store, "pilot", rr, participant="A1", kind="rr", caller=ADMIN)
     derive(served.store, "pilot", ["hrv"], caller=ADMIN, executor="sequential")
+    recording = str(derived_frame(served.store, "pilot", "hrv", caller=ADMIN)["recording"].iloc[0])
+    create_token(served.store, "nightly sync", scopes=["read"], caller=Caller("rita"))
     desktop = viewport == "desktop"
+    staff = {
+        "study": "pilot",
+        "participant": "A1",
+        "recording": recording,
+        "code": "W1",
+        "story_id": str(story),
+    }
+    code, token = served.links["A2"].split("/")[2:4]
+    participant = {"code": code, "token": token, "number": "1"}
 
     page = open_page(browser, viewport, axe_source)
     _sign_in(page, served, ACTOR, viewport, check=False)
-    pages = {
-        "staff-admin-studies": "/studies",
-        "staff-study": "/studies/pilot",
-        "staff-admin-import": "/studies/pilot/import",
-        "staff-admin-hrv": "/studies/pilot/hrv",
-        "staff-admin-export": "/studies/pilot/export",
-        "staff-users": "/users",
-        "staff-audit": "/audit",
-        "staff-audit-log": "/audit/log",
-        "studio-start": "/studio",
-        "studio-researcher": "/studio/pilot",
-        "studio-worker-as-admin": "/studio/pilot/workers/W1",
-        "studio-story-as-admin": f"/studio/pilot/stories/{story}",
-    }
-    for name, path in pages.items():
-        page.goto(served.url + path)
+    for route, name in PAGES.items():
+        address = route.format(**(participant if route.startswith("/p/") else staff))
+        page.goto(served.url + address)
+        expect(page).to_have_url(served.url + address)  # that page, not one it leads on to
         expect(page.locator("h1")).to_have_count(1)
         check_page(page, name, viewport)
         if desktop and name in ("staff-study", "staff-users", "staff-audit"):
             docs_screenshot(page, name)
+        if route == "/p/{code}/{token}":
+            page.get_by_role("button", name="I agree").click()
+            expect(page.locator("h1")).not_to_have_text(re.compile("consent", re.I))
+    # Pages answered to a form or an error: a token just made (shown once), not found.
+    page.goto(served.url + "/tokens")
+    page.fill("#token-name", "weekly export")
+    page.click("label[for='scope-read']")
+    page.get_by_role("button", name="Make the token").click()
+    expect(page.locator("#token-value")).to_have_value(re.compile("^plk_"))
+    check_page(page, "staff-token-made", viewport)
+    page.goto(served.url + "/studies/no-such-study")
+    expect(page.locator("h1")).to_have_text("Not found")
+    check_page(page, "staff-not-found", viewport)
     page.get_by_role("button", name=re.compile("^Sign out")).click()
     page.context.close()
 

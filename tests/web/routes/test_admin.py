@@ -1,13 +1,15 @@
-"""Audit verification, the audit log, and users and roles over HTTP: who may open them, and
-every change made through the study functions with a CSRF-checked form; on SQLite and
-PostgreSQL."""
+"""Audit verification, the audit log, users and roles, and every user's access tokens over
+HTTP: who may open them, and every change made through the study functions with a CSRF-checked
+form; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
+
+import re
 
 import pandas as pd
 from fastapi.testclient import TestClient
 
-from peerlens.study import list_users
+from peerlens.study import audit_frame, create_token, list_tokens, list_users
 
 from ..conftest import ADMIN, PASSWORD, Site, csrf_of, make_user, signed_in
 
@@ -115,3 +117,55 @@ def test_the_audit_log_page_is_for_global_admins(site: Site) -> None:
     assert log.status_code == 200 and "login.success" in log.text
     assert PASSWORD not in log.text
     assert signed_in(site, "aud").get("/audit/log").status_code == 403
+
+
+def test_an_admin_sees_every_users_tokens_and_revokes_one(site: Site) -> None:
+    other = make_user(site.store, "other", "researcher", study="pilot")
+    theirs = create_token(site.store, "nightly <sync>", scopes=["read"], caller=other)
+    admin = signed_in(site)
+    assert 'href="/users/tokens"' in admin.get("/users").text
+    page = admin.get("/users/tokens")
+    assert page.status_code == 200 and "nightly &lt;sync&gt;" in page.text
+    assert theirs.token not in page.text
+    done = _post(
+        admin,
+        "/users/tokens",
+        "/users/tokens/revoke",
+        token_id=str(theirs.id),
+        reason="left the team",
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/users/tokens"  # type: ignore[attr-defined]
+    assert list(list_tokens(site.store, caller=other)["state"]) == ["revoked"]
+    assert "revoked" in admin.get("/users/tokens").text
+    assert (
+        admin.get(
+            "/api/v1/studies", headers={"Authorization": f"Bearer {theirs.token}"}
+        ).status_code
+        == 401
+    )
+    log = audit_frame(site.store, caller=ADMIN)
+    entry = log[log["action"] == "token.revoke"]
+    assert list(entry["actor"]) == ["tester"] and list(entry["reason"]) == ["left the team"]
+
+
+def test_only_a_global_admin_revokes_others_tokens_and_ids_tell_nothing(site: Site) -> None:
+    theirs = create_token(site.store, "nightly", scopes=["read"], caller=ADMIN)
+    make_user(site.store, "res", "researcher", study="pilot")
+    make_user(site.store, "leeds-admin", "admin", study="pilot", site="leeds")
+    before = len(audit_frame(site.store, caller=ADMIN))
+    for name in ("res", "leeds-admin"):
+        client = signed_in(site, name)
+        assert client.get("/users/tokens").status_code == 403
+        token = csrf_of(client.get("/tokens").text)
+        answers = set()
+        for value in (str(theirs.id), "999999", "x"):
+            refused = client.post("/users/tokens/revoke", data={"csrf": token, "token_id": value})
+            assert refused.status_code == 404, (name, value)
+            if value.isdigit():
+                shown = re.search(r"<main[^>]*>(.*)</main>", refused.text, re.S)
+                assert shown is not None
+                answers.add(re.sub(rf"\b{value}\b", "N", shown.group(1)))
+        assert len(answers) == 1, name  # the same page for an existing and a missing token
+    assert list(list_tokens(site.store, caller=ADMIN)["state"]) == ["active"]
+    after = audit_frame(site.store, caller=ADMIN).sort_values("seq")
+    assert set(after["action"].iloc[before:]) == {"login.success"}  # the sign-ins only

@@ -5,6 +5,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import html
 import io
 import shutil
 from pathlib import Path
@@ -205,6 +206,40 @@ def test_recording_refusals_store_nothing(site: Site) -> None:
     with site.store.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Recording)) == 0
     assert _audit_rows(site.store) == before and _uploads_left(site.store) == []
+
+
+def test_a_recording_the_readers_cannot_read_is_refused_as_the_cli_says_it(
+    site: Site, tmp_path: Path
+) -> None:
+    """Each broken file is read where it was streamed to and refused next to the form with the
+    ECG readers' own message (the CLI's, tests/study/test_cli.py): nothing is stored, nothing
+    audited, no upload left behind."""
+    from peerlens import PeerlensError
+    from peerlens.hrv import read_ecg
+
+    from ..._recordings import broken
+
+    client, token = _client(site)
+    before = _audit_rows(site.store)
+    for case, upload in broken(tmp_path / "in").items():
+        files = [
+            ("files", (f.name, f.read_bytes(), "application/octet-stream")) for f in upload.files
+        ]
+        page = client.post(
+            "/studies/pilot/import/recording",
+            data={"csrf": token, "participant": "A1"},
+            files=files,
+        )
+        assert page.status_code == 400, (case, page.status_code)
+        with pytest.raises(PeerlensError) as reader:
+            read_ecg(upload.path)
+        assert str(reader.value) in html.unescape(page.text), case
+        assert 'role="alert"' in page.text and "<title>Error: Import" in page.text, case
+        assert str(tmp_path) not in page.text and ".uploads" not in page.text, case
+    with site.store.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(Recording)) == 0
+    assert _audit_rows(site.store) == before and _uploads_left(site.store) == []
+    assert [p for p in site.store.blob_dir.rglob("*") if p.is_file()] == []
 
 
 @pytest.fixture

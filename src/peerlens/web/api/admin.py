@@ -1,5 +1,5 @@
-"""Audit and accounts: verifying the audit chain, reading the audit log, and the users with
-their roles (by study and site), as on the dashboard's admin pages."""
+"""Audit and accounts: verifying the audit chain, reading the audit log, the users with their
+roles (by study and site), and every user's access tokens, as on the dashboard's admin pages."""
 
 from __future__ import annotations
 
@@ -11,12 +11,23 @@ from peerlens.study import (
     audit_frame,
     create_user,
     grant_role,
+    list_all_tokens,
     list_users,
+    revoke_any_token,
     revoke_role,
     verify_audit,
 )
 from peerlens.web.api.deps import ApiCaller
-from peerlens.web.api.models import AuditReportOut, Done, RoleIn, Row, UserIn, UserRow
+from peerlens.web.api.models import (
+    AuditReportOut,
+    Done,
+    RoleIn,
+    Row,
+    TokenRevokeIn,
+    TokenRow,
+    UserIn,
+    UserRow,
+)
 from peerlens.web.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
 from peerlens.web.api.rows import records
 from peerlens.web.deps import StoreDep
@@ -24,6 +35,7 @@ from peerlens.web.deps import StoreDep
 router = APIRouter(tags=["admin"])
 
 Username = Annotated[str, Path(min_length=1, max_length=100, description="A user name.")]
+TokenId = Annotated[int, Path(ge=1, le=2**62, description="A token's id (from GET /tokens).")]
 _LOG = ["seq", "at_utc", "actor", "action", "entity", "entity_id", "study", "reason"]
 
 
@@ -105,3 +117,23 @@ def revoke(username: Username, body: RoleIn, caller: ApiCaller, store: StoreDep)
         reason=body.reason,
     )
     return Done(count=removed)
+
+
+@router.get("/tokens", response_model=Page[TokenRow])
+def tokens(
+    caller: ApiCaller, store: StoreDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[TokenRow]:
+    """Every user's personal access tokens, newest first (never the tokens): a global admin's,
+    with a token of the ``admin`` scope."""
+    rows = [TokenRow.model_validate(r) for r in records(list_all_tokens(store, caller=caller))]
+    return paginate(rows, limit, cursor)
+
+
+@router.post("/tokens/{token_id}/revoke", response_model=Done)
+def revoke_token(
+    token_id: TokenId, caller: ApiCaller, store: StoreDep, body: TokenRevokeIn | None = None
+) -> Done:
+    """Revoke any user's token at once (audited with the reason); to a caller who may not,
+    every token id is unknown (404), whether it exists or not."""
+    revoke_any_token(store, token_id, caller=caller, reason=body.reason if body else None)
+    return Done()

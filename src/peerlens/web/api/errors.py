@@ -14,8 +14,9 @@ study error                            status  code
   instead of a token;
 - 403 ``forbidden``: :class:`~peerlens.study.PermissionDenied` (the user's roles or the token's
   scopes do not allow it);
-- 404 ``not_found``: no such endpoint, or a study the caller holds no role in (the same answer
-  as for a study that does not exist);
+- 404 ``not_found``: no such endpoint, a study the caller holds no role in, or
+  :class:`~peerlens.study.NotFound` (another site's participant, recording or story, another
+  user's token: the same answer as for one that does not exist);
 - 422 ``invalid_request``: a parameter or body of the wrong form (``where.errors``: each
   location and message; the values sent are not echoed);
 - 422 ``rejected``: :class:`~peerlens.study.ImportRejected` (``where.problems``: 1-based row,
@@ -42,6 +43,7 @@ from peerlens import PeerlensError
 from peerlens.study import (
     ConsentNeeded,
     ImportRejected,
+    NotFound,
     PermissionDenied,
     StudyError,
     TamperedError,
@@ -117,6 +119,9 @@ def as_response(exc: Exception) -> JSONResponse:
         return _answer(
             exc.status, exc.code, exc.message, exc.where, _unauthenticated_headers(exc.status)
         )
+    if isinstance(exc, NotFound):
+        # What the caller may not see reads as what does not exist, as on the dashboard.
+        return _answer(404, "not_found", str(exc))
     if isinstance(exc, PermissionDenied):
         return _answer(403, "forbidden", str(exc))
     if isinstance(exc, ImportRejected):

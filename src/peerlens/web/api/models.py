@@ -32,6 +32,8 @@ __all__ = [
     "StudyDesign",
     "StudySummary",
     "TimepointOut",
+    "TokenRevokeIn",
+    "TokenRow",
     "UserIn",
     "UserRow",
     "WorkerOut",
@@ -281,6 +283,26 @@ class RoleIn(BaseModel):
     study: str | None = Field(default=None, max_length=100)
     site: str | None = Field(default=None, max_length=100)
     export_tier: str | None = Field(default=None, max_length=30)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class TokenRow(BaseModel):
+    """A user's personal access token as listed (never the token itself)."""
+
+    id: int
+    user: str
+    name: str
+    scopes: str = Field(description="Space-separated: read, write, export, admin.")
+    state: Literal["active", "expired", "revoked"]
+    created_at: str | None
+    expires_at: str | None
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class TokenRevokeIn(BaseModel):
+    """Why a token is revoked (recorded in the audit log)."""
+
     reason: str | None = Field(default=None, max_length=1000)
 
 

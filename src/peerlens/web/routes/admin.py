@@ -1,9 +1,10 @@
-"""Audit verification, the audit log, and users, roles and sites: the admins' and auditors'
-pages.
+"""Audit verification, the audit log, users, roles and sites, and every user's access tokens:
+the admins' and auditors' pages.
 
 As everywhere, the caller goes to the study functions, which decide: verifying the audit chain
-needs a global admin or auditor, reading the log and managing users a global admin. Every change
-is a CSRF-checked POST, audited by the study function it calls.
+needs a global admin or auditor, reading the log, managing users and revoking other users'
+tokens a global admin. Every change is a CSRF-checked POST, audited by the study function it
+calls.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from starlette.concurrency import run_in_threadpool
 from peerlens.study import (
     ROLES,
     TIERS,
+    NotFound,
     audit_frame,
     create_user,
     grant_role,
+    list_all_tokens,
     list_users,
+    revoke_any_token,
     revoke_role,
     verify_audit,
 )
@@ -124,3 +128,35 @@ async def revoke(caller: StaffCaller, store: StoreDep, form: StaffForm) -> Redir
         )
     )
     return RedirectResponse("/users", status_code=303)
+
+
+@router.get("/users/tokens", response_class=HTMLResponse, name="all_tokens")
+def all_tokens(request: Request, caller: StaffCaller, store: StoreDep) -> HTMLResponse:
+    """Every user's access tokens (never the tokens), and the form to revoke one."""
+    frame = list_all_tokens(store, caller=caller)
+    return render(
+        request,
+        "all_tokens.html",
+        title="Every user's access tokens",
+        tokens=rows_of(
+            frame,
+            ["id", "user", "name", "scopes", "state", "created_at", "expires_at", "last_used_at"],
+            "Access tokens of every user (never the tokens themselves)",
+        ),
+    )
+
+
+@router.post("/users/tokens/revoke", name="revoke_any_token")
+async def revoke_users_token(
+    caller: StaffCaller, store: StoreDep, form: StaffForm
+) -> RedirectResponse:
+    """Revoke any user's token (a global admin's; to anyone else every id is unknown)."""
+    raw = str(form.get("token_id", "")).strip()
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound(f"unknown token {raw[:20]!r}")
+    await run_in_threadpool(
+        lambda: revoke_any_token(
+            store, int(raw), caller=caller, reason=_optional(form.get("reason"))
+        )
+    )
+    return RedirectResponse("/users/tokens", status_code=303)

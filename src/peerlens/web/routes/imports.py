@@ -11,10 +11,7 @@ from, and nothing is stored; what the caller may import is decided by the study 
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +38,7 @@ from peerlens.web.pages import render
 from peerlens.web.security import csrf_valid
 from peerlens.web.settings import WebSettings
 from peerlens.web.streaming import StreamedForm, UploadTooLarge, stream_form
+from peerlens.web.upload_area import claim_folder, sweep_stale, upload_root
 from peerlens.web.uploads import UploadError
 
 router = APIRouter(prefix="/studies")
@@ -54,16 +52,6 @@ FORMS = {
 }
 
 Action = Callable[[Store, str, StreamedForm, Caller], str]
-
-
-def upload_area(settings: WebSettings, store: Store, study: str) -> Path:
-    """The folder uploads for ``study`` are streamed to: ``upload_dir`` of the settings (default
-    ``.uploads`` in the recordings folder), then one folder per study named by a digest of its
-    name (never the name itself, which the browser chose)."""
-    root = settings.upload_dir or store.blob_dir / ".uploads"
-    area = root / hashlib.sha256(study.encode("utf-8")).hexdigest()[:16]
-    area.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return area
 
 
 @router.get("/{study}/import", response_class=HTMLResponse, name="imports")
@@ -116,8 +104,11 @@ async def _import(
     action: Action,
 ) -> HTMLResponse:
     """Stream the form to a private folder, run ``action`` on it, delete the folder; the page
-    again with what was imported, or with the problems next to the form (status 400)."""
-    folder = Path(tempfile.mkdtemp(dir=upload_area(settings, store, study), prefix="import-"))
+    again with what was imported, or with the problems next to the form (status 400). Folders
+    earlier uploads left behind are swept first."""
+    await run_in_threadpool(sweep_stale, upload_root(settings, store), settings.upload_max_age)
+    held = await run_in_threadpool(claim_folder, settings, store, study)
+    folder = held.path
     session = request.cookies.get(SESSION_COOKIE, "")
     form = StreamedForm()
     try:
@@ -148,7 +139,7 @@ async def _import(
             )
         )
     finally:
-        await run_in_threadpool(shutil.rmtree, folder, True)
+        await run_in_threadpool(held.remove)
     return await run_in_threadpool(
         lambda: _page(
             request, store, study, caller, settings, 200, form=form_name, done=_shown(done, folder)

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from peerlens.study import (
     Caller,
     IssuedToken,
-    PermissionDenied,
+    NotFound,
     Store,
     create_token,
     list_tokens,
@@ -82,6 +82,6 @@ async def revoke(caller: StaffCaller, store: StoreDep, form: StaffForm) -> Redir
     """Revoke one of the caller's tokens."""
     raw = str(form.get("token_id", "")).strip()
     if not raw.isdigit() or len(raw) > 18:
-        raise PermissionDenied(f"unknown token {raw[:20]!r}")
+        raise NotFound(f"unknown token {raw[:20]!r}")
     await run_in_threadpool(revoke_token, store, int(raw), caller=caller)
     return RedirectResponse("/tokens", status_code=303)
