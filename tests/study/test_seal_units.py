@@ -65,3 +65,25 @@ def test_head_rows_convert_times_as_sqlite_and_postgresql_give_them_back() -> No
     from_sqlite = head_rows(kind, [(*base, "2026-12-01 11:00:00.123456")])
     assert written == from_sqlite == [(*base, "2026-12-01T11:00:00.123456+00:00")]
     assert len(RESPONSE_COLUMNS) == len(base) + 1
+
+
+# Rows as the bulk writers give them: every value of its column's type, item values often 0.
+LAWFUL_ITEM = st.tuples(
+    st.integers(1, 10**6),
+    st.text(max_size=5),
+    st.one_of(st.none(), st.sampled_from([0.0, -0.0, 1.0, 3.0]), st.floats(allow_nan=False)),
+    st.one_of(st.none(), st.text(max_size=3)),
+    st.one_of(st.none(), st.sampled_from(["-99", "-98"])),
+)
+
+
+@given(st.lists(LAWFUL_ITEM, max_size=30))
+def test_lawful_rows_with_zeros_of_either_sign(rows: list[tuple[Any, ...]]) -> None:
+    """-0.0 becomes 0.0 whether or not the column also holds 0.0 (SQLite keeps 0.0 for -0.0);
+    every other value is kept as it is."""
+    got = canon_rows(ITEM_COLUMNS, rows)
+    want = _one_by_one(ITEM_COLUMNS, rows)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert all(_same(x, y) for x, y in zip(g, w, strict=True)), (g, w)
+    assert not any(v == 0.0 and math.copysign(1.0, v) < 0 for g in got if (v := g[2]) is not None)
