@@ -89,8 +89,10 @@ class UnitKind:
 
     @property
     def name(self) -> str:
-        """The kind's name: its head table's name."""
-        return self.table.name
+        """The kind's name: its head table's name, as a plain ``str`` (SQLAlchemy's
+        ``quoted_name`` is a ``str`` subclass, which the sqlite3 driver adapts through a slow
+        path on every ``row_seal`` row it binds; its ``repr`` in a seal's content is the same)."""
+        return str(self.table.name)
 
     def key_column(self) -> Column[Any]:
         """The head table's key column."""
