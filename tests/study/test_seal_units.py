@@ -9,7 +9,15 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from peerlens.study._seal_units import BY_NAME, CHILD, _converter, canon_rows, head_rows
+from peerlens.study._seal_units import (
+    BY_NAME,
+    CHILD,
+    KINDS,
+    _converter,
+    canon_rows,
+    content,
+    head_rows,
+)
 
 ITEM_COLUMNS = CHILD["response_item"].columns
 RESPONSE_COLUMNS = list(BY_NAME["response"].table.c)
@@ -65,3 +73,41 @@ def test_head_rows_convert_times_as_sqlite_and_postgresql_give_them_back() -> No
     from_sqlite = head_rows(kind, [(*base, "2026-12-01 11:00:00.123456")])
     assert written == from_sqlite == [(*base, "2026-12-01T11:00:00.123456+00:00")]
     assert len(RESPONSE_COLUMNS) == len(base) + 1
+
+
+# Rows as the bulk writers give them: every value of its column's type, item values often 0.
+LAWFUL_ITEM = st.tuples(
+    st.integers(1, 10**6),
+    st.text(max_size=5),
+    st.one_of(st.none(), st.sampled_from([0.0, -0.0, 1.0, 3.0]), st.floats(allow_nan=False)),
+    st.one_of(st.none(), st.text(max_size=3)),
+    st.one_of(st.none(), st.sampled_from(["-99", "-98"])),
+)
+
+
+@given(st.lists(LAWFUL_ITEM, max_size=30))
+def test_lawful_rows_with_zeros_of_either_sign(rows: list[tuple[Any, ...]]) -> None:
+    """-0.0 becomes 0.0 whether or not the column also holds 0.0 (SQLite keeps 0.0 for -0.0);
+    every other value is kept as it is."""
+    got = canon_rows(ITEM_COLUMNS, rows)
+    want = _one_by_one(ITEM_COLUMNS, rows)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert all(_same(x, y) for x, y in zip(g, w, strict=True)), (g, w)
+    assert not any(v == 0.0 and math.copysign(1.0, v) < 0 for g in got if (v := g[2]) is not None)
+
+
+def test_content_is_the_documented_repr_so_stored_seals_still_verify() -> None:
+    """A unit's content is ``repr([kind, head, child rows sorted by their key])`` in UTF-8 (the
+    module docstring and docs/security.md), built here from plain Python values: seals stored by
+    earlier releases are over these bytes."""
+    kind = BY_NAME["response"]
+    head = (7, 1, 2, None, "phq9", 0, 2, "file:sha256:abc", "2026-12-01T11:00:00.123456+00:00")
+    items = [
+        (7, "phq9_2", 1.0, None, None),
+        (7, "phq9_1", None, None, "-99"),
+        (7, "é", 0.0, None, None),
+    ]
+    want = repr(["response", head, sorted(items, key=lambda r: r[1])]).encode("utf-8")
+    assert content(kind, head, [items]) == want
+    assert all(type(k.name) is str and k.name == k.table.name for k in KINDS)

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import math
 import numbers
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -89,8 +90,10 @@ class UnitKind:
 
     @property
     def name(self) -> str:
-        """The kind's name: its head table's name."""
-        return self.table.name
+        """The kind's name: its head table's name, as a plain ``str`` (SQLAlchemy's
+        ``quoted_name`` is a ``str`` subclass, which the sqlite3 driver adapts through a slow
+        path on every ``row_seal`` row it binds; its ``repr`` in a seal's content is the same)."""
+        return str(self.table.name)
 
     def key_column(self) -> Column[Any]:
         """The head table's key column."""
@@ -251,18 +254,30 @@ def canon_rows(columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]) ->
         return []
     none = type(None)
     out: list[Sequence[Any]] = []
+    converted = False
     for values, column in zip(zip(*rows, strict=True), columns, strict=True):
         convert = _converter(column)
         same = _IDENTITY_ON.get(convert)
         if (
             same is not None
             and set(map(type, values)) <= {same, none}
-            and not (same is float and 0.0 in values)  # -0.0 == 0.0: _float normalises zeros
+            and not (same is float and _negative_zero(values))  # _float makes -0.0 0.0
         ):
             out.append(values)
         else:
             out.append(list(map(convert, values)))
+            converted = True
+    if not converted and set(map(type, rows)) == {tuple}:
+        return cast(list[Row], list(rows))  # every value as it was: the rows themselves
     return list(zip(*out, strict=True))
+
+
+def _negative_zero(values: Sequence[float | None]) -> bool:
+    """Whether ``values`` (floats and None) hold -0.0 (checked only among the zeros: item
+    values are often 0, and most columns hold no zero at all)."""
+    if 0.0 not in values:
+        return False
+    return any(math.copysign(1.0, v) < 0 for v in values if v == 0.0)
 
 
 def head_rows(kind: UnitKind, rows: Sequence[Sequence[Any]]) -> list[Row]:

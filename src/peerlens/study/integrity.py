@@ -541,17 +541,25 @@ def _stored(session: Session, kind: UnitKind, units: Sequence[str]) -> dict[str,
             {"k": kind.name, "u": list(units)},
         )
         return {u: bytes(mac) for u, mac in rows}
-    # SQLite: chunks of placeholders (it takes at most 32766 parameters), also as driver SQL
-    # (a page request checks a few units: no statement built and compiled for it).
-    for i in range(0, len(units), 5000):
-        chunk = list(units[i : i + 5000])
-        marks = ",".join("?" * len(chunk))
-        rows = conn.exec_driver_sql(
-            f"SELECT unit, mac FROM row_seal WHERE kind = ? AND unit IN ({marks})",
-            (kind.name, *chunk),
-        )
-        out.update((u, bytes(mac)) for u, mac in rows)
+    # SQLite: the driver's own statements, as many units per statement as it takes parameters
+    # (compiling thousands of bound IN values through SQLAlchemy cost more than the look-ups).
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for i in range(0, len(units), _SQLITE_UNITS):
+            chunk = units[i : i + _SQLITE_UNITS]
+            cursor.execute(
+                "SELECT unit, mac FROM row_seal WHERE kind = ? AND unit IN "
+                f"({', '.join('?' * len(chunk))})",
+                [kind.name, *chunk],
+            )
+            out.update((u, bytes(mac)) for u, mac in cursor.fetchall())
+    finally:
+        cursor.close()
     return out
+
+
+#: Units looked up per statement on SQLite (its oldest limit is 999 parameters).
+_SQLITE_UNITS = 998
 
 
 def _reseal(

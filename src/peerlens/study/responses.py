@@ -460,7 +460,7 @@ class _FormCells:
             column = values.get(rule.name)
             if column is None:
                 continue
-            cells = [column[i] for i in at]
+            cells = list(map(column.__getitem__, at))
             meaning = {cell: self._parse(rule, cell, codes) for cell in set(cells)}
             if any(isinstance(m, str) for m in meaning.values()):
                 for i, cell in zip(at, cells, strict=True):
@@ -474,7 +474,9 @@ class _FormCells:
                         self.vaulted[k][rule.name] = str(cell).strip()
                 continue
             names.append(rule.name)
-            parsed.append([_value_or_none(meaning[cell]) for cell in cells])
+            # One look-up per cell (no call per cell: a file has hundreds of thousands).
+            stored = {cell: _value_or_none(m) for cell, m in meaning.items()}
+            parsed.append(list(map(stored.__getitem__, cells)))
         self.items: list[dict[str, ItemValue]] = [
             {name: v for name, v in zip(names, row, strict=True) if v is not None}
             for row in (zip(*parsed, strict=True) if parsed else ((),) * len(at))
@@ -521,9 +523,24 @@ def write_responses(
     study_name: str,
     reason: str | None,
 ) -> tuple[int, int, int]:
-    """Store ``records`` idempotently in ``s``'s transaction; return (new, updated, unchanged)."""
+    """Store ``records`` idempotently in ``s``'s transaction; return (new, updated, unchanged).
+
+    A bulk step: the cyclic collector is paused meanwhile (see :mod:`peerlens.study._gc_pause`;
+    its passes over the many key tuples and rows made here were a tenth of an import's time)."""
     if not records:
         return 0, 0, 0
+    with collection_paused():
+        return _write_responses(s, records, source, actor, study_name, reason)
+
+
+def _write_responses(
+    s: Session,
+    records: Sequence[ResponseRecord],
+    source: str,
+    actor: str,
+    study_name: str,
+    reason: str | None,
+) -> tuple[int, int, int]:
     keyset = {
         (r.participant_id, r.timepoint_id, r.session_id, r.instrument, r.repeat_instance)
         for r in records
