@@ -742,7 +742,7 @@ def test_a_page_save_and_an_erasure_at_once_do_not_deadlock(
     save_page(store, len(pages), {q.item: "1" for q in last}, caller=holder)
     derive(store, "pilot", ["scores"], caller=ADMIN, executor="sequential")
     first = {q.item: "2" for q in pages[0].layout.questions}
-    hold = _Hold(monkeypatch, visits, "_parts", "saver", after=False)
+    hold = _Hold(monkeypatch, visits, "_seen", "saver", after=False)
     saver = _Run("saver", lambda: save_page(store, 1, first, caller=holder))
     hold.wait()
     other, app = _other(store)
