@@ -23,6 +23,7 @@ file's sha256 prefix). Every export is audited and writes a manifest beside the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -426,12 +427,17 @@ def _participant_columns(p: Participant) -> dict[str, Any]:
 
 @guarded("export")
 def export_frame(store: Store, study_name: str, *, tier: str, caller: Caller) -> pd.DataFrame:
-    """The study as the tidy long table of :func:`export_study`, in memory (not audited as a
-    file export; the same tier and site checks apply)."""
+    """The study as the tidy long table of :func:`export_study`, in memory (the same tier and
+    site checks apply, and the read is audited as an ``export`` of format ``read:responses``
+    with its tier, rows, sites and sha256)."""
+    from peerlens.study._read_audit import audit_read
+
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "export", study, tier=tier)
-        return tidy_frame(s, study, tier=tier, grant=grant)
+        frame = tidy_frame(s, study, tier=tier, grant=grant)
+        audit_read(s, dataclasses.replace(grant, tier=tier), study_name, "responses", frame)
+        return frame
 
 
 @guarded("export")

@@ -1,0 +1,87 @@
+"""Findings of the sixth hostile review (/work/notes/review6_FINDINGS.md), each rebuilt as a test
+that failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from peerlens.study import (
+    Store,
+    add_participant,
+    add_recording,
+    audit_frame,
+    create_study,
+    create_token,
+    derive,
+    derived_frame,
+    export_frame,
+    import_responses,
+    recording_beats,
+    resume_token,
+)
+from peerlens.study.models import Recording
+
+from ..conftest import ADMIN
+
+GAD7 = [f"gad7_{i}" for i in range(1, 8)]
+SECRET = "Gordon Glasgow DOB 1980-02-02"
+
+
+@pytest.fixture
+def pilot(store: Store, config_path: Path, tmp_path: Path) -> Store:
+    """Study ``pilot``: L1 (leeds) with a GAD-7 and two RR recordings (one quoting a name)."""
+    create_study(store, "pilot", config_path, caller=ADMIN)
+    add_participant(store, "pilot", "L1", site="leeds", caller=ADMIN)
+    add_participant(store, "pilot", "G1", site="glasgow", caller=ADMIN)
+    f = tmp_path / "gad.csv"
+    pd.DataFrame([["L1", *[1] * 7]], columns=["participant", *GAD7]).to_csv(f, index=False)
+    import_responses(store, "pilot", f, timepoint="baseline", caller=ADMIN)
+    good = tmp_path / "good_rr.csv"
+    good.write_text("\n".join(f"{800 + 40 * math.sin(i / 3):.3f}" for i in range(300)) + "\n")
+    bad = tmp_path / "bad_rr.csv"
+    bad.write_text(f"rr_ms\n800\n810\n{SECRET}\n790\n")
+    for path in (good, bad):
+        add_recording(store, "pilot", path, participant="L1", kind="rr", caller=ADMIN)
+    derive(store, "pilot", ["hrv"], caller=ADMIN, executor="sequential")
+    return store
+
+
+def _reads(store: Store) -> pd.DataFrame:
+    log = audit_frame(store, caller=ADMIN)
+    return log[log["action"] == "export"].reset_index(drop=True)
+
+
+def test_r6_1_in_memory_reads_of_study_data_are_audited_like_exports(pilot: Store) -> None:
+    assert _reads(pilot).empty
+    frame = export_frame(pilot, "pilot", tier="full", caller=ADMIN)
+    hrv = derived_frame(pilot, "pilot", "hrv", caller=ADMIN)
+    with pilot.transaction() as s:
+        first = str(s.query(Recording.sha256).order_by(Recording.id).first()[0])
+    beats = recording_beats(pilot, "pilot", "L1", first, caller=ADMIN)
+    assert len(beats) == 301  # the first beat, then one per stored interval
+    log = _reads(pilot)
+    assert len(log) == 3
+    entries = [json.loads(e) for e in log["new"]]
+    assert [e["format"] for e in entries] == ["read:responses", "read:derived:hrv", "read:beats"]
+    assert [e["rows"] for e in entries] == [len(frame), len(hrv), len(beats)]
+    assert entries[0]["tier"] == "full" and all(len(e["sha256"]) == 64 for e in entries)
+    assert set(log["actor"]) == {ADMIN.username} and set(log["study"]) == {"pilot"}
+
+
+def test_r6_2_a_token_without_export_scope_gets_no_full_tier_texts(pilot: Store) -> None:
+    full = derived_frame(pilot, "pilot", "hrv", caller=ADMIN)
+    assert full["error"].astype(str).str.contains("Gordon").any()  # the admin's own view
+    read_only = resume_token(pilot, create_token(pilot, "r", scopes=["read"], caller=ADMIN).token)
+    seen = derived_frame(pilot, "pilot", "hrv", caller=read_only)
+    assert not seen["error"].astype(str).str.contains("Gordon|1980").any()
+    assert set(seen["error"].dropna()) == {"error"}
+    both = create_token(pilot, "e", scopes=["read", "export"], caller=ADMIN).token
+    shown = derived_frame(pilot, "pilot", "hrv", caller=resume_token(pilot, both))
+    assert shown["error"].astype(str).str.contains("Gordon").any()
+    # The tier recorded for the read-only token's read is the capped one.
+    assert json.loads(_reads(pilot)["new"].iloc[1])["tier"] == "deidentified"
