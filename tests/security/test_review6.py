@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from peerlens._tables import TableReadError, _excel
+from peerlens._tables._excel import read_workbook
 from peerlens.study import (
+    ImportRejected,
     Store,
     add_participant,
     add_recording,
@@ -85,3 +89,74 @@ def test_r6_2_a_token_without_export_scope_gets_no_full_tier_texts(pilot: Store)
     assert shown["error"].astype(str).str.contains("Gordon").any()
     # The tier recorded for the read-only token's read is the capped one.
     assert json.loads(_reads(pilot)["new"].iloc[1])["tier"] == "deidentified"
+
+
+def _xlsx(path: Path, rows: list[str]) -> Path:
+    """A minimal workbook whose first sheet ``S`` holds ``rows`` (sheet XML ``<row>`` bodies)."""
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    pkg = "http://schemas.openxmlformats.org/package/2006/relationships"
+    ct = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    parts = {
+        "[Content_Types].xml": (
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            f'<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{ct}.sheet.main+xml"/>'
+            f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{ct}.worksheet+xml"/>'
+            "</Types>"
+        ),
+        "_rels/.rels": f'<Relationships xmlns="{pkg}"><Relationship Id="rId1" '
+        f'Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<workbook xmlns="{main}" xmlns:r="{rel}"><sheets>'
+        '<sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="{pkg}"><Relationship Id="rId1" '
+        f'Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><sheetData>'
+        + "".join(rows)
+        + "</sheetData></worksheet>",
+    }
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in parts.items():
+            z.writestr(name, text)
+    return path
+
+
+def _cell(ref: str, value: str) -> str:
+    return f'<c r="{ref}" t="inlineStr"><is><t>{value}</t></is></c>'
+
+
+def test_r6_4_an_xlsx_sheet_beyond_the_cell_limits_is_refused_before_it_is_read(
+    pilot: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    far = _xlsx(
+        tmp_path / "far.xlsx", [f'<row r="{r}"><c r="XFD{r}"><v>1</v></c></row>' for r in (1, 2)]
+    )
+    with pytest.raises(
+        TableReadError, match=r"sheet 'S' is too large: sheet row 1 reaches column XFD"
+    ):
+        read_workbook(far)
+    header = (
+        '<row r="1">'
+        + "".join(
+            _cell(f"{c}1", n) for c, n in zip("ABCDEFGH", ["participant", *GAD7], strict=True)
+        )
+        + "</row>"
+    )
+    body = [f'<row r="{r}">' + _cell(f"A{r}", "L1") + "</row>" for r in range(2, 40)]
+    tall = _xlsx(tmp_path / "tall.xlsx", [header, *body])
+    monkeypatch.setattr(_excel, "MAX_CELLS", 30)
+    before = export_frame(pilot, "pilot", tier="full", caller=ADMIN)
+    with pytest.raises(
+        ImportRejected,
+        match=r"sheet 'S' is too large: by sheet row \d+ it holds more than the 30 cells",
+    ):
+        import_responses(pilot, "pilot", tall, timepoint="week12", caller=ADMIN)
+    monkeypatch.setattr(_excel, "MAX_CELLS", 5_000_000)
+    monkeypatch.setattr(_excel, "MAX_UNZIPPED_BYTES", 1000)
+    with pytest.raises(
+        ImportRejected, match=r"the workbook unzips to [\d,]+ bytes, more than the 1,000"
+    ):
+        import_responses(pilot, "pilot", tall, timepoint="week12", caller=ADMIN)
+    after = export_frame(pilot, "pilot", tier="full", caller=ADMIN)
+    assert after.equals(before)  # nothing stored
