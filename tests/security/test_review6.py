@@ -3,9 +3,11 @@ that failed before its fix."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +17,10 @@ from peerlens._tables import TableReadError, _excel
 from peerlens._tables._excel import read_workbook
 from peerlens.study import (
     ImportRejected,
+    NotFound,
+    PermissionDenied,
     Store,
+    add_consent,
     add_participant,
     add_recording,
     audit_frame,
@@ -23,16 +28,23 @@ from peerlens.study import (
     create_token,
     derive,
     derived_frame,
+    erase_participant,
     export_frame,
+    get_identity,
     import_responses,
+    issue_link,
     recording_beats,
     resume_token,
+    revoke_links,
+    set_identity,
+    set_status,
 )
 from peerlens.study.models import Recording
 
-from ..conftest import ADMIN
+from ..conftest import ADMIN, make_user
 
 GAD7 = [f"gad7_{i}" for i in range(1, 8)]
+T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 SECRET = "Gordon Glasgow DOB 1980-02-02"
 
 
@@ -160,3 +172,34 @@ def test_r6_4_an_xlsx_sheet_beyond_the_cell_limits_is_refused_before_it_is_read(
         import_responses(pilot, "pilot", tall, timepoint="week12", caller=ADMIN)
     after = export_frame(pilot, "pilot", tier="full", caller=ADMIN)
     assert after.equals(before)  # nothing stored
+
+
+def test_r6_5_another_sites_participant_reads_as_one_that_does_not_exist(
+    pilot: Store, tmp_path: Path
+) -> None:
+    sam = make_user(pilot, "sam", "admin", study="pilot", site="leeds")
+    rr = tmp_path / "rr.csv"
+    rr.write_text("rr_ms\n800\n810\n790\n805\n")
+    calls: dict[str, Callable[[str], object]] = {
+        "identity read": lambda c: get_identity(pilot, "pilot", c, caller=sam),
+        "identity write": lambda c: set_identity(pilot, "pilot", c, {"name": "X"}, caller=sam),
+        "status": lambda c: set_status(pilot, "pilot", c, "completed", caller=sam),
+        "consent": lambda c: add_consent(
+            pilot, "pilot", c, version="v1", consented_at=T0, caller=sam
+        ),
+        "link": lambda c: issue_link(pilot, "pilot", c, timepoint="baseline", caller=sam),
+        "revoke": lambda c: revoke_links(pilot, "pilot", c, caller=sam),
+        "recording": lambda c: add_recording(
+            pilot, "pilot", rr, participant=c, kind="rr", caller=sam
+        ),
+        "erasure": lambda c: erase_participant(pilot, "pilot", c, caller=sam, reason="asked"),
+    }
+    for what, call in calls.items():
+        seen = []
+        for code in ("G1", "Z9"):  # G1 is Glasgow's; Z9 does not exist
+            with pytest.raises(PermissionDenied) as exc:
+                call(code)
+            seen.append((type(exc.value), str(exc.value).replace(code, "<code>")))
+        assert seen[0] == seen[1], what
+        assert seen[0][0] is NotFound, what
+        assert seen[0][1] == "unknown participant '<code>' or outside your site(s) leeds", what

@@ -147,8 +147,7 @@ def erase_participant(
         study = get_study(s, study_name)
         grant = authorize(s, caller, "participant.erase", study)
         actor = grant.actor
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was already erased")
         _refuse_shared_content(s, study, grant, p)

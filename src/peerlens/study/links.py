@@ -82,8 +82,7 @@ def issue_link(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "link.issue", study)
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         if p.status in ("erased", "withdrawn"):
             raise StudyError(f"participant {code!r} was {p.status}: no link can be issued")
         tp = get_timepoint(s, study, timepoint)
@@ -132,8 +131,7 @@ def revoke_links(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "link.revoke", study)
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         tp = get_timepoint(s, study, timepoint) if timepoint is not None else None
         n = _revoke(s, p.id, None if tp is None else tp.id, utcnow())
         if n:

@@ -259,8 +259,7 @@ def set_status(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "participant.status", study)
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was erased")
         change_status(s, study, p, status, actor=grant.actor, reason=reason)
@@ -315,8 +314,7 @@ def set_identity(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "identity.write", study)
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was erased")
         merge_fields(s, p, fields, actor=grant.actor, study_name=study_name, reason=reason)
@@ -328,8 +326,7 @@ def get_identity(store: Store, study_name: str, code: str, *, caller: Caller) ->
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "identity.read", study)
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         audit.record(s, grant.actor, "identity.read", "identity_vault", code, study=study_name)
         return read_fields(s, p)
 
@@ -353,8 +350,7 @@ def add_consent(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "consent.add", study)
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was erased")
         store_consent(

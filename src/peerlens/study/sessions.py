@@ -61,9 +61,8 @@ def add_relationship(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "relationship.add", study)
-        worker = get_participant(s, study, ps_worker)
-        user = get_participant(s, study, service_user)
-        grant.check(study, worker, user)
+        worker = get_participant(s, study, ps_worker, grant=grant)
+        user = get_participant(s, study, service_user, grant=grant)
         for person in (worker, user):
             if person.status == "erased":
                 raise StudyError(f"participant {person.study_code!r} was erased")
@@ -191,7 +190,7 @@ def add_transcript(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "transcript.add", study)
-        owner = get_participant(s, study, participant) if participant else None
+        owner = get_participant(s, study, participant, grant=grant) if participant else None
         pid = owner.id if owner is not None else None
         if owner is not None and owner.status == "erased":
             raise StudyError(f"participant {participant!r} was erased")
@@ -551,8 +550,7 @@ def add_recording(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "recording.add", study)
-        p = get_participant(s, study, participant)
-        grant.check(study, p)
+        p = get_participant(s, study, participant, grant=grant)
         if p.status == "erased":
             raise StudyError(f"participant {participant!r} was erased")
         sess_id = get_session(s, study, p, session).id if session else None
