@@ -15,6 +15,7 @@ import pytest
 
 from peerlens._tables import TableReadError, _excel
 from peerlens._tables._excel import read_workbook
+from peerlens.analysis._files import write_via
 from peerlens.study import (
     ImportRejected,
     NotFound,
@@ -30,6 +31,7 @@ from peerlens.study import (
     derived_frame,
     erase_participant,
     export_frame,
+    export_study,
     get_identity,
     import_responses,
     issue_link,
@@ -203,3 +205,20 @@ def test_r6_5_another_sites_participant_reads_as_one_that_does_not_exist(
         assert seen[0] == seen[1], what
         assert seen[0][0] is NotFound, what
         assert seen[0][1] == "unknown participant '<code>' or outside your site(s) leeds", what
+
+
+def test_r6_7_a_planted_part_symlink_never_receives_an_output(pilot: Store, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    theirs = tmp_path / "colleague_owned.txt"
+    theirs.write_text("")
+    for name in ("report.html", "export.csv"):
+        (shared / f".{name}.part").symlink_to(theirs)
+    write_via(shared / "report.html", lambda tmp: tmp.write_bytes(b"<html>study data</html>"))
+    export_study(pilot, "pilot", shared / "export.csv", caller=ADMIN)
+    for name in ("report.html", "export.csv"):
+        assert not (shared / name).is_symlink() and (shared / name).stat().st_size > 0
+        assert (shared / name).stat().st_mode & 0o777 == 0o600
+    assert theirs.read_text() == ""
+    left = sorted(p.name for p in shared.iterdir() if p.name.endswith(".part"))
+    assert left == [".export.csv.part", ".report.html.part"]  # only the planted links

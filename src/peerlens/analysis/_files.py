@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from peerlens import PeerlensError
+from peerlens._private_files import private_temp
 
 
 class OutputError(PeerlensError):
@@ -15,23 +17,29 @@ class OutputError(PeerlensError):
 
 
 def write_via(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path`` (readable by the owner only: the
-    outputs hold study data), then move it into place; on any failure the temporary file is
+    """Call ``write(tmp)`` on a new temporary file beside ``path`` (readable by the owner only:
+    the outputs hold study data; see :func:`peerlens._private_files.private_temp`), then move it
+    into place; on any failure the temporary file is
     removed and ``path`` is left as it was."""
-    tmp = path.with_name(f".{path.name}.part")
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        fd, tmp = private_temp(path)
+        os.close(fd)
         write(tmp)
+        if stat.S_ISLNK(os.lstat(tmp).st_mode):  # swapped for a link while being written
+            raise OutputError(f"{path}: its temporary file was replaced by a link; not written")
         os.chmod(tmp, 0o600)
         tmp.replace(path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write it ({exc.strerror})") from None
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
         raise
 
 

@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from peerlens import __version__
+from peerlens._private_files import private_temp
 from peerlens._tables import neutralise_formulas
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, builtin_form, study_forms
@@ -555,16 +556,17 @@ def _refuse_store_paths(store: Store, path: Path) -> None:
 def _write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically, readable by the owner only (exports hold study
     data); nothing is left behind when writing fails."""
-    tmp = path.with_name(f".{path.name}.part")
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd, tmp = private_temp(path)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         tmp.replace(path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
         raise StudyError(f"{path}: cannot write the export ({exc.strerror})") from None
 
 
