@@ -16,6 +16,7 @@ import pytest
 from peerlens._tables import TableReadError, _excel
 from peerlens._tables._excel import read_workbook
 from peerlens.analysis._files import write_via
+from peerlens.analysis.plots import means_plot
 from peerlens.study import (
     ImportRejected,
     NotFound,
@@ -222,3 +223,18 @@ def test_r6_7_a_planted_part_symlink_never_receives_an_output(pilot: Store, tmp_
     assert theirs.read_text() == ""
     left = sorted(p.name for p in shared.iterdir() if p.name.endswith(".part"))
     assert left == [".export.csv.part", ".report.html.part"]  # only the planted links
+
+
+def test_r6_10_arm_names_with_dollar_signs_are_drawn_as_text() -> None:
+    arm = r"peer $\oops$ arm"
+    means = pd.DataFrame(
+        {
+            "arm": [arm, arm, "$x^2$", "$x^2$"],
+            "timepoint": ["t0", "t1", "t0", "t1"],
+            "mean": [1.0, 2.0, 1.5, 1.7],
+            "ci_low": [0.5, 1.5, 1.0, 1.2],
+            "ci_high": [1.5, 2.5, 2.0, 2.2],
+        }
+    )
+    svg = means_plot(means, outcome="y", arms=[arm, "$x^2$"], timepoints=["t0", "t1"])
+    assert r"peer $\oops$ arm" in svg and "$x^2$" in svg
