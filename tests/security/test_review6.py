@@ -25,6 +25,7 @@ from peerlens.study import (
     add_consent,
     add_participant,
     add_recording,
+    analysis_dataset,
     audit_frame,
     create_study,
     create_token,
@@ -238,3 +239,9 @@ def test_r6_10_arm_names_with_dollar_signs_are_drawn_as_text() -> None:
     )
     svg = means_plot(means, outcome="y", arms=[arm, "$x^2$"], timepoints=["t0", "t1"])
     assert r"peer $\oops$ arm" in svg and "$x^2$" in svg
+
+
+def test_r6_8_a_site_scoped_dataset_names_only_the_callers_sites(pilot: Store) -> None:
+    leeds = make_user(pilot, "lee", "researcher", study="pilot", site="leeds")
+    assert analysis_dataset(pilot, "pilot", caller=leeds).sites == ("leeds",)
+    assert analysis_dataset(pilot, "pilot", caller=ADMIN).sites == ("leeds", "glasgow")

@@ -1093,7 +1093,11 @@ def _export_analysis(
         from peerlens._commands.report import split_outcomes
         from peerlens.analysis.stat_exports import write_export
         from peerlens.study import analysis_dataset
+        from peerlens.study.export import _refuse_store_paths
 
+        # As the tidy export: never over the database, its journals or stored recordings.
+        for target in (out, out.with_suffix(".R")) if format == "r" else (out,):
+            _refuse_store_paths(store, target)
         dataset = analysis_dataset(store, study, caller=me, purpose=format)
         written = write_export(
             dataset,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -44,14 +45,24 @@ def write_via(path: Path, write: Callable[[Path], object]) -> None:
 
 
 def write_files(files: Mapping[Path, bytes]) -> None:
-    """Write every file or none: a file already written is removed when a later one fails."""
-    done: list[Path] = []
+    """Write every file or none: each is written to its temporary file first, and only when all
+    are written are they moved into place (a file that was there before is kept otherwise)."""
+    temps: list[tuple[Path, Path]] = []
     try:
         for path, data in files.items():
-            write_via(path, lambda tmp, data=data: tmp.write_bytes(data))  # type: ignore[misc]
-            done.append(path)
-    except PeerlensError:
-        for path in done:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = private_temp(path)
+            temps.append((tmp, path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        for _, path in temps:
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        for tmp, path in temps:
+            tmp.replace(path)
+    except OSError as exc:
+        for tmp, _ in temps:
             with contextlib.suppress(OSError):
-                path.unlink()
-        raise
+                tmp.unlink(missing_ok=True)
+        where = exc.filename or next(iter(files), "")
+        raise OutputError(f"{where}: cannot write it ({exc.strerror})") from None
