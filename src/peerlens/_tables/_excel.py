@@ -24,10 +24,37 @@ from openpyxl.utils import get_column_letter
 from peerlens._tables._errors import TableNote, TableProblem, TableReadError
 from peerlens._tables._header import header_problems
 
+#: The most cells (counting an empty row as one) read from a sheet: openpyxl's reader pads each
+#: row from column A to its last cell, so a few KB of XML can stand for billions of cells.
+MAX_CELLS = 5_000_000
+#: The most columns a sheet row may reach.
+MAX_COLUMNS = 4_096
+#: The most bytes the workbook's parts may hold once unzipped (their declared sizes; Python's
+#: zipfile stops reading a part at its declared size).
+MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
+
+
+def _check_unzipped_size(path: Path) -> None:
+    """Refuse a workbook whose parts unzip to more than :data:`MAX_UNZIPPED_BYTES`."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            total = sum(info.file_size for info in z.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # not a zip: openpyxl says what is wrong with it
+    if total > MAX_UNZIPPED_BYTES:
+        raise TableReadError(
+            str(path),
+            f"the workbook unzips to {total:,} bytes, more than the {MAX_UNZIPPED_BYTES:,} a "
+            "response file may hold; nothing was read (split it, or save it as CSV)",
+        )
+
 
 def _load(path: Path, data_only: bool) -> Any:
     import openpyxl
 
+    _check_unzipped_size(path)
     try:
         return openpyxl.load_workbook(path, read_only=True, data_only=data_only)
     except Exception as exc:  # zipfile, XML and openpyxl raise many types for corrupt files
@@ -49,10 +76,16 @@ def _sheet_cells(
         sheet.reset_dimensions()  # the stored dimensions may be wrong; read what is there
         values: list[list[Any]] = []
         formulas: list[tuple[int, int]] = []
+        cells = 0
         try:
             for r, row in enumerate(sheet.iter_rows(min_row=1, min_col=1), start=1):
+                cells += max(1, len(row))
+                if len(row) > MAX_COLUMNS or cells > MAX_CELLS:
+                    raise _too_big(path, sheet.title, r, len(row))
                 values.append([cell.value for cell in row])
                 formulas += [(r, c) for c, cell in enumerate(row, start=1) if cell.data_type == "f"]
+        except TableReadError:
+            raise
         except Exception as exc:  # malformed sheet XML
             raise TableReadError(
                 str(path), f"cannot read the first sheet ({type(exc).__name__}: {exc})"
@@ -60,6 +93,22 @@ def _sheet_cells(
         return values, formulas, list(book.sheetnames)
     finally:
         book.close()
+
+
+def _too_big(path: Path, sheet: str, row: int, width: int) -> TableReadError:
+    """The refusal of a sheet beyond :data:`MAX_COLUMNS` or :data:`MAX_CELLS` at ``row``."""
+    if width > MAX_COLUMNS:
+        what = (
+            f"sheet row {row} reaches column {get_column_letter(width)}, beyond the "
+            f"{MAX_COLUMNS:,} columns a response file may have"
+        )
+    else:
+        what = f"by sheet row {row} it holds more than the {MAX_CELLS:,} cells peerlens reads"
+    return TableReadError(
+        str(path),
+        f"sheet {sheet!r} is too large: {what}; nothing was read (delete the empty rows and "
+        "columns after the data, or save it as CSV)",
+    )
 
 
 def _empty(value: Any) -> bool:

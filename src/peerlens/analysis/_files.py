@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from peerlens import PeerlensError
+from peerlens._private_files import private_temp
 
 
 class OutputError(PeerlensError):
@@ -15,35 +18,51 @@ class OutputError(PeerlensError):
 
 
 def write_via(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path`` (readable by the owner only: the
-    outputs hold study data), then move it into place; on any failure the temporary file is
+    """Call ``write(tmp)`` on a new temporary file beside ``path`` (readable by the owner only:
+    the outputs hold study data; see :func:`peerlens._private_files.private_temp`), then move it
+    into place; on any failure the temporary file is
     removed and ``path`` is left as it was."""
-    tmp = path.with_name(f".{path.name}.part")
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        fd, tmp = private_temp(path)
+        os.close(fd)
         write(tmp)
+        if stat.S_ISLNK(os.lstat(tmp).st_mode):  # swapped for a link while being written
+            raise OutputError(f"{path}: its temporary file was replaced by a link; not written")
         os.chmod(tmp, 0o600)
         tmp.replace(path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write it ({exc.strerror})") from None
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
         raise
 
 
 def write_files(files: Mapping[Path, bytes]) -> None:
-    """Write every file or none: a file already written is removed when a later one fails."""
-    done: list[Path] = []
+    """Write every file or none: each is written to its temporary file first, and only when all
+    are written are they moved into place (a file that was there before is kept otherwise)."""
+    temps: list[tuple[Path, Path]] = []
     try:
         for path, data in files.items():
-            write_via(path, lambda tmp, data=data: tmp.write_bytes(data))  # type: ignore[misc]
-            done.append(path)
-    except PeerlensError:
-        for path in done:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = private_temp(path)
+            temps.append((tmp, path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        for _, path in temps:
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        for tmp, path in temps:
+            tmp.replace(path)
+    except OSError as exc:
+        for tmp, _ in temps:
             with contextlib.suppress(OSError):
-                path.unlink()
-        raise
+                tmp.unlink(missing_ok=True)
+        where = exc.filename or next(iter(files), "")
+        raise OutputError(f"{where}: cannot write it ({exc.strerror})") from None

@@ -51,7 +51,12 @@ def means_plot(
     from matplotlib.figure import Figure
 
     with mpl.rc_context(
-        {"svg.hashsalt": "peerlens-report", "svg.fonttype": "none", "font.size": 9}
+        {
+            "svg.hashsalt": "peerlens-report",
+            "svg.fonttype": "none",
+            "font.size": 9,
+            "text.parse_math": False,
+        }  # arm names are text: "$...$" is not math
     ):
         fig = Figure(figsize=(5.2, 3.0))
         FigureCanvasSVG(fig)

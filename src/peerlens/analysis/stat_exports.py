@@ -30,14 +30,16 @@ Files are written atomically: on any error nothing is left behind.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from peerlens._tables import neutralise_formulas
 from peerlens.analysis._files import write_files, write_via
 from peerlens.analysis.report import DEFAULT_OUTCOMES, ReportError, arm_order
 
@@ -130,6 +132,7 @@ def write_export(
                 .reindex(pd.MultiIndex.from_frame(table[["participant", "timepoint"]]))
                 .to_numpy()
             )
+        r_table = neutralise_formulas(r_table)  # as the tidy CSV: names may start with "="
         csv = r_table.to_csv(index=False, lineterminator="\n", na_rep="NA").encode("utf-8")
         script_path = path.with_suffix(".R")
         files = {path: csv}
@@ -137,6 +140,7 @@ def write_export(
             hrv_path, hrv_csv, hrv_script = _hrv_files(path, hrv, arms, dataset.timepoints)
             files[hrv_path] = hrv_csv
             script += hrv_script
+        _refuse_foreign_script(script_path, script.splitlines()[0])
         files[script_path] = script.encode("utf-8")
         write_files(files)
         return tuple(files)
@@ -144,6 +148,13 @@ def write_export(
     codes = sorted(dataset.missing_codes)
     item_cols = list(dataset.items.columns[2:])
     coded_items = [c for c in item_cols if dataset.item_codes[c].notna().any()]
+    _check_names(list(data.columns), format)
+    spss_missing = _spss_missing(data, coded_items, codes) if format == "spss" else None
+    if format == "stata" and len(codes) > len(string.ascii_lowercase):
+        raise ReportError(
+            f"study {dataset.study!r} has {len(codes)} missing-data codes; Stata's extended "
+            f"missing values hold {len(string.ascii_lowercase)} (.a to .z): export as spss or r"
+        )
     import pyreadstat
 
     def write(tmp: Path) -> None:
@@ -153,7 +164,7 @@ def write_export(
                 str(tmp),
                 column_labels=labels,
                 variable_value_labels=values,
-                missing_ranges={c: list(codes[:3]) for c in coded_items} if codes else None,
+                missing_ranges=spss_missing,
             )
         else:
             letters = dict(zip(codes, string.ascii_lowercase, strict=False))
@@ -175,6 +186,103 @@ def write_export(
 
     write_via(path, write)
     return (path,)
+
+
+#: Names a statistics package reserves (Stata manual [U] 11.3; SPSS Syntax Reference,
+#: "Reserved keywords"); compared case-insensitively for SPSS, exactly for Stata.
+_RESERVED = {
+    "stata": frozenset(
+        [
+            "_all",
+            "_b",
+            "byte",
+            "_coef",
+            "_cons",
+            "double",
+            "float",
+            "if",
+            "in",
+            "int",
+            "long",
+            "_n",
+            "_N",
+            "_pi",
+            "_pred",
+            "_rc",
+            "_skip",
+            "strL",
+            "using",
+            "with",
+        ]
+    ),
+    "spss": frozenset(
+        ["ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR", "TO", "WITH"]
+    ),
+}
+#: The longest variable name each package accepts (Stata: 32 characters; SPSS: 64 bytes).
+_MAX_NAME = {"stata": 32, "spss": 64}
+
+
+def _check_names(columns: Sequence[str], format: str) -> None:
+    """Refuse a column name ``format`` cannot hold (length, characters, reserved word) before
+    anything is written; names are never shortened, so no two columns can collide."""
+    bad = []
+    for name in columns:
+        size = len(name.encode("utf-8")) if format == "spss" else len(name)
+        reserved = name.upper() if format == "spss" else name
+        if size > _MAX_NAME[format]:
+            bad.append(f"{name!r} is longer than {_MAX_NAME[format]} characters")
+        elif not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and format == "stata":
+            bad.append(f"{name!r} is not a Stata name (letters, digits, _)")
+        elif reserved in _RESERVED[format]:
+            bad.append(f"{name!r} is a reserved word")
+    if bad:
+        raise ReportError(
+            f"a {format} export cannot hold these variable names: {'; '.join(bad)}; rename the "
+            "fields in the data dictionary or export as r (CSV)"
+        )
+
+
+def _spss_missing(
+    data: pd.DataFrame, columns: Sequence[str], codes: Sequence[float]
+) -> dict[str, list[Any]] | None:
+    """SPSS user-missing declarations for ``codes``: up to three discrete values, else one
+    ``lo..hi`` range (plus one discrete value) holding every code and no real answer."""
+    if not codes or not columns:
+        return None
+    if len(codes) <= 3:
+        spec: list[Any] = list(codes)
+    else:
+        answers = data[list(columns)].to_numpy(dtype=float).ravel()
+        answers = answers[~np.isnan(answers) & ~np.isin(answers, codes)]
+        spec = []
+        for inside, extra in ((codes, []), (codes[1:], codes[:1]), (codes[:-1], codes[-1:])):
+            lo, hi = min(inside), max(inside)
+            if not ((answers >= lo) & (answers <= hi)).any():
+                spec = [{"lo": lo, "hi": hi}, *extra]
+                break
+        if not spec:
+            raise ReportError(
+                f"SPSS declares at most 3 missing-data codes or one range: the codes "
+                f"{', '.join(f'{c:g}' for c in codes)} enclose real answers; export as stata or r"
+            )
+    return {c: spec for c in columns}
+
+
+def _refuse_foreign_script(path: Path, first_line: str) -> None:
+    """Refuse to replace an R script at ``path`` that peerlens did not write."""
+    if not path.exists():
+        return
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            ours = fh.readline().rstrip("\n") == first_line
+    except OSError:
+        ours = False
+    if not ours:
+        raise ReportError(
+            f"{path}: exists and was not written by peerlens; the R export writes its script "
+            "there: move that file or choose another --out name"
+        )
 
 
 def _outcomes(dataset: AnalysisDataset, outcomes: Sequence[str] | None) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,6 +11,9 @@ from sqlalchemy.orm import Session
 from peerlens.study.errors import NotFound, StudyError
 from peerlens.study.models import Participant, PSRelationship, Study, Timepoint
 from peerlens.study.models import Session as PSSession
+
+if TYPE_CHECKING:
+    from peerlens.study.policy import Grant
 
 
 def get_study(session: Session, name: str) -> Study:
@@ -41,11 +45,22 @@ def participant_map(session: Session, study: Study) -> dict[str, Participant]:
     return {p.study_code: p for p in rows}
 
 
-def get_participant(session: Session, study: Study, code: str) -> Participant:
-    """The study's participant with study code ``code``."""
+def get_participant(
+    session: Session, study: Study, code: str, *, grant: Grant | None = None
+) -> Participant:
+    """The study's participant with study code ``code``.
+
+    With ``grant``, a participant outside its sites and one that does not exist are refused
+    alike (:class:`NotFound` with :meth:`Grant.hidden`'s words), so that a refusal tells a
+    site-scoped caller nothing about other sites' participants.
+    """
     p = session.scalars(
         select(Participant).where(Participant.study_id == study.id, Participant.study_code == code)
     ).first()
+    if grant is not None:
+        if p is None:
+            raise NotFound(grant.hidden(code))
+        grant.check(study, p)
     if p is None:
         raise StudyError(f"study {study.name!r} has no participant {code!r}")
     return p

@@ -140,7 +140,7 @@ def analysis_dataset(
         grant = authorize(s, caller, "analysis.export", study, tier=TIER)
         arms = tuple(a.name for a in study.arms)
         timepoints = tuple(tp.name for tp in study.timepoints)
-        sites = tuple(x.name for x in study.sites)
+        sites = tuple(x.name for x in study.sites if grant.covers_site(x.name))  # theirs only
         arm_names = {a.id: a.name for a in study.arms}
         site_names = {x.id: x.name for x in study.sites}
         people = [

@@ -147,8 +147,7 @@ def erase_participant(
         study = get_study(s, study_name)
         grant = authorize(s, caller, "participant.erase", study)
         actor = grant.actor
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         # Before anything is removed: writes in flight for them end first (and what they
         # stored is removed below), later ones wait and then see "erased" (PostgreSQL).
         lock_participants(s, [p], exclusive=True)

@@ -23,6 +23,7 @@ file's sha256 prefix). Every export is audited and writes a manifest beside the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from peerlens import __version__
+from peerlens._private_files import private_temp
 from peerlens._tables import neutralise_formulas
 from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, builtin_form, study_forms
@@ -426,12 +428,17 @@ def _participant_columns(p: Participant) -> dict[str, Any]:
 
 @guarded("export")
 def export_frame(store: Store, study_name: str, *, tier: str, caller: Caller) -> pd.DataFrame:
-    """The study as the tidy long table of :func:`export_study`, in memory (not audited as a
-    file export; the same tier and site checks apply)."""
+    """The study as the tidy long table of :func:`export_study`, in memory (the same tier and
+    site checks apply, and the read is audited as an ``export`` of format ``read:responses``
+    with its tier, rows, sites and sha256)."""
+    from peerlens.study._read_audit import audit_read
+
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "export", study, tier=tier)
-        return tidy_frame(s, study, tier=tier, grant=grant)
+        frame = tidy_frame(s, study, tier=tier, grant=grant)
+        audit_read(s, dataclasses.replace(grant, tier=tier), study_name, "responses", frame)
+        return frame
 
 
 @guarded("export")
@@ -549,16 +556,17 @@ def _refuse_store_paths(store: Store, path: Path) -> None:
 def _write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically, readable by the owner only (exports hold study
     data); nothing is left behind when writing fails."""
-    tmp = path.with_name(f".{path.name}.part")
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd, tmp = private_temp(path)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         tmp.replace(path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
         raise StudyError(f"{path}: cannot write the export ({exc.strerror})") from None
 
 

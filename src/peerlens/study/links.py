@@ -82,8 +82,7 @@ def issue_link(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "link.issue", study)
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         # One issuer or revoker of the participant's links at a time: two links issued at
         # once must not both stay valid (each revokes the links it sees).
         lock_participants(s, [p], exclusive=True)
@@ -135,8 +134,7 @@ def revoke_links(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "link.revoke", study)
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         lock_participants(s, [p], exclusive=True)
         tp = get_timepoint(s, study, timepoint) if timepoint is not None else None
         n = _revoke(s, p.id, None if tp is None else tp.id, utcnow())

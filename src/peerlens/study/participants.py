@@ -259,8 +259,7 @@ def set_status(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "participant.status", study)
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         refuse_erased(s, p, exclusive=True)
         change_status(s, study, p, status, actor=grant.actor, reason=reason)
 
@@ -314,8 +313,7 @@ def set_identity(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "identity.write", study)
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         refuse_erased(s, p)
         merge_fields(s, p, fields, actor=grant.actor, study_name=study_name, reason=reason)
 
@@ -326,8 +324,7 @@ def get_identity(store: Store, study_name: str, code: str, *, caller: Caller) ->
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "identity.read", study)
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         audit.record(s, grant.actor, "identity.read", "identity_vault", code, study=study_name)
         return read_fields(s, p)
 
@@ -351,8 +348,7 @@ def add_consent(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "consent.add", study)
-        p = get_participant(s, study, code)
-        grant.check(study, p)
+        p = get_participant(s, study, code, grant=grant)
         refuse_erased(s, p)
         store_consent(
             s,

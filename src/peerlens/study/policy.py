@@ -548,8 +548,9 @@ def authorize(
     if rule.link_holder:  # only a participant's own link (authorize_link), never an account
         raise PermissionDenied(f"{caller} may not {rule.summary}: only the participant may")
     user = active_user(session, caller)
+    scopes: frozenset[str] | None = None  # the token's scopes (None: not a token)
     if caller.token is not None:
-        _check_token(session, user, caller.token, operation, rule)
+        scopes = _check_token(session, user, caller.token, operation, rule)
     if operation != "audit.verify":  # verifying must work to find out what was tampered with
         from peerlens.study.integrity import check_rights
 
@@ -598,15 +599,26 @@ def authorize(
         raise PermissionDenied(
             f"{caller.username} may not {rule.summary}{where} (needs {need} {roles} role{extra})"
         )
+    if scopes is not None and "export" not in scopes and tier_rank(best) > tier_rank(_NO_EXPORT):
+        # A token without the export scope reads at most what a de-identified export shows
+        # (e.g. no error texts quoting a recording), whatever its user's export right.
+        best = _NO_EXPORT
     grant = Grant(caller.username, operation, None if sites is None else frozenset(sites), best)
     if tier is not None:
         grant.require_tier(tier)
     return _granted(grant)
 
 
-def _check_token(session: Session, user: User, token_id: int, operation: str, rule: Rule) -> None:
+#: The highest tier a grant reaches through a token without the ``export`` scope.
+_NO_EXPORT = "deidentified"
+
+
+def _check_token(
+    session: Session, user: User, token_id: int, operation: str, rule: Rule
+) -> frozenset[str]:
     """Refuse ``operation`` unless token ``token_id`` of ``user`` is live and one of its scopes
-    allows it (the user's roles are checked after this, as for any caller)."""
+    allows it (the user's roles are checked after this, as for any caller); return the token's
+    scopes (they bound the grant's export tier)."""
     from peerlens.study.keys import token_row_valid
 
     token = session.get(ApiToken, token_id)
@@ -624,6 +636,7 @@ def _check_token(session: Session, user: User, token_id: int, operation: str, ru
     if scope != "any" and (scope is None or scope not in token.scopes.split()):
         need = f"the {scope!r} scope" if scope else "a signed-in session, not a token"
         raise PermissionDenied(f"this access token may not {rule.summary} (needs {need})")
+    return frozenset(token.scopes.split())
 
 
 def token_digest(token: str) -> str:

@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from peerlens.study._lookup import get_study
+from peerlens.study._read_audit import audit_read
 from peerlens.study.errors import NotFound
 from peerlens.study.models import Participant, Recording
 from peerlens.study.policy import Caller, authorize, guarded
@@ -93,7 +94,7 @@ def recording_beats(
     beats = result.beats
     times = beats["time_s"].to_numpy(dtype=float)
     rr = np.concatenate([[np.nan], np.diff(times) * 1000.0]) if len(times) else times
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "beat": beats["beat"].to_numpy(),
             "time_s": times,
@@ -102,3 +103,6 @@ def recording_beats(
         },
         columns=BEAT_COLUMNS,
     )
+    with store.transaction() as s:  # the read is audited like an export (who took what)
+        audit_read(s, grant, study_name, "beats", frame)
+    return frame

@@ -67,9 +67,8 @@ def add_relationship(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "relationship.add", study)
-        worker = get_participant(s, study, ps_worker)
-        user = get_participant(s, study, service_user)
-        grant.check(study, worker, user)
+        worker = get_participant(s, study, ps_worker, grant=grant)
+        user = get_participant(s, study, service_user, grant=grant)
         refuse_erased(s, worker, user)
         if worker.role != "ps_worker":
             raise StudyError(f"{ps_worker!r} is enrolled as {worker.role}, not ps_worker")
@@ -195,7 +194,7 @@ def add_transcript(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "transcript.add", study)
-        owner = get_participant(s, study, participant) if participant else None
+        owner = get_participant(s, study, participant, grant=grant) if participant else None
         pid = owner.id if owner is not None else None
         if owner is not None:
             refuse_erased(s, owner)
@@ -585,8 +584,7 @@ def add_recording(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "recording.add", study)
-        p = get_participant(s, study, participant)
-        grant.check(study, p)
+        p = get_participant(s, study, participant, grant=grant)
         refuse_erased(s, p)
         sess_id = get_session(s, study, p, session).id if session else None
         tp_id = get_timepoint(s, study, timepoint).id if timepoint else None

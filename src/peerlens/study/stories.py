@@ -214,8 +214,7 @@ def grant_studio_access(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "studio.access", study)
-        person = get_participant(s, study, worker)
-        grant.check(study, person)
+        person = get_participant(s, study, worker, grant=grant)
         if person.role != "ps_worker":
             raise StudyError(f"{worker!r} is enrolled as {person.role}, not ps_worker")
         refuse_erased(s, person)
@@ -275,8 +274,7 @@ def revoke_studio_access(
     with store.transaction() as s:
         study = get_study(s, study_name)
         grant = authorize(s, caller, "studio.access", study)
-        person = get_participant(s, study, worker)
-        grant.check(study, person)
+        person = get_participant(s, study, worker, grant=grant)
         user = _user(s, username)
         rows = list(
             s.scalars(

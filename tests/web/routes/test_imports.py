@@ -196,13 +196,19 @@ def test_recording_refusals_store_nothing(site: Site) -> None:
             "choose one recording file, or a WFDB",
         ),
         ({"participant": "A1", "windows": "talk:9"}, [("files", ("a.edf", edf, "x"))], "LABEL"),
-        ({"participant": "Z9"}, [("files", ("a.edf", edf, "x"))], "Z9"),
     ):
         page = client.post(
             "/studies/pilot/import/recording", data={"csrf": token, **data}, files=files or None
         )
         assert page.status_code in (400, 409), (why, page.status_code)
         assert why in page.text and 'role="alert"' in page.text, why
+    # An unknown participant is refused as another site's would be (the same 404).
+    page = client.post(
+        "/studies/pilot/import/recording",
+        data={"csrf": token, "participant": "Z9"},
+        files=[("files", ("a.edf", edf, "x"))],
+    )
+    assert page.status_code == 404
     with site.store.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Recording)) == 0
     assert _audit_rows(site.store) == before and _uploads_left(site.store) == []

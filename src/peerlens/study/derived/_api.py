@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from peerlens.study._lookup import get_study
+from peerlens.study._read_audit import audit_read
 from peerlens.study.derived._base import DerivedKind, DeriveOptions, shown_error
 from peerlens.study.derived._registry import KINDS, VIEWS, WHAT
 from peerlens.study.derived._runs import (
@@ -171,7 +172,8 @@ def derived_frame(store: Store, study_name: str, what: str, *, caller: Caller) -
     caller
         Who reads; results are per participant, so this needs the de-identified export tier;
         a site-scoped caller gets their sites' participants only, and error texts (which may
-        quote a file or speaker) are shown only at the ``full`` tier.
+        quote a file or speaker) are shown only at the ``full`` tier (a token needs the
+        ``export`` scope for it). The read is audited (format ``read:derived:<what>``).
     """
     if what not in VIEWS:
         *first, last = VIEWS
@@ -181,12 +183,14 @@ def derived_frame(store: Store, study_name: str, what: str, *, caller: Caller) -
         grant = authorize(s, caller, "derived.read", study)
         frame = VIEWS[what].frame(s, study, what)
         mine = _participants_within(s, study, grant)
-    if mine is not None:
-        frame = frame[frame["participant"].isin(mine)]
-    if "error" in frame:
-        full = grant.allows_tier("full")
-        frame = frame.assign(error=frame["error"].map(lambda t: shown_error(t, full=full)))
-    return frame.reset_index(drop=True)
+        if mine is not None:
+            frame = frame[frame["participant"].isin(mine)]
+        if "error" in frame:
+            full = grant.allows_tier("full")
+            frame = frame.assign(error=frame["error"].map(lambda t: shown_error(t, full=full)))
+        frame = frame.reset_index(drop=True)
+        audit_read(s, grant, study_name, f"derived:{what}", frame)
+    return frame
 
 
 def _participants_within(session: Session, study: Study, grant: Grant) -> set[str] | None:
