@@ -32,6 +32,17 @@ def audit_read(session: Session, grant: Grant, study: str, what: str, frame: pd.
     digest = hashlib.sha256(
         frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
     ).hexdigest()
+    record_export(
+        session, grant, study, f"read:{what}", tier=grant.tier, rows=len(frame), sha256=digest
+    )
+
+
+def record_export(
+    session: Session, grant: Grant, study: str, fmt: str, *, tier: str, rows: int, sha256: str
+) -> None:
+    """Record the ``export`` audit entry of data handed out as ``fmt``: who (``grant``'s
+    caller), at which ``tier``, how many ``rows``, their ``sha256`` and the caller's sites (the
+    one shape of that entry, for in-memory reads and analysis tables alike)."""
     audit.record(
         session,
         grant.actor,
@@ -40,10 +51,10 @@ def audit_read(session: Session, grant: Grant, study: str, what: str, frame: pd.
         study,
         study=study,
         new={
-            "format": f"read:{what}",
-            "tier": grant.tier,
-            "rows": len(frame),
-            "sha256": digest,
+            "format": fmt,
+            "tier": tier,
+            "rows": rows,
+            "sha256": sha256,
             "sites": None if grant.sites is None else sorted(grant.sites),
         },
     )

@@ -30,9 +30,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from peerlens.study import audit
 from peerlens.study._catalog import parse_choices
 from peerlens.study._lookup import get_study
+from peerlens.study._read_audit import record_export
 from peerlens.study.export import tidy_frame
 from peerlens.study.models import Field, Participant, PSRelationship
 from peerlens.study.policy import Caller, authorize, guarded
@@ -177,20 +177,14 @@ def analysis_dataset(
         # The session stories count only when there are some: a study without them keeps the
         # hash it had before they were part of the dataset.
         digest = _digest(participants, scores, items, codes, *([stories] if len(stories) else []))
-        audit.record(
+        record_export(
             s,
-            grant.actor,
-            "export",
-            "study",
+            grant,
             study_name,
-            study=study_name,
-            new={
-                "format": f"analysis dataset ({purpose})",
-                "tier": TIER,
-                "rows": len(scores),
-                "sha256": digest,
-                "sites": None if grant.sites is None else sorted(grant.sites),
-            },
+            f"analysis dataset ({purpose})",
+            tier=TIER,
+            rows=len(scores),
+            sha256=digest,
         )
     return AnalysisDataset(
         study=study_name,

@@ -36,8 +36,8 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from peerlens.study import audit
 from peerlens.study._lookup import get_study
+from peerlens.study._read_audit import record_export
 from peerlens.study.analysis_data import _digest
 from peerlens.study.derived._hrv import HRV, _windows
 from peerlens.study.models import DerivedHrv, Participant, Recording
@@ -176,20 +176,14 @@ def hrv_table(
             }
         windows = _rows(derived, meta)
         digest = _digest(windows)
-        audit.record(
+        record_export(
             s,
-            grant.actor,
-            "export",
-            "study",
+            grant,
             study_name,
-            study=study_name,
-            new={
-                "format": f"hrv analysis table ({purpose})",
-                "tier": TIER,
-                "rows": len(windows),
-                "sha256": digest,
-                "sites": None if grant.sites is None else sorted(grant.sites),
-            },
+            f"hrv analysis table ({purpose})",
+            tier=TIER,
+            rows=len(windows),
+            sha256=digest,
         )
     return HrvTable(study=study_name, windows=windows, sha256=digest)
 
