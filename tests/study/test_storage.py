@@ -56,7 +56,7 @@ def test_open_empty_database_runs_every_migration(db_url: str) -> None:
     with pytest.raises(StudyError, match="not a peerlens database"):
         Store.open(db_url)  # an empty database is never turned into a study by accident
     store = Store.open(db_url, create=True)
-    assert current_revision(store.engine) == head_revision() == "0021"
+    assert current_revision(store.engine) == head_revision() == "0022"
     names = set(inspect(store.engine).get_table_names())
     assert set(Base.metadata.tables) <= names
     # The migrated schema is exactly what the models declare (no drift between the two).
@@ -93,7 +93,7 @@ def test_upgrade_from_previous_revision_keeps_data(db_url: str, previous: str) -
         if previous == "0001":  # at 0001 the audit log was not yet protected
             conn.execute(text("UPDATE audit_log SET actor = 'z' WHERE seq = 1"))
     store = Store.open(db_url)
-    assert current_revision(store.engine) == "0021"
+    assert current_revision(store.engine) == "0022"
     with store.engine.connect() as conn:
         assert _drift(conn) == []
     with store.engine.connect() as conn:

@@ -158,8 +158,18 @@ _ORDER_BY: dict[str, list[Callable[[Row], Any]]] = {
 #: app's sessions, failed sign-ins and API tokens change on every request (last use) and hold no
 #: study data: sealing them would append an audit entry per page view. Sessions and tokens
 #: carry a MAC under the vault key instead (``token_mac``), so a row written with SQL is none.
+#: ``catalog_revision`` holds one random token, no data (a cache's validity, see
+#: :mod:`peerlens.study._catalog_cache`).
 UNSEALED = frozenset(
-    {"audit_log", "row_seal", "alembic_version", "web_session", "login_failure", "api_token"}
+    {
+        "audit_log",
+        "row_seal",
+        "alembic_version",
+        "web_session",
+        "login_failure",
+        "api_token",
+        "catalog_revision",
+    }
 )
 
 

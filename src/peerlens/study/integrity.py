@@ -476,6 +476,9 @@ def settle(session: Session, key_of: Any) -> None:
     session.flush()
     if not tracker:
         return
+    from peerlens.study._catalog_cache import note_changes
+
+    note_changes(session, [name for name, keys in tracker.touched.items() if keys])
     with collection_paused():
         _settle(session, tracker, key_of)
 

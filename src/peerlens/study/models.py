@@ -691,6 +691,15 @@ class Setting(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class CatalogRevision(Base):
+    """The one row whose token changes with every change to study-level data (see
+    :mod:`peerlens.study._catalog_cache`); revision 0022."""
+
+    __tablename__ = "catalog_revision"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+
+
 class RowSeal(Base):
     """The keyed MAC of one sealed unit of data (see :mod:`peerlens.study.integrity`).
 

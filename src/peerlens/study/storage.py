@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from peerlens.study._catalog_cache import CatalogCache
 from peerlens.study.errors import ConcurrentChange, StudyError
 from peerlens.study.models import Setting
 from peerlens.study.vault import VaultKey, VaultKeyError, load_key
@@ -270,6 +271,8 @@ class Store:
         self._sealed = False
         #: On SQLite, held around each transaction (see :meth:`transaction`).
         self._writer = threading.RLock()
+        #: Study-level data built for participants' requests (see :mod:`._catalog_cache`).
+        self.catalog = CatalogCache()
 
     @classmethod
     def open(

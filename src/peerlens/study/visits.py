@@ -12,8 +12,9 @@ the link, on any device, finds every saved answer.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,7 +43,7 @@ from peerlens.study.responses import (
     stored_items,
     write_responses,
 )
-from peerlens.study.storage import Store
+from peerlens.study.storage import STORE_KEY, Store
 
 __all__ = [
     "Choice",
@@ -163,10 +164,10 @@ def agree_to_consent(store: Store, version: str, *, caller: LinkHolder) -> Visit
     with store.transaction() as s:
         opened = _open(s, caller, "link.consent")
         _one_at_a_time(s, opened.link)
-        p, study = opened.participant, opened.study
+        p, study = opened.participant, opened.study(s)
         if p.status != "enrolled":
             raise StudyError(_CLOSED.get(p.status, _CLOSED["completed"]))
-        wording = current_consent(s, study)
+        wording = opened.definition.consent
         if wording is None:
             raise StudyError("this study has no consent text to agree to yet")
         if version != wording.version:
@@ -193,7 +194,7 @@ def withdraw_through_link(store: Store, *, caller: LinkHolder) -> Visit:
     with store.transaction() as s:
         opened = _open(s, caller, "link.withdraw")
         _one_at_a_time(s, opened.link)
-        p, study = opened.participant, opened.study
+        p, study = opened.participant, opened.study(s)
         if p.status == "enrolled":
             change_status(
                 s,
@@ -238,7 +239,7 @@ def save_page(
     with store.transaction() as s:
         opened = _open(s, caller, "link.answer")
         _one_at_a_time(s, opened.link)
-        p, study, tp = opened.participant, opened.study, opened.timepoint
+        p, study = opened.participant, opened.definition
         if p.status != "enrolled":
             raise StudyError(_CLOSED.get(p.status, _CLOSED["completed"]))
         seen = _seen(s, opened)
@@ -248,8 +249,8 @@ def save_page(
         if not 1 <= page <= len(visit.pages):
             raise StudyError(f"there is no page {page} (pages 1 to {len(visit.pages)})")
         layout = visit.pages[page - 1].layout
-        form = seen.forms[layout.instrument]
-        codes = MissingCodes(json.loads(study.missing_codes_json))
+        form = study.forms[layout.instrument]
+        codes = MissingCodes(list(study.missing_codes))
         submitted = {q.item: str(answers.get(q.item, "")).strip() for q in layout.questions}
         parsed, problems = _check(layout, form, submitted, codes)
         if problems:
@@ -265,17 +266,19 @@ def save_page(
             for q in v.layout.questions
         ]
         completion = 2 if all(name in items for name in asked) else 0
-        record = ResponseRecord(p.id, p.study_code, tp.id, form.name, 0, completion, items)
+        record = ResponseRecord(
+            p.id, p.study_code, study.timepoint_id, form.name, 0, completion, items
+        )
         write_responses(
-            s, [record], source=SOURCE, actor=str(caller), study_name=study.name, reason=None
+            s, [record], source=SOURCE, actor=str(caller), study_name=study.study_name, reason=None
         )
         audit.record(
             s,
             str(caller),
             "responses.page",
             "response",
-            f"{p.study_code}/{tp.name}/{form.name}",
-            study=study.name,
+            f"{p.study_code}/{study.timepoint}/{form.name}",
+            study=study.study_name,
             new={"page": page, "items": len(parsed), "completion": completion},
         )
         completed: tuple[str, ...] = ()
@@ -283,11 +286,13 @@ def save_page(
             completed = (form.name,)
             if form.builtin:
                 from peerlens.study.derived._api import rescore_response
-                from peerlens.study.storage import STORE_KEY
 
-                rid = response if response is not None else _response_id(s, p.id, tp.id, form.name)
+                rid = response
+                if rid is None:
+                    rid = _response_id(s, p.id, study.timepoint_id, form.name)
                 if rid is not None:  # just written above
-                    rescore_response(s, study, rid, s.info[STORE_KEY].blob_dir, str(caller))
+                    blobs = s.info[STORE_KEY].blob_dir
+                    rescore_response(s, opened.study(s), rid, blobs, str(caller))
         s.flush()
         # The visit as stored now: what it was, with this form's answers as just written.
         after = replace(
@@ -351,27 +356,103 @@ def _one_at_a_time(s: Session, link: ParticipantLink) -> None:
 
 
 @dataclass(frozen=True)
+class _Definition:
+    """What a link's study and timepoint define for the visit (study-level data, kept in the
+    store's :class:`~peerlens.study._catalog_cache.CatalogCache` while the catalog revision
+    holds): never changed in place, shared by every request of the process."""
+
+    study_id: int
+    study_name: str
+    title: str
+    missing_codes: tuple[str | int | float, ...]
+    timepoint_id: int
+    timepoint: str
+    #: The timepoint's forms (by form name), in the timepoint's order.
+    forms: Mapping[str, FormSpec]
+    layouts: tuple[PageLayout, ...]
+    #: The current consent text (``None``: the study has none).
+    consent: ConsentWording | None
+    #: The loaded wording files the bundled forms' pages were built with (path and change
+    #: time, ``None`` when absent): they live outside the database.
+    wording: tuple[tuple[Path, int | None], ...]
+
+    def current(self) -> bool:
+        """True while the wording files are as when the pages were built."""
+        return _wording_stamp(self.forms.values()) == self.wording
+
+
+def _wording_stamp(forms: Iterable[FormSpec]) -> tuple[tuple[Path, int | None], ...]:
+    from peerlens.instruments import load_spec
+    from peerlens.instruments.wording import wording_home
+
+    stamp: list[tuple[Path, int | None]] = []
+    for form in forms:
+        if form.builtin and not form.item_map:
+            path = wording_home() / f"{load_spec(form.name).id}.json"
+            try:
+                stamp.append((path, path.stat().st_mtime_ns))
+            except FileNotFoundError:
+                stamp.append((path, None))
+    return tuple(stamp)
+
+
+def _define(s: Session, study_id: int, timepoint_id: int) -> _Definition:
+    """Read and build the definition of timepoint ``timepoint_id`` of study ``study_id``."""
+    tp = s.get(Timepoint, timepoint_id)
+    study = s.get(Study, study_id)
+    if tp is None or study is None or tp.study_id != study.id:  # foreign keys forbid it
+        raise StudyError("this link's participant or timepoint is gone")
+    names = [ti.instrument for ti in tp.instruments]
+    resolved = resolve_forms(s, study.id, names)
+    forms = {resolved[n].name: resolved[n] for n in names if n in resolved}
+    codes = json.loads(study.missing_codes_json)
+    wording = _wording_stamp(list(forms.values()))
+    skip = str(codes[0]) if codes else None
+    layouts = tuple(layout_pages(s, study, list(forms.values()), skip))
+    return _Definition(
+        study.id,
+        study.name,
+        study.title or study.name,
+        tuple(codes),
+        tp.id,
+        tp.name,
+        forms,
+        layouts,
+        current_consent(s, study),
+        wording,
+    )
+
+
+@dataclass(frozen=True)
 class _Opened:
-    """A checked link with its participant, study and timepoint (each read once per call)."""
+    """A checked link with its participant (read in this transaction) and the definition of
+    its study and timepoint (from the cache while the catalog revision holds)."""
 
     link: ParticipantLink
     participant: Participant
-    study: Study
-    timepoint: Timepoint
+    definition: _Definition
+
+    def study(self, s: Session) -> Study:
+        """The study row, for the writes that record it (read on first use)."""
+        study = s.get(Study, self.definition.study_id)
+        if study is None:  # foreign keys make this impossible
+            raise StudyError("this link's participant or timepoint is gone")
+        return study
 
 
 def _open(s: Session, caller: LinkHolder, operation: str) -> _Opened:
-    """Check ``caller``'s link for ``operation`` (:func:`authorize_link`) and read what it
+    """Check ``caller``'s link for ``operation`` (:func:`authorize_link`) and find what it
     opens."""
     link = authorize_link(s, caller, operation)
     p = link.participant
-    tp = s.get(Timepoint, link.timepoint_id)
-    if tp is None:  # foreign keys make this impossible
-        raise StudyError("this link's participant or timepoint is gone")
-    study = s.get(Study, p.study_id)
-    if study is None or tp.study_id != study.id:
-        raise StudyError("this link's participant or timepoint is gone")
-    return _Opened(link, p, study, tp)
+    study_id, timepoint_id = p.study_id, link.timepoint_id
+    definition = s.info[STORE_KEY].catalog.get(
+        s,
+        ("visit", study_id, timepoint_id),
+        lambda: _define(s, study_id, timepoint_id),
+        _Definition.current,
+    )
+    return _Opened(link, p, definition)
 
 
 def _consent_versions(s: Session, p: Participant) -> set[str]:
@@ -403,30 +484,25 @@ def _shown(value: ItemValue) -> str:
 
 @dataclass(frozen=True)
 class _Seen:
-    """What the link opens as stored now: the visit, the forms of its timepoint (by form
-    name), and per form its response id, stored items and the answers as shown."""
+    """What the link opens as stored now: the visit, and per form its response id, stored
+    items and the answers as shown."""
 
     visit: Visit
-    forms: Mapping[str, FormSpec]
     responses: Mapping[str, int]
     stored: Mapping[str, Mapping[str, ItemValue]]
     shown: Mapping[str, Mapping[str, str]]
 
 
 def _seen(s: Session, opened: _Opened) -> _Seen:
-    p, study, tp = opened.participant, opened.study, opened.timepoint
-    names = [ti.instrument for ti in tp.instruments]
-    resolved = resolve_forms(s, study.id, names)
-    forms = {resolved[n].name: resolved[n] for n in names if n in resolved}
-    codes = [str(c) for c in json.loads(study.missing_codes_json)]
-    layouts = layout_pages(s, study, list(forms.values()), codes[0] if codes else None)
+    p, study = opened.participant, opened.definition
+    forms = study.forms
     responses: dict[str, int] = {}
     if forms:
         for rid, instrument in s.execute(
             select(Response.id, Response.instrument)
             .where(
                 Response.participant_id == p.id,
-                Response.timepoint_id == tp.id,
+                Response.timepoint_id == study.timepoint_id,
                 Response.session_id.is_(None),
                 Response.instrument.in_(sorted(forms)),
                 Response.repeat_instance == 0,
@@ -437,21 +513,21 @@ def _seen(s: Session, opened: _Opened) -> _Seen:
     by_id = stored_items(s, sorted(responses.values())) if responses else {}
     stored = {name: by_id.get(rid, {}) for name, rid in responses.items()}
     shown = {name: _shown_all(items) for name, items in stored.items()}
-    pages = _pages([Page(k, layout, {}) for k, layout in enumerate(layouts, start=1)], shown)
-    wording = current_consent(s, study)
+    pages = _pages([Page(k, layout, {}) for k, layout in enumerate(study.layouts, start=1)], shown)
+    wording = study.consent
     agreed = _consent_versions(s, p)
     consented = wording.version in agreed if wording is not None else bool(agreed)
     visit = Visit(
-        study.title or study.name,
+        study.title,
         p.study_code,
-        tp.name,
+        study.timepoint,
         wording,
         consented,
         p.status,
         pages,
         renewal=not consented and bool(agreed),
     )
-    return _Seen(visit, forms, responses, stored, shown)
+    return _Seen(visit, responses, stored, shown)
 
 
 def _shown_all(items: Mapping[str, ItemValue]) -> dict[str, str]:
