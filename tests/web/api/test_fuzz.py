@@ -3,7 +3,8 @@
 multipart recording upload, requests generated from the schema (half of them aimed at the
 seeded study's real name, so that they reach its data) with a valid token of a global admin
 holding every scope. No answer may be a server error, and every answer must match the schema
-(status documented, body of the documented shape). The number of examples is bounded so that the whole run stays short.
+(status documented, body of the documented shape). The number of examples is bounded so that
+the whole run stays short.
 """
 
 from __future__ import annotations
