@@ -208,6 +208,12 @@ def test_an_admin_lists_and_revokes_any_users_token_audited(store: Store) -> Non
     assert set(list_all_tokens(store, caller=scripted)["name"]) == {"mine", "theirs"}
     with pytest.raises(NotFound, match="unknown token 999"):
         revoke_any_token(store, 999, caller=scripted)
+    # An id beyond what the id column holds is unknown too (PostgreSQL would fail on it).
+    for beyond in (2**31, 2**62, -(2**40)):
+        with pytest.raises(NotFound, match=f"unknown token {beyond}"):
+            revoke_any_token(store, beyond, caller=scripted)
+        with pytest.raises(NotFound, match=f"unknown token {beyond}"):
+            revoke_token(store, beyond, caller=ADMIN)
 
 
 def test_to_anyone_but_an_admin_another_users_token_reads_as_none(store: Store) -> None:

@@ -1,5 +1,5 @@
-"""The web app's settings from the environment: defaults, the sign-in lockout's variables, and a
-clear error for a bad value."""
+"""The web app's settings from the environment: defaults, the sign-in lockout's variables, the
+upload and API schema settings, and a clear error for a bad value."""
 
 from __future__ import annotations
 
@@ -50,4 +50,17 @@ def test_the_upload_age_is_read_from_the_environment(monkeypatch: pytest.MonkeyP
     assert WebSettings.from_env().upload_max_age == dt.timedelta(hours=6)
     monkeypatch.setenv("PEERLENS_WEB_UPLOAD_MAX_AGE_HOURS", "0")
     with pytest.raises(PeerlensError, match="PEERLENS_WEB_UPLOAD_MAX_AGE_HOURS='0'"):
+        WebSettings.from_env()
+
+
+def test_the_api_schema_setting_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PEERLENS_WEB_API_SCHEMA", raising=False)
+    assert WebSettings.from_env().api_schema is True
+    for value, expected in (("off", False), (" NO ", False), ("on", True), ("1", True)):
+        monkeypatch.setenv("PEERLENS_WEB_API_SCHEMA", value)
+        assert WebSettings.from_env().api_schema is expected, value
+    monkeypatch.setenv("PEERLENS_WEB_API_SCHEMA", "private")
+    with pytest.raises(PeerlensError, match="PEERLENS_WEB_API_SCHEMA='private': give on or off"):
         WebSettings.from_env()

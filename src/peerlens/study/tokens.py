@@ -255,7 +255,7 @@ def revoke_token(store: Store, token_id: int, *, caller: Caller) -> None:
     with store.transaction() as s:
         grant = authorize(s, caller, "token.revoke")
         user = active_user(s, caller)
-        row = s.get(ApiToken, token_id) if isinstance(token_id, int) else None
+        row = _token_row(s, token_id)
         if row is None or row.user_id != user.id:
             raise NotFound(f"unknown token {token_id!r}")
         _revoke(s, store.vault_key(s), grant.actor, row, None)
@@ -287,12 +287,22 @@ def revoke_any_token(
             raise NotFound(f"unknown token {token_id!r}") from None
         # Then the token's scopes (an admin's token without ``admin`` is told which it needs).
         grant = authorize(s, caller, "token.revoke_any")
-        row = s.get(ApiToken, token_id) if isinstance(token_id, int) else None
+        row = _token_row(s, token_id)
         owner = s.get(User, row.user_id) if row is not None else None
         if row is None or owner is None:
             raise NotFound(f"unknown token {token_id!r}")
         _revoke(s, store.vault_key(s), grant.actor, row, reason, owner=owner.username)
         return owner.username
+
+
+def _token_row(s: Session, token_id: object) -> ApiToken | None:
+    """The token of id ``token_id``; ``None`` when there is none, or when no token can have that
+    id (not a whole number, or beyond the id column's range, which PostgreSQL would refuse with
+    an error instead of finding nothing)."""
+    if not isinstance(token_id, int) or isinstance(token_id, bool):
+        return None
+    low, high = _limits.int_range(ApiToken.id)
+    return s.get(ApiToken, token_id) if low <= token_id <= high else None
 
 
 def _revoke(

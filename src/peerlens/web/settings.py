@@ -14,6 +14,7 @@ from peerlens.study import SignInLimits
 __all__ = ["WebSettings"]
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,11 @@ class WebSettings:
         client address over a window (``PEERLENS_WEB_LOCKOUT_MINUTES``, default 15), and how
         many lock the name (``PEERLENS_WEB_LOCKOUT_PER_USER``, default 5) or the address
         (``PEERLENS_WEB_LOCKOUT_PER_ADDRESS``, default 20) until the window has passed.
+    api_schema
+        Serve the API's OpenAPI schema (``/api/v1/openapi.json``), to callers with a valid
+        access token or a signed-in staff session only (``PEERLENS_WEB_API_SCHEMA``, default
+        on; ``off``: the schema is not served at all, to anyone). It is never public: it names
+        every endpoint and the peerlens version.
     """
 
     hsts: bool = False
@@ -54,18 +60,20 @@ class WebSettings:
     upload_max_age: dt.timedelta = dt.timedelta(hours=24)
     max_import_bytes: int = 1024 * 1024 * 1024
     sign_in: SignInLimits = field(default_factory=SignInLimits)
+    api_schema: bool = True
 
     @classmethod
     def from_env(cls, *, hsts: bool | None = None) -> WebSettings:
         """Settings from ``PEERLENS_WEB_HSTS``, ``PEERLENS_WEB_SECRET``,
         ``PEERLENS_WEB_UPLOAD_DIR``, ``PEERLENS_WEB_UPLOAD_MAX_AGE_HOURS``,
-        ``PEERLENS_WEB_MAX_IMPORT_MB`` and the ``PEERLENS_WEB_LOCKOUT_*`` variables (``hsts``
-        given here wins over the environment).
+        ``PEERLENS_WEB_MAX_IMPORT_MB``, ``PEERLENS_WEB_API_SCHEMA`` and the
+        ``PEERLENS_WEB_LOCKOUT_*`` variables (``hsts`` given here wins over the environment).
 
         Raises
         ------
         PeerlensError
-            A lockout, upload-size or upload-age variable that is not a whole number from 1 up.
+            A lockout, upload-size or upload-age variable that is not a whole number from 1 up;
+            an API schema setting that is neither on nor off.
         """
         env_hsts = os.environ.get("PEERLENS_WEB_HSTS", "").strip().lower() in _TRUE
         secret = os.environ.get("PEERLENS_WEB_SECRET", "")
@@ -86,7 +94,20 @@ class WebSettings:
             max_per_user=_whole("PEERLENS_WEB_LOCKOUT_PER_USER", default.max_per_user),
             max_per_address=_whole("PEERLENS_WEB_LOCKOUT_PER_ADDRESS", default.max_per_address),
         )
+        kwargs["api_schema"] = _switch("PEERLENS_WEB_API_SCHEMA", True)
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _switch(name: str, default: bool) -> bool:
+    """On or off, from environment variable ``name`` (``default`` when unset)."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise PeerlensError(f"{name}={raw!r}: give on or off (default {'on' if default else 'off'})")
 
 
 def _whole(name: str, default: int) -> int:

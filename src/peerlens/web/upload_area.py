@@ -22,8 +22,12 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
 
 from peerlens.study import Store
 from peerlens.web.settings import WebSettings
@@ -39,6 +43,7 @@ __all__ = [
     "claim_folder",
     "sweep_stale",
     "upload_area",
+    "upload_folder",
     "upload_root",
 ]
 
@@ -91,6 +96,19 @@ def claim_folder(settings: WebSettings, store: Store, study: str) -> HeldFolder:
         fd = os.open(path, os.O_RDONLY)
         fcntl.flock(fd, fcntl.LOCK_EX)
     return HeldFolder(path, fd)
+
+
+@asynccontextmanager
+async def upload_folder(settings: WebSettings, store: Store, study: str) -> AsyncIterator[Path]:
+    """A new private folder for one upload to ``study`` (:func:`claim_folder`), deleted with
+    everything in it when the block ends, however it ends; the folders earlier uploads left
+    behind are swept first (:func:`sweep_stale`)."""
+    await run_in_threadpool(sweep_stale, upload_root(settings, store), settings.upload_max_age)
+    held = await run_in_threadpool(claim_folder, settings, store, study)
+    try:
+        yield held.path
+    finally:
+        await run_in_threadpool(held.remove)
 
 
 def _newest_change(folder: Path) -> float:

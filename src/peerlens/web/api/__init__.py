@@ -1,20 +1,23 @@
 """The JSON API of peerlens, served under ``/api/v1``: what the dashboard can do, for scripts.
 
 An app of its own (:func:`create_api`), mounted by :func:`peerlens.web.create_app`, with its own
-OpenAPI schema (``/api/v1/openapi.json``) and error object (:mod:`.errors`). Callers present a
-personal access token (``Authorization: Bearer plk_...``; no cookies, so no CSRF); every
-endpoint passes the token's caller to the :mod:`peerlens.study` functions, which allow what both
-the user's roles and the token's scopes allow. Lists are paginated (:mod:`.pagination`). See
-``docs/web.md``.
+OpenAPI schema (``/api/v1/openapi.json``, only to a valid token or a signed-in staff session,
+and not at all when the settings' ``api_schema`` is off) and error object (:mod:`.errors`).
+Callers present a personal access token (``Authorization: Bearer plk_...``; no cookies, so no
+CSRF); every endpoint passes the token's caller to the :mod:`peerlens.study` functions, which
+allow what both the user's roles and the token's scopes allow. Lists are paginated
+(:mod:`.pagination`). See ``docs/web.md``.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from peerlens import __version__
 from peerlens.study import Store
-from peerlens.web.api import admin, results, stories, studies
+from peerlens.web.api import admin, recording_upload, results, stories, studies
+from peerlens.web.api.deps import SchemaReader
 from peerlens.web.api.errors import ERROR_RESPONSES, install_error_handlers
 from peerlens.web.settings import WebSettings
 
@@ -36,13 +39,20 @@ def create_api(store: Store, settings: WebSettings) -> FastAPI:
         ),
         docs_url=None,  # the documentation pages load scripts from a CDN: the schema only
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url=None,  # served below, to signed-in callers only
         servers=[{"url": PREFIX}],
         responses=ERROR_RESPONSES,
     )
     api.state.store = store
     api.state.settings = settings
-    for module in (studies, results, stories, admin):
+    for module in (studies, results, recording_upload, stories, admin):
         api.include_router(module.router)
+    if settings.api_schema:
+
+        @api.get("/openapi.json", include_in_schema=False)
+        def openapi(reader: SchemaReader) -> JSONResponse:
+            """The API's OpenAPI schema (names every endpoint and the version: not public)."""
+            return JSONResponse(api.openapi())
+
     install_error_handlers(api)
     return api

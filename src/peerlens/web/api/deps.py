@@ -14,11 +14,11 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from peerlens.study import Caller, PermissionDenied, list_studies, resume_token
+from peerlens.study import Caller, PermissionDenied, list_studies, resume_session, resume_token
 from peerlens.web.api.errors import ApiError
 from peerlens.web.deps import SESSION_COOKIE, StoreDep
 
-__all__ = ["ApiCaller", "StudyName"]
+__all__ = ["ApiCaller", "SchemaReader", "StudyName"]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -46,6 +46,31 @@ def _api_caller(
 
 
 ApiCaller = Annotated[Caller, Depends(_api_caller)]
+
+
+def _schema_reader(
+    request: Request,
+    store: StoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """Whoever may read the API's schema: a valid access token's caller, or a signed-in staff
+    member (the schema is read, never changed: a session cookie carries no CSRF risk here)."""
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        return _api_caller(request, store, credentials)
+    session = request.cookies.get(SESSION_COOKIE, "")
+    if session:
+        try:
+            return resume_session(store, session)
+        except PermissionDenied:
+            pass
+    raise ApiError(
+        401,
+        "unauthenticated",
+        "the API schema is for signed-in staff: send Authorization: Bearer <token>",
+    )
+
+
+SchemaReader = Annotated[Caller, Depends(_schema_reader)]
 
 
 def _study_name(

@@ -22,6 +22,9 @@ __all__ = [
     "ParticipantRow",
     "ProblemOut",
     "ProgressRow",
+    "RecordingOut",
+    "RecordingUpload",
+    "RecordingWindowOut",
     "ResponsesIn",
     "RoleIn",
     "Row",
@@ -138,6 +141,53 @@ class ImportResult(BaseModel):
     updated: int
     unchanged: int
     warnings: list[ProblemOut]
+
+
+class RecordingUpload(BaseModel):
+    """An ECG or RR recording to store for a participant (``multipart/form-data``): one file in
+    ``files``, or a WFDB record's ``.hea`` with its signal files, each a ``files`` part. The
+    fields are those of the dashboard's recording form. Used for the schema only: the body is
+    streamed to disk as it arrives, never held in memory."""
+
+    files: list[bytes] = Field(
+        description="The recording: one file (EDF, BDF, a CSV or text of RR intervals or "
+        "samples, ...), or a WFDB record's .hea file with its signal files.",
+        json_schema_extra={"items": {"type": "string", "format": "binary"}},
+    )
+    kind: Literal["ecg", "rr"] = Field(default="ecg", description="ECG samples or RR intervals.")
+    session: str = Field(default="", description="The PS session's label.")
+    device: str = Field(default="", description="The recording device.")
+    sampling_rate: str = Field(
+        default="", description="A number of Hz, for a file that does not state its rate."
+    )
+    timepoint: str = Field(default="", description="The timepoint it was recorded at.")
+    windows: str = Field(default="", description="Window events, one LABEL:START_S:END_S a line.")
+    reason: str = Field(default="", description="Why (kept in the audit log).")
+
+
+class RecordingWindowOut(BaseModel):
+    """A labelled window of a recording, in seconds from its start."""
+
+    label: str
+    start_s: float
+    end_s: float
+
+
+class RecordingOut(BaseModel):
+    """A stored recording: its id, the sha256 of the file (a WFDB record: of its files) and
+    what was stored with it. Sending the same file for the participant again answers with the
+    recording stored before (with any new windows added)."""
+
+    id: int
+    sha256: str
+    file: str = Field(description="The file read: the one sent, or a WFDB record's header.")
+    participant: str
+    kind: str
+    session: str | None
+    device: str | None
+    sampling_rate_hz: float | None
+    timepoint: str | None
+    windows: list[RecordingWindowOut]
 
 
 class ExportIn(BaseModel):

@@ -11,7 +11,6 @@ from, and nothing is stored; what the caller may import is decided by the study 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,20 +24,19 @@ from peerlens.study import (
     Caller,
     PermissionDenied,
     Store,
-    add_recording,
     import_data_dictionary,
     import_records,
     import_responses,
     study_design,
 )
 from peerlens.study.redcap import DATE_FORMATS
-from peerlens.study.sessions import parse_window
 from peerlens.web.deps import SESSION_COOKIE, Settings, StaffCaller, StaffMember, StoreDep
 from peerlens.web.pages import render
+from peerlens.web.recording_upload import store_recording, without_folder
 from peerlens.web.security import csrf_valid
 from peerlens.web.settings import WebSettings
 from peerlens.web.streaming import StreamedForm, UploadTooLarge, stream_form
-from peerlens.web.upload_area import claim_folder, sweep_stale, upload_root
+from peerlens.web.upload_area import upload_folder
 from peerlens.web.uploads import UploadError
 
 router = APIRouter(prefix="/studies")
@@ -106,51 +104,45 @@ async def _import(
     """Stream the form to a private folder, run ``action`` on it, delete the folder; the page
     again with what was imported, or with the problems next to the form (status 400). Folders
     earlier uploads left behind are swept first."""
-    await run_in_threadpool(sweep_stale, upload_root(settings, store), settings.upload_max_age)
-    held = await run_in_threadpool(claim_folder, settings, store, study)
-    folder = held.path
     session = request.cookies.get(SESSION_COOKIE, "")
     form = StreamedForm()
-    try:
-        form = await stream_form(
-            request,
-            folder,
-            max_bytes=settings.max_import_bytes,
-            allowed=lambda fields: csrf_valid(settings.secret, session, fields),
-        )
-        done = await run_in_threadpool(action, store, study, form, caller)
-    except PermissionDenied:
-        raise
-    except PeerlensError as exc:
-        problems = _shown(str(exc), folder)
-        status = 413 if isinstance(exc, UploadTooLarge) else 400
-        values = {k: v for k, v in form.fields.items() if k != "csrf"}
-        return await run_in_threadpool(
-            lambda: _page(
+    async with upload_folder(settings, store, study) as folder:
+        try:
+            form = await stream_form(
                 request,
-                store,
-                study,
-                caller,
-                settings,
-                status,
-                form=form_name,
-                problems=problems,
-                values=values,
+                folder,
+                max_bytes=settings.max_import_bytes,
+                allowed=lambda fields: csrf_valid(settings.secret, session, fields),
             )
-        )
-    finally:
-        await run_in_threadpool(held.remove)
+            done = await run_in_threadpool(action, store, study, form, caller)
+        except PermissionDenied:
+            raise
+        except PeerlensError as exc:
+            problems = _shown(str(exc), folder)
+            status = 413 if isinstance(exc, UploadTooLarge) else 400
+            values = {k: v for k, v in form.fields.items() if k != "csrf"}
+            return await run_in_threadpool(
+                lambda: _page(
+                    request,
+                    store,
+                    study,
+                    caller,
+                    settings,
+                    status,
+                    form=form_name,
+                    problems=problems,
+                    values=values,
+                )
+            )
+        shown = _shown(done, folder)
     return await run_in_threadpool(
-        lambda: _page(
-            request, store, study, caller, settings, 200, form=form_name, done=_shown(done, folder)
-        )
+        lambda: _page(request, store, study, caller, settings, 200, form=form_name, done=shown)
     )
 
 
 def _shown(message: str, folder: Path) -> list[str]:
-    """The lines of a study function's message, with the private folder taken out of the
-    paths it names (so they read as the file the browser sent)."""
-    return message.replace(f"{folder}{os.sep}", "").splitlines()
+    """The lines of a study function's message, as the browser's files read."""
+    return without_folder(message, folder).splitlines()
 
 
 def _file(form: StreamedForm, name: str, what: str) -> Path:
@@ -222,43 +214,11 @@ def _records(store: Store, study: str, form: StreamedForm, caller: Caller) -> st
     return str(summary)
 
 
-def _recording_path(files: list[Path]) -> Path:
-    """The file to store: the one uploaded, or a WFDB record's header among its files."""
-    if len(files) == 1:
-        return files[0]
-    headers = [f for f in files if f.suffix.lower() == ".hea"]
-    if not files or len(headers) != 1:
-        raise UploadError(
-            "Recording: choose one recording file, or a WFDB record's .hea file with its "
-            "signal files"
-        )
-    return headers[0]
-
-
 def _recording(store: Store, study: str, form: StreamedForm, caller: Caller) -> str:
-    path = _recording_path(form.files.get("files", []))
-    rate_text = form.text("sampling_rate")
-    try:
-        rate = float(rate_text) if rate_text else None
-    except ValueError:
-        raise UploadError(f"sampling rate {rate_text!r}: give a number of Hz") from None
-    windows = [parse_window(line) for line in form.text("windows").splitlines() if line.strip()]
-    rid, sha = add_recording(
-        store,
-        study,
-        path,
-        participant=form.text("participant"),
-        session=form.text("session") or None,
-        kind=form.text("kind") or "ecg",
-        device=form.text("device") or None,
-        sampling_rate_hz=rate,
-        windows=windows,
-        caller=caller,
-        reason=_reason(form),
-    )
+    stored = store_recording(store, study, form, caller, participant=form.text("participant"))
     return (
-        f"{path.name}: stored as recording {rid} (sha256 {sha[:12]}...) for "
-        f"{form.text('participant')}; derive the HRV results to analyse it"
+        f"{stored.path.name}: stored as recording {stored.id} (sha256 {stored.sha256[:12]}...) "
+        f"for {stored.participant}; derive the HRV results to analyse it"
     )
 
 
