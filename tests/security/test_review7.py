@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -12,9 +14,12 @@ from peerlens.study import (
     Store,
     TamperedError,
     add_participant,
+    add_recording,
     bootstrap_admin,
     create_study,
     create_token,
+    derive,
+    erase_participant,
     export_study,
     resume_token,
     revoke_token,
@@ -198,3 +203,41 @@ def test_a_token_whose_id_was_revoked_before_its_creation_is_live(store: Store) 
     new = create_token(store, "new", scopes=["read"], caller=ADMIN)
     assert resume_token(store, new.token).token == new.id
     assert verify_audit(store, caller=ADMIN).ok
+
+
+def test_an_erasure_while_a_slow_derivation_stores_its_results_leaves_both_done(
+    pilot: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # R7-3: the HRV derivation read which recordings still exist before it took the chain's
+    # lock; an erasure committed in between and the derivation's rows for the erased
+    # recording failed their foreign key (the whole run failed).
+    from peerlens.study.derived import _hrv
+
+    from .test_review5 import _needs_pg, _other, _Run, _waits_or_ends
+
+    _needs_pg(pilot)
+    rr = tmp_path / "p1.rr"
+    rr.write_text("\n".join(f"{800 + 40 * math.sin(i / 3):.3f}" for i in range(300)) + "\n")
+    add_recording(pilot, "pilot", rr, participant="P1", kind="rr", caller=ADMIN)
+    other, app = _other(pilot)
+    batch = _hrv.Hrv.batch
+    erasures: list[_Run] = []
+
+    def batch_then_erase(self: Any, *args: Any, **kwargs: Any) -> Any:
+        found = batch(self, *args, **kwargs)
+        run = _Run(
+            "erasure",
+            lambda: erase_participant(other, "pilot", "P1", caller=ADMIN, reason="asked"),
+        )
+        erasures.append(run)
+        _waits_or_ends(pilot, app, run)
+        return found
+
+    monkeypatch.setattr(_hrv.Hrv, "batch", batch_then_erase)
+    try:
+        derive(pilot, "pilot", ["hrv"], caller=ADMIN, executor="sequential")
+        erasures[0].join()
+    finally:
+        other.close()
+    assert erasures[0].error is None
+    assert verify_audit(pilot, caller=ADMIN).problems == ()
