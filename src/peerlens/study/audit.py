@@ -21,6 +21,9 @@ before the newest checkpoint keyed with the current key need no MAC of their own
 Checkpoints are written when the chain's rows from before schema revision 0021 (which have no
 MAC) are first appended to with the key, and when the vault key is rotated (:func:`checkpoint`);
 each is written only after the chain before it checked out under the key it was kept with.
+A chain none of whose rows carries a MAC passes for one from before revision 0021 only while it
+holds no seal entry written since (:func:`peerlens.study.integrity.first_keyed_chain_entry`):
+otherwise the MACs were removed, and the rows behind them may have been rewritten.
 
 Values written here must never be identifying: identity-vault changes record field names only and
 free text is recorded as ``{"redacted": "text", "chars": n}`` (see :func:`redacted`), so that
@@ -395,11 +398,23 @@ def check_chain(
             f"(chain now ends at seq {prev_seq})"
         )
     unchecked = None if key is not None else "no vault key given"
-    if pending and not any_mac:
-        unchecked = (
-            f"no row carries a MAC yet (all {n} were written before schema revision 0021); the "
-            "next write with the key adds a keyed checkpoint"
-        )
+    if pending and not any_mac and key is not None:
+        # Written before revision 0021 and never since, or every MAC removed: a seal entry
+        # written with audit MACs on (its own MAC says so) tells the second from the first.
+        from peerlens.study.integrity import first_keyed_chain_entry
+
+        keyed_at = first_keyed_chain_entry(session, key)
+        if keyed_at is None:
+            unchecked = (
+                f"no row carries a MAC yet (all {n} were written before schema revision 0021); "
+                "the next write with the key adds a keyed checkpoint"
+            )
+        else:
+            problems.append(
+                f"no row carries a MAC, yet row seq {keyed_at} was written when every row got "
+                "one: the MACs were removed outside peerlens (and the rows may have been "
+                "rewritten)"
+            )
     elif pending:
         seq, action, has_mac = pending[0]
         what = "its MAC does not verify" if has_mac else "it has no MAC"

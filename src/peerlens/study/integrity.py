@@ -627,9 +627,19 @@ class SealReport:
     sealed: bool = True
 
 
-def _entry_mac(key: VaultKey, seq: int, prev_hash: str, action: str, totals: Any) -> str:
-    """HMAC-SHA256 (hex) binding a seal entry's running totals to its place in the chain."""
-    msg = audit.canonical_json([seq, prev_hash, action, totals]) or ""
+#: What a seal entry's MAC also covers since audit entries carry MACs of their own (revision
+#: 0021): such an entry proves, under the key, that the chain was keyed when it was written, so
+#: a chain whose entries' MACs were all removed cannot pass for one written before them.
+_KEYED_CHAIN = "audit entries keyed"
+
+
+def _entry_mac(
+    key: VaultKey, seq: int, prev_hash: str, action: str, totals: Any, *, keyed_chain: bool = True
+) -> str:
+    """HMAC-SHA256 (hex) binding a seal entry's running totals to its place in the chain (and,
+    for an entry written since revision 0021, to :data:`_KEYED_CHAIN`)."""
+    parts = [seq, prev_hash, action, totals, *([_KEYED_CHAIN] if keyed_chain else [])]
+    msg = audit.canonical_json(parts) or ""
     return hmac.new(key.entry_key, msg.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
@@ -656,6 +666,8 @@ class _Entry:
     totals: dict[str, list[int]] | None
     #: None for an entry from before seal entries were keyed, else whether its MAC verifies.
     keyed_ok: bool | None
+    #: Whether its MAC says it was written while audit entries carried MACs (revision 0021 on).
+    keyed_chain: bool = False
 
 
 def _parse_entry(key: VaultKey, seq: int, prev: str, action: str, new: str | None) -> _Entry:
@@ -668,17 +680,28 @@ def _parse_entry(key: VaultKey, seq: int, prev: str, action: str, new: str | Non
     if not isinstance(values, dict):
         return _Entry(seq, action, None, False)
     if set(values) == {"totals", "mac"}:
-        shown = values["totals"]
-        ok = isinstance(values["mac"], str) and hmac.compare_digest(
-            values["mac"], _entry_mac(key, seq, prev, action, shown)
-        )
-        if not ok:
+        shown, mac = values["totals"], values["mac"]
+        if not isinstance(mac, str):
             return _Entry(seq, action, None, False)
-        return _Entry(seq, action, _totals_of(shown), True)
+        for keyed_chain in (True, False):
+            expected = _entry_mac(key, seq, prev, action, shown, keyed_chain=keyed_chain)
+            if hmac.compare_digest(mac, expected):
+                return _Entry(seq, action, _totals_of(shown), True, keyed_chain)
+        return _Entry(seq, action, None, False)
     try:
         return _Entry(seq, action, _totals_of(values), None)
     except (TypeError, ValueError):
         return _Entry(seq, action, None, False)
+
+
+def first_keyed_chain_entry(session: Session, key: VaultKey) -> int | None:
+    """The ``seq`` of the first seal entry whose MAC under ``key`` says it was written while
+    audit entries carried MACs (``None`` when there is none).
+
+    Such an entry cannot be made, nor its marker removed, without the key: a chain holding one
+    whose entries carry no MAC at all had them removed (see
+    :func:`peerlens.study.audit.check_chain`)."""
+    return next((e.seq for e in _seal_entries(session, key) if e.keyed_chain), None)
 
 
 def _totals_of(values: Any) -> dict[str, list[int]]:

@@ -107,6 +107,9 @@ def _derive_kind(
     with store.transaction() as s:
         study = get_study(s, study_name)
         actor = authorize(s, caller, "derive", study).actor
+        # The chain's lock before the batch reads what still exists (an erasure holds it while
+        # it removes a participant's inputs): nothing it read can go before the run is stored.
+        lock_derivations(s, study)
         return store_run(s, study, kind, kind.batch(s, inputs, results, options), actor, reason)
 
 
@@ -120,6 +123,7 @@ def run_in(
 ) -> DerivationSummary:
     """One run of a quick ``kind`` inside ``session``'s transaction (the caller's right was
     checked by the function calling this one)."""
+    lock_derivations(session, study)  # before the inputs are read (see derive's slow path)
     inputs = kind.collect(session, study, options)
     batch = kind.batch(session, inputs, kind.compute(inputs, options), options)
     return store_run(session, study, kind, batch, actor, reason)

@@ -1,0 +1,243 @@
+"""Review 7 (hostile review of issue 9): regressions and gaps found after reviews 1-6."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from peerlens.study import (
+    PermissionDenied,
+    Store,
+    TamperedError,
+    add_participant,
+    add_recording,
+    bootstrap_admin,
+    create_study,
+    create_token,
+    derive,
+    erase_participant,
+    export_study,
+    resume_token,
+    revoke_token,
+    verify_audit,
+)
+from peerlens.study.audit import GENESIS, check_chain, row_hash
+from peerlens.study.integrity import RESEAL_ACTION, _entry_mac
+from peerlens.study.storage import create_study_engine, upgrade
+from peerlens.study.vault import VaultKey, decode_key
+
+from ..conftest import ADMIN, PASSWORD, VAULT_KEY
+
+
+@pytest.fixture
+def pilot(store: Store, config_path: Path) -> Store:
+    create_study(store, "pilot", config_path, caller=ADMIN)
+    for code in ("P1", "P2"):
+        add_participant(store, "pilot", code, site="leeds", caller=ADMIN)
+    return store
+
+
+def _drop_triggers(store: Store) -> None:
+    with store.engine.begin() as conn:
+        if store.dialect == "sqlite":
+            conn.execute(text("DROP TRIGGER audit_log_no_update"))
+            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_log_no_change ON audit_log"))
+
+
+def _strip_and_rewrite(store: Store, seq: int, actor: str) -> None:
+    """Without the key: change row ``seq``, recompute every hash, and set every MAC to NULL so
+    that the chain looks like one written before revision 0021."""
+    _drop_triggers(store)
+    with store.engine.connect() as conn:
+        rows = [
+            dict(r) for r in conn.execute(text("SELECT * FROM audit_log ORDER BY seq")).mappings()
+        ]
+    prev = GENESIS
+    with store.engine.begin() as conn:
+        for row in rows:
+            if row["seq"] == seq:
+                row["actor"] = actor
+            row["prev_hash"] = prev
+            row["hash"] = prev = row_hash(row)
+            conn.execute(
+                text(
+                    "UPDATE audit_log SET actor = :actor, prev_hash = :prev_hash, hash = :hash, "
+                    "mac = NULL WHERE seq = :seq"
+                ),
+                row,
+            )
+
+
+def test_stripping_every_mac_is_not_a_pre_0021_chain(pilot: Store, tmp_path: Path) -> None:
+    for n in range(3):
+        export_study(pilot, "pilot", tmp_path / f"e{n}.csv", caller=ADMIN)
+    with pilot.engine.connect() as conn:
+        last = conn.execute(text("SELECT max(seq) FROM audit_log")).scalar_one()
+    _strip_and_rewrite(pilot, int(last) - 1, "someone-else")
+    report = verify_audit(pilot, caller=ADMIN)
+    assert report.problems[0].startswith("no row carries a MAC, yet row seq ")
+    assert "the MACs were removed outside peerlens" in report.problems[0]
+    # ... and the next write does not checkpoint (bless) the rewritten chain.
+    with pytest.raises(TamperedError, match="the MACs were removed"):
+        export_study(pilot, "pilot", tmp_path / "e.csv", caller=ADMIN)
+
+
+def _legacy_with_seal_entry(db_url: str, *, keyed_chain: bool) -> None:
+    """A database at revision 0018 whose chain ends with a seal entry MACed as before revision
+    0021 (``keyed_chain=False``) or as since (what a stripped chain holds)."""
+    key = VaultKey.from_master(decode_key(VAULT_KEY, "t"), "t")
+    engine = create_study_engine(db_url)
+    upgrade(engine, "0018")
+    prev = GENESIS
+    with engine.begin() as conn:
+        for seq, action in ((1, "test.legacy"), (2, RESEAL_ACTION)):
+            new = None
+            if action == RESEAL_ACTION:
+                mac = _entry_mac(key, seq, prev, action, {}, keyed_chain=keyed_chain)
+                new = f'{{"mac":"{mac}","totals":{{}}}}'
+            row: dict[str, object] = {
+                "seq": seq,
+                "at_utc": "2026-11-30T10:00:00.000000+00:00",
+                "actor": "old",
+                "action": action,
+                "entity": "data",
+                "entity_id": None,
+                "study": None,
+                "old": None,
+                "new": new,
+                "reason": None,
+                "prev_hash": prev,
+            }
+            row["hash"] = prev = row_hash(row)
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (seq, at_utc, actor, action, entity, entity_id, "
+                    "study, old, new, reason, prev_hash, hash) VALUES (:seq, :at_utc, :actor, "
+                    ":action, :entity, :entity_id, :study, :old, :new, :reason, :prev_hash, "
+                    ":hash)"
+                ),
+                row,
+            )
+    engine.dispose()
+
+
+@pytest.mark.parametrize("keyed_chain", [False, True])
+def test_a_chain_without_macs_is_legacy_only_without_a_keyed_chain_seal_entry(
+    db_url: str, keyed_chain: bool
+) -> None:
+    _legacy_with_seal_entry(db_url, keyed_chain=keyed_chain)
+    store = Store.open(db_url)
+    try:
+        with store.transaction() as s:
+            report = check_chain(s, key=VaultKey.from_master(decode_key(VAULT_KEY, "t"), "t"))
+        if keyed_chain:
+            assert report.problems == (
+                "no row carries a MAC, yet row seq 2 was written when every row got one: the "
+                "MACs were removed outside peerlens (and the rows may have been rewritten)",
+            )
+            with pytest.raises(TamperedError, match="the MACs were removed"):
+                bootstrap_admin(store, "ada", PASSWORD)
+        else:  # written before revision 0021: vouched for by the first keyed write
+            assert report.ok and "no row carries a MAC yet" in str(report.macs_unchecked)
+            bootstrap_admin(store, "ada", PASSWORD)
+            with store.transaction() as s:  # (the data tables of this fixture are not sealed)
+                after = check_chain(s, key=VaultKey.from_master(decode_key(VAULT_KEY, "t"), "t"))
+            assert after.ok and after.macs_unchecked is None and after.macs_checked > 0
+    finally:
+        store.close()
+
+
+def test_a_revoked_token_restored_from_an_earlier_copy_of_its_row_stays_revoked(
+    store: Store,
+) -> None:
+    made = create_token(store, "ci", scopes=["read"], caller=ADMIN)
+    with store.engine.connect() as conn:
+        saved = dict(
+            conn.execute(
+                text("SELECT revoked_at, token_mac FROM api_token WHERE id = :i"), {"i": made.id}
+            )
+            .mappings()
+            .one()
+        )
+    revoke_token(store, made.id, caller=ADMIN)
+    with pytest.raises(PermissionDenied):
+        resume_token(store, made.token)
+    # Someone who read the row before (a backup, a replica) and can write the database now.
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE api_token SET revoked_at = :r, token_mac = :m WHERE id = :i"),
+            {"r": saved["revoked_at"], "m": saved["token_mac"], "i": made.id},
+        )
+    with pytest.raises(PermissionDenied):
+        resume_token(store, made.token)
+    seq = _revoke_seq(store, made.id)
+    assert verify_audit(store, caller=ADMIN).problems == (
+        f"table api_token, id {made.id}: live, but revoked by audit log row seq {seq} (an "
+        "earlier copy of the row written back outside peerlens); the token is refused",
+    )
+
+
+def _revoke_seq(store: Store, token_id: int) -> int:
+    with store.engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT seq FROM audit_log WHERE action = 'token.revoke' AND entity_id = :i"),
+                {"i": str(token_id)},
+            ).scalar_one()
+        )
+
+
+def test_a_token_whose_id_was_revoked_before_its_creation_is_live(store: Store) -> None:
+    # Token rows deleted (revision 0021 deletes them all) can leave their ids to new tokens on
+    # SQLite: a revocation entry of the old token never refuses the new one.
+    old = create_token(store, "old", scopes=["read"], caller=ADMIN)
+    revoke_token(store, old.id, caller=ADMIN)
+    with store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM api_token"))
+    new = create_token(store, "new", scopes=["read"], caller=ADMIN)
+    assert resume_token(store, new.token).token == new.id
+    assert verify_audit(store, caller=ADMIN).ok
+
+
+def test_an_erasure_while_a_slow_derivation_stores_its_results_leaves_both_done(
+    pilot: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # R7-3: the HRV derivation read which recordings still exist before it took the chain's
+    # lock; an erasure committed in between and the derivation's rows for the erased
+    # recording failed their foreign key (the whole run failed).
+    from peerlens.study.derived import _hrv
+
+    from .test_review5 import _needs_pg, _other, _Run, _waits_or_ends
+
+    _needs_pg(pilot)
+    rr = tmp_path / "p1.rr"
+    rr.write_text("\n".join(f"{800 + 40 * math.sin(i / 3):.3f}" for i in range(300)) + "\n")
+    add_recording(pilot, "pilot", rr, participant="P1", kind="rr", caller=ADMIN)
+    other, app = _other(pilot)
+    batch = _hrv.Hrv.batch
+    erasures: list[_Run] = []
+
+    def batch_then_erase(self: Any, *args: Any, **kwargs: Any) -> Any:
+        found = batch(self, *args, **kwargs)
+        run = _Run(
+            "erasure",
+            lambda: erase_participant(other, "pilot", "P1", caller=ADMIN, reason="asked"),
+        )
+        erasures.append(run)
+        _waits_or_ends(pilot, app, run)
+        return found
+
+    monkeypatch.setattr(_hrv.Hrv, "batch", batch_then_erase)
+    try:
+        derive(pilot, "pilot", ["hrv"], caller=ADMIN, executor="sequential")
+        erasures[0].join()
+    finally:
+        other.close()
+    assert erasures[0].error is None
+    assert verify_audit(pilot, caller=ADMIN).problems == ()
