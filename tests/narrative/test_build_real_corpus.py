@@ -600,6 +600,10 @@ def test_every_pattern_is_used_and_compiles() -> None:
     fifth = [p.kind for p in patterns.values() if 5 in p.batches]
     assert fifth.count("upward") >= 8 and fifth.count("downward") >= 8
     assert fifth.count("look-alike") >= 3
+    # batch 6 (the held-out batch after batches 4-5 joined training) aims at downward forms too
+    sixth = [p.kind for p in patterns.values() if 6 in p.batches]
+    assert sixth.count("upward") >= 5 and sixth.count("downward") >= 5
+    assert sixth.count("look-alike") >= 3
 
 
 def test_sources_md_counts_match_the_keys() -> None:
