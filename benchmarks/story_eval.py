@@ -108,6 +108,11 @@ CANDIDATES = {
             "tfidf_ctx", "(a)+(d) TF-IDF + cues, neighbours' cues", replace(BASE, context=True)
         ),
         Candidate(
+            "tfidf_ctx_cw",
+            "(a)+(d) TF-IDF + cues, neighbours' cues, comparisons x2 (recall of rare upward)",
+            replace(BASE, context=True, comparison_weight=2.0),
+        ),
+        Candidate(
             "minilm",
             "(b) all-MiniLM-L6-v2 embedding + cues, LR",
             replace(BASE, tfidf=False, static_weight=1.0, C=10.0),
@@ -688,6 +693,10 @@ def main() -> None:
         "classify(['me too'], check_language=False); print(time.perf_counter()-t)"
     )
     print(f"\n== shipped model {shipped.version}: threshold {shipped.threshold:.3f}")
+    tt = team_test.assign(prev="", next="")
+    own_pred = apply_threshold(_proba(shipped, tt), LABELS, shipped.thresholds)  # type: ignore[arg-type]
+    print("  [own written corpus, frozen test split; the shipped model as it is]")
+    print(_line("own test", scores(tt["label"].tolist(), [LABELS[i] for i in own_pred])))
     print(f"  classify a 50-sentence story: {rate:,.0f} sentences/s (target >= 200)")
     print(f"  cold start (import + load + first label): {cold:.2f} s (target < 2 s)")
 

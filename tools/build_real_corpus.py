@@ -881,7 +881,9 @@ def rebuild(
                     "record_id": it["record_id"],
                     "sentence_index": it["sentence_index"],
                     "sentence": sentences[index],
-                    "context": context(sentences, index),
+                    # a tab inside a neighbouring sentence would split the TSV row for readers
+                    # that take fields unquoted (``devcorpus``); the context is not hashed
+                    "context": context(sentences, index).replace("\t", " "),
                 }
             )
     if errors:

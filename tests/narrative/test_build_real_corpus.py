@@ -600,6 +600,10 @@ def test_every_pattern_is_used_and_compiles() -> None:
     fifth = [p.kind for p in patterns.values() if 5 in p.batches]
     assert fifth.count("upward") >= 8 and fifth.count("downward") >= 8
     assert fifth.count("look-alike") >= 3
+    # batch 6 (the held-out batch after batches 4-5 joined training) aims at downward forms too
+    sixth = [p.kind for p in patterns.values() if 6 in p.batches]
+    assert sixth.count("upward") >= 5 and sixth.count("downward") >= 5
+    assert sixth.count("look-alike") >= 3
 
 
 def test_sources_md_counts_match_the_keys() -> None:
@@ -612,3 +616,24 @@ def test_sources_md_counts_match_the_keys() -> None:
         for source, per in brc.arm_counts(items, batch).items():
             row = f"| `{source}` | {per.get('random', 0)} | {per.get('targeted', 0)} |"
             assert row in section.group(0), (batch, row)
+
+
+def test_context_never_holds_a_tab(tmp_path: Path) -> None:
+    # a tab inside a neighbouring sentence would split the rebuilt TSV row for devcorpus's
+    # unquoted reader (it happened in batch 6); the context shows it as a space
+    repo = tmp_path / "replies"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    rows = [{"id": "t1", "who": "supporter", "text": "Me too. I looked out\tat the sea. Hugs."}]
+    commit, blob = _commit_csv(repo, rows, "tabbed")
+    data = tmp_path / "keys"
+    data.mkdir()
+    _write_specs(data, commit, blob)
+    assert _sample(repo, data) == 0
+    specs, items = _load(data)
+    rebuilt = brc.rebuild(items, specs, {"fixture": brc.Snapshot(repo)})
+    assert len(rebuilt) == 3
+    assert any("\t" in r["sentence"] for r in rebuilt)  # the hashed sentence keeps its tab
+    for row in rebuilt:
+        assert "\t" not in row["context"]
+        assert "looked out at the sea" in row["context"]
