@@ -92,7 +92,7 @@ def test_estimates_agree_with_lme4_and_lmertest(
         # Fixed effects and their SEs to 1e-4 relative (relative to the SE for estimates near 0).
         assert abs(fe.estimate - est) <= 1e-4 * max(abs(est), se), fe.term
         assert fe.se == pytest.approx(se, rel=1e-4), fe.term
-        assert fe.df == pytest.approx(df, rel=1e-3), fe.term
+        assert fe.df == pytest.approx(df, rel=1e-4), fe.term
     vc = r["vc"]
     assert isinstance(vc, dict)
     assert fit.variance["residual"] == pytest.approx(vc[("Residual", "", "")], rel=1e-4)
