@@ -42,7 +42,9 @@ def screenshot_sections(page_file: Path, out: Path, sections: list[tuple[str, in
             page.goto(page_file.resolve().as_uri())
             for spec, height in sections:
                 key, _, heading = spec.partition("/")
-                box = page.locator(f"section#{key}").bounding_box()
+                section = page.locator(f"section#{key}")
+                # Counted first: bounding_box() waits 30 s for an element that is not there.
+                box = section.bounding_box() if section.count() else None
                 if box is None:
                     raise SystemExit(f"{page_file}: no section with id {key!r}")
                 top, name = box["y"], key
