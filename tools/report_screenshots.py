@@ -4,14 +4,15 @@ Usage::
 
     peerlens demo --no-serve            # writes demo-out/report.html
     python tools/report_screenshots.py demo-out/report.html docs/img/report \\
-        hrv:1800 graph models:1400
+        hrv:1800 graph models:1400 "methods/Models fitted:1400"
 
 Each ``SECTION[:MAX_HEIGHT]`` is the id of a ``<section>`` of the page; its top part (at most
 ``MAX_HEIGHT`` CSS pixels, default 1600) is saved as ``<folder>/<section>.png`` at a 900 px wide
-viewport, reduced to a 64-colour palette (text and tables on white: a third of the size, no
-visible change). Chromium is ``PEERLENS_CHROMIUM`` (default ``/usr/bin/chromium``), driven by
-Playwright as the browser tests do. Exits 2 naming what is wrong (no page, no such section,
-no Chromium).
+viewport. ``SECTION/HEADING[:MAX_HEIGHT]`` starts instead at the section's ``<h3>`` whose text is
+HEADING (e.g. ``"methods/Models fitted"``, saved as ``methods-models-fitted.png``). Images are
+reduced to a 64-colour palette (text and tables on white: a third of the size, no visible change).
+Chromium is ``PEERLENS_CHROMIUM`` (default ``/usr/bin/chromium``), driven by Playwright as the
+browser tests do. Exits 2 naming what is wrong (no page, no such section, no Chromium).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ DEFAULT_HEIGHT = 1600
 
 
 def screenshot_sections(page_file: Path, out: Path, sections: list[tuple[str, int]]) -> list[Path]:
-    """Save each section's top ``height`` pixels of ``page_file`` as ``out/<id>.png``."""
+    """Save each section's top ``height`` pixels of ``page_file`` as ``out/<id>.png`` (from its
+    ``<h3>`` named after a ``/`` in ``id``: ``out/<id>-<heading slug>.png``)."""
     from playwright.sync_api import FloatRect, sync_playwright
 
     chromium = Path(os.environ.get("PEERLENS_CHROMIUM") or "/usr/bin/chromium")
@@ -38,17 +40,27 @@ def screenshot_sections(page_file: Path, out: Path, sections: list[tuple[str, in
         try:
             page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
             page.goto(page_file.resolve().as_uri())
-            for key, height in sections:
-                box = page.locator(f"section#{key}").bounding_box()
+            for spec, height in sections:
+                key, _, heading = spec.partition("/")
+                section = page.locator(f"section#{key}")
+                # Counted first: bounding_box() waits 30 s for an element that is not there.
+                box = section.bounding_box() if section.count() else None
                 if box is None:
                     raise SystemExit(f"{page_file}: no section with id {key!r}")
+                top, name = box["y"], key
+                if heading:
+                    start = page.locator(f"section#{key} h3", has_text=heading).first
+                    if not start.count() or (found := start.bounding_box()) is None:
+                        raise SystemExit(f"{page_file}: section {key!r} has no heading {heading!r}")
+                    top = found["y"]
+                    name = f"{key}-{'-'.join(heading.lower().split())}"
                 clip: FloatRect = {
                     "x": box["x"] - 8,
-                    "y": box["y"],
+                    "y": top,
                     "width": box["width"] + 16,
-                    "height": min(box["height"], height),
+                    "height": min(box["y"] + box["height"] - top, height),
                 }
-                target = out / f"{key}.png"
+                target = out / f"{name}.png"
                 page.screenshot(path=str(target), clip=clip, full_page=True)
                 _quantize(target)
                 saved.append(target)

@@ -4,6 +4,7 @@ and REML log-likelihood to 1e-4 relative)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -77,6 +78,23 @@ def test_sections_report_models_exclusions_and_graph_items(
     assert "Quintana" in page and "not recorded" in page and "ln RMSSD" in page
 
 
+def test_methods_list_every_hrv_model_fitted(hrv_data: tuple[AnalysisDataset, HrvTable]) -> None:
+    """The methods' "Models fitted" table names each of the 8 HRV models with its R call, beside
+    the questionnaire outcome's mixed model."""
+    dataset, hrv = hrv_data
+    page = render_html(build_report(dataset, OPTIONS, sections=SECTIONS, hrv=hrv))
+    methods = page[page.index('<section id="methods">') :]
+    table = methods[methods.index("<h3>Models fitted</h3>") : methods.index("</table>")]
+    rows = dict(re.findall(r"<tr><td>([^<]+)</td><td[^>]*><code>([^<]+)</code>", table))
+    outcomes = ("ln_rmssd", "ln_hf")
+    expected = {f"hrv:{o}@{w}" for o in outcomes for w in ("baseline", "session", "recovery")}
+    expected |= {f"hrv:reactivity_{o}" for o in outcomes}
+    assert {k for k in rows if k.startswith("hrv:")} == expected
+    assert "mixed:scs_total" in rows
+    for key in expected:
+        assert rows[key].startswith("lmer(") and "arm * timepoint + (1 | participant)" in rows[key]
+
+
 def test_sections_are_absent_without_recordings(
     hrv_data: tuple[AnalysisDataset, HrvTable],
 ) -> None:
@@ -114,8 +132,8 @@ def test_r_export_refits_every_hrv_model_of_the_report(
             est, se = fixed.loc[fe.term, "estimate"], fixed.loc[fe.term, "se"]
             assert abs(fe.estimate - est) <= 1e-4 * max(abs(est), se), (key, fe.term)
             assert fe.se == pytest.approx(se, rel=1e-4), (key, fe.term)
-            if vc["participant_intercept"] > tiny:  # Satterthwaite df is undefined at 0
-                assert fe.df == pytest.approx(fixed.loc[fe.term, "df"], rel=1e-3), (key, fe.term)
+            # Also where the participant variance is at 0: df as lmerTest takes it there.
+            assert fe.df == pytest.approx(fixed.loc[fe.term, "df"], rel=1e-3), (key, fe.term)
         for name in ("participant_intercept", "residual"):
             assert fit.variance[name] == pytest.approx(vc[name], rel=1e-4, abs=tiny), (key, name)
         loglik = mine[mine["kind"] == "loglik"].iloc[0]

@@ -16,7 +16,7 @@ import pytest
 from peerlens.analysis import ReportError, fit_mixed_model
 from peerlens.analysis._files import OutputError, write_files
 from peerlens.analysis.stat_exports import write_export
-from peerlens.study import AnalysisDataset, Store
+from peerlens.study import HRV_TABLE_COLUMNS, AnalysisDataset, HrvTable, Store
 
 from ._trial import Trial
 from .test_mixed import _rscript
@@ -269,3 +269,53 @@ def test_r6_9_the_r_csv_is_formula_neutralised(dataset: AnalysisDataset, tmp_pat
     csv, _ = write_export(bad, tmp_path / "t.csv", format="r", outcomes=["scs_total"])
     cells = pd.read_csv(csv, dtype=str)["site"]
     assert not cells.str.startswith("=").any() and cells.str.startswith("'=").any()
+
+
+@pytest.mark.parametrize(("format", "suffix"), [("spss", ".sav"), ("stata", ".dta")])
+def test_spss_and_stata_write_the_hrv_table_beside_the_dataset(
+    hrv_data: tuple[AnalysisDataset, HrvTable], format: str, suffix: str, tmp_path: Path
+) -> None:
+    dataset, hrv = hrv_data
+    read = pyreadstat.read_sav if format == "spss" else pyreadstat.read_dta
+    written = write_export(dataset, tmp_path / f"trial{suffix}", format=format, hrv=hrv)
+    assert [p.name for p in written] == [f"trial{suffix}", f"trial_hrv{suffix}"]
+    _, main_meta = read(str(written[0]))
+    data, meta = read(str(written[1]))
+    assert list(data.columns) == list(HRV_TABLE_COLUMNS)
+    labels = meta.column_names_to_labels
+    assert labels["rmssd_ms"] == "RMSSD (ms)" and labels["valid"].startswith("Window valid")
+    assert all(labels[c] and labels[c] != c for c in data.columns)
+    values = meta.variable_value_labels
+    for factor in ("arm", "site", "timepoint"):  # coded as in the dataset's file
+        assert values[factor] == main_meta.variable_value_labels[factor], factor
+    assert list(values["window"].values())[:3] == ["baseline", "session", "recovery"]
+    assert values["valid"] == {1: "valid", 0: "not valid"}
+    # Every window comes back: decoded through the value labels, equal to the study's table.
+    windows = hrv.windows.reset_index(drop=True)
+    back = data.copy()
+    for factor in ("arm", "site", "timepoint", "window", "valid"):
+        back[factor] = data[factor].map(values[factor])
+    windows = windows.assign(valid=windows["valid"].map({True: "valid", False: "not valid"}))
+    for factor in ("arm", "site", "timepoint", "window", "valid"):
+        expected = windows[factor].astype(object).fillna("?").tolist()
+        assert back[factor].astype(object).fillna("?").tolist() == expected, factor
+    for column in ("rmssd_ms", "hf_ms2", "artifact_rate", "start_s"):
+        np.testing.assert_allclose(
+            data[column].to_numpy(dtype=float), windows[column].to_numpy(dtype=float)
+        )
+    assert (data["recording"] == windows["recording"]).all()
+    assert written[1].stat().st_mode & 0o077 == 0
+
+
+def test_spss_and_stata_hrv_file_is_written_with_the_dataset_or_not_at_all(
+    hrv_data: tuple[AnalysisDataset, HrvTable], tmp_path: Path
+) -> None:
+    dataset, hrv = hrv_data
+    empty = HrvTable(hrv.study, hrv.windows.iloc[:0], hrv.sha256)
+    assert [
+        p.name for p in write_export(dataset, tmp_path / "a.sav", format="spss", hrv=empty)
+    ] == ["a.sav"]
+    (tmp_path / "b_hrv.dta").mkdir()  # the HRV file cannot be written: neither file is
+    with pytest.raises(OutputError, match=r"b_hrv\.dta"):
+        write_export(dataset, tmp_path / "b.dta", format="stata", hrv=hrv)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.sav", "b_hrv.dta"]

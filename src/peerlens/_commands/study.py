@@ -1100,10 +1100,11 @@ def _export_analysis(
         from peerlens.study.export import _refuse_store_paths
 
         # As the tidy export: never over the database, its journals or stored recordings.
-        for target in (out, out.with_suffix(".R")) if format == "r" else (out,):
+        hrv_out = out.with_name(f"{out.stem}_hrv{out.suffix}")
+        for target in (out, hrv_out, *((out.with_suffix(".R"),) if format == "r" else ())):
             _refuse_store_paths(store, target)
         dataset = analysis_dataset(store, study, caller=me, purpose=format)
-        hrv = hrv_table(store, study, caller=me, purpose=format) if format == "r" else None
+        hrv = hrv_table(store, study, caller=me, purpose=format)
         written = write_export(
             dataset,
             out,

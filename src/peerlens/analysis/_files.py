@@ -22,26 +22,42 @@ def write_via(path: Path, write: Callable[[Path], object]) -> None:
     the outputs hold study data; see :func:`peerlens._private_files.private_temp`), then move it
     into place; on any failure the temporary file is
     removed and ``path`` is left as it was."""
-    tmp: Path | None = None
+    write_all_via({path: write})
+
+
+def write_all_via(writers: Mapping[Path, Callable[[Path], object]]) -> None:
+    """:func:`write_via` for several files, all or none: each ``write(tmp)`` fills its own
+    temporary file, and only when every one is written are they moved into place (on any
+    failure every temporary file is removed and the files already there are kept)."""
+    temps: list[tuple[Path, Path]] = []
+    path: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = private_temp(path)
-        os.close(fd)
-        write(tmp)
-        if stat.S_ISLNK(os.lstat(tmp).st_mode):  # swapped for a link while being written
-            raise OutputError(f"{path}: its temporary file was replaced by a link; not written")
-        os.chmod(tmp, 0o600)
-        tmp.replace(path)
+        for path, write in writers.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = private_temp(path)
+            os.close(fd)
+            temps.append((tmp, path))
+            write(tmp)
+        for tmp, path in temps:
+            if stat.S_ISLNK(os.lstat(tmp).st_mode):  # swapped for a link while being written
+                raise OutputError(f"{path}: its temporary file was replaced by a link; not written")
+            if path.is_dir():  # found before any file is moved into place
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+            os.chmod(tmp, 0o600)
+        for tmp, path in temps:
+            tmp.replace(path)
     except OSError as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+        _remove(temps)
         raise OutputError(f"{path}: cannot write it ({exc.strerror})") from None
     except BaseException:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+        _remove(temps)
         raise
+
+
+def _remove(temps: list[tuple[Path, Path]]) -> None:
+    for tmp, _ in temps:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def write_files(files: Mapping[Path, bytes]) -> None:
@@ -61,8 +77,6 @@ def write_files(files: Mapping[Path, bytes]) -> None:
         for tmp, path in temps:
             tmp.replace(path)
     except OSError as exc:
-        for tmp, _ in temps:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+        _remove(temps)
         where = exc.filename or next(iter(files), "")
         raise OutputError(f"{where}: cannot write it ({exc.strerror})") from None

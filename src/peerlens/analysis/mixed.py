@@ -23,8 +23,10 @@ where ``C(psi) = (sum_i X_i' V_i^-1 X_i)^-1`` is the covariance of the fixed eff
 of the variance parameters ``psi`` (the entries of ``G`` and ``sigma^2``), ``g`` its gradient
 ``d(l' C l)/d psi`` at the REML estimate, and ``A = 2 H^-1`` the asymptotic covariance of
 ``psi`` from the Hessian ``H`` of the REML deviance (-2 log-likelihood). Derivatives are central
-differences (one helper, ``_gradient``; the Hessian is its Jacobian); df is invariant to how
-``psi`` is parameterised.
+differences (one helper, ``_gradient``; the Hessian is its Jacobian). Like lmerTest, the
+derivatives are taken in lme4's parameters ``(theta, sigma)`` (``G = sigma^2 L L'``, ``theta``
+the entries of ``L``): df is the same in any parameterisation except at a variance estimated at
+0, where only this one gives lmerTest's df (see ``_varpar``).
 
 Missing outcomes are dropped row by row: the estimates are valid when data are missing at random
 given the observed outcomes and the covariates (the assumption the report states).
@@ -190,13 +192,15 @@ def fit_mixed_model(
     def cov_beta(p: np.ndarray) -> np.ndarray:
         return _cov_beta(blocks, p, q)
 
-    a_psi = _asymptotic_cov(deviance, psi)
+    # Satterthwaite's df on lmerTest's scale (theta, sigma): see _lmertest_scale.
+    varpar, deviance_vp, cov_beta_vp = _lmertest_scale(cov_re, scale, deviance, cov_beta)
+    a_vp = _asymptotic_cov(deviance_vp, varpar)
     fixed = []
     for k, term in enumerate(terms):
         contrast = np.zeros(len(terms))
         contrast[k] = 1.0
-        fixed.append(_test(term, contrast, beta, cov_beta, psi, a_psi, level))
-    means = _means(terms, beta, cov_beta, psi, a_psi, arm_levels, time_levels, level)
+        fixed.append(_test(term, contrast, beta, cov_beta_vp, varpar, a_vp, level))
+    means = _means(terms, beta, cov_beta_vp, varpar, a_vp, arm_levels, time_levels, level)
     variance = {"participant_intercept": float(cov_re[0, 0])}
     if random_slope is not None:
         variance["participant_slope"] = float(cov_re[1, 1])
@@ -453,6 +457,65 @@ def _at_optimum(deviance: Callable[[np.ndarray], float], psi: np.ndarray) -> boo
     return bool(np.all(np.abs(slope) * np.maximum(np.abs(psi), 1e-8) < 1e-4))
 
 
+def _lmertest_scale(
+    cov_re: np.ndarray,
+    scale: float,
+    deviance: Callable[[np.ndarray], float],
+    cov_beta: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, Callable[[np.ndarray], float], Callable[[np.ndarray], np.ndarray]]:
+    """The REML estimate, the deviance and the fixed effects' covariance in coordinates of
+    lmerTest's ``(theta, sigma)`` (:func:`_varpar`), for Satterthwaite's df.
+
+    The coordinates are ``u = 1 + (v - v_hat) / size`` (so the estimate is at ``u = 1``): an
+    affine map, which leaves the df unchanged, chosen so that :func:`_gradient`'s step of
+    ``1e-4 |u|`` is ``1e-4 sigma`` for sigma and ``1e-4 max(max |theta|, 1)`` for every theta.
+    A theta is an SD relative to sigma: a step relative to its own size is too small to
+    difference the deviance precisely when that SD is small (Orthodont's slope: df 31.132 for
+    lmerTest's 31.154), and none at all at 0."""
+    q = cov_re.shape[0]
+    varpar = _varpar(cov_re, scale)
+    size = np.full(len(varpar), max(float(np.max(np.abs(varpar[:-1]))), 1.0))
+    size[-1] = varpar[-1]
+
+    def psi(u: np.ndarray) -> np.ndarray:
+        return _psi_of_varpar(varpar + (u - 1.0) * size, q)
+
+    return np.ones(len(varpar)), lambda u: deviance(psi(u)), lambda u: cov_beta(psi(u))
+
+
+def _varpar(cov_re: np.ndarray, scale: float) -> np.ndarray:
+    """lmerTest's variance parameters: lme4's theta (the lower triangle, column by column, of the
+    Cholesky factor L of G / sigma^2) followed by sigma.
+
+    Satterthwaite's df is invariant to how the variance parameters are written only where the map
+    between two parameterisations has a full-rank Jacobian. At a variance estimated at 0 it does
+    not (d sigma_b^2 / d theta = 2 sigma^2 theta = 0), and lmerTest's df there (Kuznetsova et al.
+    2017) is the one on this scale: the derivatives of ``C`` and of the deviance in a theta at 0
+    vanish, so that parameter's uncertainty drops out of the df. A singular ``G`` is factored
+    with its zero pivots' columns set to 0 (lme4's estimate can be any factor of the same ``G``;
+    this one is exact for a variance at 0)."""
+    q = cov_re.shape[0]
+    a = cov_re / scale
+    low = np.zeros((q, q))
+    for j in range(q):
+        pivot = a[j, j] - float(low[j, :j] @ low[j, :j])
+        low[j, j] = np.sqrt(max(pivot, 0.0))
+        for i in range(j + 1, q):
+            rest = a[i, j] - float(low[i, :j] @ low[j, :j])
+            low[i, j] = rest / low[j, j] if low[j, j] > 0 else 0.0
+    cols, rows = np.triu_indices(q)  # column-major lower triangle: lme4's order of theta
+    return np.concatenate([low[rows, cols], [np.sqrt(scale)]])
+
+
+def _psi_of_varpar(varpar: np.ndarray, q: int) -> np.ndarray:
+    """The variance parameters ``psi`` (see :func:`_pack`) of lmerTest's ``(theta, sigma)``."""
+    low = np.zeros((q, q))
+    cols, rows = np.triu_indices(q)
+    low[rows, cols] = varpar[:-1]
+    s2 = float(varpar[-1]) ** 2
+    return _pack(s2 * low @ low.T, s2)
+
+
 def _satterthwaite(
     contrast: np.ndarray,
     cov_beta: Callable[[np.ndarray], np.ndarray],
@@ -460,7 +523,8 @@ def _satterthwaite(
     a_psi: np.ndarray,
 ) -> tuple[float, float]:
     """(variance of l'beta, its Satterthwaite df); ``cov_beta(psi)`` is the fixed effects'
-    covariance as a function of the variance parameters."""
+    covariance as a function of the variance parameters ``psi``, ``a_psi`` their asymptotic
+    covariance (both on one scale: lmerTest's ``(theta, sigma)`` in :func:`fit_mixed_model`)."""
     var = float(contrast @ cov_beta(psi) @ contrast)
     grad = _gradient(lambda p: contrast @ cov_beta(p) @ contrast, psi)
     denom = float(grad @ a_psi @ grad)

@@ -195,6 +195,7 @@ def hrv_section(ctx: ReportContext) -> Section | None:
             "means: exp(estimate). HF power depends on the breathing rate, which the study "
             "does not record (see the GRAPH items).",
         ),
+        tuple(_report.mixed_record(f"hrv:{key}", fit) for key, fit in models.fits.items()),
     )
 
 

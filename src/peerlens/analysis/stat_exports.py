@@ -25,14 +25,21 @@ refits the report's HRV models from it (:func:`peerlens.analysis.report_hrv.repo
 the same validity filters, log transform and reactivity, done in R), writing their fixed
 effects, variance components and log-likelihoods to ``<stem>_hrv_models.csv``.
 
-Files are written atomically: on any error nothing is left behind.
+With the study's HRV analysis table, the SPSS and Stata exports also write it beside the
+dataset as ``<stem>_hrv.sav`` / ``<stem>_hrv.dta`` (one row per recording window, the columns of
+:data:`peerlens.study.HRV_TABLE_COLUMNS`): ``arm``, ``site`` and ``timepoint`` coded as in the
+dataset, ``window`` coded (the report's windows first, in order) and ``valid`` as 1/0, each with
+value labels; variable labels from :data:`peerlens.study.HRV_TABLE_LABELS`.
+
+Files are written atomically: on any error nothing is left behind (the HRV file and the dataset
+are written together or not at all).
 """
 
 from __future__ import annotations
 
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from peerlens._tables import neutralise_formulas
-from peerlens.analysis._files import write_files, write_via
+from peerlens.analysis._files import write_all_via, write_files
 from peerlens.analysis.report import DEFAULT_OUTCOMES, ReportError, arm_order
 
 if TYPE_CHECKING:
@@ -99,8 +106,8 @@ def write_export(
     reference_arm
         The control arm (default as in the report).
     hrv
-        The study's HRV analysis table: with format ``r`` and any rows, written beside the CSV
-        as ``<stem>_hrv.csv`` and its models refitted by the script (ignored otherwise).
+        The study's HRV analysis table: with any rows, written beside ``out`` as
+        ``<stem>_hrv`` with the format's suffix (with ``r``, its models refitted by the script).
 
     Returns
     -------
@@ -145,6 +152,12 @@ def write_export(
         write_files(files)
         return tuple(files)
     data, labels, values = _coded(table, dataset, arms)
+    parts = [(path, data, labels, values, f"peerlens {dataset.study}")]
+    if hrv is not None and len(hrv.windows):
+        hrv_data, hrv_labels, hrv_values = _hrv_coded(hrv, dataset, arms)
+        _check_names(list(hrv_data.columns), format)
+        hrv_path = path.with_name(f"{path.stem}_hrv{path.suffix}")
+        parts.append((hrv_path, hrv_data, hrv_labels, hrv_values, f"peerlens {dataset.study} HRV"))
     codes = sorted(dataset.missing_codes)
     item_cols = list(dataset.items.columns[2:])
     coded_items = [c for c in item_cols if dataset.item_codes[c].notna().any()]
@@ -157,35 +170,47 @@ def write_export(
         )
     import pyreadstat
 
-    def write(tmp: Path) -> None:
-        if format == "spss":
-            pyreadstat.write_sav(
-                data,
-                str(tmp),
-                column_labels=labels,
-                variable_value_labels=values,
-                missing_ranges=spss_missing,
-            )
-        else:
-            letters = dict(zip(codes, string.ascii_lowercase, strict=False))
-            stata = data.copy()
-            for c in coded_items:
+    letters = dict(zip(codes, string.ascii_lowercase, strict=False))
+    mapping = ", ".join(f".{letter} = {code:g}" for code, letter in letters.items())
+
+    def writer(
+        frame: pd.DataFrame,
+        column_labels: dict[str, str | None],
+        value_labels: dict[str, dict[float, str]],
+        title: str,
+    ) -> Callable[[Path], None]:
+        missing = coded_items if frame is data else []
+
+        def write(tmp: Path) -> None:
+            if format == "spss":
+                pyreadstat.write_sav(
+                    frame,
+                    str(tmp),
+                    column_labels=column_labels,
+                    variable_value_labels=value_labels,
+                    missing_ranges=spss_missing if frame is data else None,
+                )
+                return
+            stata = frame.copy()
+            for c in missing:
                 column = stata[c].astype(object)
                 for code, letter in letters.items():
                     column[np.isclose(stata[c].to_numpy(dtype=float), code)] = letter
                 stata[c] = column
-            mapping = ", ".join(f".{letter} = {code:g}" for code, letter in letters.items())
+            label = f"{title}; missing codes {mapping}" if frame is data else title
             pyreadstat.write_dta(
                 stata,
                 str(tmp),
-                file_label=f"peerlens {dataset.study}; missing codes {mapping}"[:80],
-                column_labels={k: (v or k)[:80] for k, v in labels.items()},
-                variable_value_labels=values,
-                missing_user_values={c: list(letters.values()) for c in coded_items} or None,
+                file_label=label[:80],
+                column_labels={k: (v or k)[:80] for k, v in column_labels.items()},
+                variable_value_labels=value_labels,
+                missing_user_values={c: list(letters.values()) for c in missing} or None,
             )
 
-    write_via(path, write)
-    return (path,)
+        return write
+
+    write_all_via({p: writer(frame, cl, vl, title) for p, frame, cl, vl, title in parts})
+    return tuple(p for p, *_ in parts)
 
 
 #: Names a statistics package reserves (Stata manual [U] 11.3; SPSS Syntax Reference,
@@ -306,17 +331,47 @@ def _coded(
     """``arm``, ``site`` and ``timepoint`` as numeric codes with value labels; labels of every
     column."""
     data = table.copy()
-    values: dict[str, dict[float, str]] = {}
-    for name, levels in zip(_FACTORS, (arms, dataset.sites, dataset.timepoints), strict=True):
-        code = {level: float(k) for k, level in enumerate(levels, start=1)}
-        data[name] = data[name].map(code).astype(float)
-        values[name] = {v: str(k) for k, v in code.items()}
+    values = _code_factors(
+        data, zip(_FACTORS, (arms, dataset.sites, dataset.timepoints), strict=True)
+    )
     labels: dict[str, str | None] = {
         c: str(dataset.variable_labels.get(c, c)) for c in data.columns
     }
     for col, labelled in dataset.value_labels.items():
         if col in data.columns:
             values[col] = dict(labelled)
+    return data, labels, values
+
+
+def _code_factors(
+    data: pd.DataFrame, levels: Iterable[tuple[str, Sequence[str]]]
+) -> dict[str, dict[float, str]]:
+    """Replace each named text column of ``data`` (in place) by the codes 1, 2, ... of its
+    ``levels`` in order (anything else missing); return their value labels."""
+    values: dict[str, dict[float, str]] = {}
+    for name, order in levels:
+        code = {level: float(k) for k, level in enumerate(order, start=1)}
+        data[name] = data[name].map(code).astype(float)
+        values[name] = {v: str(k) for k, v in code.items()}
+    return values
+
+
+def _hrv_coded(
+    hrv: HrvTable, dataset: AnalysisDataset, arms: Sequence[str]
+) -> tuple[pd.DataFrame, dict[str, str | None], dict[str, dict[float, str]]]:
+    """The HRV table for SPSS and Stata: ``arm``, ``site`` and ``timepoint`` coded as in the
+    dataset, ``window`` coded (the report's windows first, then the others by name), ``valid``
+    as 1 (valid) / 0 (not valid); variable labels of every column."""
+    from peerlens.analysis.report_hrv import HRV_WINDOWS
+    from peerlens.study import HRV_TABLE_LABELS
+
+    data = hrv.windows.copy()
+    others = sorted(set(data["window"].dropna()) - set(HRV_WINDOWS))
+    factors = (arms, dataset.sites, dataset.timepoints, (*HRV_WINDOWS, *others))
+    values = _code_factors(data, zip((*_FACTORS, "window"), factors, strict=True))
+    data["valid"] = data["valid"].map({True: 1.0, False: 0.0}).astype(float)
+    values["valid"] = {1.0: "valid", 0.0: "not valid"}
+    labels: dict[str, str | None] = {c: HRV_TABLE_LABELS[c] for c in data.columns}
     return data, labels, values
 
 

@@ -33,7 +33,7 @@ from peerlens.study.errors import (
     TamperedError,
 )
 from peerlens.study.export import TIDY_COLUMNS, ExportResult, export_frame, export_study
-from peerlens.study.hrv_data import HRV_TABLE_COLUMNS, HrvTable, hrv_table
+from peerlens.study.hrv_data import HRV_TABLE_COLUMNS, HRV_TABLE_LABELS, HrvTable, hrv_table
 from peerlens.study.keys import rotate_vault_key
 from peerlens.study.links import IssuedLink, issue_link, revoke_links
 from peerlens.study.participants import (
@@ -118,6 +118,7 @@ __all__ = [
     "DEFAULT_URL",
     "DICTIONARY_COLUMNS",
     "HRV_TABLE_COLUMNS",
+    "HRV_TABLE_LABELS",
     "POLICY",
     "ROLES",
     "TIDY_COLUMNS",

@@ -44,7 +44,7 @@ from peerlens.study.models import DerivedHrv, Participant, Recording
 from peerlens.study.policy import Caller, authorize, guarded
 from peerlens.study.storage import Store
 
-__all__ = ["HRV_TABLE_COLUMNS", "HrvTable", "hrv_table"]
+__all__ = ["HRV_TABLE_COLUMNS", "HRV_TABLE_LABELS", "HrvTable", "hrv_table"]
 
 #: The export tier of the HRV analysis table.
 TIER = "deidentified"
@@ -79,6 +79,38 @@ HRV_TABLE_COLUMNS = (
     "pipeline_version",
     "derivation",
 )
+#: A label (with its unit) for each column of :data:`HRV_TABLE_COLUMNS`: the variable labels of
+#: the SPSS and Stata exports (at most 80 characters, Stata's limit).
+HRV_TABLE_LABELS = {
+    "participant": "Participant (pseudonym)",
+    "arm": "Arm",
+    "site": "Site",
+    "timepoint": "Timepoint (lab visit of the recording)",
+    "recording": "Recording (participant's k-th stored)",
+    "window": "Recording window",
+    "start_s": "Window start (s from recording start)",
+    "end_s": "Window end (s from recording start)",
+    "duration_s": "Window duration (s)",
+    "status": "Analysis status (ok, error)",
+    "valid": "Window valid by the HRV quality rules",
+    "reason": "Why the window is not valid",
+    "rmssd_ms": "RMSSD (ms)",
+    "hf_ms2": "HF power, 0.15-0.40 Hz (ms2)",
+    "n_beats": "Beats in the window",
+    "artifact_rate": "Share of beats corrected (0-1)",
+    "n_gaps": "Signal gaps in the window",
+    "gap_s": "Time in signal gaps (s)",
+    "kind": "Recording kind",
+    "device": "Recording device",
+    "sampling_rate_hz": "Sampling rate (Hz)",
+    "lead": "Channel analysed",
+    "recording_s": "Recording length (s)",
+    "detector": "R-peak detector",
+    "artifact_method": "Artifact correction method",
+    "spectral_method": "Spectral method",
+    "pipeline_version": "HRV pipeline version",
+    "derivation": "Derived values current or stale",
+}
 
 
 @dataclass(frozen=True)

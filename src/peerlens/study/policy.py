@@ -271,7 +271,7 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
         "analysis.hrv": Rule(
             _WRITERS,
             "site",
-            "read the de-identified HRV analysis table (report; R export)",
+            "read the de-identified HRV analysis table (report; SPSS, Stata and R exports)",
             min_tier="deidentified",
         ),
         # -- audit
