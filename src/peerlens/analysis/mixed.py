@@ -53,7 +53,9 @@ _SOURCES = (
     "Laird, N. M., & Ware, J. H. (1982). Random-effects models for longitudinal data. "
     "Biometrics, 38, 963-974; Kuznetsova, A., Brockhoff, P. B., & Christensen, R. H. B. (2017). "
     "lmerTest package: tests in linear mixed effects models. Journal of Statistical Software, "
-    "82(13), 1-26; statsmodels MixedLM (REML)"
+    "82(13), 1-26; Harville, D. A. (1977). Maximum likelihood approaches to variance component "
+    "estimation and to related problems. JASA, 72, 320-338 (REML profiled over sigma^2, random "
+    "intercept); statsmodels MixedLM (REML, random slope)"
 )
 
 
