@@ -206,7 +206,13 @@ def fit_mixed_model(
             cov_at[key] = _cov_beta(blocks, p, q)
         return cov_at[key]
 
-    a_psi = _asymptotic_cov(deviance, psi)
+    if random_slope is None and psi[0] == 0.0:
+        # A variance on its boundary (lme4's "singular fit") is held there, as lmerTest does:
+        # only sigma^2 varies, which gives the linear model's n - p df.
+        a_psi = np.zeros((2, 2))
+        a_psi[1:, 1:] = _asymptotic_cov(lambda s2: deviance(np.r_[0.0, s2]), psi[1:])
+    else:
+        a_psi = _asymptotic_cov(deviance, psi)
     fixed = []
     for k, term in enumerate(terms):
         contrast = np.zeros(len(terms))
