@@ -194,3 +194,23 @@ def test_df_at_a_zero_variance_agree_with_lmertest(tmp_path: Path) -> None:
         assert fe.se == pytest.approx(se, rel=1e-4), fe.term
         assert fe.df == pytest.approx(df, rel=1e-4), fe.term
     assert fit.loglik == pytest.approx(float(str(r["loglik"])), rel=1e-4)
+
+
+def test_a_singular_fit_has_the_variance_at_zero_and_lmertest_df(tmp_path: Path) -> None:
+    """No variance between participants beyond what the fixed effects explain: the REML optimum
+    is on the boundary (lme4's "singular fit"), the variance is 0 and the df are lmerTest's."""
+    data = simulate(8, n=120, dropout=0.2, slope_sd=0.0)
+    noise = np.random.default_rng(0).normal(0, 1, len(data))
+    centred = data["score"] - data.groupby("participant")["score"].transform("mean")
+    effect = 2.0 * ((data["timepoint"] != "baseline") & (data["arm"] == "PS"))
+    data["score"] = 40 + centred + effect + noise
+    fit = fit_mixed_model(data, "score", arms=ARMS, timepoints=TIMEPOINTS)
+    assert fit.variance["participant_intercept"] == 0.0
+    r = _fit_in_r(fit, tmp_path, None)
+    fixed_r = r["fixed"]
+    assert isinstance(fixed_r, dict)
+    for k, fe in enumerate(fit.fixed):
+        est, se, df = fixed_r[f"c{k}"]
+        assert abs(fe.estimate - est) <= 1e-4 * max(abs(est), se), fe.term
+        assert fe.se == pytest.approx(se, rel=1e-4), fe.term
+        assert fe.df == pytest.approx(df, rel=1e-4), fe.term

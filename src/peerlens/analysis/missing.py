@@ -33,16 +33,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
-from peerlens.analysis.mixed import (
-    MixedModelError,
-    MixedModelFit,
-    _blocks,
-    _design,
-    _deviance,
-    _gls,
-)
+from peerlens.analysis._intercept_reml import InterceptDesign, fit_intercept_reml, intercept_design
+from peerlens.analysis.mixed import MixedModelError, MixedModelFit, _design
 
 __all__ = ["delta_adjustment"]
 
@@ -127,6 +121,7 @@ def delta_adjustment(
     y = grid[fit.outcome].to_numpy(dtype=float)
     missing = np.isnan(y)
     codes, groups = np.unique(grid[participant].astype(str).to_numpy(), return_inverse=True)
+    design = intercept_design(x, groups)
     shifted = grid[arm].isin(list(shifted_arms)).to_numpy() & missing
     beta_hat = np.array([fe.estimate for fe in fit.fixed])
     tau2 = fit.variance["participant_intercept"]
@@ -152,7 +147,7 @@ def delta_adjustment(
             b = post_mean + np.sqrt(post_var) * rng.standard_normal(len(codes))
             draws = mu + b[groups] + np.sqrt(sigma2) * rng.standard_normal(len(y))
             completed = np.where(missing, draws + np.where(shifted, delta, 0.0), y)
-            beta_m, cov_m = _refit(completed, x, groups, (tau2, sigma2))
+            beta_m, cov_m = _refit(completed, design, (tau2, sigma2))
             estimates[m] = beta_m[idx]
             variances[m] = np.diag(cov_m)[idx]
         for k, term in enumerate(terms):
@@ -170,23 +165,14 @@ def delta_adjustment(
 
 
 def _refit(
-    y: np.ndarray, x: np.ndarray, groups: np.ndarray, start: tuple[float, float]
+    y: np.ndarray, design: InterceptDesign, start: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """REML fit of a completed dataset with the fitted model's own deviance
-    (:mod:`peerlens.analysis.mixed`): fixed effects and their covariance. The variance
-    parameters are optimised on the log scale from ``start`` (tau^2, sigma^2)."""
-    blocks = _blocks(x, y, np.ones((len(y), 1)), groups)
-    floor = 1e-8 * max(start[1], 1e-12)
-
-    def deviance(log_psi: np.ndarray) -> float:
-        return _deviance(blocks, np.exp(log_psi), 1)
-
-    first = np.log(np.maximum(np.asarray(start, dtype=float), floor))
-    best = optimize.minimize(deviance, first, method="L-BFGS-B", options={"ftol": 1e-12})
-    psi = np.exp(best.x)
-    xtvx, xtvy, _, _ = _gls(blocks, psi, 1)
-    cov = np.linalg.inv(xtvx)
-    return cov @ xtvy, cov
+    """REML fit of a completed dataset by the fitted model's REML deviance, from ``start``
+    (tau^2, sigma^2): fixed effects and their covariance. The design's sums are shared by every
+    imputation, so each refit costs a one-dimensional search over sums
+    (:mod:`peerlens.analysis._intercept_reml`)."""
+    beta, cov, _, _ = fit_intercept_reml(design, y, start)
+    return beta, cov
 
 
 def _rubin(q: np.ndarray, u: np.ndarray, df_complete: float, level: float) -> dict[str, float]:

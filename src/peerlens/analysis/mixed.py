@@ -13,7 +13,9 @@ The ANCOVA variant drops the baseline rows and adds the participant's baseline v
 its mean) as a covariate: ``lmer(y ~ baseline_c + arm * timepoint + (1 | participant))`` over the
 follow-up timepoints.
 
-statsmodels fits the model (``MixedLM``, REML). statsmodels gives Wald tests with normal
+The random-intercept model is fitted by its REML deviance profiled over sigma^2 (a search over
+one variance ratio, :mod:`peerlens.analysis._intercept_reml`); statsmodels fits the model with
+a random slope (``MixedLM``, REML). statsmodels gives Wald tests with normal
 reference distributions only; the degrees of freedom here are Satterthwaite's, as lmerTest
 computes them (Kuznetsova, Brockhoff & Christensen 2017): for a contrast ``l``,
 
@@ -45,6 +47,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from peerlens import PeerlensError
+from peerlens.analysis._intercept_reml import fit_intercept_reml, intercept_design
 
 __all__ = ["FixedEffect", "MixedModelError", "MixedModelFit", "fit_mixed_model"]
 
@@ -52,7 +55,9 @@ _SOURCES = (
     "Laird, N. M., & Ware, J. H. (1982). Random-effects models for longitudinal data. "
     "Biometrics, 38, 963-974; Kuznetsova, A., Brockhoff, P. B., & Christensen, R. H. B. (2017). "
     "lmerTest package: tests in linear mixed effects models. Journal of Statistical Software, "
-    "82(13), 1-26; statsmodels MixedLM (REML)"
+    "82(13), 1-26; Harville, D. A. (1977). Maximum likelihood approaches to variance component "
+    "estimation and to related problems. JASA, 72, 320-338 (REML profiled over sigma^2, random "
+    "intercept); statsmodels MixedLM (REML, random slope)"
 )
 
 
@@ -177,20 +182,31 @@ def fit_mixed_model(
     z = np.ones((len(frame), 1))
     if random_slope is not None:
         z = np.column_stack([z, frame[random_slope].to_numpy(dtype=float)])
-    model = sm.MixedLM(y, x, groups=groups, exog_re=z)
-    result = _fit(model)
-    beta = np.asarray(result.fe_params, dtype=float)
-    scale = float(result.scale)
-    cov_re = np.asarray(result.cov_re, dtype=float)
+    if random_slope is None:
+        # One variance ratio once sigma^2 is profiled out: a one-dimensional search over sums
+        # by participant, instead of statsmodels' loop over participants per evaluation.
+        beta, _, tau2, scale = fit_intercept_reml(intercept_design(x, groups), y, (1.0, 1.0))
+        cov_re = np.array([[tau2]])
+    else:
+        result = _fit(sm.MixedLM(y, x, groups=groups, exog_re=z))
+        beta = np.asarray(result.fe_params, dtype=float)
+        scale = float(result.scale)
+        cov_re = np.asarray(result.cov_re, dtype=float)
     psi = _pack(cov_re, scale)
     blocks = _blocks(x, y, z, groups)
     q = z.shape[1]
+    # The Satterthwaite gradients of every term and mean evaluate C(psi) at the same few
+    # points (psi and its central-difference neighbours): computed once per point.
+    cov_at: dict[bytes, np.ndarray] = {}
 
     def deviance(p: np.ndarray) -> float:
         return _deviance(blocks, p, q)
 
     def cov_beta(p: np.ndarray) -> np.ndarray:
-        return _cov_beta(blocks, p, q)
+        key = p.tobytes()
+        if key not in cov_at:
+            cov_at[key] = _cov_beta(blocks, p, q)
+        return cov_at[key]
 
     # Satterthwaite's df on lmerTest's scale (theta, sigma): see _lmertest_scale.
     varpar, deviance_vp, cov_beta_vp = _lmertest_scale(cov_re, scale, deviance, cov_beta)

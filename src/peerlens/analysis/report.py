@@ -428,8 +428,9 @@ def models_section(ctx: ReportContext) -> Section:
         {"outcomes": outcomes, "terms": ctx.effect_terms},
         (
             "Each outcome was modelled with a linear mixed model, y ~ arm x timepoint with a "
-            "random intercept per participant (Laird & Ware 1982), fitted by REML with "
-            "statsmodels MixedLM; treatment coding with the reference arm "
+            "random intercept per participant (Laird & Ware 1982), fitted by REML (the "
+            "deviance profiled over the residual variance; Harville 1977); treatment coding "
+            "with the reference arm "
             f"{ctx.arms[0]!r} and the reference timepoint {ctx.baseline!r}. In R: "
             "lmer(y ~ arm * timepoint + (1 | participant), REML = TRUE) (lme4).",
             "Tests and 95 % confidence intervals use Satterthwaite's degrees of freedom, as "
