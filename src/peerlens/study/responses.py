@@ -255,9 +255,9 @@ def import_responses(
         if session is not None and instrument not in forms:
             raise StudyError(f"unknown instrument {instrument!r}")
         codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
-        # Loaded once: the rows are checked against it and the accepted ones written with it.
-        people = participant_map(s, study)
-        with collection_paused():
+        with collection_paused():  # the collector's passes over a file's cells, not its work
+            # Loaded once: the rows are checked against it and the accepted ones written with it.
+            people = participant_map(s, study)
             parsed = _parse_wide(
                 frame, forms, instrument, codes, s, study, people, tp_id, session, grant
             )
