@@ -111,3 +111,26 @@ def test_content_is_the_documented_repr_so_stored_seals_still_verify() -> None:
     want = repr(["response", head, sorted(items, key=lambda r: r[1])]).encode("utf-8")
     assert content(kind, head, [items]) == want
     assert all(type(k.name) is str and k.name == k.table.name for k in KINDS)
+
+
+@given(
+    # Any values (lawful or not) but the item name, which is the sort key and never NULL.
+    st.lists(
+        st.lists(st.tuples(ANY_VALUE, st.text(max_size=5), *[ANY_VALUE] * 3), max_size=8),
+        max_size=6,
+    ),
+    st.lists(st.tuples(st.integers(0, 3), st.text(max_size=2)), max_size=3),
+)
+def test_content_put_together_from_written_tails_is_repr(
+    units: list[list[tuple[Any, ...]]], short: list[tuple[int, str]]
+) -> None:
+    """Units of one batch sharing the tails written out so far (and rows too short to have a
+    tail) get the very bytes of ``repr``: the seals stored without tails still verify."""
+    kind = BY_NAME["response"]
+    head = (7, 1, 2, None, "phq9", 0, 2, "file:sha256:abc", "2026-12-01T11:00:00.123456+00:00")
+    tails: list[dict[tuple[Any, ...], str]] = [{}]
+    batch = [canon_rows(ITEM_COLUMNS, rows) for rows in units] + [list(short)]
+    for rows in batch:
+        want = repr(["response", head, sorted(rows, key=lambda r: r[1:2])])
+        assert content(kind, head, [rows], tails) == want.encode("utf-8", "surrogatepass")
+        assert content(kind, head, [rows]) == want.encode("utf-8", "surrogatepass")

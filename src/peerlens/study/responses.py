@@ -255,11 +255,14 @@ def import_responses(
         if session is not None and instrument not in forms:
             raise StudyError(f"unknown instrument {instrument!r}")
         codes = MissingCodes([*json.loads(study.missing_codes_json), *(missing_codes or ())])
-        with collection_paused():
-            parsed = _parse_wide(frame, forms, instrument, codes, s, study, tp_id, session, grant)
+        with collection_paused():  # the collector's passes over a file's cells, not its work
+            # Loaded once: the rows are checked against it and the accepted ones written with it.
+            people = participant_map(s, study)
+            parsed = _parse_wide(
+                frame, forms, instrument, codes, s, study, people, tp_id, session, grant
+            )
         if parsed.problems:
             raise ImportRejected(source, parsed.problems)
-        people = participant_map(s, study)
         # Locked before anything is written or recorded (see lock_participants): an erasure
         # committed since the file was checked refuses the import, one started meanwhile waits.
         named = {r.participant for r in parsed.records} | set(parsed.identities)
@@ -329,6 +332,7 @@ def _parse_wide(
     codes: MissingCodes,
     s: Session,
     study: Any,
+    people: Mapping[str, Any],
     timepoint_id: int | None,
     session_label: str | None,
     grant: Grant,
@@ -372,7 +376,6 @@ def _parse_wide(
     if not present and not problems:
         problems.append(Problem(None, None, "no item columns of any scheduled instrument"))
     # Carry on through the rows even after header problems so that every problem is reported.
-    people = participant_map(s, study)
     values = {c: frame[c].tolist() for c in frame.columns}
     rows = [int(label) + 1 for label in frame.index]  # file rows, also after dropped rows
     accepted: list[tuple[int, str, Any, int | None]] = []  # (index, code, person, session id)
@@ -514,6 +517,7 @@ def _audit_items(
     return item_hashes(s, participant_id, {k: items.get(k, empty) for k in keys})
 
 
+@collection_paused()
 def write_responses(
     s: Session,
     records: Sequence[ResponseRecord],
@@ -529,18 +533,6 @@ def write_responses(
     its passes over the many key tuples and rows made here were a tenth of an import's time)."""
     if not records:
         return 0, 0, 0
-    with collection_paused():
-        return _write_responses(s, records, source, actor, study_name, reason)
-
-
-def _write_responses(
-    s: Session,
-    records: Sequence[ResponseRecord],
-    source: str,
-    actor: str,
-    study_name: str,
-    reason: str | None,
-) -> tuple[int, int, int]:
     keyset = {
         (r.participant_id, r.timepoint_id, r.session_id, r.instrument, r.repeat_instance)
         for r in records
@@ -660,11 +652,11 @@ def _allocate_response_ids(s: Session, n: int) -> list[int]:
 
 
 def _insert_items(s: Session, pairs: Iterable[tuple[int, ResponseRecord]]) -> None:
-    rows = (
+    rows = [
         (rid, item, value, text, miss)
         for rid, r in pairs
         for item, (value, text, miss) in r.items.items()
-    )
+    ]
     bulk_insert(s, ResponseItem, _ITEM_COLUMNS, rows)
 
 

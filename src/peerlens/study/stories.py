@@ -21,9 +21,10 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pandas as pd
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import aliased
 
@@ -580,22 +581,13 @@ def connection_over_time(
                     "model_version": p.model_version,
                 }
             )
-        newest = (
-            select(Transcript.session_id, func.max(Transcript.version).label("v"))
-            .where(Transcript.study_id == study.id, Transcript.session_id.is_not(None))
-            .group_by(Transcript.session_id)
-            .subquery()
+        stmt = select(Session, DerivedStory).join(
+            PSRelationship, Session.relationship_id == PSRelationship.id
         )
         found = s.execute(
-            select(Session, DerivedStory)
-            .join(PSRelationship, Session.relationship_id == PSRelationship.id)
-            .join(Transcript, Transcript.session_id == Session.id)
-            .join(
-                newest,
-                (newest.c.session_id == Transcript.session_id) & (newest.c.v == Transcript.version),
+            _newest_stories(stmt, study).where(
+                PSRelationship.ps_worker_id == person.id, DerivedStory.status == "ok"
             )
-            .join(DerivedStory, DerivedStory.transcript_id == Transcript.id)
-            .where(PSRelationship.ps_worker_id == person.id, DerivedStory.status == "ok")
         ).all()
         for sess, ds in found:
             started = as_utc(sess.started_at)
@@ -642,25 +634,13 @@ def session_story_rows(s: DbSession, study: Study, grant: Grant) -> pd.DataFrame
     read them (``story.sessions``) was checked and granted as ``grant``."""
     worker = aliased(Participant)
     user = aliased(Participant)
-    newest = (
-        select(Transcript.session_id, func.max(Transcript.version).label("v"))
-        .where(Transcript.study_id == study.id, Transcript.session_id.is_not(None))
-        .group_by(Transcript.session_id)
-        .subquery()
-    )
-    found = s.execute(
+    stmt = (
         select(worker, user.study_code, Session.label, DerivedStory)
         .join(PSRelationship, PSRelationship.ps_worker_id == worker.id)
         .join(user, PSRelationship.service_user_id == user.id)
         .join(Session, Session.relationship_id == PSRelationship.id)
-        .join(Transcript, Transcript.session_id == Session.id)
-        .join(
-            newest,
-            (newest.c.session_id == Transcript.session_id) & (newest.c.v == Transcript.version),
-        )
-        .join(DerivedStory, DerivedStory.transcript_id == Transcript.id)
-        .where(PSRelationship.study_id == study.id)
-    ).all()
+    )
+    found = s.execute(_newest_stories(stmt, study).where(PSRelationship.study_id == study.id)).all()
     rows = []
     for person, participant, label, ds in found:
         if grant.outside(study, person) is not None:
@@ -810,6 +790,28 @@ def export_disagreements(store: Store, study_name: str, *, caller: Caller) -> pd
             new={"rows": len(rows), "sites": None if grant.sites is None else sorted(grant.sites)},
         )
     return pd.DataFrame(rows, columns=list(DISAGREEMENT_COLUMNS))
+
+
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
+
+
+def _newest_stories(stmt: _Query, study: Study) -> _Query:
+    """``stmt`` (a select that has joined :class:`Session`) joined to the story derived from
+    each session's newest transcript version in ``study``."""
+    newest = (
+        select(Transcript.session_id, func.max(Transcript.version).label("v"))
+        .where(Transcript.study_id == study.id, Transcript.session_id.is_not(None))
+        .group_by(Transcript.session_id)
+        .subquery()
+    )
+    return (
+        stmt.join(Transcript, Transcript.session_id == Session.id)
+        .join(
+            newest,
+            (newest.c.session_id == Transcript.session_id) & (newest.c.v == Transcript.version),
+        )
+        .join(DerivedStory, DerivedStory.transcript_id == Transcript.id)
+    )
 
 
 def erase_worker_stories(s: DbSession, participant_ids: Sequence[int]) -> int:
