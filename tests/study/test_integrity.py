@@ -1,13 +1,15 @@
 """Resealing many units in one transaction: the stored seals of more units than one look-up
 statement takes are all found, so that a large re-import replaces every old seal (a missed one
-would be inserted twice, or counted twice in the tallies)."""
+would be inserted twice, or counted twice in the tallies); on PostgreSQL the look-up is planned
+with the units it is given, never as a prepared statement."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import text
+import pytest
+from sqlalchemy import select, text
 
 from peerlens.study import (
     NewParticipant,
@@ -17,6 +19,8 @@ from peerlens.study import (
     import_responses,
     verify_audit,
 )
+from peerlens.study.integrity import BY_NAME, _stored
+from peerlens.study.models import RowSeal
 
 from ..conftest import ADMIN
 
@@ -54,3 +58,31 @@ def test_a_reimport_changing_over_a_thousand_responses_reseals_each_once(
     report = verify_audit(store, caller=ADMIN)
     assert report.ok, report.problems
     assert report.data_unchecked is None
+
+
+@pytest.mark.postgres
+def test_postgresql_seal_look_ups_are_never_prepared_statements(
+    store: Store, config_path: Path, tmp_path: Path
+) -> None:
+    """psycopg prepares a statement on its sixth run on a connection, and PostgreSQL's generic
+    plan for ``unit = ANY($2)`` cannot hash the array: with stale statistics it compared every
+    seal of the kind with every unit looked up, seconds per import file (issue 9)."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("prepared statements are psycopg's on PostgreSQL")
+    create_study(store, "pilot", config_path, caller=ADMIN)
+    add_participants(store, "pilot", [NewParticipant("P0001", site="leeds")], caller=ADMIN)
+    path = tmp_path / "a.csv"
+    pd.DataFrame([["P0001", *[1] * len(PHQ9)]], columns=["participant", *PHQ9]).to_csv(
+        path, index=False
+    )
+    import_responses(store, "pilot", path, timepoint="baseline", instrument="phq9", caller=ADMIN)
+    kind = BY_NAME["response"]
+    with store.transaction() as s:
+        rows = s.execute(select(RowSeal.unit, RowSeal.mac).where(RowSeal.kind == kind.name))
+        stored = {unit: bytes(mac) for unit, mac in rows}
+        assert len(stored) == 1
+        units = [*stored, "999999"]
+        looked_up = [_stored(s, kind, units) for _ in range(8)]
+        prepared = s.execute(text("SELECT statement FROM pg_prepared_statements")).scalars()
+        assert [p for p in prepared if "row_seal" in p] == []
+    assert looked_up == [stored] * 8

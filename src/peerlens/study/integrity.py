@@ -538,12 +538,21 @@ def sealed_before(session: Session) -> bool:
 def _stored(session: Session, kind: UnitKind, units: Sequence[str]) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     conn = session.connection()
-    if conn.dialect.name == "postgresql":  # one array parameter, not thousands of literals
-        rows = conn.exec_driver_sql(
-            "SELECT unit, mac FROM row_seal WHERE kind = %(k)s AND unit = ANY(%(u)s)",
-            {"k": kind.name, "u": list(units)},
-        )
-        return {u: bytes(mac) for u, mac in rows}
+    if conn.dialect.name == "postgresql":
+        # One array parameter, not thousands of literals, and never a prepared statement: psycopg
+        # prepares a statement on its sixth run on a connection, and PostgreSQL's generic plan for
+        # it cannot hash a parameter array (only a constant one), so while row_seal's statistics
+        # were stale (a table filled since its last ANALYZE) each seal of the kind was compared
+        # with every unit looked up: 1 to 6 s per 2,000-participant import, growing with the
+        # study (issue 9). Planned with its values, the array is hashed (or probed in the index).
+        driver = conn.connection.driver_connection
+        with driver.cursor() as cur:  # type: ignore[union-attr]
+            cur.execute(
+                "SELECT unit, mac FROM row_seal WHERE kind = %(k)s AND unit = ANY(%(u)s)",
+                {"k": kind.name, "u": list(units)},
+                prepare=False,
+            )
+            return {u: bytes(mac) for u, mac in cur.fetchall()}
     # SQLite: the driver's own statements, as many units per statement as it takes parameters
     # (compiling thousands of bound IN values through SQLAlchemy cost more than the look-ups).
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
