@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from peerlens.analysis import MixedModelError, fit_mixed_model
+from peerlens.analysis import MixedModelError, MixedModelFit, fit_mixed_model
 
 TIMEPOINTS = ["baseline", "week12", "week24"]
 ARMS = ["control", "PS"]
@@ -71,6 +71,18 @@ def _fit_in_r(fit: object, tmp_path: Path, slope: str | None) -> dict[str, objec
     return out
 
 
+def _assert_fixed_effects_match_r(fit: MixedModelFit, r: dict[str, object]) -> None:
+    """Hold every fixed effect, SE and Satterthwaite df of ``fit`` to lmerTest's (``r``, from
+    ``_fit_in_r``) to 1e-4 relative (estimates near 0 relative to their SE)."""
+    fixed_r = r["fixed"]
+    assert isinstance(fixed_r, dict)
+    for k, fe in enumerate(fit.fixed):
+        est, se, df = fixed_r[f"c{k}"]
+        assert abs(fe.estimate - est) <= 1e-4 * max(abs(est), se), fe.term
+        assert fe.se == pytest.approx(se, rel=1e-4), fe.term
+        assert fe.df == pytest.approx(df, rel=1e-4), fe.term
+
+
 @pytest.mark.parametrize(
     ("ancova", "slope"),
     [(False, None), (True, None), (False, "years")],
@@ -85,14 +97,7 @@ def test_estimates_agree_with_lme4_and_lmertest(
     )
     assert fit.converged
     r = _fit_in_r(fit, tmp_path, slope)
-    fixed_r = r["fixed"]
-    assert isinstance(fixed_r, dict)
-    for k, fe in enumerate(fit.fixed):
-        est, se, df = fixed_r[f"c{k}"]
-        # Fixed effects and their SEs to 1e-4 relative (relative to the SE for estimates near 0).
-        assert abs(fe.estimate - est) <= 1e-4 * max(abs(est), se), fe.term
-        assert fe.se == pytest.approx(se, rel=1e-4), fe.term
-        assert fe.df == pytest.approx(df, rel=1e-4), fe.term
+    _assert_fixed_effects_match_r(fit, r)
     vc = r["vc"]
     assert isinstance(vc, dict)
     assert fit.variance["residual"] == pytest.approx(vc[("Residual", "", "")], rel=1e-4)
@@ -186,13 +191,7 @@ def test_df_at_a_zero_variance_agree_with_lmertest(tmp_path: Path) -> None:
     elsewhere)."""
     fit = fit_mixed_model(_no_between_variation(), "score", arms=ARMS, timepoints=["pre", "post"])
     r = _fit_in_r(fit, tmp_path, None)
-    fixed_r = r["fixed"]
-    assert isinstance(fixed_r, dict)
-    for k, fe in enumerate(fit.fixed):
-        est, se, df = fixed_r[f"c{k}"]
-        assert abs(fe.estimate - est) <= 1e-4 * max(abs(est), se), fe.term
-        assert fe.se == pytest.approx(se, rel=1e-4), fe.term
-        assert fe.df == pytest.approx(df, rel=1e-4), fe.term
+    _assert_fixed_effects_match_r(fit, r)
     assert fit.loglik == pytest.approx(float(str(r["loglik"])), rel=1e-4)
 
 
@@ -207,10 +206,4 @@ def test_a_singular_fit_has_the_variance_at_zero_and_lmertest_df(tmp_path: Path)
     fit = fit_mixed_model(data, "score", arms=ARMS, timepoints=TIMEPOINTS)
     assert fit.variance["participant_intercept"] == 0.0
     r = _fit_in_r(fit, tmp_path, None)
-    fixed_r = r["fixed"]
-    assert isinstance(fixed_r, dict)
-    for k, fe in enumerate(fit.fixed):
-        est, se, df = fixed_r[f"c{k}"]
-        assert abs(fe.estimate - est) <= 1e-4 * max(abs(est), se), fe.term
-        assert fe.se == pytest.approx(se, rel=1e-4), fe.term
-        assert fe.df == pytest.approx(df, rel=1e-4), fe.term
+    _assert_fixed_effects_match_r(fit, r)

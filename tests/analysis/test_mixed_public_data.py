@@ -19,7 +19,7 @@ import pytest
 
 from peerlens.analysis import MixedModelFit, fit_mixed_model
 
-from .test_mixed import _fit_in_r, _rscript
+from .test_mixed import _assert_fixed_effects_match_r, _fit_in_r, _rscript
 
 #: How R gives each data set, in the columns peerlens reads.
 _R_DATA = {
@@ -47,13 +47,7 @@ def _r_data(name: str, tmp_path: Path) -> pd.DataFrame:
 
 def _assert_matches_lmertest(fit: MixedModelFit, tmp_path: Path, slope: str | None) -> None:
     r = _fit_in_r(fit, tmp_path, slope)
-    fixed_r = r["fixed"]
-    assert isinstance(fixed_r, dict)
-    for k, fe in enumerate(fit.fixed):
-        est, se, df = fixed_r[f"c{k}"]
-        assert abs(fe.estimate - est) <= 1e-4 * max(abs(est), se), fe.term
-        assert fe.se == pytest.approx(se, rel=1e-4), fe.term
-        assert fe.df == pytest.approx(df, rel=1e-4), fe.term
+    _assert_fixed_effects_match_r(fit, r)
     vc = r["vc"]
     assert isinstance(vc, dict)
     names = {
