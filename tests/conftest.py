@@ -16,7 +16,8 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import create_engine, text
 
-from peerlens.study.policy import Caller
+from peerlens.study import add_participant, create_study, issue_link
+from peerlens.study.policy import Caller, LinkHolder
 from peerlens.study.storage import Store
 from peerlens.study.users import bootstrap_admin
 
@@ -175,3 +176,13 @@ timepoints:
         encoding="utf-8",
     )
     return p
+
+
+@pytest.fixture
+def holder(store: Store, visit_config_path: Path) -> LinkHolder:
+    """Study ``pilot`` (:func:`visit_config_path`) whose participant A1 (leeds) holds a personal
+    link for baseline: the link holder (its token)."""
+    create_study(store, "pilot", visit_config_path, caller=ADMIN)
+    add_participant(store, "pilot", "A1", site="leeds", caller=ADMIN)
+    link = issue_link(store, "pilot", "A1", timepoint="baseline", caller=ADMIN)
+    return LinkHolder("A1", link.token)

@@ -13,9 +13,6 @@ from peerlens.instruments.wording import install_wording
 from peerlens.study import (
     LinkHolder,
     Store,
-    add_participant,
-    create_study,
-    issue_link,
     open_visit,
     save_page,
     set_consent_text,
@@ -23,14 +20,6 @@ from peerlens.study import (
 from peerlens.study._catalog_cache import revision
 
 from .conftest import ADMIN
-
-
-@pytest.fixture
-def holder(store: Store, visit_config_path: Path) -> LinkHolder:
-    create_study(store, "pilot", visit_config_path, caller=ADMIN)
-    add_participant(store, "pilot", "A1", site="leeds", caller=ADMIN)
-    link = issue_link(store, "pilot", "A1", timepoint="baseline", caller=ADMIN)
-    return LinkHolder("A1", link.token)
 
 
 def _revision(store: Store) -> str:

@@ -33,14 +33,6 @@ from peerlens.study import (
 from .conftest import ADMIN
 
 
-@pytest.fixture
-def holder(store: Store, visit_config_path: Path) -> LinkHolder:
-    create_study(store, "pilot", visit_config_path, caller=ADMIN)
-    add_participant(store, "pilot", "A1", site="leeds", caller=ADMIN)
-    link = issue_link(store, "pilot", "A1", timepoint="baseline", caller=ADMIN)
-    return LinkHolder("A1", link.token)
-
-
 def _answers(store: Store, holder: LinkHolder, page: int, value: int) -> dict[str, str]:
     layout = open_visit(store, caller=holder).pages[page - 1].layout
     return {q.item: str(value) for q in layout.questions}
