@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from peerlens.study import (
+    LinkHolder,
     PermissionDenied,
     Store,
     TamperedError,
@@ -21,7 +22,10 @@ from peerlens.study import (
     derive,
     erase_participant,
     export_study,
+    issue_link,
+    open_visit,
     resume_token,
+    revoke_links,
     revoke_token,
     verify_audit,
 )
@@ -241,3 +245,70 @@ def test_an_erasure_while_a_slow_derivation_stores_its_results_leaves_both_done(
         other.close()
     assert erasures[0].error is None
     assert verify_audit(pilot, caller=ADMIN).problems == ()
+
+
+def _link_and_seal(store: Store) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The only link row and its row seal, as someone reading the database copies them."""
+    with store.engine.connect() as conn:
+        link = dict(conn.execute(text("SELECT * FROM participant_link")).mappings().one())
+        seal = conn.execute(
+            text("SELECT kind, unit, mac FROM row_seal WHERE kind = 'participant_link'")
+        )
+        return link, dict(seal.mappings().one())
+
+
+def _write_back(store: Store, link: dict[str, Any], seal: dict[str, Any]) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE participant_link SET revoked_at = :revoked_at WHERE id = :id"), link
+        )
+        conn.execute(
+            text("UPDATE row_seal SET mac = :mac WHERE kind = :kind AND unit = :unit"), seal
+        )
+
+
+def _last_seq(store: Store, action: str) -> int:
+    with store.engine.connect() as conn:
+        sql = text("SELECT max(seq) FROM audit_log WHERE action = :a")
+        return int(conn.execute(sql, {"a": action}).scalar_one())
+
+
+@pytest.mark.parametrize("how", ["revoke", "revoke-timepoint", "reissue"])
+def test_a_revoked_link_restored_with_its_earlier_seal_stays_revoked(
+    store: Store, holder: LinkHolder, how: str
+) -> None:
+    # R7-5: the row and its seal copied while the link was live are both valid under the key;
+    # the audit chain decides instead (as for access tokens, R7-2).
+    open_visit(store, caller=holder)
+    link, seal = _link_and_seal(store)
+    if how == "reissue":  # a new link for the same timepoint revokes the earlier one
+        issue_link(store, "pilot", "A1", timepoint="baseline", caller=ADMIN)
+        action = "link.issue"
+    else:
+        timepoint = "baseline" if how == "revoke-timepoint" else None
+        assert revoke_links(store, "pilot", "A1", timepoint=timepoint, caller=ADMIN) == 1
+        action = "link.revoke"
+    with pytest.raises(PermissionDenied):
+        open_visit(store, caller=holder)
+    _write_back(store, link, seal)
+    with pytest.raises(PermissionDenied):
+        open_visit(store, caller=holder)
+    assert (
+        f"table participant_link, id {link['id']}: live, but revoked by audit log row seq "
+        f"{_last_seq(store, action)} (an earlier copy of the row written back outside "
+        "peerlens); the link is refused"
+    ) in verify_audit(store, caller=ADMIN).problems
+
+
+def test_a_link_revoked_at_another_timepoint_or_in_another_study_stays_live(
+    store: Store, holder: LinkHolder, visit_config_path: Path
+) -> None:
+    issue_link(store, "pilot", "A1", timepoint="week12", caller=ADMIN)
+    assert revoke_links(store, "pilot", "A1", timepoint="week12", caller=ADMIN) == 1
+    # The same participant code in another study, its links revoked wholesale.
+    create_study(store, "other", visit_config_path, caller=ADMIN)
+    add_participant(store, "other", "A1", site="leeds", caller=ADMIN)
+    issue_link(store, "other", "A1", timepoint="baseline", caller=ADMIN)
+    assert revoke_links(store, "other", "A1", caller=ADMIN) == 1
+    assert open_visit(store, caller=holder).participant == "A1"
+    assert verify_audit(store, caller=ADMIN).ok
