@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from peerlens.study import (
     LinkHolder,
@@ -312,3 +312,34 @@ def test_a_link_revoked_at_another_timepoint_or_in_another_study_stays_live(
     assert revoke_links(store, "other", "A1", caller=ADMIN) == 1
     assert open_visit(store, caller=holder).participant == "A1"
     assert verify_audit(store, caller=ADMIN).ok
+
+
+def test_a_link_reads_only_its_own_entries_of_the_chain_through_the_entity_index(
+    store: Store, holder: LinkHolder
+) -> None:
+    # The revocation check runs on every request of a participant: one statement, and the
+    # database answers it from ix_audit_log_entity (revision 0020), not by scanning the chain.
+    reads: list[tuple[str, Any]] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        if "FROM audit_log" in statement:
+            reads.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", note)
+    try:
+        open_visit(store, caller=holder)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", note)
+    assert len(reads) == 1, reads
+    statement, parameters = reads[0]
+    with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            steps = [str(row[-1]) for row in plan]
+        else:  # a table this small is read whole unless the planner is told it costs more
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).all()
+            steps = [str(row[0]) for row in plan]
+    whole = ("SCAN audit_log", "Seq Scan on audit_log")  # SQLite's, PostgreSQL's words
+    assert not [step for step in steps if step.strip().startswith(whole)], steps
+    assert [step for step in steps if "ix_audit_log_entity" in step], steps

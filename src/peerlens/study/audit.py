@@ -460,7 +460,9 @@ def verify_audit(
 
     The rows' MACs, the seals and the access tokens' MACs are checked with the vault key;
     without it the report says why they were not (``macs_unchecked``, ``data_unchecked``) and
-    only the chain's hashes and links are checked. Stored recording files are re-hashed.
+    only the chain's hashes and links are checked. Stored recording files are re-hashed. An
+    access token or participant link whose row says it is live although the chain revoked it
+    is named (see :mod:`peerlens.study._revocation`).
 
     Parameters
     ----------
@@ -469,6 +471,7 @@ def verify_audit(
     """
     from dataclasses import replace
 
+    from peerlens.study._revocation import check_links
     from peerlens.study.integrity import check_files, check_seals
     from peerlens.study.keys import check_token_macs
     from peerlens.study.vault import VaultKeyError
@@ -487,7 +490,8 @@ def verify_audit(
         report = replace(report, problems=(*report.problems, *file_problems), files_checked=files)
         if key is None:
             return replace(report, data_unchecked=unusable, macs_unchecked=unusable)
-        report = replace(report, problems=(*report.problems, *check_token_macs(s, key)))
+        revived = (*check_token_macs(s, key), *check_links(s))
+        report = replace(report, problems=(*report.problems, *revived))
         seals = check_seals(s, key)
         if not seals.sealed:
             return replace(report, data_unchecked="nothing has been sealed yet")

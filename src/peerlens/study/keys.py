@@ -7,14 +7,15 @@ import datetime as dt
 import hashlib
 import hmac
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
 from peerlens.study._identity import rekey
+from peerlens.study._revocation import revived, revoked_in_chain
 from peerlens.study.errors import TamperedError
 from peerlens.study.integrity import check_seals, reseal_all
-from peerlens.study.models import ApiToken, AuditLog, Setting, as_utc, utcnow
+from peerlens.study.models import ApiToken, Setting, as_utc, utcnow
 from peerlens.study.policy import Caller, authorize, guarded
 from peerlens.study.storage import STORE_KEY, Store
 from peerlens.study.vault import VaultKey, decode_key
@@ -111,7 +112,7 @@ def api_token_mac(key: VaultKey, row: ApiToken) -> str:
     stored) can remake it. Changing any of these fields with SQL, un-revoking a token included,
     leaves a row whose MAC no longer matches: the token is refused and ``audit verify`` names it.
     A copy of the row taken before its revocation still matches; the audit chain refuses it
-    (:func:`revoked_in_chain`).
+    (:func:`peerlens.study._revocation.revoked_in_chain`).
     """
     return token_mac(
         key,
@@ -124,38 +125,9 @@ def api_token_mac(key: VaultKey, row: ApiToken) -> str:
     )
 
 
-def revoked_in_chain(session: Session, row: ApiToken) -> int | None:
-    """The ``seq`` of the audit entry revoking the token of ``row`` when its row says it is
-    live (``None`` otherwise).
-
-    A row's MAC cannot tell its live version from its revoked one: both were made with the
-    key, so writing back a copy of the row taken before its revocation (a backup, a replica)
-    would revive the token. The append-only, keyed audit chain decides instead: a
-    ``token.revoke`` entry for the row's id after its latest ``token.create`` entry (ids of
-    deleted tokens can be used again) revokes it whatever the row says.
-    """
-    if row.revoked_at is not None:
-        return None
-    found = dict(
-        session.execute(
-            select(AuditLog.action, func.max(AuditLog.seq))
-            .where(
-                AuditLog.entity == "api_token",
-                AuditLog.entity_id == str(row.id),
-                AuditLog.action.in_(("token.create", "token.revoke")),
-            )
-            .group_by(AuditLog.action)
-        ).all()
-    )
-    revoked, created = found.get("token.revoke"), found.get("token.create")
-    if revoked is None or (created is not None and int(created) > int(revoked)):
-        return None
-    return int(revoked)
-
-
 def token_row_valid(session: Session, row: ApiToken) -> bool:
     """Whether an access token's row carries the MAC of its fields under the vault key, and
-    is not revoked by the audit chain (see :func:`revoked_in_chain`)."""
+    is not revoked by the audit chain (see :mod:`peerlens.study._revocation`)."""
     key: VaultKey = session.info[STORE_KEY].vault_key(session)
     return (
         row.token_mac is not None
@@ -174,12 +146,8 @@ def check_token_macs(session: Session, key: VaultKey) -> list[str]:
                 f"table api_token, id {row.id}: changed outside peerlens (its user, scopes, "
                 "expiry or revocation differ from what its MAC binds); the token is refused"
             )
-        elif (seq := revoked_in_chain(session, row)) is not None:
-            problems.append(
-                f"table api_token, id {row.id}: live, but revoked by audit log row seq {seq} "
-                "(an earlier copy of the row written back outside peerlens); the token is "
-                "refused"
-            )
+        elif (found := revived(session, row)) is not None:
+            problems.append(found)
     return problems
 
 

@@ -672,7 +672,8 @@ def authorize_link(session: Session, holder: LinkHolder, operation: str) -> Part
     PermissionDenied
         With :data:`LINK_REFUSED` whatever the reason: a user account instead of a link, an
         unknown token, another participant's token, an expired or revoked link, an erased
-        participant, or a link row changed outside peerlens (checked against its seal).
+        participant, or a link row changed outside peerlens (checked against its seal) or
+        revoked by the audit chain (see :mod:`peerlens.study._revocation`).
     """
     rule = POLICY.get(operation)
     if rule is None:  # a programming error: every operation is declared
@@ -691,6 +692,7 @@ def authorize_link(session: Session, holder: LinkHolder, operation: str) -> Part
     ).first()
     if link is None:
         raise PermissionDenied(LINK_REFUSED)
+    from peerlens.study._revocation import revoked_in_chain
     from peerlens.study._seal_units import BY_NAME
     from peerlens.study.integrity import check_units
 
@@ -704,6 +706,8 @@ def authorize_link(session: Session, holder: LinkHolder, operation: str) -> Part
         or link.revoked_at is not None
         or expires is None
         or expires <= utcnow()
+        # An earlier sealed copy of a revoked link's row, written back, is refused too.
+        or revoked_in_chain(session, link) is not None
     ):
         raise PermissionDenied(LINK_REFUSED)
     _granted(Grant(str(holder), operation, None, "none"))
