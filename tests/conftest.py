@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 
 from peerlens.study import add_participant, create_study, issue_link
+from peerlens.study.audit import GENESIS, row_hash
 from peerlens.study.policy import Caller, LinkHolder
-from peerlens.study.storage import Store
+from peerlens.study.storage import Store, create_study_engine, upgrade
 from peerlens.study.users import bootstrap_admin
 
 DATA = Path(__file__).parent / "study" / "data"
@@ -186,3 +188,94 @@ def holder(store: Store, visit_config_path: Path) -> LinkHolder:
     add_participant(store, "pilot", "A1", site="leeds", caller=ADMIN)
     link = issue_link(store, "pilot", "A1", timepoint="baseline", caller=ADMIN)
     return LinkHolder("A1", link.token)
+
+
+# Tampering with the audit log as someone holding the database (no key) can.
+
+#: The columns of an audit entry every revision has (``mac`` came with revision 0021).
+AUDIT_COLUMNS = (
+    "seq",
+    "at_utc",
+    "actor",
+    "action",
+    "entity",
+    "entity_id",
+    "study",
+    "old",
+    "new",
+    "reason",
+    "prev_hash",
+    "hash",
+)
+
+
+def drop_audit_guards(store: Store) -> None:
+    """Drop the triggers that keep the audit log append-only, as the database's owner can."""
+    with store.engine.begin() as conn:
+        if store.dialect == "sqlite":
+            conn.execute(text("DROP TRIGGER audit_log_no_update"))
+            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_log_no_change ON audit_log"))
+
+
+def audit_rows(store: Store) -> list[dict[str, Any]]:
+    """Every audit entry as stored, in chain order."""
+    with store.engine.connect() as conn:
+        found = conn.execute(text("SELECT * FROM audit_log ORDER BY seq")).mappings().all()
+    return [dict(r) for r in found]
+
+
+def insert_audit_row(conn: Connection, row: Mapping[str, Any]) -> None:
+    """Insert ``row`` (its :data:`AUDIT_COLUMNS`, no MAC) into the audit log with SQL."""
+    values = ", ".join(f":{c}" for c in AUDIT_COLUMNS)
+    sql = f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)}) VALUES ({values})"
+    conn.execute(text(sql), {c: row.get(c) for c in AUDIT_COLUMNS})
+
+
+def rewrite_chain(store: Store, seq: int, actor: str, *, strip_macs: bool = False) -> None:
+    """Give row ``seq`` another ``actor`` and recompute every hash from it on, so that every
+    hash and link checks out again; with ``strip_macs`` also set every row's MAC to NULL (the
+    chain then looks like one written before revision 0021)."""
+    drop_audit_guards(store)
+    rows = audit_rows(store)
+    sql = "UPDATE audit_log SET actor = :actor, prev_hash = :prev_hash, hash = :hash"
+    sql += ", mac = NULL WHERE seq = :seq" if strip_macs else " WHERE seq = :seq"
+    prev = GENESIS
+    with store.engine.begin() as conn:
+        for row in rows:
+            if row["seq"] == seq:
+                row["actor"] = actor
+            if strip_macs or row["seq"] >= seq:
+                row["prev_hash"] = prev
+                row["hash"] = row_hash(row)
+                conn.execute(text(sql), row)
+            prev = str(row["hash"])
+
+
+def legacy_database(
+    db_url: str,
+    entries: Sequence[tuple[str, str]],
+    new: Callable[[int, str, str], str | None] = lambda seq, prev, action: None,
+) -> None:
+    """A database at revision 0018 whose audit log holds ``entries`` (action, entity), written
+    before audit entries carried MACs; ``new(seq, prev_hash, action)`` gives an entry's
+    ``new``."""
+    engine = create_study_engine(db_url)
+    upgrade(engine, "0018")
+    prev = GENESIS
+    with engine.begin() as conn:
+        for seq, (action, entity) in enumerate(entries, start=1):
+            row: dict[str, Any] = dict.fromkeys(AUDIT_COLUMNS)
+            row.update(
+                seq=seq,
+                at_utc="2026-11-30T10:00:00.000000+00:00",
+                actor="old",
+                action=action,
+                entity=entity,
+                new=new(seq, prev, action),
+                prev_hash=prev,
+            )
+            row["hash"] = prev = row_hash(row)
+            insert_audit_row(conn, row)
+    engine.dispose()

@@ -17,64 +17,25 @@ from peerlens.study import (
     TamperedError,
     add_participant,
     bootstrap_admin,
-    create_study,
     export_study,
     rotate_vault_key,
     verify_audit,
 )
-from peerlens.study.audit import CHECKPOINT_ACTION, GENESIS, check_chain, row_hash
-from peerlens.study.storage import create_study_engine, upgrade
+from peerlens.study.audit import CHECKPOINT_ACTION, check_chain, row_hash
 from peerlens.study.vault import VaultKey, decode_key, generate_key
 
-from ..conftest import ACTOR, ADMIN, PASSWORD, VAULT_KEY
-
-_COLUMNS = ("seq", "at_utc", "actor", "action", "entity", "entity_id", "study", "old", "new")
-
-
-@pytest.fixture
-def pilot(store: Store, config_path: Path) -> Store:
-    create_study(store, "pilot", config_path, caller=ADMIN)
-    for code in ("P1", "P2", "P3"):
-        add_participant(store, "pilot", code, site="leeds", caller=ADMIN)
-    return store
-
-
-def _drop_triggers(store: Store) -> None:
-    with store.engine.begin() as conn:
-        if store.dialect == "sqlite":
-            conn.execute(text("DROP TRIGGER audit_log_no_update"))
-            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
-        else:
-            conn.execute(text("DROP TRIGGER audit_log_no_change ON audit_log"))
-
-
-def _rows(store: Store) -> list[dict[str, object]]:
-    with store.engine.connect() as conn:
-        found = conn.execute(text("SELECT * FROM audit_log ORDER BY seq")).mappings().all()
-    return [dict(r) for r in found]
-
-
-def _rewrite_from(store: Store, seq: int, **change: str) -> None:
-    """What someone without the key can do to a hash chain: change row ``seq`` and recompute
-    every hash from it on, so that every hash and link checks out again."""
-    _drop_triggers(store)
-    rows = _rows(store)
-    prev = GENESIS
-    with store.engine.begin() as conn:
-        for row in rows:
-            if row["seq"] == seq:
-                row.update(change)
-            if int(str(row["seq"])) >= seq:
-                row["prev_hash"] = prev
-                row["hash"] = row_hash(row)
-                conn.execute(
-                    text(
-                        "UPDATE audit_log SET actor = :actor, prev_hash = :prev_hash, "
-                        "hash = :hash WHERE seq = :seq"
-                    ),
-                    row,
-                )
-            prev = str(row["hash"])
+from ..conftest import (
+    ACTOR,
+    ADMIN,
+    AUDIT_COLUMNS,
+    PASSWORD,
+    VAULT_KEY,
+    audit_rows,
+    drop_audit_guards,
+    insert_audit_row,
+    legacy_database,
+    rewrite_chain,
+)
 
 
 def test_a_chain_rewritten_from_an_entry_on_without_the_key_is_named(
@@ -87,8 +48,8 @@ def test_a_chain_rewritten_from_an_entry_on_without_the_key_is_named(
     before = verify_audit(pilot, caller=ADMIN)
     assert before.ok and before.macs_unchecked is None
     assert before.macs_checked == before.rows
-    target = [r for r in _rows(pilot) if r["action"] == "export"][-2]
-    _rewrite_from(pilot, int(str(target["seq"])), actor="someone-else")
+    target = [r for r in audit_rows(pilot) if r["action"] == "export"][-2]
+    rewrite_chain(pilot, int(str(target["seq"])), "someone-else")
     report = verify_audit(pilot, caller=ADMIN)
     assert report.problems == (
         f"row seq {target['seq']} (export): its MAC does not verify under this database's key "
@@ -100,8 +61,8 @@ def test_a_chain_rewritten_from_an_entry_on_without_the_key_is_named(
 
 
 def test_an_entry_appended_without_the_key_is_named_and_stops_writes(pilot: Store) -> None:
-    head = _rows(pilot)[-1]
-    row: dict[str, object] = dict.fromkeys(_COLUMNS)
+    head = audit_rows(pilot)[-1]
+    row: dict[str, object] = dict.fromkeys(AUDIT_COLUMNS)
     row.update(
         seq=int(str(head["seq"])) + 1,
         at_utc=str(head["at_utc"]),
@@ -113,14 +74,7 @@ def test_an_entry_appended_without_the_key_is_named_and_stops_writes(pilot: Stor
     )
     row["hash"] = row_hash(row)
     with pilot.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO audit_log (seq, at_utc, actor, action, entity, entity_id, study, "
-                "old, new, reason, prev_hash, hash) VALUES (:seq, :at_utc, :actor, :action, "
-                ":entity, :entity_id, :study, :old, :new, :reason, :prev_hash, :hash)"
-            ),
-            row,
-        )
+        insert_audit_row(conn, row)
     report = verify_audit(pilot, caller=ADMIN)
     assert report.problems == (
         f"row seq {row['seq']} (role.grant): it has no MAC under this database's key (appended "
@@ -141,7 +95,7 @@ def test_without_the_key_the_chain_is_checked_and_the_macs_are_said_not_to_be(
         assert report.ok and report.macs_checked == 0
         assert report.macs_unchecked is not None and "no usable vault key" in report.macs_unchecked
         # The hash chain is still checked without the key ...
-        _drop_triggers(pilot)
+        drop_audit_guards(pilot)
         with pilot.engine.begin() as conn:
             conn.execute(text("UPDATE audit_log SET actor = 'x' WHERE seq = 2"))
         assert "row seq 2 (" in verify_audit(auditor, caller=ADMIN).problems[0]
@@ -149,39 +103,8 @@ def test_without_the_key_the_chain_is_checked_and_the_macs_are_said_not_to_be(
         auditor.close()
 
 
-def _legacy_database(db_url: str, n: int) -> None:
-    """A database at revision 0018 whose audit log holds ``n`` entries written before audit
-    entries carried MACs."""
-    engine = create_study_engine(db_url)
-    upgrade(engine, "0018")
-    prev = GENESIS
-    with engine.begin() as conn:
-        for seq in range(1, n + 1):
-            row: dict[str, object] = dict.fromkeys(_COLUMNS)
-            row.update(
-                seq=seq,
-                at_utc="2026-11-30T10:00:00.000000+00:00",
-                actor="old",
-                action="test.legacy",
-                entity="thing",
-                reason=None,
-                prev_hash=prev,
-            )
-            row["hash"] = prev = row_hash(row)
-            conn.execute(
-                text(
-                    "INSERT INTO audit_log (seq, at_utc, actor, action, entity, entity_id, "
-                    "study, old, new, reason, prev_hash, hash) VALUES (:seq, :at_utc, :actor, "
-                    ":action, :entity, :entity_id, :study, :old, :new, :reason, :prev_hash, "
-                    ":hash)"
-                ),
-                row,
-            )
-    engine.dispose()
-
-
 def test_entries_from_before_0021_are_vouched_for_by_a_keyed_checkpoint(db_url: str) -> None:
-    _legacy_database(db_url, 3)
+    legacy_database(db_url, [("test.legacy", "thing")] * 3)
     store = Store.open(db_url)  # upgrades to 0021
     try:
         with store.transaction() as s:  # (verify_audit needs an account: none yet)
@@ -189,7 +112,7 @@ def test_entries_from_before_0021_are_vouched_for_by_a_keyed_checkpoint(db_url: 
         assert report.ok and report.macs_unchecked is not None
         assert "no row carries a MAC yet" in report.macs_unchecked
         bootstrap_admin(store, "ada", PASSWORD)  # the first write with the key
-        rows = _rows(store)
+        rows = audit_rows(store)
         assert [r["action"] for r in rows[:4]] == ["test.legacy"] * 3 + [CHECKPOINT_ACTION]
         assert [r["mac"] is None for r in rows[:4]] == [True, True, True, False]
         assert all(r["mac"] is not None for r in rows[3:])
@@ -198,7 +121,7 @@ def test_entries_from_before_0021_are_vouched_for_by_a_keyed_checkpoint(db_url: 
         assert report.ok and report.macs_unchecked is None
         assert report.macs_checked == len(rows) - 3
         # An entry before the checkpoint changed afterwards breaks the links into it.
-        _drop_triggers(store)
+        drop_audit_guards(store)
         with store.engine.begin() as conn:
             conn.execute(text("UPDATE audit_log SET actor = 'eve' WHERE seq = 2"))
         assert verify_audit(store, caller=ada).problems[0].startswith("row seq 2 (test.legacy)")
@@ -207,15 +130,15 @@ def test_entries_from_before_0021_are_vouched_for_by_a_keyed_checkpoint(db_url: 
 
 
 def test_a_broken_legacy_chain_is_never_checkpointed(db_url: str) -> None:
-    _legacy_database(db_url, 3)
+    legacy_database(db_url, [("test.legacy", "thing")] * 3)
     store = Store.open(db_url)
     try:
-        _drop_triggers(store)
+        drop_audit_guards(store)
         with store.engine.begin() as conn:
             conn.execute(text("UPDATE audit_log SET actor = 'eve' WHERE seq = 2"))
         with pytest.raises(TamperedError, match="row seq 2"):
             bootstrap_admin(store, "ada", PASSWORD)
-        assert [r["action"] for r in _rows(store)] == ["test.legacy"] * 3
+        assert [r["action"] for r in audit_rows(store)] == ["test.legacy"] * 3
     finally:
         store.close()
 
@@ -231,13 +154,13 @@ def test_verify_passes_after_a_key_rotation_and_still_names_rewrites(
         add_participant(store, "pilot", "P4", site="leeds", caller=ADMIN)
         report = verify_audit(store, caller=ADMIN)
         assert report.ok and report.macs_unchecked is None
-        rows = _rows(store)
+        rows = audit_rows(store)
         at = [r["action"] for r in rows].index(CHECKPOINT_ACTION)
         assert rows[at - 1]["action"] == "vault.rotate"
         assert rows[at]["reason"] == "vault key rotated"
         assert report.macs_checked == len(rows) - at  # the checkpoint and every entry after it
         target = next(r for r in rows[at:] if r["action"] == "participant.add")
-        _rewrite_from(store, int(str(target["seq"])), actor="someone-else")
+        rewrite_chain(store, int(str(target["seq"])), "someone-else")
         problems = verify_audit(store, caller=ADMIN).problems
         assert problems[0].startswith(f"row seq {target['seq']} (participant.add): its MAC")
     finally:
@@ -245,9 +168,9 @@ def test_verify_passes_after_a_key_rotation_and_still_names_rewrites(
 
 
 def test_a_rotation_never_checkpoints_a_rewritten_chain(pilot: Store) -> None:
-    target = next(r for r in _rows(pilot) if r["action"] == "participant.add")
-    _rewrite_from(pilot, int(str(target["seq"])), actor="someone-else")
-    before = len(_rows(pilot))
+    target = next(r for r in audit_rows(pilot) if r["action"] == "participant.add")
+    rewrite_chain(pilot, int(str(target["seq"])), "someone-else")
+    before = len(audit_rows(pilot))
     with pytest.raises(TamperedError):
         rotate_vault_key(pilot, generate_key(), caller=ADMIN)
-    assert len(_rows(pilot)) == before
+    assert len(audit_rows(pilot)) == before

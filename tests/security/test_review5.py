@@ -38,13 +38,10 @@ from peerlens.study.policy import Caller
 from peerlens.study.users import create_user, grant_role, revoke_role, set_active, set_password
 from peerlens.study.web_sessions import MAX_PER_USER, resume_session, sign_in
 
-from ..conftest import ADMIN, make_user
+from ..conftest import ADMIN, audit_rows, drop_audit_guards, insert_audit_row, make_user
 
 GAD7 = [f"gad7_{i}" for i in range(1, 8)]
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
-_AUDIT_COLUMNS = (
-    "seq, at_utc, actor, action, entity, entity_id, study, old, new, reason, prev_hash, hash"
-)
 
 
 @pytest.fixture
@@ -92,19 +89,8 @@ def _append_entry(conn: Any, action: str, new: Any, reason: str | None = None) -
         "prev_hash": prev,
     }
     row["hash"] = row_hash(row)
-    values = ", ".join(":" + c.strip() for c in _AUDIT_COLUMNS.split(","))
-    conn.execute(text(f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES ({values})"), row)
+    insert_audit_row(conn, row)
     return int(seq) + 1
-
-
-def _unguard_audit_log(store: Store) -> None:
-    """Drop the triggers that keep the audit log append-only, as the database's owner can."""
-    with store.engine.begin() as conn:
-        if store.dialect == "sqlite":
-            conn.execute(text("DROP TRIGGER audit_log_no_update"))
-            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
-        else:
-            conn.execute(text("DROP TRIGGER audit_log_no_change ON audit_log"))
 
 
 def _seal_entries(store: Store) -> list[Any]:
@@ -173,7 +159,7 @@ def test_a_revoked_role_put_back_with_a_forged_seal_entry_is_named_and_grants_no
     with pytest.raises(TamperedError, match=f"seq {forged}"):
         list_participants(pilot, "pilot", caller=mallory)
     # Without the forged entry the tallies give the role row away.
-    _unguard_audit_log(pilot)
+    drop_audit_guards(pilot)
     with pilot.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE seq = :s"), {"s": forged})
     assert any(p.startswith("table role_assignment: 1 row(s) added") for p in _problems(pilot))
@@ -203,8 +189,8 @@ def _unkey_chain(store: Store) -> None:
     """Rewrite the seal entries in the format of before they were keyed (data.seal: the change,
     data.reseal: the totals) and recompute the public chain, as a database sealed then holds
     (from before audit entries carried MACs too: revision 0021)."""
-    _unguard_audit_log(store)
-    rows = _rows(store, f"SELECT {_AUDIT_COLUMNS} FROM audit_log ORDER BY seq")
+    drop_audit_guards(store)
+    rows = audit_rows(store)
     prev_totals: dict[str, list[int]] = {}
     prev = "0" * 64
     with store.engine.begin() as conn:

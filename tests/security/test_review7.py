@@ -29,53 +29,11 @@ from peerlens.study import (
     revoke_token,
     verify_audit,
 )
-from peerlens.study.audit import GENESIS, check_chain, row_hash
+from peerlens.study.audit import check_chain
 from peerlens.study.integrity import RESEAL_ACTION, _entry_mac
-from peerlens.study.storage import create_study_engine, upgrade
 from peerlens.study.vault import VaultKey, decode_key
 
-from ..conftest import ADMIN, PASSWORD, VAULT_KEY
-
-
-@pytest.fixture
-def pilot(store: Store, config_path: Path) -> Store:
-    create_study(store, "pilot", config_path, caller=ADMIN)
-    for code in ("P1", "P2"):
-        add_participant(store, "pilot", code, site="leeds", caller=ADMIN)
-    return store
-
-
-def _drop_triggers(store: Store) -> None:
-    with store.engine.begin() as conn:
-        if store.dialect == "sqlite":
-            conn.execute(text("DROP TRIGGER audit_log_no_update"))
-            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
-        else:
-            conn.execute(text("DROP TRIGGER audit_log_no_change ON audit_log"))
-
-
-def _strip_and_rewrite(store: Store, seq: int, actor: str) -> None:
-    """Without the key: change row ``seq``, recompute every hash, and set every MAC to NULL so
-    that the chain looks like one written before revision 0021."""
-    _drop_triggers(store)
-    with store.engine.connect() as conn:
-        rows = [
-            dict(r) for r in conn.execute(text("SELECT * FROM audit_log ORDER BY seq")).mappings()
-        ]
-    prev = GENESIS
-    with store.engine.begin() as conn:
-        for row in rows:
-            if row["seq"] == seq:
-                row["actor"] = actor
-            row["prev_hash"] = prev
-            row["hash"] = prev = row_hash(row)
-            conn.execute(
-                text(
-                    "UPDATE audit_log SET actor = :actor, prev_hash = :prev_hash, hash = :hash, "
-                    "mac = NULL WHERE seq = :seq"
-                ),
-                row,
-            )
+from ..conftest import ADMIN, PASSWORD, VAULT_KEY, legacy_database, rewrite_chain
 
 
 def test_stripping_every_mac_is_not_a_pre_0021_chain(pilot: Store, tmp_path: Path) -> None:
@@ -83,7 +41,7 @@ def test_stripping_every_mac_is_not_a_pre_0021_chain(pilot: Store, tmp_path: Pat
         export_study(pilot, "pilot", tmp_path / f"e{n}.csv", caller=ADMIN)
     with pilot.engine.connect() as conn:
         last = conn.execute(text("SELECT max(seq) FROM audit_log")).scalar_one()
-    _strip_and_rewrite(pilot, int(last) - 1, "someone-else")
+    rewrite_chain(pilot, int(last) - 1, "someone-else", strip_macs=True)
     report = verify_audit(pilot, caller=ADMIN)
     assert report.problems[0].startswith("no row carries a MAC, yet row seq ")
     assert "the MACs were removed outside peerlens" in report.problems[0]
@@ -96,39 +54,14 @@ def _legacy_with_seal_entry(db_url: str, *, keyed_chain: bool) -> None:
     """A database at revision 0018 whose chain ends with a seal entry MACed as before revision
     0021 (``keyed_chain=False``) or as since (what a stripped chain holds)."""
     key = VaultKey.from_master(decode_key(VAULT_KEY, "t"), "t")
-    engine = create_study_engine(db_url)
-    upgrade(engine, "0018")
-    prev = GENESIS
-    with engine.begin() as conn:
-        for seq, action in ((1, "test.legacy"), (2, RESEAL_ACTION)):
-            new = None
-            if action == RESEAL_ACTION:
-                mac = _entry_mac(key, seq, prev, action, {}, keyed_chain=keyed_chain)
-                new = f'{{"mac":"{mac}","totals":{{}}}}'
-            row: dict[str, object] = {
-                "seq": seq,
-                "at_utc": "2026-11-30T10:00:00.000000+00:00",
-                "actor": "old",
-                "action": action,
-                "entity": "data",
-                "entity_id": None,
-                "study": None,
-                "old": None,
-                "new": new,
-                "reason": None,
-                "prev_hash": prev,
-            }
-            row["hash"] = prev = row_hash(row)
-            conn.execute(
-                text(
-                    "INSERT INTO audit_log (seq, at_utc, actor, action, entity, entity_id, "
-                    "study, old, new, reason, prev_hash, hash) VALUES (:seq, :at_utc, :actor, "
-                    ":action, :entity, :entity_id, :study, :old, :new, :reason, :prev_hash, "
-                    ":hash)"
-                ),
-                row,
-            )
-    engine.dispose()
+
+    def new(seq: int, prev: str, action: str) -> str | None:
+        if action != RESEAL_ACTION:
+            return None
+        mac = _entry_mac(key, seq, prev, action, {}, keyed_chain=keyed_chain)
+        return f'{{"mac":"{mac}","totals":{{}}}}'
+
+    legacy_database(db_url, [("test.legacy", "data"), (RESEAL_ACTION, "data")], new)
 
 
 @pytest.mark.parametrize("keyed_chain", [False, True])

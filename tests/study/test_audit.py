@@ -12,6 +12,8 @@ from peerlens.study import audit
 from peerlens.study.audit import GENESIS, check_chain
 from peerlens.study.storage import Store
 
+from .conftest import drop_audit_guards
+
 
 @pytest.fixture
 def store(db_url: str, tmp_path: Path) -> Iterator[Store]:
@@ -36,15 +38,6 @@ def _append(store: Store, n: int) -> None:
                 old={"v": i},
                 new={"v": i + 1},
             )
-
-
-def _drop_triggers(store: Store) -> None:
-    with store.engine.begin() as conn:
-        if store.dialect == "sqlite":
-            conn.execute(text("DROP TRIGGER audit_log_no_update"))
-            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
-        else:
-            conn.execute(text("DROP TRIGGER audit_log_no_change ON audit_log"))
 
 
 def test_chain_matches_independent_sha256(store: Store) -> None:
@@ -90,7 +83,7 @@ def test_truncate_refused_on_postgresql(store: Store) -> None:
 
 def test_tamper_edit_is_detected_and_named(store: Store) -> None:
     _append(store, 5)
-    _drop_triggers(store)
+    drop_audit_guards(store)
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE audit_log SET new = :v WHERE seq = 3"), {"v": '{"v":999}'})
     with store.transaction() as s:
@@ -102,7 +95,7 @@ def test_tamper_edit_is_detected_and_named(store: Store) -> None:
 
 def test_tamper_edit_with_rehash_still_breaks_the_next_link(store: Store) -> None:
     _append(store, 5)
-    _drop_triggers(store)
+    drop_audit_guards(store)
     with store.engine.connect() as conn:
         row = dict(conn.execute(text("SELECT * FROM audit_log WHERE seq = 2")).mappings().one())
     row["actor"] = "mallory"
@@ -118,7 +111,7 @@ def test_tamper_edit_with_rehash_still_breaks_the_next_link(store: Store) -> Non
 
 def test_tamper_delete_is_detected_and_named(store: Store) -> None:
     _append(store, 5)
-    _drop_triggers(store)
+    drop_audit_guards(store)
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE seq = 4"))
     with store.transaction() as s:
@@ -131,7 +124,7 @@ def test_removal_at_the_end_needs_the_recorded_head(store: Store) -> None:
     _append(store, 4)
     with store.transaction() as s:
         head = check_chain(s)
-    _drop_triggers(store)
+    drop_audit_guards(store)
     with store.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE seq = :q"), {"q": head.head_seq})
     with store.transaction() as s:
