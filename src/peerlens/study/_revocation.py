@@ -27,10 +27,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
 
-from peerlens.study.models import ApiToken, AuditLog, Participant, ParticipantLink, Study
+from peerlens.study.models import ApiToken, AuditLog, ParticipantLink, Study
 
 #: One audit entry as the rule reads it: its seq, action and ``new`` value.
 Entry = tuple[int, str, Mapping[str, Any]]
@@ -93,27 +93,19 @@ def revoked_in_chain(session: Session, row: ApiToken | ParticipantLink) -> int |
     """
     if row.revoked_at is not None:
         return None
-    study: ColumnElement[Any] | None = None
     if isinstance(row, ApiToken):
-        kind, entity_id = API_TOKEN, str(row.id)
-    else:
+        kind, own = API_TOKEN, [AuditLog.entity_id == str(row.id)]
+    else:  # the entries name the participant's code in its study
         person = row.participant
-        if person is None:  # pragma: no cover - a foreign key keeps every link's participant
-            person = session.get_one(Participant, row.participant_id)
-        kind, entity_id = PARTICIPANT_LINK, person.study_code
-        name = select(Study.name).where(Study.id == person.study_id).scalar_subquery()
-        study = AuditLog.study == name
-    q = select(AuditLog.seq, AuditLog.action, AuditLog.new).where(
-        AuditLog.entity == kind.entity,
-        AuditLog.entity_id == entity_id,
-        AuditLog.action.in_(kind.actions),
+        study = select(Study.name).where(Study.id == person.study_id).scalar_subquery()
+        own = [AuditLog.entity_id == person.study_code, AuditLog.study == study]
+        kind = PARTICIPANT_LINK
+    q = (
+        select(AuditLog.seq, AuditLog.action, AuditLog.new)
+        .where(AuditLog.entity == kind.entity, AuditLog.action.in_(kind.actions), *own)
+        .order_by(AuditLog.seq)
     )
-    if study is not None:
-        q = q.where(study)
-    entries = (
-        (int(seq), action, _as_mapping(new))
-        for seq, action, new in session.execute(q.order_by(AuditLog.seq))
-    )
+    entries = ((int(seq), action, _as_mapping(new)) for seq, action, new in session.execute(q))
     return revoking_seq(kind, row.id, entries)
 
 
@@ -141,6 +133,7 @@ def check_links(session: Session) -> list[str]:
     live = session.scalars(
         select(ParticipantLink)
         .where(ParticipantLink.revoked_at.is_(None))
+        .options(selectinload(ParticipantLink.participant))
         .order_by(ParticipantLink.id)
     )
     return [found for row in live if (found := revived(session, row)) is not None]
