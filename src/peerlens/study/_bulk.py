@@ -8,7 +8,7 @@ value), multi-row ``INSERT`` statements on SQLite.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from itertools import chain, islice
+from itertools import islice
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -84,7 +84,7 @@ def _insert_sqlite(
             if sql is None:
                 one = "(" + ", ".join(shape) + ")"
                 sql = statements[shape, len(chunk)] = head + ", ".join([one] * len(chunk))
-            cursor.execute(sql, list(chain.from_iterable(zip(*columns, strict=True))))
+            cursor.execute(sql, _row_major(columns, len(chunk)))
     finally:
         cursor.close()
 
@@ -112,6 +112,16 @@ def _row_shape(chunk: Sequence[Sequence[Any]]) -> tuple[tuple[str, ...], list[Se
             shape.append(_NULLIF)
             columns.append([_NULL_STAND_IN if v is None else v for v in values])
     return tuple(shape), columns
+
+
+def _row_major(columns: Sequence[Sequence[Any]], rows: int) -> list[Any]:
+    """The values of ``columns`` (each ``rows`` long) row after row, as a statement binds them
+    (each column put in place with one slice assignment, no tuple per row)."""
+    width = len(columns)
+    out: list[Any] = [None] * (width * rows)
+    for j, values in enumerate(columns):
+        out[j::width] = values
+    return out
 
 
 _MAX_PARAMETERS = 999
