@@ -17,7 +17,8 @@ executemany INSERTs, one file's rows right after our import of that file, then
 paying for.
 
 PostgreSQL runs when ``PEERLENS_BENCH_PG_URL`` or ``PEERLENS_TEST_PG_URL`` is set (a fresh
-schema is created and dropped). Run: ``python benchmarks/bench_store.py [--participants N]``.
+schema is created and dropped). Run: ``python benchmarks/bench_store.py [--participants N]
+[--backend sqlite|postgresql ...]``.
 """
 
 from __future__ import annotations
@@ -159,15 +160,23 @@ def run_backend(name: str, n: int, paths: list[Path], long: pd.DataFrame, folder
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=10_000)
+    parser.add_argument(
+        "--backend",
+        choices=["sqlite", "postgresql"],
+        action="append",
+        help="run only this backend (repeatable; default: SQLite, and PostgreSQL when its URL "
+        "is set)",
+    )
     args = parser.parse_args()
     n = args.participants
     rng = np.random.default_rng(20261126)
     # A fresh vault key for the benchmark's throwaway databases (encryption is on).
     os.environ.setdefault("PEERLENS_VAULT_KEY", generate_key())
-    backends = ["sqlite"]
-    if os.environ.get("PEERLENS_BENCH_PG_URL") or os.environ.get("PEERLENS_TEST_PG_URL"):
-        backends.append("postgresql")
-    else:
+    have_pg = any(os.environ.get(v) for v in ("PEERLENS_BENCH_PG_URL", "PEERLENS_TEST_PG_URL"))
+    backends = args.backend or ["sqlite", *(["postgresql"] if have_pg else [])]
+    if "postgresql" in backends and not have_pg:
+        parser.error("--backend postgresql needs PEERLENS_BENCH_PG_URL or PEERLENS_TEST_PG_URL")
+    if not have_pg and not args.backend:
         print("PostgreSQL skipped: set PEERLENS_BENCH_PG_URL or PEERLENS_TEST_PG_URL")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

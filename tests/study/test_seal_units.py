@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import math
 from typing import Any
 
@@ -17,6 +18,8 @@ from peerlens.study._seal_units import (
     canon_rows,
     content,
     head_rows,
+    seal_of,
+    tally_of,
 )
 
 ITEM_COLUMNS = CHILD["response_item"].columns
@@ -134,3 +137,14 @@ def test_content_put_together_from_written_tails_is_repr(
         want = repr(["response", head, sorted(rows, key=lambda r: r[1:2])])
         assert content(kind, head, [rows], tails) == want.encode("utf-8", "surrogatepass")
         assert content(kind, head, [rows]) == want.encode("utf-8", "surrogatepass")
+
+
+@given(st.binary(max_size=130), st.binary(max_size=300), st.binary(max_size=130))
+def test_seals_and_tallies_are_hmac_sha256(key: bytes, data: bytes, other: bytes) -> None:
+    """Seals and tallies are HMAC-SHA256 as :mod:`hmac` computes it (seals stored by earlier
+    releases still verify), for keys shorter than, as long as and longer than SHA-256's block,
+    and under each key of several in turn (the per-key states are kept apart)."""
+    for k in (key, other, key):
+        seal = seal_of(k, data)
+        assert seal == hmac.digest(k, data, "sha256")
+        assert tally_of(k, seal) == int.from_bytes(hmac.digest(k, seal, "sha256"), "big")

@@ -8,7 +8,7 @@ value), multi-row ``INSERT`` statements on SQLite.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from itertools import chain, islice
+from itertools import islice
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -69,22 +69,67 @@ def _insert_sqlite(
 ) -> None:
     """Insert ``rows`` with multi-row ``INSERT ... VALUES (...), (...)`` statements: a third
     faster than ``executemany`` of one row per statement (each statement's fixed cost is shared
-    by its rows). A statement takes at most 999 values (SQLite's oldest limit on parameters)."""
+    by its rows). A statement takes at most 999 values (SQLite's oldest limit on parameters).
+
+    NULLs are written into the statement rather than bound (see :func:`_row_shape`)."""
     per = max(1, _MAX_PARAMETERS // width)
     head = f"INSERT INTO {table} ({names}) VALUES "
-    one = "(" + ", ".join("?" * width) + ")"
-    full = head + ", ".join([one] * per)
+    statements: dict[tuple[tuple[str, ...], int], str] = {}
     cursor = driver.cursor()
     try:
         it = iter(rows)
         while chunk := list(islice(it, per)):
-            sql = full if len(chunk) == per else head + ", ".join([one] * len(chunk))
-            cursor.execute(sql, list(chain.from_iterable(chunk)))
+            shape, columns = _row_shape(chunk)
+            sql = statements.get((shape, len(chunk)))
+            if sql is None:
+                one = "(" + ", ".join(shape) + ")"
+                sql = statements[shape, len(chunk)] = head + ", ".join([one] * len(chunk))
+            cursor.execute(sql, _row_major(columns, len(chunk)))
     finally:
         cursor.close()
 
 
+def _row_shape(chunk: Sequence[Sequence[Any]]) -> tuple[tuple[str, ...], list[Sequence[Any]]]:
+    """How each column of ``chunk`` is written in a row of its statement, and the columns whose
+    values are bound (NULLs replaced as that says).
+
+    The sqlite3 module binds ``None`` through its adapter look-up, several times slower than a
+    number or text: binding the NULLs of item rows (most have no text and no missing code) cost
+    as much as the rest of their insert. So a column that is NULL in every row of the chunk is
+    written as ``NULL``; one mixing values and NULLs binds :data:`_NULL_STAND_IN` for them,
+    which ``nullif`` turns back into NULL (compared without type conversion, so it matches only
+    that integer), unless a value of the chunk equals it (then ``None`` is bound as it is)."""
+    shape: list[str] = []
+    columns: list[Sequence[Any]] = []
+    for values in zip(*chunk, strict=True):
+        nulls = values.count(None)
+        if nulls == 0 or _NULL_STAND_IN in values:
+            shape.append("?")
+            columns.append(values)
+        elif nulls == len(values):
+            shape.append("NULL")
+        else:
+            shape.append(_NULLIF)
+            columns.append([_NULL_STAND_IN if v is None else v for v in values])
+    return tuple(shape), columns
+
+
+def _row_major(columns: Sequence[Sequence[Any]], rows: int) -> list[Any]:
+    """The values of ``columns`` (each ``rows`` long) row after row, as a statement binds them
+    (each column put in place with one slice assignment, no tuple per row)."""
+    width = len(columns)
+    out: list[Any] = [None] * (width * rows)
+    for j, values in enumerate(columns):
+        out[j::width] = values
+    return out
+
+
 _MAX_PARAMETERS = 999
+#: What a NULL is bound as in a column mixing values and NULLs (see :func:`_row_shape`): an
+#: integer, bound fast; not a float's value (floats this large are multiples of 1024), so no
+#: float equals it either.
+_NULL_STAND_IN = -(2**63) + 1
+_NULLIF = f"nullif(?, {_NULL_STAND_IN})"
 
 
 def _is_text(kind: Any) -> bool:

@@ -124,15 +124,18 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, str]:
         reason = str(exc).removeprefix(f"{p}: ")
         raise ImportRejected(str(p), [Problem(None, None, reason)]) from None
     text = frame.astype("string").fillna("")
+    cells = {c: text[c].astype(object) for c in text.columns}
     # Text tables holding a NUL are refused as binary when decoded; Parquet cells can hold one.
+    # A column's cells are searched one by one only when its text as a whole holds one.
     nul = [
         Problem(int(i) + 1, str(c), "holds a NUL character (\\x00); remove it")
         for c in text.columns
+        if "\x00" in "".join(cells[c])
         for i in text.index[text[c].str.contains("\x00", regex=False)]
     ]
     if nul:
         raise ImportRejected(str(p), nul)
-    frame = pd.DataFrame({c: text[c].astype(object) for c in text.columns}, index=frame.index)
+    frame = pd.DataFrame(cells, index=frame.index)
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame, digest
 
