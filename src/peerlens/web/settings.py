@@ -54,9 +54,13 @@ class WebSettings:
         every endpoint and the peerlens version.
     threads
         How many requests run their database work at once (``PEERLENS_WEB_THREADS``, default
-        40, anyio's own default): the size of the worker thread pool, and of the database
-        connection pool ``peerlens serve`` opens, so that a request given a thread never waits
-        for a connection behind requests that hold theirs while waiting for a lock.
+        8): the size of the worker thread pool, and of the database connection pool
+        ``peerlens serve`` opens, so that a request given a thread never waits for a
+        connection. Fewer than anyio's 40: the threads share one interpreter lock, and a
+        request holding the database's write lock (SQLite) or the audit chain's (PostgreSQL)
+        finished its work sooner with fewer threads to share it with (``bench_web.py``, 60
+        participants: p95 307 ms on SQLite and 807 ms on PostgreSQL with 8 threads, 1.4 s and
+        3.3 s with 40, on a loaded machine; see docs/web.md).
     """
 
     hsts: bool = False
@@ -66,7 +70,7 @@ class WebSettings:
     max_import_bytes: int = 1024 * 1024 * 1024
     sign_in: SignInLimits = field(default_factory=SignInLimits)
     api_schema: bool = True
-    threads: int = 40
+    threads: int = 8
 
     @classmethod
     def from_env(cls, *, hsts: bool | None = None) -> WebSettings:
