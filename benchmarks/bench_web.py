@@ -11,6 +11,17 @@ Each participant waits a random "reading time" before each post (``--think`` sec
 average, uniform from half to one and a half of it), so 200 participants keep about
 ``400 / think`` requests a second coming. Every request's latency is recorded.
 
+The default reading time, 20 s a page, is the least an attentive participant takes: an SCS
+page holds 8 or 9 items, and answering faster than 2 s an item is the accepted mark of
+insufficient-effort responding (Huang et al. 2012, J Bus Psychol 27:99-114; the page-time
+index built on it was validated by Bowling et al. 2023, Organ Res Methods 26:323-352,
+doi:10.1177/10944281211056520), so a careful reader needs at least 16 to 18 s a page, and
+more on a phone, where item response times are about 1.2 to 1.4 times those on a computer
+(Andreadis 2015, methods, data, analyses 9:213-228; Antoun and Cernat 2020, Soc Sci Comput Rev,
+doi:10.1177/0894439318823703). 200 participants at once at that pace are about 20 requests a
+second (an SCS wave of 200 people all answering in the same minute is already a peak).
+``--think`` sweeps other paces; the floor below is measured at the same pace.
+
 Afterwards every answer sent is checked against the database (read with SQL, not through the
 app): lost (sent, not stored), changed (stored with another value), duplicated (more than one
 response per participant and form, or an item stored twice) and unexpected (stored, never sent)
@@ -66,6 +77,8 @@ from peerlens.study.vault import generate_key
 
 HERE = Path(__file__).resolve().parent
 TARGET_P95_MS = 100.0
+#: Mean reading time of a page, seconds (see the module docstring for why 20).
+THINK_S = 20.0
 CONFIG = """title: Web benchmark
 sites: [leeds, glasgow]
 missing_codes: [-99]
@@ -311,7 +324,9 @@ def _report(label: str, run: Run, n: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=200)
-    parser.add_argument("--think", type=float, default=2.0, help="mean seconds before a post")
+    parser.add_argument(
+        "--think", type=float, default=THINK_S, help="mean seconds before a post (default 20)"
+    )
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--seed", type=int, default=20261201)
     args = parser.parse_args()

@@ -151,3 +151,27 @@ def test_the_studio_command_ties_an_account_to_a_workers_studio(
         ].tolist() == ["W1", "Me too.", "connection", "neutral", "just polite"]
     finally:
         store.close()
+
+
+def test_serve_opens_a_database_connection_per_worker_thread(
+    run: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve`` sizes the connection pool to the worker threads (PEERLENS_WEB_THREADS) and the
+    app runs its sync work on that many threads, so that a request given a thread never waits
+    for a connection (issue 12)."""
+    import anyio.to_thread
+    import uvicorn
+
+    seen: dict[str, int] = {}
+
+    def fake_run(app_: object, **_: object) -> None:
+        store = app_.state.store  # type: ignore[attr-defined]
+        seen["pool"] = store.engine.pool.size()
+        with TestClient(app_) as client:  # type: ignore[arg-type]
+            limiter = anyio.to_thread.current_default_thread_limiter
+            seen["threads"] = int(client.portal.call(lambda: limiter().total_tokens))  # type: ignore[union-attr]
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setenv("PEERLENS_WEB_THREADS", "7")
+    run("serve")
+    assert seen == {"pool": 7, "threads": 7}

@@ -268,3 +268,35 @@ def test_upgrade_names_responses_stored_twice_and_changes_nothing(
         Store.open(db_url)
     assert current_revision(engine) == "0015"
     engine.dispose()
+
+
+def test_a_reading_transaction_refuses_to_write(store: Store) -> None:
+    """Store.reading takes no write lock, so it may not write: a write through it is refused
+    (by peerlens on SQLite, by PostgreSQL's READ ONLY transaction) and nothing is stored."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import DBAPIError
+
+    from peerlens.study.models import Setting
+
+    with pytest.raises((RuntimeError, DBAPIError)), store.reading() as s:
+        s.add(Setting(key="written_while_reading", value="x"))
+    with store.reading() as s:
+        assert s.scalar(select(Setting.value).where(Setting.key == "database_id"))
+        assert s.get(Setting, "written_while_reading") is None
+
+
+def test_a_sqlite_reading_transaction_begins_deferred(store: Store) -> None:
+    """On SQLite a reading transaction is not BEGIN IMMEDIATE: it takes no write lock, so a
+    writer of another connection goes on meanwhile (a busy timeout of 0 would fail at once)."""
+    if store.dialect != "sqlite":
+        pytest.skip("SQLite's transaction modes")
+    from sqlalchemy import select
+
+    from peerlens.study.models import Setting
+
+    with store.reading() as s:
+        assert s.scalar(select(Setting.value).where(Setting.key == "database_id"))
+        with store.engine.connect() as other:
+            other.exec_driver_sql("PRAGMA busy_timeout=0")
+            other.exec_driver_sql("UPDATE setting SET value = value WHERE key = 'nothing'")
+            other.commit()

@@ -307,3 +307,65 @@ def test_a_completed_form_is_scored_in_place_of_the_whole_study(
     after = derived_frame(store, "pilot", "scores", caller=ADMIN)
     cols = ["participant", "name", "value"]
     pd.testing.assert_frame_equal(before[cols], after[cols])
+
+
+def test_opening_a_link_does_not_wait_for_a_writer(store: Store, holder: LinkHolder) -> None:
+    """A page view only reads: it is served while a writer holds SQLite's write lock (and this
+    process's writer lock) or PostgreSQL's audit chain lock, instead of queueing behind it
+    (issue 12: on SQLite a GET spent most of its time waiting for writers)."""
+    import threading
+
+    from peerlens.study import audit
+
+    agree_to_consent(store, "v1", caller=holder)
+    opened: list[int | None] = []
+    with store.transaction() as s:  # a writer in the middle of its work
+        audit.record(s, "test", "test.write", "test")
+        reader = threading.Thread(
+            target=lambda: opened.append(open_visit(store, caller=holder).next_page)
+        )
+        reader.start()
+        reader.join(timeout=30)
+        assert not reader.is_alive(), "opening the link waited for the writer"
+    assert opened == [1]
+
+
+def test_a_save_takes_the_audit_chain_only_once_written_and_scored(
+    store: Store, holder: LinkHolder
+) -> None:
+    """The save that completes a form reads the audit chain's head (and on PostgreSQL takes its
+    lock, which every writer waits for) only after the answers are written and the form scored;
+    its entries are all recorded and the chain and the scores still verify."""
+    from sqlalchemy import event
+
+    agree_to_consent(store, "v1", caller=holder)
+    for page in (1, 2):
+        save_page(store, page, _answers(store, holder, page, 3), caller=holder)
+    derive(store, "pilot", ["scores"], caller=ADMIN)  # a run to score the form into, in place
+    answers = _answers(store, holder, 3, 4)
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        assert save_page(store, 3, answers, caller=holder).completed == ("scs",)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+
+    def first(*marks: str) -> int:
+        return next(i for i, st in enumerate(statements) if any(m in st for m in marks))
+
+    def last(mark: str) -> int:
+        return max(i for i, st in enumerate(statements) if mark in st)
+
+    chain = first("pg_advisory_xact_lock", "FROM audit_log ORDER BY audit_log.seq DESC")
+    assert chain > last("UPDATE response SET")  # the form's answers written (items in bulk)
+    assert chain > last("SELECT response.id, response.instrument, response_item.item")  # scoring
+    log = audit_frame(store, caller=ADMIN)
+    assert (log["action"] == "responses.page").sum() == 3
+    assert (log["action"] == "response.update").sum() == 2  # pages 2 and 3 updated the form
+    assert (log["action"] == "derive.amend").sum() == 1  # scored in place
+    assert verify_audit(store, caller=ADMIN).ok
+    assert verify_derived(store, "pilot", caller=ADMIN).ok

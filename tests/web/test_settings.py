@@ -64,3 +64,13 @@ def test_the_api_schema_setting_is_read_from_the_environment(
     monkeypatch.setenv("PEERLENS_WEB_API_SCHEMA", "private")
     with pytest.raises(PeerlensError, match="PEERLENS_WEB_API_SCHEMA='private': give on or off"):
         WebSettings.from_env()
+
+
+def test_the_thread_count_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PEERLENS_WEB_THREADS", raising=False)
+    assert WebSettings.from_env().threads == 8
+    monkeypatch.setenv("PEERLENS_WEB_THREADS", "12")
+    assert WebSettings.from_env().threads == 12
+    monkeypatch.setenv("PEERLENS_WEB_THREADS", "0")
+    with pytest.raises(PeerlensError, match="PEERLENS_WEB_THREADS='0'"):
+        WebSettings.from_env()

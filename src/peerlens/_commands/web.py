@@ -38,9 +38,11 @@ def serve(
         from peerlens.study.storage import Store
         from peerlens.web import WebSettings, create_app
 
-        store = Store.open(db)
+        settings = WebSettings.from_env(hsts=behind_tls)
+        # A connection for every worker thread (and a few for the app's own start-up work).
+        store = Store.open(db, pool_size=settings.threads, max_overflow=10)
         try:
-            app = create_app(store, WebSettings.from_env(hsts=behind_tls))
+            app = create_app(store, settings)
             typer.echo(f"peerlens serving on http://{host}:{port} (Ctrl+C stops)")
             uvicorn.run(
                 app,

@@ -36,8 +36,11 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -248,6 +251,10 @@ def record_many(session: Session, actor: str, events: Iterable[AuditEvent]) -> i
     events = list(events)
     if not events:
         return 0
+    held = session.info.get(_HELD_KEY)
+    if held is not None:  # inside appended_late: appended when its block ends
+        held.extend((actor, ev) for ev in events)
+        return len(events)
     seq, prev = _head(session)
     key = _mac_key(session)
     at = _now_utc()
@@ -275,6 +282,34 @@ def record_many(session: Session, actor: str, events: Iterable[AuditEvent]) -> i
         session.info[_HEAD_KEY] = (seq, prev)
         session.info[ACTOR_KEY] = actor
     return len(rows)
+
+
+#: ``session.info`` key of the entries :func:`appended_late` holds back.
+_HELD_KEY = "peerlens_audit_held"
+
+
+@contextmanager
+def appended_late(session: Session) -> Iterator[None]:
+    """Hold back the entries recorded in ``session`` within the block and append them, in the
+    order recorded, when it ends without an error.
+
+    Appending takes the chain's lock (:func:`lock_chain`), held until the transaction ends: a
+    transaction that records early and then computes (a form's save, which scores the form)
+    would make every other writer wait for its computing. Entries are the same as if recorded
+    at once, only their ``seq`` and time are taken at the end of the block. Nested, the outer
+    block appends.
+    """
+    if _HELD_KEY in session.info:
+        yield
+        return
+    held: list[tuple[str, AuditEvent]] = []
+    session.info[_HELD_KEY] = held
+    try:
+        yield
+    finally:
+        del session.info[_HELD_KEY]
+    for actor, group in groupby(held, key=itemgetter(0)):
+        record_many(session, actor, [ev for _, ev in group])
 
 
 def record(

@@ -1,9 +1,10 @@
 """Opening a study database: URL resolution, engine set-up, migrations, transactions.
 
 SQLite is the embedded default (``sqlite:///peerlens.db``) with WAL journaling, foreign keys on and
-``BEGIN IMMEDIATE`` transactions (so the audit chain is appended by one writer at a time);
-PostgreSQL (psycopg 3) serves multi-site use. Opening a store upgrades the schema to the newest
-Alembic revision, in one transaction.
+``BEGIN IMMEDIATE`` transactions (so the audit chain is appended by one writer at a time),
+except the read-only ones of :meth:`Store.reading`, which begin deferred and read a snapshot
+beside the writer; PostgreSQL (psycopg 3) serves multi-site use. Opening a store upgrades the
+schema to the newest Alembic revision, in one transaction.
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ def create_study_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only transaction (Store.reading) begins deferred: in WAL mode it reads a
+            # snapshot while a writer works, and never takes the write lock.
+            reader = conn.get_execution_options().get(_READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -184,6 +188,9 @@ def shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+#: Execution option marking the connection of a :meth:`Store.reading` transaction.
+_READ_ONLY = "peerlens_read_only"
+
 #: PostgreSQL SQLSTATEs of a transaction undone so that a concurrent one can finish: deadlock
 #: detected, serialisation failure.
 _CONFLICTS = frozenset({"40P01", "40001"})
@@ -273,6 +280,11 @@ class Store:
         self._writer = threading.RLock()
         #: Study-level data built for participants' requests (see :mod:`._catalog_cache`).
         self.catalog = CatalogCache()
+        #: The engine of :meth:`reading` transactions (the same pool, read-only options).
+        self._reader = engine.execution_options(
+            **{_READ_ONLY: True},
+            **({"postgresql_readonly": True} if engine.dialect.name == "postgresql" else {}),
+        )
 
     @classmethod
     def open(
@@ -426,6 +438,32 @@ class Store:
                 "another change to the same data was being made at the same moment; nothing "
                 "was stored. Please try again"
             ) from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A transaction that only reads, for the many requests that write nothing (a
+        participant opening a page).
+
+        On SQLite it neither waits for this process's writer (see :meth:`transaction`) nor takes
+        SQLite's write lock: it begins deferred and, in WAL mode, reads the state committed when
+        its first statement ran while a writer goes on. On PostgreSQL it is a ``READ ONLY``
+        transaction. Nothing is sealed or audited, as nothing may be written: a write through
+        the session is refused and the transaction rolled back.
+
+        Raises
+        ------
+        RuntimeError
+            The block wrote through the session (a programming error: use :meth:`transaction`).
+        """
+        from peerlens.study import integrity
+
+        with Session(self._reader, expire_on_commit=False) as session, session.begin():
+            session.info[STORE_KEY] = self
+            tracker = integrity.start(session)
+            yield session
+            session.flush()
+            if tracker:
+                raise RuntimeError("a read-only transaction wrote: use Store.transaction")
 
     @contextmanager
     def snapshot(self) -> Iterator[Session]:

@@ -23,6 +23,8 @@ from peerlens.study import audit
 from peerlens.study._catalog import FormSpec, _code, resolve_forms
 from peerlens.study._pages import Choice, PageLayout, Question, layout_pages
 from peerlens.study.consent_texts import ConsentWording, current_consent
+from peerlens.study.derived._api import rescore_response, score_response
+from peerlens.study.derived._base import Batch
 from peerlens.study.errors import ConsentNeeded, StudyError
 from peerlens.study.models import (
     Consent,
@@ -144,7 +146,7 @@ def open_visit(store: Store, *, caller: LinkHolder) -> Visit:
     PermissionDenied
         The link is not valid (one message for every reason, see :func:`authorize_link`).
     """
-    with store.transaction() as s:
+    with store.reading() as s:  # writes nothing: never waits for a writer (see Store.reading)
         return _seen(s, _open(s, caller, "link.open")).visit
 
 
@@ -269,30 +271,41 @@ def save_page(
         record = ResponseRecord(
             p.id, p.study_code, study.timepoint_id, form.name, 0, completion, items
         )
-        write_responses(
-            s, [record], source=SOURCE, actor=str(caller), study_name=study.study_name, reason=None
-        )
-        audit.record(
-            s,
-            str(caller),
-            "responses.page",
-            "response",
-            f"{p.study_code}/{study.timepoint}/{form.name}",
-            study=study.study_name,
-            new={"page": page, "items": len(parsed), "completion": completion},
-        )
         completed: tuple[str, ...] = ()
-        if completion == 2:
-            completed = (form.name,)
-            if form.builtin:
-                from peerlens.study.derived._api import rescore_response
-
+        scored: tuple[int, Batch] | None = None
+        # The entries are appended, and the audit chain's lock taken, only once the form is
+        # written and scored: other participants' saves wait for this one's writing, not for
+        # its scoring.
+        with audit.appended_late(s):
+            write_responses(
+                s,
+                [record],
+                source=SOURCE,
+                actor=str(caller),
+                study_name=study.study_name,
+                reason=None,
+            )
+            audit.record(
+                s,
+                str(caller),
+                "responses.page",
+                "response",
+                f"{p.study_code}/{study.timepoint}/{form.name}",
+                study=study.study_name,
+                new={"page": page, "items": len(parsed), "completion": completion},
+            )
+            if completion == 2:
+                completed = (form.name,)
                 rid = response
                 if rid is None:
                     rid = _response_id(s, p.id, study.timepoint_id, form.name)
-                if rid is not None:  # just written above
+                if form.builtin and rid is not None:  # just written above
                     blobs = s.info[STORE_KEY].blob_dir
-                    rescore_response(s, opened.study(s), rid, blobs, str(caller))
+                    scored = (rid, score_response(s, rid, opened.study(s), blobs))
+        if scored is not None:
+            rid, batch = scored
+            blobs = s.info[STORE_KEY].blob_dir
+            rescore_response(s, opened.study(s), rid, blobs, str(caller), batch)
         s.flush()
         # The visit as stored now: what it was, with this form's answers as just written.
         after = replace(

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -47,6 +48,8 @@ def create_app(store: Store, settings: WebSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The threads sync routes and run_in_threadpool share (see WebSettings.threads).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         # Folders of uploads a crash or a restart cut short (see peerlens.web.upload_area).
         await run_in_threadpool(sweep_stale, upload_root(settings, store), settings.upload_max_age)
         yield

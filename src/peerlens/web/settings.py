@@ -52,6 +52,15 @@ class WebSettings:
         access token or a signed-in staff session only (``PEERLENS_WEB_API_SCHEMA``, default
         on; ``off``: the schema is not served at all, to anyone). It is never public: it names
         every endpoint and the peerlens version.
+    threads
+        How many requests run their database work at once (``PEERLENS_WEB_THREADS``, default
+        8): the size of the worker thread pool, and of the database connection pool
+        ``peerlens serve`` opens, so that a request given a thread never waits for a
+        connection. Fewer than anyio's 40: the threads share one interpreter lock, and a
+        request holding the database's write lock (SQLite) or the audit chain's (PostgreSQL)
+        finished its work sooner with fewer threads to share it with (``bench_web.py``, 60
+        participants: p95 307 ms on SQLite and 807 ms on PostgreSQL with 8 threads, 1.4 s and
+        3.3 s with 40, on a loaded machine; see docs/web.md).
     """
 
     hsts: bool = False
@@ -61,19 +70,21 @@ class WebSettings:
     max_import_bytes: int = 1024 * 1024 * 1024
     sign_in: SignInLimits = field(default_factory=SignInLimits)
     api_schema: bool = True
+    threads: int = 8
 
     @classmethod
     def from_env(cls, *, hsts: bool | None = None) -> WebSettings:
         """Settings from ``PEERLENS_WEB_HSTS``, ``PEERLENS_WEB_SECRET``,
         ``PEERLENS_WEB_UPLOAD_DIR``, ``PEERLENS_WEB_UPLOAD_MAX_AGE_HOURS``,
-        ``PEERLENS_WEB_MAX_IMPORT_MB``, ``PEERLENS_WEB_API_SCHEMA`` and the
-        ``PEERLENS_WEB_LOCKOUT_*`` variables (``hsts`` given here wins over the environment).
+        ``PEERLENS_WEB_MAX_IMPORT_MB``, ``PEERLENS_WEB_API_SCHEMA``, ``PEERLENS_WEB_THREADS``
+        and the ``PEERLENS_WEB_LOCKOUT_*`` variables (``hsts`` given here wins over the
+        environment).
 
         Raises
         ------
         PeerlensError
-            A lockout, upload-size or upload-age variable that is not a whole number from 1 up;
-            an API schema setting that is neither on nor off.
+            A lockout, thread-count, upload-size or upload-age variable that is not a whole
+            number from 1 up; an API schema setting that is neither on nor off.
         """
         env_hsts = os.environ.get("PEERLENS_WEB_HSTS", "").strip().lower() in _TRUE
         secret = os.environ.get("PEERLENS_WEB_SECRET", "")
@@ -95,6 +106,7 @@ class WebSettings:
             max_per_address=_whole("PEERLENS_WEB_LOCKOUT_PER_ADDRESS", default.max_per_address),
         )
         kwargs["api_schema"] = _switch("PEERLENS_WEB_API_SCHEMA", True)
+        kwargs["threads"] = _whole("PEERLENS_WEB_THREADS", cls.threads)
         return cls(**kwargs)  # type: ignore[arg-type]
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from peerlens.study._lookup import get_study
 from peerlens.study._read_audit import audit_read
-from peerlens.study.derived._base import DerivedKind, DeriveOptions, shown_error
+from peerlens.study.derived._base import Batch, DerivedKind, DeriveOptions, shown_error
 from peerlens.study.derived._registry import KINDS, VIEWS, WHAT
 from peerlens.study.derived._runs import (
     DerivationSummary,
@@ -137,8 +137,20 @@ def rescore_in(
     return run_in(session, study, KINDS["scores"], DeriveOptions(blob_dir), actor, reason)
 
 
+def score_response(session: Session, response_id: int, study: Study, blob_dir: Path) -> Batch:
+    """The scores of response ``response_id`` as stored now in ``session``'s transaction,
+    computed without any lock (to be stored by :func:`rescore_response`)."""
+    options = DeriveOptions(blob_dir)
+    return SCORES.compute(SCORES.collect(session, study, options, response_id), options)
+
+
 def rescore_response(
-    session: Session, study: Study, response_id: int, blob_dir: Path, actor: str
+    session: Session,
+    study: Study,
+    response_id: int,
+    blob_dir: Path,
+    actor: str,
+    batch: Batch | None = None,
 ) -> None:
     """Score response ``response_id`` (a form just completed through a personal link) at once,
     inside ``session``'s transaction.
@@ -148,9 +160,13 @@ def rescore_response(
     study of ten participants or ten thousand. With no current run, or one whose recorded
     versions of this instrument's spec and engine differ from the installed ones, or when the
     response cannot be scored, the whole study is scored again as :func:`rescore_in` does.
+
+    ``batch`` is the response's scores from :func:`score_response` when they were computed
+    before (before the audit chain's lock was taken, see
+    :func:`peerlens.study.audit.appended_late`); they are computed here otherwise.
     """
-    options = DeriveOptions(blob_dir)
-    batch = SCORES.compute(SCORES.collect(session, study, options, response_id), options)
+    if batch is None:
+        batch = score_response(session, response_id, study, blob_dir)
     lock_derivations(session, study)  # the run read below must stay current until commit
     run = current_runs(session, study).get(SCORES.what)
     recorded = {} if run is None else json.loads(run.versions_json)
