@@ -12,14 +12,22 @@ from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
 
 from peerlens.study import (
+    Caller,
+    PermissionDenied,
     Store,
     add_participant,
+    audit_frame,
     create_study,
+    create_token,
     issue_link,
+    resume_token,
+    set_active,
+    set_password,
+    verify_audit,
 )
 from peerlens.web import WebSettings, create_app
 
-from ..conftest import ADMIN
+from ..conftest import ADMIN, PASSWORD, make_user
 
 BIG = 20 * 1024 * 1024
 
@@ -101,3 +109,29 @@ def test_an_ordinary_form_still_arrives(counted: Counted) -> None:
     )
     assert r.status_code == 200
     assert "Sign in" in r.text
+
+
+@pytest.mark.parametrize("remedy", ["admin reset", "own change", "deactivate and reactivate"])
+def test_a_token_minted_by_a_thief_ends_with_the_password_reset(store: Store, remedy: str) -> None:
+    """R8-2: someone who had a staff member's password (or session) for a while mints a
+    366-day token with every scope; the remedy that ends their web sessions (a password reset,
+    or deactivating the account) must end that token too, and the audit chain must say so (a
+    row copied back from before the reset must not revive it: review 7, R7-2)."""
+    victim = make_user(store, "vic", "admin")
+    stolen = create_token(store, "backup job", scopes=["read", "export"], days=366, caller=victim)
+    assert resume_token(store, stolen.token) == Caller("vic", stolen.id)
+    if remedy == "admin reset":
+        set_password(store, "vic", "a brand new passphrase", caller=ADMIN)
+    elif remedy == "own change":
+        set_password(
+            store, "vic", "a brand new passphrase", caller=victim, current_password=PASSWORD
+        )
+    else:
+        set_active(store, "vic", False, caller=ADMIN)
+        set_active(store, "vic", True, caller=ADMIN)
+    with pytest.raises(PermissionDenied):
+        resume_token(store, stolen.token)
+    log = audit_frame(store, caller=ADMIN)
+    revoked = log[(log.action == "token.revoke") & (log.entity_id == str(stolen.id))]
+    assert len(revoked) == 1
+    assert verify_audit(store, caller=ADMIN).ok
