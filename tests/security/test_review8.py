@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from peerlens.study import (
     audit_frame,
     create_study,
     create_token,
+    export_study,
     issue_link,
     resume_token,
     set_active,
@@ -135,3 +137,24 @@ def test_a_token_minted_by_a_thief_ends_with_the_password_reset(store: Store, re
     revoked = log[(log.action == "token.revoke") & (log.entity_id == str(stolen.id))]
     assert len(revoked) == 1
     assert verify_audit(store, caller=ADMIN).ok
+
+
+def test_the_export_manifest_never_follows_a_planted_symlink(
+    store: Store, config_path: Path, tmp_path: Path
+) -> None:
+    """R8-3: the data file is written through a private temporary file (review 6, R6-7), but
+    its manifest was written with ``write_text``: a symlink planted at ``<out>.manifest.json``
+    by someone who can write the folder sent the manifest to a file of their choosing
+    (overwriting it), and the manifest was readable by everyone (the umask's 0644)."""
+    create_study(store, "pilot", config_path, caller=ADMIN)
+    add_participant(store, "pilot", "P1", site="leeds", caller=ADMIN)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the exporter's own file\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "out.csv.manifest.json").symlink_to(victim)
+    result = export_study(store, "pilot", shared / "out.csv", caller=ADMIN)
+    assert victim.read_text() == "the exporter's own file\n"
+    assert not result.manifest.is_symlink()
+    assert result.manifest.stat().st_mode & 0o077 == 0
+    assert json.loads(result.manifest.read_text())["sha256"] == result.sha256
