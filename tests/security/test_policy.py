@@ -308,6 +308,10 @@ CASES: dict[str, Invoke] = {
         w.store, "pilot", "Me too.", participant=w.fresh(s or ""), kind="story", caller=c
     ),
     "add_recording": _recording,
+    # Asking first (before an upload is received): answered by the asked operation's own rule.
+    "check_operation": lambda w, c, s: api.check_operation(
+        w.store, "pilot", api.add_recording, participant=w.fresh(s or ""), caller=c
+    ),
     "import_responses": _responses,
     "import_records": _redcap,
     "derive": lambda w, c, s: api.derive(w.store, "pilot", ["scores"], caller=c),
@@ -424,6 +428,7 @@ EXPECTED: dict[str, tuple[set[str], bool]] = {
     "add_session": (WRITERS, True),
     "add_transcript": (WRITERS, True),
     "add_recording": (WRITERS, True),
+    "check_operation": (WRITERS, True),
     "import_responses": (WRITERS, True),
     "import_records": (WRITERS, True),
     "derive": (_who("admin researcher", "global study"), False),

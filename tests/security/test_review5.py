@@ -329,7 +329,7 @@ def test_changing_a_password_ends_the_accounts_sessions(pilot: Store, by_admin: 
         pilot,
         "SELECT new FROM audit_log WHERE action = 'user.password' AND entity_id = 'rita'",
     )
-    assert json.loads(entry["new"]) == {"web_sessions_ended": 1}
+    assert json.loads(entry["new"]) == {"web_sessions_ended": 1, "tokens_revoked": 0}
 
 
 def test_deactivating_an_account_ends_its_sessions(pilot: Store) -> None:

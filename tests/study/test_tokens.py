@@ -116,7 +116,10 @@ def test_revoked_expired_unknown_and_deactivated_tokens_are_refused_alike(store:
     with pytest.raises(PermissionDenied, match="not valid"):
         resume_token(store, live.token)
     log = audit_frame(store, caller=ADMIN)
-    assert list(log[log["action"] == "token.revoke"]["entity_id"]) == [str(revoked.id)]
+    # Deactivating revoked the live token too (review 8, R8-2); the expired one stays expired.
+    assert sorted(log[log["action"] == "token.revoke"]["entity_id"]) == sorted(
+        [str(revoked.id), str(live.id)]
+    )
 
 
 def test_a_token_does_what_its_scopes_and_its_users_roles_both_allow(pilot: Store) -> None:

@@ -53,6 +53,7 @@ from peerlens.study.progress import study_progress
 from peerlens.study.recording_beats import recording_beats
 from peerlens.study.redcap import DICTIONARY_COLUMNS, export_dictionary, import_records
 from peerlens.study.responses import ImportSummary, import_responses
+from peerlens.study.rights import check_operation
 from peerlens.study.scoring_maps import scoring_maps, set_scoring_map
 from peerlens.study.sessions import add_recording, add_relationship, add_session, add_transcript
 from peerlens.study.storage import DEFAULT_URL, Store, describe_error, resolve_url
@@ -171,6 +172,7 @@ __all__ = [
     "audit_frame",
     "authenticate",
     "bootstrap_admin",
+    "check_operation",
     "connection_over_time",
     "create_study",
     "create_token",

@@ -517,24 +517,27 @@ def export_study(
         head = audit.current_head(s)
         _write_private(path, data)
     manifest = path.with_name(path.name + ".manifest.json")
-    manifest.write_text(
-        json.dumps(
-            {
-                "study": study_name,
-                "format": format,
-                "tier": tier,
-                "rows": len(frame),
-                "sha256": digest,
-                "exported_by": rights.actor,
-                # How many stored item values this tier left out, and why (counts only).
-                "items_left_out": dropped,
-                "peerlens_version": __version__,
-                "audit_head": {"seq": head[0], "hash": head[1]},
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
+    # As the data: through a private temporary file, never following a planted symlink.
+    _write_private(
+        manifest,
+        (
+            json.dumps(
+                {
+                    "study": study_name,
+                    "format": format,
+                    "tier": tier,
+                    "rows": len(frame),
+                    "sha256": digest,
+                    "exported_by": rights.actor,
+                    # How many stored item values this tier left out, and why (counts only).
+                    "items_left_out": dropped,
+                    "peerlens_version": __version__,
+                    "audit_head": {"seq": head[0], "hash": head[1]},
+                },
+                indent=2,
+            )
+            + "\n"
+        ).encode("utf-8"),
     )
     return ExportResult(path, manifest, len(frame), digest, head)
 

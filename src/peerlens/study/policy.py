@@ -278,6 +278,13 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
         "audit.verify": Rule(_AUDIT, "global", "verify the audit chain"),
         # Audit rows hold changed answers (old -> new values): reading them is admins' only.
         "audit.read": Rule(_ADMIN, "global", "read the audit log"),
+        # -- asking first (a front end about to receive an upload): nothing is done
+        "operation.check": Rule(
+            frozenset(),
+            "global",
+            "ask whether they may perform an operation, refused as the operation would be",
+            any_user=True,
+        ),
     }
 )
 
@@ -286,13 +293,14 @@ POLICY: Mapping[str, Rule] = MappingProxyType(
 #: allows. A token acts within its user's current roles *and* its scopes: a scope never adds a
 #: right the user lacks. Every live token may see which studies its user holds a role in
 #: (``study.list``: names and titles only), so that the API answers "no such study" alike for a
-#: study that does not exist and one the user has no role in. Operations in no scope (managing
-#: one's own tokens, changing a password, the participants' own link operations) are never done
-#: with a token; an admin's ``admin`` token may list and revoke any user's tokens (user
-#: management: a leaked token is stopped from a script).
+#: study that does not exist and one the user has no role in, and may ask whether it may perform
+#: an operation (``operation.check``: the answer is that operation's own, scopes included).
+#: Operations in no scope (managing one's own tokens, changing a password, the participants' own
+#: link operations) are never done with a token; an admin's ``admin`` token may list and revoke
+#: any user's tokens (user management: a leaked token is stopped from a script).
 TOKEN_SCOPES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        "any": frozenset({"study.list"}),
+        "any": frozenset({"study.list", "operation.check"}),
         "read": frozenset(
             {
                 "study.read",

@@ -325,6 +325,27 @@ def _revoke(
     audit.record(s, actor, "token.revoke", "api_token", str(row.id), new=change, reason=reason)
 
 
+def revoke_all_of(s: Session, key: VaultKey, actor: str, user: User, why: str) -> int:
+    """Revoke every live token of ``user`` in ``s`` (a ``token.revoke`` entry each, naming
+    ``why``); return how many.
+
+    For :func:`peerlens.study.set_password` and :func:`peerlens.study.set_active`: whoever had
+    the account's password or a session could have made a token, which must not outlive the
+    remedy that ends the sessions (review 8, R8-2). Called inside an operation the caller was
+    authorized for."""
+    now = utcnow()
+    live = [
+        row
+        for row in s.scalars(
+            select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        )
+        if (as_utc(row.expires_at) or now) > now
+    ]
+    for row in live:
+        _revoke(s, key, actor, row, why, owner=user.username)
+    return len(live)
+
+
 def resume_token(store: Store, token: str) -> Caller:
     """The caller a presented token acts for, while the token is live.
 

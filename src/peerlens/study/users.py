@@ -24,6 +24,7 @@ from peerlens.study.errors import PermissionDenied, StudyError
 from peerlens.study.models import AuditLog, RoleAssignment, Site, Study, User, WebSession
 from peerlens.study.policy import DEFAULT_TIER, ROLES, TIERS, Caller, authorize, guarded
 from peerlens.study.storage import Store
+from peerlens.study.tokens import revoke_all_of
 
 __all__ = [
     "TIERS",
@@ -280,8 +281,8 @@ def _global_admins(s: Session) -> set[int]:
 def set_active(
     store: Store, username: str, active: bool, *, caller: Caller, reason: str | None = None
 ) -> None:
-    """Deactivate (or reactivate) a user account; a deactivated user cannot sign in, and their
-    web sessions end.
+    """Deactivate (or reactivate) a user account; a deactivated user cannot sign in, their
+    web sessions end and their access tokens are revoked (reactivating revives none).
 
     The last active global admin cannot be deactivated (nobody could manage users after).
     """
@@ -296,6 +297,9 @@ def set_active(
         new: dict[str, object] = {"active": active}
         if not active:
             new["web_sessions_ended"] = _end_sessions(s, user.id)
+            new["tokens_revoked"] = revoke_all_of(
+                s, store.vault_key(s), caller.username, user, "account deactivated"
+            )
         audit.record(
             s,
             caller.username,
@@ -321,7 +325,8 @@ def set_password(
     """Replace ``username``'s password (argon2id); the audit log records that, never the value.
 
     Your own password needs ``current_password``; another user's needs a global admin. Every
-    web session of the account ends (a stolen session must not outlive the reset); the audit
+    web session of the account ends and every access token is revoked (a stolen session, or a
+    token made with a stolen password or session, must not outlive the reset); the audit
     entry says how many.
     """
     hashed = hash_password(new_password)
@@ -335,13 +340,14 @@ def set_password(
         user = _user(s, username)
         user.password_hash = hashed
         ended = _end_sessions(s, user.id)
+        revoked = revoke_all_of(s, store.vault_key(s), caller.username, user, "password changed")
         audit.record(
             s,
             caller.username,
             "user.password",
             "user",
             username,
-            new={"web_sessions_ended": ended},
+            new={"web_sessions_ended": ended, "tokens_revoked": revoked},
             reason=reason,
         )
 

@@ -33,6 +33,8 @@ __all__ = [
     "StaffMember",
     "StaffUpload",
     "StoreDep",
+    "read_form",
+    "refuse_oversized",
 ]
 
 #: The cookie holding a staff member's session id.
@@ -57,6 +59,38 @@ def _holder(code: str, token: str) -> LinkHolder:
     return LinkHolder(code, token)
 
 
+#: The largest form without a file accepted (sign-in, a participant's page, a staff form): a
+#: story of :data:`peerlens.study.stories.MAX_STORY_CHARS` characters fits, URL-encoded.
+MAX_FORM_BYTES = 2 * 1024 * 1024
+
+
+def refuse_oversized(request: Request, max_bytes: int) -> None:
+    """Refuse (413) a request whose declared body is over ``max_bytes``, and (411) one that
+    sends a body without declaring its length, before any of it is read.
+
+    Every body is read before anything else is checked (a form's CSRF token is in it; FastAPI
+    reads a JSON body before the caller's token): without this, anyone could make the server
+    hold a body of any size, in memory or in temporary files, before being refused. A server
+    never reads more than a declared ``Content-Length``."""
+    length = request.headers.get("content-length")
+    if length is None:
+        if "transfer-encoding" in request.headers:
+            raise HTTPException(411, "The request was sent without its length; send it again.")
+        return
+    if not length.isdigit() or int(length) > max_bytes:
+        raise HTTPException(
+            413, f"The request is larger than {max_bytes // 1024} kB: nothing was saved."
+        )
+
+
+async def read_form(request: Request, max_bytes: int = MAX_FORM_BYTES) -> FormData:
+    """The submitted form of a page without a file input, refused (413, 411; 400 for a file
+    part) before it is read when it is larger than ``max_bytes`` (see
+    :func:`refuse_oversized`)."""
+    refuse_oversized(request, max_bytes)
+    return await request.form(max_files=0)
+
+
 StoreDep = Annotated[Store, Depends(_store)]
 Settings = Annotated[WebSettings, Depends(_settings)]
 Holder = Annotated[LinkHolder, Depends(_holder)]
@@ -64,7 +98,7 @@ Holder = Annotated[LinkHolder, Depends(_holder)]
 
 async def _checked_form(request: Request, holder: Holder, settings: Settings) -> FormData:
     """The submitted form, refused with 403 unless it carries this link's CSRF token."""
-    form = await request.form()
+    form = await read_form(request)
     if not csrf_valid(settings.secret, holder.token, form):
         raise HTTPException(403, "This form has expired or did not come from this site.")
     return form
@@ -120,7 +154,7 @@ StaffCaller = Annotated[Caller, Depends(_staff_caller)]
 async def _staff_form(request: Request, staff: StaffMember, settings: Settings) -> FormData:
     """The submitted form of a signed-in staff member, refused with 403 unless it carries the
     CSRF token of their session."""
-    form = await request.form()
+    form = await read_form(request)
     _refuse_forged(request, settings, form)
     return form
 

@@ -17,7 +17,7 @@ from peerlens.study import (
     revoke_role,
     verify_audit,
 )
-from peerlens.web.api.deps import ApiCaller
+from peerlens.web.api.deps import ApiCaller, BoundedRoute
 from peerlens.web.api.models import (
     AuditReportOut,
     Done,
@@ -32,7 +32,7 @@ from peerlens.web.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, pagi
 from peerlens.web.api.rows import records
 from peerlens.web.deps import StoreDep
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(route_class=BoundedRoute, tags=["admin"])
 
 Username = Annotated[str, Path(min_length=1, max_length=100, description="A user name.")]
 TokenId = Annotated[int, Path(ge=1, le=2**62, description="A token's id (from GET /tokens).")]

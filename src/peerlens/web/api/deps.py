@@ -9,16 +9,40 @@ both the user's current roles and the token's scopes allow. No endpoint checks r
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from peerlens.study import Caller, PermissionDenied, list_studies, resume_session, resume_token
 from peerlens.web.api.errors import ApiError
-from peerlens.web.deps import SESSION_COOKIE, StoreDep
+from peerlens.web.deps import SESSION_COOKIE, StoreDep, refuse_oversized
 
-__all__ = ["ApiCaller", "SchemaReader", "StudyName"]
+__all__ = ["MAX_BODY_BYTES", "ApiCaller", "BoundedRoute", "SchemaReader", "StudyName"]
+
+#: The largest JSON body an endpoint accepts (a batch of 10,000 response rows fits).
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+class BoundedRoute(APIRoute):
+    """An endpoint whose JSON body is refused (413, 411) from its declared length when over
+    :data:`MAX_BODY_BYTES`: FastAPI reads a body whole, into memory, before it resolves the
+    caller's token, so an unbounded one would let anyone make the server hold any amount."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The endpoint's handler, behind the length check when it takes a body."""
+        handler = super().get_route_handler()
+        if self.body_field is None:  # no body read (GET, or an endpoint streaming its own)
+            return handler
+
+        async def bounded(request: Request) -> Response:
+            refuse_oversized(request, MAX_BODY_BYTES)
+            return await handler(request)
+
+        return bounded
+
 
 _bearer = HTTPBearer(
     auto_error=False,

@@ -174,7 +174,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
+        codes = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthenticated",
+            411: "length_required",
+            413: "too_large",
+        }
         message = "no such endpoint" if exc.status_code == 404 else str(exc.detail)
         return _answer(
             exc.status_code,

@@ -1,6 +1,11 @@
 """Uploading an ECG or RR recording for a participant: the dashboard's recording import, for
 scripts.
 
+Before a byte of the body is read, the study API is asked whether the token's caller may store
+a recording for the participant (:func:`peerlens.study.check_operation`, the token's scopes
+included): a caller who may not is refused as :func:`~peerlens.study.add_recording` would refuse
+them, with nothing received or stored.
+
 The request is ``multipart/form-data`` with the dashboard form's fields
 (:class:`~peerlens.web.api.models.RecordingUpload`): one file in ``files``, or a WFDB record as
 several ``files`` parts (its ``.hea`` and its signal files). It is streamed to a private folder
@@ -33,7 +38,14 @@ from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from peerlens import PeerlensError
-from peerlens.study import ConsentNeeded, NotFound, PermissionDenied, TamperedError
+from peerlens.study import (
+    ConsentNeeded,
+    NotFound,
+    PermissionDenied,
+    TamperedError,
+    add_recording,
+    check_operation,
+)
 from peerlens.web.api.deps import ApiCaller, StudyName
 from peerlens.web.api.errors import ApiError, ErrorBody
 from peerlens.web.api.models import RecordingOut, RecordingUpload, RecordingWindowOut
@@ -134,6 +146,9 @@ async def upload_recording(
     """Store an ECG or RR recording for a participant (the dashboard's recording import; needs
     the ``write`` scope). The files are read as ``derive`` will read them: one the ECG readers
     cannot read is refused with their message, and nothing is stored."""
+    await run_in_threadpool(
+        check_operation, store, study, add_recording, participant=participant, caller=caller
+    )
     form = StreamedForm()
     async with upload_folder(settings, store, study) as folder:
         try:

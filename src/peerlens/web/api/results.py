@@ -19,7 +19,7 @@ from peerlens.study import (
     import_responses,
     recording_beats,
 )
-from peerlens.web.api.deps import ApiCaller, StudyName
+from peerlens.web.api.deps import ApiCaller, BoundedRoute, StudyName
 from peerlens.web.api.errors import ApiError
 from peerlens.web.api.models import ExportIn, ImportResult, ProblemOut, ResponsesIn, Row
 from peerlens.web.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
@@ -27,7 +27,7 @@ from peerlens.web.api.rows import records
 from peerlens.web.deps import StoreDep
 from peerlens.web.routes.studies import FORMATS, exported_file
 
-router = APIRouter(tags=["data"])
+router = APIRouter(route_class=BoundedRoute, tags=["data"])
 
 Code = Annotated[str, Path(min_length=1, max_length=100, description="A participant's code.")]
 Sha = Annotated[

@@ -18,7 +18,7 @@ from peerlens.study import (
     save_story,
     studio_workers,
 )
-from peerlens.web.api.deps import ApiCaller, StudyName
+from peerlens.web.api.deps import ApiCaller, BoundedRoute, StudyName
 from peerlens.web.api.models import (
     AnalysedSentence,
     Analysis,
@@ -36,7 +36,7 @@ from peerlens.web.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, pagi
 from peerlens.web.api.rows import records
 from peerlens.web.deps import StoreDep
 
-router = APIRouter(tags=["stories"])
+router = APIRouter(route_class=BoundedRoute, tags=["stories"])
 
 StoryId = Annotated[int, Path(ge=1, le=2**62, description="A stored story's id.")]
 Worker = Annotated[str, Path(min_length=1, max_length=100, description="A PS worker's code.")]

@@ -2,7 +2,10 @@
 dictionary, then its records export) and an ECG or RR recording (any file the ECG readers read;
 a WFDB record as its header with its signal files), each a form on ``/studies/<study>/import``.
 
-Each upload is streamed to a private folder under the study's upload area
+Before a byte of the form is read, the study API is asked whether the signed-in caller may
+perform the form's import in the study (:func:`peerlens.study.check_operation`): a caller who
+may not is refused as the import would refuse them (403), with nothing received or stored.
+Each upload is then streamed to a private folder under the study's upload area
 (:func:`peerlens.web.streaming.stream_form`, under the size limit of the settings), given to the
 same study function as the CLI's command, with the signed-in caller, and deleted. What the
 function refuses (every problem with its file, row and column) is shown next to the form it came
@@ -24,6 +27,8 @@ from peerlens.study import (
     Caller,
     PermissionDenied,
     Store,
+    add_recording,
+    check_operation,
     import_data_dictionary,
     import_records,
     import_responses,
@@ -100,10 +105,16 @@ async def _import(
     settings: WebSettings,
     form_name: str,
     action: Action,
+    performs: Callable[..., object],
 ) -> HTMLResponse:
     """Stream the form to a private folder, run ``action`` on it, delete the folder; the page
     again with what was imported, or with the problems next to the form (status 400). Folders
-    earlier uploads left behind are swept first."""
+    earlier uploads left behind are swept first.
+
+    ``performs`` is the study function ``action`` calls: the study API is asked first whether
+    the caller may perform its operation, so that a caller who may not is refused (403) before
+    the form is read."""
+    await run_in_threadpool(check_operation, store, study, performs, caller=caller)
     session = request.cookies.get(SESSION_COOKIE, "")
     form = StreamedForm()
     async with upload_folder(settings, store, study) as folder:
@@ -227,7 +238,9 @@ async def responses(
     request: Request, study: str, caller: StaffCaller, store: StoreDep, settings: Settings
 ) -> HTMLResponse:
     """Import a wide response file (CSV or Excel) for one timepoint or PS session."""
-    return await _import(request, study, caller, store, settings, "responses", _responses)
+    return await _import(
+        request, study, caller, store, settings, "responses", _responses, import_responses
+    )
 
 
 @router.post("/{study}/import/dictionary", response_class=HTMLResponse, name="import_dictionary")
@@ -235,7 +248,9 @@ async def dictionary(
     request: Request, study: str, caller: StaffCaller, store: StoreDep, settings: Settings
 ) -> HTMLResponse:
     """Replace the study's REDCap data dictionary with the uploaded one."""
-    return await _import(request, study, caller, store, settings, "dictionary", _dictionary)
+    return await _import(
+        request, study, caller, store, settings, "dictionary", _dictionary, import_data_dictionary
+    )
 
 
 @router.post("/{study}/import/redcap", response_class=HTMLResponse, name="import_redcap")
@@ -243,7 +258,9 @@ async def redcap(
     request: Request, study: str, caller: StaffCaller, store: StoreDep, settings: Settings
 ) -> HTMLResponse:
     """Import a REDCap records export (flat CSV, raw values)."""
-    return await _import(request, study, caller, store, settings, "redcap", _records)
+    return await _import(
+        request, study, caller, store, settings, "redcap", _records, import_records
+    )
 
 
 @router.post("/{study}/import/recording", response_class=HTMLResponse, name="import_recording")
@@ -252,4 +269,6 @@ async def recording(
 ) -> HTMLResponse:
     """Store an ECG or RR recording (a WFDB record: its header and signal files) for a
     participant."""
-    return await _import(request, study, caller, store, settings, "recording", _recording)
+    return await _import(
+        request, study, caller, store, settings, "recording", _recording, add_recording
+    )

@@ -15,7 +15,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from peerlens.study import PermissionDenied, StaffSession, end_session, sign_in
-from peerlens.web.deps import LOGIN_COOKIE, SESSION_COOKIE, Settings, StaffForm, StoreDep
+from peerlens.web.deps import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    Settings,
+    StaffForm,
+    StoreDep,
+    read_form,
+)
 from peerlens.web.pages import render
 from peerlens.web.security import csrf_token, csrf_valid
 from peerlens.web.settings import WebSettings
@@ -63,7 +70,7 @@ def login_form(request: Request, settings: Settings, next: str | None = None) ->
 async def login(request: Request, store: StoreDep, settings: Settings) -> Response:
     """Sign in: on to ``next`` with a new session, or the form again with one message for
     every failure (unknown name, wrong password, deactivated, locked)."""
-    form = await request.form()
+    form = await read_form(request)
     nonce = request.cookies.get(LOGIN_COOKIE, "")
     if not nonce or not csrf_valid(settings.secret, nonce, form):
         raise HTTPException(403, "This form has expired or did not come from this site.")
