@@ -29,6 +29,8 @@ What it prints
    annotators' agreement on that batch.  It warns when the batch is among the model's training
    batches (``real_batches`` in its metadata) or the model records none.  Item ids,
    gold and predicted labels go to ``benchmarks/out/story_heldout_batch<N>.tsv`` (no text).
+   This is the only place a batch marked ``"held_out": true`` in ``sources.json`` is loaded:
+   sections 1-3 (candidates, LOSO folds, thresholds) train and choose without it.
 
 Candidates share the fixed settings below, chosen before any held-out figure was seen and never
 tuned on a test fold: multinomial logistic regression with balanced class weights; C = 30 for the
@@ -566,6 +568,7 @@ def main() -> None:
         parser.error("--batch needs --shipped-only (the candidates would train on the batch)")
     print(f"CPU cores available: {os.cpu_count()}; affinity: {len(os.sched_getaffinity(0))}")
     team = load_corpus()
+    # held-out batches (sources.json) are left out: candidates, LOSO and thresholds never see them
     real = load_dev_corpus(dev_corpus_paths(ROOT))
     data = combined_data(team, real)
     counts = pd.crosstab(real["source"], real["label"])
@@ -582,11 +585,12 @@ def main() -> None:
         from peerlens.narrative import load_model
 
         shipped = load_model()
-        rows = real[real["batch"] == args.batch]
+        # a held-out batch is loaded only here, to score the shipped model, never to train
+        rows = load_dev_corpus(dev_corpus_paths(ROOT), [args.batch], include_held_out=True)
         new = rows[~rows["source"].isin(trained_sources(shipped))]
         print(f"\nbatch {args.batch}:\n{pd.crosstab(rows['source'], rows['label']).to_string()}")
         agreement(rows, (("NEW pooled", new),) if len(new) else ())
-        held_out_batch(real, args.batch, shipped)
+        held_out_batch(rows, args.batch, shipped)
     else:
         agreement(real)
 

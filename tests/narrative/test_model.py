@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from peerlens.narrative import ModelArtifactError, load_corpus, load_model
+from peerlens.narrative import ModelArtifactError, NarrativeError, load_corpus, load_model
 from peerlens.narrative._text import normalize
 from peerlens.narrative.corpus import corpus_sha256
 from peerlens.narrative.devcorpus import DevCorpusPaths, dev_corpus_paths
@@ -86,6 +86,14 @@ def test_a_new_batch_keeps_the_record_valid_and_an_edited_trained_row_breaks_it(
     rows[trained] = "\t".join(fields)
     (keys / "labels.tsv").write_text("".join(rows))
     assert _stale_keys(shipped, copy) == ["real_labels_sha256"]
+
+
+def test_training_on_a_held_out_batch_is_refused(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    shutil.copytree(DEV.keys_dir, keys)
+    dev = DevCorpusPaths(keys, tmp_path / "absent.tsv")
+    with pytest.raises(NarrativeError, match="batch 6 is held out"):
+        train_release(dev, batches=(*RELEASE_BATCHES, 6))
 
 
 @pytest.mark.slow
