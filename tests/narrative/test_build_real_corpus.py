@@ -604,6 +604,10 @@ def test_every_pattern_is_used_and_compiles() -> None:
     sixth = [p.kind for p in patterns.values() if 6 in p.batches]
     assert sixth.count("upward") >= 5 and sixth.count("downward") >= 5
     assert sixth.count("look-alike") >= 3
+    # batch 7 (a training batch from five new communities) aims at both comparisons again
+    seventh = [p.kind for p in patterns.values() if 7 in p.batches]
+    assert seventh.count("upward") >= 5 and seventh.count("downward") >= 5
+    assert seventh.count("look-alike") >= 3 and "connection" in seventh
 
 
 def test_sources_md_counts_match_the_keys() -> None:
@@ -637,3 +641,61 @@ def test_context_never_holds_a_tab(tmp_path: Path) -> None:
     for row in rebuilt:
         assert "\t" not in row["context"]
         assert "looked out at the sea" in row["context"]
+
+
+def test_batch_7_rows_rebuild_from_a_tiny_snapshot(tmp_path: Path) -> None:
+    # batch 7's committed sources and patterns, pointed at a two-file stand-in for the
+    # compilation: posts by id with their body, the moderators' and deleted ones dropped
+    import dataclasses
+
+    repo = tmp_path / "top"
+    (repo / "data").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    posts = {
+        "data/MMFB.csv": [
+            ("m1", "I was where you are. Now I'm two years clean. So can you!", ""),
+            ("m2", "At least you still have your friends &amp; family.\n> quoted seeker", ""),
+            ("m3", "Rules of this sub: be kind.", "moderator"),
+        ],
+        "data/getdisciplined.csv": [
+            ("g1", "Stop making excuses. Me too, I know how you feel. Just start today.", ""),
+            ("g2", "[deleted]", ""),
+        ],
+    }
+    for path, rows in posts.items():
+        with (repo / path).open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "title", "selftext", "distinguished"])
+            writer.writerows((id_, "a title", text, who) for id_, text, who in rows)
+    _git(repo, "add", "data")
+    _git(repo, "commit", "-q", "-m", "posts")
+    commit = _git(repo, "rev-parse", "HEAD")
+    seed, committed = brc.load_sources(REAL / "sources.json")
+    specs = [
+        dataclasses.replace(
+            spec,
+            commit=commit,
+            files={p: _git(repo, "rev-parse", f"HEAD:{p}") for p in spec.files},
+        )
+        for spec in committed
+        if spec.id in {"top_mmfb", "top_getdisciplined"}
+    ]
+    assert sorted({b for s in specs for b in s.samples}) == [7]
+    seventh = next(b for b in brc.load_batches(REAL / "sources.json") if b.batch == 7)
+    patterns = brc.load_patterns(REAL / "patterns.json")
+    snapshots = {s.id: brc.Snapshot(repo) for s in specs}
+    items = brc.sample_items(specs, snapshots, patterns, seed, [seventh])
+    # every sentence of the kept posts, each once, tagged with a batch-7 arm
+    assert {it["batch"] for it in items} == {"7"}
+    assert len(items) == 7
+    arms = {it["arm"] for it in items}
+    assert arms <= {"random", *(f"targeted:{n}" for n in brc.patterns_for(patterns, 7))}
+    rebuilt = {r["sentence"]: r for r in brc.rebuild(items, specs, snapshots)}
+    assert "At least you still have your friends & family." in rebuilt  # entity unescaped
+    assert rebuilt["So can you!"]["source"] == "top_mmfb"
+    assert rebuilt["Just start today."]["record_id"] == "g1"
+    assert not any("quoted" in s or "Rules" in s or "deleted" in s for s in rebuilt)
+    # a key whose sentence hash no longer matches its snapshot is reported, not rebuilt
+    items[0] = {**items[0], "sentence_sha256": "0" * 64}
+    with pytest.raises(brc.RealCorpusError, match=items[0]["item_id"]):
+        brc.rebuild(items, specs, snapshots)
