@@ -22,11 +22,8 @@ import numpy as np
 
 from peerlens.narrative.corpus import LABELS, corpus_sha256, load_corpus
 from peerlens.narrative.devcorpus import DevCorpusPaths, load_dev_corpus
-from peerlens.narrative.evaluation import (
-    calibrate_class_thresholds,
-    calibrate_threshold,
-    source_folds,
-)
+from peerlens.narrative.evaluation import calibrate_class_thresholds, calibrate_threshold
+from peerlens.narrative.fold_features import loso_rows
 from peerlens.narrative.model import ModelConfig, TextModel, train_model
 from peerlens.narrative.static import StaticEmbedder
 
@@ -94,18 +91,12 @@ def loso_probabilities(
 ) -> tuple[np.ndarray, list[str]]:
     """Leave-one-source-out probabilities of the real rows, and their gold labels.
 
-    Rows with source ``""`` (the project corpus) train in every fold and are never scored.
+    Rows with source ``""`` (the project corpus) train in every fold and are never scored; the
+    real rows come back in ``frame`` order (``peerlens.narrative.fold_features.loso_rows``).
     """
-    own = (frame["source"] == "").to_numpy()
-    probas, gold = [], []
-    for fold in source_folds(frame["source"].tolist(), always_train=own):
-        model = train_model(frame.iloc[fold.train], config, static=static)
-        test = frame.iloc[fold.test]
-        probas.append(
-            model.predict_proba(test["text"].tolist(), test["prev"].tolist(), test["next"].tolist())
-        )
-        gold.extend(test["label"].tolist())
-    return np.vstack(probas), gold
+    real = (frame["source"] != "").to_numpy()
+    proba = loso_rows(frame, config, static)
+    return proba[real], frame.loc[real, "label"].astype(str).tolist()
 
 
 def loso_threshold(
