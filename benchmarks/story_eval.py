@@ -70,6 +70,7 @@ from peerlens.narrative.evaluation import (
     apply_threshold,
     calibrate_threshold,
     false_alarm_rate,
+    loso_group,
     source_folds,
 )
 from peerlens.narrative.fold_features import FoldFeatures, loso_rows
@@ -278,7 +279,7 @@ def loso(
     thresholds: dict[str, float] = {}
     for fold in source_folds(data["source"].tolist(), always_train=is_team):
         train = fold.train
-        assert fold.held_out not in set(data["source"].iloc[train])
+        assert fold.held_out not in {loso_group(s) for s in data["source"].iloc[train]}
         oof_p, oof_gold = [], []
         inner_sources = data["source"].iloc[train].tolist()
         for inner in source_folds(inner_sources, always_train=is_team[train]):
@@ -315,19 +316,21 @@ def oof_probabilities(
 
 
 def rule_predictions(oof: pd.DataFrame, rule: str) -> tuple[list[str], dict[str, object]]:
-    """Labels of every row under ``rule``, its thresholds set without the row's own source.
+    """Labels of every row under ``rule``, its thresholds set without the row's own fold.
 
-    For each source, the rule is calibrated on the out-of-fold probabilities of the *other*
-    sources only, then applied to that source.  The probabilities of those other rows came
-    from models that did train on the held-out source, so this is a cheaper stand-in for a fully
-    nested run (one fit per source instead of one per pair of sources).
+    For each held-out fold (a source, or a :data:`~peerlens.narrative.evaluation.LOSO_GROUPS`
+    group), the rule is calibrated on the out-of-fold probabilities of the *other* folds only,
+    then applied to that fold; ``chosen`` is keyed by fold.  The probabilities of those other
+    rows came from models that did train on the held-out fold, so this is a cheaper stand-in for
+    a fully nested run (one fit per fold instead of one per pair of folds).
     """
     proba = oof[[f"p_{lab}" for lab in LABELS]].to_numpy()
     gold = oof["label"].tolist()
     pred = np.empty(len(oof), dtype=object)
     chosen: dict[str, object] = {}
-    for s in sorted(set(oof["source"])):
-        test = (oof["source"] == s).to_numpy()
+    folds = oof["source"].map(loso_group)
+    for s in sorted(set(folds)):
+        test = (folds == s).to_numpy()
         t = calibrate_rule(
             proba[~test], [g for g, k in zip(gold, test, strict=True) if not k], rule
         )
@@ -337,17 +340,27 @@ def rule_predictions(oof: pd.DataFrame, rule: str) -> tuple[list[str], dict[str,
 
 
 def compare_rules(oof: pd.DataFrame, name: str) -> dict[str, dict[str, object]]:
-    """Print per-source and pooled figures of every decision rule on ``oof``; return the pooled."""
+    """Print per-source and pooled figures of every decision rule on ``oof``; return the pooled.
+
+    The LOSO average (``loso_mean_f1``, ``loso_mean_fa``) is over held-out folds: a
+    :data:`~peerlens.narrative.evaluation.LOSO_GROUPS` group counts once, scored on all its rows
+    (its sources are printed too, beside the group's line).
+    """
     pooled: dict[str, dict[str, object]] = {}
+    folds = oof["source"].map(loso_group)
     for rule in DECISION_RULES:
         pred, chosen = rule_predictions(oof, rule)
-        print(f"\n== {name}, rule {rule} (thresholds set without the held-out source)")
-        per_source = {}
-        for s in sorted(set(oof["source"])):
-            keep = (oof["source"] == s).to_numpy()
+        print(f"\n== {name}, rule {rule} (thresholds set without the held-out fold)")
+        per_fold = {}
+        for s in sorted(set(oof["source"]) | set(folds)):
+            keep = ((oof["source"] == s) | (folds == s)).to_numpy()
             g = oof["label"][keep].tolist()
-            per_source[s] = scores(g, [p for p, k in zip(pred, keep, strict=True) if k])
-            print(_line(s, per_source[s], f"  thresholds {chosen[s]}"))
+            fig = scores(g, [p for p, k in zip(pred, keep, strict=True) if k])
+            if s in chosen:
+                per_fold[s] = fig
+                print(_line(s, fig, f"  thresholds {chosen[s]}"))
+            else:
+                print(_line(f"  ({s})", fig))
         pooled[rule] = scores(oof["label"].tolist(), pred)
         print(_line("POOLED", pooled[rule]))
         for label, keep in [
@@ -363,10 +376,13 @@ def compare_rules(oof: pd.DataFrame, name: str) -> dict[str, dict[str, object]]:
                     ),
                 )
             )
-        mean_f1 = float(np.mean([v["macro_f1"] for v in per_source.values()]))
-        mean_fa = float(np.mean([v["false_alarm"] for v in per_source.values()]))
+        mean_f1 = float(np.mean([v["macro_f1"] for v in per_fold.values()]))
+        mean_fa = float(np.mean([v["false_alarm"] for v in per_fold.values()]))
         pooled[rule]["loso_mean_f1"], pooled[rule]["loso_mean_fa"] = mean_f1, mean_fa
-        print(f"  LOSO average over sources: macro-F1 {mean_f1:.3f}, false alarms {mean_fa:.1%}")
+        print(
+            f"  LOSO average over {len(per_fold)} held-out folds: macro-F1 {mean_f1:.3f}, "
+            f"false alarms {mean_fa:.1%}"
+        )
     return pooled
 
 
