@@ -45,6 +45,11 @@ BLAS thread (``peerlens.narrative.model.fit_classifier``).  On the shared 2-core
 batches 1-5 reproduces the earlier figures exactly.  The nested run (section 1) still needs one
 fit per pair of sources (about 290 for 17 sources), so ``--oof`` then ``--rules`` is the
 comparison that fits in a session.
+
+Folds: "source" above means a held-out fold.  Sources one collector scraped together
+(``peerlens.narrative.evaluation.LOSO_GROUPS``: batch 8's four comment sources, fold
+``cm_may2024``) are held out together in every fold this script makes, and the LOSO average is
+over folds.
 """
 
 from __future__ import annotations

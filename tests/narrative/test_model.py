@@ -110,7 +110,8 @@ def test_packaged_artifact_matches_a_fresh_training() -> None:
     assert shipped.meta["real_texts_sha256"] == DEV.checksums(batches)["real_texts_sha256"]
     fresh = train_release(DEV)
     provenance = ("real_batches", "real_items_sha256", "real_labels_sha256", "real_texts_sha256")
-    for key in (*provenance, "trained_on", "n_own", "n_real", "real_sources", "corpus_sha256"):
+    same = ("trained_on", "n_own", "n_real", "real_sources", "loso_groups", "corpus_sha256")
+    for key in (*provenance, *same):
         assert fresh.meta[key] == shipped.meta[key], key
     assert shipped.classes == fresh.classes
     assert shipped.config == fresh.config
