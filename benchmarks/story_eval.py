@@ -684,9 +684,9 @@ def main() -> None:
             OUT / f"story_loso_{name}.tsv", sep="\t", index=False
         )
         gold, got = data["label"][rows], pred[rows]
-        src = data["source"][rows]
+        src = data["source"][rows].map(loso_group)
         per_source = {}
-        print("  real sources, held out one at a time (threshold nested in the training folds):")
+        print("  real sources, one fold held out at a time (threshold nested in its training):")
         for s in sorted(set(src)):
             keep = (src == s).to_numpy()
             per_source[s] = scores(gold[keep].tolist(), list(got[keep]))
