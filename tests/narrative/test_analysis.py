@@ -308,7 +308,7 @@ def test_analyze_result_carries_model_version_and_checksums() -> None:
 
     npz = hashlib.sha256((model_dir() / "model.npz").read_bytes()).hexdigest()
     corpus = hashlib.sha256((model_dir() / "corpus.csv").read_bytes()).hexdigest()
-    result = analyze("me too, honestly. at least u have a job. what time is group?")
+    result = analyze("me too, honestly. at least u still have ur family. what time is group?")
     assert result.model_version == f"story-lr-1-{npz[:12]}"
     assert result.model["npz_sha256"] == npz and result.model["corpus_sha256"] == corpus
     frame = result.to_frame()

@@ -604,6 +604,14 @@ def test_every_pattern_is_used_and_compiles() -> None:
     sixth = [p.kind for p in patterns.values() if 6 in p.batches]
     assert sixth.count("upward") >= 5 and sixth.count("downward") >= 5
     assert sixth.count("look-alike") >= 3
+    # batch 7 (a training batch from five new communities) aims at both comparisons again
+    seventh = [p.kind for p in patterns.values() if 7 in p.batches]
+    assert seventh.count("upward") >= 5 and seventh.count("downward") >= 5
+    assert seventh.count("look-alike") >= 3 and "connection" in seventh
+    # batch 8 (a training batch of replies) aims at both comparisons again
+    eighth = [p.kind for p in patterns.values() if 8 in p.batches]
+    assert eighth.count("upward") >= 5 and eighth.count("downward") >= 5
+    assert eighth.count("look-alike") >= 2 and "connection" in eighth
 
 
 def test_sources_md_counts_match_the_keys() -> None:
@@ -637,3 +645,112 @@ def test_context_never_holds_a_tab(tmp_path: Path) -> None:
     for row in rebuilt:
         assert "\t" not in row["context"]
         assert "looked out at the sea" in row["context"]
+
+
+def test_batch_7_rows_rebuild_from_a_tiny_snapshot(tmp_path: Path) -> None:
+    # batch 7's committed sources and patterns, pointed at a two-file stand-in for the
+    # compilation: posts by id with their body, the moderators' and deleted ones dropped
+    import dataclasses
+
+    repo = tmp_path / "top"
+    (repo / "data").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    posts = {
+        "data/MMFB.csv": [
+            ("m1", "I was where you are. Now I'm two years clean. So can you!", ""),
+            ("m2", "At least you still have your friends &amp; family.\n> quoted seeker", ""),
+            ("m3", "Rules of this sub: be kind.", "moderator"),
+        ],
+        "data/getdisciplined.csv": [
+            ("g1", "Stop making excuses. Me too, I know how you feel. Just start today.", ""),
+            ("g2", "[deleted]", ""),
+        ],
+    }
+    for path, rows in posts.items():
+        with (repo / path).open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "title", "selftext", "distinguished"])
+            writer.writerows((id_, "a title", text, who) for id_, text, who in rows)
+    _git(repo, "add", "data")
+    _git(repo, "commit", "-q", "-m", "posts")
+    commit = _git(repo, "rev-parse", "HEAD")
+    seed, committed = brc.load_sources(REAL / "sources.json")
+    specs = [
+        dataclasses.replace(
+            spec,
+            commit=commit,
+            files={p: _git(repo, "rev-parse", f"HEAD:{p}") for p in spec.files},
+        )
+        for spec in committed
+        if spec.id in {"top_mmfb", "top_getdisciplined"}
+    ]
+    assert sorted({b for s in specs for b in s.samples}) == [7]
+    seventh = next(b for b in brc.load_batches(REAL / "sources.json") if b.batch == 7)
+    patterns = brc.load_patterns(REAL / "patterns.json")
+    snapshots = {s.id: brc.Snapshot(repo) for s in specs}
+    items = brc.sample_items(specs, snapshots, patterns, seed, [seventh])
+    # every sentence of the kept posts, each once, tagged with a batch-7 arm
+    assert {it["batch"] for it in items} == {"7"}
+    assert len(items) == 7
+    arms = {it["arm"] for it in items}
+    assert arms <= {"random", *(f"targeted:{n}" for n in brc.patterns_for(patterns, 7))}
+    rebuilt = {r["sentence"]: r for r in brc.rebuild(items, specs, snapshots)}
+    assert "At least you still have your friends & family." in rebuilt  # entity unescaped
+    assert rebuilt["So can you!"]["source"] == "top_mmfb"
+    assert rebuilt["Just start today."]["record_id"] == "g1"
+    assert not any("quoted" in s or "Rules" in s or "deleted" in s for s in rebuilt)
+    # a key whose sentence hash no longer matches its snapshot is reported, not rebuilt
+    items[0] = {**items[0], "sentence_sha256": "0" * 64}
+    with pytest.raises(brc.RealCorpusError, match=items[0]["item_id"]):
+        brc.rebuild(items, specs, snapshots)
+
+
+def test_batch_8_rows_rebuild_from_a_tiny_snapshot(tmp_path: Path) -> None:
+    # batch 8's committed sources and patterns, pointed at a stand-in for the comment files:
+    # one row per comment keyed by its post id, the post's author and bots dropped
+    import dataclasses
+
+    repo = tmp_path / "comments"
+    folder = repo / "mitch_work" / "data" / "comments"
+    folder.mkdir(parents=True)
+    _git(repo, "init", "-q")
+    comments = [
+        ("p1", "I was in your shoes a year ago. Now I'm doing well. You can too!", "ann", "False"),
+        ("p1", "Thanks, I needed that.", "op_writer", "True"),
+        ("p1", "At least you have friends &amp; a dog.", "ben", "False"),
+        ("p2", "Please read the rules of this sub.", "AutoModerator", "False"),
+        ("p2", "[deleted]", "", "False"),
+        ("p2", "Some people have it much worse. Me too, honestly.", "cat", "False"),
+    ]
+    seed, committed = brc.load_sources(REAL / "sources.json")
+    (source,) = [spec for spec in committed if spec.id == "cm_suicidewatch"]
+    (path,) = source.files
+    with (repo / path).open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ID", "Comment", "Author", "OP", "Post Date"])
+        writer.writerows((post, text, who, op, "1716159148.0") for post, text, who, op in comments)
+    _git(repo, "add", "mitch_work")
+    _git(repo, "commit", "-q", "-m", "comments")
+    commit = _git(repo, "rev-parse", "HEAD")
+    blob = _git(repo, "rev-parse", f"HEAD:{path}")
+    specs = [dataclasses.replace(source, commit=commit, files={path: blob})]
+    assert sorted({b for s in specs for b in s.samples}) == [8]
+    eighth = next(b for b in brc.load_batches(REAL / "sources.json") if b.batch == 8)
+    patterns = brc.load_patterns(REAL / "patterns.json")
+    snapshots = {s.id: brc.Snapshot(repo) for s in specs}
+    items = brc.sample_items(specs, snapshots, patterns, seed, [eighth])
+    # every sentence of the three kept comments, each once, tagged with a batch-8 arm
+    assert {it["batch"] for it in items} == {"8"}
+    assert len(items) == 6
+    arms = {it["arm"] for it in items}
+    assert arms <= {"random", *(f"targeted:{n}" for n in brc.patterns_for(patterns, 8))}
+    rebuilt = {r["sentence"]: r for r in brc.rebuild(items, specs, snapshots)}
+    assert "At least you have friends & a dog." in rebuilt  # entity unescaped
+    # no comment id in the files: a record is the post id and the comment's row number
+    assert rebuilt["You can too!"]["record_id"] == "p1:1"
+    assert rebuilt["Me too, honestly."]["record_id"] == "p2:6"
+    assert not any("Thanks" in s or "rules" in s or "deleted" in s for s in rebuilt)
+    # a key whose sentence hash no longer matches its snapshot is reported, not rebuilt
+    items[0] = {**items[0], "sentence_sha256": "0" * 64}
+    with pytest.raises(brc.RealCorpusError, match=items[0]["item_id"]):
+        brc.rebuild(items, specs, snapshots)

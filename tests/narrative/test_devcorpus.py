@@ -1,5 +1,6 @@
 """The development corpus loader: joins keys, labels and rebuilt texts, and refuses gaps."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from peerlens.narrative import NarrativeError
 from peerlens.narrative.devcorpus import (
     DevCorpusPaths,
     canonical_sha256,
+    held_out_batches,
     load_dev_corpus,
     neighbours_from_context,
 )
@@ -84,6 +86,40 @@ def test_only_the_asked_batches_are_loaded_and_need_texts(tmp_path: Path) -> Non
         load_dev_corpus(paths, batches=[1, 4])
 
 
+def _hold_out(paths: DevCorpusPaths, flag: object = True) -> None:
+    """Mark batch 2 held out in the keys' sources.json (batch 1 is not)."""
+    batches = {"1": {"distinct": "source"}, "2": {"distinct": "batch", "held_out": flag}}
+    paths.sources.write_text(json.dumps({"batches": batches, "sources": []}))
+
+
+def test_a_held_out_batch_never_enters_the_default_load(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    assert held_out_batches(paths) == frozenset()  # no sources.json: nothing held out
+    assert set(load_dev_corpus(paths)["batch"]) == {1, 2}
+    _hold_out(paths)
+    assert held_out_batches(paths) == frozenset({2})
+    frame = load_dev_corpus(paths)
+    assert frame["item_id"].tolist() == ["item1"]
+    assert 2 not in set(frame["batch"])
+
+
+def test_asking_for_a_held_out_batch_is_refused_unless_scoring(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    _hold_out(paths)
+    with pytest.raises(NarrativeError, match=r"sources\.json: batch 2 is held out"):
+        load_dev_corpus(paths, batches=[1, 2])
+    scored = load_dev_corpus(paths, batches=[2], include_held_out=True)
+    assert scored["item_id"].tolist() == ["item2"]
+    assert set(load_dev_corpus(paths, include_held_out=True)["batch"]) == {1, 2}
+
+
+def test_a_held_out_flag_that_is_not_a_boolean_is_an_error(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    _hold_out(paths, flag="yes")
+    with pytest.raises(NarrativeError, match="batch 2, held_out: 'yes' is not true or false"):
+        load_dev_corpus(paths)
+
+
 def test_a_batch_that_is_not_a_number_names_row_and_column(tmp_path: Path) -> None:
     paths = _paths(tmp_path, items=ITEMS.replace("item2,2,", "item2,two,"))
     with pytest.raises(NarrativeError, match=r"items\.csv: row 3, column batch: 'two'"):
@@ -151,3 +187,11 @@ def test_committed_labels_cover_whole_batches_and_give_a_reason_for_every_disput
     assert (labels.loc[disputed, "reason"] != "").all(), "an adjudicated item has no reason"
     assert set(labels["mixed"]) <= {"0", "1"}
     assert labels.loc[labels["mixed"] == "1", "final"].isin(["upward", "downward"]).all()
+
+
+def test_the_committed_held_out_batch_is_never_a_training_batch() -> None:
+    from peerlens.narrative.release import RELEASE_BATCHES
+
+    held = held_out_batches(DevCorpusPaths(REAL, REAL / "absent.tsv"))
+    assert 6 in held  # batch 6 is the held-out test batch (sources.json)
+    assert not held & set(RELEASE_BATCHES)

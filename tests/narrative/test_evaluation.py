@@ -7,11 +7,13 @@ from hypothesis import strategies as st
 
 from peerlens.narrative.corpus import LABELS
 from peerlens.narrative.evaluation import (
+    LOSO_GROUPS,
     apply_threshold,
     calibrate_class_thresholds,
     calibrate_threshold,
     class_thresholds,
     false_alarm_rate,
+    loso_group,
     source_folds,
 )
 
@@ -67,6 +69,21 @@ def test_source_folds_never_put_a_source_on_both_sides() -> None:
         assert fold.held_out not in train_src
         assert set(np.flatnonzero(team)) <= set(fold.train)  # own corpus always trains
         assert sorted([*fold.train, *fold.test]) == list(range(len(sources)))
+
+
+def test_sources_of_one_group_are_held_out_together() -> None:
+    group = loso_group("cm_bpd")
+    siblings = sorted(s for s, g in LOSO_GROUPS.items() if g == group)
+    assert len(siblings) > 1 and "cm_bpd" in siblings
+    sources = ["", "a", *siblings, "b", *siblings]
+    folds = list(source_folds(sources, always_train=np.array([s == "" for s in sources])))
+    assert [f.held_out for f in folds] == sorted(["a", "b", group])
+    grouped = next(f for f in folds if f.held_out == group)
+    assert {sources[i] for i in grouped.test} == set(siblings)
+    assert not {sources[i] for i in grouped.train} & set(siblings)
+    for fold in folds:
+        if fold.held_out != group:  # a sibling is never held out without the others
+            assert set(siblings) <= {sources[i] for i in fold.train}
 
 
 def test_calibration_without_calm_rows_returns_the_floor() -> None:

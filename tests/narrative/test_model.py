@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from peerlens.narrative import ModelArtifactError, load_corpus, load_model
+from peerlens.narrative import ModelArtifactError, NarrativeError, load_corpus, load_model
 from peerlens.narrative._text import normalize
 from peerlens.narrative.corpus import corpus_sha256
 from peerlens.narrative.devcorpus import DevCorpusPaths, dev_corpus_paths
@@ -88,6 +88,14 @@ def test_a_new_batch_keeps_the_record_valid_and_an_edited_trained_row_breaks_it(
     assert _stale_keys(shipped, copy) == ["real_labels_sha256"]
 
 
+def test_training_on_a_held_out_batch_is_refused(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    shutil.copytree(DEV.keys_dir, keys)
+    dev = DevCorpusPaths(keys, tmp_path / "absent.tsv")
+    with pytest.raises(NarrativeError, match="batch 6 is held out"):
+        train_release(dev, batches=(*RELEASE_BATCHES, 6))
+
+
 @pytest.mark.slow
 def test_packaged_artifact_matches_a_fresh_training() -> None:
     if not DEV.available():
@@ -102,7 +110,8 @@ def test_packaged_artifact_matches_a_fresh_training() -> None:
     assert shipped.meta["real_texts_sha256"] == DEV.checksums(batches)["real_texts_sha256"]
     fresh = train_release(DEV)
     provenance = ("real_batches", "real_items_sha256", "real_labels_sha256", "real_texts_sha256")
-    for key in (*provenance, "trained_on", "n_own", "n_real", "real_sources", "corpus_sha256"):
+    same = ("trained_on", "n_own", "n_real", "real_sources", "loso_groups", "corpus_sha256")
+    for key in (*provenance, *same):
         assert fresh.meta[key] == shipped.meta[key], key
     assert shipped.classes == fresh.classes
     assert shipped.config == fresh.config

@@ -14,7 +14,7 @@ class _Collect(HTMLParser):
 
 
 STORY = (
-    'I felt that too <script>alert("x")</script>. at least you have a job & a flat. '
+    'I felt that too <script>alert("x")</script>. at least you still have your family & a flat. '
     "Shall we meet on Tuesday?"
 )
 

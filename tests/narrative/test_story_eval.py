@@ -126,3 +126,26 @@ def test_rule_thresholds_for_a_source_are_set_without_its_rows() -> None:
             label=np.where(frame["source"] == "a", "upward", frame["label"]).tolist()
         )
         assert se.rule_predictions(flipped, rule)[1]["a"] == chosen["a"]
+
+
+def test_rule_thresholds_for_a_group_are_set_without_any_of_its_sources() -> None:
+    import numpy as np
+
+    from peerlens.narrative.corpus import LABELS
+    from peerlens.narrative.evaluation import LOSO_GROUPS, loso_group
+    from peerlens.narrative.release import calibrate_rule
+
+    group = loso_group("cm_bpd")
+    siblings = sorted(s for s, g in LOSO_GROUPS.items() if g == group)
+    rng = np.random.default_rng(5)
+    n = 30 * (len(siblings) + 1)
+    frame = pd.DataFrame(
+        rng.dirichlet(np.ones(4) * 0.5, size=n), columns=[f"p_{lab}" for lab in LABELS]
+    ).assign(source=["a", *siblings] * 30, label=[LABELS[i] for i in rng.integers(0, 4, size=n)])
+    _, chosen = se.rule_predictions(frame, "per_class")
+    assert set(chosen) == {"a", group}  # one threshold set per fold, not per sibling
+    only_a = frame[frame["source"] == "a"]
+    expected = calibrate_rule(
+        only_a[[f"p_{lab}" for lab in LABELS]].to_numpy(), only_a["label"].tolist(), "per_class"
+    )
+    assert chosen[group] == expected

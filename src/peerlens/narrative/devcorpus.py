@@ -6,6 +6,9 @@
 are rebuilt from snapshots of the source repositories by ``tools/build_real_corpus.py build``
 into ``benchmarks/out/real_corpus/real_corpus.tsv`` (git-ignored).  :func:`load_dev_corpus` joins
 the three, for every labelled batch (``batch`` in ``items.csv``) or only the batches asked for.
+Batches marked ``"held_out": true`` in ``sources.json`` are the held-out test batches: they are
+left out unless the caller asks to score them (``include_held_out``), so no training or
+model-choice path can take them in by default (:func:`held_out_batches`).
 :meth:`DevCorpusPaths.checksums` fingerprints exactly the rows of the given batches in a canonical
 form, so a model records what it was trained on and a later batch appended to
 ``items.csv``/``labels.tsv`` leaves that record valid, while editing any of its rows does not.
@@ -30,6 +33,7 @@ __all__ = [
     "DevCorpusPaths",
     "canonical_sha256",
     "dev_corpus_paths",
+    "held_out_batches",
     "load_dev_corpus",
     "neighbours_from_context",
 ]
@@ -51,6 +55,10 @@ class DevCorpusPaths:
     @property
     def labels(self) -> Path:
         return self.keys_dir / "labels.tsv"
+
+    @property
+    def sources(self) -> Path:
+        return self.keys_dir / "sources.json"
 
     def available(self) -> bool:
         """True when the keys, the labels and the rebuilt texts are all present."""
@@ -169,7 +177,37 @@ def neighbours_from_context(context: str) -> tuple[str, str]:
     return (prev[-1] if prev else ""), (nxt[0] if nxt else "")
 
 
-def load_dev_corpus(paths: DevCorpusPaths, batches: Collection[int] | None = None) -> pd.DataFrame:
+def held_out_batches(paths: DevCorpusPaths) -> frozenset[int]:
+    """The batches ``sources.json`` marks ``"held_out": true`` (none if it has no such file).
+
+    Raises
+    ------
+    NarrativeError
+        If ``sources.json`` is not JSON, or a batch's ``held_out`` is not ``true``/``false``.
+    """
+    if not paths.sources.is_file():
+        return frozenset()
+    try:
+        batches = json.loads(paths.sources.read_text(encoding="utf-8")).get("batches", {})
+    except (ValueError, AttributeError) as exc:
+        raise NarrativeError(f"{paths.sources}: not a JSON object with batches ({exc})") from exc
+    held: set[int] = set()
+    for key, spec in batches.items():
+        flag = spec.get("held_out", False) if isinstance(spec, dict) else False
+        if not isinstance(flag, bool):
+            raise NarrativeError(
+                f"{paths.sources}: batch {key}, held_out: {flag!r} is not true or false"
+            )
+        if flag:
+            held.add(int(key))
+    return frozenset(held)
+
+
+def load_dev_corpus(
+    paths: DevCorpusPaths,
+    batches: Collection[int] | None = None,
+    include_held_out: bool = False,
+) -> pd.DataFrame:
     """Load the labelled real sentences with their source, batch, labels and neighbours.
 
     Parameters
@@ -178,7 +216,12 @@ def load_dev_corpus(paths: DevCorpusPaths, batches: Collection[int] | None = Non
         Keys, labels and rebuilt texts (see :func:`dev_corpus_paths`).
     batches : collection of int, optional
         Load only the items of these batches (each must have labelled items); every labelled
-        item by default.  Only the loaded items need rebuilt texts.
+        item of a batch that is not held out by default.  Only the loaded items need rebuilt
+        texts.
+    include_held_out : bool
+        Allow the held-out batches (:func:`held_out_batches`): only to score a finished model
+        on them, never to train or choose one.  Without it, asking for a held-out batch is an
+        error and the default leaves them out.
 
     Returns
     -------
@@ -193,10 +236,18 @@ def load_dev_corpus(paths: DevCorpusPaths, batches: Collection[int] | None = Non
     ------
     NarrativeError
         If a file is missing, a label or batch is malformed, a requested batch has no labelled
-        items, or a loaded item has no rebuilt text (the message says to rerun the rebuild).
+        items or is held out (without ``include_held_out``), or a loaded item has no rebuilt
+        text (the message says to rerun the rebuild).
     """
     import pandas as pd
 
+    held = frozenset() if include_held_out else held_out_batches(paths)
+    asked_held = sorted(set(batches or ()) & held)
+    if asked_held:
+        raise NarrativeError(
+            f"{paths.sources}: batch {asked_held[0]} is held out (held_out: true); it may only "
+            "be scored, with include_held_out=True, never trained or tuned on"
+        )
     items, labels = _read_keys(paths)
     _require(paths.rebuilt)
     texts = pd.read_csv(paths.rebuilt, sep="\t", quoting=3, **_READ)  # type: ignore[call-overload]
@@ -217,6 +268,7 @@ def load_dev_corpus(paths: DevCorpusPaths, batches: Collection[int] | None = Non
         if empty:
             raise NarrativeError(f"{paths.labels}: no labelled items of batch {empty[0]}")
         frame = frame[frame["batch"].isin(set(batches))]
+    frame = frame[~frame["batch"].isin(held)]
     frame = frame.merge(texts[["item_id", "sentence", "context"]], on="item_id", how="left")
     absent = frame["sentence"].isna()
     if absent.any():

@@ -47,6 +47,7 @@ __all__ = [
     "calibrate_threshold",
     "class_thresholds",
     "false_alarm_rate",
+    "loso_group",
     "source_folds",
 ]
 
@@ -274,6 +275,30 @@ def calibrate_class_thresholds(
     return out
 
 
+#: Real sources held out together in leave-one-source-out: sources one collector scraped in one
+#: run share more than a subreddit's style (the collector's filters, the month, often the same
+#: threads' vocabulary), so holding one out while its siblings train would flatter the model.
+#: Batch 8's four comment sources (one May 2024 PRAW scrape, ``docs/story.md``, "Batch 1-5 + 7 +
+#: 8 retrain") form one fold; every other source is its own fold.
+LOSO_GROUPS: Mapping[str, str] = {
+    "cm_bpd": "cm_may2024",
+    "cm_bpdrecovery": "cm_may2024",
+    "cm_mentalhealth": "cm_may2024",
+    "cm_suicidewatch": "cm_may2024",
+}
+
+
+def loso_group(source: str) -> str:
+    """The leave-one-source-out fold a source is held out in (itself unless in :data:`LOSO_GROUPS`).
+
+    Examples
+    --------
+    >>> loso_group("cm_bpd"), loso_group("reddit_mh7"), loso_group("")
+    ('cm_may2024', 'reddit_mh7', '')
+    """
+    return LOSO_GROUPS.get(source, source)
+
+
 @dataclass(frozen=True)
 class SourceFold:
     """One leave-one-source-out fold: row positions to train on and to test on."""
@@ -286,28 +311,30 @@ class SourceFold:
 def source_folds(
     sources: Sequence[str], always_train: np.ndarray | None = None
 ) -> Iterator[SourceFold]:
-    """Yield leave-one-source-out folds.
+    """Yield leave-one-source-out folds, sources of one :data:`LOSO_GROUPS` group held out together.
 
     Parameters
     ----------
     sources : sequence of str
         The source of each row; rows whose source is ``""`` (e.g. the project's own corpus) are
-        never held out.
+        never held out.  A fold is named by the group (:func:`loso_group`).
     always_train : numpy.ndarray of bool, optional
         Rows that are in every training set regardless of source.
 
     Yields
     ------
     SourceFold
-        One per distinct non-empty source, in sorted order; no source appears in both ``train``
+        One per distinct non-empty group, in sorted order; no source appears in both ``train``
         and ``test``.
 
     Examples
     --------
     >>> [(f.held_out, f.train.tolist(), f.test.tolist()) for f in source_folds(["a", "b", "", "a"])]
     [('a', [1, 2], [0, 3]), ('b', [0, 2, 3], [1])]
+    >>> [(f.held_out, f.test.tolist()) for f in source_folds(["cm_bpd", "a", "cm_suicidewatch"])]
+    [('a', [1]), ('cm_may2024', [0, 2])]
     """
-    src = np.asarray(sources, dtype=object)
+    src = np.asarray([loso_group(str(s)) for s in sources], dtype=object)
     keep = np.zeros(len(src), dtype=bool) if always_train is None else np.asarray(always_train)
     for name in sorted({s for s in src.tolist() if s}):
         test = (src == name) & ~keep
