@@ -37,7 +37,7 @@ UPWARD: tuple[str, ...] = (
     "I got through it by pushing myself, and you can do the same if you try.",
     "I turned my life around in six months, you just need to want it as much as I did.",
     "Look at me now, if I can do it anyone can.",
-    "I never let it stop me, so there is no reason it should stop you.",
+    "I never let it stop me, so you should not let it stop you either.",
     "I stopped drinking overnight, so you should be able to as well.",
     "I was worse than you and I recovered, so you have no excuse.",
     "When I was where you are I just got on with it and beat it.",
