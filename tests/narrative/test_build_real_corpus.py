@@ -647,6 +647,32 @@ def test_context_never_holds_a_tab(tmp_path: Path) -> None:
         assert "looked out at the sea" in row["context"]
 
 
+def _draw_and_rebuild(
+    repo: Path, specs: list[Any], seed: int, batch: int
+) -> tuple[list[dict[str, str]], dict[str, dict[str, str]]]:
+    """Draw ``batch`` from committed source specs pointed at the tiny snapshot ``repo``, check
+    every item carries one of that batch's arms, and rebuild it: the items and the rebuilt rows
+    by sentence."""
+    assert sorted({b for s in specs for b in s.samples}) == [batch]
+    spec = next(b for b in brc.load_batches(REAL / "sources.json") if b.batch == batch)
+    patterns = brc.load_patterns(REAL / "patterns.json")
+    snapshots = {s.id: brc.Snapshot(repo) for s in specs}
+    items = brc.sample_items(specs, snapshots, patterns, seed, [spec])
+    assert {it["batch"] for it in items} == {str(batch)}
+    arms = {it["arm"] for it in items}
+    assert arms <= {"random", *(f"targeted:{n}" for n in brc.patterns_for(patterns, batch))}
+    rebuilt = {r["sentence"]: r for r in brc.rebuild(items, specs, snapshots)}
+    return items, rebuilt
+
+
+def _assert_stale_key_refused(repo: Path, specs: list[Any], items: list[dict[str, str]]) -> None:
+    """A key whose sentence hash no longer matches its snapshot is reported, not rebuilt."""
+    snapshots = {s.id: brc.Snapshot(repo) for s in specs}
+    stale = [{**items[0], "sentence_sha256": "0" * 64}, *items[1:]]
+    with pytest.raises(brc.RealCorpusError, match=items[0]["item_id"]):
+        brc.rebuild(stale, specs, snapshots)
+
+
 def test_batch_7_rows_rebuild_from_a_tiny_snapshot(tmp_path: Path) -> None:
     # batch 7's committed sources and patterns, pointed at a two-file stand-in for the
     # compilation: posts by id with their body, the moderators' and deleted ones dropped
@@ -684,25 +710,14 @@ def test_batch_7_rows_rebuild_from_a_tiny_snapshot(tmp_path: Path) -> None:
         for spec in committed
         if spec.id in {"top_mmfb", "top_getdisciplined"}
     ]
-    assert sorted({b for s in specs for b in s.samples}) == [7]
-    seventh = next(b for b in brc.load_batches(REAL / "sources.json") if b.batch == 7)
-    patterns = brc.load_patterns(REAL / "patterns.json")
-    snapshots = {s.id: brc.Snapshot(repo) for s in specs}
-    items = brc.sample_items(specs, snapshots, patterns, seed, [seventh])
     # every sentence of the kept posts, each once, tagged with a batch-7 arm
-    assert {it["batch"] for it in items} == {"7"}
+    items, rebuilt = _draw_and_rebuild(repo, specs, seed, 7)
     assert len(items) == 7
-    arms = {it["arm"] for it in items}
-    assert arms <= {"random", *(f"targeted:{n}" for n in brc.patterns_for(patterns, 7))}
-    rebuilt = {r["sentence"]: r for r in brc.rebuild(items, specs, snapshots)}
     assert "At least you still have your friends & family." in rebuilt  # entity unescaped
     assert rebuilt["So can you!"]["source"] == "top_mmfb"
     assert rebuilt["Just start today."]["record_id"] == "g1"
     assert not any("quoted" in s or "Rules" in s or "deleted" in s for s in rebuilt)
-    # a key whose sentence hash no longer matches its snapshot is reported, not rebuilt
-    items[0] = {**items[0], "sentence_sha256": "0" * 64}
-    with pytest.raises(brc.RealCorpusError, match=items[0]["item_id"]):
-        brc.rebuild(items, specs, snapshots)
+    _assert_stale_key_refused(repo, specs, items)
 
 
 def test_batch_8_rows_rebuild_from_a_tiny_snapshot(tmp_path: Path) -> None:
@@ -734,23 +749,12 @@ def test_batch_8_rows_rebuild_from_a_tiny_snapshot(tmp_path: Path) -> None:
     commit = _git(repo, "rev-parse", "HEAD")
     blob = _git(repo, "rev-parse", f"HEAD:{path}")
     specs = [dataclasses.replace(source, commit=commit, files={path: blob})]
-    assert sorted({b for s in specs for b in s.samples}) == [8]
-    eighth = next(b for b in brc.load_batches(REAL / "sources.json") if b.batch == 8)
-    patterns = brc.load_patterns(REAL / "patterns.json")
-    snapshots = {s.id: brc.Snapshot(repo) for s in specs}
-    items = brc.sample_items(specs, snapshots, patterns, seed, [eighth])
     # every sentence of the three kept comments, each once, tagged with a batch-8 arm
-    assert {it["batch"] for it in items} == {"8"}
+    items, rebuilt = _draw_and_rebuild(repo, specs, seed, 8)
     assert len(items) == 6
-    arms = {it["arm"] for it in items}
-    assert arms <= {"random", *(f"targeted:{n}" for n in brc.patterns_for(patterns, 8))}
-    rebuilt = {r["sentence"]: r for r in brc.rebuild(items, specs, snapshots)}
     assert "At least you have friends & a dog." in rebuilt  # entity unescaped
     # no comment id in the files: a record is the post id and the comment's row number
     assert rebuilt["You can too!"]["record_id"] == "p1:1"
     assert rebuilt["Me too, honestly."]["record_id"] == "p2:6"
     assert not any("Thanks" in s or "rules" in s or "deleted" in s for s in rebuilt)
-    # a key whose sentence hash no longer matches its snapshot is reported, not rebuilt
-    items[0] = {**items[0], "sentence_sha256": "0" * 64}
-    with pytest.raises(brc.RealCorpusError, match=items[0]["item_id"]):
-        brc.rebuild(items, specs, snapshots)
+    _assert_stale_key_refused(repo, specs, items)
