@@ -42,9 +42,11 @@ batch never repeats a sentence (by SHA-256) of an earlier one, so drawing batch 
 item ids and hashes as they were.  ``sample --append N`` keeps the earlier batches' rows and draws
 only batch N, exactly as a full re-sample would, from the snapshots of its sources alone.
 
-Sources are CSV or Excel tables (a record per row, or rows grouped), or texts read by paragraph:
-``markdown`` (blank-line paragraphs, ``#`` headings naming the section) and ``html_paragraphs``
-(the ``<p>`` elements of an HTML text, or of HTML held in a script).
+Sources are CSV or Excel tables (a record per row, rows grouped, or with ``split_text`` the
+comments a row joins with a separator), or texts read by paragraph: ``markdown`` (blank-line
+paragraphs, ``#`` headings naming the section) and ``html_paragraphs`` (the ``<p>`` elements of
+an HTML text, or of HTML held in a script).  A comment file with no is-submitter flag can drop
+the post's author's own comments through ``drop_post_author`` (a lookup in the posts table).
 
 Exit status 2 on any problem (missing snapshot, wrong commit, changed file, hash mismatch), with
 every failing item listed.
@@ -67,6 +69,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from peerlens import PeerlensError
 from peerlens.narrative.splitting import split_sentences
@@ -254,20 +257,20 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
     return int(data["seed"]), specs
 
 
-def _post_authors(raw: Mapping[str, object] | None) -> PostAuthors | None:
-    """``drop_post_author`` of a source in ``sources.json`` (KeyError when a key is missing)."""
+def _post_authors(raw: Mapping[str, Any] | None) -> PostAuthors | None:
+    """``drop_post_author`` of a source in ``sources.json`` (KeyError naming a missing key)."""
     if raw is None:
         return None
-    files = raw["files"]
-    if not isinstance(files, Mapping):
-        raise KeyError("drop_post_author.files")
-    return PostAuthors(
-        post=str(raw["post"]),
-        author=str(raw["author"]),
-        posts_id=str(raw["posts_id"]),
-        posts_author=str(raw["posts_author"]),
-        files={str(k): (str(v["path"]), str(v["blob"])) for k, v in files.items()},
-    )
+    try:
+        return PostAuthors(
+            post=str(raw["post"]),
+            author=str(raw["author"]),
+            posts_id=str(raw["posts_id"]),
+            posts_author=str(raw["posts_author"]),
+            files={str(k): (str(v["path"]), str(v["blob"])) for k, v in raw["files"].items()},
+        )
+    except KeyError as exc:
+        raise KeyError(f"drop_post_author.{exc.args[0]}") from exc
 
 
 def load_batches(path: Path) -> list[BatchSpec]:
