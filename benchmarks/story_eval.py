@@ -47,9 +47,9 @@ fit per pair of sources (about 290 for 17 sources), so ``--oof`` then ``--rules`
 comparison that fits in a session.
 
 Folds: "source" above means a held-out fold.  Sources one collector scraped together
-(``peerlens.narrative.evaluation.LOSO_GROUPS``: batch 8's four comment sources, fold
-``cm_may2024``) are held out together in every fold this script makes, and the LOSO average is
-over folds.
+(``peerlens.narrative.evaluation.LOSO_GROUPS``: batch 8's four comment sources and batch 9's
+``cm_bpd_search``, fold ``cm_may2024``) are held out together in every fold this script makes,
+and the LOSO average is over folds.
 """
 
 from __future__ import annotations

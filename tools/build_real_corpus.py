@@ -42,9 +42,11 @@ batch never repeats a sentence (by SHA-256) of an earlier one, so drawing batch 
 item ids and hashes as they were.  ``sample --append N`` keeps the earlier batches' rows and draws
 only batch N, exactly as a full re-sample would, from the snapshots of its sources alone.
 
-Sources are CSV or Excel tables (a record per row, or rows grouped), or texts read by paragraph:
-``markdown`` (blank-line paragraphs, ``#`` headings naming the section) and ``html_paragraphs``
-(the ``<p>`` elements of an HTML text, or of HTML held in a script).
+Sources are CSV or Excel tables (a record per row, rows grouped, or with ``split_text`` the
+comments a row joins with a separator), or texts read by paragraph: ``markdown`` (blank-line
+paragraphs, ``#`` headings naming the section) and ``html_paragraphs`` (the ``<p>`` elements of
+an HTML text, or of HTML held in a script).  A comment file with no is-submitter flag can drop
+the post's author's own comments through ``drop_post_author`` (a lookup in the posts table).
 
 Exit status 2 on any problem (missing snapshot, wrong commit, changed file, hash mismatch), with
 every failing item listed.
@@ -67,6 +69,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from peerlens import PeerlensError
 from peerlens.narrative.splitting import split_sentences
@@ -134,6 +137,22 @@ class TargetPattern:
 
 
 @dataclass(frozen=True)
+class PostAuthors:
+    """Where a comment file's posts name their authors, so the post author's own comments drop.
+
+    For comment files with no is-submitter flag: each comment's ``post`` column is looked up
+    (by ``posts_id``) in the posts table pinned in ``files`` (comment file -> posts file, blob
+    id), and a comment whose ``author`` is that post's ``posts_author`` is not eligible.
+    """
+
+    post: str
+    author: str
+    posts_id: str
+    posts_author: str
+    files: Mapping[str, tuple[str, str]]  # comment file -> (posts file, its git blob id)
+
+
+@dataclass(frozen=True)
 class SourceSpec:
     """One source as described in ``sources.json``."""
 
@@ -154,6 +173,10 @@ class SourceSpec:
     # one record, their texts joined line by line in ``order_by`` (numeric) order
     group_by: tuple[str, ...] = ()
     order_by: str | None = None
+    # a row whose text holds several comments joined by this separator: each is its own record
+    # (id: the row's record id, ``:`` and the comment's 1-based position in the row)
+    split_text: str | None = None
+    drop_post_author: PostAuthors | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +228,8 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
                 },
                 group_by=tuple(str(c) for c in raw.get("group_by", ())),
                 order_by=None if raw.get("order_by") is None else str(raw["order_by"]),
+                split_text=None if raw.get("split_text") is None else str(raw["split_text"]),
+                drop_post_author=_post_authors(raw.get("drop_post_author")),
             )
         except KeyError as exc:
             raise RealCorpusError(f"{where}: missing key {exc}") from exc
@@ -219,11 +244,33 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
             raise RealCorpusError(f"{where}: clean {spec.clean!r} not in {sorted(_CLEANERS)}")
         if bool(spec.group_by) != (spec.order_by is not None):
             raise RealCorpusError(f"{where}: group_by and order_by go together")
+        if spec.split_text == "" or (spec.split_text is not None and spec.group_by):
+            raise RealCorpusError(f"{where}: split_text must be non-empty and without group_by")
+        lookup = spec.drop_post_author
+        if lookup is not None and set(lookup.files) - set(spec.files):
+            unknown_files = sorted(set(lookup.files) - set(spec.files))
+            raise RealCorpusError(f"{where}: drop_post_author names unread files {unknown_files}")
         specs.append(spec)
     ids = [s.id for s in specs]
     if len(set(ids)) != len(ids):
         raise RealCorpusError(f"{path}: source ids are not unique: {ids}")
     return int(data["seed"]), specs
+
+
+def _post_authors(raw: Mapping[str, Any] | None) -> PostAuthors | None:
+    """``drop_post_author`` of a source in ``sources.json`` (KeyError naming a missing key)."""
+    if raw is None:
+        return None
+    try:
+        return PostAuthors(
+            post=str(raw["post"]),
+            author=str(raw["author"]),
+            posts_id=str(raw["posts_id"]),
+            posts_author=str(raw["posts_author"]),
+            files={str(k): (str(v["path"]), str(v["blob"])) for k, v in raw["files"].items()},
+        )
+    except KeyError as exc:
+        raise KeyError(f"drop_post_author.{exc.args[0]}") from exc
 
 
 def load_batches(path: Path) -> list[BatchSpec]:
@@ -513,26 +560,58 @@ def _rows(data: bytes, fmt: str, where: str) -> Iterable[dict[str, str]]:
         book.close()
 
 
+def _post_author_of(spec: SourceSpec, snapshot: Snapshot, path: str) -> dict[str, str] | None:
+    """Post id -> the post's author, for a comment file with a ``drop_post_author`` lookup."""
+    lookup = spec.drop_post_author
+    if lookup is None or path not in lookup.files:
+        return None
+    posts_path, blob = lookup.files[path]
+    where = f"source {spec.id}: {posts_path}"
+    authors: dict[str, str] = {}
+    for n, row in enumerate(
+        _rows(snapshot.read(spec.commit, posts_path, blob, spec.id), "csv", where)
+    ):
+        missing = [c for c in (lookup.posts_id, lookup.posts_author) if c not in row]
+        if missing:
+            raise RealCorpusError(f"{where}: no column(s) {missing}")
+        post = row[lookup.posts_id]
+        if authors.setdefault(post, row[lookup.posts_author]) != row[lookup.posts_author]:
+            raise RealCorpusError(f"{where}: data row {n + 1}: post {post} has two authors")
+    return authors
+
+
+#: Author values that name nobody (a deleted account): never taken for the post's author.
+_NO_AUTHOR = frozenset({"", "None", "[deleted]"})
+
+
 def read_records(spec: SourceSpec, snapshot: Snapshot) -> dict[tuple[str, str], str]:
     """The cleaned text of every eligible record: ``(path, record_id) -> text``, in file order.
 
     A record is eligible when every ``keep`` column holds one of its values, no ``drop`` column
     holds one of its values, no ``drop_match`` column matches its regular expression (whole
-    value), its cleaned text is not empty and, with ``drop_repeated`` = n, that text does not
-    occur n or more times in the source (bot messages, moderators' templates, spam).  With
-    ``group_by``, the eligible rows sharing those columns' values are one record (id: the values
-    joined by ``:``), their cleaned texts one line each in ``order_by`` order.
+    value), with ``drop_post_author`` it is not by the author of the post it comments on, its
+    cleaned text is not empty and, with ``drop_repeated`` = n, that text does not occur n or
+    more times in the source (bot messages, moderators' templates, spam).  With ``group_by``,
+    the eligible rows sharing those columns' values are one record (id: the values joined by
+    ``:``), their cleaned texts one line each in ``order_by`` order.  With ``split_text``, each
+    piece of a row's text between separators is a record of its own (id: the row's, ``:`` and
+    the piece's 1-based position), and a piece that is a ``drop`` value of the text column
+    (``[removed]``) is dropped on its own.
     """
     snapshot.require_commit(spec.commit, spec.id)
     clean = _CLEANERS[spec.clean]
     records: dict[tuple[str, str], str] = {}
+    lookup = spec.drop_post_author
     for path, blob in spec.files.items():
         where = f"source {spec.id}: {path}"
         data = snapshot.read(spec.commit, path, blob, spec.id)
+        post_author = _post_author_of(spec, snapshot, path)
         groups: dict[str, list[tuple[float, str]]] = {}
         for n, row in enumerate(_rows(data, spec.format, where)):
             row = {**row, ROW_NUMBER: str(n + 1)}
             needed = (*spec.record_id, spec.text, *spec.group_by, *filter(None, [spec.order_by]))
+            if post_author is not None and lookup is not None:
+                needed = (*needed, lookup.post, lookup.author)
             missing = [c for c in needed if c not in row]
             if missing:
                 raise RealCorpusError(f"{where}: no column(s) {missing}")
@@ -542,24 +621,39 @@ def read_records(spec: SourceSpec, snapshot: Snapshot) -> dict[tuple[str, str], 
                 continue
             if any(rx.fullmatch(row.get(c, "")) for c, rx in spec.drop_match.items()):
                 continue
-            text = clean(row[spec.text])
-            if not text:
-                continue
-            if spec.group_by and spec.order_by is not None:
-                try:
-                    order = float(row[spec.order_by])
-                except ValueError as exc:
-                    raise RealCorpusError(
-                        f"{where}: data row {n + 1}: {spec.order_by} {row[spec.order_by]!r} "
-                        "is not a number"
-                    ) from exc
-                group = ":".join(row[c] for c in spec.group_by)
-                groups.setdefault(group, []).append((order, text))
-                continue
-            key = (path, ":".join(row[c] for c in spec.record_id))
-            if key in records:
-                raise RealCorpusError(f"{where}: data row {n + 1}: record id {key[1]} repeats")
-            records[key] = text
+            if post_author is not None and lookup is not None:
+                author = row[lookup.author]
+                if author not in _NO_AUTHOR and post_author.get(row[lookup.post]) == author:
+                    continue
+            record_id = ":".join(row[c] for c in spec.record_id)
+            if spec.split_text is None:
+                pieces = [(record_id, row[spec.text])]
+            else:
+                dropped = spec.drop.get(spec.text, ())
+                pieces = [
+                    (f"{record_id}:{k}", piece)
+                    for k, piece in enumerate(row[spec.text].split(spec.split_text), start=1)
+                    if piece.strip() not in dropped
+                ]
+            for piece_id, raw in pieces:
+                text = clean(raw)
+                if not text:
+                    continue
+                if spec.group_by and spec.order_by is not None:
+                    try:
+                        order = float(row[spec.order_by])
+                    except ValueError as exc:
+                        raise RealCorpusError(
+                            f"{where}: data row {n + 1}: {spec.order_by} "
+                            f"{row[spec.order_by]!r} is not a number"
+                        ) from exc
+                    group = ":".join(row[c] for c in spec.group_by)
+                    groups.setdefault(group, []).append((order, text))
+                    continue
+                key = (path, piece_id)
+                if key in records:
+                    raise RealCorpusError(f"{where}: data row {n + 1}: record id {key[1]} repeats")
+                records[key] = text
         for group, lines in groups.items():
             records[(path, group)] = "\n".join(text for _, text in sorted(lines))
     if spec.drop_repeated is not None:

@@ -612,6 +612,10 @@ def test_every_pattern_is_used_and_compiles() -> None:
     eighth = [p.kind for p in patterns.values() if 8 in p.batches]
     assert eighth.count("upward") >= 5 and eighth.count("downward") >= 5
     assert eighth.count("look-alike") >= 2 and "connection" in eighth
+    # batch 9 (a training batch of replies) aims above all at upward comparison, the scarcest
+    ninth = [p.kind for p in patterns.values() if 9 in p.batches]
+    assert ninth.count("upward") >= 8 and ninth.count("upward") > ninth.count("downward") >= 5
+    assert ninth.count("look-alike") >= 2 and "connection" in ninth
 
 
 def test_sources_md_counts_match_the_keys() -> None:
@@ -758,3 +762,156 @@ def test_batch_8_rows_rebuild_from_a_tiny_snapshot(tmp_path: Path) -> None:
     assert rebuilt["Me too, honestly."]["record_id"] == "p2:6"
     assert not any("Thanks" in s or "rules" in s or "deleted" in s for s in rebuilt)
     _assert_stale_key_refused(repo, specs, items)
+
+
+def test_batch_9_rows_rebuild_from_tiny_snapshots(tmp_path: Path) -> None:
+    # batch 9's committed sources and patterns, pointed at stand-ins for the two collectors'
+    # files: r/BPD keyword-search comments with no is-submitter flag (the post's author is looked
+    # up in the search file and dropped), and rows of comments joined by " || "
+    import dataclasses
+
+    seed, committed = brc.load_sources(REAL / "sources.json")
+    by_id = {spec.id: spec for spec in committed}
+
+    search = tmp_path / "search"
+    (search / "Scraping_Reddit_for_Data").mkdir(parents=True)
+    _git(search, "init", "-q")
+    comments_path = "Scraping_Reddit_for_Data/recovery_comments.csv"
+    posts_path = "Scraping_Reddit_for_Data/recovery_search.csv"
+    comments = [
+        ("I was in your shoes. Now I'm in remission. You can too!", "ann", "p1"),
+        ("Thank you all, this helps.", "poster", "p1"),  # the post's author: dropped
+        ("At least you have a therapist &amp; a plan.", "poster", "p2"),  # not p2's author
+        ("I'm a bot, beep.", "helpful_bot", "p2"),
+        ("[deleted]", "None", "p2"),
+        ("Me too. It took me years.", "None", "p3"),  # p3's author deleted: kept
+    ]
+    with (search / comments_path).open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["", "Comment", "Author", "Post"])
+        writer.writerows((n, *row) for n, row in enumerate(comments))
+    with (search / posts_path).open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["", "Title", "Post Author", "ID"])
+        writer.writerows([(0, "t", "poster", "p1"), (1, "t", "carl", "p2"), (2, "t", "None", "p3")])
+    _git(search, "add", "Scraping_Reddit_for_Data")
+    _git(search, "commit", "-q", "-m", "search")
+
+    joined = tmp_path / "joined"
+    (joined / "data").mkdir(parents=True)
+    _git(joined, "init", "-q")
+    hot_path = "data/mental_health_dataset.csv"
+    rows = [
+        ("Trust me, it gets better. || [removed] || Others have it worse, you know.", "depression"),
+        ("", "Anxiety"),  # a post without comments
+        ("Same here. I'm living proof that it can change.", "SuicideWatch"),
+    ]
+    with (joined / hot_path).open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["title", "selftext", "comments", "created", "score", "url", "subreddit"])
+        writer.writerows(
+            ("t", "s", text, "1.0", "1", f"u{n}", sub) for n, (text, sub) in enumerate(rows)
+        )
+    _git(joined, "add", "data")
+    _git(joined, "commit", "-q", "-m", "hot")
+
+    lookup = by_id["cm_bpd_search"].drop_post_author
+    assert lookup is not None and comments_path in lookup.files
+    specs = [
+        dataclasses.replace(
+            by_id["cm_bpd_search"],
+            commit=_git(search, "rev-parse", "HEAD"),
+            files={comments_path: _git(search, "rev-parse", f"HEAD:{comments_path}")},
+            drop_post_author=dataclasses.replace(
+                lookup,
+                files={
+                    comments_path: (posts_path, _git(search, "rev-parse", f"HEAD:{posts_path}"))
+                },
+            ),
+        ),
+        dataclasses.replace(
+            by_id["cm_hot_mh4"],
+            commit=_git(joined, "rev-parse", "HEAD"),
+            files={hot_path: _git(joined, "rev-parse", f"HEAD:{hot_path}")},
+        ),
+    ]
+    repos = {"cm_bpd_search": search, "cm_hot_mh4": joined}
+    snapshots = {s.id: brc.Snapshot(repos[s.id]) for s in specs}
+    batch = next(b for b in brc.load_batches(REAL / "sources.json") if b.batch == 9)
+    patterns = brc.load_patterns(REAL / "patterns.json")
+    items = brc.sample_items(specs, snapshots, patterns, seed, [batch])
+    assert {it["batch"] for it in items} == {"9"}
+    assert {it["arm"] for it in items} <= {
+        "random",
+        *(f"targeted:{n}" for n in brc.patterns_for(patterns, 9)),
+    }
+    rebuilt = {r["sentence"]: r for r in brc.rebuild(items, specs, snapshots)}
+    # the kept comments' sentences, each once: 3 + 1 + 2 (search) and 1 + 1 + 2 (joined)
+    assert len(items) == len(rebuilt) == 10
+    assert rebuilt["You can too!"]["record_id"] == "p1:1"
+    assert "At least you have a therapist & a plan." in rebuilt  # entity unescaped
+    assert rebuilt["It took me years."]["record_id"] == "p3:6"
+    assert not any("Thank you" in s or "bot" in s or "deleted" in s for s in rebuilt)
+    # a joined row is one record per comment: row number and the comment's place in the row
+    assert rebuilt["Trust me, it gets better."]["record_id"] == "1:1"
+    assert rebuilt["Others have it worse, you know."]["record_id"] == "1:3"
+    assert rebuilt["Others have it worse, you know."]["context"] == (
+        "[[Others have it worse, you know.]]"
+    )
+    assert rebuilt["Same here."]["record_id"] == "3:1"
+    assert not any("removed" in s or "||" in s for s in rebuilt)
+    # a post whose author changes between rows of the search file is refused, not guessed
+    with (search / posts_path).open("a", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerow([3, "t", "someone_else", "p1"])
+    _git(search, "commit", "-qam", "p1 twice")
+    moved = dataclasses.replace(
+        specs[0],
+        commit=_git(search, "rev-parse", "HEAD"),
+        drop_post_author=dataclasses.replace(
+            lookup,
+            files={comments_path: (posts_path, _git(search, "rev-parse", f"HEAD:{posts_path}"))},
+        ),
+    )
+    with pytest.raises(brc.RealCorpusError, match="post p1 has two authors"):
+        brc.read_records(moved, brc.Snapshot(search))
+    _assert_stale_key_refused(
+        joined, specs[1:], [it for it in items if it["source"] == "cm_hot_mh4"]
+    )
+
+
+def test_split_text_and_post_author_lookups_are_validated(tmp_path: Path) -> None:
+    base = {
+        "id": "s",
+        "repo": "o/r",
+        "commit": "0" * 40,
+        "files": {"c.csv": "1" * 40},
+        "format": "csv",
+        "record_id": ["id"],
+        "text": "text",
+        "clean": "plain",
+        "samples": {},
+    }
+    # each refused spec, with the start of the message that names its mistake
+    bad = [
+        ({"split_text": ""}, "split_text must be non-empty"),
+        ({"split_text": "|", "group_by": ["g"], "order_by": "o"}, "split_text must be non-empty"),
+        (
+            {
+                "drop_post_author": {
+                    "post": "Post",
+                    "author": "Author",
+                    "posts_id": "ID",
+                    "posts_author": "Post Author",
+                    "files": {"other.csv": {"path": "p.csv", "blob": "2" * 40}},
+                }
+            },
+            r"drop_post_author names unread files \['other.csv'\]",
+        ),
+        ({"drop_post_author": {"post": "Post"}}, "missing key 'drop_post_author.author'"),
+    ]
+    path = tmp_path / "sources.json"
+    for extra, message in bad:
+        spec = {"seed": 1, "batches": {"1": {"distinct": "batch"}}, "sources": [{**base, **extra}]}
+        path.write_text(json.dumps(spec))
+        with pytest.raises(brc.RealCorpusError, match=message):
+            brc.load_sources(path)

@@ -279,9 +279,12 @@ def calibrate_class_thresholds(
 #: run share more than a subreddit's style (the collector's filters, the month, often the same
 #: threads' vocabulary), so holding one out while its siblings train would flatter the model.
 #: Batch 8's four comment sources (one May 2024 PRAW scrape, ``docs/story.md``, "Batch 1-5 + 7 +
-#: 8 retrain") form one fold; every other source is its own fold.
+#: 8 retrain") form one fold, and batch 9's ``cm_bpd_search`` joins it (the same project's
+#: keyword-search scrape of r/BPD in the same spring, sharing threads and comments with
+#: ``cm_bpd``; decided before batch 9 was drawn); every other source is its own fold.
 LOSO_GROUPS: Mapping[str, str] = {
     "cm_bpd": "cm_may2024",
+    "cm_bpd_search": "cm_may2024",
     "cm_bpdrecovery": "cm_may2024",
     "cm_mentalhealth": "cm_may2024",
     "cm_suicidewatch": "cm_may2024",
