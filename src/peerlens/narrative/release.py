@@ -71,9 +71,10 @@ RELEASE_CONFIG = ModelConfig(class_weight="balanced", context=True, comparison_w
 #: ``benchmarks/story_data/real/items.csv``; recorded as ``real_batches`` in its metadata).
 #: Batches 4 and 5 joined in the batch 1-5 retrain, batch 7 (a training batch from five new
 #: sources) in the batch 1-5 + 7 retrain, batch 8 (replies from four new sources, one LOSO fold)
-#: in the batch 1-5 + 7 + 8 retrain; batch 6 is held out (``docs/story.md``, "Batch 1-5 + 7 + 8
-#: retrain") and marked ``"held_out": true`` in ``sources.json``, which ``load_dev_corpus``
-#: enforces; to train on it, remove that flag, add it here and rerun ``peerlens story train``.
+#: in the batch 1-5 + 7 + 8 retrain; batches 6 and 10 are held out (``docs/story.md``, "Batch
+#: 1-5 + 7 + 8 retrain"; batch 10 drawn as batch 6's successor) and marked ``"held_out": true``
+#: in ``sources.json``, which ``load_dev_corpus`` enforces; to train on one, remove that flag,
+#: add it here and rerun ``peerlens story train``.
 RELEASE_BATCHES: tuple[int, ...] = (1, 2, 3, 4, 5, 7, 8)
 #: The packaged model's decision rule (one of :data:`DECISION_RULES`).
 RELEASE_RULE = "per_class"
