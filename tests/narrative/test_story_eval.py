@@ -32,14 +32,17 @@ def _story_eval() -> ModuleType:
 
 se = _story_eval()
 
+#: A batch number no model is trained on (the rows below stand for a new held-out batch).
+UNSEEN = 99
+
 ROWS = [
     # item_id, batch, source, arm, text, label, prev, next
     ("i1", 1, "reddit_mh7", "random", "I felt exactly that too.", "connection", "", ""),
-    ("i2", 9, "reddit_mh7", "targeted:x", "Me too, every single night.", "connection", "", ""),
-    ("i3", 9, "elsewhere", "random", "What time is the group on Tuesday?", "neutral", "", ""),
+    ("i2", UNSEEN, "reddit_mh7", "targeted:x", "Me too, every single night.", "connection", "", ""),
+    ("i3", UNSEEN, "elsewhere", "random", "What time is the group on Tuesday?", "neutral", "", ""),
     (
         "i4",
-        9,
+        UNSEEN,
         "elsewhere",
         "random",
         "At least you still have your family, I had nobody.",
@@ -59,7 +62,7 @@ def test_held_out_batch_scores_only_that_batch_with_the_shipped_labels(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model = load_model()
-    out = se.held_out_batch(_frame(), 9, model, out_dir=tmp_path)
+    out = se.held_out_batch(_frame(), UNSEEN, model, out_dir=tmp_path)
     assert out["item_id"].tolist() == ["i2", "i3", "i4"]
     rows = _frame().iloc[1:]
     expected = classify(
@@ -75,8 +78,8 @@ def test_held_out_batch_scores_only_that_batch_with_the_shipped_labels(
     assert "reddit_mh7" in se.trained_sources(model)
     assert "sources it never saw: elsewhere\n" in printed
     assert "NEW pooled     n=2" in printed and "seen pooled    n=1" in printed
-    assert "WARNING" not in printed  # batch 9 is not among the model's real_batches
-    with (tmp_path / "story_heldout_batch9.tsv").open() as handle:
+    assert "WARNING" not in printed  # UNSEEN is not among the model's real_batches
+    with (tmp_path / f"story_heldout_batch{UNSEEN}.tsv").open() as handle:
         written = list(csv.DictReader(handle, delimiter="\t"))
     assert list(written[0]) == ["item_id", "source", "arm", "label", "pred"]
     assert [r["pred"] for r in written] == out["pred"].tolist()
@@ -94,9 +97,9 @@ def test_held_out_batch_warns_when_the_model_was_trained_on_the_batch(
     # a copy: the packaged model is cached and shared with every other test in the process
     unrecorded = dataclasses.replace(model, meta={**model.meta})
     unrecorded.meta.pop("real_batches")
-    se.held_out_batch(_frame(), 9, unrecorded, out_dir=tmp_path)
+    se.held_out_batch(_frame(), UNSEEN, unrecorded, out_dir=tmp_path)
     assert load_model().meta["real_batches"] == list(RELEASE_BATCHES)
-    assert "(none recorded): it may have seen batch 9" in capsys.readouterr().out
+    assert f"(none recorded): it may have seen batch {UNSEEN}" in capsys.readouterr().out
 
 
 def test_held_out_batch_refuses_a_batch_without_labels(tmp_path: Path) -> None:
