@@ -137,6 +137,23 @@ CANDIDATES = {
             replace(BASE, tfidf=False, static_weight=1.0, C=10.0),
             "minilm",
         ),
+        # issue 10, after batch 9: does the full encoder generalise across sources better than
+        # TF-IDF?  Settings fixed before any run, copied from `minilm` / `tfidf_ctx_cw`: the
+        # neighbours contribute their cues and their MiniLM embedding (as `static_ctx` does).
+        Candidate(
+            "minilm_ctx_cw",
+            "(b)+(d) MiniLM embedding + cues, neighbours' MiniLM + cues, comparisons x2",
+            replace(
+                BASE, tfidf=False, static_weight=1.0, C=10.0, context=True, comparison_weight=2.0
+            ),
+            "minilm",
+        ),
+        Candidate(
+            "tfidf_minilm_ctx_cw",
+            "(a)+(b)+(d) TF-IDF + MiniLM + cues, neighbours' MiniLM + cues, comparisons x2",
+            replace(BASE, static_weight=1.0, context=True, comparison_weight=2.0),
+            "minilm",
+        ),
         Candidate(
             "static",
             "(c) static MiniLM distillation + cues, LR",

@@ -156,3 +156,70 @@ def test_rule_thresholds_for_a_group_are_set_without_any_of_its_sources() -> Non
         only_a[[f"p_{lab}" for lab in LABELS]].to_numpy(), only_a["label"].tolist(), "per_class"
     )
     assert chosen[group] == expected
+
+
+def test_minilm_candidates_fix_the_settings_of_minilm_and_tfidf_ctx_cw() -> None:
+    from dataclasses import replace
+
+    cands = se.CANDIDATES
+    ctx_cw = {"context": True, "comparison_weight": 2.0}
+    assert cands["minilm_ctx_cw"].config == replace(cands["minilm"].config, **ctx_cw)
+    assert cands["tfidf_minilm_ctx_cw"].config == replace(
+        cands["tfidf_ctx_cw"].config, static_weight=1.0
+    )
+    assert cands["minilm_ctx_cw"].config.C == 10.0 and not cands["minilm_ctx_cw"].config.tfidf
+    assert cands["tfidf_minilm_ctx_cw"].config.C == cands["tfidf_ctx_cw"].config.C
+    assert {cands[n].embedder for n in ("minilm_ctx_cw", "tfidf_minilm_ctx_cw")} == {"minilm"}
+
+
+def test_tfidf_combines_with_the_cached_minilm_embeddings_of_each_sentence_and_neighbour(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from peerlens.narrative.corpus import LABELS
+    from peerlens.narrative.cues import load_cuebook
+    from peerlens.narrative.fold_features import FoldFeatures
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import _story_embed_cache as cache_mod
+
+    # raw chat spelling ("u", "sooo") that the model normalises before embedding is looked up
+    texts = [
+        "i felt that too, u are not alone",
+        "me too, sooo many nights like that",
+        "at least u have a job, i had nothing",
+        "others have it way worse than you",
+        "i got better in a month, so can u",
+        "i beat it quickly, you can too",
+        "what time is the group on tuesday",
+        "the form is on the website",
+    ]
+    prev = ["", "same here", "", "sorry", "", "", "hi", ""]
+    nxt = ["hugs", "", "", "", "keep going", "", "", "thanks"]
+    rng = np.random.default_rng(7)
+    raw = sorted({t for t in [*texts, *prev, *nxt] if t})
+    vectors = {t: rng.normal(size=384).astype(np.float32) for t in raw}
+    monkeypatch.setattr(cache_mod, "CACHE", tmp_path / "minilm_embeddings.npz")
+    cache_mod.save_cache({cache_mod.key(t): v for t, v in vectors.items()})
+    frame = pd.DataFrame({"text": texts, "prev": prev, "next": nxt})
+    embedder = se._embedder("minilm", frame)
+
+    cand = se.CANDIDATES["tfidf_minilm_ctx_cw"]
+    feats = FoldFeatures(texts, cand.config, static=embedder, prev=prev, nxt=nxt)
+    train, test = np.arange(6), np.arange(6, 8)
+    x_train, x_test = feats.split(train, test)
+    n_cues = load_cuebook().features(["x"]).shape[1]
+    dense = 3 * (n_cues + 384)
+    assert x_train.shape[1] > dense  # the TF-IDF blocks come first
+    block = x_test.toarray()[:, -dense:]
+    for row, i in enumerate(test):
+        for part, source in enumerate((texts, prev, nxt)):
+            got = block[row, part * (n_cues + 384) + n_cues : (part + 1) * (n_cues + 384)]
+            want = vectors[source[i]] if source[i] else np.zeros(384)
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+
+    labels = ["connection"] * 2 + ["downward"] * 2 + ["upward"] * 2 + ["neutral"] * 2
+    proba = feats.fit_predict(np.arange(7), np.array([7]), labels)
+    assert proba.shape == (1, len(LABELS))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
