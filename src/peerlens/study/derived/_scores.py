@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
-from peerlens.study._bulk import bulk_insert
+from peerlens.study._bulk import allocate_ids, bulk_insert
 from peerlens.study._catalog import FormSpec, builtin_form, study_forms
 from peerlens.study._scoring import SAME_INPUT, response_rows, score_long, score_states
 from peerlens.study.derived._base import Batch, DeriveOptions, num, worst_state
@@ -67,6 +67,7 @@ class Scores:
     what: str = "scores"
     views: tuple[str, ...] = ("scores",)
     slow: bool = False
+    summed: bool = True
 
     def collect(
         self,
@@ -147,16 +148,26 @@ class Scores:
         )
 
     def insert_rows(self, session: Session, run_id: int, rows: Sequence[Any]) -> None:
-        # Hundreds of thousands of rows: bulk, not through the ORM.
-        tuples = ((run_id, *(r[c] for c in _COLUMNS[1:])) for r in rows)
-        bulk_insert(session, DerivedScore, _COLUMNS, tuples)
+        # Hundreds of thousands of rows: bulk, not through the ORM; each a seal unit, so each
+        # written with its id.
+        ids = allocate_ids(session, DerivedScore, len(rows)) if rows else []
+        tuples = (
+            (i, run_id, *(r[c] for c in _COLUMNS[1:])) for i, r in zip(ids, rows, strict=True)
+        )
+        bulk_insert(session, DerivedScore, ("id", *_COLUMNS), tuples)
 
-    def stored_digest_rows(self, session: Session, run_id: int) -> Iterable[tuple[Any, ...]]:
+    def stored_digest_rows(
+        self, session: Session, run_id: int, response_id: int | None = None
+    ) -> Iterable[tuple[Any, ...]]:
+        """:meth:`digest_rows` of run ``run_id``'s rows as stored now (only response
+        ``response_id``'s when given)."""
         q = (
             select(*(getattr(DerivedScore, c) for c in _DIGESTED))
             .where(DerivedScore.derivation_id == run_id)
             .order_by(DerivedScore.response_id, DerivedScore.name)
         )
+        if response_id is not None:
+            q = q.where(DerivedScore.response_id == response_id)
         return (
             (int(a), str(b), num(c), d, str(e), str(f)) for a, b, c, d, e, f in session.execute(q)
         )
