@@ -280,3 +280,34 @@ def _insert(store: Store, row: dict[str, object]) -> None:
         f"VALUES ({', '.join(':' + n for n in names)})",
         **{n: row[n] for n in names},
     )
+
+
+def test_a_run_from_before_sums_is_given_one_at_its_first_completion(
+    store: Store, holder: LinkHolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scores run whose audit entry records no sum (derived before runs carried one) is
+    checked whole against its sha256 digest at the first completion scored into it, which
+    records its sum; later completions amend that sum."""
+    from peerlens.study.derived._scores import SCORES
+
+    add_participant(store, "pilot", "B2", site="glasgow", caller=ADMIN)
+    other = LinkHolder(
+        "B2", issue_link(store, "pilot", "B2", timepoint="baseline", caller=ADMIN).token
+    )
+    monkeypatch.setattr(SCORES, "summed", False)  # as runs were derived before revision 0023
+    _complete(store, holder, 4)
+    monkeypatch.undo()
+    log = audit_frame(store, caller=ADMIN)
+    assert '"sum"' not in log[log["action"] == "derive.scores"].iloc[0]["new"]
+    _complete(store, other, 2)
+    _complete(store, other, 3)  # each of its saves now completes the form: three re-scorings
+    amended = audit_frame(store, caller=ADMIN).query("action == 'derive.amend'")
+    assert len(amended) == 4
+    assert '"digest"' in amended.iloc[0]["old"] and '"sum"' in amended.iloc[0]["new"]
+    assert all('"sum"' in old and '"sum"' in new for old, new in amended[["old", "new"]].values[1:])
+    assert _problems(store) == ([], [])
+    sid = _score_id(store, "A1")
+    _sql(store, "DELETE FROM derived_score WHERE id = :i", i=sid)
+    seals, derived = _problems(store)
+    assert any(f"table derived_score, id {sid}: removed outside peerlens" in p for p in seals)
+    assert derived and "stored rows of run" in derived[0]

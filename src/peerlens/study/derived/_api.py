@@ -182,24 +182,22 @@ def rescore_response(
         rescore_in(session, study, blob_dir, actor, None)
         return
     before, unsummed = expected_sum(session, run), None
-    if before is None:  # a run from before sums: checked whole and given one, once
-        found = sum_of_unsummed(session, run)
-        if found is None:  # its rows no longer match its digest: leave that for verify to name
-            SCORES.delete_response_rows(session, run.id, response_id)
-            SCORES.insert_rows(session, run.id, batch.rows)
-            amend_run(session, study, run, actor, cause="responses.page")
-            return
+    found = None if before is not None else sum_of_unsummed(session, run)
+    if found is not None:  # a run from before sums: checked whole and given one, once
         before, unsummed = found
-    removed = list(SCORES.stored_digest_rows(session, run.id, response_id))
-    SCORES.delete_response_rows(session, run.id, response_id)
+    old = SCORES.response_rows(session, run.id, response_id)
+    SCORES.delete_ids(session, [i for i, _ in old])
     SCORES.insert_rows(session, run.id, batch.rows)
+    if before is None:  # its rows no longer match its digest: left for verify to name
+        amend_run(session, study, run, actor, cause="responses.page")
+        return
     amend_rows(
         session,
         study,
         run,
         actor,
         before=before,
-        removed=removed,
+        removed=[row for _, row in old],
         added=SCORES.digest_rows(batch.rows),
         cause="responses.page",
         unsummed=unsummed,

@@ -139,13 +139,30 @@ class Scores:
     def delete_rows(self, session: Session, run_ids: Select[Any]) -> None:
         session.execute(delete(DerivedScore).where(DerivedScore.derivation_id.in_(run_ids)))
 
-    def delete_response_rows(self, session: Session, run_id: int, response_id: int) -> None:
-        """Delete run ``run_id``'s scores of response ``response_id``."""
-        session.execute(
-            delete(DerivedScore).where(
-                DerivedScore.derivation_id == run_id, DerivedScore.response_id == response_id
-            )
+    def response_rows(
+        self, session: Session, run_id: int, response_id: int
+    ) -> list[tuple[int, tuple[Any, ...]]]:
+        """``(id, digest row)`` of run ``run_id``'s scores of response ``response_id``, as
+        stored now.
+
+        Looked up by the response alone (its unique key's index), the run checked here: with
+        the run in the query SQLite may walk the run's index instead, reading every score of
+        the run (a form completion's cost then grew with the study)."""
+        q = (
+            select(DerivedScore.id, DerivedScore.derivation_id, *_digested())
+            .where(DerivedScore.response_id == response_id)
+            .order_by(DerivedScore.name)
         )
+        return [
+            (int(sid), (int(a), str(b), num(c), d, str(e), str(f)))
+            for sid, run, a, b, c, d, e, f in session.execute(q)
+            if run == run_id
+        ]
+
+    def delete_ids(self, session: Session, ids: Sequence[int]) -> None:
+        """Delete the scores whose ids are ``ids``."""
+        if ids:
+            session.execute(delete(DerivedScore).where(DerivedScore.id.in_(list(ids))))
 
     def insert_rows(self, session: Session, run_id: int, rows: Sequence[Any]) -> None:
         # Hundreds of thousands of rows: bulk, not through the ORM; each a seal unit, so each
@@ -156,18 +173,12 @@ class Scores:
         )
         bulk_insert(session, DerivedScore, ("id", *_COLUMNS), tuples)
 
-    def stored_digest_rows(
-        self, session: Session, run_id: int, response_id: int | None = None
-    ) -> Iterable[tuple[Any, ...]]:
-        """:meth:`digest_rows` of run ``run_id``'s rows as stored now (only response
-        ``response_id``'s when given)."""
+    def stored_digest_rows(self, session: Session, run_id: int) -> Iterable[tuple[Any, ...]]:
         q = (
-            select(*(getattr(DerivedScore, c) for c in _DIGESTED))
+            select(*_digested())
             .where(DerivedScore.derivation_id == run_id)
             .order_by(DerivedScore.response_id, DerivedScore.name)
         )
-        if response_id is not None:
-            q = q.where(DerivedScore.response_id == response_id)
         return (
             (int(a), str(b), num(c), d, str(e), str(f)) for a, b, c, d, e, f in session.execute(q)
         )
@@ -194,6 +205,11 @@ class Scores:
 
 
 SCORES = Scores()
+
+
+def _digested() -> list[Any]:
+    """The columns of a stored score its run's digest covers (:data:`_DIGESTED`)."""
+    return [getattr(DerivedScore, c) for c in _DIGESTED]
 
 
 def _score(
