@@ -58,7 +58,8 @@ def _legacy_with_seal_entry(db_url: str, *, keyed_chain: bool) -> None:
     def new(seq: int, prev: str, action: str) -> str | None:
         if action != RESEAL_ACTION:
             return None
-        mac = _entry_mac(key, seq, prev, action, {}, keyed_chain=keyed_chain)
+        # As written before revision 0023 too (no seal-scheme marker: scheme 1).
+        mac = _entry_mac(key, seq, prev, action, {}, keyed_chain=keyed_chain, scheme=1)
         return f'{{"mac":"{mac}","totals":{{}}}}'
 
     legacy_database(db_url, [("test.legacy", "data"), (RESEAL_ACTION, "data")], new)

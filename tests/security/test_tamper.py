@@ -171,7 +171,7 @@ def test_rotation_reseals_under_the_new_key(full: Store, monkeypatch: pytest.Mon
     [
         ("UPDATE participant SET site_id = NULL WHERE study_code = 'P2'", "participant"),
         ("UPDATE response_item SET value = 3 WHERE item = 'gad7_1'", "response"),
-        ("UPDATE derived_score SET value = 0", "derivation"),
+        ("UPDATE derived_score SET value = 0", "derived_score"),  # its own unit (0023)
         ("UPDATE derived_hrv SET n_beats = 1", "derived_hrv"),
         ("UPDATE derived_hrv SET gap_s = 1.5", "derived_hrv"),  # a late column set
         ("UPDATE derived_sentence SET label = 'upward'", "derived_story"),
@@ -244,9 +244,19 @@ def test_a_removed_row_is_named_and_one_removed_with_its_seal_is_counted(full: S
 
 def test_a_removed_child_row_names_its_unit(full: Store) -> None:
     with full.engine.connect() as conn:
-        run = conn.execute(text("SELECT max(derivation_id) FROM derived_score")).scalar_one()
-    _sql(full, "DELETE FROM derived_score WHERE id = (SELECT max(id) FROM derived_score)")
-    assert _problems(full) == [f"table derivation, id {run}: changed outside peerlens"]
+        story = conn.execute(text("SELECT max(story_id) FROM derived_sentence")).scalar_one()
+    _sql(full, "DELETE FROM derived_sentence WHERE id = (SELECT max(id) FROM derived_sentence)")
+    assert _problems(full) == [f"table derived_story, id {story}: changed outside peerlens"]
+
+
+def test_a_removed_score_is_named_by_its_id(full: Store) -> None:
+    """A derived score is a unit of its own since revision 0023 (not a child row of its run)."""
+    with full.engine.connect() as conn:
+        sid = conn.execute(text("SELECT max(id) FROM derived_score")).scalar_one()
+    _sql(full, "DELETE FROM derived_score WHERE id = :i", i=sid)
+    assert _problems(full) == [
+        f"table derived_score, id {sid}: removed outside peerlens (its seal remains)"
+    ]
 
 
 def test_a_unit_put_back_to_an_older_sealed_version_is_found(full: Store, tmp_path: Path) -> None:

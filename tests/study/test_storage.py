@@ -56,7 +56,7 @@ def test_open_empty_database_runs_every_migration(db_url: str) -> None:
     with pytest.raises(StudyError, match="not a peerlens database"):
         Store.open(db_url)  # an empty database is never turned into a study by accident
     store = Store.open(db_url, create=True)
-    assert current_revision(store.engine) == head_revision() == "0022"
+    assert current_revision(store.engine) == head_revision() == "0023"
     names = set(inspect(store.engine).get_table_names())
     assert set(Base.metadata.tables) <= names
     # The migrated schema is exactly what the models declare (no drift between the two).
@@ -70,7 +70,7 @@ def test_open_empty_database_runs_every_migration(db_url: str) -> None:
     "previous",
     [
         *("0001", "0002", "0003", "0004", "0005", "0006", "0008", "0009", "0010", "0011"),
-        *("0012", "0013", "0014", "0015", "0016", "0017", "0018", "0019", "0020"),
+        *("0012", "0013", "0014", "0015", "0016", "0017", "0018", "0019", "0020", "0022"),
     ],
 )
 def test_upgrade_from_previous_revision_keeps_data(db_url: str, previous: str) -> None:
@@ -93,7 +93,7 @@ def test_upgrade_from_previous_revision_keeps_data(db_url: str, previous: str) -
         if previous == "0001":  # at 0001 the audit log was not yet protected
             conn.execute(text("UPDATE audit_log SET actor = 'z' WHERE seq = 1"))
     store = Store.open(db_url)
-    assert current_revision(store.engine) == "0022"
+    assert current_revision(store.engine) == "0023"
     with store.engine.connect() as conn:
         assert _drift(conn) == []
     with store.engine.connect() as conn:

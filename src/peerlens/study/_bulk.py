@@ -33,6 +33,23 @@ def bulk_insert(
         _bulk_insert(session, model, columns, rows)
 
 
+def allocate_ids(session: Session, model: type[Base], n: int) -> list[int]:
+    """``n`` fresh ids of ``model``'s table, for rows a bulk insert writes with their ids (a
+    sealed table's unit keys must be known before the rows are written; the transaction holds
+    the write lock on SQLite, and PostgreSQL's sequence hands each id out once)."""
+    table = cast(Table, model.__table__).name
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        ids = conn.exec_driver_sql(
+            "SELECT array_agg(nextval(pg_get_serial_sequence(%(t)s, 'id'))) "
+            "FROM generate_series(1, %(n)s)",
+            {"t": table, "n": n},
+        ).scalar_one()
+        return [int(i) for i in ids or ()]
+    start = int(conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar_one())
+    return list(range(start + 1, start + n + 1))
+
+
 def _bulk_insert(
     session: Session, model: type[Base], columns: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:

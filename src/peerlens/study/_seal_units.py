@@ -1,9 +1,14 @@
 """What a sealed unit of data is, and its canonical content.
 
 A *unit* is what one row seal covers: one row of a data table, except that child rows belong to
-their parent's unit: a response's items, a derived story's sentences and a derivation run's
-scores (they are many, always written with their parent, and sealing them per parent keeps
-imports and derivations fast).
+their parent's unit: a response's items and a derived story's sentences (they are many, always
+written with their parent, and sealing them per parent keeps imports fast). A derived score is a
+unit of its own (since revision 0023, seal scheme 2): a form completed through a personal link
+re-scores its response inside the study's current scores run, and sealing the run with all its
+scores made each completion read and hash the whole run. Before it (scheme 1,
+:data:`LEGACY_KINDS`) a run's scores were child rows of the run's unit; a database sealed so is
+checked under that scheme and resealed under this one by its first write with the key
+(:func:`peerlens.study.integrity.ensure_scheme`).
 
 A unit's content is ``repr`` of ``[kind, head row, child rows of each child table]``: every column
 in the model's order (child rows without their surrogate ids, sorted by their natural key in
@@ -123,11 +128,8 @@ KINDS: tuple[UnitKind, ...] = (
     UnitKind(_t(m.Recording), "id", late=("timepoint_id",)),  # 0019
     UnitKind(_t(m.RecordingWindow), "id"),
     UnitKind(_t(m.Transcript), "id"),
-    UnitKind(
-        _t(m.Derivation),
-        "id",
-        (Child(_t(m.DerivedScore), "derivation_id", ("response_id", "name")),),
-    ),
+    UnitKind(_t(m.Derivation), "id"),
+    UnitKind(_t(m.DerivedScore), "id"),  # 0023: a unit of its own (scheme 2)
     UnitKind(_t(m.DerivedHrv), "id", late=("n_gaps", "gap_s", "gaps_json")),  # 0009
     UnitKind(_t(m.DerivedStory), "id", (Child(_t(m.DerivedSentence), "story_id", ("position",)),)),
     UnitKind(_t(m.User), "id"),
@@ -144,6 +146,28 @@ KINDS: tuple[UnitKind, ...] = (
     UnitKind(_t(m.Disagreement), "id"),  # 0014
 )
 BY_NAME: dict[str, UnitKind] = {k.name: k for k in KINDS}
+#: The seal scheme :data:`KINDS` make: 2 since revision 0023 (derived scores sealed one by one).
+SCHEME = 2
+#: The kinds of seal scheme 1 (before revision 0023): a derivation run's scores were child rows
+#: of the run's unit, ordered by response and score name.
+LEGACY_KINDS: tuple[UnitKind, ...] = tuple(
+    UnitKind(
+        _t(m.Derivation),
+        "id",
+        (Child(_t(m.DerivedScore), "derivation_id", ("response_id", "name")),),
+    )
+    if k.name == "derivation"
+    else k
+    for k in KINDS
+    if k.name != "derived_score"
+)
+
+
+def kinds_of(scheme: int) -> tuple[UnitKind, ...]:
+    """The sealed kinds of seal scheme ``scheme`` (1: before revision 0023; 2: now)."""
+    return KINDS if scheme >= SCHEME else LEGACY_KINDS
+
+
 #: Table name -> (its kind, the column of that table holding the unit key).
 UNIT_OF: dict[str, tuple[UnitKind, str]] = {
     **{k.name: (k, k.key) for k in KINDS},
@@ -151,9 +175,10 @@ UNIT_OF: dict[str, tuple[UnitKind, str]] = {
 }
 #: Child table name -> its :class:`Child`.
 CHILD: dict[str, Child] = {c.table.name: c for k in KINDS for c in k.children}
-#: Kind name -> the sort key of each child table's rows (its ``order`` columns).
-_ORDER_BY: dict[str, list[Callable[[Row], Any]]] = {
-    k.name: [itemgetter(*c.order_at) for c in k.children] for k in KINDS
+#: ``id`` of a kind (of either scheme) -> the sort key of each child table's rows (its ``order``
+#: columns).
+_ORDER_BY: dict[int, list[Callable[[Row], Any]]] = {
+    id(k): [itemgetter(*c.order_at) for c in k.children] for k in (*KINDS, *LEGACY_KINDS)
 }
 #: Tables deliberately left unsealed (a test checks every table is in one of the two). The web
 #: app's sessions, failed sign-ins and API tokens change on every request (last use) and hold no
@@ -327,7 +352,7 @@ def content(
     child rows be put together from parts already written out (see :func:`_rows_repr`); the
     bytes are those of ``repr`` in any case."""
     parts = [repr(kind.name), repr(head)]
-    for i, (order, rows) in enumerate(zip(_ORDER_BY[kind.name], children, strict=True)):
+    for i, (order, rows) in enumerate(zip(_ORDER_BY[id(kind)], children, strict=True)):
         ordered = sorted(rows, key=order)
         parts.append(repr(ordered) if tails is None else _rows_repr(ordered, tails[i]))
     # repr of the list [kind, head, child rows...], written out a part at a time.

@@ -312,6 +312,18 @@ def appended_late(session: Session) -> Iterator[None]:
         record_many(session, actor, [ev for _, ev in group])
 
 
+@contextmanager
+def appended_at_once(session: Session) -> Iterator[None]:
+    """Inside :func:`appended_late`, append the entries recorded within this block at once (an
+    entry whose MAC binds the ``seq`` it is written at, such as a seal scheme upgrade's)."""
+    held = session.info.pop(_HELD_KEY, None)
+    try:
+        yield
+    finally:
+        if held is not None:
+            session.info[_HELD_KEY] = held
+
+
 def record(
     session: Session,
     actor: str,

@@ -53,13 +53,14 @@ from peerlens.study._gc_pause import collection_paused
 from peerlens.study._seal_units import (
     BY_NAME,
     CHILD,
-    KINDS,
     MODULUS,
+    SCHEME,
     UNIT_OF,
     Row,
     UnitKind,
     canon_rows,
     contents,
+    kinds_of,
     orphans,
     seal_of,
     tally_of,
@@ -92,6 +93,9 @@ class Tracker:
     #: Units whose stored content was checked against their seal before this transaction
     #: changed them.
     checked: dict[str, set[Any]] = field(default_factory=dict)
+    #: Whether the database's seal scheme was made sure of (:func:`ensure_scheme`) before the
+    #: transaction's first write to a sealed table.
+    scheme_ensured: bool = False
 
     def add(self, kind: UnitKind, keys: Iterable[Any], *, child: bool = False) -> None:
         """Note ``keys`` of ``kind`` as touched (through a child table's rows: ``child``)."""
@@ -155,6 +159,9 @@ def _before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> 
         name = getattr(getattr(obj, "__table__", None), "name", None)
         if name not in UNIT_OF:
             continue
+        # No scheme upgrade inside a flush (it writes itself): the ORM writes no derived
+        # score, the one kind the schemes differ in, so its checks are the same under both;
+        # the upgrade then runs at the next statement's write or before sealing (_settle).
         kind, column = UNIT_OF[name]
         if obj in session.new and name == kind.name:
             continue  # a new unit: nothing stored to check
@@ -194,6 +201,7 @@ def _on_execute(state: ORMExecuteState) -> Result[Any] | None:
     table = getattr(state.statement, "table", None)
     if not isinstance(table, Table) or table.name not in UNIT_OF:
         return None
+    ensure_scheme(state.session)
     kind, column = UNIT_OF[table.name]
     child = table.name != kind.name
     if state.is_insert:
@@ -273,6 +281,64 @@ def check_before_change(session: Session, kind: UnitKind, keys: Iterable[Any]) -
     if todo:
         done.update(todo)
         check_units(session, kind, todo, required=True)
+
+
+def ensure_scheme(session: Session) -> None:
+    """Before a transaction's first write to a sealed table, bring a database sealed under an
+    older seal scheme (see :mod:`peerlens.study._seal_units`: before revision 0023 a derivation
+    run's scores were sealed with the run; or sealed before seal entries were keyed) to the
+    current one: every unit is checked under the scheme the audit chain vouches for, and only
+    when nothing is amiss is everything resealed under the current scheme (``data.reseal``).
+
+    It runs before the transaction has changed any sealed row, so what it checks and reseals is
+    exactly what the transaction found; the transaction's own writes are then checked and
+    sealed as usual. Known current per store once seen (a scheme never goes back).
+
+    Raises
+    ------
+    TamperedError
+        Something was changed outside peerlens under the old scheme: nothing is resealed.
+    VaultKeyError
+        No usable vault key (a write needs it anyway).
+    """
+    tracker = _tracker(session)
+    if tracker is None or tracker.scheme_ensured:
+        return
+    tracker.scheme_ensured = True  # first: the upgrade below writes to sealed tables itself
+    from peerlens.study.storage import STORE_KEY
+
+    store = session.info.get(STORE_KEY)
+    if store is None or getattr(store, "_scheme_current", False):
+        return
+    with session.no_autoflush:
+        if not sealed_before(session):
+            return  # the first write seals everything under the current scheme
+        key = store.vault_key(session)
+        session.flush()  # the key's first use may record its check value (tracked, as touched)
+        latest = _seal_entries(session, key, latest=True)
+        if not latest or latest[0].keyed_ok is False:
+            return  # sealing refuses an entry not made with the key (_latest_totals)
+        if latest[0].keyed_ok and latest[0].scheme == SCHEME:
+            store._scheme_current = True
+            return
+        # Units this transaction already wrote were checked before it changed them (a flush
+        # comes first only for kinds both schemes seal alike) and are sealed anew below.
+        skip = {name: {unit_text(k) for k in keys} for name, keys in tracker.touched.items()}
+        found = check_seals(session, key, skip=skip)
+        if found.problems:
+            raise TamperedError(
+                f"{len(found.problems)} problem(s) found by the row seals, e.g. "
+                f"{found.problems[0]}; nothing was done. Run `peerlens audit verify`"
+            )
+        # Inside audit.appended_late the reseal's entry must still be appended at once: its
+        # MAC binds the seq it is written at.
+        reason = (
+            "seal entries keyed (upgrade)"
+            if latest and latest[0].keyed_ok is None
+            else "seal scheme upgraded (derived scores sealed one by one)"
+        )
+        with audit.appended_at_once(session):
+            reseal_all(session, key, actor=_actor(session), reason=reason)
 
 
 def check_units(
@@ -420,6 +486,7 @@ def note_rows(
     spec = UNIT_OF.get(table.name)
     if tracker is None or spec is None:
         return rows
+    ensure_scheme(session)
     kind, column = spec
     if column not in columns:  # keys the database assigns could not be told from others'
         raise ValueError(f"a bulk insert into {table.name} must give {column}")
@@ -489,6 +556,7 @@ def _settle(session: Session, tracker: Tracker, key_of: Any) -> None:
     if not sealed_before(session):
         reseal_all(session, key, actor=_actor(session), reason="first seal of this database")
         return
+    ensure_scheme(session)  # when only ORM flushes wrote (they do not upgrade, see _before_flush)
     if not any(tracker.touched.values()):
         tracker.clear()
         return
@@ -599,13 +667,18 @@ def _reseal(
     return _Change(len(new) - len(old), tally % MODULUS)
 
 
-def reseal_all(session: Session, key: VaultKey, *, actor: str, reason: str) -> dict[str, int]:
+def reseal_all(
+    session: Session, key: VaultKey, *, actor: str, reason: str, scheme: int = SCHEME
+) -> dict[str, int]:
     """Seal every unit afresh under ``key`` and record the totals in the audit chain as
-    ``data.reseal`` (first seal of a database, key rotation); return seals per kind."""
-    session.flush()
+    ``data.reseal`` (first seal of a database, key rotation, scheme upgrade); return seals per
+    kind. ``scheme`` is the seal scheme to seal under (an older one only to make, in tests, a
+    database as an older peerlens sealed it)."""
+    if not session._flushing:  # called from a flush hook (ensure_scheme): rows are read as stored
+        session.flush()
     session.execute(delete(RowSeal))
     totals: dict[str, list[Any]] = {}
-    for kind in KINDS:
+    for kind in kinds_of(scheme):
         rows = [(kind.name, u, seal_of(key.seal_key, c)) for u, c in contents(session, kind)]
         bulk_insert(session, RowSeal, ("kind", "unit", "mac"), rows)
         tally = sum(tally_of(key.tally_key, mac) for _, _, mac in rows) % MODULUS
@@ -614,12 +687,13 @@ def reseal_all(session: Session, key: VaultKey, *, actor: str, reason: str) -> d
     if tracker is not None:
         tracker.clear()
     running = {k: [int(v[0]), int(v[1], 16)] for k, v in totals.items()}
-    _record_totals(session, key, RESEAL_ACTION, actor, running, reason)
+    _record_totals(session, key, RESEAL_ACTION, actor, running, reason, scheme=scheme)
     from peerlens.study.storage import STORE_KEY
 
     store = session.info.get(STORE_KEY)
     if store is not None:
         store._sealed = True
+        store._scheme_current = scheme == SCHEME
     return {k: int(v[0]) for k, v in totals.items()}
 
 
@@ -640,14 +714,27 @@ class SealReport:
 #: 0021): such an entry proves, under the key, that the chain was keyed when it was written, so
 #: a chain whose entries' MACs were all removed cannot pass for one written before them.
 _KEYED_CHAIN = "audit entries keyed"
+#: What a seal entry's MAC also covers when its totals count units of seal scheme 2 (revision
+#: 0023 on: derived scores sealed one by one), so that the scheme a chain's totals are in is
+#: vouched for by the key too.
+_SCORES_ALONE = "derived scores sealed one by one"
 
 
 def _entry_mac(
-    key: VaultKey, seq: int, prev_hash: str, action: str, totals: Any, *, keyed_chain: bool = True
+    key: VaultKey,
+    seq: int,
+    prev_hash: str,
+    action: str,
+    totals: Any,
+    *,
+    keyed_chain: bool = True,
+    scheme: int = SCHEME,
 ) -> str:
     """HMAC-SHA256 (hex) binding a seal entry's running totals to its place in the chain (and,
-    for an entry written since revision 0021, to :data:`_KEYED_CHAIN`)."""
+    for an entry written since revision 0021, to :data:`_KEYED_CHAIN`; for one of seal scheme 2,
+    to :data:`_SCORES_ALONE`)."""
     parts = [seq, prev_hash, action, totals, *([_KEYED_CHAIN] if keyed_chain else [])]
+    parts += [_SCORES_ALONE] if scheme >= 2 else []
     msg = audit.canonical_json(parts) or ""
     return hmac.new(key.entry_key, msg.encode("utf-8"), hashlib.sha256).hexdigest()
 
@@ -659,12 +746,14 @@ def _record_totals(
     actor: str,
     totals: dict[str, list[int]],
     reason: str | None,
+    *,
+    scheme: int = SCHEME,
 ) -> None:
     """Append a keyed seal entry: the running totals (count and tally per kind) and their MAC
-    over (seq, previous entry's hash, action, totals)."""
+    over (seq, previous entry's hash, action, totals, the seal scheme's marker)."""
     shown = {k: [int(c), f"{t % MODULUS:064x}"] for k, (c, t) in sorted(totals.items())}
     seq, prev = audit.current_head(session)
-    mac = _entry_mac(key, seq + 1, prev, action, shown)
+    mac = _entry_mac(key, seq + 1, prev, action, shown, scheme=scheme)
     audit.record(session, actor, action, "data", new={"totals": shown, "mac": mac}, reason=reason)
 
 
@@ -677,6 +766,8 @@ class _Entry:
     keyed_ok: bool | None
     #: Whether its MAC says it was written while audit entries carried MACs (revision 0021 on).
     keyed_chain: bool = False
+    #: The seal scheme its totals count units of (:data:`peerlens.study._seal_units.SCHEME`).
+    scheme: int = 1
 
 
 def _parse_entry(key: VaultKey, seq: int, prev: str, action: str, new: str | None) -> _Entry:
@@ -692,10 +783,12 @@ def _parse_entry(key: VaultKey, seq: int, prev: str, action: str, new: str | Non
         shown, mac = values["totals"], values["mac"]
         if not isinstance(mac, str):
             return _Entry(seq, action, None, False)
-        for keyed_chain in (True, False):
-            expected = _entry_mac(key, seq, prev, action, shown, keyed_chain=keyed_chain)
+        for keyed_chain, scheme in ((True, SCHEME), (True, 1), (False, 1)):
+            expected = _entry_mac(
+                key, seq, prev, action, shown, keyed_chain=keyed_chain, scheme=scheme
+            )
             if hmac.compare_digest(mac, expected):
-                return _Entry(seq, action, _totals_of(shown), True, keyed_chain)
+                return _Entry(seq, action, _totals_of(shown), True, keyed_chain, scheme)
         return _Entry(seq, action, None, False)
     try:
         return _Entry(seq, action, _totals_of(values), None)
@@ -752,8 +845,11 @@ def _latest_totals(session: Session, key: VaultKey) -> dict[str, list[int]] | No
     return last.totals if last.keyed_ok else None
 
 
-def _chain_totals(session: Session, key: VaultKey) -> tuple[dict[str, list[int]] | None, list[str]]:
-    """The totals the audit chain vouches for, and the seal entries it holds that it must not.
+def _chain_totals(
+    session: Session, key: VaultKey
+) -> tuple[dict[str, list[int]] | None, list[str], int]:
+    """The totals the audit chain vouches for, the seal entries it holds that it must not, and
+    the seal scheme those totals count units of.
 
     Only keyed entries whose MAC verifies are trusted, from the newest keyed ``data.reseal``
     that verifies under ``key`` (entries before it may be under an earlier key). A chain with no
@@ -762,7 +858,7 @@ def _chain_totals(session: Session, key: VaultKey) -> tuple[dict[str, list[int]]
     """
     entries = _seal_entries(session, key)
     if not entries:
-        return None, []
+        return None, [], SCHEME
     start = next(
         (
             i
@@ -784,13 +880,14 @@ def _chain_totals(session: Session, key: VaultKey) -> tuple[dict[str, list[int]]
                     have[1] = (have[1] + tally) % MODULUS
             else:
                 problems.append(_bad_entry(e))
-        return totals, problems
+        return totals, problems, 1
+    scheme = entries[start].scheme
     for e in entries[start:]:
         if e.keyed_ok and e.totals is not None:
-            totals = e.totals
+            totals, scheme = e.totals, e.scheme
         else:
             problems.append(_bad_entry(e))
-    return totals, problems
+    return totals, problems, scheme
 
 
 def _bad_entry(e: _Entry) -> str:
@@ -819,17 +916,18 @@ def check_seals(
     """Compare every unit with its seal, and the seals with the totals in the audit chain
     (trusting only seal entries keyed with ``key``; any other is named). Units named in ``skip``
     (kind name -> units) are not compared with their seals."""
-    totals, problems = _chain_totals(session, key)
+    totals, problems, scheme = _chain_totals(session, key)
     if totals is None:
         return SealReport(0, tuple(problems), sealed=bool(problems))
+    kinds = kinds_of(scheme)  # the units the totals count (an older scheme until resealed)
     skip = skip or {}
     stored: dict[str, dict[str, bytes]] = {}
     for kind_name, unit, mac in session.execute(select(RowSeal.kind, RowSeal.unit, RowSeal.mac)):
         stored.setdefault(kind_name, {})[unit] = bytes(mac)
-    for name in sorted(set(stored) - set(BY_NAME)):
+    for name in sorted(set(stored) - {k.name for k in kinds}):
         problems.append(f"row_seal: {len(stored[name])} seal(s) of unknown kind {name!r} added")
     n = 0
-    for kind in KINDS:
+    for kind in kinds:
         seals = stored.get(kind.name, {})
         seen: set[str] = set()
         skipped = skip.get(kind.name, set())

@@ -725,7 +725,7 @@ class AuditLog(Base):
     __tablename__ = "audit_log"
     # What one entity went through (a derivation run's amendments, read each time a form
     # completed through a personal link is scored) without reading the whole log (0020).
-    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id", "action"),)
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id", "action", "seq"),)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     at_utc: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(100))

@@ -29,7 +29,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
-from peerlens.study._bulk import bulk_insert
+from peerlens.study._bulk import allocate_ids, bulk_insert
 from peerlens.study._catalog import FormSpec, ItemRule, resolve_forms
 from peerlens.study._gc_pause import collection_paused
 from peerlens.study._identity import item_hashes, merge_fields
@@ -576,7 +576,7 @@ def write_responses(
         else:
             changed.append((rid, r, comp))
     if new_rows:
-        new_ids = _allocate_response_ids(s, len(new_rows))
+        new_ids = allocate_ids(s, Response, len(new_rows))
         bulk_insert(
             s,
             Response,
@@ -638,20 +638,6 @@ _RESPONSE_COLUMNS = (
     "updated_at",
 )
 _ITEM_COLUMNS = ("response_id", "item", "value", "text", "missing_code")
-
-
-def _allocate_response_ids(s: Session, n: int) -> list[int]:
-    """``n`` fresh response ids (the transaction holds the write lock on SQLite)."""
-    conn = s.connection()
-    if conn.dialect.name == "postgresql":
-        ids = conn.exec_driver_sql(
-            "SELECT array_agg(nextval(pg_get_serial_sequence('response', 'id'))) "
-            "FROM generate_series(1, %(n)s)",
-            {"n": n},
-        ).scalar_one()
-        return [int(i) for i in ids]
-    start = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM response").scalar_one())
-    return list(range(start + 1, start + n + 1))
 
 
 def _insert_items(s: Session, pairs: Iterable[tuple[int, ResponseRecord]]) -> None:

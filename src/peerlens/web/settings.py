@@ -56,11 +56,13 @@ class WebSettings:
         How many requests run their database work at once (``PEERLENS_WEB_THREADS``, default
         8): the size of the worker thread pool, and of the database connection pool
         ``peerlens serve`` opens, so that a request given a thread never waits for a
-        connection. Fewer than anyio's 40: the threads share one interpreter lock, and a
-        request holding the database's write lock (SQLite) or the audit chain's (PostgreSQL)
-        finished its work sooner with fewer threads to share it with (``bench_web.py``, 60
-        participants: p95 307 ms on SQLite and 807 ms on PostgreSQL with 8 threads, 1.4 s and
-        3.3 s with 40, on a loaded machine; see docs/web.md).
+        connection. The same on both backends: at ``bench_web.py``'s workload (200
+        participants, 20 s a page) 8 and 40 threads gave p95 28.0 and 26.7 ms on SQLite and
+        51.6 and 46.0 ms on PostgreSQL on a quiet machine, within the spread between runs of
+        one setting; 8 holds fewer PostgreSQL connections, and when the server is short of
+        CPU fewer threads share the interpreter lock with a request holding the write lock
+        (60 participants on a loaded machine: p95 307 ms on SQLite and 807 ms on PostgreSQL
+        with 8 threads, 1.4 s and 3.3 s with 40; see docs/web.md).
     """
 
     hsts: bool = False

@@ -22,11 +22,14 @@ from peerlens.study.derived._registry import KINDS, VIEWS, WHAT
 from peerlens.study.derived._runs import (
     DerivationSummary,
     DerivedCheck,
+    amend_rows,
     amend_run,
     check_derived,
     current_runs,
+    expected_sum,
     lock_derivations,
     store_run,
+    sum_of_unsummed,
 )
 from peerlens.study.derived._scores import SCORES
 from peerlens.study.errors import StudyError
@@ -155,11 +158,15 @@ def rescore_response(
     """Score response ``response_id`` (a form just completed through a personal link) at once,
     inside ``session``'s transaction.
 
-    Its rows in the study's current scores run are replaced and the digest of that run's rows
-    is recorded as an amendment (:func:`amend_run`), so that saving a form costs the same in a
-    study of ten participants or ten thousand. With no current run, or one whose recorded
-    versions of this instrument's spec and engine differ from the installed ones, or when the
-    response cannot be scored, the whole study is scored again as :func:`rescore_in` does.
+    Its rows in the study's current scores run are replaced and the run's new additive digest
+    (the old one less the removed rows' terms plus the new rows') is recorded as an amendment
+    (:func:`~peerlens.study.derived._runs.amend_rows`), reading only this response's rows, so
+    that saving a form costs the same in a study of ten participants or ten thousand (a run
+    from before additive digests is read whole once, at its first such change).
+
+    With no current run, or one whose recorded versions of this instrument's spec and engine
+    differ from the installed ones, or when the response cannot be scored, the whole study is
+    scored again as :func:`rescore_in` does.
 
     ``batch`` is the response's scores from :func:`score_response` when they were computed
     before (before the audit chain's lock was taken, see
@@ -174,9 +181,27 @@ def rescore_response(
     if run is None or batch.errors or not batch.versions or not same:
         rescore_in(session, study, blob_dir, actor, None)
         return
-    SCORES.delete_response_rows(session, run.id, response_id)
+    before, unsummed = expected_sum(session, run), None
+    found = None if before is not None else sum_of_unsummed(session, run)
+    if found is not None:  # a run from before sums: checked whole and given one, once
+        before, unsummed = found
+    old = SCORES.response_rows(session, run.id, response_id)
+    SCORES.delete_ids(session, [i for i, _ in old])
     SCORES.insert_rows(session, run.id, batch.rows)
-    amend_run(session, study, run, actor, cause="responses.page")
+    if before is None:  # its rows no longer match its digest: left for verify to name
+        amend_run(session, study, run, actor, cause="responses.page")
+        return
+    amend_rows(
+        session,
+        study,
+        run,
+        actor,
+        before=before,
+        removed=[row for _, row in old],
+        added=SCORES.digest_rows(batch.rows),
+        cause="responses.page",
+        unsummed=unsummed,
+    )
 
 
 @guarded("derived.read")

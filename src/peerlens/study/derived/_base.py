@@ -72,6 +72,9 @@ class DerivedKind(Protocol[InputsT, ResultsT]):
     #: True when :meth:`compute` may take minutes: it then runs outside any transaction, and
     #: the batch is made and written in a second one (the caller's rights checked again).
     slow: bool
+    #: True when a run also records the additive digest of its rows (:func:`digest_sum`), so
+    #: that rows replaced in place (a response re-scored) update it without reading the run.
+    summed: bool
 
     def collect(self, session: Session, study: Study, options: DeriveOptions) -> InputsT:
         """What to derive from, read in a transaction."""
@@ -162,6 +165,44 @@ def digest(rows: Iterable[Sequence[Any]]) -> str:
     ``repr`` of each row's tuple per line (``repr`` of a float round-trips exactly)."""
     text = "\n".join(repr(tuple(row)) for row in rows)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+#: Bits of an additive digest: sums of 2048-bit row hashes modulo 2^2048. A sum of hashes is
+#: open to Wagner's generalized-birthday attack (a set of made-up rows whose hashes add up to a
+#: chosen value), which a modulus of about 1600 bits or more puts out of reach (Wagner 2002,
+#: "A generalized birthday problem", CRYPTO 2002, LNCS 2442, pp. 288-304, section 5 on AdHash;
+#: Bellare and Micciancio 1997, "A new paradigm for collision-free hashing: incrementality at
+#: reduced cost", EUROCRYPT '97, LNCS 1233).
+SUM_BITS = 2048
+_SUM_MODULUS = 1 << SUM_BITS
+
+
+def row_term(row: Sequence[Any]) -> int:
+    """One row's term of an additive digest: SHAKE256 of the row's ``repr`` (as :func:`digest`
+    writes it), :data:`SUM_BITS` bits read as an integer."""
+    data = repr(tuple(row)).encode("utf-8")
+    return int.from_bytes(hashlib.shake_256(data).digest(SUM_BITS // 8), "big")
+
+
+def digest_sum(rows: Iterable[Sequence[Any]], start: int = 0) -> int:
+    """``start`` plus the terms of ``rows`` (:func:`row_term`), modulo 2^:data:`SUM_BITS`: a
+    digest of the rows as a set, to which rows are added and from which they are taken away
+    (subtract a row's term) without reading the others.
+
+    Examples
+    --------
+    >>> a, b = (1, "total", 3.0), (2, "total", None)
+    >>> digest_sum([a, b]) == digest_sum([b], digest_sum([a]))
+    True
+    >>> (digest_sum([a, b]) - row_term(b)) % 2**SUM_BITS == digest_sum([a])
+    True
+    """
+    return (start + sum(map(row_term, rows))) % _SUM_MODULUS
+
+
+def sum_text(value: int) -> str:
+    """An additive digest as recorded in the audit log (hex, :data:`SUM_BITS` / 4 digits)."""
+    return f"{value % _SUM_MODULUS:0{SUM_BITS // 4}x}"
 
 
 def stored_results(result: Any, source: Any, source_id: Any, *columns: Any) -> Select[Any]:

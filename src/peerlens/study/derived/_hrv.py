@@ -61,6 +61,7 @@ class Hrv:
     what: str = "hrv"
     views: tuple[str, ...] = ("hrv",)
     slow: bool = True
+    summed: bool = False
 
     def collect(self, session: Session, study: Study, options: DeriveOptions) -> list[HrvInput]:
         from peerlens.study.sessions import recording_file

@@ -5,11 +5,20 @@ records a :class:`~peerlens.study.models.Derivation` row (who, when, versions, c
 sha256 ``digest`` of the rows written) and one audit entry. :func:`check_derived` recomputes each
 current run's digest from the stored rows; a lawful erasure that removed some of them records
 the digest of what is left (:func:`amend_after_erasure`).
+
+A kind whose rows are replaced in place (scores: a form completed through a personal link is
+re-scored inside the current run) also records, in the run's audit entry, the *additive* digest
+of its rows (``sum``, :func:`~peerlens.study.derived._base.digest_sum`): replacing a response's
+rows then records the run's new sum, the old one less the removed rows' terms plus the added
+rows' (:func:`amend_rows`), without reading the rest of the run, and :func:`check_derived`
+compares the sum of the stored rows with the newest one recorded. Runs from before sums were
+recorded are checked by their sha256 digest, and get a sum at their first in-place change.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +26,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from peerlens.study import audit
-from peerlens.study.derived._base import Batch, DerivedKind, digest
+from peerlens.study.derived._base import Batch, DerivedKind, digest, digest_sum, sum_text
 from peerlens.study.derived._registry import KINDS
 from peerlens.study.models import AuditLog, Derivation, Study
 from peerlens.study.storage import pg_lock
@@ -76,7 +85,9 @@ def store_run(
     reason: str | None,
 ) -> DerivationSummary:
     """Replace ``kind``'s stored results for ``study`` with ``batch``, as a new audited run."""
-    run_digest = digest(kind.digest_rows(batch.rows))
+    tuples = list(kind.digest_rows(batch.rows))
+    run_digest = digest(tuples)
+    run_sum = sum_text(digest_sum(tuples)) if kind.summed else None
     lock_derivations(session, study)
     previous = current_runs(session, study).get(kind.what)
     kind.delete_rows(session, _run_ids(study, kind.what))
@@ -93,7 +104,7 @@ def store_run(
     session.add(run)
     session.flush()
     kind.insert_rows(session, run.id, batch.rows)
-    return _finish(session, study, run, previous, reason)
+    return _finish(session, study, run, previous, reason, run_sum)
 
 
 def lock_derivations(session: Session, study: Study) -> None:
@@ -114,9 +125,11 @@ def _finish(
     run: Derivation,
     previous: Derivation | None,
     reason: str | None,
+    run_sum: str | None,
 ) -> DerivationSummary:
     versions = json.loads(run.versions_json)
     unchanged = previous is not None and previous.digest == run.digest
+    summed = {} if run_sum is None else {"sum": run_sum}
     audit.record(
         session,
         run.actor,
@@ -132,6 +145,7 @@ def _finish(
             "digest": run.digest,
             "unchanged": unchanged,
             "versions": versions,
+            **summed,
         },
         reason=reason,
     )
@@ -146,17 +160,13 @@ def check_derived(session: Session, study: Study) -> DerivedCheck:
     checked: list[str] = []
     for what, run in current_runs(session, study).items():
         checked.append(what)
-        logged = session.scalars(
-            select(AuditLog.new).where(
-                AuditLog.action == f"derive.{what}",
-                AuditLog.entity == "derivation",
-                AuditLog.entity_id == str(run.id),
-            )
-        ).first()
-        if logged is None or json.loads(logged).get("digest") != run.digest:
+        logged = _logged(session, run)
+        if logged is None or logged.get("digest") != run.digest:
             problems.append(f"{what}: run {run.id} does not match its audit-log entry")
-        # An erasure that removed rows of this run recorded the digest of what was left.
-        if _stored_digest(session, run) != _expected_digest(session, run):
+        # An erasure that removed rows of this run, or a response re-scored in place, recorded
+        # the digest of what was left.
+        form, expected = _expected(session, run, logged)
+        if _stored(session, run, form) != expected:
             problems.append(
                 f"{what}: stored rows of run {run.id} differ from what the run wrote "
                 "(changed by hand?); run peerlens study derive again"
@@ -167,7 +177,8 @@ def check_derived(session: Session, study: Study) -> DerivedCheck:
 def amend_after_erasure(session: Session, study: Study, actor: str, reason: str) -> None:
     """Record, for each current run that lost rows to an erasure, the digest of the rows left
     (derived rows are never edited, so the run keeps its original digest; this audit entry says
-    what a lawful erasure removed, and :func:`check_derived` then expects the new digest)."""
+    what a lawful erasure removed, and :func:`check_derived` then expects the new digest; the
+    whole run is read, as an erasure is rare)."""
     for run in current_runs(session, study).values():
         amend_run(session, study, run, actor, cause="participant.erase", reason=reason)
 
@@ -181,13 +192,73 @@ def amend_run(
     cause: str,
     reason: str | None = None,
 ) -> None:
-    """Record the digest of run ``run``'s rows as stored now, when it is not the one expected,
-    as a ``derive.amend`` audit entry naming the ``cause`` (an erasure that removed rows, or one
-    response re-scored in place); :func:`check_derived` then expects the new digest."""
-    stored = _stored_digest(session, run)
-    expected = _expected_digest(session, run)
+    """Record the digest of run ``run``'s rows as stored now (reading them all), when it is not
+    the one expected, as a ``derive.amend`` audit entry naming the ``cause`` (an erasure that
+    removed rows); :func:`check_derived` then expects the new digest. The digest is the run's
+    additive sum when its audit entry records one, else its sha256 digest."""
+    form, expected = _expected(session, run, _logged(session, run))
+    stored = _stored(session, run, form)
     if stored == expected:
         return
+    _amend(session, study, run, actor, {form: expected}, {form: stored}, cause, reason)
+
+
+def expected_sum(session: Session, run: Derivation) -> int | None:
+    """The additive digest run ``run``'s rows should have now (the run's own, or the newest
+    amendment's), or ``None`` for a run from before sums were recorded."""
+    form, expected = _expected(session, run, _logged(session, run))
+    return int(expected, 16) if form == "sum" else None
+
+
+def sum_of_unsummed(session: Session, run: Derivation) -> tuple[int, str] | None:
+    """For run ``run``, a run from before sums were recorded: the additive digest of its rows
+    and the sha256 digest they were checked to match, or ``None`` when they do not match it
+    (changed outside peerlens). Reads the whole run: once per such run."""
+    form, expected = _expected(session, run, _logged(session, run))
+    rows = list(KINDS[run.what].stored_digest_rows(session, run.id))
+    if form != "digest" or digest(rows) != expected:
+        return None
+    return digest_sum(rows), expected
+
+
+def amend_rows(
+    session: Session,
+    study: Study,
+    run: Derivation,
+    actor: str,
+    *,
+    before: int,
+    removed: Iterable[Sequence[Any]],
+    added: Iterable[Sequence[Any]],
+    cause: str,
+    unsummed: str | None = None,
+) -> None:
+    """Record, as a ``derive.amend`` audit entry naming the ``cause``, the additive digest of
+    run ``run``'s rows after ``removed`` were deleted from it and ``added`` inserted (digest
+    rows, as :meth:`~peerlens.study.derived._base.DerivedKind.digest_rows` gives them; the
+    removed ones as they were stored), ``before`` being the sum expected before the change
+    (:func:`expected_sum`; for a run given its first sum, the one :func:`sum_of_unsummed`
+    found, with the sha256 digest it matched as ``unsummed``).
+
+    The rest of the run is not read: the new sum is ``before`` less the removed rows' terms plus
+    the added rows'. Nothing is recorded when the sum is unchanged and already recorded."""
+    after = digest_sum(added, before - digest_sum(removed))
+    if unsummed is None and after == before:
+        return
+    old = {"sum": sum_text(before)} if unsummed is None else {"digest": unsummed}
+    _amend(session, study, run, actor, old, {"sum": sum_text(after)}, cause, None)
+
+
+def _amend(
+    session: Session,
+    study: Study,
+    run: Derivation,
+    actor: str,
+    old: dict[str, str],
+    new: dict[str, str],
+    cause: str,
+    reason: str | None,
+) -> None:
     audit.record(
         session,
         actor,
@@ -195,25 +266,51 @@ def amend_run(
         "derivation",
         str(run.id),
         study=study.name,
-        old={"digest": expected},
-        new={"digest": stored, "what": run.what, "cause": cause},
+        old=old,
+        new={**new, "what": run.what, "cause": cause},
         reason=reason,
     )
 
 
-def _expected_digest(session: Session, run: Derivation) -> str:
-    """The digest run ``run``'s rows should have: the run's own, or the latest amendment's."""
-    amended = session.scalars(
-        select(AuditLog.new)
-        .where(
-            AuditLog.action == "derive.amend",
+def _logged(session: Session, run: Derivation) -> dict[str, Any] | None:
+    """What run ``run``'s own audit entry (``derive.<what>``) recorded about it."""
+    logged = session.scalars(
+        select(AuditLog.new).where(
+            AuditLog.action == f"derive.{run.what}",
             AuditLog.entity == "derivation",
             AuditLog.entity_id == str(run.id),
         )
-        .order_by(AuditLog.seq.desc())
     ).first()
-    return run.digest if amended is None else str(json.loads(amended)["digest"])
+    if logged is None:
+        return None
+    values = json.loads(logged)
+    return values if isinstance(values, dict) else None
 
 
-def _stored_digest(session: Session, run: Derivation) -> str:
-    return digest(KINDS[run.what].stored_digest_rows(session, run.id))
+def _expected(session: Session, run: Derivation, logged: dict[str, Any] | None) -> tuple[str, str]:
+    """What run ``run``'s rows should give now, as ``(form, value)``: ``("sum", hex)`` when its
+    newest amendment or its own entry records an additive sum, else ``("digest", hex)``: the
+    newest amendment's sha256 digest or the run's own."""
+    amended = session.scalars(
+        select(AuditLog.new)
+        .where(
+            AuditLog.entity == "derivation",
+            AuditLog.entity_id == str(run.id),
+            AuditLog.action == "derive.amend",
+        )
+        .order_by(AuditLog.seq.desc())
+        .limit(1)
+    ).first()
+    if amended is not None:
+        values = json.loads(amended)
+        form = "sum" if "sum" in values else "digest"
+        return form, str(values[form])
+    if logged is not None and "sum" in logged:
+        return "sum", str(logged["sum"])
+    return "digest", run.digest
+
+
+def _stored(session: Session, run: Derivation, form: str) -> str:
+    """The ``form`` (``"sum"`` or ``"digest"``) of run ``run``'s rows as stored now."""
+    rows = KINDS[run.what].stored_digest_rows(session, run.id)
+    return sum_text(digest_sum(rows)) if form == "sum" else digest(rows)

@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
-from peerlens.study._bulk import bulk_insert
+from peerlens.study._bulk import allocate_ids, bulk_insert
 from peerlens.study._catalog import FormSpec, builtin_form, study_forms
 from peerlens.study._scoring import SAME_INPUT, response_rows, score_long, score_states
 from peerlens.study.derived._base import Batch, DeriveOptions, num, worst_state
@@ -67,6 +67,7 @@ class Scores:
     what: str = "scores"
     views: tuple[str, ...] = ("scores",)
     slow: bool = False
+    summed: bool = True
 
     def collect(
         self,
@@ -138,22 +139,43 @@ class Scores:
     def delete_rows(self, session: Session, run_ids: Select[Any]) -> None:
         session.execute(delete(DerivedScore).where(DerivedScore.derivation_id.in_(run_ids)))
 
-    def delete_response_rows(self, session: Session, run_id: int, response_id: int) -> None:
-        """Delete run ``run_id``'s scores of response ``response_id``."""
-        session.execute(
-            delete(DerivedScore).where(
-                DerivedScore.derivation_id == run_id, DerivedScore.response_id == response_id
-            )
+    def response_rows(
+        self, session: Session, run_id: int, response_id: int
+    ) -> list[tuple[int, tuple[Any, ...]]]:
+        """``(id, digest row)`` of run ``run_id``'s scores of response ``response_id``, as
+        stored now.
+
+        Looked up by the response alone (its unique key's index), the run checked here: with
+        the run in the query SQLite may walk the run's index instead, reading every score of
+        the run (a form completion's cost then grew with the study)."""
+        q = (
+            select(DerivedScore.id, DerivedScore.derivation_id, *_digested())
+            .where(DerivedScore.response_id == response_id)
+            .order_by(DerivedScore.name)
         )
+        return [
+            (int(sid), (int(a), str(b), num(c), d, str(e), str(f)))
+            for sid, run, a, b, c, d, e, f in session.execute(q)
+            if run == run_id
+        ]
+
+    def delete_ids(self, session: Session, ids: Sequence[int]) -> None:
+        """Delete the scores whose ids are ``ids``."""
+        if ids:
+            session.execute(delete(DerivedScore).where(DerivedScore.id.in_(list(ids))))
 
     def insert_rows(self, session: Session, run_id: int, rows: Sequence[Any]) -> None:
-        # Hundreds of thousands of rows: bulk, not through the ORM.
-        tuples = ((run_id, *(r[c] for c in _COLUMNS[1:])) for r in rows)
-        bulk_insert(session, DerivedScore, _COLUMNS, tuples)
+        # Hundreds of thousands of rows: bulk, not through the ORM; each a seal unit, so each
+        # written with its id.
+        ids = allocate_ids(session, DerivedScore, len(rows)) if rows else []
+        tuples = (
+            (i, run_id, *(r[c] for c in _COLUMNS[1:])) for i, r in zip(ids, rows, strict=True)
+        )
+        bulk_insert(session, DerivedScore, ("id", *_COLUMNS), tuples)
 
     def stored_digest_rows(self, session: Session, run_id: int) -> Iterable[tuple[Any, ...]]:
         q = (
-            select(*(getattr(DerivedScore, c) for c in _DIGESTED))
+            select(*_digested())
             .where(DerivedScore.derivation_id == run_id)
             .order_by(DerivedScore.response_id, DerivedScore.name)
         )
@@ -183,6 +205,11 @@ class Scores:
 
 
 SCORES = Scores()
+
+
+def _digested() -> list[Any]:
+    """The columns of a stored score its run's digest covers (:data:`_DIGESTED`)."""
+    return [getattr(DerivedScore, c) for c in _DIGESTED]
 
 
 def _score(

@@ -48,6 +48,7 @@ class Story:
     what: str = "story"
     views: tuple[str, ...] = ("story", "sentences")
     slow: bool = False
+    summed: bool = False
 
     def collect(self, session: Session, study: Study, options: DeriveOptions) -> list[StoryInput]:
         stmt = (
