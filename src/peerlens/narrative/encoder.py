@@ -24,7 +24,7 @@ import io
 import json
 import struct
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,8 @@ MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9d
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 
 _LAYERS, _HEADS, _HIDDEN, _EPS, _MAX_LEN = 6, 12, 384, 1e-12, 256
+#: default padded batch size in word pieces (sentences x longest length) for :meth:`embed`
+_BATCH_TOKENS = 256
 _DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
 
 
@@ -102,26 +104,150 @@ def _read_files(path: Path) -> tuple[bytes, bytes]:
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    mu = x.mean(axis=-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
-    return np.asarray((x - mu) / np.sqrt(var + _EPS) * w + b, dtype=np.float32)
+    """Layer norm over the last axis, in float32 (``x`` is overwritten and returned)."""
+    x -= x.mean(axis=-1, keepdims=True)
+    var = np.einsum("ij,ij->i", x, x)[:, None] / np.float32(x.shape[-1])
+    x *= 1.0 / np.sqrt(var + np.float32(_EPS))
+    x *= w
+    x += b
+    return x
+
+
+# Abramowitz & Stegun (1964), Handbook of Mathematical Functions, formula 7.1.26:
+# erf(z) = 1 - t (a1 + a2 t + ... + a5 t^4) exp(-z^2), t = 1 / (1 + p z), z >= 0, |error| <= 1.5e-7.
+_AS_P = np.float32(0.3275911)
+# a5, a4, a3, a2, a1 in Horner order
+_AS_A = tuple(
+    np.float32(a) for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+)
+_INV_SQRT2 = np.float32(1.0 / np.sqrt(2.0))
+
+
+def _gelu_block(x: np.ndarray) -> np.ndarray:
+    """Exact (erf) GELU to within float32 rounding, in place on ``x``.
+
+    Notes
+    -----
+    ``gelu(x) = x (1 + erf(x / sqrt 2)) / 2``.  With ``erf(z) = 1 - e(z)`` for ``z >= 0`` and erf
+    odd, ``gelu(x) = max(x, 0) - |x| e(|x| / sqrt 2) / 2``, where ``e`` is the Abramowitz & Stegun
+    7.1.26 remainder (absolute error of erf at most 1.5e-7, so of gelu at most ``0.75e-7 |x|``).
+    Only numpy ufuncs, no scipy and no per-element Python.
+    """
+    z = np.abs(x)
+    z *= _INV_SQRT2
+    t = z * _AS_P
+    t += np.float32(1.0)
+    np.reciprocal(t, out=t)
+    poly = t * _AS_A[0]
+    for a in _AS_A[1:]:
+        poly += a
+        poly *= t
+    np.square(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    poly *= z  # e(|x| / sqrt 2)
+    np.abs(x, out=z)
+    z *= np.float32(0.5)
+    poly *= z
+    np.maximum(x, np.float32(0.0), out=x)
+    x -= poly
+    return x
+
+
+# about 128 KiB of float32: a block and its two temporaries stay in the L2 cache; over whole
+# (tokens x 1536) arrays each of the ~20 passes goes to memory (measured 2.8x slower on 320 tokens)
+_GELU_BLOCK = 32768
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf
+    """:func:`_gelu_block` over a C-contiguous array, in cache-sized blocks, in place."""
+    flat = x.reshape(-1)
+    for lo in range(0, flat.size, _GELU_BLOCK):
+        _gelu_block(flat[lo : lo + _GELU_BLOCK])
+    return x
 
-    return np.asarray(0.5 * x * (1.0 + erf(x / np.sqrt(np.float32(2.0)))), dtype=np.float32)
+
+@dataclass(frozen=True)
+class _Layer:
+    """One transformer layer's weights, transposed for ``x @ w`` and with Q, K, V fused."""
+
+    qkv_w: np.ndarray  # (384, 1152); the query third pre-scaled by 1/sqrt(head size)
+    qkv_b: np.ndarray
+    out_w: np.ndarray
+    out_b: np.ndarray
+    ln1_w: np.ndarray
+    ln1_b: np.ndarray
+    up_w: np.ndarray
+    up_b: np.ndarray
+    down_w: np.ndarray
+    down_b: np.ndarray
+    ln2_w: np.ndarray
+    ln2_b: np.ndarray
+
+
+def _prepare(weights: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[_Layer]]:
+    """Return the word table, position+type table and the layers, laid out for the forward pass."""
+
+    def t(name: str) -> np.ndarray:
+        return np.ascontiguousarray(weights[name].T, dtype=np.float32)
+
+    def v(name: str) -> np.ndarray:
+        return np.ascontiguousarray(weights[name], dtype=np.float32)
+
+    scale = np.float32(1.0 / np.sqrt(_HIDDEN // _HEADS))
+    layers = []
+    for i in range(_LAYERS):
+        p = f"encoder.layer.{i}."
+        a = p + "attention.self."
+        layers.append(
+            _Layer(
+                qkv_w=np.ascontiguousarray(
+                    np.concatenate(
+                        [t(a + "query.weight") * scale, t(a + "key.weight"), t(a + "value.weight")],
+                        axis=1,
+                    )
+                ),
+                qkv_b=np.concatenate(
+                    [v(a + "query.bias") * scale, v(a + "key.bias"), v(a + "value.bias")]
+                ),
+                out_w=t(p + "attention.output.dense.weight"),
+                out_b=v(p + "attention.output.dense.bias"),
+                ln1_w=v(p + "attention.output.LayerNorm.weight"),
+                ln1_b=v(p + "attention.output.LayerNorm.bias"),
+                up_w=t(p + "intermediate.dense.weight"),
+                up_b=v(p + "intermediate.dense.bias"),
+                down_w=t(p + "output.dense.weight"),
+                down_b=v(p + "output.dense.bias"),
+                ln2_w=v(p + "output.LayerNorm.weight"),
+                ln2_b=v(p + "output.LayerNorm.bias"),
+            )
+        )
+    positions = (
+        v("embeddings.position_embeddings.weight") + v("embeddings.token_type_embeddings.weight")[0]
+    )
+    return v("embeddings.word_embeddings.weight"), positions, layers
 
 
 @dataclass
 class MiniLMEncoder:
-    """The all-MiniLM-L6-v2 encoder as numpy arrays; see :func:`load_encoder`."""
+    """The all-MiniLM-L6-v2 encoder as numpy arrays; see :func:`load_encoder`.
+
+    Notes
+    -----
+    The forward pass runs in float32 on all tokens of a batch at once: the three attention
+    projections are one GEMM against a fused, pre-transposed ``(384, 1152)`` matrix, and GELU uses
+    a polynomial erf (see :func:`_gelu`).  :meth:`embed` sorts sentences by length and batches
+    them under a token budget, so padding stays small and the arrays stay cache-sized.
+    """
 
     weights: dict[str, np.ndarray]
     tokenizer: WordPiece
+    _words: np.ndarray = field(init=False, repr=False)
+    _positions: np.ndarray = field(init=False, repr=False)
+    _layers: list[_Layer] = field(init=False, repr=False)
 
-    def _w(self, name: str) -> np.ndarray:
-        return self.weights[name]
+    def __post_init__(self) -> None:
+        self._words, self._positions, self._layers = _prepare(self.weights)
 
     def token_states(self, batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Return the last layer's states ``(n, length, 384)`` and the mask ``(n, length)``."""
@@ -131,67 +257,74 @@ class MiniLMEncoder:
         for i, row in enumerate(batch):
             ids[i, : len(row)] = row
             mask[i, : len(row)] = 1.0
-        w = self._w
-        x = (
-            w("embeddings.word_embeddings.weight")[ids]
-            + w("embeddings.position_embeddings.weight")[:length][None]
-            + w("embeddings.token_type_embeddings.weight")[0]
-        )
-        x = _layer_norm(x, w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias"))
         head = _HIDDEN // _HEADS
+        x = (self._words[ids] + self._positions[:length][None]).reshape(n * length, _HIDDEN)
+        emb_w, emb_b = (
+            self.weights["embeddings.LayerNorm.weight"],
+            self.weights["embeddings.LayerNorm.bias"],
+        )
+        x = _layer_norm(x, emb_w, emb_b)
+        # padded keys get -1e9 before the softmax, as the reference does
         bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
-        for layer in range(_LAYERS):
-            p = f"encoder.layer.{layer}."
-
-            def proj(t: np.ndarray, name: str, p: str = p) -> np.ndarray:
-                # one 2-D GEMM over all tokens (a stacked 3-D matmul runs one small GEMM per
-                # sentence, many times slower)
-                flat = t.reshape(-1, t.shape[-1]) @ w(p + name + ".weight").T
-                return np.asarray(flat + w(p + name + ".bias")).reshape(*t.shape[:-1], -1)
-
-            def split(t: np.ndarray) -> np.ndarray:
-                return t.reshape(n, length, _HEADS, head).transpose(0, 2, 1, 3)
-
-            q = split(proj(x, "attention.self.query"))
-            k = split(proj(x, "attention.self.key"))
-            v = split(proj(x, "attention.self.value"))
-            scores = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(head)) + bias
+        for lay in self._layers:
+            qkv = x @ lay.qkv_w
+            qkv += lay.qkv_b
+            # (n, length, 3, heads, head) -> (3, n, heads, length, head)
+            q, k, v = qkv.reshape(n, length, 3, _HEADS, head).transpose(2, 0, 3, 1, 4)
+            scores = q @ k.transpose(0, 1, 3, 2)
+            scores += bias
             scores -= scores.max(axis=-1, keepdims=True)
-            att = np.exp(scores)
-            att /= att.sum(axis=-1, keepdims=True)
-            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(n, length, _HIDDEN)
-            x = _layer_norm(
-                x + proj(ctx, "attention.output.dense"),
-                w(p + "attention.output.LayerNorm.weight"),
-                w(p + "attention.output.LayerNorm.bias"),
-            )
-            inner = _gelu(proj(x, "intermediate.dense"))
-            x = _layer_norm(
-                x + proj(inner, "output.dense"),
-                w(p + "output.LayerNorm.weight"),
-                w(p + "output.LayerNorm.bias"),
-            )
-        return x, mask
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(n * length, _HIDDEN)
+            h = ctx @ lay.out_w
+            h += lay.out_b
+            h += x
+            x = _layer_norm(h, lay.ln1_w, lay.ln1_b)
+            inner = x @ lay.up_w
+            inner += lay.up_b
+            h = _gelu(inner) @ lay.down_w
+            h += lay.down_b
+            h += x
+            x = _layer_norm(h, lay.ln2_w, lay.ln2_b)
+        return x.reshape(n, length, _HIDDEN), mask
 
     def embed_ids(self, batch: list[list[int]]) -> np.ndarray:
         """Mean-pooled, L2-normalised embeddings of already tokenised inputs."""
         states, mask = self.token_states(batch)
-        pooled = (states * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+        pooled = np.einsum("nlh,nl->nh", states, mask) / mask.sum(axis=1, keepdims=True)
         norm = np.linalg.norm(pooled, axis=1, keepdims=True)
         return np.asarray(pooled / np.maximum(norm, 1e-12), dtype=np.float32)
 
-    def embed(self, sentences: list[str], batch_size: int = 32) -> np.ndarray:
+    def embed(self, sentences: list[str], batch_tokens: int = _BATCH_TOKENS) -> np.ndarray:
         """Return one L2-normalised 384-d embedding per sentence, shape ``(n, 384)``.
 
-        Sentences are batched by length so padding stays small; the order of the output is the
-        order of the input.
+        Parameters
+        ----------
+        sentences : list of str
+            The sentences; each is cut at 256 word pieces.
+        batch_tokens : int
+            Largest padded batch, in word pieces (sentences x longest length); a sentence longer
+            than this forms a batch of its own.
+
+        Notes
+        -----
+        Sentences are sorted by length and batched under the token budget, so padding stays
+        small; the order of the output is the order of the input, and a sentence's embedding does
+        not depend on which others share its batch (padded keys are masked out).
         """
         encoded = [self.tokenizer.encode(s, _MAX_LEN) for s in sentences]
         order = np.argsort([len(e) for e in encoded], kind="stable")
         out = np.zeros((len(sentences), _HIDDEN), dtype=np.float32)
-        for lo in range(0, len(order), batch_size):
-            idx = order[lo : lo + batch_size]
+        lo = 0
+        while lo < len(order):
+            hi = lo + 1
+            # sorted ascending, so the last sentence taken is the longest of the batch
+            while hi < len(order) and (hi - lo + 1) * len(encoded[order[hi]]) <= batch_tokens:
+                hi += 1
+            idx = order[lo:hi]
             out[idx] = self.embed_ids([encoded[i] for i in idx])
+            lo = hi
         return out
 
 

@@ -1,0 +1,124 @@
+"""all-MiniLM-L6-v2 in numpy: sentences/s of ``peerlens.narrative.encoder`` vs the slow reference.
+
+The peer is the exact forward pass the encoder had before the fast path (scipy erf GELU, separate
+Q/K/V GEMMs, length-sorted batches of 32), kept in ``tests/narrative/_encoder_reference.py`` and
+measured in the same run on the same sentences.  Prints, for a 50-sentence story (the first 50
+``reddit_mh7`` sentences of the development corpus, as ``story_eval.py`` uses) and for 1,000
+sentences of mixed length drawn from the whole corpus: sentences/s of each, their ratio, the
+agreement of the embeddings (least cosine, largest absolute difference, largest L2 distance), the
+cold start (fresh process: import, load and check the weights, embed one sentence) and the load
+average.  Targets (issue 10): >= 200 sentences/s on the story, cold start < 2 s, cosine >= 0.99999.
+
+Needs ``benchmarks/out/minilm`` (the weights) and ``benchmarks/out/real_corpus`` (rebuilt texts);
+without them it says so and exits 0.  Run:
+``PYTHONPATH=src .venv/bin/python benchmarks/bench_encoder.py [--repeats R] [--mixed N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "benchmarks" / "out" / "minilm"
+REFERENCE = ROOT / "tests" / "narrative" / "_encoder_reference.py"
+
+
+def _reference() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_encoder_reference", REFERENCE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _best(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, np.ndarray]:
+    times, out = [], np.empty(0)
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def _cold_start() -> float:
+    code = (
+        "import time; t=time.perf_counter(); from peerlens.narrative.encoder import load_encoder; "
+        f"e=load_encoder({str(WEIGHTS)!r}); e.embed(['me too']); print(time.perf_counter()-t)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="best of R runs (story)")
+    parser.add_argument("--mixed", type=int, default=1000, help="sentences of mixed length")
+    args = parser.parse_args()
+
+    from peerlens.narrative import NarrativeError
+    from peerlens.narrative.devcorpus import dev_corpus_paths, load_dev_corpus
+    from peerlens.narrative.encoder import load_encoder
+
+    if not WEIGHTS.is_dir():
+        print(f"skipped: no weights in {WEIGHTS} (see peerlens.narrative.encoder)")
+        return
+    try:
+        real = load_dev_corpus(dev_corpus_paths(ROOT))
+    except NarrativeError as exc:
+        print(f"skipped: {exc}")
+        return
+    ref = _reference()
+    enc = load_encoder(WEIGHTS)
+    story = real[real["source"] == "reddit_mh7"]["text"].tolist()[:50]
+    texts = sorted(set(real["text"].tolist()))
+    rng = np.random.default_rng(10)
+    mixed = [
+        texts[i] for i in rng.choice(len(texts), size=min(args.mixed, len(texts)), replace=False)
+    ]
+
+    print(f"load average before: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
+    print(
+        f"{'sentences':<22}{'peerlens /s':>12}{'reference /s':>14}{'ratio':>7}"
+        f"{'min cosine':>12}{'max |diff|':>12}{'max L2':>10}"
+    )
+    for label, sentences, repeats in (
+        (f"story ({len(story)})", story, args.repeats),
+        (f"mixed ({len(mixed)})", mixed, 1),
+    ):
+        encoded = [enc.tokenizer.encode(s, 256) for s in sentences]
+        enc.embed(sentences[:4])  # warm the BLAS threads and caches for both
+        t_new, new = _best(partial(enc.embed, sentences), repeats)
+        t_old, old = _best(partial(ref.reference_embed, enc.weights, encoded), repeats)
+        cosine = np.sum(new * old, axis=1)
+        print(
+            f"{label:<22}{len(sentences) / t_new:>12,.0f}{len(sentences) / t_old:>14,.0f}"
+            f"{t_old / t_new:>7.2f}{cosine.min():>12.8f}{np.abs(new - old).max():>12.2e}"
+            f"{np.linalg.norm(new - old, axis=1).max():>10.2e}"
+        )
+    print(
+        f"cold start (import + load + check + first embedding): {_cold_start():.2f} s "
+        "(target < 2 s)"
+    )
+    print(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
