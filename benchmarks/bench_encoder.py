@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -52,19 +51,13 @@ def _best(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, np.ndarray
 
 
 def _cold_start() -> float:
-    code = (
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from story_eval import cold_start  # the story benchmark's fresh-interpreter timer
+
+    return cold_start(
         "import time; t=time.perf_counter(); from peerlens.narrative.encoder import load_encoder; "
         f"e=load_encoder({str(WEIGHTS)!r}); e.embed(['me too']); print(time.perf_counter()-t)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-    )
-    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
