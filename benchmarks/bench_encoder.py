@@ -9,8 +9,8 @@ agreement of the embeddings (least cosine, largest absolute difference, largest 
 cold start (fresh process: import, load and check the weights, embed one sentence) and the load
 average.  Targets (issue 10): >= 200 sentences/s on the story, cold start < 2 s, cosine >= 0.99999.
 
-Needs ``benchmarks/out/minilm`` (the weights) and ``benchmarks/out/real_corpus`` (rebuilt texts);
-without them it says so and exits 0.  Run:
+Needs the installed weights (``requirements-weights.txt``; ``make`` installs them) and
+``benchmarks/out/real_corpus`` (rebuilt texts); without them it says so and exits 0.  Run:
 ``PYTHONPATH=src .venv/bin/python benchmarks/bench_encoder.py [--repeats R] [--mixed N]``
 """
 
@@ -29,7 +29,6 @@ from types import ModuleType
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "benchmarks" / "out" / "minilm"
 REFERENCE = ROOT / "tests" / "narrative" / "_encoder_reference.py"
 
 
@@ -50,13 +49,13 @@ def _best(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, np.ndarray
     return min(times), out
 
 
-def _cold_start() -> float:
+def _cold_start(weights: Path) -> float:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from story_eval import cold_start  # the story benchmark's fresh-interpreter timer
 
     return cold_start(
         "import time; t=time.perf_counter(); from peerlens.narrative.encoder import load_encoder; "
-        f"e=load_encoder({str(WEIGHTS)!r}); e.embed(['me too']); print(time.perf_counter()-t)"
+        f"e=load_encoder({str(weights)!r}); e.embed(['me too']); print(time.perf_counter()-t)"
     )
 
 
@@ -70,10 +69,12 @@ def main() -> None:
 
     from peerlens.narrative import NarrativeError
     from peerlens.narrative.devcorpus import dev_corpus_paths, load_dev_corpus
-    from peerlens.narrative.encoder import load_encoder
+    from peerlens.narrative.encoder import EncoderWeightsError, load_encoder, packaged_weights
 
-    if not WEIGHTS.is_dir():
-        print(f"skipped: no weights in {WEIGHTS} (see peerlens.narrative.encoder)")
+    try:
+        weights = packaged_weights()
+    except EncoderWeightsError as exc:
+        print(f"skipped: {exc}")
         return
     try:
         real = load_dev_corpus(dev_corpus_paths(ROOT))
@@ -81,7 +82,7 @@ def main() -> None:
         print(f"skipped: {exc}")
         return
     ref = _reference()
-    enc = load_encoder(WEIGHTS)
+    enc = load_encoder(weights)
     story = real[real["source"] == "reddit_mh7"]["text"].tolist()[:50]
     texts = sorted(set(real["text"].tolist()))
     rng = np.random.default_rng(10)
@@ -109,7 +110,7 @@ def main() -> None:
             f"{np.linalg.norm(new - old, axis=1).max():>10.2e}"
         )
     print(
-        f"cold start (import + load + check + first embedding): {_cold_start():.2f} s "
+        f"cold start (import + load + check + first embedding): {_cold_start(weights):.2f} s "
         "(target < 2 s)"
     )
     print(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")

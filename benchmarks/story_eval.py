@@ -44,7 +44,9 @@ BLAS thread (``peerlens.narrative.model.fit_classifier``).  On the shared 2-core
 ``tfidf_ctx`` fold over batches 1-5 takes 15-20 s (80-200 s before), and ``--oof`` over
 batches 1-5 reproduces the earlier figures exactly.  The nested run (section 1) still needs one
 fit per pair of sources (about 290 for 17 sources), so ``--oof`` then ``--rules`` is the
-comparison that fits in a session.
+comparison that fits in a session; ``--paired A,B`` then sets two candidates' saved
+probabilities side by side, fold by fold under the packaged decision rule, with a fold bootstrap
+interval and Wilcoxon's test of the difference (``paired``).
 
 Folds: "source" above means a held-out fold.  Sources one collector scraped together
 (``peerlens.narrative.evaluation.LOSO_GROUPS``: batch 8's four comment sources and batch 9's
@@ -68,7 +70,6 @@ import pandas as pd
 from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
 
 from peerlens.narrative import load_corpus
-from peerlens.narrative._text import normalize
 from peerlens.narrative.corpus import LABELS
 from peerlens.narrative.devcorpus import dev_corpus_paths, load_dev_corpus
 from peerlens.narrative.evaluation import (
@@ -79,8 +80,19 @@ from peerlens.narrative.evaluation import (
     source_folds,
 )
 from peerlens.narrative.fold_features import FoldFeatures, loso_rows
-from peerlens.narrative.model import ModelConfig, TextModel, load_static, train_model
-from peerlens.narrative.release import DECISION_RULES, calibrate_rule, loso_threshold
+from peerlens.narrative.model import (
+    MemoEmbedder,
+    ModelConfig,
+    TextModel,
+    load_static,
+    train_model,
+)
+from peerlens.narrative.release import (
+    DECISION_RULES,
+    RELEASE_RULE,
+    calibrate_rule,
+    loso_threshold,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
@@ -89,27 +101,6 @@ MAX_FALSE_ALARM = 0.03
 
 
 # -- candidates ------------------------------------------------------------------------------
-class CachedMiniLM:
-    """Duck-typed static embedder returning cached all-MiniLM-L6-v2 embeddings of raw texts.
-
-    ``dense_features`` passes normalised text; ``raw_of`` maps it back to the raw sentence whose
-    embedding was cached (the encoder sees the text as written).
-    """
-
-    def __init__(self, cache: dict[str, np.ndarray], raw_of: dict[str, str]) -> None:
-        self.cache, self.raw_of, self.dims = cache, raw_of, 384
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from _story_embed_cache import key
-
-        out = np.zeros((len(texts), self.dims), dtype=np.float32)
-        for i, t in enumerate(texts):
-            if t:
-                out[i] = self.cache[key(self.raw_of.get(t, t))]
-        return out
-
-
 @dataclass(frozen=True)
 class Candidate:
     name: str
@@ -134,7 +125,7 @@ CANDIDATES = {
         Candidate(
             "minilm",
             "(b) all-MiniLM-L6-v2 embedding + cues, LR",
-            replace(BASE, tfidf=False, static_weight=1.0, C=10.0),
+            replace(BASE, tfidf=False, static_weight=1.0, C=10.0, embedding="minilm"),
             "minilm",
         ),
         # issue 10, after batch 9: does the full encoder generalise across sources better than
@@ -144,14 +135,22 @@ CANDIDATES = {
             "minilm_ctx_cw",
             "(b)+(d) MiniLM embedding + cues, neighbours' MiniLM + cues, comparisons x2",
             replace(
-                BASE, tfidf=False, static_weight=1.0, C=10.0, context=True, comparison_weight=2.0
+                BASE,
+                tfidf=False,
+                static_weight=1.0,
+                C=10.0,
+                context=True,
+                comparison_weight=2.0,
+                embedding="minilm",
             ),
             "minilm",
         ),
         Candidate(
             "tfidf_minilm_ctx_cw",
             "(a)+(b)+(d) TF-IDF + MiniLM + cues, neighbours' MiniLM + cues, comparisons x2",
-            replace(BASE, static_weight=1.0, context=True, comparison_weight=2.0),
+            replace(
+                BASE, static_weight=1.0, context=True, comparison_weight=2.0, embedding="minilm"
+            ),
             "minilm",
         ),
         Candidate(
@@ -201,32 +200,15 @@ CANDIDATES = {
 }
 
 
-def _memo(static: object) -> object:
-    """Remember each text's static vector (the folds embed the same sentences many times)."""
-    embed, memo = static.embed, {}  # type: ignore[attr-defined]
-
-    def cached(texts: list[str]) -> np.ndarray:
-        new = [t for t in dict.fromkeys(texts) if t not in memo]
-        if new:
-            memo.update(zip(new, embed(new), strict=True))
-        return np.asarray([memo[t] for t in texts]).reshape(len(texts), -1)
-
-    object.__setattr__(static, "embed", cached)
-    return static
-
-
 def _embedder(kind: str, frame: pd.DataFrame) -> object | None:
     if kind == "static":
         static_path = OUT / "static256.npz"
-        return _memo(load_static(static_path if static_path.is_file() else None))
+        return MemoEmbedder(load_static(static_path if static_path.is_file() else None))
     if kind == "minilm":
         sys.path.insert(0, str(ROOT / "benchmarks"))
-        from _story_embed_cache import key, load_cache
+        from _story_embed_cache import CachedMiniLM
 
-        cache = load_cache()
-        # sentences last, so a sentence wins over a neighbour with the same normalised form
-        raw = [*frame["prev"], *frame["next"], *frame["text"]]
-        return CachedMiniLM(cache, {normalize(t): t for t in raw if t and key(t) in cache})
+        return CachedMiniLM()
     return None
 
 
@@ -408,6 +390,49 @@ def compare_rules(oof: pd.DataFrame, name: str) -> dict[str, dict[str, object]]:
     return pooled
 
 
+def fold_f1(oof: pd.DataFrame, rule: str) -> dict[str, float]:
+    """Macro-F1 of each held-out fold under ``rule`` (thresholds set without the fold)."""
+    pred, _ = rule_predictions(oof, rule)
+    folds = oof["source"].map(loso_group)
+    out = {}
+    for s in sorted(set(folds)):
+        keep = (folds == s).to_numpy()
+        gold = oof["label"][keep].tolist()
+        out[s] = float(scores(gold, [p for p, k in zip(pred, keep, strict=True) if k])["macro_f1"])  # type: ignore[arg-type]
+    return out
+
+
+def paired(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str], rule: str) -> None:
+    """Print B minus A per held-out fold, its mean, a fold bootstrap interval and Wilcoxon's test.
+
+    The folds are the unit (a source, or a LOSO group): the bootstrap resamples them with
+    replacement (10,000 draws, seeded) and reports the 2.5-97.5 % percentiles of the mean
+    difference (Efron & Tibshirani 1993, ch. 13); the Wilcoxon signed-rank test is scipy's,
+    two-sided, on the per-fold differences (Demsar 2006, JMLR 7:1-30, recommends it for
+    comparing two classifiers over several data sets).
+    """
+    from scipy.stats import wilcoxon
+
+    if sorted(a["item_id"]) != sorted(b["item_id"]):
+        raise SystemExit("the two probability files do not hold the same sentences")
+    fa, fb = fold_f1(a, rule), fold_f1(b, rule)
+    folds = sorted(fa)
+    diff = np.array([fb[f] - fa[f] for f in folds])
+    print(f"\n== paired, rule {rule}: {names[1]} minus {names[0]}, macro-F1 per held-out fold")
+    for f, d in zip(folds, diff, strict=True):
+        print(f"  {f:<16}{fa[f]:>7.3f}{fb[f]:>7.3f}{d:>+8.3f}")
+    rng = np.random.default_rng(20261202)
+    boot = diff[rng.integers(0, len(diff), size=(10_000, len(diff)))].mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    test = wilcoxon(diff)
+    print(
+        f"  mean over {len(folds)} folds: {np.mean(list(fa.values())):.3f} -> "
+        f"{np.mean(list(fb.values())):.3f}, difference {diff.mean():+.3f} "
+        f"(fold bootstrap 95 % [{lo:+.3f}, {hi:+.3f}]); {int((diff > 0).sum())} folds up, "
+        f"{int((diff < 0).sum())} down; Wilcoxon signed-rank p = {test.pvalue:.3f}"
+    )
+
+
 def agreement(real: pd.DataFrame, extra: tuple[tuple[str, pd.DataFrame], ...] = ()) -> None:
     """Print the two blind passes' agreement per source, for ``extra`` groups and overall."""
     print("\n== annotators' ceiling (pass 1 vs pass 2 blind; pass 2 scored against adjudicated)")
@@ -571,17 +596,16 @@ def cold_start(code: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def minilm_speed(story: list[str]) -> tuple[float, float]:
-    from peerlens.narrative.encoder import load_encoder
+def minilm_speed(model: TextModel, story: list[str]) -> tuple[float, float]:
+    """Speed of ``model`` with the real encoder (not the cache) and the encoder's cold start."""
+    from peerlens.narrative.encoder import load_packaged_encoder
 
-    enc = load_encoder(OUT / "minilm")
-    t0 = time.perf_counter()
-    enc.embed(story)
-    rate = len(story) / (time.perf_counter() - t0)
+    model.static = load_packaged_encoder()
+    rate = speed(model, story)
     cold = cold_start(
-        "import time; t=time.perf_counter(); from peerlens.narrative.encoder import load_encoder; "
-        f"e=load_encoder({str(OUT / 'minilm')!r}); e.embed(['me too']); "
-        "print(time.perf_counter()-t)"
+        "import time; t=time.perf_counter(); "
+        "from peerlens.narrative.encoder import load_packaged_encoder; "
+        "load_packaged_encoder().embed(['me too']); print(time.perf_counter()-t)"
     )
     return rate, cold
 
@@ -615,7 +639,19 @@ def main() -> None:
         default=None,
         help="with --shipped-only: score the shipped model on this batch",
     )
+    parser.add_argument(
+        "--paired",
+        default="",
+        metavar="A,B",
+        help="compare two candidates' saved story_oof_<NAME>.tsv fold by fold under the "
+        "packaged decision rule (no training)",
+    )
     args = parser.parse_args()
+    if args.paired:
+        a, b = args.paired.split(",")
+        oof_a, oof_b = (pd.read_csv(OUT / f"story_oof_{n}.tsv", sep="\t") for n in (a, b))
+        paired(oof_a, oof_b, (a, b), RELEASE_RULE)
+        return
     if args.rules:
         for name in args.rules.split(","):
             compare_rules(pd.read_csv(OUT / f"story_oof_{name}.tsv", sep="\t"), name)
@@ -732,10 +768,10 @@ def main() -> None:
         )
         print(f"  [own written corpus, frozen test split; threshold {t:.3f} from LOSO on all real]")
         print(_line("own test", own))
+        full.meta["comparison_threshold"] = t
         if cand.embedder == "minilm":
-            rate, cold = minilm_speed(story)
+            rate, cold = minilm_speed(full, story)
         else:
-            full.meta["comparison_threshold"] = t
             rate, cold = speed(full, story), float("nan")
         print(
             f"  speed on a 50-sentence story: {rate:,.0f} sentences/s "

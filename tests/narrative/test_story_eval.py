@@ -165,8 +165,9 @@ def test_minilm_candidates_fix_the_settings_of_minilm_and_tfidf_ctx_cw() -> None
     ctx_cw = {"context": True, "comparison_weight": 2.0}
     assert cands["minilm_ctx_cw"].config == replace(cands["minilm"].config, **ctx_cw)
     assert cands["tfidf_minilm_ctx_cw"].config == replace(
-        cands["tfidf_ctx_cw"].config, static_weight=1.0
+        cands["tfidf_ctx_cw"].config, static_weight=1.0, embedding="minilm"
     )
+    assert {cands[n].config.embedding for n in ("minilm", "minilm_ctx_cw")} == {"minilm"}
     assert cands["minilm_ctx_cw"].config.C == 10.0 and not cands["minilm_ctx_cw"].config.tfidf
     assert cands["tfidf_minilm_ctx_cw"].config.C == cands["tfidf_ctx_cw"].config.C
     assert {cands[n].embedder for n in ("minilm_ctx_cw", "tfidf_minilm_ctx_cw")} == {"minilm"}
@@ -177,6 +178,7 @@ def test_tfidf_combines_with_the_cached_minilm_embeddings_of_each_sentence_and_n
 ) -> None:
     import numpy as np
 
+    from peerlens.narrative._text import normalize
     from peerlens.narrative.corpus import LABELS
     from peerlens.narrative.cues import load_cuebook
     from peerlens.narrative.fold_features import FoldFeatures
@@ -184,7 +186,8 @@ def test_tfidf_combines_with_the_cached_minilm_embeddings_of_each_sentence_and_n
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import _story_embed_cache as cache_mod
 
-    # raw chat spelling ("u", "sooo") that the model normalises before embedding is looked up
+    # raw chat spelling ("u", "sooo"): the model embeds the normalised text, the cache is keyed
+    # by what is embedded
     texts = [
         "i felt that too, u are not alone",
         "me too, sooo many nights like that",
@@ -200,8 +203,9 @@ def test_tfidf_combines_with_the_cached_minilm_embeddings_of_each_sentence_and_n
     rng = np.random.default_rng(7)
     raw = sorted({t for t in [*texts, *prev, *nxt] if t})
     vectors = {t: rng.normal(size=384).astype(np.float32) for t in raw}
+    assert len({normalize(t) for t in raw}) == len(raw)
     monkeypatch.setattr(cache_mod, "CACHE", tmp_path / "minilm_embeddings.npz")
-    cache_mod.save_cache({cache_mod.key(t): v for t, v in vectors.items()})
+    cache_mod.save_cache({cache_mod.key(normalize(t)): v for t, v in vectors.items()})
     frame = pd.DataFrame({"text": texts, "prev": prev, "next": nxt})
     embedder = se._embedder("minilm", frame)
 

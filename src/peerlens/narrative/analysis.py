@@ -218,7 +218,8 @@ class StoryAnalysis:
     model : Mapping
         Provenance: ``model_version``, ``npz_sha256``, ``corpus_sha256``, ``format``,
         ``comparison_threshold``, ``comparison_thresholds`` (per class; ``None`` where the
-        model abstains), ``peerlens_version``.
+        model abstains), ``encoder`` (the sentence encoder's pinned revision and SHA-256, or
+        ``None``), ``peerlens_version``.
     unsupported : tuple of UnsupportedSentence
         Sentences not labelled because they are not English.
     """
@@ -641,6 +642,8 @@ def model_provenance(model: TextModel) -> dict[str, Any]:
         "real_batches": model.meta.get("real_batches"),
         "real_labels_sha256": model.meta.get("real_labels_sha256"),
         "real_texts_sha256": model.meta.get("real_texts_sha256"),
+        # the sentence encoder's pinned weights (revision and SHA-256), for a model that uses it
+        "encoder": model.meta.get("encoder"),
         "peerlens_version": __version__,
     }
 

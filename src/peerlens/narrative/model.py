@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -44,9 +44,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "EMBEDDINGS",
+    "Embedder",
     "Features",
+    "MemoEmbedder",
     "ModelConfig",
     "TextModel",
+    "default_embedder",
     "dense_features",
     "fit_classifier",
     "fit_sklearn",
@@ -56,6 +60,49 @@ __all__ = [
     "model_dir",
     "train_model",
 ]
+
+EMBEDDINGS = ("static", "minilm")
+
+
+class Embedder(Protocol):
+    """A sentence embedding the model appends: :class:`StaticEmbedder` or the MiniLM encoder."""
+
+    @property
+    def dims(self) -> int:
+        """Width of one embedding."""
+        ...
+
+    def embed(self, sentences: list[str]) -> np.ndarray:
+        """Return one vector per sentence, shape ``(len(sentences), dims)``."""
+        ...
+
+
+class MemoEmbedder:
+    """An :class:`Embedder` that embeds each distinct text once and then remembers its vector.
+
+    Training embeds the same sentences many times (the leave-one-source-out folds, then the
+    final fit); with the MiniLM encoder that is most of the training time.
+    """
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self._memo: dict[str, np.ndarray] = {}
+
+    @property
+    def dims(self) -> int:
+        """Width of one embedding (the wrapped embedder's)."""
+        return self.inner.dims
+
+    def embed(self, sentences: list[str]) -> np.ndarray:
+        """Return the wrapped embedder's vectors, computing only texts not seen before."""
+        new = [t for t in dict.fromkeys(sentences) if t not in self._memo]
+        if new:
+            self._memo.update(zip(new, self.inner.embed(new), strict=True))
+        out = np.zeros((len(sentences), self.dims), dtype=np.float32)
+        for i, text in enumerate(sentences):
+            out[i] = self._memo[text]
+        return out
+
 
 _TOKEN = re.compile(r"(?u)\b\w+\b")
 _WHITE = re.compile(r"\s\s+")
@@ -78,8 +125,12 @@ class ModelConfig:
     class_weight: str | None = None
     #: Use the word/char TF-IDF blocks.
     tfidf: bool = True
-    #: Append the static sentence embedding (``data/static.npz``) times this weight (0 = off).
+    #: Append the sentence embedding (see ``embedding``) times this weight (0 = off).
     static_weight: float = 0.0
+    #: Which sentence embedding ``static_weight`` appends: ``"static"``, the distillation shipped
+    #: in the package (``data/static.npz``), or ``"minilm"``, the all-MiniLM-L6-v2 encoder itself
+    #: (``peerlens.narrative.encoder``; weights from the hash-pinned ``requirements-weights.txt``).
+    embedding: str = "static"
     #: Append the neighbouring sentences' cue indicators (and static embeddings, when used).
     context: bool = False
     #: Also one 0/1 indicator per cue pattern (not only per family), times ``cue_weight``.
@@ -194,7 +245,7 @@ class _Block:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def dense_width(config: ModelConfig, cuebook: CueBook, static: StaticEmbedder | None) -> int:
+def dense_width(config: ModelConfig, cuebook: CueBook, static: Embedder | None) -> int:
     """Number of dense features for ``config`` (see :func:`dense_features`)."""
     n_cue = len(cuebook.families)
     n_static = static.dims if (static is not None and config.static_weight > 0) else 0
@@ -205,7 +256,7 @@ def dense_width(config: ModelConfig, cuebook: CueBook, static: StaticEmbedder | 
 def dense_features(
     config: ModelConfig,
     cuebook: CueBook,
-    static: StaticEmbedder | None,
+    static: Embedder | None,
     normalized: list[str],
     prev: list[str] | None = None,
     nxt: list[str] | None = None,
@@ -255,7 +306,7 @@ class TextModel:
     intercept: np.ndarray
     cuebook: CueBook
     meta: dict[str, object] = field(default_factory=dict)
-    static: StaticEmbedder | None = None
+    static: Embedder | None = None
 
     @property
     def version(self) -> str:
@@ -277,6 +328,10 @@ class TextModel:
     def n_features(self) -> int:
         """Total number of features (word + char + dense blocks)."""
         return len(self.word.terms) + len(self.char.terms) + self.n_dense
+
+    @property
+    def _minilm(self) -> bool:
+        return self.config.embedding == "minilm"
 
     def features(
         self,
@@ -400,7 +455,18 @@ class TextModel:
             np.savez_compressed(fh, allow_pickle=False, **arrays)
         digest = hashlib.sha256((directory / "model.npz").read_bytes()).hexdigest()
         meta = dict(self.meta)
-        if self.static is not None and self.config.static_weight > 0:
+        if self.static is not None and self.config.static_weight > 0 and self._minilm:
+            from peerlens.narrative import encoder
+
+            meta["encoder"] = {
+                "name": "sentence-transformers/all-MiniLM-L6-v2",
+                "revision": encoder.MINILM_REVISION,
+                "model_sha256": encoder.MINILM_SHA256,
+                "tokenizer_sha256": encoder.TOKENIZER_SHA256,
+                "package": encoder.WEIGHTS_PACKAGE,
+            }
+        elif self.static is not None and self.config.static_weight > 0:
+            assert isinstance(self.static, StaticEmbedder)
             target = directory / "static.npz"
             if self.static.path is None:
                 raise ModelArtifactError("the static embedding has no file to save with the model")
@@ -446,8 +512,12 @@ class TextModel:
         cfg["word_ngrams"] = tuple(cfg["word_ngrams"])
         cfg["char_ngrams"] = tuple(cfg["char_ngrams"])
         config = ModelConfig(**cfg)
-        static = None
-        if config.static_weight > 0:
+        if config.embedding not in EMBEDDINGS:
+            raise ModelArtifactError(f"{meta_path}: unknown embedding {config.embedding!r}")
+        static: Embedder | None = None
+        if config.static_weight > 0 and config.embedding == "minilm":
+            static = _load_minilm(meta_path, meta)
+        elif config.static_weight > 0:
             static = load_static(directory / "static.npz", str(meta.get("static_sha256", "")))
         return cls(
             config=config,
@@ -499,6 +569,41 @@ def load_static(path: Path | None = None, expected_sha256: str | None = None) ->
     return static
 
 
+def _load_minilm(meta_path: Path, meta: dict[str, Any]) -> Embedder:
+    """The installed all-MiniLM-L6-v2 encoder, if it is the one the model was trained with."""
+    from peerlens.narrative import encoder
+
+    recorded = meta.get("encoder") or {}
+    pinned = {"model_sha256": encoder.MINILM_SHA256, "tokenizer_sha256": encoder.TOKENIZER_SHA256}
+    for key, value in pinned.items():
+        if recorded.get(key) != value:
+            raise ModelArtifactError(
+                f"{meta_path}: the model was trained with encoder {key} "
+                f"{recorded.get(key)!r}, not the pinned {value}"
+            )
+    return encoder.load_packaged_encoder()
+
+
+def default_embedder(config: ModelConfig) -> Embedder | None:
+    """The embedding ``config`` appends: none, the packaged static one or the MiniLM encoder.
+
+    Raises
+    ------
+    ModelArtifactError
+        If the static embedding or the encoder weights are missing or do not match their hashes
+        (:class:`peerlens.narrative.encoder.EncoderWeightsError` is one).
+    """
+    if config.static_weight <= 0:
+        return None
+    if config.embedding not in EMBEDDINGS:
+        raise ValueError(f"unknown embedding {config.embedding!r}; known: {', '.join(EMBEDDINGS)}")
+    if config.embedding == "minilm":
+        from peerlens.narrative.encoder import load_packaged_encoder
+
+        return load_packaged_encoder()
+    return load_static()
+
+
 @cache
 def load_model() -> TextModel:
     """Load the packaged model (cached after the first call).
@@ -517,7 +622,7 @@ def fit_sklearn(
     config: ModelConfig,
     cuebook: CueBook | None = None,
     *,
-    static: StaticEmbedder | None = None,
+    static: Embedder | None = None,
     prev: list[str] | None = None,
     nxt: list[str] | None = None,
     own: list[bool] | None = None,
@@ -616,7 +721,7 @@ def train_model(
     config: ModelConfig | None = None,
     cuebook: CueBook | None = None,
     *,
-    static: StaticEmbedder | None = None,
+    static: Embedder | None = None,
     meta: dict[str, object] | None = None,
 ) -> TextModel:
     """Train the sentence model (seeded, reproducible).
@@ -631,8 +736,9 @@ def train_model(
         Hyper-parameters; the defaults are the original TF-IDF model's.
     cuebook : CueBook, optional
         Cue patterns; the packaged ``cues.json`` by default.
-    static : StaticEmbedder, optional
-        The static embedding for ``config.static_weight > 0``; the packaged one by default.
+    static : Embedder, optional
+        The sentence embedding for ``config.static_weight > 0``; by default the one
+        ``config.embedding`` names (:func:`default_embedder`).
     meta : dict, optional
         Extra provenance written to ``model.json``.
 
@@ -647,8 +753,8 @@ def train_model(
     corpus = load_corpus() if corpus is None else corpus
     if "split" in corpus.columns:
         corpus = corpus[corpus["split"].fillna("train") != "test"]
-    if config.static_weight > 0 and static is None:
-        static = load_static()
+    if static is None:
+        static = default_embedder(config)
     texts = corpus["text"].astype(str).tolist()
     labels = corpus["label"].astype(str).tolist()
     prev = corpus["prev"].fillna("").astype(str).tolist() if "prev" in corpus else None
@@ -678,7 +784,7 @@ def from_sklearn(
     cuebook: CueBook | None = None,
     meta: dict[str, object] | None = None,
     *,
-    static: StaticEmbedder | None = None,
+    static: Embedder | None = None,
 ) -> TextModel:
     """Copy fitted scikit-learn vectorisers and classifier into a plain-array :class:`TextModel`."""
     classes = tuple(str(c) for c in clf.classes_)
