@@ -485,7 +485,8 @@ _SIMPLE_ESCAPES = {"\\": b"\\", "'": b"'", '"': b'"', "n": b"\n", "r": b"\r", "t
 
 
 def _clean_bytes_literal(raw: str) -> str:
-    # a forum scrape that wrote each post as Python's repr of its UTF-8 bytes: b'I\'m ok\xe2\x80\xa6'
+    # a forum scrape that wrote each post as Python's repr of its UTF-8 bytes, e.g.
+    # b'I\'m ok\xe2\x80\xa6'
     # (its escapes are undone by hand, so a stray backslash stays a backslash)
     literal = _BYTES_LITERAL.fullmatch(raw.strip())
     body = literal.group(2) if literal else raw
