@@ -45,8 +45,10 @@ only batch N, exactly as a full re-sample would, from the snapshots of its sourc
 Sources are CSV or Excel tables (a record per row, rows grouped, or with ``split_text`` the
 comments a row joins with a separator), or texts read by paragraph: ``markdown`` (blank-line
 paragraphs, ``#`` headings naming the section) and ``html_paragraphs`` (the ``<p>`` elements of
-an HTML text, or of HTML held in a script).  A comment file with no is-submitter flag can drop
-the post's author's own comments through ``drop_post_author`` (a lookup in the posts table).
+an HTML text, or of HTML held in a script), or ``json_threads`` (a JSON array of forum threads,
+a row per post).  A comment file with no is-submitter flag can drop the post's author's own
+comments through ``drop_post_author`` (a lookup in the posts table); a file that is one forum
+thread drops its starter's posts through ``drop_thread_starter``.
 
 Exit status 2 on any problem (missing snapshot, wrong commit, changed file, hash mismatch), with
 every failing item listed.
@@ -99,7 +101,7 @@ _DISTINCT = frozenset({"source", "batch"})
 CONTEXT_MAX_SENTENCES = 15
 CONTEXT_WINDOW = 5
 _HAS_LETTER = re.compile(r"[^\W\d_]")
-_FORMATS = frozenset({"csv", "xlsx", "markdown", "html_paragraphs"})
+_FORMATS = frozenset({"csv", "xlsx", "markdown", "html_paragraphs", "json_threads"})
 
 
 class RealCorpusError(PeerlensError):
@@ -177,6 +179,9 @@ class SourceSpec:
     # (id: the row's record id, ``:`` and the comment's 1-based position in the row)
     split_text: str | None = None
     drop_post_author: PostAuthors | None = None
+    # a file that is one forum thread, oldest post first: rows whose value in this column (the
+    # poster) is the first data row's (the thread's starter) are not eligible
+    drop_thread_starter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,9 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
                 order_by=None if raw.get("order_by") is None else str(raw["order_by"]),
                 split_text=None if raw.get("split_text") is None else str(raw["split_text"]),
                 drop_post_author=_post_authors(raw.get("drop_post_author")),
+                drop_thread_starter=None
+                if raw.get("drop_thread_starter") is None
+                else str(raw["drop_thread_starter"]),
             )
         except KeyError as exc:
             raise RealCorpusError(f"{where}: missing key {exc}") from exc
@@ -246,6 +254,8 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
             raise RealCorpusError(f"{where}: group_by and order_by go together")
         if spec.split_text == "" or (spec.split_text is not None and spec.group_by):
             raise RealCorpusError(f"{where}: split_text must be non-empty and without group_by")
+        if spec.drop_thread_starter == "":
+            raise RealCorpusError(f"{where}: drop_thread_starter must name a column")
         lookup = spec.drop_post_author
         if lookup is not None and set(lookup.files) - set(spec.files):
             unknown_files = sorted(set(lookup.files) - set(spec.files))
@@ -469,6 +479,28 @@ def _clean_escaped(raw: str) -> str:
     return _clean_reddit(text)
 
 
+_BYTES_LITERAL = re.compile(r"b(['\"])(.*)\1", re.DOTALL)
+_BYTE_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|[\\'\"nrt])")
+_SIMPLE_ESCAPES = {"\\": b"\\", "'": b"'", '"': b'"', "n": b"\n", "r": b"\r", "t": b"\t"}
+
+
+def _clean_bytes_literal(raw: str) -> str:
+    # a forum scrape that wrote each post as Python's repr of its UTF-8 bytes, e.g.
+    # b'I\'m ok\xe2\x80\xa6'
+    # (its escapes are undone by hand, so a stray backslash stays a backslash)
+    literal = _BYTES_LITERAL.fullmatch(raw.strip())
+    body = literal.group(2) if literal else raw
+    data, pos = bytearray(), 0
+    for escape in _BYTE_ESCAPE.finditer(body):
+        data += body[pos : escape.start()].encode("utf-8")
+        code = escape.group(1)
+        data += bytes([int(code[1:], 16)]) if code[0] == "x" else _SIMPLE_ESCAPES[code]
+        pos = escape.end()
+    data += body[pos:].encode("utf-8")
+    text = data.decode("utf-8", errors="replace").replace("\xa0", " ")
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!\"'])")
 _MD_QUOTE = re.compile(r"^\s*(?:>\s?)+")
 _MD_EMPHASIS = re.compile(r"(?<![\w*])[*_]+(?=\S)|(?<=\S)[*_]+(?![\w*])")
@@ -489,6 +521,7 @@ _CLEANERS = {
     "reddit": _clean_reddit,
     "html": _clean_html,
     "escaped": _clean_escaped,
+    "bytes_literal": _clean_bytes_literal,
 }
 #: Pseudo-column for ``record_id``: the 1-based data row number (for files with no unique key).
 ROW_NUMBER = "#row"
@@ -530,7 +563,29 @@ def _html_paragraphs(text: str) -> Iterable[dict[str, str]]:
         }
 
 
+def _json_thread_posts(data: bytes, where: str) -> Iterable[dict[str, str]]:
+    """Posts of a JSON array of forum threads, a row each: the thread's scalar fields, ``thread``
+    (1-based position of the thread in the file), ``position`` (1-based, in the thread's ``posts``
+    list, the first being the starter's) and ``text``."""
+    try:
+        threads = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RealCorpusError(f"{where}: not a UTF-8 JSON file ({exc})") from exc
+    if not isinstance(threads, list):
+        raise RealCorpusError(f"{where}: not a JSON array of threads")
+    for t, thread in enumerate(threads, start=1):
+        posts = thread.get("posts") if isinstance(thread, dict) else None
+        if not isinstance(posts, list) or not all(isinstance(p, str) for p in posts):
+            raise RealCorpusError(f"{where}: thread {t} has no list of text posts")
+        fields = {k: str(v) for k, v in thread.items() if isinstance(v, str | int | float)}
+        for n, post in enumerate(posts, start=1):
+            yield {**fields, "thread": str(t), "position": str(n), "text": post}
+
+
 def _rows(data: bytes, fmt: str, where: str) -> Iterable[dict[str, str]]:
+    if fmt == "json_threads":
+        yield from _json_thread_posts(data, where)
+        return
     if fmt in ("markdown", "html_paragraphs"):
         try:
             text = data.decode("utf-8-sig")
@@ -589,8 +644,9 @@ def read_records(spec: SourceSpec, snapshot: Snapshot) -> dict[tuple[str, str], 
 
     A record is eligible when every ``keep`` column holds one of its values, no ``drop`` column
     holds one of its values, no ``drop_match`` column matches its regular expression (whole
-    value), with ``drop_post_author`` it is not by the author of the post it comments on, its
-    cleaned text is not empty and, with ``drop_repeated`` = n, that text does not occur n or
+    value), with ``drop_post_author`` it is not by the author of the post it comments on, with
+    ``drop_thread_starter`` it is not by the poster of its file's first row, its cleaned text is
+    not empty and, with ``drop_repeated`` = n, that text does not occur n or
     more times in the source (bot messages, moderators' templates, spam).  With ``group_by``,
     the eligible rows sharing those columns' values are one record (id: the values joined by
     ``:``), their cleaned texts one line each in ``order_by`` order.  With ``split_text``, each
@@ -607,14 +663,22 @@ def read_records(spec: SourceSpec, snapshot: Snapshot) -> dict[tuple[str, str], 
         data = snapshot.read(spec.commit, path, blob, spec.id)
         post_author = _post_author_of(spec, snapshot, path)
         groups: dict[str, list[tuple[float, str]]] = {}
+        starter: str | None = None
         for n, row in enumerate(_rows(data, spec.format, where)):
             row = {**row, ROW_NUMBER: str(n + 1)}
             needed = (*spec.record_id, spec.text, *spec.group_by, *filter(None, [spec.order_by]))
+            if spec.drop_thread_starter is not None:
+                needed = (*needed, spec.drop_thread_starter)
             if post_author is not None and lookup is not None:
                 needed = (*needed, lookup.post, lookup.author)
             missing = [c for c in needed if c not in row]
             if missing:
                 raise RealCorpusError(f"{where}: no column(s) {missing}")
+            if spec.drop_thread_starter is not None:
+                if n == 0:
+                    starter = row[spec.drop_thread_starter]
+                if starter not in _NO_AUTHOR and row[spec.drop_thread_starter] == starter:
+                    continue
             if any(row.get(c) not in v for c, v in spec.keep.items()):
                 continue
             if any(row.get(c) in v for c, v in spec.drop.items()):

@@ -623,6 +623,20 @@ def test_every_pattern_is_used_and_compiles() -> None:
     assert {n: (p.kind, p.regex.pattern) for n, p in tenth.items()} == {
         n: (p.kind, p.regex.pattern) for n, p in ninth_by.items()
     }
+    # batch 11 (a training batch of forum replies) aims above all at upward comparison in the
+    # form of sharing one's own recovery; each of its patterns that overlaps a batch-9 one matches
+    # everything that one does (its regular expression is a superset, joined by "|")
+    eleventh = {n: p for n, p in patterns.items() if 11 in p.batches}
+    kinds = [p.kind for p in eleventh.values()]
+    assert all(n.startswith("b11_") for n in eleventh)
+    assert kinds.count("upward") >= 8 and kinds.count("upward") > kinds.count("downward") >= 3
+    assert kinds.count("look-alike") >= 2 and "connection" in kinds
+    widened = {"b11_if_i_can": "so_can_you", "b11_my_recovery": "recovered", "b11_worse": "others"}
+    for name, ninth_name in widened.items():
+        assert ninth_by[ninth_name].regex.pattern in eleventh[name].regex.pattern.split("|", 1)[1]
+    assert eleventh["b11_time_clean"].regex.search("i'm 3 years clean and it gets easier")
+    assert eleventh["b11_where_you_are"].regex.search("i was exactly where you are once")
+    assert eleventh["b11_used_to_now"].regex.search("i used to cut every day, now i don't")
 
 
 def test_sources_md_counts_match_the_keys() -> None:
@@ -922,3 +936,130 @@ def test_split_text_and_post_author_lookups_are_validated(tmp_path: Path) -> Non
         path.write_text(json.dumps(spec))
         with pytest.raises(brc.RealCorpusError, match=message):
             brc.load_sources(path)
+
+
+def test_batch_11_forum_threads_rebuild_from_tiny_snapshots(tmp_path: Path) -> None:
+    # batch 11's committed sources and patterns, pointed at stand-ins for the two forum scrapes:
+    # one CSV per thread whose posts are the repr of their UTF-8 bytes (the starter's posts
+    # dropped), and a JSON array of threads (each thread's first post and quoting posts dropped)
+    import dataclasses
+
+    seed, committed = brc.load_sources(REAL / "sources.json")
+    by_id = {spec.id: spec for spec in committed}
+
+    forum = tmp_path / "forum"
+    (forum / "data").mkdir(parents=True)
+    _git(forum, "init", "-q")
+    thread_path = "data/thread.csv"
+    posts = [
+        ("starter", "b'I feel so low, nothing helps.'", ""),
+        (
+            "helper",
+            'b"I was where you are. Now I\\\'m 2 years clean \\xe2\\x80\\x93 so can you."',
+            "",
+        ),
+        ("starter", "b'Thank you, that means a lot.'", "helper"),  # the starter again: dropped
+        ("other", "b'At least you have a GP.\\nHang in there.'", "starter"),
+        ("bot", "b''", ""),  # empty once decoded
+    ]
+    with (forum / thread_path).open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["", "date", "username", "post content", "quoted user", "post mood"])
+        writer.writerows(
+            (n, "2012-01-01", user, text, quoted, "None")
+            for n, (user, text, quoted) in enumerate(posts)
+        )
+    _git(forum, "add", "data")
+    _git(forum, "commit", "-q", "-m", "thread")
+
+    boards = tmp_path / "boards"
+    (boards / "raw").mkdir(parents=True)
+    _git(boards, "init", "-q")
+    json_path = "raw/threads.json"
+    threads = [
+        {
+            "thread_url": "u1",
+            "title": "t",
+            "category": "ocd",
+            "posts": [
+                "My story, help.",
+                "Me too. It gets better, trust me.",
+                "ann wrote: help Same.",
+            ],
+        },
+        {"thread_url": "u2", "title": "t", "category": "ptsd", "posts": ["Sticky notice."]},
+        {
+            "thread_url": "u3",
+            "title": "t",
+            "category": "depression",
+            "posts": ["Low again.", "Others have it worse, you know."],
+        },
+    ]
+    (boards / json_path).write_text(json.dumps(threads), encoding="utf-8")
+    _git(boards, "add", "raw")
+    _git(boards, "commit", "-q", "-m", "threads")
+
+    specs = [
+        dataclasses.replace(
+            by_id["fm_mhf_threads"],
+            commit=_git(forum, "rev-parse", "HEAD"),
+            files={thread_path: _git(forum, "rev-parse", f"HEAD:{thread_path}")},
+        ),
+        dataclasses.replace(
+            by_id["fm_psychforums"],
+            commit=_git(boards, "rev-parse", "HEAD"),
+            files={json_path: _git(boards, "rev-parse", f"HEAD:{json_path}")},
+        ),
+    ]
+    repos = {"fm_mhf_threads": forum, "fm_psychforums": boards}
+    snapshots = {s.id: brc.Snapshot(repos[s.id]) for s in specs}
+    records = brc.read_records(specs[0], snapshots["fm_mhf_threads"])
+    # the starter's two posts and the empty one are gone; escapes and the line break decoded
+    assert records == {
+        (thread_path, "2"): "I was where you are. Now I'm 2 years clean \u2013 so can you.",
+        (thread_path, "4"): "At least you have a GP.\nHang in there.",
+    }
+    assert list(brc.read_records(specs[1], snapshots["fm_psychforums"]).values()) == [
+        "Me too. It gets better, trust me.",
+        "Others have it worse, you know.",
+    ]
+    batch = next(b for b in brc.load_batches(REAL / "sources.json") if b.batch == 11)
+    patterns = brc.load_patterns(REAL / "patterns.json")
+    items = brc.sample_items(specs, snapshots, patterns, seed, [batch])
+    rebuilt = {r["sentence"]: r for r in brc.rebuild(items, specs, snapshots)}
+    assert len(items) == len(rebuilt) == 7
+    assert rebuilt["Hang in there."]["record_id"] == "4"
+    assert rebuilt["Others have it worse, you know."]["record_id"] == "3:2"
+    assert not any("Thank you" in s or "wrote" in s or "Sticky" in s for s in rebuilt)
+    _assert_stale_key_refused(
+        boards, specs[1:], [it for it in items if it["source"] == "fm_psychforums"]
+    )
+
+
+def test_forum_readers_refuse_what_they_cannot_read(tmp_path: Path) -> None:
+    assert brc._clean_bytes_literal("b'caf\\xc3\\xa9 \\\\o/'") == "caf\u00e9 \\o/"
+    assert brc._clean_bytes_literal("not a literal") == "not a literal"
+    with pytest.raises(brc.RealCorpusError, match="thread 2 has no list of text posts"):
+        list(
+            brc._rows(json.dumps([{"posts": ["a"]}, {"posts": "b"}]).encode(), "json_threads", "f")
+        )
+    with pytest.raises(brc.RealCorpusError, match="not a JSON array of threads"):
+        list(brc._rows(b"{}", "json_threads", "f"))
+    base = {
+        "id": "s",
+        "repo": "o/r",
+        "commit": "0" * 40,
+        "files": {"c.csv": "1" * 40},
+        "format": "csv",
+        "record_id": ["id"],
+        "text": "text",
+        "clean": "plain",
+        "samples": {},
+        "drop_thread_starter": "",
+    }
+    path = tmp_path / "sources.json"
+    path.write_text(
+        json.dumps({"seed": 1, "batches": {"1": {"distinct": "batch"}}, "sources": [base]})
+    )
+    with pytest.raises(brc.RealCorpusError, match="drop_thread_starter must name a column"):
+        brc.load_sources(path)
