@@ -1,7 +1,8 @@
 """Cache of all-MiniLM-L6-v2 embeddings for the story benchmark (``benchmarks/out/``, git-ignored).
 
 Embeddings are keyed by the SHA-256 of the text the model embeds (the normalised sentence, as
-``peerlens.narrative.model.dense_features`` passes it), so the cache holds no text.  The
+``peerlens.narrative.model.dense_features`` passes it), so the cache holds no text; the file also
+records the weights' SHA-256 and the encoder module's, and is ignored when either changed.  The
 evaluation fills it as it goes; to fill it ahead, run
 ``PYTHONPATH=src python benchmarks/_story_embed_cache.py``.  The weights are the installed,
 hash-checked ones (``peerlens.narrative.encoder.packaged_weights``).
@@ -10,6 +11,7 @@ hash-checked ones (``peerlens.narrative.encoder.packaged_weights``).
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,17 +27,31 @@ def key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _stamp() -> str:
+    """What the cached vectors depend on besides the text: the weights and the forward pass."""
+    from peerlens.narrative import encoder
+
+    code = hashlib.sha256(Path(encoder.__file__).read_bytes()).hexdigest()
+    return f"{encoder.MINILM_SHA256}:{code}"
+
+
 def load_cache() -> dict[str, np.ndarray]:
+    """The cached vectors, or none if they were made by other weights or another encoder."""
     if not CACHE.is_file():
         return {}
     with np.load(CACHE, allow_pickle=False) as npz:
+        if "stamp" not in npz.files or str(npz["stamp"]) != _stamp():
+            return {}
         return dict(zip(npz["keys"].tolist(), npz["vectors"], strict=True))
 
 
 def save_cache(cache: dict[str, np.ndarray]) -> None:
+    """Write the cache whole, then move it into place (an interrupted run leaves the old one)."""
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     keys = np.array(sorted(cache))
-    np.savez(CACHE, keys=keys, vectors=np.stack([cache[k] for k in keys]))
+    part = CACHE.with_suffix(".part.npz")
+    np.savez(part, keys=keys, vectors=np.stack([cache[k] for k in keys]), stamp=_stamp())
+    os.replace(part, CACHE)
 
 
 def ensure(texts: list[str], chunk: int = 512) -> dict[str, np.ndarray]:

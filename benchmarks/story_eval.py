@@ -419,8 +419,9 @@ def paired(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str], rule: str) 
     folds = sorted(fa)
     diff = np.array([fb[f] - fa[f] for f in folds])
     print(f"\n== paired, rule {rule}: {names[1]} minus {names[0]}, macro-F1 per held-out fold")
+    width = max(len(f) for f in folds) + 2
     for f, d in zip(folds, diff, strict=True):
-        print(f"  {f:<16}{fa[f]:>7.3f}{fb[f]:>7.3f}{d:>+8.3f}")
+        print(f"  {f:<{width}}{fa[f]:>7.3f}{fb[f]:>7.3f}{d:>+8.3f}")
     rng = np.random.default_rng(20261202)
     boot = diff[rng.integers(0, len(diff), size=(10_000, len(diff)))].mean(axis=1)
     lo, hi = np.percentile(boot, [2.5, 97.5])
@@ -648,7 +649,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.paired:
-        a, b = args.paired.split(",")
+        names = args.paired.split(",")
+        if len(names) != 2 or not all(names):
+            parser.error("--paired takes two candidate names: A,B")
+        a, b = names
         oof_a, oof_b = (pd.read_csv(OUT / f"story_oof_{n}.tsv", sep="\t") for n in (a, b))
         paired(oof_a, oof_b, (a, b), RELEASE_RULE)
         return

@@ -243,3 +243,22 @@ def test_serving_prints_three_working_links_and_stops_on_ctrl_c(
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_demo_without_the_encoder_weights_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    from peerlens.narrative.encoder import WEIGHTS_ENV
+    from peerlens.narrative.model import packaged_model_meta
+
+    if packaged_model_meta()["config"].get("embedding") != "minilm":
+        pytest.skip("the packaged model does not use the encoder")
+    done = subprocess.run(
+        [sys.executable, "-c", "from peerlens.cli import main; main()", "demo", "--no-serve"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, WEIGHTS_ENV: str(tmp_path / "absent.whl")},
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "absent.whl" in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -97,7 +97,7 @@ def test_missing_weights_are_refused(tmp_path: Path) -> None:
 def test_the_installed_weights_are_the_pinned_wheel_and_load_once() -> None:
     assert WEIGHTS is not None and WEIGHTS.name == "model.zip"
     assert WEIGHTS.parent.name == "all_minilm_l6_v2"
-    encoder_mod.load_packaged_encoder.cache_clear()
+    encoder_mod._packaged_encoder.cache_clear()
     first = encoder_mod.load_packaged_encoder()
     assert encoder_mod.load_packaged_encoder() is first
     assert first.dims == 384 and first.embed(["me too"]).shape == (1, 384)
@@ -112,12 +112,12 @@ def test_the_weights_location_can_be_named_and_a_wrong_file_there_is_refused(
         zf.writestr("tokenizer.json", "{}")
     monkeypatch.setenv(WEIGHTS_ENV, str(bad))
     assert packaged_weights() == bad
-    encoder_mod.load_packaged_encoder.cache_clear()
+    encoder_mod._packaged_encoder.cache_clear()
     try:
         with pytest.raises(EncoderWeightsError, match="refusing"):
             encoder_mod.load_packaged_encoder()
     finally:
-        encoder_mod.load_packaged_encoder.cache_clear()
+        encoder_mod._packaged_encoder.cache_clear()
 
 
 def test_missing_installation_names_the_command_that_installs_the_weights(
@@ -180,3 +180,21 @@ def test_empty_input(encoder: MiniLMEncoder) -> None:
     assert encoder.embed([]).shape == (0, 384)
     with pytest.raises(ValueError):
         encoder.embed_ids([])
+
+
+def test_a_damaged_weights_archive_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    """A corrupt deflate stream inside the zip: EncoderWeightsError, not zlib's own error."""
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("model.safetensors", _fake_safetensors() * 200)
+        zf.writestr("tokenizer.json", "{}")
+    blob = bytearray(good.read_bytes())
+    with zipfile.ZipFile(good) as zf:
+        info = zf.getinfo("model.safetensors")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    for i in range(start + 8, start + 40):  # inside the compressed data
+        blob[i] ^= 0xFF
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(EncoderWeightsError, match=r"bad\.zip"):
+        load_encoder(bad)

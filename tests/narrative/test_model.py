@@ -309,6 +309,43 @@ def test_a_minilm_model_records_the_pinned_encoder_and_refuses_another(tmp_path:
 
 def test_an_unknown_embedding_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown embedding"):
-        train_model(
-            load_corpus(split="train").head(40), ModelConfig(static_weight=1.0, embedding="glove")
-        )
+        ModelConfig(static_weight=1.0, embedding="glove")
+    for name in ("model.npz", "model.json"):
+        shutil.copy(model_dir() / name, tmp_path / name)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    meta["config"]["embedding"] = "glove"
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelArtifactError, match="unknown embedding"):
+        TextModel.load(tmp_path)
+
+
+def test_the_packaged_metadata_is_read_without_loading_the_model() -> None:
+    from peerlens.narrative.model import packaged_model_meta
+
+    meta = packaged_model_meta()
+    assert meta["npz_sha256"] == load_model().meta["npz_sha256"]
+    assert meta["config"] == load_model().meta["config"]
+
+
+def test_memo_embedder_embeds_each_distinct_text_once_and_keeps_order() -> None:
+    from peerlens.narrative.model import MemoEmbedder
+
+    class Counting:
+        dims = 2
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def embed(self, sentences: list[str]) -> np.ndarray:
+            self.seen.extend(sentences)
+            return np.array([[len(t), t.count("a")] for t in sentences], dtype=np.float32)
+
+    inner = Counting()
+    memo = MemoEmbedder(inner)
+    first = memo.embed(["aa", "b", "aa", ""])
+    np.testing.assert_array_equal(first, inner.embed(["aa", "b", "aa", ""]))
+    inner.seen.clear()
+    again = memo.embed(["b", "ccc", "aa"])
+    assert inner.seen == ["ccc"]  # only the new text reached the wrapped embedder
+    np.testing.assert_array_equal(again, [[1, 0], [3, 0], [2, 2]])
+    assert memo.embed([]).shape == (0, 2) and memo.dims == 2

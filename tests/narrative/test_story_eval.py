@@ -227,3 +227,29 @@ def test_tfidf_combines_with_the_cached_minilm_embeddings_of_each_sentence_and_n
     proba = feats.fit_predict(np.arange(7), np.array([7]), labels)
     assert proba.shape == (1, len(LABELS))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_paired_compares_the_same_sentences_fold_by_fold(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import numpy as np
+
+    from peerlens.narrative.corpus import LABELS
+
+    rng = np.random.default_rng(5)
+    gold = [LABELS[i] for i in rng.integers(0, 4, size=120)]
+    base = pd.DataFrame({"item_id": [f"i{k}" for k in range(120)], "label": gold}).assign(
+        source=["a", "b", "c", "d"] * 30
+    )
+    noisy = rng.dirichlet(np.ones(4), size=120)
+    sure = np.array([[0.97 if lab == g else 0.01 for lab in LABELS] for g in gold])
+    a = base.assign(**{f"p_{lab}": noisy[:, k] for k, lab in enumerate(LABELS)})
+    b = base.assign(**{f"p_{lab}": sure[:, k] for k, lab in enumerate(LABELS)})
+    per_fold_a, per_fold_b = se.fold_f1(a, "per_class"), se.fold_f1(b, "per_class")
+    assert set(per_fold_a) == {"a", "b", "c", "d"}
+    assert all(per_fold_b[f] > per_fold_a[f] for f in per_fold_a)  # the sure model wins each
+    se.paired(a, b, ("noisy", "sure"), "per_class")
+    out = capsys.readouterr().out
+    assert "4 folds up, 0 down" in out and "sure minus noisy" in out
+    with pytest.raises(SystemExit, match="same sentences"):
+        se.paired(a, b.iloc[1:], ("noisy", "sure"), "per_class")

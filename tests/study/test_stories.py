@@ -283,3 +283,30 @@ def test_erasure_deletes_a_workers_practice_stories(studio: Studio) -> None:
     with pytest.raises(PermissionDenied):
         read_story(studio.store, sid, caller=studio.worker)
     assert export_disagreements(studio.store, "pilot", caller=studio.research).empty
+
+
+def test_the_analysis_runs_outside_the_write_transaction(
+    studio: Studio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long story is analysed while other writers go on (SQLite has one writer at a time)."""
+    import threading
+
+    import peerlens.narrative as narrative
+
+    real = narrative.analyze
+    finished: list[bool] = []
+
+    def other_writer() -> None:
+        add_participant(studio.store, "pilot", "S9", site="leeds", caller=ADMIN)
+        finished.append(True)
+
+    def analyze_while_another_writes(*args: object, **kwargs: object) -> object:
+        thread = threading.Thread(target=other_writer)
+        thread.start()
+        thread.join(timeout=10)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(narrative, "analyze", analyze_while_another_writes)
+    sid = save_story(studio.store, "pilot", STORY, told_on=DAY, caller=studio.worker)
+    assert finished == [True], "another writer waited for the analysis"
+    assert read_story(studio.store, sid, caller=studio.worker).n_sentences == 2

@@ -31,13 +31,16 @@ import io
 import json
 import os
 import struct
+import threading
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from peerlens._blas import one_blas_thread
 from peerlens.narrative._errors import ModelArtifactError
 from peerlens.narrative._wordpiece import WordPiece
 
@@ -52,6 +55,7 @@ __all__ = [
     "load_encoder",
     "load_packaged_encoder",
     "packaged_weights",
+    "pinned_metadata",
 ]
 
 #: Hugging Face revision of sentence-transformers/all-MiniLM-L6-v2 the weights come from.
@@ -118,7 +122,18 @@ def _read_files(path: Path) -> tuple[bytes, bytes]:
             model = next(n for n in names if n.endswith("model.safetensors"))
             tok = next(n for n in names if n.endswith("tokenizer.json"))
             return zf.read(model), zf.read(tok)
-    except (OSError, zipfile.BadZipFile, StopIteration, KeyError) as exc:
+    # a damaged or unusual archive: a bad deflate stream (zlib.error), a cut file (EOFError),
+    # an unsupported compression method (NotImplementedError), an encrypted entry (RuntimeError)
+    except (
+        OSError,
+        zipfile.BadZipFile,
+        StopIteration,
+        KeyError,
+        zlib.error,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         raise EncoderWeightsError(f"{path}: no all-MiniLM-L6-v2 files found ({exc})") from exc
 
 
@@ -336,19 +351,24 @@ class MiniLMEncoder:
         Sentences are sorted by length and batched under the token budget, so padding stays
         small; the order of the output is the order of the input, and a sentence's embedding does
         not depend on which others share its batch (padded keys are masked out).
+
+        The products run with one BLAS thread (``peerlens._blas``): the batches are small, and
+        BLAS's default of a thread per core made a story about 2x slower whenever anything else
+        ran on the two cores (``docs/story.md``, "MiniLM retrain").
         """
         encoded = [self.tokenizer.encode(s, _MAX_LEN) for s in sentences]
         order = np.argsort([len(e) for e in encoded], kind="stable")
         out = np.zeros((len(sentences), _HIDDEN), dtype=np.float32)
         lo = 0
-        while lo < len(order):
-            hi = lo + 1
-            # sorted ascending, so the last sentence taken is the longest of the batch
-            while hi < len(order) and (hi - lo + 1) * len(encoded[order[hi]]) <= batch_tokens:
-                hi += 1
-            idx = order[lo:hi]
-            out[idx] = self.embed_ids([encoded[i] for i in idx])
-            lo = hi
+        with one_blas_thread():
+            while lo < len(order):
+                hi = lo + 1
+                # sorted ascending, so the last sentence taken is the longest of the batch
+                while hi < len(order) and (hi - lo + 1) * len(encoded[order[hi]]) <= batch_tokens:
+                    hi += 1
+                idx = order[lo:hi]
+                out[idx] = self.embed_ids([encoded[i] for i in idx])
+                lo = hi
         return out
 
 
@@ -403,7 +423,30 @@ def packaged_weights() -> Path:
     )
 
 
+_LOADING = threading.Lock()
+
+
 @cache
-def load_packaged_encoder() -> MiniLMEncoder:
-    """Load (once per process) and verify the installed weights (:func:`packaged_weights`)."""
+def _packaged_encoder() -> MiniLMEncoder:
     return load_encoder(packaged_weights())
+
+
+def load_packaged_encoder() -> MiniLMEncoder:
+    """Load (once per process) and verify the installed weights (:func:`packaged_weights`).
+
+    Threads asking at once (the web app's first requests) wait for one load instead of each
+    reading the 90 MB of weights.
+    """
+    with _LOADING:
+        return _packaged_encoder()
+
+
+def pinned_metadata() -> dict[str, str]:
+    """What a model trained with the encoder records about it (``encoder`` in ``model.json``)."""
+    return {
+        "name": "sentence-transformers/all-MiniLM-L6-v2",
+        "revision": MINILM_REVISION,
+        "model_sha256": MINILM_SHA256,
+        "tokenizer_sha256": TOKENIZER_SHA256,
+        "package": WEIGHTS_PACKAGE,
+    }

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
@@ -58,6 +59,7 @@ __all__ = [
     "load_model",
     "load_static",
     "model_dir",
+    "packaged_model_meta",
     "train_model",
 ]
 
@@ -131,6 +133,13 @@ class ModelConfig:
     #: in the package (``data/static.npz``), or ``"minilm"``, the all-MiniLM-L6-v2 encoder itself
     #: (``peerlens.narrative.encoder``; weights from the hash-pinned ``requirements-weights.txt``).
     embedding: str = "static"
+
+    def __post_init__(self) -> None:
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(
+                f"unknown embedding {self.embedding!r}; known: {', '.join(EMBEDDINGS)}"
+            )
+
     #: Append the neighbouring sentences' cue indicators (and static embeddings, when used).
     context: bool = False
     #: Also one 0/1 indicator per cue pattern (not only per family), times ``cue_weight``.
@@ -458,15 +467,13 @@ class TextModel:
         if self.static is not None and self.config.static_weight > 0 and self._minilm:
             from peerlens.narrative import encoder
 
-            meta["encoder"] = {
-                "name": "sentence-transformers/all-MiniLM-L6-v2",
-                "revision": encoder.MINILM_REVISION,
-                "model_sha256": encoder.MINILM_SHA256,
-                "tokenizer_sha256": encoder.TOKENIZER_SHA256,
-                "package": encoder.WEIGHTS_PACKAGE,
-            }
+            meta["encoder"] = encoder.pinned_metadata()
         elif self.static is not None and self.config.static_weight > 0:
-            assert isinstance(self.static, StaticEmbedder)
+            if not isinstance(self.static, StaticEmbedder):
+                raise ModelArtifactError(
+                    f"a model with embedding {self.config.embedding!r} holds "
+                    f"{type(self.static).__name__}, not the static embedding it names"
+                )
             target = directory / "static.npz"
             if self.static.path is None:
                 raise ModelArtifactError("the static embedding has no file to save with the model")
@@ -511,9 +518,10 @@ class TextModel:
         cfg = dict(meta["config"])
         cfg["word_ngrams"] = tuple(cfg["word_ngrams"])
         cfg["char_ngrams"] = tuple(cfg["char_ngrams"])
-        config = ModelConfig(**cfg)
-        if config.embedding not in EMBEDDINGS:
-            raise ModelArtifactError(f"{meta_path}: unknown embedding {config.embedding!r}")
+        try:
+            config = ModelConfig(**cfg)
+        except (TypeError, ValueError) as exc:
+            raise ModelArtifactError(f"{meta_path}: {exc}") from exc
         static: Embedder | None = None
         if config.static_weight > 0 and config.embedding == "minilm":
             static = _load_minilm(meta_path, meta)
@@ -573,9 +581,9 @@ def _load_minilm(meta_path: Path, meta: dict[str, Any]) -> Embedder:
     """The installed all-MiniLM-L6-v2 encoder, if it is the one the model was trained with."""
     from peerlens.narrative import encoder
 
-    recorded = meta.get("encoder") or {}
-    pinned = {"model_sha256": encoder.MINILM_SHA256, "tokenizer_sha256": encoder.TOKENIZER_SHA256}
-    for key, value in pinned.items():
+    recorded = meta.get("encoder")
+    recorded = recorded if isinstance(recorded, dict) else {}
+    for key, value in encoder.pinned_metadata().items():
         if recorded.get(key) != value:
             raise ModelArtifactError(
                 f"{meta_path}: the model was trained with encoder {key} "
@@ -595,8 +603,6 @@ def default_embedder(config: ModelConfig) -> Embedder | None:
     """
     if config.static_weight <= 0:
         return None
-    if config.embedding not in EMBEDDINGS:
-        raise ValueError(f"unknown embedding {config.embedding!r}; known: {', '.join(EMBEDDINGS)}")
     if config.embedding == "minilm":
         from peerlens.narrative.encoder import load_packaged_encoder
 
@@ -605,6 +611,28 @@ def default_embedder(config: ModelConfig) -> Embedder | None:
 
 
 @cache
+def packaged_model_meta() -> dict[str, Any]:
+    """The packaged model's metadata (``model.json``) alone, without loading its arrays or the
+    encoder: for callers that only compare versions, such as a study export.
+
+    Raises
+    ------
+    ModelArtifactError
+        If ``model.json`` is missing or not JSON.
+    """
+    path = model_dir() / "model.json"
+    try:
+        meta = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelArtifactError(f"{path}: cannot read model metadata ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ModelArtifactError(f"{path}: not a model metadata object")
+    return meta
+
+
+_LOADING = threading.Lock()
+
+
 def load_model() -> TextModel:
     """Load the packaged model (cached after the first call).
 
@@ -612,7 +640,15 @@ def load_model() -> TextModel:
     ------
     ModelArtifactError
         If the artifact is missing, corrupt or was built against different cue families.
+
+    Threads asking at once (the web app's first requests) wait for one load.
     """
+    with _LOADING:
+        return _load_packaged()
+
+
+@cache
+def _load_packaged() -> TextModel:
     return TextModel.load(model_dir())
 
 

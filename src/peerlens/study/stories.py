@@ -49,6 +49,7 @@ from peerlens.study.models import (
 from peerlens.study.policy import (
     Caller,
     Grant,
+    WorkerReach,
     active_user,
     authorize,
     authorize_worker,
@@ -372,7 +373,8 @@ def save_story(
         )
     _limits.check(PracticeStory.source, source, "source")
     _limits.check(PracticeStory.speaker, speaker, "speaker")
-    with store.transaction() as s:
+
+    def own_studio(s: DbSession) -> tuple[Study, WorkerReach, Participant]:
         study = get_study(s, study_name)
         reach = worker_reach(s, caller, "story.save", study)
         own = [pid for pid, rel in reach.linked.items() if rel == "worker"]
@@ -389,7 +391,16 @@ def save_story(
             earlier = s.get(PracticeStory, revises)
             if earlier is None or earlier.participant_id != worker.id:
                 raise NotFound(f"unknown story {revises}")
-        result = analyze(text, transcript=transcript, speaker=speaker, source=source)
+        return study, reach, worker
+
+    # rights first (a short transaction), then the analysis outside any transaction: a long
+    # story must not hold the database's write lock while the model reads it; the write
+    # transaction checks everything again, so a right withdrawn meanwhile still stops it
+    with store.transaction() as s:
+        own_studio(s)
+    result = analyze(text, transcript=transcript, speaker=speaker, source=source)
+    with store.transaction() as s:
+        study, reach, worker = own_studio(s)
         summary = result.summary
         story = PracticeStory(
             study_id=study.id,

@@ -70,6 +70,8 @@ class Story:
             "format": model.meta.get("format"),
             "corpus_sha256": model.meta.get("corpus_sha256"),
             "npz_sha256": model.meta.get("npz_sha256"),
+            # the sentence encoder's pinned revision and hashes (None for a model without it)
+            "encoder": model.meta.get("encoder"),
         }
         rows = [_analyse(t, model, model_meta) for t in inputs]
         errors = sum(st["status"] == "error" for st, _ in rows)
@@ -223,9 +225,11 @@ def _sentences(session: Session, st: DerivedStory) -> Sequence[DerivedSentence]:
 
 def _frame(session: Session, study: Study, *, sentences: bool) -> pd.DataFrame:
     """Stored story results: one row per transcript version, or per labelled sentence."""
-    from peerlens.narrative import LABELS, load_model
+    from peerlens.narrative import LABELS
+    from peerlens.narrative.model import packaged_model_meta
 
-    current_sha = _model_sha(load_model().meta)
+    # the version only: an export must not need the model's arrays or the encoder weights
+    current_sha = _model_sha(packaged_model_meta())
     columns = (Transcript.id, Transcript.kind, Transcript.version)
     base = (
         stored_results(DerivedStory, Transcript, DerivedStory.transcript_id, *columns)
