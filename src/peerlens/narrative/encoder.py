@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 
-from peerlens._blas import one_blas_thread
 from peerlens.narrative._errors import ModelArtifactError
 from peerlens.narrative._wordpiece import WordPiece
 
@@ -352,23 +351,24 @@ class MiniLMEncoder:
         small; the order of the output is the order of the input, and a sentence's embedding does
         not depend on which others share its batch (padded keys are masked out).
 
-        The products run with one BLAS thread (``peerlens._blas``): the batches are small, and
-        BLAS's default of a thread per core made a story about 2x slower whenever anything else
-        ran on the two cores (``docs/story.md``, "MiniLM retrain").
+        The products use BLAS's threads (one per core): on a quiet 2-core machine a story is
+        embedded about 1.4x faster than with one thread, but when other work holds the cores it
+        is about 2x slower; work that runs several analyses side by side in separate processes
+        should limit each to one BLAS thread (``peerlens._blas.one_blas_thread``).  Figures in
+        ``docs/story.md``, "MiniLM retrain".
         """
         encoded = [self.tokenizer.encode(s, _MAX_LEN) for s in sentences]
         order = np.argsort([len(e) for e in encoded], kind="stable")
         out = np.zeros((len(sentences), _HIDDEN), dtype=np.float32)
         lo = 0
-        with one_blas_thread():
-            while lo < len(order):
-                hi = lo + 1
-                # sorted ascending, so the last sentence taken is the longest of the batch
-                while hi < len(order) and (hi - lo + 1) * len(encoded[order[hi]]) <= batch_tokens:
-                    hi += 1
-                idx = order[lo:hi]
-                out[idx] = self.embed_ids([encoded[i] for i in idx])
-                lo = hi
+        while lo < len(order):
+            hi = lo + 1
+            # sorted ascending, so the last sentence taken is the longest of the batch
+            while hi < len(order) and (hi - lo + 1) * len(encoded[order[hi]]) <= batch_tokens:
+                hi += 1
+            idx = order[lo:hi]
+            out[idx] = self.embed_ids([encoded[i] for i in idx])
+            lo = hi
         return out
 
 
