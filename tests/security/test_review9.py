@@ -259,6 +259,45 @@ def test_r9_3_two_first_keyed_writes_at_once_both_succeed(
     assert _problems(store) == ([], [])
 
 
+# ---------------------------------------------------------------------------- finding R9-4
+#
+# A completion scored into a run from before additive digests (33dcacc, rescore_response) checks
+# the run whole against its sha256 digest; when the rows no longer match it (changed with SQL),
+# it writes anyway and amend_run records, as a ``derive.amend`` entry, the digest of the rows as
+# stored now: the tampering elsewhere in the run is then what check_derived expects ("left for
+# verify to name", says the code, but it is no longer named by verify_derived). The row seals
+# still name the row, so ``audit verify`` finds it: this loses the second, independent check.
+
+
+def test_r9_4_a_completion_into_a_run_without_a_sum_does_not_bless_tampering(
+    store: Store, holder: LinkHolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from peerlens.study.derived._scores import SCORES
+
+    add_participant(store, "pilot", "B2", site="glasgow", caller=ADMIN)
+    other = LinkHolder(
+        "B2", issue_link(store, "pilot", "B2", timepoint="baseline", caller=ADMIN).token
+    )
+    monkeypatch.setattr(SCORES, "summed", False)  # a run derived before revision 0023
+    _complete(store, holder, 4)
+    monkeypatch.undo()
+    with store.engine.begin() as conn:
+        sid = conn.execute(
+            text(
+                "SELECT s.id FROM derived_score s JOIN response r ON r.id = s.response_id "
+                "JOIN participant p ON p.id = r.participant_id "
+                "WHERE p.study_code = 'A1' AND s.name = 'scs_total'"
+            )
+        ).scalar_one()
+        conn.execute(text("DELETE FROM derived_score WHERE id = :i"), {"i": sid})
+    assert verify_derived(store, "pilot", caller=ADMIN).problems
+    _complete(store, other, 2)  # scored into that run
+    seals, derived = _problems(store)
+    assert any(f"derived_score, id {sid}" in p for p in seals)  # the seals still name it
+    # Expected: verify_derived still finds the run's rows changed. On main it passes.
+    assert derived, "verify_derived now vouches for the run with A1's score deleted"
+
+
 # ------------------------------------------------------------------- checked and found sound
 #
 # Two forms completed at once (two threads, two sessions) are each scored into the study's
