@@ -87,6 +87,9 @@ def _problems(store: Store) -> tuple[list[str], list[str]]:
 #
 # Here the change hides that a score is stale: its ``source_updated_at`` (not in the run's
 # digest) is moved past the response's last change, so ``check_derived`` cannot see it either.
+# Severity: medium (PostgreSQL; once per database, in a window of the upgrade's full check, which
+# whoever can read pg_stat_activity sees running; any sealed row can be laundered so, a role
+# assignment included). Key rotation (keys.py: check_seals, then reseal_all) has the same shape.
 
 
 def test_r9_1_a_row_changed_between_the_upgrade_check_and_the_reseal_is_sealed_as_genuine(
@@ -155,7 +158,9 @@ def test_r9_1_a_row_changed_between_the_upgrade_check_and_the_reseal_is_sealed_a
 # connection that takes no peerlens lock, is sealed with the transaction's own change. Here a
 # participant saves the last page of a visit; between the check of the response and the
 # statements that rewrite it, the response is moved to another participant with SQL: it is
-# sealed so, and every check passes.
+# sealed so, and every check passes. Severity: medium (PostgreSQL; for a head row the window is
+# from the check to the statement that locks it; a child row, e.g. an extra response item,
+# inserted after the transaction's own delete of them, is sealed with the unit at commit).
 
 
 def test_r9_2_a_unit_changed_between_its_check_and_its_reseal_is_sealed_as_genuine(
@@ -212,7 +217,8 @@ def test_r9_2_a_unit_changed_between_its_check_and_its_reseal_is_sealed_as_genui
 # checking, so both check, and both reseal every unit. On PostgreSQL the second one's reseal
 # then fails (its seals collide with the first's, or its check read the first's new seals under
 # the old scheme and calls them tampering): a legitimate write is refused, possibly as
-# TamperedError, a false alarm of tampering.
+# TamperedError, a false alarm of tampering. Severity: low (denial of service, once, at the
+# first writes after upgrading to 0023; a retry succeeds).
 
 
 def test_r9_3_two_first_keyed_writes_at_once_both_succeed(
@@ -267,6 +273,7 @@ def test_r9_3_two_first_keyed_writes_at_once_both_succeed(
 # stored now: the tampering elsewhere in the run is then what check_derived expects ("left for
 # verify to name", says the code, but it is no longer named by verify_derived). The row seals
 # still name the row, so ``audit verify`` finds it: this loses the second, independent check.
+# Severity: low (defence in depth; SQLite and PostgreSQL).
 
 
 def test_r9_4_a_completion_into_a_run_without_a_sum_does_not_bless_tampering(
