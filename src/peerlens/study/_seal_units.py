@@ -395,18 +395,32 @@ def contents(
     keys: Iterable[Any] | None = None,
     *,
     known_children: Mapping[Any, Sequence[Iterable[Row]]] | None = None,
+    lock: bool = False,
 ) -> Iterator[tuple[str, bytes]]:
     """``(unit, canonical content)`` of each unit of ``kind`` that exists (all units when
     ``keys`` is None).
 
     ``known_children`` gives the complete child rows (canonical) of some units, e.g. those a bulk
-    insert has just written; only their head rows are then read."""
+    insert has just written; only their head rows are then read. ``lock`` (named ``keys`` only;
+    on PostgreSQL) locks the rows read until the transaction ends, as :func:`lock_clauses`
+    says."""
     if keys is None:
-        yield from _contents(session, kind, None, known_children or {})
+        yield from _contents(session, kind, None, known_children or {}, False)
         return
     wanted = sorted(set(keys))
     for i in range(0, len(wanted), _CHUNK):
-        yield from _contents(session, kind, wanted[i : i + _CHUNK], known_children or {})
+        yield from _contents(session, kind, wanted[i : i + _CHUNK], known_children or {}, lock)
+
+
+def lock_clauses(kind: UnitKind) -> tuple[str, str]:
+    """The row locks (PostgreSQL) that keep units of ``kind`` as they were read until the
+    transaction ends: ``(head rows, child rows)``.
+
+    ``FOR NO KEY UPDATE`` makes any other transaction's UPDATE or DELETE of a locked row wait
+    (and lock it first). A kind with child rows locks its head rows ``FOR UPDATE``: that also
+    makes the foreign-key check of a child row inserted for the unit (``FOR KEY SHARE`` of the
+    head row) wait, so no child row can be added to it meanwhile either."""
+    return ("FOR UPDATE" if kind.children else "FOR NO KEY UPDATE"), "FOR NO KEY UPDATE"
 
 
 def _contents(
@@ -414,15 +428,18 @@ def _contents(
     kind: UnitKind,
     chunk: Sequence[Any] | None,
     known: Mapping[Any, Sequence[Iterable[Row]]],
+    lock: bool,
 ) -> Iterator[tuple[str, bytes]]:
-    heads = _fetch_among(session, list(kind.table.c), kind.key_column(), chunk)
+    locked = lock and chunk is not None and session.get_bind().dialect.name == "postgresql"
+    head_lock, child_lock = lock_clauses(kind) if locked else ("", "")
+    heads = _fetch_among(session, list(kind.table.c), kind.key_column(), chunk, head_lock)
     read = [k for k in chunk if k not in known] if chunk is not None else None
     parts: list[dict[Any, list[Row]]] = []
     for child in kind.children:
         grouped: dict[Any, list[Row]] = {}
         if read is None or read:
             cols = child.columns
-            rows = _fetch_among(session, cols, child.table.c[child.parent], read)
+            rows = _fetch_among(session, cols, child.table.c[child.parent], read, child_lock)
             at = cols.index(child.table.c[child.parent])
             for row in canon_rows(cols, rows):
                 grouped.setdefault(row[at], []).append(row)
@@ -455,9 +472,11 @@ def _fetch_among(
     columns: Sequence[Column[Any]],
     column: Column[Any],
     keys: Sequence[Any] | None,
+    lock: str = "",
 ) -> list[tuple[Any, ...]]:
     """Rows of ``columns`` whose ``column`` is among ``keys`` (every row when None), as
-    :func:`_fetch` gives them.
+    :func:`_fetch` gives them; ``lock`` is a row-locking clause to end the query with
+    (PostgreSQL: ``"FOR NO KEY UPDATE"``, ``"FOR UPDATE"``) or ``""``.
 
     A few keys (a page request's units) are looked up with SQL compiled once per process and
     shape (a range, or so many keys) and given parameters, not compiled afresh every time."""
@@ -465,7 +484,7 @@ def _fetch_among(
     if keys is None:
         return _fetch(session, stmt)
     if len(keys) > _PREPARED_KEYS:
-        return _fetch(session, stmt.where(_among(column, keys)))
+        return _fetch(session, stmt.where(_among(column, keys)), lock)
     first, last = keys[0], keys[-1]
     ranged = isinstance(first, int) and isinstance(last, int) and last - first + 1 == len(keys)
     params = [first, last] if ranged else list(keys)
@@ -488,6 +507,7 @@ def _fetch_among(
         order = tuple(compiled.positiontup or ())
         prepared = _PREPARED[shape] = (str(compiled), order)
     sql, order = prepared
+    sql = f"{sql} {lock}" if lock else sql
     given = dict(zip([f"k{i}" for i in range(len(params))], params, strict=True))
     args: Any = [given[n] for n in order] if order else given
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -498,11 +518,13 @@ def _fetch_among(
         cursor.close()
 
 
-def _fetch(session: Session, stmt: Select[Any]) -> list[tuple[Any, ...]]:
-    """Every row of ``stmt`` as the driver returns it (no SQLAlchemy row objects or type
-    processing: sealing reads whole tables; :func:`canon_rows` makes the values canonical)."""
+def _fetch(session: Session, stmt: Select[Any], lock: str = "") -> list[tuple[Any, ...]]:
+    """Every row of ``stmt`` (ended with the row-locking clause ``lock``) as the driver returns
+    it (no SQLAlchemy row objects or type processing: sealing reads whole tables;
+    :func:`canon_rows` makes the values canonical)."""
     conn = session.connection()
     sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    sql = f"{sql} {lock}" if lock else sql
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql)

@@ -280,7 +280,7 @@ def check_before_change(session: Session, kind: UnitKind, keys: Iterable[Any]) -
     todo = {k for k in keys if k is not None and k not in done and k not in new}
     if todo:
         done.update(todo)
-        check_units(session, kind, todo, required=True)
+        check_units(session, kind, todo, required=True, lock=True)
 
 
 def ensure_scheme(session: Session) -> None:
@@ -342,14 +342,25 @@ def ensure_scheme(session: Session) -> None:
 
 
 def check_units(
-    session: Session, kind: UnitKind, keys: Iterable[Any], *, required: bool = False
+    session: Session,
+    kind: UnitKind,
+    keys: Iterable[Any],
+    *,
+    required: bool = False,
+    lock: bool = False,
 ) -> None:
     """Raise :class:`TamperedError` when a unit of ``kind`` among ``keys`` was changed, added or
     removed outside peerlens (checked against its seal with the vault key).
 
     Nothing is checked in a database not sealed yet, nor without a key unless ``required`` (a
     write needs the key anyway; reading rights without the key is allowed, see
-    docs/security.md)."""
+    docs/security.md). With ``lock`` (a write about to change them), the units' rows are locked
+    on PostgreSQL by the statements that read them for the check, until the transaction ends
+    (see :func:`peerlens.study._seal_units.lock_clauses`): nobody else can change them, nor add
+    child rows to them, between the check and the seal made of them at commit, which is then
+    of what was checked and of this transaction's own changes only (under READ COMMITTED the
+    seal re-reads the rows, and would otherwise seal whatever was committed meanwhile). SQLite
+    needs no lock: a writing transaction holds the database's write lock from its start."""
     todo = sorted({k for k in keys if k is not None})
     if not todo:
         return
@@ -368,7 +379,7 @@ def check_units(
             if required:
                 raise
             return
-        problem = _consistently(session, lambda: _unit_problem(session, key, kind, todo))
+        problem = _consistently(session, lambda: _unit_problem(session, key, kind, todo, lock))
         if problem is not None:
             raise TamperedError(
                 f"{problem} outside peerlens since peerlens last wrote it; nothing was done. "
@@ -391,12 +402,18 @@ def _consistently(session: Session, check: Any) -> Any:
     return check()
 
 
-def _unit_problem(session: Session, key: VaultKey, kind: UnitKind, todo: list[Any]) -> str | None:
+def _unit_problem(
+    session: Session, key: VaultKey, kind: UnitKind, todo: list[Any], lock: bool = False
+) -> str | None:
     """How the first unit of ``todo`` that does not match its seal differs ("<where> was
-    changed"), or None."""
+    changed"), or None; ``lock``: lock their rows (see :func:`check_units`).
+
+    The rows are read (and locked) before the seals: a lawful writer whose lock the read waited
+    for has committed its seals by then."""
+    found = list(contents(session, kind, todo, lock=lock))
     stored = _stored(session, kind, [unit_text(k) for k in todo])
     present: set[str] = set()
-    for unit, data in contents(session, kind, todo):
+    for unit, data in found:
         present.add(unit)
         if stored.get(unit) != seal_of(key.seal_key, data):
             why = "added" if unit not in stored else "changed"
@@ -494,23 +511,32 @@ def note_rows(
     touched = tracker.touched.setdefault(kind.name, set())
     if table.name == kind.name:
         return _noting(rows, at, touched, tracker.new.setdefault(kind.name, set()))
+    # Child rows added to units stored before: each such unit is checked (and its rows locked)
+    # before the insert, as any other change to it is.
     child = CHILD[table.name]
     index = kind.children.index(child)
     names = [c.name for c in child.columns]
-    if not set(names) <= set(columns):
-        return _noting(rows, at, touched, tracker.children_dirty.setdefault(kind.name, set()))
     rows = rows if isinstance(rows, list) else list(rows)
+    if not set(names) <= set(columns):
+        parents = {r[at] for r in rows}
+        check_before_change(session, kind, parents)
+        touched.update(parents)
+        tracker.children_dirty.setdefault(kind.name, set()).update(parents)
+        return rows
     pick = [list(columns).index(n) for n in names]
     picked = rows if pick == list(range(len(columns))) else [[r[i] for i in pick] for r in rows]
     known = tracker.known.setdefault(kind.name, {})
     width = len(kind.children)
     # Rows of one unit are usually written one after another: group runs, not rows.
+    parents = []
     for key, run in groupby(canon_rows(child.columns, picked), itemgetter(names.index(column))):
-        touched.add(key)
+        parents.append(key)
         parts = known.get(key)
         if parts is None:
             parts = known[key] = [[] for _ in range(width)]
         parts[index].extend(run)
+    check_before_change(session, kind, parents)
+    touched.update(parents)
     return rows
 
 
