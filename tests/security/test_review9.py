@@ -177,25 +177,35 @@ def test_r9_2_a_unit_changed_between_its_check_and_its_reseal_is_sealed_as_genui
     outside = store.engine.connect()
     real_check = integrity.check_units
     done: list[bool] = []
+    # The change is made from another thread: the save's check may lock the response until it
+    # commits, and a change waiting for that lock in this thread would wait for ever.
+    tamper: list[threading.Thread] = []
+
+    def move(rid: int) -> None:
+        with outside.begin():
+            outside.execute(
+                text(
+                    "UPDATE response SET participant_id = "
+                    "(SELECT id FROM participant WHERE study_code = 'B2') WHERE id = :r"
+                ),
+                {"r": rid},
+            )
 
     def check_then_tamper(session: Any, kind: Any, keys: Any, **kwargs: Any) -> None:
         real_check(session, kind, keys, **kwargs)
         if kind.name == "response" and not done:  # the response was checked: now change it
             done.append(True)
-            with outside.begin():
-                outside.execute(
-                    text(
-                        "UPDATE response SET participant_id = "
-                        "(SELECT id FROM participant WHERE study_code = 'B2') WHERE id = :r"
-                    ),
-                    {"r": sorted(keys)[0]},
-                )
+            tamper.append(threading.Thread(target=move, args=(sorted(keys)[0],)))
+            tamper[0].start()
+            tamper[0].join(2)  # committed by now unless the save holds the response's lock
 
     monkeypatch.setattr(integrity, "check_units", check_then_tamper)
     try:
         assert save_page(store, 3, {q.item: "4" for q in last.questions}, caller=holder)
     finally:
         monkeypatch.undo()
+        for t in tamper:
+            t.join(30)
         outside.close()
     assert done, "the response was never checked before its change"
     with store.engine.connect() as conn:
