@@ -181,10 +181,9 @@ def rescore_response(
         rescore_in(session, study, blob_dir, actor, None)
         return
     form, expected = expected_digest(session, run)
-    before, unsummed = int(expected, 16), None
-    if form == "digest":  # a run from before sums: checked whole and given one, once
-        found = sum_of_unsummed(session, run, expected)
-        before, unsummed = (None, None) if found is None else (found, expected)
+    # A run from before sums is checked whole against its sha256 digest and given a sum, once.
+    unsummed = expected if form == "digest" else None
+    before = int(expected, 16) if unsummed is None else sum_of_unsummed(session, run, expected)
     old = SCORES.response_rows(session, run.id, response_id)
     SCORES.delete_ids(session, [i for i, _ in old])
     SCORES.insert_rows(session, run.id, batch.rows)

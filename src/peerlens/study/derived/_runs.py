@@ -18,7 +18,7 @@ recorded are checked by their sha256 digest, and get a sum at their first in-pla
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,7 +165,7 @@ def check_derived(session: Session, study: Study) -> DerivedCheck:
             problems.append(f"{what}: run {run.id} does not match its audit-log entry")
         # An erasure that removed rows of this run, or a response re-scored in place, recorded
         # the digest of what was left.
-        form, expected = _expected(session, run, lambda seen=logged: seen)
+        form, expected = _expected(session, run, logged, own_read=True)
         if _stored(session, run, form) != expected:
             problems.append(
                 f"{what}: stored rows of run {run.id} differ from what the run wrote "
@@ -209,7 +209,7 @@ def expected_digest(session: Session, run: Derivation) -> tuple[str, str]:
     were recorded, ``("digest", ...)``, its sha256 digest (the newest amendment's or its own).
 
     The newest amendment is read first; the run's own audit entry only when there is none."""
-    return _expected(session, run, lambda: _logged(session, run))
+    return _expected(session, run)
 
 
 def sum_of_unsummed(session: Session, run: Derivation, expected: str) -> int | None:
@@ -290,12 +290,16 @@ def _logged(session: Session, run: Derivation) -> dict[str, Any] | None:
 
 
 def _expected(
-    session: Session, run: Derivation, logged: Callable[[], dict[str, Any] | None]
+    session: Session,
+    run: Derivation,
+    logged: dict[str, Any] | None = None,
+    *,
+    own_read: bool = False,
 ) -> tuple[str, str]:
     """What run ``run``'s rows should give now, as ``(form, value)``: ``("sum", hex)`` when its
     newest amendment or its own entry records an additive sum, else ``("digest", hex)``: the
-    newest amendment's sha256 digest or the run's own. ``logged()`` gives what the run's own
-    entry recorded; it is called only when no amendment says."""
+    newest amendment's sha256 digest or the run's own. ``logged`` is what the run's own entry
+    recorded when ``own_read``; else that entry is read, only when no amendment says."""
     amended = session.scalars(
         select(AuditLog.new)
         .where(
@@ -310,7 +314,7 @@ def _expected(
         values = json.loads(amended)
         form = "sum" if "sum" in values else "digest"
         return form, str(values[form])
-    own = logged()
+    own = logged if own_read else _logged(session, run)
     if own is not None and "sum" in own:
         return "sum", str(own["sum"])
     return "digest", run.digest
