@@ -440,10 +440,28 @@ def _contents(
         if read is None or read:
             cols = child.columns
             rows = _fetch_among(session, cols, child.table.c[child.parent], read, child_lock)
-            at = cols.index(child.table.c[child.parent])
-            for row in canon_rows(cols, rows):
-                grouped.setdefault(row[at], []).append(row)
+            grouped = _by_parent(child, rows)
         parts.append(grouped)
+    yield from _assembled(kind, heads, parts, known)
+
+
+def _by_parent(child: Child, rows: Sequence[Sequence[Any]]) -> dict[Any, list[Row]]:
+    """Child rows (values of ``child.columns``) in canonical form, grouped by their parent key."""
+    at = child.columns.index(child.table.c[child.parent])
+    grouped: dict[Any, list[Row]] = {}
+    for row in canon_rows(child.columns, rows):
+        grouped.setdefault(row[at], []).append(row)
+    return grouped
+
+
+def _assembled(
+    kind: UnitKind,
+    heads: Sequence[Sequence[Any]],
+    parts: Sequence[Mapping[Any, list[Row]]],
+    known: Mapping[Any, Sequence[Iterable[Row]]],
+) -> Iterator[tuple[str, bytes]]:
+    """``(unit, content)`` of each head row of ``heads`` (every column, as read) with its child
+    rows (``parts``: per child table, canonical rows by parent key; ``known`` for some units)."""
     at_key = list(kind.table.c).index(kind.key_column())
     tails: list[dict[Row, str]] = [{} for _ in kind.children]
     for row in head_rows(kind, heads):
@@ -451,6 +469,30 @@ def _contents(
         given = known.get(key)
         children = given if given is not None else [p.get(key, ()) for p in parts]
         yield unit_text(key), content(kind, row, children, tails)
+
+
+def read_tables(session: Session, kind: UnitKind) -> dict[str, list[Row]]:
+    """Every row of ``kind``'s head and child tables (every column, as the driver returns it),
+    by table name: what :func:`contents_of` makes the units of ``kind``, or of any other kind
+    made of those tables (another seal scheme's), from."""
+    tables = [kind.table, *(c.table for c in kind.children)]
+    return {str(t.name): _fetch(session, select(*t.c)) for t in tables}
+
+
+def contents_of(
+    kind: UnitKind, tables: Mapping[str, Sequence[Sequence[Any]]]
+) -> Iterator[tuple[str, bytes]]:
+    """``(unit, canonical content)`` of every unit of ``kind`` from rows :func:`read_tables`
+    read (the same as :func:`contents` gives from the database)."""
+    parts = []
+    for child in kind.children:
+        every = list(child.table.c)
+        pick = [every.index(c) for c in child.columns]
+        rows = tables[child.table.name]
+        if pick != list(range(len(every))):
+            rows = [[r[i] for i in pick] for r in rows]
+        parts.append(_by_parent(child, rows))
+    yield from _assembled(kind, tables[kind.name], parts, {})
 
 
 def _among(column: Column[Any], keys: Sequence[Any]) -> Any:

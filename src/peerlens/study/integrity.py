@@ -53,6 +53,7 @@ from peerlens.study._gc_pause import collection_paused
 from peerlens.study._seal_units import (
     BY_NAME,
     CHILD,
+    KINDS,
     MODULUS,
     SCHEME,
     UNIT_OF,
@@ -60,8 +61,10 @@ from peerlens.study._seal_units import (
     UnitKind,
     canon_rows,
     contents,
+    contents_of,
     kinds_of,
     orphans,
+    read_tables,
     seal_of,
     tally_of,
     unit_text,
@@ -322,9 +325,25 @@ def ensure_scheme(session: Session) -> None:
             store._scheme_current = True
             return
         # Units this transaction already wrote were checked before it changed them (a flush
-        # comes first only for kinds both schemes seal alike) and are sealed anew below.
+        # comes first only for kinds both schemes seal alike; their rows are locked since) and
+        # are sealed anew below.
         skip = {name: {unit_text(k) for k in keys} for name, keys in tracker.touched.items()}
-        found = check_seals(session, key, skip=skip)
+        # Every unit is read once: checked under the old scheme and sealed under the current
+        # one from the same rows, so what is sealed is exactly what was checked (a row changed
+        # with SQL after this read keeps its old content's seal, and is named).
+        found = check_seals(session, key, skip=skip, seal_with=key)
+        # One upgrade at a time: lawful writers seal holding the chain's lock, so while it is
+        # held nothing is sealed but by this transaction. When a seal entry was appended since
+        # the check began, another writer upgraded (done: this one has nothing to do) or sealed
+        # meanwhile (checked again, now that nothing can be half-seen).
+        audit.lock_chain(session)
+        now = _seal_entries(session, key, latest=True)
+        if not now or now[0].seq != latest[0].seq:
+            if now and now[0].keyed_ok and now[0].scheme == SCHEME:
+                store._scheme_current = True
+                return
+            latest = now
+            found = check_seals(session, key, skip=skip, seal_with=key)
         if found.problems:
             raise TamperedError(
                 f"{len(found.problems)} problem(s) found by the row seals, e.g. "
@@ -338,7 +357,7 @@ def ensure_scheme(session: Session) -> None:
             else "seal scheme upgraded (derived scores sealed one by one)"
         )
         with audit.appended_at_once(session):
-            reseal_all(session, key, actor=_actor(session), reason=reason)
+            reseal_all(session, key, actor=_actor(session), reason=reason, checked=found)
 
 
 def check_units(
@@ -528,15 +547,15 @@ def note_rows(
     known = tracker.known.setdefault(kind.name, {})
     width = len(kind.children)
     # Rows of one unit are usually written one after another: group runs, not rows.
-    parents = []
+    heads: list[Any] = []
     for key, run in groupby(canon_rows(child.columns, picked), itemgetter(names.index(column))):
-        parents.append(key)
+        heads.append(key)
         parts = known.get(key)
         if parts is None:
             parts = known[key] = [[] for _ in range(width)]
         parts[index].extend(run)
-    check_before_change(session, kind, parents)
-    touched.update(parents)
+    check_before_change(session, kind, heads)
+    touched.update(heads)
     return rows
 
 
@@ -588,8 +607,9 @@ def _settle(session: Session, tracker: Tracker, key_of: Any) -> None:
         return
     totals = _latest_totals(session, key)
     if totals is None:  # the chain's seal entries are from before they were keyed
-        _check_unkeyed(session, key, tracker)
-        reseal_all(session, key, actor=_actor(session), reason="seal entries keyed (upgrade)")
+        found = _check_unkeyed(session, key, tracker)
+        why = "seal entries keyed (upgrade)"
+        reseal_all(session, key, actor=_actor(session), reason=why, checked=found)
         return
     changed = False
     for name, keys in sorted(tracker.touched.items()):
@@ -694,22 +714,44 @@ def _reseal(
 
 
 def reseal_all(
-    session: Session, key: VaultKey, *, actor: str, reason: str, scheme: int = SCHEME
+    session: Session,
+    key: VaultKey,
+    *,
+    actor: str,
+    reason: str,
+    scheme: int = SCHEME,
+    checked: SealReport | None = None,
 ) -> dict[str, int]:
     """Seal every unit afresh under ``key`` and record the totals in the audit chain as
     ``data.reseal`` (first seal of a database, key rotation, scheme upgrade); return seals per
     kind. ``scheme`` is the seal scheme to seal under (an older one only to make, in tests, a
-    database as an older peerlens sealed it)."""
+    database as an older peerlens sealed it).
+
+    ``checked``, a :func:`check_seals` report made with ``seal_with=key`` in this transaction,
+    gives the seals of the units as that check read them: they are used as they are, and only
+    the units this transaction has written (whose rows it locked when it checked them, see
+    :func:`check_units`) are read again. So a unit changed outside peerlens since the check is
+    not sealed as it is now, but as it was checked."""
     if not session._flushing:  # called from a flush hook (ensure_scheme): rows are read as stored
         session.flush()
+    tracker = _tracker(session)
+    if checked is not None and (checked.seals is None or checked.seal_key != key.seal_key):
+        raise ValueError("reseal_all(checked=...) needs a check made with seal_with=key")
     session.execute(delete(RowSeal))
     totals: dict[str, list[Any]] = {}
     for kind in kinds_of(scheme):
-        rows = [(kind.name, u, seal_of(key.seal_key, c)) for u, c in contents(session, kind)]
+        if checked is None or checked.seals is None:
+            seals = {u: seal_of(key.seal_key, c) for u, c in contents(session, kind)}
+        else:
+            seals = dict(checked.seals[kind.name])
+            written = set() if tracker is None else tracker.touched.get(kind.name, set())
+            for k in written:
+                seals.pop(unit_text(k), None)
+            seals.update((u, seal_of(key.seal_key, c)) for u, c in contents(session, kind, written))
+        rows = [(kind.name, u, mac) for u, mac in seals.items()]
         bulk_insert(session, RowSeal, ("kind", "unit", "mac"), rows)
         tally = sum(tally_of(key.tally_key, mac) for _, _, mac in rows) % MODULUS
         totals[kind.name] = [len(rows), f"{tally:064x}"]
-    tracker = _tracker(session)
     if tracker is not None:
         tracker.clear()
     running = {k: [int(v[0]), int(v[1], 16)] for k, v in totals.items()}
@@ -734,6 +776,11 @@ class SealReport:
     problems: tuple[str, ...] = ()
     #: False when the database has never been sealed (nothing written with the key yet).
     sealed: bool = True
+    #: With ``seal_with``: kind name (current scheme) -> unit -> its seal under that key, of the
+    #: unit's rows as the check read them (for :func:`reseal_all`).
+    seals: dict[str, dict[str, bytes]] | None = field(default=None, repr=False, compare=False)
+    #: The seal key of :attr:`seals`.
+    seal_key: bytes | None = field(default=None, repr=False, compare=False)
 
 
 #: What a seal entry's MAC also covers since audit entries carry MACs of their own (revision
@@ -923,29 +970,40 @@ def _bad_entry(e: _Entry) -> str:
     )
 
 
-def _check_unkeyed(session: Session, key: VaultKey, tracker: Tracker) -> None:
+def _check_unkeyed(session: Session, key: VaultKey, tracker: Tracker) -> SealReport:
     """Before the first keyed reseal of a chain sealed under the unkeyed scheme, check every
     unit (except those this transaction wrote, checked before it changed them) and the tallies
-    under that scheme, so that the upgrade never blesses tampering."""
+    under that scheme, so that the upgrade never blesses tampering; return the report, with the
+    units' seals under ``key`` as read for the check (to reseal with)."""
     skip = {name: {unit_text(k) for k in keys} for name, keys in tracker.touched.items()}
-    found = check_seals(session, key, skip=skip)
+    found = check_seals(session, key, skip=skip, seal_with=key)
     if found.problems:
         raise TamperedError(
             f"{len(found.problems)} problem(s) found by the row seals, e.g. {found.problems[0]}; "
             "nothing was done. Run `peerlens audit verify`"
         )
+    return found
 
 
 def check_seals(
-    session: Session, key: VaultKey, *, skip: dict[str, set[str]] | None = None
+    session: Session,
+    key: VaultKey,
+    *,
+    skip: dict[str, set[str]] | None = None,
+    seal_with: VaultKey | None = None,
 ) -> SealReport:
     """Compare every unit with its seal, and the seals with the totals in the audit chain
     (trusting only seal entries keyed with ``key``; any other is named). Units named in ``skip``
-    (kind name -> units) are not compared with their seals."""
+    (kind name -> units) are not compared with their seals.
+
+    With ``seal_with``, the report also holds the seal under that key of every unit of the
+    current seal scheme made from the very rows read for the check (:attr:`SealReport.seals`),
+    for :func:`reseal_all` to seal what was checked, not what is stored when it runs."""
     totals, problems, scheme = _chain_totals(session, key)
     if totals is None:
         return SealReport(0, tuple(problems), sealed=bool(problems))
     kinds = kinds_of(scheme)  # the units the totals count (an older scheme until resealed)
+    fresh: dict[str, dict[str, bytes]] | None = None if seal_with is None else {}
     skip = skip or {}
     stored: dict[str, dict[str, bytes]] = {}
     for kind_name, unit, mac in session.execute(select(RowSeal.kind, RowSeal.unit, RowSeal.mac)):
@@ -957,7 +1015,13 @@ def check_seals(
         seals = stored.get(kind.name, {})
         seen: set[str] = set()
         skipped = skip.get(kind.name, set())
-        for unit, content in contents(session, kind):
+        if seal_with is None or fresh is None:
+            units = contents(session, kind)
+        else:
+            tables = read_tables(session, kind)
+            units = contents_of(kind, tables)
+            fresh.update(_seals_from(tables, seal_with))
+        for unit, content in units:
             n += 1
             seen.add(unit)
             if unit in skipped:
@@ -988,7 +1052,22 @@ def check_seals(
                 f"table {kind.name}: seals differ from what the audit chain vouches for (rows "
                 "replaced with other or older sealed versions)"
             )
-    return SealReport(n, tuple(problems))
+    if seal_with is None or fresh is None:
+        return SealReport(n, tuple(problems))
+    missing = {k.name for k in KINDS} - set(fresh)
+    if missing:  # every kind of the current scheme is made of one older kind's tables
+        raise RuntimeError(f"no seals made for {sorted(missing)}")
+    return SealReport(n, tuple(problems), seals=fresh, seal_key=seal_with.seal_key)
+
+
+def _seals_from(tables: dict[str, list[Row]], key: VaultKey) -> dict[str, dict[str, bytes]]:
+    """The seals under ``key`` of the units of each current kind whose head and child tables are
+    all among ``tables`` (rows :func:`~peerlens.study._seal_units.read_tables` read)."""
+    out: dict[str, dict[str, bytes]] = {}
+    for kind in KINDS:
+        if all(str(t.name) in tables for t in (kind.table, *(c.table for c in kind.children))):
+            out[kind.name] = {u: seal_of(key.seal_key, c) for u, c in contents_of(kind, tables)}
+    return out
 
 
 def check_files(session: Session, blob_dir: Path) -> tuple[int, list[str]]:
