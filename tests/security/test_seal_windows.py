@@ -80,12 +80,13 @@ def test_rotation_seals_what_it_checked_not_a_row_changed_since(
     assert any(f"table response, id {rid}: changed" in p for p in problems), problems
 
 
-def test_a_child_row_added_while_a_save_holds_its_unit_waits_and_is_named(
+def test_a_child_row_added_while_a_save_holds_its_unit_is_refused_not_sealed(
     store: Store, holder: LinkHolder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A save checks the response (locking it) before it rewrites its items: an item inserted
-    # with SQL meanwhile waits for the save's commit (its foreign-key check needs the
-    # response's row), so it is not sealed with the response, and verify names it.
+    # A save checks the response (locking its rows), deletes its items and writes them anew.
+    # An item inserted with SQL after that delete is no row the check could lock: sealing
+    # finds a child row written by another transaction since the check, and refuses; verify
+    # names the response.
     if store.engine.dialect.name != "postgresql":
         pytest.skip("SQLite: a writing transaction holds the write lock (sound)")
     from peerlens.study import integrity
@@ -93,7 +94,7 @@ def test_a_child_row_added_while_a_save_holds_its_unit_waits_and_is_named(
     rid = _first_page(store, holder)
     page = open_visit(store, caller=holder).pages[1].layout
     outside = store.engine.connect()
-    real_check = integrity.check_units
+    real_note = integrity.note_rows
     added: list[threading.Thread] = []
     waited: list[bool] = []
 
@@ -104,23 +105,24 @@ def test_a_child_row_added_while_a_save_holds_its_unit_waits_and_is_named(
                 {"r": rid},
             )
 
-    def check_then_add(session: Any, kind: Any, keys_: Any, **kwargs: Any) -> None:
-        real_check(session, kind, keys_, **kwargs)
-        if kind.name == "response" and not added:
+    def add_then_note(session: Any, table: Any, *args: Any) -> Any:
+        if table.name == "response_item" and not added:  # the save's own items come next
             added.append(threading.Thread(target=add_item))
             added[0].start()
             added[0].join(2)
             waited.append(added[0].is_alive())
+        return real_note(session, table, *args)
 
-    monkeypatch.setattr(integrity, "check_units", check_then_add)
+    monkeypatch.setattr(integrity, "note_rows", add_then_note)
     try:
-        assert save_page(store, 2, {q.item: "3" for q in page.questions}, caller=holder)
+        with pytest.raises(TamperedError, match=f"table response, id {rid} was changed"):
+            save_page(store, 2, {q.item: "3" for q in page.questions}, caller=holder)
     finally:
         monkeypatch.undo()
         for t in added:
             t.join(30)
         outside.close()
-    assert waited == [True]  # the insert waited for the save
+    assert waited == [False]  # the insert did not wait: the response's row is not held for it
     problems = verify_audit(store, caller=ADMIN).problems
     assert any(f"table response, id {rid}: changed" in p for p in problems), problems
 

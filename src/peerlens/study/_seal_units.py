@@ -402,8 +402,7 @@ def contents(
 
     ``known_children`` gives the complete child rows (canonical) of some units, e.g. those a bulk
     insert has just written; only their head rows are then read. ``lock`` (named ``keys`` only;
-    on PostgreSQL) locks the rows read until the transaction ends, as :func:`lock_clauses`
-    says."""
+    on PostgreSQL) locks the rows read until the transaction ends (:data:`ROW_LOCK`)."""
     if keys is None:
         yield from _contents(session, kind, None, known_children or {}, False)
         return
@@ -412,15 +411,14 @@ def contents(
         yield from _contents(session, kind, wanted[i : i + _CHUNK], known_children or {}, lock)
 
 
-def lock_clauses(kind: UnitKind) -> tuple[str, str]:
-    """The row locks (PostgreSQL) that keep units of ``kind`` as they were read until the
-    transaction ends: ``(head rows, child rows)``.
-
-    ``FOR NO KEY UPDATE`` makes any other transaction's UPDATE or DELETE of a locked row wait
-    (and lock it first). A kind with child rows locks its head rows ``FOR UPDATE``: that also
-    makes the foreign-key check of a child row inserted for the unit (``FOR KEY SHARE`` of the
-    head row) wait, so no child row can be added to it meanwhile either."""
-    return ("FOR UPDATE" if kind.children else "FOR NO KEY UPDATE"), "FOR NO KEY UPDATE"
+#: The row lock (PostgreSQL) a write's check takes on the rows of the units it checks, until the
+#: transaction ends: any other transaction's UPDATE or DELETE of them waits for it. Not ``FOR
+#: UPDATE``: that would also make the foreign-key checks of rows inserted elsewhere that refer to
+#: a locked row wait (a derivation's scores referring to a response being saved), and the saving
+#: transaction, which then waits for the audit chain's lock the derivation holds, deadlock with
+#: it. Child rows inserted for a unit meanwhile are found otherwise (see
+#: :func:`peerlens.study.integrity.check_units`).
+ROW_LOCK = "FOR NO KEY UPDATE"
 
 
 def _contents(
@@ -431,15 +429,15 @@ def _contents(
     lock: bool,
 ) -> Iterator[tuple[str, bytes]]:
     locked = lock and chunk is not None and session.get_bind().dialect.name == "postgresql"
-    head_lock, child_lock = lock_clauses(kind) if locked else ("", "")
-    heads = _fetch_among(session, list(kind.table.c), kind.key_column(), chunk, head_lock)
+    row_lock = ROW_LOCK if locked else ""
+    heads = _fetch_among(session, list(kind.table.c), kind.key_column(), chunk, row_lock)
     read = [k for k in chunk if k not in known] if chunk is not None else None
     parts: list[dict[Any, list[Row]]] = []
     for child in kind.children:
         grouped: dict[Any, list[Row]] = {}
         if read is None or read:
             cols = child.columns
-            rows = _fetch_among(session, cols, child.table.c[child.parent], read, child_lock)
+            rows = _fetch_among(session, cols, child.table.c[child.parent], read, row_lock)
             grouped = _by_parent(child, rows)
         parts.append(grouped)
     yield from _assembled(kind, heads, parts, known)

@@ -55,6 +55,7 @@ from peerlens.study._seal_units import (
     CHILD,
     KINDS,
     MODULUS,
+    ROW_LOCK,
     SCHEME,
     UNIT_OF,
     Row,
@@ -99,6 +100,9 @@ class Tracker:
     #: Whether the database's seal scheme was made sure of (:func:`ensure_scheme`) before the
     #: transaction's first write to a sealed table.
     scheme_ensured: bool = False
+    #: PostgreSQL: per kind with child rows, per unit checked before a change, the transaction
+    #: ids (``xmin``) of the child rows it had when checked (see :func:`check_units`).
+    child_xmins: dict[str, dict[Any, set[str]]] = field(default_factory=dict)
 
     def add(self, kind: UnitKind, keys: Iterable[Any], *, child: bool = False) -> None:
         """Note ``keys`` of ``kind`` as touched (through a child table's rows: ``child``)."""
@@ -131,6 +135,7 @@ class Tracker:
             self.children_dirty,
             self.known,
             self.checked,
+            self.child_xmins,
         ):
             part.clear()
 
@@ -375,11 +380,14 @@ def check_units(
     write needs the key anyway; reading rights without the key is allowed, see
     docs/security.md). With ``lock`` (a write about to change them), the units' rows are locked
     on PostgreSQL by the statements that read them for the check, until the transaction ends
-    (see :func:`peerlens.study._seal_units.lock_clauses`): nobody else can change them, nor add
-    child rows to them, between the check and the seal made of them at commit, which is then
-    of what was checked and of this transaction's own changes only (under READ COMMITTED the
-    seal re-reads the rows, and would otherwise seal whatever was committed meanwhile). SQLite
-    needs no lock: a writing transaction holds the database's write lock from its start."""
+    (:data:`~peerlens.study._seal_units.ROW_LOCK`): nobody else can change or delete them
+    between the check and the seal made of them at commit, which is then of what was checked
+    and of this transaction's own changes only (under READ COMMITTED the seal reads the rows
+    again, and would otherwise seal whatever was committed meanwhile). A child row inserted
+    meanwhile for such a unit cannot be kept out by a lock; the transaction ids of its child
+    rows are noted at the check, and sealing refuses a unit holding a child row written since
+    by another transaction (:func:`_refuse_rows_added_meanwhile`). SQLite needs neither: a
+    writing transaction holds the database's write lock from its start."""
     todo = sorted({k for k in keys if k is not None})
     if not todo:
         return
@@ -429,6 +437,8 @@ def _unit_problem(
 
     The rows are read (and locked) before the seals: a lawful writer whose lock the read waited
     for has committed its seals by then."""
+    if lock and kind.children and session.get_bind().dialect.name == "postgresql":
+        _note_child_versions(session, kind, todo)
     found = list(contents(session, kind, todo, lock=lock))
     stored = _stored(session, kind, [unit_text(k) for k in todo])
     present: set[str] = set()
@@ -440,6 +450,66 @@ def _unit_problem(
     for unit in sorted(set(stored) - present):
         return f"{_where(kind, unit)} was removed"
     return None
+
+
+def _child_versions(
+    session: Session, kind: UnitKind, keys: Sequence[Any], *, lock: bool = False, others: bool
+) -> list[tuple[Any, str]]:
+    """PostgreSQL: ``(unit key, xmin)`` of the child rows of ``kind``'s units ``keys`` (only
+    those another transaction wrote: ``others``), locking them with ``lock``."""
+    out: list[tuple[Any, str]] = []
+    driver = session.connection().connection.driver_connection
+    for child in kind.children:
+        parent = child.table.c[child.parent].name
+        sql = (
+            f"SELECT {parent}, xmin::text FROM {child.table.name} WHERE {parent} = ANY(%(k)s)"
+            + (" AND xmin <> pg_current_xact_id()::xid" if others else "")
+            + (f" {ROW_LOCK}" if lock else "")
+        )
+        with driver.cursor() as cur:  # type: ignore[union-attr]
+            cur.execute(sql, {"k": list(keys)}, prepare=False)
+            out.extend((k, x) for k, x in cur.fetchall())
+    return out
+
+
+def _note_child_versions(session: Session, kind: UnitKind, keys: Sequence[Any]) -> None:
+    """Before units ``keys`` are checked for a change (PostgreSQL): lock their child rows and
+    note the transactions that wrote them (a child row inserted after this is either read by
+    the check, and checked, or written by a transaction not noted here)."""
+    tracker = _tracker(session)
+    if tracker is None:
+        return
+    noted = tracker.child_xmins.setdefault(kind.name, {})
+    for k in keys:
+        noted.setdefault(k, set())
+    for k, xmin in _child_versions(session, kind, keys, lock=True, others=False):
+        noted[k].add(xmin)
+
+
+def _refuse_rows_added_meanwhile(session: Session, kind: UnitKind, keys: Iterable[Any]) -> None:
+    """Before units ``keys`` of ``kind`` are sealed (PostgreSQL): refuse when one that was
+    checked before its change holds a child row that neither this transaction wrote nor was
+    there when it was checked (inserted with SQL meanwhile; sealing it would launder it).
+
+    Raises
+    ------
+    TamperedError
+        Naming the table and unit; nothing is stored (the transaction rolls back).
+    """
+    tracker = _tracker(session)
+    noted = None if tracker is None else tracker.child_xmins.get(kind.name)
+    if not noted or session.get_bind().dialect.name != "postgresql":
+        return
+    held = sorted(k for k in keys if k in noted)
+    if not held:
+        return
+    for k, xmin in _child_versions(session, kind, held, others=True):
+        if xmin not in noted[k]:
+            raise TamperedError(
+                f"{_where(kind, unit_text(k))} was changed outside peerlens (a row added to it) "
+                "while this change was being made; nothing was done. Run `peerlens audit "
+                "verify` and restore it first"
+            )
 
 
 def check_rights(session: Session, user_id: int) -> None:
@@ -695,6 +765,7 @@ def _reseal(
     keys: set[Any],
     known: dict[Any, list[list[Row]]],
 ) -> _Change:
+    _refuse_rows_added_meanwhile(session, kind, keys)
     units = sorted(unit_text(k) for k in keys)
     old = _stored(session, kind, units)
     new = {
@@ -745,6 +816,7 @@ def reseal_all(
         else:
             seals = dict(checked.seals[kind.name])
             written = set() if tracker is None else tracker.touched.get(kind.name, set())
+            _refuse_rows_added_meanwhile(session, kind, written)
             for k in written:
                 seals.pop(unit_text(k), None)
             seals.update((u, seal_of(key.seal_key, c)) for u, c in contents(session, kind, written))
