@@ -354,6 +354,11 @@ def ensure_scheme(session: Session) -> None:
                 f"{len(found.problems)} problem(s) found by the row seals, e.g. "
                 f"{found.problems[0]}; nothing was done. Run `peerlens audit verify`"
             )
+        if found.seals is None:  # the chain's seal entries are gone (only SQL removes them)
+            raise TamperedError(
+                "the audit log's seal entries were removed outside peerlens; nothing was done. "
+                "Run `peerlens audit verify`"
+            )
         # Inside audit.appended_late the reseal's entry must still be appended at once: its
         # MAC binds the seq it is written at.
         reason = (
