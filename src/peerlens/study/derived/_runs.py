@@ -174,13 +174,33 @@ def check_derived(session: Session, study: Study) -> DerivedCheck:
     return DerivedCheck(tuple(checked), tuple(problems))
 
 
-def amend_after_erasure(session: Session, study: Study, actor: str, reason: str) -> None:
+def intact_runs(session: Session, study: Study) -> set[int]:
+    """Ids of ``study``'s current runs whose stored rows give what they should now (each run
+    read whole): taken before an erasure removes rows, so that :func:`amend_after_erasure`
+    never records the digest of a run changed outside peerlens."""
+    intact = set()
+    for run in current_runs(session, study).values():
+        form, expected = expected_digest(session, run)
+        if _stored(session, run, form) == expected:
+            intact.add(run.id)
+    return intact
+
+
+def amend_after_erasure(
+    session: Session, study: Study, actor: str, reason: str, intact: set[int]
+) -> None:
     """Record, for each current run that lost rows to an erasure, the digest of the rows left
     (derived rows are never edited, so the run keeps its original digest; this audit entry says
     what a lawful erasure removed, and :func:`check_derived` then expects the new digest; the
-    whole run is read, as an erasure is rare)."""
+    whole run is read, as an erasure is rare).
+
+    Only runs in ``intact`` (:func:`intact_runs`, before the erasure) are amended: for a run
+    whose rows were already changed outside peerlens, the digest of the rows left would make
+    that change what :func:`check_derived` expects, so nothing is recorded and it goes on
+    naming the run."""
     for run in current_runs(session, study).values():
-        amend_run(session, study, run, actor, cause="participant.erase", reason=reason)
+        if run.id in intact:
+            amend_run(session, study, run, actor, cause="participant.erase", reason=reason)
 
 
 def amend_run(
