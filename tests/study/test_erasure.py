@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from peerlens.study import (
     ImportRejected,
+    LinkHolder,
     NewParticipant,
     Store,
     StudyError,
@@ -161,3 +162,41 @@ def test_shared_recording_file_survives_other_participants_erasure(
     rep = erase_participant(populated, "pilot", "SU1", caller=ADMIN, reason="request")
     assert rep.recordings == 1 and rep.files_deleted == 0
     assert blob_path(populated.blob_dir, sha, ".csv").exists()
+
+
+def test_an_erasure_does_not_record_the_digest_of_a_run_changed_by_hand(
+    store: Store, holder: LinkHolder
+) -> None:
+    # An erasure records, for each run that lost rows, the digest of the rows left. When a run
+    # was already changed with SQL (another participant's score deleted), recording the digest
+    # of what is left would make that change what verify_derived expects: nothing is recorded.
+    from peerlens.study import (
+        add_participant,
+        agree_to_consent,
+        issue_link,
+        open_visit,
+        save_page,
+        verify_derived,
+    )
+
+    add_participant(store, "pilot", "B2", site="leeds", caller=ADMIN)
+    b2 = LinkHolder(
+        "B2", issue_link(store, "pilot", "B2", timepoint="baseline", caller=ADMIN).token
+    )
+    for who, value in ((holder, "4"), (b2, "2")):
+        agree_to_consent(store, "v1", caller=who)
+        for page in (1, 2, 3):
+            layout = open_visit(store, caller=who).pages[page - 1].layout
+            assert save_page(store, page, {q.item: value for q in layout.questions}, caller=who)
+    assert verify_derived(store, "pilot", caller=ADMIN).ok
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "DELETE FROM derived_score WHERE id = (SELECT s.id FROM derived_score s "
+                "JOIN response r ON r.id = s.response_id JOIN participant p "
+                "ON p.id = r.participant_id WHERE p.study_code = 'A1' ORDER BY s.id LIMIT 1)"
+            )
+        )
+    assert not verify_derived(store, "pilot", caller=ADMIN).ok
+    erase_participant(store, "pilot", "B2", caller=ADMIN, reason="asked to", purge_responses=True)
+    assert not verify_derived(store, "pilot", caller=ADMIN).ok  # still named after the erasure

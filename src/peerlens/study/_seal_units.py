@@ -395,18 +395,30 @@ def contents(
     keys: Iterable[Any] | None = None,
     *,
     known_children: Mapping[Any, Sequence[Iterable[Row]]] | None = None,
+    lock: bool = False,
 ) -> Iterator[tuple[str, bytes]]:
     """``(unit, canonical content)`` of each unit of ``kind`` that exists (all units when
     ``keys`` is None).
 
     ``known_children`` gives the complete child rows (canonical) of some units, e.g. those a bulk
-    insert has just written; only their head rows are then read."""
+    insert has just written; only their head rows are then read. ``lock`` (named ``keys`` only;
+    on PostgreSQL) locks the rows read until the transaction ends (:data:`ROW_LOCK`)."""
     if keys is None:
-        yield from _contents(session, kind, None, known_children or {})
+        yield from _contents(session, kind, None, known_children or {}, False)
         return
     wanted = sorted(set(keys))
     for i in range(0, len(wanted), _CHUNK):
-        yield from _contents(session, kind, wanted[i : i + _CHUNK], known_children or {})
+        yield from _contents(session, kind, wanted[i : i + _CHUNK], known_children or {}, lock)
+
+
+#: The row lock (PostgreSQL) a write's check takes on the rows of the units it checks, until the
+#: transaction ends: any other transaction's UPDATE or DELETE of them waits for it. Not ``FOR
+#: UPDATE``: that would also make the foreign-key checks of rows inserted elsewhere that refer to
+#: a locked row wait (a derivation's scores referring to a response being saved), and the saving
+#: transaction, which then waits for the audit chain's lock the derivation holds, deadlock with
+#: it. Child rows inserted for a unit meanwhile are found otherwise (see
+#: :func:`peerlens.study.integrity.check_units`).
+ROW_LOCK = "FOR NO KEY UPDATE"
 
 
 def _contents(
@@ -414,19 +426,40 @@ def _contents(
     kind: UnitKind,
     chunk: Sequence[Any] | None,
     known: Mapping[Any, Sequence[Iterable[Row]]],
+    lock: bool,
 ) -> Iterator[tuple[str, bytes]]:
-    heads = _fetch_among(session, list(kind.table.c), kind.key_column(), chunk)
+    locked = lock and chunk is not None and session.get_bind().dialect.name == "postgresql"
+    row_lock = ROW_LOCK if locked else ""
+    heads = _fetch_among(session, list(kind.table.c), kind.key_column(), chunk, row_lock)
     read = [k for k in chunk if k not in known] if chunk is not None else None
     parts: list[dict[Any, list[Row]]] = []
     for child in kind.children:
         grouped: dict[Any, list[Row]] = {}
         if read is None or read:
             cols = child.columns
-            rows = _fetch_among(session, cols, child.table.c[child.parent], read)
-            at = cols.index(child.table.c[child.parent])
-            for row in canon_rows(cols, rows):
-                grouped.setdefault(row[at], []).append(row)
+            rows = _fetch_among(session, cols, child.table.c[child.parent], read, row_lock)
+            grouped = _by_parent(child, rows)
         parts.append(grouped)
+    yield from _assembled(kind, heads, parts, known)
+
+
+def _by_parent(child: Child, rows: Sequence[Sequence[Any]]) -> dict[Any, list[Row]]:
+    """Child rows (values of ``child.columns``) in canonical form, grouped by their parent key."""
+    at = child.columns.index(child.table.c[child.parent])
+    grouped: dict[Any, list[Row]] = {}
+    for row in canon_rows(child.columns, rows):
+        grouped.setdefault(row[at], []).append(row)
+    return grouped
+
+
+def _assembled(
+    kind: UnitKind,
+    heads: Sequence[Sequence[Any]],
+    parts: Sequence[Mapping[Any, list[Row]]],
+    known: Mapping[Any, Sequence[Iterable[Row]]],
+) -> Iterator[tuple[str, bytes]]:
+    """``(unit, content)`` of each head row of ``heads`` (every column, as read) with its child
+    rows (``parts``: per child table, canonical rows by parent key; ``known`` for some units)."""
     at_key = list(kind.table.c).index(kind.key_column())
     tails: list[dict[Row, str]] = [{} for _ in kind.children]
     for row in head_rows(kind, heads):
@@ -434,6 +467,30 @@ def _contents(
         given = known.get(key)
         children = given if given is not None else [p.get(key, ()) for p in parts]
         yield unit_text(key), content(kind, row, children, tails)
+
+
+def read_tables(session: Session, kind: UnitKind) -> dict[str, list[Row]]:
+    """Every row of ``kind``'s head and child tables (every column, as the driver returns it),
+    by table name: what :func:`contents_of` makes the units of ``kind``, or of any other kind
+    made of those tables (another seal scheme's), from."""
+    tables = [kind.table, *(c.table for c in kind.children)]
+    return {str(t.name): _fetch(session, select(*t.c)) for t in tables}
+
+
+def contents_of(
+    kind: UnitKind, tables: Mapping[str, Sequence[Sequence[Any]]]
+) -> Iterator[tuple[str, bytes]]:
+    """``(unit, canonical content)`` of every unit of ``kind`` from rows :func:`read_tables`
+    read (the same as :func:`contents` gives from the database)."""
+    parts = []
+    for child in kind.children:
+        every = list(child.table.c)
+        pick = [every.index(c) for c in child.columns]
+        rows = tables[child.table.name]
+        if pick != list(range(len(every))):
+            rows = [[r[i] for i in pick] for r in rows]
+        parts.append(_by_parent(child, rows))
+    yield from _assembled(kind, tables[kind.name], parts, {})
 
 
 def _among(column: Column[Any], keys: Sequence[Any]) -> Any:
@@ -455,9 +512,11 @@ def _fetch_among(
     columns: Sequence[Column[Any]],
     column: Column[Any],
     keys: Sequence[Any] | None,
+    lock: str = "",
 ) -> list[tuple[Any, ...]]:
     """Rows of ``columns`` whose ``column`` is among ``keys`` (every row when None), as
-    :func:`_fetch` gives them.
+    :func:`_fetch` gives them; ``lock`` is a row-locking clause to end the query with
+    (PostgreSQL: ``"FOR NO KEY UPDATE"``, ``"FOR UPDATE"``) or ``""``.
 
     A few keys (a page request's units) are looked up with SQL compiled once per process and
     shape (a range, or so many keys) and given parameters, not compiled afresh every time."""
@@ -465,7 +524,7 @@ def _fetch_among(
     if keys is None:
         return _fetch(session, stmt)
     if len(keys) > _PREPARED_KEYS:
-        return _fetch(session, stmt.where(_among(column, keys)))
+        return _fetch(session, stmt.where(_among(column, keys)), lock)
     first, last = keys[0], keys[-1]
     ranged = isinstance(first, int) and isinstance(last, int) and last - first + 1 == len(keys)
     params = [first, last] if ranged else list(keys)
@@ -488,6 +547,7 @@ def _fetch_among(
         order = tuple(compiled.positiontup or ())
         prepared = _PREPARED[shape] = (str(compiled), order)
     sql, order = prepared
+    sql = f"{sql} {lock}" if lock else sql
     given = dict(zip([f"k{i}" for i in range(len(params))], params, strict=True))
     args: Any = [given[n] for n in order] if order else given
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -498,11 +558,13 @@ def _fetch_among(
         cursor.close()
 
 
-def _fetch(session: Session, stmt: Select[Any]) -> list[tuple[Any, ...]]:
-    """Every row of ``stmt`` as the driver returns it (no SQLAlchemy row objects or type
-    processing: sealing reads whole tables; :func:`canon_rows` makes the values canonical)."""
+def _fetch(session: Session, stmt: Select[Any], lock: str = "") -> list[tuple[Any, ...]]:
+    """Every row of ``stmt`` (ended with the row-locking clause ``lock``) as the driver returns
+    it (no SQLAlchemy row objects or type processing: sealing reads whole tables;
+    :func:`canon_rows` makes the values canonical)."""
     conn = session.connection()
     sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    sql = f"{sql} {lock}" if lock else sql
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql)

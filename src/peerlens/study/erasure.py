@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session as DbSession
 from peerlens.study import audit
 from peerlens.study._identity import field_count
 from peerlens.study._lookup import get_participant, get_study, lock_participants
-from peerlens.study.derived import amend_after_erasure
+from peerlens.study.derived import amend_after_erasure, intact_runs
 from peerlens.study.errors import PermissionDenied, StudyError
 from peerlens.study.models import (
     DerivedHrv,
@@ -157,6 +157,7 @@ def erase_participant(
         if p.status == "erased":
             raise StudyError(f"participant {code!r} was already erased")
         _refuse_shared_content(s, study, grant, p)
+        intact = intact_runs(s, study)  # before any derived row goes
         n_ident = field_count(s, p)
         s.execute(delete(IdentityVault).where(IdentityVault.participant_id == p.id))
         rels = select(PSRelationship.id).where(
@@ -213,7 +214,7 @@ def erase_participant(
             s.execute(delete(ResponseItem).where(ResponseItem.response_id.in_(resp_ids)))
             n_resp = _count(s.execute(delete(Response).where(Response.participant_id == p.id)))
             forget_layout_rows(s, study.id, p.study_code)
-        amend_after_erasure(s, study, actor, reason)
+        amend_after_erasure(s, study, actor, reason, intact)
         old_status = p.status
         p.status = "erased"
         p.erased_at = utcnow()

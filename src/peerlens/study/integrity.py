@@ -53,15 +53,19 @@ from peerlens.study._gc_pause import collection_paused
 from peerlens.study._seal_units import (
     BY_NAME,
     CHILD,
+    KINDS,
     MODULUS,
+    ROW_LOCK,
     SCHEME,
     UNIT_OF,
     Row,
     UnitKind,
     canon_rows,
     contents,
+    contents_of,
     kinds_of,
     orphans,
+    read_tables,
     seal_of,
     tally_of,
     unit_text,
@@ -96,6 +100,9 @@ class Tracker:
     #: Whether the database's seal scheme was made sure of (:func:`ensure_scheme`) before the
     #: transaction's first write to a sealed table.
     scheme_ensured: bool = False
+    #: PostgreSQL: per kind with child rows, per unit checked before a change, the transaction
+    #: ids (``xmin``) of the child rows it had when checked (see :func:`check_units`).
+    child_xmins: dict[str, dict[Any, set[str]]] = field(default_factory=dict)
 
     def add(self, kind: UnitKind, keys: Iterable[Any], *, child: bool = False) -> None:
         """Note ``keys`` of ``kind`` as touched (through a child table's rows: ``child``)."""
@@ -128,6 +135,7 @@ class Tracker:
             self.children_dirty,
             self.known,
             self.checked,
+            self.child_xmins,
         ):
             part.clear()
 
@@ -280,7 +288,7 @@ def check_before_change(session: Session, kind: UnitKind, keys: Iterable[Any]) -
     todo = {k for k in keys if k is not None and k not in done and k not in new}
     if todo:
         done.update(todo)
-        check_units(session, kind, todo, required=True)
+        check_units(session, kind, todo, required=True, lock=True)
 
 
 def ensure_scheme(session: Session) -> None:
@@ -322,13 +330,34 @@ def ensure_scheme(session: Session) -> None:
             store._scheme_current = True
             return
         # Units this transaction already wrote were checked before it changed them (a flush
-        # comes first only for kinds both schemes seal alike) and are sealed anew below.
+        # comes first only for kinds both schemes seal alike; their rows are locked since) and
+        # are sealed anew below.
         skip = {name: {unit_text(k) for k in keys} for name, keys in tracker.touched.items()}
-        found = check_seals(session, key, skip=skip)
+        # Every unit is read once: checked under the old scheme and sealed under the current
+        # one from the same rows, so what is sealed is exactly what was checked (a row changed
+        # with SQL after this read keeps its old content's seal, and is named).
+        found = check_seals(session, key, skip=skip, seal_with=key)
+        # One upgrade at a time: lawful writers seal holding the chain's lock, so while it is
+        # held nothing is sealed but by this transaction. When a seal entry was appended since
+        # the check began, another writer upgraded (done: this one has nothing to do) or sealed
+        # meanwhile (checked again, now that nothing can be half-seen).
+        audit.lock_chain(session)
+        now = _seal_entries(session, key, latest=True)
+        if not now or now[0].seq != latest[0].seq:
+            if now and now[0].keyed_ok and now[0].scheme == SCHEME:
+                store._scheme_current = True
+                return
+            latest = now
+            found = check_seals(session, key, skip=skip, seal_with=key)
         if found.problems:
             raise TamperedError(
                 f"{len(found.problems)} problem(s) found by the row seals, e.g. "
                 f"{found.problems[0]}; nothing was done. Run `peerlens audit verify`"
+            )
+        if found.seals is None:  # the chain's seal entries are gone (only SQL removes them)
+            raise TamperedError(
+                "the audit log's seal entries were removed outside peerlens; nothing was done. "
+                "Run `peerlens audit verify`"
             )
         # Inside audit.appended_late the reseal's entry must still be appended at once: its
         # MAC binds the seq it is written at.
@@ -338,18 +367,32 @@ def ensure_scheme(session: Session) -> None:
             else "seal scheme upgraded (derived scores sealed one by one)"
         )
         with audit.appended_at_once(session):
-            reseal_all(session, key, actor=_actor(session), reason=reason)
+            reseal_all(session, key, actor=_actor(session), reason=reason, checked=found)
 
 
 def check_units(
-    session: Session, kind: UnitKind, keys: Iterable[Any], *, required: bool = False
+    session: Session,
+    kind: UnitKind,
+    keys: Iterable[Any],
+    *,
+    required: bool = False,
+    lock: bool = False,
 ) -> None:
     """Raise :class:`TamperedError` when a unit of ``kind`` among ``keys`` was changed, added or
     removed outside peerlens (checked against its seal with the vault key).
 
     Nothing is checked in a database not sealed yet, nor without a key unless ``required`` (a
     write needs the key anyway; reading rights without the key is allowed, see
-    docs/security.md)."""
+    docs/security.md). With ``lock`` (a write about to change them), the units' rows are locked
+    on PostgreSQL by the statements that read them for the check, until the transaction ends
+    (:data:`~peerlens.study._seal_units.ROW_LOCK`): nobody else can change or delete them
+    between the check and the seal made of them at commit, which is then of what was checked
+    and of this transaction's own changes only (under READ COMMITTED the seal reads the rows
+    again, and would otherwise seal whatever was committed meanwhile). A child row inserted
+    meanwhile for such a unit cannot be kept out by a lock; the transaction ids of its child
+    rows are noted at the check, and sealing refuses a unit holding a child row written since
+    by another transaction (:func:`_refuse_rows_added_meanwhile`). SQLite needs neither: a
+    writing transaction holds the database's write lock from its start."""
     todo = sorted({k for k in keys if k is not None})
     if not todo:
         return
@@ -368,7 +411,7 @@ def check_units(
             if required:
                 raise
             return
-        problem = _consistently(session, lambda: _unit_problem(session, key, kind, todo))
+        problem = _consistently(session, lambda: _unit_problem(session, key, kind, todo, lock))
         if problem is not None:
             raise TamperedError(
                 f"{problem} outside peerlens since peerlens last wrote it; nothing was done. "
@@ -391,12 +434,20 @@ def _consistently(session: Session, check: Any) -> Any:
     return check()
 
 
-def _unit_problem(session: Session, key: VaultKey, kind: UnitKind, todo: list[Any]) -> str | None:
+def _unit_problem(
+    session: Session, key: VaultKey, kind: UnitKind, todo: list[Any], lock: bool = False
+) -> str | None:
     """How the first unit of ``todo`` that does not match its seal differs ("<where> was
-    changed"), or None."""
+    changed"), or None; ``lock``: lock their rows (see :func:`check_units`).
+
+    The rows are read (and locked) before the seals: a lawful writer whose lock the read waited
+    for has committed its seals by then."""
+    if lock and kind.children and session.get_bind().dialect.name == "postgresql":
+        _note_child_versions(session, kind, todo)
+    found = list(contents(session, kind, todo, lock=lock))
     stored = _stored(session, kind, [unit_text(k) for k in todo])
     present: set[str] = set()
-    for unit, data in contents(session, kind, todo):
+    for unit, data in found:
         present.add(unit)
         if stored.get(unit) != seal_of(key.seal_key, data):
             why = "added" if unit not in stored else "changed"
@@ -404,6 +455,66 @@ def _unit_problem(session: Session, key: VaultKey, kind: UnitKind, todo: list[An
     for unit in sorted(set(stored) - present):
         return f"{_where(kind, unit)} was removed"
     return None
+
+
+def _child_versions(
+    session: Session, kind: UnitKind, keys: Sequence[Any], *, lock: bool = False, others: bool
+) -> list[tuple[Any, str]]:
+    """PostgreSQL: ``(unit key, xmin)`` of the child rows of ``kind``'s units ``keys`` (only
+    those another transaction wrote: ``others``), locking them with ``lock``."""
+    out: list[tuple[Any, str]] = []
+    driver = session.connection().connection.driver_connection
+    for child in kind.children:
+        parent = child.table.c[child.parent].name
+        sql = (
+            f"SELECT {parent}, xmin::text FROM {child.table.name} WHERE {parent} = ANY(%(k)s)"
+            + (" AND xmin <> pg_current_xact_id()::xid" if others else "")
+            + (f" {ROW_LOCK}" if lock else "")
+        )
+        with driver.cursor() as cur:  # type: ignore[union-attr]
+            cur.execute(sql, {"k": list(keys)}, prepare=False)
+            out.extend((k, x) for k, x in cur.fetchall())
+    return out
+
+
+def _note_child_versions(session: Session, kind: UnitKind, keys: Sequence[Any]) -> None:
+    """Before units ``keys`` are checked for a change (PostgreSQL): lock their child rows and
+    note the transactions that wrote them (a child row inserted after this is either read by
+    the check, and checked, or written by a transaction not noted here)."""
+    tracker = _tracker(session)
+    if tracker is None:
+        return
+    noted = tracker.child_xmins.setdefault(kind.name, {})
+    for k in keys:
+        noted.setdefault(k, set())
+    for k, xmin in _child_versions(session, kind, keys, lock=True, others=False):
+        noted[k].add(xmin)
+
+
+def _refuse_rows_added_meanwhile(session: Session, kind: UnitKind, keys: Iterable[Any]) -> None:
+    """Before units ``keys`` of ``kind`` are sealed (PostgreSQL): refuse when one that was
+    checked before its change holds a child row that neither this transaction wrote nor was
+    there when it was checked (inserted with SQL meanwhile; sealing it would launder it).
+
+    Raises
+    ------
+    TamperedError
+        Naming the table and unit; nothing is stored (the transaction rolls back).
+    """
+    tracker = _tracker(session)
+    noted = None if tracker is None else tracker.child_xmins.get(kind.name)
+    if not noted or session.get_bind().dialect.name != "postgresql":
+        return
+    held = sorted(k for k in keys if k in noted)
+    if not held:
+        return
+    for k, xmin in _child_versions(session, kind, held, others=True):
+        if xmin not in noted[k]:
+            raise TamperedError(
+                f"{_where(kind, unit_text(k))} was changed outside peerlens (a row added to it) "
+                "while this change was being made; nothing was done. Run `peerlens audit "
+                "verify` and restore it first"
+            )
 
 
 def check_rights(session: Session, user_id: int) -> None:
@@ -494,23 +605,32 @@ def note_rows(
     touched = tracker.touched.setdefault(kind.name, set())
     if table.name == kind.name:
         return _noting(rows, at, touched, tracker.new.setdefault(kind.name, set()))
+    # Child rows added to units stored before: each such unit is checked (and its rows locked)
+    # before the insert, as any other change to it is.
     child = CHILD[table.name]
     index = kind.children.index(child)
     names = [c.name for c in child.columns]
-    if not set(names) <= set(columns):
-        return _noting(rows, at, touched, tracker.children_dirty.setdefault(kind.name, set()))
     rows = rows if isinstance(rows, list) else list(rows)
+    if not set(names) <= set(columns):
+        parents = {r[at] for r in rows}
+        check_before_change(session, kind, parents)
+        touched.update(parents)
+        tracker.children_dirty.setdefault(kind.name, set()).update(parents)
+        return rows
     pick = [list(columns).index(n) for n in names]
     picked = rows if pick == list(range(len(columns))) else [[r[i] for i in pick] for r in rows]
     known = tracker.known.setdefault(kind.name, {})
     width = len(kind.children)
     # Rows of one unit are usually written one after another: group runs, not rows.
+    heads: list[Any] = []
     for key, run in groupby(canon_rows(child.columns, picked), itemgetter(names.index(column))):
-        touched.add(key)
+        heads.append(key)
         parts = known.get(key)
         if parts is None:
             parts = known[key] = [[] for _ in range(width)]
         parts[index].extend(run)
+    check_before_change(session, kind, heads)
+    touched.update(heads)
     return rows
 
 
@@ -562,8 +682,9 @@ def _settle(session: Session, tracker: Tracker, key_of: Any) -> None:
         return
     totals = _latest_totals(session, key)
     if totals is None:  # the chain's seal entries are from before they were keyed
-        _check_unkeyed(session, key, tracker)
-        reseal_all(session, key, actor=_actor(session), reason="seal entries keyed (upgrade)")
+        found = _check_unkeyed(session, key, tracker)
+        why = "seal entries keyed (upgrade)"
+        reseal_all(session, key, actor=_actor(session), reason=why, checked=found)
         return
     changed = False
     for name, keys in sorted(tracker.touched.items()):
@@ -649,6 +770,7 @@ def _reseal(
     keys: set[Any],
     known: dict[Any, list[list[Row]]],
 ) -> _Change:
+    _refuse_rows_added_meanwhile(session, kind, keys)
     units = sorted(unit_text(k) for k in keys)
     old = _stored(session, kind, units)
     new = {
@@ -668,22 +790,45 @@ def _reseal(
 
 
 def reseal_all(
-    session: Session, key: VaultKey, *, actor: str, reason: str, scheme: int = SCHEME
+    session: Session,
+    key: VaultKey,
+    *,
+    actor: str,
+    reason: str,
+    scheme: int = SCHEME,
+    checked: SealReport | None = None,
 ) -> dict[str, int]:
     """Seal every unit afresh under ``key`` and record the totals in the audit chain as
     ``data.reseal`` (first seal of a database, key rotation, scheme upgrade); return seals per
     kind. ``scheme`` is the seal scheme to seal under (an older one only to make, in tests, a
-    database as an older peerlens sealed it)."""
+    database as an older peerlens sealed it).
+
+    ``checked``, a :func:`check_seals` report made with ``seal_with=key`` in this transaction,
+    gives the seals of the units as that check read them: they are used as they are, and only
+    the units this transaction has written (whose rows it locked when it checked them, see
+    :func:`check_units`) are read again. So a unit changed outside peerlens since the check is
+    not sealed as it is now, but as it was checked."""
     if not session._flushing:  # called from a flush hook (ensure_scheme): rows are read as stored
         session.flush()
+    tracker = _tracker(session)
+    if checked is not None and (checked.seals is None or checked.seal_key != key.seal_key):
+        raise ValueError("reseal_all(checked=...) needs a check made with seal_with=key")
     session.execute(delete(RowSeal))
     totals: dict[str, list[Any]] = {}
     for kind in kinds_of(scheme):
-        rows = [(kind.name, u, seal_of(key.seal_key, c)) for u, c in contents(session, kind)]
+        if checked is None or checked.seals is None:
+            seals = {u: seal_of(key.seal_key, c) for u, c in contents(session, kind)}
+        else:
+            seals = dict(checked.seals[kind.name])
+            written = set() if tracker is None else tracker.touched.get(kind.name, set())
+            _refuse_rows_added_meanwhile(session, kind, written)
+            for k in written:
+                seals.pop(unit_text(k), None)
+            seals.update((u, seal_of(key.seal_key, c)) for u, c in contents(session, kind, written))
+        rows = [(kind.name, u, mac) for u, mac in seals.items()]
         bulk_insert(session, RowSeal, ("kind", "unit", "mac"), rows)
         tally = sum(tally_of(key.tally_key, mac) for _, _, mac in rows) % MODULUS
         totals[kind.name] = [len(rows), f"{tally:064x}"]
-    tracker = _tracker(session)
     if tracker is not None:
         tracker.clear()
     running = {k: [int(v[0]), int(v[1], 16)] for k, v in totals.items()}
@@ -708,6 +853,11 @@ class SealReport:
     problems: tuple[str, ...] = ()
     #: False when the database has never been sealed (nothing written with the key yet).
     sealed: bool = True
+    #: With ``seal_with``: kind name (current scheme) -> unit -> its seal under that key, of the
+    #: unit's rows as the check read them (for :func:`reseal_all`).
+    seals: dict[str, dict[str, bytes]] | None = field(default=None, repr=False, compare=False)
+    #: The seal key of :attr:`seals`.
+    seal_key: bytes | None = field(default=None, repr=False, compare=False)
 
 
 #: What a seal entry's MAC also covers since audit entries carry MACs of their own (revision
@@ -897,29 +1047,40 @@ def _bad_entry(e: _Entry) -> str:
     )
 
 
-def _check_unkeyed(session: Session, key: VaultKey, tracker: Tracker) -> None:
+def _check_unkeyed(session: Session, key: VaultKey, tracker: Tracker) -> SealReport:
     """Before the first keyed reseal of a chain sealed under the unkeyed scheme, check every
     unit (except those this transaction wrote, checked before it changed them) and the tallies
-    under that scheme, so that the upgrade never blesses tampering."""
+    under that scheme, so that the upgrade never blesses tampering; return the report, with the
+    units' seals under ``key`` as read for the check (to reseal with)."""
     skip = {name: {unit_text(k) for k in keys} for name, keys in tracker.touched.items()}
-    found = check_seals(session, key, skip=skip)
+    found = check_seals(session, key, skip=skip, seal_with=key)
     if found.problems:
         raise TamperedError(
             f"{len(found.problems)} problem(s) found by the row seals, e.g. {found.problems[0]}; "
             "nothing was done. Run `peerlens audit verify`"
         )
+    return found
 
 
 def check_seals(
-    session: Session, key: VaultKey, *, skip: dict[str, set[str]] | None = None
+    session: Session,
+    key: VaultKey,
+    *,
+    skip: dict[str, set[str]] | None = None,
+    seal_with: VaultKey | None = None,
 ) -> SealReport:
     """Compare every unit with its seal, and the seals with the totals in the audit chain
     (trusting only seal entries keyed with ``key``; any other is named). Units named in ``skip``
-    (kind name -> units) are not compared with their seals."""
+    (kind name -> units) are not compared with their seals.
+
+    With ``seal_with``, the report also holds the seal under that key of every unit of the
+    current seal scheme made from the very rows read for the check (:attr:`SealReport.seals`),
+    for :func:`reseal_all` to seal what was checked, not what is stored when it runs."""
     totals, problems, scheme = _chain_totals(session, key)
     if totals is None:
         return SealReport(0, tuple(problems), sealed=bool(problems))
     kinds = kinds_of(scheme)  # the units the totals count (an older scheme until resealed)
+    fresh: dict[str, dict[str, bytes]] | None = None if seal_with is None else {}
     skip = skip or {}
     stored: dict[str, dict[str, bytes]] = {}
     for kind_name, unit, mac in session.execute(select(RowSeal.kind, RowSeal.unit, RowSeal.mac)):
@@ -931,7 +1092,13 @@ def check_seals(
         seals = stored.get(kind.name, {})
         seen: set[str] = set()
         skipped = skip.get(kind.name, set())
-        for unit, content in contents(session, kind):
+        if seal_with is None or fresh is None:
+            units = contents(session, kind)
+        else:
+            tables = read_tables(session, kind)
+            units = contents_of(kind, tables)
+            fresh.update(_seals_from(tables, seal_with))
+        for unit, content in units:
             n += 1
             seen.add(unit)
             if unit in skipped:
@@ -962,7 +1129,22 @@ def check_seals(
                 f"table {kind.name}: seals differ from what the audit chain vouches for (rows "
                 "replaced with other or older sealed versions)"
             )
-    return SealReport(n, tuple(problems))
+    if seal_with is None or fresh is None:
+        return SealReport(n, tuple(problems))
+    missing = {k.name for k in KINDS} - set(fresh)
+    if missing:  # every kind of the current scheme is made of one older kind's tables
+        raise RuntimeError(f"no seals made for {sorted(missing)}")
+    return SealReport(n, tuple(problems), seals=fresh, seal_key=seal_with.seal_key)
+
+
+def _seals_from(tables: dict[str, list[Row]], key: VaultKey) -> dict[str, dict[str, bytes]]:
+    """The seals under ``key`` of the units of each current kind whose head and child tables are
+    all among ``tables`` (rows :func:`~peerlens.study._seal_units.read_tables` read)."""
+    out: dict[str, dict[str, bytes]] = {}
+    for kind in KINDS:
+        if all(str(t.name) in tables for t in (kind.table, *(c.table for c in kind.children))):
+            out[kind.name] = {u: seal_of(key.seal_key, c) for u, c in contents_of(kind, tables)}
+    return out
 
 
 def check_files(session: Session, blob_dir: Path) -> tuple[int, list[str]]:

@@ -14,7 +14,7 @@ from peerlens.study import audit
 from peerlens.study._identity import rekey
 from peerlens.study._revocation import revived, revoked_in_chain
 from peerlens.study.errors import TamperedError
-from peerlens.study.integrity import check_seals, reseal_all
+from peerlens.study.integrity import check_seals, ensure_scheme, reseal_all
 from peerlens.study.models import ApiToken, Setting, as_utc, utcnow
 from peerlens.study.policy import Caller, authorize, guarded
 from peerlens.study.storage import STORE_KEY, Store
@@ -41,12 +41,18 @@ def rotate_vault_key(
     with store.transaction() as s:
         actor = authorize(s, caller, "vault.rotate").actor
         old = store.vault_key(s)  # the current key must open the vault first
+        ensure_scheme(s)  # a database sealed under an older scheme is upgraded first
         # Resealing and checkpointing under the new key must never bless anything changed
-        # outside peerlens.
+        # outside peerlens. Every unit is read once, checked under the old key and sealed under
+        # the new one from the same rows (a row changed with SQL after the check keeps the seal
+        # of what was checked, and is named). The chain's lock, held from before the check,
+        # keeps lawful writers from sealing anything in between.
+        audit.lock_chain(s)
+        seals = check_seals(s, old, seal_with=new)
         found = [
             *audit.check_chain(s, key=old).problems,
             *check_token_macs(s, old),
-            *check_seals(s, old).problems,
+            *seals.problems,
         ]
         if found:
             raise TamperedError(
@@ -72,7 +78,7 @@ def rotate_vault_key(
         )
         audit.checkpoint(s, actor, new, reason="vault key rotated")
         # Every row seal is remade under the new key (its tallies restart the chain's totals).
-        reseal_all(s, new, actor=actor, reason="vault key rotated")
+        reseal_all(s, new, actor=actor, reason="vault key rotated", checked=seals)
     store.forget_key()
     return n
 

@@ -43,6 +43,7 @@ from peerlens.study.derived._runs import (
     DerivedCheck,
     amend_after_erasure,
     check_derived,
+    intact_runs,
 )
 
 __all__ = [
@@ -55,5 +56,6 @@ __all__ = [
     "derive",
     "derived_frame",
     "hrv_job",
+    "intact_runs",
     "verify_derived",
 ]

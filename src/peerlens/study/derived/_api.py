@@ -23,10 +23,9 @@ from peerlens.study.derived._runs import (
     DerivationSummary,
     DerivedCheck,
     amend_rows,
-    amend_run,
     check_derived,
     current_runs,
-    expected_sum,
+    expected_digest,
     lock_derivations,
     store_run,
     sum_of_unsummed,
@@ -181,15 +180,17 @@ def rescore_response(
     if run is None or batch.errors or not batch.versions or not same:
         rescore_in(session, study, blob_dir, actor, None)
         return
-    before, unsummed = expected_sum(session, run), None
-    found = None if before is not None else sum_of_unsummed(session, run)
-    if found is not None:  # a run from before sums: checked whole and given one, once
-        before, unsummed = found
+    form, expected = expected_digest(session, run)
+    # A run from before sums is checked whole against its sha256 digest and given a sum, once.
+    unsummed = expected if form == "digest" else None
+    before = int(expected, 16) if unsummed is None else sum_of_unsummed(session, run, expected)
     old = SCORES.response_rows(session, run.id, response_id)
     SCORES.delete_ids(session, [i for i, _ in old])
     SCORES.insert_rows(session, run.id, batch.rows)
-    if before is None:  # its rows no longer match its digest: left for verify to name
-        amend_run(session, study, run, actor, cause="responses.page")
+    if before is None:
+        # Its rows no longer match its digest (changed outside peerlens): nothing is recorded,
+        # so that verify_derived goes on naming the run (recording the digest of the rows as
+        # stored now would make the tampering what it expects). Its row seals name the rows.
         return
     amend_rows(
         session,

@@ -165,7 +165,7 @@ def check_derived(session: Session, study: Study) -> DerivedCheck:
             problems.append(f"{what}: run {run.id} does not match its audit-log entry")
         # An erasure that removed rows of this run, or a response re-scored in place, recorded
         # the digest of what was left.
-        form, expected = _expected(session, run, logged)
+        form, expected = _expected(session, run, logged, own_read=True)
         if _stored(session, run, form) != expected:
             problems.append(
                 f"{what}: stored rows of run {run.id} differ from what the run wrote "
@@ -174,13 +174,33 @@ def check_derived(session: Session, study: Study) -> DerivedCheck:
     return DerivedCheck(tuple(checked), tuple(problems))
 
 
-def amend_after_erasure(session: Session, study: Study, actor: str, reason: str) -> None:
+def intact_runs(session: Session, study: Study) -> set[int]:
+    """Ids of ``study``'s current runs whose stored rows give what they should now (each run
+    read whole): taken before an erasure removes rows, so that :func:`amend_after_erasure`
+    never records the digest of a run changed outside peerlens."""
+    intact = set()
+    for run in current_runs(session, study).values():
+        form, expected = expected_digest(session, run)
+        if _stored(session, run, form) == expected:
+            intact.add(run.id)
+    return intact
+
+
+def amend_after_erasure(
+    session: Session, study: Study, actor: str, reason: str, intact: set[int]
+) -> None:
     """Record, for each current run that lost rows to an erasure, the digest of the rows left
     (derived rows are never edited, so the run keeps its original digest; this audit entry says
     what a lawful erasure removed, and :func:`check_derived` then expects the new digest; the
-    whole run is read, as an erasure is rare)."""
+    whole run is read, as an erasure is rare).
+
+    Only runs in ``intact`` (:func:`intact_runs`, before the erasure) are amended: for a run
+    whose rows were already changed outside peerlens, the digest of the rows left would make
+    that change what :func:`check_derived` expects, so nothing is recorded and it goes on
+    naming the run."""
     for run in current_runs(session, study).values():
-        amend_run(session, study, run, actor, cause="participant.erase", reason=reason)
+        if run.id in intact:
+            amend_run(session, study, run, actor, cause="participant.erase", reason=reason)
 
 
 def amend_run(
@@ -196,29 +216,31 @@ def amend_run(
     the one expected, as a ``derive.amend`` audit entry naming the ``cause`` (an erasure that
     removed rows); :func:`check_derived` then expects the new digest. The digest is the run's
     additive sum when its audit entry records one, else its sha256 digest."""
-    form, expected = _expected(session, run, _logged(session, run))
+    form, expected = expected_digest(session, run)
     stored = _stored(session, run, form)
     if stored == expected:
         return
     _amend(session, study, run, actor, {form: expected}, {form: stored}, cause, reason)
 
 
-def expected_sum(session: Session, run: Derivation) -> int | None:
-    """The additive digest run ``run``'s rows should have now (the run's own, or the newest
-    amendment's), or ``None`` for a run from before sums were recorded."""
-    form, expected = _expected(session, run, _logged(session, run))
-    return int(expected, 16) if form == "sum" else None
+def expected_digest(session: Session, run: Derivation) -> tuple[str, str]:
+    """What run ``run``'s rows should give now, as ``(form, hex)``: ``("sum", ...)``, the
+    additive digest (the newest amendment's, or the run's own), or, for a run from before sums
+    were recorded, ``("digest", ...)``, its sha256 digest (the newest amendment's or its own).
+
+    The newest amendment is read first; the run's own audit entry only when there is none."""
+    return _expected(session, run)
 
 
-def sum_of_unsummed(session: Session, run: Derivation) -> tuple[int, str] | None:
-    """For run ``run``, a run from before sums were recorded: the additive digest of its rows
-    and the sha256 digest they were checked to match, or ``None`` when they do not match it
-    (changed outside peerlens). Reads the whole run: once per such run."""
-    form, expected = _expected(session, run, _logged(session, run))
+def sum_of_unsummed(session: Session, run: Derivation, expected: str) -> int | None:
+    """For run ``run``, a run from before sums were recorded whose rows should have the sha256
+    digest ``expected`` (:func:`expected_digest`): the additive digest of its rows, or ``None``
+    when they do not match ``expected`` (changed outside peerlens). Reads the whole run: once
+    per such run."""
     rows = list(KINDS[run.what].stored_digest_rows(session, run.id))
-    if form != "digest" or digest(rows) != expected:
+    if digest(rows) != expected:
         return None
-    return digest_sum(rows), expected
+    return digest_sum(rows)
 
 
 def amend_rows(
@@ -237,7 +259,7 @@ def amend_rows(
     run ``run``'s rows after ``removed`` were deleted from it and ``added`` inserted (digest
     rows, as :meth:`~peerlens.study.derived._base.DerivedKind.digest_rows` gives them; the
     removed ones as they were stored), ``before`` being the sum expected before the change
-    (:func:`expected_sum`; for a run given its first sum, the one :func:`sum_of_unsummed`
+    (:func:`expected_digest`; for a run given its first sum, the one :func:`sum_of_unsummed`
     found, with the sha256 digest it matched as ``unsummed``).
 
     The rest of the run is not read: the new sum is ``before`` less the removed rows' terms plus
@@ -287,10 +309,17 @@ def _logged(session: Session, run: Derivation) -> dict[str, Any] | None:
     return values if isinstance(values, dict) else None
 
 
-def _expected(session: Session, run: Derivation, logged: dict[str, Any] | None) -> tuple[str, str]:
+def _expected(
+    session: Session,
+    run: Derivation,
+    logged: dict[str, Any] | None = None,
+    *,
+    own_read: bool = False,
+) -> tuple[str, str]:
     """What run ``run``'s rows should give now, as ``(form, value)``: ``("sum", hex)`` when its
     newest amendment or its own entry records an additive sum, else ``("digest", hex)``: the
-    newest amendment's sha256 digest or the run's own."""
+    newest amendment's sha256 digest or the run's own. ``logged`` is what the run's own entry
+    recorded when ``own_read``; else that entry is read, only when no amendment says."""
     amended = session.scalars(
         select(AuditLog.new)
         .where(
@@ -305,8 +334,9 @@ def _expected(session: Session, run: Derivation, logged: dict[str, Any] | None) 
         values = json.loads(amended)
         form = "sum" if "sum" in values else "digest"
         return form, str(values[form])
-    if logged is not None and "sum" in logged:
-        return "sum", str(logged["sum"])
+    own = logged if own_read else _logged(session, run)
+    if own is not None and "sum" in own:
+        return "sum", str(own["sum"])
     return "digest", run.digest
 
 
