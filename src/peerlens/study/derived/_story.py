@@ -70,9 +70,9 @@ class Story:
             "format": model.meta.get("format"),
             "corpus_sha256": model.meta.get("corpus_sha256"),
             "npz_sha256": model.meta.get("npz_sha256"),
-            # the sentence encoder's pinned revision and hashes (None for a model without it)
-            "encoder": model.meta.get("encoder"),
         }
+        if model.meta.get("encoder"):  # the sentence encoder's pinned revision and hashes
+            model_meta["encoder"] = model.meta["encoder"]
         rows = [_analyse(t, model, model_meta) for t in inputs]
         errors = sum(st["status"] == "error" for st, _ in rows)
         n_rows = len(rows) + sum(len(sents) for _, sents in rows)
