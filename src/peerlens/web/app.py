@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from peerlens import PeerlensError
+from peerlens.narrative import ModelArtifactError
 from peerlens.study import NotFound, PermissionDenied, Store, StudyError, TamperedError
 from peerlens.web.api import PREFIX, create_api
 from peerlens.web.deps import LoginRequired
@@ -26,6 +28,8 @@ from peerlens.web.settings import WebSettings
 from peerlens.web.upload_area import sweep_stale, upload_root
 
 __all__ = ["create_app"]
+
+_log = logging.getLogger("peerlens.web")
 
 STATIC = Path(__file__).parent / "static"
 
@@ -115,6 +119,20 @@ def _error_pages(app: FastAPI) -> None:
     @app.exception_handler(StudyError)
     async def not_possible(request: Request, exc: StudyError) -> HTMLResponse:
         return render(request, "message.html", 409, title="Not possible", message=str(exc))
+
+    @app.exception_handler(ModelArtifactError)
+    async def model_missing(request: Request, exc: ModelArtifactError) -> HTMLResponse:
+        # a server installation problem (model or encoder weights missing or not the pinned
+        # ones): the details, with paths and the fix, are for the server's log
+        _log.error("story analysis unavailable: %s", exc)
+        return render(
+            request,
+            "message.html",
+            503,
+            title="Story analysis is not available",
+            message="Nothing was saved. The story analysis is not installed correctly on this "
+            "server; please tell the study team.",
+        )
 
     @app.exception_handler(PeerlensError)
     async def bad_input(request: Request, exc: PeerlensError) -> HTMLResponse:

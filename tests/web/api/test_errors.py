@@ -61,6 +61,23 @@ def test_each_kind_of_error_has_its_status_and_code(site: Site) -> None:
     assert _error(unauthenticated, 401, "unauthenticated")["message"].startswith("the access token")
 
 
+def test_a_broken_model_installation_answers_503_without_server_details(
+    site: Site, monkeypatch: Any
+) -> None:
+    import peerlens.narrative as narrative
+    from peerlens.narrative.encoder import EncoderWeightsError
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise EncoderWeightsError("/srv/venv/site-packages/model.zip: pip install --no-deps ...")
+
+    monkeypatch.setattr(narrative, "analyze", broken)
+    client = api(site, scopes=("read", "write"))
+    error = _error(
+        client.post("/api/v1/stories/analyse", json={"text": "Me too."}), 503, "unavailable"
+    )
+    assert "/srv/venv" not in error["message"] and "pip" not in error["message"]
+
+
 def test_a_study_without_a_role_reads_as_one_that_does_not_exist(
     site: Site, tmp_path: Path
 ) -> None:

@@ -263,3 +263,24 @@ def test_an_oversized_upload_is_refused_before_it_is_read(studio: Studio) -> Non
     page = studio.client.post("/studio/pilot/stories", data=data, files=files)
     assert page.status_code == 413 and "larger than 5 MB" in page.text
     assert _count(studio.store, PracticeStory) == 0
+
+
+def test_a_broken_model_installation_is_a_plain_message_and_stores_nothing(
+    studio: Studio, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Missing encoder weights are the server's problem: the worker sees no path or command."""
+    import peerlens.narrative as narrative
+    from peerlens.narrative.encoder import EncoderWeightsError
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise EncoderWeightsError("/srv/venv/site-packages/model.zip: pip install --no-deps ...")
+
+    monkeypatch.setattr(narrative, "analyze", broken)
+    data = {"csrf": studio.csrf(), "text": CONNECTION, "told_on": "2026-03-02"}
+    with caplog.at_level("ERROR", logger="peerlens.web"):
+        sent = studio.client.post("/studio/pilot/stories", data=data, follow_redirects=False)
+    assert sent.status_code == 503
+    assert "not available" in sent.text and "study team" in sent.text
+    assert "/srv/venv" not in sent.text and "pip install" not in sent.text
+    assert "/srv/venv/site-packages/model.zip" in caplog.text  # for the people who run it
+    assert _count(studio.store, PracticeStory) == 0

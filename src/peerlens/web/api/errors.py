@@ -24,6 +24,8 @@ study error                            status  code
 - 409 ``consent_needed``, ``tampered``, ``not_possible``: :class:`~peerlens.study.ConsentNeeded`,
   :class:`~peerlens.study.TamperedError`, any other :class:`~peerlens.study.StudyError` (the
   request is well formed but the study's state does not allow it);
+- 503 ``unavailable``: :class:`~peerlens.narrative.ModelArtifactError` (the story model or the
+  encoder weights are missing or not the pinned ones on the server; the details go to the log);
 - 400 ``bad_input``: any other :class:`~peerlens.PeerlensError` (e.g. a text that cannot be
   analysed).
 """
@@ -40,6 +42,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from peerlens import PeerlensError
+from peerlens.narrative import ModelArtifactError
 from peerlens.study import (
     ConsentNeeded,
     ImportRejected,
@@ -141,6 +144,12 @@ def as_response(exc: Exception) -> JSONResponse:
         return _answer(409, "tampered", "stored data were changed outside peerlens: nothing done")
     if isinstance(exc, StudyError):
         return _answer(409, "not_possible", str(exc))
+    if isinstance(exc, ModelArtifactError):
+        # the server's installation, not the request: details (paths, the fix) go to the log
+        _log.error("story analysis unavailable: %s", exc)
+        return _answer(
+            503, "unavailable", "story analysis is not installed correctly on this server"
+        )
     if isinstance(exc, PeerlensError):
         return _answer(400, "bad_input", str(exc))
     return _answer(500, "internal", "something went wrong; nothing was saved from this request")

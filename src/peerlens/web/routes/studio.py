@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from peerlens import PeerlensError
-from peerlens.narrative import LABELS
+from peerlens.narrative import LABELS, ModelArtifactError
 from peerlens.narrative.report import LABEL_ICONS, LABEL_NAMES
 from peerlens.study import (
     Caller,
@@ -100,8 +100,8 @@ async def check_story(
             revises=revises,
             caller=caller,
         )
-    except PermissionDenied:
-        raise
+    except (PermissionDenied, ModelArtifactError):
+        raise  # the app's handlers answer these (a broken model is the server's, not the text's)
     except PeerlensError as exc:
         why = str(exc)
         values = {
