@@ -41,7 +41,7 @@ import pandas as pd
 from sqlalchemy import Engine, create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_db import backend_url, drop
+from _bench_db import add_backend_option, backend_url, chosen_backends, drop
 from peerlens.study import (
     LinkHolder,
     NewParticipant,
@@ -194,22 +194,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="200,3000", help="scored responses in the run")
     parser.add_argument("--completions", type=int, default=20, help="timed per size")
-    parser.add_argument(
-        "--backend",
-        choices=["sqlite", "postgresql"],
-        action="append",
-        help="run only this backend (repeatable; default: SQLite, and PostgreSQL when its URL "
-        "is set)",
-    )
+    add_backend_option(parser)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     os.environ.setdefault("PEERLENS_VAULT_KEY", generate_key())
-    have_pg = any(os.environ.get(v) for v in ("PEERLENS_BENCH_PG_URL", "PEERLENS_TEST_PG_URL"))
-    backends = args.backend or ["sqlite", *(["postgresql"] if have_pg else [])]
-    if "postgresql" in backends and not have_pg:
-        parser.error("--backend postgresql needs PEERLENS_BENCH_PG_URL or PEERLENS_TEST_PG_URL")
-    if not have_pg and not args.backend:
-        print("PostgreSQL skipped: set PEERLENS_BENCH_PG_URL or PEERLENS_TEST_PG_URL")
+    backends = chosen_backends(parser, args)
     print(
         f"{'backend':<11}{'scored':>8}{'completion ms':>15}{'p90 ms':>8}{'peer ms':>9}{'ratio':>8}"
     )

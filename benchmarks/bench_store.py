@@ -35,7 +35,7 @@ import pandas as pd
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_db import backend_url, drop
+from _bench_db import add_backend_option, backend_url, chosen_backends, drop
 from peerlens.study import (
     NewParticipant,
     Store,
@@ -160,24 +160,13 @@ def run_backend(name: str, n: int, paths: list[Path], long: pd.DataFrame, folder
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=10_000)
-    parser.add_argument(
-        "--backend",
-        choices=["sqlite", "postgresql"],
-        action="append",
-        help="run only this backend (repeatable; default: SQLite, and PostgreSQL when its URL "
-        "is set)",
-    )
+    add_backend_option(parser)
     args = parser.parse_args()
     n = args.participants
     rng = np.random.default_rng(20261126)
     # A fresh vault key for the benchmark's throwaway databases (encryption is on).
     os.environ.setdefault("PEERLENS_VAULT_KEY", generate_key())
-    have_pg = any(os.environ.get(v) for v in ("PEERLENS_BENCH_PG_URL", "PEERLENS_TEST_PG_URL"))
-    backends = args.backend or ["sqlite", *(["postgresql"] if have_pg else [])]
-    if "postgresql" in backends and not have_pg:
-        parser.error("--backend postgresql needs PEERLENS_BENCH_PG_URL or PEERLENS_TEST_PG_URL")
-    if not have_pg and not args.backend:
-        print("PostgreSQL skipped: set PEERLENS_BENCH_PG_URL or PEERLENS_TEST_PG_URL")
+    backends = chosen_backends(parser, args)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         paths = _files(folder, n, rng)
