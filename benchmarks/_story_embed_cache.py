@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from peerlens.narrative.encoder import DIMS
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / "out" / "minilm_embeddings.npz"
-DIMS = 384
 
 
 def key(text: str) -> str:

