@@ -534,7 +534,7 @@ def _save(data: Any, rows: np.ndarray, proba: np.ndarray, part: str, path: Path)
     frame.to_csv(path, sep="\t", index=False)
 
 
-def run_lora(fold_no: int, epochs: int, max_steps: int | None) -> None:
+def run_lora(fold_no: int, epochs: int, max_steps: int | None, name: str = "lora") -> None:
     data = load_data()
     fold = folds(data)[fold_no]
     enc = _encoder()
@@ -548,15 +548,15 @@ def run_lora(fold_no: int, epochs: int, max_steps: int | None) -> None:
     model = train_candidate(enc.weights, [rows[i] for i in fit], labels, weights, epochs, max_steps)
     took = time.perf_counter() - t0
     print(f"  trained in {took:.0f} s", flush=True)
-    path = OUT / f"lora_fold{fold_no}.tsv"
+    path = OUT / f"{name}_fold{fold_no}.tsv"
     for part in ("test", "calib"):
         idx = fold[part]
         _save(data, idx, predict(model, [rows[i] for i in idx]), part, path)
     arrays = model.adapter_arrays()
-    np.savez(OUT / f"lora_fold{fold_no}_adapter.npz", **arrays)
+    np.savez(OUT / f"{name}_fold{fold_no}_adapter.npz", **arrays)
     print(
         f"  adapter: {sum(a.size for a in arrays.values())} parameters, "
-        f"{(OUT / f'lora_fold{fold_no}_adapter.npz').stat().st_size} bytes (float32 npz); "
+        f"{(OUT / f'{name}_fold{fold_no}_adapter.npz').stat().st_size} bytes (float32 npz); "
         f"total {time.perf_counter() - t0:.0f} s",
         flush=True,
     )
@@ -693,6 +693,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument(
+        "--name",
+        default="lora",
+        help="output name of a lora run; report: comma-separated names to report",
+    )
     args = parser.parse_args()
     torch = _torch()
     torch.set_num_threads(args.threads)
@@ -711,9 +716,10 @@ def main() -> None:
     elif args.step == "baseline":
         run_baseline()
     elif args.step == "lora":
-        run_lora(args.fold, args.epochs, args.max_steps)
+        run_lora(args.fold, args.epochs, args.max_steps, args.name)
     else:
-        report(["baseline_full", "baseline_same", "lora"])
+        names = args.name.split(",") if args.name != "lora" else ["lora"]
+        report(["baseline_full", "baseline_same", *names])
 
 
 if __name__ == "__main__":
