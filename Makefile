@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # The suite runs in one pytest worker per core (pytest-xdist; `make unit PYTEST_WORKERS=0` runs it
-# in this process, serially); tests/conftest.py gives each worker one BLAS thread.
+# in one process); tests/conftest.py gives every test process one BLAS thread.
 PYTEST_WORKERS ?= auto
 unit: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS)
