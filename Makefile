@@ -27,8 +27,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite runs in one pytest worker per core (pytest-xdist; `make unit PYTEST_WORKERS=0` runs it
+# in one process); tests/conftest.py gives every test process one BLAS thread.
+PYTEST_WORKERS ?= auto
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 test: lint typecheck unit
 

@@ -24,6 +24,25 @@ from peerlens.study.storage import Store, create_study_engine, upgrade
 from peerlens.study.users import bootstrap_admin
 
 DATA = Path(__file__).parent / "study" / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the test process, each pytest-xdist worker (``make test`` runs one per core) and the
+    commands the tests start one BLAS thread.
+
+    The story model's encoder otherwise uses one BLAS thread per core in every process, and
+    threads that outnumber the free cores wait on each other: on the shared 2-core machine under
+    load, the packaged model classified 300 corpus sentences in 9.8 s with two threads and 2.2 s
+    with one, and the simulated trial's sessions in 2.9 s each against 0.41 s (see
+    ``peerlens._blas`` and :meth:`peerlens.narrative.encoder.MiniLMEncoder.embed`). One thread
+    everywhere also gives a serial run and a parallel one the same floating-point results.
+    """
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"  # libraries loaded from now on, and child processes
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")  # those already loaded in this process
+
+
 #: Real REDCap projects published by others, kept beside the repository with the other real data
 #: (``../shared/data/redcap``; ``PEERLENS_REDCAP_DATA`` points at another copy of that folder).
 #: ``real-projects/`` holds the sources each with its README and LICENCE; until a source is there

@@ -32,34 +32,44 @@ def user_errors() -> Iterator[None]:
     """Report any :class:`PeerlensError` raised inside the block as a clean CLI error (exit 2),
     an unexpected database error by its class and SQLSTATE only (exit 1), and peerlens's
     warnings (a file decoded as Windows-1252, a dropped empty column, ...) as ``warning:`` lines
-    on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", PeerlensWarning)
-        try:
-            yield
-        except PeerlensError as exc:
-            _show(caught)
-            fail(str(exc))
-        except Exception as exc:
-            from sqlalchemy.exc import SQLAlchemyError
+    on stderr.
 
-            if not isinstance(exc, SQLAlchemyError):
-                raise
-            from peerlens.study import describe_error
+    Other packages' warnings raised inside the block are passed on unchanged, once the block's
+    recording has ended: re-issued while it records, each would be recorded again, without end.
+    """
+    failure: tuple[str, int] | None = None
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PeerlensWarning)
+            try:
+                yield
+            except PeerlensError as exc:
+                failure = (str(exc), EXIT_BAD_INPUT)
+            except Exception as exc:
+                from sqlalchemy.exc import SQLAlchemyError
 
-            # Never the database's message: it can quote the failing row or the parameters.
-            _show(caught)
-            fail(
-                f"the database refused the operation ({describe_error(exc)}); nothing was saved",
-                EXIT_DATABASE,
-            )
-    _show(caught)
+                if not isinstance(exc, SQLAlchemyError):
+                    raise
+                from peerlens.study import describe_error
+
+                # Never the database's message: it can quote the failing row or the parameters.
+                failure = (
+                    f"the database refused the operation ({describe_error(exc)}); "
+                    "nothing was saved",
+                    EXIT_DATABASE,
+                )
+    finally:
+        _show(caught)
+    if failure is not None:
+        fail(*failure)
 
 
 def _show(caught: list[warnings.WarningMessage]) -> None:
+    """Print peerlens's warnings as ``warning:`` lines and issue the others again as raised
+    (call outside the ``catch_warnings`` that recorded them)."""
     for w in caught:
         if issubclass(w.category, PeerlensWarning):
             err_console.print(f"[yellow]warning:[/yellow] {escape(str(w.message))}", markup=True)
         else:  # not ours: pass it on unchanged
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    caught.clear()
