@@ -204,13 +204,9 @@ TorchMiniLM = build_model  # the name the docs use
 
 
 def _pad(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    n, length = len(rows), max(len(r) for r in rows)
-    ids = np.zeros((n, length), dtype=np.int64)
-    mask = np.zeros((n, length), dtype=np.float32)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = r
-        mask[i, : len(r)] = 1.0
-    return ids, mask
+    from peerlens.narrative.encoder import pad_ids
+
+    return pad_ids(rows)
 
 
 def embed(model: Any, tokenizer: Any, texts: list[str], batch_tokens: int = 4096) -> np.ndarray:

@@ -57,6 +57,7 @@ __all__ = [
     "load_encoder",
     "load_packaged_encoder",
     "packaged_weights",
+    "pad_ids",
     "pinned_metadata",
     "read_weights",
 ]
@@ -308,6 +309,17 @@ def _prepare(
     return v("embeddings.word_embeddings.weight"), positions, norm, layers
 
 
+def pad_ids(batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token id lists with 0: the ids ``(n, length)`` and the 0/1 mask, float32."""
+    n, length = len(batch), max(len(ids) for ids in batch)
+    ids = np.zeros((n, length), dtype=np.int64)
+    mask = np.zeros((n, length), dtype=np.float32)
+    for i, row in enumerate(batch):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1.0
+    return ids, mask
+
+
 @dataclass
 class MiniLMEncoder:
     """The all-MiniLM-L6-v2 encoder as numpy arrays; see :func:`load_encoder`.
@@ -341,12 +353,8 @@ class MiniLMEncoder:
 
     def token_states(self, batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """Return the last layer's states ``(n, length, 384)`` and the mask ``(n, length)``."""
-        n, length = len(batch), max(len(ids) for ids in batch)
-        ids = np.zeros((n, length), dtype=np.int64)
-        mask = np.zeros((n, length), dtype=np.float32)
-        for i, row in enumerate(batch):
-            ids[i, : len(row)] = row
-            mask[i, : len(row)] = 1.0
+        ids, mask = pad_ids(batch)
+        n, length = ids.shape
         head = _HIDDEN // _HEADS
         x = (self._words[ids] + self._positions[:length][None]).reshape(n * length, _HIDDEN)
         x = _layer_norm(x, *self._embedding_norm)
