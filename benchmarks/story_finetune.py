@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import math
 import sys
 import time
@@ -108,12 +107,10 @@ def _torch() -> Any:
 
 def _story_eval() -> ModuleType:
     """``benchmarks/story_eval.py`` as a module (its loaders, candidates and metrics)."""
-    spec = importlib.util.spec_from_file_location("story_eval", ROOT / "benchmarks/story_eval.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["story_eval"] = module
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import story_eval
+
+    return story_eval
 
 
 # -- the encoder in torch --------------------------------------------------------------------

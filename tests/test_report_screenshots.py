@@ -4,13 +4,14 @@ the system Chromium (skips without it, fails when CI is set)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from PIL import Image
+
+from ._scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = """<!doctype html><html><body style="margin:0">
@@ -26,13 +27,7 @@ def _tool() -> ModuleType:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set but Chromium is not at {chromium} (see .ci/run)")
         pytest.skip(f"Chromium is not at {chromium}")
-    spec = importlib.util.spec_from_file_location(
-        "report_screenshots", ROOT / "tools" / "report_screenshots.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "tools" / "report_screenshots.py")
 
 
 def test_shots_are_cropped_to_the_section_or_from_its_heading(tmp_path: Path) -> None:

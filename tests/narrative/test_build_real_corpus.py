@@ -8,16 +8,16 @@ source, so hash verification and the commit check are tested on every run.  The 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from .._scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools/build_real_corpus.py"
@@ -25,12 +25,7 @@ REAL = ROOT / "benchmarks/story_data/real"
 
 
 def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_real_corpus", TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_real_corpus"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_script(TOOL)
 
 
 brc = _tool()

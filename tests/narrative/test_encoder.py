@@ -1,6 +1,5 @@
 """The all-MiniLM-L6-v2 encoder: pinned weights only, and the fast path equals the exact one."""
 
-import importlib.util
 import json
 import struct
 import zipfile
@@ -23,16 +22,12 @@ from peerlens.narrative.encoder import (
     read_weights,
 )
 
+from .._scripts import load_script
 from ._weights import WEIGHTS, needs_weights
 
 
 def _reference():  # type: ignore[no-untyped-def]
-    path = Path(__file__).with_name("_encoder_reference.py")
-    spec = importlib.util.spec_from_file_location("_encoder_reference", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(Path(__file__).with_name("_encoder_reference.py"))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -18,16 +17,13 @@ import pytest
 from peerlens.narrative import classify, load_model
 from peerlens.narrative.release import RELEASE_BATCHES
 
+from .._scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _story_eval() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("story_eval", ROOT / "benchmarks/story_eval.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["story_eval"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "benchmarks/story_eval.py")
 
 
 se = _story_eval()

@@ -6,7 +6,6 @@ torch (the experiment's venv), its torch forward pass must reproduce peerlens's 
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -15,16 +14,14 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
+from .._scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "story_finetune.py"
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("story_finetune", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 sf = _module()
