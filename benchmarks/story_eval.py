@@ -153,6 +153,25 @@ CANDIDATES = {
             ),
             "minilm",
         ),
+        # The regularisation sweep decided after the fits were made to converge (ModelConfig.tol;
+        # docs/story.md, "Reproducible fits"): stopped at ~60 iterations the fit was regularised
+        # by the early stop as much as by C, so C = 30 was looked at again.
+        *(
+            Candidate(
+                f"tfidf_minilm_ctx_cw_c{c:g}",
+                f"tfidf_minilm_ctx_cw with C = {c:g} (shipped: 30)",
+                replace(
+                    BASE,
+                    static_weight=1.0,
+                    context=True,
+                    comparison_weight=2.0,
+                    embedding="minilm",
+                    C=c,
+                ),
+                "minilm",
+            )
+            for c in (3.0, 10.0, 100.0)
+        ),
         Candidate(
             "static",
             "(c) static MiniLM distillation + cues, LR",

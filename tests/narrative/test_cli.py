@@ -90,10 +90,10 @@ def test_classify_empty_stdin_exits_2() -> None:
 
 @pytest.mark.slow
 def test_train_writes_an_artifact_equal_to_the_shipped_one(tmp_path: Path) -> None:
-    import numpy as np
-
     from peerlens.narrative.devcorpus import dev_corpus_paths
     from peerlens.narrative.model import TextModel, load_model
+
+    from ._reproduce import assert_reproduces
 
     root = Path(__file__).resolve().parents[2]
     if not dev_corpus_paths(root).available():
@@ -101,7 +101,7 @@ def test_train_writes_an_artifact_equal_to_the_shipped_one(tmp_path: Path) -> No
     result = runner.invoke(app, ["story", "train", "--out", str(tmp_path), "--root", str(root)])
     assert result.exit_code == 0, result.output
     fresh, shipped = TextModel.load(tmp_path), load_model()
-    np.testing.assert_allclose(fresh.coef, shipped.coef, atol=1e-6)
+    assert_reproduces(fresh, shipped, dev_corpus_paths(root))
     assert fresh.meta["corpus_sha256"] == shipped.meta["corpus_sha256"]
     assert fresh.meta["real_batches"] == shipped.meta["real_batches"]
     assert f"batches {', '.join(str(b) for b in shipped.meta['real_batches'])})" in result.output

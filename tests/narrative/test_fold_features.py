@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,7 +41,7 @@ def _reference(frame: pd.DataFrame, train: np.ndarray, test: np.ndarray) -> tupl
     word, char, _ = fit_sklearn(
         fit["text"].tolist(),
         fit["label"].tolist(),
-        replace(CONFIG, max_iter=1),
+        CONFIG,
         prev=fit["prev"].tolist(),
         nxt=fit["next"].tolist(),
     )

@@ -28,6 +28,7 @@ from peerlens.narrative.release import (
     train_release,
 )
 
+from ._reproduce import assert_reproduces
 from ._weights import needs_weights
 
 
@@ -117,18 +118,7 @@ def test_packaged_artifact_matches_a_fresh_training() -> None:
     same = ("trained_on", "n_own", "n_real", "real_sources", "loso_groups", "corpus_sha256")
     for key in (*provenance, *same):
         assert fresh.meta[key] == shipped.meta[key], key
-    assert shipped.classes == fresh.classes
-    assert shipped.config == fresh.config
-    np.testing.assert_array_equal(shipped.word.terms, fresh.word.terms)
-    np.testing.assert_array_equal(shipped.char.terms, fresh.char.terms)
-    np.testing.assert_allclose(shipped.word.idf, fresh.word.idf, rtol=1e-12)
-    np.testing.assert_allclose(shipped.char.idf, fresh.char.idf, rtol=1e-12)
-    np.testing.assert_allclose(shipped.coef, fresh.coef, atol=1e-6)
-    np.testing.assert_allclose(shipped.intercept, fresh.intercept, atol=1e-6)
-    assert shipped.threshold == pytest.approx(fresh.threshold, abs=1e-9)
-    for cls, t in shipped.thresholds.items():
-        fresh_t = fresh.thresholds[cls]
-        assert (t is None and fresh_t is None) or t == pytest.approx(fresh_t, abs=1e-9)
+    assert_reproduces(fresh, shipped, DEV)
 
 
 @pytest.mark.slow
@@ -342,3 +332,51 @@ def test_memo_embedder_embeds_each_distinct_text_once_and_keeps_order() -> None:
     assert inner.seen == ["ccc"]  # only the new text reached the wrapped embedder
     np.testing.assert_array_equal(again, [[1, 0], [3, 0], [2, 2]])
     assert memo.embed([]).shape == (0, 2) and memo.dims == 2
+
+
+def test_a_fit_that_stops_before_its_tolerance_is_refused() -> None:
+    from peerlens.narrative.model import fit_classifier
+
+    corpus = load_corpus(split="train").groupby("label").head(20)
+    matrix = sp.csr_matrix(np.random.default_rng(0).normal(size=(len(corpus), 30)))
+    labels = corpus["label"].tolist()
+    with pytest.raises(NarrativeError, match="did not reach tol=1e-08 within max_iter=3 "):
+        fit_classifier(matrix, labels, ModelConfig(max_iter=3))
+    assert fit_classifier(matrix, labels, ModelConfig()).n_iter_.max() < ModelConfig().max_iter
+
+
+def test_an_artifact_from_before_the_tolerance_setting_loads_with_the_old_default(
+    tmp_path: Path,
+) -> None:
+    for name in ("model.npz", "model.json"):
+        shutil.copy(model_dir() / name, tmp_path / name)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["config"]["tol"] == ModelConfig().tol == 1e-8  # the shipped model records it
+    del meta["config"]["tol"]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    assert TextModel.load(tmp_path).config.tol == 1e-4  # scikit-learn's, which fitted it
+
+
+def test_missing_neighbours_are_zero_vectors_and_never_embedded() -> None:
+    from peerlens.narrative.cues import load_cuebook
+    from peerlens.narrative.model import dense_features
+
+    class Spy:
+        dims = 3
+
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def embed(self, sentences: list[str]) -> np.ndarray:
+            self.seen.extend(sentences)
+            return np.ones((len(sentences), 3), dtype=np.float32)
+
+    spy = Spy()
+    config = ModelConfig(static_weight=2.0, context=True)
+    out = dense_features(config, load_cuebook(), spy, ["me too", "same"], ["", "me too"], ["", ""])
+    assert "" not in spy.seen and sorted(set(spy.seen)) == ["me too", "same"]
+    width = len(load_cuebook().families) + 3
+    np.testing.assert_array_equal(out[:, width - 3 : width], 2.0)  # the sentences themselves
+    np.testing.assert_array_equal(out[0, 2 * width - 3 : 2 * width], 0.0)  # no previous one
+    np.testing.assert_array_equal(out[1, 2 * width - 3 : 2 * width], 2.0)
+    np.testing.assert_array_equal(out[:, 3 * width - 3 :], 0.0)  # no next one

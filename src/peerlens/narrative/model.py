@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from peerlens.narrative._errors import ModelArtifactError
+from peerlens.narrative._errors import ModelArtifactError, NarrativeError
 from peerlens.narrative._text import normalize
 from peerlens.narrative.corpus import LABELS, corpus_sha256, load_corpus
 from peerlens.narrative.cues import CueBook, load_cuebook
@@ -122,6 +122,14 @@ class ModelConfig:
     cue_weight: float = 1.0
     C: float = 30.0
     max_iter: int = 5000
+    #: L-BFGS stopping tolerance (scikit-learn's ``tol``).  scikit-learn's default, 1e-4, stops
+    #: the packaged model's fit after ~60 iterations, far from the optimum, at a point that
+    #: moves with the last bits of the input (3e-7 of noise on the embeddings moved its
+    #: probabilities by up to 0.22): a retrain on another CPU did not reproduce the model.  At
+    #: 1e-8 the fit runs ~310 iterations and the same noise moves probabilities by 1e-5
+    #: (``benchmarks/story_fit_stability.py``; ``docs/story.md``, "Reproducible fits").
+    #: Artifacts whose ``model.json`` predates this field were fitted with 1e-4 and load with it.
+    tol: float = 1e-8
     seed: int = 20261126
     #: ``"balanced"`` weights classes inversely to their frequency (scikit-learn's rule).
     class_weight: str | None = None
@@ -283,9 +291,12 @@ def dense_features(
             parts.append(cuebook.cue_features(texts) * config.cue_weight)
         if use_static:
             assert static is not None
-            vecs = static.embed(texts).astype(np.float64) * config.static_weight
-            vecs[[not t for t in texts]] = 0.0
-            parts.append(vecs)
+            # no text (no neighbour) is a zero vector; only the others are embedded
+            vecs = np.zeros((len(texts), static.dims), dtype=np.float64)
+            some = [i for i, t in enumerate(texts) if t]
+            if some:
+                vecs[some] = static.embed([texts[i] for i in some]).astype(np.float64)
+            parts.append(vecs * config.static_weight)
         return np.hstack(parts)
 
     if not config.context:
@@ -518,6 +529,7 @@ class TextModel:
         cfg = dict(meta["config"])
         cfg["word_ngrams"] = tuple(cfg["word_ngrams"])
         cfg["char_ngrams"] = tuple(cfg["char_ngrams"])
+        cfg.setdefault("tol", 1e-4)  # fitted before ModelConfig.tol: scikit-learn's default
         try:
             config = ModelConfig(**cfg)
         except (TypeError, ValueError) as exc:
@@ -694,6 +706,12 @@ def fit_classifier(matrix: Any, labels: list[str], config: ModelConfig, own: Any
     ``config.class_weight``).  Shared by :func:`fit_sklearn` and the leave-one-source-out runs
     (``peerlens.narrative.fold_features``), so every fit weighs rows the same way.
 
+    Raises
+    ------
+    NarrativeError
+        If L-BFGS stops before reaching ``config.tol`` (``max_iter`` used up, or a failed line
+        search): such a fit's coefficients depend on the machine's last bits.
+
     Notes
     -----
     The fit runs with one BLAS thread (``peerlens._blas``): L-BFGS-B makes thousands of small
@@ -701,6 +719,9 @@ def fit_classifier(matrix: Any, labels: list[str], config: ModelConfig, own: Any
     reference machine about 3x slower (45 s against 16 s for batches 1-5); the coefficients
     agree to ~1e-9.
     """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     from peerlens._blas import one_blas_thread
@@ -721,11 +742,24 @@ def fit_classifier(matrix: Any, labels: list[str], config: ModelConfig, own: Any
     clf = LogisticRegression(
         C=config.C,
         max_iter=config.max_iter,
+        tol=config.tol,
         random_state=config.seed,
         class_weight=class_weight,
     )
-    with one_blas_thread():
+    with one_blas_thread(), warnings.catch_warnings(record=True) as caught:
+        # not converging is an error here, not a warning to scroll past
+        warnings.simplefilter("always", ConvergenceWarning)
         clf.fit(matrix, labels, sample_weight=sample_weight)
+    unconverged = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    if unconverged or int(np.max(clf.n_iter_)) >= config.max_iter:
+        why = str(unconverged[0].message).splitlines()[0] if unconverged else "max_iter reached"
+        raise NarrativeError(
+            f"the logistic regression did not reach tol={config.tol:g} within max_iter="
+            f"{config.max_iter} iterations ({why}); stopped there, its coefficients would "
+            "depend on the machine"
+        )
+    for w in caught:  # anything else scikit-learn said is passed on unchanged
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return clf
 
 
