@@ -50,3 +50,30 @@ def single_blas_thread(func: F) -> F:
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def one_blas_thread_for_this_process() -> None:
+    """Limit BLAS to one thread for the rest of the process (a server's choice, not a library's).
+
+    For ``peerlens serve``: requests run side by side in worker threads, and each story
+    analysis runs the sentence encoder's matrix products.  With BLAS's own thread per core those
+    threads fight the other requests for the cores; on the 2-core reference machine two
+    concurrent 50-sentence analyses ran at 221-254 sentences/s with BLAS's default threads and
+    389 with one (four at once: 174-184 against 329), while a single analysis alone ran at
+    331-358 against 225 (``docs/web.md``, "How fast pages answer").  The limit covers the
+    libraries already loaded (numpy's and scipy's OpenBLAS are loaded here first) and, through
+    ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``, any loaded later or by child processes.
+    """
+    import os
+
+    import numpy  # noqa: F401  (loads numpy's BLAS)
+    import scipy.linalg  # noqa: F401  (loads scipy's)
+
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+    except Exception:  # pragma: no cover - unusual platforms: only a speed measure
+        pass

@@ -175,3 +175,36 @@ def test_serve_opens_a_database_connection_per_worker_thread(
     monkeypatch.setenv("PEERLENS_WEB_THREADS", "7")
     run("serve")
     assert seen == {"pool": 7, "threads": 7}
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+
+def test_serve_limits_blas_to_one_thread_before_it_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import uvicorn
+    from threadpoolctl import threadpool_limits
+
+    seen: list[list[int]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.append(_blas_threads()))
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    db = f"sqlite:///{tmp_path / 'serve.db'}"
+    monkeypatch.setenv("PEERLENS_NEW_PASSWORD", PASSWORD)
+    made = CliRunner().invoke(
+        app, ["init", "--db", db, "--admin", ACTOR, "--recordings", str(tmp_path / "blobs")]
+    )
+    assert made.exit_code == 0, made.output
+    with threadpool_limits(limits=2, user_api="blas"):  # the tests' own processes run one
+        if max(_blas_threads(), default=1) < 2:
+            pytest.skip("BLAS here cannot run two threads")
+        result = CliRunner().invoke(app, ["serve", "--db", db, "--port", "8765"])
+        assert result.exit_code == 0, result.output
+    assert seen and seen[0] and set(seen[0]) == {1}
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"  # for libraries loaded later

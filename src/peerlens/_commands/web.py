@@ -35,10 +35,13 @@ def serve(
     with user_errors():
         import uvicorn
 
+        from peerlens._blas import one_blas_thread_for_this_process
         from peerlens.study.storage import Store
         from peerlens.web import WebSettings, create_app
 
         settings = WebSettings.from_env(hsts=behind_tls)
+        # requests run side by side; BLAS's own threads would take their cores (docs/web.md)
+        one_blas_thread_for_this_process()
         # A connection for every worker thread (and a few for the app's own start-up work).
         store = Store.open(db, pool_size=settings.threads, max_overflow=10)
         try:
