@@ -40,7 +40,10 @@ from peerlens.study.models import AuditLog, PracticeStory
 
 from .conftest import ADMIN, make_user
 
-COMPARISON = "At least you still have a job, I had nothing back then."
+# A downward comparison the packaged model calls one after CONNECTION (the neighbour context counts:
+# "At least you still have a job, I had nothing back then." sits at 0.82 there, under the
+# downward threshold 0.84; docs/story.md, "Reproducible fits").
+COMPARISON = "At least you have a roof over your head, I was homeless back then."
 CONNECTION = "Me too, I felt exactly the same when I was in hospital."
 STORY = f"{CONNECTION} {COMPARISON}"
 DAY = dt.date(2026, 3, 2)
