@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from peerlens.narrative.release import (
     RELEASE_RULE,
     train_release,
 )
+from peerlens.narrative.static import StaticEmbedder
 
 from ._reproduce import assert_reproduces
 from ._weights import needs_weights
@@ -189,6 +191,14 @@ def test_held_out_sanity() -> None:
     ) == ["connection", "upward", "downward", "neutral"]
 
 
+def _small_static(texts: list[str], dims: int = 8) -> StaticEmbedder:
+    """A static embedding over the words of ``texts`` (others are [UNK]), seeded vectors."""
+    words = sorted({w for t in texts for w in re.findall(r"[a-z]+", normalize(t).lower())})
+    tokens = np.array(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])
+    vectors = np.random.default_rng(7).normal(size=(len(tokens), dims)).astype(np.float16)
+    return StaticEmbedder.from_arrays(tokens, vectors.astype(np.float32))
+
+
 @pytest.mark.parametrize(
     "extra",
     [{}, {"cue_ids": True, "own_weight": 0.5, "comparison_weight": 2.0}],
@@ -199,11 +209,12 @@ def test_numpy_inference_equals_scikit_learn_with_static_and_context(
 ) -> None:
     from dataclasses import replace
 
-    from peerlens.narrative.model import dense_features, load_static
+    from peerlens.narrative.model import dense_features
 
-    static = load_static()
     train = load_corpus(split="train").groupby("label").head(60)
     texts = train["text"].tolist()
+    probe = load_corpus(split="test")["text"].tolist()[:40]
+    static = _small_static(texts)
     prev = ["", *texts[:-1]]
     nxt = [*texts[1:], ""]
     config = replace(
@@ -217,7 +228,6 @@ def test_numpy_inference_equals_scikit_learn_with_static_and_context(
         texts, train["label"].tolist(), config, static=static, prev=prev, nxt=nxt, own=own
     )
     model = from_sklearn(word, char, clf, config, static=static)
-    probe = load_corpus(split="test")["text"].tolist()[:40]
     p_prev, p_next = ["", *probe[:-1]], [*probe[1:], ""]
     norm = [normalize(t) for t in probe]
     reference = sp.hstack(
@@ -240,6 +250,33 @@ def test_numpy_inference_equals_scikit_learn_with_static_and_context(
     np.testing.assert_allclose(
         model.predict_proba(probe, p_prev, p_next), clf.predict_proba(reference), atol=1e-9
     )
+
+
+def test_a_static_model_saves_its_embedding_beside_it_and_refuses_a_changed_one(
+    tmp_path: Path,
+) -> None:
+    subset = load_corpus(split="train").groupby("label").head(25)
+    static = _small_static(subset["text"].tolist())
+    static.source = "all-MiniLM-L6-v2@test"
+    config = ModelConfig(static_weight=1.0, context=True, max_iter=2000)
+    model = train_model(subset, config, static=static)
+    model.save(tmp_path)
+    assert (tmp_path / "static.npz").is_file()
+    assert "Apache License" in (tmp_path / "static_NOTICE.txt").read_text()
+    assert "all-MiniLM-L6-v2@test" in (tmp_path / "static_NOTICE.txt").read_text()
+    again = TextModel.load(tmp_path)
+    assert isinstance(again.static, StaticEmbedder)
+    assert again.static.source == "all-MiniLM-L6-v2@test"
+    texts = ["me too, i felt exactly that", "at least you have a job", "what time is it?"]
+    prev, nxt = ["", texts[0], texts[1]], [texts[1], texts[2], ""]
+    np.testing.assert_array_equal(
+        again.predict_proba(texts, prev, nxt), model.predict_proba(texts, prev, nxt)
+    )
+    blob = bytearray((tmp_path / "static.npz").read_bytes())
+    blob[-30] ^= 1
+    (tmp_path / "static.npz").write_bytes(bytes(blob))
+    with pytest.raises(ModelArtifactError, match="checksum"):
+        TextModel.load(tmp_path)
 
 
 def test_comparison_and_own_weights_change_the_fit() -> None:

@@ -53,6 +53,7 @@ __all__ = [
     "TextModel",
     "default_embedder",
     "dense_features",
+    "distilled_static",
     "fit_classifier",
     "fit_sklearn",
     "from_sklearn",
@@ -137,8 +138,8 @@ class ModelConfig:
     tfidf: bool = True
     #: Append the sentence embedding (see ``embedding``) times this weight (0 = off).
     static_weight: float = 0.0
-    #: Which sentence embedding ``static_weight`` appends: ``"static"``, the distillation shipped
-    #: in the package (``data/static.npz``), or ``"minilm"``, the all-MiniLM-L6-v2 encoder itself
+    #: Which sentence embedding ``static_weight`` appends: ``"static"``, a static distillation of
+    #: the encoder (:func:`distilled_static`), or ``"minilm"``, the all-MiniLM-L6-v2 encoder itself
     #: (``peerlens.narrative.encoder``; weights from the hash-pinned ``requirements-weights.txt``).
     embedding: str = "static"
 
@@ -459,8 +460,8 @@ class TextModel:
     def save(self, directory: Path) -> None:
         """Write ``model.npz`` (arrays) and ``model.json`` (metadata) into ``directory``.
 
-        A model with a static embedding block records the SHA-256 of the ``static.npz`` it was
-        trained with; that file ships beside the model (see :func:`load_static`).
+        A model with a static embedding block writes the ``static.npz`` it was trained with
+        beside itself (with its notice) and records its SHA-256 (see :func:`load_static`).
         """
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {
@@ -486,10 +487,8 @@ class TextModel:
                     f"{type(self.static).__name__}, not the static embedding it names"
                 )
             target = directory / "static.npz"
-            if self.static.path is None:
-                raise ModelArtifactError("the static embedding has no file to save with the model")
-            if self.static.path.resolve() != target.resolve():
-                target.write_bytes(self.static.path.read_bytes())
+            if self.static.path is None or self.static.path.resolve() != target.resolve():
+                self.static.save(target)
             meta["static_sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
         meta.update(
             {
@@ -568,15 +567,14 @@ def model_dir() -> Path:
     return Path(str(resources.files("peerlens.narrative").joinpath("data")))
 
 
-def load_static(path: Path | None = None, expected_sha256: str | None = None) -> StaticEmbedder:
-    """Load the static embedding (``static.npz``: ``tokens``, ``vectors``), checking its hash.
+def load_static(path: Path, expected_sha256: str | None = None) -> StaticEmbedder:
+    """Load a static embedding (``static.npz``: ``tokens``, ``vectors``), checking its hash.
 
     Raises
     ------
     ModelArtifactError
         If the file is missing or its SHA-256 differs from ``expected_sha256`` (when given).
     """
-    path = path or model_dir() / "static.npz"
     try:
         blob = path.read_bytes()
     except OSError as exc:
@@ -585,8 +583,30 @@ def load_static(path: Path | None = None, expected_sha256: str | None = None) ->
         raise ModelArtifactError(f"{path}: checksum does not match the model metadata")
     with np.load(path, allow_pickle=False) as npz:
         static = StaticEmbedder.from_arrays(npz["tokens"], npz["vectors"].astype(np.float32))
+        static.source = str(npz["source"][0]) if "source" in npz.files else ""
     static.path = path
     return static
+
+
+@cache
+def distilled_static(dims: int = 256) -> StaticEmbedder:
+    """The static embedding distilled from the installed encoder (once per process).
+
+    Not shipped (17.8 MB for a benchmark candidate no packaged model uses): every word piece goes
+    through the hash-checked all-MiniLM-L6-v2 encoder alone (:func:`~peerlens.narrative.static.
+    distil_static`, about 30-40 s on two cores), with SIF weights from the project-written corpus.
+    A model saved with it carries the file beside itself.
+
+    Raises
+    ------
+    ModelArtifactError
+        If the encoder weights are missing or do not match their hash.
+    """
+    from peerlens.narrative.encoder import load_packaged_encoder
+    from peerlens.narrative.static import distil_static
+
+    texts = [normalize(t) for t in load_corpus()["text"]]
+    return distil_static(load_packaged_encoder(), texts, dims=dims)
 
 
 def _load_minilm(meta_path: Path, meta: dict[str, Any]) -> Embedder:
@@ -605,13 +625,13 @@ def _load_minilm(meta_path: Path, meta: dict[str, Any]) -> Embedder:
 
 
 def default_embedder(config: ModelConfig) -> Embedder | None:
-    """The embedding ``config`` appends: none, the packaged static one or the MiniLM encoder.
+    """The embedding ``config`` appends: none, the distilled static one or the MiniLM encoder.
 
     Raises
     ------
     ModelArtifactError
-        If the static embedding or the encoder weights are missing or do not match their hashes
-        (:class:`peerlens.narrative.encoder.EncoderWeightsError` is one).
+        If the encoder weights (behind either embedding) are missing or do not match their hash
+        (:class:`peerlens.narrative.encoder.EncoderWeightsError`).
     """
     if config.static_weight <= 0:
         return None
@@ -619,7 +639,7 @@ def default_embedder(config: ModelConfig) -> Embedder | None:
         from peerlens.narrative.encoder import load_packaged_encoder
 
         return load_packaged_encoder()
-    return load_static()
+    return distilled_static()
 
 
 @cache

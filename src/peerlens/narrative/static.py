@@ -10,18 +10,25 @@ Notes
 -----
 The recipe is model2vec's (Tulkens & van Dongen 2024, "Model2Vec: fast state-of-the-art static
 embeddings", https://github.com/MinishLab/model2vec): per-token forward pass, PCA, frequency
-weighting, mean pooling.  The weight is SIF's ``a / (a + p(w))`` (Arora, Liang & Ma 2017, "A
-simple but tough-to-beat baseline for sentence embeddings", ICLR) with ``p(w)`` the piece's
-relative frequency in a reference text (the project-written corpus) and ``a = 1e-3``; pieces
-never seen there get weight 1.  The sentence vector is the mean of the weighted piece vectors,
-L2-normalised.
+weighting, mean pooling.  Each PCA component is turned so that its largest loading is positive
+(PCA's sign is arbitrary) and the vectors are rounded to float16, the precision they are saved in,
+so a model trained on a freshly distilled embedding and the same model loaded back agree exactly.
+The weight is SIF's ``a / (a + p(w))`` (Arora, Liang & Ma 2017, "A simple but tough-to-beat
+baseline for sentence embeddings", ICLR) with ``p(w)`` the piece's relative frequency in a
+reference text (the project-written corpus) and ``a = 1e-3``; pieces never seen there get weight
+1.  The sentence vector is the mean of the weighted piece vectors, L2-normalised.
 
 The distilled vectors derive from the all-MiniLM-L6-v2 weights (Apache-2.0, © the
-sentence-transformers authors); the licence allows redistributing derived weights with notice.
+sentence-transformers authors).  The package does not ship them: they are distilled from the
+installed, hash-checked encoder when a model configuration asks for them
+(:func:`peerlens.narrative.model.distilled_static`), and a saved model that uses them carries its
+own ``static.npz`` with :data:`NOTICE` beside it (the licence allows redistributing derived
+weights with notice).
 """
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,7 +38,17 @@ import numpy as np
 
 from peerlens.narrative._wordpiece import WordPiece
 
-__all__ = ["StaticEmbedder", "distil_static"]
+__all__ = ["NOTICE", "StaticEmbedder", "distil_static"]
+
+#: Written as ``static_NOTICE.txt`` beside every saved ``static.npz``.
+NOTICE = """static.npz: word-piece vectors distilled by peerlens (peerlens.narrative.static) from
+sentence-transformers/all-MiniLM-L6-v2 ({source}).
+
+all-MiniLM-L6-v2 is licensed under the Apache License, Version 2.0
+(http://www.apache.org/licenses/LICENSE-2.0). The vectors were modified: each word piece was
+passed through the encoder alone, reduced by PCA to {dims} dimensions, weighted by a
+frequency-based (SIF) weight and stored as float16. The WordPiece vocabulary is the model's own.
+"""
 
 
 @dataclass
@@ -41,14 +58,35 @@ class StaticEmbedder:
     tokens: np.ndarray  # (V,) str, index = WordPiece id
     vectors: np.ndarray  # (V, d) float32, already frequency-weighted
     tokenizer: WordPiece
-    #: the ``static.npz`` it was loaded from (copied beside a model that is saved elsewhere)
+    #: the ``static.npz`` it was loaded from or saved to (copied beside a model saved elsewhere)
     path: Path | None = None
+    #: the encoder it was distilled from (revision and weights hash), as recorded in the file
+    source: str = ""
 
     @classmethod
     def from_arrays(cls, tokens: np.ndarray, vectors: np.ndarray) -> StaticEmbedder:
         """Build from the stored arrays (token strings in id order, weighted vectors)."""
         vocab = {str(t): i for i, t in enumerate(tokens.tolist())}
         return cls(tokens, np.asarray(vectors, dtype=np.float32), WordPiece(vocab))
+
+    def save(self, path: Path) -> None:
+        """Write ``static.npz`` (``tokens``, float16 ``vectors``, ``source``) and its notice.
+
+        Stored uncompressed: float16 barely compresses (14.7 vs 15.6 MB) and inflating it doubled
+        a model's cold start.  ``static_NOTICE.txt`` goes beside it (Apache-2.0 notice).
+        """
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            allow_pickle=False,
+            tokens=self.tokens.astype(str),
+            vectors=self.vectors.astype(np.float16),
+            source=np.array([self.source]),
+        )
+        path.write_bytes(buf.getvalue())
+        notice = NOTICE.format(source=self.source or "source not recorded", dims=self.dims)
+        (path.parent / "static_NOTICE.txt").write_text(notice, "utf-8")
+        self.path = path
 
     @property
     def dims(self) -> int:
@@ -80,7 +118,7 @@ def distil_static(
     Parameters
     ----------
     encoder : MiniLMEncoder
-        The verified encoder.
+        The verified encoder (its pinned revision and hash are the embedding's ``source``).
     reference_texts : iterable of str
         Text whose piece frequencies set the SIF weights (no labels are used).
     dims : int
@@ -92,7 +130,7 @@ def distil_static(
     -------
     StaticEmbedder
     """
-    from peerlens.narrative.encoder import MiniLMEncoder
+    from peerlens.narrative.encoder import MINILM_REVISION, MINILM_SHA256, MiniLMEncoder
 
     if not isinstance(encoder, MiniLMEncoder):
         raise TypeError("encoder must be a MiniLMEncoder")
@@ -116,5 +154,10 @@ def distil_static(
     for i, c in counts.items():
         freq[i] = c / total
     weights = sif_a / (sif_a + freq)
-    vectors = (reduced * weights[:, None]).astype(np.float32)
-    return StaticEmbedder.from_arrays(tokens.astype(str), vectors)
+    stored = (reduced * weights[:, None]).astype(np.float16).astype(np.float32)
+    # a fixed sign per component (PCA's is arbitrary): the largest stored loading positive
+    signs = np.sign(stored[np.abs(stored).argmax(axis=0), np.arange(stored.shape[1])])
+    stored *= signs
+    static = StaticEmbedder.from_arrays(tokens.astype(str), stored)
+    static.source = f"all-MiniLM-L6-v2@{MINILM_REVISION} sha256:{MINILM_SHA256}"
+    return static
