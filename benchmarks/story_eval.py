@@ -173,6 +173,15 @@ CANDIDATES = {
             )
             for c in (3.0, 10.0, 100.0)
         ),
+        # Ablation of (d) at the packaged setting: does neighbour context earn its place once the
+        # fits converge?  ("At least you still have a job..." after "Me too..." is pulled under
+        # the downward threshold by its neighbour; docs/story.md, "Reproducible fits".)
+        Candidate(
+            "tfidf_minilm_cw_c10",
+            "(a)+(b) TF-IDF + MiniLM + cues, no neighbours, comparisons x2, C = 10",
+            replace(BASE, static_weight=1.0, comparison_weight=2.0, embedding="minilm", C=10.0),
+            "minilm",
+        ),
         Candidate(
             "static",
             "(c) static MiniLM distillation + cues, LR",
