@@ -62,16 +62,17 @@ def mirror_dir(mirror_root: Path, repository: str) -> Path:
     Parameters
     ----------
     mirror_root : Path
-        Folder holding ``<owner>+<name>/repo`` mirrors.
+        Folder holding ``<owner>+<name>/repo`` mirrors (bare, or with a ``.git`` inside).
     repository : str
         ``owner/name``.
 
     Returns
     -------
     Path
-        ``<mirror_root>/<owner>+<name>/repo``.
+        ``<mirror_root>/<owner>+<name>/repo``, or its ``.git`` when the mirror has one.
     """
-    return mirror_root / repository.replace("/", "+") / "repo"
+    git_dir = mirror_root / repository.replace("/", "+") / "repo"
+    return git_dir / ".git" if (git_dir / ".git").is_dir() else git_dir
 
 
 def git_show(git_dir: Path, commit: str, path: str) -> bytes:
