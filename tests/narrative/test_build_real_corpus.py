@@ -632,6 +632,28 @@ def test_every_pattern_is_used_and_compiles() -> None:
     assert eleventh["b11_time_clean"].regex.search("i'm 3 years clean and it gets easier")
     assert eleventh["b11_where_you_are"].regex.search("i was exactly where you are once")
     assert eleventh["b11_used_to_now"].regex.search("i used to cut every day, now i don't")
+    # batch 12 (a comparison-rich training batch from sources already drawn) has only
+    # comparison patterns, each matching everything the earlier patterns of its family match
+    twelfth = {n: p for n, p in patterns.items() if 12 in p.batches}
+    assert all(n.startswith("b12_") for n in twelfth)
+    assert {p.kind for p in twelfth.values()} == {"upward", "downward"}
+    families = {
+        "b12_so_can_you": ["up_if_i_can"],
+        "b12_you_will_too": ["b5_you_will_too"],
+        "b12_recovered": ["b10_recovered", "up_turned_around", "up_living_proof"],
+        "b12_lucky": ["down_you_are_lucky", "b8_lucky"],
+        "b12_worse": ["b8_worse", "down_could_be_worse", "down_i_had_it_worse"],
+        "b12_grateful": ["down_be_grateful"],
+        "b12_not_that_bad": ["b10_not_that_bad", "b3_you_think_thats_bad", "try_having"],
+    }
+    for name, earlier in families.items():
+        assert twelfth[name].kind == patterns[earlier[0]].kind
+        alternatives = twelfth[name].regex.pattern.split("|")
+        for old in earlier:
+            assert all(part in alternatives for part in patterns[old].regex.pattern.split("|"))
+    assert twelfth["b12_at_least_you"].regex.search("at least you still have your job")
+    assert twelfth["b12_young"].regex.search("you're still young, you have your whole life ahead")
+    assert twelfth["b12_if_i_can"].regex.search("if a girl like me can do it")
 
 
 def test_sources_md_counts_match_the_keys() -> None:
