@@ -32,11 +32,11 @@ from pathlib import Path
 
 from sklearn.metrics import cohen_kappa_score
 
+import build_real_corpus as brc  # its sibling in tools/ (on sys.path when run as a script)
 from peerlens import PeerlensError
 from peerlens.narrative.corpus import LABELS
 
-ROOT = Path(__file__).resolve().parents[1]
-ITEMS = ROOT / "benchmarks/story_data/real/items.csv"
+ITEMS = brc.DATA_DIR / "items.csv"
 PASS_COLUMNS = ("item_id", "label", "mixed", "note")
 COMPARISONS = frozenset({"upward", "downward"})
 SHEET_COLUMNS = (
@@ -55,7 +55,7 @@ SHEET_COLUMNS = (
 
 
 class PassError(PeerlensError):
-    """A pass file, the keys or the output path that cannot be used as given."""
+    """A pass file or the keys that cannot be used as given."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,9 @@ def _tsv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 def batch_items(items_csv: Path, batch: int) -> dict[str, dict[str, str]]:
     """item_id -> its key row, for the items of ``batch`` in ``items_csv``."""
     try:
-        with items_csv.open(newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.DictReader(f) if r["batch"] == str(batch)]
-    except (OSError, KeyError) as exc:
-        raise PassError(f"{items_csv}: not a readable keys file ({exc})") from exc
+        rows = [r for r in brc.read_items(items_csv) if r["batch"] == str(batch)]
+    except OSError as exc:
+        raise PassError(f"{items_csv}: cannot be read ({exc})") from exc
     if not rows:
         raise PassError(f"{items_csv}: no items in batch {batch}")
     return {r["item_id"]: r for r in rows}
@@ -177,9 +176,7 @@ def write_sheet(
     texts: Mapping[str, Mapping[str, str]],
 ) -> None:
     """Write the adjudication sheet whole, then move it into place."""
-    resolved = path.resolve()
-    if resolved.is_relative_to(ROOT) and not resolved.is_relative_to(ROOT / "benchmarks/out"):
-        raise PassError(f"{path}: inside the repository; the sheet holds source text")
+    brc._refuse_inside_repository(path, "adjudication sheet (it holds source text)")
     part = path.with_name(path.name + ".part")
     with part.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
@@ -249,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p2 = read_pass(args.pass2, items, "pass 2")
         ids = to_adjudicate(p1, p2)
         write_sheet(args.out, ids, items, p1, p2, _texts(args.texts, ids))
-    except PassError as exc:
+    except (PassError, brc.RealCorpusError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print("\n".join(report(items, p1, p2)))

@@ -10,6 +10,9 @@ from sklearn.metrics import cohen_kappa_score
 
 from .._scripts import load_script
 
+# pass_agreement imports its sibling build_real_corpus (tools/ is on sys.path when it runs as a
+# script); loading the sibling first registers it under that name
+brc = load_script(Path("tools/build_real_corpus.py"))
 pa = load_script(Path("tools/pass_agreement.py"))
 
 ITEMS = [
@@ -28,23 +31,18 @@ PASS1 = {
     "item5": ("upward", "1"),
     "item6": ("connection", "0"),
 }
-PASS2 = {
-    "item1": ("neutral", "0"),
-    "item2": ("neutral", "0"),
-    "item3": ("connection", "0"),
-    "item4": ("neutral", "0"),
-    "item5": ("upward", "0"),
-    "item6": ("connection", "0"),
-}
+# pass 2 differs from pass 1 in one label (item2) and in one mixed flag (item5)
+PASS2 = {**PASS1, "item2": ("neutral", "0"), "item5": ("upward", "0")}
 
 
 def _items_csv(path: Path) -> Path:
     with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["item_id", "batch", "source", "arm"])
-        w.writerow(["item0", "11", "srcA", "random"])  # another batch: not part of the check
+        w = csv.DictWriter(f, fieldnames=brc.ITEM_COLUMNS, restval="", lineterminator="\n")
+        w.writeheader()
+        # another batch's item: not part of the check
+        w.writerow({"item_id": "item0", "batch": "11", "source": "srcA", "arm": "random"})
         for item_id, source, arm in ITEMS:
-            w.writerow([item_id, "12", source, arm])
+            w.writerow({"item_id": item_id, "batch": "12", "source": source, "arm": arm})
     return path
 
 
@@ -141,7 +139,7 @@ def test_missing_column_and_sheet_inside_the_repository_are_refused(
     assert _run(tmp_path, [_pass(tmp_path / "p1.tsv", PASS1)], [headless]) == 2
     assert "header lacks column(s) mixed" in capsys.readouterr().err
     p = [_pass(tmp_path / "p1.tsv", PASS1)], [_pass(tmp_path / "p2b.tsv", PASS2)]
-    inside = pa.ROOT / "docs" / "adjudicate.tsv"
+    inside = brc.ROOT / "docs" / "adjudicate.tsv"
     args = ["--batch", "12", "--items", str(_items_csv(tmp_path / "items.csv"))]
     code = pa.main([*args, "--pass1", str(p[0][0]), "--pass2", str(p[1][0]), "--out", str(inside)])
     assert code == 2 and "inside the repository" in capsys.readouterr().err
