@@ -12,11 +12,23 @@ and arm from the keys, and its sentence and context when the rebuilt ``real_corp
 The sheet holds source text, so it is refused inside the repository (except
 ``benchmarks/out/``).
 
+Once the sheet is adjudicated, ``--decisions FILE`` (tab-separated, header ``item_id final mixed
+reason``) adds the batch to the committed ``labels.tsv``: one row per item of the batch, in the
+keys' order, with both passes' labels and the final one (the agreed label where the passes agree
+and no decision overrides it).  It is refused, with the row, exit status 2 and ``labels.tsv``
+unchanged, when an item the passes disagree on (label or ``mixed``) has no decision, a decision
+that differs from both passes or settles a disagreement gives no reason, a decision names an item
+outside the batch or twice, a final label or ``mixed`` is invalid, ``mixed`` is 1 on a label that
+is not a comparison, or ``labels.tsv`` already holds an item of the batch.
+
 Run::
 
     PYTHONPATH=src .venv/bin/python tools/pass_agreement.py --batch 12 \\
         --pass1 p1a/labels.tsv p1b/labels.tsv --pass2 p2a/labels.tsv p2b/labels.tsv \\
         --texts benchmarks/out/real_corpus/real_corpus.tsv --out /tmp/adjudicate.tsv
+    # after adjudication: the same passes, and the decisions
+    PYTHONPATH=src .venv/bin/python tools/pass_agreement.py --batch 12 \\
+        --pass1 ... --pass2 ... --decisions /tmp/decisions.tsv
 """
 
 from __future__ import annotations
@@ -37,7 +49,10 @@ from peerlens import PeerlensError
 from peerlens.narrative.corpus import LABELS
 
 ITEMS = brc.DATA_DIR / "items.csv"
+LABELS_TSV = brc.DATA_DIR / "labels.tsv"
 PASS_COLUMNS = ("item_id", "label", "mixed", "note")
+DECISION_COLUMNS = ("item_id", "final", "mixed", "reason")
+LABEL_COLUMNS = ("item_id", "pass1", "pass2", "final", "mixed", "reason")
 COMPARISONS = frozenset({"upward", "downward"})
 SHEET_COLUMNS = (
     "item_id",
@@ -226,6 +241,102 @@ def report(
     return lines
 
 
+@dataclass(frozen=True)
+class Decision:
+    """The adjudicator's final label for one item, and why."""
+
+    final: str
+    mixed: str
+    reason: str
+
+
+def read_decisions(path: Path, items: Mapping[str, object]) -> dict[str, Decision]:
+    """The adjudicated decisions: items of the batch, once each, valid labels and ``mixed``."""
+    columns, rows = _tsv_rows(path)
+    missing = [c for c in DECISION_COLUMNS if c not in columns]
+    if missing:
+        raise PassError(f"{path}: header lacks column(s) {', '.join(missing)}")
+    out: dict[str, Decision] = {}
+    for line, row in enumerate(rows, start=2):
+        at = f"{path}, row {line}"
+        item = (row["item_id"] or "").strip()
+        if item not in items:
+            raise PassError(f"{at}, column item_id: {item!r} is not an item of this batch")
+        if item in out:
+            raise PassError(f"{at}: item {item} decided twice")
+        final = (row["final"] or "").strip()
+        if final not in LABELS:
+            raise PassError(
+                f"{at}, column final: {final!r} for {item} is not one of {', '.join(LABELS)}"
+            )
+        mixed = (row["mixed"] or "").strip()
+        if mixed not in ("0", "1"):
+            raise PassError(f"{at}, column mixed: {mixed!r} for {item} is not 0 or 1")
+        if mixed == "1" and final not in COMPARISONS:
+            raise PassError(
+                f"{at}, column mixed: {item} is mixed but its final label {final!r} is not a "
+                "comparison (mixed marks a comparison that also holds a connection cue)"
+            )
+        out[item] = Decision(final, mixed, " ".join((row["reason"] or "").split()))
+    return out
+
+
+def final_rows(
+    ids: Sequence[str],
+    p1: Mapping[str, Label],
+    p2: Mapping[str, Label],
+    decisions: Mapping[str, Decision],
+    where: Path,
+) -> list[dict[str, str]]:
+    """The ``labels.tsv`` rows of the batch; every disagreement decided, with a reason."""
+    rows = []
+    for i in ids:
+        a, b, d = p1[i], p2[i], decisions.get(i)
+        agreed = (a.label, a.mixed) == (b.label, b.mixed)
+        if d is None:
+            if not agreed:
+                raise PassError(
+                    f"{where}: no decision for {i}, on which the passes disagree "
+                    f"(pass 1 {a.label}/{a.mixed}, pass 2 {b.label}/{b.mixed})"
+                )
+            d = Decision(a.label, a.mixed, "")
+        elif not d.reason and (not agreed or (d.final, d.mixed) != (a.label, a.mixed)):
+            raise PassError(
+                f"{where}, column reason: the decision on {i} ({d.final}/{d.mixed}; pass 1 "
+                f"{a.label}/{a.mixed}, pass 2 {b.label}/{b.mixed}) needs a reason"
+            )
+        rows.append(
+            {
+                "item_id": i,
+                "pass1": a.label,
+                "pass2": b.label,
+                "final": d.final,
+                "mixed": d.mixed,
+                "reason": d.reason,
+            }
+        )
+    return rows
+
+
+def append_labels(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
+    """Add ``rows`` to ``labels.tsv``: refused if any item is there; written whole, then moved."""
+    columns, existing = _tsv_rows(path)
+    if tuple(columns) != LABEL_COLUMNS:
+        raise PassError(f"{path}: header is not {' '.join(LABEL_COLUMNS)}")
+    present = {r["item_id"] for r in existing} & {r["item_id"] for r in rows}
+    if present:
+        raise PassError(
+            f"{path}: already holds {len(present)} item(s) of this batch, e.g. {min(present)}"
+        )
+    part = path.with_name(path.name + ".part")
+    with part.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=LABEL_COLUMNS, delimiter="\t", lineterminator="\n")
+        w.writeheader()
+        w.writerows(existing)
+        w.writerows(rows)
+    os.replace(part, path)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, required=True)
@@ -233,24 +344,41 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pass2", type=Path, nargs="+", required=True, help="pass 2's files")
     parser.add_argument("--items", type=Path, default=ITEMS, help="the committed keys")
     parser.add_argument("--texts", type=Path, help="rebuilt real_corpus.tsv (adds the text)")
-    parser.add_argument("--out", type=Path, required=True, help="the adjudication sheet to write")
+    parser.add_argument("--out", type=Path, help="the adjudication sheet to write")
+    parser.add_argument(
+        "--decisions", type=Path, help="adjudicated decisions: add the batch to --labels"
+    )
+    parser.add_argument("--labels", type=Path, default=LABELS_TSV, help="the committed labels")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.out is None) == (args.decisions is None):
+        parser.error("give either --out (write the adjudication sheet) or --decisions")
     try:
         items = batch_items(args.items, args.batch)
         p1 = read_pass(args.pass1, items, "pass 1")
         p2 = read_pass(args.pass2, items, "pass 2")
-        ids = to_adjudicate(p1, p2)
-        write_sheet(args.out, ids, items, p1, p2, _texts(args.texts, ids))
+        if args.decisions is not None:
+            decisions = read_decisions(args.decisions, items)
+            rows = final_rows(list(items), p1, p2, decisions, args.decisions)
+            append_labels(args.labels, rows)
+        else:
+            ids = to_adjudicate(p1, p2)
+            write_sheet(args.out, ids, items, p1, p2, _texts(args.texts, ids))
     except (PassError, brc.RealCorpusError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print("\n".join(report(items, p1, p2)))
-    print(f"wrote {len(ids)} item(s) to adjudicate to {args.out}")
+    if args.decisions is not None:
+        finals = Counter(r["final"] for r in rows)
+        shown = ", ".join(f"{lab} {finals.get(lab, 0)}" for lab in LABELS)
+        print(f"added {len(rows)} row(s) to {args.labels}: {shown}")
+    else:
+        print(f"wrote {len(ids)} item(s) to adjudicate to {args.out}")
     return 0
 
 

@@ -166,3 +166,109 @@ def test_a_batch_with_no_items_is_refused(
         ]
     )
     assert code == 2 and "no items in batch 13" in capsys.readouterr().err
+
+
+LABELS_HEADER = "item_id\tpass1\tpass2\tfinal\tmixed\treason\n"
+EARLIER = 'item0\tneutral\tdownward\tneutral\t0\t"a quoted ""reason"", kept as it was"\n'
+
+
+def _decide(
+    tmp_path: Path, decisions: list[list[str]], capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, Path]:
+    """Run the merge of PASS1/PASS2 with ``decisions`` into a labels file holding one row."""
+    labels = tmp_path / "labels.tsv"
+    labels.write_text(LABELS_HEADER + EARLIER)
+    path = tmp_path / "decisions.tsv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(["item_id", "final", "mixed", "reason"])
+        w.writerows(decisions)
+    args = ["--batch", "12", "--items", str(_items_csv(tmp_path / "items.csv"))]
+    args += ["--pass1", str(_pass(tmp_path / "p1.tsv", PASS1))]
+    args += ["--pass2", str(_pass(tmp_path / "p2.tsv", PASS2))]
+    code = pa.main([*args, "--decisions", str(path), "--labels", str(labels)])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err, labels
+
+
+def test_decisions_add_the_batch_to_the_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    decisions = [
+        ["item2", "downward", "0", "rule 9: the other's remaining good set against their loss"],
+        ["item5", "upward", "0", "no separate connection cue in the sentence"],
+        # an agreed item may be overridden, with its reason
+        ["item3", "neutral", "0", "B8-4: advice, not sameness"],
+    ]
+    code, out, labels = _decide(tmp_path, decisions, capsys)
+    assert code == 0, out
+    assert "added 6 row(s)" in out and "connection 1, downward 1, neutral 3, upward 1" in out
+    text = labels.read_text()
+    assert text.startswith(LABELS_HEADER + EARLIER)  # earlier rows untouched, byte for byte
+    with labels.open(newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    added = {r["item_id"]: r for r in rows[1:]}
+    assert [r["item_id"] for r in rows[1:]] == [i for i, _, _ in ITEMS]  # the keys' order
+    assert (added["item2"]["pass1"], added["item2"]["pass2"]) == ("downward", "neutral")
+    assert (added["item2"]["final"], added["item2"]["reason"][:7]) == ("downward", "rule 9:")
+    assert (added["item3"]["pass1"], added["item3"]["final"]) == ("connection", "neutral")
+    # agreed and not decided: the agreed label, no reason
+    assert (added["item6"]["final"], added["item6"]["mixed"], added["item6"]["reason"]) == (
+        "connection",
+        "0",
+        "",
+    )
+    # the same batch again is refused: it is in the labels now
+    code, out, _ = _decide_again(tmp_path, capsys)
+    assert code == 2 and "already holds 6 item(s) of this batch" in out
+
+
+def _decide_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, Path]:
+    labels = tmp_path / "labels.tsv"
+    before = labels.read_bytes()
+    args = ["--batch", "12", "--items", str(tmp_path / "items.csv")]
+    args += ["--pass1", str(tmp_path / "p1.tsv"), "--pass2", str(tmp_path / "p2.tsv")]
+    code = pa.main([*args, "--decisions", str(tmp_path / "decisions.tsv"), "--labels", str(labels)])
+    captured = capsys.readouterr()
+    assert labels.read_bytes() == before
+    return code, captured.out + captured.err, labels
+
+
+@pytest.mark.parametrize(
+    ("decisions", "message"),
+    [
+        # item5's mixed flag differs between the passes: it must be decided
+        ([["item2", "downward", "0", "why"]], "no decision for item5"),
+        ([["item2", "downward", "0", ""], ["item5", "upward", "0", "x"]], "on item2"),
+        # an agreed item overridden without a reason
+        (
+            [
+                ["item2", "neutral", "0", "r"],
+                ["item5", "upward", "1", "r"],
+                ["item6", "neutral", "0", ""],
+            ],
+            "on item6",
+        ),
+        ([["item2", "Neutral", "0", "r"]], "column final: 'Neutral'"),
+        ([["item2", "neutral", "1", "r"]], "is not a comparison"),
+        ([["item2", "neutral", "0", "r"], ["item2", "neutral", "0", "r"]], "item2 decided twice"),
+        ([["item7", "neutral", "0", "r"]], "'item7' is not an item of this batch"),
+    ],
+)
+def test_bad_decisions_are_refused_and_change_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], decisions: list[list[str]], message: str
+) -> None:
+    code, out, labels = _decide(tmp_path, decisions, capsys)
+    assert code == 2 and message in out and "error: " in out
+    assert labels.read_text() == LABELS_HEADER + EARLIER
+    assert not (tmp_path / "labels.tsv.part").exists()
+
+
+def test_sheet_or_decisions_not_both(tmp_path: Path) -> None:
+    p = str(_pass(tmp_path / "p1.tsv", PASS1))
+    args = ["--batch", "12", "--pass1", p, "--pass2", p]
+    with pytest.raises(SystemExit) as neither:
+        pa.main(args)
+    with pytest.raises(SystemExit) as both:
+        pa.main([*args, "--out", str(tmp_path / "a.tsv"), "--decisions", p])
+    assert neither.value.code == both.value.code == 2
