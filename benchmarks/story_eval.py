@@ -182,6 +182,40 @@ CANDIDATES = {
             replace(BASE, static_weight=1.0, comparison_weight=2.0, embedding="minilm", C=10.0),
             "minilm",
         ),
+        # After the ablation (s16, batches 1-11): neighbours halve the alarms but pull clear
+        # comparisons under the threshold ("If I can make it this far, so can you." out of fold
+        # 0.18 with them, 0.99 without), since an upward comparison usually follows the writer's
+        # own story.  Two milder forms of (d), fixed before batch 12 was labelled: the
+        # neighbours' columns at half weight (their evidence dearer under the L2 penalty), and
+        # the neighbours' cues without their embeddings.
+        Candidate(
+            "tfidf_minilm_ctxw05_cw_c10",
+            "(a)+(b)+(d) as packaged, the neighbours' columns x0.5",
+            replace(
+                BASE,
+                static_weight=1.0,
+                context=True,
+                context_weight=0.5,
+                comparison_weight=2.0,
+                embedding="minilm",
+                C=10.0,
+            ),
+            "minilm",
+        ),
+        Candidate(
+            "tfidf_minilm_ctxcue_cw_c10",
+            "(a)+(b)+(d) as packaged, the neighbours' cues only (not their embeddings)",
+            replace(
+                BASE,
+                static_weight=1.0,
+                context=True,
+                context_embedding=False,
+                comparison_weight=2.0,
+                embedding="minilm",
+                C=10.0,
+            ),
+            "minilm",
+        ),
         Candidate(
             "static",
             "(c) static MiniLM distillation + cues, LR",

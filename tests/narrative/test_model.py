@@ -201,8 +201,12 @@ def _small_static(texts: list[str], dims: int = 8) -> StaticEmbedder:
 
 @pytest.mark.parametrize(
     "extra",
-    [{}, {"cue_ids": True, "own_weight": 0.5, "comparison_weight": 2.0}],
-    ids=["static_context", "cue_ids_weighted"],
+    [
+        {},
+        {"cue_ids": True, "own_weight": 0.5, "comparison_weight": 2.0},
+        {"cue_ids": True, "context_weight": 0.5, "context_embedding": False},
+    ],
+    ids=["static_context", "cue_ids_weighted", "neighbours_cues_half_weight"],
 )
 def test_numpy_inference_equals_scikit_learn_with_static_and_context(
     extra: dict[str, object],
@@ -417,3 +421,33 @@ def test_missing_neighbours_are_zero_vectors_and_never_embedded() -> None:
     np.testing.assert_array_equal(out[0, 2 * width - 3 : 2 * width], 0.0)  # no previous one
     np.testing.assert_array_equal(out[1, 2 * width - 3 : 2 * width], 2.0)
     np.testing.assert_array_equal(out[:, 3 * width - 3 :], 0.0)  # no next one
+
+
+def test_neighbour_columns_scaled_by_context_weight_or_cues_only() -> None:
+    from peerlens.narrative.cues import load_cuebook
+    from peerlens.narrative.model import dense_features, dense_width
+
+    class Ones:
+        dims = 3
+
+        def embed(self, sentences: list[str]) -> np.ndarray:
+            return np.ones((len(sentences), 3), dtype=np.float32)
+
+    book, texts = load_cuebook(), ["me too", "at least you have a job"]
+    prev, nxt = ["at least you have a job", "me too"], ["me too", ""]
+    full = ModelConfig(static_weight=1.0, context=True)
+    base = dense_features(full, book, Ones(), texts, prev, nxt)
+    own = len(book.families) + 3
+    assert base.shape[1] == dense_width(full, book, Ones()) == 3 * own
+    assert base[:, own:].any()  # the neighbours have cues and embeddings
+    half = ModelConfig(static_weight=1.0, context=True, context_weight=0.5)
+    scaled = dense_features(half, book, Ones(), texts, prev, nxt)
+    np.testing.assert_array_equal(scaled[:, :own], base[:, :own])  # the sentence unchanged
+    np.testing.assert_array_equal(scaled[:, own:], 0.5 * base[:, own:])
+    cues = ModelConfig(static_weight=1.0, context=True, context_embedding=False)
+    only = dense_features(cues, book, Ones(), texts, prev, nxt)
+    n_cue = len(book.families)
+    assert only.shape[1] == dense_width(cues, book, Ones()) == own + 2 * n_cue
+    np.testing.assert_array_equal(only[:, :own], base[:, :own])
+    np.testing.assert_array_equal(only[:, own : own + n_cue], base[:, own : own + n_cue])
+    np.testing.assert_array_equal(only[:, own + n_cue :], base[:, 2 * own : 2 * own + n_cue])

@@ -157,6 +157,12 @@ class ModelConfig:
     own_weight: float = 1.0
     #: Extra factor on the upward/downward class weights (on top of ``class_weight``).
     comparison_weight: float = 1.0
+    #: With ``context``: factor on the neighbours' columns.  Under the L2 penalty a factor below
+    #: 1 makes a neighbour's evidence dearer than the sentence's own, so a neighbour can shift a
+    #: label less easily.
+    context_weight: float = 1.0
+    #: With ``context``: the neighbours contribute their embedding too (else their cues only).
+    context_embedding: bool = True
 
 
 def _word_ngrams(text: str, lo: int, hi: int) -> list[str]:
@@ -265,10 +271,17 @@ class _Block:
 
 def dense_width(config: ModelConfig, cuebook: CueBook, static: Embedder | None) -> int:
     """Number of dense features for ``config`` (see :func:`dense_features`)."""
-    n_cue = len(cuebook.families)
+    n_cue = _cue_width(config, cuebook)
     n_static = static.dims if (static is not None and config.static_weight > 0) else 0
     own = n_cue + n_static
-    return own * 3 if config.context else own
+    if not config.context:
+        return own
+    return own + 2 * (own if config.context_embedding else n_cue)
+
+
+def _cue_width(config: ModelConfig, cuebook: CueBook) -> int:
+    """Number of cue columns of one sentence's dense block (they come first in it)."""
+    return len(cuebook.families) + (len(cuebook.cue_ids) if config.cue_ids else 0)
 
 
 def dense_features(
@@ -280,7 +293,8 @@ def dense_features(
     nxt: list[str] | None = None,
 ) -> np.ndarray:
     """Dense block: cue indicators (times ``cue_weight``), static embedding, and with
-    ``context`` the same two for the previous and next sentence (zeros where there is none).
+    ``context`` the same two for the previous and next sentence (zeros where there is none;
+    only their cues without ``context_embedding``; times ``context_weight``).
 
     Shared by training and inference, so both see exactly the same values.
     """
@@ -309,7 +323,12 @@ def dense_features(
     unique = list(dict.fromkeys([*normalized, *prev, *nxt]))
     table = block(unique)
     where = {t: i for i, t in enumerate(unique)}
-    return np.hstack([table[[where[t] for t in part]] for part in (normalized, prev, nxt)])
+    width = table.shape[1] if config.context_embedding else _cue_width(config, cuebook)
+    own = table[[where[t] for t in normalized]]
+    around = [
+        table[[where[t] for t in part], :width] * config.context_weight for part in (prev, nxt)
+    ]
+    return np.hstack([own, *around])
 
 
 @dataclass
