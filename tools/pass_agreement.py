@@ -38,7 +38,7 @@ import csv
 import os
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,30 +116,44 @@ def batch_items(items_csv: Path, batch: int) -> dict[str, dict[str, str]]:
     return {r["item_id"]: r for r in rows}
 
 
+def _batch_rows(
+    path: Path, needed: Sequence[str], items: Mapping[str, object]
+) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """``(where, item_id, row)`` of a label file whose header has ``needed``, items of the batch."""
+    columns, rows = _tsv_rows(path)
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise PassError(f"{path}: header lacks column(s) {', '.join(missing)}")
+    for line, row in enumerate(rows, start=2):
+        at = f"{path}, row {line}"
+        item = (row["item_id"] or "").strip()
+        if item not in items:
+            raise PassError(f"{at}, column item_id: {item!r} is not an item of this batch")
+        yield at, item, row
+
+
+def _label_and_mixed(at: str, item: str, row: Mapping[str, str], column: str) -> tuple[str, str]:
+    """The row's label (in ``column``) and ``mixed``, each checked."""
+    label = (row[column] or "").strip()
+    if label not in LABELS:
+        raise PassError(
+            f"{at}, column {column}: {label!r} for {item} is not one of {', '.join(LABELS)}"
+        )
+    mixed = (row["mixed"] or "").strip()
+    if mixed not in ("0", "1"):
+        raise PassError(f"{at}, column mixed: {mixed!r} for {item} is not 0 or 1")
+    return label, mixed
+
+
 def read_pass(paths: Sequence[Path], items: Mapping[str, object], name: str) -> dict[str, Label]:
     """One pass from its files: every item of the batch exactly once, every value valid."""
     out: dict[str, Label] = {}
     where: dict[str, str] = {}
     for path in paths:
-        columns, rows = _tsv_rows(path)
-        missing = [c for c in PASS_COLUMNS[:3] if c not in columns]
-        if missing:
-            raise PassError(f"{path}: header lacks column(s) {', '.join(missing)}")
-        for line, row in enumerate(rows, start=2):
-            at = f"{path}, row {line}"
-            item = (row["item_id"] or "").strip()
-            if item not in items:
-                raise PassError(f"{at}, column item_id: {item!r} is not an item of this batch")
+        for at, item, row in _batch_rows(path, PASS_COLUMNS[:3], items):
             if item in out:
                 raise PassError(f"{at}: item {item} already labelled in {name} at {where[item]}")
-            label = (row["label"] or "").strip()
-            if label not in LABELS:
-                raise PassError(
-                    f"{at}, column label: {label!r} for {item} is not one of {', '.join(LABELS)}"
-                )
-            mixed = (row["mixed"] or "").strip()
-            if mixed not in ("0", "1"):
-                raise PassError(f"{at}, column mixed: {mixed!r} for {item} is not 0 or 1")
+            label, mixed = _label_and_mixed(at, item, row, "label")
             out[item] = Label(label, mixed, (row.get("note") or "").strip())
             where[item] = at
     absent = sorted(set(items) - set(out))
@@ -252,26 +266,11 @@ class Decision:
 
 def read_decisions(path: Path, items: Mapping[str, object]) -> dict[str, Decision]:
     """The adjudicated decisions: items of the batch, once each, valid labels and ``mixed``."""
-    columns, rows = _tsv_rows(path)
-    missing = [c for c in DECISION_COLUMNS if c not in columns]
-    if missing:
-        raise PassError(f"{path}: header lacks column(s) {', '.join(missing)}")
     out: dict[str, Decision] = {}
-    for line, row in enumerate(rows, start=2):
-        at = f"{path}, row {line}"
-        item = (row["item_id"] or "").strip()
-        if item not in items:
-            raise PassError(f"{at}, column item_id: {item!r} is not an item of this batch")
+    for at, item, row in _batch_rows(path, DECISION_COLUMNS, items):
         if item in out:
             raise PassError(f"{at}: item {item} decided twice")
-        final = (row["final"] or "").strip()
-        if final not in LABELS:
-            raise PassError(
-                f"{at}, column final: {final!r} for {item} is not one of {', '.join(LABELS)}"
-            )
-        mixed = (row["mixed"] or "").strip()
-        if mixed not in ("0", "1"):
-            raise PassError(f"{at}, column mixed: {mixed!r} for {item} is not 0 or 1")
+        final, mixed = _label_and_mixed(at, item, row, "final")
         if mixed == "1" and final not in COMPARISONS:
             raise PassError(
                 f"{at}, column mixed: {item} is mixed but its final label {final!r} is not a "
