@@ -37,10 +37,13 @@ With ``--context-chars N`` the context is whole sentences around the target with
 the target in ``⟦ ⟧``; ``--key FILE`` also writes item_id -> source, arm (for the integrator).
 
 ``sample`` (maintainers): draws the items anew from the snapshots and rewrites ``items.csv``;
-deterministic for a given ``seed`` in ``sources.json``.  Batches are drawn in order; a later
-batch never repeats a sentence (by SHA-256) of an earlier one, so drawing batch 2 leaves batch 1's
-item ids and hashes as they were.  ``sample --append N`` keeps the earlier batches' rows and draws
-only batch N, exactly as a full re-sample would, from the snapshots of its sources alone.
+deterministic for a given ``seed`` in ``sources.json``.  A batch with a ``selection`` file (a
+committed list of sentence hashes that a scoring model picked, ``tools/select_by_score.py``)
+draws exactly those sentences as its ``scored`` arm, so it too is redrawn identically.
+Batches are drawn in order; a later batch never repeats a sentence (by SHA-256) of an earlier
+one, so drawing batch 2 leaves batch 1's item ids and hashes as they were.  ``sample --append
+N`` keeps the earlier batches' rows and draws only batch N, exactly as a full re-sample would,
+from the snapshots of its sources alone.
 
 Sources are CSV or Excel tables (a record per row, rows grouped, or with ``split_text`` the
 comments a row joins with a separator), or texts read by paragraph: ``markdown`` (blank-line
@@ -114,6 +117,7 @@ class Quota:
 
     n_random: int
     n_targeted: int
+    n_scored: int = 0  # sentences of the batch's selection file (its ``scored`` arm)
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,9 @@ class BatchSpec:
 
     batch: int
     distinct: str
+    #: the ``scored`` arm's sentences, (source, sentence SHA-256, arm name) in file order, read
+    #: from the batch's ``selection`` file (``tools/select_by_score.py`` writes it)
+    selection: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,7 +214,8 @@ def sha256_text(text: str) -> str:
 def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
     """Read ``sources.json``: the sampling seed and the source specs, validated."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    batches = {b.batch for b in load_batches(path)}
+    declared = load_batches(path)
+    batches = {b.batch for b in declared}
     specs: list[SourceSpec] = []
     for n, raw in enumerate(data["sources"]):
         where = f"{path}: sources[{n}]"
@@ -228,7 +236,9 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
                 if raw.get("drop_repeated") is None
                 else int(raw["drop_repeated"]),
                 samples={
-                    int(batch): Quota(int(q["n_random"]), int(q["n_targeted"]))
+                    int(batch): Quota(
+                        int(q["n_random"]), int(q["n_targeted"]), int(q.get("n_scored", 0))
+                    )
                     for batch, q in raw["samples"].items()
                 },
                 group_by=tuple(str(c) for c in raw.get("group_by", ())),
@@ -264,6 +274,15 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
     ids = [s.id for s in specs]
     if len(set(ids)) != len(ids):
         raise RealCorpusError(f"{path}: source ids are not unique: {ids}")
+    for batch in declared:
+        listed = Counter(source for source, _, _ in batch.selection)
+        quotas = {s.id: s.samples[batch.batch].n_scored for s in specs if batch.batch in s.samples}
+        for source in sorted(set(listed) | {s for s, n in quotas.items() if n}):
+            if listed.get(source, 0) != quotas.get(source, 0):
+                raise RealCorpusError(
+                    f"{path}: batch {batch.batch}, source {source!r}: n_scored is "
+                    f"{quotas.get(source, 0)} but its selection lists {listed.get(source, 0)}"
+                )
     return int(data["seed"]), specs
 
 
@@ -288,7 +307,10 @@ def load_batches(path: Path) -> list[BatchSpec]:
     data = json.loads(path.read_text(encoding="utf-8"))
     out: list[BatchSpec] = []
     for key, raw in data["batches"].items():
-        spec = BatchSpec(batch=int(key), distinct=str(raw["distinct"]))
+        selection = (
+            () if "selection" not in raw else _read_selection(path.parent / raw["selection"])
+        )
+        spec = BatchSpec(batch=int(key), distinct=str(raw["distinct"]), selection=selection)
         if spec.distinct not in _DISTINCT:
             raise RealCorpusError(
                 f"{path}: batches.{key}.distinct {spec.distinct!r} not in {sorted(_DISTINCT)}"
@@ -298,6 +320,35 @@ def load_batches(path: Path) -> list[BatchSpec]:
     if numbers != list(range(1, len(out) + 1)):
         raise RealCorpusError(f"{path}: batches must be numbered 1, 2, ... in order: {numbers}")
     return out
+
+
+#: Columns of a batch's selection file (``selection`` in ``sources.json``); more may follow.
+SELECTION_COLUMNS = ("source", "sentence_sha256", "arm")
+
+
+def _read_selection(path: Path) -> tuple[tuple[str, str, str], ...]:
+    """A batch's selection file: (source, sentence SHA-256, arm) per row, in file order."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle, delimiter="\t")
+            columns = tuple(reader.fieldnames or ())
+            if columns[: len(SELECTION_COLUMNS)] != SELECTION_COLUMNS:
+                raise RealCorpusError(
+                    f"{path}: columns {list(columns)}, expected {list(SELECTION_COLUMNS)} first"
+                )
+            rows = [(r["source"], r["sentence_sha256"], r["arm"]) for r in reader]
+    except OSError as exc:
+        raise RealCorpusError(f"{path}: cannot read the selection file ({exc})") from exc
+    seen: set[str] = set()
+    for n, (source, digest, arm) in enumerate(rows, start=2):
+        if not source or not arm or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise RealCorpusError(
+                f"{path}, row {n}: needs a source, a 64-hex sentence_sha256 and an arm"
+            )
+        if digest in seen:
+            raise RealCorpusError(f"{path}, row {n}: sentence {digest} is selected twice")
+        seen.add(digest)
+    return tuple(rows)
 
 
 def load_patterns(path: Path) -> dict[str, TargetPattern]:
@@ -749,30 +800,16 @@ def _rng_key(seed: int, batch: int, what: str) -> str:
     return f"{seed}:{what}" if batch == 1 else f"{seed}:batch{batch}:{what}"
 
 
-def sample_source(
-    spec: SourceSpec,
-    units: Sequence[Unit],
-    patterns: Mapping[str, re.Pattern[str]],
-    seed: int,
-    batch: int = 1,
-    exclude: frozenset[str] | set[str] = frozenset(),
-) -> list[tuple[Unit, str]]:
-    """Draw the random and the targeted arm of one source for one batch.
+def undrawn_pool(
+    units: Sequence[Unit], exclude: frozenset[str] | set[str] = frozenset()
+) -> tuple[list[Unit], list[str]]:
+    """A source's distinct sentences that contain a letter and are not in ``exclude``.
 
-    The random arm is a uniform sample (without replacement) of the source's distinct sentences
-    that contain a letter and whose SHA-256 is not in ``exclude`` (sentences already drawn by
-    earlier batches, and for a batch distinct across sources by earlier sources), so its label
-    shares estimate the base rates of the source's sentences not yet drawn.  The targeted
-    arm is drawn from the remaining distinct sentences: patterns take turns (in file order), each
-    adding one sentence drawn at random from those it matches, until ``n_targeted`` are drawn or
-    no pattern has matches left.  A sentence matched by several patterns counts for the pattern
-    that drew it.
+    Returns the units (first occurrence of each sentence, in record order) and their SHA-256s.
+    This is the pool every arm of a batch draws from.
     """
-    quota = spec.samples.get(batch)
-    if quota is None:
-        return []
-    rng = random.Random(_rng_key(seed, batch, spec.id))
     pool: list[Unit] = []
+    digests: list[str] = []
     seen: set[str] = set()
     for unit in units:
         digest = sha256_text(unit.sentence)
@@ -780,9 +817,59 @@ def sample_source(
             continue
         seen.add(digest)
         pool.append(unit)
-    picked = rng.sample(range(len(pool)), min(quota.n_random, len(pool)))
-    chosen = set(picked)
-    drawn: list[tuple[Unit, str]] = [(pool[i], "random") for i in picked]
+        digests.append(digest)
+    return pool, digests
+
+
+def sample_source(
+    spec: SourceSpec,
+    units: Sequence[Unit],
+    patterns: Mapping[str, re.Pattern[str]],
+    seed: int,
+    batch: int = 1,
+    exclude: frozenset[str] | set[str] = frozenset(),
+    selected: Sequence[tuple[str, str]] = (),
+) -> list[tuple[Unit, str]]:
+    """Draw the scored, the random and the targeted arm of one source for one batch.
+
+    The pool is the source's distinct sentences that contain a letter and whose SHA-256 is not
+    in ``exclude`` (sentences already drawn by earlier batches, and for a batch distinct across
+    sources by earlier sources).  The scored arm is ``selected`` ((SHA-256, arm name) pairs
+    from the batch's selection file), each of which must be in the pool; its items' arm is
+    ``scored:<name>``.  The random arm is a uniform sample (without replacement) of the rest of
+    the pool, so its label shares estimate the base rates of the source's sentences not yet
+    drawn (and not selected).  The targeted arm is drawn from the remaining distinct sentences:
+    patterns take turns (in file order), each adding one sentence drawn at random from those it
+    matches, until ``n_targeted`` are drawn or no pattern has matches left.  A sentence matched
+    by several patterns counts for the pattern that drew it.
+
+    Raises
+    ------
+    RealCorpusError
+        If a selected sentence is not in the pool (drawn before, or not in this snapshot).
+    """
+    quota = spec.samples.get(batch)
+    if quota is None:
+        return []
+    rng = random.Random(_rng_key(seed, batch, spec.id))
+    pool, digests = undrawn_pool(units, exclude)
+    where = {digest: i for i, digest in enumerate(digests)}
+    drawn: list[tuple[Unit, str]] = []
+    chosen: set[int] = set()
+    for digest, arm in selected:
+        i = where.get(digest)
+        if i is None:
+            raise RealCorpusError(
+                f"batch {batch}, source {spec.id}: selected sentence {digest} is not among "
+                "the source's undrawn sentences (drawn by an earlier batch, or not in this "
+                "snapshot)"
+            )
+        chosen.add(i)
+        drawn.append((pool[i], f"scored:{arm}"))
+    rest = [i for i in range(len(pool)) if i not in chosen] if chosen else range(len(pool))
+    picked = rng.sample(rest, min(quota.n_random, len(rest)))
+    chosen.update(picked)
+    drawn.extend((pool[i], "random") for i in picked)
     normalised = [_normalise(u.sentence) for u in pool]
     queues: dict[str, list[int]] = {}
     for name, pattern in patterns.items():
@@ -816,7 +903,10 @@ def _draw_batch(
     exclude = set(drawn_before)
     targets = patterns_for(patterns, batch.batch)
     for spec in specs:
-        mine = sample_source(spec, units.get(spec.id, ()), targets, seed, batch.batch, exclude)
+        selected = [(digest, arm) for src, digest, arm in batch.selection if src == spec.id]
+        mine = sample_source(
+            spec, units.get(spec.id, ()), targets, seed, batch.batch, exclude, selected
+        )
         if batch.distinct == "batch":
             exclude.update(sha256_text(unit.sentence) for unit, _ in mine)
         drawn.extend(mine)
@@ -1094,7 +1184,10 @@ def write_blind(rows: Sequence[Mapping[str, str]], path: Path, parts: int) -> li
 def arm_counts(
     items: Iterable[Mapping[str, str]], batch: int | None = None
 ) -> dict[str, dict[str, int]]:
-    """source -> {"random": n, "targeted": n, "targeted:<pattern>": n, ...} (one batch or all)."""
+    """source -> {"random": n, "targeted": n, "targeted:<pattern>": n, "scored": n, ...}.
+
+    Counts one batch's items, or all items when ``batch`` is None.
+    """
     counts: dict[str, dict[str, int]] = {}
     for it in items:
         if batch is not None and it["batch"] != str(batch):
@@ -1102,8 +1195,9 @@ def arm_counts(
         per = counts.setdefault(it["source"], {})
         arm = it["arm"]
         per[arm] = per.get(arm, 0) + 1
-        if arm.startswith("targeted:"):
-            per["targeted"] = per.get("targeted", 0) + 1
+        for kind in ("targeted", "scored"):
+            if arm.startswith(f"{kind}:"):
+                per[kind] = per.get(kind, 0) + 1
     return counts
 
 
@@ -1214,9 +1308,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for batch in sorted({int(it["batch"]) for it in items}):
         for source, per in arm_counts(items, batch).items():
+            scored = f", scored {per['scored']}" if "scored" in per else ""
             print(
                 f"  batch {batch} {source}: random {per.get('random', 0)}, "
-                f"targeted {per.get('targeted', 0)}"
+                f"targeted {per.get('targeted', 0)}{scored}"
             )
     return 0
 

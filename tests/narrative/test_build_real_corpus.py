@@ -545,9 +545,14 @@ def test_committed_keys_are_consistent() -> None:
     assert len(items) >= 3000
     assert len({it["item_id"] for it in items}) == len(items)
     by_id = {s.id: s for s in specs}
+    selected = {
+        b.batch: {(src, digest): f"scored:{arm}" for src, digest, arm in b.selection}
+        for b in batches
+    }
     for it in items:
         batch = int(it["batch"])
         arms = {"random", *(f"targeted:{n}" for n in brc.patterns_for(patterns, batch))}
+        arms |= set(selected[batch].values())
         assert it["source"] in by_id
         assert batch in by_id[it["source"]].samples
         assert it["arm"] in arms
@@ -564,6 +569,14 @@ def test_committed_keys_are_consistent() -> None:
             quota = by_id[source].samples[batch.batch]
             assert per.get("random", 0) == quota.n_random
             assert per.get("targeted", 0) <= quota.n_targeted
+            assert per.get("scored", 0) == quota.n_scored
+        # a scored arm is exactly its selection file
+        scored = {
+            (it["source"], it["sentence_sha256"]): it["arm"]
+            for it in mine
+            if it["arm"].startswith("scored:")
+        }
+        assert scored == selected[batch.batch]
         # a sentence is drawn once per source (batch 1) or once per batch (later batches) ...
         scope = (lambda it: it["source"]) if batch.distinct == "source" else (lambda it: "")
         keys = {(scope(it), it["sentence_sha256"]) for it in mine}
@@ -665,6 +678,8 @@ def test_sources_md_counts_match_the_keys() -> None:
         assert section is not None, f"SOURCES.md has no '## Batch {batch}' section"
         for source, per in brc.arm_counts(items, batch).items():
             row = f"| `{source}` | {per.get('random', 0)} | {per.get('targeted', 0)} |"
+            if "scored" in per:  # a batch with a scored arm has a column for it
+                row += f" {per['scored']} |"
             assert row in section.group(0), (batch, row)
 
 
@@ -694,8 +709,12 @@ def _draw_and_rebuild(
 ) -> tuple[list[dict[str, str]], dict[str, dict[str, str]]]:
     """Draw ``batch`` from committed source specs pointed at the tiny snapshot ``repo``, check
     every item carries one of that batch's arms, and rebuild it: the items and the rebuilt rows
-    by sentence."""
-    assert sorted({b for s in specs for b in s.samples}) == [batch]
+    by sentence.  The sources' quotas for other batches (a later batch drawing from them too)
+    are left out."""
+    import dataclasses
+
+    assert all(batch in s.samples for s in specs)
+    specs = [dataclasses.replace(s, samples={batch: s.samples[batch]}) for s in specs]
     spec = next(b for b in brc.load_batches(REAL / "sources.json") if b.batch == batch)
     patterns = brc.load_patterns(REAL / "patterns.json")
     snapshots = {s.id: brc.Snapshot(repo) for s in specs}
@@ -1080,3 +1099,79 @@ def test_forum_readers_refuse_what_they_cannot_read(tmp_path: Path) -> None:
     )
     with pytest.raises(brc.RealCorpusError, match="drop_thread_starter must name a column"):
         brc.load_sources(path)
+
+
+# --- the scored arm (a committed selection file) ---------------------------------------------
+
+
+def _with_selection(
+    corpus: tuple[Path, Path, str], picks: list[tuple[str, str]], n_scored: int, n_random: int = 1
+) -> tuple[Path, Path]:
+    """The corpus fixture with a batch 2 whose scored arm is ``picks`` ((SHA-256, arm) pairs)."""
+    repo, data, _ = corpus
+    specs = json.loads((data / "sources.json").read_text())
+    specs["batches"]["2"] = {"distinct": "batch", "selection": "selections/batch2.tsv"}
+    specs["sources"][0]["samples"]["2"] = {
+        "n_random": n_random,
+        "n_targeted": 0,
+        "n_scored": n_scored,
+    }
+    (data / "sources.json").write_text(json.dumps(specs))
+    (data / "selections").mkdir(exist_ok=True)
+    lines = ["source\tsentence_sha256\tarm\tscore"]
+    lines += [f"fixture\t{digest}\t{arm}\t0.9" for digest, arm in picks]
+    (data / "selections/batch2.tsv").write_text("\n".join(lines) + "\n")
+    return repo, data
+
+
+def _undrawn(repo: Path, data: Path) -> list[str]:
+    """The fixture source's sentence hashes that batch 1 did not draw, in record order."""
+    specs, items = _load(data)
+    units = brc.units_of("fixture", brc.read_records(specs[0], brc.Snapshot(repo)))
+    _, digests = brc.undrawn_pool(units, {it["sentence_sha256"] for it in items})
+    return list(digests)
+
+
+def test_a_scored_arm_draws_exactly_its_selection(corpus: tuple[Path, Path, str]) -> None:
+    repo, data, _ = corpus
+    undrawn = _undrawn(repo, data)
+    assert len(undrawn) >= 3
+    picks = [(undrawn[-1], "upward_top"), (undrawn[0], "downward_band")]
+    _with_selection(corpus, picks, n_scored=2, n_random=1)
+    argv = ["sample", "--data", str(data), "--append", "2", "--snapshot", f"fixture={repo}"]
+    assert brc.main(argv) == 0
+    second = [it for it in brc.read_items(data / "items.csv") if it["batch"] == "2"]
+    scored = {it["sentence_sha256"]: it["arm"] for it in second if it["arm"] != "random"}
+    assert scored == {undrawn[-1]: "scored:upward_top", undrawn[0]: "scored:downward_band"}
+    # the random arm comes from the rest of the pool, never from the selection
+    randoms = [it["sentence_sha256"] for it in second if it["arm"] == "random"]
+    assert len(randoms) == 1 and randoms[0] in set(undrawn) - set(scored)
+    appended = (data / "items.csv").read_text()
+    assert _sample(repo, data) == 0  # a full re-sample draws the same batch
+    assert (data / "items.csv").read_text() == appended
+    assert brc.arm_counts(brc.read_items(data / "items.csv"), 2)["fixture"]["scored"] == 2
+
+
+def test_a_selection_that_cannot_be_drawn_is_refused(corpus: tuple[Path, Path, str]) -> None:
+    repo, data, _ = corpus
+    before = (data / "items.csv").read_text()
+    drawn_by_batch_1 = brc.read_items(data / "items.csv")[0]["sentence_sha256"]
+    argv = ["sample", "--data", str(data), "--append", "2", "--snapshot", f"fixture={repo}"]
+    # a sentence batch 1 already drew
+    _with_selection(corpus, [(drawn_by_batch_1, "upward_top")], n_scored=1)
+    assert brc.main(argv) == 2
+    assert (data / "items.csv").read_text() == before
+    undrawn = _undrawn(repo, data)
+    # n_scored disagreeing with the file
+    _with_selection(corpus, [(undrawn[0], "upward_top")], n_scored=2)
+    with pytest.raises(brc.RealCorpusError, match="n_scored is 2 but its selection lists 1"):
+        brc.load_sources(data / "sources.json")
+    # a sentence listed twice, and a malformed hash
+    _with_selection(corpus, [(undrawn[0], "upward_top"), (undrawn[0], "down")], n_scored=2)
+    with pytest.raises(brc.RealCorpusError, match=r"row 3: sentence .* is selected twice"):
+        brc.load_sources(data / "sources.json")
+    _with_selection(corpus, [("abc", "upward_top")], n_scored=1)
+    with pytest.raises(brc.RealCorpusError, match="row 2: needs a source, a 64-hex"):
+        brc.load_sources(data / "sources.json")
+    assert brc.main(argv) == 2
+    assert (data / "items.csv").read_text() == before
