@@ -680,6 +680,26 @@ def minilm_speed(model: TextModel, story: list[str]) -> tuple[float, float]:
     return rate, cold
 
 
+def _batch_filter(
+    parser: argparse.ArgumentParser, spec: str
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The ``--only-batches`` row filter for saved probability files (all rows when empty)."""
+    if not spec:
+        return lambda oof: oof
+    try:
+        wanted = {int(b) for b in spec.split(",")}
+    except ValueError:
+        parser.error(f"--only-batches: {spec!r} is not a comma-separated list of batch numbers")
+
+    def keep(oof: pd.DataFrame) -> pd.DataFrame:
+        rows = oof[oof["batch"].isin(wanted)].reset_index(drop=True)
+        if rows.empty:
+            raise SystemExit(f"--only-batches {spec}: no rows of these batches in the file")
+        return rows
+
+    return keep
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", default="")
@@ -716,18 +736,27 @@ def main() -> None:
         help="compare two candidates' saved story_oof_<NAME>.tsv fold by fold under the "
         "packaged decision rule (no training)",
     )
+    parser.add_argument(
+        "--only-batches",
+        default="",
+        metavar="N[,N]",
+        help="with --rules or --paired: keep only the rows of these batches (thresholds are set "
+        "and figures computed on them alone), e.g. to compare runs whose training data differ "
+        "on the rows they share",
+    )
     args = parser.parse_args()
+    only = _batch_filter(parser, args.only_batches)
     if args.paired:
         names = args.paired.split(",")
         if len(names) != 2 or not all(names):
             parser.error("--paired takes two candidate names: A,B")
         a, b = names
-        oof_a, oof_b = (pd.read_csv(OUT / f"story_oof_{n}.tsv", sep="\t") for n in (a, b))
+        oof_a, oof_b = (only(pd.read_csv(OUT / f"story_oof_{n}.tsv", sep="\t")) for n in (a, b))
         paired(oof_a, oof_b, (a, b), RELEASE_RULE)
         return
     if args.rules:
         for name in args.rules.split(","):
-            compare_rules(pd.read_csv(OUT / f"story_oof_{name}.tsv", sep="\t"), name)
+            compare_rules(only(pd.read_csv(OUT / f"story_oof_{name}.tsv", sep="\t")), name)
         return
     if args.batch is not None and not args.shipped_only:
         parser.error("--batch needs --shipped-only (the candidates would train on the batch)")

@@ -249,3 +249,17 @@ def test_paired_compares_the_same_sentences_fold_by_fold(
     assert "4 folds up, 0 down" in out and "sure minus noisy" in out
     with pytest.raises(SystemExit, match="same sentences"):
         se.paired(a, b.iloc[1:], ("noisy", "sure"), "per_class")
+
+
+def test_only_batches_keeps_the_named_batches_rows_and_refuses_the_rest() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    oof = pd.DataFrame({"item_id": ["a", "b", "c"], "batch": [1, 14, 2], "label": ["n"] * 3})
+    assert se._batch_filter(parser, "")(oof) is oof  # no filter: every row
+    kept = se._batch_filter(parser, "1,2")(oof)
+    assert kept["item_id"].tolist() == ["a", "c"] and kept.index.tolist() == [0, 1]
+    with pytest.raises(SystemExit, match="no rows of these batches"):
+        se._batch_filter(parser, "7")(oof)
+    with pytest.raises(SystemExit):  # argparse's error: exit status 2
+        se._batch_filter(parser, "1,x")
