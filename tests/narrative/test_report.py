@@ -13,9 +13,13 @@ class _Collect(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
+# the middle sentence is downward by guidelines B2-4 and rule 3 (what the other still has, set
+# against people who have nothing); since the batch 1-12 model, a bare "at least you still have
+# your family & a flat." after a sameness sentence falls under the downward threshold (a miss,
+# docs/story.md), so the story states the comparison whole
 STORY = (
-    'I felt that too <script>alert("x")</script>. at least you still have your family & a flat. '
-    "Shall we meet on Tuesday?"
+    'I felt that too <script>alert("x")</script>. At least you still have your family & a flat, '
+    "some people have nobody. Shall we meet on Tuesday?"
 )
 
 
