@@ -866,7 +866,7 @@ def sample_source(
             )
         chosen.add(i)
         drawn.append((pool[i], f"scored:{arm}"))
-    rest = [i for i in range(len(pool)) if i not in chosen] if chosen else range(len(pool))
+    rest = [i for i in range(len(pool)) if i not in chosen]
     picked = rng.sample(rest, min(quota.n_random, len(rest)))
     chosen.update(picked)
     drawn.extend((pool[i], "random") for i in picked)

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from peerlens import PeerlensError
 from peerlens.narrative.corpus import load_corpus
@@ -47,6 +46,7 @@ from peerlens.narrative.devcorpus import (
     load_dev_corpus,
 )
 from peerlens.narrative.model import ModelConfig, TextModel, train_model
+from peerlens.narrative.release import train_frame
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_real_corpus as brc
@@ -69,17 +69,6 @@ class Candidate:
     source: str
     digest: str
     scores: dict[str, float]
-
-
-def training_frame(paths: DevCorpusPaths) -> pd.DataFrame:
-    """The project corpus's train split and every labelled, non-held-out real sentence."""
-    team = load_corpus()
-    team = team[team["split"] == "train"]
-    real = load_dev_corpus(paths)
-    own = pd.DataFrame({"text": team["text"], "label": team["label"], "source": ""})
-    return pd.concat(
-        [own, real[["text", "label", "source"]].astype(str)], ignore_index=True
-    ).reset_index(drop=True)
 
 
 def score_pool(
@@ -176,7 +165,8 @@ def run(args: argparse.Namespace) -> list[dict[str, str]]:
     if any(int(it["batch"]) >= args.batch for it in items):
         raise brc.RealCorpusError(f"items.csv already holds batch {args.batch} or a later one")
     drawn = {it["sentence_sha256"] for it in items}
-    model = train_model(training_frame(paths), SCORER_CONFIG)
+    # the packaged model's training rows (own train split + every labelled real sentence)
+    model = train_model(train_frame(load_corpus(), load_dev_corpus(paths)), SCORER_CONFIG)
     print(f"scorer: {model.version}, trained on {model.meta['n_train']} sentences")
     snapshots = brc.snapshots_from_args(specs, args.snapshot, args.mirror_root, wanted)
     candidates: list[Candidate] = []
