@@ -64,6 +64,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -680,6 +681,25 @@ def minilm_speed(model: TextModel, story: list[str]) -> tuple[float, float]:
     return rate, cold
 
 
+def _refuse(message: str) -> NoReturn:
+    """Print ``message`` as an error and exit with status 2 (bad input, nothing written)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _batch_model(directory: Path | None) -> TextModel:
+    """The model ``--batch`` scores: the packaged one, or the one saved in ``--model DIR``."""
+    from peerlens.narrative import load_model
+    from peerlens.narrative.model import ModelArtifactError
+
+    if directory is None:
+        return load_model()
+    try:
+        return TextModel.load(directory)
+    except ModelArtifactError as exc:
+        _refuse(f"--model {directory}: {exc}")
+
+
 def _batch_filter(
     parser: argparse.ArgumentParser, spec: str
 ) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -694,7 +714,7 @@ def _batch_filter(
     def keep(oof: pd.DataFrame) -> pd.DataFrame:
         rows = oof[oof["batch"].isin(wanted)].reset_index(drop=True)
         if rows.empty:
-            raise SystemExit(f"--only-batches {spec}: no rows of these batches in the file")
+            _refuse(f"--only-batches {spec}: no rows of these batches in the file")
         return rows
 
     return keep
@@ -737,6 +757,15 @@ def main() -> None:
         "packaged decision rule (no training)",
     )
     parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --shipped-only --batch N: score the model saved in DIR (model.json, "
+        "model.npz, e.g. a retrain written by 'peerlens story train --out DIR') instead of the "
+        "packaged one",
+    )
+    parser.add_argument(
         "--only-batches",
         default="",
         metavar="N[,N]",
@@ -760,6 +789,8 @@ def main() -> None:
         return
     if args.batch is not None and not args.shipped_only:
         parser.error("--batch needs --shipped-only (the candidates would train on the batch)")
+    if args.model is not None and args.batch is None:
+        parser.error("--model needs --shipped-only --batch N")
     print(f"CPU cores available: {os.cpu_count()}; affinity: {len(os.sched_getaffinity(0))}")
     team = load_corpus()
     # held-out batches (sources.json) are left out: candidates, LOSO and thresholds never see them
@@ -769,16 +800,12 @@ def main() -> None:
     print(f"real development corpus: {len(real)} labelled sentences\n{counts.to_string()}")
     print(f"team corpus train split: {int((team['split'] == 'train').sum())} sentences")
     if args.batch is not None and args.labels_final is not None:
-        from peerlens.narrative import load_model
-
         rows = external_batch(args.labels_final, args.batch)
         print(f"\nbatch {args.batch}:\n{pd.crosstab(rows['source'], rows['label']).to_string()}")
-        held_out_batch(rows, args.batch, load_model())
+        held_out_batch(rows, args.batch, _batch_model(args.model))
         return
     if args.batch is not None:
-        from peerlens.narrative import load_model
-
-        shipped = load_model()
+        shipped = _batch_model(args.model)
         # a held-out batch is loaded only here, to score the shipped model, never to train
         rows = load_dev_corpus(dev_corpus_paths(ROOT), [args.batch], include_held_out=True)
         new = rows[~rows["source"].isin(trained_sources(shipped))]

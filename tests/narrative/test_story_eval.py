@@ -251,7 +251,9 @@ def test_paired_compares_the_same_sentences_fold_by_fold(
         se.paired(a, b.iloc[1:], ("noisy", "sure"), "per_class")
 
 
-def test_only_batches_keeps_the_named_batches_rows_and_refuses_the_rest() -> None:
+def test_only_batches_keeps_the_named_batches_rows_and_refuses_the_rest(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
@@ -259,7 +261,25 @@ def test_only_batches_keeps_the_named_batches_rows_and_refuses_the_rest() -> Non
     assert se._batch_filter(parser, "")(oof) is oof  # no filter: every row
     kept = se._batch_filter(parser, "1,2")(oof)
     assert kept["item_id"].tolist() == ["a", "c"] and kept.index.tolist() == [0, 1]
-    with pytest.raises(SystemExit, match="no rows of these batches"):
+    with pytest.raises(SystemExit) as refused:
         se._batch_filter(parser, "7")(oof)
+    assert refused.value.code == 2
+    assert "error: --only-batches 7: no rows of these batches" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse's error: exit status 2
         se._batch_filter(parser, "1,x")
+
+
+def test_a_batch_can_be_scored_with_a_saved_model_and_a_bad_directory_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = load_model()
+    shipped.save(tmp_path / "saved")
+    assert se._batch_model(tmp_path / "saved").version == shipped.version
+    assert se._batch_model(None) is shipped
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.json").write_text("{not json")
+    for bad in (tmp_path / "absent", tmp_path / "broken"):
+        with pytest.raises(SystemExit) as refused:
+            se._batch_model(bad)
+        assert refused.value.code == 2
+        assert f"error: --model {bad}: " in capsys.readouterr().err

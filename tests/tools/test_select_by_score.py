@@ -107,3 +107,16 @@ def test_unknown_or_held_out_sources_are_refused_before_anything_is_scored(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and re.search(message, err)
     assert not out.exists()
+
+
+def test_negative_counts_or_a_band_deeper_than_its_span_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _keys(tmp_path, held=False)
+    out = tmp_path / "sel.tsv"
+    for top, band, depth in (("-1", "0", "0"), ("1", "5", "4")):
+        argv = ["--batch", "3", "--sources", "train_src", "--top", top, "--band", band]
+        argv += ["--band-depth", depth, "--out", str(out), "--data", str(data)]
+        assert sel.main(argv) == 2
+        assert "must be >= 0, band <= depth" in capsys.readouterr().err
+    assert not out.exists()
