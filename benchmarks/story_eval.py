@@ -520,13 +520,46 @@ def agreement(real: pd.DataFrame, extra: tuple[tuple[str, pd.DataFrame], ...] = 
         )
 
 
-def combined_data(team: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
+def combined_data(
+    team: pd.DataFrame, real: pd.DataFrame, extra: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The own corpus's train split, then ``extra`` written rows, then the real rows.
+
+    Own and extra rows get source ``""``: they train in every fold and are never scored.
+    """
     t = team[team["split"] == "train"]
     own = pd.DataFrame(
         {"text": t["text"], "label": t["label"], "source": "", "prev": "", "next": ""}
     )
+    parts = [own]
+    if extra is not None:
+        parts.append(extra[["text", "label", "prev", "next"]].assign(source=""))
+    written = pd.concat(parts, ignore_index=True).assign(item_id="", arm="", batch=0)
     dev = real[["item_id", "text", "label", "source", "prev", "next", "arm", "batch"]]
-    return pd.concat([own.assign(item_id="", arm="", batch=0), dev], ignore_index=True)
+    return pd.concat([written, dev], ignore_index=True)
+
+
+def extra_training_rows(path: Path) -> pd.DataFrame:
+    """Written training rows (``text``, ``label``, ``prev``, ``next``) from a TSV, checked.
+
+    Exits with status 2, naming the file, row and column, on a missing column, an empty
+    sentence or a label outside ``LABELS``.
+    """
+    try:
+        rows = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError) as exc:
+        _refuse(f"--extra-train {path}: {exc}")
+    missing = [c for c in ("text", "label", "prev", "next") if c not in rows.columns]
+    if missing:
+        _refuse(f"--extra-train {path}: no column {', '.join(missing)}")
+    for i, (text, label) in enumerate(zip(rows["text"], rows["label"], strict=True), start=2):
+        if not text.strip():
+            _refuse(f"--extra-train {path}, row {i}, column text: empty sentence")
+        if label not in LABELS:
+            _refuse(
+                f"--extra-train {path}, row {i}, column label: {label!r} is not one of {LABELS}"
+            )
+    return rows
 
 
 def trained_sources(model: TextModel) -> set[str]:
@@ -773,8 +806,30 @@ def main() -> None:
         "and figures computed on them alone), e.g. to compare runs whose training data differ "
         "on the rows they share",
     )
+    parser.add_argument(
+        "--train-batches",
+        default="",
+        metavar="N[,N]",
+        help="with --oof: use only these batches of the real corpus (to train and to score), "
+        "e.g. to rerun an earlier run's rows with extra training data",
+    )
+    parser.add_argument(
+        "--extra-train",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --oof: TSV of written training rows (text, label, prev, next) that train in "
+        "every fold beside the own corpus and are never scored",
+    )
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="with --oof: write story_oof_<name>_<TAG>.tsv instead of story_oof_<name>.tsv",
+    )
     args = parser.parse_args()
     only = _batch_filter(parser, args.only_batches)
+    if (args.train_batches or args.extra_train or args.tag) and not args.oof:
+        parser.error("--train-batches, --extra-train and --tag need --oof")
     if args.paired:
         names = args.paired.split(",")
         if len(names) != 2 or not all(names):
@@ -795,7 +850,9 @@ def main() -> None:
     team = load_corpus()
     # held-out batches (sources.json) are left out: candidates, LOSO and thresholds never see them
     real = load_dev_corpus(dev_corpus_paths(ROOT))
-    data = combined_data(team, real)
+    real = _batch_filter(parser, args.train_batches)(real)
+    extra = extra_training_rows(args.extra_train) if args.extra_train else None
+    data = combined_data(team, real, extra)
     counts = pd.crosstab(real["source"], real["label"])
     print(f"real development corpus: {len(real)} labelled sentences\n{counts.to_string()}")
     print(f"team corpus train split: {int((team['split'] == 'train').sum())} sentences")
@@ -841,7 +898,8 @@ def main() -> None:
             print(f"\n== {name}: {cand.what} (leave-one-source-out probabilities)")
             oof = oof_probabilities(cand, data, _embedder(cand.embedder, data), print)
             OUT.mkdir(parents=True, exist_ok=True)
-            oof.to_csv(OUT / f"story_oof_{name}.tsv", sep="\t", index=False)
+            suffix = f"_{args.tag}" if args.tag else ""
+            oof.to_csv(OUT / f"story_oof_{name}{suffix}.tsv", sep="\t", index=False)
         return
     if args.shipped_only:
         names = []

@@ -189,6 +189,10 @@ class SourceSpec:
     # a file that is one forum thread, oldest post first: rows whose value in this column (the
     # poster) is the first data row's (the thread's starter) are not eligible
     drop_thread_starter: str | None = None
+    # a file that holds some rows more than once (a scrape repeated, the score column updated):
+    # with ``"same_text"`` a row whose record id was seen before is skipped when its text is the
+    # earlier row's exactly, and refused when it differs; without it a repeated id is refused
+    repeated_ids: str | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,7 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
                 drop_thread_starter=None
                 if raw.get("drop_thread_starter") is None
                 else str(raw["drop_thread_starter"]),
+                repeated_ids=None if raw.get("repeated_ids") is None else str(raw["repeated_ids"]),
             )
         except KeyError as exc:
             raise RealCorpusError(f"{where}: missing key {exc}") from exc
@@ -258,6 +263,10 @@ def load_sources(path: Path) -> tuple[int, list[SourceSpec]]:
             raise RealCorpusError(f"{where}: commit {spec.commit!r} is not a 40-hex git commit id")
         if spec.format not in _FORMATS:
             raise RealCorpusError(f"{where}: format {spec.format!r} not in {sorted(_FORMATS)}")
+        if spec.repeated_ids not in (None, "same_text"):
+            raise RealCorpusError(
+                f'{where}: repeated_ids {spec.repeated_ids!r} is not "same_text" (or absent)'
+            )
         if spec.clean not in _CLEANERS:
             raise RealCorpusError(f"{where}: clean {spec.clean!r} not in {sorted(_CLEANERS)}")
         if bool(spec.group_by) != (spec.order_by is not None):
@@ -714,6 +723,7 @@ def read_records(spec: SourceSpec, snapshot: Snapshot) -> dict[tuple[str, str], 
         data = snapshot.read(spec.commit, path, blob, spec.id)
         post_author = _post_author_of(spec, snapshot, path)
         groups: dict[str, list[tuple[float, str]]] = {}
+        seen: dict[tuple[str, str], str] = {}  # record key -> raw text of its first row
         starter: str | None = None
         for n, row in enumerate(_rows(data, spec.format, where)):
             row = {**row, ROW_NUMBER: str(n + 1)}
@@ -766,8 +776,14 @@ def read_records(spec: SourceSpec, snapshot: Snapshot) -> dict[tuple[str, str], 
                     groups.setdefault(group, []).append((order, text))
                     continue
                 key = (path, piece_id)
-                if key in records:
-                    raise RealCorpusError(f"{where}: data row {n + 1}: record id {key[1]} repeats")
+                if key in seen:
+                    if spec.repeated_ids == "same_text" and seen[key] == raw:
+                        continue
+                    what = "with another text" if spec.repeated_ids else ""
+                    raise RealCorpusError(
+                        f"{where}: data row {n + 1}: record id {key[1]} repeats {what}".rstrip()
+                    )
+                seen[key] = raw
                 records[key] = text
         for group, lines in groups.items():
             records[(path, group)] = "\n".join(text for _, text in sorted(lines))

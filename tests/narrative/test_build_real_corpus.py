@@ -1175,3 +1175,48 @@ def test_a_selection_that_cannot_be_drawn_is_refused(corpus: tuple[Path, Path, s
         brc.load_sources(data / "sources.json")
     assert brc.main(argv) == 2
     assert (data / "items.csv").read_text() == before
+
+
+def test_a_repeated_scrape_row_is_skipped_only_when_its_text_is_the_same(tmp_path: Path) -> None:
+    repo = tmp_path / "scrape"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+
+    def commit(rows: list[tuple[str, str, str]]) -> tuple[str, str]:
+        (repo / "c.csv").write_text(
+            "cid,score,body\n" + "".join(",".join(r) + "\n" for r in rows), encoding="utf-8"
+        )
+        _git(repo, "add", "c.csv")
+        _git(repo, "commit", "-q", "-m", "rows")
+        return _git(repo, "rev-parse", "HEAD"), _git(repo, "rev-parse", "HEAD:c.csv")
+
+    head, blob = commit([("a", "1", "Me too."), ("b", "2", "Hang on."), ("a", "5", "Me too.")])
+    spec = {
+        "id": "scrape",
+        "repo": "example/scrape",
+        "commit": head,
+        "files": {"c.csv": blob},
+        "format": "csv",
+        "record_id": ["cid"],
+        "text": "body",
+        "clean": "reddit",
+        "samples": {},
+    }
+    path = tmp_path / "sources.json"
+
+    def read(**extra: object) -> dict[tuple[str, str], str]:
+        path.write_text(json.dumps({"seed": 1, "batches": {}, "sources": [{**spec, **extra}]}))
+        return brc.read_records(brc.load_sources(path)[1][0], brc.Snapshot(repo))
+
+    # without the option a repeated id is refused, as before
+    with pytest.raises(brc.RealCorpusError, match=r"c.csv: data row 3: record id a repeats$"):
+        read()
+    # with it, the same comment scraped twice (only its score changed) is one record
+    assert read(repeated_ids="same_text") == {("c.csv", "a"): "Me too.", ("c.csv", "b"): "Hang on."}
+    # a repeated id with another text is refused, naming the row
+    head, blob = commit([("a", "1", "Me too."), ("a", "1", "Edited later.")])
+    spec.update(commit=head, files={"c.csv": blob})
+    with pytest.raises(brc.RealCorpusError, match="data row 2: record id a repeats with another"):
+        read(repeated_ids="same_text")
+    with pytest.raises(brc.RealCorpusError, match="repeated_ids 'yes' is not"):
+        read(repeated_ids="yes")

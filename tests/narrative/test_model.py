@@ -93,9 +93,9 @@ def test_a_new_batch_keeps_the_record_valid_and_an_edited_trained_row_breaks_it(
     assert _stale_keys(shipped, copy) == ["real_labels_sha256"]
 
 
-@pytest.mark.parametrize("held", [6, 10, 13])
+@pytest.mark.parametrize("held", [6, 10, 13, 15])
 def test_training_on_a_held_out_batch_is_refused(tmp_path: Path, held: int) -> None:
-    # the committed flags, not a fixture's: removing batch 6's, 10's or 13's flag from
+    # the committed flags, not a fixture's: removing batch 6's, 10's, 13's or 15's flag from
     # sources.json fails
     keys = tmp_path / "keys"
     shutil.copytree(DEV.keys_dir, keys)

@@ -283,3 +283,43 @@ def test_a_batch_can_be_scored_with_a_saved_model_and_a_bad_directory_is_refused
             se._batch_model(bad)
         assert refused.value.code == 2
         assert f"error: --model {bad}: " in capsys.readouterr().err
+
+
+def test_extra_training_rows_train_in_every_fold_and_bad_rows_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "extra.tsv"
+    pd.DataFrame(
+        {
+            "text": ["I got sober, so you can too.", "Same, it took me years."],
+            "label": ["upward", "connection"],
+            "prev": ["", "I got sober, so you can too."],
+            "next": ["Same, it took me years.", ""],
+        }
+    ).to_csv(good, sep="\t", index=False)
+    extra = se.extra_training_rows(good)
+    team = pd.DataFrame(
+        {"text": ["Me too.", "Held back."], "label": ["connection", "neutral"]}
+    ).assign(split=["train", "test"])
+    data = se.combined_data(team, _frame(), extra)
+    # own train split, then the extra rows (source "": always trained, never scored), then real
+    assert data["text"].tolist()[:3] == ["Me too.", *extra["text"]]
+    assert data["source"].tolist()[:3] == ["", "", ""]
+    assert data["prev"].tolist()[2] == "I got sober, so you can too."
+    assert data["item_id"].tolist()[3:] == ["i1", "i2", "i3", "i4"]
+    folds = se.source_folds(data["source"].tolist(), always_train=(data["source"] == "").to_numpy())
+    for fold in folds:
+        assert {0, 1, 2} <= set(fold.train.tolist()) and not {0, 1, 2} & set(fold.test.tolist())
+
+    bad = tmp_path / "bad.tsv"
+    for content, where in (
+        ("text\tlabel\tprev\n", "no column next"),
+        ("text\tlabel\tprev\tnext\nI won.\tbragging\t\t\n", "row 2, column label: 'bragging'"),
+        ("text\tlabel\tprev\tnext\nok\tneutral\t\t\n \tneutral\t\t\n", "row 3, column text"),
+    ):
+        bad.write_text(content)
+        with pytest.raises(SystemExit) as refused:
+            se.extra_training_rows(bad)
+        assert refused.value.code == 2
+        err = capsys.readouterr().err
+        assert f"--extra-train {bad}" in err and where in err
