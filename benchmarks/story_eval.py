@@ -542,6 +542,9 @@ def combined_data(
 def extra_training_rows(path: Path) -> pd.DataFrame:
     """Written training rows (``text``, ``label``, ``prev``, ``next``) from a TSV, checked.
 
+    When the file has a ``blind_label`` column (a second, blind annotator's label, as in
+    ``benchmarks/story_data/written/sentences.tsv``), only the rows whose ``blind_label`` equals
+    ``label`` are returned: a row not yet checked, or checked and disputed, does not train.
     Exits with status 2, naming the file, row and column, on a missing column, an empty
     sentence or a label outside ``LABELS``.
     """
@@ -559,6 +562,10 @@ def extra_training_rows(path: Path) -> pd.DataFrame:
             _refuse(
                 f"--extra-train {path}, row {i}, column label: {label!r} is not one of {LABELS}"
             )
+    if "blind_label" in rows.columns:
+        agreed = rows[rows["blind_label"] == rows["label"]].reset_index(drop=True)
+        print(f"--extra-train {path}: {len(agreed)} of {len(rows)} rows whose blind label agrees")
+        return agreed
     return rows
 
 

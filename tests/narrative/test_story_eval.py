@@ -311,6 +311,13 @@ def test_extra_training_rows_train_in_every_fold_and_bad_rows_are_refused(
     for fold in folds:
         assert {0, 1, 2} <= set(fold.train.tolist()) and not {0, 1, 2} & set(fold.test.tolist())
 
+    # with a blind pass's labels, only the rows it agrees with train
+    checked = tmp_path / "checked.tsv"
+    extra.assign(blind_label=["upward", "neutral"]).to_csv(checked, sep="\t", index=False)
+    assert se.extra_training_rows(checked)["text"].tolist() == ["I got sober, so you can too."]
+    extra.assign(blind_label=["", "connection"]).to_csv(checked, sep="\t", index=False)
+    assert se.extra_training_rows(checked)["text"].tolist() == ["Same, it took me years."]
+
     bad = tmp_path / "bad.tsv"
     for content, where in (
         ("text\tlabel\tprev\n", "no column next"),
@@ -323,3 +330,20 @@ def test_extra_training_rows_train_in_every_fold_and_bad_rows_are_refused(
         assert refused.value.code == 2
         err = capsys.readouterr().err
         assert f"--extra-train {bad}" in err and where in err
+
+
+def test_the_committed_written_replies_are_whole_replies_with_their_neighbours() -> None:
+    path = ROOT / "benchmarks/story_data/written/sentences.tsv"
+    rows = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    assert rows["item_id"].is_unique and set(rows["label"]) == set(se.LABELS)
+    assert set(rows["blind_label"]) <= {*se.LABELS, ""}
+    for _, reply in rows.groupby("reply_id", sort=False):
+        texts = reply["text"].tolist()
+        assert reply["sent_no"].astype(int).tolist() == list(range(1, len(texts) + 1))
+        assert reply["prev"].tolist() == ["", *texts[:-1]]
+        assert reply["next"].tolist() == [*texts[1:], ""]
+    # what trains: exactly the rows the blind check agrees with
+    train = se.extra_training_rows(path)
+    agreed = rows[rows["blind_label"] == rows["label"]]
+    assert train["item_id"].tolist() == agreed["item_id"].tolist()
+    assert 0 < len(train) < len(rows)
